@@ -1,0 +1,124 @@
+//! The one message for "call API X with these arguments", and what comes back.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Message;
+use serde_json::Value;
+
+use crate::api::Args;
+use crate::error::Error;
+use crate::stream::ChunkStream;
+
+/// Where a call stands: its deadline, its request id and how many proxies it crossed.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// When the caller stops waiting; `None` waits for ever.
+    pub deadline: Option<Instant>,
+    /// Identifies the request across hops (sent upstream as `X-Request-Id`).
+    pub request_id: Arc<str>,
+    /// How many proxies the request has passed through so far.
+    pub hops: u32,
+}
+
+impl CallContext {
+    /// A fresh context with a new request id, no deadline and no hops.
+    pub fn new() -> Self {
+        CallContext {
+            deadline: None,
+            request_id: new_request_id().into(),
+            hops: 0,
+        }
+    }
+
+    /// The same context with a deadline `timeout` from now (the earlier one wins).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        let candidate = Instant::now() + timeout;
+        self.deadline = Some(match self.deadline {
+            Some(d) if d < candidate => d,
+            _ => candidate,
+        });
+        self
+    }
+
+    /// Time left before the deadline (`None` when there is none).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+}
+
+impl Default for CallContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A process-unique, hard-to-guess request id (16 hex digits).
+pub fn new_request_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        t ^ (std::process::id() as u64).rotate_left(32)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // splitmix64: spreads consecutive counters over the whole range.
+    let mut z = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    format!("{:016x}", z ^ (z >> 31))
+}
+
+/// The reply to a call: a value, or a stream of bytes (SSE or binary).
+#[derive(Debug)]
+pub enum Reply {
+    /// A JSON value (an upstream envelope already unwrapped to its `data`).
+    Value(Value),
+    /// A stream; for SSE APIs, parse it with [`crate::sse::events`].
+    Stream(ChunkStream),
+}
+
+impl Reply {
+    /// The value, reading a stream to its end and parsing it as JSON (or text).
+    ///
+    /// # Errors
+    /// The stream's own failure.
+    pub async fn into_value(self) -> Result<Value, Error> {
+        match self {
+            Reply::Value(v) => Ok(v),
+            Reply::Stream(s) => {
+                let bytes = s.collect_bytes().await?;
+                Ok(serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                    Value::String(String::from_utf8_lossy(&bytes).into_owned())
+                }))
+            }
+        }
+    }
+}
+
+/// Calls an API by name: `plugin.Struct.func`, `/path/template` or
+/// `METHOD /path/template`.
+///
+/// Sent by a plugin (through [`crate::Ctx::call_remote_api`]) or an embedder to its
+/// arbiter's [`crate::Router`], which finds the target (local plugin first, then
+/// upstream) and passes the call on.
+#[derive(Debug)]
+pub struct CallRemote {
+    /// The API's name.
+    pub api: String,
+    /// Arguments by name (`model` for a JSON body).
+    pub args: Args,
+    /// The calling plugin, if the call comes from one (for logs and declarations).
+    pub caller: Option<Arc<str>>,
+    /// Deadline, request id, hops.
+    pub ctx: CallContext,
+}
+
+impl Message for CallRemote {
+    type Result = Result<Reply, Error>;
+}

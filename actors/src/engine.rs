@@ -1,0 +1,88 @@
+//! The engine handle: the published table, the registry, and router replicas.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use arc_swap::ArcSwap;
+
+use crate::error::Error;
+use crate::plugin::PluginSpec;
+use crate::registry::{RegisterPlugin, Registry, SetUpstreamRoutes, RouteReport, UnregisterPlugin, UpstreamRoute};
+use crate::route_table::RouteTable;
+use crate::router::Router;
+
+/// A running engine. Cheap to clone and `Send`: hand it to every worker.
+#[derive(Clone)]
+pub struct Engine {
+    table: Arc<ArcSwap<RouteTable>>,
+    registry: Addr<Registry>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("routes", &self.table.load().len()).finish()
+    }
+}
+
+impl Engine {
+    /// Starts the registry on the current arbiter (call inside a running actix system).
+    pub fn start() -> Self {
+        let table = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
+        let registry = Registry::new(table.clone()).start();
+        Engine { table, registry }
+    }
+
+    /// Starts a router replica on the current arbiter. Each worker starts its own.
+    pub fn start_router(&self) -> Addr<Router> {
+        Router::new(self.table.clone()).start()
+    }
+
+    /// The current routing table.
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.table.load_full()
+    }
+
+    /// The published table, for lock-free reads on a hot path (`.load()`).
+    pub fn published(&self) -> &ArcSwap<RouteTable> {
+        &self.table
+    }
+
+    /// The registry, for messages this handle has no helper for.
+    pub fn registry(&self) -> &Addr<Registry> {
+        &self.registry
+    }
+
+    /// Registers a local plugin; its routes serve the next call.
+    ///
+    /// # Errors
+    /// When its name or one of its routes is already taken by a local plugin.
+    pub async fn register_plugin(&self, plugin: Arc<PluginSpec>) -> Result<(), Error> {
+        self.registry.send(RegisterPlugin(plugin)).await?
+    }
+
+    /// Removes a local plugin; returns whether it was loaded.
+    ///
+    /// # Errors
+    /// When the registry is gone.
+    pub async fn unregister_plugin(&self, name: &str) -> Result<bool, Error> {
+        Ok(self.registry.send(UnregisterPlugin(name.to_owned())).await?)
+    }
+
+    /// Replaces the routes of one upstream source.
+    ///
+    /// # Errors
+    /// When the registry is gone.
+    pub async fn set_upstream_routes(
+        &self,
+        source: &str,
+        routes: Vec<UpstreamRoute>,
+    ) -> Result<RouteReport, Error> {
+        Ok(self
+            .registry
+            .send(SetUpstreamRoutes {
+                source: source.to_owned(),
+                routes,
+            })
+            .await?)
+    }
+}

@@ -1,0 +1,261 @@
+//! The engine's error type: what went wrong, on which side, and whether a retry may help.
+//!
+//! The engine knows nothing of HTTP responses; the `framex` crate maps each variant to a
+//! status code in exactly one place (`http::error`).
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Which side of the gateway caused an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The caller (bad arguments, unknown route, undeclared API).
+    Downstream,
+    /// The upstream service (unreachable, broken reply, slow).
+    Upstream,
+    /// Ourselves (a plugin failed, a mailbox closed).
+    Internal,
+}
+
+/// One problem with a call's arguments, reported with a 422.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArgProblem {
+    /// The argument concerned.
+    pub name: String,
+    /// Where it was expected (`query`, `path`, `header`, `body`, `form`).
+    pub location: String,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+impl ArgProblem {
+    /// A required argument is absent.
+    pub fn missing(name: &str, location: impl Into<String>) -> Self {
+        ArgProblem {
+            name: name.to_owned(),
+            location: location.into(),
+            message: format!("missing required argument '{name}'"),
+        }
+    }
+
+    /// An argument the API does not take.
+    pub fn unknown(name: &str, allowed: Vec<String>) -> Self {
+        ArgProblem {
+            name: name.to_owned(),
+            location: "args".to_owned(),
+            message: format!(
+                "unknown argument '{name}' (allowed: {})",
+                if allowed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    allowed.join(", ")
+                }
+            ),
+        }
+    }
+
+    /// A basic value of the wrong JSON type.
+    pub fn wrong_type(name: &str, expected: &str, got: &Value) -> Self {
+        ArgProblem {
+            name: name.to_owned(),
+            location: "args".to_owned(),
+            message: format!(
+                "argument '{name}' must be {} {expected}, got {}",
+                article(expected),
+                json_type(got)
+            ),
+        }
+    }
+
+    /// Any other problem with one argument.
+    pub fn invalid(name: &str, location: impl Into<String>, message: impl Into<String>) -> Self {
+        ArgProblem {
+            name: name.to_owned(),
+            location: location.into(),
+            message: message.into(),
+        }
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    match word.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => "an",
+        _ => "a",
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a number",
+        Value::Number(_) => "an integer",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+struct Problems<'a>(&'a [ArgProblem]);
+
+impl fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            f.write_str(&p.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything that can go wrong routing or serving a call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No local plugin or upstream serves this API.
+    #[error("no route for '{api}'")]
+    NoRoute {
+        /// The API name or `METHOD /path` asked for.
+        api: String,
+    },
+    /// A plugin called an API it did not declare in `required_remote_apis`.
+    #[error("plugin '{plugin}' calls '{api}' but does not declare it: add \"{api}\" to its required_remote_apis")]
+    NotDeclared {
+        /// The calling plugin.
+        plugin: String,
+        /// The API it tried to call.
+        api: String,
+    },
+    /// The arguments do not fit the API's signature.
+    #[error("invalid arguments for '{api}': {}", Problems(.problems))]
+    BadArguments {
+        /// The API called.
+        api: String,
+        /// Every problem found.
+        problems: Vec<ArgProblem>,
+    },
+    /// A plugin handler answered with an error of its own.
+    #[error("{message}")]
+    Plugin {
+        /// HTTP-like status chosen by the plugin (4xx or 5xx).
+        status: u16,
+        /// Message for the caller.
+        message: String,
+    },
+    /// The upstream could not be reached (refused, reset, DNS, TLS).
+    #[error("upstream {upstream} is unreachable: {reason}")]
+    UpstreamConnect {
+        /// The upstream's base URL (never with credentials).
+        upstream: String,
+        /// What the client library said.
+        reason: String,
+    },
+    /// The upstream did not answer within the deadline.
+    #[error("upstream {upstream} did not answer within {seconds:.3}s")]
+    UpstreamTimeout {
+        /// The upstream's base URL.
+        upstream: String,
+        /// The deadline that passed, in seconds.
+        seconds: f64,
+    },
+    /// The upstream answered something we cannot use.
+    #[error("upstream {upstream} sent a broken reply: {reason}")]
+    UpstreamReply {
+        /// The upstream's base URL.
+        upstream: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The upstream answered with an error status (or an envelope whose status is not
+    /// in `legal_proxy_code`). The status and message are passed on to the caller.
+    #[error("upstream {upstream} answered {status}: {message}")]
+    UpstreamStatus {
+        /// The upstream's base URL.
+        upstream: String,
+        /// The status it gave.
+        status: u16,
+        /// Its message or body text.
+        message: String,
+    },
+    /// Every endpoint is saturated; try again later.
+    #[error("overloaded: every endpoint of {upstream} is at its in-flight limit")]
+    Overloaded {
+        /// The pool concerned.
+        upstream: String,
+        /// Suggested `Retry-After`, in seconds.
+        retry_after: u32,
+    },
+    /// The request has been forwarded too many times: a proxy loop.
+    #[error("proxy loop: the request passed through {hops} proxies (limit {limit})")]
+    Loop {
+        /// Hops counted so far.
+        hops: u32,
+        /// The configured limit.
+        limit: u32,
+    },
+    /// The request body is larger than allowed.
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The call's deadline passed before it finished.
+    #[error("deadline exceeded while calling '{api}'")]
+    Deadline {
+        /// The API called.
+        api: String,
+    },
+    /// The consumer of a stream went away.
+    #[error("the stream's consumer is gone")]
+    StreamClosed,
+    /// An actor's mailbox closed or timed out.
+    #[error("engine mailbox error: {0}")]
+    Mailbox(#[from] actix::MailboxError),
+    /// Anything else that is our own fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Which side caused the error.
+    pub fn side(&self) -> Side {
+        match self {
+            Error::NoRoute { .. }
+            | Error::NotDeclared { .. }
+            | Error::BadArguments { .. }
+            | Error::Loop { .. }
+            | Error::PayloadTooLarge { .. }
+            | Error::StreamClosed => Side::Downstream,
+            Error::UpstreamConnect { .. }
+            | Error::UpstreamTimeout { .. }
+            | Error::UpstreamReply { .. }
+            | Error::UpstreamStatus { .. }
+            | Error::Overloaded { .. }
+            | Error::Deadline { .. } => Side::Upstream,
+            Error::Plugin { .. } | Error::Mailbox(_) | Error::Internal(_) => Side::Internal,
+        }
+    }
+
+    /// A plugin error with a status and message.
+    pub fn plugin(status: u16, message: impl Into<String>) -> Self {
+        Error::Plugin {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_type_reads_naturally() {
+        let p = ArgProblem::wrong_type("id", "integer", &Value::String("x".into()));
+        assert_eq!(p.message, "argument 'id' must be an integer, got a string");
+    }
+}

@@ -1,0 +1,239 @@
+//! The route table: an immutable snapshot of every API the engine can serve.
+//!
+//! Invariants (enforced by [`RouteTableBuilder`]):
+//! - one route per `(method, path template)` and per function name;
+//! - a local plugin's route shadows an upstream route with the same key (transparent
+//!   migration), and the first upstream source to claim a key keeps it;
+//! - path templates that the matcher cannot hold together (`/a/{x}` beside `/a/{y}`)
+//!   are refused with the reason, never silently merged.
+//!
+//! Snapshots are built by the `Registry` (the single writer) and read lock-free by
+//! every `Router` replica.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use awc::http::Method;
+
+use crate::api::{ApiKey, ApiSpec, Args};
+use crate::plugin::{LocalApi, PluginSpec};
+use crate::upstream::UpstreamTarget;
+
+/// Who serves a route.
+#[derive(Clone)]
+pub enum Target {
+    /// A local plugin's handler.
+    Local {
+        /// The plugin.
+        plugin: Arc<PluginSpec>,
+        /// The API within it.
+        api: Arc<LocalApi>,
+    },
+    /// An upstream pool.
+    Upstream(Arc<UpstreamTarget>),
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Target {
+    /// `plugin:<name>` or `upstream:<url>`, for listings and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Local { plugin, .. } => format!("plugin:{}", plugin.meta.name),
+            Target::Upstream(t) => format!("upstream:{}", t.pool.name()),
+        }
+    }
+
+    /// Whether a local plugin serves the route.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Target::Local { .. })
+    }
+}
+
+/// One entry of the table.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Signature and key.
+    pub spec: Arc<ApiSpec>,
+    /// Who serves it.
+    pub target: Target,
+}
+
+/// The result of matching an HTTP request against the table.
+#[derive(Debug)]
+pub enum HttpMatch {
+    /// A route matched; `params` are the raw (still percent-encoded) path parameters.
+    Found {
+        /// The route.
+        route: Arc<Route>,
+        /// Path parameters by name.
+        params: Vec<(String, String)>,
+    },
+    /// The path exists but not for this method.
+    MethodNotAllowed {
+        /// Methods the path does accept.
+        allowed: Vec<Method>,
+    },
+    /// Nothing serves this path.
+    NotFound,
+}
+
+/// An immutable snapshot of all routes.
+#[derive(Default)]
+pub struct RouteTable {
+    by_method: HashMap<Method, matchit::Router<usize>>,
+    by_key: BTreeMap<ApiKey, usize>,
+    routes: Vec<Arc<Route>>,
+}
+
+impl std::fmt::Debug for RouteTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.by_key.keys()).finish()
+    }
+}
+
+impl RouteTable {
+    /// Matches a concrete request path.
+    pub fn match_http(&self, method: &Method, path: &str) -> HttpMatch {
+        if let Some(found) = self.by_method.get(method).and_then(|r| r.at(path).ok()) {
+            return HttpMatch::Found {
+                route: self.routes[*found.value].clone(),
+                params: found
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+            };
+        }
+        let mut allowed: Vec<Method> = self
+            .by_method
+            .iter()
+            .filter(|(_, r)| r.at(path).is_ok())
+            .map(|(m, _)| m.clone())
+            .collect();
+        if allowed.is_empty() {
+            HttpMatch::NotFound
+        } else {
+            allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+            HttpMatch::MethodNotAllowed { allowed }
+        }
+    }
+
+    /// Finds the route a `call_remote_api` name refers to:
+    /// - a function API name (`plugin.Struct.func`);
+    /// - `"METHOD /path/template"`;
+    /// - `"/path/template"`: the only operation on that path, or, when there are
+    ///   several, the first whose signature accepts `args` (GET before POST).
+    pub fn by_name(&self, name: &str, args: &Args) -> Option<Arc<Route>> {
+        if !name.starts_with('/') {
+            if let Some((method, path)) = name.split_once(' ') {
+                let method = Method::from_bytes(method.as_bytes()).ok()?;
+                let key = ApiKey::Http {
+                    method,
+                    path: path.trim().to_owned(),
+                };
+                return self.by_key.get(&key).map(|&i| self.routes[i].clone());
+            }
+            return self
+                .by_key
+                .get(&ApiKey::Function(name.to_owned()))
+                .map(|&i| self.routes[i].clone());
+        }
+        let candidates: Vec<&Arc<Route>> = self
+            .routes
+            .iter()
+            .filter(|r| matches!(&r.spec.key, ApiKey::Http { path, .. } if path == name))
+            .collect();
+        match candidates.as_slice() {
+            [] => None,
+            [one] => Some((*one).clone()),
+            many => {
+                let mut ordered = many.to_vec();
+                ordered.sort_by_key(|r| match &r.spec.key {
+                    ApiKey::Http { method, .. } if method == Method::GET => 0,
+                    ApiKey::Http { method, .. } if method == Method::POST => 1,
+                    _ => 2,
+                });
+                ordered
+                    .iter()
+                    .find(|r| r.spec.check_args(args).is_ok())
+                    .or(ordered.first())
+                    .map(|r| (*r).clone())
+            }
+        }
+    }
+
+    /// Whether anything is registered under this exact key.
+    pub fn contains(&self, key: &ApiKey) -> bool {
+        self.by_key.contains_key(key)
+    }
+
+    /// Every route, sorted by key.
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.by_key.values().map(|&i| &self.routes[i])
+    }
+
+    /// How many routes the table holds.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+/// Why a route was not added to a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skipped {
+    /// A local plugin already serves this key (expected during migration).
+    ShadowedByLocal,
+    /// Another source already serves this key.
+    TakenBy(String),
+    /// The path template clashes with another one.
+    Conflict(String),
+}
+
+/// Builds a [`RouteTable`], enforcing its invariants.
+#[derive(Default)]
+pub struct RouteTableBuilder {
+    table: RouteTable,
+}
+
+impl RouteTableBuilder {
+    /// Adds a route.
+    ///
+    /// # Errors
+    /// Why it was skipped; the table is unchanged then.
+    pub fn add(&mut self, route: Route) -> Result<(), Skipped> {
+        let key = route.spec.key.clone();
+        if let Some(&existing) = self.table.by_key.get(&key) {
+            let holder = &self.table.routes[existing].target;
+            return Err(if holder.is_local() && !route.target.is_local() {
+                Skipped::ShadowedByLocal
+            } else {
+                Skipped::TakenBy(holder.describe())
+            });
+        }
+        let index = self.table.routes.len();
+        if let ApiKey::Http { method, path } = &key {
+            let router = self.table.by_method.entry(method.clone()).or_default();
+            router
+                .insert(path.clone(), index)
+                .map_err(|e| Skipped::Conflict(e.to_string()))?;
+        }
+        self.table.by_key.insert(key, index);
+        self.table.routes.push(Arc::new(route));
+        Ok(())
+    }
+
+    /// Finishes the snapshot.
+    pub fn build(self) -> RouteTable {
+        self.table
+    }
+}

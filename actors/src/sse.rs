@@ -1,0 +1,194 @@
+//! FrameX's server-sent events: encoding for producers, parsing for consumers.
+//!
+//! On the wire an event is `event: <type>\ndata: <json>\n\n`. FrameX uses the types
+//! `message_chunk` (`{"content": "..."}`), `finish` (`{}`), `error`
+//! (`{"status": .., "message": ..}`) and `debug`.
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use serde_json::{json, Value};
+
+use crate::error::Error;
+use crate::stream::{ChunkSender, ChunkStream};
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The `event:` field (`message` when absent on the wire).
+    pub event: String,
+    /// The `data:` field, parsed as JSON when it is JSON, else a JSON string.
+    pub data: Value,
+}
+
+impl Event {
+    /// A `message_chunk` event carrying `content`.
+    pub fn chunk(content: impl Into<String>) -> Self {
+        Event {
+            event: "message_chunk".to_owned(),
+            data: json!({ "content": content.into() }),
+        }
+    }
+
+    /// The `finish` event that ends a successful stream.
+    pub fn finish() -> Self {
+        Event {
+            event: "finish".to_owned(),
+            data: json!({}),
+        }
+    }
+
+    /// An `error` event (sent when a stream fails after it started).
+    pub fn error(status: u16, message: impl Into<String>) -> Self {
+        Event {
+            event: "error".to_owned(),
+            data: json!({ "status": status, "message": message.into() }),
+        }
+    }
+
+    /// Encodes the event as SSE bytes.
+    pub fn to_bytes(&self) -> Bytes {
+        let data = serde_json::to_string(&self.data).unwrap_or_else(|_| "null".to_owned());
+        Bytes::from(format!("event: {}\ndata: {}\n\n", self.event, data))
+    }
+}
+
+/// What a plugin's streaming handler writes to: every call pushes one event into the
+/// bounded bridge, waiting while the consumer is behind.
+#[derive(Debug)]
+pub struct Emitter {
+    sender: ChunkSender,
+}
+
+impl Emitter {
+    /// Wraps the producing end of a bridge.
+    pub fn new(sender: ChunkSender) -> Self {
+        Emitter { sender }
+    }
+
+    /// Sends a `message_chunk` event with `content`.
+    ///
+    /// # Errors
+    /// [`Error::StreamClosed`] when the client went away: stop producing.
+    pub async fn chunk(&self, content: impl Into<String>) -> Result<(), Error> {
+        self.emit(&Event::chunk(content)).await
+    }
+
+    /// Sends any event.
+    ///
+    /// # Errors
+    /// [`Error::StreamClosed`] when the client went away.
+    pub async fn emit(&self, event: &Event) -> Result<(), Error> {
+        self.sender.send(event.to_bytes()).await
+    }
+
+    /// Sends raw bytes (already encoded SSE, or a binary stream).
+    ///
+    /// # Errors
+    /// [`Error::StreamClosed`] when the client went away.
+    pub async fn bytes(&self, bytes: Bytes) -> Result<(), Error> {
+        self.sender.send(bytes).await
+    }
+
+    /// Whether the client has gone away.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+}
+
+/// Incremental SSE parser: feed it bytes as they come, take whole events out.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    buf: BytesMut,
+}
+
+impl SseParser {
+    /// Appends bytes and returns every event they complete.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Event> {
+        self.buf.extend_from_slice(bytes);
+        let mut events = Vec::new();
+        while let Some((end, sep)) = find_boundary(&self.buf) {
+            let block = self.buf.split_to(end + sep);
+            if let Some(event) = parse_block(&block[..end]) {
+                events.push(event);
+            }
+        }
+        events
+    }
+}
+
+fn find_boundary(buf: &[u8]) -> Option<(usize, usize)> {
+    (0..buf.len()).find_map(|i| {
+        if buf[i..].starts_with(b"\n\n") {
+            Some((i, 2))
+        } else if buf[i..].starts_with(b"\r\n\r\n") {
+            Some((i, 4))
+        } else {
+            None
+        }
+    })
+}
+
+fn parse_block(block: &[u8]) -> Option<Event> {
+    let text = String::from_utf8_lossy(block);
+    let mut event = None;
+    let mut data: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("event:") {
+            event = Some(v.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push(v.strip_prefix(' ').unwrap_or(v));
+        }
+    }
+    if event.is_none() && data.is_empty() {
+        return None;
+    }
+    let raw = data.join("\n");
+    let data = serde_json::from_str(&raw).unwrap_or(Value::String(raw));
+    Some(Event {
+        event: event.unwrap_or_else(|| "message".to_owned()),
+        data,
+    })
+}
+
+/// Turns a byte stream of SSE into a stream of [`Event`]s.
+pub fn events(stream: ChunkStream) -> impl Stream<Item = Result<Event, Error>> {
+    futures::stream::unfold(
+        (stream, SseParser::default(), std::collections::VecDeque::new()),
+        |(mut stream, mut parser, mut ready)| async move {
+            loop {
+                if let Some(event) = ready.pop_front() {
+                    return Some((Ok(event), (stream, parser, ready)));
+                }
+                match stream.next().await {
+                    Some(Ok(bytes)) => ready.extend(parser.feed(&bytes)),
+                    Some(Err(e)) => return Some((Err(e), (stream, parser, ready))),
+                    None => return None,
+                }
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_split_across_chunks_are_reassembled() {
+        let wire = Event::chunk("hé").to_bytes();
+        let mut p = SseParser::default();
+        let (a, b) = wire.split_at(7);
+        assert!(p.feed(a).is_empty());
+        let got = p.feed(b);
+        assert_eq!(got, vec![Event::chunk("hé")]);
+    }
+
+    #[test]
+    fn crlf_and_plain_data_are_understood() {
+        let mut p = SseParser::default();
+        let got = p.feed(b"data: hello\r\n\r\nevent: finish\ndata: {}\n\n");
+        assert_eq!(got[0].event, "message");
+        assert_eq!(got[0].data, Value::String("hello".into()));
+        assert_eq!(got[1], Event::finish());
+    }
+}

@@ -1,0 +1,249 @@
+//! Upstream pools: the actors that own HTTP clients and talk to upstream services.
+//!
+//! Split by question:
+//! - `request`: how a call's arguments become an HTTP request (path, query, headers,
+//!   JSON / form / multipart body);
+//! - `reply`: how an upstream answer becomes a value (FrameX envelope unwrapping);
+//! - `transport`: sending, deadlines, and streaming bodies through the bridge;
+//! - this module: the shared pool state, the [`UpstreamPool`] actor and its messages.
+
+mod reply;
+mod request;
+mod transport;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use awc::http::header::HeaderMap;
+use awc::http::{Method, StatusCode};
+use bytes::Bytes;
+
+use crate::api::{ApiSpec, Args};
+use crate::call::{CallContext, Reply};
+use crate::error::Error;
+use crate::stream::ChunkStream;
+
+pub use transport::strip_hop_by_hop;
+
+/// Header carrying how many proxies a request has passed through.
+pub const HOPS_HEADER: &str = "x-framex-hops";
+/// Header carrying the request id across hops.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Default limit of proxy hops before a request is refused as a loop.
+pub const DEFAULT_MAX_HOPS: u32 = 8;
+/// Default per-call deadline (FrameX's `timeout`, 600 s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default time allowed to open a connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a pool behaves.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Base URLs of the endpoints (scheme, host, port, optional path prefix; no
+    /// trailing slash). Never containing credentials.
+    pub endpoints: Vec<String>,
+    /// Deadline of a call until the reply head, and the longest idle time between two
+    /// chunks of a streamed body.
+    pub timeout: Duration,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Envelope statuses that count as success when unwrapping (`legal_proxy_code`).
+    pub legal_codes: Vec<u16>,
+}
+
+impl PoolConfig {
+    /// A pool of one endpoint with default limits.
+    pub fn single(base_url: impl Into<String>) -> Self {
+        PoolConfig {
+            endpoints: vec![base_url.into().trim_end_matches('/').to_owned()],
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            legal_codes: vec![200],
+        }
+    }
+}
+
+/// Live counters of one endpoint, shared by every replica of the pool.
+#[derive(Debug, Default)]
+pub struct EndpointStats {
+    /// Requests being served right now.
+    pub in_flight: AtomicUsize,
+    /// Requests sent in total.
+    pub requests: AtomicU64,
+    /// Requests that failed to reach the endpoint or got no reply.
+    pub failures: AtomicU64,
+}
+
+/// The state of a pool shared by its replicas on every arbiter.
+#[derive(Debug)]
+pub struct PoolShared {
+    name: String,
+    config: PoolConfig,
+    stats: Vec<EndpointStats>,
+    next: AtomicUsize,
+}
+
+impl PoolShared {
+    /// Creates the shared state; the pool's name is its first endpoint's URL.
+    pub fn new(config: PoolConfig) -> Arc<Self> {
+        Arc::new(PoolShared {
+            name: config.endpoints.join(","),
+            stats: config.endpoints.iter().map(|_| EndpointStats::default()).collect(),
+            config,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The pool's display name (its endpoint URLs).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The pool's configuration.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// Counters per endpoint, in the order of `config().endpoints`.
+    pub fn stats(&self) -> &[EndpointStats] {
+        &self.stats
+    }
+
+    /// Picks the next endpoint (round robin).
+    fn pick(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed) % self.config.endpoints.len().max(1)
+    }
+}
+
+/// A route's upstream side: the pool, the path on the upstream, and the key sent.
+pub struct UpstreamTarget {
+    /// The pool serving it.
+    pub pool: Arc<PoolShared>,
+    /// `Authorization` value sent upstream for this route (from `auth.rules`).
+    pub auth: Option<String>,
+}
+
+impl fmt::Debug for UpstreamTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the key.
+        f.debug_struct("UpstreamTarget")
+            .field("pool", &self.pool.name)
+            .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// A request body on its way upstream.
+#[derive(Debug)]
+pub enum Body {
+    /// No body.
+    Empty,
+    /// A body read whole (small, and replayable).
+    Full(Bytes),
+    /// A body streamed through the bridge.
+    Stream(ChunkStream),
+}
+
+/// An HTTP request to forward as it is.
+#[derive(Debug)]
+pub struct ForwardRequest {
+    /// Method.
+    pub method: Method,
+    /// Path and query as received (`/api/v1/items/7?q=x`), appended to the endpoint.
+    pub path_and_query: String,
+    /// Headers to send, already stripped of hop-by-hop ones.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Body,
+    /// Deadline, request id, hops.
+    pub ctx: CallContext,
+}
+
+/// The upstream's answer to a forwarded request, to pass back unchanged.
+#[derive(Debug)]
+pub struct ForwardResponse {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers, stripped of hop-by-hop ones.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Body,
+}
+
+/// Forwards one HTTP request to the pool (sent by the [`crate::Router`]).
+#[derive(Debug)]
+pub struct Forward {
+    /// Which upstream and key.
+    pub target: Arc<UpstreamTarget>,
+    /// The request.
+    pub request: ForwardRequest,
+}
+
+impl Message for Forward {
+    type Result = Result<ForwardResponse, Error>;
+}
+
+/// Calls an upstream API with arguments mapped onto its signature (sent by the
+/// [`crate::Router`] for `call_remote_api`).
+#[derive(Debug)]
+pub struct Call {
+    /// Which upstream and key.
+    pub target: Arc<UpstreamTarget>,
+    /// The API's signature (its key holds the upstream path template).
+    pub spec: Arc<ApiSpec>,
+    /// Arguments by name.
+    pub args: Args,
+    /// Deadline, request id, hops.
+    pub ctx: CallContext,
+}
+
+impl Message for Call {
+    type Result = Result<Reply, Error>;
+}
+
+/// One replica of a pool, living on one arbiter and owning that arbiter's HTTP client.
+pub struct UpstreamPool {
+    shared: Arc<PoolShared>,
+    client: awc::Client,
+}
+
+impl UpstreamPool {
+    /// A replica of `shared` with its own HTTP client (call on the arbiter it serves).
+    pub fn new(shared: Arc<PoolShared>) -> Self {
+        let client = transport::client(&shared.config);
+        UpstreamPool { shared, client }
+    }
+}
+
+impl Actor for UpstreamPool {
+    type Context = Context<Self>;
+}
+
+impl Handler<Forward> for UpstreamPool {
+    // Sending does not touch the actor after it starts, so calls run side by side.
+    type Result = ResponseFuture<Result<ForwardResponse, Error>>;
+
+    fn handle(&mut self, msg: Forward, _: &mut Context<Self>) -> Self::Result {
+        let exchange = transport::Exchange::new(&self.shared, &self.client);
+        Box::pin(async move { exchange.forward(msg.target, msg.request).await })
+    }
+}
+
+impl Handler<Call> for UpstreamPool {
+    type Result = ResponseFuture<Result<Reply, Error>>;
+
+    fn handle(&mut self, msg: Call, _: &mut Context<Self>) -> Self::Result {
+        let exchange = transport::Exchange::new(&self.shared, &self.client);
+        Box::pin(async move {
+            msg.spec.check_args(&msg.args)?;
+            let request = request::build(&msg.spec, &msg.args, msg.ctx)?;
+            let streaming = msg.spec.streaming;
+            let response = exchange.forward(msg.target, request).await?;
+            reply::interpret(exchange.upstream_name(), response, streaming, &exchange.legal_codes())
+                .await
+        })
+    }
+}

@@ -1,0 +1,143 @@
+//! How an upstream's answer becomes a call's reply (FrameX's post-call rules).
+//!
+//! - An error status becomes [`Error::UpstreamStatus`] with the upstream's message
+//!   (`detail` for FastAPI, `message` for FrameX, else the text).
+//! - A FrameX envelope (an object with an integer `status` and a `data` or `message`)
+//!   is unwrapped to `data` when its status is in `legal_proxy_code`, else it is an
+//!   error with the envelope's status and message.
+//! - Other JSON is returned as it is; anything else as text.
+//! - Streaming APIs and `text/event-stream` replies come back as streams.
+
+use awc::http::header;
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::{Body, ForwardResponse};
+use crate::call::Reply;
+use crate::error::Error;
+use crate::stream::{bridge, ChunkStream};
+
+/// Upstream messages quoted in errors are cut to this many characters.
+const MESSAGE_LIMIT: usize = 512;
+
+pub(super) async fn interpret(
+    upstream: &str,
+    response: ForwardResponse,
+    streaming: bool,
+    legal_codes: &[u16],
+) -> Result<Reply, Error> {
+    let is_event_stream = response
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if response.status.is_success() && (streaming || is_event_stream) {
+        return Ok(Reply::Stream(into_stream(response.body)));
+    }
+    let bytes = match response.body {
+        Body::Empty => Bytes::new(),
+        Body::Full(bytes) => bytes,
+        Body::Stream(stream) => stream.collect_bytes().await?,
+    };
+    let json: Option<Value> = serde_json::from_slice(&bytes).ok();
+    if !response.status.is_success() {
+        return Err(Error::UpstreamStatus {
+            upstream: upstream.to_owned(),
+            status: response.status.as_u16(),
+            message: message_of(json.as_ref(), &bytes),
+        });
+    }
+    match json {
+        Some(Value::Object(mut map)) if is_envelope(&map) => {
+            let status = map.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;
+            if legal_codes.contains(&status) {
+                Ok(Reply::Value(map.remove("data").unwrap_or(Value::Null)))
+            } else {
+                Err(Error::UpstreamStatus {
+                    upstream: upstream.to_owned(),
+                    status,
+                    message: message_of(Some(&Value::Object(map)), &bytes),
+                })
+            }
+        }
+        Some(value) => Ok(Reply::Value(value)),
+        None => Ok(Reply::Value(Value::String(
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ))),
+    }
+}
+
+fn is_envelope(map: &serde_json::Map<String, Value>) -> bool {
+    map.get("status").is_some_and(Value::is_u64)
+        && (map.contains_key("data") || map.contains_key("message"))
+}
+
+fn message_of(json: Option<&Value>, bytes: &[u8]) -> String {
+    let text = match json.and_then(|j| j.get("detail").or_else(|| j.get("message"))) {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::from_utf8_lossy(bytes).into_owned(),
+    };
+    if text.chars().count() > MESSAGE_LIMIT {
+        text.chars().take(MESSAGE_LIMIT).collect::<String>() + "…"
+    } else {
+        text
+    }
+}
+
+fn into_stream(body: Body) -> ChunkStream {
+    match body {
+        Body::Stream(stream) => stream,
+        Body::Empty => bridge().1,
+        Body::Full(bytes) => {
+            let (sender, stream) = bridge();
+            actix_rt::spawn(async move {
+                let _ = sender.send(bytes).await;
+            });
+            stream
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use awc::http::header::HeaderMap;
+    use awc::http::StatusCode;
+    use serde_json::json;
+
+    fn response(status: u16, body: &str) -> ForwardResponse {
+        ForwardResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: HeaderMap::new(),
+            body: Body::Full(Bytes::from(body.to_owned())),
+        }
+    }
+
+    async fn value(status: u16, body: &str) -> Result<Value, Error> {
+        interpret("http://u", response(status, body), false, &[200])
+            .await?
+            .into_value()
+            .await
+    }
+
+    #[actix_rt::test]
+    async fn envelopes_are_unwrapped_when_their_status_is_legal() {
+        let got = value(200, r#"{"status":200,"message":"success","data":{"a":1}}"#).await;
+        assert_eq!(got.unwrap(), json!({"a": 1}));
+        let err = value(200, r#"{"status":500,"message":"exploded"}"#).await.unwrap_err();
+        assert!(matches!(err, Error::UpstreamStatus { status: 500, ref message, .. } if message == "exploded"));
+    }
+
+    #[actix_rt::test]
+    async fn other_json_and_text_pass_as_they_are() {
+        assert_eq!(value(200, r#"{"status":"ok"}"#).await.unwrap(), json!({"status": "ok"}));
+        assert_eq!(value(200, "plain").await.unwrap(), json!("plain"));
+    }
+
+    #[actix_rt::test]
+    async fn error_statuses_carry_fastapis_detail() {
+        let err = value(418, r#"{"detail":"I'm a teapot"}"#).await.unwrap_err();
+        assert!(matches!(err, Error::UpstreamStatus { status: 418, ref message, .. } if message == "I'm a teapot"));
+    }
+}
