@@ -1,1 +1,39 @@
-//! placeholder
+//! framex-rs: a FrameX-compatible server whose centre is the System Proxy Plugin.
+//!
+//! One HTTP API serves local plugins and forwards everything not yet migrated to
+//! legacy FastAPI services or other FrameX instances; a local implementation takes
+//! over a route the moment it is registered, with no change at any call site.
+//!
+//! # Layout
+//! - [`config`]: FrameX's `config.toml`, strictly validated, with env overrides.
+//! - [`discovery`]: upstream OpenAPI documents → engine route specs.
+//! - [`proxy`]: the system proxy plugin: upstream pools and their discovery.
+//! - [`plugin`]: writing plugins in Rust (typed handlers, `call_remote_api`).
+//! - [`plugins`]: built-in plugins (`echo`).
+//! - [`http`]: the actix-web surface (built-ins, local routes, faithful forwarding).
+//! - [`openapi`]: the merged `/api/v1/openapi.json`.
+//! - [`server`]: [`Framex`] starts a server on a listener; [`Running`] stops it.
+//! - [`cli`]: `framex run | check | routes`.
+//!
+//! The engine itself (registry, router replicas, plugin and upstream actors, the
+//! streaming bridge) is the `framex-actors` crate, re-exported as [`actors`].
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod discovery;
+pub mod http;
+pub mod openapi;
+pub mod plugin;
+pub mod plugins;
+pub mod proxy;
+pub mod server;
+
+pub use framex_actors as actors;
+pub use server::{Framex, Running, StartError};
+
+/// The version of framex-rs, as `/version` reports it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Result of plugin handlers and engine calls.
+pub type Result<T, E = framex_actors::Error> = std::result::Result<T, E>;

@@ -1,1 +1,42 @@
-fn main(){}
+//! The `framex` binary: parses the command line and runs the library.
+
+use anyhow::Context as _;
+use clap::Parser;
+use framex::cli::{Cli, Command};
+use framex::config::Config;
+use framex::Framex;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    match cli.command {
+        Command::Check(args) => {
+            let config = Config::load(args.config.as_deref())?;
+            print!("{}", config.summary());
+            println!("config is valid");
+            Ok(())
+        }
+        Command::Routes(args) => {
+            let config = Config::load(args.config.as_deref())?;
+            actix_rt::System::new().block_on(async move {
+                let listing = framex::cli::route_listing(&config).await?;
+                print!("{listing}");
+                Ok(())
+            })
+        }
+        Command::Run(args) => {
+            let mut config = Config::load(args.config.config.as_deref())?;
+            args.apply(&mut config);
+            actix_rt::System::new().block_on(async move {
+                let running = Framex::new(config)
+                    .bind_and_start()
+                    .await
+                    .context("framex did not start")?;
+                running.until_signal().await?;
+                Ok(())
+            })
+        }
+    }
+}

@@ -291,9 +291,13 @@ pub struct ApiSpec {
     /// One-line summary for listings and documents.
     pub summary: Option<String>,
     /// The OpenAPI operation object to publish, when one is known; the merged
-    /// document uses it verbatim for proxied routes.
+    /// document uses it verbatim.
     #[serde(skip)]
     pub operation: Option<Value>,
+    /// The OpenAPI `components` the operation refers to (`{"schemas": {...}}`),
+    /// usually shared by every API of one plugin or upstream.
+    #[serde(skip)]
+    pub components: Option<std::sync::Arc<Map<String, Value>>>,
 }
 
 impl ApiSpec {
@@ -306,6 +310,7 @@ impl ApiSpec {
             streaming: false,
             summary: None,
             operation: None,
+            components: None,
         }
     }
 

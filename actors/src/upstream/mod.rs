@@ -26,7 +26,7 @@ use crate::call::{CallContext, Reply};
 use crate::error::Error;
 use crate::stream::ChunkStream;
 
-pub use transport::strip_hop_by_hop;
+pub use transport::{strip_hop_by_hop, FULL_BODY_LIMIT};
 
 /// Header carrying how many proxies a request has passed through.
 pub const HOPS_HEADER: &str = "x-framex-hops";

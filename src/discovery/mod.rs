@@ -1,0 +1,333 @@
+//! Upstream OpenAPI documents → engine route specs.
+//!
+//! Pure functions, no network: the proxy fetches a document and hands it here. Works
+//! with FastAPI's OpenAPI 3.1 (optionals as `anyOf` with `null`, nested `$ref`s,
+//! `contentMediaType` files) and with 3.0 (`nullable`, `format: binary` files).
+//!
+//! Every path × method is one operation. Its published form (for our merged document)
+//! is the upstream's operation with path-level parameters merged in and every
+//! `#/components/...` reference renamed with the upstream's prefix, so that components
+//! of several upstreams and of local plugins never collide.
+
+mod refs;
+
+use awc::http::Method;
+use framex_actors::{ApiKey, ApiSpec, BodySpec, FormField, Param, ParamLocation, ValueKind};
+use serde_json::{Map, Value};
+
+pub use refs::resolve;
+
+const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch"];
+
+/// Why a document could not be used at all.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// The document is not OpenAPI 3.x.
+    #[error("{upstream} did not send an OpenAPI 3 document: {reason}")]
+    NotOpenApi {
+        /// The upstream's base URL.
+        upstream: String,
+        /// What is missing.
+        reason: String,
+    },
+}
+
+/// How to read one upstream's document.
+pub struct DiscoveryOptions<'a> {
+    /// The upstream's base URL (for messages).
+    pub upstream: String,
+    /// Which paths to keep: `Err(reason)` skips a path.
+    pub allows: &'a dyn Fn(&str) -> Result<(), String>,
+    /// Paths whose replies are always streamed.
+    pub force_stream_apis: Vec<String>,
+    /// Prefix given to every component name taken from this upstream.
+    pub component_prefix: String,
+}
+
+/// An operation left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip {
+    /// Upper-case method.
+    pub method: String,
+    /// Path template.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The result of reading a document.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    /// One spec per kept operation, with its published operation object.
+    pub operations: Vec<ApiSpec>,
+    /// Operations left out.
+    pub skipped: Vec<Skip>,
+    /// The components the kept operations need, renamed: a `components` object
+    /// (`{"schemas": {...}, ...}`).
+    pub components: Map<String, Value>,
+}
+
+/// Reads `doc` into route specs.
+///
+/// # Errors
+/// When `doc` is not an OpenAPI 3 document; single operations that cannot be
+/// understood are skipped with their reason instead.
+pub fn parse_document(doc: &Value, opts: &DiscoveryOptions<'_>) -> Result<Discovered, DiscoveryError> {
+    let not_openapi = |reason: &str| DiscoveryError::NotOpenApi {
+        upstream: opts.upstream.clone(),
+        reason: reason.to_owned(),
+    };
+    match doc.get("openapi").and_then(Value::as_str) {
+        Some(v) if v.starts_with("3.") => {}
+        Some(v) => return Err(not_openapi(&format!("unsupported version {v}"))),
+        None => return Err(not_openapi("no 'openapi' version field")),
+    }
+    let paths = doc
+        .get("paths")
+        .and_then(Value::as_object)
+        .ok_or_else(|| not_openapi("no 'paths' object"))?;
+
+    let mut renamer = refs::Renamer::new(doc, &opts.component_prefix);
+    let mut found = Discovered::default();
+    for (path, item) in paths {
+        let item = refs::follow(doc, item);
+        for &method in METHODS {
+            let Some(op) = item.get(method) else { continue };
+            let skip = |reason: String| Skip {
+                method: method.to_uppercase(),
+                path: path.clone(),
+                reason,
+            };
+            if let Err(reason) = (opts.allows)(path) {
+                found.skipped.push(skip(reason));
+                continue;
+            }
+            match operation(doc, path, method, item, op, opts) {
+                Ok((mut spec, published)) => {
+                    spec.operation = Some(renamer.rewrite(&published));
+                    found.operations.push(spec);
+                }
+                Err(reason) => found.skipped.push(skip(reason)),
+            }
+        }
+    }
+    found.components = renamer.finish();
+    Ok(found)
+}
+
+/// Reads one operation; returns its spec and its operation object to publish
+/// (still with the upstream's component names).
+fn operation(
+    doc: &Value,
+    path: &str,
+    method: &str,
+    item: &Value,
+    op: &Value,
+    opts: &DiscoveryOptions<'_>,
+) -> Result<(ApiSpec, Value), String> {
+    let method = Method::from_bytes(method.to_uppercase().as_bytes()).map_err(|e| e.to_string())?;
+    let mut spec = ApiSpec::new(ApiKey::Http {
+        method,
+        path: path.to_owned(),
+    });
+    let mut published = op.clone();
+
+    // Path-level parameters apply unless the operation redefines them.
+    let mut raw_params: Vec<Value> = op
+        .get("parameters")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let op_keys: Vec<(String, String)> = raw_params
+        .iter()
+        .filter_map(|p| param_identity(doc, p))
+        .collect();
+    for p in item.get("parameters").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(id) = param_identity(doc, p) {
+            if !op_keys.contains(&id) {
+                raw_params.push(p.clone());
+            }
+        }
+    }
+    if !raw_params.is_empty() {
+        published["parameters"] = Value::Array(raw_params.clone());
+    }
+
+    for raw in &raw_params {
+        let p = refs::follow(doc, raw);
+        let name = p
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| "a parameter has no name (or an unresolvable $ref)".to_owned())?;
+        let location = match p.get("in").and_then(Value::as_str) {
+            Some("path") => ParamLocation::Path,
+            Some("query") => ParamLocation::Query,
+            Some("header") => ParamLocation::Header,
+            Some("cookie") => continue,
+            other => return Err(format!("parameter '{name}' has location {other:?}")),
+        };
+        let schema = p.get("schema").cloned().unwrap_or(Value::Null);
+        let resolved = refs::follow(doc, &schema);
+        let kind = kind_of(doc, resolved);
+        let items = (kind == ValueKind::Array).then(|| {
+            resolved
+                .get("items")
+                .map(|i| kind_of(doc, refs::follow(doc, i)))
+                .unwrap_or(ValueKind::Any)
+        });
+        spec.params.push(Param {
+            name: name.to_owned(),
+            location,
+            kind,
+            items,
+            required: location == ParamLocation::Path
+                || p.get("required").and_then(Value::as_bool).unwrap_or(false),
+            schema,
+        });
+    }
+
+    if let Some(body) = op.get("requestBody") {
+        spec.body = request_body(doc, refs::follow(doc, body))?;
+    }
+
+    let force = opts.force_stream_apis.iter().any(|p| p == path);
+    spec.streaming = force || declares_event_stream(doc, op);
+    spec.summary = op
+        .get("summary")
+        .or_else(|| op.get("operationId"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Ok((spec, published))
+}
+
+fn param_identity(doc: &Value, p: &Value) -> Option<(String, String)> {
+    let p = refs::follow(doc, p);
+    Some((
+        p.get("name")?.as_str()?.to_owned(),
+        p.get("in")?.as_str()?.to_owned(),
+    ))
+}
+
+/// The kind of a schema, looking through `$ref`s inside `anyOf`/`oneOf` branches.
+fn kind_of(doc: &Value, schema: &Value) -> ValueKind {
+    let kind = ValueKind::from_schema(schema);
+    if kind != ValueKind::Any {
+        return kind;
+    }
+    for combinator in ["anyOf", "oneOf", "allOf"] {
+        if let Some(branches) = schema.get(combinator).and_then(Value::as_array) {
+            let kinds: Vec<ValueKind> = branches
+                .iter()
+                .map(|b| refs::follow(doc, b))
+                .filter(|b| b.get("type").and_then(Value::as_str) != Some("null"))
+                .map(|b| ValueKind::from_schema(b))
+                .collect();
+            if let [one] = kinds.as_slice() {
+                return one.clone();
+            }
+        }
+    }
+    kind
+}
+
+fn request_body(doc: &Value, body: &Value) -> Result<BodySpec, String> {
+    let required = body.get("required").and_then(Value::as_bool).unwrap_or(false);
+    let Some(content) = body.get("content").and_then(Value::as_object) else {
+        return Ok(BodySpec::None);
+    };
+    let media = |prefix: &str| {
+        content
+            .iter()
+            .find(|(k, _)| k.split(';').next().unwrap_or("").trim() == prefix)
+            .map(|(_, v)| v)
+    };
+    if let Some(json) = media("application/json") {
+        return Ok(BodySpec::Json {
+            arg: "model".to_owned(),
+            required,
+            schema: json.get("schema").cloned().unwrap_or(Value::Null),
+        });
+    }
+    if let Some(form) = media("multipart/form-data") {
+        return Ok(BodySpec::Multipart {
+            fields: form_fields(doc, form.get("schema").unwrap_or(&Value::Null))?,
+        });
+    }
+    if let Some(form) = media("application/x-www-form-urlencoded") {
+        return Ok(BodySpec::Form {
+            fields: form_fields(doc, form.get("schema").unwrap_or(&Value::Null))?,
+        });
+    }
+    Ok(content
+        .keys()
+        .next()
+        .map_or(BodySpec::None, |ct| BodySpec::Raw {
+            content_type: ct.clone(),
+        }))
+}
+
+fn form_fields(doc: &Value, schema: &Value) -> Result<Vec<FormField>, String> {
+    let schema = refs::follow(doc, schema);
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let properties = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .ok_or_else(|| "a form body without properties".to_owned())?;
+    Ok(properties
+        .iter()
+        .map(|(name, prop)| FormField {
+            name: name.clone(),
+            file: is_file(doc, prop, 0),
+            required: required.contains(&name.as_str()),
+        })
+        .collect())
+}
+
+/// Whether a schema describes a file (or a list of files, or an optional file).
+fn is_file(doc: &Value, schema: &Value, depth: usize) -> bool {
+    if depth > 8 {
+        return false;
+    }
+    let schema = refs::follow(doc, schema);
+    if schema.get("format").and_then(Value::as_str) == Some("binary")
+        || schema
+            .get("contentMediaType")
+            .and_then(Value::as_str)
+            .is_some_and(|m| m == "application/octet-stream")
+    {
+        return true;
+    }
+    if let Some(items) = schema.get("items") {
+        if is_file(doc, items, depth + 1) {
+            return true;
+        }
+    }
+    ["anyOf", "oneOf"].iter().any(|c| {
+        schema
+            .get(*c)
+            .and_then(Value::as_array)
+            .is_some_and(|bs| bs.iter().any(|b| is_file(doc, b, depth + 1)))
+    })
+}
+
+fn declares_event_stream(doc: &Value, op: &Value) -> bool {
+    let Some(responses) = op.get("responses").and_then(Value::as_object) else {
+        return false;
+    };
+    responses
+        .iter()
+        .filter(|(code, _)| code.starts_with('2'))
+        .any(|(_, response)| {
+            refs::follow(doc, response)
+                .get("content")
+                .and_then(Value::as_object)
+                .is_some_and(|c| c.keys().any(|k| k.starts_with("text/event-stream")))
+        })
+}
+
+#[cfg(test)]
+mod tests;

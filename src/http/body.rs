@@ -1,0 +1,64 @@
+//! Reading request bodies under the size limit, and turning engine streams into
+//! response bodies.
+
+use actix_web::error::PayloadError;
+use actix_web::web;
+use bytes::{Bytes, BytesMut};
+use framex_actors::sse::Event;
+use framex_actors::stream::ChunkStream;
+use framex_actors::Error;
+use futures::{Stream, StreamExt};
+
+use super::error::status_of;
+
+/// Reads a whole request body, refusing more than `limit` bytes.
+///
+/// # Errors
+/// [`Error::PayloadTooLarge`], or [`Error::BadArguments`]-free internal error when
+/// the client broke off.
+pub async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Bytes, Error> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| Error::Internal(format!("request body broke off: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(Error::PayloadTooLarge { limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// A response body from an engine stream.
+///
+/// For server-sent events a failure after the stream started becomes one `error`
+/// event and a clean end, as FrameX clients expect; for other bodies it aborts the
+/// response, so the client sees a truncated transfer rather than a silent success.
+pub fn response_stream(
+    stream: ChunkStream,
+    sse: bool,
+) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
+    futures::stream::unfold(Some(stream), move |state| async move {
+        let mut stream = state?;
+        match stream.next().await {
+            None => None,
+            Some(Ok(bytes)) => Some((Ok(bytes), Some(stream))),
+            Some(Err(e)) if sse => {
+                log::warn!("stream ended by error: {e}");
+                let event = Event::error(status_of(&e).as_u16(), e.to_string());
+                Some((Ok(event.to_bytes()), None))
+            }
+            Some(Err(e)) => {
+                log::warn!("stream aborted: {e}");
+                Some((
+                    Err(actix_web::error::ErrorBadGateway(e.to_string())),
+                    None,
+                ))
+            }
+        }
+    })
+}
+
+/// Maps a payload error for the upstream body stream.
+pub fn payload_error(e: PayloadError) -> Error {
+    Error::Internal(format!("request body broke off: {e}"))
+}

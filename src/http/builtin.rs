@@ -1,0 +1,44 @@
+//! Built-in endpoints: health, version, ping, the merged OpenAPI document and the
+//! offline docs page.
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+
+use super::{envelope, Worker};
+
+/// The docs page: a self-contained viewer of `/api/v1/openapi.json` (no CDN).
+const DOCS_HTML: &str = include_str!("docs.html");
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health))
+        .route("/ping", web::get().to(ping))
+        .route("/version", web::get().to(version))
+        .route("/api/v1/openapi.json", web::get().to(openapi))
+        .route("/docs", web::get().to(docs));
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json("ok")
+}
+
+async fn ping() -> HttpResponse {
+    HttpResponse::Ok().json("pong")
+}
+
+async fn version() -> HttpResponse {
+    envelope::success(serde_json::Value::String(crate::VERSION.to_owned()))
+}
+
+async fn openapi(worker: web::Data<Worker>) -> HttpResponse {
+    let table = worker.shared.engine.table();
+    let document = worker.shared.openapi.get(&table);
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .body(document)
+}
+
+async fn docs() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .body(DOCS_HTML)
+}

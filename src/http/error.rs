@@ -1,0 +1,50 @@
+//! The one place where engine errors become HTTP responses.
+//!
+//! The client gets a short envelope naming what failed (an upstream by its URL, never
+//! its key); the details go to the log.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::HttpResponse;
+use framex_actors::Error;
+use serde_json::json;
+
+use super::envelope;
+
+/// The status an engine error is answered with.
+pub fn status_of(error: &Error) -> StatusCode {
+    let code = match error {
+        Error::NoRoute { .. } => 404,
+        Error::BadArguments { .. } => 422,
+        Error::Plugin { status, .. } => *status,
+        Error::UpstreamConnect { .. } | Error::UpstreamReply { .. } => 502,
+        Error::UpstreamTimeout { .. } | Error::Deadline { .. } => 504,
+        Error::UpstreamStatus { status, .. } => *status,
+        Error::Overloaded { .. } => 503,
+        Error::Loop { .. } => 508,
+        Error::PayloadTooLarge { .. } => 413,
+        Error::StreamClosed => 400,
+        _ => 500,
+    };
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Answers an engine error with its status and envelope, and logs it.
+pub fn respond(error: &Error, request_id: &str) -> HttpResponse {
+    let status = status_of(error);
+    if status.is_server_error() {
+        log::warn!("request {request_id}: {status}: {error}");
+    } else {
+        log::debug!("request {request_id}: {status}: {error}");
+    }
+    let details = match error {
+        Error::BadArguments { problems, .. } => Some(json!(problems)),
+        _ => None,
+    };
+    let mut response = envelope::error(status, &error.to_string(), details);
+    if let Error::Overloaded { retry_after, .. } = error {
+        if let Ok(value) = header::HeaderValue::from_str(&retry_after.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+    }
+    response
+}

@@ -1,0 +1,153 @@
+//! Serving a local plugin route: bind the request to arguments, dispatch, answer with
+//! the envelope or an SSE stream.
+
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::{web, HttpRequest, HttpResponse};
+use framex_actors::{
+    ArgProblem, Args, BodySpec, CallContext, Dispatch, Error, ParamLocation, Reply, Route,
+};
+use percent_encoding::percent_decode_str;
+use serde_json::Value;
+
+use super::body::{read_limited, response_stream};
+use super::{envelope, Worker};
+
+/// Serves `route` for this request.
+///
+/// # Errors
+/// Binding and engine errors, answered by the caller.
+pub async fn serve(
+    worker: &Worker,
+    req: &HttpRequest,
+    payload: web::Payload,
+    route: Arc<Route>,
+    params: Vec<(String, String)>,
+    ctx: CallContext,
+) -> Result<HttpResponse, Error> {
+    let body = match route.spec.body {
+        BodySpec::None => None,
+        _ => Some(read_limited(payload, worker.shared.max_body_size).await?),
+    };
+    let args = bind(&route, &params, req.query_string(), req.headers(), body.as_deref())?;
+    let reply = worker
+        .router
+        .send(Dispatch { route, args, ctx })
+        .await??;
+    Ok(match reply {
+        Reply::Value(value) => envelope::success(value),
+        Reply::Stream(stream) => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .insert_header(("x-accel-buffering", "no"))
+            .streaming(response_stream(stream, true)),
+    })
+}
+
+/// Reads a route's arguments out of a request the way FastAPI does: path and query
+/// text converted to the declared types, the JSON body as the model argument, form
+/// fields by name. Unknown query parameters are ignored.
+///
+/// # Errors
+/// [`Error::BadArguments`] naming every argument that is missing or does not parse.
+pub fn bind(
+    route: &Route,
+    params: &[(String, String)],
+    query: &str,
+    headers: &HeaderMap,
+    body: Option<&[u8]>,
+) -> Result<Args, Error> {
+    let spec = &route.spec;
+    let mut args = Args::new();
+    let mut problems = Vec::new();
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    for param in &spec.params {
+        let texts: Vec<String> = match param.location {
+            ParamLocation::Path => params
+                .iter()
+                .filter(|(k, _)| *k == param.name)
+                .map(|(_, v)| percent_decode_str(v).decode_utf8_lossy().into_owned())
+                .collect(),
+            ParamLocation::Query => pairs
+                .iter()
+                .filter(|(k, _)| *k == param.name)
+                .map(|(_, v)| v.clone())
+                .collect(),
+            ParamLocation::Header => headers
+                .get(param.name.replace('_', "-"))
+                .and_then(|v| v.to_str().ok())
+                .map(|v| vec![v.to_owned()])
+                .unwrap_or_default(),
+        };
+        if texts.is_empty() {
+            if param.required {
+                problems.push(ArgProblem::missing(&param.name, param.location.to_string()));
+            }
+            continue;
+        }
+        let value = if param.kind == framex_actors::ValueKind::Array {
+            let item_kind = param.items.clone().unwrap_or(framex_actors::ValueKind::Any);
+            texts
+                .iter()
+                .map(|t| item_kind.parse_text(t))
+                .collect::<Option<Vec<Value>>>()
+                .map(Value::Array)
+        } else {
+            texts.last().and_then(|t| param.kind.parse_text(t))
+        };
+        match value {
+            Some(v) => {
+                args.insert(param.name.clone(), v);
+            }
+            None => problems.push(ArgProblem::invalid(
+                &param.name,
+                param.location.to_string(),
+                format!(
+                    "{} parameter '{}' must be {}",
+                    param.location,
+                    param.name,
+                    param.kind.type_name()
+                ),
+            )),
+        }
+    }
+    match (&spec.body, body) {
+        (BodySpec::Json { arg, required, .. }, Some(bytes)) => {
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                if *required {
+                    problems.push(ArgProblem::missing(arg, "body"));
+                }
+            } else {
+                match serde_json::from_slice::<Value>(bytes) {
+                    Ok(v) => {
+                        args.insert(arg.clone(), v);
+                    }
+                    Err(e) => problems.push(ArgProblem::invalid(
+                        arg,
+                        "body",
+                        format!("the body is not valid JSON: {e}"),
+                    )),
+                }
+            }
+        }
+        (BodySpec::Form { fields }, Some(bytes)) => {
+            for (k, v) in form_urlencoded::parse(bytes) {
+                if fields.iter().any(|f| f.name == k) {
+                    args.insert(k.into_owned(), Value::String(v.into_owned()));
+                }
+            }
+        }
+        _ => {}
+    }
+    if problems.is_empty() {
+        Ok(args)
+    } else {
+        Err(Error::BadArguments {
+            api: spec.key.to_string(),
+            problems,
+        })
+    }
+}

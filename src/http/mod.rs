@@ -1,0 +1,147 @@
+//! The HTTP surface: built-in endpoints, local plugin routes and proxied routes.
+//!
+//! Every request not answered by a built-in goes through [`dispatch`]: auth rules,
+//! loop check, route match, then either a local plugin (arguments bound, FrameX
+//! envelope back) or faithful forwarding to an upstream.
+
+mod body;
+mod builtin;
+mod envelope;
+pub mod error;
+mod forward;
+mod local;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use framex_actors::upstream::{HOPS_HEADER, REQUEST_ID_HEADER};
+use framex_actors::{CallContext, Engine, Error, HttpMatch, Router, Target};
+
+use crate::config::AuthRules;
+use crate::openapi::DocumentCache;
+
+pub use envelope::timestamp;
+pub use local::bind;
+
+/// State shared by every worker.
+pub struct Shared {
+    /// The engine (published route table, registry).
+    pub engine: Engine,
+    /// `[auth] rules` protecting our own paths.
+    pub auth: AuthRules,
+    /// Requests that passed through this many proxies are refused as a loop.
+    pub max_hops: u32,
+    /// Largest request body accepted, in bytes.
+    pub max_body_size: usize,
+    /// Deadline of a call (the proxy's `timeout`).
+    pub timeout: std::time::Duration,
+    /// The merged OpenAPI document, rebuilt when the table changes.
+    pub openapi: DocumentCache,
+}
+
+/// What one worker holds: the shared state and its own router replica.
+pub struct Worker {
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// The router replica on this worker's arbiter.
+    pub router: Addr<Router>,
+}
+
+/// Registers the built-ins and the catch-all dispatcher on an actix-web app.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    builtin::configure(cfg);
+    cfg.default_service(web::to(dispatch));
+}
+
+/// Serves one request from the route table.
+pub async fn dispatch(
+    req: HttpRequest,
+    payload: web::Payload,
+    worker: web::Data<Worker>,
+) -> HttpResponse {
+    let shared = &worker.shared;
+    let mut ctx = CallContext::new().with_timeout(shared.timeout);
+    if let Some(id) = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+    {
+        ctx.request_id = id.into();
+    }
+    ctx.hops = req
+        .headers()
+        .get(HOPS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    if ctx.hops >= shared.max_hops {
+        let error = Error::Loop {
+            hops: ctx.hops,
+            limit: shared.max_hops,
+        };
+        return error::respond(&error, &ctx.request_id);
+    }
+
+    let path = req.path();
+    let consumed_auth = match shared.auth.keys_for(path) {
+        None => false,
+        Some(keys) => {
+            let given = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !keys.iter().any(|k| constant_time_eq(k.as_bytes(), given.as_bytes())) {
+                let message = if given.is_empty() {
+                    "missing Authorization key"
+                } else {
+                    "invalid Authorization key"
+                };
+                return envelope::error(StatusCode::UNAUTHORIZED, message, None);
+            }
+            true
+        }
+    };
+
+    let matched = shared.engine.published().load().match_http(req.method(), path);
+    let result = match matched {
+        HttpMatch::NotFound => {
+            return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
+        }
+        HttpMatch::MethodNotAllowed { allowed } => {
+            let allow = allowed
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut response =
+                envelope::error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", None);
+            if let Ok(v) = header::HeaderValue::from_str(&allow) {
+                response.headers_mut().insert(header::ALLOW, v);
+            }
+            return response;
+        }
+        HttpMatch::Found { route, params } => match &route.target {
+            Target::Local { .. } => {
+                let ctx2 = ctx.clone();
+                local::serve(&worker, &req, payload, route, params, ctx2).await
+            }
+            Target::Upstream(target) => {
+                let target = target.clone();
+                forward::serve(&worker, &req, payload, target, consumed_auth, ctx.clone()).await
+            }
+        },
+    };
+    result.unwrap_or_else(|e| error::respond(&e, &ctx.request_id))
+}
+
+/// Compares two byte strings in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

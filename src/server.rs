@@ -1,0 +1,303 @@
+//! Starting and stopping a framex-rs server.
+//!
+//! [`Framex::start`] takes a bound listener (so tests can use port 0), loads the
+//! configured plugins, starts the proxy's discovery, and serves until stopped.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use framex_actors::{ApiKey, Engine, PluginSpec};
+
+use crate::config::Config;
+use crate::http::{self, Shared, Worker};
+use crate::openapi::DocumentCache;
+use crate::plugins;
+use crate::proxy::{self, Proxy};
+
+/// Why a server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A plugin named in the config does not exist.
+    #[error("unknown plugin '{name}' in {list} (available: {available})")]
+    UnknownPlugin {
+        /// The name given.
+        name: String,
+        /// `load_builtin_plugins` or `load_plugins`.
+        list: &'static str,
+        /// Names that exist.
+        available: String,
+    },
+    /// A plugin requires an API that nothing can serve.
+    #[error("plugin '{plugin}' requires '{api}', which no local plugin serves{hint}")]
+    MissingApi {
+        /// The plugin.
+        plugin: String,
+        /// The API.
+        api: String,
+        /// What would make it resolvable.
+        hint: &'static str,
+    },
+    /// The engine refused a plugin (duplicate name or route).
+    #[error(transparent)]
+    Engine(#[from] framex_actors::Error),
+    /// The listener could not be used.
+    #[error("cannot serve on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A server to start: its config and the plugins to load beside the configured ones.
+pub struct Framex {
+    config: Config,
+    plugins: Vec<Arc<PluginSpec>>,
+}
+
+impl std::fmt::Debug for Framex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Framex").field("plugins", &self.plugins.len()).finish()
+    }
+}
+
+impl Framex {
+    /// A server for `config`.
+    pub fn new(config: Config) -> Self {
+        Framex {
+            config,
+            plugins: Vec::new(),
+        }
+    }
+
+    /// Adds a Rust plugin (for embedders and examples).
+    pub fn plugin(mut self, plugin: Arc<PluginSpec>) -> Self {
+        self.plugins.push(plugin);
+        self
+    }
+
+    /// Binds the configured host and port, then starts (see [`Framex::start`]).
+    ///
+    /// # Errors
+    /// As [`Framex::start`], or when the address cannot be bound.
+    pub async fn bind_and_start(self) -> Result<Running, StartError> {
+        let addr = format!("{}:{}", self.config.server.host, self.config.server.port);
+        let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind { addr, source })?;
+        self.start(listener).await
+    }
+
+    /// Loads plugins, runs the first discovery of every upstream (an upstream that is
+    /// down does not stop the start: its routes appear when it comes up), and serves
+    /// on `listener`. Call inside an actix system.
+    ///
+    /// # Errors
+    /// Unknown plugins, unresolvable `required_remote_apis`, duplicate routes.
+    pub async fn start(self, listener: TcpListener) -> Result<Running, StartError> {
+        let config = self.config;
+        let engine = Engine::start();
+        let mut loaded = Vec::new();
+        for name in &config.load_builtin_plugins {
+            if !plugins::BUILTIN.contains(&name.as_str()) {
+                return Err(StartError::UnknownPlugin {
+                    name: name.clone(),
+                    list: "load_builtin_plugins",
+                    available: plugins::BUILTIN.join(", "),
+                });
+            }
+            if let Some(plugin) = plugins::builtin(name) {
+                loaded.push(plugin);
+            }
+        }
+        for name in &config.load_plugins {
+            let found = self.plugins.iter().any(|p| &p.meta.name == name)
+                || plugins::builtin(name).is_some();
+            if !found {
+                return Err(StartError::UnknownPlugin {
+                    name: name.clone(),
+                    list: "load_plugins",
+                    available: self
+                        .plugins
+                        .iter()
+                        .map(|p| p.meta.name.clone())
+                        .chain(plugins::BUILTIN.iter().map(|s| (*s).to_owned()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+            if let Some(plugin) = plugins::builtin(name) {
+                if !loaded.iter().any(|p| p.meta.name == plugin.meta.name) {
+                    loaded.push(plugin);
+                }
+            }
+        }
+        loaded.extend(self.plugins);
+        for plugin in &loaded {
+            engine.register_plugin(plugin.clone()).await?;
+        }
+
+        let proxy_on = config.load_builtin_plugins.iter().any(|n| n == "proxy");
+        check_required(&engine, &loaded, proxy_on && config.server.enable_proxy)?;
+        let proxy = if proxy_on {
+            Some(proxy::start(&engine, &config).await)
+        } else {
+            None
+        };
+
+        let shared = Arc::new(Shared {
+            engine: engine.clone(),
+            auth: config.auth.rules.clone(),
+            max_hops: config.plugins.proxy.max_hops,
+            max_body_size: config.server.max_body_size,
+            timeout: config.plugins.proxy.timeout(),
+            openapi: DocumentCache::default(),
+        });
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: "listener".to_owned(),
+            source,
+        })?;
+        let factory_shared = shared.clone();
+        let factory_engine = engine.clone();
+        let mut server = HttpServer::new(move || {
+            let worker = Worker {
+                shared: factory_shared.clone(),
+                router: factory_engine.start_router(),
+            };
+            App::new()
+                .app_data(web::Data::new(worker))
+                .configure(http::configure)
+        })
+        .shutdown_timeout(30)
+        .disable_signals();
+        if let Some(workers) = config.server.workers {
+            server = server.workers(workers.max(1));
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?
+            .run();
+        let handle = server.handle();
+        let task = actix_rt::spawn(server);
+        log::info!("serving on http://{addr} ({} routes)", engine.table().len());
+        Ok(Running {
+            engine,
+            addr,
+            handle,
+            task,
+            proxy,
+        })
+    }
+}
+
+/// Every plugin's `required_remote_apis` must be served locally, or the proxy must be
+/// enabled to serve it.
+fn check_required(
+    engine: &Engine,
+    plugins: &[Arc<PluginSpec>],
+    proxy_enabled: bool,
+) -> Result<(), StartError> {
+    let table = engine.table();
+    for plugin in plugins {
+        for api in &plugin.meta.required_remote_apis {
+            let local = table
+                .by_name(api, &Default::default())
+                .is_some_and(|r| r.target.is_local())
+                || table.contains(&ApiKey::Function(api.clone()));
+            if !local && !proxy_enabled {
+                return Err(StartError::MissingApi {
+                    plugin: plugin.meta.name.clone(),
+                    api: api.clone(),
+                    hint: " and the proxy is not enabled (load_builtin_plugins = [\"proxy\"], [server] enable_proxy = true)",
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A running server.
+pub struct Running {
+    engine: Engine,
+    addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    task: actix_rt::task::JoinHandle<std::io::Result<()>>,
+    proxy: Option<Proxy>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").field("addr", &self.addr).finish()
+    }
+}
+
+impl Running {
+    /// The address served.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The engine, to register plugins or routes at run time.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The proxy, when loaded (to trigger discovery, read pool stats).
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_ref()
+    }
+
+    /// Stops serving; `graceful` lets in-flight requests finish first.
+    pub async fn stop(self, graceful: bool) {
+        if let Some(proxy) = &self.proxy {
+            proxy.stop();
+        }
+        self.handle.stop(graceful).await;
+        let _ = self.task.await;
+    }
+
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests and returns.
+    ///
+    /// # Errors
+    /// The server's own I/O error.
+    pub async fn until_signal(self) -> std::io::Result<()> {
+        let handle = self.handle.clone();
+        actix_rt::spawn(async move {
+            shutdown_signal().await;
+            log::info!("shutting down: draining in-flight requests");
+            handle.stop(true).await;
+        });
+        let result = self.task.await.unwrap_or(Ok(()));
+        if let Some(proxy) = &self.proxy {
+            proxy.stop();
+        }
+        let _ = Duration::ZERO;
+        result
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

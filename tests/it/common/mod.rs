@@ -1,0 +1,149 @@
+//! Shared test harness: start framex-rs and upstreams on loopback, talk HTTP to them.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use framex::actors::PluginSpec;
+use framex::config::Config;
+use framex::{Framex, Running};
+use serde_json::Value;
+
+/// Parses a config written inline in a test; one worker keeps tests light.
+pub fn config(toml: &str) -> Config {
+    let mut config = Config::from_toml_str(toml, "test config").expect("test config is valid");
+    config.server.workers = Some(1);
+    config
+}
+
+/// Starts framex-rs on an ephemeral loopback port.
+pub async fn start(config: Config, plugins: Vec<Arc<PluginSpec>>) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut framex = Framex::new(config);
+    for plugin in plugins {
+        framex = framex.plugin(plugin);
+    }
+    framex.start(listener).await.expect("framex starts")
+}
+
+/// An HTTP client with a generous timeout (tests must not hang forever).
+pub fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .finish()
+}
+
+/// A response as tests look at it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub headers: awc::http::header::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+async fn finish(
+    mut response: awc::ClientResponse<
+        impl futures::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
+    >,
+) -> Reply {
+    let body = response.body().limit(1 << 30).await.expect("body");
+    Reply {
+        status: response.status().as_u16(),
+        content_type: response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned(),
+        headers: response.headers().clone(),
+        body,
+    }
+}
+
+/// `GET url`.
+pub async fn get(url: &str) -> Reply {
+    finish(client().get(url).send().await.expect("GET")).await
+}
+
+/// `GET url` with headers.
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = client().get(url);
+    for (k, v) in headers {
+        req = req.insert_header((*k, *v));
+    }
+    finish(req.send().await.expect("GET")).await
+}
+
+/// `POST url` with a JSON body.
+pub async fn post_json(url: &str, body: &Value) -> Reply {
+    finish(client().post(url).send_json(body).await.expect("POST")).await
+}
+
+/// Any request with a raw body.
+pub async fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+    let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = client().request(method, url);
+    for (k, v) in headers {
+        req = req.insert_header((*k, *v));
+    }
+    finish(req.send_body(body).await.expect("request")).await
+}
+
+/// Splits an SSE body into `(event, data)` pairs.
+pub fn sse_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let mut event = String::from("message");
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            let data = serde_json::from_str(&data).unwrap_or(Value::String(data));
+            (event, data)
+        })
+        .collect()
+}
+
+/// Starts an actix-web app on an ephemeral loopback port, as a stand-in upstream.
+/// Returns its base URL and the handle that stops it.
+pub fn spawn_upstream<F>(configure: F) -> (String, actix_web::dev::ServerHandle)
+where
+    F: Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().configure(configure.clone())
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    (format!("http://{addr}"), handle)
+}

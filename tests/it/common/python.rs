@@ -1,0 +1,128 @@
+//! Child processes from the Python venv: the FastAPI stand-in for a legacy service
+//! and FrameX-kit instances. The venv is created once by `tests/python/ensure-venv`
+//! and cached under `target/`; children are killed when their guard drops.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venv's directory, creating it on first use (serialized by a file lock in the
+/// script, so parallel tests and CI share one install).
+pub fn venv() -> PathBuf {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let script = repo().join("tests/python/ensure-venv");
+        let out = Command::new("bash")
+            .arg(&script)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run tests/python/ensure-venv");
+        assert!(out.status.success(), "ensure-venv failed");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        PathBuf::from(stdout.lines().last().expect("venv path").trim())
+    })
+    .clone()
+}
+
+/// The venv's Python interpreter.
+pub fn python() -> PathBuf {
+    venv().join("bin/python")
+}
+
+/// A port the OS says is free right now on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed (with its process group) when dropped.
+pub struct Child {
+    child: std::process::Child,
+    /// Base URL it serves.
+    pub url: String,
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Child {
+    /// Starts `program args` in `dir`, then waits until `ready_path` answers 2xx.
+    pub async fn spawn(
+        program: &Path,
+        args: &[&str],
+        dir: &Path,
+        envs: &[(&str, &str)],
+        port: u16,
+        ready_path: &str,
+    ) -> Child {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("FRAMEX_TEST_CHILD_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
+        let child = Child {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        wait_ready(&format!("{}{ready_path}", child.url), Duration::from_secs(90)).await;
+        child
+    }
+}
+
+/// Polls `url` until it answers 2xx or `limit` passes (then panics).
+pub async fn wait_ready(url: &str, limit: Duration) {
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .finish();
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = client.get(url).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(start.elapsed() < limit, "{url} did not come up within {limit:?}");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Starts the FastAPI legacy app (`tests/python/legacy_app.py`) on a free port.
+pub async fn legacy_app() -> Child {
+    let port = free_port();
+    let port_text = port.to_string();
+    let script = repo().join("tests/python/legacy_app.py");
+    Child::spawn(
+        &python(),
+        &[script.to_str().unwrap(), "--port", &port_text],
+        &repo(),
+        &[],
+        port,
+        "/api/v1/openapi.json",
+    )
+    .await
+}

@@ -1,0 +1,9 @@
+//! Integration tests, compiled into one binary (faster to link than one per file).
+//!
+//! Every test starts real HTTP servers on 127.0.0.1 with ephemeral ports: framex-rs
+//! itself, in-process actix-web upstreams, and, for interop, FastAPI and FrameX-kit
+//! child processes from a Python venv the tests create and cache under `target/`.
+
+mod common;
+
+mod local;
