@@ -7,3 +7,4 @@
 mod common;
 
 mod local;
+mod proxy;

@@ -147,3 +147,17 @@ where
     actix_rt::spawn(server);
     (format!("http://{addr}"), handle)
 }
+
+/// Sends raw bytes on a fresh connection and returns everything read until the
+/// server closes it (send `Connection: close`).
+pub async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = actix_rt::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut out))
+        .await
+        .expect("server closed the connection")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}

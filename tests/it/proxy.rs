@@ -1,0 +1,313 @@
+//! The system proxy against in-process upstreams: discovery, faithful forwarding,
+//! auth keys, filters, migration and failures.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use framex::actors::{Ctx, Error};
+use framex::plugin::PluginBuilder;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::common::{config, get, get_with, post_json, raw_http, request, spawn_upstream, start};
+
+/// The upstream's OpenAPI document: FastAPI style, 3.1.
+fn upstream_doc() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "up", "version": "1"},
+        "paths": {
+            "/api/v1/items/{item_id}": {"get": {
+                "parameters": [
+                    {"name": "item_id", "in": "path", "required": true, "schema": {"type": "integer"}},
+                    {"name": "q", "in": "query", "required": false, "schema": {"anyOf": [{"type": "string"}, {"type": "null"}]}}
+                ],
+                "responses": {"200": {"description": "ok"}}}},
+            "/api/v1/items": {"post": {
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Item"}}}},
+                "responses": {"200": {"description": "ok"}}}},
+            "/api/v1/echo-all": {"post": {
+                "requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": {"200": {"description": "ok"}}}},
+            "/api/v1/teapot": {"get": {"responses": {"418": {"description": "teapot"}}}},
+            "/api/v1/secret": {"get": {"responses": {"200": {"description": "ok"}}}},
+            "/api/v1/hidden": {"get": {"responses": {"200": {"description": "ok"}}}},
+            "/api/v1/slow": {"get": {"responses": {"200": {"description": "ok"}}}},
+            "/api/v1/envelope": {"get": {"responses": {"200": {"description": "ok"}}}}
+        },
+        "components": {"schemas": {"Item": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}}}
+    })
+}
+
+/// What the upstream saw of a request, echoed back.
+async fn mirror(req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let headers: serde_json::Map<String, Value> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or(""))))
+        .collect();
+    HttpResponse::Ok().json(json!({
+        "method": req.method().as_str(),
+        "path": req.path(),
+        "query": req.query_string(),
+        "headers": headers,
+        "body_len": body.len(),
+        "body_sum": body.iter().map(|b| *b as u64).sum::<u64>(),
+        "body": String::from_utf8_lossy(&body[..body.len().min(200)]),
+    }))
+}
+
+fn configure_upstream(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::PayloadConfig::new(1 << 24)).route("/api/v1/openapi.json", web::get().to(|| async { HttpResponse::Ok().json(upstream_doc()) }))
+        .route("/api/v1/items/{item_id}", web::get().to(mirror))
+        .route("/api/v1/items", web::post().to(mirror))
+        .route("/api/v1/echo-all", web::post().to(mirror))
+        .route(
+            "/api/v1/teapot",
+            web::get().to(|| async { HttpResponse::build(actix_web::http::StatusCode::IM_A_TEAPOT).json(json!({"detail": "I'm a teapot"})) }),
+        )
+        .route(
+            "/api/v1/secret",
+            web::get().to(|req: HttpRequest| async move {
+                match req.headers().get("authorization").and_then(|v| v.to_str().ok()) {
+                    Some("up-key") => HttpResponse::Ok().json(json!({"secret": "ok"})),
+                    _ => HttpResponse::Unauthorized().json(json!({"detail": "bad key"})),
+                }
+            }),
+        )
+        .route("/api/v1/hidden", web::get().to(|| async { HttpResponse::Ok().json(json!({"hidden": true})) }))
+        .route(
+            "/api/v1/slow",
+            web::get().to(|| async {
+                actix_web::rt::time::sleep(Duration::from_secs(5)).await;
+                HttpResponse::Ok().json(json!({"slept": true}))
+            }),
+        )
+        .route(
+            "/api/v1/envelope",
+            web::get().to(|| async {
+                HttpResponse::Ok().json(json!({"status": 200, "message": "success", "timestamp": "2026-01-01 00:00:00", "data": {"wrapped": 1}}))
+            }),
+        );
+}
+
+fn proxy_config(upstream: &str, extra: &str) -> framex::config::Config {
+    config(&format!(
+        r#"
+load_builtin_plugins = ["proxy"]
+[server]
+enable_proxy = true
+[plugins.proxy]
+timeout = 2
+discovery_interval = 0
+{extra}
+[plugins.proxy.proxy_urls."{upstream}"]
+disable = ["/api/v1/hidden"]
+[plugins.proxy.auth]
+rules = {{ "/api/v1/secret" = ["up-key"] }}
+"#
+    ))
+}
+
+/// Path parameters, query, headers and bodies reach the upstream as sent; the
+/// upstream's status and body come back unchanged.
+#[actix_rt::test]
+async fn requests_are_forwarded_faithfully() {
+    let (up, up_handle) = spawn_upstream(configure_upstream);
+    let server = start(proxy_config(&up, ""), vec![]).await;
+
+    let raw = raw_http(
+        server.local_addr(),
+        "GET /api/v1/items/42?q=a%20b&q=c HTTP/1.1\r\nHost: front.example\r\nX-Custom: yes\r\nConnection: close, x-hop\r\nX-Hop: drop-me\r\n\r\n",
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    let seen: Value = serde_json::from_str(raw.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(seen["path"], "/api/v1/items/42");
+    assert_eq!(seen["query"], "q=a%20b&q=c");
+    assert_eq!(seen["headers"]["x-custom"], "yes");
+    assert!(seen["headers"].get("x-hop").is_none(), "headers named by Connection are hop-by-hop");
+    assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen["headers"]["x-forwarded-proto"], "http");
+    assert_eq!(seen["headers"]["x-forwarded-host"], "front.example");
+    assert_ne!(seen["headers"]["host"], "front.example", "the upstream gets its own Host");
+    assert_eq!(seen["headers"]["x-request-id"].as_str().unwrap().len(), 16);
+
+    let r = post_json(&server.url("/api/v1/items"), &json!({"name": "widget"})).await;
+    assert_eq!(r.json()["body"], r#"{"name":"widget"}"#);
+    assert_eq!(r.json()["headers"]["content-type"], "application/json");
+
+    // A binary body larger than the whole-read limit is streamed and arrives intact.
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let sum: u64 = big.iter().map(|b| *b as u64).sum();
+    let r = request("POST", &server.url("/api/v1/echo-all"), &[("content-type", "application/octet-stream")], big).await;
+    assert_eq!(r.json()["body_len"], 1_000_000);
+    assert_eq!(r.json()["body_sum"], sum);
+
+    let r = get(&server.url("/api/v1/teapot")).await;
+    assert_eq!(r.status, 418);
+    assert_eq!(r.json(), json!({"detail": "I'm a teapot"}));
+
+    server.stop(true).await;
+    up_handle.stop(false).await;
+}
+
+/// Upstream keys come from the proxy's auth rules; the client's own key is replaced.
+#[actix_rt::test]
+async fn upstream_keys_are_injected_per_rule() {
+    let (up, up_handle) = spawn_upstream(configure_upstream);
+    let server = start(proxy_config(&up, ""), vec![]).await;
+    let r = get_with(&server.url("/api/v1/secret"), &[("authorization", "client-key")]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({"secret": "ok"}));
+    let r = get_with(&server.url("/api/v1/items/1"), &[("authorization", "client-key")]).await;
+    assert_eq!(r.json()["headers"]["authorization"], "client-key", "no rule: the client's header passes");
+    server.stop(true).await;
+    up_handle.stop(false).await;
+}
+
+/// Disabled routes are not proxied; the merged document lists exactly the others.
+#[actix_rt::test]
+async fn disabled_routes_are_not_served_and_the_document_is_merged() {
+    let (up, up_handle) = spawn_upstream(configure_upstream);
+    let mut cfg = proxy_config(&up, "");
+    cfg.load_builtin_plugins.push("echo".into());
+    let server = start(cfg, vec![]).await;
+    assert_eq!(get(&server.url("/api/v1/hidden")).await.status, 404);
+    let doc = get(&server.url("/api/v1/openapi.json")).await.json();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/api/v1/items/{item_id}") && paths.contains_key("/api/v1/echo"));
+    assert!(!paths.contains_key("/api/v1/hidden"));
+    let reference = doc["paths"]["/api/v1/items"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        .as_str()
+        .unwrap();
+    let name = reference.rsplit('/').next().unwrap();
+    assert!(doc["components"]["schemas"][name].is_object(), "{reference} resolves in the merged document");
+
+    let listing = framex::cli::route_listing(&proxy_config(&up, "")).await.unwrap();
+    assert!(listing.contains("/api/v1/items/{item_id}") && !listing.contains("/api/v1/hidden"), "{listing}");
+    server.stop(true).await;
+    up_handle.stop(false).await;
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct NoArgs {}
+
+async fn calls_upstream(_: NoArgs, cx: Ctx) -> Result<Value, Error> {
+    let item = cx.call_remote_api("/api/v1/items/{item_id}", json!({"item_id": 5, "q": "x"})).await?;
+    let created = cx.call_remote_api("/api/v1/items", json!({"model": {"name": "n"}})).await?;
+    let unwrapped = cx.call_remote_api("/api/v1/envelope", ()).await?;
+    Ok(json!({"item": item["path"], "query": item["query"], "created": created["body"], "unwrapped": unwrapped}))
+}
+
+async fn calls_badly(_: NoArgs, cx: Ctx) -> Result<Value, Error> {
+    cx.call_remote_api("/api/v1/items/{item_id}", json!({"item_id": "five", "colour": 1})).await
+}
+
+/// `call_remote_api` maps arguments onto the discovered signature, checks them before
+/// any I/O, and unwraps FrameX envelopes.
+#[actix_rt::test]
+async fn call_remote_api_maps_arguments_onto_upstream_signatures() {
+    let (up, up_handle) = spawn_upstream(configure_upstream);
+    let plugin = PluginBuilder::new("caller")
+        .requires(["/api/v1/items/{item_id}", "/api/v1/items", "/api/v1/envelope"])
+        .get("/api/v1/caller/run", calls_upstream)
+        .get("/api/v1/caller/bad", calls_badly)
+        .build();
+    let server = start(proxy_config(&up, ""), vec![plugin]).await;
+    let r = get(&server.url("/api/v1/caller/run")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["data"],
+        json!({"item": "/api/v1/items/5", "query": "q=x", "created": "{\"name\":\"n\"}", "unwrapped": {"wrapped": 1}})
+    );
+    let r = get(&server.url("/api/v1/caller/bad")).await;
+    assert_eq!(r.status, 422);
+    let message = r.json()["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("'item_id' must be an integer") && message.contains("unknown argument 'colour'"), "{message}");
+    server.stop(true).await;
+    up_handle.stop(false).await;
+}
+
+async fn local_item(args: ItemArgs, _: Ctx) -> Result<Value, Error> {
+    Ok(json!({"local": args.item_id}))
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct ItemArgs {
+    item_id: i64,
+}
+
+/// A local plugin registered at run time takes over a proxied route for the next
+/// request; removing it hands the route back to the upstream.
+#[actix_rt::test]
+async fn local_plugins_take_over_proxied_routes() {
+    let (up, up_handle) = spawn_upstream(configure_upstream);
+    let server = start(proxy_config(&up, ""), vec![]).await;
+    let url = server.url("/api/v1/items/9");
+    assert_eq!(get(&url).await.json()["path"], "/api/v1/items/9");
+    let local = PluginBuilder::new("items").get("/api/v1/items/{item_id}", local_item).build();
+    server.engine().register_plugin(local).await.unwrap();
+    assert_eq!(get(&url).await.json()["data"], json!({"local": 9}));
+    server.engine().unregister_plugin("items").await.unwrap();
+    assert_eq!(get(&url).await.json()["path"], "/api/v1/items/9");
+    server.stop(true).await;
+    up_handle.stop(false).await;
+}
+
+/// A slow upstream gets 504 and an unreachable one 502, both naming the upstream.
+#[actix_rt::test]
+async fn upstream_failures_get_gateway_statuses() {
+    let (up, up_handle) = spawn_upstream(configure_upstream);
+    let server = start(proxy_config(&up, ""), vec![]).await;
+    let r = get(&server.url("/api/v1/slow")).await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(r.json()["message"].as_str().unwrap().contains(&up));
+    up_handle.stop(false).await;
+    let r = get(&server.url("/api/v1/items/1")).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.json()["message"].as_str().unwrap().contains(&up));
+    server.stop(true).await;
+}
+
+/// An upstream that is down at start-up does not stop the server; its routes appear
+/// once it comes up.
+#[actix_rt::test]
+async fn upstreams_down_at_start_up_appear_later() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let up = format!("http://127.0.0.1:{port}");
+    let server = start(proxy_config(&up, ""), vec![]).await;
+    assert_eq!(get(&server.url("/api/v1/items/1")).await.status, 404);
+    assert_eq!(get(&server.url("/health")).await.status, 200);
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let upstream = actix_web::HttpServer::new(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+        actix_web::App::new().configure(configure_upstream)
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = upstream.handle();
+    actix_rt::spawn(upstream);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if get(&server.url("/api/v1/items/1")).await.status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "routes did not appear");
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.stop(true).await;
+    handle.stop(false).await;
+}
