@@ -51,6 +51,20 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[plugins.<name>]`.
     pub plugins: PluginsConfig,
+    /// FrameX-kit's Ray ingress defaults: accepted, not used.
+    pub base_ingress_config: Unused,
+    /// FrameX-kit's `[log]`: accepted, not used (framex-rs logs through `RUST_LOG`).
+    pub log: Unused,
+    /// FrameX-kit's `[test]`: accepted, not used.
+    pub test: Unused,
+    /// FrameX-kit's `[docs]`: accepted, not used.
+    pub docs: Unused,
+    /// FrameX-kit's `[sentry]`: accepted, not used.
+    pub sentry: Unused,
+    /// FrameX-kit's `[repository]`: accepted, not used.
+    pub repository: Unused,
+    /// FrameX-kit's `[cache]`: accepted, not used.
+    pub cache: Unused,
     /// The file this config was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -64,6 +78,13 @@ impl Default for Config {
             server: ServerConfig::default(),
             auth: AuthConfig::default(),
             plugins: PluginsConfig::default(),
+            base_ingress_config: None,
+            log: None,
+            test: None,
+            docs: None,
+            sentry: None,
+            repository: None,
+            cache: None,
             source: None,
         }
     }
@@ -87,6 +108,20 @@ pub struct ServerConfig {
     /// *Extension.* Largest request body accepted, in bytes (larger → 413).
     /// Default 64 MiB.
     pub max_body_size: usize,
+    /// FrameX-kit's Ray dashboard address: accepted, not used.
+    pub dashboard_host: Unused,
+    /// FrameX-kit's Ray dashboard port: accepted, not used.
+    pub dashboard_port: Unused,
+    /// FrameX-kit's Ray switch: accepted, not used.
+    pub use_ray: Unused,
+    /// FrameX-kit's Ray CPU count: accepted, not used (see `workers`).
+    pub num_cpus: Unused,
+    /// FrameX-kit's log filter: accepted, not used.
+    pub excluded_log_paths: Unused,
+    /// FrameX-kit's Ray ingress settings: accepted, not used.
+    pub ingress_config: Unused,
+    /// FrameX-kit's revision label: accepted, not used.
+    pub reversion: Unused,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +133,13 @@ impl Default for ServerConfig {
             legal_proxy_code: vec![200],
             workers: None,
             max_body_size: 64 * 1024 * 1024,
+            dashboard_host: None,
+            dashboard_port: None,
+            use_ray: None,
+            num_cpus: None,
+            excluded_log_paths: None,
+            ingress_config: None,
+            reversion: None,
         }
     }
 }
@@ -107,9 +149,15 @@ impl Default for ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Path pattern → keys. Patterns: an exact path, `*` or `/*` for every path, or
-    /// `prefix*` / `prefix/*` for a prefix. Default: no rules.
+    /// `prefix/*` for every path under `prefix/`. Default: no rules.
     pub rules: AuthRules,
+    /// FrameX-kit's OAuth settings: accepted, not used by framex-rs.
+    pub oauth: Unused,
 }
+
+/// A FrameX-kit key that framex-rs accepts (so FrameX configs load unchanged) but
+/// does not use; `framex check` lists the ones present.
+pub type Unused = Option<toml::Value>;
 
 /// Auth rules: which keys go with which paths. Never printed with their keys.
 #[derive(Clone, Default, Deserialize)]
@@ -124,12 +172,14 @@ impl fmt::Debug for AuthRules {
     }
 }
 
-/// Whether a rule's pattern covers `path`.
+/// Whether a rule's pattern covers `path`, as FrameX matches them: `*` or `/*` cover
+/// every path, `prefix/*` every path starting with `prefix/`, anything else only
+/// itself.
 pub fn rule_matches(pattern: &str, path: &str) -> bool {
     match pattern {
         "*" | "/*" => true,
-        _ => match pattern.strip_suffix('*') {
-            Some(prefix) => path.starts_with(prefix.trim_end_matches('/')),
+        _ => match pattern.strip_suffix("/*") {
+            Some(prefix) => path.starts_with(prefix) && path[prefix.len()..].starts_with('/'),
             None => pattern == path,
         },
     }
@@ -235,6 +285,8 @@ pub struct ProxyConfig {
     /// *Extension.* Proxy hops after which a request is refused as a loop (508).
     /// Default 8.
     pub max_hops: u32,
+    /// FrameX-kit's Ray ingress settings: accepted, not used.
+    pub ingress_config: Unused,
 }
 
 impl Default for ProxyConfig {
@@ -249,6 +301,7 @@ impl Default for ProxyConfig {
             connect_timeout: 5.0,
             discovery_interval: 30.0,
             max_hops: 8,
+            ingress_config: None,
         }
     }
 }
@@ -536,6 +589,10 @@ impl Config {
         for (pattern, keys) in self.auth.rules.patterns() {
             out.push_str(&format!("auth rule: {pattern} ({keys} keys)\n"));
         }
+        let unused = self.unused_keys();
+        if !unused.is_empty() {
+            out.push_str(&format!("FrameX-kit keys accepted but unused: {}\n", unused.join(", ")));
+        }
         if self.load_builtin_plugins.iter().any(|p| p == "proxy") {
             let proxy = &self.plugins.proxy;
             for u in proxy.upstreams() {
@@ -560,6 +617,35 @@ impl Config {
             }
         }
         out
+    }
+}
+
+impl Config {
+    /// The FrameX-kit keys present that framex-rs accepts but does not use.
+    pub fn unused_keys(&self) -> Vec<&'static str> {
+        let s = &self.server;
+        [
+            ("base_ingress_config", &self.base_ingress_config),
+            ("log", &self.log),
+            ("test", &self.test),
+            ("docs", &self.docs),
+            ("sentry", &self.sentry),
+            ("repository", &self.repository),
+            ("cache", &self.cache),
+            ("auth.oauth", &self.auth.oauth),
+            ("server.dashboard_host", &s.dashboard_host),
+            ("server.dashboard_port", &s.dashboard_port),
+            ("server.use_ray", &s.use_ray),
+            ("server.num_cpus", &s.num_cpus),
+            ("server.excluded_log_paths", &s.excluded_log_paths),
+            ("server.ingress_config", &s.ingress_config),
+            ("server.reversion", &s.reversion),
+            ("plugins.proxy.ingress_config", &self.plugins.proxy.ingress_config),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| k)
+        .collect()
     }
 }
 
@@ -709,6 +795,8 @@ docs_path = "/openapi.json"
         assert_eq!(rules.first_key_for("/api/v1/echo/exact"), Some("exact"));
         assert_eq!(rules.first_key_for("/health"), None);
         assert!(rule_matches("*", "/anything") && rule_matches("/*", "/x"));
+        assert!(!rule_matches("/api/v1/echo/*", "/api/v1/echo_model"), "prefixes end at a slash");
+        assert!(!rule_matches("/api/v1/echo*", "/api/v1/echo_model"), "only '/*' is a wildcard");
         assert!(!format!("{rules:?}").contains("wide"), "keys are never printed");
     }
 
@@ -731,6 +819,33 @@ docs_path = "/openapi.json"
     fn the_example_config_is_valid() {
         let c = parse(include_str!("../config.example.toml")).unwrap();
         assert!(c.load_builtin_plugins.contains(&"echo".to_owned()));
+    }
+
+    #[test]
+    fn framex_kit_configs_load_unchanged() {
+        let c = parse(
+            r#"
+load_builtin_plugins = ["echo"]
+[server]
+use_ray = false
+dashboard_port = 8260
+num_cpus = -1
+[log]
+simple_log = true
+[sentry]
+enable = false
+[auth]
+rules = { "/api/v1/echo" = ["k"] }
+[plugins.proxy]
+ingress_config = { max_ongoing_requests = 60 }
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.unused_keys(),
+            vec!["log", "sentry", "server.dashboard_port", "server.use_ray", "server.num_cpus", "plugins.proxy.ingress_config"]
+        );
+        assert!(c.summary().contains("accepted but unused"));
     }
 
     #[test]

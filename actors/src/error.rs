@@ -22,6 +22,9 @@ pub enum Side {
 /// One problem with a call's arguments, reported with a 422.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ArgProblem {
+    /// What kind of problem: `missing`, `unknown`, `type_error` or `invalid`
+    /// (FastAPI's `type` field).
+    pub kind: &'static str,
     /// The argument concerned.
     pub name: String,
     /// Where it was expected (`query`, `path`, `header`, `body`, `form`).
@@ -34,6 +37,7 @@ impl ArgProblem {
     /// A required argument is absent.
     pub fn missing(name: &str, location: impl Into<String>) -> Self {
         ArgProblem {
+            kind: "missing",
             name: name.to_owned(),
             location: location.into(),
             message: format!("missing required argument '{name}'"),
@@ -43,6 +47,7 @@ impl ArgProblem {
     /// An argument the API does not take.
     pub fn unknown(name: &str, allowed: Vec<String>) -> Self {
         ArgProblem {
+            kind: "unknown",
             name: name.to_owned(),
             location: "args".to_owned(),
             message: format!(
@@ -59,6 +64,7 @@ impl ArgProblem {
     /// A basic value of the wrong JSON type.
     pub fn wrong_type(name: &str, expected: &str, got: &Value) -> Self {
         ArgProblem {
+            kind: "type_error",
             name: name.to_owned(),
             location: "args".to_owned(),
             message: format!(
@@ -72,6 +78,7 @@ impl ArgProblem {
     /// Any other problem with one argument.
     pub fn invalid(name: &str, location: impl Into<String>, message: impl Into<String>) -> Self {
         ArgProblem {
+            kind: "invalid",
             name: name.to_owned(),
             location: location.into(),
             message: message.into(),

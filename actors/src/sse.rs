@@ -45,10 +45,47 @@ impl Event {
         }
     }
 
-    /// Encodes the event as SSE bytes.
+    /// Encodes the event as SSE bytes, the data written as Python's `json.dumps`
+    /// writes it (`", "` and `": "` separators, non-ASCII kept), byte for byte what
+    /// FrameX sends.
     pub fn to_bytes(&self) -> Bytes {
-        let data = serde_json::to_string(&self.data).unwrap_or_else(|_| "null".to_owned());
-        Bytes::from(format!("event: {}\ndata: {}\n\n", self.event, data))
+        let mut data = Vec::with_capacity(32);
+        let mut ser = serde_json::Serializer::with_formatter(&mut data, PythonFormatter);
+        if serde::Serialize::serialize(&self.data, &mut ser).is_err() {
+            data = b"null".to_vec();
+        }
+        let mut out = Vec::with_capacity(data.len() + self.event.len() + 16);
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(self.event.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        out.extend_from_slice(&data);
+        out.extend_from_slice(b"\n\n");
+        Bytes::from(out)
+    }
+}
+
+/// JSON the way Python's `json.dumps` separates items: `", "` and `": "`.
+struct PythonFormatter;
+
+impl serde_json::ser::Formatter for PythonFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
     }
 }
 
@@ -172,6 +209,19 @@ pub fn events(stream: ChunkStream) -> impl Stream<Item = Result<Event, Error>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_are_written_as_framex_writes_them() {
+        assert_eq!(
+            &Event::chunk("é").to_bytes()[..],
+            "event: message_chunk\ndata: {\"content\": \"é\"}\n\n".as_bytes()
+        );
+        assert_eq!(&Event::finish().to_bytes()[..], b"event: finish\ndata: {}\n\n");
+        assert_eq!(
+            &Event::error(502, "x").to_bytes()[..],
+            b"event: error\ndata: {\"status\": 502, \"message\": \"x\"}\n\n"
+        );
+    }
 
     #[test]
     fn events_split_across_chunks_are_reassembled() {

@@ -4,7 +4,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
-use super::{envelope, Worker};
+use super::Worker;
 
 /// The docs page: a self-contained viewer of `/api/v1/openapi.json` (no CDN).
 const DOCS_HTML: &str = include_str!("docs.html");
@@ -26,7 +26,7 @@ async fn ping() -> HttpResponse {
 }
 
 async fn version() -> HttpResponse {
-    envelope::success(serde_json::Value::String(crate::VERSION.to_owned()))
+    HttpResponse::Ok().json(crate::VERSION)
 }
 
 async fn openapi(worker: web::Data<Worker>) -> HttpResponse {

@@ -1,7 +1,8 @@
 //! FrameX's response envelope, sent with the real HTTP status.
 //!
 //! Success: `{"status":200,"message":"success","timestamp":"YYYY-MM-DD HH:MM:SS","data":…}`.
-//! Error: `{"status":<code>,"message":<text>}`, plus `data` with details for 422.
+//! Error: `{"status":<code>,"message":<text>,"timestamp":…}`, plus `data` with
+//! FastAPI-style `{"detail": [...]}` for 422.
 
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
@@ -24,7 +25,7 @@ pub fn success(data: Value) -> HttpResponse {
 
 /// An error envelope with the same status in the body and on the response.
 pub fn error(status: StatusCode, message: &str, details: Option<Value>) -> HttpResponse {
-    let mut body = json!({ "status": status.as_u16(), "message": message });
+    let mut body = json!({ "status": status.as_u16(), "message": message, "timestamp": timestamp() });
     if let Some(details) = details {
         body["data"] = details;
     }

@@ -37,7 +37,17 @@ pub fn respond(error: &Error, request_id: &str) -> HttpResponse {
         log::debug!("request {request_id}: {status}: {error}");
     }
     let details = match error {
-        Error::BadArguments { problems, .. } => Some(json!(problems)),
+        // FastAPI's shape, so FrameX clients read it as they read FrameX-kit's.
+        Error::BadArguments { problems, .. } => Some(json!({
+            "detail": problems
+                .iter()
+                .map(|p| json!({
+                    "type": p.kind,
+                    "loc": [p.location, p.name],
+                    "msg": p.message,
+                }))
+                .collect::<Vec<_>>()
+        })),
         _ => None,
     };
     let mut response = envelope::error(status, &error.to_string(), details);

@@ -95,12 +95,8 @@ pub async fn dispatch(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             if !keys.iter().any(|k| constant_time_eq(k.as_bytes(), given.as_bytes())) {
-                let message = if given.is_empty() {
-                    "missing Authorization key"
-                } else {
-                    "invalid Authorization key"
-                };
-                return envelope::error(StatusCode::UNAUTHORIZED, message, None);
+                let message = format!("Invalid API Key for API({path})");
+                return envelope::error(StatusCode::UNAUTHORIZED, &message, None);
             }
             true
         }

@@ -46,7 +46,37 @@ async fn echo(args: Message, _: Ctx) -> Result<String, Error> {
 }
 
 async fn echo_model(args: EchoModelArgs, _: Ctx) -> Result<String, Error> {
-    Ok(format!("{},{},{}", args.message, args.model.id, args.model.name))
+    // FrameX answers `f"{message},{model.model_dump()}"`: Python's dict repr.
+    Ok(format!(
+        "{},{{'id': {}, 'name': {}}}",
+        args.message,
+        args.model.id,
+        python_str_repr(&args.model.name)
+    ))
+}
+
+/// Python's `repr()` of a string: single quotes unless the text holds one and no
+/// double quote; backslashes, the chosen quote and control characters escaped.
+fn python_str_repr(text: &str) -> String {
+    let quote = if text.contains('\'') && !text.contains('"') { '"' } else { '\'' };
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push(quote);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
 }
 
 async fn echo_stream(args: Message, _: Ctx, out: Emitter) -> Result<(), Error> {
@@ -57,7 +87,7 @@ async fn echo_stream(args: Message, _: Ctx, out: Emitter) -> Result<(), Error> {
 }
 
 async fn confess(args: Message, _: Ctx) -> Result<String, Error> {
-    Ok(format!("I confess: {}", args.message))
+    Ok(format!("I am calling with message={}", args.message))
 }
 
 /// Builds the plugin.
@@ -72,4 +102,17 @@ pub fn plugin() -> Arc<PluginSpec> {
         .stream("/api/v1/echo_stream", echo_stream)
         .function("confess", confess)
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_str_repr;
+
+    #[test]
+    fn strings_are_quoted_like_python_repr() {
+        assert_eq!(python_str_repr("echo"), "'echo'");
+        assert_eq!(python_str_repr("it's"), "\"it's\"");
+        assert_eq!(python_str_repr("a'b\"c"), "'a\\'b\"c'");
+        assert_eq!(python_str_repr("tab\there"), "'tab\\there'");
+    }
 }
