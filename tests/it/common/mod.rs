@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod python;
+
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;

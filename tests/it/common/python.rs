@@ -126,3 +126,40 @@ pub async fn legacy_app() -> Child {
     )
     .await
 }
+
+/// Starts a FrameX-kit instance (`framex run` from the venv) in a fresh directory
+/// holding `config_toml`, which must not set `[server] port`: the port is chosen
+/// here. Waits until its OpenAPI document lists every path in `expect_paths`
+/// (FrameX-kit registers proxied routes after it starts listening).
+pub async fn framex_kit(config_toml: &str, expect_paths: &[&str]) -> (Child, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!("{config_toml}\n");
+    let config = if config.contains("[server]") {
+        config.replacen("[server]", &format!("[server]\nport = {port}"), 1)
+    } else {
+        format!("{config}\n[server]\nport = {port}\n")
+    };
+    std::fs::write(dir.path().join("config.toml"), config).unwrap();
+    let child = Child::spawn(&venv().join("bin/framex"), &["run"], dir.path(), &[], port, "/health").await;
+    let docs = format!("{}/api/v1/openapi.json", child.url);
+    let client = awc::Client::builder().timeout(Duration::from_secs(5)).finish();
+    let start = Instant::now();
+    loop {
+        let listed = match client.get(&docs).send().await {
+            Ok(mut r) => r
+                .body()
+                .limit(1 << 24)
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|doc| expect_paths.iter().all(|p| doc["paths"].get(*p).is_some())),
+            Err(_) => false,
+        };
+        if listed {
+            return (child, dir);
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "FrameX-kit never listed {expect_paths:?}");
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+}
