@@ -9,3 +9,4 @@ mod common;
 mod interop;
 mod local;
 mod proxy;
+mod streaming;

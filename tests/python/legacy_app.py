@@ -144,14 +144,18 @@ async def stream_bytes(size: int = 1 << 20, chunk: int = 65536):
 
 
 @app.get("/api/v1/stream/die")
-async def stream_die(after: int = 2):
+async def stream_die(after: int = 2, declared_length: int = 0):
+    """Sends `after` events, then fails. With `declared_length` the response
+    announces that many bytes (so the cut is visible to a client that counts)."""
+
     async def events():
         for i in range(after):
             yield f'event: message_chunk\ndata: {{"content": "{i}"}}\n\n'
             await asyncio.sleep(0.05)
         raise RuntimeError("the legacy service fell over mid-stream")
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    headers = {"content-length": str(declared_length)} if declared_length else None
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
 @app.get("/api/v1/slow")
