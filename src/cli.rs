@@ -91,10 +91,8 @@ pub async fn route_listing(config: &Config) -> Result<String, framex_actors::Err
         }
     }
     if config.load_builtin_plugins.iter().any(|n| n == "proxy") {
-        for upstream in proxy::upstreams(config) {
-            if let Err(e) = upstream.discover(&engine).await {
-                log::warn!("proxy {}: {e}", upstream.config.url);
-            }
+        for (url, e) in proxy::Proxy::new(&engine, config).discover_all().await {
+            log::warn!("proxy {url}: {e}");
         }
     }
     let table = engine.table();

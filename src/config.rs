@@ -108,6 +108,9 @@ pub struct ServerConfig {
     /// *Extension.* Largest request body accepted, in bytes (larger → 413).
     /// Default 64 MiB.
     pub max_body_size: usize,
+    /// *Extension.* Seconds that SIGTERM/SIGINT waits for in-flight requests and
+    /// streams to finish before closing them. Default 30.
+    pub shutdown_timeout: u64,
     /// FrameX-kit's Ray dashboard address: accepted, not used.
     pub dashboard_host: Unused,
     /// FrameX-kit's Ray dashboard port: accepted, not used.
@@ -133,6 +136,7 @@ impl Default for ServerConfig {
             legal_proxy_code: vec![200],
             workers: None,
             max_body_size: 64 * 1024 * 1024,
+            shutdown_timeout: 30,
             dashboard_host: None,
             dashboard_port: None,
             use_ray: None,
@@ -285,8 +289,45 @@ pub struct ProxyConfig {
     /// *Extension.* Proxy hops after which a request is refused as a loop (508).
     /// Default 8.
     pub max_hops: u32,
+    /// *Extension.* How a pool spreads requests over the URLs that serve the same
+    /// operation: `"round_robin"` or `"least_inflight"`. Default `"round_robin"`;
+    /// a table entry may set its own.
+    pub balance: BalancePolicy,
+    /// *Extension.* Requests one upstream URL may serve at once; when every URL of a
+    /// pool is at its limit, calls get 503 with `Retry-After`. 0 = no limit (default).
+    pub max_in_flight: usize,
+    /// *Extension.* Further attempts on other URLs of a pool after a failure that is
+    /// safe to retry. Default 1.
+    pub retries: u32,
+    /// *Extension.* Path probed on every upstream URL (`GET`, any non-5xx answer
+    /// passes) to bring ejected URLs back and eject dead ones. Empty = passive health
+    /// only (default).
+    pub health_check_path: String,
+    /// *Extension.* Seconds between two active health checks. Default 5.
+    pub health_check_interval: f64,
     /// FrameX-kit's Ray ingress settings: accepted, not used.
     pub ingress_config: Unused,
+}
+
+/// How a pool picks the URL for the next request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum BalancePolicy {
+    /// Each URL in turn.
+    #[default]
+    #[serde(rename = "round_robin")]
+    RoundRobin,
+    /// The less busy of two URLs (power of two choices).
+    #[serde(rename = "least_inflight", alias = "least_in_flight")]
+    LeastInflight,
+}
+
+impl fmt::Display for BalancePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BalancePolicy::RoundRobin => "round_robin",
+            BalancePolicy::LeastInflight => "least_inflight",
+        })
+    }
 }
 
 impl Default for ProxyConfig {
@@ -301,6 +342,11 @@ impl Default for ProxyConfig {
             connect_timeout: 5.0,
             discovery_interval: 30.0,
             max_hops: 8,
+            balance: BalancePolicy::RoundRobin,
+            max_in_flight: 0,
+            retries: 1,
+            health_check_path: String::new(),
+            health_check_interval: 5.0,
             ingress_config: None,
         }
     }
@@ -317,6 +363,7 @@ impl ProxyConfig {
                     enable: self.white_list.clone().unwrap_or_else(|| vec!["*".to_owned()]),
                     disable: Vec::new(),
                     docs_path: DEFAULT_DOCS_PATH.to_owned(),
+                    balance: self.balance,
                 })
                 .collect(),
             ProxyUrls::Table(table) => table
@@ -326,6 +373,7 @@ impl ProxyConfig {
                     enable: entry.enable.clone(),
                     disable: entry.disable.clone(),
                     docs_path: entry.docs_path.clone(),
+                    balance: entry.balance.unwrap_or(self.balance),
                 })
                 .collect(),
         }
@@ -344,6 +392,16 @@ impl ProxyConfig {
     /// `discovery_interval` as a duration (`None` = never re-discover).
     pub fn discovery_interval(&self) -> Option<Duration> {
         (self.discovery_interval > 0.0).then(|| Duration::from_secs_f64(self.discovery_interval))
+    }
+
+    /// The active health check: path and interval (`None` = passive health only).
+    pub fn health_check(&self) -> Option<(&str, Duration)> {
+        (!self.health_check_path.is_empty()).then(|| {
+            (
+                self.health_check_path.as_str(),
+                Duration::from_secs_f64(self.health_check_interval),
+            )
+        })
     }
 }
 
@@ -414,6 +472,9 @@ pub struct UpstreamEntry {
     pub disable: Vec<String>,
     /// Where the upstream's OpenAPI document is. Default `/api/v1/openapi.json`.
     pub docs_path: String,
+    /// *Extension.* The balancing policy of the pools this URL leads (overrides
+    /// `[plugins.proxy] balance`).
+    pub balance: Option<BalancePolicy>,
 }
 
 impl Default for UpstreamEntry {
@@ -422,6 +483,7 @@ impl Default for UpstreamEntry {
             enable: vec!["*".to_owned()],
             disable: Vec::new(),
             docs_path: DEFAULT_DOCS_PATH.to_owned(),
+            balance: None,
         }
     }
 }
@@ -437,6 +499,8 @@ pub struct UpstreamConfig {
     pub disable: Vec<String>,
     /// Where its OpenAPI document is.
     pub docs_path: String,
+    /// Balancing policy of the pools this URL comes first in.
+    pub balance: BalancePolicy,
 }
 
 impl UpstreamConfig {
@@ -567,6 +631,12 @@ impl Config {
         if proxy.discovery_interval < 0.0 {
             return Err("plugins.proxy.discovery_interval must be 0 (never) or positive".to_owned());
         }
+        if !proxy.health_check_path.is_empty() && !proxy.health_check_path.starts_with('/') {
+            return Err("plugins.proxy.health_check_path must be empty or start with '/'".to_owned());
+        }
+        if !(proxy.health_check_interval > 0.0) {
+            return Err("plugins.proxy.health_check_interval must be a positive number of seconds".to_owned());
+        }
         if self.server.legal_proxy_code.is_empty() {
             return Err("server.legal_proxy_code must list at least one status".to_owned());
         }
@@ -597,13 +667,27 @@ impl Config {
             let proxy = &self.plugins.proxy;
             for u in proxy.upstreams() {
                 out.push_str(&format!(
-                    "upstream: {} docs={} enable={} disable={}\n",
+                    "upstream: {} docs={} enable={} disable={} balance={}\n",
                     u.url,
                     u.docs_path,
                     list(&u.enable),
-                    list(&u.disable)
+                    list(&u.disable),
+                    u.balance
                 ));
             }
+            out.push_str(&format!(
+                "pools: retries {}, max in flight {}, health check {}\n",
+                proxy.retries,
+                if proxy.max_in_flight == 0 {
+                    "unlimited".to_owned()
+                } else {
+                    proxy.max_in_flight.to_string()
+                },
+                proxy.health_check().map_or_else(
+                    || "passive only".to_owned(),
+                    |(path, every)| format!("GET {path} every {}s", every.as_secs_f64())
+                )
+            ));
             out.push_str(&format!(
                 "proxy timeout: {}s, connect timeout: {}s, re-discovery: {}\n",
                 proxy.timeout,

@@ -1,28 +1,41 @@
-//! The system proxy plugin: upstream pools from `[plugins.proxy]`, discovery of their
-//! OpenAPI documents, and keeping their routes in the engine up to date.
+//! The system proxy plugin: upstreams from `[plugins.proxy]`, discovery of their
+//! OpenAPI documents, pools, active health checks, and keeping the proxied routes in
+//! the engine up to date.
 //!
-//! Each upstream is discovered once at start-up. One that is down or answers a broken
-//! document is retried with exponential backoff (1 s doubling to 30 s) while the
-//! server runs; once discovered, it is re-discovered every `discovery_interval` so
-//! that added, removed and changed operations reach the route table without a
-//! restart.
+//! Every `proxy_urls` entry is discovered on its own. The URLs that publish the same
+//! operation (same method, path and signature) form one pool for it, balanced,
+//! health-checked and retried as one: listing three replicas of a service is how an
+//! operator load-balances it. An endpoint (URL) has one set of counters shared by
+//! every pool it is part of, so its health is judged once.
+//!
+//! An upstream that is down or answers a broken document is retried with exponential
+//! backoff (1 s doubling to 30 s) while the server runs; once discovered, it is
+//! re-discovered every `discovery_interval`, and every change (operations added,
+//! removed, changed; pools growing or shrinking) reaches the route table through the
+//! registry without a restart. Requests in flight keep the target they started with.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use awc::http::header;
-use framex_actors::upstream::{PoolConfig, PoolShared, UpstreamTarget};
-use framex_actors::{describe_skipped, ApiKey, Engine, RouteReport, UpstreamRoute};
+use framex_actors::upstream::{
+    Balance, EndpointReport, EndpointStats, PoolConfig, PoolShared, UpstreamTarget,
+};
+use framex_actors::{describe_skipped, ApiKey, ApiSpec, Engine, UpstreamRoute};
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{Config, UpstreamConfig};
+use crate::config::{AuthRules, BalancePolicy, Config, UpstreamConfig};
 use crate::discovery::{self, DiscoveryOptions};
 
 /// Longest wait between two discovery attempts of an upstream that is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Time allowed to fetch one OpenAPI document.
 const DOCS_TIMEOUT: Duration = Duration::from_secs(10);
+/// The registry source under which the proxy publishes its routes.
+const SOURCE: &str = "proxy";
 
 /// Why discovering one upstream failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,15 +53,17 @@ pub enum DiscoverError {
     Document(#[from] discovery::DiscoveryError),
 }
 
-/// One configured upstream: its settings and its pool.
+/// One configured upstream URL and what it last published.
 pub struct Upstream {
     /// Its `proxy_urls` entry.
     pub config: UpstreamConfig,
-    /// The pool serving its routes.
-    pub pool: Arc<PoolShared>,
+    /// Its counters and health, shared by every pool it is part of.
+    pub stats: Arc<EndpointStats>,
     force_stream_apis: Vec<String>,
-    auth: crate::config::AuthRules,
     component_prefix: String,
+    auth: AuthRules,
+    /// The operations of its last successful discovery (`None`: never discovered).
+    operations: Mutex<Option<Vec<Arc<ApiSpec>>>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -58,17 +73,13 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// The `Authorization` value sent to this upstream for `path`, if any.
-    fn key_for(&self, path: &str) -> Option<String> {
-        self.auth.first_key_for(path).map(str::to_owned)
-    }
-
-    /// Fetches and parses the upstream's document, and replaces its routes in the
-    /// engine.
+    /// Fetches and parses the upstream's document and keeps its operations; returns
+    /// how many there are. Publishing them is the [`Proxy`]'s job.
     ///
     /// # Errors
-    /// When the document cannot be fetched or is not OpenAPI; routes stay as they were.
-    pub async fn discover(&self, engine: &Engine) -> Result<RouteReport, DiscoverError> {
+    /// When the document cannot be fetched or is not OpenAPI; the operations of the
+    /// last discovery stay.
+    async fn discover(&self) -> Result<usize, DiscoverError> {
         let document = self.fetch_document().await?;
         let allows = |path: &str| self.config.allows(path);
         let options = DiscoveryOptions {
@@ -78,47 +89,30 @@ impl Upstream {
             component_prefix: self.component_prefix.clone(),
         };
         let discovered = discovery::parse_document(&document, &options)?;
-        for skip in &discovered.skipped {
-            log::info!(
-                "proxy {}: skipped {} {}: {}",
-                self.config.url,
-                skip.method,
-                skip.path,
-                skip.reason
-            );
+        let first_time = self.operations.lock().expect("not poisoned").is_none();
+        if first_time {
+            for skip in &discovered.skipped {
+                log::info!(
+                    "proxy {}: skipped {} {}: {}",
+                    self.config.url,
+                    skip.method,
+                    skip.path,
+                    skip.reason
+                );
+            }
         }
         let components = Arc::new(discovered.components);
-        let routes: Vec<UpstreamRoute> = discovered
+        let operations: Vec<Arc<ApiSpec>> = discovered
             .operations
             .into_iter()
             .map(|mut spec| {
                 spec.components = Some(components.clone());
-                let path = match &spec.key {
-                    ApiKey::Http { path, .. } => path.clone(),
-                    ApiKey::Function(name) => name.clone(),
-                };
-                UpstreamRoute {
-                    spec: Arc::new(spec),
-                    target: Arc::new(UpstreamTarget {
-                        pool: self.pool.clone(),
-                        auth: self.key_for(&path),
-                    }),
-                }
+                Arc::new(spec)
             })
             .collect();
-        let report = engine.set_upstream_routes(&self.config.url, routes).await.map_err(|e| {
-            DiscoverError::Fetch {
-                url: self.config.url.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-        for key in &report.added {
-            log::info!("proxy {}: registered {key}", self.config.url);
-        }
-        for (key, why) in &report.skipped {
-            log::info!("proxy {}: skipped {key}: {}", self.config.url, describe_skipped(why));
-        }
-        Ok(report)
+        let count = operations.len();
+        *self.operations.lock().expect("not poisoned") = Some(operations);
+        Ok(count)
     }
 
     async fn fetch_document(&self) -> Result<Value, DiscoverError> {
@@ -129,7 +123,7 @@ impl Upstream {
         };
         let client = awc::Client::builder().timeout(DOCS_TIMEOUT).finish();
         let mut request = client.get(&url);
-        if let Some(key) = self.key_for(&self.config.docs_path) {
+        if let Some(key) = self.auth.first_key_for(&self.config.docs_path) {
             request = request.insert_header((header::AUTHORIZATION, key));
         }
         let mut response = request.send().await.map_err(|e| fail(e.to_string()))?;
@@ -145,109 +139,383 @@ impl Upstream {
     }
 }
 
-/// The running proxy: its upstreams and their discovery tasks.
-#[derive(Debug)]
-pub struct Proxy {
+/// What `GET /api/v1/proxy/upstreams` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyReport {
+    /// Every upstream URL: discovery state, health and counters.
+    pub upstreams: Vec<UpstreamReport>,
+    /// Every pool in use: its URLs, policy and how many routes it serves.
+    pub pools: Vec<PoolReport>,
+}
+
+/// One upstream URL in a [`ProxyReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamReport {
+    /// Whether its document has been read at least once.
+    pub discovered: bool,
+    /// Operations it published at the last discovery.
+    pub operations: usize,
+    /// Health and counters.
+    #[serde(flatten)]
+    pub endpoint: EndpointReport,
+}
+
+/// One pool in a [`ProxyReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolReport {
+    /// Its URLs, in config order.
+    pub endpoints: Vec<String>,
+    /// Its balancing policy.
+    pub balance: String,
+    /// Routes it serves.
+    pub routes: usize,
+}
+
+struct Inner {
+    engine: Engine,
     upstreams: Vec<Arc<Upstream>>,
-    stopped: Arc<AtomicBool>,
+    /// Limits shared by every pool (its endpoints and policy are filled per pool).
+    template: PoolConfig,
+    auth: AuthRules,
+    /// Pools by their members (indexes into `upstreams`), kept so that a pool keeps
+    /// its identity, and its replicas on every worker, across re-discoveries.
+    pools: Mutex<HashMap<Vec<usize>, Arc<PoolShared>>>,
+    /// What was published last: route key → pool name, and keys skipped.
+    published: tokio::sync::Mutex<Published>,
+    stopped: AtomicBool,
+}
+
+#[derive(Default)]
+struct Published {
+    routes: BTreeMap<ApiKey, (String, Vec<usize>)>,
+    skipped: BTreeMap<ApiKey, String>,
+    /// Operations an upstream publishes with another signature than the first one.
+    conflicts: BTreeSet<(usize, ApiKey)>,
+}
+
+/// The running proxy: its upstreams, their pools and background tasks.
+#[derive(Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.inner.upstreams).finish()
+    }
 }
 
 impl Proxy {
+    /// The proxy of `config`, publishing into `engine`; nothing is fetched yet.
+    pub fn new(engine: &Engine, config: &Config) -> Proxy {
+        let proxy = &config.plugins.proxy;
+        let upstreams = proxy
+            .upstreams()
+            .into_iter()
+            .enumerate()
+            .map(|(i, upstream)| {
+                Arc::new(Upstream {
+                    config: upstream,
+                    stats: Arc::default(),
+                    force_stream_apis: proxy.force_stream_apis.clone(),
+                    component_prefix: format!("U{}_", i + 1),
+                    auth: proxy.auth.rules.clone(),
+                    operations: Mutex::new(None),
+                })
+            })
+            .collect();
+        Proxy {
+            inner: Arc::new(Inner {
+                engine: engine.clone(),
+                upstreams,
+                template: PoolConfig {
+                    endpoints: Vec::new(),
+                    timeout: proxy.timeout(),
+                    connect_timeout: proxy.connect_timeout(),
+                    legal_codes: config.server.legal_proxy_code.clone(),
+                    balance: Balance::RoundRobin,
+                    max_in_flight: proxy.max_in_flight,
+                    retries: proxy.retries,
+                },
+                auth: proxy.auth.rules.clone(),
+                pools: Mutex::new(HashMap::new()),
+                published: tokio::sync::Mutex::new(Published::default()),
+                stopped: AtomicBool::new(false),
+            }),
+        }
+    }
+
     /// The configured upstreams.
     pub fn upstreams(&self) -> &[Arc<Upstream>] {
-        &self.upstreams
+        &self.inner.upstreams
     }
 
-    /// Stops re-discovery.
-    pub fn stop(&self) {
-        self.stopped.store(true, Ordering::Relaxed);
+    /// Discovers every upstream once (side by side) and publishes the routes;
+    /// returns the upstreams that failed, with why.
+    pub async fn discover_all(&self) -> Vec<(String, DiscoverError)> {
+        let attempts = self.inner.upstreams.iter().map(|u| async move {
+            u.discover().await.err().map(|e| (u.config.url.clone(), e))
+        });
+        let failed: Vec<_> = futures::future::join_all(attempts)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        self.publish().await;
+        failed
     }
-}
 
-/// Builds the upstreams of `config`, discovers each once, and keeps discovering them
-/// in the background.
-pub async fn start(engine: &Engine, config: &Config) -> Proxy {
-    let upstreams = upstreams(config);
-    let stopped = Arc::new(AtomicBool::new(false));
-    for upstream in &upstreams {
-        let first = upstream.discover(engine).await;
-        if let Err(e) = &first {
-            log::warn!("proxy {}: discovery failed, will retry: {e}", upstream.config.url);
+    /// Rebuilds the proxied routes from what every upstream last published: one route
+    /// per operation, served by the pool of the URLs publishing it with the same
+    /// signature, and hands them to the engine. Logs what changed.
+    pub async fn publish(&self) {
+        let inner = &self.inner;
+        let mut published = inner.published.lock().await;
+        let mut merged: Vec<(Arc<ApiSpec>, Vec<usize>)> = Vec::new();
+        let mut conflicts = BTreeSet::new();
+        let mut index: HashMap<ApiKey, usize> = HashMap::new();
+        for (i, upstream) in inner.upstreams.iter().enumerate() {
+            let operations = upstream.operations.lock().expect("not poisoned").clone();
+            for spec in operations.into_iter().flatten() {
+                match index.get(&spec.key) {
+                    None => {
+                        index.insert(spec.key.clone(), merged.len());
+                        merged.push((spec, vec![i]));
+                    }
+                    Some(&at) if merged[at].0.same_signature(&spec) => merged[at].1.push(i),
+                    Some(&at) => {
+                        let first = &inner.upstreams[merged[at].1[0]].config.url;
+                        if !published.conflicts.contains(&(i, spec.key.clone())) {
+                            log::warn!(
+                                "proxy {}: {} differs in signature from {first}'s; not pooled with it",
+                                upstream.config.url,
+                                spec.key
+                            );
+                        }
+                        conflicts.insert((i, spec.key.clone()));
+                    }
+                }
+            }
         }
-        actix_rt::spawn(keep_discovering(
-            engine.clone(),
-            upstream.clone(),
-            first.is_ok(),
-            config.plugins.proxy.discovery_interval(),
-            stopped.clone(),
-        ));
+        let routes: Vec<UpstreamRoute> = merged
+            .iter()
+            .map(|(spec, members)| {
+                let path = match &spec.key {
+                    ApiKey::Http { path, .. } => path.as_str(),
+                    ApiKey::Function(name) => name.as_str(),
+                };
+                UpstreamRoute {
+                    spec: spec.clone(),
+                    target: Arc::new(UpstreamTarget {
+                        pool: self.pool(members),
+                        auth: inner.auth.first_key_for(path).map(str::to_owned),
+                    }),
+                }
+            })
+            .collect();
+        let report = match inner.engine.set_upstream_routes(SOURCE, routes).await {
+            Ok(report) => report,
+            Err(e) => {
+                log::error!("proxy: routes could not be published: {e}");
+                return;
+            }
+        };
+
+        let skipped: BTreeMap<ApiKey, String> = report
+            .skipped
+            .iter()
+            .map(|(key, why)| (key.clone(), describe_skipped(why)))
+            .collect();
+        let now: BTreeMap<ApiKey, (String, Vec<usize>)> = merged
+            .into_iter()
+            .filter(|(spec, _)| !skipped.contains_key(&spec.key))
+            .map(|(spec, members)| {
+                let pool = self.pool(&members).name().to_owned();
+                (spec.key.clone(), (pool, members))
+            })
+            .collect();
+        for (key, (pool, _)) in &now {
+            match published.routes.get(key) {
+                None => log::info!("proxy: registered {key} -> {pool}"),
+                Some((before, _)) if before != pool => {
+                    log::info!("proxy: {key} now served by {pool}")
+                }
+                Some(_) => {}
+            }
+        }
+        for key in published.routes.keys().filter(|k| !now.contains_key(k)) {
+            if !skipped.contains_key(key) {
+                log::info!("proxy: removed {key}");
+            }
+        }
+        for (key, why) in &skipped {
+            if published.skipped.get(key) != Some(why) {
+                log::info!("proxy: skipped {key}: {why}");
+            }
+        }
+        *published = Published {
+            routes: now,
+            skipped,
+            conflicts,
+        };
     }
-    Proxy { upstreams, stopped }
+
+    /// The pool of `members` (indexes into the upstreams), made on first use.
+    fn pool(&self, members: &[usize]) -> Arc<PoolShared> {
+        let inner = &self.inner;
+        let mut pools = inner.pools.lock().expect("not poisoned");
+        pools
+            .entry(members.to_vec())
+            .or_insert_with(|| {
+                let lead = &inner.upstreams[members[0]].config;
+                let mut config = inner.template.clone();
+                config.endpoints = members
+                    .iter()
+                    .map(|&i| inner.upstreams[i].config.url.clone())
+                    .collect();
+                config.balance = match lead.balance {
+                    BalancePolicy::RoundRobin => Balance::RoundRobin,
+                    BalancePolicy::LeastInflight => Balance::LeastInFlight,
+                };
+                let stats = members.iter().map(|&i| inner.upstreams[i].stats.clone()).collect();
+                PoolShared::with_stats(config, stats)
+            })
+            .clone()
+    }
+
+    /// Every upstream URL and every pool in use, with health and counters.
+    pub async fn report(&self) -> ProxyReport {
+        let inner = &self.inner;
+        let upstreams = inner
+            .upstreams
+            .iter()
+            .map(|u| {
+                let operations = u.operations.lock().expect("not poisoned");
+                UpstreamReport {
+                    discovered: operations.is_some(),
+                    operations: operations.as_ref().map_or(0, Vec::len),
+                    endpoint: EndpointReport::of(&u.config.url, &u.stats),
+                }
+            })
+            .collect();
+        let published = inner.published.lock().await;
+        let mut routes_per_pool: BTreeMap<&Vec<usize>, usize> = BTreeMap::new();
+        for (_, members) in published.routes.values() {
+            *routes_per_pool.entry(members).or_default() += 1;
+        }
+        let pools = routes_per_pool
+            .into_iter()
+            .map(|(members, routes)| {
+                let pool = self.pool(members);
+                PoolReport {
+                    endpoints: pool.config().endpoints.clone(),
+                    balance: format!("{}", inner.upstreams[members[0]].config.balance),
+                    routes,
+                }
+            })
+            .collect();
+        ProxyReport { upstreams, pools }
+    }
+
+    /// Stops re-discovery and health checks.
+    pub fn stop(&self) {
+        self.inner.stopped.store(true, Ordering::Relaxed);
+    }
+
+    fn stopped(&self) -> bool {
+        self.inner.stopped.load(Ordering::Relaxed)
+    }
 }
 
-/// The upstreams `config` names, each with its pool.
-pub fn upstreams(config: &Config) -> Vec<Arc<Upstream>> {
-    let proxy = &config.plugins.proxy;
+/// Builds the proxy of `config`, discovers every upstream once, and keeps
+/// discovering and health-checking them in the background.
+pub async fn start(engine: &Engine, config: &Config) -> Proxy {
+    let proxy = Proxy::new(engine, config);
+    let failed = proxy.discover_all().await;
+    for (url, e) in &failed {
+        log::warn!("proxy {url}: discovery failed, will retry: {e}");
+    }
+    let interval = config.plugins.proxy.discovery_interval();
+    for upstream in proxy.upstreams() {
+        let healthy = !failed.iter().any(|(url, _)| *url == upstream.config.url);
+        actix_rt::spawn(keep_discovering(proxy.clone(), upstream.clone(), healthy, interval));
+    }
+    if let Some((path, every)) = config.plugins.proxy.health_check() {
+        actix_rt::spawn(keep_checking(proxy.clone(), path.to_owned(), every));
+    }
     proxy
-        .upstreams()
-        .iter()
-        .enumerate()
-        .map(|(i, upstream)| {
-            let pool = PoolShared::new(PoolConfig {
-                endpoints: vec![upstream.url.clone()],
-                timeout: proxy.timeout(),
-                connect_timeout: proxy.connect_timeout(),
-                legal_codes: config.server.legal_proxy_code.clone(),
-            });
-            Arc::new(Upstream {
-                config: upstream.clone(),
-                pool,
-                force_stream_apis: proxy.force_stream_apis.clone(),
-                auth: proxy.auth.rules.clone(),
-                component_prefix: format!("U{}_", i + 1),
-            })
-        })
-        .collect()
 }
 
 async fn keep_discovering(
-    engine: Engine,
+    proxy: Proxy,
     upstream: Arc<Upstream>,
     mut healthy: bool,
     interval: Option<Duration>,
-    stopped: Arc<AtomicBool>,
 ) {
     let mut backoff = Duration::from_secs(1);
     loop {
-        let wait = if healthy {
-            match interval {
-                Some(i) => i,
-                None => return,
-            }
-        } else {
-            backoff
+        let wait = match (healthy, interval) {
+            (true, Some(every)) => every,
+            (true, None) => return,
+            (false, _) => backoff,
         };
         actix_rt::time::sleep(wait).await;
-        if stopped.load(Ordering::Relaxed) {
+        if proxy.stopped() {
             return;
         }
-        match upstream.discover(&engine).await {
+        let url = &upstream.config.url;
+        match upstream.discover().await {
             Ok(_) => {
                 if !healthy {
-                    log::info!("proxy {}: discovered after retrying", upstream.config.url);
+                    log::info!("proxy {url}: discovered after retrying");
                 }
                 healthy = true;
                 backoff = Duration::from_secs(1);
+                proxy.publish().await;
             }
             Err(e) => {
                 if healthy {
-                    log::warn!("proxy {}: re-discovery failed, keeping routes: {e}", upstream.config.url);
+                    log::warn!("proxy {url}: re-discovery failed, keeping its routes: {e}");
                 } else {
-                    log::debug!("proxy {}: still unreachable: {e}", upstream.config.url);
+                    log::debug!("proxy {url}: still unreachable: {e}");
                 }
                 healthy = false;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+/// Probes every upstream URL with `GET {url}{path}` each `every`: an answer below 500
+/// restores an ejected URL, no answer (or a 5xx) ejects it.
+async fn keep_checking(proxy: Proxy, path: String, every: Duration) {
+    let client = awc::Client::builder()
+        .timeout(every.max(Duration::from_secs(1)))
+        .finish();
+    loop {
+        actix_rt::time::sleep(every).await;
+        if proxy.stopped() {
+            return;
+        }
+        let probes = proxy.upstreams().iter().map(|u| {
+            let request = client.get(format!("{}{path}", u.config.url));
+            async move {
+                let passed = matches!(request.send().await, Ok(r) if !r.status().is_server_error());
+                let health = &u.stats.health;
+                let was_available = health.is_available();
+                if passed {
+                    health.record_success();
+                    if !was_available {
+                        log::info!("proxy {}: health check passed, back in its pools", u.config.url);
+                    }
+                } else {
+                    health.record_failure();
+                    if was_available {
+                        log::warn!("proxy {}: health check failed, ejected", u.config.url);
+                    }
+                }
+            }
+        });
+        futures::future::join_all(probes).await;
     }
 }

@@ -5,7 +5,6 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use framex_actors::{ApiKey, Engine, PluginSpec};
@@ -154,6 +153,7 @@ impl Framex {
             max_body_size: config.server.max_body_size,
             timeout: config.plugins.proxy.timeout(),
             openapi: DocumentCache::default(),
+            proxy: proxy.clone(),
         });
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: "listener".to_owned(),
@@ -170,7 +170,7 @@ impl Framex {
                 .app_data(web::Data::new(worker))
                 .configure(http::configure)
         })
-        .shutdown_timeout(30)
+        .shutdown_timeout(config.server.shutdown_timeout)
         .disable_signals();
         if let Some(workers) = config.server.workers {
             server = server.workers(workers.max(1));
@@ -281,7 +281,6 @@ impl Running {
         if let Some(proxy) = &self.proxy {
             proxy.stop();
         }
-        let _ = Duration::ZERO;
         result
     }
 }

@@ -314,6 +314,34 @@ impl ApiSpec {
         }
     }
 
+    /// Whether `other` takes the same arguments the same way: same key, parameters
+    /// (name, location, type, required), body kind and fields, and streaming flag.
+    /// Schemas are not compared (their `$ref` names differ between documents), so two
+    /// services publishing one operation count as interchangeable.
+    pub fn same_signature(&self, other: &ApiSpec) -> bool {
+        let params = |spec: &ApiSpec| {
+            let mut p: Vec<_> = spec
+                .params
+                .iter()
+                .map(|p| (p.name.clone(), p.location, p.kind.clone(), p.items.clone(), p.required))
+                .collect();
+            p.sort_by(|a, b| a.0.cmp(&b.0));
+            p
+        };
+        let body_shape = |body: &BodySpec| match body {
+            BodySpec::Json { arg, required, .. } => BodySpec::Json {
+                arg: arg.clone(),
+                required: *required,
+                schema: Value::Null,
+            },
+            other => other.clone(),
+        };
+        self.key == other.key
+            && self.streaming == other.streaming
+            && params(self) == params(other)
+            && body_shape(&self.body) == body_shape(&other.body)
+    }
+
     /// Checks `args` against the signature before any I/O: every required argument
     /// present, no unknown argument, basic values of the right type.
     ///

@@ -1,10 +1,10 @@
-//! Built-in endpoints: health, version, ping, the merged OpenAPI document and the
-//! offline docs page.
+//! Built-in endpoints: health, version, ping, the merged OpenAPI document, the
+//! offline docs page and the proxy's status page.
 
-use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::Worker;
+use super::{authorize, envelope, Worker};
 
 /// The docs page: a self-contained viewer of `/api/v1/openapi.json` (no CDN).
 const DOCS_HTML: &str = include_str!("docs.html");
@@ -14,7 +14,8 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/ping", web::get().to(ping))
         .route("/version", web::get().to(version))
         .route("/api/v1/openapi.json", web::get().to(openapi))
-        .route("/docs", web::get().to(docs));
+        .route("/docs", web::get().to(docs))
+        .route("/api/v1/proxy/upstreams", web::get().to(upstreams));
 }
 
 async fn health() -> HttpResponse {
@@ -41,4 +42,16 @@ async fn docs() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .body(DOCS_HTML)
+}
+
+/// The proxy's upstream URLs and pools with health and counters (under `[auth]`
+/// rules like any other path).
+async fn upstreams(req: HttpRequest, worker: web::Data<Worker>) -> HttpResponse {
+    if let Err(refused) = authorize(&worker.shared, &req) {
+        return refused;
+    }
+    match &worker.shared.proxy {
+        Some(proxy) => HttpResponse::Ok().json(proxy.report().await),
+        None => envelope::error(StatusCode::NOT_FOUND, "the proxy plugin is not loaded", None),
+    }
 }

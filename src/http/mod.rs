@@ -39,6 +39,8 @@ pub struct Shared {
     pub timeout: std::time::Duration,
     /// The merged OpenAPI document, rebuilt when the table changes.
     pub openapi: DocumentCache,
+    /// The system proxy, when loaded (for its status page).
+    pub proxy: Option<crate::proxy::Proxy>,
 }
 
 /// What one worker holds: the shared state and its own router replica.
@@ -86,20 +88,9 @@ pub async fn dispatch(
     }
 
     let path = req.path();
-    let consumed_auth = match shared.auth.keys_for(path) {
-        None => false,
-        Some(keys) => {
-            let given = req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            if !keys.iter().any(|k| constant_time_eq(k.as_bytes(), given.as_bytes())) {
-                let message = format!("Invalid API Key for API({path})");
-                return envelope::error(StatusCode::UNAUTHORIZED, &message, None);
-            }
-            true
-        }
+    let consumed_auth = match authorize(shared, &req) {
+        Ok(consumed) => consumed,
+        Err(refused) => return refused,
     };
 
     let matched = shared.engine.published().load().match_http(req.method(), path);
@@ -132,6 +123,27 @@ pub async fn dispatch(
         },
     };
     result.unwrap_or_else(|e| error::respond(&e, &ctx.request_id))
+}
+
+/// Applies `[auth] rules` to a request: `Ok(true)` when a rule covers its path and it
+/// carries one of the rule's keys, `Ok(false)` when no rule covers it, else the 401
+/// envelope to answer.
+fn authorize(shared: &Shared, req: &HttpRequest) -> Result<bool, HttpResponse> {
+    let path = req.path();
+    let Some(keys) = shared.auth.keys_for(path) else {
+        return Ok(false);
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if keys.iter().any(|k| constant_time_eq(k.as_bytes(), given.as_bytes())) {
+        Ok(true)
+    } else {
+        let message = format!("Invalid API Key for API({path})");
+        Err(envelope::error(StatusCode::UNAUTHORIZED, &message, None))
+    }
 }
 
 /// Compares two byte strings in time independent of where they differ.

@@ -7,8 +7,10 @@
 //! - `transport`: sending, deadlines, and streaming bodies through the bridge;
 //! - this module: the shared pool state, the [`UpstreamPool`] actor and its messages.
 
+pub mod health;
 mod reply;
 mod request;
+pub mod selection;
 mod transport;
 
 use std::fmt;
@@ -26,6 +28,7 @@ use crate::call::{CallContext, Reply};
 use crate::error::Error;
 use crate::stream::ChunkStream;
 
+pub use selection::Balance;
 pub use transport::{strip_hop_by_hop, FULL_BODY_LIMIT};
 
 /// Header carrying how many proxies a request has passed through.
@@ -52,6 +55,13 @@ pub struct PoolConfig {
     pub connect_timeout: Duration,
     /// Envelope statuses that count as success when unwrapping (`legal_proxy_code`).
     pub legal_codes: Vec<u16>,
+    /// How requests are spread over the endpoints.
+    pub balance: Balance,
+    /// Requests one endpoint may serve at once (0 = no limit); when every endpoint
+    /// is at its limit, calls fail with [`Error::Overloaded`] (503, `Retry-After`).
+    pub max_in_flight: usize,
+    /// Further attempts on other endpoints after a failure that is safe to retry.
+    pub retries: u32,
 }
 
 impl PoolConfig {
@@ -62,6 +72,9 @@ impl PoolConfig {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             legal_codes: vec![200],
+            balance: Balance::RoundRobin,
+            max_in_flight: 0,
+            retries: 1,
         }
     }
 }
@@ -75,6 +88,39 @@ pub struct EndpointStats {
     pub requests: AtomicU64,
     /// Requests that failed to reach the endpoint or got no reply.
     pub failures: AtomicU64,
+    /// Passive and active health.
+    pub health: health::Health,
+}
+
+/// One endpoint as a status page shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EndpointReport {
+    /// Base URL.
+    pub url: String,
+    /// Whether it gets traffic.
+    pub healthy: bool,
+    /// How long it stays ejected.
+    pub ejected_for_ms: u64,
+    /// Requests being served.
+    pub in_flight: usize,
+    /// Requests sent in total.
+    pub requests: u64,
+    /// Requests that failed.
+    pub failures: u64,
+}
+
+impl EndpointReport {
+    /// A snapshot of the endpoint at `url` with counters `stats`.
+    pub fn of(url: &str, stats: &EndpointStats) -> Self {
+        EndpointReport {
+            url: url.to_owned(),
+            healthy: stats.health.is_available(),
+            ejected_for_ms: stats.health.ejected_for().as_millis() as u64,
+            in_flight: stats.in_flight.load(Ordering::Relaxed),
+            requests: stats.requests.load(Ordering::Relaxed),
+            failures: stats.failures.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// The state of a pool shared by its replicas on every arbiter.
@@ -82,16 +128,28 @@ pub struct EndpointStats {
 pub struct PoolShared {
     name: String,
     config: PoolConfig,
-    stats: Vec<EndpointStats>,
+    stats: Vec<Arc<EndpointStats>>,
     next: AtomicUsize,
 }
 
 impl PoolShared {
-    /// Creates the shared state; the pool's name is its first endpoint's URL.
+    /// Creates the shared state with fresh counters; the pool's name is its endpoint
+    /// URLs joined by commas.
     pub fn new(config: PoolConfig) -> Arc<Self> {
+        let stats = config.endpoints.iter().map(|_| Arc::default()).collect();
+        Self::with_stats(config, stats)
+    }
+
+    /// Creates the shared state over existing counters, one per endpoint in order, so
+    /// that an endpoint serving several pools has one health and one in-flight count.
+    ///
+    /// # Panics
+    /// When `stats` and `config.endpoints` differ in length.
+    pub fn with_stats(config: PoolConfig, stats: Vec<Arc<EndpointStats>>) -> Arc<Self> {
+        assert_eq!(stats.len(), config.endpoints.len(), "one counter set per endpoint");
         Arc::new(PoolShared {
             name: config.endpoints.join(","),
-            stats: config.endpoints.iter().map(|_| EndpointStats::default()).collect(),
+            stats,
             config,
             next: AtomicUsize::new(0),
         })
@@ -108,13 +166,29 @@ impl PoolShared {
     }
 
     /// Counters per endpoint, in the order of `config().endpoints`.
-    pub fn stats(&self) -> &[EndpointStats] {
+    pub fn stats(&self) -> &[Arc<EndpointStats>] {
         &self.stats
     }
 
-    /// Picks the next endpoint (round robin).
-    fn pick(&self) -> usize {
-        self.next.fetch_add(1, Ordering::Relaxed) % self.config.endpoints.len().max(1)
+    /// Picks the next endpoint per the pool's policy, skipping `tried`.
+    fn pick(&self, tried: &[usize]) -> Option<usize> {
+        selection::pick(
+            self.config.balance,
+            &self.next,
+            &self.stats,
+            self.config.max_in_flight,
+            tried,
+        )
+    }
+
+    /// A snapshot of every endpoint, for status pages.
+    pub fn report(&self) -> Vec<EndpointReport> {
+        self.config
+            .endpoints
+            .iter()
+            .zip(&self.stats)
+            .map(|(url, s)| EndpointReport::of(url, s))
+            .collect()
     }
 }
 

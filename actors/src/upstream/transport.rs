@@ -78,9 +78,13 @@ impl InFlight {
     }
 
     fn failed(&self) {
-        self.pool.stats[self.index]
-            .failures
-            .fetch_add(1, Ordering::Relaxed);
+        let stats = &self.pool.stats[self.index];
+        stats.failures.fetch_add(1, Ordering::Relaxed);
+        stats.health.record_failure();
+    }
+
+    fn succeeded(&self) {
+        self.pool.stats[self.index].health.record_success();
     }
 }
 
@@ -114,26 +118,109 @@ impl Exchange {
         self.shared.config.legal_codes.clone()
     }
 
-    /// Sends `request` to the next endpoint and returns the response head with its
-    /// body (whole when small, else streaming).
+    /// Sends `request` to an endpoint of the pool and returns the response head with
+    /// its body (whole when small, else streaming).
+    ///
+    /// A request that never reached an endpoint (connection refused or reset before
+    /// sending) is tried on another one, whatever its method; an idempotent request
+    /// answered 502, 503 or 504 too. Only bodies held whole are replayed, and every
+    /// attempt shares the call's deadline.
     pub(super) async fn forward(
         &self,
         target: Arc<UpstreamTarget>,
         request: ForwardRequest,
     ) -> Result<ForwardResponse, Error> {
         let config = &self.shared.config;
-        let index = self.shared.pick();
-        let base = &config.endpoints[index];
-        let guard = InFlight::start(self.shared.clone(), index);
         let upstream = self.shared.name.clone();
-
         let ForwardRequest {
             method,
             path_and_query,
             headers,
-            body,
+            mut body,
             ctx,
         } = request;
+        let deadline = tokio::time::Instant::now()
+            + ctx
+                .remaining()
+                .map_or(config.timeout, |left| left.min(config.timeout));
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+        );
+        let mut tried: Vec<usize> = Vec::new();
+        loop {
+            let Some(index) = self.shared.pick(&tried) else {
+                return Err(Error::Overloaded {
+                    upstream,
+                    retry_after: 1,
+                });
+            };
+            tried.push(index);
+            let replayable = !matches!(body, Body::Stream(_));
+            let retries_left = tried.len() <= config.retries as usize
+                && tried.len() < config.endpoints.len()
+                && replayable;
+            let this_body = match &body {
+                Body::Empty => Body::Empty,
+                Body::Full(bytes) => Body::Full(bytes.clone()),
+                Body::Stream(_) => std::mem::replace(&mut body, Body::Empty),
+            };
+            let guard = InFlight::start(self.shared.clone(), index);
+            let outgoing = self.build(&target, index, &method, &path_and_query, &headers, &ctx);
+            let sending = match this_body {
+                Body::Empty => outgoing.send(),
+                Body::Full(bytes) => outgoing.send_body(bytes),
+                Body::Stream(stream) => outgoing.send_stream(stream),
+            };
+            let response = match tokio::time::timeout_at(deadline, sending).await {
+                Err(_) => {
+                    guard.failed();
+                    return Err(Error::UpstreamTimeout {
+                        upstream,
+                        seconds: config.timeout.as_secs_f64(),
+                    });
+                }
+                Ok(Err(e)) => {
+                    guard.failed();
+                    let never_sent = matches!(e, SendRequestError::Connect(_));
+                    let error = send_error(upstream.clone(), e, config.timeout);
+                    if (never_sent || idempotent) && retries_left {
+                        log::debug!("retrying on another endpoint after: {error}");
+                        continue;
+                    }
+                    return Err(error);
+                }
+                Ok(Ok(response)) => response,
+            };
+            let status = response.status();
+            if status.is_server_error() {
+                guard.failed();
+                if idempotent
+                    && retries_left
+                    && matches!(status.as_u16(), 502 | 503 | 504)
+                {
+                    log::debug!("retrying {method} on another endpoint after {status}");
+                    continue;
+                }
+            } else {
+                guard.succeeded();
+            }
+            return self.relay(response, &method, upstream, guard).await;
+        }
+    }
+
+    /// The request to one endpoint: the caller's headers (less `Host`), the route's
+    /// key, the hop count and the request id.
+    fn build(
+        &self,
+        target: &UpstreamTarget,
+        index: usize,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        ctx: &crate::call::CallContext,
+    ) -> awc::ClientRequest {
+        let base = &self.shared.config.endpoints[index];
         let mut outgoing = self
             .client
             .request(method.clone(), format!("{base}{path_and_query}"))
@@ -152,30 +239,22 @@ impl Exchange {
         if !headers.contains_key(REQUEST_ID_HEADER) {
             outgoing = outgoing.insert_header((REQUEST_ID_HEADER, &*ctx.request_id));
         }
+        outgoing
+    }
 
-        let deadline = ctx
-            .remaining()
-            .map_or(config.timeout, |left| left.min(config.timeout));
-        let sending = match body {
-            Body::Empty => outgoing.send(),
-            Body::Full(bytes) => outgoing.send_body(bytes),
-            Body::Stream(stream) => outgoing.send_stream(stream),
-        };
-        let mut response = match tokio::time::timeout(deadline, sending).await {
-            Err(_) => {
-                guard.failed();
-                return Err(Error::UpstreamTimeout {
-                    upstream,
-                    seconds: deadline.as_secs_f64(),
-                });
-            }
-            Ok(Err(e)) => {
-                guard.failed();
-                return Err(send_error(upstream, e, deadline));
-            }
-            Ok(Ok(response)) => response,
-        };
-
+    /// Takes the response head and its body: read whole when small and of known
+    /// length, else streamed through the bridge.
+    async fn relay<S>(
+        &self,
+        mut response: awc::ClientResponse<S>,
+        method: &Method,
+        upstream: String,
+        guard: InFlight,
+    ) -> Result<ForwardResponse, Error>
+    where
+        S: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
+    {
+        let config = &self.shared.config;
         let status = response.status();
         let mut headers = response.headers().clone();
         strip_hop_by_hop(&mut headers);
@@ -188,7 +267,7 @@ impl Exchange {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
 
-        let body = if method == Method::HEAD
+        let body = if *method == Method::HEAD
             || status.is_informational()
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED

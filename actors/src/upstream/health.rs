@@ -1,0 +1,85 @@
+//! Whether an endpoint is alive: passive ejection with exponential backoff, and the
+//! active check that brings it back.
+//!
+//! A connect failure, a reset, or a 5xx answer counts against an endpoint; after
+//! [`FAILURES_TO_EJECT`] in a row it is ejected for 1 s, doubling with every further
+//! failure up to [`MAX_EJECTION`]. A success (or a passing active check) restores it.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Failures in a row before an endpoint is ejected.
+pub const FAILURES_TO_EJECT: u32 = 1;
+/// First ejection period.
+pub const BASE_EJECTION: Duration = Duration::from_secs(1);
+/// Longest ejection period.
+pub const MAX_EJECTION: Duration = Duration::from_secs(30);
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    epoch().elapsed().as_millis() as u64
+}
+
+/// The health of one endpoint, shared by every replica of its pool.
+#[derive(Debug, Default)]
+pub struct Health {
+    consecutive_failures: AtomicU32,
+    ejected_until_ms: AtomicU64,
+}
+
+impl Health {
+    /// Whether the endpoint may get traffic now.
+    pub fn is_available(&self) -> bool {
+        self.ejected_until_ms.load(Ordering::Relaxed) <= now_ms()
+    }
+
+    /// How long the endpoint stays ejected (zero when available).
+    pub fn ejected_for(&self) -> Duration {
+        Duration::from_millis(
+            self.ejected_until_ms
+                .load(Ordering::Relaxed)
+                .saturating_sub(now_ms()),
+        )
+    }
+
+    /// Counts a failure; ejects the endpoint with exponential backoff.
+    pub fn record_failure(&self) {
+        let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures >= FAILURES_TO_EJECT {
+            let doublings = (failures - FAILURES_TO_EJECT).min(16);
+            let period = (BASE_EJECTION * 2u32.pow(doublings)).min(MAX_EJECTION);
+            self.ejected_until_ms
+                .store(now_ms() + period.as_millis() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a success: the endpoint is healthy again.
+    pub fn record_success(&self) {
+        if self.consecutive_failures.swap(0, Ordering::Relaxed) != 0 {
+            self.ejected_until_ms.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_eject_and_success_restores() {
+        let h = Health::default();
+        assert!(h.is_available());
+        h.record_failure();
+        assert!(!h.is_available());
+        let first = h.ejected_for();
+        h.record_failure();
+        assert!(h.ejected_for() > first, "backoff grows");
+        h.record_success();
+        assert!(h.is_available());
+    }
+}
