@@ -852,6 +852,30 @@ docs_path = "/openapi.json"
     }
 
     #[test]
+    fn pool_settings_parse_and_table_entries_override_the_policy() {
+        let c = parse(
+            r#"
+[plugins.proxy]
+balance = "least_inflight"
+max_in_flight = 4
+health_check_path = "/health"
+[plugins.proxy.proxy_urls."http://a:1"]
+[plugins.proxy.proxy_urls."http://b:1"]
+balance = "round_robin"
+"#,
+        )
+        .unwrap();
+        let u = c.plugins.proxy.upstreams();
+        assert_eq!(u[0].balance, BalancePolicy::LeastInflight);
+        assert_eq!(u[1].balance, BalancePolicy::RoundRobin);
+        assert_eq!(c.plugins.proxy.health_check().unwrap().0, "/health");
+        let err = parse("[plugins.proxy]\nbalance = \"random\"").unwrap_err();
+        assert!(err.contains("round_robin") && err.contains("least_inflight"), "{err}");
+        let err = parse("[plugins.proxy]\nhealth_check_path = \"health\"").unwrap_err();
+        assert!(err.contains("health_check_path"), "{err}");
+    }
+
+    #[test]
     fn env_overrides_nest_by_double_underscore() {
         let env = vec![
             ("SERVER__PORT".to_owned(), "9000".to_owned()),

@@ -8,5 +8,6 @@ mod common;
 
 mod interop;
 mod local;
+mod pools;
 mod proxy;
 mod streaming;

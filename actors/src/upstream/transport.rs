@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use awc::error::{PayloadError, SendRequestError};
+use awc::error::{ConnectError, PayloadError, SendRequestError};
 use awc::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use awc::http::{Method, StatusCode};
 use bytes::Bytes;
@@ -156,6 +156,8 @@ impl Exchange {
                 });
             };
             tried.push(index);
+            // Errors name the endpoint that failed, not the whole pool.
+            let endpoint = config.endpoints[index].clone();
             let replayable = !matches!(body, Body::Stream(_));
             let retries_left = tried.len() <= config.retries as usize
                 && tried.len() < config.endpoints.len()
@@ -176,14 +178,27 @@ impl Exchange {
                 Err(_) => {
                     guard.failed();
                     return Err(Error::UpstreamTimeout {
-                        upstream,
+                        upstream: endpoint,
                         seconds: config.timeout.as_secs_f64(),
+                    });
+                }
+                Ok(Err(SendRequestError::Body(e))) => {
+                    // Our side's body failed (over the size limit, or the client broke
+                    // off): not the endpoint's fault, and nothing to retry.
+                    return Err(match e.downcast::<Error>() {
+                        Ok(error) => *error,
+                        Err(other) => Error::Internal(format!("request body broke off: {other}")),
                     });
                 }
                 Ok(Err(e)) => {
                     guard.failed();
-                    let never_sent = matches!(e, SendRequestError::Connect(_));
-                    let error = send_error(upstream.clone(), e, config.timeout);
+                    // awc reports a connection closed after the request was written as
+                    // `Disconnected`: the upstream may have acted on it.
+                    let never_sent = matches!(
+                        &e,
+                        SendRequestError::Connect(c) if !matches!(c, ConnectError::Disconnected)
+                    );
+                    let error = send_error(endpoint, e, config.timeout);
                     if (never_sent || idempotent) && retries_left {
                         log::debug!("retrying on another endpoint after: {error}");
                         continue;
@@ -205,7 +220,7 @@ impl Exchange {
             } else {
                 guard.succeeded();
             }
-            return self.relay(response, &method, upstream, guard).await;
+            return self.relay(response, &method, endpoint, guard).await;
         }
     }
 
@@ -308,6 +323,10 @@ impl Exchange {
 
 fn send_error(upstream: String, error: SendRequestError, deadline: Duration) -> Error {
     match error {
+        SendRequestError::Connect(ConnectError::Disconnected) => Error::UpstreamReply {
+            upstream,
+            reason: "closed the connection without answering".to_owned(),
+        },
         SendRequestError::Connect(e) => Error::UpstreamConnect {
             upstream,
             reason: e.to_string(),

@@ -1,0 +1,488 @@
+//! Upstream pools with several real upstreams on loopback: balancing, ejection and
+//! recovery, retries that never duplicate a POST, limits, loops, live re-discovery.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpResponse};
+use framex::actors::upstream::{PoolConfig, PoolShared, UpstreamTarget};
+use framex::actors::{ApiKey, ApiSpec, UpstreamRoute};
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::common::{config, get, request, start};
+
+/// The document every replica publishes: one quick route, one slow route, one POST.
+fn replica_doc() -> Value {
+    let op = json!({"responses": {"200": {"description": "ok"}}});
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "replica", "version": "1"},
+        "paths": {
+            "/api/v1/who": {"get": op},
+            "/api/v1/slow": {"get": op},
+            "/api/v1/hit": {"post": op}
+        }
+    })
+}
+
+/// One replica of a service: answers with its name and counts the requests it got.
+#[derive(Clone)]
+struct Replica {
+    name: &'static str,
+    hits: Arc<AtomicUsize>,
+    /// How long `/api/v1/who` takes.
+    delay: Duration,
+}
+
+impl Replica {
+    fn new(name: &'static str, delay_ms: u64) -> Self {
+        Replica {
+            name,
+            hits: Arc::default(),
+            delay: Duration::from_millis(delay_ms),
+        }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Serves on `addr` (port 0 = any) and returns the address and the stop handle.
+    fn serve(&self, addr: SocketAddr) -> (SocketAddr, actix_web::dev::ServerHandle) {
+        let replica = self.clone();
+        let server = actix_web::HttpServer::new(move || {
+            let r = replica.clone();
+            let slow = replica.clone();
+            let hit = replica.clone();
+            actix_web::App::new()
+                .route("/api/v1/openapi.json", web::get().to(|| async { HttpResponse::Ok().json(replica_doc()) }))
+                .route("/health", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
+                .route(
+                    "/api/v1/who",
+                    web::get().to(move || {
+                        let r = r.clone();
+                        async move {
+                            r.hits.fetch_add(1, Ordering::SeqCst);
+                            actix_rt::time::sleep(r.delay).await;
+                            HttpResponse::Ok().json(json!({"name": r.name}))
+                        }
+                    }),
+                )
+                .route(
+                    "/api/v1/slow",
+                    web::get().to(move || {
+                        let r = slow.clone();
+                        async move {
+                            r.hits.fetch_add(1, Ordering::SeqCst);
+                            actix_rt::time::sleep(Duration::from_millis(800)).await;
+                            HttpResponse::Ok().json(json!({"name": r.name}))
+                        }
+                    }),
+                )
+                .route(
+                    "/api/v1/hit",
+                    web::post().to(move || {
+                        let r = hit.clone();
+                        async move {
+                            r.hits.fetch_add(1, Ordering::SeqCst);
+                            HttpResponse::Ok().json(json!({"name": r.name}))
+                        }
+                    }),
+                )
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(0)
+        .bind(addr)
+        .unwrap();
+        let addr = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        (addr, handle)
+    }
+}
+
+fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn pool_config(urls: &[String], extra: &str) -> framex::config::Config {
+    let list: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+    config(&format!(
+        r#"
+load_builtin_plugins = ["proxy"]
+[plugins.proxy]
+proxy_urls = [{}]
+discovery_interval = 0
+timeout = 10
+{extra}
+"#,
+        list.join(", ")
+    ))
+}
+
+async fn status_page(server: &framex::Running) -> Value {
+    get(&server.url("/api/v1/proxy/upstreams")).await.json()
+}
+
+/// Round robin spreads sequential requests evenly; least-in-flight keeps them away
+/// from a replica that is still busy. The status page shows one pool of three.
+#[actix_rt::test]
+async fn requests_spread_across_a_pool_per_policy() {
+    let replicas = [Replica::new("a", 0), Replica::new("b", 0), Replica::new("c", 0)];
+    let served: Vec<_> = replicas.iter().map(|r| r.serve(any_port())).collect();
+    let urls: Vec<String> = served.iter().map(|(a, _)| format!("http://{a}")).collect();
+
+    let server = start(pool_config(&urls, ""), vec![]).await;
+    for _ in 0..30 {
+        assert_eq!(get(&server.url("/api/v1/who")).await.status, 200);
+    }
+    let counts: Vec<usize> = replicas.iter().map(Replica::hits).collect();
+    assert_eq!(counts, [10, 10, 10]);
+    let page = status_page(&server).await;
+    assert_eq!(page["pools"][0]["endpoints"], json!(urls));
+    assert_eq!(page["pools"][0]["routes"], 3);
+    assert_eq!(page["pools"][0]["balance"], "round_robin");
+    for (i, upstream) in page["upstreams"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(upstream["url"], urls[i]);
+        assert_eq!(upstream["requests"], 10);
+        assert_eq!(upstream["healthy"], true);
+    }
+    server.stop(true).await;
+    let listing = framex::cli::route_listing(&pool_config(&urls, "")).await.unwrap();
+    let who = listing.lines().find(|l| l.contains("/api/v1/who")).unwrap();
+    assert!(who.contains(&format!("upstream:{}", urls.join(","))), "{listing}");
+
+    // Least in flight: replica "a" takes 300 ms, the others answer at once.
+    let slow = [Replica::new("a", 300), Replica::new("b", 0), Replica::new("c", 0)];
+    let served2: Vec<_> = slow.iter().map(|r| r.serve(any_port())).collect();
+    let urls2: Vec<String> = served2.iter().map(|(a, _)| format!("http://{a}")).collect();
+    let server = start(pool_config(&urls2, "balance = \"least_inflight\""), vec![]).await;
+    let url = server.url("/api/v1/who");
+    let statuses: Vec<u16> = futures::stream::iter(0..30)
+        .map(|_| {
+            let url = url.clone();
+            async move { get(&url).await.status }
+        })
+        .buffer_unordered(6)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    let busy = slow[0].hits();
+    assert!(busy < 10, "the busy replica got {busy} of 30, as many as round robin would give");
+    assert_eq!(slow.iter().map(Replica::hits).sum::<usize>(), 30);
+    server.stop(true).await;
+    for (_, h) in served.into_iter().chain(served2) {
+        h.stop(false).await;
+    }
+}
+
+/// Killing one of three replicas under a bounded load of GETs loses no request; the
+/// dead one is ejected, and once restarted the health check brings it back.
+#[actix_rt::test]
+async fn a_replica_dying_under_load_loses_no_request() {
+    let replicas = [Replica::new("a", 5), Replica::new("b", 5), Replica::new("c", 5)];
+    let mut served: Vec<_> = replicas.iter().map(|r| r.serve(any_port())).collect();
+    let urls: Vec<String> = served.iter().map(|(a, _)| format!("http://{a}")).collect();
+    let extra = "health_check_path = \"/health\"\nhealth_check_interval = 0.2";
+    let server = start(pool_config(&urls, extra), vec![]).await;
+    let url = server.url("/api/v1/who");
+
+    let done = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let done = done.clone();
+        futures::stream::iter(0..600)
+            .map(move |_| {
+                let url = url.clone();
+                let done = done.clone();
+                async move {
+                    let r = get(&url).await;
+                    done.fetch_add(1, Ordering::SeqCst);
+                    (r.status, r.text())
+                }
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+    };
+    let load = actix_rt::spawn(load);
+
+    // Kill "b" a third of the way through, check it is ejected, restart it at two
+    // thirds, and let the load finish.
+    wait_for(|| done.load(Ordering::SeqCst) >= 200).await;
+    let (b_addr, b_handle) = served.remove(1);
+    b_handle.stop(false).await;
+    wait_for(|| done.load(Ordering::SeqCst) >= 300).await;
+    let page = status_page(&server).await;
+    assert_eq!(page["upstreams"][1]["healthy"], false, "{page}");
+    let hits_while_dead = replicas[1].hits();
+
+    wait_for(|| done.load(Ordering::SeqCst) >= 400).await;
+    let (_, b_handle) = replicas[1].serve(b_addr);
+    let results = load.await.unwrap();
+    let failed: Vec<_> = results.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(failed.is_empty(), "{} of 600 failed: {:?}", failed.len(), &failed[..failed.len().min(3)]);
+
+    // Back in the pool: healthy again and getting traffic.
+    let start_wait = Instant::now();
+    loop {
+        if status_page(&server).await["upstreams"][1]["healthy"] == true {
+            break;
+        }
+        assert!(start_wait.elapsed() < Duration::from_secs(10), "b never came back");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..9 {
+        assert_eq!(get(&server.url("/api/v1/who")).await.status, 200);
+    }
+    assert!(replicas[1].hits() > hits_while_dead, "b gets traffic again");
+    let page = status_page(&server).await;
+    assert!(page["upstreams"][1]["failures"].as_u64().unwrap() >= 1, "{page}");
+
+    server.stop(true).await;
+    b_handle.stop(false).await;
+    for (_, h) in served {
+        h.stop(false).await;
+    }
+}
+
+/// Waits (bounded) until `ready` holds.
+async fn wait_for(ready: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < Duration::from_secs(60), "condition never held");
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// An upstream that reads each request, counts it, and hangs up without answering
+/// (after serving its OpenAPI document): a failure after the request was sent.
+async fn hang_up_server(hits: Arc<AtomicUsize>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = actix_rt::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    actix_rt::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let hits = hits.clone();
+            actix_rt::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut read = 0;
+                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf[read..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf[..read]).into_owned();
+                if head.starts_with("GET /api/v1/openapi.json") {
+                    let body = replica_doc().to_string();
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(reply.as_bytes()).await;
+                } else {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                }
+                // Dropping the socket hangs up.
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A POST that reached an upstream which then failed is not sent again (it may have
+/// taken effect); a GET in the same situation is retried on another replica.
+#[actix_rt::test]
+async fn a_post_is_never_duplicated_but_a_get_is_retried() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let a = hang_up_server(hits.clone()).await;
+    let b = hang_up_server(hits.clone()).await;
+    let server = start(pool_config(&[a.clone(), b], ""), vec![]).await;
+
+    let r = request("POST", &server.url("/api/v1/hit"), &[], b"{}".to_vec()).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "the POST reached exactly one upstream once");
+
+    let r = get(&server.url("/api/v1/who")).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(hits.load(Ordering::SeqCst), 3, "the GET was tried on both replicas");
+    server.stop(true).await;
+}
+
+/// Two instances whose routes point at each other: the request bounces until the hop
+/// limit and comes back as 508 naming the loop, without melting either down.
+#[actix_rt::test]
+async fn two_instances_proxying_each_other_get_508() {
+    let a = start(config(""), vec![]).await;
+    let b = start(config(""), vec![]).await;
+    let route_to = |other: &framex::Running| {
+        let spec = ApiSpec::new(ApiKey::http(awc::http::Method::GET, "/api/v1/ping-pong"));
+        UpstreamRoute {
+            spec: Arc::new(spec),
+            target: Arc::new(UpstreamTarget {
+                pool: PoolShared::new(PoolConfig::single(other.url(""))),
+                auth: None,
+            }),
+        }
+    };
+    a.engine().set_upstream_routes("b", vec![route_to(&b)]).await.unwrap();
+    b.engine().set_upstream_routes("a", vec![route_to(&a)]).await.unwrap();
+
+    let started = Instant::now();
+    let r = get(&a.url("/api/v1/ping-pong")).await;
+    assert_eq!(r.status, 508, "{}", r.text());
+    assert!(r.json()["message"].as_str().unwrap().contains("loop"), "{}", r.text());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Both still serve.
+    assert_eq!(get(&a.url("/health")).await.status, 200);
+    assert_eq!(get(&b.url("/health")).await.status, 200);
+    a.stop(true).await;
+    b.stop(true).await;
+}
+
+/// Every replica at its in-flight limit: 503 with `Retry-After`; bodies over the
+/// limit: 413, whether their length is declared or not.
+#[actix_rt::test]
+async fn saturation_gets_503_and_large_bodies_get_413() {
+    let replica = Replica::new("only", 0);
+    let (addr, handle) = replica.serve(any_port());
+    let mut cfg = pool_config(&[format!("http://{addr}")], "max_in_flight = 1");
+    cfg.server.max_body_size = 1024;
+    let server = start(cfg, vec![]).await;
+
+    let slow_url = server.url("/api/v1/slow");
+    let slow = actix_rt::spawn(async move { get(&slow_url).await.status });
+    wait_for(|| replica.hits() == 1).await;
+    let r = get(&server.url("/api/v1/who")).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.headers.get("retry-after").unwrap(), "1");
+    assert_eq!(slow.await.unwrap(), 200);
+    assert_eq!(get(&server.url("/api/v1/who")).await.status, 200, "free again");
+
+    let r = request("POST", &server.url("/api/v1/hit"), &[], vec![b'x'; 2048]).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    let chunks = futures::stream::iter(
+        (0..4).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'y'; 512]))),
+    );
+    let response = crate::common::client()
+        .post(server.url("/api/v1/hit"))
+        .send_stream(chunks)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    server.stop(true).await;
+    handle.stop(false).await;
+}
+
+/// Operations added to, changed on, or removed from an upstream reach the route table
+/// without a restart; requests keep being served meanwhile.
+#[actix_rt::test]
+async fn re_discovery_follows_the_upstream() {
+    let doc = Arc::new(Mutex::new(json!({
+        "openapi": "3.1.0",
+        "info": {"title": "live", "version": "1"},
+        "paths": {"/api/v1/old": {"get": {"responses": {"200": {"description": "ok"}}}}}
+    })));
+    let served_doc = doc.clone();
+    let (up, handle) = crate::common::spawn_upstream(move |cfg| {
+        let doc = served_doc.clone();
+        cfg.route(
+            "/api/v1/openapi.json",
+            web::get().to(move || {
+                let doc = doc.lock().unwrap().clone();
+                async move { HttpResponse::Ok().json(doc) }
+            }),
+        )
+        .default_service(web::to(|| async { HttpResponse::Ok().json("served") }));
+    });
+    let cfg = config(&format!(
+        "load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"{up}\"]\ndiscovery_interval = 0.2\n"
+    ));
+    let server = start(cfg, vec![]).await;
+    assert_eq!(get(&server.url("/api/v1/old")).await.status, 200);
+    assert_eq!(get(&server.url("/api/v1/new")).await.status, 404);
+
+    *doc.lock().unwrap() = json!({
+        "openapi": "3.1.0",
+        "info": {"title": "live", "version": "2"},
+        "paths": {"/api/v1/new": {"get": {
+            "parameters": [{"name": "q", "in": "query", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "ok"}}}}}
+    });
+    let started = Instant::now();
+    while get(&server.url("/api/v1/new?q=1")).await.status != 200 {
+        assert!(started.elapsed() < Duration::from_secs(10), "new route never appeared");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(get(&server.url("/api/v1/old")).await.status, 404, "removed route is gone");
+    let document = get(&server.url("/api/v1/openapi.json")).await.json();
+    let params = &document["paths"]["/api/v1/new"]["get"]["parameters"];
+    assert_eq!(params[0]["name"], "q", "the new signature is published: {document}");
+    server.stop(true).await;
+    handle.stop(false).await;
+}
+
+/// A `framex run` process killed with SIGTERM when the test ends, however it ends.
+struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// SIGTERM: the server stops accepting, lets the request in flight finish, and
+/// exits 0.
+#[actix_rt::test]
+async fn sigterm_drains_in_flight_requests_and_exits_0() {
+    let replica = Replica::new("only", 0);
+    let (addr, handle) = replica.serve(any_port());
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::common::python::free_port();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "load_builtin_plugins = [\"proxy\"]\n[server]\nport = {port}\n[plugins.proxy]\nproxy_urls = [\"http://{addr}\"]\n"
+        ),
+    )
+    .unwrap();
+    let mut process = Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_framex"))
+            .arg("run")
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    crate::common::python::wait_ready(&format!("{base}/api/v1/who"), Duration::from_secs(30)).await;
+
+    let slow_url = format!("{base}/api/v1/slow");
+    let slow = actix_rt::spawn(async move { get(&slow_url).await });
+    wait_for(|| replica.hits() >= 2).await;
+    let pid = process.0.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+
+    let reply = slow.await.unwrap();
+    assert_eq!(reply.status, 200, "the request in flight finished: {}", reply.text());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = process.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "did not exit after SIGTERM");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        actix_rt::net::TcpStream::connect(("127.0.0.1", port)).await.is_err(),
+        "no longer accepting"
+    );
+    handle.stop(false).await;
+}
