@@ -6,6 +6,11 @@ use framex::cli::{Cli, Command};
 use framex::config::Config;
 use framex::Framex;
 
+/// mimalloc: the proxy's hot path allocates small, short-lived buffers and header
+/// maps on every request; glibc's malloc showed up at ~8 % of CPU in profiles.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))

@@ -109,20 +109,23 @@ async fn client_disconnect_cancels_the_upstream_request() {
     server.stop(true).await;
 }
 
-/// An upstream that dies after the first events (its body shorter than it
-/// announced): the client gets them, then an `error` event with 502, then a clean end.
+/// An upstream that dies after the first events, whether its body announced a length
+/// or was chunked (cut off without the last chunk): the client gets the events, then
+/// an `error` event with 502, then a clean end.
 #[actix_rt::test]
 async fn a_failure_mid_stream_becomes_an_error_event() {
     let legacy = legacy_app().await;
     let server = start(streaming_config(&legacy.url, 30.0), vec![]).await;
-    let r = get(&server.url("/api/v1/stream/die?after=2&declared_length=1000")).await;
-    assert_eq!(r.status, 200);
-    let got = sse_events(&r.text());
-    assert_eq!(got.len(), 3, "{}", r.text());
-    assert_eq!(got[0].1, json!({"content": "0"}));
-    assert_eq!(got[2].0, "error");
-    assert_eq!(got[2].1["status"], 502);
-    assert!(got[2].1["message"].as_str().unwrap().contains(&legacy.url));
+    for framing in ["declared_length=1000", "declared_length=0"] {
+        let r = get(&server.url(&format!("/api/v1/stream/die?after=2&{framing}"))).await;
+        assert_eq!(r.status, 200);
+        let got = sse_events(&r.text());
+        assert_eq!(got.len(), 3, "{framing}: {}", r.text());
+        assert_eq!(got[0].1, json!({"content": "0"}));
+        assert_eq!(got[2].0, "error", "{framing}: {}", r.text());
+        assert_eq!(got[2].1["status"], 502);
+        assert!(got[2].1["message"].as_str().unwrap().contains(&legacy.url));
+    }
     server.stop(true).await;
 }
 

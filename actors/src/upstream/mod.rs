@@ -7,6 +7,7 @@
 //! - `transport`: sending, deadlines, and streaming bodies through the bridge;
 //! - this module: the shared pool state, the [`UpstreamPool`] actor and its messages.
 
+mod client;
 pub mod health;
 mod reply;
 mod request;
@@ -18,10 +19,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use actix::prelude::*;
-use awc::http::header::HeaderMap;
-use awc::http::{Method, StatusCode};
+use awc::http::Method;
 use bytes::Bytes;
+use http::header::HeaderMap;
+use http::StatusCode;
 
 use crate::api::{ApiSpec, Args};
 use crate::call::{CallContext, Reply};
@@ -29,7 +35,9 @@ use crate::error::Error;
 use crate::stream::ChunkStream;
 
 pub use selection::Balance;
-pub use transport::{strip_hop_by_hop, FULL_BODY_LIMIT};
+pub use transport::{is_hop_by_hop, strip_hop_by_hop, FULL_BODY_LIMIT};
+/// The HTTP types (`http` 1.x) of upstream requests and responses.
+pub use http as wire;
 
 /// Header carrying how many proxies a request has passed through.
 pub const HOPS_HEADER: &str = "x-framex-hops";
@@ -278,16 +286,55 @@ impl Message for Call {
     type Result = Result<Reply, Error>;
 }
 
+thread_local! {
+    /// Each thread's HTTP client per pool, keyed by the pool's address (the `Arc` is
+    /// kept beside it so the address cannot be reused while the entry lives).
+    static CLIENTS: RefCell<HashMap<*const PoolShared, (Arc<PoolShared>, Rc<client::Client>)>> =
+        RefCell::new(HashMap::new());
+}
+
+/// This thread's client of `pool`, made on first use: the replica's connections.
+fn local_client(pool: &Arc<PoolShared>) -> Rc<client::Client> {
+    CLIENTS.with(|clients| {
+        clients
+            .borrow_mut()
+            .entry(Arc::as_ptr(pool))
+            .or_insert_with(|| {
+                let client = client::Client::new(&pool.config.endpoints, pool.config.connect_timeout);
+                (pool.clone(), client)
+            })
+            .1
+            .clone()
+    })
+}
+
+/// Forwards `request` to `target`'s pool from the current arbiter, on this arbiter's
+/// connections, without a mailbox hop: the hot path of faithful forwarding, where the
+/// route was already matched. Same behaviour as sending [`Forward`] to the pool's
+/// [`UpstreamPool`] replica (which shares these connections).
+///
+/// # Errors
+/// As [`Forward`]: 502, 503, 504 and 413 conditions as [`Error`]s.
+pub async fn forward_here(
+    target: Arc<UpstreamTarget>,
+    request: ForwardRequest,
+) -> Result<ForwardResponse, Error> {
+    let client = local_client(&target.pool);
+    transport::Exchange::new(&target.pool, &client)
+        .forward(target, request)
+        .await
+}
+
 /// One replica of a pool, living on one arbiter and owning that arbiter's HTTP client.
 pub struct UpstreamPool {
     shared: Arc<PoolShared>,
-    client: awc::Client,
+    client: Rc<client::Client>,
 }
 
 impl UpstreamPool {
     /// A replica of `shared` with its own HTTP client (call on the arbiter it serves).
     pub fn new(shared: Arc<PoolShared>) -> Self {
-        let client = transport::client(&shared.config);
+        let client = local_client(&shared);
         UpstreamPool { shared, client }
     }
 }

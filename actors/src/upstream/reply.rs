@@ -8,7 +8,7 @@
 //! - Other JSON is returned as it is; anything else as text.
 //! - Streaming APIs and `text/event-stream` replies come back as streams.
 
-use awc::http::header;
+use http::header;
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -102,8 +102,8 @@ fn into_stream(body: Body) -> ChunkStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use awc::http::header::HeaderMap;
-    use awc::http::StatusCode;
+    use http::header::HeaderMap;
+    use http::StatusCode;
     use serde_json::json;
 
     fn response(status: u16, body: &str) -> ForwardResponse {

@@ -1,6 +1,6 @@
 //! How a call's arguments become an HTTP request on an API's signature.
 
-use awc::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};

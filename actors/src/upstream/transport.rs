@@ -1,18 +1,21 @@
-//! Sending requests upstream: headers, deadlines, and bodies read whole or streamed
-//! through the bridge with an idle timeout and prompt cancellation.
+//! Sending requests upstream: endpoint choice and retries, headers, deadlines, and
+//! bodies read whole or streamed through the bridge with an idle timeout and prompt
+//! cancellation.
 
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use awc::error::{ConnectError, PayloadError, SendRequestError};
-use awc::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use awc::http::{Method, StatusCode};
-use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 
+use super::client::{Client, Lease, OutBody, SendError};
 use super::{
-    Body, ForwardRequest, ForwardResponse, PoolConfig, PoolShared, UpstreamTarget, HOPS_HEADER,
+    Body, ForwardRequest, ForwardResponse, PoolShared, UpstreamTarget, HOPS_HEADER,
     REQUEST_ID_HEADER,
 };
 use crate::error::Error;
@@ -21,43 +24,41 @@ use crate::stream::{bridge, ChunkSender};
 /// Replies up to this size (with a known length) are read whole instead of streamed.
 pub const FULL_BODY_LIMIT: usize = 256 * 1024;
 
-/// Builds the HTTP client of one pool replica: no default headers, no redirects, no
-/// decompression and no client-side timeout (the pool applies its own deadlines).
-pub(super) fn client(config: &PoolConfig) -> awc::Client {
-    let connector = awc::Connector::new()
-        .timeout(config.connect_timeout)
-        .limit(0);
-    awc::Client::builder()
-        .no_default_headers()
-        .disable_redirects()
-        .disable_timeout()
-        .connector(connector)
-        .finish()
+/// Headers that describe one connection rather than the message (RFC 9110 §7.6.1),
+/// never forwarded in either direction.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Whether a header named `name` is hop-by-hop: one of RFC 9110's, or one that the
+/// message's `Connection` header (`connection`, its value) names.
+pub fn is_hop_by_hop(name: &str, connection: Option<&str>) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.as_str().eq_ignore_ascii_case(name))
+        || connection.is_some_and(|named| {
+            named
+                .split(',')
+                .any(|token| token.trim().eq_ignore_ascii_case(name))
+        })
 }
 
-/// Removes the headers that describe one connection rather than the message:
-/// those RFC 9110 calls hop-by-hop, and any that `Connection` names.
+/// Removes the hop-by-hop headers from `headers` (see [`is_hop_by_hop`]).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
+        .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ] {
+    for name in named.iter().chain(&HOP_BY_HOP) {
         headers.remove(name);
     }
 }
@@ -99,11 +100,11 @@ impl Drop for InFlight {
 /// One request/response exchange with a pool, made on the current arbiter.
 pub(super) struct Exchange {
     shared: Arc<PoolShared>,
-    client: awc::Client,
+    client: Rc<Client>,
 }
 
 impl Exchange {
-    pub(super) fn new(shared: &Arc<PoolShared>, client: &awc::Client) -> Self {
+    pub(super) fn new(shared: &Arc<PoolShared>, client: &Rc<Client>) -> Self {
         Exchange {
             shared: shared.clone(),
             client: client.clone(),
@@ -121,17 +122,16 @@ impl Exchange {
     /// Sends `request` to an endpoint of the pool and returns the response head with
     /// its body (whole when small, else streaming).
     ///
-    /// A request that never reached an endpoint (connection refused or reset before
-    /// sending) is tried on another one, whatever its method; an idempotent request
-    /// answered 502, 503 or 504 too. Only bodies held whole are replayed, and every
-    /// attempt shares the call's deadline.
+    /// A request that never reached an endpoint (no connection) is tried on another
+    /// one, whatever its method; an idempotent request also after a 502, 503 or 504
+    /// or a connection lost before the answer. Only bodies held whole are replayed,
+    /// and every attempt shares the call's deadline.
     pub(super) async fn forward(
         &self,
         target: Arc<UpstreamTarget>,
         request: ForwardRequest,
     ) -> Result<ForwardResponse, Error> {
         let config = &self.shared.config;
-        let upstream = self.shared.name.clone();
         let ForwardRequest {
             method,
             path_and_query,
@@ -139,6 +139,8 @@ impl Exchange {
             mut body,
             ctx,
         } = request;
+        let method = Method::from_bytes(method.as_str().as_bytes())
+            .map_err(|e| Error::Internal(format!("method: {e}")))?;
         let deadline = tokio::time::Instant::now()
             + ctx
                 .remaining()
@@ -147,11 +149,13 @@ impl Exchange {
             method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
         );
+        let hops = HeaderValue::from(ctx.hops + 1);
+        let request_id = HeaderValue::from_str(&ctx.request_id).ok();
         let mut tried: Vec<usize> = Vec::new();
         loop {
             let Some(index) = self.shared.pick(&tried) else {
                 return Err(Error::Overloaded {
-                    upstream,
+                    upstream: self.shared.name.clone(),
                     retry_after: 1,
                 });
             };
@@ -168,13 +172,14 @@ impl Exchange {
                 Body::Stream(_) => std::mem::replace(&mut body, Body::Empty),
             };
             let guard = InFlight::start(self.shared.clone(), index);
-            let outgoing = self.build(&target, index, &method, &path_and_query, &headers, &ctx);
-            let sending = match this_body {
-                Body::Empty => outgoing.send(),
-                Body::Full(bytes) => outgoing.send_body(bytes),
-                Body::Stream(stream) => outgoing.send_stream(stream),
-            };
-            let response = match tokio::time::timeout_at(deadline, sending).await {
+            let outgoing = self
+                .build(&target, index, &method, &path_and_query, &headers, &hops, &request_id, this_body)
+                .map_err(|reason| Error::UpstreamConnect {
+                    upstream: endpoint.clone(),
+                    reason,
+                })?;
+            let sent = tokio::time::timeout_at(deadline, self.client.send(index, outgoing)).await;
+            let (response, lease) = match sent {
                 Err(_) => {
                     guard.failed();
                     return Err(Error::UpstreamTimeout {
@@ -182,50 +187,57 @@ impl Exchange {
                         seconds: config.timeout.as_secs_f64(),
                     });
                 }
-                Ok(Err(SendRequestError::Body(e))) => {
-                    // Our side's body failed (over the size limit, or the client broke
-                    // off): not the endpoint's fault, and nothing to retry.
-                    return Err(match e.downcast::<Error>() {
-                        Ok(error) => *error,
-                        Err(other) => Error::Internal(format!("request body broke off: {other}")),
-                    });
-                }
-                Ok(Err(e)) => {
+                // Our side's body failed: not the endpoint's fault, nothing to retry.
+                Ok(Err(SendError::Body(error))) => return Err(error),
+                Ok(Err(SendError::Connect(reason))) => {
                     guard.failed();
-                    // awc reports a connection closed after the request was written as
-                    // `Disconnected`: the upstream may have acted on it.
-                    let never_sent = matches!(
-                        &e,
-                        SendRequestError::Connect(c) if !matches!(c, ConnectError::Disconnected)
-                    );
-                    let error = send_error(endpoint, e, config.timeout);
-                    if (never_sent || idempotent) && retries_left {
+                    let error = Error::UpstreamConnect {
+                        upstream: endpoint,
+                        reason,
+                    };
+                    if retries_left {
                         log::debug!("retrying on another endpoint after: {error}");
                         continue;
                     }
                     return Err(error);
                 }
-                Ok(Ok(response)) => response,
+                Ok(Err(SendError::Exchange(e))) => {
+                    guard.failed();
+                    let reason = if e.is_incomplete_message() || e.is_canceled() {
+                        "closed the connection without answering".to_owned()
+                    } else {
+                        e.to_string()
+                    };
+                    let error = Error::UpstreamReply {
+                        upstream: endpoint,
+                        reason,
+                    };
+                    // It may have acted on the request: only idempotent ones go again.
+                    if idempotent && retries_left {
+                        log::debug!("retrying {method} on another endpoint after: {error}");
+                        continue;
+                    }
+                    return Err(error);
+                }
+                Ok(Ok(sent)) => sent,
             };
             let status = response.status();
             if status.is_server_error() {
                 guard.failed();
-                if idempotent
-                    && retries_left
-                    && matches!(status.as_u16(), 502 | 503 | 504)
-                {
+                if idempotent && retries_left && matches!(status.as_u16(), 502 | 503 | 504) {
                     log::debug!("retrying {method} on another endpoint after {status}");
                     continue;
                 }
             } else {
                 guard.succeeded();
             }
-            return self.relay(response, &method, endpoint, guard).await;
+            return self.relay(response, lease, &method, endpoint, guard).await;
         }
     }
 
-    /// The request to one endpoint: the caller's headers (less `Host`), the route's
-    /// key, the hop count and the request id.
+    /// The request to one endpoint: the caller's headers, the endpoint's `Host`, the
+    /// route's key, the hop count and the request id.
+    #[allow(clippy::too_many_arguments)]
     fn build(
         &self,
         target: &UpstreamTarget,
@@ -233,45 +245,55 @@ impl Exchange {
         method: &Method,
         path_and_query: &str,
         headers: &HeaderMap,
-        ctx: &crate::call::CallContext,
-    ) -> awc::ClientRequest {
-        let base = &self.shared.config.endpoints[index];
-        let mut outgoing = self
-            .client
-            .request(method.clone(), format!("{base}{path_and_query}"))
-            .no_decompress();
-        for (name, value) in headers.iter() {
+        hops: &HeaderValue,
+        request_id: &Option<HeaderValue>,
+        body: Body,
+    ) -> Result<Request<OutBody>, String> {
+        let endpoint = self.client.endpoint(index)?;
+        let uri = if endpoint.prefix.is_empty() {
+            path_and_query.to_owned()
+        } else {
+            format!("{}{path_and_query}", endpoint.prefix)
+        };
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .body(OutBody::from(body))
+            .map_err(|e| format!("bad request: {e}"))?;
+        let out = request.headers_mut();
+        out.reserve(headers.len() + 4);
+        for (name, value) in headers {
             if name != header::HOST {
-                outgoing = outgoing.append_header((name.clone(), value.clone()));
+                out.append(name.clone(), value.clone());
             }
         }
-        if let Some(key) = target.auth.as_deref() {
-            if let Ok(value) = HeaderValue::from_str(key) {
-                outgoing = outgoing.insert_header((header::AUTHORIZATION, value));
-            }
+        out.insert(header::HOST, endpoint.host.clone());
+        if let Some(key) = target.auth.as_deref().and_then(|k| HeaderValue::from_str(k).ok()) {
+            out.insert(header::AUTHORIZATION, key);
         }
-        outgoing = outgoing.insert_header((HOPS_HEADER, (ctx.hops + 1).to_string()));
-        if !headers.contains_key(REQUEST_ID_HEADER) {
-            outgoing = outgoing.insert_header((REQUEST_ID_HEADER, &*ctx.request_id));
+        out.insert(HeaderName::from_static(HOPS_HEADER), hops.clone());
+        let id_header = HeaderName::from_static(REQUEST_ID_HEADER);
+        if let (false, Some(id)) = (out.contains_key(&id_header), request_id) {
+            out.insert(id_header, id.clone());
         }
-        outgoing
+        Ok(request)
     }
 
     /// Takes the response head and its body: read whole when small and of known
-    /// length, else streamed through the bridge.
-    async fn relay<S>(
+    /// length, else streamed through the bridge. The connection is handed back for
+    /// reuse once the body has been read to its end.
+    async fn relay(
         &self,
-        mut response: awc::ClientResponse<S>,
+        response: http::Response<Incoming>,
+        lease: Lease,
         method: &Method,
         upstream: String,
         guard: InFlight,
-    ) -> Result<ForwardResponse, Error>
-    where
-        S: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
-    {
+    ) -> Result<ForwardResponse, Error> {
         let config = &self.shared.config;
-        let status = response.status();
-        let mut headers = response.headers().clone();
+        let (head, mut incoming) = response.into_parts();
+        let status = head.status;
+        let mut headers = head.headers;
         strip_hop_by_hop(&mut headers);
         let length = headers
             .get(header::CONTENT_LENGTH)
@@ -288,10 +310,14 @@ impl Exchange {
             || status == StatusCode::NOT_MODIFIED
             || length == Some(0)
         {
+            lease.release();
             Body::Empty
         } else if let Some(len) = length.filter(|&n| n <= FULL_BODY_LIMIT && !is_event_stream) {
-            match tokio::time::timeout(config.timeout, response.body().limit(len)).await {
-                Ok(Ok(bytes)) => Body::Full(bytes),
+            match tokio::time::timeout(config.timeout, read_whole(&mut incoming, len)).await {
+                Ok(Ok(bytes)) => {
+                    lease.release();
+                    Body::Full(bytes)
+                }
                 Ok(Err(e)) => {
                     guard.failed();
                     return Err(Error::UpstreamReply {
@@ -310,7 +336,7 @@ impl Exchange {
         } else {
             let (sender, stream) = bridge();
             let idle = config.timeout;
-            actix_rt::spawn(pump(response, sender, idle, length, upstream, guard));
+            actix_rt::spawn(pump(incoming, lease, sender, idle, upstream, guard));
             Body::Stream(stream)
         };
         Ok(ForwardResponse {
@@ -321,83 +347,54 @@ impl Exchange {
     }
 }
 
-fn send_error(upstream: String, error: SendRequestError, deadline: Duration) -> Error {
-    match error {
-        SendRequestError::Connect(ConnectError::Disconnected) => Error::UpstreamReply {
-            upstream,
-            reason: "closed the connection without answering".to_owned(),
-        },
-        SendRequestError::Connect(e) => Error::UpstreamConnect {
-            upstream,
-            reason: e.to_string(),
-        },
-        SendRequestError::Timeout => Error::UpstreamTimeout {
-            upstream,
-            seconds: deadline.as_secs_f64(),
-        },
-        SendRequestError::Url(e) => Error::UpstreamConnect {
-            upstream,
-            reason: format!("bad URL: {e}"),
-        },
-        other => Error::UpstreamReply {
-            upstream,
-            reason: other.to_string(),
-        },
+/// Reads a body of declared length `len` whole.
+async fn read_whole(incoming: &mut Incoming, len: usize) -> Result<Bytes, hyper::Error> {
+    let mut buf = BytesMut::with_capacity(len);
+    while let Some(frame) = incoming.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            buf.extend_from_slice(&data);
+        }
     }
+    Ok(buf.freeze())
 }
 
 /// Copies an upstream body into the bridge until it ends, fails, idles past `idle`,
-/// or the consumer goes away; dropping `body` then closes the upstream connection.
-///
-/// A body that ends before its declared `length` is a failure: the client library
-/// reports a connection closed early as a normal end, so the bytes are counted here.
-// TODO-hardening: a chunked body cut off by the upstream also ends "normally" in awc
-// 3.11 (its payload codec has no end-of-file check); detecting it needs a client that
-// reports incomplete chunked bodies.
-async fn pump<S>(
-    mut body: S,
+/// or the consumer goes away; dropping `incoming` then closes the upstream connection.
+/// A body cut off before its end (shorter than its `Content-Length`, or chunked
+/// without the last chunk) is a failure, reported to the consumer.
+async fn pump(
+    mut incoming: Incoming,
+    lease: Lease,
     sender: ChunkSender,
     idle: Duration,
-    length: Option<usize>,
     upstream: String,
     guard: InFlight,
-) where
-    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
-{
-    let mut seen = 0usize;
+) {
     loop {
         let next = tokio::select! {
             biased;
             _ = sender.closed() => return,
-            next = tokio::time::timeout(idle, body.next()) => next,
+            next = tokio::time::timeout(idle, incoming.frame()) => next,
         };
         match next {
             Ok(None) => {
-                if let Some(expected) = length.filter(|&n| seen < n) {
-                    guard.failed();
-                    sender
-                        .fail(Error::UpstreamReply {
-                            upstream,
-                            reason: format!("stream broke off after {seen} of {expected} bytes"),
-                        })
-                        .await;
-                }
+                lease.release();
                 return;
             }
-            Ok(Some(Ok(chunk))) => {
-                seen += chunk.len();
+            Ok(Some(Ok(frame))) => {
+                let Ok(chunk) = frame.into_data() else { continue };
                 if sender.send(chunk).await.is_err() {
                     return;
                 }
             }
             Ok(Some(Err(e))) => {
                 guard.failed();
-                sender
-                    .fail(Error::UpstreamReply {
-                        upstream,
-                        reason: format!("stream broke off: {e}"),
-                    })
-                    .await;
+                let reason = if e.is_incomplete_message() {
+                    "the stream broke off before its end".to_owned()
+                } else {
+                    format!("the stream broke off: {e}")
+                };
+                sender.fail(Error::UpstreamReply { upstream, reason }).await;
                 return;
             }
             Err(_) => {
@@ -428,5 +425,8 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::CONTENT_TYPE));
+        assert!(is_hop_by_hop("Keep-Alive", None));
+        assert!(is_hop_by_hop("x-secret-hop", Some("close, X-Secret-Hop")));
+        assert!(!is_hop_by_hop("content-type", Some("close")));
     }
 }

@@ -1,0 +1,274 @@
+//! The HTTP/1.1 client of one pool replica (hyper's connection API): keep-alive
+//! connections per endpoint, opened under a connect timeout, reused only once their
+//! previous exchange is over, and a clear answer to "was this request ever written?".
+//!
+//! Everything lives on the replica's arbiter thread: connection tasks are spawned
+//! locally and the idle lists are plain `RefCell`s.
+
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use http::{HeaderValue, Request, Response};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+
+use super::Body;
+use crate::error::Error;
+
+/// Idle connections kept per endpoint; more are closed when released.
+const MAX_IDLE_PER_ENDPOINT: usize = 1024;
+
+/// A request body as hyper sends it: nothing, bytes held whole, or a stream.
+pub(super) enum OutBody {
+    /// No body.
+    Empty,
+    /// Bytes held whole (taken on the first poll).
+    Full(Option<Bytes>),
+    /// A stream of chunks; an error in it aborts the request.
+    Stream(crate::stream::ChunkStream),
+}
+
+impl From<Body> for OutBody {
+    fn from(body: Body) -> Self {
+        match body {
+            Body::Empty => OutBody::Empty,
+            Body::Full(bytes) => OutBody::Full(Some(bytes)),
+            Body::Stream(stream) => OutBody::Stream(stream),
+        }
+    }
+}
+
+impl http_body::Body for OutBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        match self.get_mut() {
+            OutBody::Empty => Poll::Ready(None),
+            OutBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            OutBody::Stream(stream) => Pin::new(stream)
+                .poll_next(cx)
+                .map(|item| item.map(|chunk| chunk.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            OutBody::Empty => true,
+            OutBody::Full(bytes) => bytes.is_none(),
+            OutBody::Stream(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            OutBody::Empty => SizeHint::with_exact(0),
+            OutBody::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            OutBody::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// Where one endpoint is: the address to connect to and the `Host` header to send.
+#[derive(Debug)]
+pub(super) struct Endpoint {
+    /// `host:port`.
+    address: String,
+    /// The `Host` header value (the URL's authority).
+    pub(super) host: HeaderValue,
+    /// The URL's path prefix (empty or `/prefix`, no trailing slash).
+    pub(super) prefix: String,
+}
+
+impl Endpoint {
+    /// Parses a base URL; only `http://` is supported.
+    fn parse(url: &str) -> Result<Endpoint, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("only http:// upstreams are supported, not '{url}'"))?;
+        let (authority, prefix) = match rest.find('/') {
+            Some(at) => (&rest[..at], rest[at..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        if authority.is_empty() {
+            return Err(format!("'{url}' has no host"));
+        }
+        let has_port = match authority.rfind(':') {
+            Some(colon) => !authority.ends_with(']') && authority[colon + 1..].parse::<u16>().is_ok(),
+            None => false,
+        };
+        let address = if has_port {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        let host = HeaderValue::from_str(authority).map_err(|e| format!("bad host in '{url}': {e}"))?;
+        Ok(Endpoint {
+            address,
+            host,
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
+/// Why a request got no response head.
+#[derive(Debug)]
+pub(super) enum SendError {
+    /// No connection could be made (refused, unreachable, timed out): nothing was sent.
+    Connect(String),
+    /// The connection failed after the request was (at least partly) written, or the
+    /// reply could not be parsed: the upstream may have acted on it.
+    Exchange(hyper::Error),
+    /// Our own request body failed (over the size limit, or the client broke off).
+    Body(Error),
+}
+
+/// The client of one pool replica.
+pub(super) struct Client {
+    endpoints: Vec<Result<Endpoint, String>>,
+    idle: RefCell<Vec<Vec<SendRequest<OutBody>>>>,
+    connect_timeout: Duration,
+}
+
+impl Client {
+    /// A client for `urls`, none connected yet.
+    pub(super) fn new(urls: &[String], connect_timeout: Duration) -> Rc<Client> {
+        Rc::new(Client {
+            endpoints: urls.iter().map(|u| Endpoint::parse(u)).collect(),
+            idle: RefCell::new(urls.iter().map(|_| Vec::new()).collect()),
+            connect_timeout,
+        })
+    }
+
+    /// The endpoint at `index`, or why its URL cannot be used.
+    pub(super) fn endpoint(&self, index: usize) -> Result<&Endpoint, String> {
+        self.endpoints[index].as_ref().map_err(Clone::clone)
+    }
+
+    /// Sends `request` to endpoint `index` on an idle connection, or a new one. A
+    /// request that an idle connection refused before writing it (the upstream had
+    /// closed it) is sent again on a fresh connection.
+    pub(super) async fn send(
+        self: &Rc<Self>,
+        index: usize,
+        request: Request<OutBody>,
+    ) -> Result<(Response<Incoming>, Lease), SendError> {
+        let mut request = request;
+        loop {
+            let (mut sender, reused) = self.acquire(index).await?;
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    let lease = Lease {
+                        client: self.clone(),
+                        index,
+                        sender: Some(sender),
+                    };
+                    return Ok((response, lease));
+                }
+                Err(mut failed) => match failed.take_message() {
+                    Some(unsent) if reused => request = unsent,
+                    Some(_) => return Err(SendError::Connect(failed.into_error().to_string())),
+                    None => {
+                        let error = failed.into_error();
+                        return Err(match body_error(&error) {
+                            Some(ours) => SendError::Body(ours),
+                            None => SendError::Exchange(error),
+                        });
+                    }
+                },
+            }
+        }
+    }
+
+    /// An idle connection to endpoint `index` that is ready for a request, else a new
+    /// one; says whether it was reused.
+    async fn acquire(&self, index: usize) -> Result<(SendRequest<OutBody>, bool), SendError> {
+        loop {
+            let idle = self.idle.borrow_mut()[index].pop();
+            let Some(mut sender) = idle else { break };
+            if sender.is_closed() {
+                continue;
+            }
+            if sender.ready().await.is_ok() {
+                return Ok((sender, true));
+            }
+        }
+        let endpoint = self.endpoint(index).map_err(SendError::Connect)?;
+        let stream = match tokio::time::timeout(
+            self.connect_timeout,
+            tokio::net::TcpStream::connect(&endpoint.address),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(SendError::Connect(e.to_string())),
+            Err(_) => {
+                return Err(SendError::Connect(format!(
+                    "no connection within {:.3}s",
+                    self.connect_timeout.as_secs_f64()
+                )))
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| SendError::Connect(e.to_string()))?;
+        actix_rt::spawn(async move {
+            if let Err(e) = connection.await {
+                log::debug!("upstream connection ended: {e}");
+            }
+        });
+        Ok((sender, false))
+    }
+
+    fn release(&self, index: usize, sender: SendRequest<OutBody>) {
+        let mut idle = self.idle.borrow_mut();
+        if !sender.is_closed() && idle[index].len() < MAX_IDLE_PER_ENDPOINT {
+            idle[index].push(sender);
+        }
+    }
+}
+
+/// Our request body's own error inside a hyper error, if that is what failed.
+fn body_error(error: &hyper::Error) -> Option<Error> {
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        if let Some(ours) = inner.downcast_ref::<Error>() {
+            return Some(match ours {
+                Error::PayloadTooLarge { limit } => Error::PayloadTooLarge { limit: *limit },
+                other => Error::Internal(format!("request body broke off: {other}")),
+            });
+        }
+        source = inner.source();
+    }
+    None
+}
+
+/// The connection an exchange is using; handed back for reuse with
+/// [`Lease::release`] once the response body has been read to its end. Dropped
+/// without that, the connection is not reused.
+pub(super) struct Lease {
+    client: Rc<Client>,
+    index: usize,
+    sender: Option<SendRequest<OutBody>>,
+}
+
+impl Lease {
+    /// The exchange is over: the connection may carry the next request.
+    pub(super) fn release(mut self) {
+        if let Some(sender) = self.sender.take() {
+            self.client.release(self.index, sender);
+        }
+    }
+}
