@@ -6,10 +6,12 @@ use framex::cli::{Cli, Command};
 use framex::config::Config;
 use framex::Framex;
 
-/// mimalloc: the proxy's hot path allocates small, short-lived buffers and header
-/// maps on every request; glibc's malloc showed up at ~8 % of CPU in profiles.
+/// jemalloc: the proxy allocates small, short-lived buffers and header maps on every
+/// request. Measured with callgrind, it takes 9 % fewer instructions per proxied request
+/// than glibc's malloc, and unlike mimalloc (62 MiB) it keeps the peak RSS of a 1 GiB
+/// stream near glibc's (15 MiB vs 13 MiB).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
