@@ -171,6 +171,9 @@ impl Framex {
                 .configure(http::configure)
         })
         .shutdown_timeout(config.server.shutdown_timeout)
+        // Small writes (an SSE event, a short reply) leave at once, as with nginx's
+        // default `tcp_nodelay on`; Nagle would hold them for the peer's ACK.
+        .tcp_nodelay(true)
         .disable_signals();
         if let Some(workers) = config.server.workers {
             server = server.workers(workers.max(1));
