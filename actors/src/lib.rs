@@ -10,11 +10,13 @@
 //! - [`RouteTable`] (`route_table`): the immutable snapshot every replica reads; local
 //!   routes shadow upstream ones (transparent migration).
 //! - [`Router`] (`router`): one replica per arbiter. Messages: [`CallRemote`] (by
-//!   name), [`Dispatch`] (a matched route), [`ForwardTo`] (raw HTTP to a pool).
+//!   name), [`Dispatch`] (a matched route).
 //! - [`PluginActor`] (`plugin`): runs a local plugin's handlers. Message: [`Invoke`].
 //!   Handlers get a [`Ctx`] whose `call_remote_api` goes back through the router.
-//! - [`UpstreamPool`] (`upstream`): owns the HTTP client of one arbiter for one pool.
-//!   Messages: [`Forward`] (faithful), [`Call`] (arguments mapped on a signature).
+//! - [`UpstreamPool`] (`upstream`): one arbiter's replica of a pool and its
+//!   connections. Message: [`Call`] (arguments mapped on a signature). Faithful
+//!   forwarding of a matched HTTP request skips the mailboxes:
+//!   [`upstream::forward_here`] runs it on the same replica state.
 //! - `stream` / `sse`: the bounded chunk bridge and FrameX's event format.
 //! - [`Engine`] (`engine`): the handle that starts the registry and replicas.
 //!
@@ -42,8 +44,8 @@ pub use error::{ArgProblem, Error, Side};
 pub use plugin::{ApiHandler, CallHandler, Ctx, Invoke, LocalApi, PluginActor, PluginMeta, PluginSpec, StreamHandler};
 pub use registry::{describe as describe_skipped, RegisterPlugin, Registry, RouteReport, SetUpstreamRoutes, UnregisterPlugin, UpstreamRoute};
 pub use route_table::{HttpMatch, Route, RouteTable, RouteTableBuilder, Skipped, Target};
-pub use router::{Dispatch, ForwardTo, Router};
-pub use upstream::{Call, Forward, UpstreamPool};
+pub use router::{Dispatch, Router};
+pub use upstream::{Call, UpstreamPool};
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

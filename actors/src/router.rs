@@ -16,7 +16,7 @@ use crate::call::{CallContext, CallRemote, Reply};
 use crate::error::Error;
 use crate::plugin::{Invoke, PluginActor, PluginSpec};
 use crate::route_table::{Route, RouteTable, Target};
-use crate::upstream::{Call, Forward, ForwardRequest, ForwardResponse, PoolShared, UpstreamPool, UpstreamTarget};
+use crate::upstream::{Call, PoolShared, UpstreamPool};
 
 /// Calls a route already looked up (the HTTP edge matches the path itself, since it
 /// needs the signature to read the arguments out of the request).
@@ -32,19 +32,6 @@ pub struct Dispatch {
 
 impl Message for Dispatch {
     type Result = Result<Reply, Error>;
-}
-
-/// Forwards an HTTP request as it is to an upstream route's pool.
-#[derive(Debug)]
-pub struct ForwardTo {
-    /// The upstream side of the matched route.
-    pub target: Arc<UpstreamTarget>,
-    /// The request.
-    pub request: ForwardRequest,
-}
-
-impl Message for ForwardTo {
-    type Result = Result<ForwardResponse, Error>;
 }
 
 /// A router replica.
@@ -152,18 +139,5 @@ impl Handler<Dispatch> for Router {
 
     fn handle(&mut self, msg: Dispatch, ctx: &mut Context<Self>) -> Self::Result {
         self.dispatch(msg.route, msg.args, msg.ctx, ctx.address())
-    }
-}
-
-impl Handler<ForwardTo> for Router {
-    type Result = ResponseFuture<Result<ForwardResponse, Error>>;
-
-    fn handle(&mut self, msg: ForwardTo, _: &mut Context<Self>) -> Self::Result {
-        let actor = self.pool_actor(&msg.target.pool);
-        let forward = Forward {
-            target: msg.target,
-            request: msg.request,
-        };
-        Box::pin(async move { actor.send(forward).await? })
     }
 }

@@ -255,19 +255,6 @@ pub struct ForwardResponse {
     pub body: Body,
 }
 
-/// Forwards one HTTP request to the pool (sent by the [`crate::Router`]).
-#[derive(Debug)]
-pub struct Forward {
-    /// Which upstream and key.
-    pub target: Arc<UpstreamTarget>,
-    /// The request.
-    pub request: ForwardRequest,
-}
-
-impl Message for Forward {
-    type Result = Result<ForwardResponse, Error>;
-}
-
 /// Calls an upstream API with arguments mapped onto its signature (sent by the
 /// [`crate::Router`] for `call_remote_api`).
 #[derive(Debug)]
@@ -310,11 +297,12 @@ fn local_client(pool: &Arc<PoolShared>) -> Rc<client::Client> {
 
 /// Forwards `request` to `target`'s pool from the current arbiter, on this arbiter's
 /// connections, without a mailbox hop: the hot path of faithful forwarding, where the
-/// route was already matched. Same behaviour as sending [`Forward`] to the pool's
-/// [`UpstreamPool`] replica (which shares these connections).
+/// route was already matched. It shares this arbiter's connections with the pool's
+/// [`UpstreamPool`] replica.
 ///
 /// # Errors
-/// As [`Forward`]: 502, 503, 504 and 413 conditions as [`Error`]s.
+/// Unreachable endpoints, broken replies, deadlines, saturation (503) and our own
+/// request body failing (413) as [`Error`]s.
 pub async fn forward_here(
     target: Arc<UpstreamTarget>,
     request: ForwardRequest,
@@ -341,16 +329,6 @@ impl UpstreamPool {
 
 impl Actor for UpstreamPool {
     type Context = Context<Self>;
-}
-
-impl Handler<Forward> for UpstreamPool {
-    // Sending does not touch the actor after it starts, so calls run side by side.
-    type Result = ResponseFuture<Result<ForwardResponse, Error>>;
-
-    fn handle(&mut self, msg: Forward, _: &mut Context<Self>) -> Self::Result {
-        let exchange = transport::Exchange::new(&self.shared, &self.client);
-        Box::pin(async move { exchange.forward(msg.target, msg.request).await })
-    }
 }
 
 impl Handler<Call> for UpstreamPool {
