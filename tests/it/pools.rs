@@ -50,48 +50,31 @@ impl Replica {
         self.hits.load(Ordering::SeqCst)
     }
 
+    /// A handler that counts the request, takes `delay`, and answers with the name.
+    fn answer(&self, delay: Duration) -> impl Fn() -> futures::future::LocalBoxFuture<'static, HttpResponse> + Clone {
+        let r = self.clone();
+        move || {
+            let r = r.clone();
+            Box::pin(async move {
+                r.hits.fetch_add(1, Ordering::SeqCst);
+                actix_rt::time::sleep(delay).await;
+                HttpResponse::Ok().json(json!({"name": r.name}))
+            })
+        }
+    }
+
     /// Serves on `addr` (port 0 = any) and returns the address and the stop handle.
     fn serve(&self, addr: SocketAddr) -> (SocketAddr, actix_web::dev::ServerHandle) {
-        let replica = self.clone();
+        let who = self.answer(self.delay);
+        let slow = self.answer(Duration::from_millis(800));
+        let hit = self.answer(Duration::ZERO);
         let server = actix_web::HttpServer::new(move || {
-            let r = replica.clone();
-            let slow = replica.clone();
-            let hit = replica.clone();
             actix_web::App::new()
                 .route("/api/v1/openapi.json", web::get().to(|| async { HttpResponse::Ok().json(replica_doc()) }))
                 .route("/health", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
-                .route(
-                    "/api/v1/who",
-                    web::get().to(move || {
-                        let r = r.clone();
-                        async move {
-                            r.hits.fetch_add(1, Ordering::SeqCst);
-                            actix_rt::time::sleep(r.delay).await;
-                            HttpResponse::Ok().json(json!({"name": r.name}))
-                        }
-                    }),
-                )
-                .route(
-                    "/api/v1/slow",
-                    web::get().to(move || {
-                        let r = slow.clone();
-                        async move {
-                            r.hits.fetch_add(1, Ordering::SeqCst);
-                            actix_rt::time::sleep(Duration::from_millis(800)).await;
-                            HttpResponse::Ok().json(json!({"name": r.name}))
-                        }
-                    }),
-                )
-                .route(
-                    "/api/v1/hit",
-                    web::post().to(move || {
-                        let r = hit.clone();
-                        async move {
-                            r.hits.fetch_add(1, Ordering::SeqCst);
-                            HttpResponse::Ok().json(json!({"name": r.name}))
-                        }
-                    }),
-                )
+                .route("/api/v1/who", web::get().to(who.clone()))
+                .route("/api/v1/slow", web::get().to(slow.clone()))
+                .route("/api/v1/hit", web::post().to(hit.clone()))
         })
         .workers(1)
         .disable_signals()

@@ -1,11 +1,15 @@
-//! Upstream pools: the actors that own HTTP clients and talk to upstream services.
+//! Upstream pools: the actors and state that talk to upstream services.
 //!
 //! Split by question:
 //! - `request`: how a call's arguments become an HTTP request (path, query, headers,
 //!   JSON / form / multipart body);
 //! - `reply`: how an upstream answer becomes a value (FrameX envelope unwrapping);
-//! - `transport`: sending, deadlines, and streaming bodies through the bridge;
-//! - this module: the shared pool state, the [`UpstreamPool`] actor and its messages.
+//! - `selection`: which endpoint serves the next request (round robin, least in flight);
+//! - `health`: passive ejection with backoff, restored by successes and active checks;
+//! - `client`: keep-alive HTTP/1.1 connections per endpoint (hyper);
+//! - `transport`: retries, deadlines, and streaming bodies through the bridge;
+//! - this module: the shared pool state, per-thread replicas, the [`UpstreamPool`]
+//!   actor and its message, and [`forward_here`].
 
 mod client;
 pub mod health;
