@@ -5,6 +5,9 @@
 //!
 //! Run with `cargo bench --bench call_remote`.
 
+// criterion_group! generates a function with no doc comment.
+#![allow(missing_docs)]
+
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};

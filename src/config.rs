@@ -37,7 +37,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Built-in plugins to load (`echo`, `proxy`). Default: none.
@@ -68,26 +68,6 @@ pub struct Config {
     /// The file this config was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            load_builtin_plugins: Vec::new(),
-            load_plugins: Vec::new(),
-            server: ServerConfig::default(),
-            auth: AuthConfig::default(),
-            plugins: PluginsConfig::default(),
-            base_ingress_config: None,
-            log: None,
-            test: None,
-            docs: None,
-            sentry: None,
-            repository: None,
-            cache: None,
-            source: None,
-        }
-    }
 }
 
 /// `[server]`.
@@ -408,6 +388,11 @@ impl ProxyConfig {
 /// Where upstreams publish their OpenAPI document unless told otherwise.
 pub const DEFAULT_DOCS_PATH: &str = "/api/v1/openapi.json";
 
+/// A positive, finite number of seconds (NaN and infinity are not).
+fn positive(seconds: f64) -> bool {
+    seconds.is_finite() && seconds > 0.0
+}
+
 fn normalize_url(url: &str) -> String {
     url.trim().trim_end_matches('/').to_owned()
 }
@@ -622,10 +607,10 @@ impl Config {
                 ));
             }
         }
-        if !(proxy.timeout > 0.0) {
+        if !positive(proxy.timeout) {
             return Err("plugins.proxy.timeout must be a positive number of seconds".to_owned());
         }
-        if !(proxy.connect_timeout > 0.0) {
+        if !positive(proxy.connect_timeout) {
             return Err("plugins.proxy.connect_timeout must be a positive number of seconds".to_owned());
         }
         if proxy.discovery_interval < 0.0 {
@@ -634,7 +619,7 @@ impl Config {
         if !proxy.health_check_path.is_empty() && !proxy.health_check_path.starts_with('/') {
             return Err("plugins.proxy.health_check_path must be empty or start with '/'".to_owned());
         }
-        if !(proxy.health_check_interval > 0.0) {
+        if !positive(proxy.health_check_interval) {
             return Err("plugins.proxy.health_check_interval must be a positive number of seconds".to_owned());
         }
         if self.server.legal_proxy_code.is_empty() {

@@ -63,6 +63,9 @@ impl Message for SetUpstreamRoutes {
     type Result = RouteReport;
 }
 
+/// A key a source offered but the table did not take: source, key, why.
+type SkippedKey = (String, ApiKey, Skipped);
+
 /// The registry actor.
 pub struct Registry {
     table: Arc<ArcSwap<RouteTable>>,
@@ -82,7 +85,7 @@ impl Registry {
 
     /// Builds a table from the current sources; returns it with the skipped keys of
     /// every source.
-    fn build(&self) -> Result<(RouteTable, Vec<(String, ApiKey, Skipped)>), Error> {
+    fn build(&self) -> Result<(RouteTable, Vec<SkippedKey>), Error> {
         let mut builder = RouteTableBuilder::default();
         for plugin in &self.plugins {
             for api in &plugin.apis {

@@ -220,7 +220,7 @@ fn kind_of(doc: &Value, schema: &Value) -> ValueKind {
                 .iter()
                 .map(|b| refs::follow(doc, b))
                 .filter(|b| b.get("type").and_then(Value::as_str) != Some("null"))
-                .map(|b| ValueKind::from_schema(b))
+                .map(ValueKind::from_schema)
                 .collect();
             if let [one] = kinds.as_slice() {
                 return one.clone();

@@ -4,7 +4,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{authorize, envelope, Worker};
+use super::{authorize, envelope, Auth, Worker};
 
 /// The docs page: a self-contained viewer of `/api/v1/openapi.json` (no CDN).
 const DOCS_HTML: &str = include_str!("docs.html");
@@ -47,8 +47,8 @@ async fn docs() -> HttpResponse {
 /// The proxy's upstream URLs and pools with health and counters (under `[auth]`
 /// rules like any other path).
 async fn upstreams(req: HttpRequest, worker: web::Data<Worker>) -> HttpResponse {
-    if let Err(refused) = authorize(&worker.shared, &req) {
-        return refused;
+    if let Auth::Refused(response) = authorize(&worker.shared, &req) {
+        return *response;
     }
     match &worker.shared.proxy {
         Some(proxy) => HttpResponse::Ok().json(proxy.report().await),

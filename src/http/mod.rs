@@ -89,8 +89,9 @@ pub async fn dispatch(
 
     let path = req.path();
     let consumed_auth = match authorize(shared, &req) {
-        Ok(consumed) => consumed,
-        Err(refused) => return refused,
+        Auth::Open => false,
+        Auth::Passed => true,
+        Auth::Refused(response) => return *response,
     };
 
     let matched = shared.engine.published().load().match_http(req.method(), path);
@@ -125,13 +126,21 @@ pub async fn dispatch(
     result.unwrap_or_else(|e| error::respond(&e, &ctx.request_id))
 }
 
-/// Applies `[auth] rules` to a request: `Ok(true)` when a rule covers its path and it
-/// carries one of the rule's keys, `Ok(false)` when no rule covers it, else the 401
-/// envelope to answer.
-fn authorize(shared: &Shared, req: &HttpRequest) -> Result<bool, HttpResponse> {
+/// What `[auth] rules` say of a request.
+enum Auth {
+    /// No rule covers its path.
+    Open,
+    /// A rule covers it and the request carries one of its keys (the key was for us).
+    Passed,
+    /// A rule covers it and the key is missing or wrong: the 401 envelope to answer.
+    Refused(Box<HttpResponse>),
+}
+
+/// Applies `[auth] rules` to a request.
+fn authorize(shared: &Shared, req: &HttpRequest) -> Auth {
     let path = req.path();
     let Some(keys) = shared.auth.keys_for(path) else {
-        return Ok(false);
+        return Auth::Open;
     };
     let given = req
         .headers()
@@ -139,10 +148,10 @@ fn authorize(shared: &Shared, req: &HttpRequest) -> Result<bool, HttpResponse> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if keys.iter().any(|k| constant_time_eq(k.as_bytes(), given.as_bytes())) {
-        Ok(true)
+        Auth::Passed
     } else {
         let message = format!("Invalid API Key for API({path})");
-        Err(envelope::error(StatusCode::UNAUTHORIZED, &message, None))
+        Auth::Refused(Box::new(envelope::error(StatusCode::UNAUTHORIZED, &message, None)))
     }
 }
 

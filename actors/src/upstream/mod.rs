@@ -277,11 +277,12 @@ impl Message for Call {
     type Result = Result<Reply, Error>;
 }
 
+/// Each thread's HTTP client per pool, keyed by the pool's address (the `Arc` is kept
+/// beside it so the address cannot be reused while the entry lives).
+type Clients = HashMap<*const PoolShared, (Arc<PoolShared>, Rc<client::Client>)>;
+
 thread_local! {
-    /// Each thread's HTTP client per pool, keyed by the pool's address (the `Arc` is
-    /// kept beside it so the address cannot be reused while the entry lives).
-    static CLIENTS: RefCell<HashMap<*const PoolShared, (Arc<PoolShared>, Rc<client::Client>)>> =
-        RefCell::new(HashMap::new());
+    static CLIENTS: RefCell<Clients> = RefCell::new(HashMap::new());
 }
 
 /// This thread's client of `pool`, made on first use: the replica's connections.

@@ -228,7 +228,7 @@ impl Exchange {
             let status = response.status();
             if status.is_server_error() {
                 guard.failed();
-                if idempotent && retries_left && matches!(status.as_u16(), 502 | 503 | 504) {
+                if idempotent && retries_left && matches!(status.as_u16(), 502..=504) {
                     log::debug!("retrying {method} on another endpoint after {status}");
                     continue;
                 }
