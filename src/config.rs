@@ -7,8 +7,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use framex_actors::upstream::tls;
 use serde::{Deserialize, Deserializer};
 
 /// Top-level keys, in the order the docs list them (env overrides look only at these).
@@ -285,6 +287,9 @@ pub struct ProxyConfig {
     pub health_check_path: String,
     /// *Extension.* Seconds between two active health checks. Default 5.
     pub health_check_interval: f64,
+    /// *Extension.* A PEM file of CA certificates trusted for `https://` upstreams
+    /// besides Mozilla's roots (an internal or self-signed authority). Default: none.
+    pub ca_file: String,
     /// FrameX-kit's Ray ingress settings: accepted, not used.
     pub ingress_config: Unused,
 }
@@ -327,6 +332,7 @@ impl Default for ProxyConfig {
             retries: 1,
             health_check_path: String::new(),
             health_check_interval: 5.0,
+            ca_file: String::new(),
             ingress_config: None,
         }
     }
@@ -372,6 +378,20 @@ impl ProxyConfig {
     /// `discovery_interval` as a duration (`None` = never re-discover).
     pub fn discovery_interval(&self) -> Option<Duration> {
         (self.discovery_interval > 0.0).then(|| Duration::from_secs_f64(self.discovery_interval))
+    }
+
+    /// The TLS trust for `https://` upstreams: Mozilla's roots plus `ca_file`.
+    ///
+    /// # Errors
+    /// `ca_file` unreadable or holding no usable certificate.
+    pub fn tls(&self) -> Result<Arc<tls::ClientConfig>, String> {
+        if self.ca_file.is_empty() {
+            return Ok(tls::default_config());
+        }
+        let pem = std::fs::read(&self.ca_file)
+            .map_err(|e| format!("plugins.proxy.ca_file '{}': {e}", self.ca_file))?;
+        tls::client_config(Some(&pem))
+            .map_err(|e| format!("plugins.proxy.ca_file '{}': {e}", self.ca_file))
     }
 
     /// The active health check: path and interval (`None` = passive health only).
@@ -622,6 +642,7 @@ impl Config {
         if !positive(proxy.health_check_interval) {
             return Err("plugins.proxy.health_check_interval must be a positive number of seconds".to_owned());
         }
+        proxy.tls()?;
         if self.server.legal_proxy_code.is_empty() {
             return Err("server.legal_proxy_code must list at least one status".to_owned());
         }
@@ -858,6 +879,8 @@ balance = "round_robin"
         assert!(err.contains("round_robin") && err.contains("least_inflight"), "{err}");
         let err = parse("[plugins.proxy]\nhealth_check_path = \"health\"").unwrap_err();
         assert!(err.contains("health_check_path"), "{err}");
+        let err = parse("[plugins.proxy]\nca_file = \"/no/such/ca.pem\"").unwrap_err();
+        assert!(err.contains("ca_file") && err.contains("/no/such/ca.pem"), "{err}");
     }
 
     #[test]

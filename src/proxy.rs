@@ -19,9 +19,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use awc::http::header;
+use framex_actors::upstream::tls::ClientConfig;
+use framex_actors::upstream::wire::header::{self, HeaderMap, HeaderValue};
 use framex_actors::upstream::{
-    Balance, EndpointReport, EndpointStats, PoolConfig, PoolShared, UpstreamTarget,
+    fetch, tls, Balance, EndpointReport, EndpointStats, PoolConfig, PoolShared, UpstreamTarget,
 };
 use framex_actors::{describe_skipped, ApiKey, ApiSpec, Engine, UpstreamRoute};
 use serde::Serialize;
@@ -34,6 +35,8 @@ use crate::discovery::{self, DiscoveryOptions};
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Time allowed to fetch one OpenAPI document.
 const DOCS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest OpenAPI document read.
+const DOCS_LIMIT: usize = 32 * 1024 * 1024;
 /// The registry source under which the proxy publishes its routes.
 const SOURCE: &str = "proxy";
 
@@ -62,6 +65,7 @@ pub struct Upstream {
     force_stream_apis: Vec<String>,
     component_prefix: String,
     auth: AuthRules,
+    tls: Arc<ClientConfig>,
     /// The operations of its last successful discovery (`None`: never discovered).
     operations: Mutex<Option<Vec<Arc<ApiSpec>>>>,
 }
@@ -116,25 +120,28 @@ impl Upstream {
     }
 
     async fn fetch_document(&self) -> Result<Value, DiscoverError> {
-        let url = format!("{}{}", self.config.url, self.config.docs_path);
         let fail = |reason: String| DiscoverError::Fetch {
-            url: url.clone(),
+            url: format!("{}{}", self.config.url, self.config.docs_path),
             reason,
         };
-        let client = awc::Client::builder().timeout(DOCS_TIMEOUT).finish();
-        let mut request = client.get(&url);
+        let mut headers = HeaderMap::new();
         if let Some(key) = self.auth.first_key_for(&self.config.docs_path) {
-            request = request.insert_header((header::AUTHORIZATION, key));
+            let key = HeaderValue::from_str(key).map_err(|_| fail("the key is not a valid header value".to_owned()))?;
+            headers.insert(header::AUTHORIZATION, key);
         }
-        let mut response = request.send().await.map_err(|e| fail(e.to_string()))?;
-        if !response.status().is_success() {
-            return Err(fail(format!("status {}", response.status())));
+        let (status, body) = fetch(
+            &self.config.url,
+            &self.config.docs_path,
+            headers,
+            &self.tls,
+            DOCS_TIMEOUT,
+            DOCS_LIMIT,
+        )
+        .await
+        .map_err(fail)?;
+        if !status.is_success() {
+            return Err(fail(format!("status {status}")));
         }
-        let body = response
-            .body()
-            .limit(32 * 1024 * 1024)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
         serde_json::from_slice(&body).map_err(|e| fail(format!("not JSON: {e}")))
     }
 }
@@ -209,6 +216,12 @@ impl Proxy {
     /// The proxy of `config`, publishing into `engine`; nothing is fetched yet.
     pub fn new(engine: &Engine, config: &Config) -> Proxy {
         let proxy = &config.plugins.proxy;
+        // Checked when the config was loaded; should the file have gone since, https
+        // upstreams of that authority fail with TLS errors that say so.
+        let tls = proxy.tls().unwrap_or_else(|e| {
+            log::error!("{e}; trusting the built-in roots only");
+            tls::default_config()
+        });
         let upstreams = proxy
             .upstreams()
             .into_iter()
@@ -220,6 +233,7 @@ impl Proxy {
                     force_stream_apis: proxy.force_stream_apis.clone(),
                     component_prefix: format!("U{}_", i + 1),
                     auth: proxy.auth.rules.clone(),
+                    tls: tls.clone(),
                     operations: Mutex::new(None),
                 })
             })
@@ -236,6 +250,7 @@ impl Proxy {
                     balance: Balance::RoundRobin,
                     max_in_flight: proxy.max_in_flight,
                     retries: proxy.retries,
+                    tls,
                 },
                 auth: proxy.auth.rules.clone(),
                 pools: Mutex::new(HashMap::new()),
@@ -489,18 +504,17 @@ async fn keep_discovering(
 /// Probes every upstream URL with `GET {url}{path}` each `every`: an answer below 500
 /// restores an ejected URL, no answer (or a 5xx) ejects it.
 async fn keep_checking(proxy: Proxy, path: String, every: Duration) {
-    let client = awc::Client::builder()
-        .timeout(every.max(Duration::from_secs(1)))
-        .finish();
+    let patience = every.max(Duration::from_secs(1));
     loop {
         actix_rt::time::sleep(every).await;
         if proxy.stopped() {
             return;
         }
         let probes = proxy.upstreams().iter().map(|u| {
-            let request = client.get(format!("{}{path}", u.config.url));
+            let path = &path;
             async move {
-                let passed = matches!(request.send().await, Ok(r) if !r.status().is_server_error());
+                let answer = fetch(&u.config.url, path, HeaderMap::new(), &u.tls, patience, 64 * 1024).await;
+                let passed = matches!(answer, Ok((status, _)) if !status.is_server_error());
                 let health = &u.stats.health;
                 let was_available = health.is_available();
                 if passed {

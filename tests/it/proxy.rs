@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use framex::actors::{Ctx, Error};
+use framex::actors::upstream::{PoolConfig, PoolShared, UpstreamTarget};
+use framex::actors::{ApiKey, ApiSpec, Ctx, Error, UpstreamRoute};
 use framex::plugin::PluginBuilder;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -310,4 +311,75 @@ async fn upstreams_down_at_start_up_appear_later() {
     }
     server.stop(true).await;
     handle.stop(false).await;
+}
+
+/// An `https://` upstream signed by a private CA: trusted once `ca_file` names the CA
+/// (discovery, forwarding and health checks all over TLS), refused with a 502 naming
+/// the upstream and the certificate problem otherwise.
+#[actix_rt::test]
+async fn https_upstreams_are_trusted_through_ca_file() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "framex-rs test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(path("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(path("cert.pem"), leaf.pem()).unwrap();
+    std::fs::write(path("key.pem"), leaf_key.serialize_pem()).unwrap();
+    let legacy = crate::common::python::legacy_app_tls(&path("cert.pem"), &path("key.pem")).await;
+    assert!(legacy.url.starts_with("https://"));
+
+    let trusted = config(&format!(
+        "load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"{}\"]\nca_file = \"{}\"\nhealth_check_path = \"/api/v1/base/version\"\nhealth_check_interval = 0.2\n",
+        legacy.url,
+        path("ca.pem").display()
+    ));
+    let server = start(trusted, vec![]).await;
+    let started = std::time::Instant::now();
+    let reply = loop {
+        let reply = get(&server.url("/api/v1/base/version")).await;
+        if reply.status != 404 || started.elapsed() > Duration::from_secs(30) {
+            break reply;
+        }
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json(), json!({"version": "1.2.3"}));
+    let r = post_json(&server.url("/api/v1/base/match"), &json!({"name": "tls"})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    let page = get(&server.url("/api/v1/proxy/upstreams")).await.json();
+    assert_eq!(page["upstreams"][0]["healthy"], true, "health checks pass over TLS: {page}");
+    server.stop(true).await;
+
+    // Without the CA the certificate is unknown: no routes, and a forced route fails
+    // with 502 naming the upstream and why.
+    let untrusted = config(&format!(
+        "load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"{}\"]\n",
+        legacy.url
+    ));
+    let server = start(untrusted, vec![]).await;
+    assert_eq!(get(&server.url("/api/v1/base/version")).await.status, 404);
+    let route = UpstreamRoute {
+        spec: Arc::new(ApiSpec::new(ApiKey::http(awc::http::Method::GET, "/api/v1/base/version"))),
+        target: Arc::new(UpstreamTarget {
+            pool: PoolShared::new(PoolConfig::single(legacy.url.clone())),
+            auth: None,
+        }),
+    };
+    server.engine().set_upstream_routes("manual", vec![route]).await.unwrap();
+    let r = get(&server.url("/api/v1/base/version")).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    let message = r.json()["message"].as_str().unwrap().to_owned();
+    assert!(message.contains(&legacy.url) && message.contains("TLS"), "{message}");
+    server.stop(true).await;
 }

@@ -8,16 +8,20 @@
 use std::cell::RefCell;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::Stream;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 
 use super::Body;
 use crate::error::Error;
@@ -84,6 +88,8 @@ impl http_body::Body for OutBody {
 pub(super) struct Endpoint {
     /// `host:port`.
     address: String,
+    /// For `https://`: the name the certificate must carry.
+    tls: Option<ServerName<'static>>,
     /// The `Host` header value (the URL's authority).
     pub(super) host: HeaderValue,
     /// The URL's path prefix (empty or `/prefix`, no trailing slash).
@@ -91,11 +97,13 @@ pub(super) struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parses a base URL; only `http://` is supported.
+    /// Parses a base URL, `http://` or `https://`.
     fn parse(url: &str) -> Result<Endpoint, String> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("only http:// upstreams are supported, not '{url}'"))?;
+        let (rest, secure) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => return Err(format!("'{url}' is neither http:// nor https://")),
+        };
         let (authority, prefix) = match rest.find('/') {
             Some(at) => (&rest[..at], rest[at..].trim_end_matches('/')),
             None => (rest, ""),
@@ -107,14 +115,24 @@ impl Endpoint {
             Some(colon) => !authority.ends_with(']') && authority[colon + 1..].parse::<u16>().is_ok(),
             None => false,
         };
-        let address = if has_port {
-            authority.to_owned()
-        } else {
-            format!("{authority}:80")
+        let address = match (has_port, secure) {
+            (true, _) => authority.to_owned(),
+            (false, false) => format!("{authority}:80"),
+            (false, true) => format!("{authority}:443"),
         };
         let host = HeaderValue::from_str(authority).map_err(|e| format!("bad host in '{url}': {e}"))?;
+        let tls = if secure {
+            let name = address[..address.rfind(':').unwrap_or(address.len())]
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            Some(ServerName::try_from(name).map_err(|e| format!("bad host in '{url}': {e}"))?)
+        } else {
+            None
+        };
         Ok(Endpoint {
             address,
+            tls,
             host,
             prefix: prefix.to_owned(),
         })
@@ -138,15 +156,17 @@ pub(super) struct Client {
     endpoints: Vec<Result<Endpoint, String>>,
     idle: RefCell<Vec<Vec<SendRequest<OutBody>>>>,
     connect_timeout: Duration,
+    tls: Arc<ClientConfig>,
 }
 
 impl Client {
     /// A client for `urls`, none connected yet.
-    pub(super) fn new(urls: &[String], connect_timeout: Duration) -> Rc<Client> {
+    pub(super) fn new(urls: &[String], connect_timeout: Duration, tls: Arc<ClientConfig>) -> Rc<Client> {
         Rc::new(Client {
             endpoints: urls.iter().map(|u| Endpoint::parse(u)).collect(),
             idle: RefCell::new(urls.iter().map(|_| Vec::new()).collect()),
             connect_timeout,
+            tls,
         })
     }
 
@@ -204,31 +224,9 @@ impl Client {
             }
         }
         let endpoint = self.endpoint(index).map_err(SendError::Connect)?;
-        let stream = match tokio::time::timeout(
-            self.connect_timeout,
-            tokio::net::TcpStream::connect(&endpoint.address),
-        )
-        .await
-        {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(SendError::Connect(e.to_string())),
-            Err(_) => {
-                return Err(SendError::Connect(format!(
-                    "no connection within {:.3}s",
-                    self.connect_timeout.as_secs_f64()
-                )))
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
+        let sender = connect(endpoint, &self.tls, self.connect_timeout)
             .await
-            .map_err(|e| SendError::Connect(e.to_string()))?;
-        actix_rt::spawn(async move {
-            if let Err(e) = connection.await {
-                log::debug!("upstream connection ended: {e}");
-            }
-        });
+            .map_err(SendError::Connect)?;
         Ok((sender, false))
     }
 
@@ -238,6 +236,93 @@ impl Client {
             idle[index].push(sender);
         }
     }
+}
+
+/// Opens a connection to `endpoint` (TLS for `https://`) within `timeout` and starts
+/// its task on the current arbiter.
+async fn connect(
+    endpoint: &Endpoint,
+    tls: &Arc<ClientConfig>,
+    timeout: Duration,
+) -> Result<SendRequest<OutBody>, String> {
+    let opening = async {
+        let stream = tokio::net::TcpStream::connect(&endpoint.address)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        match &endpoint.tls {
+            None => handshake(TokioIo::new(stream)).await,
+            Some(name) => {
+                let stream = tokio_rustls::TlsConnector::from(tls.clone())
+                    .connect(name.clone(), stream)
+                    .await
+                    .map_err(|e| format!("TLS: {e}"))?;
+                handshake(TokioIo::new(stream)).await
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, opening).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no connection within {:.3}s", timeout.as_secs_f64())),
+    }
+}
+
+/// The HTTP/1.1 handshake on an open stream; the connection's task runs locally.
+async fn handshake<T>(io: T) -> Result<SendRequest<OutBody>, String>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+{
+    let (sender, connection) = http1::Builder::new()
+        .handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    actix_rt::spawn(async move {
+        if let Err(e) = connection.await {
+            log::debug!("upstream connection ended: {e}");
+        }
+    });
+    Ok(sender)
+}
+
+/// `GET {base_url}{path}` on a connection of its own, within `timeout`, reading at most
+/// `limit` bytes of body: for discovery and health checks, which are not on the hot
+/// path and must not disturb the pools' connections.
+///
+/// # Errors
+/// What went wrong, in words (no connection, TLS, timeout, body too large).
+pub async fn fetch(
+    base_url: &str,
+    path: &str,
+    headers: HeaderMap,
+    tls: &Arc<ClientConfig>,
+    timeout: Duration,
+    limit: usize,
+) -> Result<(StatusCode, Bytes), String> {
+    let endpoint = Endpoint::parse(base_url)?;
+    let exchange = async {
+        let mut sender = connect(&endpoint, tls, timeout).await?;
+        let mut request = Request::get(format!("{}{path}", endpoint.prefix))
+            .body(OutBody::Empty)
+            .map_err(|e| format!("bad request: {e}"))?;
+        *request.headers_mut() = headers;
+        request.headers_mut().insert(http::header::HOST, endpoint.host.clone());
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let mut body = response.into_body();
+        let mut buf = BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.map_err(|e| e.to_string())?.into_data() {
+                if buf.len() + data.len() > limit {
+                    return Err(format!("body larger than {limit} bytes"));
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok((status, buf.freeze()))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {:.3}s", timeout.as_secs_f64())))
 }
 
 /// Our request body's own error inside a hyper error, if that is what failed.

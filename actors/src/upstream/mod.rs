@@ -6,13 +6,16 @@
 //! - `reply`: how an upstream answer becomes a value (FrameX envelope unwrapping);
 //! - `selection`: which endpoint serves the next request (round robin, least in flight);
 //! - `health`: passive ejection with backoff, restored by successes and active checks;
-//! - `client`: keep-alive HTTP/1.1 connections per endpoint (hyper);
+//! - `client`: keep-alive HTTP/1.1 connections per endpoint (hyper), and one-off
+//!   [`fetch`]es for discovery and health checks;
+//! - `tls`: trust for `https://` endpoints (rustls);
 //! - `transport`: retries, deadlines, and streaming bodies through the bridge;
 //! - this module: the shared pool state, per-thread replicas, the [`UpstreamPool`]
 //!   actor and its message, and [`forward_here`].
 
 mod client;
 pub mod health;
+pub mod tls;
 mod reply;
 mod request;
 pub mod selection;
@@ -39,6 +42,7 @@ use crate::error::Error;
 use crate::stream::ChunkStream;
 
 pub use selection::Balance;
+pub use client::fetch;
 pub use transport::{is_hop_by_hop, strip_hop_by_hop, FULL_BODY_LIMIT};
 /// The HTTP types (`http` 1.x) of upstream requests and responses.
 pub use http as wire;
@@ -74,6 +78,8 @@ pub struct PoolConfig {
     pub max_in_flight: usize,
     /// Further attempts on other endpoints after a failure that is safe to retry.
     pub retries: u32,
+    /// Trust for `https://` endpoints.
+    pub tls: Arc<rustls::ClientConfig>,
 }
 
 impl PoolConfig {
@@ -87,6 +93,7 @@ impl PoolConfig {
             balance: Balance::RoundRobin,
             max_in_flight: 0,
             retries: 1,
+            tls: tls::default_config(),
         }
     }
 }
@@ -292,7 +299,8 @@ fn local_client(pool: &Arc<PoolShared>) -> Rc<client::Client> {
             .borrow_mut()
             .entry(Arc::as_ptr(pool))
             .or_insert_with(|| {
-                let client = client::Client::new(&pool.config.endpoints, pool.config.connect_timeout);
+                let config = &pool.config;
+                let client = client::Client::new(&config.endpoints, config.connect_timeout, config.tls.clone());
                 (pool.clone(), client)
             })
             .1

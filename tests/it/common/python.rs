@@ -68,6 +68,13 @@ impl Child {
         port: u16,
         ready_path: &str,
     ) -> Child {
+        let child = Child::start(program, args, dir, envs, format!("http://127.0.0.1:{port}"));
+        wait_ready(&format!("{}{ready_path}", child.url), Duration::from_secs(90)).await;
+        child
+    }
+
+    /// Starts `program args` in `dir`, to serve at `url`; does not wait.
+    fn start(program: &Path, args: &[&str], dir: &Path, envs: &[(&str, &str)], url: String) -> Child {
         let mut command = Command::new(program);
         command
             .args(args)
@@ -85,12 +92,7 @@ impl Child {
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
-        let child = Child {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        wait_ready(&format!("{}{ready_path}", child.url), Duration::from_secs(90)).await;
-        child
+        Child { child, url }
     }
 }
 
@@ -125,6 +127,29 @@ pub async fn legacy_app() -> Child {
         "/api/v1/openapi.json",
     )
     .await
+}
+
+/// Starts the FastAPI legacy app over HTTPS with the given PEM certificate and key,
+/// and waits until its port accepts connections.
+pub async fn legacy_app_tls(cert: &Path, key: &Path) -> Child {
+    let port = free_port();
+    let script = repo().join("tests/python/legacy_app.py");
+    let args = [
+        script.to_str().unwrap(),
+        "--port",
+        &port.to_string(),
+        "--ssl-certfile",
+        cert.to_str().unwrap(),
+        "--ssl-keyfile",
+        key.to_str().unwrap(),
+    ];
+    let child = Child::start(&python(), &args, &repo(), &[], format!("https://127.0.0.1:{port}"));
+    let start = Instant::now();
+    while actix_rt::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(90), "the HTTPS legacy app never listened");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    child
 }
 
 /// Starts a FrameX-kit instance (`framex run` from the venv) in a fresh directory
