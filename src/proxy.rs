@@ -22,9 +22,9 @@ use std::time::Duration;
 use framex_actors::upstream::tls::ClientConfig;
 use framex_actors::upstream::wire::header::{self, HeaderMap, HeaderValue};
 use framex_actors::upstream::{
-    fetch, tls, Balance, EndpointReport, EndpointStats, PoolConfig, PoolShared, UpstreamTarget,
+    fetch, proxy_function, tls, Balance, EndpointReport, EndpointStats, PoolConfig, PoolShared, UpstreamTarget,
 };
-use framex_actors::{describe_skipped, ApiKey, ApiSpec, Engine, UpstreamRoute};
+use framex_actors::{describe_skipped, ApiKey, ApiSpec, BodySpec, Engine, UpstreamRoute};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -184,6 +184,8 @@ struct Inner {
     /// Limits shared by every pool (its endpoints and policy are filled per pool).
     template: PoolConfig,
     auth: AuthRules,
+    /// `proxy_functions`: each function API with the upstream (index) serving it.
+    functions: Vec<(usize, Arc<ApiSpec>)>,
     /// Pools by their members (indexes into `upstreams`), kept so that a pool keeps
     /// its identity, and its replicas on every worker, across re-discoveries.
     pools: Mutex<HashMap<Vec<usize>, Arc<PoolShared>>>,
@@ -222,7 +224,7 @@ impl Proxy {
             log::error!("{e}; trusting the built-in roots only");
             tls::default_config()
         });
-        let upstreams = proxy
+        let upstreams: Vec<Arc<Upstream>> = proxy
             .upstreams()
             .into_iter()
             .enumerate()
@@ -238,10 +240,25 @@ impl Proxy {
                 })
             })
             .collect();
+        let functions = proxy
+            .proxy_functions
+            .iter()
+            .flat_map(|(url, names)| {
+                let url = url.trim().trim_end_matches('/');
+                let at = upstreams.iter().position(|u| u.config.url == url);
+                names.iter().filter_map(move |name| {
+                    let mut spec = ApiSpec::new(ApiKey::Function(name.clone()));
+                    spec.body = BodySpec::Kwargs;
+                    spec.summary = Some("FrameX proxy function".to_owned());
+                    at.map(|at| (at, Arc::new(spec)))
+                })
+            })
+            .collect();
         Proxy {
             inner: Arc::new(Inner {
                 engine: engine.clone(),
                 upstreams,
+                functions,
                 template: PoolConfig {
                     endpoints: Vec::new(),
                     timeout: proxy.timeout(),
@@ -312,12 +329,20 @@ impl Proxy {
                 }
             }
         }
+        // Proxy functions are configured, not discovered: always there.
+        for (at, spec) in &inner.functions {
+            if !index.contains_key(&spec.key) {
+                index.insert(spec.key.clone(), merged.len());
+                merged.push((spec.clone(), vec![*at]));
+            }
+        }
         let routes: Vec<UpstreamRoute> = merged
             .iter()
             .map(|(spec, members)| {
+                // A proxy function travels on FrameX's proxy-function path.
                 let path = match &spec.key {
                     ApiKey::Http { path, .. } => path.as_str(),
-                    ApiKey::Function(name) => name.as_str(),
+                    ApiKey::Function(_) => proxy_function::PATH,
                 };
                 UpstreamRoute {
                     spec: spec.clone(),

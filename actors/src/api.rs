@@ -274,6 +274,9 @@ pub enum BodySpec {
         /// Declared media type.
         content_type: String,
     },
+    /// Keyword arguments of any names, sent the way FrameX sends proxy-function calls
+    /// (see [`crate::upstream::proxy_function`]).
+    Kwargs,
 }
 
 /// Everything the engine knows about one API: its key, signature and manners.
@@ -374,7 +377,7 @@ impl ApiSpec {
                     }
                 }
             }
-            BodySpec::None | BodySpec::Raw { .. } => {}
+            BodySpec::None | BodySpec::Raw { .. } | BodySpec::Kwargs => {}
         }
         for name in args.keys() {
             if !self.accepts_arg(name) {
@@ -400,6 +403,7 @@ impl ApiSpec {
                     fields.iter().any(|f| f.name == name)
                 }
                 BodySpec::Raw { .. } => name == "body",
+                BodySpec::Kwargs => true,
                 BodySpec::None => false,
             }
     }
@@ -413,7 +417,7 @@ impl ApiSpec {
                 names.extend(fields.iter().map(|f| f.name.clone()))
             }
             BodySpec::Raw { .. } => names.push("body".to_owned()),
-            BodySpec::None => {}
+            BodySpec::None | BodySpec::Kwargs => {}
         }
         names
     }

@@ -49,11 +49,7 @@ impl Event {
     /// writes it (`", "` and `": "` separators, non-ASCII kept), byte for byte what
     /// FrameX sends.
     pub fn to_bytes(&self) -> Bytes {
-        let mut data = Vec::with_capacity(32);
-        let mut ser = serde_json::Serializer::with_formatter(&mut data, PythonFormatter);
-        if serde::Serialize::serialize(&self.data, &mut ser).is_err() {
-            data = b"null".to_vec();
-        }
+        let data = python_json(&self.data);
         let mut out = Vec::with_capacity(data.len() + self.event.len() + 16);
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(self.event.as_bytes());
@@ -62,6 +58,16 @@ impl Event {
         out.extend_from_slice(b"\n\n");
         Bytes::from(out)
     }
+}
+
+/// `value` as Python's `json.dumps(value, ensure_ascii=False)` writes it.
+pub(crate) fn python_json(value: &Value) -> Vec<u8> {
+    let mut data = Vec::with_capacity(32);
+    let mut ser = serde_json::Serializer::with_formatter(&mut data, PythonFormatter);
+    if serde::Serialize::serialize(value, &mut ser).is_err() {
+        return b"null".to_vec();
+    }
+    data
 }
 
 /// JSON the way Python's `json.dumps` separates items: `", "` and `": "`.

@@ -10,6 +10,7 @@ mod envelope;
 pub mod error;
 mod forward;
 mod local;
+mod proxy_function;
 
 use std::sync::Arc;
 
@@ -93,6 +94,10 @@ pub async fn dispatch(
         Auth::Passed => true,
         Auth::Refused(response) => return *response,
     };
+
+    if path == framex_actors::upstream::proxy_function::PATH && req.method() == actix_web::http::Method::POST {
+        return proxy_function::serve(&worker, payload, ctx).await;
+    }
 
     let matched = shared.engine.published().load().match_http(req.method(), path);
     let result = match matched {

@@ -9,5 +9,6 @@ mod common;
 mod interop;
 mod local;
 mod pools;
+mod proxy_functions;
 mod proxy;
 mod streaming;

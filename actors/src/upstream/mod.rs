@@ -9,12 +9,14 @@
 //! - `client`: keep-alive HTTP/1.1 connections per endpoint (hyper), and one-off
 //!   [`fetch`]es for discovery and health checks;
 //! - `tls`: trust for `https://` endpoints (rustls);
+//! - `proxy_function`: FrameX's encoding of proxy-function calls;
 //! - `transport`: retries, deadlines, and streaming bodies through the bridge;
 //! - this module: the shared pool state, per-thread replicas, the [`UpstreamPool`]
 //!   actor and its message, and [`forward_here`].
 
 mod client;
 pub mod health;
+pub mod proxy_function;
 pub mod tls;
 mod reply;
 mod request;
@@ -353,9 +355,10 @@ impl Handler<Call> for UpstreamPool {
             msg.spec.check_args(&msg.args)?;
             let request = request::build(&msg.spec, &msg.args, msg.ctx)?;
             let streaming = msg.spec.streaming;
+            let kwargs = matches!(msg.spec.body, crate::api::BodySpec::Kwargs);
             let response = exchange.forward(msg.target, request).await?;
-            reply::interpret(exchange.upstream_name(), response, streaming, &exchange.legal_codes())
-                .await
+            let name = exchange.upstream_name();
+            reply::interpret(name, response, streaming, kwargs, &exchange.legal_codes()).await
         })
     }
 }

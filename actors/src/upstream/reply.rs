@@ -12,7 +12,7 @@ use http::header;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::{Body, ForwardResponse};
+use super::{proxy_function, Body, ForwardResponse};
 use crate::call::Reply;
 use crate::error::Error;
 use crate::stream::{bridge, ChunkStream};
@@ -20,10 +20,13 @@ use crate::stream::{bridge, ChunkStream};
 /// Upstream messages quoted in errors are cut to this many characters.
 const MESSAGE_LIMIT: usize = 512;
 
+/// What a call's reply is, per FrameX's rules; for a proxy function (`kwargs`), the
+/// unwrapped `data` is decoded from FrameX's encoding.
 pub(super) async fn interpret(
     upstream: &str,
     response: ForwardResponse,
     streaming: bool,
+    kwargs: bool,
     legal_codes: &[u16],
 ) -> Result<Reply, Error> {
     let is_event_stream = response
@@ -47,23 +50,30 @@ pub(super) async fn interpret(
             message: message_of(json.as_ref(), &bytes),
         });
     }
-    match json {
+    let value = match json {
         Some(Value::Object(mut map)) if is_envelope(&map) => {
             let status = map.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;
             if legal_codes.contains(&status) {
-                Ok(Reply::Value(map.remove("data").unwrap_or(Value::Null)))
+                map.remove("data").unwrap_or(Value::Null)
             } else {
-                Err(Error::UpstreamStatus {
+                return Err(Error::UpstreamStatus {
                     upstream: upstream.to_owned(),
                     status,
                     message: message_of(Some(&Value::Object(map)), &bytes),
-                })
+                });
             }
         }
-        Some(value) => Ok(Reply::Value(value)),
-        None => Ok(Reply::Value(Value::String(
-            String::from_utf8_lossy(&bytes).into_owned(),
-        ))),
+        Some(value) => value,
+        None => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+    };
+    match value {
+        Value::String(encoded) if kwargs => proxy_function::decode(&encoded)
+            .map(Reply::Value)
+            .map_err(|e| Error::UpstreamReply {
+                upstream: upstream.to_owned(),
+                reason: e.to_string(),
+            }),
+        value => Ok(Reply::Value(value)),
     }
 }
 
@@ -115,7 +125,7 @@ mod tests {
     }
 
     async fn value(status: u16, body: &str) -> Result<Value, Error> {
-        interpret("http://u", response(status, body), false, &[200])
+        interpret("http://u", response(status, body), false, false, &[200])
             .await?
             .into_value()
             .await

@@ -6,7 +6,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::Value;
 
-use super::{Body, ForwardRequest};
+use super::{proxy_function, Body, ForwardRequest};
 use crate::api::{ApiKey, ApiSpec, Args, BodySpec, FormField, ParamLocation};
 use crate::call::CallContext;
 use crate::error::{ArgProblem, Error};
@@ -30,6 +30,9 @@ const BOUNDARY: &str = "framex-rs-boundary-7d3f9a1c5e";
 
 /// Maps `args` (already checked against `spec`) onto an HTTP request.
 pub(super) fn build(spec: &ApiSpec, args: &Args, ctx: CallContext) -> Result<ForwardRequest, Error> {
+    if let (ApiKey::Function(name), BodySpec::Kwargs) = (&spec.key, &spec.body) {
+        return Ok(proxy_function_call(name, args, ctx));
+    }
     let ApiKey::Http { method, path } = &spec.key else {
         return Err(Error::Internal(format!(
             "'{}' is not an HTTP operation",
@@ -110,6 +113,7 @@ pub(super) fn build(spec: &ApiSpec, args: &Args, ctx: CallContext) -> Result<For
             );
             Body::Full(body)
         }
+        BodySpec::Kwargs => Body::Empty,
         BodySpec::Raw { content_type } => match args.get("body") {
             None => Body::Empty,
             Some(v) => {
@@ -127,6 +131,24 @@ pub(super) fn build(spec: &ApiSpec, args: &Args, ctx: CallContext) -> Result<For
         body,
         ctx,
     })
+}
+
+/// A FrameX proxy-function call: `POST /api/v1/proxy/remote` with the encoded name and
+/// keyword arguments.
+fn proxy_function_call(name: &str, args: &Args, ctx: CallContext) -> ForwardRequest {
+    let body = serde_json::json!({
+        "func_name": proxy_function::encode(&Value::String(name.to_owned())),
+        "data": proxy_function::encode(&Value::Object(args.clone())),
+    });
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    ForwardRequest {
+        method: awc::http::Method::POST,
+        path_and_query: proxy_function::PATH.to_owned(),
+        headers,
+        body: Body::Full(Bytes::from(body.to_string())),
+        ctx,
+    }
 }
 
 /// The text form of a basic value, as it travels in a query, path, header or form.
