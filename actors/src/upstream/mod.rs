@@ -151,6 +151,25 @@ pub struct PoolShared {
     config: PoolConfig,
     stats: Vec<Arc<EndpointStats>>,
     next: AtomicUsize,
+    /// Retries under way (see [`PoolShared::retry_permit`]).
+    retrying: AtomicUsize,
+}
+
+/// Retries may be at most this share (percent) of the requests in flight …
+pub const RETRY_BUDGET_PERCENT: usize = 20;
+/// … but a few are always allowed, so that a quiet pool still retries.
+pub const MIN_RETRY_CONCURRENCY: usize = 10;
+
+/// Leave to retry, held until the retried exchange ends.
+#[derive(Debug)]
+pub struct RetryPermit {
+    pool: Arc<PoolShared>,
+}
+
+impl Drop for RetryPermit {
+    fn drop(&mut self) {
+        self.pool.retrying.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl PoolShared {
@@ -173,7 +192,24 @@ impl PoolShared {
             stats,
             config,
             next: AtomicUsize::new(0),
+            retrying: AtomicUsize::new(0),
         })
+    }
+
+    /// Leave for one more retry, if the pool's retry budget allows it: retries under
+    /// way stay within [`RETRY_BUDGET_PERCENT`] of the requests in flight (at least
+    /// [`MIN_RETRY_CONCURRENCY`]), so that a failing pool is not hammered by retries
+    /// on top of its load.
+    pub fn retry_permit(self: &Arc<Self>) -> Option<RetryPermit> {
+        let in_flight: usize = self
+            .stats
+            .iter()
+            .map(|s| s.in_flight.load(Ordering::Relaxed))
+            .sum();
+        let budget = (in_flight * RETRY_BUDGET_PERCENT / 100).max(MIN_RETRY_CONCURRENCY);
+        let taken = self.retrying.fetch_add(1, Ordering::Relaxed);
+        let permit = RetryPermit { pool: self.clone() };
+        (taken < budget).then_some(permit)
     }
 
     /// The pool's display name (its endpoint URLs).
@@ -360,5 +396,23 @@ impl Handler<Call> for UpstreamPool {
             let name = exchange.upstream_name();
             reply::interpret(name, response, streaming, kwargs, &exchange.legal_codes()).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_stay_within_the_budget() {
+        let pool = PoolShared::new(PoolConfig::single("http://127.0.0.1:1"));
+        let quiet: Vec<_> = (0..20).filter_map(|_| pool.retry_permit()).collect();
+        assert_eq!(quiet.len(), MIN_RETRY_CONCURRENCY, "a quiet pool still retries a little");
+        drop(quiet);
+        pool.stats()[0].in_flight.store(100, Ordering::Relaxed);
+        let busy: Vec<_> = (0..50).filter_map(|_| pool.retry_permit()).collect();
+        assert_eq!(busy.len(), 100 * RETRY_BUDGET_PERCENT / 100);
+        drop(busy);
+        assert!(pool.retry_permit().is_some(), "permits come back when retries end");
     }
 }

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 
 use super::client::{Client, Lease, OutBody, SendError};
 use super::{
-    Body, ForwardRequest, ForwardResponse, PoolShared, UpstreamTarget, HOPS_HEADER,
+    Body, ForwardRequest, ForwardResponse, PoolShared, RetryPermit, UpstreamTarget, HOPS_HEADER,
     REQUEST_ID_HEADER,
 };
 use crate::error::Error;
@@ -156,6 +156,7 @@ impl Exchange {
         let hops = HeaderValue::from(ctx.hops + 1);
         let request_id = HeaderValue::from_str(&ctx.request_id).ok();
         let mut tried: Vec<usize> = Vec::new();
+        let mut permit: Option<RetryPermit> = None;
         loop {
             let Some(index) = self.shared.pick(&tried) else {
                 return Err(Error::Overloaded {
@@ -199,7 +200,7 @@ impl Exchange {
                         upstream: endpoint,
                         reason,
                     };
-                    if retries_left {
+                    if self.may_retry(retries_left, &mut permit) {
                         log::debug!("retrying on another endpoint after: {error}");
                         continue;
                     }
@@ -217,7 +218,7 @@ impl Exchange {
                         reason,
                     };
                     // It may have acted on the request: only idempotent ones go again.
-                    if idempotent && retries_left {
+                    if idempotent && self.may_retry(retries_left, &mut permit) {
                         log::debug!("retrying {method} on another endpoint after: {error}");
                         continue;
                     }
@@ -228,7 +229,10 @@ impl Exchange {
             let status = response.status();
             if status.is_server_error() {
                 guard.failed();
-                if idempotent && retries_left && matches!(status.as_u16(), 502..=504) {
+                if idempotent
+                    && matches!(status.as_u16(), 502..=504)
+                    && self.may_retry(retries_left, &mut permit)
+                {
                     log::debug!("retrying {method} on another endpoint after {status}");
                     continue;
                 }
@@ -237,6 +241,22 @@ impl Exchange {
             }
             return self.relay(response, lease, &method, endpoint, guard).await;
         }
+    }
+
+    /// Whether a failed attempt may go again: the request allows it (`allowed`: attempts
+    /// and endpoints left, body replayable) and the pool's retry budget has room (the
+    /// permit, once taken, is held for the rest of the exchange).
+    fn may_retry(&self, allowed: bool, permit: &mut Option<RetryPermit>) -> bool {
+        if !allowed {
+            return false;
+        }
+        if permit.is_none() {
+            *permit = self.shared.retry_permit();
+            if permit.is_none() {
+                log::warn!("upstream {}: retry budget spent, not retrying", self.shared.name);
+            }
+        }
+        permit.is_some()
     }
 
     /// The request to one endpoint: the caller's headers, the endpoint's `Host`, the
