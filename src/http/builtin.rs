@@ -2,35 +2,29 @@
 //! offline docs page and the proxy's status page.
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 
 use super::{authorize, envelope, Auth, Worker};
 
 /// The docs page: a self-contained viewer of `/api/v1/openapi.json` (no CDN).
 const DOCS_HTML: &str = include_str!("docs.html");
 
-pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health))
-        .route("/ping", web::get().to(ping))
-        .route("/version", web::get().to(version))
-        .route("/api/v1/openapi.json", web::get().to(openapi))
-        .route("/docs", web::get().to(docs))
-        .route("/api/v1/proxy/upstreams", web::get().to(upstreams));
+/// The built-in answer to `GET path`, or `None` when `path` is not a built-in. (A
+/// match here rather than actix-web routes: every request would otherwise be tried
+/// against each built-in's pattern before reaching the route table.)
+pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Option<HttpResponse> {
+    Some(match path {
+        "/health" => HttpResponse::Ok().json("ok"),
+        "/ping" => HttpResponse::Ok().json("pong"),
+        "/version" => HttpResponse::Ok().json(crate::VERSION),
+        "/api/v1/openapi.json" => openapi(worker),
+        "/docs" => docs(),
+        "/api/v1/proxy/upstreams" => upstreams(req, worker).await,
+        _ => return None,
+    })
 }
 
-async fn health() -> HttpResponse {
-    HttpResponse::Ok().json("ok")
-}
-
-async fn ping() -> HttpResponse {
-    HttpResponse::Ok().json("pong")
-}
-
-async fn version() -> HttpResponse {
-    HttpResponse::Ok().json(crate::VERSION)
-}
-
-async fn openapi(worker: web::Data<Worker>) -> HttpResponse {
+fn openapi(worker: &Worker) -> HttpResponse {
     let table = worker.shared.engine.table();
     let document = worker.shared.openapi.get(&table);
     HttpResponse::Ok()
@@ -38,7 +32,7 @@ async fn openapi(worker: web::Data<Worker>) -> HttpResponse {
         .body(document)
 }
 
-async fn docs() -> HttpResponse {
+fn docs() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .body(DOCS_HTML)
@@ -46,8 +40,8 @@ async fn docs() -> HttpResponse {
 
 /// The proxy's upstream URLs and pools with health and counters (under `[auth]`
 /// rules like any other path).
-async fn upstreams(req: HttpRequest, worker: web::Data<Worker>) -> HttpResponse {
-    if let Auth::Refused(response) = authorize(&worker.shared, &req) {
+async fn upstreams(req: &HttpRequest, worker: &Worker) -> HttpResponse {
+    if let Auth::Refused(response) = authorize(&worker.shared, req) {
         return *response;
     }
     match &worker.shared.proxy {

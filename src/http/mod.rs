@@ -1,8 +1,9 @@
 //! The HTTP surface: built-in endpoints, local plugin routes and proxied routes.
 //!
-//! Every request not answered by a built-in goes through [`dispatch`]: auth rules,
-//! loop check, route match, then either a local plugin (arguments bound, FrameX
-//! envelope back) or faithful forwarding to an upstream.
+//! Every request goes through [`dispatch`]: built-ins (`GET` of a fixed path), then
+//! the loop check, auth rules, FrameX's proxy-function path, the route match, and
+//! either a local plugin (arguments bound, FrameX envelope back) or faithful
+//! forwarding to an upstream.
 
 mod body;
 mod builtin;
@@ -52,9 +53,9 @@ pub struct Worker {
     pub router: Addr<Router>,
 }
 
-/// Registers the built-ins and the catch-all dispatcher on an actix-web app.
+/// Registers the dispatcher, which answers every request: built-ins, then the route
+/// table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    builtin::configure(cfg);
     cfg.default_service(web::to(dispatch));
 }
 
@@ -64,6 +65,11 @@ pub async fn dispatch(
     payload: web::Payload,
     worker: web::Data<Worker>,
 ) -> HttpResponse {
+    if req.method() == actix_web::http::Method::GET {
+        if let Some(response) = builtin::serve(req.path(), &req, &worker).await {
+            return response;
+        }
+    }
     let shared = &worker.shared;
     let mut ctx = CallContext::new().with_timeout(shared.timeout);
     if let Some(id) = req

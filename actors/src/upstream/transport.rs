@@ -24,24 +24,28 @@ use crate::stream::{bridge, ChunkSender};
 /// Replies up to this size (with a known length) are read whole instead of streamed.
 pub const FULL_BODY_LIMIT: usize = 256 * 1024;
 
-/// Headers that describe one connection rather than the message (RFC 9110 §7.6.1),
-/// never forwarded in either direction.
-const HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
+/// Whether `name` (lower case, as header names are stored) is one of the headers that
+/// describe one connection rather than the message (RFC 9110 §7.6.1), never forwarded
+/// in either direction.
+fn is_hop_by_hop_name(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
 
-/// Whether a header named `name` is hop-by-hop: one of RFC 9110's, or one that the
-/// message's `Connection` header (`connection`, its value) names.
+/// Whether a header named `name` (lower case) is hop-by-hop: one of RFC 9110's, or one
+/// that the message's `Connection` header (`connection`, its value) names.
 pub fn is_hop_by_hop(name: &str, connection: Option<&str>) -> bool {
-    HOP_BY_HOP.iter().any(|h| h.as_str().eq_ignore_ascii_case(name))
+    is_hop_by_hop_name(name)
         || connection.is_some_and(|named| {
             named
                 .split(',')
@@ -52,17 +56,18 @@ pub fn is_hop_by_hop(name: &str, connection: Option<&str>) -> bool {
 /// Removes the hop-by-hop headers from `headers` (see [`is_hop_by_hop`]).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages carry none: look before removing (each removal hashes a name).
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    if !headers.keys().any(|name| is_hop_by_hop_name(name.as_str())) {
         return;
     }
-    let named: Vec<HeaderName> = headers
+    let mut doomed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in named.iter().chain(&HOP_BY_HOP) {
+    doomed.extend(headers.keys().filter(|n| is_hop_by_hop_name(n.as_str())).cloned());
+    for name in doomed {
         headers.remove(name);
     }
 }
@@ -449,7 +454,7 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::CONTENT_TYPE));
-        assert!(is_hop_by_hop("Keep-Alive", None));
+        assert!(is_hop_by_hop("keep-alive", None));
         assert!(is_hop_by_hop("x-secret-hop", Some("close, X-Secret-Hop")));
         assert!(!is_hop_by_hop("content-type", Some("close")));
     }
