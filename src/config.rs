@@ -705,6 +705,14 @@ impl Config {
             for (pattern, keys) in proxy.auth.rules.patterns() {
                 out.push_str(&format!("upstream auth rule: {pattern} ({keys} keys)\n"));
             }
+            if !proxy.ca_file.is_empty() {
+                out.push_str(&format!("https trust: built-in roots + {}\n", proxy.ca_file));
+            }
+            for (url, names) in &proxy.proxy_functions {
+                for name in names {
+                    out.push_str(&format!("proxy function: {name} -> {url}\n"));
+                }
+            }
         }
         out
     }
