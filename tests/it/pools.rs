@@ -241,40 +241,84 @@ async fn wait_for(ready: impl Fn() -> bool) {
     }
 }
 
-/// An upstream that reads each request, counts it, and hangs up without answering
-/// (after serving its OpenAPI document): a failure after the request was sent.
-async fn hang_up_server(hits: Arc<AtomicUsize>) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// A raw TCP upstream on loopback: `serve` gets each accepted connection.
+async fn raw_upstream<F, Fut>(serve: F) -> String
+where
+    F: Fn(actix_rt::net::TcpStream) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
     let listener = actix_rt::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     actix_rt::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let hits = hits.clone();
-            actix_rt::spawn(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                let mut read = 0;
-                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf[read..]).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => read += n,
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf[..read]).into_owned();
-                if head.starts_with("GET /api/v1/openapi.json") {
-                    let body = replica_doc().to_string();
-                    let reply = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = socket.write_all(reply.as_bytes()).await;
-                } else {
-                    hits.fetch_add(1, Ordering::SeqCst);
-                }
-                // Dropping the socket hangs up.
-            });
+        while let Ok((socket, _)) = listener.accept().await {
+            actix_rt::spawn(serve(socket));
         }
     });
     format!("http://{addr}")
+}
+
+/// Reads one whole request (head and `Content-Length` body) off `socket`, keeping
+/// what follows in `buf`; returns its head in lower case, or `None` at the end.
+async fn read_request(socket: &mut actix_rt::net::TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + length {
+                buf.drain(..end + 4 + length);
+                return Some(head);
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        match socket.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Writes a 200 JSON response (keep-alive); false when the peer is gone.
+async fn respond(socket: &mut actix_rt::net::TcpStream, body: &str) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(reply.as_bytes()).await.is_ok()
+}
+
+/// An upstream that serves its OpenAPI document, counts every other request, answers
+/// the first `answers` of them on each connection (keeping it open) and hangs up on
+/// the next one. With 0 it fails every call after reading it; with 1 it plays the
+/// keep-alive connection that the upstream closes just as the proxy reuses it.
+async fn hanging_up_server(hits: Arc<AtomicUsize>, answers: usize) -> String {
+    raw_upstream(move |mut socket| {
+        let hits = hits.clone();
+        async move {
+            let mut buf = Vec::new();
+            let mut answered = 0;
+            while let Some(head) = read_request(&mut socket, &mut buf).await {
+                let body = if head.starts_with("get /api/v1/openapi.json") {
+                    replica_doc().to_string()
+                } else {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    if answered == answers {
+                        return; // hang up
+                    }
+                    answered += 1;
+                    json!({"ok": true}).to_string()
+                };
+                if !respond(&mut socket, &body).await {
+                    return;
+                }
+            }
+        }
+    })
+    .await
 }
 
 /// A POST that reached an upstream which then failed is not sent again (it may have
@@ -282,8 +326,8 @@ async fn hang_up_server(hits: Arc<AtomicUsize>) -> String {
 #[actix_rt::test]
 async fn a_post_is_never_duplicated_but_a_get_is_retried() {
     let hits = Arc::new(AtomicUsize::new(0));
-    let a = hang_up_server(hits.clone()).await;
-    let b = hang_up_server(hits.clone()).await;
+    let a = hanging_up_server(hits.clone(), 0).await;
+    let b = hanging_up_server(hits.clone(), 0).await;
     let server = start(pool_config(&[a.clone(), b], ""), vec![]).await;
 
     let r = request("POST", &server.url("/api/v1/hit"), &[], b"{}".to_vec()).await;
@@ -468,4 +512,22 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
         "no longer accepting"
     );
     handle.stop(false).await;
+}
+
+/// A GET lost on a reused keep-alive connection is sent again on a fresh one, even
+/// with a single endpoint; a POST is not (the upstream may have acted on it).
+#[actix_rt::test]
+async fn a_get_lost_on_a_reused_connection_is_resent_on_a_fresh_one() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let up = hanging_up_server(hits.clone(), 1).await;
+    let server = start(pool_config(&[up], ""), vec![]).await;
+    for round in 0..3 {
+        let r = get(&server.url("/api/v1/who")).await;
+        assert_eq!(r.status, 200, "round {round}: {}", r.text());
+    }
+    let before = hits.load(Ordering::SeqCst);
+    let r = request("POST", &server.url("/api/v1/hit"), &[], b"{}".to_vec()).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(hits.load(Ordering::SeqCst), before + 1, "the POST went out once");
+    server.stop(true).await;
 }

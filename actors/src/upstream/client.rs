@@ -146,7 +146,13 @@ pub(super) enum SendError {
     Connect(String),
     /// The connection failed after the request was (at least partly) written, or the
     /// reply could not be parsed: the upstream may have acted on it.
-    Exchange(hyper::Error),
+    Exchange {
+        /// What failed.
+        error: hyper::Error,
+        /// Whether the connection had carried earlier requests (an idle keep-alive
+        /// connection the upstream closed as we reused it).
+        reused: bool,
+    },
     /// Our own request body failed (over the size limit, or the client broke off).
     Body(Error),
 }
@@ -175,17 +181,19 @@ impl Client {
         self.endpoints[index].as_ref().map_err(Clone::clone)
     }
 
-    /// Sends `request` to endpoint `index` on an idle connection, or a new one. A
-    /// request that an idle connection refused before writing it (the upstream had
-    /// closed it) is sent again on a fresh connection.
+    /// Sends `request` to endpoint `index` on an idle connection (unless `fresh`), or a
+    /// new one. A request that an idle connection refused before writing it (the
+    /// upstream had closed it) is sent again on a fresh connection.
     pub(super) async fn send(
         self: &Rc<Self>,
         index: usize,
         request: Request<OutBody>,
+        fresh: bool,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
         let mut request = request;
+        let mut fresh = fresh;
         loop {
-            let (mut sender, reused) = self.acquire(index).await?;
+            let (mut sender, reused) = self.acquire(index, fresh).await?;
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let lease = Lease {
@@ -196,13 +204,16 @@ impl Client {
                     return Ok((response, lease));
                 }
                 Err(mut failed) => match failed.take_message() {
-                    Some(unsent) if reused => request = unsent,
+                    Some(unsent) if reused => {
+                        request = unsent;
+                        fresh = true;
+                    }
                     Some(_) => return Err(SendError::Connect(failed.into_error().to_string())),
                     None => {
                         let error = failed.into_error();
                         return Err(match body_error(&error) {
                             Some(ours) => SendError::Body(ours),
-                            None => SendError::Exchange(error),
+                            None => SendError::Exchange { error, reused },
                         });
                     }
                 },
@@ -210,17 +221,16 @@ impl Client {
         }
     }
 
-    /// An idle connection to endpoint `index` that is ready for a request, else a new
-    /// one; says whether it was reused.
-    async fn acquire(&self, index: usize) -> Result<(SendRequest<OutBody>, bool), SendError> {
-        loop {
-            let idle = self.idle.borrow_mut()[index].pop();
-            let Some(mut sender) = idle else { break };
-            if sender.is_closed() {
-                continue;
-            }
-            if sender.ready().await.is_ok() {
-                return Ok((sender, true));
+    /// An idle connection to endpoint `index` that is ready for a request (unless
+    /// `fresh`), else a new one; says whether it was reused.
+    async fn acquire(&self, index: usize, fresh: bool) -> Result<(SendRequest<OutBody>, bool), SendError> {
+        if !fresh {
+            loop {
+                let idle = self.idle.borrow_mut()[index].pop();
+                let Some(mut sender) = idle else { break };
+                if !sender.is_closed() && sender.ready().await.is_ok() {
+                    return Ok((sender, true));
+                }
             }
         }
         let endpoint = self.endpoint(index).map_err(SendError::Connect)?;

@@ -162,14 +162,25 @@ impl Exchange {
         let request_id = HeaderValue::from_str(&ctx.request_id).ok();
         let mut tried: Vec<usize> = Vec::new();
         let mut permit: Option<RetryPermit> = None;
+        // An idempotent request lost on a reused keep-alive connection goes once more
+        // to the same endpoint on a fresh connection: the endpoint did nothing wrong.
+        let mut stale_retry: Option<usize> = None;
+        let mut fresh_retried = false;
         loop {
-            let Some(index) = self.shared.pick(&tried) else {
-                return Err(Error::Overloaded {
-                    upstream: self.shared.name.clone(),
-                    retry_after: 1,
-                });
+            let fresh = stale_retry.is_some();
+            let index = match stale_retry.take() {
+                Some(index) => index,
+                None => {
+                    let Some(index) = self.shared.pick(&tried) else {
+                        return Err(Error::Overloaded {
+                            upstream: self.shared.name.clone(),
+                            retry_after: 1,
+                        });
+                    };
+                    tried.push(index);
+                    index
+                }
             };
-            tried.push(index);
             // Errors name the endpoint that failed, not the whole pool.
             let endpoint = config.endpoints[index].clone();
             let replayable = !matches!(body, Body::Stream(_));
@@ -188,7 +199,7 @@ impl Exchange {
                     upstream: endpoint.clone(),
                     reason,
                 })?;
-            let sent = tokio::time::timeout_at(deadline, self.client.send(index, outgoing)).await;
+            let sent = tokio::time::timeout_at(deadline, self.client.send(index, outgoing, fresh)).await;
             let (response, lease) = match sent {
                 Err(_) => {
                     guard.failed();
@@ -211,7 +222,15 @@ impl Exchange {
                     }
                     return Err(error);
                 }
-                Ok(Err(SendError::Exchange(e))) => {
+                Ok(Err(SendError::Exchange { reused: true, error }))
+                    if idempotent && replayable && !fresh_retried =>
+                {
+                    log::debug!("{method} lost on a reused connection to {endpoint} ({error}); again on a fresh one");
+                    fresh_retried = true;
+                    stale_retry = Some(index);
+                    continue;
+                }
+                Ok(Err(SendError::Exchange { error: e, .. })) => {
                     guard.failed();
                     let reason = if e.is_incomplete_message() || e.is_canceled() {
                         "closed the connection without answering".to_owned()
