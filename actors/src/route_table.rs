@@ -97,9 +97,16 @@ impl std::fmt::Debug for RouteTable {
 }
 
 impl RouteTable {
-    /// Matches a concrete request path.
+    /// Matches a concrete request path. `HEAD` falls back to the `GET` route of the
+    /// path (as HTTP defines it, and as FastAPI answers it): the request goes on as
+    /// `HEAD`, and no body comes back.
     pub fn match_http(&self, method: &Method, path: &str) -> HttpMatch {
-        if let Some(found) = self.by_method.get(method).and_then(|r| r.at(path).ok()) {
+        let found = self.by_method.get(method).and_then(|r| r.at(path).ok()).or_else(|| {
+            (method == Method::HEAD)
+                .then(|| self.by_method.get(&Method::GET).and_then(|r| r.at(path).ok()))
+                .flatten()
+        });
+        if let Some(found) = found {
             return HttpMatch::Found {
                 route: self.routes[*found.value].clone(),
                 params: found
@@ -118,6 +125,9 @@ impl RouteTable {
         if allowed.is_empty() {
             HttpMatch::NotFound
         } else {
+            if allowed.contains(&Method::GET) && !allowed.contains(&Method::HEAD) {
+                allowed.push(Method::HEAD);
+            }
             allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
             HttpMatch::MethodNotAllowed { allowed }
         }

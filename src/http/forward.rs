@@ -95,11 +95,12 @@ pub async fn serve(
     Ok(match response.body {
         Body::Empty => match length {
             // A HEAD answer keeps the length the GET would have had.
-            Some(n) if req.method() == actix_web::http::Method::HEAD => {
-                let mut r = builder.finish();
-                r.headers_mut().insert(header::CONTENT_LENGTH, n.into());
-                r
-            }
+            // (actix-web writes the length of the body it is given: an empty stream of
+            // that declared size, of which a HEAD response sends nothing.)
+            Some(n) if req.method() == actix_web::http::Method::HEAD => builder.body(SizedStream::new(
+                n,
+                futures::stream::empty::<Result<bytes::Bytes, actix_web::Error>>(),
+            )),
             _ => builder.finish(),
         },
         Body::Full(bytes) => builder.body(bytes),

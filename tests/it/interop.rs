@@ -73,6 +73,13 @@ async fn fastapi_app_answers_the_same_through_framex_rs() {
     ] {
         same(&get(&format!("{d}{path}")).await, &get(&format!("{p}{path}")).await, path);
     }
+    // HEAD of a GET route, as FastAPI answers it: same status and length, no body.
+    let direct = request("HEAD", &format!("{d}/api/v1/base/version"), &[], Vec::new()).await;
+    let proxied = request("HEAD", &format!("{p}/api/v1/base/version"), &[], Vec::new()).await;
+    same(&direct, &proxied, "HEAD of a GET route");
+    assert_eq!(direct.headers.get("content-length"), proxied.headers.get("content-length"));
+    assert!(proxied.body.is_empty());
+
     let item = json!({"name": "widget", "tags": ["a", "b"], "owner": {"id": 1}});
     same(
         &post_json(&format!("{d}/api/v1/items"), &item).await,

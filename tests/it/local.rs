@@ -81,7 +81,12 @@ async fn bad_requests_get_clear_errors() {
 
     let r = request("DELETE", &server.url("/api/v1/echo"), &[], vec![]).await;
     assert_eq!(r.status, 405);
-    assert_eq!(r.headers.get("allow").unwrap(), "GET");
+    assert_eq!(r.headers.get("allow").unwrap(), "GET, HEAD");
+
+    // HEAD of a GET route: the GET's status and length, no body.
+    let r = request("HEAD", &server.url("/api/v1/echo?message=hi"), &[], vec![]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
 
     server.stop(true).await;
 }
