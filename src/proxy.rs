@@ -155,6 +155,35 @@ pub struct ProxyReport {
     pub pools: Vec<PoolReport>,
 }
 
+impl ProxyReport {
+    /// The same figures in Prometheus's text exposition format, one series per
+    /// upstream URL (label `url`).
+    pub fn to_prometheus(&self) -> String {
+        type Field = fn(&UpstreamReport) -> u64;
+        let series: [(&str, &str, &str, Field); 5] = [
+            ("framex_upstream_requests_total", "counter", "Requests sent to the upstream URL.", |u| u.endpoint.requests),
+            ("framex_upstream_failures_total", "counter", "Requests that failed at the upstream URL (no connection, reset, 5xx, broken reply).", |u| u.endpoint.failures),
+            ("framex_upstream_in_flight", "gauge", "Requests the upstream URL is serving now.", |u| u.endpoint.in_flight as u64),
+            ("framex_upstream_healthy", "gauge", "1 while the upstream URL gets traffic, 0 while it is ejected.", |u| u64::from(u.endpoint.healthy)),
+            ("framex_upstream_operations", "gauge", "Operations the upstream URL published at its last discovery.", |u| u.operations as u64),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, value) in series {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for upstream in &self.upstreams {
+                let url = upstream
+                    .endpoint
+                    .url
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
+                out.push_str(&format!("{name}{{url=\"{url}\"}} {}\n", value(upstream)));
+            }
+        }
+        out
+    }
+}
+
 /// One upstream URL in a [`ProxyReport`].
 #[derive(Debug, Clone, Serialize)]
 pub struct UpstreamReport {

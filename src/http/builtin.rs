@@ -1,5 +1,5 @@
 //! Built-in endpoints: health, version, ping, the merged OpenAPI document, the
-//! offline docs page and the proxy's status page.
+//! offline docs page, the proxy's status page and Prometheus metrics.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
@@ -20,6 +20,7 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         "/api/v1/openapi.json" => openapi(worker),
         "/docs" => docs(),
         "/api/v1/proxy/upstreams" => upstreams(req, worker).await,
+        "/metrics" => metrics(req, worker).await,
         _ => return None,
     })
 }
@@ -36,6 +37,24 @@ fn docs() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .body(DOCS_HTML)
+}
+
+/// Prometheus metrics: the build, and the proxy's upstream counters (under `[auth]`
+/// rules like any other path).
+async fn metrics(req: &HttpRequest, worker: &Worker) -> HttpResponse {
+    if let Auth::Refused(response) = authorize(&worker.shared, req) {
+        return *response;
+    }
+    let mut text = format!(
+        "# HELP framex_build_info The running framex-rs.\n# TYPE framex_build_info gauge\nframex_build_info{{version=\"{}\"}} 1\n",
+        crate::VERSION
+    );
+    if let Some(proxy) = &worker.shared.proxy {
+        text.push_str(&proxy.report().await.to_prometheus());
+    }
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
+        .body(text)
 }
 
 /// The proxy's upstream URLs and pools with health and counters (under `[auth]`

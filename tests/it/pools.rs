@@ -135,6 +135,13 @@ async fn requests_spread_across_a_pool_per_policy() {
         assert_eq!(upstream["requests"], 10);
         assert_eq!(upstream["healthy"], true);
     }
+    let metrics = get(&server.url("/metrics")).await;
+    assert!(metrics.content_type.starts_with("text/plain"), "{}", metrics.content_type);
+    for url in &urls {
+        let line = format!("framex_upstream_requests_total{{url=\"{url}\"}} 10");
+        assert!(metrics.text().contains(&line), "{line} in:\n{}", metrics.text());
+    }
+    assert!(metrics.text().contains("# TYPE framex_upstream_healthy gauge"));
     server.stop(true).await;
     let listing = framex::cli::route_listing(&pool_config(&urls, "")).await.unwrap();
     let who = listing.lines().find(|l| l.contains("/api/v1/who")).unwrap();
