@@ -200,6 +200,24 @@ impl PluginBuilder {
         self
     }
 
+    /// Adds a FrameX proxy function: a function API named exactly `name` (FrameX names
+    /// them by module path, `my_service.utils.compute`) that other FrameX instances
+    /// listing it in their `proxy_functions` may call through
+    /// `POST /api/v1/proxy/remote`. Plain [`PluginBuilder::function`]s are never
+    /// callable that way.
+    pub fn proxy_function<A, R, F, Fut>(mut self, name: &str, handler: F) -> Self
+    where
+        A: DeserializeOwned + JsonSchema + 'static,
+        R: Serialize + JsonSchema + 'static,
+        F: Fn(A, Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, Error>> + 'static,
+    {
+        let mut spec = self.signature::<A>(ApiKey::Function(name.to_owned()));
+        spec.proxy_function = true;
+        self.push(spec, call_handler(name.to_owned(), handler));
+        self
+    }
+
     /// Finishes the plugin.
     pub fn build(mut self) -> Arc<PluginSpec> {
         let definitions = self.generator.take_definitions(true);

@@ -278,6 +278,8 @@ impl Proxy {
                 names.iter().filter_map(move |name| {
                     let mut spec = ApiSpec::new(ApiKey::Function(name.clone()));
                     spec.body = BodySpec::Kwargs;
+                    // Callable in turn by instances that proxy through us.
+                    spec.proxy_function = true;
                     spec.summary = Some("FrameX proxy function".to_owned());
                     at.map(|at| (at, Arc::new(spec)))
                 })

@@ -291,6 +291,10 @@ pub struct ApiSpec {
     pub body: BodySpec,
     /// Whether the reply is a stream (SSE or chunked bytes).
     pub streaming: bool,
+    /// Whether other FrameX instances may call this function API as a proxy function
+    /// (`POST /api/v1/proxy/remote`). Off unless a plugin opts in.
+    #[serde(skip)]
+    pub proxy_function: bool,
     /// One-line summary for listings and documents.
     pub summary: Option<String>,
     /// The OpenAPI operation object to publish, when one is known; the merged
@@ -311,6 +315,7 @@ impl ApiSpec {
             params: Vec::new(),
             body: BodySpec::None,
             streaming: false,
+            proxy_function: false,
             summary: None,
             operation: None,
             components: None,

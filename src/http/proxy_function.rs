@@ -2,8 +2,9 @@
 //! functions. The body is `{"func_name": E(name), "data": E(kwargs)}`; the answer an
 //! envelope whose `data` is `E(result)` (see `framex_actors::upstream::proxy_function`).
 //!
-//! Only function APIs (`plugin.Struct.func`, or proxy functions we forward in turn) are
-//! callable here, never HTTP routes: those keep their own path's auth rules.
+//! Only proxy functions are callable here: those a plugin declared with
+//! `PluginBuilder::proxy_function`, and those we reach in turn through
+//! `proxy_functions`. Other function APIs and HTTP routes are not.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -49,6 +50,20 @@ pub async fn serve(worker: &Worker, body: web::Payload, ctx: CallContext) -> Htt
         Ok(_) => return unprocessable("data must hold keyword arguments".to_owned()),
         Err(e) => return unprocessable(format!("data: {e}")),
     };
+    let offered = worker
+        .shared
+        .engine
+        .published()
+        .load()
+        .by_name(&name, &args)
+        .is_some_and(|route| route.spec.proxy_function);
+    if !offered {
+        return envelope::error(
+            StatusCode::NOT_FOUND,
+            &format!("proxy function '{name}' is not registered"),
+            None,
+        );
+    }
     let call = CallRemote {
         api: name.clone(),
         args,
@@ -64,11 +79,6 @@ pub async fn serve(worker: &Worker, body: web::Payload, ctx: CallContext) -> Htt
             Ok(value) => envelope::success(Value::String(encode(&value))),
             Err(e) => error::respond(&e, &request_id),
         },
-        Err(Error::NoRoute { .. }) => envelope::error(
-            StatusCode::NOT_FOUND,
-            &format!("proxy function '{name}' is not registered"),
-            None,
-        ),
         Err(e) => error::respond(&e, &request_id),
     }
 }

@@ -1,5 +1,5 @@
-//! FrameX proxy functions (`POST /api/v1/proxy/remote`): framex-rs serving its function
-//! APIs to other instances, calling a remote one from a plugin, and the encoding
+//! FrameX proxy functions (`POST /api/v1/proxy/remote`): framex-rs serving the proxy
+//! functions its plugins offer, calling a remote one from a plugin, and the encoding
 //! checked against FrameX-kit's own `cache_encode` / `cache_decode`.
 
 use framex::actors::{Ctx, Error};
@@ -42,7 +42,10 @@ fn framex_kit_python(script: &str, arg: &str) -> String {
 /// second instance reaches the function through `proxy_functions` from a plugin.
 #[actix_rt::test]
 async fn function_apis_are_served_and_called_as_proxy_functions() {
-    let calc = PluginBuilder::new("calc").struct_name("Calc").function("add", add).build();
+    let calc = PluginBuilder::new("calc")
+        .proxy_function("calc.Calc.add", add)
+        .function("private_add", add)
+        .build();
     let a = start(config(""), vec![calc]).await;
     let remote = a.url("/api/v1/proxy/remote");
 
@@ -67,10 +70,13 @@ async fn function_apis_are_served_and_called_as_proxy_functions() {
         json!({"sum": 42, "note": "computed in Rust ✓"})
     );
 
-    // Unknown functions and HTTP routes are not callable here.
+    // Unknown functions, function APIs not offered as proxy functions, and HTTP
+    // routes are not callable here.
     let encode = |v: Value| framex::actors::upstream::proxy_function::encode(&v);
-    let r = post_json(&remote, &json!({"func_name": encode(json!("calc.Calc.nope")), "data": encode(json!({}))})).await;
-    assert_eq!(r.status, 404, "{}", r.text());
+    for name in ["calc.Calc.nope", "calc.CalcPlugin.private_add"] {
+        let r = post_json(&remote, &json!({"func_name": encode(json!(name)), "data": encode(json!({"a": 1, "b": 1}))})).await;
+        assert_eq!(r.status, 404, "{name}: {}", r.text());
+    }
     let r = post_json(&remote, &json!({"func_name": encode(json!("GET /api/v1/echo")), "data": encode(json!({}))})).await;
     assert_eq!(r.status, 422, "{}", r.text());
     let r = post_json(&remote, &json!({"func_name": "plain text", "data": "x"})).await;
