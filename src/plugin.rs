@@ -187,7 +187,7 @@ impl PluginBuilder {
 
     /// Adds a function API named `<plugin>.<Struct>.<name>`, callable only through
     /// `call_remote_api`, never over HTTP.
-    pub fn function<A, R, F, Fut>(mut self, name: &str, handler: F) -> Self
+    pub fn function<A, R, F, Fut>(self, name: &str, handler: F) -> Self
     where
         A: DeserializeOwned + JsonSchema + 'static,
         R: Serialize + JsonSchema + 'static,
@@ -195,9 +195,7 @@ impl PluginBuilder {
         Fut: Future<Output = Result<R, Error>> + 'static,
     {
         let full = format!("{}.{}.{}", self.meta.name, self.struct_name, name);
-        let spec = self.signature::<A>(ApiKey::Function(full.clone()));
-        self.push(spec, call_handler(full, handler));
-        self
+        self.add_function(full, false, handler)
     }
 
     /// Adds a FrameX proxy function: a function API named exactly `name` (FrameX names
@@ -205,16 +203,26 @@ impl PluginBuilder {
     /// listing it in their `proxy_functions` may call through
     /// `POST /api/v1/proxy/remote`. Plain [`PluginBuilder::function`]s are never
     /// callable that way.
-    pub fn proxy_function<A, R, F, Fut>(mut self, name: &str, handler: F) -> Self
+    pub fn proxy_function<A, R, F, Fut>(self, name: &str, handler: F) -> Self
     where
         A: DeserializeOwned + JsonSchema + 'static,
         R: Serialize + JsonSchema + 'static,
         F: Fn(A, Ctx) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, Error>> + 'static,
     {
-        let mut spec = self.signature::<A>(ApiKey::Function(name.to_owned()));
-        spec.proxy_function = true;
-        self.push(spec, call_handler(name.to_owned(), handler));
+        self.add_function(name.to_owned(), true, handler)
+    }
+
+    fn add_function<A, R, F, Fut>(mut self, full: String, proxy: bool, handler: F) -> Self
+    where
+        A: DeserializeOwned + JsonSchema + 'static,
+        R: Serialize + JsonSchema + 'static,
+        F: Fn(A, Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, Error>> + 'static,
+    {
+        let mut spec = self.signature::<A>(ApiKey::Function(full.clone()));
+        spec.proxy_function = proxy;
+        self.push(spec, call_handler(full, handler));
         self
     }
 
