@@ -538,3 +538,36 @@ async fn a_get_lost_on_a_reused_connection_is_resent_on_a_fresh_one() {
     assert_eq!(hits.load(Ordering::SeqCst), before + 1, "the POST went out once");
     server.stop(true).await;
 }
+
+/// An upstream that accepts no connection (its accept queue is full) is given up on
+/// after `connect_timeout`, with a 502 that says so, long before the call's deadline.
+#[actix_rt::test]
+async fn a_connection_that_never_opens_fails_at_connect_timeout() {
+    let socket = actix_rt::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let _listener = socket.listen(1).unwrap();
+    // Fill the accept queue; further handshakes get no answer.
+    let mut parked = Vec::new();
+    for _ in 0..3 {
+        if let Ok(Ok(stream)) =
+            tokio::time::timeout(Duration::from_millis(200), actix_rt::net::TcpStream::connect(addr)).await
+        {
+            parked.push(stream);
+        }
+    }
+    let server = start(config(""), vec![]).await;
+    let mut pool = PoolConfig::single(format!("http://{addr}"));
+    pool.connect_timeout = Duration::from_millis(300);
+    let route = UpstreamRoute {
+        spec: Arc::new(ApiSpec::new(ApiKey::http(awc::http::Method::GET, "/api/v1/blackhole"))),
+        target: Arc::new(UpstreamTarget { pool: PoolShared::new(pool), auth: None }),
+    };
+    server.engine().set_upstream_routes("manual", vec![route]).await.unwrap();
+    let started = Instant::now();
+    let r = get(&server.url("/api/v1/blackhole")).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("no connection within 0.300s"), "{}", r.text());
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    server.stop(true).await;
+}
