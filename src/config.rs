@@ -93,6 +93,10 @@ pub struct ServerConfig {
     /// *Extension.* Seconds that SIGTERM/SIGINT waits for in-flight requests and
     /// streams to finish before closing them. Default 30.
     pub shutdown_timeout: u64,
+    /// *Extension.* One log line per request (target `framex::access`, info level):
+    /// peer, method, path without the query, status, time to the response head,
+    /// request id. Default off.
+    pub access_log: bool,
     /// FrameX-kit's Ray dashboard address: accepted, not used.
     pub dashboard_host: Unused,
     /// FrameX-kit's Ray dashboard port: accepted, not used.
@@ -119,6 +123,7 @@ impl Default for ServerConfig {
             workers: None,
             max_body_size: 64 * 1024 * 1024,
             shutdown_timeout: 30,
+            access_log: false,
             dashboard_host: None,
             dashboard_port: None,
             use_ray: None,

@@ -151,6 +151,7 @@ impl Framex {
             auth: config.auth.rules.clone(),
             max_hops: config.plugins.proxy.max_hops,
             max_body_size: config.server.max_body_size,
+            access_log: config.server.access_log,
             timeout: config.plugins.proxy.timeout(),
             openapi: DocumentCache::default(),
             proxy: proxy.clone(),

@@ -37,6 +37,8 @@ pub struct Shared {
     pub max_hops: u32,
     /// Largest request body accepted, in bytes.
     pub max_body_size: usize,
+    /// Whether every request gets an access-log line (`framex::access`, info level).
+    pub access_log: bool,
     /// Deadline of a call (the proxy's `timeout`).
     pub timeout: std::time::Duration,
     /// The merged OpenAPI document, rebuilt when the table changes.
@@ -59,18 +61,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.default_service(web::to(dispatch));
 }
 
-/// Serves one request from the route table.
+/// Serves one request, and writes its access-log line when `server.access_log` is on.
 pub async fn dispatch(
     req: HttpRequest,
     payload: web::Payload,
     worker: web::Data<Worker>,
 ) -> HttpResponse {
-    if req.method() == actix_web::http::Method::GET {
-        if let Some(response) = builtin::serve(req.path(), &req, &worker).await {
-            return response;
-        }
+    let ctx = context(&req, &worker.shared);
+    if !worker.shared.access_log {
+        return serve(req, payload, worker, ctx).await;
     }
-    let shared = &worker.shared;
+    let started = std::time::Instant::now();
+    let (method, path) = (req.method().clone(), req.path().to_owned());
+    let peer = req.peer_addr().map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
+    let request_id = ctx.request_id.clone();
+    let response = serve(req, payload, worker, ctx).await;
+    // The path without its query: query strings often carry tokens.
+    log::info!(
+        target: "framex::access",
+        "{peer} \"{method} {path}\" {} {:.3}ms {request_id}",
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    response
+}
+
+/// The call context of a request: deadline, request id (the caller's, if it sent a
+/// usable one), hops so far.
+fn context(req: &HttpRequest, shared: &Shared) -> CallContext {
     let mut ctx = CallContext::new().with_timeout(shared.timeout);
     if let Some(id) = req
         .headers()
@@ -86,6 +104,22 @@ pub async fn dispatch(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
+    ctx
+}
+
+/// Serves one request: built-ins, then the route table.
+async fn serve(
+    req: HttpRequest,
+    payload: web::Payload,
+    worker: web::Data<Worker>,
+    ctx: CallContext,
+) -> HttpResponse {
+    if req.method() == actix_web::http::Method::GET {
+        if let Some(response) = builtin::serve(req.path(), &req, &worker).await {
+            return response;
+        }
+    }
+    let shared = &worker.shared;
     if ctx.hops >= shared.max_hops {
         let error = Error::Loop {
             hops: ctx.hops,

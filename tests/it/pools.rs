@@ -471,7 +471,7 @@ impl Drop for Process {
 }
 
 /// SIGTERM: the server stops accepting, lets the request in flight finish, and
-/// exits 0.
+/// exits 0. (With `access_log` on, each request left its line, query left out.)
 #[actix_rt::test]
 async fn sigterm_drains_in_flight_requests_and_exits_0() {
     let replica = Replica::new("only", 0);
@@ -481,7 +481,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
     std::fs::write(
         dir.path().join("config.toml"),
         format!(
-            "load_builtin_plugins = [\"proxy\"]\n[server]\nport = {port}\n[plugins.proxy]\nproxy_urls = [\"http://{addr}\"]\n"
+            "load_builtin_plugins = [\"proxy\"]\n[server]\nport = {port}\naccess_log = true\n[plugins.proxy]\nproxy_urls = [\"http://{addr}\"]\n"
         ),
     )
     .unwrap();
@@ -490,14 +490,14 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
             .arg("run")
             .current_dir(dir.path())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("framex.log")).unwrap())
             .spawn()
             .unwrap(),
     );
     let base = format!("http://127.0.0.1:{port}");
     crate::common::python::wait_ready(&format!("{base}/api/v1/who"), Duration::from_secs(30)).await;
 
-    let slow_url = format!("{base}/api/v1/slow");
+    let slow_url = format!("{base}/api/v1/slow?token=secret");
     let slow = actix_rt::spawn(async move { get(&slow_url).await });
     wait_for(|| replica.hits() >= 2).await;
     let pid = process.0.id().to_string();
@@ -518,6 +518,10 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
         actix_rt::net::TcpStream::connect(("127.0.0.1", port)).await.is_err(),
         "no longer accepting"
     );
+    let log = std::fs::read_to_string(dir.path().join("framex.log")).unwrap();
+    let line = log.lines().find(|l| l.contains("\"GET /api/v1/slow\"")).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains(" 200 ") && line.contains("framex::access"), "{line}");
+    assert!(!log.contains("secret"), "the query stays out of the log");
     handle.stop(false).await;
 }
 
