@@ -38,6 +38,37 @@ use serde_json::{json, Map, Value};
 
 use crate::openapi::operation_for;
 
+/// A handler's arguments: read from the request or the call (`Deserialize`), and
+/// described in the OpenAPI document (`JsonSchema`).
+pub trait Arguments: DeserializeOwned + JsonSchema + 'static {}
+impl<T: DeserializeOwned + JsonSchema + 'static> Arguments for T {}
+
+/// A handler's answer: serialized into the reply (`Serialize`), and described in the
+/// OpenAPI document (`JsonSchema`).
+pub trait Answer: Serialize + JsonSchema + 'static {}
+impl<T: Serialize + JsonSchema + 'static> Answer for T {}
+
+/// A plugin handler: `async fn(args: A, cx: Ctx) -> Result<R, Error>` (any function or
+/// closure of that shape).
+pub trait Handler<A, R>: Send + Sync + 'static {
+    /// The future the handler returns.
+    type Future: Future<Output = Result<R, Error>> + 'static;
+    /// Runs the handler.
+    fn call(&self, args: A, cx: Ctx) -> Self::Future;
+}
+
+impl<A, R, F, Fut> Handler<A, R> for F
+where
+    F: Fn(A, Ctx) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, Error>> + 'static,
+{
+    type Future = Fut;
+
+    fn call(&self, args: A, cx: Ctx) -> Fut {
+        self(args, cx)
+    }
+}
+
 pub use framex_actors::sse::{Emitter, Event};
 pub use framex_actors::Ctx;
 
@@ -123,34 +154,31 @@ impl PluginBuilder {
     }
 
     /// Adds a `GET` route.
-    pub fn get<A, R, F, Fut>(self, path: &str, handler: F) -> Self
+    pub fn get<A, R, F>(self, path: &str, handler: F) -> Self
     where
-        A: DeserializeOwned + JsonSchema + 'static,
-        R: Serialize + JsonSchema + 'static,
-        F: Fn(A, Ctx) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, Error>> + 'static,
+        A: Arguments,
+        R: Answer,
+        F: Handler<A, R>,
     {
         self.route(Method::GET, path, handler)
     }
 
     /// Adds a `POST` route.
-    pub fn post<A, R, F, Fut>(self, path: &str, handler: F) -> Self
+    pub fn post<A, R, F>(self, path: &str, handler: F) -> Self
     where
-        A: DeserializeOwned + JsonSchema + 'static,
-        R: Serialize + JsonSchema + 'static,
-        F: Fn(A, Ctx) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, Error>> + 'static,
+        A: Arguments,
+        R: Answer,
+        F: Handler<A, R>,
     {
         self.route(Method::POST, path, handler)
     }
 
     /// Adds a route for any method.
-    pub fn route<A, R, F, Fut>(mut self, method: Method, path: &str, handler: F) -> Self
+    pub fn route<A, R, F>(mut self, method: Method, path: &str, handler: F) -> Self
     where
-        A: DeserializeOwned + JsonSchema + 'static,
-        R: Serialize + JsonSchema + 'static,
-        F: Fn(A, Ctx) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, Error>> + 'static,
+        A: Arguments,
+        R: Answer,
+        F: Handler<A, R>,
     {
         let mut spec = self.signature::<A>(ApiKey::http(method, path));
         let result_schema = self.generator.subschema_for::<R>();
@@ -187,12 +215,11 @@ impl PluginBuilder {
 
     /// Adds a function API named `<plugin>.<Struct>.<name>`, callable only through
     /// `call_remote_api`, never over HTTP.
-    pub fn function<A, R, F, Fut>(self, name: &str, handler: F) -> Self
+    pub fn function<A, R, F>(self, name: &str, handler: F) -> Self
     where
-        A: DeserializeOwned + JsonSchema + 'static,
-        R: Serialize + JsonSchema + 'static,
-        F: Fn(A, Ctx) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, Error>> + 'static,
+        A: Arguments,
+        R: Answer,
+        F: Handler<A, R>,
     {
         let full = format!("{}.{}.{}", self.meta.name, self.struct_name, name);
         self.add_function(full, false, handler)
@@ -203,22 +230,20 @@ impl PluginBuilder {
     /// listing it in their `proxy_functions` may call through
     /// `POST /api/v1/proxy/remote`. Plain [`PluginBuilder::function`]s are never
     /// callable that way.
-    pub fn proxy_function<A, R, F, Fut>(self, name: &str, handler: F) -> Self
+    pub fn proxy_function<A, R, F>(self, name: &str, handler: F) -> Self
     where
-        A: DeserializeOwned + JsonSchema + 'static,
-        R: Serialize + JsonSchema + 'static,
-        F: Fn(A, Ctx) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, Error>> + 'static,
+        A: Arguments,
+        R: Answer,
+        F: Handler<A, R>,
     {
         self.add_function(name.to_owned(), true, handler)
     }
 
-    fn add_function<A, R, F, Fut>(mut self, full: String, proxy: bool, handler: F) -> Self
+    fn add_function<A, R, F>(mut self, full: String, proxy: bool, handler: F) -> Self
     where
-        A: DeserializeOwned + JsonSchema + 'static,
-        R: Serialize + JsonSchema + 'static,
-        F: Fn(A, Ctx) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, Error>> + 'static,
+        A: Arguments,
+        R: Answer,
+        F: Handler<A, R>,
     {
         let mut spec = self.signature::<A>(ApiKey::Function(full.clone()));
         spec.proxy_function = proxy;
@@ -358,12 +383,11 @@ fn bind<A: DeserializeOwned>(api: &str, args: Args) -> Result<A, Error> {
     })
 }
 
-fn call_handler<A, R, F, Fut>(api: String, handler: F) -> ApiHandler
+fn call_handler<A, R, F>(api: String, handler: F) -> ApiHandler
 where
-    A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
-    F: Fn(A, Ctx) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<R, Error>> + 'static,
+    A: Arguments,
+    R: Answer,
+    F: Handler<A, R>,
 {
     let handler = Arc::new(handler);
     ApiHandler::Call(Box::new(move |args, cx| {
@@ -371,7 +395,7 @@ where
         let api = api.clone();
         Box::pin(async move {
             let args = bind(&api, args)?;
-            let result = handler(args, cx).await?;
+            let result = handler.call(args, cx).await?;
             serde_json::to_value(result)
                 .map_err(|e| Error::Internal(format!("result does not serialize: {e}")))
         })

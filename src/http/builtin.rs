@@ -2,6 +2,7 @@
 //! offline docs page, the proxy's status page and Prometheus metrics.
 
 use actix_web::http::{header, StatusCode};
+use actix_web::body::MessageBody;
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::{authorize, envelope, Auth, Worker};
@@ -19,32 +20,34 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         "/version" => HttpResponse::Ok().json(crate::VERSION),
         "/api/v1/openapi.json" => openapi(worker),
         "/docs" => docs(),
-        "/api/v1/proxy/upstreams" => upstreams(req, worker).await,
-        "/metrics" => metrics(req, worker).await,
+        // The proxy's figures fall under `[auth]` rules like any other path.
+        "/api/v1/proxy/upstreams" | "/metrics" => match authorize(&worker.shared, req) {
+            Auth::Refused(response) => *response,
+            _ if path == "/metrics" => metrics(worker).await,
+            _ => upstreams(worker).await,
+        },
         _ => return None,
     })
 }
 
+/// A 200 with `body` of `content_type`.
+fn typed(content_type: &'static str, body: impl MessageBody + 'static) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .body(body)
+}
+
 fn openapi(worker: &Worker) -> HttpResponse {
     let table = worker.shared.engine.table();
-    let document = worker.shared.openapi.get(&table);
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "application/json"))
-        .body(document)
+    typed("application/json", worker.shared.openapi.get(&table))
 }
 
 fn docs() -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
-        .body(DOCS_HTML)
+    typed("text/html; charset=utf-8", DOCS_HTML)
 }
 
-/// Prometheus metrics: the build, and the proxy's upstream counters (under `[auth]`
-/// rules like any other path).
-async fn metrics(req: &HttpRequest, worker: &Worker) -> HttpResponse {
-    if let Auth::Refused(response) = authorize(&worker.shared, req) {
-        return *response;
-    }
+/// Prometheus metrics: the build, and the proxy's upstream counters.
+async fn metrics(worker: &Worker) -> HttpResponse {
     let mut text = format!(
         "# HELP framex_build_info The running framex-rs.\n# TYPE framex_build_info gauge\nframex_build_info{{version=\"{}\"}} 1\n",
         crate::VERSION
@@ -52,17 +55,11 @@ async fn metrics(req: &HttpRequest, worker: &Worker) -> HttpResponse {
     if let Some(proxy) = &worker.shared.proxy {
         text.push_str(&proxy.report().await.to_prometheus());
     }
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
-        .body(text)
+    typed("text/plain; version=0.0.4; charset=utf-8", text)
 }
 
-/// The proxy's upstream URLs and pools with health and counters (under `[auth]`
-/// rules like any other path).
-async fn upstreams(req: &HttpRequest, worker: &Worker) -> HttpResponse {
-    if let Auth::Refused(response) = authorize(&worker.shared, req) {
-        return *response;
-    }
+/// The proxy's upstream URLs and pools with health and counters.
+async fn upstreams(worker: &Worker) -> HttpResponse {
     match &worker.shared.proxy {
         Some(proxy) => HttpResponse::Ok().json(proxy.report().await),
         None => envelope::error(StatusCode::NOT_FOUND, "the proxy plugin is not loaded", None),
