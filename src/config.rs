@@ -297,6 +297,9 @@ pub struct ProxyConfig {
     pub ca_file: String,
     /// FrameX-kit's Ray ingress settings: accepted, not used.
     pub ingress_config: Unused,
+    /// The trust `ca_file` gives, read once when the config is validated.
+    #[serde(skip)]
+    trust: Option<Arc<tls::ClientConfig>>,
 }
 
 /// How a pool picks the URL for the next request.
@@ -309,6 +312,15 @@ pub enum BalancePolicy {
     /// The less busy of two URLs (power of two choices).
     #[serde(rename = "least_inflight", alias = "least_in_flight")]
     LeastInflight,
+}
+
+impl From<BalancePolicy> for framex_actors::upstream::Balance {
+    fn from(policy: BalancePolicy) -> Self {
+        match policy {
+            BalancePolicy::RoundRobin => Self::RoundRobin,
+            BalancePolicy::LeastInflight => Self::LeastInFlight,
+        }
+    }
 }
 
 impl fmt::Display for BalancePolicy {
@@ -339,6 +351,7 @@ impl Default for ProxyConfig {
             health_check_interval: 5.0,
             ca_file: String::new(),
             ingress_config: None,
+            trust: None,
         }
     }
 }
@@ -390,6 +403,9 @@ impl ProxyConfig {
     /// # Errors
     /// `ca_file` unreadable or holding no usable certificate.
     pub fn tls(&self) -> Result<Arc<tls::ClientConfig>, String> {
+        if let Some(trust) = &self.trust {
+            return Ok(trust.clone());
+        }
         if self.ca_file.is_empty() {
             return Ok(tls::default_config());
         }
@@ -594,7 +610,7 @@ impl Config {
     }
 
     /// Checks what the types cannot.
-    fn validate(self) -> Result<Self, String> {
+    fn validate(mut self) -> Result<Self, String> {
         let proxy = &self.plugins.proxy;
         let upstreams = proxy.upstreams();
         for upstream in &upstreams {
@@ -647,10 +663,11 @@ impl Config {
         if !positive(proxy.health_check_interval) {
             return Err("plugins.proxy.health_check_interval must be a positive number of seconds".to_owned());
         }
-        proxy.tls()?;
+        let trust = proxy.tls()?;
         if self.server.legal_proxy_code.is_empty() {
             return Err("server.legal_proxy_code must list at least one status".to_owned());
         }
+        self.plugins.proxy.trust = Some(trust);
         Ok(self)
     }
 

@@ -28,7 +28,7 @@ use framex_actors::{describe_skipped, ApiKey, ApiSpec, BodySpec, Engine, Upstrea
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{AuthRules, BalancePolicy, Config, UpstreamConfig};
+use crate::config::{AuthRules, Config, UpstreamConfig};
 use crate::discovery::{self, DiscoveryOptions};
 
 /// Longest wait between two discovery attempts of an upstream that is down.
@@ -64,7 +64,8 @@ pub struct Upstream {
     pub stats: Arc<EndpointStats>,
     force_stream_apis: Vec<String>,
     component_prefix: String,
-    auth: AuthRules,
+    /// The `Authorization` value sent with the document request, if a rule names one.
+    docs_key: Option<HeaderValue>,
     tls: Arc<ClientConfig>,
     /// The operations of its last successful discovery (`None`: never discovered).
     operations: Mutex<Option<Vec<Arc<ApiSpec>>>>,
@@ -125,9 +126,8 @@ impl Upstream {
             reason,
         };
         let mut headers = HeaderMap::new();
-        if let Some(key) = self.auth.first_key_for(&self.config.docs_path) {
-            let key = HeaderValue::from_str(key).map_err(|_| fail("the key is not a valid header value".to_owned()))?;
-            headers.insert(header::AUTHORIZATION, key);
+        if let Some(key) = &self.docs_key {
+            headers.insert(header::AUTHORIZATION, key.clone());
         }
         let (status, body) = fetch(
             &self.config.url,
@@ -167,17 +167,19 @@ impl ProxyReport {
             ("framex_upstream_healthy", "gauge", "1 while the upstream URL gets traffic, 0 while it is ejected.", |u| u64::from(u.endpoint.healthy)),
             ("framex_upstream_operations", "gauge", "Operations the upstream URL published at its last discovery.", |u| u.operations as u64),
         ];
+        let labels: Vec<String> = self
+            .upstreams
+            .iter()
+            .map(|u| {
+                let url = u.endpoint.url.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+                format!("{{url=\"{url}\"}}")
+            })
+            .collect();
         let mut out = String::new();
         for (name, kind, help, value) in series {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-            for upstream in &self.upstreams {
-                let url = upstream
-                    .endpoint
-                    .url
-                    .replace('\\', "\\\\")
-                    .replace('"', "\\\"")
-                    .replace('\n', "\\n");
-                out.push_str(&format!("{name}{{url=\"{url}\"}} {}\n", value(upstream)));
+            for (upstream, label) in self.upstreams.iter().zip(&labels) {
+                out.push_str(&format!("{name}{label} {}\n", value(upstream)));
             }
         }
         out
@@ -218,17 +220,34 @@ struct Inner {
     /// Pools by their members (indexes into `upstreams`), kept so that a pool keeps
     /// its identity, and its replicas on every worker, across re-discoveries.
     pools: Mutex<HashMap<Vec<usize>, Arc<PoolShared>>>,
-    /// What was published last: route key → pool name, and keys skipped.
+    /// What was published last.
     published: tokio::sync::Mutex<Published>,
     stopped: AtomicBool,
 }
 
+/// One proxied route as the proxy hands it to the engine: its signature and the
+/// upstreams (indexes) whose pool serves it.
+type Merged = Vec<(Arc<ApiSpec>, Vec<usize>)>;
+
 #[derive(Default)]
 struct Published {
-    routes: BTreeMap<ApiKey, (String, Vec<usize>)>,
+    /// The routes handed to the engine.
+    sent: Merged,
+    /// Those the engine did not take, and why.
     skipped: BTreeMap<ApiKey, String>,
     /// Operations an upstream publishes with another signature than the first one.
     conflicts: BTreeSet<(usize, ApiKey)>,
+}
+
+impl Published {
+    /// The routes served: key → pool members.
+    fn live(&self) -> BTreeMap<&ApiKey, &Vec<usize>> {
+        self.sent
+            .iter()
+            .filter(|(spec, _)| !self.skipped.contains_key(&spec.key))
+            .map(|(spec, members)| (&spec.key, members))
+            .collect()
+    }
 }
 
 /// The running proxy: its upstreams, their pools and background tasks.
@@ -258,12 +277,17 @@ impl Proxy {
             .into_iter()
             .enumerate()
             .map(|(i, upstream)| {
+                let docs_key = proxy
+                    .auth
+                    .rules
+                    .first_key_for(&upstream.docs_path)
+                    .and_then(|key| HeaderValue::from_str(key).ok());
                 Arc::new(Upstream {
                     config: upstream,
+                    docs_key,
                     stats: Arc::default(),
                     force_stream_apis: proxy.force_stream_apis.clone(),
                     component_prefix: format!("U{}_", i + 1),
-                    auth: proxy.auth.rules.clone(),
                     tls: tls.clone(),
                     operations: Mutex::new(None),
                 })
@@ -330,11 +354,11 @@ impl Proxy {
 
     /// Rebuilds the proxied routes from what every upstream last published: one route
     /// per operation, served by the pool of the URLs publishing it with the same
-    /// signature, and hands them to the engine. Logs what changed.
+    /// signature, and hands them to the engine when they changed. Logs what changed.
     pub async fn publish(&self) {
         let inner = &self.inner;
         let mut published = inner.published.lock().await;
-        let mut merged: Vec<(Arc<ApiSpec>, Vec<usize>)> = Vec::new();
+        let mut merged: Merged = Vec::new();
         let mut conflicts = BTreeSet::new();
         let mut index: HashMap<ApiKey, usize> = HashMap::new();
         for (i, upstream) in inner.upstreams.iter().enumerate() {
@@ -367,6 +391,16 @@ impl Proxy {
                 merged.push((spec.clone(), vec![*at]));
             }
         }
+        let unchanged = merged.len() == published.sent.len()
+            && merged
+                .iter()
+                .zip(&published.sent)
+                .all(|((a, am), (b, bm))| am == bm && a == b);
+        published.conflicts = conflicts;
+        if unchanged {
+            // A re-discovery that found what was there: no table to rebuild.
+            return;
+        }
         let routes: Vec<UpstreamRoute> = merged
             .iter()
             .map(|(spec, members)| {
@@ -392,43 +426,34 @@ impl Proxy {
             }
         };
 
-        let skipped: BTreeMap<ApiKey, String> = report
-            .skipped
-            .iter()
-            .map(|(key, why)| (key.clone(), describe_skipped(why)))
-            .collect();
-        let now: BTreeMap<ApiKey, (String, Vec<usize>)> = merged
-            .into_iter()
-            .filter(|(spec, _)| !skipped.contains_key(&spec.key))
-            .map(|(spec, members)| {
-                let pool = self.pool(&members).name().to_owned();
-                (spec.key.clone(), (pool, members))
-            })
-            .collect();
-        for (key, (pool, _)) in &now {
-            match published.routes.get(key) {
-                None => log::info!("proxy: registered {key} -> {pool}"),
-                Some((before, _)) if before != pool => {
-                    log::info!("proxy: {key} now served by {pool}")
+        let now = Published {
+            sent: merged,
+            skipped: report
+                .skipped
+                .iter()
+                .map(|(key, why)| (key.clone(), describe_skipped(why)))
+                .collect(),
+            conflicts: std::mem::take(&mut published.conflicts),
+        };
+        let (before, after) = (published.live(), now.live());
+        for (key, members) in &after {
+            match before.get(key) {
+                None => log::info!("proxy: registered {key} -> {}", self.pool(members).name()),
+                Some(old) if old != members => {
+                    log::info!("proxy: {key} now served by {}", self.pool(members).name())
                 }
                 Some(_) => {}
             }
         }
-        for key in published.routes.keys().filter(|k| !now.contains_key(k)) {
-            if !skipped.contains_key(key) {
-                log::info!("proxy: removed {key}");
-            }
+        for key in before.keys().filter(|k| !after.contains_key(*k) && !now.skipped.contains_key(**k)) {
+            log::info!("proxy: removed {key}");
         }
-        for (key, why) in &skipped {
+        for (key, why) in &now.skipped {
             if published.skipped.get(key) != Some(why) {
                 log::info!("proxy: skipped {key}: {why}");
             }
         }
-        *published = Published {
-            routes: now,
-            skipped,
-            conflicts,
-        };
+        *published = now;
     }
 
     /// The pool of `members` (indexes into the upstreams), made on first use.
@@ -444,10 +469,7 @@ impl Proxy {
                     .iter()
                     .map(|&i| inner.upstreams[i].config.url.clone())
                     .collect();
-                config.balance = match lead.balance {
-                    BalancePolicy::RoundRobin => Balance::RoundRobin,
-                    BalancePolicy::LeastInflight => Balance::LeastInFlight,
-                };
+                config.balance = lead.balance.into();
                 let stats = members.iter().map(|&i| inner.upstreams[i].stats.clone()).collect();
                 PoolShared::with_stats(config, stats)
             })
@@ -471,7 +493,7 @@ impl Proxy {
             .collect();
         let published = inner.published.lock().await;
         let mut routes_per_pool: BTreeMap<&Vec<usize>, usize> = BTreeMap::new();
-        for (_, members) in published.routes.values() {
+        for members in published.live().into_values() {
             *routes_per_pool.entry(members).or_default() += 1;
         }
         let pools = routes_per_pool

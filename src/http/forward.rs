@@ -14,7 +14,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::stream::bridge;
 use framex_actors::upstream::wire::header as wire_header;
 use framex_actors::upstream::wire::{HeaderMap as WireHeaders, HeaderName as WireName, HeaderValue as WireValue};
-use framex_actors::upstream::{forward_here, is_hop_by_hop, Body, ForwardRequest, UpstreamTarget, FULL_BODY_LIMIT, REQUEST_ID_HEADER};
+use framex_actors::upstream::{forward_here, is_hop_by_hop, Body, ForwardRequest, UpstreamTarget, FULL_BODY_LIMIT};
 use framex_actors::{CallContext, Error};
 use futures::StreamExt;
 
@@ -24,7 +24,6 @@ use super::Worker;
 const X_FORWARDED_FOR: WireName = WireName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: WireName = WireName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: WireName = WireName::from_static("x-forwarded-host");
-const X_REQUEST_ID: WireName = WireName::from_static(REQUEST_ID_HEADER);
 
 /// Forwards this request to `target` and relays the answer.
 ///
@@ -39,7 +38,7 @@ pub async fn serve(
     ctx: CallContext,
 ) -> Result<HttpResponse, Error> {
     let limit = worker.shared.max_body_size;
-    let headers = upstream_headers(req, consumed_auth, &ctx);
+    let headers = upstream_headers(req, consumed_auth);
 
     let length = req
         .headers()
@@ -113,9 +112,9 @@ pub async fn serve(
 
 /// The headers sent upstream, in one pass over the request's: the ones that belong
 /// to the request (not hop-by-hop, not `Host`, not a key that was for us), then
-/// `X-Forwarded-For`/`-Proto`/`-Host` (extending what earlier proxies set) and the
-/// request id.
-fn upstream_headers(req: &HttpRequest, consumed_auth: bool, ctx: &CallContext) -> WireHeaders {
+/// `X-Forwarded-For`/`-Proto`/`-Host` (extending what earlier proxies set). The
+/// request id and hop count are the transport's to set, for every call alike.
+fn upstream_headers(req: &HttpRequest, consumed_auth: bool) -> WireHeaders {
     let incoming = req.headers();
     let connection = incoming
         .get(header::CONNECTION)
@@ -171,9 +170,6 @@ fn upstream_headers(req: &HttpRequest, consumed_auth: bool, ctx: &CallContext) -
         {
             out.insert(X_FORWARDED_HOST, host);
         }
-    }
-    if let Ok(id) = WireValue::from_str(&ctx.request_id) {
-        out.insert(X_REQUEST_ID, id);
     }
     out
 }

@@ -9,7 +9,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use framex_actors::upstream::proxy_function::{decode, encode};
-use framex_actors::{CallContext, CallRemote, Error};
+use framex_actors::{CallContext, Dispatch, Error};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -50,27 +50,21 @@ pub async fn serve(worker: &Worker, body: web::Payload, ctx: CallContext) -> Htt
         Ok(_) => return unprocessable("data must hold keyword arguments".to_owned()),
         Err(e) => return unprocessable(format!("data: {e}")),
     };
-    let offered = worker
+    let route = worker
         .shared
         .engine
         .published()
         .load()
         .by_name(&name, &args)
-        .is_some_and(|route| route.spec.proxy_function);
-    if !offered {
+        .filter(|route| route.spec.proxy_function);
+    let Some(route) = route else {
         return envelope::error(
             StatusCode::NOT_FOUND,
             &format!("proxy function '{name}' is not registered"),
             None,
         );
-    }
-    let call = CallRemote {
-        api: name.clone(),
-        args,
-        caller: None,
-        ctx,
     };
-    let reply = match worker.router.send(call).await {
+    let reply = match worker.router.send(Dispatch { route, args, ctx }).await {
         Ok(reply) => reply,
         Err(e) => Err(Error::from(e)),
     };

@@ -199,7 +199,7 @@ impl Client {
                     let lease = Lease {
                         client: self.clone(),
                         index,
-                        sender: Some(sender),
+                        sender,
                     };
                     return Ok((response, lease));
                 }
@@ -318,17 +318,8 @@ pub async fn fetch(
         request.headers_mut().insert(http::header::HOST, endpoint.host.clone());
         let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
         let status = response.status();
-        let mut body = response.into_body();
-        let mut buf = BytesMut::new();
-        while let Some(frame) = body.frame().await {
-            if let Ok(data) = frame.map_err(|e| e.to_string())?.into_data() {
-                if buf.len() + data.len() > limit {
-                    return Err(format!("body larger than {limit} bytes"));
-                }
-                buf.extend_from_slice(&data);
-            }
-        }
-        Ok((status, buf.freeze()))
+        let body = read_to_end(&mut response.into_body(), limit).await?;
+        Ok((status, body))
     };
     tokio::time::timeout(timeout, exchange)
         .await
@@ -356,14 +347,30 @@ fn body_error(error: &hyper::Error) -> Option<Error> {
 pub(super) struct Lease {
     client: Rc<Client>,
     index: usize,
-    sender: Option<SendRequest<OutBody>>,
+    sender: SendRequest<OutBody>,
 }
 
 impl Lease {
     /// The exchange is over: the connection may carry the next request.
-    pub(super) fn release(mut self) {
-        if let Some(sender) = self.sender.take() {
-            self.client.release(self.index, sender);
+    pub(super) fn release(self) {
+        self.client.release(self.index, self.sender);
+    }
+}
+
+/// Reads a body to its end, refusing more than `limit` bytes.
+///
+/// # Errors
+/// What went wrong, in words: the connection broke (a body cut off before its
+/// declared end included), or the body is over `limit`.
+pub(super) async fn read_to_end(body: &mut Incoming, limit: usize) -> Result<Bytes, String> {
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.map_err(|e| e.to_string())?.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(format!("body larger than {limit} bytes"));
+            }
+            buf.extend_from_slice(&data);
         }
     }
+    Ok(buf.freeze())
 }

@@ -1,16 +1,14 @@
 //! Whether an endpoint is alive: passive ejection with exponential backoff, and the
 //! active check that brings it back.
 //!
-//! A connect failure, a reset, or a 5xx answer counts against an endpoint; after
-//! [`FAILURES_TO_EJECT`] in a row it is ejected for 1 s, doubling with every further
-//! failure up to [`MAX_EJECTION`]. A success (or a passing active check) restores it.
+//! A connect failure, a reset, or a 5xx answer ejects an endpoint for
+//! [`BASE_EJECTION`], doubling with every further failure in a row up to
+//! [`MAX_EJECTION`]. A success (or a passing active check) restores it.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// Failures in a row before an endpoint is ejected.
-pub const FAILURES_TO_EJECT: u32 = 1;
 /// First ejection period.
 pub const BASE_EJECTION: Duration = Duration::from_secs(1);
 /// Longest ejection period.
@@ -49,13 +47,10 @@ impl Health {
 
     /// Counts a failure; ejects the endpoint with exponential backoff.
     pub fn record_failure(&self) {
-        let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if failures >= FAILURES_TO_EJECT {
-            let doublings = (failures - FAILURES_TO_EJECT).min(16);
-            let period = (BASE_EJECTION * 2u32.pow(doublings)).min(MAX_EJECTION);
-            self.ejected_until_ms
-                .store(now_ms() + period.as_millis() as u64, Ordering::Relaxed);
-        }
+        let earlier = self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+        let period = (BASE_EJECTION * 2u32.pow(earlier.min(16))).min(MAX_EJECTION);
+        self.ejected_until_ms
+            .store(now_ms() + period.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Counts a success: the endpoint is healthy again.

@@ -23,14 +23,13 @@ mod request;
 pub mod selection;
 mod transport;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
 
 use actix::prelude::*;
 use awc::http::Method;
@@ -236,16 +235,6 @@ impl PoolShared {
             self.config.max_in_flight,
             tried,
         )
-    }
-
-    /// A snapshot of every endpoint, for status pages.
-    pub fn report(&self) -> Vec<EndpointReport> {
-        self.config
-            .endpoints
-            .iter()
-            .zip(&self.stats)
-            .map(|(url, s)| EndpointReport::of(url, s))
-            .collect()
     }
 }
 

@@ -7,13 +7,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::client::{Client, Lease, OutBody, SendError};
+use super::client::{read_to_end, Client, Lease, OutBody, SendError};
 use super::{
     Body, ForwardRequest, ForwardResponse, PoolShared, RetryPermit, UpstreamTarget, HOPS_HEADER,
     REQUEST_ID_HEADER,
@@ -320,9 +319,8 @@ impl Exchange {
             out.insert(header::AUTHORIZATION, key);
         }
         out.insert(HeaderName::from_static(HOPS_HEADER), hops.clone());
-        let id_header = HeaderName::from_static(REQUEST_ID_HEADER);
-        if let (false, Some(id)) = (out.contains_key(&id_header), request_id) {
-            out.insert(id_header, id.clone());
+        if let Some(id) = request_id {
+            out.insert(HeaderName::from_static(REQUEST_ID_HEADER), id.clone());
         }
         Ok(request)
     }
@@ -361,7 +359,7 @@ impl Exchange {
             lease.release();
             Body::Empty
         } else if let Some(len) = length.filter(|&n| n <= FULL_BODY_LIMIT && !is_event_stream) {
-            match tokio::time::timeout(config.timeout, read_whole(&mut incoming, len)).await {
+            match tokio::time::timeout(config.timeout, read_to_end(&mut incoming, len)).await {
                 Ok(Ok(bytes)) => {
                     lease.release();
                     Body::Full(bytes)
@@ -393,17 +391,6 @@ impl Exchange {
             body,
         })
     }
-}
-
-/// Reads a body of declared length `len` whole.
-async fn read_whole(incoming: &mut Incoming, len: usize) -> Result<Bytes, hyper::Error> {
-    let mut buf = BytesMut::with_capacity(len);
-    while let Some(frame) = incoming.frame().await {
-        if let Ok(data) = frame?.into_data() {
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(buf.freeze())
 }
 
 /// Copies an upstream body into the bridge until it ends, fails, idles past `idle`,
