@@ -87,20 +87,16 @@ async fn function_apis_are_served_and_called_as_proxy_functions() {
         .requires(["calc.Calc.add"])
         .get("/api/v1/sum", sum_remotely)
         .build();
-    let b_config = config(&format!(
+    let b_toml = format!(
         "load_builtin_plugins = [\"proxy\"]\n[server]\nenable_proxy = true\n[plugins.proxy]\nproxy_urls = [\"{0}\"]\nproxy_functions = {{ \"{0}\" = [\"calc.Calc.add\"] }}\n",
         a.url("")
-    ));
+    );
+    let b_config = config(&b_toml);
     let b = start(b_config, vec![caller]).await;
     let r = get(&b.url("/api/v1/sum")).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["data"], json!({"sum": 5, "note": "computed in Rust ✓"}));
-    let listing = framex::cli::route_listing(&framex::config::Config::from_toml_str(
-        &format!("load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"{0}\"]\nproxy_functions = {{ \"{0}\" = [\"calc.Calc.add\"] }}\n", a.url("")),
-        "test",
-    ).unwrap())
-    .await
-    .unwrap();
+    let listing = framex::cli::route_listing(&config(&b_toml)).await.unwrap();
     assert!(listing.lines().any(|l| l.starts_with("FUNC") && l.contains("calc.Calc.add")), "{listing}");
     b.stop(true).await;
     a.stop(true).await;

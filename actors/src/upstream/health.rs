@@ -19,7 +19,8 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds on the clock ejections are measured with.
+pub(crate) fn now_ms() -> u64 {
     epoch().elapsed().as_millis() as u64
 }
 
@@ -33,7 +34,12 @@ pub struct Health {
 impl Health {
     /// Whether the endpoint may get traffic now.
     pub fn is_available(&self) -> bool {
-        self.ejected_until_ms.load(Ordering::Relaxed) <= now_ms()
+        self.is_available_at(now_ms())
+    }
+
+    /// Whether the endpoint may get traffic at `now` (from [`now_ms`]).
+    pub(crate) fn is_available_at(&self, now: u64) -> bool {
+        self.ejected_until_ms.load(Ordering::Relaxed) <= now
     }
 
     /// How long the endpoint stays ejected (zero when available).

@@ -33,8 +33,11 @@ pub fn pick(
         !tried.contains(&i)
             && (max_in_flight == 0 || stats[i].in_flight.load(Ordering::Relaxed) < max_in_flight)
     };
-    let any_healthy = (0..n).any(|i| open(i) && stats[i].health.is_available());
-    let usable = |i: usize| open(i) && (!any_healthy || stats[i].health.is_available());
+    // One clock read per pick, not one per endpoint looked at.
+    let now = super::health::now_ms();
+    let healthy = |i: usize| stats[i].health.is_available_at(now);
+    let any_healthy = (0..n).any(|i| open(i) && healthy(i));
+    let usable = |i: usize| open(i) && (!any_healthy || healthy(i));
     let start = cursor.fetch_add(1, Ordering::Relaxed);
     let first = (0..n).map(|k| (start + k) % n).find(|&i| usable(i))?;
     if balance == Balance::LeastInFlight {
