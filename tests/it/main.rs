@@ -11,4 +11,5 @@ mod local;
 mod pools;
 mod proxy_functions;
 mod proxy;
+mod security;
 mod streaming;

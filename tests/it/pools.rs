@@ -12,7 +12,7 @@ use framex::actors::{ApiKey, ApiSpec, UpstreamRoute};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::common::{config, get, request, start};
+use crate::common::{config, get, raw_upstream, read_request, request, start};
 
 /// The document every replica publishes: one quick route, one slow route, one POST.
 fn replica_doc() -> Value {
@@ -245,46 +245,6 @@ async fn wait_for(ready: impl Fn() -> bool) {
     while !ready() {
         assert!(start.elapsed() < Duration::from_secs(60), "condition never held");
         actix_rt::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// A raw TCP upstream on loopback: `serve` gets each accepted connection.
-async fn raw_upstream<F, Fut>(serve: F) -> String
-where
-    F: Fn(actix_rt::net::TcpStream) -> Fut + 'static,
-    Fut: std::future::Future<Output = ()> + 'static,
-{
-    let listener = actix_rt::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    actix_rt::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            actix_rt::spawn(serve(socket));
-        }
-    });
-    format!("http://{addr}")
-}
-
-/// Reads one whole request (head and `Content-Length` body) off `socket`, keeping
-/// what follows in `buf`; returns its head in lower case, or `None` at the end.
-async fn read_request(socket: &mut actix_rt::net::TcpStream, buf: &mut Vec<u8>) -> Option<String> {
-    use tokio::io::AsyncReadExt;
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |v| v.trim().parse().unwrap());
-            if buf.len() >= end + 4 + length {
-                buf.drain(..end + 4 + length);
-                return Some(head);
-            }
-        }
-        let mut chunk = [0u8; 4096];
-        match socket.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
     }
 }
 

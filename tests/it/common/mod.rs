@@ -163,3 +163,43 @@ pub async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// A raw TCP upstream on loopback: `serve` gets each accepted connection.
+pub async fn raw_upstream<F, Fut>(serve: F) -> String
+where
+    F: Fn(actix_rt::net::TcpStream) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let listener = actix_rt::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    actix_rt::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            actix_rt::spawn(serve(socket));
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Reads one whole request (head and `Content-Length` body) off `socket`, keeping
+/// what follows in `buf`; returns its head in lower case, or `None` at the end.
+pub async fn read_request(socket: &mut actix_rt::net::TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + length {
+                buf.drain(..end + 4 + length);
+                return Some(head);
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        match socket.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
