@@ -13,6 +13,10 @@ use std::time::Duration;
 use framex_actors::upstream::tls;
 use serde::{Deserialize, Deserializer};
 
+pub mod rules;
+
+pub use rules::{PathFilter, PathPattern, PatternError, RuleSet};
+
 /// Top-level keys, in the order the docs list them (env overrides look only at these).
 const TOP_LEVEL: &[&str] = &["load_builtin_plugins", "load_plugins", "server", "auth", "plugins"];
 
@@ -139,8 +143,9 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// Path pattern → keys. Patterns: an exact path, `*` or `/*` for every path, or
-    /// `prefix/*` for every path under `prefix/`. Default: no rules.
+    /// Path pattern → keys. Patterns: an exact path, `*` or `/*` for every path,
+    /// `prefix/*` for every path under `prefix/`, or a route template
+    /// (`/items/{id}`); the most specific wins. Default: no rules.
     pub rules: AuthRules,
     /// FrameX-kit's OAuth settings: accepted, not used by framex-rs.
     pub oauth: Unused,
@@ -150,10 +155,19 @@ pub struct AuthConfig {
 /// does not use; `framex check` lists the ones present.
 pub type Unused = Option<toml::Value>;
 
-/// Auth rules: which keys go with which paths. Never printed with their keys.
+/// Auth rules: which keys go with which paths, parsed at load (see [`rules`]).
+/// Never printed with their keys.
 #[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct AuthRules(BTreeMap<String, Vec<String>>);
+#[serde(try_from = "BTreeMap<String, Vec<String>>")]
+pub struct AuthRules(RuleSet<Vec<String>>);
+
+impl TryFrom<BTreeMap<String, Vec<String>>> for AuthRules {
+    type Error = PatternError;
+
+    fn try_from(map: BTreeMap<String, Vec<String>>) -> Result<Self, PatternError> {
+        rules::parse_auth(map).map(AuthRules)
+    }
+}
 
 impl fmt::Debug for AuthRules {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -163,40 +177,29 @@ impl fmt::Debug for AuthRules {
     }
 }
 
-/// Whether a rule's pattern covers `path`, as FrameX matches them: `*` or `/*` cover
-/// every path, `prefix/*` every path starting with `prefix/`, anything else only
-/// itself.
+/// Whether a rule's pattern covers `path` (see [`PathPattern`]); a pattern that does
+/// not parse covers only itself.
 pub fn rule_matches(pattern: &str, path: &str) -> bool {
-    match pattern {
-        "*" | "/*" => true,
-        _ => match pattern.strip_suffix("/*") {
-            Some(prefix) => path.starts_with(prefix) && path[prefix.len()..].starts_with('/'),
-            None => pattern == path,
-        },
-    }
+    PathPattern::parse(pattern).map_or(pattern == path, |p| p.matches(path))
 }
 
 impl AuthRules {
     /// Rules from `(pattern, keys)` pairs.
-    pub fn new<I, K>(rules: I) -> Self
+    ///
+    /// # Errors
+    /// An invalid pattern.
+    pub fn new<I, K>(rules: I) -> Result<Self, PatternError>
     where
         I: IntoIterator<Item = (K, Vec<String>)>,
         K: Into<String>,
     {
-        AuthRules(rules.into_iter().map(|(k, v)| (k.into(), v)).collect())
+        RuleSet::new(rules.into_iter().map(|(k, v)| (k.into(), v))).map(AuthRules)
     }
 
-    /// The keys of the most specific rule covering `path`: an exact rule beats a
-    /// prefix, a longer prefix beats a shorter one.
+    /// The keys of the most specific rule covering the canonical `path`: an exact
+    /// rule, then a template, then the longest prefix, then `*`.
     pub fn keys_for(&self, path: &str) -> Option<&[String]> {
-        self.0
-            .iter()
-            .filter(|(pattern, _)| rule_matches(pattern, path))
-            .max_by_key(|(pattern, _)| {
-                let exact = !pattern.ends_with('*');
-                (exact, pattern.len())
-            })
-            .map(|(_, keys)| keys.as_slice())
+        self.0.lookup(path).map(Vec::as_slice)
     }
 
     /// The key sent upstream for `path`: the first key of its rule.
@@ -211,7 +214,7 @@ impl AuthRules {
 
     /// The patterns, with how many keys each has (for summaries; never the keys).
     pub fn patterns(&self) -> impl Iterator<Item = (&str, usize)> {
-        self.0.iter().map(|(p, k)| (p.as_str(), k.len()))
+        self.0.iter().map(|(p, k)| (p, k.len()))
     }
 }
 
@@ -530,19 +533,20 @@ pub struct UpstreamConfig {
 }
 
 impl UpstreamConfig {
-    /// Whether `path` is proxied; the error says why not.
+    /// Whether the route template `path` is proxied; the error says why not.
     ///
     /// # Errors
     /// The reason, naming the rule that excludes it.
     pub fn allows(&self, path: &str) -> Result<(), String> {
-        if let Some(rule) = self.disable.iter().find(|r| rule_matches(r, path)) {
-            return Err(format!("disabled by rule '{rule}'"));
-        }
-        if self.enable.iter().any(|r| rule_matches(r, path)) {
-            Ok(())
-        } else {
-            Err("not enabled by any rule".to_owned())
-        }
+        self.filter().map_err(|e| e.to_string())?.allows_template(path)
+    }
+
+    /// The parsed `enable` / `disable` filters (checked at load).
+    ///
+    /// # Errors
+    /// An invalid pattern.
+    pub fn filter(&self) -> Result<PathFilter, PatternError> {
+        PathFilter::new(&self.enable, &self.disable)
     }
 }
 
@@ -663,6 +667,7 @@ impl Config {
         if !positive(proxy.health_check_interval) {
             return Err("plugins.proxy.health_check_interval must be a positive number of seconds".to_owned());
         }
+        rules::check_filters(proxy)?;
         let trust = proxy.tls()?;
         if self.server.legal_proxy_code.is_empty() {
             return Err("server.legal_proxy_code must list at least one status".to_owned());
@@ -935,7 +940,8 @@ balance = "round_robin"
             ("/api/v1/*", vec!["wide".to_owned()]),
             ("/api/v1/echo/*", vec!["narrow".to_owned(), "second".to_owned()]),
             ("/api/v1/echo/exact", vec!["exact".to_owned()]),
-        ]);
+        ])
+        .unwrap();
         assert_eq!(rules.first_key_for("/api/v1/other"), Some("wide"));
         assert_eq!(rules.first_key_for("/api/v1/echo/x"), Some("narrow"));
         assert_eq!(rules.first_key_for("/api/v1/echo/exact"), Some("exact"));

@@ -22,13 +22,13 @@ use std::time::Duration;
 use framex_actors::upstream::tls::ClientConfig;
 use framex_actors::upstream::wire::header::{self, HeaderMap, HeaderValue};
 use framex_actors::upstream::{
-    fetch, proxy_function, tls, Balance, EndpointReport, EndpointStats, PoolConfig, PoolShared, UpstreamTarget,
+    fetch, proxy_function, tls, Balance, RequestPathFilter, EndpointReport, EndpointStats, PoolConfig, PoolShared, UpstreamTarget,
 };
 use framex_actors::{describe_skipped, ApiKey, ApiSpec, BodySpec, Engine, UpstreamRoute};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{AuthRules, Config, UpstreamConfig};
+use crate::config::{AuthRules, Config, PathFilter, UpstreamConfig};
 use crate::discovery::{self, DiscoveryOptions};
 
 /// Longest wait between two discovery attempts of an upstream that is down.
@@ -56,6 +56,15 @@ pub enum DiscoverError {
     Document(#[from] discovery::DiscoveryError),
 }
 
+/// The filters of every upstream of a pool, all of which must allow a path.
+struct MembersFilter(Vec<Arc<PathFilter>>);
+
+impl RequestPathFilter for MembersFilter {
+    fn allows(&self, path: &str) -> bool {
+        self.0.iter().all(|f| f.allows_path(path))
+    }
+}
+
 /// One configured upstream URL and what it last published.
 pub struct Upstream {
     /// Its `proxy_urls` entry.
@@ -66,6 +75,9 @@ pub struct Upstream {
     component_prefix: String,
     /// The `Authorization` value sent with the document request, if a rule names one.
     docs_key: Option<HeaderValue>,
+    /// Its `enable` / `disable` filters, parsed: templates at discovery, concrete
+    /// paths per request.
+    filter: Arc<PathFilter>,
     tls: Arc<ClientConfig>,
     /// The operations of its last successful discovery (`None`: never discovered).
     operations: Mutex<Option<Vec<Arc<ApiSpec>>>>,
@@ -86,7 +98,7 @@ impl Upstream {
     /// last discovery stay.
     async fn discover(&self) -> Result<usize, DiscoverError> {
         let document = self.fetch_document().await?;
-        let allows = |path: &str| self.config.allows(path);
+        let allows = |path: &str| self.filter.allows_template(path);
         let options = DiscoveryOptions {
             upstream: self.config.url.clone(),
             allows: &allows,
@@ -282,7 +294,13 @@ impl Proxy {
                     .rules
                     .first_key_for(&upstream.docs_path)
                     .and_then(|key| HeaderValue::from_str(key).ok());
+                // Checked at load; should it fail anyway, nothing is proxied.
+                let filter = upstream.filter().unwrap_or_else(|e| {
+                    log::error!("proxy {}: {e}; nothing is proxied from it", upstream.url);
+                    PathFilter::closed()
+                });
                 Arc::new(Upstream {
+                    filter: Arc::new(filter),
                     config: upstream,
                     docs_key,
                     stats: Arc::default(),
@@ -414,6 +432,10 @@ impl Proxy {
                     target: Arc::new(UpstreamTarget {
                         pool: self.pool(members),
                         auth: inner.auth.first_key_for(path).map(str::to_owned),
+                        filter: match &spec.key {
+                            ApiKey::Http { .. } => self.request_filter(members),
+                            ApiKey::Function(_) => None,
+                        },
                     }),
                 }
             })
@@ -454,6 +476,17 @@ impl Proxy {
             }
         }
         *published = now;
+    }
+
+    /// The per-request path filter of a route served by `members`: a concrete path is
+    /// forwarded only when every member's filters allow it (`None`: all allow all).
+    fn request_filter(&self, members: &[usize]) -> Option<Arc<dyn RequestPathFilter>> {
+        let filters: Vec<Arc<PathFilter>> = members
+            .iter()
+            .map(|&i| self.inner.upstreams[i].filter.clone())
+            .filter(|f| !f.is_open())
+            .collect();
+        (!filters.is_empty()).then(|| Arc::new(MembersFilter(filters)) as Arc<dyn RequestPathFilter>)
     }
 
     /// The pool of `members` (indexes into the upstreams), made on first use.

@@ -10,6 +10,7 @@
 //! of several upstreams and of local plugins never collide.
 
 mod refs;
+mod template;
 
 use awc::http::Method;
 use framex_actors::{ApiKey, ApiSpec, BodySpec, FormField, Param, ParamLocation, ValueKind};
@@ -98,6 +99,10 @@ pub fn parse_document(doc: &Value, opts: &DiscoveryOptions<'_>) -> Result<Discov
                 path: path.clone(),
                 reason,
             };
+            if let Err(reason) = template::check(path) {
+                found.skipped.push(skip(reason));
+                continue;
+            }
             if let Err(reason) = (opts.allows)(path) {
                 found.skipped.push(skip(reason));
                 continue;

@@ -10,23 +10,28 @@ use super::{authorize, envelope, Auth, Worker};
 /// The docs page: a self-contained viewer of `/api/v1/openapi.json` (no CDN).
 const DOCS_HTML: &str = include_str!("docs.html");
 
-/// The built-in answer to `GET path`, or `None` when `path` is not a built-in. (A
+/// The built-in answer to `GET path` (canonical), or `None` when `path` is not a
+/// built-in. (A
 /// match here rather than actix-web routes: every request would otherwise be tried
 /// against each built-in's pattern before reaching the route table.)
 pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Option<HttpResponse> {
+    // Probes stay open whatever the rules say.
+    match path {
+        "/health" => return Some(HttpResponse::Ok().json("ok")),
+        "/ping" => return Some(HttpResponse::Ok().json("pong")),
+        "/version" => return Some(HttpResponse::Ok().json(crate::VERSION)),
+        "/api/v1/openapi.json" | "/docs" | "/api/v1/proxy/upstreams" | "/metrics" => {}
+        _ => return None,
+    }
+    // The documents and the proxy's figures fall under `[auth]` rules like any path.
+    if let Auth::Refused(response) = authorize(&worker.shared, req, path) {
+        return Some(*response);
+    }
     Some(match path {
-        "/health" => HttpResponse::Ok().json("ok"),
-        "/ping" => HttpResponse::Ok().json("pong"),
-        "/version" => HttpResponse::Ok().json(crate::VERSION),
         "/api/v1/openapi.json" => openapi(worker),
         "/docs" => docs(),
-        // The proxy's figures fall under `[auth]` rules like any other path.
-        "/api/v1/proxy/upstreams" | "/metrics" => match authorize(&worker.shared, req) {
-            Auth::Refused(response) => *response,
-            _ if path == "/metrics" => metrics(worker).await,
-            _ => upstreams(worker).await,
-        },
-        _ => return None,
+        "/metrics" => metrics(worker).await,
+        _ => upstreams(worker).await,
     })
 }
 

@@ -25,13 +25,15 @@ const X_FORWARDED_FOR: WireName = WireName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: WireName = WireName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: WireName = WireName::from_static("x-forwarded-host");
 
-/// Forwards this request to `target` and relays the answer.
+/// Forwards this request, whose canonical path is `path`, to `target` and relays the
+/// answer.
 ///
 /// # Errors
 /// Engine errors before the upstream answered (502, 504, 413…), answered by the caller.
 pub async fn serve(
     worker: &Worker,
     req: &HttpRequest,
+    path: &str,
     payload: web::Payload,
     target: Arc<UpstreamTarget>,
     consumed_auth: bool,
@@ -55,10 +57,11 @@ pub async fn serve(
         Some(n) if n <= FULL_BODY_LIMIT => Body::Full(read_limited(payload, limit).await?),
         _ => Body::Stream(stream_request_body(payload, limit)),
     };
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.path().to_owned(), |pq| pq.as_str().to_owned());
+    // The canonical path (what the rules were checked against) and the query as sent.
+    let path_and_query = match req.uri().query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
     let request = ForwardRequest {
         method: req.method().clone(),
         path_and_query,

@@ -11,6 +11,7 @@ mod envelope;
 pub mod error;
 mod forward;
 mod local;
+pub mod path;
 mod proxy_function;
 
 use std::sync::Arc;
@@ -114,8 +115,14 @@ async fn serve(
     worker: web::Data<Worker>,
     ctx: CallContext,
 ) -> HttpResponse {
+    // One canonical path for everything below, and for the upstream.
+    let canonical = match path::canonicalize(req.uri().path()) {
+        Ok(canonical) => canonical,
+        Err(e) => return envelope::error(StatusCode::BAD_REQUEST, &format!("Bad Request: {e}"), None),
+    };
+    let path: &str = &canonical;
     if req.method() == actix_web::http::Method::GET {
-        if let Some(response) = builtin::serve(req.path(), &req, &worker).await {
+        if let Some(response) = builtin::serve(path, &req, &worker).await {
             return response;
         }
     }
@@ -128,8 +135,7 @@ async fn serve(
         return error::respond(&error, &ctx.request_id);
     }
 
-    let path = req.path();
-    let consumed_auth = match authorize(shared, &req) {
+    let consumed_auth = match authorize(shared, &req, path) {
         Auth::Open => false,
         Auth::Passed => true,
         Auth::Refused(response) => return *response,
@@ -163,8 +169,12 @@ async fn serve(
                 local::serve(&worker, &req, payload, route, params, ctx2).await
             }
             Target::Upstream(target) => {
+                // A disabled concrete path is unknown, whatever template it falls under.
+                if target.filter.as_ref().is_some_and(|f| !f.allows(path)) {
+                    return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
+                }
                 let target = target.clone();
-                forward::serve(&worker, &req, payload, target, consumed_auth, ctx.clone()).await
+                forward::serve(&worker, &req, path, payload, target, consumed_auth, ctx.clone()).await
             }
         },
     };
@@ -181,9 +191,8 @@ enum Auth {
     Refused(Box<HttpResponse>),
 }
 
-/// Applies `[auth] rules` to a request.
-fn authorize(shared: &Shared, req: &HttpRequest) -> Auth {
-    let path = req.path();
+/// Applies `[auth] rules` to a request whose canonical path is `path`.
+fn authorize(shared: &Shared, req: &HttpRequest, path: &str) -> Auth {
     let Some(keys) = shared.auth.keys_for(path) else {
         return Auth::Open;
     };

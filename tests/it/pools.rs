@@ -320,6 +320,7 @@ async fn two_instances_proxying_each_other_get_508() {
             target: Arc::new(UpstreamTarget {
                 pool: PoolShared::new(PoolConfig::single(other.url(""))),
                 auth: None,
+                filter: None,
             }),
         }
     };
@@ -525,7 +526,7 @@ async fn a_connection_that_never_opens_fails_at_connect_timeout() {
     pool.connect_timeout = Duration::from_millis(300);
     let route = UpstreamRoute {
         spec: Arc::new(ApiSpec::new(ApiKey::http(awc::http::Method::GET, "/api/v1/blackhole"))),
-        target: Arc::new(UpstreamTarget { pool: PoolShared::new(pool), auth: None }),
+        target: Arc::new(UpstreamTarget { pool: PoolShared::new(pool), auth: None, filter: None }),
     };
     server.engine().set_upstream_routes("manual", vec![route]).await.unwrap();
     let started = Instant::now();

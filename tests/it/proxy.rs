@@ -374,6 +374,7 @@ async fn https_upstreams_are_trusted_through_ca_file() {
         target: Arc::new(UpstreamTarget {
             pool: PoolShared::new(PoolConfig::single(legacy.url.clone())),
             auth: None,
+            filter: None,
         }),
     };
     server.engine().set_upstream_routes("manual", vec![route]).await.unwrap();

@@ -244,6 +244,16 @@ pub struct UpstreamTarget {
     pub pool: Arc<PoolShared>,
     /// `Authorization` value sent upstream for this route (from `auth.rules`).
     pub auth: Option<String>,
+    /// Which concrete paths of the route's template may be forwarded (the proxy's
+    /// `enable` / `disable` filters); `None` when every path may.
+    pub filter: Option<Arc<dyn RequestPathFilter>>,
+}
+
+/// Decides, per request, whether a concrete path of an upstream route may be
+/// forwarded (a filter may disable one concrete path of a published template).
+pub trait RequestPathFilter: Send + Sync {
+    /// Whether the canonical request `path` may be forwarded.
+    fn allows(&self, path: &str) -> bool;
 }
 
 impl fmt::Debug for UpstreamTarget {
@@ -252,6 +262,7 @@ impl fmt::Debug for UpstreamTarget {
         f.debug_struct("UpstreamTarget")
             .field("pool", &self.pool.name)
             .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
+            .field("filtered", &self.filter.is_some())
             .finish()
     }
 }
