@@ -162,10 +162,12 @@ pub type Unused = Option<toml::Value>;
 pub struct AuthRules(RuleSet<Vec<String>>);
 
 impl TryFrom<BTreeMap<String, Vec<String>>> for AuthRules {
-    type Error = PatternError;
+    type Error = String;
 
-    fn try_from(map: BTreeMap<String, Vec<String>>) -> Result<Self, PatternError> {
-        rules::parse_auth(map).map(AuthRules)
+    /// Parses the rules; the error names the key (`auth.rules`, within
+    /// `[plugins.proxy]` for the upstream rules).
+    fn try_from(map: BTreeMap<String, Vec<String>>) -> Result<Self, String> {
+        rules::parse_auth(map).map(AuthRules).map_err(|e| format!("auth.rules: {e}"))
     }
 }
 

@@ -470,3 +470,28 @@ mod tests {
         assert!(PathFilter::new(&["*".into()], &[]).unwrap().is_open());
     }
 }
+
+#[cfg(test)]
+mod config_tests {
+    use crate::config::Config;
+
+    /// A template rule is valid config; an invalid pattern is an error naming its
+    /// key and the pattern.
+    #[test]
+    fn patterns_are_checked_at_load() {
+        let c = Config::from_toml_str("[auth]\nrules = { \"/api/v1/items/{item_id}\" = [\"k\"] }", "t").unwrap();
+        assert_eq!(c.auth.rules.first_key_for("/api/v1/items/7"), Some("k"));
+        let err = Config::from_toml_str("[auth]\nrules = { \"/api/v1/*/x\" = [\"k\"] }", "t").unwrap_err();
+        assert!(err.to_string().contains("/api/v1/*/x"), "{err}");
+        assert!(err.to_string().contains("rules"), "{err}");
+        let err = Config::from_toml_str(
+            "[plugins.proxy.proxy_urls.\"http://a:1\"]\ndisable = [\"/a/../b\"]",
+            "t",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("plugins.proxy.proxy_urls.\"http://a:1\""), "{err}");
+        let err = Config::from_toml_str("[plugins.proxy]\nproxy_urls = [\"http://a:1\"]\nwhite_list = [\"x\"]", "t")
+            .unwrap_err();
+        assert!(err.to_string().contains("plugins.proxy.white_list"), "{err}");
+    }
+}
