@@ -25,7 +25,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use awc::http::Method;
+use framex_actors::Method;
 use framex_actors::{
     ApiHandler, ApiKey, ApiSpec, ArgProblem, Args, BodySpec, Error, LocalApi, Param,
     ParamLocation, PluginMeta, PluginSpec, ValueKind,

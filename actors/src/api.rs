@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use awc::http::Method;
+use http::Method;
 use serde::Serialize;
 use serde_json::{Map, Value};
 

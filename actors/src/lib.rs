@@ -13,10 +13,11 @@
 //!   name), [`Dispatch`] (a matched route).
 //! - [`PluginActor`] (`plugin`): runs a local plugin's handlers. Message: [`Invoke`].
 //!   Handlers get a [`Ctx`] whose `call_remote_api` goes back through the router.
-//! - [`UpstreamPool`] (`upstream`): one arbiter's replica of a pool and its
-//!   connections. Message: [`Call`] (arguments mapped on a signature). Faithful
-//!   forwarding of a matched HTTP request skips the mailboxes:
-//!   [`upstream::forward_here`] runs it on the same replica state.
+//! - [`PoolReplica`](upstream::PoolReplica) (`upstream`): one arbiter's replica of a
+//!   pool and its connections, owned by that arbiter's [`PoolReplicas`](upstream::PoolReplicas)
+//!   (shared by its router and HTTP worker) and found by [`PoolId`](upstream::PoolId).
+//!   `CallRemote` reaches it through the router; faithful forwarding of a matched HTTP
+//!   request reaches it directly (no mailbox hop).
 //! - `stream` / `sse`: the bounded chunk bridge and FrameX's event format.
 //! - [`Engine`] (`engine`): the handle that starts the registry and replicas.
 //!
@@ -39,13 +40,14 @@ pub mod upstream;
 
 pub use api::{ApiKey, ApiSpec, Args, BodySpec, FormField, Param, ParamLocation, ValueKind};
 pub use call::{new_request_id, CallContext, CallRemote, Reply};
-pub use engine::Engine;
+pub use engine::{Engine, WorkerEngine};
 pub use error::{ArgProblem, Error, Side};
 pub use plugin::{ApiHandler, CallHandler, Ctx, Invoke, LocalApi, PluginActor, PluginMeta, PluginSpec, StreamHandler};
 pub use registry::{describe as describe_skipped, RegisterPlugin, Registry, RouteReport, SetUpstreamRoutes, UnregisterPlugin, UpstreamRoute};
 pub use route_table::{HttpMatch, Route, RouteTable, RouteTableBuilder, Skipped, Target};
 pub use router::{Dispatch, Router};
-pub use upstream::{Call, UpstreamPool};
+/// The HTTP method type of the engine (`http` 1.x, as hyper uses).
+pub use http::Method;
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

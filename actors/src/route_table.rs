@@ -10,14 +10,15 @@
 //! Snapshots are built by the `Registry` (the single writer) and read lock-free by
 //! every `Router` replica.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use awc::http::Method;
+use http::Method;
 
 use crate::api::{ApiKey, ApiSpec, Args};
 use crate::plugin::{LocalApi, PluginSpec};
-use crate::upstream::UpstreamTarget;
+use crate::upstream::{PoolId, UpstreamTarget};
 
 /// Who serves a route.
 #[derive(Clone)]
@@ -88,6 +89,10 @@ pub struct RouteTable {
     by_method: HashMap<Method, matchit::Router<usize>>,
     by_key: BTreeMap<ApiKey, usize>,
     routes: Vec<Arc<Route>>,
+    /// The pools the routes lead to (replicas of other pools are retired).
+    pools: HashSet<PoolId>,
+    /// Which snapshot this is: every built table has a new one (0: the empty default).
+    generation: u64,
 }
 
 impl std::fmt::Debug for RouteTable {
@@ -177,6 +182,16 @@ impl RouteTable {
         }
     }
 
+    /// Which snapshot this is; a later table has a larger generation.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether a route of this table leads to the pool `id`.
+    pub fn serves_pool(&self, id: PoolId) -> bool {
+        self.pools.contains(&id)
+    }
+
     /// Whether anything is registered under this exact key.
     pub fn contains(&self, key: &ApiKey) -> bool {
         self.by_key.contains_key(key)
@@ -237,13 +252,18 @@ impl RouteTableBuilder {
                 .insert(path.clone(), index)
                 .map_err(|e| Skipped::Conflict(e.to_string()))?;
         }
+        if let Target::Upstream(target) = &route.target {
+            self.table.pools.insert(target.pool.id());
+        }
         self.table.by_key.insert(key, index);
         self.table.routes.push(Arc::new(route));
         Ok(())
     }
 
-    /// Finishes the snapshot.
-    pub fn build(self) -> RouteTable {
+    /// Finishes the snapshot, with a generation of its own.
+    pub fn build(mut self) -> RouteTable {
+        static GENERATION: AtomicU64 = AtomicU64::new(1);
+        self.table.generation = GENERATION.fetch_add(1, Ordering::Relaxed);
         self.table
     }
 }

@@ -11,7 +11,7 @@
 
 mod refs;
 
-use awc::http::Method;
+use framex_actors::Method;
 use framex_actors::{ApiKey, ApiSpec, BodySpec, FormField, Param, ParamLocation, ValueKind};
 use serde_json::{Map, Value};
 

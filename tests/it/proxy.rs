@@ -370,7 +370,7 @@ async fn https_upstreams_are_trusted_through_ca_file() {
     let server = start(untrusted, vec![]).await;
     assert_eq!(get(&server.url("/api/v1/base/version")).await.status, 404);
     let route = UpstreamRoute {
-        spec: Arc::new(ApiSpec::new(ApiKey::http(awc::http::Method::GET, "/api/v1/base/version"))),
+        spec: Arc::new(ApiSpec::new(ApiKey::http(framex::actors::Method::GET, "/api/v1/base/version"))),
         target: Arc::new(UpstreamTarget {
             pool: PoolShared::new(PoolConfig::single(legacy.url.clone())),
             auth: None,

@@ -49,6 +49,16 @@ impl From<Body> for OutBody {
     }
 }
 
+impl From<OutBody> for Body {
+    fn from(body: OutBody) -> Self {
+        match body {
+            OutBody::Empty | OutBody::Full(None) => Body::Empty,
+            OutBody::Full(Some(bytes)) => Body::Full(bytes),
+            OutBody::Stream(stream) => Body::Stream(stream),
+        }
+    }
+}
+
 impl http_body::Body for OutBody {
     type Data = Bytes;
     type Error = Error;
@@ -139,18 +149,27 @@ impl Endpoint {
     }
 }
 
-/// Why a request got no response head.
-#[derive(Debug)]
+/// Why a request got no response head. The exchange decides what each allows.
 pub(super) enum SendError {
     /// No connection could be made (refused, unreachable, timed out): nothing was sent.
     Connect(String),
+    /// The connection refused the request before writing any of it (the upstream had
+    /// closed it): the request comes back whole, to go again.
+    Unsent {
+        /// The request, untouched.
+        request: Request<OutBody>,
+        /// Whether the connection had carried earlier requests (an idle keep-alive
+        /// connection the upstream closed as we reused it).
+        reused: bool,
+        /// What the connection said.
+        reason: String,
+    },
     /// The connection failed after the request was (at least partly) written, or the
     /// reply could not be parsed: the upstream may have acted on it.
     Exchange {
         /// What failed.
         error: hyper::Error,
-        /// Whether the connection had carried earlier requests (an idle keep-alive
-        /// connection the upstream closed as we reused it).
+        /// Whether the connection had carried earlier requests.
         reused: bool,
     },
     /// Our own request body failed (over the size limit, or the client broke off).
@@ -182,42 +201,38 @@ impl Client {
     }
 
     /// Sends `request` to endpoint `index` on an idle connection (unless `fresh`), or a
-    /// new one. A request that an idle connection refused before writing it (the
-    /// upstream had closed it) is sent again on a fresh connection.
+    /// new one, and waits for the response head. Whether and how a failure is tried
+    /// again is the exchange's decision, made in one place.
     pub(super) async fn send(
         self: &Rc<Self>,
         index: usize,
         request: Request<OutBody>,
         fresh: bool,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
-        let mut request = request;
-        let mut fresh = fresh;
-        loop {
-            let (mut sender, reused) = self.acquire(index, fresh).await?;
-            match sender.try_send_request(request).await {
-                Ok(response) => {
-                    let lease = Lease {
-                        client: self.clone(),
-                        index,
-                        sender,
-                    };
-                    return Ok((response, lease));
-                }
-                Err(mut failed) => match failed.take_message() {
-                    Some(unsent) if reused => {
-                        request = unsent;
-                        fresh = true;
-                    }
-                    Some(_) => return Err(SendError::Connect(failed.into_error().to_string())),
-                    None => {
-                        let error = failed.into_error();
-                        return Err(match body_error(&error) {
-                            Some(ours) => SendError::Body(ours),
-                            None => SendError::Exchange { error, reused },
-                        });
-                    }
-                },
+        let (mut sender, reused) = self.acquire(index, fresh).await?;
+        match sender.try_send_request(request).await {
+            Ok(response) => {
+                let lease = Lease {
+                    client: self.clone(),
+                    index,
+                    sender,
+                };
+                Ok((response, lease))
             }
+            Err(mut failed) => match failed.take_message() {
+                Some(request) => Err(SendError::Unsent {
+                    request,
+                    reused,
+                    reason: failed.into_error().to_string(),
+                }),
+                None => {
+                    let error = failed.into_error();
+                    Err(match body_error(&error) {
+                        Some(ours) => SendError::Body(ours),
+                        None => SendError::Exchange { error, reused },
+                    })
+                }
+            },
         }
     }
 
