@@ -19,7 +19,11 @@
 //!     Ok(format!("hello, {}", args.name))
 //! }
 //!
-//! let plugin = PluginBuilder::new("hello").version("1.0.0").get("/api/v1/hello", hello).build();
+//! let plugin = PluginBuilder::new("hello")
+//!     .version("1.0.0")
+//!     .get("/api/v1/hello", hello)
+//!     .build()
+//!     .expect("a well-formed plugin");
 //! ```
 
 use std::future::Future;
@@ -37,6 +41,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::openapi::operation_for;
+use crate::schema::value_kind;
 
 /// A handler's arguments: read from the request or the call (`Deserialize`), and
 /// described in the OpenAPI document (`JsonSchema`).
@@ -72,12 +77,44 @@ where
 pub use framex_actors::sse::{Emitter, Event};
 pub use framex_actors::Ctx;
 
-/// Builds a plugin: metadata, HTTP routes and function APIs.
+/// Why [`PluginBuilder::build`] refused a plugin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginError {
+    /// Two arguments of one API are structs; only one can be the JSON body.
+    #[error("{api}: only one argument may be the JSON body, found '{first}' and '{second}'")]
+    TwoBodies {
+        /// The API.
+        api: String,
+        /// The first struct-typed argument.
+        first: String,
+        /// The second one.
+        second: String,
+    },
+    /// Two APIs of the plugin have the same key.
+    #[error("'{api}' is declared twice")]
+    Duplicate {
+        /// The API key.
+        api: String,
+    },
+    /// An HTTP route's path cannot be served.
+    #[error("'{api}': {reason}")]
+    BadPath {
+        /// The API key.
+        api: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Builds a plugin: metadata, HTTP routes and function APIs. Mistakes in the
+/// declarations are collected and reported by [`PluginBuilder::build`].
 pub struct PluginBuilder {
     meta: PluginMeta,
     struct_name: String,
     generator: SchemaGenerator,
     apis: Vec<Arc<LocalApi>>,
+    /// The first mistake found, reported by `build`.
+    error: Option<PluginError>,
 }
 
 impl std::fmt::Debug for PluginBuilder {
@@ -107,6 +144,7 @@ impl PluginBuilder {
             struct_name: format!("{}Plugin", capitalize(name)),
             generator: schema_generator(),
             apis: Vec::new(),
+            error: None,
         }
     }
 
@@ -252,7 +290,14 @@ impl PluginBuilder {
     }
 
     /// Finishes the plugin.
-    pub fn build(mut self) -> Arc<PluginSpec> {
+    ///
+    /// # Errors
+    /// The first mistake in the declarations: two JSON bodies in one API, an API
+    /// declared twice, a path that is not a `/`-rooted template.
+    pub fn build(mut self) -> Result<Arc<PluginSpec>, PluginError> {
+        if let Some(error) = self.error.take() {
+            return Err(error);
+        }
         let definitions = self.generator.take_definitions(true);
         let components = Arc::new(
             json!({ "schemas": Value::Object(definitions) })
@@ -273,13 +318,33 @@ impl PluginBuilder {
                 })
             })
             .collect();
-        Arc::new(PluginSpec {
+        Ok(Arc::new(PluginSpec {
             meta: self.meta,
             apis,
-        })
+        }))
+    }
+
+    /// Keeps the first mistake for `build`.
+    fn refuse(&mut self, error: PluginError) {
+        self.error.get_or_insert(error);
     }
 
     fn push(&mut self, spec: ApiSpec, handler: ApiHandler) {
+        if self.apis.iter().any(|api| api.spec.key == spec.key) {
+            self.refuse(PluginError::Duplicate {
+                api: spec.key.to_string(),
+            });
+            return;
+        }
+        if let ApiKey::Http { path, .. } = &spec.key {
+            if !path.starts_with('/') {
+                self.refuse(PluginError::BadPath {
+                    api: spec.key.to_string(),
+                    reason: "a path starts with '/'".to_owned(),
+                });
+                return;
+            }
+        }
         self.apis.push(Arc::new(LocalApi {
             spec: Arc::new(spec),
             handler,
@@ -306,14 +371,18 @@ impl PluginBuilder {
         };
         for (name, schema) in properties {
             let resolved = resolve_local(schema, &definitions);
-            let kind = ValueKind::from_schema(resolved);
+            let kind = value_kind(resolved);
             let is_required = required.contains(&name.as_str());
             if kind == ValueKind::Object {
-                assert!(
-                    matches!(spec.body, BodySpec::None),
-                    "{}: only one argument may be the JSON body, found another in '{name}'",
-                    spec.key
-                );
+                if let BodySpec::Json { arg, .. } = &spec.body {
+                    let error = PluginError::TwoBodies {
+                        api: spec.key.to_string(),
+                        first: arg.clone(),
+                        second: name.clone(),
+                    };
+                    self.refuse(error);
+                    continue;
+                }
                 spec.body = BodySpec::Json {
                     arg: name.clone(),
                     required: is_required,
@@ -329,7 +398,7 @@ impl PluginBuilder {
             let items = (kind == ValueKind::Array).then(|| {
                 resolved
                     .get("items")
-                    .map(ValueKind::from_schema)
+                    .map(value_kind)
                     .unwrap_or(ValueKind::Any)
             });
             spec.params.push(Param {
@@ -429,7 +498,7 @@ mod tests {
 
     #[test]
     fn fields_become_query_path_and_body_like_fastapi() {
-        let plugin = PluginBuilder::new("t").post("/api/v1/t/{id}", h).build();
+        let plugin = PluginBuilder::new("t").post("/api/v1/t/{id}", h).build().expect("plugin declarations are valid");
         let spec = &plugin.apis[0].spec;
         let id = spec.params.iter().find(|p| p.name == "id").unwrap();
         assert_eq!((id.location, id.kind.clone(), id.required), (ParamLocation::Path, ValueKind::Integer, true));
@@ -443,7 +512,7 @@ mod tests {
 
     #[test]
     fn function_names_follow_framex() {
-        let plugin = PluginBuilder::new("echo").function("confess", h).build();
+        let plugin = PluginBuilder::new("echo").function("confess", h).build().expect("plugin declarations are valid");
         assert_eq!(plugin.apis[0].spec.key, ApiKey::Function("echo.EchoPlugin.confess".into()));
     }
 }

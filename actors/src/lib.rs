@@ -41,7 +41,7 @@ pub mod upstream;
 pub use api::{ApiKey, ApiSpec, Args, BodySpec, FormField, Param, ParamLocation, ValueKind};
 pub use call::{new_request_id, CallContext, CallRemote, Reply};
 pub use engine::{Engine, WorkerEngine};
-pub use error::{ArgProblem, Error, Side};
+pub use error::{ArgProblem, ConnectFailure, Error};
 pub use plugin::{ApiHandler, CallHandler, Ctx, Invoke, LocalApi, PluginActor, PluginMeta, PluginSpec, StreamHandler};
 pub use registry::{describe as describe_skipped, RegisterPlugin, Registry, RouteReport, SetUpstreamRoutes, UnregisterPlugin, UpstreamRoute};
 pub use route_table::{HttpMatch, Route, RouteTable, RouteTableBuilder, Skipped, Target};

@@ -97,13 +97,10 @@ impl Registry {
                             api: api.clone(),
                         },
                     })
-                    .map_err(|why| {
-                        Error::Internal(format!(
-                            "plugin '{}' cannot serve '{}': {}",
-                            plugin.meta.name,
-                            api.spec.key,
-                            describe(&why)
-                        ))
+                    .map_err(|why| Error::RouteConflict {
+                        plugin: plugin.meta.name.clone(),
+                        api: api.spec.key.to_string(),
+                        reason: describe(&why),
                     })?;
             }
         }
@@ -146,7 +143,7 @@ impl Handler<RegisterPlugin> for Registry {
     fn handle(&mut self, msg: RegisterPlugin, _: &mut Context<Self>) -> Self::Result {
         let name = &msg.0.meta.name;
         if self.plugins.iter().any(|p| &p.meta.name == name) {
-            return Err(Error::Internal(format!("a plugin named '{name}' is already loaded")));
+            return Err(Error::DuplicatePlugin { name: name.clone() });
         }
         self.plugins.push(msg.0);
         match self.build() {
@@ -203,5 +200,73 @@ impl Handler<SetUpstreamRoutes> for Registry {
             .filter(|k| !report.skipped.iter().any(|(s, _)| s == k))
             .collect();
         MessageResult(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route_table::tests::{plugin, upstream};
+    use crate::route_table::HttpMatch;
+    use crate::Engine;
+    use http::Method;
+
+    fn get(path: &str) -> ApiKey {
+        ApiKey::http(Method::GET, path)
+    }
+
+    fn upstream_route(path: &str) -> UpstreamRoute {
+        let route = upstream(ApiSpec::new(get(path)));
+        let Target::Upstream(target) = route.target else { unreachable!() };
+        UpstreamRoute {
+            spec: route.spec,
+            target,
+        }
+    }
+
+    fn served_by(engine: &Engine, path: &str) -> Option<String> {
+        match engine.table().match_http(&Method::GET, path) {
+            HttpMatch::Found { route, .. } => Some(route.target.describe()),
+            _ => None,
+        }
+    }
+
+    #[actix::test]
+    async fn every_change_is_published_and_local_plugins_take_over_and_give_back() {
+        let engine = Engine::start();
+        let before = engine.table().generation();
+        let report = engine
+            .set_upstream_routes("u", vec![upstream_route("/a"), upstream_route("/b")])
+            .await
+            .unwrap();
+        assert_eq!(report.added.len(), 2);
+        assert!(engine.table().generation() > before);
+        assert_eq!(served_by(&engine, "/a").as_deref(), Some("upstream:http://127.0.0.1:9"));
+
+        engine.register_plugin(plugin("p", &[get("/a")])).await.unwrap();
+        assert_eq!(served_by(&engine, "/a").as_deref(), Some("plugin:p"), "local wins");
+        let again = engine
+            .set_upstream_routes("u", vec![upstream_route("/a"), upstream_route("/b")])
+            .await
+            .unwrap();
+        assert_eq!(again.skipped, vec![(get("/a"), Skipped::ShadowedByLocal)]);
+
+        assert!(engine.unregister_plugin("p").await.unwrap());
+        assert_eq!(served_by(&engine, "/a").as_deref(), Some("upstream:http://127.0.0.1:9"), "the upstream comes back");
+        engine.set_upstream_routes("u", Vec::new()).await.unwrap();
+        assert!(engine.table().is_empty(), "an empty list removes the source");
+    }
+
+    #[actix::test]
+    async fn conflicts_are_typed_errors_and_change_nothing() {
+        let engine = Engine::start();
+        engine.register_plugin(plugin("p", &[get("/x")])).await.unwrap();
+        let generation = engine.table().generation();
+        let duplicate = engine.register_plugin(plugin("p", &[get("/y")])).await;
+        assert!(matches!(duplicate, Err(Error::DuplicatePlugin { name }) if name == "p"));
+        let clash = engine.register_plugin(plugin("q", &[get("/x")])).await;
+        assert!(matches!(clash, Err(Error::RouteConflict { plugin, .. }) if plugin == "q"));
+        assert_eq!(engine.table().generation(), generation, "nothing was published");
+        assert_eq!(served_by(&engine, "/x").as_deref(), Some("plugin:p"));
     }
 }

@@ -267,3 +267,151 @@ impl RouteTableBuilder {
         self.table
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::api::{BodySpec, Param, ParamLocation, ValueKind};
+    use crate::plugin::{ApiHandler, LocalApi, PluginMeta};
+    use crate::upstream::{PoolConfig, PoolShared};
+    use serde_json::{json, Value};
+
+    /// A local plugin named `name` serving `keys` (handlers answer `null`).
+    pub(crate) fn plugin(name: &str, keys: &[ApiKey]) -> Arc<PluginSpec> {
+        let apis = keys
+            .iter()
+            .map(|key| {
+                Arc::new(LocalApi {
+                    spec: Arc::new(ApiSpec::new(key.clone())),
+                    handler: ApiHandler::Call(Box::new(|_, _| Box::pin(async { Ok(Value::Null) }))),
+                })
+            })
+            .collect();
+        Arc::new(PluginSpec {
+            meta: PluginMeta {
+                name: name.to_owned(),
+                ..PluginMeta::default()
+            },
+            apis,
+        })
+    }
+
+    /// An upstream route for `spec` on a fresh one-endpoint pool.
+    pub(crate) fn upstream(spec: ApiSpec) -> Route {
+        Route {
+            spec: Arc::new(spec),
+            target: Target::Upstream(Arc::new(UpstreamTarget {
+                pool: PoolShared::new(PoolConfig::single("http://127.0.0.1:9")),
+                auth: None,
+            })),
+        }
+    }
+
+    fn local(plugin: &Arc<PluginSpec>, index: usize) -> Route {
+        let api = plugin.apis[index].clone();
+        Route {
+            spec: api.spec.clone(),
+            target: Target::Local {
+                plugin: plugin.clone(),
+                api,
+            },
+        }
+    }
+
+    fn get(path: &str) -> ApiKey {
+        ApiKey::http(Method::GET, path)
+    }
+
+    #[test]
+    fn a_local_route_shadows_the_upstream_one_whichever_comes_first() {
+        let items = plugin("items", &[get("/api/v1/items/{id}")]);
+        let mut builder = RouteTableBuilder::default();
+        builder.add(local(&items, 0)).unwrap();
+        let shadowed = builder.add(upstream(ApiSpec::new(get("/api/v1/items/{id}"))));
+        assert_eq!(shadowed, Err(Skipped::ShadowedByLocal));
+        let table = builder.build();
+        let HttpMatch::Found { route, params } = table.match_http(&Method::GET, "/api/v1/items/7") else {
+            panic!("the route matches");
+        };
+        assert!(route.target.is_local());
+        assert_eq!(params, vec![("id".to_owned(), "7".to_owned())]);
+        assert!(!table.serves_pool(PoolShared::new(PoolConfig::single("http://127.0.0.1:9")).id()));
+    }
+
+    #[test]
+    fn the_first_upstream_keeps_a_key_and_clashing_templates_are_refused() {
+        let mut builder = RouteTableBuilder::default();
+        let first = upstream(ApiSpec::new(get("/a/{x}")));
+        let Target::Upstream(first_target) = first.target.clone() else { unreachable!() };
+        builder.add(first).unwrap();
+        assert!(matches!(
+            builder.add(upstream(ApiSpec::new(get("/a/{x}")))),
+            Err(Skipped::TakenBy(holder)) if holder.starts_with("upstream:")
+        ));
+        assert!(matches!(builder.add(upstream(ApiSpec::new(get("/a/{y}")))), Err(Skipped::Conflict(_))));
+        let table = builder.build();
+        assert_eq!(table.len(), 1, "refused routes leave the table unchanged");
+        assert!(table.serves_pool(first_target.pool.id()));
+    }
+
+    #[test]
+    fn head_falls_back_to_get_and_405_lists_the_methods() {
+        let mut builder = RouteTableBuilder::default();
+        builder.add(upstream(ApiSpec::new(get("/r")))).unwrap();
+        builder.add(upstream(ApiSpec::new(ApiKey::http(Method::POST, "/r")))).unwrap();
+        let table = builder.build();
+        let HttpMatch::Found { route, .. } = table.match_http(&Method::HEAD, "/r") else {
+            panic!("HEAD is served by the GET route");
+        };
+        assert_eq!(route.spec.key, get("/r"));
+        let HttpMatch::MethodNotAllowed { allowed } = table.match_http(&Method::DELETE, "/r") else {
+            panic!("the path exists for other methods");
+        };
+        assert_eq!(allowed, vec![Method::GET, Method::HEAD, Method::POST]);
+        assert!(matches!(table.match_http(&Method::GET, "/nothing"), HttpMatch::NotFound));
+    }
+
+    #[test]
+    fn names_are_looked_up_by_function_method_and_path_then_by_arguments() {
+        let mut post = ApiSpec::new(ApiKey::http(Method::POST, "/m"));
+        post.body = BodySpec::Json {
+            arg: "model".to_owned(),
+            required: true,
+            schema: Value::Null,
+        };
+        let mut query = ApiSpec::new(get("/m"));
+        query.params.push(Param {
+            name: "q".to_owned(),
+            location: ParamLocation::Query,
+            kind: ValueKind::String,
+            items: None,
+            required: true,
+            schema: Value::Null,
+        });
+        let funcs = plugin("f", &[ApiKey::Function("f.FPlugin.run".to_owned())]);
+        let mut builder = RouteTableBuilder::default();
+        builder.add(upstream(post)).unwrap();
+        builder.add(upstream(query)).unwrap();
+        builder.add(local(&funcs, 0)).unwrap();
+        let table = builder.build();
+        let key = |name: &str, args: Value| {
+            let args = args.as_object().cloned().unwrap_or_default();
+            table.by_name(name, &args).map(|r| r.spec.key.clone())
+        };
+        assert_eq!(key("f.FPlugin.run", json!({})), Some(ApiKey::Function("f.FPlugin.run".into())));
+        assert_eq!(key("POST /m", json!({})), Some(ApiKey::http(Method::POST, "/m")));
+        assert_eq!(key("/m", json!({"q": "x"})), Some(get("/m")), "GET first when its arguments fit");
+        assert_eq!(key("/m", json!({"model": {}})), Some(ApiKey::http(Method::POST, "/m")));
+        assert_eq!(key("/m", json!({"nothing": 1})), Some(get("/m")), "else GET before POST");
+        assert_eq!(key("/missing", json!({})), None);
+        assert_eq!(key("g.GPlugin.run", json!({})), None);
+    }
+
+    #[test]
+    fn every_table_has_a_new_generation() {
+        let a = RouteTableBuilder::default().build();
+        let b = RouteTableBuilder::default().build();
+        assert!(b.generation() > a.generation());
+        assert_eq!(RouteTable::default().generation(), 0);
+    }
+}

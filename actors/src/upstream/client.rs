@@ -24,7 +24,7 @@ use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
 use super::Body;
-use crate::error::Error;
+use crate::error::{ConnectFailure, Error};
 
 /// Idle connections kept per endpoint; more are closed when released.
 const MAX_IDLE_PER_ENDPOINT: usize = 1024;
@@ -152,7 +152,7 @@ impl Endpoint {
 /// Why a request got no response head. The exchange decides what each allows.
 pub(super) enum SendError {
     /// No connection could be made (refused, unreachable, timed out): nothing was sent.
-    Connect(String),
+    Connect(ConnectFailure),
     /// The connection refused the request before writing any of it (the upstream had
     /// closed it): the request comes back whole, to go again.
     Unsent {
@@ -162,7 +162,7 @@ pub(super) enum SendError {
         /// connection the upstream closed as we reused it).
         reused: bool,
         /// What the connection said.
-        reason: String,
+        cause: ConnectFailure,
     },
     /// The connection failed after the request was (at least partly) written, or the
     /// reply could not be parsed: the upstream may have acted on it.
@@ -223,7 +223,7 @@ impl Client {
                 Some(request) => Err(SendError::Unsent {
                     request,
                     reused,
-                    reason: failed.into_error().to_string(),
+                    cause: ConnectFailure::Http(failed.into_error().to_string()),
                 }),
                 None => {
                     let error = failed.into_error();
@@ -248,7 +248,9 @@ impl Client {
                 }
             }
         }
-        let endpoint = self.endpoint(index).map_err(SendError::Connect)?;
+        let endpoint = self
+            .endpoint(index)
+            .map_err(|e| SendError::Connect(ConnectFailure::Url(e)))?;
         let sender = connect(endpoint, &self.tls, self.connect_timeout)
             .await
             .map_err(SendError::Connect)?;
@@ -269,11 +271,11 @@ async fn connect(
     endpoint: &Endpoint,
     tls: &Arc<ClientConfig>,
     timeout: Duration,
-) -> Result<SendRequest<OutBody>, String> {
+) -> Result<SendRequest<OutBody>, ConnectFailure> {
     let opening = async {
         let stream = tokio::net::TcpStream::connect(&endpoint.address)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ConnectFailure::Tcp(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         match &endpoint.tls {
             None => handshake(TokioIo::new(stream)).await,
@@ -281,26 +283,28 @@ async fn connect(
                 let stream = tokio_rustls::TlsConnector::from(tls.clone())
                     .connect(name.clone(), stream)
                     .await
-                    .map_err(|e| format!("TLS: {e}"))?;
+                    .map_err(|e| ConnectFailure::Tls(e.to_string()))?;
                 handshake(TokioIo::new(stream)).await
             }
         }
     };
     match tokio::time::timeout(timeout, opening).await {
         Ok(result) => result,
-        Err(_) => Err(format!("no connection within {:.3}s", timeout.as_secs_f64())),
+        Err(_) => Err(ConnectFailure::Timeout {
+            seconds: timeout.as_secs_f64(),
+        }),
     }
 }
 
 /// The HTTP/1.1 handshake on an open stream; the connection's task runs locally.
-async fn handshake<T>(io: T) -> Result<SendRequest<OutBody>, String>
+async fn handshake<T>(io: T) -> Result<SendRequest<OutBody>, ConnectFailure>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
 {
     let (sender, connection) = http1::Builder::new()
         .handshake(io)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ConnectFailure::Http(e.to_string()))?;
     actix_rt::spawn(async move {
         if let Err(e) = connection.await {
             log::debug!("upstream connection ended: {e}");
@@ -325,7 +329,7 @@ pub async fn fetch(
 ) -> Result<(StatusCode, Bytes), String> {
     let endpoint = Endpoint::parse(base_url)?;
     let exchange = async {
-        let mut sender = connect(&endpoint, tls, timeout).await?;
+        let mut sender = connect(&endpoint, tls, timeout).await.map_err(|e| e.to_string())?;
         let mut request = Request::get(format!("{}{path}", endpoint.prefix))
             .body(OutBody::Empty)
             .map_err(|e| format!("bad request: {e}"))?;

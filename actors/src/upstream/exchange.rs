@@ -25,7 +25,7 @@ use super::{
     Body, ForwardRequest, ForwardResponse, PoolShared, RetryPermit, UpstreamTarget, HOPS_HEADER,
     REQUEST_ID_HEADER,
 };
-use crate::error::Error;
+use crate::error::{ConnectFailure, Error};
 
 /// What a failed attempt allows next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +157,7 @@ impl Exchange {
                 Some(request) => request,
                 None => self.build(&target, index, &mut plan).map_err(|reason| Error::UpstreamConnect {
                     upstream: endpoint.clone(),
-                    reason,
+                    cause: ConnectFailure::Url(reason),
                 })?,
             };
             let sent = tokio::time::timeout_at(plan.deadline, self.client.send(index, request, fresh)).await;
@@ -221,20 +221,20 @@ impl Exchange {
     fn classify(&self, error: SendError, endpoint: &str, plan: &Plan) -> Failure {
         let upstream = endpoint.to_owned();
         match error {
-            SendError::Connect(reason) => Failure {
-                error: Error::UpstreamConnect { upstream, reason },
+            SendError::Connect(cause) => Failure {
+                error: Error::UpstreamConnect { upstream, cause },
                 retry: Retry::OtherEndpoint,
                 blame: true,
                 unsent: None,
             },
-            SendError::Unsent { request, reused: true, reason } if !self.fresh_used => Failure {
-                error: Error::UpstreamConnect { upstream, reason },
+            SendError::Unsent { request, reused: true, cause } if !self.fresh_used => Failure {
+                error: Error::UpstreamConnect { upstream, cause },
                 retry: Retry::FreshConnection,
                 blame: false,
                 unsent: Some(request),
             },
-            SendError::Unsent { request, reason, .. } => Failure {
-                error: Error::UpstreamConnect { upstream, reason },
+            SendError::Unsent { request, cause, .. } => Failure {
+                error: Error::UpstreamConnect { upstream, cause },
                 retry: Retry::OtherEndpoint,
                 blame: true,
                 unsent: Some(request),
