@@ -24,6 +24,25 @@
 //! Hot path rule: replicas run on the worker arbiter that accepted the request and
 //! read the table through an atomic pointer, so no single thread carries every
 //! request's messages or bytes.
+//!
+//! # Glossary
+//! One name per concept, in both crates:
+//! - **downstream**: the client's side (the caller of our HTTP surface or of
+//!   `call_remote_api`); **upstream**: the services we forward to. An *upstream* is
+//!   one configured base URL (`proxy_urls` entry: `framex::config::UpstreamConfig`,
+//!   and with its discovery state `framex::proxy::Upstream`).
+//! - **endpoint**: an upstream URL as the engine sees it, a member of pools: its
+//!   counters and health ([`upstream::EndpointStats`], one per URL whatever the number
+//!   of pools) and its connections.
+//! - **pool** ([`upstream::PoolShared`], known by its [`upstream::PoolId`]): the
+//!   endpoints publishing one operation alike, balanced, health-checked and retried as
+//!   one; **replica** ([`upstream::PoolReplica`]): a pool on one arbiter, with that
+//!   arbiter's connections.
+//! - **route** ([`Route`]): an API key and its **target** ([`Target`]: a local plugin or
+//!   an upstream pool); a **source** is who registered upstream routes (the proxy).
+//! - **exchange**: one forwarded request with its **attempts** (one per endpoint tried).
+//! - Messages are commands: [`CallRemote`] (an API by name), [`Dispatch`] (a matched
+//!   route), [`Invoke`] (a plugin's handler), and the registry's `Register…`/`Set…`.
 #![warn(missing_docs)]
 
 mod api;

@@ -129,3 +129,43 @@ impl PoolReplicas {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ApiKey, ApiSpec};
+    use crate::route_table::tests::upstream;
+    use crate::route_table::{RouteTableBuilder, Target};
+    use http::Method;
+
+    fn table_of(paths: &[&str]) -> (RouteTable, Vec<Arc<PoolShared>>) {
+        let mut builder = RouteTableBuilder::default();
+        let mut pools = Vec::new();
+        for path in paths {
+            let route = upstream(ApiSpec::new(ApiKey::http(Method::GET, *path)));
+            if let Target::Upstream(target) = &route.target {
+                pools.push(target.pool.clone());
+            }
+            builder.add(route).unwrap();
+        }
+        (builder.build(), pools)
+    }
+
+    #[test]
+    fn replicas_are_made_once_and_retired_when_the_table_drops_their_pool() {
+        let (first, pools) = table_of(&["/a", "/b"]);
+        let published = Arc::new(ArcSwap::from_pointee(first));
+        let replicas = PoolReplicas::new(published.clone());
+        let a = replicas.replica(&pools[0]);
+        assert!(Rc::ptr_eq(&a, &replicas.replica(&pools[0])), "one replica per pool");
+        replicas.replica(&pools[1]);
+        assert_eq!(replicas.len(), 2);
+
+        let (second, others) = table_of(&["/c"]);
+        published.store(Arc::new(second));
+        replicas.replica(&others[0]);
+        assert_eq!(replicas.len(), 1, "replicas of pools the table no longer names are gone");
+        assert!(!Rc::ptr_eq(&a, &replicas.replica(&pools[0])), "a pool that comes back gets a new one");
+        assert_eq!(Rc::strong_count(&a), 1, "an exchange still holding the old one keeps it alone");
+    }
+}
