@@ -77,7 +77,7 @@ pub struct PoolConfig {
     /// How requests are spread over the endpoints.
     pub balance: Balance,
     /// Requests one endpoint may serve at once (0 = no limit); when every endpoint
-    /// is at its limit, calls fail with [`Error::Overloaded`] (503, `Retry-After`).
+    /// is at its limit, calls fail with [`Error::Overloaded`](crate::Error::Overloaded) (503, `Retry-After`).
     pub max_in_flight: usize,
     /// Further attempts on other endpoints after a failure that is safe to retry.
     pub retries: u32,
