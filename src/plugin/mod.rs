@@ -31,17 +31,17 @@ use std::sync::Arc;
 
 use framex_actors::Method;
 use framex_actors::{
-    ApiHandler, ApiKey, ApiSpec, ArgProblem, Args, BodySpec, Error, LocalApi, Param,
-    ParamLocation, PluginMeta, PluginSpec, ValueKind,
+    ApiHandler, ApiKey, ApiSpec, ArgProblem, Args, Error, LocalApi, PluginMeta, PluginSpec,
 };
-use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::generate::SchemaGenerator;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::openapi::operation_for;
-use crate::schema::value_kind;
+
+mod signature;
 
 /// A handler's arguments: read from the request or the call (`Deserialize`), and
 /// described in the OpenAPI document (`JsonSchema`).
@@ -123,15 +123,6 @@ impl std::fmt::Debug for PluginBuilder {
     }
 }
 
-/// Schema settings for the documents we publish: JSON Schema 2020-12 as OpenAPI
-/// 3.1 uses it, with named models under `#/components/schemas`.
-fn schema_generator() -> SchemaGenerator {
-    let mut settings = SchemaSettings::draft2020_12();
-    settings.definitions_path = "/components/schemas".into();
-    settings.meta_schema = None;
-    settings.into_generator()
-}
-
 impl PluginBuilder {
     /// A plugin named `name` (its function APIs are `name.Struct.func`).
     pub fn new(name: &str) -> Self {
@@ -142,7 +133,7 @@ impl PluginBuilder {
                 ..PluginMeta::default()
             },
             struct_name: format!("{}Plugin", capitalize(name)),
-            generator: schema_generator(),
+            generator: signature::generator(),
             apis: Vec::new(),
             error: None,
         }
@@ -218,7 +209,9 @@ impl PluginBuilder {
         R: Answer,
         F: Handler<A, R>,
     {
-        let mut spec = self.signature::<A>(ApiKey::http(method, path));
+        let Some(mut spec) = self.signature::<A>(ApiKey::http(method, path)) else {
+            return self;
+        };
         let result_schema = self.generator.subschema_for::<R>();
         spec.operation = Some(operation_for(&spec, Some(result_schema.to_value()), &[&self.meta.name]));
         let handler = call_handler(spec.key.to_string(), handler);
@@ -235,7 +228,9 @@ impl PluginBuilder {
         F: Fn(A, Ctx, Emitter) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), Error>> + 'static,
     {
-        let mut spec = self.signature::<A>(ApiKey::http(Method::GET, path));
+        let Some(mut spec) = self.signature::<A>(ApiKey::http(Method::GET, path)) else {
+            return self;
+        };
         spec.streaming = true;
         spec.operation = Some(operation_for(&spec, None, &[&self.meta.name]));
         let handler = Arc::new(handler);
@@ -283,7 +278,9 @@ impl PluginBuilder {
         R: Answer,
         F: Handler<A, R>,
     {
-        let mut spec = self.signature::<A>(ApiKey::Function(full.clone()));
+        let Some(mut spec) = self.signature::<A>(ApiKey::Function(full.clone())) else {
+            return self;
+        };
         spec.proxy_function = proxy;
         self.push(spec, call_handler(full, handler));
         self
@@ -351,66 +348,12 @@ impl PluginBuilder {
         }));
     }
 
-    /// Reads an API's parameters off its argument struct's schema.
-    fn signature<A: JsonSchema>(&mut self, key: ApiKey) -> ApiSpec {
-        let root = self.generator.root_schema_for::<A>();
-        let root = root.as_value();
-        let definitions = self.generator.definitions().clone();
-        let required: Vec<&str> = root
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let path_template = match &key {
-            ApiKey::Http { path, .. } => path.clone(),
-            ApiKey::Function(_) => String::new(),
-        };
-        let mut spec = ApiSpec::new(key);
-        let Some(properties) = root.get("properties").and_then(Value::as_object) else {
-            return spec;
-        };
-        for (name, schema) in properties {
-            let resolved = resolve_local(schema, &definitions);
-            let kind = value_kind(resolved);
-            let is_required = required.contains(&name.as_str());
-            if kind == ValueKind::Object {
-                if let BodySpec::Json { arg, .. } = &spec.body {
-                    let error = PluginError::TwoBodies {
-                        api: spec.key.to_string(),
-                        first: arg.clone(),
-                        second: name.clone(),
-                    };
-                    self.refuse(error);
-                    continue;
-                }
-                spec.body = BodySpec::Json {
-                    arg: name.clone(),
-                    required: is_required,
-                    schema: schema.clone(),
-                };
-                continue;
-            }
-            let location = if path_template.contains(&format!("{{{name}}}")) {
-                ParamLocation::Path
-            } else {
-                ParamLocation::Query
-            };
-            let items = (kind == ValueKind::Array).then(|| {
-                resolved
-                    .get("items")
-                    .map(value_kind)
-                    .unwrap_or(ValueKind::Any)
-            });
-            spec.params.push(Param {
-                name: name.clone(),
-                location,
-                kind,
-                items,
-                required: is_required || location == ParamLocation::Path,
-                schema: schema.clone(),
-            });
-        }
-        spec
+    /// The signature of an API whose arguments are `A`; a mistake is kept for
+    /// `build` and gives `None`.
+    fn signature<A: JsonSchema>(&mut self, key: ApiKey) -> Option<ApiSpec> {
+        signature::read::<A>(&mut self.generator, key)
+            .map_err(|e| self.refuse(e))
+            .ok()
     }
 }
 
@@ -424,15 +367,6 @@ fn capitalize(name: &str) -> String {
                 .unwrap_or_default()
         })
         .collect()
-}
-
-fn resolve_local<'a>(schema: &'a Value, definitions: &'a Map<String, Value>) -> &'a Value {
-    schema
-        .get("$ref")
-        .and_then(Value::as_str)
-        .and_then(|r| r.rsplit('/').next())
-        .and_then(|name| definitions.get(name))
-        .unwrap_or(schema)
 }
 
 /// Deserializes bound arguments into the handler's argument type; a mismatch is a
@@ -474,6 +408,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use framex_actors::{BodySpec, ParamLocation, ValueKind};
     use serde::Deserialize;
 
     #[derive(Deserialize, JsonSchema)]
@@ -494,6 +429,27 @@ mod tests {
 
     async fn h(_: Args2, _: Ctx) -> Result<String, Error> {
         Ok(String::new())
+    }
+
+    #[derive(Deserialize, JsonSchema)]
+    #[allow(dead_code)]
+    struct TwoModels {
+        a: Model,
+        b: Model,
+    }
+
+    async fn two(_: TwoModels, _: Ctx) -> Result<String, Error> {
+        Ok(String::new())
+    }
+
+    #[test]
+    fn mistakes_are_errors_from_build_not_panics() {
+        let two_bodies = PluginBuilder::new("t").post("/api/v1/t", two).build();
+        assert!(matches!(two_bodies, Err(PluginError::TwoBodies { ref first, ref second, .. }) if first == "a" && second == "b"));
+        let twice = PluginBuilder::new("t").get("/api/v1/t", h).get("/api/v1/t", h).build();
+        assert!(matches!(twice, Err(PluginError::Duplicate { .. })));
+        let relative = PluginBuilder::new("t").get("api/v1/t", h).build();
+        assert!(matches!(relative, Err(PluginError::BadPath { .. })));
     }
 
     #[test]
