@@ -35,7 +35,7 @@ fn bench(c: &mut Criterion) {
     let cx = system.block_on(async {
         let engine = Engine::start();
         engine
-            .register_plugin(PluginBuilder::new("b").function("double", double).build())
+            .register_plugin(PluginBuilder::new("b").function("double", double).build().expect("plugin declarations are valid"))
             .await
             .unwrap();
         engine
@@ -43,7 +43,7 @@ fn bench(c: &mut Criterion) {
                 PluginBuilder::new("a")
                     .requires(["b.BPlugin.double"])
                     .function("relay", relay)
-                    .build(),
+                    .build().expect("plugin declarations are valid"),
             )
             .await
             .unwrap();

@@ -119,7 +119,7 @@ timeout = 10
         .register_plugin(
             PluginBuilder::new("greeter")
                 .get("/api/v1/legacy/greet", greet)
-                .build(),
+                .build().expect("plugin declarations are valid"),
         )
         .await?;
     let (status, body) = get(&client, &server.url("/api/v1/legacy/greet?name=ada")).await?;

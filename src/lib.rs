@@ -12,6 +12,7 @@
 //! - [`plugins`]: built-in plugins (`echo`).
 //! - [`http`]: the actix-web surface (built-ins, local routes, faithful forwarding).
 //! - [`openapi`]: the merged `/api/v1/openapi.json`.
+//! - [`schema`]: what is read off JSON schemas (a parameter's basic kind).
 //! - [`server`]: [`Framex`] starts a server on a listener; [`Running`] stops it.
 //! - [`cli`]: `framex run | check | routes`.
 //!
@@ -27,6 +28,7 @@ pub mod openapi;
 pub mod plugin;
 pub mod plugins;
 pub mod proxy;
+pub mod schema;
 pub mod server;
 
 pub use framex_actors as actors;

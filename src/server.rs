@@ -163,9 +163,11 @@ impl Framex {
         let factory_shared = shared.clone();
         let factory_engine = engine.clone();
         let mut server = HttpServer::new(move || {
+            let engine = factory_engine.start_worker();
             let worker = Worker {
                 shared: factory_shared.clone(),
-                router: factory_engine.start_router(),
+                router: engine.router,
+                pools: engine.pools,
             };
             App::new()
                 .app_data(web::Data::new(worker))

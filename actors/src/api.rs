@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use awc::http::Method;
+use http::Method;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -90,7 +90,8 @@ impl fmt::Display for ParamLocation {
     }
 }
 
-/// The basic JSON type a parameter accepts, derived from its JSON schema.
+/// The basic JSON type a parameter accepts (the `framex` crate reads it off a JSON
+/// schema; the engine only checks and converts values).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ValueKind {
@@ -111,59 +112,6 @@ pub enum ValueKind {
 }
 
 impl ValueKind {
-    /// Reads the kind from a JSON schema, looking through `anyOf`/`oneOf` with a
-    /// `{"type": "null"}` branch (FastAPI's way to write `Optional[T]`) and through
-    /// 3.1 type arrays (`["string", "null"]`). A `$ref` is an object.
-    pub fn from_schema(schema: &Value) -> ValueKind {
-        if schema.get("$ref").is_some() {
-            return ValueKind::Object;
-        }
-        match schema.get("type") {
-            Some(Value::String(t)) => return ValueKind::from_type_name(t),
-            Some(Value::Array(types)) => {
-                let named: Vec<&str> = types
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .filter(|t| *t != "null")
-                    .collect();
-                if let [one] = named.as_slice() {
-                    return ValueKind::from_type_name(one);
-                }
-                return ValueKind::Any;
-            }
-            _ => {}
-        }
-        for combinator in ["anyOf", "oneOf", "allOf"] {
-            if let Some(Value::Array(branches)) = schema.get(combinator) {
-                let kinds: Vec<ValueKind> = branches
-                    .iter()
-                    .filter(|b| b.get("type").and_then(Value::as_str) != Some("null"))
-                    .map(ValueKind::from_schema)
-                    .collect();
-                return match kinds.as_slice() {
-                    [one] => one.clone(),
-                    _ => ValueKind::Any,
-                };
-            }
-        }
-        if schema.get("properties").is_some() {
-            return ValueKind::Object;
-        }
-        ValueKind::Any
-    }
-
-    fn from_type_name(name: &str) -> ValueKind {
-        match name {
-            "string" => ValueKind::String,
-            "integer" => ValueKind::Integer,
-            "number" => ValueKind::Number,
-            "boolean" => ValueKind::Boolean,
-            "array" => ValueKind::Array,
-            "object" => ValueKind::Object,
-            _ => ValueKind::Any,
-        }
-    }
-
     /// Whether `value` is acceptable for this kind (`null` is checked by the caller).
     pub fn accepts(&self, value: &Value) -> bool {
         match self {
@@ -462,19 +410,6 @@ mod tests {
         s
     }
 
-    #[test]
-    fn optional_schemas_read_their_inner_type() {
-        let optional = json!({"anyOf": [{"type": "integer"}, {"type": "null"}]});
-        assert_eq!(ValueKind::from_schema(&optional), ValueKind::Integer);
-        assert_eq!(
-            ValueKind::from_schema(&json!({"type": ["boolean", "null"]})),
-            ValueKind::Boolean
-        );
-        assert_eq!(
-            ValueKind::from_schema(&json!({"$ref": "#/components/schemas/X"})),
-            ValueKind::Object
-        );
-    }
 
     #[test]
     fn text_is_parsed_like_fastapi_does() {

@@ -10,6 +10,16 @@ use crate::plugin::PluginSpec;
 use crate::registry::{RegisterPlugin, Registry, SetUpstreamRoutes, RouteReport, UnregisterPlugin, UpstreamRoute};
 use crate::route_table::RouteTable;
 use crate::router::Router;
+use crate::upstream::PoolReplicas;
+
+/// One arbiter's share of the engine (see [`Engine::start_worker`]); not `Send`.
+#[derive(Clone)]
+pub struct WorkerEngine {
+    /// The arbiter's router replica.
+    pub router: Addr<Router>,
+    /// The arbiter's pool replicas, owned with the router.
+    pub pools: PoolReplicas,
+}
 
 /// A running engine. Cheap to clone and `Send`: hand it to every worker.
 #[derive(Clone)]
@@ -34,7 +44,16 @@ impl Engine {
 
     /// Starts a router replica on the current arbiter. Each worker starts its own.
     pub fn start_router(&self) -> Addr<Router> {
-        Router::new(self.table.clone()).start()
+        self.start_worker().router
+    }
+
+    /// Starts the current arbiter's share of the engine: its pool replicas and the
+    /// router replica that owns them. The HTTP worker of the arbiter keeps both: it
+    /// forwards matched requests on the replicas directly and sends calls to the router.
+    pub fn start_worker(&self) -> WorkerEngine {
+        let pools = PoolReplicas::new(self.table.clone());
+        let router = Router::new(self.table.clone(), pools.clone()).start();
+        WorkerEngine { router, pools }
     }
 
     /// The current routing table.

@@ -1,22 +1,50 @@
-//! The engine's error type: what went wrong, on which side, and whether a retry may help.
+//! The engine's error type: what went wrong, with two messages — the one the caller
+//! may see ([`Error::external_message`]) and the detailed one for the log (its
+//! `Display`, which may hold what a client library or TLS said).
 //!
 //! The engine knows nothing of HTTP responses; the `framex` crate maps each variant to a
-//! status code in exactly one place (`http::error`).
+//! status code in exactly one place (`http::error`). Whether an upstream failure may be
+//! retried is decided where it is classified, in `upstream::exchange`.
 
 use std::fmt;
 
 use serde::Serialize;
 use serde_json::Value;
 
-/// Which side of the gateway caused an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The caller (bad arguments, unknown route, undeclared API).
-    Downstream,
-    /// The upstream service (unreachable, broken reply, slow).
-    Upstream,
-    /// Ourselves (a plugin failed, a mailbox closed).
-    Internal,
+/// Why no connection to an upstream endpoint could be made (nothing was sent).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConnectFailure {
+    /// The endpoint's URL cannot be used.
+    #[error("unusable URL: {0}")]
+    Url(String),
+    /// Opening the TCP connection failed (refused, unreachable, reset).
+    #[error("TCP connect failed: {0}")]
+    Tcp(String),
+    /// The TLS handshake failed (certificate, protocol).
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    /// The HTTP/1.1 connection could not be set up, or closed before taking the request.
+    #[error("connection unusable: {0}")]
+    Http(String),
+    /// No connection within the connect timeout.
+    #[error("no connection within {seconds:.3}s")]
+    Timeout {
+        /// The connect timeout, in seconds.
+        seconds: f64,
+    },
+}
+
+impl ConnectFailure {
+    /// The failure in a few words of our own, without what the libraries said.
+    pub fn summary(&self) -> String {
+        match self {
+            ConnectFailure::Url(_) => "unusable URL".to_owned(),
+            ConnectFailure::Tcp(_) => "connection failed".to_owned(),
+            ConnectFailure::Tls(_) => "TLS handshake failed".to_owned(),
+            ConnectFailure::Http(_) => "connection unusable".to_owned(),
+            timeout @ ConnectFailure::Timeout { .. } => timeout.to_string(),
+        }
+    }
 }
 
 /// One problem with a call's arguments, reported with a 422.
@@ -154,12 +182,12 @@ pub enum Error {
         message: String,
     },
     /// The upstream could not be reached (refused, reset, DNS, TLS).
-    #[error("upstream {upstream} is unreachable: {reason}")]
+    #[error("upstream {upstream} is unreachable: {cause}")]
     UpstreamConnect {
         /// The upstream's base URL (never with credentials).
         upstream: String,
-        /// What the client library said.
-        reason: String,
+        /// Why.
+        cause: ConnectFailure,
     },
     /// The upstream did not answer within the deadline.
     #[error("upstream {upstream} did not answer within {seconds:.3}s")]
@@ -222,28 +250,39 @@ pub enum Error {
     /// An actor's mailbox closed or timed out.
     #[error("engine mailbox error: {0}")]
     Mailbox(#[from] actix::MailboxError),
+    /// A plugin of this name is loaded already.
+    #[error("a plugin named '{name}' is already loaded")]
+    DuplicatePlugin {
+        /// The name.
+        name: String,
+    },
+    /// A local plugin's route cannot be added to the table.
+    #[error("plugin '{plugin}' cannot serve '{api}': {reason}")]
+    RouteConflict {
+        /// The plugin.
+        plugin: String,
+        /// The API key (`METHOD /path` or function name).
+        api: String,
+        /// Why, in words (who holds it, or the path clash).
+        reason: String,
+    },
     /// Anything else that is our own fault.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl Error {
-    /// Which side caused the error.
-    pub fn side(&self) -> Side {
+    /// What the caller is told: the display text, except that an upstream's
+    /// connection and protocol details (what the client library or TLS said) and our
+    /// own internals stay in the log.
+    pub fn external_message(&self) -> String {
         match self {
-            Error::NoRoute { .. }
-            | Error::NotDeclared { .. }
-            | Error::BadArguments { .. }
-            | Error::Loop { .. }
-            | Error::PayloadTooLarge { .. }
-            | Error::StreamClosed => Side::Downstream,
-            Error::UpstreamConnect { .. }
-            | Error::UpstreamTimeout { .. }
-            | Error::UpstreamReply { .. }
-            | Error::UpstreamStatus { .. }
-            | Error::Overloaded { .. }
-            | Error::Deadline { .. } => Side::Upstream,
-            Error::Plugin { .. } | Error::Mailbox(_) | Error::Internal(_) => Side::Internal,
+            Error::UpstreamConnect { upstream, cause } => {
+                format!("upstream {upstream} is unreachable: {}", cause.summary())
+            }
+            Error::UpstreamReply { upstream, .. } => format!("upstream {upstream} sent a broken reply"),
+            Error::Mailbox(_) | Error::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
         }
     }
 
@@ -259,6 +298,22 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_details_stay_in_the_log() {
+        let error = Error::UpstreamConnect {
+            upstream: "http://10.0.0.1:80".into(),
+            cause: ConnectFailure::Tls("invalid peer certificate: UnknownIssuer".into()),
+        };
+        assert!(error.to_string().contains("UnknownIssuer"), "the log gets the detail");
+        assert_eq!(
+            error.external_message(),
+            "upstream http://10.0.0.1:80 is unreachable: TLS handshake failed"
+        );
+        assert_eq!(Error::Internal("lock poisoned".into()).external_message(), "internal error");
+        let status = Error::UpstreamStatus { upstream: "u".into(), status: 418, message: "teapot".into() };
+        assert_eq!(status.external_message(), status.to_string());
+    }
 
     #[test]
     fn wrong_type_reads_naturally() {

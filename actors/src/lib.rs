@@ -13,16 +13,36 @@
 //!   name), [`Dispatch`] (a matched route).
 //! - [`PluginActor`] (`plugin`): runs a local plugin's handlers. Message: [`Invoke`].
 //!   Handlers get a [`Ctx`] whose `call_remote_api` goes back through the router.
-//! - [`UpstreamPool`] (`upstream`): one arbiter's replica of a pool and its
-//!   connections. Message: [`Call`] (arguments mapped on a signature). Faithful
-//!   forwarding of a matched HTTP request skips the mailboxes:
-//!   [`upstream::forward_here`] runs it on the same replica state.
+//! - [`PoolReplica`](upstream::PoolReplica) (`upstream`): one arbiter's replica of a
+//!   pool and its connections, owned by that arbiter's [`PoolReplicas`](upstream::PoolReplicas)
+//!   (shared by its router and HTTP worker) and found by [`PoolId`](upstream::PoolId).
+//!   `CallRemote` reaches it through the router; faithful forwarding of a matched HTTP
+//!   request reaches it directly (no mailbox hop).
 //! - `stream` / `sse`: the bounded chunk bridge and FrameX's event format.
 //! - [`Engine`] (`engine`): the handle that starts the registry and replicas.
 //!
 //! Hot path rule: replicas run on the worker arbiter that accepted the request and
 //! read the table through an atomic pointer, so no single thread carries every
 //! request's messages or bytes.
+//!
+//! # Glossary
+//! One name per concept, in both crates:
+//! - **downstream**: the client's side (the caller of our HTTP surface or of
+//!   `call_remote_api`); **upstream**: the services we forward to. An *upstream* is
+//!   one configured base URL (`proxy_urls` entry: `framex::config::UpstreamConfig`,
+//!   and with its discovery state `framex::proxy::Upstream`).
+//! - **endpoint**: an upstream URL as the engine sees it, a member of pools: its
+//!   counters and health ([`upstream::EndpointStats`], one per URL whatever the number
+//!   of pools) and its connections.
+//! - **pool** ([`upstream::PoolShared`], known by its [`upstream::PoolId`]): the
+//!   endpoints publishing one operation alike, balanced, health-checked and retried as
+//!   one; **replica** ([`upstream::PoolReplica`]): a pool on one arbiter, with that
+//!   arbiter's connections.
+//! - **route** ([`Route`]): an API key and its **target** ([`Target`]: a local plugin or
+//!   an upstream pool); a **source** is who registered upstream routes (the proxy).
+//! - **exchange**: one forwarded request with its **attempts** (one per endpoint tried).
+//! - Messages are commands: [`CallRemote`] (an API by name), [`Dispatch`] (a matched
+//!   route), [`Invoke`] (a plugin's handler), and the registry's `Register…`/`Set…`.
 #![warn(missing_docs)]
 
 mod api;
@@ -39,13 +59,14 @@ pub mod upstream;
 
 pub use api::{ApiKey, ApiSpec, Args, BodySpec, FormField, Param, ParamLocation, ValueKind};
 pub use call::{new_request_id, CallContext, CallRemote, Reply};
-pub use engine::Engine;
-pub use error::{ArgProblem, Error, Side};
+pub use engine::{Engine, WorkerEngine};
+pub use error::{ArgProblem, ConnectFailure, Error};
 pub use plugin::{ApiHandler, CallHandler, Ctx, Invoke, LocalApi, PluginActor, PluginMeta, PluginSpec, StreamHandler};
 pub use registry::{describe as describe_skipped, RegisterPlugin, Registry, RouteReport, SetUpstreamRoutes, UnregisterPlugin, UpstreamRoute};
 pub use route_table::{HttpMatch, Route, RouteTable, RouteTableBuilder, Skipped, Target};
 pub use router::{Dispatch, Router};
-pub use upstream::{Call, UpstreamPool};
+/// The HTTP method type of the engine (`http` 1.x, as hyper uses).
+pub use http::Method;
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -3,8 +3,11 @@
 //! Local plugins and upstream route sets are registered here; every change rebuilds
 //! the [`RouteTable`] (local routes first, so they shadow upstream ones) and publishes
 //! it atomically. A change is visible to the next call on every arbiter as soon as the
-//! message that made it has been answered.
+//! message that made it has been answered. A source that sends the routes it already
+//! has changes nothing; otherwise its [`RouteReport`] says what changed, so that no
+//! one else needs to keep a copy of what was published.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -23,6 +26,17 @@ pub struct UpstreamRoute {
     pub spec: Arc<ApiSpec>,
     /// The pool and key serving it.
     pub target: Arc<UpstreamTarget>,
+}
+
+impl UpstreamRoute {
+    /// Whether `other` is the same route: same signature, same pool, same key sent.
+    /// (Its request-path filter follows from the pool's members, fixed for a source's
+    /// life, so it is not compared.)
+    fn same_as(&self, other: &UpstreamRoute) -> bool {
+        self.spec == other.spec
+            && self.target.pool.id() == other.target.pool.id()
+            && self.target.auth == other.target.auth
+    }
 }
 
 /// Adds a local plugin; its routes take over any upstream route with the same key.
@@ -50,12 +64,17 @@ pub struct SetUpstreamRoutes {
     pub routes: Vec<UpstreamRoute>,
 }
 
-/// What happened to a source's routes.
-#[derive(Debug, Default)]
+/// What a [`SetUpstreamRoutes`] changed for its source. Empty when the source sent
+/// the routes it already had (nothing was rebuilt).
+#[derive(Debug, Default, PartialEq)]
 pub struct RouteReport {
-    /// Keys now served by this source.
-    pub added: Vec<ApiKey>,
-    /// Keys not added, and why.
+    /// Keys the source serves now and did not before, with the pool serving each.
+    pub added: Vec<(ApiKey, String)>,
+    /// Keys the source serves still, now from another pool.
+    pub moved: Vec<(ApiKey, String)>,
+    /// Keys the source served and no longer offers.
+    pub removed: Vec<ApiKey>,
+    /// Keys the table did not take from the source, new or for a new reason.
     pub skipped: Vec<(ApiKey, Skipped)>,
 }
 
@@ -66,11 +85,29 @@ impl Message for SetUpstreamRoutes {
 /// A key a source offered but the table did not take: source, key, why.
 type SkippedKey = (String, ApiKey, Skipped);
 
+/// An upstream source's routes and those the table did not take.
+struct Source {
+    name: String,
+    routes: Vec<UpstreamRoute>,
+    skipped: BTreeMap<ApiKey, Skipped>,
+}
+
+impl Source {
+    /// The keys it serves, with the pool serving each.
+    fn live(&self) -> BTreeMap<&ApiKey, &UpstreamRoute> {
+        self.routes
+            .iter()
+            .filter(|r| !self.skipped.contains_key(&r.spec.key))
+            .map(|r| (&r.spec.key, r))
+            .collect()
+    }
+}
+
 /// The registry actor.
 pub struct Registry {
     table: Arc<ArcSwap<RouteTable>>,
     plugins: Vec<Arc<PluginSpec>>,
-    upstreams: Vec<(String, Vec<UpstreamRoute>)>,
+    upstreams: Vec<Source>,
 }
 
 impl Registry {
@@ -97,33 +134,57 @@ impl Registry {
                             api: api.clone(),
                         },
                     })
-                    .map_err(|why| {
-                        Error::Internal(format!(
-                            "plugin '{}' cannot serve '{}': {}",
-                            plugin.meta.name,
-                            api.spec.key,
-                            describe(&why)
-                        ))
+                    .map_err(|why| Error::RouteConflict {
+                        plugin: plugin.meta.name.clone(),
+                        api: api.spec.key.to_string(),
+                        reason: describe(&why),
                     })?;
             }
         }
         let mut skipped = Vec::new();
-        for (source, routes) in &self.upstreams {
-            for route in routes {
+        for source in &self.upstreams {
+            for route in &source.routes {
                 let added = builder.add(Route {
                     spec: route.spec.clone(),
                     target: Target::Upstream(route.target.clone()),
                 });
                 if let Err(why) = added {
-                    skipped.push((source.clone(), route.spec.key.clone(), why));
+                    skipped.push((source.name.clone(), route.spec.key.clone(), why));
                 }
             }
         }
         Ok((builder.build(), skipped))
     }
 
-    fn publish(&self, table: RouteTable) {
+    /// Publishes `table` and notes, per source, the keys it did not take. After a
+    /// plugin change (`plugins_changed`), logs the upstream routes a local plugin takes
+    /// over or gives back (an upstream change is reported to its source instead).
+    fn publish(&mut self, table: RouteTable, skipped: Vec<SkippedKey>, plugins_changed: bool) {
         self.table.store(Arc::new(table));
+        let mut before: BTreeMap<(String, ApiKey), Skipped> = BTreeMap::new();
+        for source in &mut self.upstreams {
+            for (key, why) in std::mem::take(&mut source.skipped) {
+                before.insert((source.name.clone(), key), why);
+            }
+        }
+        for (name, key, why) in skipped {
+            let was = before.remove(&(name.clone(), key.clone()));
+            if plugins_changed && why == Skipped::ShadowedByLocal && was.is_none() {
+                log::info!("{key}: a local plugin takes over from {name}");
+            }
+            if let Some(source) = self.upstreams.iter_mut().find(|s| s.name == name) {
+                source.skipped.insert(key, why);
+            }
+        }
+        for ((name, key), why) in before {
+            let offered = self
+                .upstreams
+                .iter()
+                .any(|s| s.name == name && s.routes.iter().any(|r| r.spec.key == key));
+            if plugins_changed && why == Skipped::ShadowedByLocal && offered {
+                log::info!("{key}: served by {name} again (no local plugin serves it)");
+            }
+        }
     }
 }
 
@@ -146,12 +207,12 @@ impl Handler<RegisterPlugin> for Registry {
     fn handle(&mut self, msg: RegisterPlugin, _: &mut Context<Self>) -> Self::Result {
         let name = &msg.0.meta.name;
         if self.plugins.iter().any(|p| &p.meta.name == name) {
-            return Err(Error::Internal(format!("a plugin named '{name}' is already loaded")));
+            return Err(Error::DuplicatePlugin { name: name.clone() });
         }
         self.plugins.push(msg.0);
         match self.build() {
-            Ok((table, _)) => {
-                self.publish(table);
+            Ok((table, skipped)) => {
+                self.publish(table, skipped, true);
                 Ok(())
             }
             Err(e) => {
@@ -171,8 +232,8 @@ impl Handler<UnregisterPlugin> for Registry {
         if before == self.plugins.len() {
             return false;
         }
-        if let Ok((table, _)) = self.build() {
-            self.publish(table);
+        if let Ok((table, skipped)) = self.build() {
+            self.publish(table, skipped, true);
         }
         true
     }
@@ -182,26 +243,140 @@ impl Handler<SetUpstreamRoutes> for Registry {
     type Result = MessageResult<SetUpstreamRoutes>;
 
     fn handle(&mut self, msg: SetUpstreamRoutes, _: &mut Context<Self>) -> Self::Result {
-        let keys: Vec<ApiKey> = msg.routes.iter().map(|r| r.spec.key.clone()).collect();
-        match self.upstreams.iter_mut().find(|(s, _)| *s == msg.source) {
-            Some(entry) => entry.1 = msg.routes,
-            None => self.upstreams.push((msg.source.clone(), msg.routes)),
+        let at = self.upstreams.iter().position(|s| s.name == msg.source);
+        let old = at.map(|i| &self.upstreams[i]);
+        let unchanged = old.map_or(msg.routes.is_empty(), |old| {
+            old.routes.len() == msg.routes.len()
+                && old.routes.iter().zip(&msg.routes).all(|(a, b)| a.same_as(b))
+        });
+        if unchanged {
+            return MessageResult(RouteReport::default());
         }
-        self.upstreams.retain(|(_, routes)| !routes.is_empty());
-        let mut report = RouteReport::default();
+        let before = old.map(|old| Source {
+            name: old.name.clone(),
+            routes: old.routes.clone(),
+            skipped: old.skipped.clone(),
+        });
+        match at {
+            Some(i) => self.upstreams[i].routes = msg.routes,
+            None => self.upstreams.push(Source {
+                name: msg.source.clone(),
+                routes: msg.routes,
+                skipped: BTreeMap::new(),
+            }),
+        }
         // Local routes were valid before and upstream ones never fail the build.
         if let Ok((table, skipped)) = self.build() {
-            self.publish(table);
-            report.skipped = skipped
-                .into_iter()
-                .filter(|(source, _, _)| *source == msg.source)
-                .map(|(_, key, why)| (key, why))
-                .collect();
+            self.publish(table, skipped, false);
         }
-        report.added = keys
-            .into_iter()
-            .filter(|k| !report.skipped.iter().any(|(s, _)| s == k))
-            .collect();
+        let after = self.upstreams.iter().find(|s| s.name == msg.source);
+        let report = changes(before.as_ref(), after);
+        self.upstreams.retain(|s| !s.routes.is_empty());
         MessageResult(report)
+    }
+}
+
+/// What changed for one source between two publications.
+fn changes(before: Option<&Source>, after: Option<&Source>) -> RouteReport {
+    let empty = BTreeMap::new();
+    let old = before.map_or_else(BTreeMap::new, Source::live);
+    let new = after.map_or_else(BTreeMap::new, Source::live);
+    let old_skipped = before.map_or(&empty, |s| &s.skipped);
+    let new_skipped = after.map_or(&empty, |s| &s.skipped);
+    let pool = |route: &UpstreamRoute| route.target.pool.name().to_owned();
+    let mut report = RouteReport::default();
+    for (key, route) in &new {
+        match old.get(key) {
+            None => report.added.push(((*key).clone(), pool(route))),
+            Some(was) if was.target.pool.id() != route.target.pool.id() => {
+                report.moved.push(((*key).clone(), pool(route)));
+            }
+            Some(_) => {}
+        }
+    }
+    report.removed = old
+        .keys()
+        .filter(|key| !new.contains_key(*key) && !new_skipped.contains_key(**key))
+        .map(|key| (*key).clone())
+        .collect();
+    report.skipped = new_skipped
+        .iter()
+        .filter(|(key, why)| old_skipped.get(*key) != Some(*why))
+        .map(|(key, why)| (key.clone(), why.clone()))
+        .collect();
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route_table::tests::{plugin, upstream};
+    use crate::route_table::HttpMatch;
+    use crate::Engine;
+    use http::Method;
+
+    fn get(path: &str) -> ApiKey {
+        ApiKey::http(Method::GET, path)
+    }
+
+    fn upstream_route(path: &str) -> UpstreamRoute {
+        let route = upstream(ApiSpec::new(get(path)));
+        let Target::Upstream(target) = route.target else { unreachable!() };
+        UpstreamRoute {
+            spec: route.spec,
+            target,
+        }
+    }
+
+    fn served_by(engine: &Engine, path: &str) -> Option<String> {
+        match engine.table().match_http(&Method::GET, path) {
+            HttpMatch::Found { route, .. } => Some(route.target.describe()),
+            _ => None,
+        }
+    }
+
+    #[actix::test]
+    async fn every_change_is_published_and_local_plugins_take_over_and_give_back() {
+        let engine = Engine::start();
+        let before = engine.table().generation();
+        let routes = vec![upstream_route("/a"), upstream_route("/b")];
+        let report = engine.set_upstream_routes("u", routes.clone()).await.unwrap();
+        assert_eq!(report.added.len(), 2);
+        assert!(engine.table().generation() > before);
+        let generation = engine.table().generation();
+        let same = engine.set_upstream_routes("u", routes.clone()).await.unwrap();
+        assert_eq!(same, RouteReport::default(), "the same routes change nothing");
+        assert_eq!(engine.table().generation(), generation, "and publish nothing");
+        let moved = engine
+            .set_upstream_routes("u", vec![routes[0].clone(), upstream_route("/b")])
+            .await
+            .unwrap();
+        assert_eq!(moved.moved.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), vec![get("/b")]);
+        assert!(moved.added.is_empty() && moved.removed.is_empty());
+        assert_eq!(served_by(&engine, "/a").as_deref(), Some("upstream:http://127.0.0.1:9"));
+
+        engine.register_plugin(plugin("p", &[get("/a")])).await.unwrap();
+        assert_eq!(served_by(&engine, "/a").as_deref(), Some("plugin:p"), "local wins");
+        let again = engine.set_upstream_routes("u", vec![upstream_route("/a")]).await.unwrap();
+        assert!(again.skipped.is_empty(), "shadowed since the plugin came, not a new skip: {again:?}");
+        assert_eq!(again.removed, vec![get("/b")], "a shadowed key is not reported removed");
+
+        assert!(engine.unregister_plugin("p").await.unwrap());
+        assert_eq!(served_by(&engine, "/a").as_deref(), Some("upstream:http://127.0.0.1:9"), "the upstream comes back");
+        engine.set_upstream_routes("u", Vec::new()).await.unwrap();
+        assert!(engine.table().is_empty(), "an empty list removes the source");
+    }
+
+    #[actix::test]
+    async fn conflicts_are_typed_errors_and_change_nothing() {
+        let engine = Engine::start();
+        engine.register_plugin(plugin("p", &[get("/x")])).await.unwrap();
+        let generation = engine.table().generation();
+        let duplicate = engine.register_plugin(plugin("p", &[get("/y")])).await;
+        assert!(matches!(duplicate, Err(Error::DuplicatePlugin { name }) if name == "p"));
+        let clash = engine.register_plugin(plugin("q", &[get("/x")])).await;
+        assert!(matches!(clash, Err(Error::RouteConflict { plugin, .. }) if plugin == "q"));
+        assert_eq!(engine.table().generation(), generation, "nothing was published");
+        assert_eq!(served_by(&engine, "/x").as_deref(), Some("plugin:p"));
     }
 }

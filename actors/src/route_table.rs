@@ -10,14 +10,15 @@
 //! Snapshots are built by the `Registry` (the single writer) and read lock-free by
 //! every `Router` replica.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use awc::http::Method;
+use http::Method;
 
 use crate::api::{ApiKey, ApiSpec, Args};
 use crate::plugin::{LocalApi, PluginSpec};
-use crate::upstream::UpstreamTarget;
+use crate::upstream::{PoolId, UpstreamTarget};
 
 /// Who serves a route.
 #[derive(Clone)]
@@ -88,6 +89,10 @@ pub struct RouteTable {
     by_method: HashMap<Method, matchit::Router<usize>>,
     by_key: BTreeMap<ApiKey, usize>,
     routes: Vec<Arc<Route>>,
+    /// The pools the routes lead to (replicas of other pools are retired).
+    pools: HashSet<PoolId>,
+    /// Which snapshot this is: every built table has a new one (0: the empty default).
+    generation: u64,
 }
 
 impl std::fmt::Debug for RouteTable {
@@ -177,6 +182,16 @@ impl RouteTable {
         }
     }
 
+    /// Which snapshot this is; a later table has a larger generation.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether a route of this table leads to the pool `id`.
+    pub fn serves_pool(&self, id: PoolId) -> bool {
+        self.pools.contains(&id)
+    }
+
     /// Whether anything is registered under this exact key.
     pub fn contains(&self, key: &ApiKey) -> bool {
         self.by_key.contains_key(key)
@@ -237,13 +252,167 @@ impl RouteTableBuilder {
                 .insert(path.clone(), index)
                 .map_err(|e| Skipped::Conflict(e.to_string()))?;
         }
+        if let Target::Upstream(target) = &route.target {
+            self.table.pools.insert(target.pool.id());
+        }
         self.table.by_key.insert(key, index);
         self.table.routes.push(Arc::new(route));
         Ok(())
     }
 
-    /// Finishes the snapshot.
-    pub fn build(self) -> RouteTable {
+    /// Finishes the snapshot, with a generation of its own.
+    pub fn build(mut self) -> RouteTable {
+        static GENERATION: AtomicU64 = AtomicU64::new(1);
+        self.table.generation = GENERATION.fetch_add(1, Ordering::Relaxed);
         self.table
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::api::{BodySpec, Param, ParamLocation, ValueKind};
+    use crate::plugin::{ApiHandler, LocalApi, PluginMeta};
+    use crate::upstream::{PoolConfig, PoolShared};
+    use serde_json::{json, Value};
+
+    /// A local plugin named `name` serving `keys` (handlers answer `null`).
+    pub(crate) fn plugin(name: &str, keys: &[ApiKey]) -> Arc<PluginSpec> {
+        let apis = keys
+            .iter()
+            .map(|key| {
+                Arc::new(LocalApi {
+                    spec: Arc::new(ApiSpec::new(key.clone())),
+                    handler: ApiHandler::Call(Box::new(|_, _| Box::pin(async { Ok(Value::Null) }))),
+                })
+            })
+            .collect();
+        Arc::new(PluginSpec {
+            meta: PluginMeta {
+                name: name.to_owned(),
+                ..PluginMeta::default()
+            },
+            apis,
+        })
+    }
+
+    /// An upstream route for `spec` on a fresh one-endpoint pool.
+    pub(crate) fn upstream(spec: ApiSpec) -> Route {
+        Route {
+            spec: Arc::new(spec),
+            target: Target::Upstream(Arc::new(UpstreamTarget {
+                pool: PoolShared::new(PoolConfig::single("http://127.0.0.1:9")),
+                auth: None,
+                filter: None,
+            })),
+        }
+    }
+
+    fn local(plugin: &Arc<PluginSpec>, index: usize) -> Route {
+        let api = plugin.apis[index].clone();
+        Route {
+            spec: api.spec.clone(),
+            target: Target::Local {
+                plugin: plugin.clone(),
+                api,
+            },
+        }
+    }
+
+    fn get(path: &str) -> ApiKey {
+        ApiKey::http(Method::GET, path)
+    }
+
+    #[test]
+    fn a_local_route_shadows_the_upstream_one_whichever_comes_first() {
+        let items = plugin("items", &[get("/api/v1/items/{id}")]);
+        let mut builder = RouteTableBuilder::default();
+        builder.add(local(&items, 0)).unwrap();
+        let shadowed = builder.add(upstream(ApiSpec::new(get("/api/v1/items/{id}"))));
+        assert_eq!(shadowed, Err(Skipped::ShadowedByLocal));
+        let table = builder.build();
+        let HttpMatch::Found { route, params } = table.match_http(&Method::GET, "/api/v1/items/7") else {
+            panic!("the route matches");
+        };
+        assert!(route.target.is_local());
+        assert_eq!(params, vec![("id".to_owned(), "7".to_owned())]);
+        assert!(!table.serves_pool(PoolShared::new(PoolConfig::single("http://127.0.0.1:9")).id()));
+    }
+
+    #[test]
+    fn the_first_upstream_keeps_a_key_and_clashing_templates_are_refused() {
+        let mut builder = RouteTableBuilder::default();
+        let first = upstream(ApiSpec::new(get("/a/{x}")));
+        let Target::Upstream(first_target) = first.target.clone() else { unreachable!() };
+        builder.add(first).unwrap();
+        assert!(matches!(
+            builder.add(upstream(ApiSpec::new(get("/a/{x}")))),
+            Err(Skipped::TakenBy(holder)) if holder.starts_with("upstream:")
+        ));
+        assert!(matches!(builder.add(upstream(ApiSpec::new(get("/a/{y}")))), Err(Skipped::Conflict(_))));
+        let table = builder.build();
+        assert_eq!(table.len(), 1, "refused routes leave the table unchanged");
+        assert!(table.serves_pool(first_target.pool.id()));
+    }
+
+    #[test]
+    fn head_falls_back_to_get_and_405_lists_the_methods() {
+        let mut builder = RouteTableBuilder::default();
+        builder.add(upstream(ApiSpec::new(get("/r")))).unwrap();
+        builder.add(upstream(ApiSpec::new(ApiKey::http(Method::POST, "/r")))).unwrap();
+        let table = builder.build();
+        let HttpMatch::Found { route, .. } = table.match_http(&Method::HEAD, "/r") else {
+            panic!("HEAD is served by the GET route");
+        };
+        assert_eq!(route.spec.key, get("/r"));
+        let HttpMatch::MethodNotAllowed { allowed } = table.match_http(&Method::DELETE, "/r") else {
+            panic!("the path exists for other methods");
+        };
+        assert_eq!(allowed, vec![Method::GET, Method::HEAD, Method::POST]);
+        assert!(matches!(table.match_http(&Method::GET, "/nothing"), HttpMatch::NotFound));
+    }
+
+    #[test]
+    fn names_are_looked_up_by_function_method_and_path_then_by_arguments() {
+        let mut post = ApiSpec::new(ApiKey::http(Method::POST, "/m"));
+        post.body = BodySpec::Json {
+            arg: "model".to_owned(),
+            required: true,
+            schema: Value::Null,
+        };
+        let mut query = ApiSpec::new(get("/m"));
+        query.params.push(Param {
+            name: "q".to_owned(),
+            location: ParamLocation::Query,
+            kind: ValueKind::String,
+            items: None,
+            required: true,
+            schema: Value::Null,
+        });
+        let funcs = plugin("f", &[ApiKey::Function("f.FPlugin.run".to_owned())]);
+        let mut builder = RouteTableBuilder::default();
+        builder.add(upstream(post)).unwrap();
+        builder.add(upstream(query)).unwrap();
+        builder.add(local(&funcs, 0)).unwrap();
+        let table = builder.build();
+        let key = |name: &str, args: Value| {
+            let args = args.as_object().cloned().unwrap_or_default();
+            table.by_name(name, &args).map(|r| r.spec.key.clone())
+        };
+        assert_eq!(key("f.FPlugin.run", json!({})), Some(ApiKey::Function("f.FPlugin.run".into())));
+        assert_eq!(key("POST /m", json!({})), Some(ApiKey::http(Method::POST, "/m")));
+        assert_eq!(key("/m", json!({"q": "x"})), Some(get("/m")), "GET first when its arguments fit");
+        assert_eq!(key("/m", json!({"model": {}})), Some(ApiKey::http(Method::POST, "/m")));
+        assert_eq!(key("/m", json!({"nothing": 1})), Some(get("/m")), "else GET before POST");
+        assert_eq!(key("/missing", json!({})), None);
+        assert_eq!(key("g.GPlugin.run", json!({})), None);
+    }
+
+    #[test]
+    fn every_table_has_a_new_generation() {
+        let a = RouteTableBuilder::default().build();
+        let b = RouteTableBuilder::default().build();
+        assert!(b.generation() > a.generation());
+        assert_eq!(RouteTable::default().generation(), 0);
     }
 }

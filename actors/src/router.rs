@@ -1,9 +1,13 @@
-//! The router replica: one per arbiter, routing calls to that arbiter's plugin and
-//! pool actors.
+//! The router replica: one per arbiter, routing calls to that arbiter's plugin actors
+//! and pool replicas.
 //!
 //! Every replica reads the same published [`RouteTable`] snapshot (lock-free), and
-//! starts, on its own arbiter, the [`PluginActor`]s and [`UpstreamPool`]s its routes
-//! need, so a request's messages and bytes stay on the thread that accepted it.
+//! owns, on its own arbiter, the [`PluginActor`]s and [`PoolReplica`]s its routes
+//! need, so a request's messages and bytes stay on the thread that accepted it. The
+//! pool replicas ([`PoolReplicas`]) are shared with the arbiter's HTTP worker, which
+//! forwards matched requests on them without a mailbox hop.
+//!
+//! [`PoolReplica`]: crate::upstream::PoolReplica
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +20,7 @@ use crate::call::{CallContext, CallRemote, Reply};
 use crate::error::Error;
 use crate::plugin::{Invoke, PluginActor, PluginSpec};
 use crate::route_table::{Route, RouteTable, Target};
-use crate::upstream::{Call, PoolShared, UpstreamPool};
+use crate::upstream::PoolReplicas;
 
 /// Calls a route already looked up (the HTTP edge matches the path itself, since it
 /// needs the signature to read the arguments out of the request).
@@ -34,39 +38,43 @@ impl Message for Dispatch {
     type Result = Result<Reply, Error>;
 }
 
+/// How often a replica forgets the plugin actors of plugins that were unregistered.
+const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A router replica.
 pub struct Router {
     table: Arc<ArcSwap<RouteTable>>,
-    // Keyed by the Arc's address; the Arc is kept beside the actor so the address
-    // cannot be reused by another plugin or pool while the entry lives.
-    plugins: HashMap<*const PluginSpec, (Arc<PluginSpec>, Addr<PluginActor>)>,
-    pools: HashMap<*const PoolShared, (Arc<PoolShared>, Addr<UpstreamPool>)>,
+    /// This arbiter's plugin actors, by plugin name (names are unique in the registry).
+    plugins: HashMap<String, (Arc<PluginSpec>, Addr<PluginActor>)>,
+    /// This arbiter's pool replicas (shared with its HTTP worker).
+    pools: PoolReplicas,
 }
 
 impl Router {
-    /// A replica reading `table`; start it on the arbiter it serves.
-    pub fn new(table: Arc<ArcSwap<RouteTable>>) -> Self {
+    /// A replica reading `table` and calling upstreams through `pools`; start it on
+    /// the arbiter it serves.
+    pub fn new(table: Arc<ArcSwap<RouteTable>>, pools: PoolReplicas) -> Self {
         Router {
             table,
             plugins: HashMap::new(),
-            pools: HashMap::new(),
+            pools,
         }
     }
 
+    /// The actor of `plugin` on this arbiter, started on first use (again when the
+    /// plugin was replaced by another of the same name).
     fn plugin_actor(&mut self, plugin: &Arc<PluginSpec>, me: Addr<Router>) -> Addr<PluginActor> {
+        if let Some((_, actor)) = self
+            .plugins
+            .get(&plugin.meta.name)
+            .filter(|(spec, _)| Arc::ptr_eq(spec, plugin))
+        {
+            return actor.clone();
+        }
+        let actor = PluginActor::new(plugin.clone(), me).start();
         self.plugins
-            .entry(Arc::as_ptr(plugin))
-            .or_insert_with(|| (plugin.clone(), PluginActor::new(plugin.clone(), me).start()))
-            .1
-            .clone()
-    }
-
-    fn pool_actor(&mut self, pool: &Arc<PoolShared>) -> Addr<UpstreamPool> {
-        self.pools
-            .entry(Arc::as_ptr(pool))
-            .or_insert_with(|| (pool.clone(), UpstreamPool::new(pool.clone()).start()))
-            .1
-            .clone()
+            .insert(plugin.meta.name.clone(), (plugin.clone(), actor.clone()));
+        actor
     }
 
     fn dispatch(
@@ -87,31 +95,26 @@ impl Router {
                 Box::pin(async move { actor.send(invoke).await? })
             }
             Target::Upstream(target) => {
-                let actor = self.pool_actor(&target.pool);
-                let call = Call {
-                    target: target.clone(),
-                    spec: route.spec.clone(),
-                    args,
-                    ctx,
-                };
-                Box::pin(async move { actor.send(call).await? })
+                // No mailbox: the replica runs the exchange on this arbiter.
+                let replica = self.pools.replica(&target.pool);
+                let target = target.clone();
+                Box::pin(async move { replica.call(target, &route.spec, &args, ctx).await })
             }
         }
     }
 
-    /// Forgets the actors of plugins and pools no longer in the table.
+    /// Forgets the actors of plugins no longer in the table (pool replicas prune
+    /// themselves when the table changes).
     fn prune(&mut self) {
         let table = self.table.load();
-        let mut plugins = std::collections::HashSet::new();
-        let mut pools = std::collections::HashSet::new();
-        for route in table.routes() {
-            match &route.target {
-                Target::Local { plugin, .. } => plugins.insert(Arc::as_ptr(plugin)),
-                Target::Upstream(t) => pools.insert(Arc::as_ptr(&t.pool)),
-            };
-        }
-        self.plugins.retain(|k, _| plugins.contains(k));
-        self.pools.retain(|k, _| pools.contains(k));
+        let live: std::collections::HashSet<&str> = table
+            .routes()
+            .filter_map(|route| match &route.target {
+                Target::Local { plugin, .. } => Some(plugin.meta.name.as_str()),
+                Target::Upstream(_) => None,
+            })
+            .collect();
+        self.plugins.retain(|name, _| live.contains(name.as_str()));
     }
 }
 
@@ -119,7 +122,7 @@ impl Actor for Router {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(std::time::Duration::from_secs(30), |this, _| this.prune());
+        ctx.run_interval(PRUNE_INTERVAL, |this, _| this.prune());
     }
 }
 

@@ -34,5 +34,5 @@ pub fn plugin() -> Arc<PluginSpec> {
         .requires(["/api/v1/base/version", "/api/v1/base/match"])
         .get("/api/v1/invoker/version", version)
         .get("/api/v1/invoker/match", matched)
-        .build()
+        .build().expect("plugin declarations are valid")
 }

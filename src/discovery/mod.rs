@@ -12,7 +12,7 @@
 mod refs;
 mod template;
 
-use awc::http::Method;
+use framex_actors::Method;
 use framex_actors::{ApiKey, ApiSpec, BodySpec, FormField, Param, ParamLocation, ValueKind};
 use serde_json::{Map, Value};
 
@@ -215,7 +215,7 @@ fn param_identity(doc: &Value, p: &Value) -> Option<(String, String)> {
 
 /// The kind of a schema, looking through `$ref`s inside `anyOf`/`oneOf` branches.
 fn kind_of(doc: &Value, schema: &Value) -> ValueKind {
-    let kind = ValueKind::from_schema(schema);
+    let kind = crate::schema::value_kind(schema);
     if kind != ValueKind::Any {
         return kind;
     }
@@ -225,7 +225,7 @@ fn kind_of(doc: &Value, schema: &Value) -> ValueKind {
                 .iter()
                 .map(|b| refs::follow(doc, b))
                 .filter(|b| b.get("type").and_then(Value::as_str) != Some("null"))
-                .map(ValueKind::from_schema)
+                .map(crate::schema::value_kind)
                 .collect();
             if let [one] = kinds.as_slice() {
                 return one.clone();

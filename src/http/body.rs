@@ -44,13 +44,13 @@ pub fn response_stream(
             Some(Ok(bytes)) => Some((Ok(bytes), Some(stream))),
             Some(Err(e)) if sse => {
                 log::warn!("stream ended by error: {e}");
-                let event = Event::error(status_of(&e).as_u16(), e.to_string());
+                let event = Event::error(status_of(&e).as_u16(), e.external_message());
                 Some((Ok(event.to_bytes()), None))
             }
             Some(Err(e)) => {
                 log::warn!("stream aborted: {e}");
                 Some((
-                    Err(actix_web::error::ErrorBadGateway(e.to_string())),
+                    Err(actix_web::error::ErrorBadGateway(e.external_message())),
                     None,
                 ))
             }

@@ -50,7 +50,7 @@ pub fn respond(error: &Error, request_id: &str) -> HttpResponse {
         })),
         _ => None,
     };
-    let mut response = envelope::error(status, &error.to_string(), details);
+    let mut response = envelope::error(status, &error.external_message(), details);
     if let Error::Overloaded { retry_after, .. } = error {
         if let Ok(value) = header::HeaderValue::from_str(&retry_after.to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);

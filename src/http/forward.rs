@@ -14,7 +14,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::stream::bridge;
 use framex_actors::upstream::wire::header as wire_header;
 use framex_actors::upstream::wire::{HeaderMap as WireHeaders, HeaderName as WireName, HeaderValue as WireValue};
-use framex_actors::upstream::{forward_here, is_hop_by_hop, Body, ForwardRequest, UpstreamTarget, FULL_BODY_LIMIT};
+use framex_actors::upstream::{is_hop_by_hop, Body, ForwardRequest, UpstreamTarget, FULL_BODY_LIMIT};
 use framex_actors::{CallContext, Error};
 use futures::StreamExt;
 
@@ -63,16 +63,17 @@ pub async fn serve(
         None => path.to_owned(),
     };
     let request = ForwardRequest {
-        method: req.method().clone(),
+        method: super::engine_method(req.method()),
         path_and_query,
         headers,
         body,
         ctx,
     };
-    // The route is matched already: forward on this worker's connections directly
-    // rather than through two mailbox hops (Router, UpstreamPool), which cost more
-    // than the rest of our own work on a small request (see the README's benchmarks).
-    let response = forward_here(target, request).await?;
+    // The route is matched already: forward on this arbiter's pool replica directly
+    // rather than through a mailbox hop, which costs more than the rest of our own
+    // work on a small request (see the README's benchmarks).
+    let replica = worker.pools.replica(&target.pool);
+    let response = replica.forward(target, request).await?;
 
     let status = StatusCode::from_u16(response.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut builder = HttpResponse::build(status);

@@ -20,7 +20,8 @@ use actix::Addr;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::upstream::{HOPS_HEADER, REQUEST_ID_HEADER};
-use framex_actors::{CallContext, Engine, Error, HttpMatch, Router, Target};
+use framex_actors::upstream::PoolReplicas;
+use framex_actors::{CallContext, Engine, Error, HttpMatch, Method, Router, Target};
 
 use crate::config::AuthRules;
 use crate::openapi::DocumentCache;
@@ -48,12 +49,21 @@ pub struct Shared {
     pub proxy: Option<crate::proxy::Proxy>,
 }
 
-/// What one worker holds: the shared state and its own router replica.
+/// What one worker holds: the shared state and its arbiter's share of the engine.
 pub struct Worker {
     /// Shared state.
     pub shared: Arc<Shared>,
     /// The router replica on this worker's arbiter.
     pub router: Addr<Router>,
+    /// The pool replicas on this worker's arbiter (owned with the router).
+    pub pools: PoolReplicas,
+}
+
+/// The engine's method for an actix-web one (the edge speaks `http` 0.2, the engine
+/// `http` 1.x, as hyper does); standard methods are matched without allocating.
+pub fn engine_method(method: &actix_web::http::Method) -> Method {
+    // Both crates accept the same method tokens, so the conversion cannot fail.
+    Method::from_bytes(method.as_str().as_bytes()).unwrap_or(Method::GET)
 }
 
 /// Registers the dispatcher, which answers every request: built-ins, then the route
@@ -145,7 +155,7 @@ async fn serve(
         return proxy_function::serve(&worker, payload, ctx).await;
     }
 
-    let matched = shared.engine.published().load().match_http(req.method(), path);
+    let matched = shared.engine.published().load().match_http(&engine_method(req.method()), path);
     let result = match matched {
         HttpMatch::NotFound => {
             return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);

@@ -102,11 +102,17 @@ pub fn plugin() -> Arc<PluginSpec> {
         .stream("/api/v1/echo_stream", echo_stream)
         .function("confess", confess)
         .build()
+        .expect("the echo plugin's declarations are fixed (its unit test builds them)")
 }
 
 #[cfg(test)]
 mod tests {
     use super::python_str_repr;
+
+    #[test]
+    fn the_plugin_builds() {
+        assert_eq!(super::plugin().apis.len(), 4);
+    }
 
     #[test]
     fn strings_are_quoted_like_python_repr() {

@@ -174,7 +174,7 @@ async fn seed_call_remote_api_examples_work_against_fastapi() {
     let invoker = PluginBuilder::new("invoker")
         .requires(["/api/v1/base/version", "/api/v1/base/match", "/api/v1/base/envelope"])
         .get("/api/v1/invoker/run", seed_calls)
-        .build();
+        .build().expect("plugin declarations are valid");
     let server = start(config(&legacy_proxy_config(&legacy.url)), vec![invoker]).await;
     let r = get(&server.url("/api/v1/invoker/run")).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -232,7 +232,7 @@ async fn framex_rs_proxies_framex_kit() {
     let caller = PluginBuilder::new("caller")
         .requires(["/api/v1/echo"])
         .get("/api/v1/caller/echo", kit_echo)
-        .build();
+        .build().expect("plugin declarations are valid");
     let cfg = format!(
         r#"
 load_builtin_plugins = ["proxy"]

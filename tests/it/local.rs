@@ -174,7 +174,7 @@ fn plugin_b() -> std::sync::Arc<framex::actors::PluginSpec> {
     PluginBuilder::new("b")
         .get("/api/v1/b/greet", greet)
         .function("secret", secret)
-        .build()
+        .build().expect("plugin declarations are valid")
 }
 
 async fn a_calls(_: Nothing, cx: Ctx) -> Result<Value, Error> {
@@ -197,7 +197,7 @@ async fn plugins_call_each_other_through_the_engine() {
         .requires(["/api/v1/b/greet", "b.BPlugin.secret"])
         .get("/api/v1/a/run", a_calls)
         .get("/api/v1/a/sneak", a_sneaks)
-        .build();
+        .build().expect("plugin declarations are valid");
     let server = start(config(ECHO), vec![plugin_b(), a]).await;
 
     let r = get(&server.url("/api/v1/a/run")).await;
@@ -220,7 +220,7 @@ async fn unresolvable_required_api_stops_start_up() {
     let a = PluginBuilder::new("lonely")
         .requires(["/api/v1/missing"])
         .get("/api/v1/lonely", secret)
-        .build();
+        .build().expect("plugin declarations are valid");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let err = framex::Framex::new(config(""))
         .plugin(a)

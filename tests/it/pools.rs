@@ -314,7 +314,7 @@ async fn two_instances_proxying_each_other_get_508() {
     let a = start(config(""), vec![]).await;
     let b = start(config(""), vec![]).await;
     let route_to = |other: &framex::Running| {
-        let spec = ApiSpec::new(ApiKey::http(awc::http::Method::GET, "/api/v1/ping-pong"));
+        let spec = ApiSpec::new(ApiKey::http(framex::actors::Method::GET, "/api/v1/ping-pong"));
         UpstreamRoute {
             spec: Arc::new(spec),
             target: Arc::new(UpstreamTarget {
@@ -525,7 +525,7 @@ async fn a_connection_that_never_opens_fails_at_connect_timeout() {
     let mut pool = PoolConfig::single(format!("http://{addr}"));
     pool.connect_timeout = Duration::from_millis(300);
     let route = UpstreamRoute {
-        spec: Arc::new(ApiSpec::new(ApiKey::http(awc::http::Method::GET, "/api/v1/blackhole"))),
+        spec: Arc::new(ApiSpec::new(ApiKey::http(framex::actors::Method::GET, "/api/v1/blackhole"))),
         target: Arc::new(UpstreamTarget { pool: PoolShared::new(pool), auth: None, filter: None }),
     };
     server.engine().set_upstream_routes("manual", vec![route]).await.unwrap();

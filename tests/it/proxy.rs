@@ -217,7 +217,7 @@ async fn call_remote_api_maps_arguments_onto_upstream_signatures() {
         .requires(["/api/v1/items/{item_id}", "/api/v1/items", "/api/v1/envelope"])
         .get("/api/v1/caller/run", calls_upstream)
         .get("/api/v1/caller/bad", calls_badly)
-        .build();
+        .build().expect("plugin declarations are valid");
     let server = start(proxy_config(&up, ""), vec![plugin]).await;
     let r = get(&server.url("/api/v1/caller/run")).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -250,7 +250,7 @@ async fn local_plugins_take_over_proxied_routes() {
     let server = start(proxy_config(&up, ""), vec![]).await;
     let url = server.url("/api/v1/items/9");
     assert_eq!(get(&url).await.json()["path"], "/api/v1/items/9");
-    let local = PluginBuilder::new("items").get("/api/v1/items/{item_id}", local_item).build();
+    let local = PluginBuilder::new("items").get("/api/v1/items/{item_id}", local_item).build().expect("plugin declarations are valid");
     server.engine().register_plugin(local).await.unwrap();
     assert_eq!(get(&url).await.json()["data"], json!({"local": 9}));
     server.engine().unregister_plugin("items").await.unwrap();
@@ -370,7 +370,7 @@ async fn https_upstreams_are_trusted_through_ca_file() {
     let server = start(untrusted, vec![]).await;
     assert_eq!(get(&server.url("/api/v1/base/version")).await.status, 404);
     let route = UpstreamRoute {
-        spec: Arc::new(ApiSpec::new(ApiKey::http(awc::http::Method::GET, "/api/v1/base/version"))),
+        spec: Arc::new(ApiSpec::new(ApiKey::http(framex::actors::Method::GET, "/api/v1/base/version"))),
         target: Arc::new(UpstreamTarget {
             pool: PoolShared::new(PoolConfig::single(legacy.url.clone())),
             auth: None,

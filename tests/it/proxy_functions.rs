@@ -45,7 +45,7 @@ async fn function_apis_are_served_and_called_as_proxy_functions() {
     let calc = PluginBuilder::new("calc")
         .proxy_function("calc.Calc.add", add)
         .function("private_add", add)
-        .build();
+        .build().expect("plugin declarations are valid");
     let a = start(config(""), vec![calc]).await;
     let remote = a.url("/api/v1/proxy/remote");
 
@@ -86,7 +86,7 @@ async fn function_apis_are_served_and_called_as_proxy_functions() {
     let caller = PluginBuilder::new("caller")
         .requires(["calc.Calc.add"])
         .get("/api/v1/sum", sum_remotely)
-        .build();
+        .build().expect("plugin declarations are valid");
     let b_toml = format!(
         "load_builtin_plugins = [\"proxy\"]\n[server]\nenable_proxy = true\n[plugins.proxy]\nproxy_urls = [\"{0}\"]\nproxy_functions = {{ \"{0}\" = [\"calc.Calc.add\"] }}\n",
         a.url("")

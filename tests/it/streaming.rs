@@ -181,7 +181,7 @@ async fn plugins_consume_streams_as_events() {
     let plugin = PluginBuilder::new("consumer")
         .requires(["/api/v1/stream/sse", "/api/v1/echo_stream"])
         .get("/api/v1/consumer/run", consume)
-        .build();
+        .build().expect("plugin declarations are valid");
     let server = start(streaming_config(&legacy.url, 30.0), vec![plugin]).await;
     let r = get(&server.url("/api/v1/consumer/run")).await;
     assert_eq!(r.status, 200, "{}", r.text());

@@ -24,7 +24,7 @@ use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
 use super::Body;
-use crate::error::Error;
+use crate::error::{ConnectFailure, Error};
 
 /// Idle connections kept per endpoint; more are closed when released.
 const MAX_IDLE_PER_ENDPOINT: usize = 1024;
@@ -45,6 +45,16 @@ impl From<Body> for OutBody {
             Body::Empty => OutBody::Empty,
             Body::Full(bytes) => OutBody::Full(Some(bytes)),
             Body::Stream(stream) => OutBody::Stream(stream),
+        }
+    }
+}
+
+impl From<OutBody> for Body {
+    fn from(body: OutBody) -> Self {
+        match body {
+            OutBody::Empty | OutBody::Full(None) => Body::Empty,
+            OutBody::Full(Some(bytes)) => Body::Full(bytes),
+            OutBody::Stream(stream) => Body::Stream(stream),
         }
     }
 }
@@ -139,18 +149,27 @@ impl Endpoint {
     }
 }
 
-/// Why a request got no response head.
-#[derive(Debug)]
+/// Why a request got no response head. The exchange decides what each allows.
 pub(super) enum SendError {
     /// No connection could be made (refused, unreachable, timed out): nothing was sent.
-    Connect(String),
+    Connect(ConnectFailure),
+    /// The connection refused the request before writing any of it (the upstream had
+    /// closed it): the request comes back whole, to go again.
+    Unsent {
+        /// The request, untouched.
+        request: Request<OutBody>,
+        /// Whether the connection had carried earlier requests (an idle keep-alive
+        /// connection the upstream closed as we reused it).
+        reused: bool,
+        /// What the connection said.
+        cause: ConnectFailure,
+    },
     /// The connection failed after the request was (at least partly) written, or the
     /// reply could not be parsed: the upstream may have acted on it.
     Exchange {
         /// What failed.
         error: hyper::Error,
-        /// Whether the connection had carried earlier requests (an idle keep-alive
-        /// connection the upstream closed as we reused it).
+        /// Whether the connection had carried earlier requests.
         reused: bool,
     },
     /// Our own request body failed (over the size limit, or the client broke off).
@@ -182,42 +201,38 @@ impl Client {
     }
 
     /// Sends `request` to endpoint `index` on an idle connection (unless `fresh`), or a
-    /// new one. A request that an idle connection refused before writing it (the
-    /// upstream had closed it) is sent again on a fresh connection.
+    /// new one, and waits for the response head. Whether and how a failure is tried
+    /// again is the exchange's decision, made in one place.
     pub(super) async fn send(
         self: &Rc<Self>,
         index: usize,
         request: Request<OutBody>,
         fresh: bool,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
-        let mut request = request;
-        let mut fresh = fresh;
-        loop {
-            let (mut sender, reused) = self.acquire(index, fresh).await?;
-            match sender.try_send_request(request).await {
-                Ok(response) => {
-                    let lease = Lease {
-                        client: self.clone(),
-                        index,
-                        sender,
-                    };
-                    return Ok((response, lease));
-                }
-                Err(mut failed) => match failed.take_message() {
-                    Some(unsent) if reused => {
-                        request = unsent;
-                        fresh = true;
-                    }
-                    Some(_) => return Err(SendError::Connect(failed.into_error().to_string())),
-                    None => {
-                        let error = failed.into_error();
-                        return Err(match body_error(&error) {
-                            Some(ours) => SendError::Body(ours),
-                            None => SendError::Exchange { error, reused },
-                        });
-                    }
-                },
+        let (mut sender, reused) = self.acquire(index, fresh).await?;
+        match sender.try_send_request(request).await {
+            Ok(response) => {
+                let lease = Lease {
+                    client: self.clone(),
+                    index,
+                    sender,
+                };
+                Ok((response, lease))
             }
+            Err(mut failed) => match failed.take_message() {
+                Some(request) => Err(SendError::Unsent {
+                    request,
+                    reused,
+                    cause: ConnectFailure::Http(failed.into_error().to_string()),
+                }),
+                None => {
+                    let error = failed.into_error();
+                    Err(match body_error(&error) {
+                        Some(ours) => SendError::Body(ours),
+                        None => SendError::Exchange { error, reused },
+                    })
+                }
+            },
         }
     }
 
@@ -233,7 +248,9 @@ impl Client {
                 }
             }
         }
-        let endpoint = self.endpoint(index).map_err(SendError::Connect)?;
+        let endpoint = self
+            .endpoint(index)
+            .map_err(|e| SendError::Connect(ConnectFailure::Url(e)))?;
         let sender = connect(endpoint, &self.tls, self.connect_timeout)
             .await
             .map_err(SendError::Connect)?;
@@ -254,11 +271,11 @@ async fn connect(
     endpoint: &Endpoint,
     tls: &Arc<ClientConfig>,
     timeout: Duration,
-) -> Result<SendRequest<OutBody>, String> {
+) -> Result<SendRequest<OutBody>, ConnectFailure> {
     let opening = async {
         let stream = tokio::net::TcpStream::connect(&endpoint.address)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ConnectFailure::Tcp(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         match &endpoint.tls {
             None => handshake(TokioIo::new(stream)).await,
@@ -266,26 +283,28 @@ async fn connect(
                 let stream = tokio_rustls::TlsConnector::from(tls.clone())
                     .connect(name.clone(), stream)
                     .await
-                    .map_err(|e| format!("TLS: {e}"))?;
+                    .map_err(|e| ConnectFailure::Tls(e.to_string()))?;
                 handshake(TokioIo::new(stream)).await
             }
         }
     };
     match tokio::time::timeout(timeout, opening).await {
         Ok(result) => result,
-        Err(_) => Err(format!("no connection within {:.3}s", timeout.as_secs_f64())),
+        Err(_) => Err(ConnectFailure::Timeout {
+            seconds: timeout.as_secs_f64(),
+        }),
     }
 }
 
 /// The HTTP/1.1 handshake on an open stream; the connection's task runs locally.
-async fn handshake<T>(io: T) -> Result<SendRequest<OutBody>, String>
+async fn handshake<T>(io: T) -> Result<SendRequest<OutBody>, ConnectFailure>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
 {
     let (sender, connection) = http1::Builder::new()
         .handshake(io)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ConnectFailure::Http(e.to_string()))?;
     actix_rt::spawn(async move {
         if let Err(e) = connection.await {
             log::debug!("upstream connection ended: {e}");
@@ -310,7 +329,7 @@ pub async fn fetch(
 ) -> Result<(StatusCode, Bytes), String> {
     let endpoint = Endpoint::parse(base_url)?;
     let exchange = async {
-        let mut sender = connect(&endpoint, tls, timeout).await?;
+        let mut sender = connect(&endpoint, tls, timeout).await.map_err(|e| e.to_string())?;
         let mut request = Request::get(format!("{}{path}", endpoint.prefix))
             .body(OutBody::Empty)
             .map_err(|e| format!("bad request: {e}"))?;

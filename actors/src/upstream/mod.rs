@@ -1,4 +1,4 @@
-//! Upstream pools: the actors and state that talk to upstream services.
+//! Upstream pools: the state and replicas that talk to upstream services.
 //!
 //! Split by question:
 //! - `request`: how a call's arguments become an HTTP request (path, query, headers,
@@ -9,42 +9,44 @@
 //! - `client`: keep-alive HTTP/1.1 connections per endpoint (hyper), and one-off
 //!   [`fetch`]es for discovery and health checks;
 //! - `tls`: trust for `https://` endpoints (rustls);
+//! - `headers`: which headers belong to a connection rather than a message (both edges);
 //! - `proxy_function`: FrameX's encoding of proxy-function calls;
-//! - `transport`: retries, deadlines, and streaming bodies through the bridge;
-//! - this module: the shared pool state, per-thread replicas, the [`UpstreamPool`]
-//!   actor and its message, and [`forward_here`].
+//! - `exchange`: one request's attempts: endpoint choice, failures classified once,
+//!   retries and deadlines; `relay`: the reply's body, whole or streamed;
+//! - `replica`: a pool's replica on one arbiter ([`PoolReplica`]) and the arbiter's
+//!   map of them ([`PoolReplicas`]);
+//! - this module: the pool's shared state ([`PoolShared`], [`PoolId`]) and the request
+//!   and response types of an exchange.
 
 mod client;
+mod exchange;
+pub mod headers;
 pub mod health;
 pub mod proxy_function;
-pub mod tls;
+mod relay;
+mod replica;
 mod reply;
 mod request;
 pub mod selection;
-mod transport;
+pub mod tls;
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::prelude::*;
-use awc::http::Method;
 use bytes::Bytes;
 use http::header::HeaderMap;
-use http::StatusCode;
+use http::{Method, StatusCode};
 
-use crate::api::{ApiSpec, Args};
-use crate::call::{CallContext, Reply};
-use crate::error::Error;
+use crate::call::CallContext;
 use crate::stream::ChunkStream;
 
-pub use selection::Balance;
 pub use client::fetch;
-pub use transport::{is_hop_by_hop, strip_hop_by_hop, FULL_BODY_LIMIT};
+pub use headers::{is_hop_by_hop, strip_hop_by_hop};
+pub use relay::FULL_BODY_LIMIT;
+pub use replica::{PoolReplica, PoolReplicas};
+pub use selection::Balance;
 /// The HTTP types (`http` 1.x) of upstream requests and responses.
 pub use http as wire;
 
@@ -75,7 +77,7 @@ pub struct PoolConfig {
     /// How requests are spread over the endpoints.
     pub balance: Balance,
     /// Requests one endpoint may serve at once (0 = no limit); when every endpoint
-    /// is at its limit, calls fail with [`Error::Overloaded`] (503, `Retry-After`).
+    /// is at its limit, calls fail with [`Error::Overloaded`](crate::Error::Overloaded) (503, `Retry-After`).
     pub max_in_flight: usize,
     /// Further attempts on other endpoints after a failure that is safe to retry.
     pub retries: u32,
@@ -143,9 +145,22 @@ impl EndpointReport {
     }
 }
 
+/// A pool's identity, unique for the life of the process: what replicas and route
+/// tables know a pool by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PoolId(u64);
+
+impl PoolId {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        PoolId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
 /// The state of a pool shared by its replicas on every arbiter.
 #[derive(Debug)]
 pub struct PoolShared {
+    id: PoolId,
     name: String,
     config: PoolConfig,
     stats: Vec<Arc<EndpointStats>>,
@@ -187,6 +202,7 @@ impl PoolShared {
     pub fn with_stats(config: PoolConfig, stats: Vec<Arc<EndpointStats>>) -> Arc<Self> {
         assert_eq!(stats.len(), config.endpoints.len(), "one counter set per endpoint");
         Arc::new(PoolShared {
+            id: PoolId::next(),
             name: config.endpoints.join(","),
             stats,
             config,
@@ -209,6 +225,11 @@ impl PoolShared {
         let taken = self.retrying.fetch_add(1, Ordering::Relaxed);
         let permit = RetryPermit { pool: self.clone() };
         (taken < budget).then_some(permit)
+    }
+
+    /// The pool's identity.
+    pub fn id(&self) -> PoolId {
+        self.id
     }
 
     /// The pool's display name (its endpoint URLs).
@@ -302,101 +323,6 @@ pub struct ForwardResponse {
     pub headers: HeaderMap,
     /// Body.
     pub body: Body,
-}
-
-/// Calls an upstream API with arguments mapped onto its signature (sent by the
-/// [`crate::Router`] for `call_remote_api`).
-#[derive(Debug)]
-pub struct Call {
-    /// Which upstream and key.
-    pub target: Arc<UpstreamTarget>,
-    /// The API's signature (its key holds the upstream path template).
-    pub spec: Arc<ApiSpec>,
-    /// Arguments by name.
-    pub args: Args,
-    /// Deadline, request id, hops.
-    pub ctx: CallContext,
-}
-
-impl Message for Call {
-    type Result = Result<Reply, Error>;
-}
-
-/// Each thread's HTTP client per pool, keyed by the pool's address (the `Arc` is kept
-/// beside it so the address cannot be reused while the entry lives).
-type Clients = HashMap<*const PoolShared, (Arc<PoolShared>, Rc<client::Client>)>;
-
-thread_local! {
-    static CLIENTS: RefCell<Clients> = RefCell::new(HashMap::new());
-}
-
-/// This thread's client of `pool`, made on first use: the replica's connections.
-fn local_client(pool: &Arc<PoolShared>) -> Rc<client::Client> {
-    CLIENTS.with(|clients| {
-        clients
-            .borrow_mut()
-            .entry(Arc::as_ptr(pool))
-            .or_insert_with(|| {
-                let config = &pool.config;
-                let client = client::Client::new(&config.endpoints, config.connect_timeout, config.tls.clone());
-                (pool.clone(), client)
-            })
-            .1
-            .clone()
-    })
-}
-
-/// Forwards `request` to `target`'s pool from the current arbiter, on this arbiter's
-/// connections, without a mailbox hop: the hot path of faithful forwarding, where the
-/// route was already matched. It shares this arbiter's connections with the pool's
-/// [`UpstreamPool`] replica.
-///
-/// # Errors
-/// Unreachable endpoints, broken replies, deadlines, saturation (503) and our own
-/// request body failing (413) as [`Error`]s.
-pub async fn forward_here(
-    target: Arc<UpstreamTarget>,
-    request: ForwardRequest,
-) -> Result<ForwardResponse, Error> {
-    let client = local_client(&target.pool);
-    transport::Exchange::new(&target.pool, &client)
-        .forward(target, request)
-        .await
-}
-
-/// One replica of a pool, living on one arbiter and owning that arbiter's HTTP client.
-pub struct UpstreamPool {
-    shared: Arc<PoolShared>,
-    client: Rc<client::Client>,
-}
-
-impl UpstreamPool {
-    /// A replica of `shared` with its own HTTP client (call on the arbiter it serves).
-    pub fn new(shared: Arc<PoolShared>) -> Self {
-        let client = local_client(&shared);
-        UpstreamPool { shared, client }
-    }
-}
-
-impl Actor for UpstreamPool {
-    type Context = Context<Self>;
-}
-
-impl Handler<Call> for UpstreamPool {
-    type Result = ResponseFuture<Result<Reply, Error>>;
-
-    fn handle(&mut self, msg: Call, _: &mut Context<Self>) -> Self::Result {
-        let exchange = transport::Exchange::new(&self.shared, &self.client);
-        Box::pin(async move {
-            msg.spec.check_args(&msg.args)?;
-            let request = request::build(&msg.spec, &msg.args, msg.ctx)?;
-            let streaming = msg.spec.streaming;
-            let kwargs = matches!(msg.spec.body, crate::api::BodySpec::Kwargs);
-            let response = exchange.forward(msg.target, request).await?;
-            let name = exchange.upstream_name();
-            reply::interpret(name, response, streaming, kwargs, &exchange.legal_codes()).await
-        })
-    }
 }
 
 #[cfg(test)]

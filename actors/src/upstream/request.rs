@@ -143,7 +143,7 @@ fn proxy_function_call(name: &str, args: &Args, ctx: CallContext) -> ForwardRequ
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     ForwardRequest {
-        method: awc::http::Method::POST,
+        method: http::Method::POST,
         path_and_query: proxy_function::PATH.to_owned(),
         headers,
         body: Body::Full(Bytes::from(body.to_string())),
@@ -255,7 +255,7 @@ fn multipart(spec: &ApiSpec, fields: &[FormField], args: &Args) -> Result<Bytes,
 mod tests {
     use super::*;
     use crate::api::{Param, ValueKind};
-    use awc::http::Method;
+    use http::Method;
     use serde_json::json;
 
     fn spec() -> ApiSpec {

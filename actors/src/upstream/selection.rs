@@ -15,6 +15,16 @@ pub enum Balance {
     LeastInFlight,
 }
 
+/// As the config names them: `round_robin`, `least_inflight`.
+impl std::fmt::Display for Balance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Balance::RoundRobin => "round_robin",
+            Balance::LeastInFlight => "least_inflight",
+        })
+    }
+}
+
 /// Picks an endpoint that is available and below `max_in_flight` (0 = no limit),
 /// skipping `tried`. When every endpoint is ejected, ejected ones are used rather than
 /// none. `None` when every candidate is saturated (or tried).

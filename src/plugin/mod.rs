@@ -19,24 +19,29 @@
 //!     Ok(format!("hello, {}", args.name))
 //! }
 //!
-//! let plugin = PluginBuilder::new("hello").version("1.0.0").get("/api/v1/hello", hello).build();
+//! let plugin = PluginBuilder::new("hello")
+//!     .version("1.0.0")
+//!     .get("/api/v1/hello", hello)
+//!     .build()
+//!     .expect("a well-formed plugin");
 //! ```
 
 use std::future::Future;
 use std::sync::Arc;
 
-use awc::http::Method;
+use framex_actors::Method;
 use framex_actors::{
-    ApiHandler, ApiKey, ApiSpec, ArgProblem, Args, BodySpec, Error, LocalApi, Param,
-    ParamLocation, PluginMeta, PluginSpec, ValueKind,
+    ApiHandler, ApiKey, ApiSpec, ArgProblem, Args, Error, LocalApi, PluginMeta, PluginSpec,
 };
-use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::generate::SchemaGenerator;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::openapi::operation_for;
+
+mod signature;
 
 /// A handler's arguments: read from the request or the call (`Deserialize`), and
 /// described in the OpenAPI document (`JsonSchema`).
@@ -72,27 +77,50 @@ where
 pub use framex_actors::sse::{Emitter, Event};
 pub use framex_actors::Ctx;
 
-/// Builds a plugin: metadata, HTTP routes and function APIs.
+/// Why [`PluginBuilder::build`] refused a plugin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginError {
+    /// Two arguments of one API are structs; only one can be the JSON body.
+    #[error("{api}: only one argument may be the JSON body, found '{first}' and '{second}'")]
+    TwoBodies {
+        /// The API.
+        api: String,
+        /// The first struct-typed argument.
+        first: String,
+        /// The second one.
+        second: String,
+    },
+    /// Two APIs of the plugin have the same key.
+    #[error("'{api}' is declared twice")]
+    Duplicate {
+        /// The API key.
+        api: String,
+    },
+    /// An HTTP route's path cannot be served.
+    #[error("'{api}': {reason}")]
+    BadPath {
+        /// The API key.
+        api: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Builds a plugin: metadata, HTTP routes and function APIs. Mistakes in the
+/// declarations are collected and reported by [`PluginBuilder::build`].
 pub struct PluginBuilder {
     meta: PluginMeta,
     struct_name: String,
     generator: SchemaGenerator,
     apis: Vec<Arc<LocalApi>>,
+    /// The first mistake found, reported by `build`.
+    error: Option<PluginError>,
 }
 
 impl std::fmt::Debug for PluginBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginBuilder").field("meta", &self.meta).finish()
     }
-}
-
-/// Schema settings for the documents we publish: JSON Schema 2020-12 as OpenAPI
-/// 3.1 uses it, with named models under `#/components/schemas`.
-fn schema_generator() -> SchemaGenerator {
-    let mut settings = SchemaSettings::draft2020_12();
-    settings.definitions_path = "/components/schemas".into();
-    settings.meta_schema = None;
-    settings.into_generator()
 }
 
 impl PluginBuilder {
@@ -105,8 +133,9 @@ impl PluginBuilder {
                 ..PluginMeta::default()
             },
             struct_name: format!("{}Plugin", capitalize(name)),
-            generator: schema_generator(),
+            generator: signature::generator(),
             apis: Vec::new(),
+            error: None,
         }
     }
 
@@ -180,7 +209,9 @@ impl PluginBuilder {
         R: Answer,
         F: Handler<A, R>,
     {
-        let mut spec = self.signature::<A>(ApiKey::http(method, path));
+        let Some(mut spec) = self.signature::<A>(ApiKey::http(method, path)) else {
+            return self;
+        };
         let result_schema = self.generator.subschema_for::<R>();
         spec.operation = Some(operation_for(&spec, Some(result_schema.to_value()), &[&self.meta.name]));
         let handler = call_handler(spec.key.to_string(), handler);
@@ -197,7 +228,9 @@ impl PluginBuilder {
         F: Fn(A, Ctx, Emitter) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), Error>> + 'static,
     {
-        let mut spec = self.signature::<A>(ApiKey::http(Method::GET, path));
+        let Some(mut spec) = self.signature::<A>(ApiKey::http(Method::GET, path)) else {
+            return self;
+        };
         spec.streaming = true;
         spec.operation = Some(operation_for(&spec, None, &[&self.meta.name]));
         let handler = Arc::new(handler);
@@ -245,14 +278,23 @@ impl PluginBuilder {
         R: Answer,
         F: Handler<A, R>,
     {
-        let mut spec = self.signature::<A>(ApiKey::Function(full.clone()));
+        let Some(mut spec) = self.signature::<A>(ApiKey::Function(full.clone())) else {
+            return self;
+        };
         spec.proxy_function = proxy;
         self.push(spec, call_handler(full, handler));
         self
     }
 
     /// Finishes the plugin.
-    pub fn build(mut self) -> Arc<PluginSpec> {
+    ///
+    /// # Errors
+    /// The first mistake in the declarations: two JSON bodies in one API, an API
+    /// declared twice, a path that is not a `/`-rooted template.
+    pub fn build(mut self) -> Result<Arc<PluginSpec>, PluginError> {
+        if let Some(error) = self.error.take() {
+            return Err(error);
+        }
         let definitions = self.generator.take_definitions(true);
         let components = Arc::new(
             json!({ "schemas": Value::Object(definitions) })
@@ -273,75 +315,45 @@ impl PluginBuilder {
                 })
             })
             .collect();
-        Arc::new(PluginSpec {
+        Ok(Arc::new(PluginSpec {
             meta: self.meta,
             apis,
-        })
+        }))
+    }
+
+    /// Keeps the first mistake for `build`.
+    fn refuse(&mut self, error: PluginError) {
+        self.error.get_or_insert(error);
     }
 
     fn push(&mut self, spec: ApiSpec, handler: ApiHandler) {
+        if self.apis.iter().any(|api| api.spec.key == spec.key) {
+            self.refuse(PluginError::Duplicate {
+                api: spec.key.to_string(),
+            });
+            return;
+        }
+        if let ApiKey::Http { path, .. } = &spec.key {
+            if !path.starts_with('/') {
+                self.refuse(PluginError::BadPath {
+                    api: spec.key.to_string(),
+                    reason: "a path starts with '/'".to_owned(),
+                });
+                return;
+            }
+        }
         self.apis.push(Arc::new(LocalApi {
             spec: Arc::new(spec),
             handler,
         }));
     }
 
-    /// Reads an API's parameters off its argument struct's schema.
-    fn signature<A: JsonSchema>(&mut self, key: ApiKey) -> ApiSpec {
-        let root = self.generator.root_schema_for::<A>();
-        let root = root.as_value();
-        let definitions = self.generator.definitions().clone();
-        let required: Vec<&str> = root
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let path_template = match &key {
-            ApiKey::Http { path, .. } => path.clone(),
-            ApiKey::Function(_) => String::new(),
-        };
-        let mut spec = ApiSpec::new(key);
-        let Some(properties) = root.get("properties").and_then(Value::as_object) else {
-            return spec;
-        };
-        for (name, schema) in properties {
-            let resolved = resolve_local(schema, &definitions);
-            let kind = ValueKind::from_schema(resolved);
-            let is_required = required.contains(&name.as_str());
-            if kind == ValueKind::Object {
-                assert!(
-                    matches!(spec.body, BodySpec::None),
-                    "{}: only one argument may be the JSON body, found another in '{name}'",
-                    spec.key
-                );
-                spec.body = BodySpec::Json {
-                    arg: name.clone(),
-                    required: is_required,
-                    schema: schema.clone(),
-                };
-                continue;
-            }
-            let location = if path_template.contains(&format!("{{{name}}}")) {
-                ParamLocation::Path
-            } else {
-                ParamLocation::Query
-            };
-            let items = (kind == ValueKind::Array).then(|| {
-                resolved
-                    .get("items")
-                    .map(ValueKind::from_schema)
-                    .unwrap_or(ValueKind::Any)
-            });
-            spec.params.push(Param {
-                name: name.clone(),
-                location,
-                kind,
-                items,
-                required: is_required || location == ParamLocation::Path,
-                schema: schema.clone(),
-            });
-        }
-        spec
+    /// The signature of an API whose arguments are `A`; a mistake is kept for
+    /// `build` and gives `None`.
+    fn signature<A: JsonSchema>(&mut self, key: ApiKey) -> Option<ApiSpec> {
+        signature::read::<A>(&mut self.generator, key)
+            .map_err(|e| self.refuse(e))
+            .ok()
     }
 }
 
@@ -355,15 +367,6 @@ fn capitalize(name: &str) -> String {
                 .unwrap_or_default()
         })
         .collect()
-}
-
-fn resolve_local<'a>(schema: &'a Value, definitions: &'a Map<String, Value>) -> &'a Value {
-    schema
-        .get("$ref")
-        .and_then(Value::as_str)
-        .and_then(|r| r.rsplit('/').next())
-        .and_then(|name| definitions.get(name))
-        .unwrap_or(schema)
 }
 
 /// Deserializes bound arguments into the handler's argument type; a mismatch is a
@@ -405,6 +408,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use framex_actors::{BodySpec, ParamLocation, ValueKind};
     use serde::Deserialize;
 
     #[derive(Deserialize, JsonSchema)]
@@ -427,9 +431,30 @@ mod tests {
         Ok(String::new())
     }
 
+    #[derive(Deserialize, JsonSchema)]
+    #[allow(dead_code)]
+    struct TwoModels {
+        a: Model,
+        b: Model,
+    }
+
+    async fn two(_: TwoModels, _: Ctx) -> Result<String, Error> {
+        Ok(String::new())
+    }
+
+    #[test]
+    fn mistakes_are_errors_from_build_not_panics() {
+        let two_bodies = PluginBuilder::new("t").post("/api/v1/t", two).build();
+        assert!(matches!(two_bodies, Err(PluginError::TwoBodies { ref first, ref second, .. }) if first == "a" && second == "b"));
+        let twice = PluginBuilder::new("t").get("/api/v1/t", h).get("/api/v1/t", h).build();
+        assert!(matches!(twice, Err(PluginError::Duplicate { .. })));
+        let relative = PluginBuilder::new("t").get("api/v1/t", h).build();
+        assert!(matches!(relative, Err(PluginError::BadPath { .. })));
+    }
+
     #[test]
     fn fields_become_query_path_and_body_like_fastapi() {
-        let plugin = PluginBuilder::new("t").post("/api/v1/t/{id}", h).build();
+        let plugin = PluginBuilder::new("t").post("/api/v1/t/{id}", h).build().expect("plugin declarations are valid");
         let spec = &plugin.apis[0].spec;
         let id = spec.params.iter().find(|p| p.name == "id").unwrap();
         assert_eq!((id.location, id.kind.clone(), id.required), (ParamLocation::Path, ValueKind::Integer, true));
@@ -443,7 +468,7 @@ mod tests {
 
     #[test]
     fn function_names_follow_framex() {
-        let plugin = PluginBuilder::new("echo").function("confess", h).build();
+        let plugin = PluginBuilder::new("echo").function("confess", h).build().expect("plugin declarations are valid");
         assert_eq!(plugin.apis[0].spec.key, ApiKey::Function("echo.EchoPlugin.confess".into()));
     }
 }

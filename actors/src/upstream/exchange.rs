@@ -1,0 +1,369 @@
+//! One request's exchange with a pool, as small steps: pick an endpoint, send, classify
+//! the outcome once into a [`Failure`] that says what may follow ([`Retry`]), decide.
+//!
+//! The rules, all here:
+//! - a request that never reached an endpoint (no connection) goes to another one,
+//!   whatever its method;
+//! - a request an idle keep-alive connection refused before writing it, or an
+//!   idempotent one lost on such a connection, goes once more to the same endpoint on a
+//!   fresh connection — the endpoint did nothing wrong, so it is not counted against it;
+//! - an idempotent request also goes to another endpoint after a 502, 503 or 504 or a
+//!   connection lost before the answer;
+//! - only bodies held whole are replayed; every attempt shares the call's deadline;
+//!   retries stay within the pool's retry budget.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request};
+use tokio::time::Instant;
+
+use super::client::{Client, OutBody, SendError};
+use super::relay::{relay, InFlight};
+use super::{
+    Body, ForwardRequest, ForwardResponse, PoolShared, RetryPermit, UpstreamTarget, HOPS_HEADER,
+    REQUEST_ID_HEADER,
+};
+use crate::error::{ConnectFailure, Error};
+
+/// What a failed attempt allows next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Nothing: the error goes to the caller.
+    No,
+    /// The same endpoint once more, on a fresh connection (not the endpoint's fault).
+    FreshConnection,
+    /// Another endpoint, if attempts, endpoints and the retry budget allow it.
+    OtherEndpoint,
+}
+
+/// A failed attempt, classified once.
+struct Failure {
+    /// What to tell the caller if nothing follows.
+    error: Error,
+    /// What may follow.
+    retry: Retry,
+    /// Whether the endpoint is to blame (its counters and health record it).
+    blame: bool,
+    /// The request, when it came back unsent (it goes again as it is).
+    unsent: Option<Request<OutBody>>,
+}
+
+/// What one exchange knows about its request, fixed before the first attempt.
+struct Plan {
+    method: Method,
+    path_and_query: String,
+    headers: HeaderMap,
+    /// The body, for the next attempt (a stream can be sent once).
+    body: Body,
+    deadline: Instant,
+    idempotent: bool,
+    /// Whether the body can be sent again (held whole, or none).
+    replayable: bool,
+    hops: HeaderValue,
+    request_id: Option<HeaderValue>,
+}
+
+impl Plan {
+    fn new(request: ForwardRequest, timeout: std::time::Duration) -> Self {
+        let ForwardRequest {
+            method,
+            path_and_query,
+            headers,
+            body,
+            ctx,
+        } = request;
+        let deadline = Instant::now() + ctx.remaining().map_or(timeout, |left| left.min(timeout));
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+        );
+        Plan {
+            replayable: !matches!(body, Body::Stream(_)),
+            method,
+            path_and_query,
+            headers,
+            body,
+            deadline,
+            idempotent,
+            hops: HeaderValue::from(ctx.hops + 1),
+            request_id: HeaderValue::from_str(&ctx.request_id).ok(),
+        }
+    }
+
+    /// The body of the next attempt: a copy of a whole body, or the stream itself.
+    fn take_body(&mut self) -> Body {
+        match &self.body {
+            Body::Empty => Body::Empty,
+            Body::Full(bytes) => Body::Full(bytes.clone()),
+            Body::Stream(_) => std::mem::replace(&mut self.body, Body::Empty),
+        }
+    }
+}
+
+/// Where the next attempt goes.
+enum Next {
+    /// An endpoint the policy picks, not tried yet.
+    Pick,
+    /// Endpoint `index` again, on a fresh connection, with `request` if it came back.
+    Fresh(usize, Option<Request<OutBody>>),
+}
+
+/// One request/response exchange with a pool, made on the current arbiter.
+pub(super) struct Exchange {
+    shared: Arc<PoolShared>,
+    client: Rc<Client>,
+    /// Endpoints tried so far, in order.
+    tried: Vec<usize>,
+    /// Leave to retry, once taken (held for the rest of the exchange).
+    permit: Option<RetryPermit>,
+    /// Whether the one fresh-connection retry was used.
+    fresh_used: bool,
+}
+
+impl Exchange {
+    pub(super) fn new(shared: &Arc<PoolShared>, client: &Rc<Client>) -> Self {
+        Exchange {
+            shared: shared.clone(),
+            client: client.clone(),
+            tried: Vec::new(),
+            permit: None,
+            fresh_used: false,
+        }
+    }
+
+    /// Sends `request` to an endpoint of the pool and returns the response head with
+    /// its body (whole when small, else streaming), trying again as the module doc
+    /// says.
+    pub(super) async fn forward(
+        mut self,
+        target: Arc<UpstreamTarget>,
+        request: ForwardRequest,
+    ) -> Result<ForwardResponse, Error> {
+        let shared = self.shared.clone();
+        let timeout = shared.config.timeout;
+        let mut plan = Plan::new(request, timeout);
+        let mut next = Next::Pick;
+        loop {
+            let (index, fresh, unsent) = match next {
+                Next::Pick => (self.pick()?, false, None),
+                Next::Fresh(index, unsent) => (index, true, unsent),
+            };
+            // Errors name the endpoint that failed, not the whole pool.
+            let endpoint = &shared.config.endpoints[index];
+            let guard = InFlight::start(&shared, index);
+            let request = match unsent {
+                Some(request) => request,
+                None => self.build(&target, index, &mut plan).map_err(|reason| Error::UpstreamConnect {
+                    upstream: endpoint.clone(),
+                    cause: ConnectFailure::Url(reason),
+                })?,
+            };
+            let sent = tokio::time::timeout_at(plan.deadline, self.client.send(index, request, fresh)).await;
+            let failure = match sent {
+                Ok(Ok((response, lease))) => {
+                    let status = response.status();
+                    if !status.is_server_error() {
+                        guard.succeeded();
+                        return relay(response, lease, &plan.method, endpoint.clone(), guard, timeout).await;
+                    }
+                    guard.failed();
+                    let gateway = matches!(status.as_u16(), 502..=504);
+                    if !(plan.idempotent && gateway && self.may_retry(plan.replayable)) {
+                        return relay(response, lease, &plan.method, endpoint.clone(), guard, timeout).await;
+                    }
+                    log::debug!("retrying {} on another endpoint after {status} from {endpoint}", plan.method);
+                    next = Next::Pick;
+                    continue;
+                }
+                Err(_) => Failure {
+                    error: Error::UpstreamTimeout {
+                        upstream: endpoint.clone(),
+                        seconds: timeout.as_secs_f64(),
+                    },
+                    retry: Retry::No,
+                    blame: true,
+                    unsent: None,
+                },
+                Ok(Err(error)) => self.classify(error, endpoint, &plan),
+            };
+            let Failure {
+                error,
+                retry,
+                blame,
+                unsent,
+            } = failure;
+            if blame {
+                guard.failed();
+            }
+            match retry {
+                Retry::FreshConnection => {
+                    self.fresh_used = true;
+                    log::debug!("{} to {endpoint} lost on a reused connection ({error}); again on a fresh one", plan.method);
+                    next = Next::Fresh(index, unsent);
+                }
+                Retry::OtherEndpoint if self.may_retry(plan.replayable || unsent.is_some()) => {
+                    log::debug!("retrying {} on another endpoint after: {error}", plan.method);
+                    if let Some(request) = unsent {
+                        // Rebuilt for the other endpoint (its `Host` differs); the body
+                        // was never consumed.
+                        plan.body = Body::from(request.into_body());
+                    }
+                    next = Next::Pick;
+                }
+                _ => return Err(error),
+            }
+        }
+    }
+
+    /// Classifies a failed send: which error, who is to blame, what may follow.
+    fn classify(&self, error: SendError, endpoint: &str, plan: &Plan) -> Failure {
+        let upstream = endpoint.to_owned();
+        match error {
+            SendError::Connect(cause) => Failure {
+                error: Error::UpstreamConnect { upstream, cause },
+                retry: Retry::OtherEndpoint,
+                blame: true,
+                unsent: None,
+            },
+            SendError::Unsent { request, reused: true, cause } if !self.fresh_used => Failure {
+                error: Error::UpstreamConnect { upstream, cause },
+                retry: Retry::FreshConnection,
+                blame: false,
+                unsent: Some(request),
+            },
+            SendError::Unsent { request, cause, .. } => Failure {
+                error: Error::UpstreamConnect { upstream, cause },
+                retry: Retry::OtherEndpoint,
+                blame: true,
+                unsent: Some(request),
+            },
+            SendError::Exchange { error, reused } => {
+                let reason = if error.is_incomplete_message() || error.is_canceled() {
+                    "closed the connection without answering".to_owned()
+                } else {
+                    error.to_string()
+                };
+                let error = Error::UpstreamReply { upstream, reason };
+                if reused && plan.idempotent && plan.replayable && !self.fresh_used {
+                    return Failure {
+                        error,
+                        retry: Retry::FreshConnection,
+                        blame: false,
+                        unsent: None,
+                    };
+                }
+                Failure {
+                    error,
+                    // It may have acted on the request: only idempotent ones go again.
+                    retry: if plan.idempotent { Retry::OtherEndpoint } else { Retry::No },
+                    blame: true,
+                    unsent: None,
+                }
+            }
+            // Our side's body failed: not the endpoint's fault, nothing to retry.
+            SendError::Body(error) => Failure {
+                error,
+                retry: Retry::No,
+                blame: false,
+                unsent: None,
+            },
+        }
+    }
+
+    /// The next endpoint per the pool's policy, not tried yet.
+    fn pick(&mut self) -> Result<usize, Error> {
+        let index = self.shared.pick(&self.tried).ok_or_else(|| Error::Overloaded {
+            upstream: self.shared.name.clone(),
+            retry_after: 1,
+        })?;
+        self.tried.push(index);
+        Ok(index)
+    }
+
+    /// Whether another endpoint may be tried: the body can go again (`replayable`),
+    /// attempts and endpoints are left, and the pool's retry budget has room.
+    fn may_retry(&mut self, replayable: bool) -> bool {
+        let config = &self.shared.config;
+        let allowed = replayable
+            && self.tried.len() <= config.retries as usize
+            && self.tried.len() < config.endpoints.len();
+        if !allowed {
+            return false;
+        }
+        if self.permit.is_none() {
+            self.permit = self.shared.retry_permit();
+            if self.permit.is_none() {
+                log::warn!("upstream {}: retry budget spent, not retrying", self.shared.name);
+            }
+        }
+        self.permit.is_some()
+    }
+
+    /// The request to endpoint `index`: the caller's headers, the endpoint's `Host`,
+    /// the route's key, the hop count and the request id.
+    fn build(&self, target: &UpstreamTarget, index: usize, plan: &mut Plan) -> Result<Request<OutBody>, String> {
+        let endpoint = self.client.endpoint(index)?;
+        let uri = if endpoint.prefix.is_empty() {
+            plan.path_and_query.clone()
+        } else {
+            format!("{}{}", endpoint.prefix, plan.path_and_query)
+        };
+        let mut request = Request::builder()
+            .method(plan.method.clone())
+            .uri(uri)
+            .body(OutBody::from(plan.take_body()))
+            .map_err(|e| format!("bad request: {e}"))?;
+        let out = request.headers_mut();
+        out.reserve(plan.headers.len() + 4);
+        for (name, value) in &plan.headers {
+            if name != header::HOST {
+                out.append(name.clone(), value.clone());
+            }
+        }
+        out.insert(header::HOST, endpoint.host.clone());
+        if let Some(key) = target.auth.as_deref().and_then(|k| HeaderValue::from_str(k).ok()) {
+            out.insert(header::AUTHORIZATION, key);
+        }
+        out.insert(HeaderName::from_static(HOPS_HEADER), plan.hops.clone());
+        if let Some(id) = &plan.request_id {
+            out.insert(HeaderName::from_static(REQUEST_ID_HEADER), id.clone());
+        }
+        Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::CallContext;
+
+    fn plan(method: Method, body: Body) -> Plan {
+        Plan::new(
+            ForwardRequest {
+                method,
+                path_and_query: "/x".to_owned(),
+                headers: HeaderMap::new(),
+                body,
+                ctx: CallContext::new(),
+            },
+            std::time::Duration::from_secs(1),
+        )
+    }
+
+    #[test]
+    fn only_idempotent_methods_and_whole_bodies_are_replayed() {
+        assert!(plan(Method::GET, Body::Empty).idempotent);
+        assert!(plan(Method::PUT, Body::Empty).idempotent);
+        assert!(!plan(Method::POST, Body::Empty).idempotent);
+        assert!(!plan(Method::PATCH, Body::Empty).idempotent);
+        let (_, stream) = crate::stream::bridge();
+        let mut streamed = plan(Method::PUT, Body::Stream(stream));
+        assert!(!streamed.replayable);
+        assert!(matches!(streamed.take_body(), Body::Stream(_)));
+        let mut whole = plan(Method::PUT, Body::Full(bytes::Bytes::from_static(b"ab")));
+        assert!(matches!(whole.take_body(), Body::Full(b) if &b[..] == b"ab"));
+        assert!(whole.replayable, "a whole body stays for the next attempt");
+    }
+}

@@ -1,0 +1,182 @@
+//! The upstream's reply on its way back: the head stripped of hop-by-hop headers, the
+//! body read whole when small or pumped through the bridge with an idle timeout and
+//! prompt cancellation, and the endpoint's in-flight count held until the body ends.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header;
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::client::{read_to_end, Lease};
+use super::headers::strip_hop_by_hop;
+use super::{Body, ForwardResponse, PoolShared};
+use crate::error::Error;
+use crate::stream::{bridge, ChunkSender};
+
+/// Replies up to this size (with a known length) are read whole instead of streamed.
+pub const FULL_BODY_LIMIT: usize = 256 * 1024;
+
+/// An endpoint's in-flight count, held by one attempt: taken when the attempt starts,
+/// given back when it ends (even when the body is still streaming after the response
+/// head was handed back). It also records the attempt's outcome in the endpoint's
+/// counters and health.
+pub(super) struct InFlight {
+    pool: Arc<PoolShared>,
+    index: usize,
+}
+
+impl InFlight {
+    /// Counts a request to endpoint `index` of `pool`.
+    pub(super) fn start(pool: &Arc<PoolShared>, index: usize) -> Self {
+        let stats = &pool.stats[index];
+        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            pool: pool.clone(),
+            index,
+        }
+    }
+
+    /// The endpoint failed this attempt.
+    pub(super) fn failed(&self) {
+        let stats = &self.pool.stats[self.index];
+        stats.failures.fetch_add(1, Ordering::Relaxed);
+        stats.health.record_failure();
+    }
+
+    /// The endpoint answered this attempt.
+    pub(super) fn succeeded(&self) {
+        self.pool.stats[self.index].health.record_success();
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.pool.stats[self.index]
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Takes the response head and its body: read whole when small and of known length,
+/// else streamed through the bridge. The connection is handed back for reuse once the
+/// body has been read to its end. `timeout` bounds reading a whole body and each idle
+/// gap of a streamed one.
+pub(super) async fn relay(
+    response: http::Response<Incoming>,
+    lease: Lease,
+    method: &Method,
+    upstream: String,
+    guard: InFlight,
+    timeout: Duration,
+) -> Result<ForwardResponse, Error> {
+    let (head, mut incoming) = response.into_parts();
+    let status = head.status;
+    let mut headers = head.headers;
+    strip_hop_by_hop(&mut headers);
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let is_event_stream = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+
+    let body = if *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || length == Some(0)
+    {
+        lease.release();
+        Body::Empty
+    } else if let Some(len) = length.filter(|&n| n <= FULL_BODY_LIMIT && !is_event_stream) {
+        match tokio::time::timeout(timeout, read_to_end(&mut incoming, len)).await {
+            Ok(Ok(bytes)) => {
+                lease.release();
+                Body::Full(bytes)
+            }
+            Ok(Err(e)) => {
+                guard.failed();
+                return Err(Error::UpstreamReply {
+                    upstream,
+                    reason: format!("body could not be read: {e}"),
+                });
+            }
+            Err(_) => {
+                guard.failed();
+                return Err(Error::UpstreamTimeout {
+                    upstream,
+                    seconds: timeout.as_secs_f64(),
+                });
+            }
+        }
+    } else {
+        let (sender, stream) = bridge();
+        actix_rt::spawn(pump(incoming, lease, sender, timeout, upstream, guard));
+        Body::Stream(stream)
+    };
+    Ok(ForwardResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Copies an upstream body into the bridge until it ends, fails, idles past `idle`,
+/// or the consumer goes away; dropping `incoming` then closes the upstream connection.
+/// A body cut off before its end (shorter than its `Content-Length`, or chunked
+/// without the last chunk) is a failure, reported to the consumer.
+async fn pump(
+    mut incoming: Incoming,
+    lease: Lease,
+    sender: ChunkSender,
+    idle: Duration,
+    upstream: String,
+    guard: InFlight,
+) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = sender.closed() => return,
+            next = tokio::time::timeout(idle, incoming.frame()) => next,
+        };
+        match next {
+            Ok(None) => {
+                lease.release();
+                return;
+            }
+            Ok(Some(Ok(frame))) => {
+                let Ok(chunk) = frame.into_data() else { continue };
+                if sender.send(chunk).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Some(Err(e))) => {
+                guard.failed();
+                let reason = if e.is_incomplete_message() {
+                    "the stream broke off before its end".to_owned()
+                } else {
+                    format!("the stream broke off: {e}")
+                };
+                sender.fail(Error::UpstreamReply { upstream, reason }).await;
+                return;
+            }
+            Err(_) => {
+                guard.failed();
+                sender
+                    .fail(Error::UpstreamTimeout {
+                        upstream,
+                        seconds: idle.as_secs_f64(),
+                    })
+                    .await;
+                return;
+            }
+        }
+    }
+}

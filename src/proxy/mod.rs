@@ -1,0 +1,305 @@
+//! The system proxy plugin: upstreams from `[plugins.proxy]`, discovery of their
+//! OpenAPI documents, pools, active health checks, and keeping the proxied routes in
+//! the engine up to date.
+//!
+//! Every `proxy_urls` entry is discovered on its own. The URLs that publish the same
+//! operation (same method, path and signature) form one pool for it, balanced,
+//! health-checked and retried as one: listing three replicas of a service is how an
+//! operator load-balances it. An endpoint (URL) has one set of counters shared by
+//! every pool it is part of, so its health is judged once.
+//!
+//! An upstream that is down or answers a broken document is retried with exponential
+//! backoff (1 s doubling to 30 s) while the server runs; once discovered, it is
+//! re-discovered every `discovery_interval`, and every change (operations added,
+//! removed, changed; pools growing or shrinking) reaches the route table through the
+//! registry without a restart. Requests in flight keep the target they started with.
+//!
+//! Split by question: `upstream` (one URL: settings, counters, fetching and reading its
+//! document), `merge` (what every URL published → routes and their pools; pure),
+//! this module (pools by members, publishing to the registry, which reports what
+//! changed), `report` (the status page and Prometheus text, read from the published
+//! table) and `tasks` (re-discovery and health checks in the background).
+
+mod merge;
+mod report;
+mod tasks;
+mod upstream;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use framex_actors::upstream::wire::header::HeaderValue;
+use framex_actors::upstream::{proxy_function, tls, Balance, PoolConfig, PoolShared, RequestPathFilter, UpstreamTarget};
+use framex_actors::{describe_skipped, ApiKey, ApiSpec, BodySpec, Engine, UpstreamRoute};
+
+use crate::config::{AuthRules, Config, PathFilter};
+
+pub use report::{PoolReport, ProxyReport, UpstreamReport};
+pub use upstream::{DiscoverError, Upstream};
+
+/// The registry source under which the proxy publishes its routes.
+const SOURCE: &str = "proxy";
+
+/// The filters of every upstream of a pool, all of which must allow a path.
+struct MembersFilter(Vec<Arc<PathFilter>>);
+
+impl RequestPathFilter for MembersFilter {
+    fn allows(&self, path: &str) -> bool {
+        self.0.iter().all(|f| f.allows_path(path))
+    }
+}
+
+struct Inner {
+    engine: Engine,
+    upstreams: Vec<Arc<Upstream>>,
+    /// Limits shared by every pool (its endpoints and policy are filled per pool).
+    template: PoolConfig,
+    auth: AuthRules,
+    /// `proxy_functions`: each function API with the upstream (index) serving it.
+    functions: Vec<(usize, Arc<ApiSpec>)>,
+    /// Pools by their members (indexes into `upstreams`), kept so that a pool keeps
+    /// its identity, and its replicas on every worker, across re-discoveries.
+    pools: Mutex<HashMap<Vec<usize>, Arc<PoolShared>>>,
+    /// Signature conflicts already warned about (upstream index, key), so that each
+    /// is logged once; publications are serialized by this lock.
+    conflicts: tokio::sync::Mutex<BTreeSet<(usize, ApiKey)>>,
+    stopped: AtomicBool,
+}
+
+/// The running proxy: its upstreams, their pools and background tasks.
+#[derive(Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.inner.upstreams).finish()
+    }
+}
+
+impl Proxy {
+    /// The proxy of `config`, publishing into `engine`; nothing is fetched yet.
+    pub fn new(engine: &Engine, config: &Config) -> Proxy {
+        let proxy = &config.plugins.proxy;
+        // Checked when the config was loaded; should the file have gone since, https
+        // upstreams of that authority fail with TLS errors that say so.
+        let tls = proxy.tls().unwrap_or_else(|e| {
+            log::error!("{e}; trusting the built-in roots only");
+            tls::default_config()
+        });
+        let upstreams: Vec<Arc<Upstream>> = proxy
+            .upstreams()
+            .into_iter()
+            .enumerate()
+            .map(|(i, upstream)| {
+                let docs_key = proxy
+                    .auth
+                    .rules
+                    .first_key_for(&upstream.docs_path)
+                    .and_then(|key| HeaderValue::from_str(key).ok());
+                // Checked at load; should it fail anyway, nothing is proxied.
+                let filter = upstream.filter().unwrap_or_else(|e| {
+                    log::error!("proxy {}: {e}; nothing is proxied from it", upstream.url);
+                    PathFilter::closed()
+                });
+                Arc::new(Upstream {
+                    filter: Arc::new(filter),
+                    config: upstream,
+                    docs_key,
+                    stats: Arc::default(),
+                    force_stream_apis: proxy.force_stream_apis.clone(),
+                    component_prefix: format!("U{}_", i + 1),
+                    tls: tls.clone(),
+                    operations: Mutex::new(None),
+                })
+            })
+            .collect();
+        let functions = proxy
+            .proxy_functions
+            .iter()
+            .flat_map(|(url, names)| {
+                let url = url.trim().trim_end_matches('/');
+                let at = upstreams.iter().position(|u| u.config.url == url);
+                names.iter().filter_map(move |name| {
+                    let mut spec = ApiSpec::new(ApiKey::Function(name.clone()));
+                    spec.body = BodySpec::Kwargs;
+                    // Callable in turn by instances that proxy through us.
+                    spec.proxy_function = true;
+                    spec.summary = Some("FrameX proxy function".to_owned());
+                    at.map(|at| (at, Arc::new(spec)))
+                })
+            })
+            .collect();
+        Proxy {
+            inner: Arc::new(Inner {
+                engine: engine.clone(),
+                upstreams,
+                functions,
+                template: PoolConfig {
+                    endpoints: Vec::new(),
+                    timeout: proxy.timeout(),
+                    connect_timeout: proxy.connect_timeout(),
+                    legal_codes: config.server.legal_proxy_code.clone(),
+                    balance: Balance::RoundRobin,
+                    max_in_flight: proxy.max_in_flight,
+                    retries: proxy.retries,
+                    tls,
+                },
+                auth: proxy.auth.rules.clone(),
+                pools: Mutex::new(HashMap::new()),
+                conflicts: tokio::sync::Mutex::new(BTreeSet::new()),
+                stopped: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The configured upstreams.
+    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+        &self.inner.upstreams
+    }
+
+    /// Discovers every upstream once (side by side) and publishes the routes;
+    /// returns the upstreams that failed, with why.
+    pub async fn discover_all(&self) -> Vec<(String, DiscoverError)> {
+        let attempts = self.inner.upstreams.iter().map(|u| async move {
+            u.discover().await.err().map(|e| (u.config.url.clone(), e))
+        });
+        let failed: Vec<_> = futures::future::join_all(attempts)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        self.publish().await;
+        failed
+    }
+
+    /// Rebuilds the proxied routes from what every upstream last published (see
+    /// `merge`) and hands them to the registry, which changes nothing when they are
+    /// the same and otherwise reports what changed; logs that.
+    pub async fn publish(&self) {
+        let inner = &self.inner;
+        let mut warned = inner.conflicts.lock().await;
+        let published: Vec<_> = inner.upstreams.iter().map(|u| u.operations()).collect();
+        let merged = merge::merge(&published, &inner.functions);
+        for (i, key) in merged.conflicts.difference(&warned) {
+            let first = merged
+                .routes
+                .iter()
+                .find(|(spec, _)| spec.key == *key)
+                .map_or("another URL", |(_, members)| inner.upstreams[members[0]].config.url.as_str());
+            log::warn!(
+                "proxy {}: {key} differs in signature from {first}'s; not pooled with it",
+                inner.upstreams[*i].config.url
+            );
+        }
+        *warned = merged.conflicts;
+        let routes: Vec<UpstreamRoute> = merged
+            .routes
+            .iter()
+            .map(|(spec, members)| {
+                // A proxy function travels on FrameX's proxy-function path.
+                let path = match &spec.key {
+                    ApiKey::Http { path, .. } => path.as_str(),
+                    ApiKey::Function(_) => proxy_function::PATH,
+                };
+                UpstreamRoute {
+                    spec: spec.clone(),
+                    target: Arc::new(UpstreamTarget {
+                        pool: self.pool(members),
+                        auth: inner.auth.first_key_for(path).map(str::to_owned),
+                        filter: match &spec.key {
+                            ApiKey::Http { .. } => self.request_filter(members),
+                            ApiKey::Function(_) => None,
+                        },
+                    }),
+                }
+            })
+            .collect();
+        let report = match inner.engine.set_upstream_routes(SOURCE, routes).await {
+            Ok(report) => report,
+            Err(e) => {
+                log::error!("proxy: routes could not be published: {e}");
+                return;
+            }
+        };
+        for (key, pool) in &report.added {
+            log::info!("proxy: registered {key} -> {pool}");
+        }
+        for (key, pool) in &report.moved {
+            log::info!("proxy: {key} now served by {pool}");
+        }
+        for key in &report.removed {
+            log::info!("proxy: removed {key}");
+        }
+        for (key, why) in &report.skipped {
+            log::info!("proxy: skipped {key}: {}", describe_skipped(why));
+        }
+    }
+
+    /// The per-request path filter of a route served by `members`: a concrete path is
+    /// forwarded only when every member's filters allow it (`None`: all allow all).
+    fn request_filter(&self, members: &[usize]) -> Option<Arc<dyn RequestPathFilter>> {
+        let filters: Vec<Arc<PathFilter>> = members
+            .iter()
+            .map(|&i| self.inner.upstreams[i].filter.clone())
+            .filter(|f| !f.is_open())
+            .collect();
+        (!filters.is_empty()).then(|| Arc::new(MembersFilter(filters)) as Arc<dyn RequestPathFilter>)
+    }
+
+    /// The pool of `members` (indexes into the upstreams), made on first use.
+    fn pool(&self, members: &[usize]) -> Arc<PoolShared> {
+        let inner = &self.inner;
+        let mut pools = inner.pools.lock().expect("not poisoned");
+        pools
+            .entry(members.to_vec())
+            .or_insert_with(|| {
+                let lead = &inner.upstreams[members[0]].config;
+                let mut config = inner.template.clone();
+                config.endpoints = members
+                    .iter()
+                    .map(|&i| inner.upstreams[i].config.url.clone())
+                    .collect();
+                config.balance = lead.balance.into();
+                let stats = members.iter().map(|&i| inner.upstreams[i].stats.clone()).collect();
+                PoolShared::with_stats(config, stats)
+            })
+            .clone()
+    }
+
+    /// Every upstream URL and every pool in use, with health and counters.
+    pub async fn report(&self) -> ProxyReport {
+        ProxyReport::of(&self.inner.upstreams, &self.inner.engine)
+    }
+
+    /// Stops re-discovery and health checks.
+    pub fn stop(&self) {
+        self.inner.stopped.store(true, Ordering::Relaxed);
+    }
+
+    fn stopped(&self) -> bool {
+        self.inner.stopped.load(Ordering::Relaxed)
+    }
+}
+
+/// Builds the proxy of `config`, discovers every upstream once, and keeps
+/// discovering and health-checking them in the background.
+pub async fn start(engine: &Engine, config: &Config) -> Proxy {
+    let proxy = Proxy::new(engine, config);
+    let failed = proxy.discover_all().await;
+    for (url, e) in &failed {
+        log::warn!("proxy {url}: discovery failed, will retry: {e}");
+    }
+    let interval = config.plugins.proxy.discovery_interval();
+    for upstream in proxy.upstreams() {
+        let healthy = !failed.iter().any(|(url, _)| *url == upstream.config.url);
+        actix_rt::spawn(tasks::keep_discovering(proxy.clone(), upstream.clone(), healthy, interval));
+    }
+    if let Some((path, every)) = config.plugins.proxy.health_check() {
+        actix_rt::spawn(tasks::keep_checking(proxy.clone(), path.to_owned(), every));
+    }
+    proxy
+}
+

@@ -1,0 +1,111 @@
+//! What the proxy shows: every upstream URL (discovery, health, counters) and every
+//! pool serving routes, read from the published route table; and the same figures as
+//! Prometheus text.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use framex_actors::upstream::{EndpointReport, PoolShared};
+use framex_actors::{Engine, Target};
+use serde::Serialize;
+
+use super::upstream::Upstream;
+
+/// What `GET /api/v1/proxy/upstreams` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyReport {
+    /// Every upstream URL: discovery state, health and counters.
+    pub upstreams: Vec<UpstreamReport>,
+    /// Every pool in use: its URLs, policy and how many routes it serves.
+    pub pools: Vec<PoolReport>,
+}
+
+impl ProxyReport {
+    /// The same figures in Prometheus's text exposition format, one series per
+    /// upstream URL (label `url`).
+    pub fn to_prometheus(&self) -> String {
+        type Field = fn(&UpstreamReport) -> u64;
+        let series: [(&str, &str, &str, Field); 5] = [
+            ("framex_upstream_requests_total", "counter", "Requests sent to the upstream URL.", |u| u.endpoint.requests),
+            ("framex_upstream_failures_total", "counter", "Requests that failed at the upstream URL (no connection, reset, 5xx, broken reply).", |u| u.endpoint.failures),
+            ("framex_upstream_in_flight", "gauge", "Requests the upstream URL is serving now.", |u| u.endpoint.in_flight as u64),
+            ("framex_upstream_healthy", "gauge", "1 while the upstream URL gets traffic, 0 while it is ejected.", |u| u64::from(u.endpoint.healthy)),
+            ("framex_upstream_operations", "gauge", "Operations the upstream URL published at its last discovery.", |u| u.operations as u64),
+        ];
+        let labels: Vec<String> = self
+            .upstreams
+            .iter()
+            .map(|u| {
+                let url = u.endpoint.url.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+                format!("{{url=\"{url}\"}}")
+            })
+            .collect();
+        let mut out = String::new();
+        for (name, kind, help, value) in series {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for (upstream, label) in self.upstreams.iter().zip(&labels) {
+                out.push_str(&format!("{name}{label} {}\n", value(upstream)));
+            }
+        }
+        out
+    }
+}
+
+/// One upstream URL in a [`ProxyReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamReport {
+    /// Whether its document has been read at least once.
+    pub discovered: bool,
+    /// Operations it published at the last discovery.
+    pub operations: usize,
+    /// Health and counters.
+    #[serde(flatten)]
+    pub endpoint: EndpointReport,
+}
+
+/// One pool in a [`ProxyReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolReport {
+    /// Its URLs, in config order.
+    pub endpoints: Vec<String>,
+    /// Its balancing policy.
+    pub balance: String,
+    /// Routes it serves.
+    pub routes: usize,
+}
+
+impl ProxyReport {
+    /// The report of `upstreams`, with the pools the published table routes to.
+    pub(super) fn of(upstreams: &[Arc<Upstream>], engine: &Engine) -> Self {
+        let upstreams = upstreams
+            .iter()
+            .map(|u| {
+                let operations = u.operations();
+                UpstreamReport {
+                    discovered: operations.is_some(),
+                    operations: operations.as_ref().map_or(0, Vec::len),
+                    endpoint: EndpointReport::of(&u.config.url, &u.stats),
+                }
+            })
+            .collect();
+        let table = engine.table();
+        let mut pools: BTreeMap<_, (Arc<PoolShared>, usize)> = BTreeMap::new();
+        for route in table.routes() {
+            if let Target::Upstream(target) = &route.target {
+                pools
+                    .entry(target.pool.id())
+                    .or_insert_with(|| (target.pool.clone(), 0))
+                    .1 += 1;
+            }
+        }
+        let pools = pools
+            .into_values()
+            .map(|(pool, routes)| PoolReport {
+                endpoints: pool.config().endpoints.clone(),
+                balance: pool.config().balance.to_string(),
+                routes,
+            })
+            .collect();
+        ProxyReport { upstreams, pools }
+    }
+}

@@ -1,0 +1,90 @@
+//! The proxy's background work: re-discovery of every upstream URL (with backoff
+//! while one is down) and active health checks. Both stop when the proxy stops.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use framex_actors::upstream::fetch;
+use framex_actors::upstream::wire::header::HeaderMap;
+
+use super::upstream::Upstream;
+use super::Proxy;
+
+/// Longest wait between two discovery attempts of an upstream that is down.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Re-discovers `upstream` every `interval` (never when `None`) while it answers, and
+/// with backoff from 1 s to [`MAX_BACKOFF`] while it does not (`healthy`: whether its
+/// first discovery worked); publishes after each success.
+pub(super) async fn keep_discovering(
+    proxy: Proxy,
+    upstream: Arc<Upstream>,
+    mut healthy: bool,
+    interval: Option<Duration>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let wait = match (healthy, interval) {
+            (true, Some(every)) => every,
+            (true, None) => return,
+            (false, _) => backoff,
+        };
+        actix_rt::time::sleep(wait).await;
+        if proxy.stopped() {
+            return;
+        }
+        let url = &upstream.config.url;
+        match upstream.discover().await {
+            Ok(_) => {
+                if !healthy {
+                    log::info!("proxy {url}: discovered after retrying");
+                }
+                healthy = true;
+                backoff = Duration::from_secs(1);
+                proxy.publish().await;
+            }
+            Err(e) => {
+                if healthy {
+                    log::warn!("proxy {url}: re-discovery failed, keeping its routes: {e}");
+                } else {
+                    log::debug!("proxy {url}: still unreachable: {e}");
+                }
+                healthy = false;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Probes every upstream URL with `GET {url}{path}` each `every`: an answer below 500
+/// restores an ejected URL, no answer (or a 5xx) ejects it.
+pub(super) async fn keep_checking(proxy: Proxy, path: String, every: Duration) {
+    let patience = every.max(Duration::from_secs(1));
+    loop {
+        actix_rt::time::sleep(every).await;
+        if proxy.stopped() {
+            return;
+        }
+        let probes = proxy.upstreams().iter().map(|u| {
+            let path = &path;
+            async move {
+                let answer = fetch(&u.config.url, path, HeaderMap::new(), &u.tls, patience, 64 * 1024).await;
+                let passed = matches!(answer, Ok((status, _)) if !status.is_server_error());
+                let health = &u.stats.health;
+                let was_available = health.is_available();
+                if passed {
+                    health.record_success();
+                    if !was_available {
+                        log::info!("proxy {}: health check passed, back in its pools", u.config.url);
+                    }
+                } else {
+                    health.record_failure();
+                    if was_available {
+                        log::warn!("proxy {}: health check failed, ejected", u.config.url);
+                    }
+                }
+            }
+        });
+        futures::future::join_all(probes).await;
+    }
+}

@@ -1,0 +1,134 @@
+//! One configured upstream URL: its settings, its counters, and what its OpenAPI
+//! document published at the last discovery (fetched on a connection of its own,
+//! bounded in time and size).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use framex_actors::upstream::tls::ClientConfig;
+use framex_actors::upstream::wire::header::{self, HeaderMap, HeaderValue};
+use framex_actors::upstream::{fetch, EndpointStats};
+use framex_actors::ApiSpec;
+use serde_json::Value;
+
+use crate::config::{PathFilter, UpstreamConfig};
+use crate::discovery::{self, DiscoveryOptions};
+
+/// Time allowed to fetch one OpenAPI document.
+const DOCS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest OpenAPI document read.
+const DOCS_LIMIT: usize = 32 * 1024 * 1024;
+
+/// Why discovering one upstream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    /// The document could not be fetched.
+    #[error("cannot fetch {url}: {reason}")]
+    Fetch {
+        /// The document's URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The document is not a usable OpenAPI document.
+    #[error(transparent)]
+    Document(#[from] discovery::DiscoveryError),
+}
+
+/// One configured upstream URL and what it last published.
+pub struct Upstream {
+    /// Its `proxy_urls` entry.
+    pub config: UpstreamConfig,
+    /// Its counters and health, shared by every pool it is part of.
+    pub stats: Arc<EndpointStats>,
+    pub(super) force_stream_apis: Vec<String>,
+    pub(super) component_prefix: String,
+    /// The `Authorization` value sent with the document request, if a rule names one.
+    pub(super) docs_key: Option<HeaderValue>,
+    /// Its `enable` / `disable` filters, parsed: templates at discovery, concrete
+    /// paths per request.
+    pub(super) filter: Arc<PathFilter>,
+    pub(super) tls: Arc<ClientConfig>,
+    /// The operations of its last successful discovery (`None`: never discovered).
+    pub(super) operations: Mutex<Option<Vec<Arc<ApiSpec>>>>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream").field("url", &self.config.url).finish()
+    }
+}
+
+impl Upstream {
+    /// Fetches and parses the upstream's document and keeps its operations; returns
+    /// how many there are. Publishing them is the [`Proxy`](super::Proxy)'s job.
+    ///
+    /// # Errors
+    /// When the document cannot be fetched or is not OpenAPI; the operations of the
+    /// last discovery stay.
+    pub(super) async fn discover(&self) -> Result<usize, DiscoverError> {
+        let document = self.fetch_document().await?;
+        let allows = |path: &str| self.filter.allows_template(path);
+        let options = DiscoveryOptions {
+            upstream: self.config.url.clone(),
+            allows: &allows,
+            force_stream_apis: self.force_stream_apis.clone(),
+            component_prefix: self.component_prefix.clone(),
+        };
+        let discovered = discovery::parse_document(&document, &options)?;
+        let first_time = self.operations.lock().expect("not poisoned").is_none();
+        if first_time {
+            for skip in &discovered.skipped {
+                log::info!(
+                    "proxy {}: skipped {} {}: {}",
+                    self.config.url,
+                    skip.method,
+                    skip.path,
+                    skip.reason
+                );
+            }
+        }
+        let components = Arc::new(discovered.components);
+        let operations: Vec<Arc<ApiSpec>> = discovered
+            .operations
+            .into_iter()
+            .map(|mut spec| {
+                spec.components = Some(components.clone());
+                Arc::new(spec)
+            })
+            .collect();
+        let count = operations.len();
+        *self.operations.lock().expect("not poisoned") = Some(operations);
+        Ok(count)
+    }
+
+    async fn fetch_document(&self) -> Result<Value, DiscoverError> {
+        let fail = |reason: String| DiscoverError::Fetch {
+            url: format!("{}{}", self.config.url, self.config.docs_path),
+            reason,
+        };
+        let mut headers = HeaderMap::new();
+        if let Some(key) = &self.docs_key {
+            headers.insert(header::AUTHORIZATION, key.clone());
+        }
+        let (status, body) = fetch(
+            &self.config.url,
+            &self.config.docs_path,
+            headers,
+            &self.tls,
+            DOCS_TIMEOUT,
+            DOCS_LIMIT,
+        )
+        .await
+        .map_err(fail)?;
+        if !status.is_success() {
+            return Err(fail(format!("status {status}")));
+        }
+        serde_json::from_slice(&body).map_err(|e| fail(format!("not JSON: {e}")))
+    }
+
+    /// What it last published (`None`: never discovered).
+    pub(super) fn operations(&self) -> Option<Vec<Arc<ApiSpec>>> {
+        self.operations.lock().expect("not poisoned").clone()
+    }
+}
