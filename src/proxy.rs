@@ -24,7 +24,7 @@ use framex_actors::upstream::wire::header::{self, HeaderMap, HeaderValue};
 use framex_actors::upstream::{
     fetch, proxy_function, tls, Balance, EndpointReport, EndpointStats, PoolConfig, PoolShared, UpstreamTarget,
 };
-use framex_actors::{describe_skipped, ApiKey, ApiSpec, BodySpec, Engine, UpstreamRoute};
+use framex_actors::{describe_skipped, ApiKey, ApiSpec, BodySpec, Engine, Escaped, UpstreamRoute};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -100,9 +100,9 @@ impl Upstream {
                 log::info!(
                     "proxy {}: skipped {} {}: {}",
                     self.config.url,
-                    skip.method,
-                    skip.path,
-                    skip.reason
+                    Escaped(&skip.method),
+                    Escaped(&skip.path),
+                    Escaped(&skip.reason)
                 );
             }
         }
@@ -376,7 +376,7 @@ impl Proxy {
                             log::warn!(
                                 "proxy {}: {} differs in signature from {first}'s; not pooled with it",
                                 upstream.config.url,
-                                spec.key
+                                Escaped(&spec.key)
                             );
                         }
                         conflicts.insert((i, spec.key.clone()));
@@ -421,7 +421,7 @@ impl Proxy {
         let report = match inner.engine.set_upstream_routes(SOURCE, routes).await {
             Ok(report) => report,
             Err(e) => {
-                log::error!("proxy: routes could not be published: {e}");
+                log::error!("proxy: routes could not be published: {}", Escaped(&e));
                 return;
             }
         };
@@ -438,19 +438,19 @@ impl Proxy {
         let (before, after) = (published.live(), now.live());
         for (key, members) in &after {
             match before.get(key) {
-                None => log::info!("proxy: registered {key} -> {}", self.pool(members).name()),
+                None => log::info!("proxy: registered {} -> {}", Escaped(key), self.pool(members).name()),
                 Some(old) if old != members => {
-                    log::info!("proxy: {key} now served by {}", self.pool(members).name())
+                    log::info!("proxy: {} now served by {}", Escaped(key), self.pool(members).name())
                 }
                 Some(_) => {}
             }
         }
         for key in before.keys().filter(|k| !after.contains_key(*k) && !now.skipped.contains_key(**k)) {
-            log::info!("proxy: removed {key}");
+            log::info!("proxy: removed {}", Escaped(key));
         }
         for (key, why) in &now.skipped {
             if published.skipped.get(key) != Some(why) {
-                log::info!("proxy: skipped {key}: {why}");
+                log::info!("proxy: skipped {}: {}", Escaped(key), Escaped(why));
             }
         }
         *published = now;
@@ -526,7 +526,7 @@ pub async fn start(engine: &Engine, config: &Config) -> Proxy {
     let proxy = Proxy::new(engine, config);
     let failed = proxy.discover_all().await;
     for (url, e) in &failed {
-        log::warn!("proxy {url}: discovery failed, will retry: {e}");
+        log::warn!("proxy {url}: discovery failed, will retry: {}", Escaped(e));
     }
     let interval = config.plugins.proxy.discovery_interval();
     for upstream in proxy.upstreams() {
@@ -568,9 +568,9 @@ async fn keep_discovering(
             }
             Err(e) => {
                 if healthy {
-                    log::warn!("proxy {url}: re-discovery failed, keeping its routes: {e}");
+                    log::warn!("proxy {url}: re-discovery failed, keeping its routes: {}", Escaped(&e));
                 } else {
-                    log::debug!("proxy {url}: still unreachable: {e}");
+                    log::debug!("proxy {url}: still unreachable: {}", Escaped(&e));
                 }
                 healthy = false;
                 backoff = (backoff * 2).min(MAX_BACKOFF);

@@ -288,7 +288,7 @@ where
         .map_err(|e| e.to_string())?;
     actix_rt::spawn(async move {
         if let Err(e) = connection.await {
-            log::debug!("upstream connection ended: {e}");
+            log::debug!("upstream connection ended: {}", crate::Escaped(&e));
         }
     });
     Ok(sender)

@@ -216,7 +216,7 @@ impl Exchange {
                         reason,
                     };
                     if self.may_retry(retries_left, &mut permit) {
-                        log::debug!("retrying on another endpoint after: {error}");
+                        log::debug!("retrying on another endpoint after: {}", crate::Escaped(&error));
                         continue;
                     }
                     return Err(error);
@@ -224,7 +224,7 @@ impl Exchange {
                 Ok(Err(SendError::Exchange { reused: true, error }))
                     if idempotent && replayable && !fresh_retried =>
                 {
-                    log::debug!("{method} lost on a reused connection to {endpoint} ({error}); again on a fresh one");
+                    log::debug!("{method} lost on a reused connection to {endpoint} ({}); again on a fresh one", crate::Escaped(&error));
                     fresh_retried = true;
                     stale_retry = Some(index);
                     continue;
@@ -242,7 +242,7 @@ impl Exchange {
                     };
                     // It may have acted on the request: only idempotent ones go again.
                     if idempotent && self.may_retry(retries_left, &mut permit) {
-                        log::debug!("retrying {method} on another endpoint after: {error}");
+                        log::debug!("retrying {method} on another endpoint after: {}", crate::Escaped(&error));
                         continue;
                     }
                     return Err(error);
