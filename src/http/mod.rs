@@ -10,6 +10,7 @@ mod builtin;
 mod envelope;
 pub mod error;
 mod forward;
+mod forwarded;
 mod local;
 mod proxy_function;
 
@@ -39,6 +40,8 @@ pub struct Shared {
     pub max_body_size: usize,
     /// Whether every request gets an access-log line (`framex::access`, info level).
     pub access_log: bool,
+    /// Peers whose forwarding headers are kept and extended (`server.trusted_proxies`).
+    pub trusted_proxies: crate::config::TrustedProxies,
     /// Deadline of a call (the proxy's `timeout`).
     pub timeout: std::time::Duration,
     /// The merged OpenAPI document, rebuilt when the table changes.
