@@ -234,3 +234,100 @@ async fn hostile_text_is_escaped_in_the_log() {
     assert!(!log.contains("id\u{e9}") && !log.contains('\u{e9}'), "{log}");
     assert!(!log.contains("client-key-123"), "keys are never logged: {log}");
 }
+
+/// What held must keep holding: request smuggling (CL+TE, duplicate or odd
+/// `Transfer-Encoding`, obs-fold, bad chunks) is 400, and a header flood 431, before
+/// anything reaches the upstream.
+#[actix_rt::test]
+async fn smuggling_and_header_floods_are_refused() {
+    let (up, handle) = mirror_upstream("/api/v1/other");
+    let server = start(config(&proxy_toml(&up, "")), vec![]).await;
+    let head = "GET /api/v1/headers HTTP/1.1\r\nHost: h\r\nConnection: close\r\n";
+    for (what, extra) in [
+        ("CL+TE", "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        ("duplicate TE", "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        ("odd TE", "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"),
+        ("obs-fold", "X-Folded: a\r\n b\r\n\r\n"),
+        ("two lengths", "Content-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
+    ] {
+        let reply = raw_http(server.local_addr(), &format!("{head}{extra}")).await;
+        assert!(reply.starts_with("HTTP/1.1 400"), "{what}: {reply}");
+    }
+    // A bad chunk on a streamed body: never served (today the connection is closed
+    // without an answer when the body was already on its way upstream).
+    let reply = raw_http(
+        server.local_addr(),
+        &format!("{head}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"),
+    )
+    .await;
+    assert!(reply.is_empty() || reply.starts_with("HTTP/1.1 400"), "bad chunk: {reply}");
+    let flood: String = (0..200).map(|i| format!("X-Flood-{i}: v\r\n")).collect();
+    let reply = raw_http(server.local_addr(), &format!("{head}{flood}\r\n")).await;
+    assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+    server.stop(true).await;
+    handle.stop(true).await;
+}
+
+/// What held: no request form reaches a host other than the configured upstream. An
+/// absolute-form target naming another host, `CONNECT`, or an odd `Host` is either
+/// refused or served by the configured upstream with our own path.
+#[actix_rt::test]
+async fn requests_reach_only_the_configured_upstream() {
+    let elsewhere = actix_rt::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other = elsewhere.local_addr().unwrap();
+    let (up, handle) = mirror_upstream("/api/v1/other");
+    let server = start(config(&proxy_toml(&up, "")), vec![]).await;
+    for request in [
+        format!("GET http://{other}/api/v1/headers HTTP/1.1\r\nHost: {other}\r\nConnection: close\r\n\r\n"),
+        format!("CONNECT {other} HTTP/1.1\r\nHost: {other}\r\nConnection: close\r\n\r\n"),
+        format!("GET /api/v1/headers HTTP/1.1\r\nHost: {other}\r\nConnection: close\r\n\r\n"),
+        "GET /api/v1/headers HTTP/1.1\r\nHost: a@evil.example:1\r\nConnection: close\r\n\r\n".to_owned(),
+    ] {
+        let reply = raw_http(server.local_addr(), &request).await;
+        let status: u16 = reply[9..12].parse().unwrap();
+        assert!(status == 200 || (400..500).contains(&status), "{request}: {reply}");
+        if status == 200 {
+            assert!(reply.contains("\"path\":\"/api/v1/headers\""), "served by our upstream: {reply}");
+        }
+    }
+    let nobody = tokio::time::timeout(Duration::from_millis(500), elsewhere.accept()).await;
+    assert!(nobody.is_err(), "a request reached {other}");
+    server.stop(true).await;
+    handle.stop(true).await;
+}
+
+/// What held: hop-by-hop headers (and those `Connection` names) are stripped, and a
+/// key that was for us (`[auth]`) is never forwarded; a wrong key of the same length
+/// is refused.
+#[actix_rt::test]
+async fn hop_by_hop_headers_and_our_keys_stay_here() {
+    let (up, handle) = mirror_upstream("/api/v1/other");
+    let server = start(config(&proxy_toml(&up, "")), vec![]).await;
+    let reply = raw_http(
+        server.local_addr(),
+        "GET /api/v1/secret HTTP/1.1\r\nHost: h\r\nAuthorization: client-key-123\r\nConnection: close, x-hop\r\n\
+         X-Hop: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic eDp5\r\nTE: trailers\r\nUpgrade: websocket\r\n\
+         X-Kept: yes\r\n\r\n",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    for name in ["authorization", "x-hop", "keep-alive", "proxy-authorization", "te", "upgrade", "connection"] {
+        assert!(seen(&reply, name).iter().all(|v| !v.contains("client-key-123")), "{name}: {reply}");
+        if name != "connection" {
+            assert!(seen(&reply, name).is_empty(), "{name} forwarded: {reply}");
+        }
+    }
+    assert_eq!(seen(&reply, "x-kept"), ["yes"]);
+    assert!(!reply.contains("client-key-123"), "{reply}");
+    for wrong in ["client-key-124", "", "client-key-12", "Client-key-123"] {
+        let reply = raw_http(
+            server.local_addr(),
+            &format!("GET /api/v1/secret HTTP/1.1\r\nHost: h\r\nAuthorization: {wrong}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(reply.starts_with("HTTP/1.1 401"), "{wrong}: {reply}");
+        assert!(!reply.contains("client-key-123"), "{reply}");
+    }
+    server.stop(true).await;
+    handle.stop(true).await;
+}
