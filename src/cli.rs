@@ -92,7 +92,7 @@ pub async fn route_listing(config: &Config) -> Result<String, framex_actors::Err
     }
     if config.load_builtin_plugins.iter().any(|n| n == "proxy") {
         for (url, e) in proxy::Proxy::new(&engine, config).discover_all().await {
-            log::warn!("proxy {url}: {e}");
+            log::warn!("proxy {}: {}", framex_actors::Escaped(&url), framex_actors::Escaped(&e));
         }
     }
     let table = engine.table();

@@ -14,8 +14,12 @@ use framex_actors::upstream::tls;
 use serde::{Deserialize, Deserializer};
 
 pub mod rules;
+mod trusted_proxies;
+mod validate;
 
 pub use rules::{PathFilter, PathPattern, PatternError, RuleSet};
+pub use trusted_proxies::TrustedProxies;
+pub use validate::{MAX_SECONDS, MIN_HEALTH_CHECK_SECONDS, MIN_SECONDS};
 
 /// Top-level keys, in the order the docs list them (env overrides look only at these).
 const TOP_LEVEL: &[&str] = &["load_builtin_plugins", "load_plugins", "server", "auth", "plugins"];
@@ -83,6 +87,7 @@ pub struct ServerConfig {
     /// Address to listen on. Default `"127.0.0.1"`.
     pub host: String,
     /// Port to listen on (0 = any free port). Default `8080`.
+    #[serde(deserialize_with = "validate::server_port")]
     pub port: u16,
     /// Let `call_remote_api` reach APIs that no local plugin serves through the
     /// proxy. Default `false`.
@@ -101,6 +106,10 @@ pub struct ServerConfig {
     /// peer, method, path without the query, status, time to the response head,
     /// request id. Default off.
     pub access_log: bool,
+    /// *Extension.* Addresses or CIDR networks of proxies in front of this server,
+    /// whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` are kept and extended;
+    /// from anyone else they are replaced by ours. Default: none.
+    pub trusted_proxies: TrustedProxies,
     /// FrameX-kit's Ray dashboard address: accepted, not used.
     pub dashboard_host: Unused,
     /// FrameX-kit's Ray dashboard port: accepted, not used.
@@ -128,6 +137,7 @@ impl Default for ServerConfig {
             max_body_size: 64 * 1024 * 1024,
             shutdown_timeout: 30,
             access_log: false,
+            trusted_proxies: TrustedProxies::default(),
             dashboard_host: None,
             dashboard_port: None,
             use_ray: None,
@@ -212,6 +222,11 @@ impl AuthRules {
     /// Whether there are no rules.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The patterns with their keys (for validation; never print the keys).
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.0.iter().map(|(p, k)| (p, k.as_slice()))
     }
 
     /// The patterns, with how many keys each has (for summaries; never the keys).
@@ -617,6 +632,7 @@ impl Config {
 
     /// Checks what the types cannot.
     fn validate(mut self) -> Result<Self, String> {
+        validate::check(&self)?;
         let proxy = &self.plugins.proxy;
         let upstreams = proxy.upstreams();
         for upstream in &upstreams {
@@ -691,6 +707,7 @@ impl Config {
         out.push_str(&format!("builtin plugins: {}\n", list(&self.load_builtin_plugins)));
         out.push_str(&format!("plugins: {}\n", list(&self.load_plugins)));
         out.push_str(&format!("enable_proxy: {}\n", self.server.enable_proxy));
+        out.push_str(&format!("trusted proxies: {}\n", self.server.trusted_proxies));
         for (pattern, keys) in self.auth.rules.patterns() {
             out.push_str(&format!("auth rule: {pattern} ({keys} keys)\n"));
         }

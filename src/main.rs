@@ -21,6 +21,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Check(args) => {
             let config = Config::load(args.config.as_deref())?;
+            // This binary has the built-in plugins only.
+            config.check_plugins_available(&[])?;
             print!("{}", config.summary());
             println!("config is valid");
             Ok(())
@@ -35,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             let mut config = Config::load(args.config.config.as_deref())?;
+            config.check_plugins_available(&[])?;
             args.apply(&mut config);
             actix_rt::System::new().block_on(async move {
                 let running = Framex::new(config)

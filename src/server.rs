@@ -152,6 +152,7 @@ impl Framex {
             max_hops: config.plugins.proxy.max_hops,
             max_body_size: config.server.max_body_size,
             access_log: config.server.access_log,
+            trusted_proxies: config.server.trusted_proxies.clone(),
             timeout: config.plugins.proxy.timeout(),
             openapi: DocumentCache::default(),
             proxy: proxy.clone(),

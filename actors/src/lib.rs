@@ -49,6 +49,7 @@ mod api;
 mod call;
 mod engine;
 mod error;
+mod escape;
 mod plugin;
 mod registry;
 mod route_table;
@@ -61,6 +62,7 @@ pub use api::{ApiKey, ApiSpec, Args, BodySpec, FormField, Param, ParamLocation, 
 pub use call::{new_request_id, CallContext, CallRemote, Reply};
 pub use engine::{Engine, WorkerEngine};
 pub use error::{ArgProblem, ConnectFailure, Error};
+pub use escape::Escaped;
 pub use plugin::{ApiHandler, CallHandler, Ctx, Invoke, LocalApi, PluginActor, PluginMeta, PluginSpec, StreamHandler};
 pub use registry::{describe as describe_skipped, RegisterPlugin, Registry, RouteReport, SetUpstreamRoutes, UnregisterPlugin, UpstreamRoute};
 pub use route_table::{HttpMatch, Route, RouteTable, RouteTableBuilder, Skipped, Target};

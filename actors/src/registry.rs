@@ -170,7 +170,7 @@ impl Registry {
         for (name, key, why) in skipped {
             let was = before.remove(&(name.clone(), key.clone()));
             if plugins_changed && why == Skipped::ShadowedByLocal && was.is_none() {
-                log::info!("{key}: a local plugin takes over from {name}");
+                log::info!("{}: a local plugin takes over from {name}", crate::Escaped(&key));
             }
             if let Some(source) = self.upstreams.iter_mut().find(|s| s.name == name) {
                 source.skipped.insert(key, why);
@@ -182,7 +182,7 @@ impl Registry {
                 .iter()
                 .any(|s| s.name == name && s.routes.iter().any(|r| r.spec.key == key));
             if plugins_changed && why == Skipped::ShadowedByLocal && offered {
-                log::info!("{key}: served by {name} again (no local plugin serves it)");
+                log::info!("{}: served by {name} again (no local plugin serves it)", crate::Escaped(&key));
             }
         }
     }

@@ -43,12 +43,12 @@ pub fn response_stream(
             None => None,
             Some(Ok(bytes)) => Some((Ok(bytes), Some(stream))),
             Some(Err(e)) if sse => {
-                log::warn!("stream ended by error: {e}");
+                log::warn!("stream ended by error: {}", framex_actors::Escaped(&e));
                 let event = Event::error(status_of(&e).as_u16(), e.external_message());
                 Some((Ok(event.to_bytes()), None))
             }
             Some(Err(e)) => {
-                log::warn!("stream aborted: {e}");
+                log::warn!("stream aborted: {}", framex_actors::Escaped(&e));
                 Some((
                     Err(actix_web::error::ErrorBadGateway(e.external_message())),
                     None,

@@ -5,7 +5,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
-use framex_actors::Error;
+use framex_actors::{Error, Escaped};
 use serde_json::json;
 
 use super::envelope;
@@ -32,9 +32,9 @@ pub fn status_of(error: &Error) -> StatusCode {
 pub fn respond(error: &Error, request_id: &str) -> HttpResponse {
     let status = status_of(error);
     if status.is_server_error() {
-        log::warn!("request {request_id}: {status}: {error}");
+        log::warn!("request {}: {status}: {}", Escaped(request_id), Escaped(error));
     } else {
-        log::debug!("request {request_id}: {status}: {error}");
+        log::debug!("request {}: {status}: {}", Escaped(request_id), Escaped(error));
     }
     let details = match error {
         // FastAPI's shape, so FrameX clients read it as they read FrameX-kit's.

@@ -1,11 +1,10 @@
 //! Faithful forwarding of a request to an upstream route.
 //!
 //! Method, path, query, the request's own headers and the body go upstream as they
-//! came (the body streamed unless small); hop-by-hop headers are dropped and
-//! `X-Forwarded-For`/`-Proto`/`-Host` and `X-Request-Id` are set. The upstream's
+//! came (the body streamed unless small); hop-by-hop headers are dropped, the
+//! forwarding headers set (see `forwarded`) and `X-Request-Id` set. The upstream's
 //! status, headers and body come back unchanged, streamed.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::body::SizedStream;
@@ -19,11 +18,8 @@ use framex_actors::{CallContext, Error};
 use futures::StreamExt;
 
 use super::body::{read_limited, response_stream};
-use super::Worker;
-
-const X_FORWARDED_FOR: WireName = WireName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: WireName = WireName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: WireName = WireName::from_static("x-forwarded-host");
+use crate::config::TrustedProxies;
+use super::{forwarded, Worker};
 
 /// Forwards this request, whose canonical path is `path`, to `target` and relays the
 /// answer.
@@ -40,7 +36,7 @@ pub async fn serve(
     ctx: CallContext,
 ) -> Result<HttpResponse, Error> {
     let limit = worker.shared.max_body_size;
-    let headers = upstream_headers(req, consumed_auth);
+    let headers = upstream_headers(req, consumed_auth, &worker.shared.trusted_proxies);
 
     let length = req
         .headers()
@@ -115,90 +111,30 @@ pub async fn serve(
 }
 
 /// The headers sent upstream, in one pass over the request's: the ones that belong
-/// to the request (not hop-by-hop, not `Host`, not a key that was for us), then
-/// `X-Forwarded-For`/`-Proto`/`-Host` (extending what earlier proxies set). The
-/// request id and hop count are the transport's to set, for every call alike.
-fn upstream_headers(req: &HttpRequest, consumed_auth: bool) -> WireHeaders {
+/// to the request (not hop-by-hop, not `Host`, not a key that was for us), then the
+/// forwarding headers (replaced, or extended from a trusted proxy). The request id
+/// and hop count are the transport's to set, for every call alike.
+fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: &TrustedProxies) -> WireHeaders {
     let incoming = req.headers();
     let connection = incoming
         .get(header::CONNECTION)
         .and_then(|v| v.to_str().ok());
-    let mut out = WireHeaders::with_capacity(incoming.len() + 4);
-    let mut forwarded_for: Option<&[u8]> = None;
-    let (mut has_proto, mut has_host) = (false, false);
+    let mut out = WireHeaders::with_capacity(incoming.len() + 5);
     for (name, value) in incoming.iter() {
         let name = name.as_str();
         if name == "host"
             || (consumed_auth && name == "authorization")
             || is_hop_by_hop(name, connection)
+            || forwarded::is_forwarding(name)
         {
             continue;
-        }
-        match name {
-            "x-forwarded-for" => {
-                forwarded_for = Some(value.as_bytes());
-                continue;
-            }
-            "x-forwarded-proto" => has_proto = true,
-            "x-forwarded-host" => has_host = true,
-            _ => {}
         }
         if let (Ok(n), Ok(v)) = (WireName::from_bytes(name.as_bytes()), WireValue::from_bytes(value.as_bytes())) {
             out.append(n, v);
         }
     }
-    let peer = req.peer_addr().map(|a| ip_text(a.ip()));
-    let chain = match (forwarded_for, peer) {
-        (Some(earlier), Some(peer)) => {
-            let mut v = Vec::with_capacity(earlier.len() + peer.len() + 2);
-            v.extend_from_slice(earlier);
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(peer.as_bytes());
-            WireValue::from_bytes(&v).ok()
-        }
-        (Some(earlier), None) => WireValue::from_bytes(earlier).ok(),
-        (None, Some(peer)) => WireValue::from_str(&peer).ok(),
-        (None, None) => None,
-    };
-    if let Some(chain) = chain {
-        out.insert(X_FORWARDED_FOR, chain);
-    }
-    if !has_proto {
-        // We serve plain HTTP; a TLS terminator in front sets its own.
-        out.insert(X_FORWARDED_PROTO, WireValue::from_static("http"));
-    }
-    if !has_host {
-        if let Some(host) = incoming
-            .get(header::HOST)
-            .and_then(|h| WireValue::from_bytes(h.as_bytes()).ok())
-        {
-            out.insert(X_FORWARDED_HOST, host);
-        }
-    }
+    forwarded::append(&mut out, req, trusted);
     out
-}
-
-/// An IP address as text, without the formatting machinery for the common IPv4 case.
-fn ip_text(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mut s = String::with_capacity(15);
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    s.push('.');
-                }
-                if octet >= 100 {
-                    s.push(char::from(b'0' + octet / 100));
-                }
-                if octet >= 10 {
-                    s.push(char::from(b'0' + octet / 10 % 10));
-                }
-                s.push(char::from(b'0' + octet % 10));
-            }
-            s
-        }
-        IpAddr::V6(v6) => v6.to_string(),
-    }
 }
 
 /// Streams a request body upstream through the bridge, cutting it off past `limit`.
@@ -226,17 +162,4 @@ fn stream_request_body(mut payload: web::Payload, limit: usize) -> framex_actors
         }
     });
     stream
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ip_text_matches_display() {
-        for ip in ["127.0.0.1", "10.200.3.45", "0.0.0.0", "255.255.255.255", "::1"] {
-            let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_text(ip), ip.to_string());
-        }
-    }
 }

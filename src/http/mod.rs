@@ -10,6 +10,7 @@ mod builtin;
 mod envelope;
 pub mod error;
 mod forward;
+mod forwarded;
 mod local;
 pub mod path;
 mod proxy_function;
@@ -21,7 +22,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::upstream::{HOPS_HEADER, REQUEST_ID_HEADER};
 use framex_actors::upstream::PoolReplicas;
-use framex_actors::{CallContext, Engine, Error, HttpMatch, Method, Router, Target};
+use framex_actors::{CallContext, Engine, Error, Escaped, HttpMatch, Method, Router, Target};
 
 use crate::config::AuthRules;
 use crate::openapi::DocumentCache;
@@ -41,6 +42,8 @@ pub struct Shared {
     pub max_body_size: usize,
     /// Whether every request gets an access-log line (`framex::access`, info level).
     pub access_log: bool,
+    /// Peers whose forwarding headers are kept and extended (`server.trusted_proxies`).
+    pub trusted_proxies: crate::config::TrustedProxies,
     /// Deadline of a call (the proxy's `timeout`).
     pub timeout: std::time::Duration,
     /// The merged OpenAPI document, rebuilt when the table changes.
@@ -87,25 +90,28 @@ pub async fn dispatch(
     let peer = req.peer_addr().map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
     let request_id = ctx.request_id.clone();
     let response = serve(req, payload, worker, ctx).await;
-    // The path without its query: query strings often carry tokens.
+    // The path without its query: query strings often carry tokens. What the client
+    // chose is escaped: a path or id cannot forge a line or close the quotes.
     log::info!(
         target: "framex::access",
-        "{peer} \"{method} {path}\" {} {:.3}ms {request_id}",
+        "{peer} \"{} {}\" {} {:.3}ms {}",
+        Escaped(&method),
+        Escaped(&path),
         response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0
+        started.elapsed().as_secs_f64() * 1000.0,
+        Escaped(&request_id)
     );
     response
 }
 
-/// The call context of a request: deadline, request id (the caller's, if it sent a
-/// usable one), hops so far.
+/// The call context of a request: deadline, request id (the caller's, if it is 1–128
+/// visible ASCII characters; else a generated one), hops so far.
 fn context(req: &HttpRequest, shared: &Shared) -> CallContext {
     let mut ctx = CallContext::new().with_timeout(shared.timeout);
     if let Some(id) = req
         .headers()
         .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .and_then(|v| usable_request_id(v.as_bytes()))
     {
         ctx.request_id = id.into();
     }
@@ -116,6 +122,13 @@ fn context(req: &HttpRequest, shared: &Shared) -> CallContext {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     ctx
+}
+
+/// A client's request id, if it is 1–128 visible ASCII characters (0x21–0x7E): no
+/// spaces, controls or non-ASCII, so it is safe in logs and headers as it is.
+fn usable_request_id(id: &[u8]) -> Option<&str> {
+    let usable = (1..=128).contains(&id.len()) && id.iter().all(|b| (0x21..=0x7e).contains(b));
+    usable.then(|| std::str::from_utf8(id).ok()).flatten()
 }
 
 /// Serves one request: built-ins, then the route table.

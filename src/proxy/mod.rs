@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 
 use framex_actors::upstream::wire::header::HeaderValue;
 use framex_actors::upstream::{proxy_function, tls, Balance, PoolConfig, PoolShared, RequestPathFilter, UpstreamTarget};
-use framex_actors::{describe_skipped, ApiKey, ApiSpec, BodySpec, Engine, UpstreamRoute};
+use framex_actors::{describe_skipped, ApiKey, ApiSpec, BodySpec, Engine, Escaped, UpstreamRoute};
 
 use crate::config::{AuthRules, Config, PathFilter};
 
@@ -190,8 +190,9 @@ impl Proxy {
                 .find(|(spec, _)| spec.key == *key)
                 .map_or("another URL", |(_, members)| inner.upstreams[members[0]].config.url.as_str());
             log::warn!(
-                "proxy {}: {key} differs in signature from {first}'s; not pooled with it",
-                inner.upstreams[*i].config.url
+                "proxy {}: {} differs in signature from {first}'s; not pooled with it",
+                inner.upstreams[*i].config.url,
+                Escaped(key)
             );
         }
         *warned = merged.conflicts;
@@ -220,21 +221,21 @@ impl Proxy {
         let report = match inner.engine.set_upstream_routes(SOURCE, routes).await {
             Ok(report) => report,
             Err(e) => {
-                log::error!("proxy: routes could not be published: {e}");
+                log::error!("proxy: routes could not be published: {}", Escaped(&e));
                 return;
             }
         };
         for (key, pool) in &report.added {
-            log::info!("proxy: registered {key} -> {pool}");
+            log::info!("proxy: registered {} -> {pool}", Escaped(key));
         }
         for (key, pool) in &report.moved {
-            log::info!("proxy: {key} now served by {pool}");
+            log::info!("proxy: {} now served by {pool}", Escaped(key));
         }
         for key in &report.removed {
-            log::info!("proxy: removed {key}");
+            log::info!("proxy: removed {}", Escaped(key));
         }
         for (key, why) in &report.skipped {
-            log::info!("proxy: skipped {key}: {}", describe_skipped(why));
+            log::info!("proxy: skipped {}: {}", Escaped(key), Escaped(&describe_skipped(why)));
         }
     }
 
@@ -290,7 +291,7 @@ pub async fn start(engine: &Engine, config: &Config) -> Proxy {
     let proxy = Proxy::new(engine, config);
     let failed = proxy.discover_all().await;
     for (url, e) in &failed {
-        log::warn!("proxy {url}: discovery failed, will retry: {e}");
+        log::warn!("proxy {url}: discovery failed, will retry: {}", Escaped(e));
     }
     let interval = config.plugins.proxy.discovery_interval();
     for upstream in proxy.upstreams() {

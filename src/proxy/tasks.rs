@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use framex_actors::upstream::fetch;
 use framex_actors::upstream::wire::header::HeaderMap;
+use framex_actors::Escaped;
 
 use super::upstream::Upstream;
 use super::Proxy;
@@ -45,9 +46,9 @@ pub(super) async fn keep_discovering(
             }
             Err(e) => {
                 if healthy {
-                    log::warn!("proxy {url}: re-discovery failed, keeping its routes: {e}");
+                    log::warn!("proxy {url}: re-discovery failed, keeping its routes: {}", Escaped(&e));
                 } else {
-                    log::debug!("proxy {url}: still unreachable: {e}");
+                    log::debug!("proxy {url}: still unreachable: {}", Escaped(&e));
                 }
                 healthy = false;
                 backoff = (backoff * 2).min(MAX_BACKOFF);

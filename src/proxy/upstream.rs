@@ -8,7 +8,7 @@ use std::time::Duration;
 use framex_actors::upstream::tls::ClientConfig;
 use framex_actors::upstream::wire::header::{self, HeaderMap, HeaderValue};
 use framex_actors::upstream::{fetch, EndpointStats};
-use framex_actors::ApiSpec;
+use framex_actors::{ApiSpec, Escaped};
 use serde_json::Value;
 
 use crate::config::{PathFilter, UpstreamConfig};
@@ -82,9 +82,9 @@ impl Upstream {
                 log::info!(
                     "proxy {}: skipped {} {}: {}",
                     self.config.url,
-                    skip.method,
-                    skip.path,
-                    skip.reason
+                    Escaped(&skip.method),
+                    Escaped(&skip.path),
+                    Escaped(&skip.reason)
                 );
             }
         }

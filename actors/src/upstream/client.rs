@@ -307,7 +307,7 @@ where
         .map_err(|e| ConnectFailure::Http(e.to_string()))?;
     actix_rt::spawn(async move {
         if let Err(e) = connection.await {
-            log::debug!("upstream connection ended: {e}");
+            log::debug!("upstream connection ended: {}", crate::Escaped(&e));
         }
     });
     Ok(sender)

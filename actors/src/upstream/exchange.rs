@@ -200,11 +200,11 @@ impl Exchange {
             match retry {
                 Retry::FreshConnection => {
                     self.fresh_used = true;
-                    log::debug!("{} to {endpoint} lost on a reused connection ({error}); again on a fresh one", plan.method);
+                    log::debug!("{} to {endpoint} lost on a reused connection ({}); again on a fresh one", plan.method, crate::Escaped(&error));
                     next = Next::Fresh(index, unsent);
                 }
                 Retry::OtherEndpoint if self.may_retry(plan.replayable || unsent.is_some()) => {
-                    log::debug!("retrying {} on another endpoint after: {error}", plan.method);
+                    log::debug!("retrying {} on another endpoint after: {}", plan.method, crate::Escaped(&error));
                     if let Some(request) = unsent {
                         // Rebuilt for the other endpoint (its `Host` differs); the body
                         // was never consumed.

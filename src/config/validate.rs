@@ -1,0 +1,281 @@
+//! Values that cannot work, refused when the config is loaded (by `framex check` and
+//! `framex run` alike), each error naming its key: empty keys, absurd durations,
+//! invalid ports, URLs with control characters or credentials, unknown plugins, and
+//! FrameX-kit settings whose silent omission would weaken protection.
+
+use framex_actors::upstream::wire::Uri;
+
+use super::{AuthConfig, AuthRules, Config, ConfigError, ProxyUrls};
+
+/// The shortest duration a key accepts, in seconds (1 ms).
+pub const MIN_SECONDS: f64 = 0.001;
+/// The longest duration a key accepts, in seconds (365 days).
+pub const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+/// The shortest interval between two active health checks, in seconds.
+pub const MIN_HEALTH_CHECK_SECONDS: f64 = 0.1;
+
+/// Every check of this module, in the order a reader meets the keys.
+pub(super) fn check(config: &Config) -> Result<(), String> {
+    builtin_plugins(&config.load_builtin_plugins)?;
+    oauth(&config.auth)?;
+    auth_keys("auth.rules", &config.auth.rules)?;
+    if config.server.shutdown_timeout as f64 > MAX_SECONDS {
+        return Err(format!("server.shutdown_timeout must be at most {MAX_SECONDS} seconds (1 year)"));
+    }
+    let proxy = &config.plugins.proxy;
+    auth_keys("plugins.proxy.auth.rules", &proxy.auth.rules)?;
+    match &proxy.proxy_urls {
+        ProxyUrls::List(urls) => urls.iter().try_for_each(|u| upstream_url(u))?,
+        ProxyUrls::Table(table) => table.keys().try_for_each(|u| upstream_url(u))?,
+    }
+    seconds("plugins.proxy.timeout", proxy.timeout)?;
+    seconds("plugins.proxy.connect_timeout", proxy.connect_timeout)?;
+    if proxy.discovery_interval != 0.0 {
+        seconds("plugins.proxy.discovery_interval", proxy.discovery_interval)
+            .map_err(|e| format!("{e} (or 0 = never)"))?;
+    }
+    seconds("plugins.proxy.health_check_interval", proxy.health_check_interval)?;
+    if proxy.health_check_interval < MIN_HEALTH_CHECK_SECONDS {
+        return Err(format!(
+            "plugins.proxy.health_check_interval must be at least {MIN_HEALTH_CHECK_SECONDS} seconds, not {}",
+            proxy.health_check_interval
+        ));
+    }
+    if proxy.max_hops < 1 {
+        return Err("plugins.proxy.max_hops must be at least 1 (0 would refuse every request as a loop)".to_owned());
+    }
+    Ok(())
+}
+
+/// A duration key: a finite number of seconds in [1 ms, 1 year] (beyond, a duration
+/// cannot be represented or means a mistake; NaN and infinity never work).
+pub(super) fn seconds(key: &str, value: f64) -> Result<(), String> {
+    if value.is_finite() && (MIN_SECONDS..=MAX_SECONDS).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{key} must be a number of seconds between {MIN_SECONDS} (1 ms) and {MAX_SECONDS} (1 year), not {value}"
+        ))
+    }
+}
+
+/// `server.port`: 0 (any free port) to 65535, refused naming the key (serde alone
+/// would say only "expected u16").
+pub(super) fn server_port<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
+    use serde::Deserialize as _;
+    let value = toml::Value::deserialize(deserializer)?;
+    value
+        .as_integer()
+        .and_then(|n| u16::try_from(n).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("server.port must be a port number from 0 to 65535, not {value}")))
+}
+
+/// Rules whose key list is empty, or holds an empty key, would make their paths
+/// public (an empty `Authorization` header, or none, would pass).
+fn auth_keys(section: &str, rules: &AuthRules) -> Result<(), String> {
+    for (pattern, keys) in rules.entries() {
+        let pattern = pattern.escape_default();
+        if keys.is_empty() {
+            return Err(format!("{section}.\"{pattern}\" has no keys; give at least one, or remove the rule"));
+        }
+        if keys.iter().any(|k| k.trim().is_empty()) {
+            return Err(format!("{section}.\"{pattern}\" holds an empty key, which would make the path public"));
+        }
+    }
+    Ok(())
+}
+
+/// FrameX-kit puts the docs behind an OAuth login; framex-rs does not implement it,
+/// and ignoring it would leave the docs public.
+fn oauth(auth: &AuthConfig) -> Result<(), String> {
+    if auth.oauth.is_some() {
+        return Err(
+            "auth.oauth: FrameX-kit's OAuth login for the docs is not implemented by framex-rs, and without it the \
+             docs would be public; remove [auth.oauth] and protect /docs and /api/v1/openapi.json with [auth] rules"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// Built-in plugin names must exist.
+fn builtin_plugins(names: &[String]) -> Result<(), String> {
+    match names.iter().find(|n| !crate::plugins::BUILTIN.contains(&n.as_str())) {
+        Some(name) => Err(format!(
+            "load_builtin_plugins: unknown plugin '{}' (available: {})",
+            name.escape_default(),
+            crate::plugins::BUILTIN.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// An upstream base URL: `http://` or `https://`, a host, an optional port in
+/// 1–65535 and an optional path; no credentials, query, fragment, whitespace or
+/// control characters (which would change what is sent, or forge log lines).
+fn upstream_url(raw: &str) -> Result<(), String> {
+    let shown = raw.escape_default();
+    let bad = |why: &str| Err(format!("plugins.proxy.proxy_urls: '{shown}' {why}"));
+    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return bad("holds whitespace or a control character");
+    }
+    let Some(rest) = raw.strip_prefix("http://").or_else(|| raw.strip_prefix("https://")) else {
+        return bad("must start with http:// or https://");
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return bad("must not hold credentials; put keys in [plugins.proxy.auth] rules");
+    }
+    if authority.is_empty() {
+        return bad("has no host");
+    }
+    if raw.contains('#') {
+        return bad("must not hold a fragment");
+    }
+    let uri: Uri = match raw.parse() {
+        Ok(uri) => uri,
+        Err(e) => return bad(&format!("is not a valid URL ({e})")),
+    };
+    if uri.query().is_some() || raw.contains('?') {
+        return bad("must not hold a query");
+    }
+    let Some(authority) = uri.authority() else {
+        return bad("has no host");
+    };
+    if authority.host().is_empty() {
+        return bad("has no host");
+    }
+    // `host:port`, but not the colons inside `[v6]`.
+    let port_text = authority.as_str().rsplit_once(':').map(|(_, p)| p).filter(|p| !p.contains(']'));
+    if let Some(port) = port_text {
+        if !matches!(port.parse::<u16>(), Ok(1..)) {
+            return bad("has an invalid port (1 to 65535)");
+        }
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Checks that every name in `load_plugins` is a plugin this program has: the
+    /// built-ins plus `extra` (what an embedder adds with `Framex::plugin`). The
+    /// `framex` binary has only the built-ins, so `framex check` and `framex run`
+    /// call this with none.
+    ///
+    /// # Errors
+    /// The first unknown name, with the file it comes from.
+    pub fn check_plugins_available(&self, extra: &[&str]) -> Result<(), ConfigError> {
+        let known = |name: &str| crate::plugins::BUILTIN.contains(&name) || extra.contains(&name);
+        match self.load_plugins.iter().find(|n| !known(n)) {
+            Some(name) => Err(ConfigError::Invalid {
+                origin: self
+                    .source
+                    .as_ref()
+                    .map_or_else(|| "default config".to_owned(), |p| p.display().to_string()),
+                message: format!(
+                    "load_plugins: unknown plugin '{}' (available: {})",
+                    name.escape_default(),
+                    crate::plugins::BUILTIN.iter().chain(extra).copied().collect::<Vec<_>>().join(", ")
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> String {
+        Config::from_toml_str(text, "config.toml").map(|_| ()).unwrap_err().to_string()
+    }
+
+    /// Attack 8: an empty key or key list made a path public.
+    #[test]
+    fn empty_keys_and_key_lists_are_refused() {
+        let err = refused("[auth]\nrules = { \"/api/v1/echo\" = [\"\"] }");
+        assert!(err.contains("auth.rules") && err.contains("/api/v1/echo") && err.contains("empty key"), "{err}");
+        let err = refused("[auth]\nrules = { \"/api/v1/echo\" = [] }");
+        assert!(err.contains("no keys"), "{err}");
+        let err = refused("[plugins.proxy.auth]\nrules = { \"/x\" = [\"k\", \" \"] }");
+        assert!(err.contains("plugins.proxy.auth.rules"), "{err}");
+    }
+
+    /// Attack 10: durations that cannot be represented (and panicked at `run`), and
+    /// intervals that would flood upstreams.
+    #[test]
+    fn durations_outside_a_millisecond_to_a_year_are_refused() {
+        for (key, value) in [
+            ("timeout", "1e300"),
+            ("timeout", "nan"),
+            ("timeout", "inf"),
+            ("timeout", "-1"),
+            ("timeout", "0.0001"),
+            ("connect_timeout", "4e7"),
+            ("discovery_interval", "1e-9"),
+            ("health_check_interval", "1e-9"),
+            ("health_check_interval", "0.05"),
+        ] {
+            let err = refused(&format!("[plugins.proxy]\n{key} = {value}"));
+            assert!(err.contains(&format!("plugins.proxy.{key}")), "{key} = {value}: {err}");
+        }
+        assert!(Config::from_toml_str("[plugins.proxy]\ndiscovery_interval = 0\nhealth_check_interval = 0.1", "c").is_ok());
+        let err = refused("[server]\nshutdown_timeout = 100000000");
+        assert!(err.contains("server.shutdown_timeout"), "{err}");
+        let env = vec![("PLUGINS__PROXY__TIMEOUT".to_owned(), "1e300".to_owned())];
+        let err = Config::load_with_env(None, env).unwrap_err().to_string();
+        assert!(err.contains("plugins.proxy.timeout"), "{err}");
+    }
+
+    /// Attack 10: hop limits, ports, CR/LF and other oddities in upstream URLs, and
+    /// unknown plugins.
+    #[test]
+    fn impossible_hops_urls_and_plugins_are_refused() {
+        assert!(refused("[plugins.proxy]\nmax_hops = 0").contains("plugins.proxy.max_hops"));
+        for (url, why) in [
+            ("http://a:70000", "port"),
+            ("http://a:0", "port"),
+            ("http://a:", "port"),
+            ("http://a\\r\\nX-Injected: 1", "control"),
+            (" http://a", "whitespace"),
+            ("http://a b", "whitespace"),
+            ("http://u:p@a", "credentials"),
+            ("http://a/?x=1", "query"),
+            ("http://a/#f", "fragment"),
+            ("http://", "host"),
+            ("ftp://a", "http://"),
+        ] {
+            let err = refused(&format!("[plugins.proxy]\nproxy_urls = [\"{url}\"]"));
+            assert!(err.contains("plugins.proxy.proxy_urls") && err.contains(why), "{url}: {err}");
+            let err = refused(&format!("[plugins.proxy.proxy_urls.\"{url}\"]"));
+            assert!(err.contains(why), "{url}: {err}");
+        }
+        for ok in ["http://a:1", "https://a.example/base", "http://[::1]:8080", "http://127.0.0.1"] {
+            Config::from_toml_str(&format!("[plugins.proxy]\nproxy_urls = [\"{ok}\"]"), "c").unwrap();
+        }
+        let err = refused("load_builtin_plugins = [\"echo\", \"nope\"]");
+        assert!(err.contains("load_builtin_plugins") && err.contains("nope"), "{err}");
+        let c = Config::from_toml_str("load_plugins = [\"echo\", \"mine\"]", "c").unwrap();
+        let err = c.check_plugins_available(&[]).unwrap_err().to_string();
+        assert!(err.contains("load_plugins") && err.contains("mine"), "{err}");
+        c.check_plugins_available(&["mine"]).unwrap();
+    }
+
+    /// A listening port over 65535 is refused naming `server.port`.
+    #[test]
+    fn server_port_out_of_range_names_the_key() {
+        let err = refused("[server]\nport = 70000");
+        assert!(err.contains("server.port"), "{err}");
+        let err = Config::load_with_env(None, vec![("SERVER__PORT".to_owned(), "-1".to_owned())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.port"), "{err}");
+    }
+
+    /// FrameX-kit's OAuth login for the docs is not implemented: refused, not ignored.
+    #[test]
+    fn oauth_fails_closed() {
+        let err = refused("[auth.oauth]\nclient_id = \"x\"");
+        assert!(err.contains("auth.oauth") && err.contains("not implemented"), "{err}");
+    }
+}

@@ -1,0 +1,169 @@
+//! The forwarding headers a request carries upstream: `X-Forwarded-For`,
+//! `X-Forwarded-Proto`, `X-Forwarded-Host`, `Forwarded` and `X-Real-IP`.
+//!
+//! From a client they are claims anyone can forge (a spoofed client address, a
+//! pretended `https`), so unless the peer is one of `server.trusted_proxies` they are
+//! dropped and replaced by what we saw: the peer's address, `http` (we serve plain
+//! HTTP) and the `Host` header. From a trusted proxy they are kept, every
+//! `X-Forwarded-For` line in order, joined into one and extended with the peer.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+
+use actix_web::http::header;
+use actix_web::HttpRequest;
+use framex_actors::upstream::wire::{HeaderMap as WireHeaders, HeaderName as WireName, HeaderValue as WireValue};
+
+use crate::config::TrustedProxies;
+
+const X_FORWARDED_FOR: WireName = WireName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: WireName = WireName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: WireName = WireName::from_static("x-forwarded-host");
+const X_REAL_IP: WireName = WireName::from_static("x-real-ip");
+const FORWARDED: WireName = WireName::from_static("forwarded");
+
+/// Whether `name` (lower case) is one of the forwarding headers this module sets;
+/// the caller leaves them out of its copy of the request's headers.
+pub fn is_forwarding(name: &str) -> bool {
+    matches!(
+        name,
+        "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "forwarded" | "x-real-ip"
+    )
+}
+
+/// Adds the forwarding headers to `out`: ours from an untrusted peer, the request's
+/// extended by ours from a trusted proxy (see the module doc).
+pub fn append(out: &mut WireHeaders, req: &HttpRequest, trusted: &TrustedProxies) {
+    let incoming = req.headers();
+    let peer_ip = req.peer_addr().map(|a| a.ip());
+    let mut buf = [0u8; 45];
+    let peer = peer_ip.and_then(|ip| WireValue::from_bytes(ip_bytes(ip, &mut buf)).ok());
+    let from_trusted = peer_ip.is_some_and(|ip| trusted.contains(ip));
+
+    if from_trusted {
+        let earlier: Vec<&[u8]> = incoming
+            .get_all(header::X_FORWARDED_FOR)
+            .map(|v| v.as_bytes())
+            .collect();
+        let chain = if earlier.is_empty() {
+            peer.clone()
+        } else {
+            let size = earlier.iter().map(|v| v.len() + 2).sum::<usize>() + buf.len();
+            let mut joined = Vec::with_capacity(size);
+            for (i, line) in earlier.iter().enumerate() {
+                if i > 0 {
+                    joined.extend_from_slice(b", ");
+                }
+                joined.extend_from_slice(line);
+            }
+            if let Some(ip) = &peer {
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(ip.as_bytes());
+            }
+            WireValue::from_bytes(&joined).ok()
+        };
+        if let Some(chain) = chain {
+            out.insert(X_FORWARDED_FOR, chain);
+        }
+        let kept = |name: header::HeaderName, wire: WireName, out: &mut WireHeaders| {
+            let mut any = false;
+            for value in incoming.get_all(name) {
+                if let Ok(v) = WireValue::from_bytes(value.as_bytes()) {
+                    out.append(wire.clone(), v);
+                    any = true;
+                }
+            }
+            any
+        };
+        kept(header::FORWARDED, FORWARDED, out);
+        if !kept(header::X_FORWARDED_PROTO, X_FORWARDED_PROTO, out) {
+            out.insert(X_FORWARDED_PROTO, WireValue::from_static("http"));
+        }
+        if !kept(header::X_FORWARDED_HOST, X_FORWARDED_HOST, out) {
+            insert_host(out, req);
+        }
+        if !kept(header::HeaderName::from_static("x-real-ip"), X_REAL_IP, out) {
+            if let Some(ip) = peer {
+                out.insert(X_REAL_IP, ip);
+            }
+        }
+        return;
+    }
+
+    if let Some(ip) = peer {
+        out.insert(X_FORWARDED_FOR, ip.clone());
+        out.insert(X_REAL_IP, ip);
+    }
+    // We serve plain HTTP; a TLS terminator in front is a trusted proxy and says so.
+    out.insert(X_FORWARDED_PROTO, WireValue::from_static("http"));
+    insert_host(out, req);
+}
+
+/// `X-Forwarded-Host`: the `Host` the client asked for.
+fn insert_host(out: &mut WireHeaders, req: &HttpRequest) {
+    if let Some(host) = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| WireValue::from_bytes(h.as_bytes()).ok())
+    {
+        out.insert(X_FORWARDED_HOST, host);
+    }
+}
+
+/// An IP address as text in `buf`, without allocating (and without the formatting
+/// machinery for the common IPv4 case).
+fn ip_bytes(ip: IpAddr, buf: &mut [u8; 45]) -> &[u8] {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut n = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                if octet >= 100 {
+                    buf[n] = b'0' + octet / 100;
+                    n += 1;
+                }
+                if octet >= 10 {
+                    buf[n] = b'0' + octet / 10 % 10;
+                    n += 1;
+                }
+                buf[n] = b'0' + octet % 10;
+                n += 1;
+            }
+            &buf[..n]
+        }
+        IpAddr::V6(v6) => {
+            // 45 bytes hold the longest form (an IPv4-mapped address written out).
+            let mut rest: &mut [u8] = &mut buf[..];
+            let written = match write!(rest, "{v6}") {
+                Ok(()) => 45 - rest.len(),
+                Err(_) => 0,
+            };
+            &buf[..written]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_bytes_match_display() {
+        for ip in [
+            "127.0.0.1",
+            "10.200.3.45",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:255.255.255.255",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut buf = [0u8; 45];
+            assert_eq!(ip_bytes(ip, &mut buf), ip.to_string().as_bytes());
+        }
+    }
+}
