@@ -14,6 +14,7 @@
 //! - [`openapi`]: the merged `/api/v1/openapi.json`.
 //! - [`server`]: [`Framex`] starts a server on a listener; [`Running`] stops it.
 //! - [`cli`]: `framex run | check | routes`.
+//! - [`open_files`]: the open-file limit that bounds `server.max_connections`.
 //!
 //! The engine itself (registry, router replicas, plugin and upstream actors, the
 //! streaming bridge) is the `framex-actors` crate, re-exported as [`actors`].
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod discovery;
 pub mod http;
+pub mod open_files;
 pub mod openapi;
 pub mod plugin;
 pub mod plugins;

@@ -6,6 +6,7 @@
 //! forwarding to an upstream.
 
 mod body;
+mod body_deadline;
 mod builtin;
 mod envelope;
 pub mod error;
@@ -24,6 +25,7 @@ use framex_actors::{CallContext, Engine, Error, HttpMatch, Router, Target};
 use crate::config::AuthRules;
 use crate::openapi::DocumentCache;
 
+pub use body_deadline::{BodyDeadlines, MIN_RATE_GRACE};
 pub use envelope::timestamp;
 pub use local::bind;
 
@@ -37,6 +39,9 @@ pub struct Shared {
     pub max_hops: u32,
     /// Largest request body accepted, in bytes.
     pub max_body_size: usize,
+    /// How long request bodies may take to arrive (`client_body_timeout`,
+    /// `min_body_rate`).
+    pub body_deadlines: BodyDeadlines,
     /// Whether every request gets an access-log line (`framex::access`, info level).
     pub access_log: bool,
     /// Deadline of a call (the proxy's `timeout`).
