@@ -13,6 +13,7 @@ pub mod error;
 mod forward;
 mod local;
 mod proxy_function;
+mod unread_body;
 
 use std::sync::Arc;
 
@@ -73,8 +74,15 @@ pub async fn dispatch(
     worker: web::Data<Worker>,
 ) -> HttpResponse {
     let ctx = context(&req, &worker.shared);
+    // The body outlives the handler, so one left unread closes the connection rather
+    // than being drained for as long as a slow client cares to send it.
+    let (payload, keeper) = unread_body::share(&req, payload).await;
+    let keep = |response| match keeper {
+        Some(keeper) => keeper.attach(response),
+        None => response,
+    };
     if !worker.shared.access_log {
-        return serve(req, payload, worker, ctx).await;
+        return keep(serve(req, payload, worker, ctx).await);
     }
     let started = std::time::Instant::now();
     let (method, path) = (req.method().clone(), req.path().to_owned());
@@ -88,7 +96,7 @@ pub async fn dispatch(
         response.status().as_u16(),
         started.elapsed().as_secs_f64() * 1000.0
     );
-    response
+    keep(response)
 }
 
 /// The call context of a request: deadline, request id (the caller's, if it sent a
