@@ -26,8 +26,8 @@ pub fn limits() -> Option<OpenFiles> {
         // SAFETY: getrlimit writes into the struct we own and reads nothing else.
         let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
         ok.then_some(OpenFiles {
-            soft: limit.rlim_cur as u64,
-            hard: limit.rlim_max as u64,
+            soft: u64::from(limit.rlim_cur),
+            hard: u64::from(limit.rlim_max),
         })
     }
     #[cfg(not(unix))]
