@@ -16,6 +16,8 @@ pub struct OpenFiles {
 }
 
 /// The current limits (`None` off Unix or when the call fails).
+// `rlim_t` is `u64` on Linux but not on every Unix: the conversion is not useless there.
+#[allow(clippy::useless_conversion)]
 pub fn limits() -> Option<OpenFiles> {
     #[cfg(unix)]
     {
