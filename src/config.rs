@@ -110,6 +110,18 @@ pub struct ServerConfig {
     /// whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` are kept and extended;
     /// from anyone else they are replaced by ours. Default: none.
     pub trusted_proxies: TrustedProxies,
+    /// *Extension.* Seconds a request body that is read whole (local routes, proxy
+    /// functions, small forwarded bodies) may take to arrive in full; longer → 408 and
+    /// the connection closed. Between 0.001 and one year. Default 60.
+    pub client_body_timeout: f64,
+    /// *Extension.* Bytes per second a body streamed upstream must keep arriving at,
+    /// on average, after a 5 s grace (Kestrel's `MinRequestBodyDataRate`); slower →
+    /// 408 and the connection closed. 0 = no minimum. Default 240.
+    pub min_body_rate: u64,
+    /// *Extension.* Connections the process serves at once; beyond it new
+    /// connections wait in the listen backlog until one closes. Enforced per worker
+    /// (the limit divided among `workers`, rounded up). Default 25000.
+    pub max_connections: usize,
     /// FrameX-kit's Ray dashboard address: accepted, not used.
     pub dashboard_host: Unused,
     /// FrameX-kit's Ray dashboard port: accepted, not used.
@@ -138,6 +150,9 @@ impl Default for ServerConfig {
             shutdown_timeout: 30,
             access_log: false,
             trusted_proxies: TrustedProxies::default(),
+            client_body_timeout: 60.0,
+            min_body_rate: 240,
+            max_connections: 25_000,
             dashboard_host: None,
             dashboard_port: None,
             use_ray: None,
@@ -146,6 +161,28 @@ impl Default for ServerConfig {
             ingress_config: None,
             reversion: None,
         }
+    }
+}
+
+impl ServerConfig {
+    /// `client_body_timeout` as a duration (validated to lie in [1 ms, 1 year]).
+    pub fn client_body_timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.client_body_timeout).unwrap_or(Duration::from_secs(60))
+    }
+
+    /// Checks `client_body_timeout` and `max_connections`.
+    fn validate_slow_client_limits(&self) -> Result<(), String> {
+        const YEAR: f64 = 365.0 * 24.0 * 3600.0;
+        if !(0.001..=YEAR).contains(&self.client_body_timeout) {
+            return Err(format!(
+                "server.client_body_timeout must be between 0.001 and {YEAR} seconds (got {})",
+                self.client_body_timeout
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err("server.max_connections must be at least 1".to_owned());
+        }
+        Ok(())
     }
 }
 
@@ -687,6 +724,7 @@ impl Config {
         }
         rules::check_filters(proxy)?;
         let trust = proxy.tls()?;
+        self.server.validate_slow_client_limits()?;
         if self.server.legal_proxy_code.is_empty() {
             return Err("server.legal_proxy_code must list at least one status".to_owned());
         }
@@ -1023,5 +1061,23 @@ ingress_config = { max_ongoing_requests = 60 }
     fn other_plugins_keep_their_own_tables() {
         let c = parse("[plugins.echo]\n[plugins.mine]\nanswer = 42").unwrap();
         assert_eq!(c.plugins.other["mine"]["answer"].as_integer(), Some(42));
+    }
+    /// The slow-client limits default to 60 s, 240 B/s and 25,000 connections;
+    /// absurd values are refused naming the key, from the file or the environment.
+    #[test]
+    fn slow_client_limits_default_and_say_no() {
+        let c = parse("").unwrap();
+        assert_eq!(c.server.client_body_timeout(), Duration::from_secs(60));
+        assert_eq!((c.server.min_body_rate, c.server.max_connections), (240, 25_000));
+        for bad in ["client_body_timeout = 1e300", "client_body_timeout = 0", "client_body_timeout = -1", "max_connections = 0"] {
+            let err = parse(&format!("[server]\n{bad}")).unwrap_err();
+            let key = bad.split(' ').next().unwrap();
+            assert!(err.contains(&format!("server.{key}")), "{bad}: {err}");
+        }
+        let env = vec![("SERVER__CLIENT_BODY_TIMEOUT".to_owned(), "1e300".to_owned())];
+        let err = Config::load_with_env(None, env).unwrap_err().to_string();
+        assert!(err.contains("server.client_body_timeout"), "{err}");
+        let c = parse("[server]\nclient_body_timeout = 1.5\nmin_body_rate = 0\nmax_connections = 3").unwrap();
+        assert_eq!(c.server.client_body_timeout(), Duration::from_millis(1500));
     }
 }

@@ -15,6 +15,7 @@
 //! - [`schema`]: what is read off JSON schemas (a parameter's basic kind).
 //! - [`server`]: [`Framex`] starts a server on a listener; [`Running`] stops it.
 //! - [`cli`]: `framex run | check | routes`.
+//! - [`open_files`]: the open-file limit that bounds `server.max_connections`.
 //!
 //! The engine itself (registry, router replicas, plugin and upstream actors, the
 //! streaming bridge) is the `framex-actors` crate, re-exported as [`actors`].
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod discovery;
 pub mod http;
+pub mod open_files;
 pub mod openapi;
 pub mod plugin;
 pub mod plugins;

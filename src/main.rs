@@ -39,6 +39,11 @@ fn main() -> anyhow::Result<()> {
             let mut config = Config::load(args.config.config.as_deref())?;
             config.check_plugins_available(&[])?;
             args.apply(&mut config);
+            // Every connection is a file: take what the hard limit allows (nginx's
+            // worker_rlimit_nofile); the server warns if max_connections is still more.
+            if let Err(e) = framex::open_files::raise_to_hard_limit() {
+                log::warn!("cannot raise the open-file limit: {e}");
+            }
             actix_rt::System::new().block_on(async move {
                 let running = Framex::new(config)
                     .bind_and_start()

@@ -11,9 +11,37 @@ use framex_actors::{ApiKey, Engine, PluginSpec};
 
 use crate::config::Config;
 use crate::http::{self, Shared, Worker};
+use crate::open_files;
 use crate::openapi::DocumentCache;
 use crate::plugins;
 use crate::proxy::{self, Proxy};
+
+/// How long a client may take to send a request head (actix-web's default, set
+/// deliberately): slower → 408 and the connection closed.
+pub const CLIENT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long an idle keep-alive connection stays open (actix-web's default, set
+/// deliberately): an idle client holds a connection no longer than this.
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long a closing connection may take to drain (actix-web's default, set
+/// deliberately), e.g. after a 408 to a body that was not read.
+pub const CLIENT_DISCONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Warns when `max_connections` cannot be reached because the process may not open
+/// that many files (each connection is one, each upstream connection another).
+fn warn_if_over_open_files(max_connections: usize) {
+    if let Some(limits) = open_files::limits() {
+        if max_connections as u64 > limits.soft {
+            log::warn!(
+                "server.max_connections is {max_connections} but the process may open only {} files \
+                 (hard limit {}): raise `ulimit -n` or lower max_connections",
+                limits.soft,
+                limits.hard
+            );
+        }
+    }
+}
 
 /// Why a server did not start.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +179,7 @@ impl Framex {
             auth: config.auth.rules.clone(),
             max_hops: config.plugins.proxy.max_hops,
             max_body_size: config.server.max_body_size,
+            body_deadlines: http::BodyDeadlines::from_config(&config.server),
             access_log: config.server.access_log,
             trusted_proxies: config.server.trusted_proxies.clone(),
             timeout: config.plugins.proxy.timeout(),
@@ -178,10 +207,23 @@ impl Framex {
         // Small writes (an SSE event, a short reply) leave at once, as with nginx's
         // default `tcp_nodelay on`; Nagle would hold them for the peer's ACK.
         .tcp_nodelay(true)
+        // Set here rather than inherited, so they are a decision (see the README):
+        // the request head must arrive within 5 s (slower → 408), an idle keep-alive
+        // connection closes after 5 s, and a closing connection gets 1 s to drain.
+        .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+        .keep_alive(KEEP_ALIVE)
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
         .disable_signals();
-        if let Some(workers) = config.server.workers {
-            server = server.workers(workers.max(1));
-        }
+        // actix-server's own default, which its per-worker limits below must divide.
+        let workers = config
+            .server
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+            .max(1);
+        server = server
+            .workers(workers)
+            .max_connections(open_files::per_worker(config.server.max_connections, workers));
+        warn_if_over_open_files(config.server.max_connections);
         let server = server
             .listen(listener)
             .map_err(|source| StartError::Bind {

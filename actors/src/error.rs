@@ -238,6 +238,20 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The client broke off its request body (closed the connection, sent a broken
+    /// chunk): its own doing, not ours.
+    #[error("the client broke off its request body: {reason}")]
+    ClientAbort {
+        /// What the HTTP layer said.
+        reason: String,
+    },
+    /// The client sent its request body too slowly (`server.client_body_timeout`,
+    /// `server.min_body_rate`).
+    #[error("the request body arrived too slowly: {reason}")]
+    BodyTimeout {
+        /// Which limit it broke.
+        reason: String,
+    },
     /// The call's deadline passed before it finished.
     #[error("deadline exceeded while calling '{api}'")]
     Deadline {

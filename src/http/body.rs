@@ -9,17 +9,25 @@ use framex_actors::stream::ChunkStream;
 use framex_actors::Error;
 use futures::{Stream, StreamExt};
 
+use super::body_deadline::BodyDeadlines;
 use super::error::status_of;
 
-/// Reads a whole request body, refusing more than `limit` bytes.
+/// Reads a whole request body, refusing more than `limit` bytes or a body that takes
+/// longer than `within` to arrive.
 ///
 /// # Errors
-/// [`Error::PayloadTooLarge`], or [`Error::BadArguments`]-free internal error when
-/// the client broke off.
-pub async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Bytes, Error> {
+/// [`Error::PayloadTooLarge`], [`Error::BodyTimeout`] past `within`, or
+/// [`Error::ClientAbort`] when the client broke off.
+pub async fn read_limited(payload: web::Payload, limit: usize, within: &BodyDeadlines) -> Result<Bytes, Error> {
+    tokio::time::timeout(within.total, read_all(payload, limit))
+        .await
+        .unwrap_or_else(|_| Err(within.total_exceeded()))
+}
+
+async fn read_all(mut payload: web::Payload, limit: usize) -> Result<Bytes, Error> {
     let mut buf = BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| Error::Internal(format!("request body broke off: {e}")))?;
+        let chunk = chunk.map_err(payload_error)?;
         if buf.len() + chunk.len() > limit {
             return Err(Error::PayloadTooLarge { limit });
         }
@@ -58,7 +66,8 @@ pub fn response_stream(
     })
 }
 
-/// Maps a payload error for the upstream body stream.
+/// Maps a request body that failed: the client's doing (it closed the connection,
+/// sent a broken chunk or a length it did not keep), never a 500.
 pub fn payload_error(e: PayloadError) -> Error {
-    Error::Internal(format!("request body broke off: {e}"))
+    Error::ClientAbort { reason: e.to_string() }
 }

@@ -3,7 +3,7 @@
 //! The client gets a short envelope naming what failed (an upstream by its URL, never
 //! its key); the details go to the log.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::{header, ConnectionType, StatusCode};
 use actix_web::HttpResponse;
 use framex_actors::{Error, Escaped};
 use serde_json::json;
@@ -22,6 +22,8 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::Overloaded { .. } => 503,
         Error::Loop { .. } => 508,
         Error::PayloadTooLarge { .. } => 413,
+        Error::ClientAbort { .. } => 400,
+        Error::BodyTimeout { .. } => 408,
         Error::StreamClosed => 400,
         _ => 500,
     };
@@ -51,6 +53,11 @@ pub fn respond(error: &Error, request_id: &str) -> HttpResponse {
         _ => None,
     };
     let mut response = envelope::error(status, &error.external_message(), details);
+    if matches!(error, Error::ClientAbort { .. } | Error::BodyTimeout { .. }) {
+        // The rest of the body is not read: this connection cannot carry another
+        // request, and a slow client must not keep it.
+        response.head_mut().set_connection_type(ConnectionType::Close);
+    }
     if let Error::Overloaded { retry_after, .. } = error {
         if let Ok(value) = header::HeaderValue::from_str(&retry_after.to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);

@@ -15,7 +15,6 @@ use framex_actors::upstream::wire::header as wire_header;
 use framex_actors::upstream::wire::{HeaderMap as WireHeaders, HeaderName as WireName, HeaderValue as WireValue};
 use framex_actors::upstream::{is_hop_by_hop, Body, ForwardRequest, UpstreamTarget, FULL_BODY_LIMIT};
 use framex_actors::{CallContext, Error};
-use futures::StreamExt;
 
 use super::body::{read_limited, response_stream};
 use crate::config::TrustedProxies;
@@ -50,8 +49,8 @@ pub async fn serve(
     let body = match length {
         Some(0) => Body::Empty,
         None if !chunked => Body::Empty,
-        Some(n) if n <= FULL_BODY_LIMIT => Body::Full(read_limited(payload, limit).await?),
-        _ => Body::Stream(stream_request_body(payload, limit)),
+        Some(n) if n <= FULL_BODY_LIMIT => Body::Full(read_limited(payload, limit, &worker.shared.body_deadlines).await?),
+        _ => Body::Stream(stream_request_body(payload, limit, worker.shared.body_deadlines.rate_guard())),
     };
     // The canonical path (what the rules were checked against) and the query as sent.
     let path_and_query = match req.uri().query() {
@@ -137,14 +136,19 @@ fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: &TrustedPro
     out
 }
 
-/// Streams a request body upstream through the bridge, cutting it off past `limit`.
-fn stream_request_body(mut payload: web::Payload, limit: usize) -> framex_actors::stream::ChunkStream {
+/// Streams a request body upstream through the bridge, cutting it off past `limit`
+/// or when it arrives slower than `pace` allows.
+fn stream_request_body(
+    mut payload: web::Payload,
+    limit: usize,
+    mut pace: super::body_deadline::RateGuard,
+) -> framex_actors::stream::ChunkStream {
     let (sender, stream) = bridge();
     actix_web::rt::spawn(async move {
         let mut seen = 0usize;
-        while let Some(chunk) = payload.next().await {
-            match chunk {
-                Ok(bytes) => {
+        loop {
+            match pace.next_chunk(&mut payload).await {
+                Ok(Some(bytes)) => {
                     seen += bytes.len();
                     if seen > limit {
                         sender.fail(Error::PayloadTooLarge { limit }).await;
@@ -154,8 +158,9 @@ fn stream_request_body(mut payload: web::Payload, limit: usize) -> framex_actors
                         return;
                     }
                 }
+                Ok(None) => return,
                 Err(e) => {
-                    sender.fail(super::body::payload_error(e)).await;
+                    sender.fail(e).await;
                     return;
                 }
             }

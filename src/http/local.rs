@@ -28,7 +28,7 @@ pub async fn serve(
 ) -> Result<HttpResponse, Error> {
     let body = match route.spec.body {
         BodySpec::None => None,
-        _ => Some(read_limited(payload, worker.shared.max_body_size).await?),
+        _ => Some(read_limited(payload, worker.shared.max_body_size, &worker.shared.body_deadlines).await?),
     };
     let args = bind(&route, &params, req.query_string(), req.headers(), body.as_deref())?;
     let reply = worker

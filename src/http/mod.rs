@@ -6,6 +6,7 @@
 //! forwarding to an upstream.
 
 mod body;
+mod body_deadline;
 mod builtin;
 mod envelope;
 pub mod error;
@@ -14,6 +15,7 @@ mod forwarded;
 mod local;
 pub mod path;
 mod proxy_function;
+mod unread_body;
 
 use std::sync::Arc;
 
@@ -27,6 +29,7 @@ use framex_actors::{CallContext, Engine, Error, Escaped, HttpMatch, Method, Rout
 use crate::config::AuthRules;
 use crate::openapi::DocumentCache;
 
+pub use body_deadline::{BodyDeadlines, MIN_RATE_GRACE};
 pub use envelope::timestamp;
 pub use local::bind;
 
@@ -40,6 +43,9 @@ pub struct Shared {
     pub max_hops: u32,
     /// Largest request body accepted, in bytes.
     pub max_body_size: usize,
+    /// How long request bodies may take to arrive (`client_body_timeout`,
+    /// `min_body_rate`).
+    pub body_deadlines: BodyDeadlines,
     /// Whether every request gets an access-log line (`framex::access`, info level).
     pub access_log: bool,
     /// Peers whose forwarding headers are kept and extended (`server.trusted_proxies`).
@@ -82,8 +88,15 @@ pub async fn dispatch(
     worker: web::Data<Worker>,
 ) -> HttpResponse {
     let ctx = context(&req, &worker.shared);
+    // The body outlives the handler, so one left unread closes the connection rather
+    // than being drained for as long as a slow client cares to send it.
+    let (payload, keeper) = unread_body::share(&req, payload).await;
+    let keep = |response| match keeper {
+        Some(keeper) => keeper.attach(response),
+        None => response,
+    };
     if !worker.shared.access_log {
-        return serve(req, payload, worker, ctx).await;
+        return keep(serve(req, payload, worker, ctx).await);
     }
     let started = std::time::Instant::now();
     let (method, path) = (req.method().clone(), req.path().to_owned());
@@ -101,7 +114,7 @@ pub async fn dispatch(
         started.elapsed().as_secs_f64() * 1000.0,
         Escaped(&request_id)
     );
-    response
+    keep(response)
 }
 
 /// The call context of a request: deadline, request id (the caller's, if it is 1–128

@@ -30,7 +30,7 @@ fn unprocessable(message: String) -> HttpResponse {
 pub async fn serve(worker: &Worker, body: web::Payload, ctx: CallContext) -> HttpResponse {
     let request_id = ctx.request_id.clone();
     let limit = worker.shared.max_body_size;
-    let bytes = match super::body::read_limited(body, limit).await {
+    let bytes = match super::body::read_limited(body, limit, &worker.shared.body_deadlines).await {
         Ok(bytes) => bytes,
         Err(e) => return error::respond(&e, &request_id),
     };

@@ -352,6 +352,8 @@ fn body_error(error: &hyper::Error) -> Option<Error> {
         if let Some(ours) = inner.downcast_ref::<Error>() {
             return Some(match ours {
                 Error::PayloadTooLarge { limit } => Error::PayloadTooLarge { limit: *limit },
+                Error::ClientAbort { reason } => Error::ClientAbort { reason: reason.clone() },
+                Error::BodyTimeout { reason } => Error::BodyTimeout { reason: reason.clone() },
                 other => Error::Internal(format!("request body broke off: {other}")),
             });
         }

@@ -1,1 +1,460 @@
-//! (filled in by the security work)
+//! Attack 7: slow and idle clients. A client that sends its headers and then its body
+//! at a byte a second must not hold a connection (and with it a slot under the
+//! open-file limit) for ever; a client that breaks off is its own fault, not a 500.
+//! What held and must keep holding: 408 for slow headers, 413 for large bodies
+//! (declared or streamed; the proxied cases are in `pools.rs`,
+//! `saturation_gets_503_and_large_bodies_get_413`).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_rt::net::TcpStream;
+use actix_web::{web, HttpResponse};
+use futures::StreamExt;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{client, config, request, spawn_upstream, start};
+
+/// What a raw client saw: the server's answer, how long until the server closed the
+/// connection (or until the client gave up), and whether it closed it.
+struct Seen {
+    answer: String,
+    elapsed: Duration,
+    closed: bool,
+}
+
+impl Seen {
+    fn status_line(&self) -> &str {
+        self.answer.lines().next().unwrap_or("")
+    }
+
+    fn closes(&self) -> bool {
+        self.answer.to_ascii_lowercase().contains("\r\nconnection: close\r\n")
+    }
+}
+
+/// Sends `head`, then one of `pieces` every `every` (stopping when the server no
+/// longer takes them), while reading what the server answers until it closes the
+/// connection or `limit` passes.
+async fn trickle(addr: SocketAddr, head: String, pieces: Vec<Vec<u8>>, every: Duration, limit: Duration) -> Seen {
+    let started = Instant::now();
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let writing = actix_rt::spawn(async move {
+        if writer.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        for piece in pieces {
+            actix_rt::time::sleep(every).await;
+            if writer.write_all(&piece).await.is_err() {
+                return;
+            }
+        }
+        // Keep the write half open: the server is to close, not us.
+        actix_rt::time::sleep(Duration::from_secs(3600)).await;
+    });
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(limit, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match reader.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    writing.abort();
+    Seen {
+        answer: String::from_utf8_lossy(&answer).into_owned(),
+        elapsed: started.elapsed(),
+        closed,
+    }
+}
+
+/// A request head with a body to come.
+fn head(path: &str, framing: &str) -> String {
+    format!("POST {path} HTTP/1.1\r\nHost: framex\r\nContent-Type: application/json\r\n{framing}\r\n\r\n")
+}
+
+/// `n` one-byte pieces.
+fn bytes_one_by_one(n: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|_| b" ".to_vec()).collect()
+}
+
+/// An upstream publishing `POST /api/v1/upload`, which reads the whole body and
+/// answers its length; counts the requests that reached it and the bytes it read.
+fn upload_upstream() -> (String, actix_web::dev::ServerHandle, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let received = Arc::new(AtomicUsize::new(0));
+    let (h, r) = (hits.clone(), received.clone());
+    let (url, handle) = spawn_upstream(move |cfg| {
+        let (h, r) = (h.clone(), r.clone());
+        cfg.route(
+            "/api/v1/openapi.json",
+            web::get().to(|| async {
+                HttpResponse::Ok().json(json!({
+                    "openapi": "3.1.0",
+                    "info": {"title": "up", "version": "1"},
+                    "paths": {"/api/v1/upload": {"post": {
+                        "requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                        "responses": {"200": {"description": "ok"}}}}}
+                }))
+            }),
+        )
+        .route(
+            "/api/v1/upload",
+            web::post().to(move |mut body: web::Payload| {
+                let (h, r) = (h.clone(), r.clone());
+                async move {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let mut len = 0usize;
+                    while let Some(chunk) = body.next().await {
+                        match chunk {
+                            Ok(bytes) => {
+                                len += bytes.len();
+                                r.fetch_add(bytes.len(), Ordering::SeqCst);
+                            }
+                            Err(_) => return HttpResponse::BadRequest().finish(),
+                        }
+                    }
+                    HttpResponse::Ok().json(json!({"len": len}))
+                }
+            }),
+        );
+    });
+    (url, handle, hits, received)
+}
+
+fn proxy_toml(upstream: &str, server: &str) -> String {
+    format!(
+        "load_builtin_plugins = [\"proxy\"]\n[server]\n{server}\n[plugins.proxy]\nproxy_urls = [\"{upstream}\"]\ndiscovery_interval = 0\n"
+    )
+}
+
+/// A client trickling a JSON body at a byte a second to a local route (the echo
+/// plugin's `echo_model`) gets 408 naming `server.client_body_timeout`, and the
+/// connection is closed, within the timeout plus a margin (before: held for as
+/// long as the client kept sending).
+#[actix_rt::test]
+async fn body_at_a_byte_a_second_to_a_local_route_gets_408_and_is_closed() {
+    let server = start(config("load_builtin_plugins = [\"echo\"]\n[server]\nclient_body_timeout = 1.5"), vec![]).await;
+    let seen = trickle(
+        server.local_addr(),
+        head("/api/v1/echo_model?message=m", "Content-Length: 60"),
+        bytes_one_by_one(60),
+        Duration::from_secs(1),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(seen.status_line().starts_with("HTTP/1.1 408"), "{}", seen.answer);
+    assert!(seen.answer.contains("server.client_body_timeout"), "{}", seen.answer);
+    assert!(seen.closes(), "Connection: close: {}", seen.answer);
+    assert!(seen.closed, "the server closed the connection");
+    assert!(seen.elapsed >= Duration::from_millis(1400), "not before the timeout: {:?}", seen.elapsed);
+    assert!(seen.elapsed < Duration::from_secs(10), "timeout plus margin: {:?}", seen.elapsed);
+    server.stop(false).await;
+}
+
+/// The same trickle to a proxied route with a small declared body (read whole before
+/// forwarding) gets 408 and a closed connection; the upstream never sees it.
+#[actix_rt::test]
+async fn body_at_a_byte_a_second_to_a_proxied_route_gets_408_and_is_closed() {
+    let (up, handle, hits, _) = upload_upstream();
+    let server = start(config(&proxy_toml(&up, "client_body_timeout = 1.5")), vec![]).await;
+    let seen = trickle(
+        server.local_addr(),
+        head("/api/v1/upload", "Content-Length: 60"),
+        bytes_one_by_one(60),
+        Duration::from_secs(1),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(seen.status_line().starts_with("HTTP/1.1 408"), "{}", seen.answer);
+    assert!(seen.closes() && seen.closed, "{}", seen.answer);
+    assert!(seen.elapsed >= Duration::from_millis(1400), "{:?}", seen.elapsed);
+    assert!(seen.elapsed < Duration::from_secs(10), "{:?}", seen.elapsed);
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the upstream");
+    server.stop(false).await;
+    handle.stop(false).await;
+}
+
+/// Bodies streamed upstream (a large declared length, or chunked) that arrive at
+/// 10 bytes a second, under the default `min_body_rate` of 240 B/s, are cut after
+/// the 5 s grace: 408, connection closed, the upstream request abandoned.
+#[actix_rt::test]
+async fn streamed_bodies_below_the_minimum_rate_are_cut_after_the_grace() {
+    let (up, handle, hits, received) = upload_upstream();
+    let server = start(config(&proxy_toml(&up, "")), vec![]).await;
+    let addr = server.local_addr();
+    let declared = trickle(
+        addr,
+        head("/api/v1/upload", "Content-Length: 1000000"),
+        (0..30).map(|_| vec![b'x'; 10]).collect(),
+        Duration::from_secs(1),
+        Duration::from_secs(25),
+    );
+    let chunked = trickle(
+        addr,
+        head("/api/v1/upload", "Transfer-Encoding: chunked"),
+        (0..30).map(|_| b"a\r\n0123456789\r\n".to_vec()).collect(),
+        Duration::from_secs(1),
+        Duration::from_secs(25),
+    );
+    let (declared, chunked) = futures::join!(declared, chunked);
+    for seen in [&declared, &chunked] {
+        assert!(seen.status_line().starts_with("HTTP/1.1 408"), "{}", seen.answer);
+        assert!(seen.answer.contains("server.min_body_rate"), "{}", seen.answer);
+        assert!(seen.closes() && seen.closed, "{}", seen.answer);
+        assert!(seen.elapsed >= Duration::from_millis(4500), "after the grace: {:?}", seen.elapsed);
+        assert!(seen.elapsed < Duration::from_secs(15), "grace plus margin: {:?}", seen.elapsed);
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "both were streamed upstream");
+    assert!(received.load(Ordering::SeqCst) < 1000, "and abandoned early");
+    server.stop(false).await;
+    handle.stop(false).await;
+}
+
+/// A streamed upload at a good rate (1 MiB over about 3 s, in 64 KiB chunks) passes
+/// whole, although it takes longer than `client_body_timeout`: streamed bodies are
+/// held to a rate, not a total time.
+#[actix_rt::test]
+async fn a_large_upload_at_a_good_rate_passes() {
+    let (up, handle, _, received) = upload_upstream();
+    let server = start(config(&proxy_toml(&up, "client_body_timeout = 1.5")), vec![]).await;
+    let chunks = futures::stream::unfold(0, |i| async move {
+        if i == 16 {
+            return None;
+        }
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+        Some((Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'z'; 64 * 1024])), i + 1))
+    });
+    let mut response = client()
+        .post(server.url("/api/v1/upload"))
+        .send_stream(chunks)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["len"], 1 << 20);
+    assert_eq!(received.load(Ordering::SeqCst), 1 << 20);
+    server.stop(false).await;
+    handle.stop(false).await;
+}
+
+/// A chunked body trickled to routes that answer without reading it (a 401 from
+/// `[auth]`, a 404) gets its answer and the connection closed within actix-web's 1 s
+/// linger (before: actix-http drained the rest with no time limit, so the client
+/// held the connection for as long as it kept sending).
+#[actix_rt::test]
+async fn unread_chunked_bodies_do_not_hold_the_connection() {
+    let server = start(
+        config("load_builtin_plugins = [\"echo\"]\n[auth]\nrules = { \"/api/v1/echo_model\" = [\"k\"] }"),
+        vec![],
+    )
+    .await;
+    let addr = server.local_addr();
+    let piece = || (0..30).map(|_| b"1\r\nx\r\n".to_vec()).collect::<Vec<_>>();
+    let refused = trickle(addr, head("/api/v1/echo_model?message=m", "Transfer-Encoding: chunked"), piece(), Duration::from_secs(1), Duration::from_secs(20));
+    let missing = trickle(addr, head("/nowhere", "Transfer-Encoding: chunked"), piece(), Duration::from_secs(1), Duration::from_secs(20));
+    let (refused, missing) = futures::join!(refused, missing);
+    for (seen, status) in [(&refused, "401"), (&missing, "404")] {
+        assert!(seen.status_line().starts_with(&format!("HTTP/1.1 {status}")), "{}", seen.answer);
+        assert!(seen.closed, "closed: {}", seen.answer);
+        assert!(seen.elapsed < Duration::from_secs(8), "promptly: {:?}", seen.elapsed);
+    }
+    server.stop(false).await;
+}
+
+/// Reads one response with a `Content-Length` body off a kept-alive connection.
+async fn read_one_response(stream: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + length {
+                return String::from_utf8_lossy(&buf).into_owned();
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("a response")
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// With `max_connections = 2` (one worker) held by a slow client and a kept-alive
+/// one, a third client waits: the kept-alive one is still served meanwhile, and the
+/// third is served once the slow client is cut by `client_body_timeout`. Slow
+/// clients cannot lock everyone out.
+#[actix_rt::test]
+async fn slow_clients_cannot_lock_everyone_out() {
+    let server = start(
+        config("load_builtin_plugins = [\"echo\"]\n[server]\nclient_body_timeout = 1.5\nmax_connections = 2"),
+        vec![],
+    )
+    .await;
+    let addr = server.local_addr();
+    let get = "GET /api/v1/echo?message=hi HTTP/1.1\r\nHost: framex\r\n\r\n";
+    let mut kept = TcpStream::connect(addr).await.unwrap();
+    kept.write_all(get.as_bytes()).await.unwrap();
+    assert!(read_one_response(&mut kept).await.starts_with("HTTP/1.1 200"));
+
+    let slow = actix_rt::spawn(trickle(
+        addr,
+        head("/api/v1/echo_model?message=m", "Content-Length: 60"),
+        bytes_one_by_one(60),
+        Duration::from_secs(1),
+        Duration::from_secs(20),
+    ));
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    let third = actix_rt::spawn(async move {
+        let started = Instant::now();
+        let answer = crate::common::raw_http(
+            addr,
+            "GET /api/v1/echo?message=third HTTP/1.1\r\nHost: framex\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        (answer, started.elapsed())
+    });
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    assert!(!third.is_finished(), "the third client waits for a free slot");
+    kept.write_all(get.as_bytes()).await.unwrap();
+    assert!(read_one_response(&mut kept).await.starts_with("HTTP/1.1 200"), "established ones keep being served");
+
+    let seen = slow.await.unwrap();
+    assert!(seen.status_line().starts_with("HTTP/1.1 408"), "{}", seen.answer);
+    let (answer, waited) = third.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("third"), "{answer}");
+    assert!(waited >= Duration::from_millis(500), "it waited for a slot: {waited:?}");
+    drop(kept);
+    server.stop(false).await;
+}
+
+/// A child process killed when dropped.
+struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Clients that break off their body half-way, to a local route and to a streamed
+/// proxied one, are answered 400 and logged at debug, never `WARN … 500` (before:
+/// an internal error, 500, logged as a warning). Runs the `framex` binary to read
+/// its log.
+#[actix_rt::test]
+async fn client_aborts_are_not_500s() {
+    let (up, handle, hits, _) = upload_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::common::python::free_port();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "load_builtin_plugins = [\"proxy\", \"echo\"]\n[server]\nport = {port}\naccess_log = true\nmax_connections = 1000\n\
+             [plugins.proxy]\nproxy_urls = [\"{up}\"]\ndiscovery_interval = 0\n"
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("framex.log");
+    let _process = Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_framex"))
+            .arg("run")
+            .current_dir(dir.path())
+            .env("RUST_LOG", "info,framex=debug")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    crate::common::python::wait_ready(&format!("{base}/health"), Duration::from_secs(30)).await;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for (path, length) in [("/api/v1/echo_model?message=m", 1000), ("/api/v1/upload", 1_000_000)] {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = head(path, &format!("Content-Length: {length}"));
+        stream.write_all(request.as_bytes()).await.unwrap();
+        stream.write_all(&[b' '; 500]).await.unwrap();
+        actix_rt::time::sleep(Duration::from_millis(300)).await;
+        drop(stream);
+    }
+    let started = Instant::now();
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        if log.contains("\"POST /api/v1/echo_model\"") && log.contains("\"POST /api/v1/upload\"") {
+            break log;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "no access lines: {log}");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    };
+    for path in ["\"POST /api/v1/echo_model\"", "\"POST /api/v1/upload\""] {
+        let line = log.lines().find(|l| l.contains(path)).unwrap();
+        assert!(line.contains(" 400 "), "{line}");
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "the streamed one reached the upstream");
+    assert_eq!(log.matches("the client broke off its request body").count(), 2, "{log}");
+    for line in log.lines() {
+        assert!(!line.contains(" 500 ") && !line.contains(": 500"), "no 500: {line}");
+        assert!(!(line.contains("WARN") && line.contains("broke off")), "not a warning: {line}");
+    }
+    assert!(
+        log.lines().filter(|l| l.contains("broke off")).all(|l| l.contains("DEBUG")),
+        "aborts log at debug: {log}"
+    );
+    handle.stop(false).await;
+}
+
+/// What held: a client that sends part of its request head and then nothing gets
+/// 408 after actix-web's 5 s head timeout (set deliberately), and is disconnected.
+#[actix_rt::test]
+async fn slow_headers_get_408() {
+    let server = start(config("load_builtin_plugins = [\"echo\"]"), vec![]).await;
+    let seen = trickle(
+        server.local_addr(),
+        "GET /api/v1/echo?message=hi HTTP/1.1\r\nHost: framex\r\n".to_owned(),
+        vec![b"X-Slow: 1\r\n".to_vec(); 3],
+        Duration::from_secs(1),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(seen.status_line().starts_with("HTTP/1.1 408"), "{}", seen.answer);
+    assert!(seen.closed, "disconnected");
+    assert!(seen.elapsed >= Duration::from_secs(4), "{:?}", seen.elapsed);
+    assert!(seen.elapsed < Duration::from_secs(15), "{:?}", seen.elapsed);
+    server.stop(false).await;
+}
+
+/// What held: a body over `max_body_size` to a local route gets 413, whether its
+/// length is declared or it is streamed (chunked) past the limit.
+#[actix_rt::test]
+async fn large_bodies_to_local_routes_get_413() {
+    let server = start(config("load_builtin_plugins = [\"echo\"]\n[server]\nmax_body_size = 1024"), vec![]).await;
+    let url = server.url("/api/v1/echo_model?message=m");
+    let r = request("POST", &url, &[("content-type", "application/json")], vec![b' '; 2048]).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    let chunks = futures::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 512]))));
+    let response = client()
+        .post(url.clone())
+        .insert_header(("content-type", "application/json"))
+        .send_stream(chunks)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let r = request("POST", &url, &[("content-type", "application/json")], br#"{"id": 1}"#.to_vec()).await;
+    assert_eq!(r.status, 200, "under the limit: {}", r.text());
+    server.stop(false).await;
+}
