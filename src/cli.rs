@@ -112,3 +112,108 @@ pub async fn route_listing(config: &Config) -> Result<String, framex_actors::Err
     }
     Ok(out)
 }
+
+/// What `framex check` prints: plugins, address, upstreams with their filters, auth
+/// rule patterns with how many keys each has (never the keys), and the FrameX-kit keys
+/// accepted but unused.
+pub fn check_summary(config: &Config) -> String {
+    let mut out = String::new();
+    let source = config
+        .source
+        .as_ref()
+        .map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string());
+    out.push_str(&format!("config: {source}\n"));
+    out.push_str(&format!("listen: {}:{}\n", config.server.host, config.server.port));
+    out.push_str(&format!("builtin plugins: {}\n", list(&config.load_builtin_plugins)));
+    out.push_str(&format!("plugins: {}\n", list(&config.load_plugins)));
+    out.push_str(&format!("enable_proxy: {}\n", config.server.enable_proxy));
+    out.push_str(&format!("trusted proxies: {}\n", config.server.trusted_proxies));
+    for (pattern, keys) in config.auth.rules.patterns() {
+        out.push_str(&format!("auth rule: {pattern} ({keys} keys)\n"));
+    }
+    let unused = unused_keys(config);
+    if !unused.is_empty() {
+        out.push_str(&format!("FrameX-kit keys accepted but unused: {}\n", unused.join(", ")));
+    }
+    if config.load_builtin_plugins.iter().any(|p| p == "proxy") {
+        let proxy = &config.plugins.proxy;
+        for u in proxy.upstreams() {
+            out.push_str(&format!(
+                "upstream: {} docs={} enable={} disable={} balance={}\n",
+                u.url,
+                u.docs_path,
+                list(&u.enable),
+                list(&u.disable),
+                u.balance
+            ));
+        }
+        out.push_str(&format!(
+            "pools: retries {}, max in flight {}, health check {}\n",
+            proxy.retries,
+            if proxy.max_in_flight == 0 {
+                "unlimited".to_owned()
+            } else {
+                proxy.max_in_flight.to_string()
+            },
+            proxy.health_check().map_or_else(
+                || "passive only".to_owned(),
+                |(path, every)| format!("GET {path} every {}s", every.as_secs_f64())
+            )
+        ));
+        out.push_str(&format!(
+            "proxy timeout: {}s, connect timeout: {}s, re-discovery: {}\n",
+            proxy.timeout,
+            proxy.connect_timeout,
+            proxy
+                .discovery_interval()
+                .map_or_else(|| "never".to_owned(), |d| format!("every {}s", d.as_secs_f64()))
+        ));
+        for (pattern, keys) in proxy.auth.rules.patterns() {
+            out.push_str(&format!("upstream auth rule: {pattern} ({keys} keys)\n"));
+        }
+        if !proxy.ca_file.is_empty() {
+            out.push_str(&format!("https trust: built-in roots + {}\n", proxy.ca_file));
+        }
+        for (url, names) in &proxy.proxy_functions {
+            for name in names {
+                out.push_str(&format!("proxy function: {name} -> {url}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// The FrameX-kit keys present that framex-rs accepts but does not use.
+fn unused_keys(config: &Config) -> Vec<&'static str> {
+        let s = &config.server;
+        [
+            ("base_ingress_config", &config.base_ingress_config),
+            ("log", &config.log),
+            ("test", &config.test),
+            ("docs", &config.docs),
+            ("sentry", &config.sentry),
+            ("repository", &config.repository),
+            ("cache", &config.cache),
+            ("auth.oauth", &config.auth.oauth),
+            ("server.dashboard_host", &s.dashboard_host),
+            ("server.dashboard_port", &s.dashboard_port),
+            ("server.use_ray", &s.use_ray),
+            ("server.num_cpus", &s.num_cpus),
+            ("server.excluded_log_paths", &s.excluded_log_paths),
+            ("server.ingress_config", &s.ingress_config),
+            ("server.reversion", &s.reversion),
+            ("plugins.proxy.ingress_config", &config.plugins.proxy.ingress_config),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| k)
+        .collect()
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "(none)".to_owned()
+    } else {
+        items.join(", ")
+    }
+}

@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
             let config = Config::load(args.config.as_deref())?;
             // This binary has the built-in plugins only.
             config.check_plugins_available(&[])?;
-            print!("{}", config.summary());
+            print!("{}", framex::cli::check_summary(&config));
             println!("config is valid");
             Ok(())
         }

@@ -5,6 +5,7 @@
 
 use framex_actors::upstream::wire::Uri;
 
+use super::proxy::normalize_url;
 use super::{AuthConfig, AuthRules, Config, ConfigError, ProxyUrls};
 
 /// The shortest duration a key accepts, in seconds (1 ms).
@@ -43,6 +44,29 @@ pub(super) fn check(config: &Config) -> Result<(), String> {
     }
     if proxy.max_hops < 1 {
         return Err("plugins.proxy.max_hops must be at least 1 (0 would refuse every request as a loop)".to_owned());
+    }
+    let upstreams = proxy.upstreams();
+    if let Some(upstream) = upstreams.iter().find(|u| !u.docs_path.starts_with('/')) {
+        return Err(format!(
+            "plugins.proxy.proxy_urls.\"{}\".docs_path must start with '/'",
+            upstream.url
+        ));
+    }
+    for url in proxy.proxy_functions.keys() {
+        if !upstreams.iter().any(|u| u.url == normalize_url(url)) {
+            return Err(format!(
+                "plugins.proxy.proxy_functions: '{}' is not one of proxy_urls",
+                url.escape_default()
+            ));
+        }
+    }
+    if !proxy.health_check_path.is_empty() && !proxy.health_check_path.starts_with('/') {
+        return Err("plugins.proxy.health_check_path must be empty or start with '/'".to_owned());
+    }
+    super::rules::check_filters(proxy)?;
+    config.server.validate_slow_client_limits()?;
+    if config.server.legal_proxy_code.is_empty() {
+        return Err("server.legal_proxy_code must list at least one status".to_owned());
     }
     Ok(())
 }

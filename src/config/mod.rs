@@ -1,0 +1,363 @@
+//! FrameX's `config.toml`, strictly validated, with `SECTION__KEY` env overrides.
+//!
+//! The schema is FrameX-kit's (0.4.x); keys marked *extension* are framex-rs's own.
+//! Unknown keys are an error naming the file, the key and the allowed keys, so a typo
+//! never silently falls back to a default.
+//!
+//! Split by question: the schema by section (`server`, `auth`, `proxy`: every key with
+//! its default), `rules` (path patterns as FrameX writes them), `env` (environment
+//! overrides), `validate` (values that cannot work, refused naming the key), and this
+//! module (loading). What `framex check` prints is the CLI's (`cli::check`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+mod auth;
+mod env;
+mod proxy;
+pub mod rules;
+mod server;
+mod trusted_proxies;
+mod validate;
+
+pub use auth::{rule_matches, AuthConfig, AuthRules, Unused};
+pub use proxy::{BalancePolicy, PluginsConfig, ProxyConfig, ProxyUrls, UpstreamConfig, UpstreamEntry, DEFAULT_DOCS_PATH};
+pub use rules::{PathFilter, PathPattern, PatternError, RuleSet};
+pub use server::ServerConfig;
+pub use trusted_proxies::TrustedProxies;
+pub use validate::{MAX_SECONDS, MIN_HEALTH_CHECK_SECONDS, MIN_SECONDS};
+
+/// Top-level keys, in the order the docs list them (env overrides look only at these).
+const TOP_LEVEL: &[&str] = &["load_builtin_plugins", "load_plugins", "server", "auth", "plugins"];
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema.
+    #[error("{origin}: {message}")]
+    Invalid {
+        /// The file (or other origin) of the config.
+        origin: String,
+        /// What is wrong: the key and what is allowed.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Built-in plugins to load (`echo`, `proxy`). Default: none.
+    pub load_builtin_plugins: Vec<String>,
+    /// Other plugins to load by name (Rust plugins compiled in or given by an
+    /// embedder). Default: none.
+    pub load_plugins: Vec<String>,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[auth]`: keys protecting this instance's paths.
+    pub auth: AuthConfig,
+    /// `[plugins.<name>]`.
+    pub plugins: PluginsConfig,
+    /// FrameX-kit's Ray ingress defaults: accepted, not used.
+    pub base_ingress_config: Unused,
+    /// FrameX-kit's `[log]`: accepted, not used (framex-rs logs through `RUST_LOG`).
+    pub log: Unused,
+    /// FrameX-kit's `[test]`: accepted, not used.
+    pub test: Unused,
+    /// FrameX-kit's `[docs]`: accepted, not used.
+    pub docs: Unused,
+    /// FrameX-kit's `[sentry]`: accepted, not used.
+    pub sentry: Unused,
+    /// FrameX-kit's `[repository]`: accepted, not used.
+    pub repository: Unused,
+    /// FrameX-kit's `[cache]`: accepted, not used.
+    pub cache: Unused,
+    /// The file this config was read from, if any.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads `path`, or `./config.toml` when `path` is `None` and it exists, or the
+    /// defaults; then applies env overrides and validates.
+    ///
+    /// # Errors
+    /// An unreadable file, bad TOML, an unknown key, an invalid value.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let default = Path::new("config.toml");
+        let path = match path {
+            Some(p) => Some(p),
+            None if default.exists() => Some(default),
+            None => None,
+        };
+        let (text, origin) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?,
+                p.display().to_string(),
+            ),
+            None => (String::new(), "default config".to_owned()),
+        };
+        let mut config = Self::parse(&text, &origin, env)?;
+        config.source = path.map(Path::to_owned);
+        Ok(config)
+    }
+
+    /// Parses a config from text (no env overrides).
+    ///
+    /// # Errors
+    /// Bad TOML, an unknown key, an invalid value; messages start with `origin`.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        Self::parse(text, origin, std::iter::empty())
+    }
+
+    fn parse(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            message,
+        };
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        env::apply_env(&mut table, env).map_err(invalid)?;
+        let config = Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| invalid(explain(e.message())))?;
+        config.validate().map_err(invalid)
+    }
+
+    /// Checks what the types cannot (see `validate`), and reads the CA file once.
+    fn validate(mut self) -> Result<Self, String> {
+        validate::check(&self)?;
+        self.plugins.proxy.trust = Some(self.plugins.proxy.tls()?);
+        Ok(self)
+    }
+}
+
+/// serde says "unknown field `x`, expected one of `a`, `b`"; say "unknown key".
+pub(super) fn explain(message: &str) -> String {
+    message
+        .replace("unknown field", "unknown key")
+        .replace("expected one of", "allowed keys are")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::from_toml_str(text, "config.toml").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load_with_env(None, Vec::new()).unwrap();
+        assert_eq!((c.server.host.as_str(), c.server.port), ("127.0.0.1", 8080));
+        assert_eq!(c.server.legal_proxy_code, vec![200]);
+        assert!(!c.server.enable_proxy);
+        assert_eq!(c.plugins.proxy.timeout(), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_what_is_allowed() {
+        let err = parse("[server]\nprot = 1").unwrap_err();
+        assert!(err.starts_with("config.toml"), "{err}");
+        assert!(err.contains("prot") && err.contains("port") && err.contains("host"), "{err}");
+        let err = parse("lod_plugins = []").unwrap_err();
+        assert!(err.contains("lod_plugins") && err.contains("load_plugins"), "{err}");
+        let err = parse("[plugins.proxy]\ntimout = 3").unwrap_err();
+        assert!(err.contains("timout") && err.contains("timeout"), "{err}");
+    }
+
+    #[test]
+    fn both_forms_of_proxy_urls_normalize() {
+        let c = parse(
+            r#"
+[plugins.proxy]
+proxy_urls = ["http://a:1/", "http://b:2"]
+white_list = ["/api/v1/x/*"]
+"#,
+        )
+        .unwrap();
+        let u = c.plugins.proxy.upstreams();
+        assert_eq!(u[0].url, "http://a:1");
+        assert_eq!(u[0].enable, vec!["/api/v1/x/*"]);
+        assert!(u[1].allows("/api/v1/x/y").is_ok());
+        assert!(u[1].allows("/api/v1/z").is_err());
+
+        let c = parse(
+            r#"
+[plugins.proxy.proxy_urls."http://a:1"]
+disable = ["/api/v1/hidden"]
+docs_path = "/openapi.json"
+"#,
+        )
+        .unwrap();
+        let u = &c.plugins.proxy.upstreams()[0];
+        assert_eq!(u.docs_path, "/openapi.json");
+        assert!(u.allows("/api/v1/open").is_ok());
+        assert_eq!(u.allows("/api/v1/hidden").unwrap_err(), "disabled by rule '/api/v1/hidden'");
+        let err = parse("[plugins.proxy.proxy_urls.\"http://a:1\"]\nenabled = []").unwrap_err();
+        assert!(err.contains("enable"), "{err}");
+    }
+
+    #[test]
+    fn pool_settings_parse_and_table_entries_override_the_policy() {
+        let c = parse(
+            r#"
+[plugins.proxy]
+balance = "least_inflight"
+max_in_flight = 4
+health_check_path = "/health"
+[plugins.proxy.proxy_urls."http://a:1"]
+[plugins.proxy.proxy_urls."http://b:1"]
+balance = "round_robin"
+"#,
+        )
+        .unwrap();
+        let u = c.plugins.proxy.upstreams();
+        assert_eq!(u[0].balance, BalancePolicy::LeastInflight);
+        assert_eq!(u[1].balance, BalancePolicy::RoundRobin);
+        assert_eq!(c.plugins.proxy.health_check().unwrap().0, "/health");
+        let err = parse("[plugins.proxy]\nbalance = \"random\"").unwrap_err();
+        assert!(err.contains("round_robin") && err.contains("least_inflight"), "{err}");
+        let err = parse("[plugins.proxy]\nhealth_check_path = \"health\"").unwrap_err();
+        assert!(err.contains("health_check_path"), "{err}");
+        let err = parse("[plugins.proxy]\nca_file = \"/no/such/ca.pem\"").unwrap_err();
+        assert!(err.contains("ca_file") && err.contains("/no/such/ca.pem"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_nest_by_double_underscore() {
+        let env = vec![
+            ("SERVER__PORT".to_owned(), "9000".to_owned()),
+            ("server__enable_proxy".to_owned(), "true".to_owned()),
+            ("PLUGINS__PROXY__TIMEOUT".to_owned(), "5".to_owned()),
+            ("LOAD_BUILTIN_PLUGINS".to_owned(), r#"["echo","proxy"]"#.to_owned()),
+            ("PATH".to_owned(), "/usr/bin".to_owned()),
+        ];
+        let c = Config::load_with_env(None, env).unwrap();
+        assert_eq!(c.server.port, 9000);
+        assert!(c.server.enable_proxy);
+        assert_eq!(c.plugins.proxy.timeout, 5.0);
+        assert_eq!(c.load_builtin_plugins, vec!["echo", "proxy"]);
+    }
+
+    #[test]
+    fn the_most_specific_rule_wins() {
+        let rules = AuthRules::new([
+            ("/api/v1/*", vec!["wide".to_owned()]),
+            ("/api/v1/echo/*", vec!["narrow".to_owned(), "second".to_owned()]),
+            ("/api/v1/echo/exact", vec!["exact".to_owned()]),
+        ])
+        .unwrap();
+        assert_eq!(rules.first_key_for("/api/v1/other"), Some("wide"));
+        assert_eq!(rules.first_key_for("/api/v1/echo/x"), Some("narrow"));
+        assert_eq!(rules.first_key_for("/api/v1/echo/exact"), Some("exact"));
+        assert_eq!(rules.first_key_for("/health"), None);
+        assert!(rule_matches("*", "/anything") && rule_matches("/*", "/x"));
+        assert!(!rule_matches("/api/v1/echo/*", "/api/v1/echo_model"), "prefixes end at a slash");
+        assert!(!rule_matches("/api/v1/echo*", "/api/v1/echo_model"), "only '/*' is a wildcard");
+        assert!(!format!("{rules:?}").contains("wide"), "keys are never printed");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_reason() {
+        let err = parse("[plugins.proxy]\nproxy_urls = [\"http://u:p@host\"]").unwrap_err();
+        assert!(err.contains("credentials"), "{err}");
+        let err = parse("[plugins.proxy]\nproxy_urls = [\"ftp://host\"]").unwrap_err();
+        assert!(err.contains("http://"), "{err}");
+        let err = parse(
+            "[plugins.proxy]\nproxy_urls = [\"http://a\"]\nproxy_functions = { \"http://b\" = [\"m.f\"] }",
+        )
+        .unwrap_err();
+        assert!(err.contains("http://b") && err.contains("proxy_urls"), "{err}");
+        let err = parse("[plugins.proxy]\ntimeout = 0").unwrap_err();
+        assert!(err.contains("timeout"), "{err}");
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let c = parse(include_str!("../../config.example.toml")).unwrap();
+        assert!(c.load_builtin_plugins.contains(&"echo".to_owned()));
+    }
+
+    #[test]
+    fn framex_kit_configs_load_unchanged() {
+        let c = parse(
+            r#"
+load_builtin_plugins = ["echo"]
+[server]
+use_ray = false
+dashboard_port = 8260
+num_cpus = -1
+[log]
+simple_log = true
+[sentry]
+enable = false
+[auth]
+rules = { "/api/v1/echo" = ["k"] }
+[plugins.proxy]
+ingress_config = { max_ongoing_requests = 60 }
+"#,
+        )
+        .unwrap();
+        let summary = crate::cli::check_summary(&c);
+        assert!(
+            summary.contains(
+                "FrameX-kit keys accepted but unused: log, sentry, server.dashboard_port, server.use_ray, \
+                 server.num_cpus, plugins.proxy.ingress_config"
+            ),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn other_plugins_keep_their_own_tables() {
+        let c = parse("[plugins.echo]\n[plugins.mine]\nanswer = 42").unwrap();
+        assert_eq!(c.plugins.other["mine"]["answer"].as_integer(), Some(42));
+    }
+    /// The slow-client limits default to 60 s, 240 B/s and 25,000 connections;
+    /// absurd values are refused naming the key, from the file or the environment.
+    #[test]
+    fn slow_client_limits_default_and_say_no() {
+        let c = parse("").unwrap();
+        assert_eq!(c.server.client_body_timeout(), Duration::from_secs(60));
+        assert_eq!((c.server.min_body_rate, c.server.max_connections), (240, 25_000));
+        for bad in ["client_body_timeout = 1e300", "client_body_timeout = 0", "client_body_timeout = -1", "max_connections = 0"] {
+            let err = parse(&format!("[server]\n{bad}")).unwrap_err();
+            let key = bad.split(' ').next().unwrap();
+            assert!(err.contains(&format!("server.{key}")), "{bad}: {err}");
+        }
+        let env = vec![("SERVER__CLIENT_BODY_TIMEOUT".to_owned(), "1e300".to_owned())];
+        let err = Config::load_with_env(None, env).unwrap_err().to_string();
+        assert!(err.contains("server.client_body_timeout"), "{err}");
+        let c = parse("[server]\nclient_body_timeout = 1.5\nmin_body_rate = 0\nmax_connections = 3").unwrap();
+        assert_eq!(c.server.client_body_timeout(), Duration::from_millis(1500));
+    }
+}

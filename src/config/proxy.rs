@@ -1,0 +1,340 @@
+//! `[plugins]`: the system proxy's table (upstream URLs and their filters, pools,
+//! limits, trust) and every other plugin's own.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use framex_actors::upstream::tls;
+use serde::{Deserialize, Deserializer};
+
+use super::rules::{PathFilter, PatternError};
+use super::{explain, AuthConfig, Unused};
+
+/// `[plugins]`: the proxy's table, and every other plugin's own.
+#[derive(Debug, Clone, Default)]
+pub struct PluginsConfig {
+    /// `[plugins.proxy]`.
+    pub proxy: ProxyConfig,
+    /// `[plugins.<other>]`: each plugin reads its own keys.
+    pub other: BTreeMap<String, toml::Table>,
+}
+
+impl<'de> Deserialize<'de> for PluginsConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut tables = BTreeMap::<String, toml::Value>::deserialize(deserializer)?;
+        let proxy = match tables.remove("proxy") {
+            Some(value) => ProxyConfig::deserialize(value).map_err(|e| {
+                serde::de::Error::custom(format!("in [plugins.proxy]: {}", e.message()))
+            })?,
+            None => ProxyConfig::default(),
+        };
+        let mut other = BTreeMap::new();
+        for (name, value) in tables {
+            match value {
+                toml::Value::Table(t) => {
+                    other.insert(name, t);
+                }
+                _ => {
+                    return Err(serde::de::Error::custom(format!(
+                        "plugins.{name} must be a table ([plugins.{name}])"
+                    )))
+                }
+            }
+        }
+        Ok(PluginsConfig { proxy, other })
+    }
+}
+
+/// `[plugins.proxy]`: the system proxy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Upstream base URLs: a list, or a table `url = { enable, disable, docs_path }`.
+    /// Default: none.
+    pub proxy_urls: ProxyUrls,
+    /// With the list form: path patterns to proxy (absent = all).
+    pub white_list: Option<Vec<String>>,
+    /// Paths whose replies are always streamed. Default: none.
+    pub force_stream_apis: Vec<String>,
+    /// Seconds to wait for an upstream's reply head, and the longest idle time between
+    /// two chunks of a stream (never the total length of a stream). Default 600.
+    pub timeout: f64,
+    /// Keys this instance sends upstream (`Authorization: <key>`), by upstream path.
+    pub auth: AuthConfig,
+    /// Functions called through FrameX's `/api/v1/proxy/remote`: url → names.
+    pub proxy_functions: BTreeMap<String, Vec<String>>,
+    /// *Extension.* Seconds allowed to open a connection. Default 5.
+    pub connect_timeout: f64,
+    /// *Extension.* Seconds between re-discoveries of each upstream; 0 = never.
+    /// Default 30.
+    pub discovery_interval: f64,
+    /// *Extension.* Proxy hops after which a request is refused as a loop (508).
+    /// Default 8.
+    pub max_hops: u32,
+    /// *Extension.* How a pool spreads requests over the URLs that serve the same
+    /// operation: `"round_robin"` or `"least_inflight"`. Default `"round_robin"`;
+    /// a table entry may set its own.
+    pub balance: BalancePolicy,
+    /// *Extension.* Requests one upstream URL may serve at once; when every URL of a
+    /// pool is at its limit, calls get 503 with `Retry-After`. 0 = no limit (default).
+    pub max_in_flight: usize,
+    /// *Extension.* Further attempts on other URLs of a pool after a failure that is
+    /// safe to retry. Default 1.
+    pub retries: u32,
+    /// *Extension.* Path probed on every upstream URL (`GET`, any non-5xx answer
+    /// passes) to bring ejected URLs back and eject dead ones. Empty = passive health
+    /// only (default).
+    pub health_check_path: String,
+    /// *Extension.* Seconds between two active health checks. Default 5.
+    pub health_check_interval: f64,
+    /// *Extension.* A PEM file of CA certificates trusted for `https://` upstreams
+    /// besides Mozilla's roots (an internal or self-signed authority). Default: none.
+    pub ca_file: String,
+    /// FrameX-kit's Ray ingress settings: accepted, not used.
+    pub ingress_config: Unused,
+    /// The trust `ca_file` gives, read once when the config is validated.
+    #[serde(skip)]
+    pub(super) trust: Option<Arc<tls::ClientConfig>>,
+}
+
+/// How a pool picks the URL for the next request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum BalancePolicy {
+    /// Each URL in turn.
+    #[default]
+    #[serde(rename = "round_robin")]
+    RoundRobin,
+    /// The less busy of two URLs (power of two choices).
+    #[serde(rename = "least_inflight", alias = "least_in_flight")]
+    LeastInflight,
+}
+
+impl From<BalancePolicy> for framex_actors::upstream::Balance {
+    fn from(policy: BalancePolicy) -> Self {
+        match policy {
+            BalancePolicy::RoundRobin => Self::RoundRobin,
+            BalancePolicy::LeastInflight => Self::LeastInFlight,
+        }
+    }
+}
+
+impl fmt::Display for BalancePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BalancePolicy::RoundRobin => "round_robin",
+            BalancePolicy::LeastInflight => "least_inflight",
+        })
+    }
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            proxy_urls: ProxyUrls::default(),
+            white_list: None,
+            force_stream_apis: Vec::new(),
+            timeout: 600.0,
+            auth: AuthConfig::default(),
+            proxy_functions: BTreeMap::new(),
+            connect_timeout: 5.0,
+            discovery_interval: 30.0,
+            max_hops: 8,
+            balance: BalancePolicy::RoundRobin,
+            max_in_flight: 0,
+            retries: 1,
+            health_check_path: String::new(),
+            health_check_interval: 5.0,
+            ca_file: String::new(),
+            ingress_config: None,
+            trust: None,
+        }
+    }
+}
+
+impl ProxyConfig {
+    /// The upstreams, normalized from either form of `proxy_urls`.
+    pub fn upstreams(&self) -> Vec<UpstreamConfig> {
+        match &self.proxy_urls {
+            ProxyUrls::List(urls) => urls
+                .iter()
+                .map(|url| UpstreamConfig {
+                    url: normalize_url(url),
+                    enable: self.white_list.clone().unwrap_or_else(|| vec!["*".to_owned()]),
+                    disable: Vec::new(),
+                    docs_path: DEFAULT_DOCS_PATH.to_owned(),
+                    balance: self.balance,
+                })
+                .collect(),
+            ProxyUrls::Table(table) => table
+                .iter()
+                .map(|(url, entry)| UpstreamConfig {
+                    url: normalize_url(url),
+                    enable: entry.enable.clone(),
+                    disable: entry.disable.clone(),
+                    docs_path: entry.docs_path.clone(),
+                    balance: entry.balance.unwrap_or(self.balance),
+                })
+                .collect(),
+        }
+    }
+
+    /// `timeout` as a duration.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout)
+    }
+
+    /// `connect_timeout` as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.connect_timeout)
+    }
+
+    /// `discovery_interval` as a duration (`None` = never re-discover).
+    pub fn discovery_interval(&self) -> Option<Duration> {
+        (self.discovery_interval > 0.0).then(|| Duration::from_secs_f64(self.discovery_interval))
+    }
+
+    /// The TLS trust for `https://` upstreams: Mozilla's roots plus `ca_file`.
+    ///
+    /// # Errors
+    /// `ca_file` unreadable or holding no usable certificate.
+    pub fn tls(&self) -> Result<Arc<tls::ClientConfig>, String> {
+        if let Some(trust) = &self.trust {
+            return Ok(trust.clone());
+        }
+        if self.ca_file.is_empty() {
+            return Ok(tls::default_config());
+        }
+        let pem = std::fs::read(&self.ca_file)
+            .map_err(|e| format!("plugins.proxy.ca_file '{}': {e}", self.ca_file))?;
+        tls::client_config(Some(&pem))
+            .map_err(|e| format!("plugins.proxy.ca_file '{}': {e}", self.ca_file))
+    }
+
+    /// The active health check: path and interval (`None` = passive health only).
+    pub fn health_check(&self) -> Option<(&str, Duration)> {
+        (!self.health_check_path.is_empty()).then(|| {
+            (
+                self.health_check_path.as_str(),
+                Duration::from_secs_f64(self.health_check_interval),
+            )
+        })
+    }
+}
+
+/// Where upstreams publish their OpenAPI document unless told otherwise.
+pub const DEFAULT_DOCS_PATH: &str = "/api/v1/openapi.json";
+
+pub(super) fn normalize_url(url: &str) -> String {
+    url.trim().trim_end_matches('/').to_owned()
+}
+
+/// `proxy_urls` in either of FrameX's forms.
+#[derive(Debug, Clone)]
+pub enum ProxyUrls {
+    /// `proxy_urls = ["http://a", "http://b"]`
+    List(Vec<String>),
+    /// `[plugins.proxy.proxy_urls."http://a"] enable = [...] ...`
+    Table(BTreeMap<String, UpstreamEntry>),
+}
+
+impl<'de> Deserialize<'de> for ProxyUrls {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match toml::Value::deserialize(deserializer)? {
+            toml::Value::Array(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    toml::Value::String(url) => Ok(url),
+                    other => Err(D::Error::custom(format!(
+                        "proxy_urls: expected a URL string, found {other}"
+                    ))),
+                })
+                .collect::<Result<_, _>>()
+                .map(ProxyUrls::List),
+            toml::Value::Table(table) => table
+                .into_iter()
+                .map(|(url, entry)| {
+                    UpstreamEntry::deserialize(entry)
+                        .map(|e| (url.clone(), e))
+                        .map_err(|e| {
+                            D::Error::custom(format!(
+                                "proxy_urls.\"{url}\": {}",
+                                explain(e.message())
+                            ))
+                        })
+                })
+                .collect::<Result<_, _>>()
+                .map(ProxyUrls::Table),
+            other => Err(D::Error::custom(format!(
+                "proxy_urls must be a list of URLs or a table of url = {{ enable, disable, docs_path }}, found {other}"
+            ))),
+        }
+    }
+}
+
+impl Default for ProxyUrls {
+    fn default() -> Self {
+        ProxyUrls::List(Vec::new())
+    }
+}
+
+/// One entry of the table form of `proxy_urls`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamEntry {
+    /// Path patterns to proxy. Default `["*"]`.
+    pub enable: Vec<String>,
+    /// Path patterns never to proxy (beats `enable`). Default: none.
+    pub disable: Vec<String>,
+    /// Where the upstream's OpenAPI document is. Default `/api/v1/openapi.json`.
+    pub docs_path: String,
+    /// *Extension.* The balancing policy of the pools this URL leads (overrides
+    /// `[plugins.proxy] balance`).
+    pub balance: Option<BalancePolicy>,
+}
+
+impl Default for UpstreamEntry {
+    fn default() -> Self {
+        UpstreamEntry {
+            enable: vec!["*".to_owned()],
+            disable: Vec::new(),
+            docs_path: DEFAULT_DOCS_PATH.to_owned(),
+            balance: None,
+        }
+    }
+}
+
+/// One upstream, normalized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    /// Base URL, without a trailing slash.
+    pub url: String,
+    /// Path patterns to proxy.
+    pub enable: Vec<String>,
+    /// Path patterns never to proxy.
+    pub disable: Vec<String>,
+    /// Where its OpenAPI document is.
+    pub docs_path: String,
+    /// Balancing policy of the pools this URL comes first in.
+    pub balance: BalancePolicy,
+}
+
+impl UpstreamConfig {
+    /// Whether the route template `path` is proxied; the error says why not.
+    ///
+    /// # Errors
+    /// The reason, naming the rule that excludes it.
+    pub fn allows(&self, path: &str) -> Result<(), String> {
+        self.filter().map_err(|e| e.to_string())?.allows_template(path)
+    }
+
+    /// The parsed `enable` / `disable` filters (checked at load).
+    ///
+    /// # Errors
+    /// An invalid pattern.
+    pub fn filter(&self) -> Result<PathFilter, PatternError> {
+        PathFilter::new(&self.enable, &self.disable)
+    }
+}

@@ -1,0 +1,113 @@
+//! `[server]`: where and how this instance serves, and the limits it puts on clients.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{validate, TrustedProxies, Unused};
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `"127.0.0.1"`.
+    pub host: String,
+    /// Port to listen on (0 = any free port). Default `8080`.
+    #[serde(deserialize_with = "validate::server_port")]
+    pub port: u16,
+    /// Let `call_remote_api` reach APIs that no local plugin serves through the
+    /// proxy. Default `false`.
+    pub enable_proxy: bool,
+    /// Statuses of an upstream FrameX envelope that count as success. Default `[200]`.
+    pub legal_proxy_code: Vec<u16>,
+    /// *Extension.* Worker threads. Default: one per CPU.
+    pub workers: Option<usize>,
+    /// *Extension.* Largest request body accepted, in bytes (larger → 413).
+    /// Default 64 MiB.
+    pub max_body_size: usize,
+    /// *Extension.* Seconds that SIGTERM/SIGINT waits for in-flight requests and
+    /// streams to finish before closing them. Default 30.
+    pub shutdown_timeout: u64,
+    /// *Extension.* One log line per request (target `framex::access`, info level):
+    /// peer, method, path without the query, status, time to the response head,
+    /// request id. Default off.
+    pub access_log: bool,
+    /// *Extension.* Addresses or CIDR networks of proxies in front of this server,
+    /// whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` are kept and extended;
+    /// from anyone else they are replaced by ours. Default: none.
+    pub trusted_proxies: TrustedProxies,
+    /// *Extension.* Seconds a request body that is read whole (local routes, proxy
+    /// functions, small forwarded bodies) may take to arrive in full; longer → 408 and
+    /// the connection closed. Between 0.001 and one year. Default 60.
+    pub client_body_timeout: f64,
+    /// *Extension.* Bytes per second a body streamed upstream must keep arriving at,
+    /// on average, after a 5 s grace (Kestrel's `MinRequestBodyDataRate`); slower →
+    /// 408 and the connection closed. 0 = no minimum. Default 240.
+    pub min_body_rate: u64,
+    /// *Extension.* Connections the process serves at once; beyond it new
+    /// connections wait in the listen backlog until one closes. Enforced per worker
+    /// (the limit divided among `workers`, rounded up). Default 25000.
+    pub max_connections: usize,
+    /// FrameX-kit's Ray dashboard address: accepted, not used.
+    pub dashboard_host: Unused,
+    /// FrameX-kit's Ray dashboard port: accepted, not used.
+    pub dashboard_port: Unused,
+    /// FrameX-kit's Ray switch: accepted, not used.
+    pub use_ray: Unused,
+    /// FrameX-kit's Ray CPU count: accepted, not used (see `workers`).
+    pub num_cpus: Unused,
+    /// FrameX-kit's log filter: accepted, not used.
+    pub excluded_log_paths: Unused,
+    /// FrameX-kit's Ray ingress settings: accepted, not used.
+    pub ingress_config: Unused,
+    /// FrameX-kit's revision label: accepted, not used.
+    pub reversion: Unused,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "127.0.0.1".to_owned(),
+            port: 8080,
+            enable_proxy: false,
+            legal_proxy_code: vec![200],
+            workers: None,
+            max_body_size: 64 * 1024 * 1024,
+            shutdown_timeout: 30,
+            access_log: false,
+            trusted_proxies: TrustedProxies::default(),
+            client_body_timeout: 60.0,
+            min_body_rate: 240,
+            max_connections: 25_000,
+            dashboard_host: None,
+            dashboard_port: None,
+            use_ray: None,
+            num_cpus: None,
+            excluded_log_paths: None,
+            ingress_config: None,
+            reversion: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// `client_body_timeout` as a duration (validated to lie in [1 ms, 1 year]).
+    pub fn client_body_timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.client_body_timeout).unwrap_or(Duration::from_secs(60))
+    }
+
+    /// Checks `client_body_timeout` and `max_connections`.
+    pub(super) fn validate_slow_client_limits(&self) -> Result<(), String> {
+        const YEAR: f64 = 365.0 * 24.0 * 3600.0;
+        if !(0.001..=YEAR).contains(&self.client_body_timeout) {
+            return Err(format!(
+                "server.client_body_timeout must be between 0.001 and {YEAR} seconds (got {})",
+                self.client_body_timeout
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err("server.max_connections must be at least 1".to_owned());
+        }
+        Ok(())
+    }
+}
