@@ -71,6 +71,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// A reply framed by `Transfer-Encoding` is framed by it alone (RFC 9112 §6.3): its
+/// `Content-Length`, if it also sent one, says nothing about the body and is dropped,
+/// so that no consumer sizes the body from it.
+fn frame_by_transfer_encoding(headers: &mut HeaderMap) {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+}
+
 /// Decrements an endpoint's in-flight count when the exchange ends (even when the
 /// body is still streaming when the response is handed back).
 struct InFlight {
@@ -339,7 +348,17 @@ impl Exchange {
         let config = &self.shared.config;
         let (head, mut incoming) = response.into_parts();
         let status = head.status;
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            // We never ask for an upgrade: a switch nobody asked for is a broken reply,
+            // and the connection is no longer HTTP (dropping the lease closes it).
+            guard.failed();
+            return Err(Error::UpstreamReply {
+                upstream,
+                reason: "switched protocols (101) without being asked to".to_owned(),
+            });
+        }
         let mut headers = head.headers;
+        frame_by_transfer_encoding(&mut headers);
         strip_hop_by_hop(&mut headers);
         let length = headers
             .get(header::CONTENT_LENGTH)
@@ -449,6 +468,20 @@ async fn pump(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A chunked reply's Content-Length goes; without Transfer-Encoding it stays.
+    #[test]
+    fn content_length_goes_when_the_reply_is_chunked() {
+        let mut h = HeaderMap::new();
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999999"));
+        frame_by_transfer_encoding(&mut h);
+        assert!(!h.contains_key(header::CONTENT_LENGTH));
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("12"));
+        frame_by_transfer_encoding(&mut h);
+        assert_eq!(h[header::CONTENT_LENGTH], "12");
+    }
 
     #[test]
     fn hop_by_hop_headers_and_those_named_by_connection_go() {
