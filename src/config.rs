@@ -295,6 +295,10 @@ pub struct ProxyConfig {
     /// *Extension.* A PEM file of CA certificates trusted for `https://` upstreams
     /// besides Mozilla's roots (an internal or self-signed authority). Default: none.
     pub ca_file: String,
+    /// *Extension.* Largest OpenAPI document read from an upstream, in bytes, and the
+    /// most its operations (once per path that publishes them) and components may
+    /// add to our merged document; a document over it is refused. Default 16 MiB.
+    pub max_document_size: usize,
     /// FrameX-kit's Ray ingress settings: accepted, not used.
     pub ingress_config: Unused,
     /// The trust `ca_file` gives, read once when the config is validated.
@@ -350,6 +354,7 @@ impl Default for ProxyConfig {
             health_check_path: String::new(),
             health_check_interval: 5.0,
             ca_file: String::new(),
+            max_document_size: crate::discovery::DEFAULT_MAX_PUBLISHED,
             ingress_config: None,
             trust: None,
         }
@@ -662,6 +667,9 @@ impl Config {
         }
         if !positive(proxy.health_check_interval) {
             return Err("plugins.proxy.health_check_interval must be a positive number of seconds".to_owned());
+        }
+        if proxy.max_document_size == 0 {
+            return Err("plugins.proxy.max_document_size must be at least 1 byte".to_owned());
         }
         let trust = proxy.tls()?;
         if self.server.legal_proxy_code.is_empty() {

@@ -182,7 +182,7 @@ impl PluginBuilder {
     {
         let mut spec = self.signature::<A>(ApiKey::http(method, path));
         let result_schema = self.generator.subschema_for::<R>();
-        spec.operation = Some(operation_for(&spec, Some(result_schema.to_value()), &[&self.meta.name]));
+        spec.operation = Some(Arc::new(operation_for(&spec, Some(result_schema.to_value()), &[&self.meta.name])));
         let handler = call_handler(spec.key.to_string(), handler);
         self.push(spec, handler);
         self
@@ -199,7 +199,7 @@ impl PluginBuilder {
     {
         let mut spec = self.signature::<A>(ApiKey::http(Method::GET, path));
         spec.streaming = true;
-        spec.operation = Some(operation_for(&spec, None, &[&self.meta.name]));
+        spec.operation = Some(Arc::new(operation_for(&spec, None, &[&self.meta.name])));
         let handler = Arc::new(handler);
         let api = spec.key.to_string();
         self.push(

@@ -29,14 +29,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{AuthRules, Config, UpstreamConfig};
-use crate::discovery::{self, DiscoveryOptions};
+use crate::discovery::{self, DiscoveryLimits, DiscoveryOptions};
 
 /// Longest wait between two discovery attempts of an upstream that is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Time allowed to fetch one OpenAPI document.
 const DOCS_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest OpenAPI document read.
-const DOCS_LIMIT: usize = 32 * 1024 * 1024;
 /// The registry source under which the proxy publishes its routes.
 const SOURCE: &str = "proxy";
 
@@ -67,6 +65,9 @@ pub struct Upstream {
     /// The `Authorization` value sent with the document request, if a rule names one.
     docs_key: Option<HeaderValue>,
     tls: Arc<ClientConfig>,
+    /// `plugins.proxy.max_document_size`: the largest document read, and the most
+    /// it may add to the merged document.
+    max_document_size: usize,
     /// The operations of its last successful discovery (`None`: never discovered).
     operations: Mutex<Option<Vec<Arc<ApiSpec>>>>,
 }
@@ -92,6 +93,10 @@ impl Upstream {
             allows: &allows,
             force_stream_apis: self.force_stream_apis.clone(),
             component_prefix: self.component_prefix.clone(),
+            limits: DiscoveryLimits {
+                max_published: self.max_document_size,
+                ..DiscoveryLimits::default()
+            },
         };
         let discovered = discovery::parse_document(&document, &options)?;
         let first_time = self.operations.lock().expect("not poisoned").is_none();
@@ -135,10 +140,16 @@ impl Upstream {
             headers,
             &self.tls,
             DOCS_TIMEOUT,
-            DOCS_LIMIT,
+            self.max_document_size,
         )
         .await
-        .map_err(fail)?;
+        .map_err(|reason| {
+            if reason.starts_with("body larger than") {
+                fail(format!("document refused: {reason} (plugins.proxy.max_document_size)"))
+            } else {
+                fail(reason)
+            }
+        })?;
         if !status.is_success() {
             return Err(fail(format!("status {status}")));
         }
@@ -289,6 +300,7 @@ impl Proxy {
                     force_stream_apis: proxy.force_stream_apis.clone(),
                     component_prefix: format!("U{}_", i + 1),
                     tls: tls.clone(),
+                    max_document_size: proxy.max_document_size,
                     operations: Mutex::new(None),
                 })
             })

@@ -20,6 +20,7 @@ fn discover(doc: &Value, prefix: &str) -> Discovered {
         allows: &allows,
         force_stream_apis: vec!["/api/v1/search".into()],
         component_prefix: prefix.into(),
+        limits: DiscoveryLimits::default(),
     };
     parse_document(doc, &opts).unwrap()
 }
@@ -133,6 +134,7 @@ fn documents_that_are_not_openapi_are_refused_naming_the_upstream() {
         allows: &allows,
         force_stream_apis: vec![],
         component_prefix: String::new(),
+        limits: DiscoveryLimits::default(),
     };
     let err = parse_document(&json!({"hello": "world"}), &opts).unwrap_err().to_string();
     assert!(err.contains("http://legacy") && err.contains("openapi"), "{err}");
