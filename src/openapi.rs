@@ -22,7 +22,8 @@ pub fn document(table: &RouteTable) -> Value {
         let operation = route
             .spec
             .operation
-            .clone()
+            .as_deref()
+            .cloned()
             .unwrap_or_else(|| operation_for(&route.spec, None, &[]));
         let item = paths
             .entry(path.clone())

@@ -246,9 +246,10 @@ pub struct ApiSpec {
     /// One-line summary for listings and documents.
     pub summary: Option<String>,
     /// The OpenAPI operation object to publish, when one is known; the merged
-    /// document uses it verbatim.
+    /// document uses it verbatim. Shared: the operations of an upstream path item
+    /// that many paths `$ref` are one object, not a copy per path.
     #[serde(skip)]
-    pub operation: Option<Value>,
+    pub operation: Option<std::sync::Arc<Value>>,
     /// The OpenAPI `components` the operation refers to (`{"schemas": {...}}`),
     /// usually shared by every API of one plugin or upstream.
     #[serde(skip)]

@@ -92,6 +92,10 @@ pub struct ProxyConfig {
     /// *Extension.* A PEM file of CA certificates trusted for `https://` upstreams
     /// besides Mozilla's roots (an internal or self-signed authority). Default: none.
     pub ca_file: String,
+    /// *Extension.* Largest OpenAPI document read from an upstream, in bytes, and the
+    /// most its operations (once per path that publishes them) and components may
+    /// add to our merged document; a document over it is refused. Default 16 MiB.
+    pub max_document_size: usize,
     /// FrameX-kit's Ray ingress settings: accepted, not used.
     pub ingress_config: Unused,
     /// The trust `ca_file` gives, read once when the config is validated.
@@ -147,6 +151,7 @@ impl Default for ProxyConfig {
             health_check_path: String::new(),
             health_check_interval: 5.0,
             ca_file: String::new(),
+            max_document_size: crate::discovery::DEFAULT_MAX_PUBLISHED,
             ingress_config: None,
             trust: None,
         }

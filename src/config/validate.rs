@@ -63,6 +63,9 @@ pub(super) fn check(config: &Config) -> Result<(), String> {
     if !proxy.health_check_path.is_empty() && !proxy.health_check_path.starts_with('/') {
         return Err("plugins.proxy.health_check_path must be empty or start with '/'".to_owned());
     }
+    if proxy.max_document_size == 0 {
+        return Err("plugins.proxy.max_document_size must be at least 1 byte".to_owned());
+    }
     super::rules::check_filters(proxy)?;
     config.server.validate_slow_client_limits()?;
     if config.server.legal_proxy_code.is_empty() {

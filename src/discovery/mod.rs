@@ -8,9 +8,18 @@
 //! is the upstream's operation with path-level parameters merged in and every
 //! `#/components/...` reference renamed with the upstream's prefix, so that components
 //! of several upstreams and of local plugins never collide.
+//!
+//! A document is hostile input and reading it is bounded ([`DiscoveryLimits`]): at
+//! most [`MAX_OPERATIONS`] operations, and what it would add to our merged document
+//! (each operation counted once per path that publishes it, plus its components)
+//! at most `max_published` bytes. The operation objects of a path item that many
+//! paths `$ref` are built once and shared, never copied per path.
 
 mod refs;
 mod template;
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use framex_actors::Method;
 use framex_actors::{ApiKey, ApiSpec, BodySpec, FormField, Param, ParamLocation, ValueKind};
@@ -19,6 +28,31 @@ use serde_json::{Map, Value};
 pub use refs::resolve;
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch"];
+
+/// Most operations (path × method) read from one upstream's document.
+pub const MAX_OPERATIONS: usize = 10_000;
+
+/// Default of `max_published`: the default `plugins.proxy.max_document_size`.
+pub const DEFAULT_MAX_PUBLISHED: usize = 16 * 1024 * 1024;
+
+/// The bounds one document is read within.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiscoveryLimits {
+    /// Most operations (path × method), skipped ones included.
+    pub max_operations: usize,
+    /// Most bytes the kept operations (once per path) and their components would add
+    /// to the merged document, serialized (`plugins.proxy.max_document_size`).
+    pub max_published: usize,
+}
+
+impl Default for DiscoveryLimits {
+    fn default() -> Self {
+        DiscoveryLimits {
+            max_operations: MAX_OPERATIONS,
+            max_published: DEFAULT_MAX_PUBLISHED,
+        }
+    }
+}
 
 /// Why a document could not be used at all.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +64,26 @@ pub enum DiscoveryError {
         upstream: String,
         /// What is missing.
         reason: String,
+    },
+    /// The document has more operations than [`DiscoveryLimits::max_operations`].
+    #[error("{upstream}'s document refused: more than {limit} operations")]
+    TooManyOperations {
+        /// The upstream's base URL.
+        upstream: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// Its operations (once per path) and components would add more than
+    /// [`DiscoveryLimits::max_published`] bytes to the merged document.
+    #[error(
+        "{upstream}'s document refused: its operations would publish more than {limit} bytes \
+         (plugins.proxy.max_document_size)"
+    )]
+    TooLarge {
+        /// The upstream's base URL.
+        upstream: String,
+        /// The limit.
+        limit: usize,
     },
 }
 
@@ -43,6 +97,8 @@ pub struct DiscoveryOptions<'a> {
     pub force_stream_apis: Vec<String>,
     /// Prefix given to every component name taken from this upstream.
     pub component_prefix: String,
+    /// How much of the document is read.
+    pub limits: DiscoveryLimits,
 }
 
 /// An operation left out, and why.
@@ -71,8 +127,8 @@ pub struct Discovered {
 /// Reads `doc` into route specs.
 ///
 /// # Errors
-/// When `doc` is not an OpenAPI 3 document; single operations that cannot be
-/// understood are skipped with their reason instead.
+/// When `doc` is not an OpenAPI 3 document or exceeds `opts.limits`; single
+/// operations that cannot be understood are skipped with their reason instead.
 pub fn parse_document(doc: &Value, opts: &DiscoveryOptions<'_>) -> Result<Discovered, DiscoveryError> {
     let not_openapi = |reason: &str| DiscoveryError::NotOpenApi {
         upstream: opts.upstream.clone(),
@@ -88,12 +144,29 @@ pub fn parse_document(doc: &Value, opts: &DiscoveryOptions<'_>) -> Result<Discov
         .and_then(Value::as_object)
         .ok_or_else(|| not_openapi("no 'paths' object"))?;
 
+    let limits = opts.limits;
+    let too_large = || DiscoveryError::TooLarge {
+        upstream: opts.upstream.clone(),
+        limit: limits.max_published,
+    };
     let mut renamer = refs::Renamer::new(doc, &opts.component_prefix);
     let mut found = Discovered::default();
+    // Published operations by (path item, method): a path item `$ref`'d from many
+    // paths yields one shared object per method, with its serialized size.
+    let mut shared: HashMap<(*const Value, &str), (Arc<Value>, usize)> = HashMap::new();
+    let mut seen = 0usize;
+    let mut published_bytes = 0usize;
     for (path, item) in paths {
         let item = refs::follow(doc, item);
         for &method in METHODS {
             let Some(op) = item.get(method) else { continue };
+            seen += 1;
+            if seen > limits.max_operations {
+                return Err(DiscoveryError::TooManyOperations {
+                    upstream: opts.upstream.clone(),
+                    limit: limits.max_operations,
+                });
+            }
             let skip = |reason: String| Skip {
                 method: method.to_uppercase(),
                 path: path.clone(),
@@ -108,8 +181,20 @@ pub fn parse_document(doc: &Value, opts: &DiscoveryOptions<'_>) -> Result<Discov
                 continue;
             }
             match operation(doc, path, method, item, op, opts) {
-                Ok((mut spec, published)) => {
-                    spec.operation = Some(renamer.rewrite(&published));
+                Ok(mut spec) => {
+                    let (published, size) = shared
+                        .entry((std::ptr::from_ref(item), method))
+                        .or_insert_with(|| {
+                            let published = renamer.rewrite(&published_operation(doc, item, op));
+                            let size = serialized_len(&published);
+                            (Arc::new(published), size)
+                        })
+                        .clone();
+                    published_bytes = published_bytes.saturating_add(size + path.len());
+                    if published_bytes > limits.max_published {
+                        return Err(too_large());
+                    }
+                    spec.operation = Some(published);
                     found.operations.push(spec);
                 }
                 Err(reason) => found.skipped.push(skip(reason)),
@@ -117,27 +202,34 @@ pub fn parse_document(doc: &Value, opts: &DiscoveryOptions<'_>) -> Result<Discov
         }
     }
     found.components = renamer.finish();
+    let components_bytes = found.components.values().map(serialized_len).sum::<usize>();
+    if published_bytes.saturating_add(components_bytes) > limits.max_published {
+        return Err(too_large());
+    }
     Ok(found)
 }
 
-/// Reads one operation; returns its spec and its operation object to publish
-/// (still with the upstream's component names).
-fn operation(
-    doc: &Value,
-    path: &str,
-    method: &str,
-    item: &Value,
-    op: &Value,
-    opts: &DiscoveryOptions<'_>,
-) -> Result<(ApiSpec, Value), String> {
-    let method = Method::from_bytes(method.to_uppercase().as_bytes()).map_err(|e| e.to_string())?;
-    let mut spec = ApiSpec::new(ApiKey::Http {
-        method,
-        path: path.to_owned(),
-    });
-    let mut published = op.clone();
+/// The length of `value` serialized as JSON, without building the text.
+fn serialized_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail; a Value always serializes.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
 
-    // Path-level parameters apply unless the operation redefines them.
+/// The parameters of an operation: its own, then the path item's it does not
+/// redefine (by name and location).
+fn merged_parameters(doc: &Value, item: &Value, op: &Value) -> Vec<Value> {
     let mut raw_params: Vec<Value> = op
         .get("parameters")
         .and_then(Value::as_array)
@@ -154,9 +246,37 @@ fn operation(
             }
         }
     }
-    if !raw_params.is_empty() {
-        published["parameters"] = Value::Array(raw_params.clone());
+    raw_params
+}
+
+/// The operation object to publish (still with the upstream's component names):
+/// the upstream's, with the path-level parameters merged in.
+fn published_operation(doc: &Value, item: &Value, op: &Value) -> Value {
+    let mut published = op.clone();
+    let params = merged_parameters(doc, item, op);
+    if !params.is_empty() {
+        published["parameters"] = Value::Array(params);
     }
+    published
+}
+
+/// Reads one operation's spec (its published object is [`published_operation`]).
+fn operation(
+    doc: &Value,
+    path: &str,
+    method: &str,
+    item: &Value,
+    op: &Value,
+    opts: &DiscoveryOptions<'_>,
+) -> Result<ApiSpec, String> {
+    let method = Method::from_bytes(method.to_uppercase().as_bytes()).map_err(|e| e.to_string())?;
+    let mut spec = ApiSpec::new(ApiKey::Http {
+        method,
+        path: path.to_owned(),
+    });
+
+    // Path-level parameters apply unless the operation redefines them.
+    let raw_params = merged_parameters(doc, item, op);
 
     for raw in &raw_params {
         let p = refs::follow(doc, raw);
@@ -202,7 +322,7 @@ fn operation(
         .or_else(|| op.get("operationId"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    Ok((spec, published))
+    Ok(spec)
 }
 
 fn param_identity(doc: &Value, p: &Value) -> Option<(String, String)> {

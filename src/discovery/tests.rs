@@ -20,6 +20,7 @@ fn discover(doc: &Value, prefix: &str) -> Discovered {
         allows: &allows,
         force_stream_apis: vec!["/api/v1/search".into()],
         component_prefix: prefix.into(),
+        limits: DiscoveryLimits::default(),
     };
     parse_document(doc, &opts).unwrap()
 }
@@ -133,8 +134,153 @@ fn documents_that_are_not_openapi_are_refused_naming_the_upstream() {
         allows: &allows,
         force_stream_apis: vec![],
         component_prefix: String::new(),
+        limits: DiscoveryLimits::default(),
     };
     let err = parse_document(&json!({"hello": "world"}), &opts).unwrap_err().to_string();
     assert!(err.contains("http://legacy") && err.contains("openapi"), "{err}");
     assert!(parse_document(&json!({"openapi": "2.0", "paths": {}}), &opts).is_err());
+}
+
+fn parse_with(doc: &Value, limits: DiscoveryLimits) -> Result<Discovered, DiscoveryError> {
+    let allows = |_: &str| Ok(());
+    let opts = DiscoveryOptions {
+        upstream: "http://hostile".into(),
+        allows: &allows,
+        force_stream_apis: vec![],
+        component_prefix: "U1_".into(),
+        limits,
+    };
+    parse_document(doc, &opts)
+}
+
+/// A document whose one large path item is `$ref`'d from `refs` paths (attack 6).
+fn fan_out(refs: usize, item_bytes: usize) -> Value {
+    let mut paths = Map::new();
+    paths.insert(
+        "/big".into(),
+        json!({"get": {"summary": "x".repeat(item_bytes), "responses": {"200": {"description": "ok"}}}}),
+    );
+    for i in 0..refs {
+        paths.insert(format!("/p{i}"), json!({"$ref": "#/paths/~1big"}));
+    }
+    json!({"openapi": "3.1.0", "paths": paths})
+}
+
+/// The operations of a path item that many paths reference are one shared object.
+#[test]
+fn referenced_path_items_are_shared_not_copied() {
+    let found = parse_with(&fan_out(100, 1000), DiscoveryLimits::default()).unwrap();
+    assert_eq!(found.operations.len(), 101);
+    let first = found.operations[0].operation.clone().unwrap();
+    for spec in &found.operations {
+        assert!(Arc::ptr_eq(&first, spec.operation.as_ref().unwrap()), "{} has its own copy", spec.key);
+    }
+}
+
+/// Attack 6: what the fan-out would publish is counted per path, and past
+/// max_published the document is refused, naming the upstream, limit and key.
+#[test]
+fn fan_out_past_the_published_bound_is_refused() {
+    let limits = DiscoveryLimits { max_published: 1024 * 1024, ..DiscoveryLimits::default() };
+    assert!(parse_with(&fan_out(500, 1000), limits).is_ok(), "~0.5 MB published fits");
+    let err = parse_with(&fan_out(500, 10_000), limits).unwrap_err();
+    assert!(matches!(err, DiscoveryError::TooLarge { limit: 1_048_576, .. }));
+    let text = err.to_string();
+    assert!(text.contains("http://hostile") && text.contains("plugins.proxy.max_document_size"), "{text}");
+}
+
+/// 10,000 operations are read; 10,001 are refused.
+#[test]
+fn more_than_max_operations_is_refused() {
+    let doc = |n: usize| {
+        let paths: Map<String, Value> = (0..n)
+            .map(|i| (format!("/o{i}"), json!({"get": {"responses": {}}})))
+            .collect();
+        json!({"openapi": "3.0.3", "paths": paths})
+    };
+    assert_eq!(parse_with(&doc(MAX_OPERATIONS), DiscoveryLimits::default()).unwrap().operations.len(), MAX_OPERATIONS);
+    let err = parse_with(&doc(MAX_OPERATIONS + 1), DiscoveryLimits::default()).unwrap_err();
+    assert!(matches!(err, DiscoveryError::TooManyOperations { limit: MAX_OPERATIONS, .. }), "{err}");
+}
+
+mod generated {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// JSON shapes that look like OpenAPI: paths whose items are operations, path
+    /// `$ref`s (to other paths, to themselves, to nothing) or random JSON, and
+    /// components whose schemas reference each other (cycles included).
+    fn document() -> impl Strategy<Value = Value> {
+        let reference = (0usize..6, 0usize..3).prop_map(|(i, kind)| match kind {
+            0 => json!({"$ref": format!("#/paths/~1p{i}")}),
+            1 => json!({"$ref": format!("#/components/schemas/S{i}")}),
+            _ => json!({"$ref": format!("#/nowhere/{i}")}),
+        });
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<i32>().prop_map(|n| json!(n)),
+            "[a-z$/#{}~]{0,12}".prop_map(Value::String),
+            reference.clone(),
+        ];
+        let any_json = leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("get".to_owned()),
+                        Just("post".to_owned()),
+                        Just("parameters".to_owned()),
+                        Just("requestBody".to_owned()),
+                        Just("schema".to_owned()),
+                        Just("$ref".to_owned()),
+                        Just("in".to_owned()),
+                        Just("name".to_owned()),
+                        "[a-z]{1,5}",
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        let item = prop_oneof![
+            reference,
+            any_json.clone(),
+            any_json.clone().prop_map(|op| json!({"get": op.clone(), "post": {"requestBody": op}})),
+        ];
+        (
+            prop::collection::vec(item, 0..8),
+            prop::collection::vec(any_json, 0..6),
+        )
+            .prop_map(|(items, schemas)| {
+                let paths: Map<String, Value> =
+                    items.into_iter().enumerate().map(|(i, v)| (format!("/p{i}"), v)).collect();
+                let schemas: Map<String, Value> =
+                    schemas.into_iter().enumerate().map(|(i, v)| (format!("S{i}"), v)).collect();
+                json!({"openapi": "3.1.0", "paths": paths, "components": {"schemas": schemas}})
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Generated documents never panic discovery, and what is kept stays within
+        /// the bounds: at most max_operations operations, and the published
+        /// operations (once per path) with their components within max_published.
+        #[test]
+        fn discovery_never_panics_and_stays_bounded(doc in document(), max_published in 64usize..20_000) {
+            let limits = DiscoveryLimits { max_operations: 10, max_published };
+            if let Ok(found) = parse_with(&doc, limits) {
+                prop_assert!(found.operations.len() <= 10);
+                let published: usize = found
+                    .operations
+                    .iter()
+                    .map(|s| serde_json::to_vec(s.operation.as_deref().unwrap()).unwrap().len())
+                    .sum::<usize>()
+                    + found.components.values().map(|c| serde_json::to_vec(c).unwrap().len()).sum::<usize>();
+                prop_assert!(published <= max_published, "{} > {}", published, max_published);
+            }
+        }
+    }
 }

@@ -213,7 +213,7 @@ impl PluginBuilder {
             return self;
         };
         let result_schema = self.generator.subschema_for::<R>();
-        spec.operation = Some(operation_for(&spec, Some(result_schema.to_value()), &[&self.meta.name]));
+        spec.operation = Some(Arc::new(operation_for(&spec, Some(result_schema.to_value()), &[&self.meta.name])));
         let handler = call_handler(spec.key.to_string(), handler);
         self.push(spec, handler);
         self
@@ -232,7 +232,7 @@ impl PluginBuilder {
             return self;
         };
         spec.streaming = true;
-        spec.operation = Some(operation_for(&spec, None, &[&self.meta.name]));
+        spec.operation = Some(Arc::new(operation_for(&spec, None, &[&self.meta.name])));
         let handler = Arc::new(handler);
         let api = spec.key.to_string();
         self.push(

@@ -112,6 +112,7 @@ impl Proxy {
                     force_stream_apis: proxy.force_stream_apis.clone(),
                     component_prefix: format!("U{}_", i + 1),
                     tls: tls.clone(),
+                    max_document_size: proxy.max_document_size,
                     operations: Mutex::new(None),
                 })
             })

@@ -12,12 +12,10 @@ use framex_actors::{ApiSpec, Escaped};
 use serde_json::Value;
 
 use crate::config::{PathFilter, UpstreamConfig};
-use crate::discovery::{self, DiscoveryOptions};
+use crate::discovery::{self, DiscoveryLimits, DiscoveryOptions};
 
 /// Time allowed to fetch one OpenAPI document.
 const DOCS_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest OpenAPI document read.
-const DOCS_LIMIT: usize = 32 * 1024 * 1024;
 
 /// Why discovering one upstream failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +47,9 @@ pub struct Upstream {
     /// paths per request.
     pub(super) filter: Arc<PathFilter>,
     pub(super) tls: Arc<ClientConfig>,
+    /// `plugins.proxy.max_document_size`: the largest document read, and the most
+    /// it may add to the merged document.
+    pub(super) max_document_size: usize,
     /// The operations of its last successful discovery (`None`: never discovered).
     pub(super) operations: Mutex<Option<Vec<Arc<ApiSpec>>>>,
 }
@@ -74,6 +75,10 @@ impl Upstream {
             allows: &allows,
             force_stream_apis: self.force_stream_apis.clone(),
             component_prefix: self.component_prefix.clone(),
+            limits: DiscoveryLimits {
+                max_published: self.max_document_size,
+                ..DiscoveryLimits::default()
+            },
         };
         let discovered = discovery::parse_document(&document, &options)?;
         let first_time = self.operations.lock().expect("not poisoned").is_none();
@@ -117,10 +122,17 @@ impl Upstream {
             headers,
             &self.tls,
             DOCS_TIMEOUT,
-            DOCS_LIMIT,
+            self.max_document_size,
         )
         .await
-        .map_err(fail)?;
+        .map_err(|reason| {
+            // `fetch` words its size refusal so; say which key sets the limit.
+            if reason.starts_with("body larger than") {
+                fail(format!("document refused: {reason} (plugins.proxy.max_document_size)"))
+            } else {
+                fail(reason)
+            }
+        })?;
         if !status.is_success() {
             return Err(fail(format!("status {status}")));
         }

@@ -1,6 +1,6 @@
-//! Which headers describe one connection rather than the message (RFC 9110 §7.6.1):
-//! never forwarded in either direction. Used by the HTTP edge for requests and by the
-//! exchange for replies.
+//! Header policy of both edges: which headers describe one connection rather than the
+//! message (RFC 9110 §7.6.1), never forwarded in either direction (used by the HTTP
+//! edge for requests and by the relay for replies), and how a reply is framed.
 
 use http::header::{self, HeaderMap, HeaderName};
 
@@ -52,10 +52,33 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// A reply framed by `Transfer-Encoding` is framed by it alone (RFC 9112 §6.3): its
+/// `Content-Length`, if it also sent one, says nothing about the body and is dropped,
+/// so that no consumer sizes the body from it.
+pub fn frame_by_transfer_encoding(headers: &mut HeaderMap) {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    /// A chunked reply's Content-Length goes; without Transfer-Encoding it stays.
+    #[test]
+    fn content_length_goes_when_the_reply_is_chunked() {
+        let mut h = HeaderMap::new();
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999999"));
+        frame_by_transfer_encoding(&mut h);
+        assert!(!h.contains_key(header::CONTENT_LENGTH));
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("12"));
+        frame_by_transfer_encoding(&mut h);
+        assert_eq!(h[header::CONTENT_LENGTH], "12");
+    }
 
     #[test]
     fn hop_by_hop_headers_and_those_named_by_connection_go() {

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::client::{read_to_end, Lease};
-use super::headers::strip_hop_by_hop;
+use super::headers::{frame_by_transfer_encoding, strip_hop_by_hop};
 use super::{Body, ForwardResponse, PoolShared};
 use crate::error::Error;
 use crate::stream::{bridge, ChunkSender};
@@ -76,7 +76,17 @@ pub(super) async fn relay(
 ) -> Result<ForwardResponse, Error> {
     let (head, mut incoming) = response.into_parts();
     let status = head.status;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        // We never ask for an upgrade: a switch nobody asked for is a broken reply,
+        // and the connection is no longer HTTP (dropping the lease closes it).
+        guard.failed();
+        return Err(Error::UpstreamReply {
+            upstream,
+            reason: "switched protocols (101) without being asked to".to_owned(),
+        });
+    }
     let mut headers = head.headers;
+    frame_by_transfer_encoding(&mut headers);
     strip_hop_by_hop(&mut headers);
     let length = headers
         .get(header::CONTENT_LENGTH)

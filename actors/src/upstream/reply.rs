@@ -20,6 +20,9 @@ use crate::stream::{bridge, ChunkStream};
 /// Upstream messages quoted in errors are cut to this many characters.
 const MESSAGE_LIMIT: usize = 512;
 
+/// Most bytes a proxy function's result from an upstream may decode to.
+const RESULT_DECODED_LIMIT: usize = 64 * 1024 * 1024;
+
 /// What a call's reply is, per FrameX's rules; for a proxy function (`kwargs`), the
 /// unwrapped `data` is decoded from FrameX's encoding.
 pub(super) async fn interpret(
@@ -67,12 +70,19 @@ pub(super) async fn interpret(
         None => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
     };
     match value {
-        Value::String(encoded) if kwargs => proxy_function::decode(&encoded)
-            .map(Reply::Value)
-            .map_err(|e| Error::UpstreamReply {
+        Value::String(encoded) if kwargs => {
+            // Decompression is CPU work: off the event loop.
+            let limits = proxy_function::DecodeLimits {
+                max_decoded: RESULT_DECODED_LIMIT,
+            };
+            let decoded = actix_rt::task::spawn_blocking(move || proxy_function::decode(&encoded, limits))
+                .await
+                .map_err(|e| Error::Internal(format!("decoding a proxy-function result: {e}")))?;
+            decoded.map(Reply::Value).map_err(|e| Error::UpstreamReply {
                 upstream: upstream.to_owned(),
                 reason: e.to_string(),
-            }),
+            })
+        }
         value => Ok(Reply::Value(value)),
     }
 }
