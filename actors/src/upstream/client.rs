@@ -156,8 +156,8 @@ pub(super) enum SendError {
     /// The connection refused the request before writing any of it (the upstream had
     /// closed it): the request comes back whole, to go again.
     Unsent {
-        /// The request, untouched.
-        request: Request<OutBody>,
+        /// The request, untouched (boxed: it is large, and this is the rare case).
+        request: Box<Request<OutBody>>,
         /// Whether the connection had carried earlier requests (an idle keep-alive
         /// connection the upstream closed as we reused it).
         reused: bool,
@@ -221,7 +221,7 @@ impl Client {
             }
             Err(mut failed) => match failed.take_message() {
                 Some(request) => Err(SendError::Unsent {
-                    request,
+                    request: Box::new(request),
                     reused,
                     cause: ConnectFailure::Http(failed.into_error().to_string()),
                 }),

@@ -47,7 +47,7 @@ struct Failure {
     /// Whether the endpoint is to blame (its counters and health record it).
     blame: bool,
     /// The request, when it came back unsent (it goes again as it is).
-    unsent: Option<Request<OutBody>>,
+    unsent: Option<Box<Request<OutBody>>>,
 }
 
 /// What one exchange knows about its request, fixed before the first attempt.
@@ -107,7 +107,7 @@ enum Next {
     /// An endpoint the policy picks, not tried yet.
     Pick,
     /// Endpoint `index` again, on a fresh connection, with `request` if it came back.
-    Fresh(usize, Option<Request<OutBody>>),
+    Fresh(usize, Option<Box<Request<OutBody>>>),
 }
 
 /// One request/response exchange with a pool, made on the current arbiter.
@@ -154,7 +154,7 @@ impl Exchange {
             let endpoint = &shared.config.endpoints[index];
             let guard = InFlight::start(&shared, index);
             let request = match unsent {
-                Some(request) => request,
+                Some(request) => *request,
                 None => self.build(&target, index, &mut plan).map_err(|reason| Error::UpstreamConnect {
                     upstream: endpoint.clone(),
                     cause: ConnectFailure::Url(reason),
