@@ -12,7 +12,7 @@ use framex::actors::{ApiKey, ApiSpec, UpstreamRoute};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::common::{config, get, raw_upstream, read_request, request, start};
+use crate::common::{config, get, raw_upstream, read_request, request, start, Process};
 
 /// The document every replica publishes: one quick route, one slow route, one POST.
 fn replica_doc() -> Value {
@@ -419,16 +419,6 @@ async fn re_discovery_follows_the_upstream() {
     assert_eq!(params[0]["name"], "q", "the new signature is published: {document}");
     server.stop(true).await;
     handle.stop(false).await;
-}
-
-/// A `framex run` process killed with SIGTERM when the test ends, however it ends.
-struct Process(std::process::Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// SIGTERM: the server stops accepting, lets the request in flight finish, and

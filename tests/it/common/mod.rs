@@ -203,3 +203,14 @@ pub async fn read_request(socket: &mut actix_rt::net::TcpStream, buf: &mut Vec<u
         }
     }
 }
+
+/// A child process (the `framex` binary, say) killed when the test ends, however it
+/// ends.
+pub struct Process(pub std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{client, config, request, spawn_upstream, start};
+use crate::common::{client, config, request, spawn_upstream, start, Process};
 
 /// What a raw client saw: the server's answer, how long until the server closed the
 /// connection (or until the client gave up), and whether it closed it.
@@ -341,16 +341,6 @@ async fn slow_clients_cannot_lock_everyone_out() {
     assert!(waited >= Duration::from_millis(500), "it waited for a slot: {waited:?}");
     drop(kept);
     server.stop(false).await;
-}
-
-/// A child process killed when dropped.
-struct Process(std::process::Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Clients that break off their body half-way, to a local route and to a streamed
