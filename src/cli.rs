@@ -27,6 +27,9 @@ pub enum Command {
     Check(ConfigArg),
     /// Discover every upstream and print the routing table.
     Routes(ConfigArg),
+    /// Tell the running instance (`server.pid_file` of the config) to reload its
+    /// configuration (SIGHUP).
+    Reload(ConfigArg),
 }
 
 /// `--config FILE`.

@@ -13,7 +13,8 @@
 //! - [`http`]: the actix-web surface (built-ins, local routes, faithful forwarding).
 //! - [`openapi`]: the merged `/api/v1/openapi.json`.
 //! - [`schema`]: what is read off JSON schemas (a parameter's basic kind).
-//! - [`server`]: [`Framex`] starts a server on a listener; [`Running`] stops it.
+//! - [`server`]: [`Framex`] starts a server on a listener; [`Running`] reloads and stops it.
+//! - [`pid_file`]: `server.pid_file`, for `framex reload`.
 //! - [`cli`]: `framex run | check | routes`.
 //! - [`open_files`]: the open-file limit that bounds `server.max_connections`.
 //!
@@ -27,6 +28,7 @@ pub mod discovery;
 pub mod http;
 pub mod open_files;
 pub mod openapi;
+pub mod pid_file;
 pub mod plugin;
 pub mod plugins;
 pub mod proxy;

@@ -35,10 +35,24 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        Command::Reload(args) => {
+            let config = Config::load(args.config.as_deref())?;
+            let pid = framex::pid_file::signal_reload(&config)?;
+            println!("asked process {pid} to reload its configuration");
+            Ok(())
+        }
         Command::Run(args) => {
             let mut config = Config::load(args.config.config.as_deref())?;
             config.check_plugins_available(&[])?;
             args.apply(&mut config);
+            // SIGHUP reads the same file, the environment again, and these flags.
+            let reload = move || -> Result<Config, String> {
+                let mut config = Config::load(args.config.config.as_deref()).map_err(|e| e.to_string())?;
+                config.check_plugins_available(&[]).map_err(|e| e.to_string())?;
+                args.apply(&mut config);
+                Ok(config)
+            };
+            let pid_file = framex::pid_file::PidFile::write(&config)?;
             // Every connection is a file: take what the hard limit allows (nginx's
             // worker_rlimit_nofile); the server warns if max_connections is still more.
             if let Err(e) = framex::open_files::raise_to_hard_limit() {
@@ -49,7 +63,8 @@ fn main() -> anyhow::Result<()> {
                     .bind_and_start()
                     .await
                     .context("framex did not start")?;
-                running.until_signal().await?;
+                running.until_signal(reload).await?;
+                drop(pid_file);
                 Ok(())
             })
         }

@@ -22,7 +22,7 @@ mod trusted_proxies;
 mod validate;
 
 pub use auth::{rule_matches, AuthConfig, AuthRules, Unused};
-pub use proxy::{BalancePolicy, PluginsConfig, ProxyConfig, ProxyUrls, UpstreamConfig, UpstreamEntry, DEFAULT_DOCS_PATH};
+pub use proxy::{normalize_url, BalancePolicy, PluginsConfig, ProxyConfig, ProxyUrls, UpstreamConfig, UpstreamEntry, DEFAULT_DOCS_PATH};
 pub use rules::{PathFilter, PathPattern, PatternError, RuleSet};
 pub use server::ServerConfig;
 pub use trusted_proxies::TrustedProxies;

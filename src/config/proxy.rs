@@ -231,7 +231,8 @@ impl ProxyConfig {
 /// Where upstreams publish their OpenAPI document unless told otherwise.
 pub const DEFAULT_DOCS_PATH: &str = "/api/v1/openapi.json";
 
-pub(super) fn normalize_url(url: &str) -> String {
+/// A `proxy_urls` entry as the proxy knows it: trimmed, without a trailing slash.
+pub fn normalize_url(url: &str) -> String {
     url.trim().trim_end_matches('/').to_owned()
 }
 

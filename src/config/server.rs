@@ -48,6 +48,12 @@ pub struct ServerConfig {
     /// connections wait in the listen backlog until one closes. Enforced per worker
     /// (the limit divided among `workers`, rounded up). Default 25000.
     pub max_connections: usize,
+    /// *Extension.* A file `framex run` writes its process id to (removed at exit), for
+    /// `framex reload` to find it. Default: none.
+    pub pid_file: Option<String>,
+    /// *Extension.* Upstream URLs `/ready` does not wait for (by default it answers
+    /// 503 until every `proxy_urls` entry has been discovered once). Default: none.
+    pub ready_without: Vec<String>,
     /// FrameX-kit's Ray dashboard address: accepted, not used.
     pub dashboard_host: Unused,
     /// FrameX-kit's Ray dashboard port: accepted, not used.
@@ -79,6 +85,8 @@ impl Default for ServerConfig {
             client_body_timeout: 60.0,
             min_body_rate: 240,
             max_connections: 25_000,
+            pid_file: None,
+            ready_without: Vec::new(),
             dashboard_host: None,
             dashboard_port: None,
             use_ray: None,

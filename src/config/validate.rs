@@ -20,6 +20,16 @@ pub(super) fn check(config: &Config) -> Result<(), String> {
     builtin_plugins(&config.load_builtin_plugins)?;
     oauth(&config.auth)?;
     auth_keys("auth.rules", &config.auth.rules)?;
+    if config.server.pid_file.as_deref().is_some_and(|f| f.trim().is_empty() || f.chars().any(char::is_control)) {
+        return Err("server.pid_file must be a file path (no control characters), or absent".to_owned());
+    }
+    let urls = config.plugins.proxy.upstreams();
+    if let Some(url) = config.server.ready_without.iter().find(|w| !urls.iter().any(|u| u.url == normalize_url(w))) {
+        return Err(format!(
+            "server.ready_without: '{}' is not one of plugins.proxy.proxy_urls",
+            url.escape_default()
+        ));
+    }
     if config.server.shutdown_timeout as f64 > MAX_SECONDS {
         return Err(format!("server.shutdown_timeout must be at most {MAX_SECONDS} seconds (1 year)"));
     }

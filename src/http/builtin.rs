@@ -20,6 +20,7 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         "/health" => return Some(HttpResponse::Ok().json("ok")),
         "/ping" => return Some(HttpResponse::Ok().json("pong")),
         "/version" => return Some(HttpResponse::Ok().json(crate::VERSION)),
+        "/ready" => return Some(ready(worker)),
         "/api/v1/openapi.json" | "/docs" | "/api/v1/proxy/upstreams" | "/metrics" => {}
         _ => return None,
     }
@@ -33,6 +34,16 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         "/metrics" => metrics(worker).await,
         _ => upstreams(worker).await,
     })
+}
+
+/// Readiness: 200 `"ready"`, or 503 with the reason (upstreams not discovered yet,
+/// draining).
+fn ready(worker: &Worker) -> HttpResponse {
+    let shared = &worker.shared;
+    match shared.readiness.not_ready(shared.proxy.as_ref()) {
+        None => HttpResponse::Ok().json("ready"),
+        Some(reason) => envelope::error(StatusCode::SERVICE_UNAVAILABLE, &reason, None),
+    }
 }
 
 /// A 200 with `body` of `content_type`.

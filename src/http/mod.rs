@@ -20,6 +20,7 @@ mod unread_body;
 use std::sync::Arc;
 
 use actix::Addr;
+use arc_swap::ArcSwap;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::upstream::{HOPS_HEADER, REQUEST_ID_HEADER};
@@ -56,16 +57,67 @@ pub struct Shared {
     pub openapi: DocumentCache,
     /// The system proxy, when loaded (for its status page).
     pub proxy: Option<crate::proxy::Proxy>,
+    /// Whether `/ready` says yes (see [`Readiness`]).
+    pub readiness: Readiness,
 }
 
-/// What one worker holds: the shared state and its arbiter's share of the engine.
+/// What `/ready` answers: ready once every upstream URL has been discovered at least
+/// once (but those listed in `server.ready_without`), and never while draining.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    /// Set when SIGTERM starts draining; shared by every state a reload makes.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Upstream URLs not waited for.
+    pub without: Vec<String>,
+}
+
+impl Readiness {
+    /// Why the server is not ready, or `None` when it is.
+    pub fn not_ready(&self, proxy: Option<&crate::proxy::Proxy>) -> Option<String> {
+        if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            return Some("draining".to_owned());
+        }
+        let waiting: Vec<String> = proxy
+            .map(|p| p.undiscovered())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|url| !self.without.contains(url))
+            .collect();
+        (!waiting.is_empty()).then(|| format!("not yet discovered: {}", waiting.join(", ")))
+    }
+}
+
+/// What one worker holds for its whole life: the current shared state (swapped
+/// whole by a reload) and its arbiter's share of the engine.
+pub struct WorkerState {
+    /// The shared state; a reload stores a new one.
+    pub state: Arc<ArcSwap<Shared>>,
+    /// The router replica on this worker's arbiter.
+    pub router: Addr<Router>,
+    /// The pool replicas on this worker's arbiter (owned with the router).
+    pub pools: PoolReplicas,
+}
+
+/// What one request sees: the shared state as it was when the request came in (a
+/// reload during the request changes nothing for it), and the worker's engine.
 pub struct Worker {
-    /// Shared state.
+    /// Shared state, taken once per request.
     pub shared: Arc<Shared>,
     /// The router replica on this worker's arbiter.
     pub router: Addr<Router>,
     /// The pool replicas on this worker's arbiter (owned with the router).
     pub pools: PoolReplicas,
+}
+
+impl WorkerState {
+    /// The view of one request: the current shared state, taken once.
+    fn snapshot(&self) -> Worker {
+        Worker {
+            shared: self.state.load_full(),
+            router: self.router.clone(),
+            pools: self.pools.clone(),
+        }
+    }
 }
 
 /// The engine's method for an actix-web one (the edge speaks `http` 0.2, the engine
@@ -85,8 +137,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub async fn dispatch(
     req: HttpRequest,
     payload: web::Payload,
-    worker: web::Data<Worker>,
+    state: web::Data<WorkerState>,
 ) -> HttpResponse {
+    let worker = state.snapshot();
     let ctx = context(&req, &worker.shared);
     // The body outlives the handler, so one left unread closes the connection rather
     // than being drained for as long as a slow client cares to send it.
@@ -148,7 +201,7 @@ fn usable_request_id(id: &[u8]) -> Option<&str> {
 async fn serve(
     req: HttpRequest,
     payload: web::Payload,
-    worker: web::Data<Worker>,
+    worker: Worker,
     ctx: CallContext,
 ) -> HttpResponse {
     // One canonical path for everything below, and for the upstream.

@@ -82,6 +82,13 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// The proxy of `config`, publishing into `engine`; nothing is fetched yet.
     pub fn new(engine: &Engine, config: &Config) -> Proxy {
+        Self::succeeding(engine, config, None)
+    }
+
+    /// As [`Proxy::new`], taking over from `previous` (a reload): an upstream URL
+    /// both configs list keeps its counters and health and, until its next discovery,
+    /// what it last published, so that its routes do not blink out.
+    pub fn succeeding(engine: &Engine, config: &Config, previous: Option<&Proxy>) -> Proxy {
         let proxy = &config.plugins.proxy;
         // Checked when the config was loaded; should the file have gone since, https
         // upstreams of that authority fail with TLS errors that say so.
@@ -104,16 +111,17 @@ impl Proxy {
                     log::error!("proxy {}: {e}; nothing is proxied from it", upstream.url);
                     PathFilter::closed()
                 });
+                let before = previous.and_then(|p| p.upstreams().iter().find(|u| u.config.url == upstream.url));
                 Arc::new(Upstream {
                     filter: Arc::new(filter),
                     config: upstream,
                     docs_key,
-                    stats: Arc::default(),
+                    stats: before.map(|u| u.stats.clone()).unwrap_or_default(),
                     force_stream_apis: proxy.force_stream_apis.clone(),
                     component_prefix: format!("U{}_", i + 1),
                     tls: tls.clone(),
                     max_document_size: proxy.max_document_size,
-                    operations: Mutex::new(None),
+                    operations: Mutex::new(before.and_then(|u| u.operations())),
                 })
             })
             .collect();
@@ -276,6 +284,16 @@ impl Proxy {
         ProxyReport::of(&self.inner.upstreams, &self.inner.engine)
     }
 
+    /// The upstream URLs never discovered yet (what `/ready` waits for).
+    pub fn undiscovered(&self) -> Vec<String> {
+        self.inner
+            .upstreams
+            .iter()
+            .filter(|u| u.operations().is_none())
+            .map(|u| u.config.url.clone())
+            .collect()
+    }
+
     /// Stops re-discovery and health checks.
     pub fn stop(&self) {
         self.inner.stopped.store(true, Ordering::Relaxed);
@@ -286,10 +304,11 @@ impl Proxy {
     }
 }
 
-/// Builds the proxy of `config`, discovers every upstream once, and keeps
-/// discovering and health-checking them in the background.
-pub async fn start(engine: &Engine, config: &Config) -> Proxy {
-    let proxy = Proxy::new(engine, config);
+/// Builds the proxy of `config` (taking over from `previous` on a reload), discovers
+/// every upstream once, and keeps discovering and health-checking them in the
+/// background.
+pub async fn start(engine: &Engine, config: &Config, previous: Option<&Proxy>) -> Proxy {
+    let proxy = Proxy::succeeding(engine, config, previous);
     let failed = proxy.discover_all().await;
     for (url, e) in &failed {
         log::warn!("proxy {url}: discovery failed, will retry: {}", Escaped(e));

@@ -1,16 +1,24 @@
-//! Starting and stopping a framex-rs server.
+//! Starting, reloading and stopping a framex-rs server.
 //!
 //! [`Framex::start`] takes a bound listener (so tests can use port 0), loads the
-//! configured plugins, starts the proxy's discovery, and serves until stopped.
+//! configured plugins, starts the proxy's discovery, and serves until stopped;
+//! [`Running::reload`] (`reload`) swaps in a new configuration without a restart;
+//! `signals` turns SIGHUP, SIGTERM and SIGINT into reloads and a drain.
+
+mod reload;
+mod signals;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
+use arc_swap::ArcSwap;
 use framex_actors::{ApiKey, Engine, PluginSpec};
 
 use crate::config::Config;
-use crate::http::{self, Shared, Worker};
+use crate::http::{self, Readiness, Shared, WorkerState};
+
+pub use reload::{ReloadError, ReloadReport};
 use crate::open_files;
 use crate::openapi::DocumentCache;
 use crate::plugins;
@@ -169,33 +177,28 @@ impl Framex {
         let proxy_on = config.load_builtin_plugins.iter().any(|n| n == "proxy");
         check_required(&engine, &loaded, proxy_on && config.server.enable_proxy)?;
         let proxy = if proxy_on {
-            Some(proxy::start(&engine, &config).await)
+            Some(proxy::start(&engine, &config, None).await)
         } else {
             None
         };
 
-        let shared = Arc::new(Shared {
-            engine: engine.clone(),
-            auth: config.auth.rules.clone(),
-            max_hops: config.plugins.proxy.max_hops,
-            max_body_size: config.server.max_body_size,
-            body_deadlines: http::BodyDeadlines::from_config(&config.server),
-            access_log: config.server.access_log,
-            trusted_proxies: config.server.trusted_proxies.clone(),
-            timeout: config.plugins.proxy.timeout(),
-            openapi: DocumentCache::default(),
-            proxy: proxy.clone(),
-        });
+        let readiness = Readiness::default();
+        let state = Arc::new(ArcSwap::from_pointee(shared_state(
+            &engine,
+            &config,
+            proxy.clone(),
+            &readiness,
+        )));
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: "listener".to_owned(),
             source,
         })?;
-        let factory_shared = shared.clone();
+        let factory_state = state.clone();
         let factory_engine = engine.clone();
         let mut server = HttpServer::new(move || {
             let engine = factory_engine.start_worker();
-            let worker = Worker {
-                shared: factory_shared.clone(),
+            let worker = WorkerState {
+                state: factory_state.clone(),
                 router: engine.router,
                 pools: engine.pools,
             };
@@ -239,7 +242,9 @@ impl Framex {
             addr,
             handle,
             task,
-            proxy,
+            state,
+            readiness,
+            live: tokio::sync::Mutex::new(reload::Live { config, proxy }),
         })
     }
 }
@@ -270,13 +275,43 @@ fn check_required(
     Ok(())
 }
 
+/// The state every request reads, made from one configuration.
+fn shared_state(engine: &Engine, config: &Config, proxy: Option<Proxy>, readiness: &Readiness) -> Shared {
+    Shared {
+        engine: engine.clone(),
+        auth: config.auth.rules.clone(),
+        max_hops: config.plugins.proxy.max_hops,
+        max_body_size: config.server.max_body_size,
+        body_deadlines: http::BodyDeadlines::from_config(&config.server),
+        access_log: config.server.access_log,
+        trusted_proxies: config.server.trusted_proxies.clone(),
+        timeout: config.plugins.proxy.timeout(),
+        openapi: DocumentCache::default(),
+        proxy,
+        readiness: Readiness {
+            draining: readiness.draining.clone(),
+            without: config
+                .server
+                .ready_without
+                .iter()
+                .map(|url| crate::config::normalize_url(url))
+                .collect(),
+        },
+    }
+}
+
 /// A running server.
 pub struct Running {
     engine: Engine,
     addr: SocketAddr,
     handle: actix_web::dev::ServerHandle,
     task: actix_rt::task::JoinHandle<std::io::Result<()>>,
-    proxy: Option<Proxy>,
+    /// What every request reads; a reload stores a new one.
+    state: Arc<ArcSwap<Shared>>,
+    /// Whether the server is draining (shared with every state).
+    readiness: Readiness,
+    /// The configuration and proxy in force; a reload replaces them (one at a time).
+    live: tokio::sync::Mutex<reload::Live>,
 }
 
 impl std::fmt::Debug for Running {
@@ -301,51 +336,23 @@ impl Running {
         &self.engine
     }
 
-    /// The proxy, when loaded (to trigger discovery, read pool stats).
-    pub fn proxy(&self) -> Option<&Proxy> {
-        self.proxy.as_ref()
+    /// The proxy in force, when loaded (to trigger discovery, read pool stats).
+    pub fn proxy(&self) -> Option<Proxy> {
+        self.state.load().proxy.clone()
+    }
+
+    /// From now on `/ready` answers 503 "draining" (SIGTERM does this before it
+    /// stops accepting connections).
+    pub fn start_draining(&self) {
+        self.readiness.draining.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Stops serving; `graceful` lets in-flight requests finish first.
     pub async fn stop(self, graceful: bool) {
-        if let Some(proxy) = &self.proxy {
+        if let Some(proxy) = self.proxy() {
             proxy.stop();
         }
         self.handle.stop(graceful).await;
         let _ = self.task.await;
-    }
-
-    /// Serves until SIGINT/SIGTERM, then drains in-flight requests and returns.
-    ///
-    /// # Errors
-    /// The server's own I/O error.
-    pub async fn until_signal(self) -> std::io::Result<()> {
-        let handle = self.handle.clone();
-        actix_rt::spawn(async move {
-            shutdown_signal().await;
-            log::info!("shutting down: draining in-flight requests");
-            handle.stop(true).await;
-        });
-        let result = self.task.await.unwrap_or(Ok(()));
-        if let Some(proxy) = &self.proxy {
-            proxy.stop();
-        }
-        result
-    }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

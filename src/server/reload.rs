@@ -1,0 +1,126 @@
+//! Live reload: a new configuration takes effect for new requests without a restart.
+//!
+//! What changes: upstreams (added, removed, their filters and pool policies), `[auth]`
+//! and upstream key rules, limits and timeouts, `force_stream_apis`, the access log,
+//! trusted proxies, readiness exceptions. A new proxy takes over from the old one
+//! (an upstream URL both configs list keeps its counters, health and last document
+//! until rediscovered), publishes its routes to the registry, and the old one stops.
+//! Requests and streams in flight keep the state and pools they started with.
+//!
+//! What needs a restart, and is reported as such rather than ignored: the listener
+//! (`server.host`, `server.port`), `server.workers`, `server.max_connections`,
+//! `server.shutdown_timeout`, `server.pid_file` and the plugins loaded
+//! (`load_builtin_plugins`, `load_plugins`). A configuration that does not load
+//! (bad TOML, an invalid value) is refused before anything changes — that check is
+//! the loader's, so a reload only ever sees valid configurations.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::proxy::{self, Proxy};
+
+use super::{shared_state, Running};
+
+/// The configuration and proxy in force.
+pub(super) struct Live {
+    pub(super) config: Config,
+    pub(super) proxy: Option<Proxy>,
+}
+
+/// What a reload did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Keys whose new values wait for a restart (the old ones stay in force).
+    pub restart_needed: Vec<&'static str>,
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new configuration could not be loaded (the message names the key).
+    #[error("reload refused, the running configuration stays: {0}")]
+    Config(String),
+}
+
+impl Running {
+    /// Makes `new` the configuration of new requests (see the module doc for what
+    /// changes and what waits for a restart). Serialized: one reload at a time.
+    pub async fn reload(&self, mut new: Config) -> ReloadReport {
+        let mut live = self.live.lock().await;
+        let restart_needed = restart_only_changes(&live.config, &new);
+        // Restart-only keys keep their running values, so that what is reported
+        // as waiting does not half-apply.
+        keep_restart_only(&live.config, &mut new);
+        let proxy = match &live.proxy {
+            Some(old) => {
+                let next = proxy::start(&self.engine, &new, Some(old)).await;
+                old.stop();
+                Some(next)
+            }
+            None => None,
+        };
+        let state = shared_state(&self.engine, &new, proxy.clone(), &self.readiness);
+        self.state.store(Arc::new(state));
+        *live = Live { config: new, proxy };
+        for key in &restart_needed {
+            log::warn!("reload: {key} changed; it takes effect at the next restart");
+        }
+        log::info!("reload: the new configuration serves new requests");
+        ReloadReport { restart_needed }
+    }
+}
+
+/// The keys that differ between `old` and `new` and only a restart can apply.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (o, n) = (&old.server, &new.server);
+    [
+        ("server.host", o.host != n.host),
+        ("server.port", o.port != n.port),
+        ("server.workers", o.workers != n.workers),
+        ("server.max_connections", o.max_connections != n.max_connections),
+        ("server.shutdown_timeout", o.shutdown_timeout != n.shutdown_timeout),
+        ("server.pid_file", o.pid_file != n.pid_file),
+        ("load_builtin_plugins", old.load_builtin_plugins != new.load_builtin_plugins),
+        ("load_plugins", old.load_plugins != new.load_plugins),
+    ]
+    .into_iter()
+    .filter_map(|(key, changed)| changed.then_some(key))
+    .collect()
+}
+
+/// Puts the running values of the restart-only keys back into `new`.
+fn keep_restart_only(old: &Config, new: &mut Config) {
+    let (o, n) = (&old.server, &mut new.server);
+    n.host.clone_from(&o.host);
+    n.port = o.port;
+    n.workers = o.workers;
+    n.max_connections = o.max_connections;
+    n.shutdown_timeout = o.shutdown_timeout;
+    n.pid_file.clone_from(&o.pid_file);
+    new.load_builtin_plugins.clone_from(&old.load_builtin_plugins);
+    new.load_plugins.clone_from(&old.load_plugins);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_workers_and_plugins_wait_for_a_restart() {
+        let old = Config::from_toml_str("load_builtin_plugins = [\"echo\"]\n[server]\nport = 8080", "t").unwrap();
+        let mut new = Config::from_toml_str(
+            "load_builtin_plugins = [\"echo\", \"proxy\"]\n[server]\nport = 9090\nworkers = 3\naccess_log = true",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            restart_only_changes(&old, &new),
+            vec!["server.port", "server.workers", "load_builtin_plugins"]
+        );
+        keep_restart_only(&old, &mut new);
+        assert_eq!((new.server.port, new.server.workers), (8080, None));
+        assert_eq!(new.load_builtin_plugins, vec!["echo"]);
+        assert!(new.server.access_log, "what a reload can apply stays new");
+        assert!(restart_only_changes(&old, &new).is_empty());
+    }
+}

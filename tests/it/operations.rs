@@ -1,0 +1,211 @@
+//! Operating a running server: live reload (in process, and SIGHUP / `framex reload`
+//! on the binary), what waits for a restart, and readiness.
+
+use std::io::Read as _;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpResponse};
+use futures::StreamExt;
+use serde_json::json;
+
+use crate::common::python::{free_port, legacy_app};
+use crate::common::{client, config, get, get_with, spawn_upstream, sse_events, start, Process};
+
+/// An upstream publishing one operation, `GET /api/v1/b`.
+fn upstream_b() -> (String, actix_web::dev::ServerHandle) {
+    spawn_upstream(|cfg| {
+        cfg.route(
+            "/api/v1/openapi.json",
+            web::get().to(|| async {
+                HttpResponse::Ok().json(json!({
+                    "openapi": "3.1.0",
+                    "info": {"title": "b", "version": "1"},
+                    "paths": {"/api/v1/b": {"get": {"responses": {"200": {"description": "ok"}}}}}
+                }))
+            }),
+        )
+        .route("/api/v1/b", web::get().to(|| async { HttpResponse::Ok().json("from b") }));
+    })
+}
+
+fn proxy_config(url: &str, key: &str) -> String {
+    format!(
+        r#"
+load_builtin_plugins = ["echo", "proxy"]
+[auth]
+rules = {{ "/api/v1/echo" = ["{key}"] }}
+[plugins.proxy]
+proxy_urls = ["{url}"]
+discovery_interval = 0
+force_stream_apis = ["/api/v1/stream/sse"]
+"#
+    )
+}
+
+/// A reload swaps the upstreams and the auth rules for new requests, while an SSE
+/// stream that started on the old configuration flows on to its end.
+#[actix_rt::test]
+async fn reload_swaps_upstreams_and_rules_while_a_stream_keeps_flowing() {
+    let legacy = legacy_app().await;
+    let (b, handle) = upstream_b();
+    let server = start(config(&proxy_config(&legacy.url, "k1")), vec![]).await;
+    let mut stream = client()
+        .get(server.url("/api/v1/stream/sse?n=8&delay_ms=150"))
+        .send()
+        .await
+        .unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains(r#""0""#));
+
+    let report = server.reload(config(&proxy_config(&b, "k2"))).await;
+    assert!(report.restart_needed.is_empty(), "{report:?}");
+    assert_eq!(get(&server.url("/api/v1/items/1")).await.status, 404, "the old upstream's routes are gone");
+    let r = get(&server.url("/api/v1/b")).await;
+    assert_eq!((r.status, r.json()), (200, json!("from b")), "the new upstream serves");
+    let echo = |key: &'static str| {
+        let url = server.url("/api/v1/echo?message=hi");
+        async move { get_with(&url, &[("authorization", key)]).await.status }
+    };
+    assert_eq!(echo("k1").await, 401, "the old key no longer opens the path");
+    assert_eq!(echo("k2").await, 200, "the new one does");
+
+    let mut body = String::from_utf8_lossy(&first).into_owned();
+    while let Some(chunk) = stream.next().await {
+        body.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    let events = sse_events(&body);
+    let contents: Vec<&str> = events.iter().filter_map(|(_, d)| d["content"].as_str()).collect();
+    assert_eq!(contents, ["0", "1", "2", "3", "4", "5", "6", "7"], "{body}");
+    assert_eq!(events.last().unwrap().0, "finish", "{body}");
+    server.stop(true).await;
+    handle.stop(false).await;
+}
+
+/// Keys only a restart can apply are reported, and their running values stay.
+#[actix_rt::test]
+async fn restart_only_keys_are_reported_not_applied() {
+    let server = start(config("load_builtin_plugins = [\"echo\"]"), vec![]).await;
+    let mut changed = config("load_builtin_plugins = [\"echo\"]\n[server]\nport = 1\naccess_log = true");
+    changed.server.workers = Some(7);
+    let report = server.reload(changed).await;
+    assert_eq!(report.restart_needed, vec!["server.port", "server.workers"]);
+    assert_eq!(get(&server.url("/health")).await.status, 200, "still on the old listener");
+    server.stop(true).await;
+}
+
+/// `/ready` waits for every upstream's first discovery (unless told not to), says
+/// why it is not ready, and says "draining" once SIGTERM's drain has begun; `/health`
+/// stays 200 throughout.
+#[actix_rt::test]
+async fn ready_waits_for_discovery_and_says_draining() {
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let toml = format!("load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"{down}\"]\ndiscovery_interval = 0\n");
+    let server = start(config(&toml), vec![]).await;
+    let r = get(&server.url("/ready")).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.json()["message"].as_str().unwrap().contains(&down), "{}", r.text());
+    assert_eq!(get(&server.url("/health")).await.status, 200);
+    server.stop(true).await;
+
+    let toml = format!("{toml}[server]\nready_without = [\"{down}/\"]\n");
+    let server = start(config(&toml), vec![]).await;
+    assert_eq!(get(&server.url("/ready")).await.status, 200, "not waited for");
+    server.start_draining();
+    let r = get(&server.url("/ready")).await;
+    assert_eq!((r.status, r.json()["message"].clone()), (503, json!("draining")));
+    assert_eq!(get(&server.url("/health")).await.status, 200, "liveness is not readiness");
+    server.stop(true).await;
+}
+
+/// The binary: `framex reload` (SIGHUP through `server.pid_file`) applies a changed
+/// auth rule; a config that does not load is refused by `framex reload` itself and,
+/// on a bare SIGHUP, by the server with a log line naming the key, changing nothing;
+/// SIGTERM removes the pid file.
+#[actix_rt::test]
+async fn framex_reload_applies_a_new_config_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, pid_file) = (dir.path().join("config.toml"), dir.path().join("framex.pid"));
+    let port = free_port();
+    let write = |key: &str, extra: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "load_builtin_plugins = [\"echo\"]\n[server]\nport = {port}\npid_file = \"{}\"\n{extra}\n[auth]\nrules = {{ \"/api/v1/echo\" = [\"{key}\"] }}\n",
+                pid_file.display()
+            ),
+        )
+        .unwrap();
+    };
+    write("k1", "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_framex"))
+        .args(["run", "-c", file.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let process = Process(child);
+    let until = |what: &'static str, log: &Arc<Mutex<String>>| {
+        let started = Instant::now();
+        while !log.lock().unwrap().contains(what) {
+            assert!(started.elapsed() < Duration::from_secs(30), "no '{what}' in: {}", log.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    until("serving on", &log);
+    assert!(pid_file.exists(), "the pid file is written");
+    let url = format!("http://127.0.0.1:{port}/api/v1/echo?message=hi");
+    let status = |key: &'static str| {
+        let url = url.clone();
+        async move { get_with(&url, &[("authorization", key)]).await.status }
+    };
+    assert_eq!(status("k1").await, 200);
+
+    write("k2", "");
+    let reload = |file: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_framex"))
+            .args(["reload", "-c", file.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let out = reload(&file);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    until("the new configuration serves new requests", &log);
+    assert_eq!((status("k1").await, status("k2").await), (401, 200));
+
+    write("k3", "client_body_timeout = 1e300");
+    let out = reload(&file);
+    assert!(!out.status.success(), "framex reload checks the file first, like nginx -t");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.client_body_timeout"));
+    // Sent anyway (a plain SIGHUP), the server refuses it and keeps running as it was.
+    // SAFETY: kill(2) with a plain signal number has no memory effects.
+    unsafe { libc::kill(process.0.id() as i32, libc::SIGHUP) };
+    until("reload refused", &log);
+    assert!(log.lock().unwrap().contains("server.client_body_timeout"), "{}", log.lock().unwrap());
+    assert_eq!((status("k2").await, status("k3").await), (200, 401), "nothing changed");
+
+    // SAFETY: kill(2) with a plain signal number has no memory effects.
+    unsafe { libc::kill(process.0.id() as i32, libc::SIGTERM) };
+    let started = Instant::now();
+    while pid_file.exists() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the pid file stays after SIGTERM");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(process);
+    reader.join().unwrap();
+}
