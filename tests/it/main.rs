@@ -6,6 +6,7 @@
 
 mod common;
 
+mod deploy;
 mod interop;
 mod local;
 mod operations;
