@@ -96,6 +96,12 @@ pub struct ProxyConfig {
     /// most its operations (once per path that publishes them) and components may
     /// add to our merged document; a document over it is refused. Default 16 MiB.
     pub max_document_size: usize,
+    /// *Extension.* Seconds between two resolutions of the host names in
+    /// `proxy_urls` (each name stands for every address it resolves to). Default 5.
+    pub dns_refresh: f64,
+    /// *Extension.* DNS servers (`IP:PORT`) asked for those names instead of the
+    /// system's resolver. Default: none (the system's).
+    pub dns_servers: Vec<String>,
     /// FrameX-kit's Ray ingress settings: accepted, not used.
     pub ingress_config: Unused,
     /// The trust `ca_file` gives, read once when the config is validated.
@@ -152,6 +158,8 @@ impl Default for ProxyConfig {
             health_check_interval: 5.0,
             ca_file: String::new(),
             max_document_size: crate::discovery::DEFAULT_MAX_PUBLISHED,
+            dns_refresh: 5.0,
+            dns_servers: Vec::new(),
             ingress_config: None,
             trust: None,
         }
@@ -183,6 +191,16 @@ impl ProxyConfig {
                 })
                 .collect(),
         }
+    }
+
+    /// How often names in `proxy_urls` are resolved again.
+    pub fn dns_refresh(&self) -> Duration {
+        Duration::from_secs_f64(self.dns_refresh)
+    }
+
+    /// The DNS servers to ask (checked at load; an unparsable one is left out).
+    pub fn dns_servers(&self) -> Vec<std::net::SocketAddr> {
+        self.dns_servers.iter().filter_map(|s| s.parse().ok()).collect()
     }
 
     /// `timeout` as a duration.

@@ -52,6 +52,19 @@ pub(super) fn check(config: &Config) -> Result<(), String> {
             proxy.health_check_interval
         ));
     }
+    seconds("plugins.proxy.dns_refresh", proxy.dns_refresh)?;
+    if proxy.dns_refresh < MIN_HEALTH_CHECK_SECONDS {
+        return Err(format!(
+            "plugins.proxy.dns_refresh must be at least {MIN_HEALTH_CHECK_SECONDS} seconds, not {}",
+            proxy.dns_refresh
+        ));
+    }
+    if let Some(bad) = proxy.dns_servers.iter().find(|s| s.parse::<std::net::SocketAddr>().is_err()) {
+        return Err(format!(
+            "plugins.proxy.dns_servers: '{}' is not an IP:PORT address",
+            bad.escape_default()
+        ));
+    }
     if proxy.max_hops < 1 {
         return Err("plugins.proxy.max_hops must be at least 1 (0 would refuse every request as a loop)".to_owned());
     }

@@ -20,6 +20,7 @@
 //! changed), `report` (the status page and Prometheus text, read from the published
 //! table) and `tasks` (re-discovery and health checks in the background).
 
+mod dns;
 mod merge;
 mod report;
 mod tasks;
@@ -37,6 +38,10 @@ use crate::config::{AuthRules, Config, PathFilter};
 
 pub use report::{PoolReport, ProxyReport, UpstreamReport};
 pub use upstream::{DiscoverError, Upstream};
+
+/// One endpoint of a pool: an upstream (index into the upstreams) and, when its host
+/// is a name, one of its addresses.
+type Member = (usize, Option<std::net::SocketAddr>);
 
 /// The registry source under which the proxy publishes its routes.
 const SOURCE: &str = "proxy";
@@ -58,9 +63,12 @@ struct Inner {
     auth: AuthRules,
     /// `proxy_functions`: each function API with the upstream (index) serving it.
     functions: Vec<(usize, Arc<ApiSpec>)>,
-    /// Pools by their members (indexes into `upstreams`), kept so that a pool keeps
-    /// its identity, and its replicas on every worker, across re-discoveries.
-    pools: Mutex<HashMap<Vec<usize>, Arc<PoolShared>>>,
+    /// How names in `proxy_urls` are resolved.
+    resolver: dns::Resolver,
+    /// Pools by their members (index into `upstreams`, and the address of its name,
+    /// if resolved), kept so that a pool keeps its identity, and its replicas on every
+    /// worker, across re-discoveries.
+    pools: Mutex<HashMap<Vec<Member>, Arc<PoolShared>>>,
     /// Signature conflicts already warned about (upstream index, key), so that each
     /// is logged once; publications are serialized by this lock.
     conflicts: tokio::sync::Mutex<BTreeSet<(usize, ApiKey)>>,
@@ -112,6 +120,7 @@ impl Proxy {
                     PathFilter::closed()
                 });
                 let before = previous.and_then(|p| p.upstreams().iter().find(|u| u.config.url == upstream.url));
+                let upstream_url = upstream.url.clone();
                 Arc::new(Upstream {
                     filter: Arc::new(filter),
                     config: upstream,
@@ -122,6 +131,18 @@ impl Proxy {
                     tls: tls.clone(),
                     max_document_size: proxy.max_document_size,
                     operations: Mutex::new(before.and_then(|u| u.operations())),
+                    named: dns::named_host(&upstream_url),
+                    resolved: Mutex::new(upstream::Resolved {
+                        addresses: before
+                            .map(|u| {
+                                u.endpoints()
+                                    .into_iter()
+                                    .filter_map(|(addr, stats)| addr.map(|a| (a, stats)))
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        error: None,
+                    }),
                 })
             })
             .collect();
@@ -148,6 +169,7 @@ impl Proxy {
                 functions,
                 template: PoolConfig {
                     endpoints: Vec::new(),
+                    addresses: Vec::new(),
                     timeout: proxy.timeout(),
                     connect_timeout: proxy.connect_timeout(),
                     legal_codes: config.server.legal_proxy_code.clone(),
@@ -157,6 +179,7 @@ impl Proxy {
                     tls,
                 },
                 auth: proxy.auth.rules.clone(),
+                resolver: dns::Resolver::new(&proxy.dns_servers()),
                 pools: Mutex::new(HashMap::new()),
                 conflicts: tokio::sync::Mutex::new(BTreeSet::new()),
                 stopped: AtomicBool::new(false),
@@ -205,10 +228,20 @@ impl Proxy {
             );
         }
         *warned = merged.conflicts;
+        let endpoints: Vec<Vec<Option<std::net::SocketAddr>>> = inner
+            .upstreams
+            .iter()
+            .map(|u| u.endpoints().into_iter().map(|(addr, _)| addr).collect())
+            .collect();
         let routes: Vec<UpstreamRoute> = merged
             .routes
             .iter()
-            .map(|(spec, members)| {
+            .map(|(spec, upstreams)| {
+                // Every address of every upstream publishing the operation.
+                let members: Vec<Member> = upstreams
+                    .iter()
+                    .flat_map(|&i| endpoints[i].iter().map(move |addr| (i, *addr)))
+                    .collect();
                 // A proxy function travels on FrameX's proxy-function path.
                 let path = match &spec.key {
                     ApiKey::Http { path, .. } => path.as_str(),
@@ -217,10 +250,10 @@ impl Proxy {
                 UpstreamRoute {
                     spec: spec.clone(),
                     target: Arc::new(UpstreamTarget {
-                        pool: self.pool(members),
+                        pool: self.pool(&members),
                         auth: inner.auth.first_key_for(path).map(str::to_owned),
                         filter: match &spec.key {
-                            ApiKey::Http { .. } => self.request_filter(members),
+                            ApiKey::Http { .. } => self.request_filter(upstreams),
                             ApiKey::Function(_) => None,
                         },
                     }),
@@ -259,24 +292,49 @@ impl Proxy {
         (!filters.is_empty()).then(|| Arc::new(MembersFilter(filters)) as Arc<dyn RequestPathFilter>)
     }
 
-    /// The pool of `members` (indexes into the upstreams), made on first use.
-    fn pool(&self, members: &[usize]) -> Arc<PoolShared> {
+    /// The pool of `members`, made on first use.
+    fn pool(&self, members: &[Member]) -> Arc<PoolShared> {
         let inner = &self.inner;
         let mut pools = inner.pools.lock().expect("not poisoned");
         pools
             .entry(members.to_vec())
             .or_insert_with(|| {
-                let lead = &inner.upstreams[members[0]].config;
+                let lead = &inner.upstreams[members[0].0].config;
                 let mut config = inner.template.clone();
                 config.endpoints = members
                     .iter()
-                    .map(|&i| inner.upstreams[i].config.url.clone())
+                    .map(|&(i, _)| inner.upstreams[i].config.url.clone())
                     .collect();
+                config.addresses = members.iter().map(|&(_, addr)| addr).collect();
                 config.balance = lead.balance.into();
-                let stats = members.iter().map(|&i| inner.upstreams[i].stats.clone()).collect();
+                let stats = members
+                    .iter()
+                    .map(|&(i, addr)| {
+                        inner.upstreams[i]
+                            .endpoints()
+                            .into_iter()
+                            .find(|(a, _)| *a == addr)
+                            .map_or_else(|| inner.upstreams[i].stats.clone(), |(_, s)| s)
+                    })
+                    .collect();
                 PoolShared::with_stats(config, stats)
             })
             .clone()
+    }
+
+    /// Resolves every named upstream again; returns whether any address set changed,
+    /// and the shortest TTL the answers gave.
+    pub(super) async fn resolve_all(&self) -> (bool, Option<std::time::Duration>) {
+        let inner = &self.inner;
+        let answers = futures::future::join_all(inner.upstreams.iter().map(|u| u.resolve(&inner.resolver))).await;
+        let changed = answers.iter().any(|(changed, _)| *changed);
+        let ttl = answers.iter().filter_map(|(_, ttl)| *ttl).min();
+        (changed, ttl)
+    }
+
+    /// Whether any upstream's host is a name to resolve.
+    fn has_names(&self) -> bool {
+        self.inner.upstreams.iter().any(|u| u.named.is_some())
     }
 
     /// Every upstream URL and every pool in use, with health and counters.
@@ -309,6 +367,11 @@ impl Proxy {
 /// background.
 pub async fn start(engine: &Engine, config: &Config, previous: Option<&Proxy>) -> Proxy {
     let proxy = Proxy::succeeding(engine, config, previous);
+    if proxy.has_names() {
+        proxy.resolve_all().await;
+        let every = config.plugins.proxy.dns_refresh();
+        actix_rt::spawn(tasks::keep_resolving(proxy.clone(), every));
+    }
     let failed = proxy.discover_all().await;
     for (url, e) in &failed {
         log::warn!("proxy {url}: discovery failed, will retry: {}", Escaped(e));

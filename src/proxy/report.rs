@@ -58,9 +58,16 @@ pub struct UpstreamReport {
     pub discovered: bool,
     /// Operations it published at the last discovery.
     pub operations: usize,
-    /// Health and counters.
+    /// Health and counters (of all its addresses together, for a named one).
     #[serde(flatten)]
     pub endpoint: EndpointReport,
+    /// For a URL whose host is a name: each address it resolves to, with its own
+    /// health and counters.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<EndpointReport>,
+    /// Why its name did not resolve last time (its last addresses are kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_error: Option<String>,
 }
 
 /// One pool in a [`ProxyReport`].
@@ -81,10 +88,29 @@ impl ProxyReport {
             .iter()
             .map(|u| {
                 let operations = u.operations();
+                let addresses: Vec<EndpointReport> = u
+                    .endpoints()
+                    .into_iter()
+                    .filter_map(|(addr, stats)| addr.map(|a| EndpointReport::of(&format!("{} ({a})", u.config.url), &stats)))
+                    .collect();
+                let endpoint = if addresses.is_empty() {
+                    EndpointReport::of(&u.config.url, &u.stats)
+                } else {
+                    EndpointReport {
+                        url: u.config.url.clone(),
+                        healthy: addresses.iter().any(|a| a.healthy),
+                        ejected_for_ms: addresses.iter().map(|a| a.ejected_for_ms).min().unwrap_or(0),
+                        in_flight: addresses.iter().map(|a| a.in_flight).sum(),
+                        requests: addresses.iter().map(|a| a.requests).sum(),
+                        failures: addresses.iter().map(|a| a.failures).sum(),
+                    }
+                };
                 UpstreamReport {
                     discovered: operations.is_some(),
                     operations: operations.as_ref().map_or(0, Vec::len),
-                    endpoint: EndpointReport::of(&u.config.url, &u.stats),
+                    endpoint,
+                    addresses,
+                    dns_error: u.resolved.lock().expect("not poisoned").error.clone(),
                 }
             })
             .collect();

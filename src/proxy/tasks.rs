@@ -57,8 +57,9 @@ pub(super) async fn keep_discovering(
     }
 }
 
-/// Probes every upstream URL with `GET {url}{path}` each `every`: an answer below 500
-/// restores an ejected URL, no answer (or a 5xx) ejects it.
+/// Probes every endpoint (every upstream URL, every address of a named one) with
+/// `GET {url}{path}` each `every`: an answer below 500 restores an ejected endpoint,
+/// no answer (or a 5xx) ejects it.
 pub(super) async fn keep_checking(proxy: Proxy, path: String, every: Duration) {
     let patience = every.max(Duration::from_secs(1));
     loop {
@@ -66,26 +67,46 @@ pub(super) async fn keep_checking(proxy: Proxy, path: String, every: Duration) {
         if proxy.stopped() {
             return;
         }
-        let probes = proxy.upstreams().iter().map(|u| {
+        let probes = proxy.upstreams().iter().flat_map(|u| {
             let path = &path;
-            async move {
-                let answer = fetch(&u.config.url, path, HeaderMap::new(), &u.tls, patience, 64 * 1024).await;
+            u.endpoints().into_iter().map(move |(addr, stats)| async move {
+                let answer = fetch(&u.config.url, addr, path, HeaderMap::new(), &u.tls, patience, 64 * 1024).await;
                 let passed = matches!(answer, Ok((status, _)) if !status.is_server_error());
-                let health = &u.stats.health;
+                let name = addr.map_or_else(|| u.config.url.clone(), |a| format!("{} ({a})", u.config.url));
+                let health = &stats.health;
                 let was_available = health.is_available();
                 if passed {
                     health.record_success();
                     if !was_available {
-                        log::info!("proxy {}: health check passed, back in its pools", u.config.url);
+                        log::info!("proxy {name}: health check passed, back in its pools");
                     }
                 } else {
                     health.record_failure();
                     if was_available {
-                        log::warn!("proxy {}: health check failed, ejected", u.config.url);
+                        log::warn!("proxy {name}: health check failed, ejected");
                     }
                 }
-            }
+            })
         });
         futures::future::join_all(probes).await;
+    }
+}
+
+/// Re-resolves the names in `proxy_urls` every `every` (sooner when an answer's TTL is
+/// shorter, but not more often than every 100 ms); when an address set changed, the
+/// routes are published again: new addresses join their pools, removed ones get no
+/// new requests and finish those in flight.
+pub(super) async fn keep_resolving(proxy: Proxy, every: Duration) {
+    let mut wait = every;
+    loop {
+        actix_rt::time::sleep(wait).await;
+        if proxy.stopped() {
+            return;
+        }
+        let (changed, ttl) = proxy.resolve_all().await;
+        if changed {
+            proxy.publish().await;
+        }
+        wait = ttl.map_or(every, |ttl| ttl.min(every)).max(Duration::from_millis(100));
     }
 }

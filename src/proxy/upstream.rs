@@ -2,6 +2,7 @@
 //! document published at the last discovery (fetched on a connection of its own,
 //! bounded in time and size).
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use framex_actors::{ApiSpec, Escaped};
 use serde_json::Value;
 
 use crate::config::{PathFilter, UpstreamConfig};
+
+use super::dns::Resolver;
 use crate::discovery::{self, DiscoveryLimits, DiscoveryOptions};
 
 /// Time allowed to fetch one OpenAPI document.
@@ -52,6 +55,20 @@ pub struct Upstream {
     pub(super) max_document_size: usize,
     /// The operations of its last successful discovery (`None`: never discovered).
     pub(super) operations: Mutex<Option<Vec<Arc<ApiSpec>>>>,
+    /// When its host is a name: the name and port, resolved to every address.
+    pub(super) named: Option<(String, u16)>,
+    /// The addresses of its name at the last resolution that worked, each with its
+    /// own counters and health, and why the last one failed (if it did).
+    pub(super) resolved: Mutex<Resolved>,
+}
+
+/// The addresses of an upstream's name.
+#[derive(Default)]
+pub(super) struct Resolved {
+    /// Each address with its counters and health, sorted; empty until resolved.
+    pub(super) addresses: Vec<(SocketAddr, Arc<EndpointStats>)>,
+    /// Why the last resolution failed (its addresses are kept meanwhile).
+    pub(super) error: Option<String>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -61,6 +78,71 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
+    /// Its endpoints now: every address of its name, each with its own counters, or
+    /// (an IP literal, or a name not resolved yet) the URL itself.
+    pub fn endpoints(&self) -> Vec<(Option<SocketAddr>, Arc<EndpointStats>)> {
+        let resolved = self.resolved.lock().expect("not poisoned");
+        if resolved.addresses.is_empty() {
+            return vec![(None, self.stats.clone())];
+        }
+        resolved
+            .addresses
+            .iter()
+            .map(|(addr, stats)| (Some(*addr), stats.clone()))
+            .collect()
+    }
+
+    /// Resolves its name again (when it has one); returns whether the addresses
+    /// changed, and the answer's TTL. A name that stops resolving keeps its last
+    /// addresses, and says so once in the log and on the status page.
+    pub(super) async fn resolve(&self, resolver: &Resolver) -> (bool, Option<Duration>) {
+        let Some((host, port)) = &self.named else {
+            return (false, None);
+        };
+        let answer = resolver.resolve(host, *port).await;
+        let mut resolved = self.resolved.lock().expect("not poisoned");
+        match answer {
+            Ok(found) => {
+                let before: Vec<SocketAddr> = resolved.addresses.iter().map(|(a, _)| *a).collect();
+                if resolved.error.take().is_some() {
+                    log::info!("proxy {}: {} resolves again", self.config.url, Escaped(host));
+                }
+                if before == found.addresses {
+                    return (false, found.ttl);
+                }
+                let kept = std::mem::take(&mut resolved.addresses);
+                resolved.addresses = found
+                    .addresses
+                    .iter()
+                    .map(|addr| {
+                        let stats = kept.iter().find(|(a, _)| a == addr).map(|(_, s)| s.clone());
+                        (*addr, stats.unwrap_or_default())
+                    })
+                    .collect();
+                let list: Vec<String> = found.addresses.iter().map(ToString::to_string).collect();
+                log::info!("proxy {}: {} is now {}", self.config.url, Escaped(host), list.join(", "));
+                (true, found.ttl)
+            }
+            Err(reason) => {
+                if resolved.error.is_none() {
+                    log::warn!(
+                        "proxy {}: {} does not resolve ({}); keeping its last addresses",
+                        self.config.url,
+                        Escaped(host),
+                        Escaped(&reason)
+                    );
+                }
+                resolved.error = Some(reason);
+                (false, None)
+            }
+        }
+    }
+
+    /// Where to fetch its document from: its first address when resolved.
+    fn first_address(&self) -> Option<SocketAddr> {
+        self.resolved.lock().expect("not poisoned").addresses.first().map(|(a, _)| *a)
+    }
+
     /// Fetches and parses the upstream's document and keeps its operations; returns
     /// how many there are. Publishing them is the [`Proxy`](super::Proxy)'s job.
     ///
@@ -118,6 +200,7 @@ impl Upstream {
         }
         let (status, body) = fetch(
             &self.config.url,
+            self.first_address(),
             &self.config.docs_path,
             headers,
             &self.tls,

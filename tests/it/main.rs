@@ -7,6 +7,7 @@
 mod common;
 
 mod deploy;
+mod dns;
 mod interop;
 mod local;
 mod operations;

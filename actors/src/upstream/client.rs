@@ -107,8 +107,9 @@ pub(super) struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parses a base URL, `http://` or `https://`.
-    fn parse(url: &str) -> Result<Endpoint, String> {
+    /// Parses a base URL, `http://` or `https://`; `resolved`, when given, is where to
+    /// connect instead of the URL's host (which stays the `Host` and the TLS name).
+    fn parse(url: &str, resolved: Option<std::net::SocketAddr>) -> Result<Endpoint, String> {
         let (rest, secure) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
             (Some(rest), _) => (rest, false),
             (_, Some(rest)) => (rest, true),
@@ -125,14 +126,14 @@ impl Endpoint {
             Some(colon) => !authority.ends_with(']') && authority[colon + 1..].parse::<u16>().is_ok(),
             None => false,
         };
-        let address = match (has_port, secure) {
+        let named = match (has_port, secure) {
             (true, _) => authority.to_owned(),
             (false, false) => format!("{authority}:80"),
             (false, true) => format!("{authority}:443"),
         };
         let host = HeaderValue::from_str(authority).map_err(|e| format!("bad host in '{url}': {e}"))?;
         let tls = if secure {
-            let name = address[..address.rfind(':').unwrap_or(address.len())]
+            let name = named[..named.rfind(':').unwrap_or(named.len())]
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_owned();
@@ -141,7 +142,7 @@ impl Endpoint {
             None
         };
         Ok(Endpoint {
-            address,
+            address: resolved.map_or(named, |addr| addr.to_string()),
             tls,
             host,
             prefix: prefix.to_owned(),
@@ -185,10 +186,11 @@ pub(super) struct Client {
 }
 
 impl Client {
-    /// A client for `urls`, none connected yet.
-    pub(super) fn new(urls: &[String], connect_timeout: Duration, tls: Arc<ClientConfig>) -> Rc<Client> {
+    /// A client for the endpoints of `pool`, none connected yet.
+    pub(super) fn new(pool: &super::PoolConfig, connect_timeout: Duration, tls: Arc<ClientConfig>) -> Rc<Client> {
+        let urls = &pool.endpoints;
         Rc::new(Client {
-            endpoints: urls.iter().map(|u| Endpoint::parse(u)).collect(),
+            endpoints: urls.iter().enumerate().map(|(i, u)| Endpoint::parse(u, pool.address(i))).collect(),
             idle: RefCell::new(urls.iter().map(|_| Vec::new()).collect()),
             connect_timeout,
             tls,
@@ -313,21 +315,24 @@ where
     Ok(sender)
 }
 
-/// `GET {base_url}{path}` on a connection of its own, within `timeout`, reading at most
-/// `limit` bytes of body: for discovery and health checks, which are not on the hot
-/// path and must not disturb the pools' connections.
+/// `GET {base_url}{path}` on a connection of its own (to `resolved` when given, else
+/// to the URL's host), within `timeout`, reading at most `limit` bytes of body: for
+/// discovery and health checks, which are not on the hot path and must not disturb
+/// the pools' connections.
 ///
 /// # Errors
 /// What went wrong, in words (no connection, TLS, timeout, body too large).
+#[allow(clippy::too_many_arguments)]
 pub async fn fetch(
     base_url: &str,
+    resolved: Option<std::net::SocketAddr>,
     path: &str,
     headers: HeaderMap,
     tls: &Arc<ClientConfig>,
     timeout: Duration,
     limit: usize,
 ) -> Result<(StatusCode, Bytes), String> {
-    let endpoint = Endpoint::parse(base_url)?;
+    let endpoint = Endpoint::parse(base_url, resolved)?;
     let exchange = async {
         let mut sender = connect(&endpoint, tls, timeout).await.map_err(|e| e.to_string())?;
         let mut request = Request::get(format!("{}{path}", endpoint.prefix))

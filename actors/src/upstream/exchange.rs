@@ -151,12 +151,12 @@ impl Exchange {
                 Next::Fresh(index, unsent) => (index, true, unsent),
             };
             // Errors name the endpoint that failed, not the whole pool.
-            let endpoint = &shared.config.endpoints[index];
+            let endpoint = shared.endpoint_name(index);
             let guard = InFlight::start(&shared, index);
             let request = match unsent {
                 Some(request) => *request,
                 None => self.build(&target, index, &mut plan).map_err(|reason| Error::UpstreamConnect {
-                    upstream: endpoint.clone(),
+                    upstream: endpoint.to_owned(),
                     cause: ConnectFailure::Url(reason),
                 })?,
             };
@@ -166,12 +166,12 @@ impl Exchange {
                     let status = response.status();
                     if !status.is_server_error() {
                         guard.succeeded();
-                        return relay(response, lease, &plan.method, endpoint.clone(), guard, timeout).await;
+                        return relay(response, lease, &plan.method, endpoint.to_owned(), guard, timeout).await;
                     }
                     guard.failed();
                     let gateway = matches!(status.as_u16(), 502..=504);
                     if !(plan.idempotent && gateway && self.may_retry(plan.replayable)) {
-                        return relay(response, lease, &plan.method, endpoint.clone(), guard, timeout).await;
+                        return relay(response, lease, &plan.method, endpoint.to_owned(), guard, timeout).await;
                     }
                     log::debug!("retrying {} on another endpoint after {status} from {endpoint}", plan.method);
                     next = Next::Pick;
@@ -179,7 +179,7 @@ impl Exchange {
                 }
                 Err(_) => Failure {
                     error: Error::UpstreamTimeout {
-                        upstream: endpoint.clone(),
+                        upstream: endpoint.to_owned(),
                         seconds: timeout.as_secs_f64(),
                     },
                     retry: Retry::No,

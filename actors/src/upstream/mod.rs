@@ -67,6 +67,10 @@ pub struct PoolConfig {
     /// Base URLs of the endpoints (scheme, host, port, optional path prefix; no
     /// trailing slash). Never containing credentials.
     pub endpoints: Vec<String>,
+    /// Where to connect for each endpoint, when its URL's host name was resolved
+    /// ahead (one address of a name per endpoint; `Host` and TLS still use the
+    /// name). Empty, or `None` for an endpoint: connect to the URL's host as it is.
+    pub addresses: Vec<Option<std::net::SocketAddr>>,
     /// Deadline of a call until the reply head, and the longest idle time between two
     /// chunks of a streamed body.
     pub timeout: Duration,
@@ -86,10 +90,16 @@ pub struct PoolConfig {
 }
 
 impl PoolConfig {
+    /// Where to connect for endpoint `index`, when resolved ahead.
+    pub fn address(&self, index: usize) -> Option<std::net::SocketAddr> {
+        self.addresses.get(index).copied().flatten()
+    }
+
     /// A pool of one endpoint with default limits.
     pub fn single(base_url: impl Into<String>) -> Self {
         PoolConfig {
             endpoints: vec![base_url.into().trim_end_matches('/').to_owned()],
+            addresses: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             legal_codes: vec![200],
@@ -162,6 +172,9 @@ impl PoolId {
 pub struct PoolShared {
     id: PoolId,
     name: String,
+    /// Each endpoint as errors and reports name it: its URL, and the address it was
+    /// resolved to, if any (`http://api:8000 (10.0.0.7:8000)`).
+    endpoint_names: Vec<String>,
     config: PoolConfig,
     stats: Vec<Arc<EndpointStats>>,
     next: AtomicUsize,
@@ -201,9 +214,19 @@ impl PoolShared {
     /// When `stats` and `config.endpoints` differ in length.
     pub fn with_stats(config: PoolConfig, stats: Vec<Arc<EndpointStats>>) -> Arc<Self> {
         assert_eq!(stats.len(), config.endpoints.len(), "one counter set per endpoint");
+        let endpoint_names: Vec<String> = config
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, url)| match config.address(i) {
+                Some(addr) => format!("{url} ({addr})"),
+                None => url.clone(),
+            })
+            .collect();
         Arc::new(PoolShared {
             id: PoolId::next(),
-            name: config.endpoints.join(","),
+            name: endpoint_names.join(","),
+            endpoint_names,
             stats,
             config,
             next: AtomicUsize::new(0),
@@ -230,6 +253,11 @@ impl PoolShared {
     /// The pool's identity.
     pub fn id(&self) -> PoolId {
         self.id
+    }
+
+    /// Endpoint `index` as errors name it (its URL, and its address when resolved).
+    pub fn endpoint_name(&self, index: usize) -> &str {
+        &self.endpoint_names[index]
     }
 
     /// The pool's display name (its endpoint URLs).

@@ -35,7 +35,7 @@ impl PoolReplica {
     fn new(shared: &Arc<PoolShared>) -> Self {
         let config = shared.config();
         PoolReplica {
-            client: Client::new(&config.endpoints, config.connect_timeout, config.tls.clone()),
+            client: Client::new(config, config.connect_timeout, config.tls.clone()),
             shared: shared.clone(),
         }
     }
