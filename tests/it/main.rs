@@ -14,5 +14,6 @@ mod operations;
 mod pools;
 mod proxy_functions;
 mod proxy;
+mod rolling;
 mod security;
 mod streaming;
