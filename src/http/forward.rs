@@ -119,12 +119,16 @@ fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: &TrustedPro
         .get(header::CONNECTION)
         .and_then(|v| v.to_str().ok());
     let mut out = WireHeaders::with_capacity(incoming.len() + 5);
+    // From anyone but a trusted proxy, every forwarding claim is dropped (not only the
+    // ones `forwarded` sets again).
+    let trusted_peer = forwarded::from_trusted(req, trusted);
     for (name, value) in incoming.iter() {
         let name = name.as_str();
         if name == "host"
             || (consumed_auth && name == "authorization")
             || is_hop_by_hop(name, connection)
             || forwarded::is_forwarding(name)
+            || (!trusted_peer && forwarded::is_claim(name))
         {
             continue;
         }

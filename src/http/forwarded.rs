@@ -31,6 +31,27 @@ pub fn is_forwarding(name: &str) -> bool {
     )
 }
 
+/// Whether `name` (lower case) claims something about the client or the way it came
+/// in, so that only a trusted proxy may send it: any `X-Forwarded-*`
+/// (`-Port`, `-Prefix`, `-Ssl`, … beside the ones set here), `Forwarded` and
+/// `X-Real-IP`, also spelled with `_` for `-` (which CGI-style servers read as the
+/// same header).
+pub fn is_claim(name: &str) -> bool {
+    let dashed = |want: &str| {
+        name.len() >= want.len()
+            && name
+                .bytes()
+                .zip(want.bytes())
+                .all(|(n, w)| n == w || (n == b'_' && w == b'-'))
+    };
+    dashed("x-forwarded-") || (name.len() == 9 && dashed("x-real-ip")) || name == "forwarded"
+}
+
+/// Whether the peer of `req` is one of `trusted`.
+pub fn from_trusted(req: &HttpRequest, trusted: &TrustedProxies) -> bool {
+    req.peer_addr().is_some_and(|a| trusted.contains(a.ip()))
+}
+
 /// Adds the forwarding headers to `out`: ours from an untrusted peer, the request's
 /// extended by ours from a trusted proxy (see the module doc).
 pub fn append(out: &mut WireHeaders, req: &HttpRequest, trusted: &TrustedProxies) {
@@ -149,6 +170,16 @@ fn ip_bytes(ip: IpAddr, buf: &mut [u8; 45]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claims_are_recognised_in_any_spelling() {
+        for name in ["x-forwarded-for", "x-forwarded-port", "x-forwarded-prefix", "x_forwarded_proto", "x-real-ip", "x_real_ip", "forwarded"] {
+            assert!(is_claim(name), "{name}");
+        }
+        for name in ["x-forwarded", "x-real-ipx", "content-type", "x-request-id", "forwarded-for"] {
+            assert!(!is_claim(name), "{name}");
+        }
+    }
 
     #[test]
     fn ip_bytes_match_display() {

@@ -3,8 +3,10 @@
 //!
 //! From the raw path the client sent (`req.uri().path()`, not actix-router's
 //! re-quoted form):
-//! - percent-escapes of unreserved characters (`A-Z a-z 0-9 - . _ ~`) are decoded;
-//!   other escapes are kept, their hex upper-cased;
+//! - percent-escapes of characters that may stand literally in a path (unreserved
+//!   `A-Z a-z 0-9 - . _ ~`, sub-delims `! $ & ' ( ) * + , ; =`, `:` and `@`) are
+//!   decoded, as the upstream decodes them (`/a%3Ab` is `/a:b` to FastAPI, so it must be
+//!   to the rules too); other escapes are kept, their hex upper-cased;
 //! - bytes that may not appear literally in a path (non-ASCII, `"`, `<`, `{`, …) are
 //!   percent-encoded, so the canonical path is plain ASCII;
 //! - repeated slashes are merged (Envoy's `merge_slashes`): `/a//b` is `/a/b`;
@@ -125,7 +127,9 @@ pub fn canonicalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
                     return Err(PathError::ControlCharacter);
                 }
                 decoded.push(value);
-                if is_unreserved(value) {
+                // (`/` was refused above: every other literal byte means the same
+                // escaped or not, to the upstream and so to us.)
+                if is_literal(value) {
                     out.push(value);
                 } else {
                     out.extend_from_slice(&[b'%', HEX[usize::from(value >> 4)], HEX[usize::from(value & 15)]]);
@@ -181,7 +185,8 @@ mod tests {
         assert_eq!(ok("/api/v1/items/%37"), "/api/v1/items/7");
         assert_eq!(ok("/api/v1/files/intern%61l"), "/api/v1/files/internal");
         assert_eq!(ok("/a%7eb%2D"), "/a~b-");
-        assert_eq!(ok("/a%3fb%3A"), "/a%3Fb%3A");
+        assert_eq!(ok("/a%3fb%3A"), "/a%3Fb:");
+        assert_eq!(ok("/files/a%3ab%40c%2B%3B%3d%21%24%26%27%28%29%2A%2C"), "/files/a:b@c+;=!$&'()*,");
         assert_eq!(ok("/a%20b"), "/a%20b");
         assert_eq!(ok("/caf%c3%a9"), "/caf%C3%A9");
         assert_eq!(ok("/café"), "/caf%C3%A9");

@@ -112,6 +112,12 @@ impl PoolReplicas {
             inner.by_id.retain(|id, _| table.serves_pool(*id));
             inner.generation = table.generation();
         }
+        if !table.serves_pool(pool.id()) {
+            // A request matched on an earlier table, its pool retired since: served on
+            // a replica of its own, not kept (the map is pruned only when the table
+            // changes again, which may be never).
+            return Rc::new(PoolReplica::new(pool));
+        }
         inner
             .by_id
             .entry(pool.id())
@@ -167,5 +173,19 @@ mod tests {
         assert_eq!(replicas.len(), 1, "replicas of pools the table no longer names are gone");
         assert!(!Rc::ptr_eq(&a, &replicas.replica(&pools[0])), "a pool that comes back gets a new one");
         assert_eq!(Rc::strong_count(&a), 1, "an exchange still holding the old one keeps it alone");
+    }
+
+    #[test]
+    fn a_retired_pool_met_after_pruning_is_not_kept() {
+        let (first, pools) = table_of(&["/a"]);
+        let published = Arc::new(ArcSwap::from_pointee(first));
+        let replicas = PoolReplicas::new(published.clone());
+        let (second, others) = table_of(&["/c"]);
+        published.store(Arc::new(second));
+        replicas.replica(&others[0]);
+        // A request that matched `/a` on the first table arrives now.
+        let late = replicas.replica(&pools[0]);
+        assert_eq!(replicas.len(), 1, "the retired pool's replica is not kept until the next table");
+        assert_eq!(Rc::strong_count(&late), 1);
     }
 }

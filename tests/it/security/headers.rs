@@ -92,6 +92,33 @@ async fn forged_forwarding_headers_from_an_untrusted_client_are_replaced() {
     server.stop(true).await;
 }
 
+/// Every forwarding claim of an untrusted client is dropped, not only the five we set
+/// again: `X-Forwarded-Port`, `-Prefix`, `-Ssl`, `-Server` (read by frameworks to build
+/// URLs and decide on https) and `_` spellings of them; a trusted proxy's reach the
+/// upstream.
+#[actix_rt::test]
+async fn other_forwarding_claims_from_an_untrusted_client_are_dropped() {
+    let request = "GET /api/v1/headers HTTP/1.1\r\nHost: front.example\r\nX-Forwarded-Port: 443\r\n\
+         X-Forwarded-Prefix: /admin\r\nX-Forwarded-Ssl: on\r\nX-Forwarded-Server: bank.example\r\n\
+         X_Forwarded_For: 6.6.6.6\r\nX_Real_IP: 6.6.6.6\r\nConnection: close\r\n\r\n";
+    let (up, handle) = mirror_upstream("/api/v1/other");
+    let server = start(config(&proxy_toml(&up, "")), vec![]).await;
+    let reply = raw_http(server.local_addr(), request).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    for name in ["x-forwarded-port", "x-forwarded-prefix", "x-forwarded-ssl", "x-forwarded-server", "x_forwarded_for", "x_real_ip"] {
+        assert!(seen(&reply, name).is_empty(), "{name} reached the upstream: {reply}");
+    }
+    assert_eq!(seen(&reply, "x-forwarded-for"), ["127.0.0.1"]);
+    server.stop(true).await;
+
+    let server = start(config(&proxy_toml(&up, "trusted_proxies = [\"127.0.0.1/32\"]")), vec![]).await;
+    let reply = raw_http(server.local_addr(), request).await;
+    assert_eq!(seen(&reply, "x-forwarded-port"), ["443"]);
+    assert_eq!(seen(&reply, "x-forwarded-prefix"), ["/admin"]);
+    server.stop(true).await;
+    handle.stop(true).await;
+}
+
 /// From a trusted proxy (`trusted_proxies = ["127.0.0.1/32"]`) the forwarding headers
 /// are kept, and two `X-Forwarded-For` lines (the first was lost) both reach the
 /// upstream in order, followed by the proxy's address.

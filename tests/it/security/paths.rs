@@ -107,8 +107,8 @@ async fn disabled_concrete_path_under_a_template_is_404() {
     handle.stop(true).await;
 }
 
-/// What goes upstream is the canonical path (unreserved escapes decoded, slashes
-/// merged, other escapes upper-cased) with the query string as the client sent it.
+/// What goes upstream is the canonical path (escapes of characters allowed literally
+/// decoded, slashes merged, other escapes upper-cased) with the query string as the client sent it.
 #[actix_rt::test]
 async fn the_upstream_receives_the_canonical_path() {
     let (upstream, handle, seen) = document_upstream();
@@ -120,6 +120,44 @@ async fn the_upstream_receives_the_canonical_path() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["target"], "/api/v1/files/a%3Fb%20c");
     assert_eq!(seen.lock().unwrap().len(), 2);
+    server.stop(true).await;
+    handle.stop(true).await;
+}
+
+/// A character that may stand literally in a path (`:`, `@`, sub-delims) means the
+/// same to the upstream escaped or not (FastAPI decodes `%3A` to `:`): a rule or a
+/// filter naming `/api/v1/files/a:b` holds for `/api/v1/files/a%3Ab` too, and the
+/// upstream gets the decoded form.
+#[actix_rt::test]
+async fn escaped_sub_delims_do_not_dodge_rules_or_filters() {
+    let (upstream, handle, seen) = document_upstream();
+    let toml = format!(
+        r#"
+load_builtin_plugins = ["proxy"]
+[server]
+enable_proxy = true
+[auth]
+rules = {{ "/api/v1/files/a:b" = ["k"], "/api/v1/files/x%2Cy" = ["k"] }}
+[plugins.proxy]
+discovery_interval = 0
+[plugins.proxy.proxy_urls."{upstream}"]
+docs_path = "/openapi.json"
+disable = ["/api/v1/files/intern@l", "/api/v1/files/a+b"]
+"#
+    );
+    let server = start(config(&toml), vec![]).await;
+    for path in ["/api/v1/files/a:b", "/api/v1/files/a%3Ab", "/api/v1/files/a%3ab", "/api/v1/files/x,y", "/api/v1/files/x%2cy"] {
+        let r = get(&server.url(path)).await;
+        assert_eq!(r.status, 401, "{path}: {}", r.text());
+    }
+    for path in ["/api/v1/files/intern@l", "/api/v1/files/intern%40l", "/api/v1/files/a+b", "/api/v1/files/a%2Bb"] {
+        let r = get(&server.url(path)).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.text());
+    }
+    assert!(seen.lock().unwrap().is_empty(), "the upstream got {:?}", seen.lock().unwrap());
+    let r = get_with(&server.url("/api/v1/files/a%3Ab"), &[("Authorization", "k")]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["target"], "/api/v1/files/a:b");
     server.stop(true).await;
     handle.stop(true).await;
 }
@@ -332,8 +370,10 @@ proptest! {
         protected in spelling("/api/v1/items/7"),
         templated in spelling("/api/v1/items/8"),
         disabled in spelling("/api/v1/files/internal"),
+        delimited in spelling("/api/v1/files/a:b@c+d"),
     ) {
         let rules = AuthRules::new([
+            ("/api/v1/files/a:b@c+d", vec!["kd".to_owned()]),
             ("/api/v1/items/7", vec!["k7".to_owned()]),
             ("/api/v1/items/{item_id}", vec!["k".to_owned()]),
         ]).unwrap();
@@ -343,6 +383,9 @@ proptest! {
         }
         if let Ok(path) = canonicalize(&templated) {
             prop_assert_eq!(rules.keys_for(&path), Some(&["k".to_owned()][..]), "{} -> {}", templated, path);
+        }
+        if let Ok(path) = canonicalize(&delimited) {
+            prop_assert_eq!(rules.keys_for(&path), Some(&["kd".to_owned()][..]), "{} -> {}", delimited, path);
         }
         if let Ok(path) = canonicalize(&disabled) {
             prop_assert!(!filter.allows_path(&path), "{} -> {}", disabled, path);
