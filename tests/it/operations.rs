@@ -1,9 +1,7 @@
 //! Operating a running server: live reload (in process, and SIGHUP / `framex reload`
 //! on the binary), what waits for a restart, and readiness.
 
-use std::io::Read as _;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpResponse};
@@ -11,7 +9,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 use crate::common::python::{free_port, legacy_app};
-use crate::common::{client, config, get, get_with, spawn_upstream, sse_events, start, Process};
+use crate::common::{client, config, get, get_with, spawn_upstream, sse_events, start, FramexProcess};
 
 /// An upstream publishing one operation, `GET /api/v1/b`.
 fn upstream_b() -> (String, actix_web::dev::ServerHandle) {
@@ -139,35 +137,7 @@ async fn framex_reload_applies_a_new_config_and_refuses_a_bad_one() {
         .unwrap();
     };
     write("k1", "");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_framex"))
-        .args(["run", "-c", file.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let mut stderr = child.stderr.take().unwrap();
-    let sink = log.clone();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    let process = Process(child);
-    let until = |what: &'static str, log: &Arc<Mutex<String>>| {
-        let started = Instant::now();
-        while !log.lock().unwrap().contains(what) {
-            assert!(started.elapsed() < Duration::from_secs(30), "no '{what}' in: {}", log.lock().unwrap());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    until("serving on", &log);
+    let framex = FramexProcess::spawn(&file, "info").await;
     assert!(pid_file.exists(), "the pid file is written");
     let url = format!("http://127.0.0.1:{port}/api/v1/echo?message=hi");
     let status = |key: &'static str| {
@@ -185,7 +155,7 @@ async fn framex_reload_applies_a_new_config_and_refuses_a_bad_one() {
     };
     let out = reload(&file);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    until("the new configuration serves new requests", &log);
+    framex.until("the new configuration serves new requests").await;
     assert_eq!((status("k1").await, status("k2").await), (401, 200));
 
     write("k3", "client_body_timeout = 1e300");
@@ -194,18 +164,17 @@ async fn framex_reload_applies_a_new_config_and_refuses_a_bad_one() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.client_body_timeout"));
     // Sent anyway (a plain SIGHUP), the server refuses it and keeps running as it was.
     // SAFETY: kill(2) with a plain signal number has no memory effects.
-    unsafe { libc::kill(process.0.id() as i32, libc::SIGHUP) };
-    until("reload refused", &log);
-    assert!(log.lock().unwrap().contains("server.client_body_timeout"), "{}", log.lock().unwrap());
+    unsafe { libc::kill(framex.pid(), libc::SIGHUP) };
+    framex.until("reload refused").await;
+    assert!(framex.log().contains("server.client_body_timeout"), "{}", framex.log());
     assert_eq!((status("k2").await, status("k3").await), (200, 401), "nothing changed");
 
     // SAFETY: kill(2) with a plain signal number has no memory effects.
-    unsafe { libc::kill(process.0.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(framex.pid(), libc::SIGTERM) };
     let started = Instant::now();
     while pid_file.exists() {
         assert!(started.elapsed() < Duration::from_secs(30), "the pid file stays after SIGTERM");
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
-    drop(process);
-    reader.join().unwrap();
+    drop(framex);
 }

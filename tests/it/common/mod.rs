@@ -214,3 +214,65 @@ impl Drop for Process {
         let _ = self.0.wait();
     }
 }
+
+/// The `framex` binary running `run -c <config>` with `RUST_LOG=<rust_log>`, its
+/// stderr collected as it comes (killed when dropped).
+pub struct FramexProcess {
+    /// The child.
+    pub process: Process,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl FramexProcess {
+    /// Starts it and waits (30 s at most) until it serves. (Waiting yields to the
+    /// test's runtime, where in-process upstreams answer its discovery.)
+    pub async fn spawn(config: &std::path::Path, rust_log: &str) -> Self {
+        use std::io::Read as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_framex"))
+            .args(["run", "-c", config.to_str().unwrap()])
+            .current_dir(config.parent().unwrap())
+            .env("RUST_LOG", rust_log)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let running = FramexProcess {
+            process: Process(child),
+            log,
+        };
+        running.until("serving on").await;
+        running
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (30 s at most) until its log holds `text`.
+    pub async fn until(&self, text: &str) {
+        let started = std::time::Instant::now();
+        while !self.log.lock().unwrap().contains(text) {
+            assert!(started.elapsed() < Duration::from_secs(30), "no '{text}' in the log: {}", self.log());
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> i32 {
+        self.process.0.id() as i32
+    }
+}

@@ -4,16 +4,13 @@
 //! smuggling, header floods, other hosts, hop-by-hop headers and our keys refused or
 //! kept back.
 
-use std::io::Read as _;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{config, python, raw_http, spawn_upstream, start};
+use crate::common::{config, python, raw_http, spawn_upstream, start, FramexProcess};
 
 /// An upstream whose document publishes `/api/v1/headers` (and `/api/v1/secret`) and
 /// which answers with every header line it received, in order.
@@ -205,32 +202,7 @@ async fn hostile_text_is_escaped_in_the_log() {
     let port = python::free_port();
     let file = dir.path().join("config.toml");
     std::fs::write(&file, proxy_toml(&up, &format!("port = {port}\naccess_log = true"))).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_framex"))
-        .args(["run", "-c", file.to_str().unwrap()])
-        .current_dir(dir.path())
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let mut stderr = child.stderr.take().unwrap();
-    let sink = log.clone();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    let started = Instant::now();
-    while !log.lock().unwrap().contains("serving on") {
-        assert!(started.elapsed() < Duration::from_secs(30), "framex did not start: {}", log.lock().unwrap());
-        actix_rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    let framex = FramexProcess::spawn(&file, "info").await;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut stream = actix_rt::net::TcpStream::connect(addr).await.unwrap();
     stream
@@ -245,16 +217,10 @@ async fn hostile_text_is_escaped_in_the_log() {
     )
     .await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    let started = Instant::now();
-    while !log.lock().unwrap().contains("/api/v1/secret") {
-        assert!(started.elapsed() < Duration::from_secs(30), "no access-log line: {}", log.lock().unwrap());
-        actix_rt::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    reader.join().unwrap();
+    framex.until("/api/v1/secret").await;
+    let log = framex.log();
+    drop(framex);
     handle.stop(true).await;
-    let log = log.lock().unwrap().clone();
     assert!(log.contains("/api/v1/evil\\r\\n2026-01-01T00:00:00Z ERROR forged line"), "{log}");
     assert!(!log.lines().any(|l| l.starts_with("2026-01-01T00:00:00Z ERROR forged")), "{log}");
     // Refused by the canonical path (control characters), and logged as sent.
