@@ -15,10 +15,12 @@
 //! at most `max_published` bytes. The operation objects of a path item that many
 //! paths `$ref` are built once and shared, never copied per path.
 
+mod convert;
 mod refs;
 mod template;
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use framex_actors::Method;
@@ -112,6 +114,11 @@ pub struct Skip {
     pub reason: String,
 }
 
+/// The `components` entry (a specification extension, so the object stays valid)
+/// that carries the document's tag objects (name → `{"name", "description", …}`) the
+/// kept operations use; the merged document lifts them into its top-level `tags`.
+pub const TAGS_SECTION: &str = "x-framex-tags";
+
 /// The result of reading a document.
 #[derive(Debug, Default)]
 pub struct Discovered {
@@ -120,16 +127,29 @@ pub struct Discovered {
     /// Operations left out.
     pub skipped: Vec<Skip>,
     /// The components the kept operations need, renamed: a `components` object
-    /// (`{"schemas": {...}, ...}`).
+    /// (`{"schemas": {...}, "securitySchemes": {...}, ...}`), plus the tags they use
+    /// under [`TAGS_SECTION`].
     pub components: Map<String, Value>,
 }
 
 /// Reads `doc` into route specs.
 ///
+/// A 3.0.x document is converted to 3.1 first (see [`convert`]), so what is
+/// published validates in our 3.1 document. Operations without their own `security`
+/// get the document's; security scheme names are prefixed like every component.
+///
 /// # Errors
 /// When `doc` is not an OpenAPI 3 document or exceeds `opts.limits`; single
 /// operations that cannot be understood are skipped with their reason instead.
 pub fn parse_document(doc: &Value, opts: &DiscoveryOptions<'_>) -> Result<Discovered, DiscoveryError> {
+    let doc: Cow<'_, Value> = if convert::is_30(doc) {
+        let mut converted = doc.clone();
+        convert::to_31(&mut converted);
+        Cow::Owned(converted)
+    } else {
+        Cow::Borrowed(doc)
+    };
+    let doc: &Value = &doc;
     let not_openapi = |reason: &str| DiscoveryError::NotOpenApi {
         upstream: opts.upstream.clone(),
         reason: reason.to_owned(),
@@ -156,6 +176,7 @@ pub fn parse_document(doc: &Value, opts: &DiscoveryOptions<'_>) -> Result<Discov
     let mut shared: HashMap<(*const Value, &str), (Arc<Value>, usize)> = HashMap::new();
     let mut seen = 0usize;
     let mut published_bytes = 0usize;
+    let mut tags_used: BTreeSet<&str> = BTreeSet::new();
     for (path, item) in paths {
         let item = refs::follow(doc, item);
         for &method in METHODS {
@@ -185,7 +206,8 @@ pub fn parse_document(doc: &Value, opts: &DiscoveryOptions<'_>) -> Result<Discov
                     let (published, size) = shared
                         .entry((std::ptr::from_ref(item), method))
                         .or_insert_with(|| {
-                            let published = renamer.rewrite(&published_operation(doc, item, op));
+                            let mut published = renamer.rewrite(&published_operation(doc, item, op));
+                            renamer.rename_security(&mut published);
                             let size = serialized_len(&published);
                             (Arc::new(published), size)
                         })
@@ -196,17 +218,37 @@ pub fn parse_document(doc: &Value, opts: &DiscoveryOptions<'_>) -> Result<Discov
                     }
                     spec.operation = Some(published);
                     found.operations.push(spec);
+                    let tags = op.get("tags").and_then(Value::as_array);
+                    tags_used.extend(tags.into_iter().flatten().filter_map(Value::as_str));
                 }
                 Err(reason) => found.skipped.push(skip(reason)),
             }
         }
     }
     found.components = renamer.finish();
+    let tags = used_tags(doc, &tags_used);
+    if !tags.is_empty() {
+        found.components.insert(TAGS_SECTION.to_owned(), Value::Object(tags));
+    }
     let components_bytes = found.components.values().map(serialized_len).sum::<usize>();
     if published_bytes.saturating_add(components_bytes) > limits.max_published {
         return Err(too_large());
     }
     Ok(found)
+}
+
+/// The document's tag objects named in `used` (by name; a tag used but not
+/// described is not invented: operations may name tags the document never lists).
+fn used_tags(doc: &Value, used: &BTreeSet<&str>) -> Map<String, Value> {
+    let listed = doc.get("tags").and_then(Value::as_array);
+    listed
+        .into_iter()
+        .flatten()
+        .filter_map(|tag| {
+            let name = tag.get("name")?.as_str()?;
+            used.contains(name).then(|| (name.to_owned(), tag.clone()))
+        })
+        .collect()
 }
 
 /// The length of `value` serialized as JSON, without building the text.
@@ -250,12 +292,20 @@ fn merged_parameters(doc: &Value, item: &Value, op: &Value) -> Vec<Value> {
 }
 
 /// The operation object to publish (still with the upstream's component names):
-/// the upstream's, with the path-level parameters merged in.
+/// the upstream's, with the path-level parameters merged in, and the document's
+/// `security` when the operation has none of its own.
 fn published_operation(doc: &Value, item: &Value, op: &Value) -> Value {
     let mut published = op.clone();
+    // (Not an object: `operation` refuses it; nothing to merge into.)
+    let Some(object) = published.as_object_mut() else {
+        return published;
+    };
     let params = merged_parameters(doc, item, op);
     if !params.is_empty() {
-        published["parameters"] = Value::Array(params);
+        object.insert("parameters".into(), Value::Array(params));
+    }
+    if let Some(security) = doc.get("security") {
+        object.entry("security").or_insert_with(|| security.clone());
     }
     published
 }
@@ -269,6 +319,9 @@ fn operation(
     op: &Value,
     opts: &DiscoveryOptions<'_>,
 ) -> Result<ApiSpec, String> {
+    if !op.is_object() {
+        return Err("the operation is not an object".to_owned());
+    }
     let method = Method::from_bytes(method.to_uppercase().as_bytes()).map_err(|e| e.to_string())?;
     let mut spec = ApiSpec::new(ApiKey::Http {
         method,
