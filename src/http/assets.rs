@@ -17,6 +17,7 @@ const SWAGGER_HTML: &str = r##"<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>FrameX - Swagger UI</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/docs/swagger-ui.css">
 </head>
 <body>
@@ -45,6 +46,7 @@ const REDOC_HTML: &str = r##"<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>FrameX - ReDoc</title>
+<link rel="icon" href="data:,">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body { margin: 0; padding: 0; }</style>
 </head>

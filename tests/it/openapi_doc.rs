@@ -313,3 +313,86 @@ async fn docs_pages_and_their_files_are_served_from_the_binary() {
     }
     server.stop(true).await;
 }
+
+/// Whether a program is on `PATH`.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// In headless Chromium (Debian's `chromium` with `chromium-driver`, driven by
+/// `tests/python/docs_ui.py`): Swagger UI at `/docs` tries a proxied form operation
+/// and a multipart one with two files, and shows the FastAPI app's answers (the same
+/// as sent directly); `/redoc` renders our document with no console error.
+#[actix_rt::test]
+async fn docs_pages_work_in_a_browser() {
+    if !(on_path("chromium") && on_path("chromedriver")) {
+        assert!(std::env::var_os("CI").is_none(), "CI must install chromium and chromium-driver (.ci/run)");
+        eprintln!("skipped: chromium or chromedriver is not installed (apt-get install chromium chromium-driver)");
+        return;
+    }
+    let legacy = legacy_app().await;
+    let toml = format!(
+        r#"
+load_builtin_plugins = ["proxy"]
+[server]
+enable_proxy = true
+[plugins.proxy]
+timeout = 30
+discovery_interval = 0
+proxy_urls = ["{}"]
+"#,
+        legacy.url
+    );
+    let server = start(config(&toml), vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let upload = dir.path().join("upload.bin");
+    let content: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&upload, &content).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/docs_ui.py");
+    let base = server.url("");
+    let base = base.trim_end_matches('/').to_owned();
+    let upload_arg = upload.to_str().unwrap().to_owned();
+    // The browser works in another process; this test's runtime keeps serving.
+    let out = actix_rt::task::spawn_blocking(move || {
+        Command::new(python()).args([script, &base, &upload_arg]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "docs_ui.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let direct_form = request(
+        "POST",
+        &format!("{}/api/v1/form", legacy.url),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        b"name=Ada&age=36".to_vec(),
+    )
+    .await;
+    assert_eq!(seen["form"]["status"], "200");
+    assert_eq!(seen["form"]["body"], direct_form.json(), "the form operation's answer");
+
+    let boundary = "docs-ui-boundary";
+    let mut body = Vec::new();
+    for (name, file) in [("file_a", true), ("file_b", true), ("label", false)] {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes());
+        if file {
+            body.extend_from_slice(b"; filename=\"upload.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n");
+            body.extend_from_slice(&content);
+        } else {
+            body.extend_from_slice(b"\r\n\r\ntwo files");
+        }
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let direct_upload =
+        request("POST", &format!("{}/api/v1/upload", legacy.url), &[("content-type", &content_type)], body).await;
+    assert_eq!(direct_upload.status, 200, "{}", direct_upload.text());
+    assert_eq!(seen["upload"]["status"], "200");
+    assert_eq!(seen["upload"]["body"], direct_upload.json(), "the multipart operation's answer");
+
+    assert_eq!(seen["redoc"]["title"], format!("FrameX ({})", framex::VERSION));
+    assert_eq!(seen["redoc"]["errors"], json!([]), "ReDoc's console errors");
+    server.stop(true).await;
+}
