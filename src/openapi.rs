@@ -39,9 +39,7 @@ pub fn document(table: &RouteTable, auth: &AuthRules) -> Value {
             .cloned()
             .unwrap_or_else(|| operation_for(&route.spec, None, &[]));
         if auth.keys_for(path).is_some() {
-            if let Some(op) = operation.as_object_mut() {
-                op.insert("security".into(), json!([{ AUTH_SCHEME: [] }]));
-            }
+            require_our_key(&mut operation);
         }
         let item = paths
             .entry(path.clone())
@@ -65,6 +63,25 @@ pub fn document(table: &RouteTable, auth: &AuthRules) -> Value {
         doc["tags"] = Value::Array(tags);
     }
     doc
+}
+
+/// Makes `operation` require [`AUTH_SCHEME`] as well as whatever it required (an
+/// upstream's own scheme, in a header other than ours, still has to be sent).
+fn require_our_key(operation: &mut Value) {
+    let Some(op) = operation.as_object_mut() else { return };
+    let ours = json!({ AUTH_SCHEME: [] });
+    let requirements = match op.get_mut("security").and_then(Value::as_array_mut) {
+        Some(requirements) if !requirements.is_empty() => requirements,
+        _ => {
+            op.insert("security".into(), json!([ours]));
+            return;
+        }
+    };
+    for requirement in requirements {
+        if let Some(schemes) = requirement.as_object_mut() {
+            schemes.insert(AUTH_SCHEME.to_owned(), json!([]));
+        }
+    }
 }
 
 /// What every document has: FrameX's error envelope and the `[auth]` key scheme.

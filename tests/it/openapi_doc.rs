@@ -22,8 +22,8 @@ fn configure_older(cfg: &mut web::ServiceConfig) {
     cfg.route("/openapi.json", web::get().to(|| async { HttpResponse::Ok().json(older_doc()) }));
 }
 
-/// Local echo plugin, the FastAPI app (3.1) and the older upstream (3.0.3), one
-/// `[auth]` rule on a local route.
+/// Local echo plugin, the FastAPI app (3.1) and the older upstream (3.0.3), `[auth]`
+/// rules on a local route and on a proxied one.
 fn three_sources(legacy: &str, older: &str) -> String {
     format!(
         r#"
@@ -38,7 +38,7 @@ disable = ["/api/v1/hidden"]
 [plugins.proxy.proxy_urls."{older}"]
 docs_path = "/openapi.json"
 [auth]
-rules = {{ "/api/v1/echo" = ["k-1"] }}
+rules = {{ "/api/v1/echo" = ["k-1"], "/api/v1/keyed" = ["k-2"] }}
 "#
     )
 }
@@ -134,13 +134,20 @@ async fn merged_document_validates_and_keeps_every_upstream_operation() {
                     "{method} {path}: {part}"
                 );
             }
-            assert_eq!(security(&merged, ours), security(&direct, op), "{method} {path}: security");
+            if path != "/api/v1/keyed" {
+                assert_eq!(security(&merged, ours), security(&direct, op), "{method} {path}: security");
+            }
             compared += 1;
         }
     }
     assert!(compared >= 15, "only {compared} operations compared");
+    // Covered by an `[auth]` rule: our key and the upstream's own, both required.
     let keyed = &merged["paths"]["/api/v1/keyed"]["get"];
-    assert_eq!(security(&merged, keyed), json!([[[{"type": "apiKey", "in": "header", "name": "X-API-Key"}, []]]]));
+    let both = security(&merged, keyed);
+    let requirement = both[0].as_array().unwrap();
+    assert_eq!((both.as_array().unwrap().len(), requirement.len()), (1, 2), "{both}");
+    assert!(requirement.contains(&json!([{"type": "apiKey", "in": "header", "name": "X-API-Key"}, []])), "{both}");
+    assert!(requirement.iter().any(|s| s[0]["name"] == "Authorization"), "{both}");
     let tags = merged["tags"].as_array().expect("tags published");
     assert!(tags.contains(&json!({"name": "keyed", "description": "Routes that want the X-API-Key header."})));
 
