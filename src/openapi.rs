@@ -66,9 +66,13 @@ pub fn document(table: &RouteTable, auth: &AuthRules) -> Value {
 }
 
 /// Makes `operation` require [`AUTH_SCHEME`] as well as whatever it required (an
-/// upstream's own scheme, in a header other than ours, still has to be sent).
+/// upstream's own scheme, in a header other than ours, still has to be sent), and
+/// documents our 401 when it does not document one.
 fn require_our_key(operation: &mut Value) {
     let Some(op) = operation.as_object_mut() else { return };
+    if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
+        responses.entry("401").or_insert_with(|| error_response("Invalid API Key (an `[auth]` rule covers the path)"));
+    }
     let ours = json!({ AUTH_SCHEME: [] });
     let requirements = match op.get_mut("security").and_then(Value::as_array_mut) {
         Some(requirements) if !requirements.is_empty() => requirements,
@@ -177,12 +181,7 @@ pub fn operation_for(spec: &ApiSpec, result: Option<Value>, tags: &[&str]) -> Va
             json!({ "application/json": { "schema": envelope(result.unwrap_or_else(|| json!({}))) } }),
         )
     };
-    let error = |description: &str| {
-        json!({
-            "description": description,
-            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/FrameXError" } } }
-        })
-    };
+    let error = error_response;
     let mut op = json!({
         "tags": tags,
         "summary": spec.summary.clone().unwrap_or_else(|| spec.key.to_string()),
@@ -203,6 +202,14 @@ pub fn operation_for(spec: &ApiSpec, result: Option<Value>, tags: &[&str]) -> Va
         });
     }
     op
+}
+
+/// A response of FrameX's error envelope.
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/FrameXError" } } }
+    })
 }
 
 fn operation_id(key: &ApiKey) -> String {

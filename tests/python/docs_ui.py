@@ -1,6 +1,7 @@
 """Drives the docs pages of a running framex-rs in headless Chromium, for the tests.
 
-Run: python docs_ui.py BASE_URL UPLOAD_FILE
+Run: python docs_ui.py BASE_URL UPLOAD_FILE KEY
+(KEY: typed into Swagger UI's "Authorize" for the FrameXKey scheme, our [auth] rules)
 Uses Debian's chromium and chromium-driver (no download: Selenium Manager is kept
 offline). Prints one JSON object:
   {"form": {"status": "200", "body": {...}},      POST /api/v1/form tried in Swagger UI
@@ -38,6 +39,17 @@ def driver() -> webdriver.Chrome:
 
 def wait(browser, condition):
     return WebDriverWait(browser, TIMEOUT).until(condition)
+
+
+def authorize(browser, scheme: str, key: str) -> None:
+    """Enters `key` for `scheme` in Swagger UI's "Authorize" dialog."""
+    wait(browser, ec.element_to_be_clickable((By.CSS_SELECTOR, "button.authorize"))).click()
+    container = wait(browser, ec.presence_of_element_located((By.XPATH, (
+        "//div[contains(concat(' ', normalize-space(@class), ' '), ' auth-container ')]"
+        f"[.//h4[contains(., '{scheme}')]]"))))
+    container.find_element(By.CSS_SELECTOR, "input").send_keys(key)
+    container.find_element(By.CSS_SELECTOR, ".auth-btn-wrapper button.authorize").click()
+    browser.find_element(By.CSS_SELECTOR, ".dialog-ux .close-modal").click()
 
 
 def open_operation(browser, path: str):
@@ -78,11 +90,12 @@ def execute(browser, block) -> dict:
 
 
 def main() -> None:
-    base, upload_file = sys.argv[1], sys.argv[2]
+    base, upload_file, key = sys.argv[1], sys.argv[2], sys.argv[3]
     browser = driver()
     out = {}
     try:
         browser.get(f"{base}/docs")
+        authorize(browser, "FrameXKey", key)
         block = open_operation(browser, "/api/v1/form")
         field(block, "name").send_keys("Ada")
         field(block, "age").send_keys("36")
