@@ -1,3 +1,4 @@
+use framex_actors::{ApiKey, BodySpec, Method, Param, ParamLocation, ValueKind};
 use serde_json::json;
 
 use super::*;
