@@ -3,7 +3,12 @@
 //! Each route's spec carries its operation object and the components it refers to;
 //! the document is assembled from the current route table and cached until the table
 //! changes. Components are merged by name (discovery namespaces upstream ones, so
-//! names from different sources do not collide).
+//! names from different sources do not collide); the tags upstreams describe are
+//! lifted from [`TAGS_SECTION`] into the top-level `tags`.
+//!
+//! Our own `[auth]` rules appear as the `apiKey` scheme [`AUTH_SCHEME`] (FrameX's raw
+//! `Authorization: <key>` header): an operation whose path a rule covers requires it,
+//! so Swagger UI's "Authorize" sends the key.
 
 use std::sync::{Arc, Mutex, Weak};
 
@@ -11,20 +16,31 @@ use bytes::Bytes;
 use framex_actors::{ApiKey, ApiSpec, BodySpec, RouteTable};
 use serde_json::{json, Map, Value};
 
-/// Builds the document for `table`.
-pub fn document(table: &RouteTable) -> Value {
+use crate::config::AuthRules;
+use crate::discovery::TAGS_SECTION;
+
+/// The security scheme of our `[auth]` rules.
+pub const AUTH_SCHEME: &str = "FrameXKey";
+
+/// Builds the document for `table`; operations covered by `auth` rules require
+/// [`AUTH_SCHEME`].
+pub fn document(table: &RouteTable, auth: &AuthRules) -> Value {
     let mut paths = Map::new();
     let mut components = Map::new();
+    merge_components(&mut components, &framex_components());
     for route in table.routes() {
         let ApiKey::Http { method, path } = &route.spec.key else {
             continue;
         };
-        let operation = route
+        let mut operation = route
             .spec
             .operation
             .as_deref()
             .cloned()
             .unwrap_or_else(|| operation_for(&route.spec, None, &[]));
+        if auth.keys_for(path).is_some() {
+            require_our_key(&mut operation);
+        }
         let item = paths
             .entry(path.clone())
             .or_insert_with(|| Value::Object(Map::new()));
@@ -33,11 +49,88 @@ pub fn document(table: &RouteTable) -> Value {
             merge_components(&mut components, extra);
         }
     }
-    json!({
+    let tags: Vec<Value> = match components.remove(TAGS_SECTION) {
+        Some(Value::Object(tags)) => tags.into_iter().map(|(_, tag)| tag).collect(),
+        _ => Vec::new(),
+    };
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "FrameX", "version": crate::VERSION },
         "paths": paths,
         "components": components,
+    });
+    if !tags.is_empty() {
+        doc["tags"] = Value::Array(tags);
+    }
+    doc
+}
+
+/// Makes `operation` require [`AUTH_SCHEME`] as well as whatever it required (an
+/// upstream's own scheme, in a header other than ours, still has to be sent), and
+/// documents our 401 when it does not document one.
+fn require_our_key(operation: &mut Value) {
+    let Some(op) = operation.as_object_mut() else { return };
+    if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
+        responses.entry("401").or_insert_with(|| error_response("Invalid API Key (an `[auth]` rule covers the path)"));
+    }
+    let ours = json!({ AUTH_SCHEME: [] });
+    let requirements = match op.get_mut("security").and_then(Value::as_array_mut) {
+        Some(requirements) if !requirements.is_empty() => requirements,
+        _ => {
+            op.insert("security".into(), json!([ours]));
+            return;
+        }
+    };
+    for requirement in requirements {
+        if let Some(schemes) = requirement.as_object_mut() {
+            schemes.insert(AUTH_SCHEME.to_owned(), json!([]));
+        }
+    }
+}
+
+/// What every document has: FrameX's error envelope and the `[auth]` key scheme.
+fn framex_components() -> Map<String, Value> {
+    let components = json!({
+        "schemas": {
+            "FrameXError": {
+                "title": "FrameXError",
+                "description": "FrameX's error envelope; `data` carries FastAPI's `detail` on 422.",
+                "type": "object",
+                "properties": {
+                    "status": { "type": "integer" },
+                    "message": { "type": "string" },
+                    "timestamp": { "type": "string" },
+                    "data": {}
+                },
+                "required": ["status", "message", "timestamp"]
+            }
+        },
+        "securitySchemes": {
+            AUTH_SCHEME: {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "description": "A key of the `[auth]` rule covering the path, sent as it is (no scheme word)."
+            }
+        }
+    });
+    match components {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// FrameX's success envelope around `data`.
+fn envelope(data: Value) -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "status": { "type": "integer", "const": 200 },
+            "message": { "type": "string" },
+            "timestamp": { "type": "string" },
+            "data": data
+        },
+        "required": ["status", "message", "timestamp", "data"]
     })
 }
 
@@ -59,8 +152,10 @@ pub fn merge_components(into: &mut Map<String, Value>, from: &Map<String, Value>
     }
 }
 
-/// An operation object for a spec, as FastAPI would publish it: its parameters with
-/// their schemas, the JSON body, and the result schema when known.
+/// An operation object for a local spec, as it answers: its parameters with their
+/// schemas, the JSON body, FrameX's envelope with `data` of the result schema (when
+/// known), or for a stream `text/event-stream` of FrameX's events; errors (401, 404,
+/// 422, 500) as FrameX's error envelope.
 pub fn operation_for(spec: &ApiSpec, result: Option<Value>, tags: &[&str]) -> Value {
     let parameters: Vec<Value> = spec
         .params
@@ -74,19 +169,30 @@ pub fn operation_for(spec: &ApiSpec, result: Option<Value>, tags: &[&str]) -> Va
             json!({ "name": p.name, "in": p.location, "required": p.required, "schema": schema })
         })
         .collect();
-    let content = if spec.streaming {
-        json!({ "text/event-stream": { "schema": { "type": "string" } } })
+    let (description, content) = if spec.streaming {
+        (
+            "FrameX's server-sent events: `message_chunk` (`{\"content\": …}`) events, then \
+             `finish` (`{}`), or an `error` event (`{\"status\": …, \"message\": …}`)",
+            json!({ "text/event-stream": { "schema": { "type": "string" } } }),
+        )
     } else {
-        json!({ "application/json": { "schema": result.unwrap_or_else(|| json!({})) } })
+        (
+            "Successful Response (FrameX's envelope)",
+            json!({ "application/json": { "schema": envelope(result.unwrap_or_else(|| json!({}))) } }),
+        )
     };
+    let error = error_response;
     let mut op = json!({
         "tags": tags,
         "summary": spec.summary.clone().unwrap_or_else(|| spec.key.to_string()),
         "operationId": operation_id(&spec.key),
         "parameters": parameters,
         "responses": {
-            "200": { "description": "Successful Response", "content": content },
-            "422": { "description": "Validation Error" }
+            "200": { "description": description, "content": content },
+            "401": error("Invalid API Key (an `[auth]` rule covers the path)"),
+            "404": error("Not Found"),
+            "422": error("Validation Error"),
+            "500": error("Internal Server Error")
         }
     });
     if let BodySpec::Json { schema, required, .. } = &spec.body {
@@ -96,6 +202,14 @@ pub fn operation_for(spec: &ApiSpec, result: Option<Value>, tags: &[&str]) -> Va
         });
     }
     op
+}
+
+/// A response of FrameX's error envelope.
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/FrameXError" } } }
+    })
 }
 
 fn operation_id(key: &ApiKey) -> String {
@@ -113,15 +227,16 @@ pub struct DocumentCache {
 }
 
 impl DocumentCache {
-    /// The document of `table`, from cache when the table is the same snapshot.
-    pub fn get(&self, table: &Arc<RouteTable>) -> Bytes {
+    /// The document of `table` (with `auth`'s rules, which do not change while the
+    /// server runs), from cache when the table is the same snapshot.
+    pub fn get(&self, table: &Arc<RouteTable>, auth: &AuthRules) -> Bytes {
         let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((weak, bytes)) = cached.as_ref() {
             if weak.as_ptr() == Arc::as_ptr(table) && weak.strong_count() > 0 {
                 return bytes.clone();
             }
         }
-        let bytes = Bytes::from(document(table).to_string());
+        let bytes = Bytes::from(document(table, auth).to_string());
         *cached = Some((Arc::downgrade(table), bytes.clone()));
         bytes
     }

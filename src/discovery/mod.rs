@@ -15,14 +15,16 @@
 //! at most `max_published` bytes. The operation objects of a path item that many
 //! paths `$ref` are built once and shared, never copied per path.
 
+mod convert;
+mod operation;
 mod refs;
 mod template;
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use framex_actors::Method;
-use framex_actors::{ApiKey, ApiSpec, BodySpec, FormField, Param, ParamLocation, ValueKind};
+use framex_actors::ApiSpec;
 use serde_json::{Map, Value};
 
 pub use refs::resolve;
@@ -112,6 +114,11 @@ pub struct Skip {
     pub reason: String,
 }
 
+/// The `components` entry (a specification extension, so the object stays valid)
+/// that carries the document's tag objects (name → `{"name", "description", …}`) the
+/// kept operations use; the merged document lifts them into its top-level `tags`.
+pub const TAGS_SECTION: &str = "x-framex-tags";
+
 /// The result of reading a document.
 #[derive(Debug, Default)]
 pub struct Discovered {
@@ -120,16 +127,29 @@ pub struct Discovered {
     /// Operations left out.
     pub skipped: Vec<Skip>,
     /// The components the kept operations need, renamed: a `components` object
-    /// (`{"schemas": {...}, ...}`).
+    /// (`{"schemas": {...}, "securitySchemes": {...}, ...}`), plus the tags they use
+    /// under [`TAGS_SECTION`].
     pub components: Map<String, Value>,
 }
 
 /// Reads `doc` into route specs.
 ///
+/// A 3.0.x document is converted to 3.1 first (see [`convert`]), so what is
+/// published validates in our 3.1 document. Operations without their own `security`
+/// get the document's; security scheme names are prefixed like every component.
+///
 /// # Errors
 /// When `doc` is not an OpenAPI 3 document or exceeds `opts.limits`; single
 /// operations that cannot be understood are skipped with their reason instead.
 pub fn parse_document(doc: &Value, opts: &DiscoveryOptions<'_>) -> Result<Discovered, DiscoveryError> {
+    let doc: Cow<'_, Value> = if convert::is_30(doc) {
+        let mut converted = doc.clone();
+        convert::to_31(&mut converted);
+        Cow::Owned(converted)
+    } else {
+        Cow::Borrowed(doc)
+    };
+    let doc: &Value = &doc;
     let not_openapi = |reason: &str| DiscoveryError::NotOpenApi {
         upstream: opts.upstream.clone(),
         reason: reason.to_owned(),
@@ -156,6 +176,7 @@ pub fn parse_document(doc: &Value, opts: &DiscoveryOptions<'_>) -> Result<Discov
     let mut shared: HashMap<(*const Value, &str), (Arc<Value>, usize)> = HashMap::new();
     let mut seen = 0usize;
     let mut published_bytes = 0usize;
+    let mut tags_used: BTreeSet<&str> = BTreeSet::new();
     for (path, item) in paths {
         let item = refs::follow(doc, item);
         for &method in METHODS {
@@ -180,12 +201,13 @@ pub fn parse_document(doc: &Value, opts: &DiscoveryOptions<'_>) -> Result<Discov
                 found.skipped.push(skip(reason));
                 continue;
             }
-            match operation(doc, path, method, item, op, opts) {
+            match operation::read(doc, path, method, item, op, opts) {
                 Ok(mut spec) => {
                     let (published, size) = shared
                         .entry((std::ptr::from_ref(item), method))
                         .or_insert_with(|| {
-                            let published = renamer.rewrite(&published_operation(doc, item, op));
+                            let mut published = renamer.rewrite(&published_operation(doc, item, op));
+                            renamer.rename_security(&mut published);
                             let size = serialized_len(&published);
                             (Arc::new(published), size)
                         })
@@ -196,17 +218,37 @@ pub fn parse_document(doc: &Value, opts: &DiscoveryOptions<'_>) -> Result<Discov
                     }
                     spec.operation = Some(published);
                     found.operations.push(spec);
+                    let tags = op.get("tags").and_then(Value::as_array);
+                    tags_used.extend(tags.into_iter().flatten().filter_map(Value::as_str));
                 }
                 Err(reason) => found.skipped.push(skip(reason)),
             }
         }
     }
     found.components = renamer.finish();
+    let tags = used_tags(doc, &tags_used);
+    if !tags.is_empty() {
+        found.components.insert(TAGS_SECTION.to_owned(), Value::Object(tags));
+    }
     let components_bytes = found.components.values().map(serialized_len).sum::<usize>();
     if published_bytes.saturating_add(components_bytes) > limits.max_published {
         return Err(too_large());
     }
     Ok(found)
+}
+
+/// The document's tag objects named in `used` (by name; a tag used but not
+/// described is not invented: operations may name tags the document never lists).
+fn used_tags(doc: &Value, used: &BTreeSet<&str>) -> Map<String, Value> {
+    let listed = doc.get("tags").and_then(Value::as_array);
+    listed
+        .into_iter()
+        .flatten()
+        .filter_map(|tag| {
+            let name = tag.get("name")?.as_str()?;
+            used.contains(name).then(|| (name.to_owned(), tag.clone()))
+        })
+        .collect()
 }
 
 /// The length of `value` serialized as JSON, without building the text.
@@ -249,82 +291,7 @@ fn merged_parameters(doc: &Value, item: &Value, op: &Value) -> Vec<Value> {
     raw_params
 }
 
-/// The operation object to publish (still with the upstream's component names):
-/// the upstream's, with the path-level parameters merged in.
-fn published_operation(doc: &Value, item: &Value, op: &Value) -> Value {
-    let mut published = op.clone();
-    let params = merged_parameters(doc, item, op);
-    if !params.is_empty() {
-        published["parameters"] = Value::Array(params);
-    }
-    published
-}
-
-/// Reads one operation's spec (its published object is [`published_operation`]).
-fn operation(
-    doc: &Value,
-    path: &str,
-    method: &str,
-    item: &Value,
-    op: &Value,
-    opts: &DiscoveryOptions<'_>,
-) -> Result<ApiSpec, String> {
-    let method = Method::from_bytes(method.to_uppercase().as_bytes()).map_err(|e| e.to_string())?;
-    let mut spec = ApiSpec::new(ApiKey::Http {
-        method,
-        path: path.to_owned(),
-    });
-
-    // Path-level parameters apply unless the operation redefines them.
-    let raw_params = merged_parameters(doc, item, op);
-
-    for raw in &raw_params {
-        let p = refs::follow(doc, raw);
-        let name = p
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| "a parameter has no name (or an unresolvable $ref)".to_owned())?;
-        let location = match p.get("in").and_then(Value::as_str) {
-            Some("path") => ParamLocation::Path,
-            Some("query") => ParamLocation::Query,
-            Some("header") => ParamLocation::Header,
-            Some("cookie") => continue,
-            other => return Err(format!("parameter '{name}' has location {other:?}")),
-        };
-        let schema = p.get("schema").cloned().unwrap_or(Value::Null);
-        let resolved = refs::follow(doc, &schema);
-        let kind = kind_of(doc, resolved);
-        let items = (kind == ValueKind::Array).then(|| {
-            resolved
-                .get("items")
-                .map(|i| kind_of(doc, refs::follow(doc, i)))
-                .unwrap_or(ValueKind::Any)
-        });
-        spec.params.push(Param {
-            name: name.to_owned(),
-            location,
-            kind,
-            items,
-            required: location == ParamLocation::Path
-                || p.get("required").and_then(Value::as_bool).unwrap_or(false),
-            schema,
-        });
-    }
-
-    if let Some(body) = op.get("requestBody") {
-        spec.body = request_body(doc, refs::follow(doc, body))?;
-    }
-
-    let force = opts.force_stream_apis.iter().any(|p| p == path);
-    spec.streaming = force || declares_event_stream(doc, op);
-    spec.summary = op
-        .get("summary")
-        .or_else(|| op.get("operationId"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    Ok(spec)
-}
-
+/// The name and location of a parameter (through its `$ref`).
 fn param_identity(doc: &Value, p: &Value) -> Option<(String, String)> {
     let p = refs::follow(doc, p);
     Some((
@@ -333,125 +300,23 @@ fn param_identity(doc: &Value, p: &Value) -> Option<(String, String)> {
     ))
 }
 
-/// The kind of a schema, looking through `$ref`s inside `anyOf`/`oneOf` branches.
-fn kind_of(doc: &Value, schema: &Value) -> ValueKind {
-    let kind = crate::schema::value_kind(schema);
-    if kind != ValueKind::Any {
-        return kind;
-    }
-    for combinator in ["anyOf", "oneOf", "allOf"] {
-        if let Some(branches) = schema.get(combinator).and_then(Value::as_array) {
-            let kinds: Vec<ValueKind> = branches
-                .iter()
-                .map(|b| refs::follow(doc, b))
-                .filter(|b| b.get("type").and_then(Value::as_str) != Some("null"))
-                .map(crate::schema::value_kind)
-                .collect();
-            if let [one] = kinds.as_slice() {
-                return one.clone();
-            }
-        }
-    }
-    kind
-}
-
-fn request_body(doc: &Value, body: &Value) -> Result<BodySpec, String> {
-    let required = body.get("required").and_then(Value::as_bool).unwrap_or(false);
-    let Some(content) = body.get("content").and_then(Value::as_object) else {
-        return Ok(BodySpec::None);
+/// The operation object to publish (still with the upstream's component names):
+/// the upstream's, with the path-level parameters merged in, and the document's
+/// `security` when the operation has none of its own.
+fn published_operation(doc: &Value, item: &Value, op: &Value) -> Value {
+    let mut published = op.clone();
+    // (Not an object: `operation` refuses it; nothing to merge into.)
+    let Some(object) = published.as_object_mut() else {
+        return published;
     };
-    let media = |prefix: &str| {
-        content
-            .iter()
-            .find(|(k, _)| k.split(';').next().unwrap_or("").trim() == prefix)
-            .map(|(_, v)| v)
-    };
-    if let Some(json) = media("application/json") {
-        return Ok(BodySpec::Json {
-            arg: "model".to_owned(),
-            required,
-            schema: json.get("schema").cloned().unwrap_or(Value::Null),
-        });
+    let params = merged_parameters(doc, item, op);
+    if !params.is_empty() {
+        object.insert("parameters".into(), Value::Array(params));
     }
-    if let Some(form) = media("multipart/form-data") {
-        return Ok(BodySpec::Multipart {
-            fields: form_fields(doc, form.get("schema").unwrap_or(&Value::Null))?,
-        });
+    if let Some(security) = doc.get("security") {
+        object.entry("security").or_insert_with(|| security.clone());
     }
-    if let Some(form) = media("application/x-www-form-urlencoded") {
-        return Ok(BodySpec::Form {
-            fields: form_fields(doc, form.get("schema").unwrap_or(&Value::Null))?,
-        });
-    }
-    Ok(content
-        .keys()
-        .next()
-        .map_or(BodySpec::None, |ct| BodySpec::Raw {
-            content_type: ct.clone(),
-        }))
-}
-
-fn form_fields(doc: &Value, schema: &Value) -> Result<Vec<FormField>, String> {
-    let schema = refs::follow(doc, schema);
-    let required: Vec<&str> = schema
-        .get("required")
-        .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let properties = schema
-        .get("properties")
-        .and_then(Value::as_object)
-        .ok_or_else(|| "a form body without properties".to_owned())?;
-    Ok(properties
-        .iter()
-        .map(|(name, prop)| FormField {
-            name: name.clone(),
-            file: is_file(doc, prop, 0),
-            required: required.contains(&name.as_str()),
-        })
-        .collect())
-}
-
-/// Whether a schema describes a file (or a list of files, or an optional file).
-fn is_file(doc: &Value, schema: &Value, depth: usize) -> bool {
-    if depth > 8 {
-        return false;
-    }
-    let schema = refs::follow(doc, schema);
-    if schema.get("format").and_then(Value::as_str) == Some("binary")
-        || schema
-            .get("contentMediaType")
-            .and_then(Value::as_str)
-            .is_some_and(|m| m == "application/octet-stream")
-    {
-        return true;
-    }
-    if let Some(items) = schema.get("items") {
-        if is_file(doc, items, depth + 1) {
-            return true;
-        }
-    }
-    ["anyOf", "oneOf"].iter().any(|c| {
-        schema
-            .get(*c)
-            .and_then(Value::as_array)
-            .is_some_and(|bs| bs.iter().any(|b| is_file(doc, b, depth + 1)))
-    })
-}
-
-fn declares_event_stream(doc: &Value, op: &Value) -> bool {
-    let Some(responses) = op.get("responses").and_then(Value::as_object) else {
-        return false;
-    };
-    responses
-        .iter()
-        .filter(|(code, _)| code.starts_with('2'))
-        .any(|(_, response)| {
-            refs::follow(doc, response)
-                .get("content")
-                .and_then(Value::as_object)
-                .is_some_and(|c| c.keys().any(|k| k.starts_with("text/event-stream")))
-        })
+    published
 }
 
 #[cfg(test)]

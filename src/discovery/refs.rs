@@ -71,18 +71,41 @@ impl<'a> Renamer<'a> {
         let Some((section, name)) = rest.split_once('/') else {
             return reference.to_owned();
         };
+        let name = unescape(name);
+        let renamed = escape(&self.need(section, &name));
+        format!("#/components/{section}/{renamed}")
+    }
+
+    /// Notes that component `section`/`name` (unescaped) is needed; its new name.
+    fn need(&mut self, section: &str, name: &str) -> String {
         let key = (section.to_owned(), name.to_owned());
         if self.seen.insert(key.clone()) {
             self.needed.push_back(key);
         }
-        format!("#/components/{section}/{}{name}", self.prefix)
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Renames the scheme names of an operation's `security` requirements (a list of
+    /// `{scheme name: [scopes]}`) in place, and notes the schemes as needed.
+    pub fn rename_security(&mut self, operation: &mut Value) {
+        let Some(requirements) = operation.get_mut("security").and_then(Value::as_array_mut) else {
+            return;
+        };
+        for requirement in requirements {
+            let Some(schemes) = requirement.as_object_mut() else { continue };
+            let renamed: Map<String, Value> = std::mem::take(schemes)
+                .into_iter()
+                .map(|(name, scopes)| (self.need("securitySchemes", &name), scopes))
+                .collect();
+            *schemes = renamed;
+        }
     }
 
     /// Copies every needed component (and those they need), renamed.
     pub fn finish(mut self) -> Map<String, Value> {
         let mut components = Map::new();
         while let Some((section, name)) = self.needed.pop_front() {
-            let pointer = format!("/components/{section}/{name}");
+            let pointer = format!("/components/{}/{}", escape(&section), escape(&name));
             let Some(original) = self.doc.pointer(&pointer) else {
                 continue;
             };
@@ -96,4 +119,14 @@ impl<'a> Renamer<'a> {
         }
         components
     }
+}
+
+/// A JSON-pointer token for `name` (`~` → `~0`, `/` → `~1`).
+fn escape(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
+}
+
+/// The name a JSON-pointer token stands for.
+fn unescape(token: &str) -> String {
+    token.replace("~1", "/").replace("~0", "~")
 }

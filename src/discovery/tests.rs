@@ -1,3 +1,4 @@
+use framex_actors::{ApiKey, BodySpec, Method, Param, ParamLocation, ValueKind};
 use serde_json::json;
 
 use super::*;
@@ -283,4 +284,33 @@ mod generated {
             }
         }
     }
+}
+
+/// A 3.0.3 document: its schemas arrive in 3.1 form, and every component its
+/// operations name (responses, headers, examples, security schemes, tags) comes
+/// along, renamed; security requirements name the renamed schemes, and operations
+/// without their own requirements get the document's.
+#[test]
+fn openapi_30_components_security_and_tags_come_along_in_31_form() {
+    let found = discover(&fixture("openapi-3.0.json"), "U2_");
+    let c = &found.components;
+    assert_eq!(c["schemas"]["U2_Thing"]["properties"]["name"]["type"], json!(["string", "null"]));
+    let size = &c["schemas"]["U2_Thing"]["properties"]["size"];
+    assert_eq!(size, &json!({"type": ["number", "null"], "exclusiveMaximum": 10}));
+    assert!(c["responses"]["U2_ThingFound"]["headers"]["X-Rate"]["$ref"] == "#/components/headers/U2_Rate");
+    assert!(c["headers"]["U2_Rate"].is_object() && c["examples"]["U2_OneThing"].is_object());
+    let schemes = c["securitySchemes"].as_object().unwrap();
+    let mut names: Vec<&str> = schemes.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["U2_ApiKey", "U2_Bearer"], "the schemes used, renamed; not the unused one");
+    assert_eq!(c[TAGS_SECTION]["things"]["description"], "Things, kept by the older service.");
+    assert!(c[TAGS_SECTION].get("unused").is_none());
+
+    let published = |method: &str, path: &str| op(&found, method, path).operation.clone().unwrap();
+    let get = published("GET", "/v2/things/{id}");
+    assert_eq!(get["security"], json!([{"U2_ApiKey": []}]), "the document's requirement, renamed");
+    let limit = get["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "limit").unwrap();
+    assert_eq!(limit["schema"], json!({"type": "integer", "exclusiveMinimum": 0, "example": 5}));
+    assert_eq!(published("PUT", "/v2/things/{id}")["security"], json!([{"U2_Bearer": []}, {}]));
+    assert_eq!(published("POST", "/v2/files")["security"], json!([]), "an explicit 'no security' stays");
 }

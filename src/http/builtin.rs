@@ -1,14 +1,12 @@
 //! Built-in endpoints: health, version, ping, the merged OpenAPI document, the
-//! offline docs page, the proxy's status page and Prometheus metrics.
+//! docs pages (Swagger UI, ReDoc; see [`super::assets`]), the proxy's status page and
+//! Prometheus metrics.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::body::MessageBody;
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::{authorize, envelope, Auth, Worker};
-
-/// The docs page: a self-contained viewer of `/api/v1/openapi.json` (no CDN).
-const DOCS_HTML: &str = include_str!("docs.html");
+use super::{assets, authorize, envelope, Auth, Worker};
 
 /// The built-in answer to `GET path` (canonical), or `None` when `path` is not a
 /// built-in. (A
@@ -21,8 +19,8 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         "/ping" => return Some(HttpResponse::Ok().json("pong")),
         "/version" => return Some(HttpResponse::Ok().json(crate::VERSION)),
         "/ready" => return Some(ready(worker)),
-        "/api/v1/openapi.json" | "/docs" | "/api/v1/proxy/upstreams" | "/metrics" => {}
-        _ => return None,
+        "/api/v1/openapi.json" | "/docs" | "/redoc" | "/api/v1/proxy/upstreams" | "/metrics" => {}
+        _ => return assets::file(path),
     }
     // The documents and the proxy's figures fall under `[auth]` rules like any path.
     if let Auth::Refused(response) = authorize(&worker.shared, req, path) {
@@ -30,7 +28,7 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
     }
     Some(match path {
         "/api/v1/openapi.json" => openapi(worker),
-        "/docs" => docs(),
+        "/docs" | "/redoc" => assets::page(path)?,
         "/metrics" => metrics(worker).await,
         _ => upstreams(worker).await,
     })
@@ -55,11 +53,7 @@ fn typed(content_type: &'static str, body: impl MessageBody + 'static) -> HttpRe
 
 fn openapi(worker: &Worker) -> HttpResponse {
     let table = worker.shared.engine.table();
-    typed("application/json", worker.shared.openapi.get(&table))
-}
-
-fn docs() -> HttpResponse {
-    typed("text/html; charset=utf-8", DOCS_HTML)
+    typed("application/json", worker.shared.openapi.get(&table, &worker.shared.auth))
 }
 
 /// Prometheus metrics: the build, and the proxy's upstream counters.

@@ -5,6 +5,7 @@
 //! either a local plugin (arguments bound, FrameX envelope back) or faithful
 //! forwarding to an upstream.
 
+mod assets;
 mod body;
 mod body_deadline;
 mod builtin;
@@ -240,6 +241,18 @@ async fn serve(
             return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
         }
         HttpMatch::MethodNotAllowed { allowed } => {
+            // OPTIONS goes where HEAD goes: to the upstream of the path's GET route
+            // (else of its first route), which answers both; ours answer here.
+            if req.method() == actix_web::http::Method::OPTIONS {
+                if let Some(target) = upstream_for_options(shared, &allowed, path) {
+                    if target.filter.as_ref().is_some_and(|f| !f.allows(path)) {
+                        return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
+                    }
+                    return forward::serve(&worker, &req, path, payload, target, consumed_auth, ctx.clone())
+                        .await
+                        .unwrap_or_else(|e| error::respond(&e, &ctx.request_id));
+                }
+            }
             let allow = allowed
                 .iter()
                 .map(|m| m.as_str())
@@ -268,6 +281,24 @@ async fn serve(
         },
     };
     result.unwrap_or_else(|e| error::respond(&e, &ctx.request_id))
+}
+
+/// The upstream an `OPTIONS` of `path` (which has no OPTIONS route) goes to: that of
+/// its `GET` route, else of its first route, when that route is proxied.
+fn upstream_for_options(
+    shared: &Shared,
+    allowed: &[Method],
+    path: &str,
+) -> Option<Arc<framex_actors::upstream::UpstreamTarget>> {
+    let table = shared.engine.published().load();
+    let first = allowed.iter().find(|m| **m == Method::GET).or_else(|| allowed.first())?;
+    match table.match_http(first, path) {
+        HttpMatch::Found { route, .. } => match &route.target {
+            Target::Upstream(target) => Some(target.clone()),
+            Target::Local { .. } => None,
+        },
+        _ => None,
+    }
 }
 
 /// What `[auth] rules` say of a request.

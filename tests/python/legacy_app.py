@@ -12,11 +12,20 @@ import hashlib
 import os
 
 import uvicorn
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
 
-app = FastAPI(title="legacy", version="1.2.3", openapi_url="/api/v1/openapi.json")
+app = FastAPI(
+    title="legacy",
+    version="1.2.3",
+    openapi_url="/api/v1/openapi.json",
+    openapi_tags=[{"name": "keyed", "description": "Routes that want the X-API-Key header."}],
+)
+
+# A security scheme in the document (components.securitySchemes.APIKeyHeader).
+api_key_header = APIKeyHeader(name="X-API-Key")
 
 STATE = {"hits": 0, "disconnects": 0}
 
@@ -101,6 +110,11 @@ async def secret(request: Request):
     if request.headers.get("authorization") != os.environ.get("LEGACY_KEY", "legacy-key"):
         return JSONResponse({"detail": "bad key"}, status_code=401)
     return {"secret": "ok"}
+
+
+@app.get("/api/v1/keyed", tags=["keyed"])
+async def keyed(key: str = Depends(api_key_header)):
+    return {"keyed": key == "legacy-api-key"}
 
 
 @app.get("/api/v1/hidden")
