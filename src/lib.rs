@@ -15,6 +15,7 @@
 //! - [`schema`]: what is read off JSON schemas (a parameter's basic kind).
 //! - [`server`]: [`Framex`] starts a server on a listener; [`Running`] stops it.
 //! - [`cli`]: `framex run | check | routes`.
+//! - [`tls`]: the HTTPS listener's certificate and key (`server.tls_cert`, `tls_key`).
 //! - [`open_files`]: the open-file limit that bounds `server.max_connections`.
 //!
 //! The engine itself (registry, router replicas, plugin and upstream actors, the
@@ -32,6 +33,7 @@ pub mod plugins;
 pub mod proxy;
 pub mod schema;
 pub mod server;
+pub mod tls;
 
 pub use framex_actors as actors;
 pub use server::{Framex, Running, StartError};

@@ -224,19 +224,26 @@ impl Framex {
             .workers(workers)
             .max_connections(open_files::per_worker(config.server.max_connections, workers));
         warn_if_over_open_files(config.server.max_connections);
-        let server = server
-            .listen(listener)
-            .map_err(|source| StartError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?
-            .run();
+        let scheme = if config.server.tls.is_some() { "https" } else { "http" };
+        let server = match (&config.server.tls, config.server.h2c) {
+            // ALPN offers h2, then http/1.1 (actix-web adds both).
+            (Some(tls), _) => server.listen_rustls_0_23(listener, (**tls).clone()),
+            // A client that opens with the HTTP/2 preface gets HTTP/2, others HTTP/1.1.
+            (None, true) => server.listen_auto_h2c(listener),
+            (None, false) => server.listen(listener),
+        }
+        .map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?
+        .run();
         let handle = server.handle();
         let task = actix_rt::spawn(server);
-        log::info!("serving on http://{addr} ({} routes)", engine.table().len());
+        log::info!("serving on {scheme}://{addr} ({} routes)", engine.table().len());
         Ok(Running {
             engine,
             addr,
+            scheme,
             handle,
             task,
             proxy,
@@ -274,6 +281,7 @@ fn check_required(
 pub struct Running {
     engine: Engine,
     addr: SocketAddr,
+    scheme: &'static str,
     handle: actix_web::dev::ServerHandle,
     task: actix_rt::task::JoinHandle<std::io::Result<()>>,
     proxy: Option<Proxy>,
@@ -291,9 +299,9 @@ impl Running {
         self.addr
     }
 
-    /// `http://<addr><path>`.
+    /// `http://<addr><path>`, or `https://` on a TLS listener.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     /// The engine, to register plugins or routes at run time.

@@ -48,6 +48,18 @@ pub struct ServerConfig {
     /// connections wait in the listen backlog until one closes. Enforced per worker
     /// (the limit divided among `workers`, rounded up). Default 25000.
     pub max_connections: usize,
+    /// *Extension.* PEM certificate chain (leaf first) that turns the listener into
+    /// HTTPS, with `tls_key`; HTTP/2 is offered by ALPN. Default: none (plain HTTP).
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// *Extension.* PEM private key of `tls_cert`. Default: none.
+    pub tls_key: Option<std::path::PathBuf>,
+    /// *Extension.* Serve HTTP/2 with prior knowledge (h2c) beside HTTP/1.1 on a
+    /// plain listener. Default `false`.
+    pub h2c: bool,
+    /// The TLS configuration `tls_cert` and `tls_key` give, read once when the config
+    /// is validated.
+    #[serde(skip)]
+    pub tls: Option<std::sync::Arc<crate::tls::ServerConfig>>,
     /// FrameX-kit's Ray dashboard address: accepted, not used.
     pub dashboard_host: Unused,
     /// FrameX-kit's Ray dashboard port: accepted, not used.
@@ -79,6 +91,10 @@ impl Default for ServerConfig {
             client_body_timeout: 60.0,
             min_body_rate: 240,
             max_connections: 25_000,
+            tls_cert: None,
+            tls_key: None,
+            h2c: false,
+            tls: None,
             dashboard_host: None,
             dashboard_port: None,
             use_ray: None,
@@ -96,7 +112,7 @@ impl ServerConfig {
         Duration::try_from_secs_f64(self.client_body_timeout).unwrap_or(Duration::from_secs(60))
     }
 
-    /// Checks `client_body_timeout` and `max_connections`.
+    /// Checks `client_body_timeout`, `max_connections` and the TLS keys.
     pub(super) fn validate_slow_client_limits(&self) -> Result<(), String> {
         const YEAR: f64 = 365.0 * 24.0 * 3600.0;
         if !(0.001..=YEAR).contains(&self.client_body_timeout) {
@@ -104,6 +120,14 @@ impl ServerConfig {
                 "server.client_body_timeout must be between 0.001 and {YEAR} seconds (got {})",
                 self.client_body_timeout
             ));
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err("server.tls_cert is set without server.tls_key".to_owned()),
+            (None, Some(_)) => return Err("server.tls_key is set without server.tls_cert".to_owned()),
+            (Some(_), Some(_)) if self.h2c => {
+                return Err("server.h2c is for plain listeners; with server.tls_cert HTTP/2 is negotiated by ALPN".to_owned())
+            }
+            _ => {}
         }
         if self.max_connections == 0 {
             return Err("server.max_connections must be at least 1".to_owned());

@@ -15,6 +15,7 @@ use framex_actors::upstream::wire::header as wire_header;
 use framex_actors::upstream::wire::{HeaderMap as WireHeaders, HeaderName as WireName, HeaderValue as WireValue};
 use framex_actors::upstream::{is_hop_by_hop, Body, ForwardRequest, UpstreamTarget, FULL_BODY_LIMIT};
 use framex_actors::{CallContext, Error};
+use futures::StreamExt as _;
 
 use super::body::{read_limited, response_stream};
 use crate::config::TrustedProxies;
@@ -46,11 +47,27 @@ pub async fn serve(
     if length.is_some_and(|n| n > limit) {
         return Err(Error::PayloadTooLarge { limit });
     }
+    let deadlines = &worker.shared.body_deadlines;
     let body = match length {
         Some(0) => Body::Empty,
+        // HTTP/2 frames a body without `Content-Length` or chunking: whether there is
+        // one shows only when its first DATA frame (or the end of the stream) comes.
+        None if req.version() == actix_web::http::Version::HTTP_2 => {
+            let mut payload = payload;
+            let first = tokio::time::timeout(deadlines.total, payload.next())
+                .await
+                .map_err(|_| deadlines.total_exceeded())?;
+            match first {
+                None => Body::Empty,
+                Some(first) => {
+                    let first = first.map_err(super::body::payload_error)?;
+                    Body::Stream(stream_request_body(payload, Some(first), limit, deadlines.rate_guard()))
+                }
+            }
+        }
         None if !chunked => Body::Empty,
-        Some(n) if n <= FULL_BODY_LIMIT => Body::Full(read_limited(payload, limit, &worker.shared.body_deadlines).await?),
-        _ => Body::Stream(stream_request_body(payload, limit, worker.shared.body_deadlines.rate_guard())),
+        Some(n) if n <= FULL_BODY_LIMIT => Body::Full(read_limited(payload, limit, deadlines).await?),
+        _ => Body::Stream(stream_request_body(payload, None, limit, deadlines.rate_guard())),
     };
     // The canonical path (what the rules were checked against) and the query as sent.
     let path_and_query = match req.uri().query() {
@@ -136,10 +153,12 @@ fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: &TrustedPro
     out
 }
 
-/// Streams a request body upstream through the bridge, cutting it off past `limit`
-/// or when it arrives slower than `pace` allows.
+/// Streams a request body upstream through the bridge (`first`, a chunk already
+/// read, then the rest), cutting it off past `limit` or when it arrives slower than
+/// `pace` allows.
 fn stream_request_body(
     mut payload: web::Payload,
+    mut first: Option<bytes::Bytes>,
     limit: usize,
     mut pace: super::body_deadline::RateGuard,
 ) -> framex_actors::stream::ChunkStream {
@@ -147,7 +166,11 @@ fn stream_request_body(
     actix_web::rt::spawn(async move {
         let mut seen = 0usize;
         loop {
-            match pace.next_chunk(&mut payload).await {
+            let next = match first.take() {
+                Some(chunk) => Ok(Some(chunk)),
+                None => pace.next_chunk(&mut payload).await,
+            };
+            match next {
                 Ok(Some(bytes)) => {
                     seen += bytes.len();
                     if seen > limit {

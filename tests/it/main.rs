@@ -10,6 +10,7 @@ mod interop;
 mod local;
 mod pools;
 mod proxy_functions;
+mod protocols;
 mod proxy;
 mod security;
 mod streaming;
