@@ -31,6 +31,7 @@ pub(super) fn check(config: &Config) -> Result<(), String> {
     }
     seconds("plugins.proxy.timeout", proxy.timeout)?;
     seconds("plugins.proxy.connect_timeout", proxy.connect_timeout)?;
+    seconds("plugins.proxy.websocket_idle_timeout", proxy.websocket_idle_timeout)?;
     if proxy.discovery_interval != 0.0 {
         seconds("plugins.proxy.discovery_interval", proxy.discovery_interval)
             .map_err(|e| format!("{e} (or 0 = never)"))?;

@@ -130,7 +130,7 @@ pub async fn serve(
 /// to the request (not hop-by-hop, not `Host`, not a key that was for us), then the
 /// forwarding headers (replaced, or extended from a trusted proxy). The request id
 /// and hop count are the transport's to set, for every call alike.
-fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: &TrustedProxies) -> WireHeaders {
+pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: &TrustedProxies) -> WireHeaders {
     let incoming = req.headers();
     let connection = incoming
         .get(header::CONNECTION)

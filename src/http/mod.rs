@@ -16,6 +16,7 @@ mod local;
 pub mod path;
 mod proxy_function;
 mod unread_body;
+mod websocket;
 
 use std::sync::Arc;
 
@@ -176,6 +177,10 @@ async fn serve(
         Auth::Passed => true,
         Auth::Refused(response) => return *response,
     };
+
+    if websocket::is_upgrade(&req) {
+        return websocket::serve(&worker, &req, path, payload, consumed_auth, ctx).await;
+    }
 
     if path == framex_actors::upstream::proxy_function::PATH && req.method() == actix_web::http::Method::POST {
         return proxy_function::serve(&worker, payload, ctx).await;

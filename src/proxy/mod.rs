@@ -24,6 +24,7 @@ mod merge;
 mod report;
 mod tasks;
 mod upstream;
+mod websocket;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +38,7 @@ use crate::config::{AuthRules, Config, PathFilter};
 
 pub use report::{PoolReport, ProxyReport, UpstreamReport};
 pub use upstream::{DiscoverError, Upstream};
+pub use websocket::{WebSocketRoutes, WebSocketTarget};
 
 /// The registry source under which the proxy publishes its routes.
 const SOURCE: &str = "proxy";
@@ -65,6 +67,8 @@ struct Inner {
     /// is logged once; publications are serialized by this lock.
     conflicts: tokio::sync::Mutex<BTreeSet<(usize, ApiKey)>>,
     stopped: AtomicBool,
+    /// The `websocket` patterns and their pools.
+    websockets: WebSocketRoutes,
 }
 
 /// The running proxy: its upstreams, their pools and background tasks.
@@ -133,12 +137,7 @@ impl Proxy {
                 })
             })
             .collect();
-        Proxy {
-            inner: Arc::new(Inner {
-                engine: engine.clone(),
-                upstreams,
-                functions,
-                template: PoolConfig {
+        let template = PoolConfig {
                     endpoints: Vec::new(),
                     timeout: proxy.timeout(),
                     connect_timeout: proxy.connect_timeout(),
@@ -147,13 +146,26 @@ impl Proxy {
                     max_in_flight: proxy.max_in_flight,
                     retries: proxy.retries,
                     tls,
-                },
+                };
+        let websockets = WebSocketRoutes::new(&upstreams, &template, proxy.websocket_idle_timeout(), proxy.auth.rules.clone());
+        Proxy {
+            inner: Arc::new(Inner {
+                engine: engine.clone(),
+                upstreams,
+                functions,
+                template,
+                websockets,
                 auth: proxy.auth.rules.clone(),
                 pools: Mutex::new(HashMap::new()),
                 conflicts: tokio::sync::Mutex::new(BTreeSet::new()),
                 stopped: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// The WebSocket routes (`websocket` patterns of `proxy_urls`).
+    pub fn websockets(&self) -> &WebSocketRoutes {
+        &self.inner.websockets
     }
 
     /// The configured upstreams.

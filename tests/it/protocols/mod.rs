@@ -3,6 +3,7 @@
 //! `websockets`) against real servers.
 
 mod h2;
+mod websocket;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
