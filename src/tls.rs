@@ -27,7 +27,9 @@ pub enum TlsError {
         reason: String,
     },
     /// The key is not the certificate's, or rustls refuses the pair.
-    #[error("server.tls_key '{key_path}' does not go with server.tls_cert '{cert_path}': {reason}")]
+    #[error(
+        "server.tls_key '{key_path}' does not go with server.tls_cert '{cert_path}': {reason}"
+    )]
     Pair {
         /// The certificate file.
         cert_path: String,
@@ -53,9 +55,19 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
     let cert_pem = std::fs::read(cert).map_err(|e| file_error("tls_cert", cert, e.to_string()))?;
     let chain = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_error("tls_cert", cert, format!("not a PEM certificate chain: {e}")))?;
+        .map_err(|e| {
+            file_error(
+                "tls_cert",
+                cert,
+                format!("not a PEM certificate chain: {e}"),
+            )
+        })?;
     if chain.is_empty() {
-        return Err(file_error("tls_cert", cert, "no CERTIFICATE block found".to_owned()));
+        return Err(file_error(
+            "tls_cert",
+            cert,
+            "no CERTIFICATE block found".to_owned(),
+        ));
     }
     let key_pem = std::fs::read(key).map_err(|e| file_error("tls_key", key, e.to_string()))?;
     let private = PrivateKeyDer::from_pem_slice(&key_pem)
@@ -108,12 +120,26 @@ mod tests {
         );
         assert!(server_config(&c, &k).is_ok());
         let err = server_config(&c, &k2).unwrap_err().to_string();
-        assert!(err.contains("k2.pem") && err.contains("c.pem") && err.contains("does not go with"), "{err}");
+        assert!(
+            err.contains("k2.pem") && err.contains("c.pem") && err.contains("does not go with"),
+            "{err}"
+        );
         let err = server_config(&empty, &k).unwrap_err().to_string();
-        assert!(err.contains("server.tls_cert") && err.contains("e.pem"), "{err}");
-        let err = server_config(&c, &dir.path().join("missing.pem")).unwrap_err().to_string();
-        assert!(err.contains("server.tls_key") && err.contains("missing.pem"), "{err}");
+        assert!(
+            err.contains("server.tls_cert") && err.contains("e.pem"),
+            "{err}"
+        );
+        let err = server_config(&c, &dir.path().join("missing.pem"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.tls_key") && err.contains("missing.pem"),
+            "{err}"
+        );
         let err = server_config(&c, &c).unwrap_err().to_string();
-        assert!(err.contains("server.tls_key") && err.contains("c.pem"), "{err}");
+        assert!(
+            err.contains("server.tls_key") && err.contains("c.pem"),
+            "{err}"
+        );
     }
 }

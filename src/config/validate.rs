@@ -229,6 +229,23 @@ mod tests {
         assert!(err.contains("plugins.proxy.auth.rules"), "{err}");
     }
 
+    /// The protocol keys: a certificate without its key (or the reverse), h2c beside
+    /// TLS, an invalid WebSocket pattern and an absurd idle timeout are refused, each
+    /// naming its key.
+    #[test]
+    fn protocol_keys_are_checked() {
+        let err = refused("[server]\ntls_cert = \"c.pem\"");
+        assert!(err.contains("server.tls_cert is set without server.tls_key"), "{err}");
+        let err = refused("[server]\ntls_key = \"k.pem\"");
+        assert!(err.contains("server.tls_key is set without server.tls_cert"), "{err}");
+        let err = refused("[server]\nh2c = true\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"");
+        assert!(err.contains("server.h2c"), "{err}");
+        let err = refused("[plugins.proxy.proxy_urls.\"http://a\"]\nwebsocket = [\"ws/*\"]");
+        assert!(err.contains("proxy_urls.\"http://a\".websocket") && err.contains("ws/*"), "{err}");
+        let err = refused("[plugins.proxy]\nwebsocket_idle_timeout = 0");
+        assert!(err.contains("plugins.proxy.websocket_idle_timeout"), "{err}");
+    }
+
     /// Attack 10: durations that cannot be represented (and panicked at `run`), and
     /// intervals that would flood upstreams.
     #[test]

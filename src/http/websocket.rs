@@ -51,7 +51,10 @@ pub fn is_upgrade(req: &HttpRequest) -> bool {
             .headers()
             .get(header::UPGRADE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+            })
 }
 
 /// Tunnels the upgrade request `req` (canonical path `path`) to the pool its path
@@ -72,7 +75,10 @@ pub async fn serve(
         return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
     };
     let mut headers = forward::upstream_headers(req, consumed_auth, &worker.shared.trusted_proxies);
-    headers.insert(WireName::from_static("connection"), WireValue::from_static("upgrade"));
+    headers.insert(
+        WireName::from_static("connection"),
+        WireValue::from_static("upgrade"),
+    );
     if let Some(upgrade) = req
         .headers()
         .get(header::UPGRADE)
@@ -95,11 +101,17 @@ pub async fn serve(
     };
     match tunnel::open(target.pool, request).await {
         Err(e) => error::respond(&e, &request_id),
-        Ok(Tunnel::Refused { status, headers, body }) => {
+        Ok(Tunnel::Refused {
+            status,
+            headers,
+            body,
+        }) => {
             let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             let mut builder = HttpResponse::build(status);
             for (name, value) in headers.iter() {
-                if !framex_actors::upstream::is_hop_by_hop(name.as_str(), None) && name != "content-length" {
+                if !framex_actors::upstream::is_hop_by_hop(name.as_str(), None)
+                    && name != "content-length"
+                {
                     builder.append_header((name.as_str(), value.as_bytes()));
                 }
             }
@@ -110,7 +122,10 @@ pub async fn serve(
             for (name, value) in headers.iter() {
                 // actix-http writes `Connection: upgrade` itself for a response with
                 // an `Upgrade` header.
-                if !matches!(name.as_str(), "connection" | "content-length" | "transfer-encoding" | "keep-alive") {
+                if !matches!(
+                    name.as_str(),
+                    "connection" | "content-length" | "transfer-encoding" | "keep-alive"
+                ) {
                     builder.append_header((name.as_str(), value.as_bytes()));
                 }
             }
@@ -193,7 +208,9 @@ impl Down {
             match tokio::time::timeout_at(deadline, self.read.read_buf(&mut buf)).await {
                 Err(_) if self.last.get() + self.idle > Instant::now() => continue,
                 Err(_) => return self.close(CLOSE_IDLE, "idle timeout"),
-                Ok(Ok(0)) | Ok(Err(_)) => return self.close(CLOSE_UPSTREAM_GONE, "upstream connection lost"),
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    return self.close(CLOSE_UPSTREAM_GONE, "upstream connection lost")
+                }
                 Ok(Ok(_)) => {
                     self.last.set(Instant::now());
                     self.frames.feed(&buf);

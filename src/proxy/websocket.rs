@@ -34,7 +34,12 @@ pub struct WebSocketTarget<'a> {
 impl WebSocketRoutes {
     /// The routes of `upstreams` (patterns were checked at load; an invalid one is
     /// logged and left out).
-    pub(super) fn new(upstreams: &[Arc<Upstream>], template: &PoolConfig, idle_timeout: Duration, auth: AuthRules) -> Self {
+    pub(super) fn new(
+        upstreams: &[Arc<Upstream>],
+        template: &PoolConfig,
+        idle_timeout: Duration,
+        auth: AuthRules,
+    ) -> Self {
         let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, upstream) in upstreams.iter().enumerate() {
             for pattern in &upstream.config.websocket {
@@ -43,9 +48,15 @@ impl WebSocketRoutes {
         }
         let pools = members.into_iter().map(|(pattern, members)| {
             let mut config = template.clone();
-            config.endpoints = members.iter().map(|&i| upstreams[i].config.url.clone()).collect();
+            config.endpoints = members
+                .iter()
+                .map(|&i| upstreams[i].config.url.clone())
+                .collect();
             config.balance = upstreams[members[0]].config.balance.into();
-            let stats = members.iter().map(|&i| upstreams[i].stats.clone()).collect();
+            let stats = members
+                .iter()
+                .map(|&i| upstreams[i].stats.clone())
+                .collect();
             (pattern.to_owned(), PoolShared::with_stats(config, stats))
         });
         let routes = RuleSet::new(pools).unwrap_or_else(|e| {

@@ -6,6 +6,7 @@ Run: python ws_client.py SCENARIO URL [AUTHORIZATION]
           the server to close with 4001 and reports the close code received
   die     asks the upstream to die and reports how the connection ended
   status  only opens the connection and reports the refusal status, if any
+  idle    sends one message, then waits (up to 20 s) for the connection to be closed
 """
 
 import asyncio
@@ -39,6 +40,9 @@ async def main(scenario: str, url: str, auth: str | None) -> dict:
                 out["big_ok"] = echoed == big
                 out["big_len"] = len(echoed)
                 await ws.send("close:4001")
+            elif scenario == "idle":
+                await ws.send("one")
+                out["text"] = await ws.recv()
             else:
                 await ws.send("die")
             try:

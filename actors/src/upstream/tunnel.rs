@@ -80,7 +80,9 @@ pub struct TunnelGuard {
 
 impl Drop for TunnelGuard {
     fn drop(&mut self) {
-        self.pool.stats[self.index].in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.pool.stats[self.index]
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -93,12 +95,11 @@ impl Drop for TunnelGuard {
 pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunnel, Error> {
     let config = pool.config();
     let stats = pool.stats();
-    let index = selection::pick(config.balance, &pool.next, stats, config.max_in_flight, &[]).ok_or_else(|| {
-        Error::Overloaded {
+    let index = selection::pick(config.balance, &pool.next, stats, config.max_in_flight, &[])
+        .ok_or_else(|| Error::Overloaded {
             upstream: pool.name().to_owned(),
             retry_after: 1,
-        }
-    })?;
+        })?;
     let url = &config.endpoints[index];
     stats[index].in_flight.fetch_add(1, Ordering::Relaxed);
     stats[index].requests.fetch_add(1, Ordering::Relaxed);
@@ -122,23 +123,30 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
                 upstream: url.clone(),
                 cause,
             })?;
-        let mut upstream_request = Request::get(format!("{}{}", endpoint.prefix, request.path_and_query))
-            .body(OutBody::Empty)
-            .map_err(|e| Error::UpstreamConnect {
-                upstream: url.clone(),
-                cause: ConnectFailure::Url(format!("bad request: {e}")),
-            })?;
+        let mut upstream_request =
+            Request::get(format!("{}{}", endpoint.prefix, request.path_and_query))
+                .body(OutBody::Empty)
+                .map_err(|e| Error::UpstreamConnect {
+                    upstream: url.clone(),
+                    cause: ConnectFailure::Url(format!("bad request: {e}")),
+                })?;
         let out = upstream_request.headers_mut();
         *out = request.headers;
         out.insert(header::HOST, endpoint.host.clone());
-        out.insert(HeaderName::from_static(HOPS_HEADER), HeaderValue::from(request.ctx.hops + 1));
+        out.insert(
+            HeaderName::from_static(HOPS_HEADER),
+            HeaderValue::from(request.ctx.hops + 1),
+        );
         if let Ok(id) = HeaderValue::from_str(&request.ctx.request_id) {
             out.insert(HeaderName::from_static(REQUEST_ID_HEADER), id);
         }
-        sender.send_request(upstream_request).await.map_err(|e| Error::UpstreamReply {
-            upstream: url.clone(),
-            reason: e.to_string(),
-        })
+        sender
+            .send_request(upstream_request)
+            .await
+            .map_err(|e| Error::UpstreamReply {
+                upstream: url.clone(),
+                reason: e.to_string(),
+            })
     };
     let response = match tokio::time::timeout(config.timeout, upgrade).await {
         Ok(Ok(response)) => response,
@@ -160,13 +168,19 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
                 upstream: url.clone(),
                 reason,
             })?;
-        return Ok(Tunnel::Refused { status, headers, body });
+        return Ok(Tunnel::Refused {
+            status,
+            headers,
+            body,
+        });
     }
     let headers = response.headers().clone();
-    let upgraded = hyper::upgrade::on(response).await.map_err(|e| Error::UpstreamReply {
-        upstream: url.clone(),
-        reason: format!("upgrade failed: {e}"),
-    })?;
+    let upgraded = hyper::upgrade::on(response)
+        .await
+        .map_err(|e| Error::UpstreamReply {
+            upstream: url.clone(),
+            reason: format!("upgrade failed: {e}"),
+        })?;
     Ok(Tunnel::Open {
         headers,
         io: TokioIo::new(upgraded),

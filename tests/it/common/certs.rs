@@ -20,7 +20,9 @@ impl TestCa {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "framex-rs protocols test CA");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "framex-rs protocols test CA");
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca_params, ca_key);
         let leaf_key = KeyPair::generate().unwrap();
@@ -32,7 +34,10 @@ impl TestCa {
         write("ca.pem", ca_cert.pem());
         write("cert.pem", format!("{}{}", leaf.pem(), ca_cert.pem()));
         write("key.pem", leaf_key.serialize_pem());
-        write("other-key.pem", KeyPair::generate().unwrap().serialize_pem());
+        write(
+            "other-key.pem",
+            KeyPair::generate().unwrap().serialize_pem(),
+        );
         TestCa { dir }
     }
 

@@ -46,33 +46,73 @@ async fn https_h2_serves_local_and_proxied_routes_with_the_same_limits() {
     let url = |path: &str| server.url(path);
     assert!(url("/").starts_with("https://"));
 
-    let local = curl(&["--http2", "--cacert", cacert, &url("/api/v1/echo?message=hi")]).await;
+    let local = curl(&[
+        "--http2",
+        "--cacert",
+        cacert,
+        &url("/api/v1/echo?message=hi"),
+    ])
+    .await;
     assert!(local.ok, "{local:?}");
-    assert_eq!((local.version.as_str(), local.status), ("2", 200), "{local:?}");
+    assert_eq!(
+        (local.version.as_str(), local.status),
+        ("2", 200),
+        "{local:?}"
+    );
     let body: Value = serde_json::from_str(&local.body).unwrap();
     assert_eq!(body["data"], "hi", "{body}");
 
     let proxied = curl(&["--http2", "--cacert", cacert, &url("/api/v1/headers")]).await;
-    assert_eq!((proxied.version.as_str(), proxied.status), ("2", 200), "{proxied:?}");
+    assert_eq!(
+        (proxied.version.as_str(), proxied.status),
+        ("2", 200),
+        "{proxied:?}"
+    );
     let body: Value = serde_json::from_str(&proxied.body).unwrap();
     assert_eq!(body["headers"]["x-forwarded-proto"], "https", "{body}");
 
-    let h1 = curl(&["--http1.1", "--cacert", cacert, &url("/api/v1/base/version")]).await;
+    let h1 = curl(&[
+        "--http1.1",
+        "--cacert",
+        cacert,
+        &url("/api/v1/base/version"),
+    ])
+    .await;
     assert_eq!((h1.version.as_str(), h1.status), ("1.1", 200), "{h1:?}");
-    assert_eq!(serde_json::from_str::<Value>(&h1.body).unwrap()["version"], "1.2.3");
+    assert_eq!(
+        serde_json::from_str::<Value>(&h1.body).unwrap()["version"],
+        "1.2.3"
+    );
 
     // A body streamed from stdin: on HTTP/2 it has no Content-Length and no chunking.
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("small.bin");
     std::fs::write(&small, vec![7u8; 600]).unwrap();
     let upload = curl(&[
-        "--http2", "--cacert", cacert, "-X", "POST", "-H", "content-type: application/octet-stream",
-        "-H", "transfer-encoding: chunked", "--data-binary", &format!("@{}", small.display()),
+        "--http2",
+        "--cacert",
+        cacert,
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/octet-stream",
+        "-H",
+        "transfer-encoding: chunked",
+        "--data-binary",
+        &format!("@{}", small.display()),
         &url("/api/v1/binary"),
     ])
     .await;
-    assert_eq!((upload.version.as_str(), upload.status), ("2", 200), "{upload:?}");
-    assert_eq!(serde_json::from_str::<Value>(&upload.body).unwrap()["size"], 600, "{upload:?}");
+    assert_eq!(
+        (upload.version.as_str(), upload.status),
+        ("2", 200),
+        "{upload:?}"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&upload.body).unwrap()["size"],
+        600,
+        "{upload:?}"
+    );
 
     let large = dir.path().join("large.bin");
     std::fs::write(&large, vec![7u8; 5000]).unwrap();
@@ -83,15 +123,44 @@ async fn https_h2_serves_local_and_proxied_routes_with_the_same_limits() {
         let target = url("/api/v1/binary");
         args.extend_from_slice(&["--data-binary", &data, &target]);
         let refused = curl(&args).await;
-        assert_eq!((refused.version.as_str(), refused.status), ("2", 413), "{framing:?}: {refused:?}");
+        assert_eq!(
+            (refused.version.as_str(), refused.status),
+            ("2", 413),
+            "{framing:?}: {refused:?}"
+        );
     }
-    let refused = curl(&["--http2", "--cacert", cacert, "-X", "POST", "--data-binary", &format!("@{}", large.display()), &url("/api/v1/echo_model")]).await;
+    let refused = curl(&[
+        "--http2",
+        "--cacert",
+        cacert,
+        "-X",
+        "POST",
+        "--data-binary",
+        &format!("@{}", large.display()),
+        &url("/api/v1/echo_model"),
+    ])
+    .await;
     assert_eq!(refused.status, 413, "local route: {refused:?}");
 
     let unauthorized = curl(&["--http2", "--cacert", cacert, &url("/api/v1/hidden")]).await;
-    assert_eq!((unauthorized.version.as_str(), unauthorized.status), ("2", 401), "{unauthorized:?}");
-    assert!(unauthorized.body.contains("Invalid API Key"), "{unauthorized:?}");
-    let authorized = curl(&["--http2", "--cacert", cacert, "-H", "authorization: let-me-in", &url("/api/v1/hidden")]).await;
+    assert_eq!(
+        (unauthorized.version.as_str(), unauthorized.status),
+        ("2", 401),
+        "{unauthorized:?}"
+    );
+    assert!(
+        unauthorized.body.contains("Invalid API Key"),
+        "{unauthorized:?}"
+    );
+    let authorized = curl(&[
+        "--http2",
+        "--cacert",
+        cacert,
+        "-H",
+        "authorization: let-me-in",
+        &url("/api/v1/hidden"),
+    ])
+    .await;
     assert_eq!(authorized.status, 200, "{authorized:?}");
 
     // Without the test CA, curl refuses the certificate: it really is TLS.
@@ -114,7 +183,10 @@ async fn sse_over_h2_arrives_incrementally() {
     let cacert = ca.path("ca.pem").to_str().unwrap().to_owned();
     let url = server.url("/api/v1/stream/sse?n=5&delay_ms=600");
     let lines = curl_lines(&["--http2", "--cacert", &cacert, &url]).await;
-    let data: Vec<&(Duration, String)> = lines.iter().filter(|(_, l)| l.starts_with("data:")).collect();
+    let data: Vec<&(Duration, String)> = lines
+        .iter()
+        .filter(|(_, l)| l.starts_with("data:"))
+        .collect();
     assert_eq!(data.len(), 6, "five events and finish: {lines:?}");
     let (first, last) = (data[0].0, data[5].0);
     assert!(
@@ -131,7 +203,11 @@ async fn h2c_with_prior_knowledge() {
     if !have("curl") {
         return;
     }
-    let server = start(config("load_builtin_plugins = [\"echo\"]\n[server]\nh2c = true\n"), vec![]).await;
+    let server = start(
+        config("load_builtin_plugins = [\"echo\"]\n[server]\nh2c = true\n"),
+        vec![],
+    )
+    .await;
     let url = server.url("/api/v1/echo?message=h2c");
     let h2 = curl(&["--http2-prior-knowledge", &url]).await;
     assert_eq!((h2.version.as_str(), h2.status), ("2", 200), "{h2:?}");
@@ -142,7 +218,11 @@ async fn h2c_with_prior_knowledge() {
 
     // Without `h2c` the plain listener speaks HTTP/1.1 only.
     let server = start(config("load_builtin_plugins = [\"echo\"]\n"), vec![]).await;
-    let h2 = curl(&["--http2-prior-knowledge", &server.url("/api/v1/echo?message=x")]).await;
+    let h2 = curl(&[
+        "--http2-prior-knowledge",
+        &server.url("/api/v1/echo?message=x"),
+    ])
+    .await;
     assert_ne!(h2.version, "2", "{h2:?}");
     server.stop(true).await;
 }
@@ -153,9 +233,26 @@ async fn h2c_with_prior_knowledge() {
 fn bad_certificate_pairs_fail_start_up_naming_the_file() {
     let ca = TestCa::new();
     let cases = [
-        (format!("tls_cert = \"{}\"\ntls_key = \"{}\"\n", ca.path("cert.pem").display(), ca.path("other-key.pem").display()), "other-key.pem"),
-        (format!("tls_cert = \"{}\"\ntls_key = \"{}\"\n", ca.path("cert.pem").display(), ca.path("nowhere.pem").display()), "nowhere.pem"),
-        (format!("tls_cert = \"{}\"\n", ca.path("cert.pem").display()), "server.tls_key"),
+        (
+            format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                ca.path("cert.pem").display(),
+                ca.path("other-key.pem").display()
+            ),
+            "other-key.pem",
+        ),
+        (
+            format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                ca.path("cert.pem").display(),
+                ca.path("nowhere.pem").display()
+            ),
+            "nowhere.pem",
+        ),
+        (
+            format!("tls_cert = \"{}\"\n", ca.path("cert.pem").display()),
+            "server.tls_key",
+        ),
     ];
     for (lines, named) in cases {
         let file = ca.path("bad.toml");
@@ -179,7 +276,10 @@ fn bad_certificate_pairs_fail_start_up_naming_the_file() {
             let out = child.wait_with_output().unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(!out.status.success(), "framex {command} accepted {lines}");
-            assert!(stderr.contains(named), "framex {command} does not name {named}: {stderr}");
+            assert!(
+                stderr.contains(named),
+                "framex {command} does not name {named}: {stderr}"
+            );
         }
     }
 }

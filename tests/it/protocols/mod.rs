@@ -18,7 +18,10 @@ pub fn have(program: &str) -> bool {
         .status()
         .is_ok();
     if !found {
-        assert!(std::env::var_os("CI").is_none(), "{program} is missing under CI (.ci/run installs it)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{program} is missing under CI (.ci/run installs it)"
+        );
         eprintln!("skipped: {program} is not installed (CI installs it)");
     }
     found
@@ -44,13 +47,21 @@ pub struct Curl {
 /// Runs `curl -sS --max-time 30 <args> -w '\n%{http_version} %{http_code}'` off the
 /// test's thread (the server under test shares its runtime).
 pub async fn curl(args: &[&str]) -> Curl {
-    let mut all: Vec<String> = ["-sS", "--max-time", "30"].iter().map(|s| (*s).to_owned()).collect();
+    let mut all: Vec<String> = ["-sS", "--max-time", "30"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
     all.extend(args.iter().map(|s| (*s).to_owned()));
     all.extend(["-w".to_owned(), "\n%{http_version} %{http_code}".to_owned()]);
-    let out = actix_rt::task::spawn_blocking(move || Command::new("curl").args(&all).stdin(Stdio::null()).output())
-        .await
-        .unwrap()
-        .expect("curl runs");
+    let out = actix_rt::task::spawn_blocking(move || {
+        Command::new("curl")
+            .args(&all)
+            .stdin(Stdio::null())
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("curl runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, trailer) = text.rsplit_once('\n').unwrap_or(("", &text));
     let (version, status) = trailer.split_once(' ').unwrap_or(("", "0"));
@@ -67,7 +78,10 @@ pub async fn curl(args: &[&str]) -> Curl {
 /// the start (to see a stream arrive incrementally).
 pub async fn curl_lines(args: &[&str]) -> Vec<(Duration, String)> {
     use std::io::BufRead as _;
-    let mut all: Vec<String> = ["-sS", "-N", "--max-time", "30"].iter().map(|s| (*s).to_owned()).collect();
+    let mut all: Vec<String> = ["-sS", "-N", "--max-time", "30"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
     all.extend(args.iter().map(|s| (*s).to_owned()));
     actix_rt::task::spawn_blocking(move || {
         let started = Instant::now();

@@ -25,11 +25,19 @@ websocket = ["/ws/*"]
 /// Runs `tests/python/ws_client.py` with `args` and returns what it printed.
 async fn ws_client(args: &[&str]) -> Value {
     let mut command = std::process::Command::new(python());
-    command.arg(repo().join("tests/python/ws_client.py")).args(args);
-    let out = actix_rt::task::spawn_blocking(move || command.output()).await.unwrap().unwrap();
+    command
+        .arg(repo().join("tests/python/ws_client.py"))
+        .args(args);
+    let out = actix_rt::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!("ws_client {args:?} printed no JSON ({e}): {stdout} {}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "ws_client {args:?} printed no JSON ({e}): {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     })
 }
 
@@ -47,7 +55,11 @@ async fn websocket_messages_subprotocol_and_close_code_pass_through() {
         "big_ok": true, "big_len": 1_000_000, "close_code": 4001, "close_reason": "",
     });
     assert_eq!(ws_client(&["echo", &direct]).await, expected, "directly");
-    assert_eq!(ws_client(&["echo", &through]).await, expected, "through framex-rs");
+    assert_eq!(
+        ws_client(&["echo", &through]).await,
+        expected,
+        "through framex-rs"
+    );
     server.stop(true).await;
 }
 
@@ -64,6 +76,29 @@ async fn upstream_dying_closes_the_client_with_1014() {
     server.stop(true).await;
 }
 
+/// A tunnel on which nothing moves for `websocket_idle_timeout` (1 s here) is closed
+/// with 1001 (going away); one message before does not keep it open for ever.
+#[actix_rt::test]
+async fn idle_tunnels_are_closed_with_1001() {
+    let legacy = legacy_app().await;
+    let mut config = ws_config(&legacy.url);
+    config.plugins.proxy.websocket_idle_timeout = 1.0;
+    let server = start(config, vec![]).await;
+    let started = std::time::Instant::now();
+    let seen = ws_client(&["idle", &server.url("/ws/echo").replace("http://", "ws://")]).await;
+    assert_eq!(
+        (seen["text"].clone(), seen["close_code"].clone()),
+        (json!("one"), json!(1001)),
+        "{seen}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "closed only after {:?}",
+        started.elapsed()
+    );
+    server.stop(true).await;
+}
+
 /// An upgrade to a path no `websocket` pattern lists gets 404; one to a protected
 /// path gets 401 without the key and the tunnel with it.
 #[actix_rt::test]
@@ -71,12 +106,28 @@ async fn unlisted_paths_get_404_and_protected_ones_need_the_key() {
     let legacy = legacy_app().await;
     let server = start(ws_config(&legacy.url), vec![]).await;
     let ws = |path: &str| server.url(path).replace("http://", "ws://");
-    assert_eq!(ws_client(&["status", &ws("/api/v1/base/version")]).await["status"], 404);
-    assert_eq!(ws_client(&["status", &ws("/wsx/echo")]).await["status"], 404);
-    assert_eq!(ws_client(&["status", &ws("/ws/private/echo")]).await["status"], 401);
-    assert_eq!(ws_client(&["status", &ws("/ws/private/echo"), "wrong"]).await["status"], 401);
+    assert_eq!(
+        ws_client(&["status", &ws("/api/v1/base/version")]).await["status"],
+        404
+    );
+    assert_eq!(
+        ws_client(&["status", &ws("/wsx/echo")]).await["status"],
+        404
+    );
+    assert_eq!(
+        ws_client(&["status", &ws("/ws/private/echo")]).await["status"],
+        401
+    );
+    assert_eq!(
+        ws_client(&["status", &ws("/ws/private/echo"), "wrong"]).await["status"],
+        401
+    );
     let open = ws_client(&["echo", &ws("/ws/private/echo"), "let-me-in"]).await;
-    assert_eq!((open["status"].clone(), open["big_ok"].clone()), (json!(101), json!(true)), "{open}");
+    assert_eq!(
+        (open["status"].clone(), open["big_ok"].clone()),
+        (json!(101), json!(true)),
+        "{open}"
+    );
     // An upgrade the upstream itself refuses (no such WebSocket there) comes back as
     // the upstream's refusal, not as a tunnel.
     let refused = ws_client(&["status", &ws("/ws/nothing")]).await;
