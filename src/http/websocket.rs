@@ -147,6 +147,7 @@ fn relay(
     actix_web::rt::spawn(pump(payload, write, last.clone(), stopped));
     let state = Down {
         read,
+        buf: BytesMut::new(),
         last,
         idle,
         frames: Frames::default(),
@@ -186,6 +187,8 @@ async fn pump(
 /// Upstream → client, as the response body.
 struct Down {
     read: ReadHalf<TunnelIo>,
+    /// Where reads land.
+    buf: BytesMut,
     /// When a byte last moved either way.
     last: Rc<Cell<Instant>>,
     idle: Duration,
@@ -202,10 +205,13 @@ impl Down {
         if self.done {
             return None;
         }
-        let mut buf = BytesMut::with_capacity(READ_SIZE);
+        // One allocation serves many small reads: each read's bytes are split off.
+        if self.buf.capacity() < READ_SIZE / 16 {
+            self.buf.reserve(READ_SIZE);
+        }
         loop {
             let deadline = self.last.get() + self.idle;
-            match tokio::time::timeout_at(deadline, self.read.read_buf(&mut buf)).await {
+            match tokio::time::timeout_at(deadline, self.read.read_buf(&mut self.buf)).await {
                 Err(_) if self.last.get() + self.idle > Instant::now() => continue,
                 Err(_) => return self.close(CLOSE_IDLE, "idle timeout"),
                 Ok(Ok(0)) | Ok(Err(_)) => {
@@ -213,8 +219,9 @@ impl Down {
                 }
                 Ok(Ok(_)) => {
                     self.last.set(Instant::now());
-                    self.frames.feed(&buf);
-                    return Some((Ok(buf.freeze()), self));
+                    let bytes = self.buf.split().freeze();
+                    self.frames.feed(&bytes);
+                    return Some((Ok(bytes), self));
                 }
             }
         }
