@@ -45,6 +45,9 @@ pub async fn serve(
         .and_then(|v| v.parse::<usize>().ok());
     let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
     if length.is_some_and(|n| n > limit) {
+        if req.version() == actix_web::http::Version::HTTP_2 {
+            drain_h2(payload).await;
+        }
         return Err(Error::PayloadTooLarge { limit });
     }
     let deadlines = &worker.shared.body_deadlines;
@@ -151,6 +154,28 @@ pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: 
     }
     forwarded::append(&mut out, req, trusted);
     out
+}
+
+/// Most of a refused HTTP/2 body read and dropped before answering.
+const H2_DRAIN_LIMIT: usize = 256 * 1024;
+/// Longest wait for it.
+const H2_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads and drops a refused HTTP/2 request body (at most 256 KiB, for at most 1 s)
+/// before the early answer: a stream whose body has ended closes cleanly, while one
+/// still uploading is reset, and some clients (curl 7) report that reset as a failed
+/// transfer instead of the 413 they were sent. Only on this error path.
+async fn drain_h2(mut payload: web::Payload) {
+    let mut seen = 0usize;
+    let _ = tokio::time::timeout(H2_DRAIN_TIME, async {
+        while let Some(Ok(chunk)) = payload.next().await {
+            seen += chunk.len();
+            if seen > H2_DRAIN_LIMIT {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Streams a request body upstream through the bridge (`first`, a chunk already
