@@ -170,8 +170,9 @@ async fn https_h2_serves_local_and_proxied_routes_with_the_same_limits() {
 }
 
 /// Server-sent events over HTTP/2 reach curl as the upstream produces them: the first
-/// event arrives long before the last (five events 600 ms apart), while a second
-/// request on another stream is answered meanwhile.
+/// event arrives long before the last (five events 600 ms apart); multiplexed with a
+/// quick request on the same connection, the quick one is answered while the stream
+/// is still running.
 #[actix_rt::test]
 async fn sse_over_h2_arrives_incrementally() {
     if !have("curl") {
@@ -193,6 +194,30 @@ async fn sse_over_h2_arrives_incrementally() {
         last.saturating_sub(first) > Duration::from_millis(1500),
         "events were buffered: first at {first:?}, last at {last:?}"
     );
+
+    // The same stream and a quick request multiplexed on one connection (curl -Z):
+    // the quick one is answered while the stream is still running.
+    let quick = server.url("/api/v1/base/version");
+    let mut command = std::process::Command::new("curl");
+    command.args([
+        "-sS", "--max-time", "30", "-Z", "--http2", "--cacert", &cacert, "-o", "/dev/null", "-o", "/dev/null",
+        "-w", "%{url_effective} %{http_version} %{time_total} %{num_connects}\n", &url, &quick,
+    ]);
+    let out = actix_rt::task::spawn_blocking(move || command.output()).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let times: Vec<(String, String, f64, u32)> = text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            Some((f.first()?.to_string(), f.get(1)?.to_string(), f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(times.len(), 2, "{text}");
+    let sse = times.iter().find(|t| t.0.contains("sse")).unwrap();
+    let fast = times.iter().find(|t| t.0.contains("version")).unwrap();
+    assert_eq!((sse.1.as_str(), fast.1.as_str()), ("2", "2"), "{text}");
+    assert_eq!(sse.3 + fast.3, 1, "one connection for both: {text}");
+    assert!(sse.2 > 2.5 && fast.2 < sse.2 - 1.5, "the quick request waited for the stream: {text}");
     server.stop(true).await;
 }
 
