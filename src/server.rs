@@ -174,6 +174,7 @@ impl Framex {
             None
         };
 
+        let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Shared {
             engine: engine.clone(),
             auth: config.auth.rules.clone(),
@@ -185,6 +186,7 @@ impl Framex {
             timeout: config.plugins.proxy.timeout(),
             openapi: DocumentCache::default(),
             proxy: proxy.clone(),
+            closing: closing_rx,
         });
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: "listener".to_owned(),
@@ -244,6 +246,8 @@ impl Framex {
             engine,
             addr,
             scheme,
+            closing,
+            shutdown_timeout: std::time::Duration::from_secs(config.server.shutdown_timeout),
             handle,
             task,
             proxy,
@@ -282,6 +286,9 @@ pub struct Running {
     engine: Engine,
     addr: SocketAddr,
     scheme: &'static str,
+    /// Tells open WebSocket tunnels to close (1001).
+    closing: tokio::sync::watch::Sender<bool>,
+    shutdown_timeout: std::time::Duration,
     handle: actix_web::dev::ServerHandle,
     task: actix_rt::task::JoinHandle<std::io::Result<()>>,
     proxy: Option<Proxy>,
@@ -319,6 +326,7 @@ impl Running {
         if let Some(proxy) = &self.proxy {
             proxy.stop();
         }
+        let _ = self.closing.send(true);
         self.handle.stop(graceful).await;
         let _ = self.task.await;
     }
@@ -329,9 +337,17 @@ impl Running {
     /// The server's own I/O error.
     pub async fn until_signal(self) -> std::io::Result<()> {
         let handle = self.handle.clone();
+        let closing = self.closing.clone();
+        let drain = self.shutdown_timeout;
         actix_rt::spawn(async move {
             shutdown_signal().await;
             log::info!("shutting down: draining in-flight requests");
+            // WebSocket tunnels live through the drain period, less a second in which
+            // they close with 1001 (going away) before the server cuts what is left.
+            actix_rt::spawn(async move {
+                actix_rt::time::sleep(drain.saturating_sub(std::time::Duration::from_secs(1))).await;
+                let _ = closing.send(true);
+            });
             handle.stop(true).await;
         });
         let result = self.task.await.unwrap_or(Ok(()));

@@ -57,6 +57,9 @@ pub struct Shared {
     pub openapi: DocumentCache,
     /// The system proxy, when loaded (for its status page).
     pub proxy: Option<crate::proxy::Proxy>,
+    /// Becomes `true` when open WebSocket tunnels are to be closed (1001) because the
+    /// server is stopping.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What one worker holds: the shared state and its arbiter's share of the engine.

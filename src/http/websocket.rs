@@ -14,8 +14,9 @@
 //! hand-written parser of frame headers: no crate tracks frame boundaries without
 //! decoding the messages): when the upstream's connection ends without a Close
 //! frame, at a frame boundary, the client gets a Close frame with code 1014 (bad
-//! gateway), and on the idle timeout one with 1001 (going away); mid-frame the
-//! connection is simply closed.
+//! gateway); on the idle timeout, and when the server stops (one second before the
+//! end of the drain period), one with 1001 (going away); mid-frame the connection is
+//! simply closed.
 //!
 //! An upgrade to a path no pattern covers is answered 404. Local plugins cannot
 //! offer WebSocket handlers yet, and WebSockets over HTTP/2 (RFC 8441) are not
@@ -39,8 +40,8 @@ use super::{envelope, error, forward, Worker};
 
 /// Close code sent when the upstream's connection ends without a Close frame.
 const CLOSE_UPSTREAM_GONE: u16 = 1014;
-/// Close code sent when the tunnel was idle too long.
-const CLOSE_IDLE: u16 = 1001;
+/// Close code sent when the tunnel was idle too long, or the server is stopping.
+const CLOSE_GOING_AWAY: u16 = 1001;
 /// How much of the upstream's bytes one read takes at most.
 const READ_SIZE: usize = 64 * 1024;
 
@@ -129,7 +130,8 @@ pub async fn serve(
                     builder.append_header((name.as_str(), value.as_bytes()));
                 }
             }
-            builder.streaming(relay(io, payload, guard, routes.idle_timeout))
+            let closing = worker.shared.closing.clone();
+            builder.streaming(relay(io, payload, guard, routes.idle_timeout, closing))
         }
     }
 }
@@ -140,6 +142,7 @@ fn relay(
     payload: web::Payload,
     guard: TunnelGuard,
     idle: Duration,
+    closing: tokio::sync::watch::Receiver<bool>,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     let (read, write) = tokio::io::split(io);
     let last = Rc::new(Cell::new(Instant::now()));
@@ -152,6 +155,7 @@ fn relay(
         idle,
         frames: Frames::default(),
         done: false,
+        closing,
         _stop: stop,
         _guard: guard,
     };
@@ -194,6 +198,8 @@ struct Down {
     idle: Duration,
     frames: Frames,
     done: bool,
+    /// `true` once the server stops: the tunnel closes with 1001.
+    closing: tokio::sync::watch::Receiver<bool>,
     /// Dropped with the stream (the tunnel ended or the client went): stops the pump.
     _stop: tokio::sync::oneshot::Sender<()>,
     /// The endpoint's in-flight count, held while the tunnel lives.
@@ -211,9 +217,22 @@ impl Down {
         }
         loop {
             let deadline = self.last.get() + self.idle;
-            match tokio::time::timeout_at(deadline, self.read.read_buf(&mut self.buf)).await {
+            // `read_buf` is cancel-safe: bytes are in `buf` or still in the socket.
+            let read = tokio::select! {
+                read = tokio::time::timeout_at(deadline, self.read.read_buf(&mut self.buf)) => Some(read),
+                // (Should the server be gone without saying so, tunnels live on.)
+                _ = async {
+                    if self.closing.wait_for(|closing| *closing).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                } => None,
+            };
+            let Some(read) = read else {
+                return self.close(CLOSE_GOING_AWAY, "server shutting down");
+            };
+            match read {
                 Err(_) if self.last.get() + self.idle > Instant::now() => continue,
-                Err(_) => return self.close(CLOSE_IDLE, "idle timeout"),
+                Err(_) => return self.close(CLOSE_GOING_AWAY, "idle timeout"),
                 Ok(Ok(0)) | Ok(Err(_)) => {
                     return self.close(CLOSE_UPSTREAM_GONE, "upstream connection lost")
                 }

@@ -99,6 +99,53 @@ async fn idle_tunnels_are_closed_with_1001() {
     server.stop(true).await;
 }
 
+/// SIGTERM: an open tunnel lives through the drain period (`shutdown_timeout`, 3 s
+/// here) less a second, then the client gets Close 1001 and `framex run` exits 0.
+#[actix_rt::test]
+async fn sigterm_closes_tunnels_with_1001() {
+    let legacy = legacy_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::common::python::free_port();
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "load_builtin_plugins = [\"proxy\"]\n[server]\nport = {port}\nshutdown_timeout = 3\n\
+             [plugins.proxy]\ndiscovery_interval = 0\n[plugins.proxy.proxy_urls.\"{}\"]\nwebsocket = [\"/ws/*\"]\n",
+            legacy.url
+        ),
+    )
+    .unwrap();
+    let mut framex = std::process::Command::new(env!("CARGO_BIN_EXE_framex"))
+        .args(["run", "-c", file.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::common::python::wait_ready(&format!("http://127.0.0.1:{port}/health"), std::time::Duration::from_secs(30)).await;
+    let url = format!("ws://127.0.0.1:{port}/ws/echo");
+    let client = actix_rt::spawn(async move { ws_client(&["idle", &url]).await });
+    actix_rt::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let signalled = std::time::Instant::now();
+    // SAFETY: signals the child started above, by its pid.
+    unsafe { libc::kill(framex.id() as i32, libc::SIGTERM) };
+    let seen = client.await.unwrap();
+    let closed_after = signalled.elapsed();
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(status) = framex.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = framex.kill();
+    assert_eq!((seen["text"].clone(), seen["close_code"].clone()), (json!("one"), json!(1001)), "{seen}");
+    assert!(closed_after >= std::time::Duration::from_millis(1500), "closed before the drain period: {closed_after:?}");
+    assert!(exited.is_some_and(|s| s.success()), "framex run did not exit cleanly: {exited:?}");
+}
+
 /// An upgrade to a path no `websocket` pattern lists gets 404; one to a protected
 /// path gets 401 without the key and the tunnel with it.
 #[actix_rt::test]
