@@ -127,6 +127,12 @@ pub fn check_summary(config: &Config) -> String {
         .map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string());
     out.push_str(&format!("config: {source}\n"));
     out.push_str(&format!("listen: {}:{}\n", config.server.host, config.server.port));
+    let protocols = match (&config.server.tls_cert, config.server.h2c) {
+        (Some(cert), _) => format!("https (HTTP/2 and HTTP/1.1 by ALPN), certificate {}", cert.display()),
+        (None, true) => "http (HTTP/1.1, and HTTP/2 with prior knowledge)".to_owned(),
+        (None, false) => "http (HTTP/1.1)".to_owned(),
+    };
+    out.push_str(&format!("protocols: {protocols}\n"));
     out.push_str(&format!("builtin plugins: {}\n", list(&config.load_builtin_plugins)));
     out.push_str(&format!("plugins: {}\n", list(&config.load_plugins)));
     out.push_str(&format!("enable_proxy: {}\n", config.server.enable_proxy));
@@ -149,6 +155,9 @@ pub fn check_summary(config: &Config) -> String {
                 list(&u.disable),
                 u.balance
             ));
+            if !u.websocket.is_empty() {
+                out.push_str(&format!("  websocket: {}\n", list(&u.websocket)));
+            }
         }
         out.push_str(&format!(
             "pools: retries {}, max in flight {}, health check {}\n",

@@ -16,6 +16,7 @@
 //! - [`server`]: [`Framex`] starts a server on a listener; [`Running`] reloads and stops it.
 //! - [`pid_file`]: `server.pid_file`, for `framex reload`.
 //! - [`cli`]: `framex run | check | routes`.
+//! - [`tls`]: the HTTPS listener's certificate and key (`server.tls_cert`, `tls_key`).
 //! - [`open_files`]: the open-file limit that bounds `server.max_connections`.
 //!
 //! The engine itself (registry, router replicas, plugin and upstream actors, the
@@ -34,6 +35,7 @@ pub mod plugins;
 pub mod proxy;
 pub mod schema;
 pub mod server;
+pub mod tls;
 
 pub use framex_actors as actors;
 pub use server::{Framex, Running, StartError};

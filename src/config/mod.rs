@@ -154,6 +154,9 @@ impl Config {
     fn validate(mut self) -> Result<Self, String> {
         validate::check(&self)?;
         self.plugins.proxy.trust = Some(self.plugins.proxy.tls()?);
+        if let (Some(cert), Some(key)) = (&self.server.tls_cert, &self.server.tls_key) {
+            self.server.tls = Some(crate::tls::server_config(cert, key).map_err(|e| e.to_string())?);
+        }
         Ok(self)
     }
 }

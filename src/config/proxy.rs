@@ -102,6 +102,9 @@ pub struct ProxyConfig {
     /// *Extension.* DNS servers (`IP:PORT`) asked for those names instead of the
     /// system's resolver. Default: none (the system's).
     pub dns_servers: Vec<String>,
+    /// *Extension.* Seconds a WebSocket tunnel may carry no byte in either direction
+    /// before both sides are closed. Default 600.
+    pub websocket_idle_timeout: f64,
     /// FrameX-kit's Ray ingress settings: accepted, not used.
     pub ingress_config: Unused,
     /// The trust `ca_file` gives, read once when the config is validated.
@@ -160,6 +163,7 @@ impl Default for ProxyConfig {
             max_document_size: crate::discovery::DEFAULT_MAX_PUBLISHED,
             dns_refresh: 5.0,
             dns_servers: Vec::new(),
+            websocket_idle_timeout: 600.0,
             ingress_config: None,
             trust: None,
         }
@@ -178,6 +182,7 @@ impl ProxyConfig {
                     disable: Vec::new(),
                     docs_path: DEFAULT_DOCS_PATH.to_owned(),
                     balance: self.balance,
+                    websocket: Vec::new(),
                 })
                 .collect(),
             ProxyUrls::Table(table) => table
@@ -188,6 +193,7 @@ impl ProxyConfig {
                     disable: entry.disable.clone(),
                     docs_path: entry.docs_path.clone(),
                     balance: entry.balance.unwrap_or(self.balance),
+                    websocket: entry.websocket.clone(),
                 })
                 .collect(),
         }
@@ -206,6 +212,11 @@ impl ProxyConfig {
     /// `timeout` as a duration.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.timeout)
+    }
+
+    /// `websocket_idle_timeout` as a duration.
+    pub fn websocket_idle_timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.websocket_idle_timeout).unwrap_or(Duration::from_secs(600))
     }
 
     /// `connect_timeout` as a duration.
@@ -317,6 +328,10 @@ pub struct UpstreamEntry {
     /// *Extension.* The balancing policy of the pools this URL leads (overrides
     /// `[plugins.proxy] balance`).
     pub balance: Option<BalancePolicy>,
+    /// *Extension.* Path patterns this URL serves as WebSockets: an upgrade request
+    /// to one is tunnelled here (WebSocket routes are not in OpenAPI documents).
+    /// Default: none.
+    pub websocket: Vec<String>,
 }
 
 impl Default for UpstreamEntry {
@@ -326,6 +341,7 @@ impl Default for UpstreamEntry {
             disable: Vec::new(),
             docs_path: DEFAULT_DOCS_PATH.to_owned(),
             balance: None,
+            websocket: Vec::new(),
         }
     }
 }
@@ -343,6 +359,8 @@ pub struct UpstreamConfig {
     pub docs_path: String,
     /// Balancing policy of the pools this URL comes first in.
     pub balance: BalancePolicy,
+    /// Path patterns it serves as WebSockets.
+    pub websocket: Vec<String>,
 }
 
 impl UpstreamConfig {

@@ -371,6 +371,10 @@ pub fn check_filters(proxy: &super::ProxyConfig) -> Result<(), String> {
         for (url, entry) in table {
             PathFilter::new(&entry.enable, &entry.disable)
                 .map_err(|e| format!("plugins.proxy.proxy_urls.\"{url}\": {e}"))?;
+            for pattern in &entry.websocket {
+                PathPattern::parse(pattern)
+                    .map_err(|e| format!("plugins.proxy.proxy_urls.\"{url}\".websocket: {e}"))?;
+            }
         }
     }
     Ok(())

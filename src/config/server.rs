@@ -54,6 +54,18 @@ pub struct ServerConfig {
     /// *Extension.* Upstream URLs `/ready` does not wait for (by default it answers
     /// 503 until every `proxy_urls` entry has been discovered once). Default: none.
     pub ready_without: Vec<String>,
+    /// *Extension.* PEM certificate chain (leaf first) that turns the listener into
+    /// HTTPS, with `tls_key`; HTTP/2 is offered by ALPN. Default: none (plain HTTP).
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// *Extension.* PEM private key of `tls_cert`. Default: none.
+    pub tls_key: Option<std::path::PathBuf>,
+    /// *Extension.* Serve HTTP/2 with prior knowledge (h2c) beside HTTP/1.1 on a
+    /// plain listener. Default `false`.
+    pub h2c: bool,
+    /// The TLS configuration `tls_cert` and `tls_key` give, read once when the config
+    /// is validated.
+    #[serde(skip)]
+    pub tls: Option<std::sync::Arc<crate::tls::ServerConfig>>,
     /// FrameX-kit's Ray dashboard address: accepted, not used.
     pub dashboard_host: Unused,
     /// FrameX-kit's Ray dashboard port: accepted, not used.
@@ -87,6 +99,10 @@ impl Default for ServerConfig {
             max_connections: 25_000,
             pid_file: None,
             ready_without: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            h2c: false,
+            tls: None,
             dashboard_host: None,
             dashboard_port: None,
             use_ray: None,
@@ -104,7 +120,7 @@ impl ServerConfig {
         Duration::try_from_secs_f64(self.client_body_timeout).unwrap_or(Duration::from_secs(60))
     }
 
-    /// Checks `client_body_timeout` and `max_connections`.
+    /// Checks `client_body_timeout`, `max_connections` and the TLS keys.
     pub(super) fn validate_slow_client_limits(&self) -> Result<(), String> {
         const YEAR: f64 = 365.0 * 24.0 * 3600.0;
         if !(0.001..=YEAR).contains(&self.client_body_timeout) {
@@ -112,6 +128,14 @@ impl ServerConfig {
                 "server.client_body_timeout must be between 0.001 and {YEAR} seconds (got {})",
                 self.client_body_timeout
             ));
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err("server.tls_cert is set without server.tls_key".to_owned()),
+            (None, Some(_)) => return Err("server.tls_key is set without server.tls_cert".to_owned()),
+            (Some(_), Some(_)) if self.h2c => {
+                return Err("server.h2c is for plain listeners; with server.tls_cert HTTP/2 is negotiated by ALPN".to_owned())
+            }
+            _ => {}
         }
         if self.max_connections == 0 {
             return Err("server.max_connections must be at least 1".to_owned());

@@ -41,6 +41,7 @@ pub(super) fn check(config: &Config) -> Result<(), String> {
     }
     seconds("plugins.proxy.timeout", proxy.timeout)?;
     seconds("plugins.proxy.connect_timeout", proxy.connect_timeout)?;
+    seconds("plugins.proxy.websocket_idle_timeout", proxy.websocket_idle_timeout)?;
     if proxy.discovery_interval != 0.0 {
         seconds("plugins.proxy.discovery_interval", proxy.discovery_interval)
             .map_err(|e| format!("{e} (or 0 = never)"))?;
@@ -249,6 +250,23 @@ mod tests {
         assert!(err.contains("no keys"), "{err}");
         let err = refused("[plugins.proxy.auth]\nrules = { \"/x\" = [\"k\", \" \"] }");
         assert!(err.contains("plugins.proxy.auth.rules"), "{err}");
+    }
+
+    /// The protocol keys: a certificate without its key (or the reverse), h2c beside
+    /// TLS, an invalid WebSocket pattern and an absurd idle timeout are refused, each
+    /// naming its key.
+    #[test]
+    fn protocol_keys_are_checked() {
+        let err = refused("[server]\ntls_cert = \"c.pem\"");
+        assert!(err.contains("server.tls_cert is set without server.tls_key"), "{err}");
+        let err = refused("[server]\ntls_key = \"k.pem\"");
+        assert!(err.contains("server.tls_key is set without server.tls_cert"), "{err}");
+        let err = refused("[server]\nh2c = true\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"");
+        assert!(err.contains("server.h2c"), "{err}");
+        let err = refused("[plugins.proxy.proxy_urls.\"http://a\"]\nwebsocket = [\"ws/*\"]");
+        assert!(err.contains("proxy_urls.\"http://a\".websocket") && err.contains("ws/*"), "{err}");
+        let err = refused("[plugins.proxy]\nwebsocket_idle_timeout = 0");
+        assert!(err.contains("plugins.proxy.websocket_idle_timeout"), "{err}");
     }
 
     /// Attack 10: durations that cannot be represented (and panicked at `run`), and

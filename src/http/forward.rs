@@ -15,6 +15,7 @@ use framex_actors::upstream::wire::header as wire_header;
 use framex_actors::upstream::wire::{HeaderMap as WireHeaders, HeaderName as WireName, HeaderValue as WireValue};
 use framex_actors::upstream::{is_hop_by_hop, Body, ForwardRequest, UpstreamTarget, FULL_BODY_LIMIT};
 use framex_actors::{CallContext, Error};
+use futures::StreamExt as _;
 
 use super::body::{read_limited, response_stream};
 use crate::config::TrustedProxies;
@@ -44,13 +45,32 @@ pub async fn serve(
         .and_then(|v| v.parse::<usize>().ok());
     let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
     if length.is_some_and(|n| n > limit) {
+        if req.version() == actix_web::http::Version::HTTP_2 {
+            drain_h2(payload).await;
+        }
         return Err(Error::PayloadTooLarge { limit });
     }
+    let deadlines = &worker.shared.body_deadlines;
     let body = match length {
         Some(0) => Body::Empty,
+        // HTTP/2 frames a body without `Content-Length` or chunking: whether there is
+        // one shows only when its first DATA frame (or the end of the stream) comes.
+        None if req.version() == actix_web::http::Version::HTTP_2 => {
+            let mut payload = payload;
+            let first = tokio::time::timeout(deadlines.total, payload.next())
+                .await
+                .map_err(|_| deadlines.total_exceeded())?;
+            match first {
+                None => Body::Empty,
+                Some(first) => {
+                    let first = first.map_err(super::body::payload_error)?;
+                    Body::Stream(stream_request_body(payload, Some(first), limit, deadlines.rate_guard()))
+                }
+            }
+        }
         None if !chunked => Body::Empty,
-        Some(n) if n <= FULL_BODY_LIMIT => Body::Full(read_limited(payload, limit, &worker.shared.body_deadlines).await?),
-        _ => Body::Stream(stream_request_body(payload, limit, worker.shared.body_deadlines.rate_guard())),
+        Some(n) if n <= FULL_BODY_LIMIT => Body::Full(read_limited(payload, limit, deadlines).await?),
+        _ => Body::Stream(stream_request_body(payload, None, limit, deadlines.rate_guard())),
     };
     // The canonical path (what the rules were checked against) and the query as sent.
     let path_and_query = match req.uri().query() {
@@ -113,7 +133,7 @@ pub async fn serve(
 /// to the request (not hop-by-hop, not `Host`, not a key that was for us), then the
 /// forwarding headers (replaced, or extended from a trusted proxy). The request id
 /// and hop count are the transport's to set, for every call alike.
-fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: &TrustedProxies) -> WireHeaders {
+pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: &TrustedProxies) -> WireHeaders {
     let incoming = req.headers();
     let connection = incoming
         .get(header::CONNECTION)
@@ -140,10 +160,34 @@ fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: &TrustedPro
     out
 }
 
-/// Streams a request body upstream through the bridge, cutting it off past `limit`
-/// or when it arrives slower than `pace` allows.
+/// Most of a refused HTTP/2 body read and dropped before answering.
+const H2_DRAIN_LIMIT: usize = 256 * 1024;
+/// Longest wait for it.
+const H2_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads and drops a refused HTTP/2 request body (at most 256 KiB, for at most 1 s)
+/// before the early answer: a stream whose body has ended closes cleanly, while one
+/// still uploading is reset, and some clients (curl 7) report that reset as a failed
+/// transfer instead of the 413 they were sent. Only on this error path.
+async fn drain_h2(mut payload: web::Payload) {
+    let mut seen = 0usize;
+    let _ = tokio::time::timeout(H2_DRAIN_TIME, async {
+        while let Some(Ok(chunk)) = payload.next().await {
+            seen += chunk.len();
+            if seen > H2_DRAIN_LIMIT {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Streams a request body upstream through the bridge (`first`, a chunk already
+/// read, then the rest), cutting it off past `limit` or when it arrives slower than
+/// `pace` allows.
 fn stream_request_body(
     mut payload: web::Payload,
+    mut first: Option<bytes::Bytes>,
     limit: usize,
     mut pace: super::body_deadline::RateGuard,
 ) -> framex_actors::stream::ChunkStream {
@@ -151,7 +195,11 @@ fn stream_request_body(
     actix_web::rt::spawn(async move {
         let mut seen = 0usize;
         loop {
-            match pace.next_chunk(&mut payload).await {
+            let next = match first.take() {
+                Some(chunk) => Ok(Some(chunk)),
+                None => pace.next_chunk(&mut payload).await,
+            };
+            match next {
                 Ok(Some(bytes)) => {
                     seen += bytes.len();
                     if seen > limit {

@@ -3,8 +3,8 @@
 //!
 //! From a client they are claims anyone can forge (a spoofed client address, a
 //! pretended `https`), so unless the peer is one of `server.trusted_proxies` they are
-//! dropped and replaced by what we saw: the peer's address, `http` (we serve plain
-//! HTTP) and the `Host` header. From a trusted proxy they are kept, every
+//! dropped and replaced by what we saw: the peer's address, the listener's scheme
+//! (`https` when `server.tls_cert` is set, else `http`) and the `Host` header. From a trusted proxy they are kept, every
 //! `X-Forwarded-For` line in order, joined into one and extended with the peer.
 
 use std::io::Write as _;
@@ -98,7 +98,7 @@ pub fn append(out: &mut WireHeaders, req: &HttpRequest, trusted: &TrustedProxies
         };
         kept(header::FORWARDED, FORWARDED, out);
         if !kept(header::X_FORWARDED_PROTO, X_FORWARDED_PROTO, out) {
-            out.insert(X_FORWARDED_PROTO, WireValue::from_static("http"));
+            out.insert(X_FORWARDED_PROTO, scheme(req));
         }
         if !kept(header::X_FORWARDED_HOST, X_FORWARDED_HOST, out) {
             insert_host(out, req);
@@ -115,9 +115,19 @@ pub fn append(out: &mut WireHeaders, req: &HttpRequest, trusted: &TrustedProxies
         out.insert(X_FORWARDED_FOR, ip.clone());
         out.insert(X_REAL_IP, ip);
     }
-    // We serve plain HTTP; a TLS terminator in front is a trusted proxy and says so.
-    out.insert(X_FORWARDED_PROTO, WireValue::from_static("http"));
+    // What this listener speaks; a TLS terminator in front is a trusted proxy and
+    // says so itself.
+    out.insert(X_FORWARDED_PROTO, scheme(req));
     insert_host(out, req);
+}
+
+/// `https` on a TLS listener (`server.tls_cert`), else `http`.
+fn scheme(req: &HttpRequest) -> WireValue {
+    if req.app_config().secure() {
+        WireValue::from_static("https")
+    } else {
+        WireValue::from_static("http")
+    }
 }
 
 /// `X-Forwarded-Host`: the `Host` the client asked for.

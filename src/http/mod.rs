@@ -17,6 +17,7 @@ mod local;
 pub mod path;
 mod proxy_function;
 mod unread_body;
+mod websocket;
 
 use std::sync::Arc;
 
@@ -60,6 +61,9 @@ pub struct Shared {
     pub proxy: Option<crate::proxy::Proxy>,
     /// Whether `/ready` says yes (see [`Readiness`]).
     pub readiness: Readiness,
+    /// Becomes `true` when open WebSocket tunnels are to be closed (1001) because the
+    /// server is stopping.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What `/ready` answers: ready once every upstream URL has been discovered at least
@@ -230,6 +234,10 @@ async fn serve(
         Auth::Passed => true,
         Auth::Refused(response) => return *response,
     };
+
+    if websocket::is_upgrade(&req) {
+        return websocket::serve(&worker, &req, path, payload, consumed_auth, ctx).await;
+    }
 
     if path == framex_actors::upstream::proxy_function::PATH && req.method() == actix_web::http::Method::POST {
         return proxy_function::serve(&worker, payload, ctx).await;

@@ -25,6 +25,7 @@ mod merge;
 mod report;
 mod tasks;
 mod upstream;
+mod websocket;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +39,7 @@ use crate::config::{AuthRules, Config, PathFilter};
 
 pub use report::{PoolReport, ProxyReport, UpstreamReport};
 pub use upstream::{DiscoverError, Upstream};
+pub use websocket::{WebSocketRoutes, WebSocketTarget};
 
 /// One endpoint of a pool: an upstream (index into the upstreams) and, when its host
 /// is a name, one of its addresses.
@@ -73,6 +75,8 @@ struct Inner {
     /// is logged once; publications are serialized by this lock.
     conflicts: tokio::sync::Mutex<BTreeSet<(usize, ApiKey)>>,
     stopped: AtomicBool,
+    /// The `websocket` patterns and their pools.
+    websockets: WebSocketRoutes,
 }
 
 /// The running proxy: its upstreams, their pools and background tasks.
@@ -162,12 +166,7 @@ impl Proxy {
                 })
             })
             .collect();
-        Proxy {
-            inner: Arc::new(Inner {
-                engine: engine.clone(),
-                upstreams,
-                functions,
-                template: PoolConfig {
+        let template = PoolConfig {
                     endpoints: Vec::new(),
                     addresses: Vec::new(),
                     timeout: proxy.timeout(),
@@ -177,7 +176,15 @@ impl Proxy {
                     max_in_flight: proxy.max_in_flight,
                     retries: proxy.retries,
                     tls,
-                },
+                };
+        let websockets = WebSocketRoutes::new(&upstreams, &template, proxy.websocket_idle_timeout(), proxy.auth.rules.clone());
+        Proxy {
+            inner: Arc::new(Inner {
+                engine: engine.clone(),
+                upstreams,
+                functions,
+                template,
+                websockets,
                 auth: proxy.auth.rules.clone(),
                 resolver: dns::Resolver::new(&proxy.dns_servers()),
                 pools: Mutex::new(HashMap::new()),
@@ -185,6 +192,11 @@ impl Proxy {
                 stopped: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// The WebSocket routes (`websocket` patterns of `proxy_urls`).
+    pub fn websockets(&self) -> &WebSocketRoutes {
+        &self.inner.websockets
     }
 
     /// The configured upstreams.

@@ -182,12 +182,14 @@ impl Framex {
             None
         };
 
+        let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let readiness = Readiness::default();
         let state = Arc::new(ArcSwap::from_pointee(shared_state(
             &engine,
             &config,
             proxy.clone(),
             &readiness,
+            &closing_rx,
         )));
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: "listener".to_owned(),
@@ -227,19 +229,28 @@ impl Framex {
             .workers(workers)
             .max_connections(open_files::per_worker(config.server.max_connections, workers));
         warn_if_over_open_files(config.server.max_connections);
-        let server = server
-            .listen(listener)
-            .map_err(|source| StartError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?
-            .run();
+        let scheme = if config.server.tls.is_some() { "https" } else { "http" };
+        let server = match (&config.server.tls, config.server.h2c) {
+            // ALPN offers h2, then http/1.1 (actix-web adds both).
+            (Some(tls), _) => server.listen_rustls_0_23(listener, (**tls).clone()),
+            // A client that opens with the HTTP/2 preface gets HTTP/2, others HTTP/1.1.
+            (None, true) => server.listen_auto_h2c(listener),
+            (None, false) => server.listen(listener),
+        }
+        .map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?
+        .run();
         let handle = server.handle();
         let task = actix_rt::spawn(server);
-        log::info!("serving on http://{addr} ({} routes)", engine.table().len());
+        log::info!("serving on {scheme}://{addr} ({} routes)", engine.table().len());
         Ok(Running {
             engine,
             addr,
+            scheme,
+            closing,
+            shutdown_timeout: std::time::Duration::from_secs(config.server.shutdown_timeout),
             handle,
             task,
             state,
@@ -276,8 +287,15 @@ fn check_required(
 }
 
 /// The state every request reads, made from one configuration.
-fn shared_state(engine: &Engine, config: &Config, proxy: Option<Proxy>, readiness: &Readiness) -> Shared {
+fn shared_state(
+    engine: &Engine,
+    config: &Config,
+    proxy: Option<Proxy>,
+    readiness: &Readiness,
+    closing: &tokio::sync::watch::Receiver<bool>,
+) -> Shared {
     Shared {
+        closing: closing.clone(),
         engine: engine.clone(),
         auth: config.auth.rules.clone(),
         max_hops: config.plugins.proxy.max_hops,
@@ -304,6 +322,10 @@ fn shared_state(engine: &Engine, config: &Config, proxy: Option<Proxy>, readines
 pub struct Running {
     engine: Engine,
     addr: SocketAddr,
+    scheme: &'static str,
+    /// Tells open WebSocket tunnels to close (1001).
+    closing: tokio::sync::watch::Sender<bool>,
+    shutdown_timeout: std::time::Duration,
     handle: actix_web::dev::ServerHandle,
     task: actix_rt::task::JoinHandle<std::io::Result<()>>,
     /// What every request reads; a reload stores a new one.
@@ -326,9 +348,9 @@ impl Running {
         self.addr
     }
 
-    /// `http://<addr><path>`.
+    /// `http://<addr><path>`, or `https://` on a TLS listener.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     /// The engine, to register plugins or routes at run time.
@@ -352,6 +374,7 @@ impl Running {
         if let Some(proxy) = self.proxy() {
             proxy.stop();
         }
+        let _ = self.closing.send(true);
         self.handle.stop(graceful).await;
         let _ = self.task.await;
     }

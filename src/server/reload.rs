@@ -59,7 +59,7 @@ impl Running {
             }
             None => None,
         };
-        let state = shared_state(&self.engine, &new, proxy.clone(), &self.readiness);
+        let state = shared_state(&self.engine, &new, proxy.clone(), &self.readiness, &self.closing.subscribe());
         self.state.store(Arc::new(state));
         *live = Live { config: new, proxy };
         for key in &restart_needed {

@@ -21,6 +21,13 @@ impl Running {
         wait_for_stop(&self, &load).await;
         self.start_draining();
         log::info!("shutting down: draining in-flight requests");
+        // WebSocket tunnels live through the drain period, less a second in which they
+        // close with 1001 (going away) before the server cuts what is left.
+        let (closing, drain) = (self.closing.clone(), self.shutdown_timeout);
+        actix_rt::spawn(async move {
+            actix_rt::time::sleep(drain.saturating_sub(std::time::Duration::from_secs(1))).await;
+            let _ = closing.send(true);
+        });
         let proxy = self.proxy();
         self.handle.stop(true).await;
         let result = self.task.await.unwrap_or(Ok(()));

@@ -14,6 +14,7 @@ mod openapi_doc;
 mod operations;
 mod pools;
 mod proxy_functions;
+mod protocols;
 mod proxy;
 mod rolling;
 mod security;

@@ -12,7 +12,7 @@ import hashlib
 import os
 
 import uvicorn
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile, WebSocket
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
@@ -192,6 +192,30 @@ async def counter() -> dict:
 @app.get("/api/v1/headers")
 async def headers(request: Request) -> dict:
     return {"headers": {k.lower(): v for k, v in request.headers.items()}, "client": request.client.host}
+
+
+@app.websocket("/ws/echo")
+@app.websocket("/ws/private/echo")
+async def ws_echo(websocket: WebSocket):
+    """Echoes text and binary messages. Picks the subprotocol `chat.v2` when offered.
+    `close:<code>` closes with that code; `die` ends the whole process at once (an
+    upstream that dies mid-connection)."""
+    offered = websocket.scope.get("subprotocols", [])
+    await websocket.accept(subprotocol="chat.v2" if "chat.v2" in offered else None)
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is not None:
+            if text.startswith("close:"):
+                await websocket.close(code=int(text[len("close:"):]))
+                return
+            if text == "die":
+                os._exit(3)
+            await websocket.send_text(text)
+        elif message.get("bytes") is not None:
+            await websocket.send_bytes(message["bytes"])
 
 
 if __name__ == "__main__":

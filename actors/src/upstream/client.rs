@@ -109,7 +109,7 @@ pub(super) struct Endpoint {
 impl Endpoint {
     /// Parses a base URL, `http://` or `https://`; `resolved`, when given, is where to
     /// connect instead of the URL's host (which stays the `Host` and the TLS name).
-    fn parse(url: &str, resolved: Option<std::net::SocketAddr>) -> Result<Endpoint, String> {
+    pub(super) fn parse(url: &str, resolved: Option<std::net::SocketAddr>) -> Result<Endpoint, String> {
         let (rest, secure) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
             (Some(rest), _) => (rest, false),
             (_, Some(rest)) => (rest, true),
@@ -253,7 +253,7 @@ impl Client {
         let endpoint = self
             .endpoint(index)
             .map_err(|e| SendError::Connect(ConnectFailure::Url(e)))?;
-        let sender = connect(endpoint, &self.tls, self.connect_timeout)
+        let sender = connect(endpoint, &self.tls, self.connect_timeout, false)
             .await
             .map_err(SendError::Connect)?;
         Ok((sender, false))
@@ -268,11 +268,13 @@ impl Client {
 }
 
 /// Opens a connection to `endpoint` (TLS for `https://`) within `timeout` and starts
-/// its task on the current arbiter.
-async fn connect(
+/// its task on the current arbiter; with `upgrades`, a `101` reply hands the
+/// connection over (`hyper::upgrade::on`) rather than closing it.
+pub(super) async fn connect(
     endpoint: &Endpoint,
     tls: &Arc<ClientConfig>,
     timeout: Duration,
+    upgrades: bool,
 ) -> Result<SendRequest<OutBody>, ConnectFailure> {
     let opening = async {
         let stream = tokio::net::TcpStream::connect(&endpoint.address)
@@ -280,13 +282,13 @@ async fn connect(
             .map_err(|e| ConnectFailure::Tcp(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         match &endpoint.tls {
-            None => handshake(TokioIo::new(stream)).await,
+            None => handshake(TokioIo::new(stream), upgrades).await,
             Some(name) => {
                 let stream = tokio_rustls::TlsConnector::from(tls.clone())
                     .connect(name.clone(), stream)
                     .await
                     .map_err(|e| ConnectFailure::Tls(e.to_string()))?;
-                handshake(TokioIo::new(stream)).await
+                handshake(TokioIo::new(stream), upgrades).await
             }
         }
     };
@@ -299,16 +301,21 @@ async fn connect(
 }
 
 /// The HTTP/1.1 handshake on an open stream; the connection's task runs locally.
-async fn handshake<T>(io: T) -> Result<SendRequest<OutBody>, ConnectFailure>
+async fn handshake<T>(io: T, upgrades: bool) -> Result<SendRequest<OutBody>, ConnectFailure>
 where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let (sender, connection) = http1::Builder::new()
         .handshake(io)
         .await
         .map_err(|e| ConnectFailure::Http(e.to_string()))?;
     actix_rt::spawn(async move {
-        if let Err(e) = connection.await {
+        let ended = if upgrades {
+            connection.with_upgrades().await
+        } else {
+            connection.await
+        };
+        if let Err(e) = ended {
             log::debug!("upstream connection ended: {}", crate::Escaped(&e));
         }
     });
@@ -334,7 +341,7 @@ pub async fn fetch(
 ) -> Result<(StatusCode, Bytes), String> {
     let endpoint = Endpoint::parse(base_url, resolved)?;
     let exchange = async {
-        let mut sender = connect(&endpoint, tls, timeout).await.map_err(|e| e.to_string())?;
+        let mut sender = connect(&endpoint, tls, timeout, false).await.map_err(|e| e.to_string())?;
         let mut request = Request::get(format!("{}{path}", endpoint.prefix))
             .body(OutBody::Empty)
             .map_err(|e| format!("bad request: {e}"))?;

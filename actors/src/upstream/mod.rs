@@ -13,6 +13,7 @@
 //! - `proxy_function`: FrameX's encoding of proxy-function calls;
 //! - `exchange`: one request's attempts: endpoint choice, failures classified once,
 //!   retries and deadlines; `relay`: the reply's body, whole or streamed;
+//! - `tunnel`: upgraded (WebSocket) connections to a pool's endpoint;
 //! - `replica`: a pool's replica on one arbiter ([`PoolReplica`]) and the arbiter's
 //!   map of them ([`PoolReplicas`]);
 //! - this module: the pool's shared state ([`PoolShared`], [`PoolId`]) and the request
@@ -29,6 +30,7 @@ mod reply;
 mod request;
 pub mod selection;
 pub mod tls;
+pub mod tunnel;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -1,0 +1,189 @@
+//! Upgraded connections (WebSocket) to an endpoint of a pool: the upgrade request is
+//! sent on a connection of its own (an upgraded connection is never reused), and a
+//! `101` hands back the raw byte stream, which the caller relays both ways.
+//!
+//! The endpoint is picked as for any request of the pool (health, in-flight limit,
+//! balance); failing to connect or to get an answer counts against its health, as it
+//! does for other requests. An answer other than `101` (the upstream refusing the
+//! upgrade: 403, 404…) is returned whole, for the caller to relay.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+
+use super::client::{connect, read_to_end, Endpoint, OutBody};
+use super::{selection, PoolShared, HOPS_HEADER, REQUEST_ID_HEADER};
+use crate::call::CallContext;
+use crate::error::{ConnectFailure, Error};
+
+/// Largest body of a refused upgrade read and relayed.
+const REFUSAL_BODY_LIMIT: usize = 64 * 1024;
+
+/// The raw bytes of an upgraded connection (tokio's `AsyncRead` + `AsyncWrite`).
+pub type TunnelIo = TokioIo<hyper::upgrade::Upgraded>;
+
+/// An upgrade request: `GET` of `path_and_query` with the client's end-to-end headers
+/// (the `Upgrade` and `Connection: upgrade` headers included).
+#[derive(Debug)]
+pub struct TunnelRequest {
+    /// Path and query, as matched.
+    pub path_and_query: String,
+    /// Headers to send (`Host`, the request id and hop count are set here).
+    pub headers: HeaderMap,
+    /// The call context (request id, hops).
+    pub ctx: CallContext,
+}
+
+/// What the endpoint answered to an upgrade request.
+pub enum Tunnel {
+    /// `101 Switching Protocols`: its headers, and the connection, now raw bytes.
+    Open {
+        /// The `101`'s headers (`Upgrade`, `Sec-WebSocket-Accept`, subprotocol,
+        /// extensions…).
+        headers: HeaderMap,
+        /// The connection.
+        io: TunnelIo,
+        /// Holds the endpoint's in-flight count while the tunnel lives.
+        guard: TunnelGuard,
+    },
+    /// Any other answer, with its body (at most 64 KiB).
+    Refused {
+        /// Its status.
+        status: StatusCode,
+        /// Its headers.
+        headers: HeaderMap,
+        /// Its body.
+        body: Bytes,
+    },
+}
+
+impl std::fmt::Debug for Tunnel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tunnel::Open { .. } => f.write_str("Tunnel::Open"),
+            Tunnel::Refused { status, .. } => write!(f, "Tunnel::Refused({status})"),
+        }
+    }
+}
+
+/// An open tunnel counted as one request in flight on its endpoint (so
+/// `least_inflight` and `max_in_flight` see long-lived WebSockets).
+#[derive(Debug)]
+pub struct TunnelGuard {
+    pool: Arc<PoolShared>,
+    index: usize,
+}
+
+impl Drop for TunnelGuard {
+    fn drop(&mut self) {
+        self.pool.stats[self.index]
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Sends the upgrade `request` to an endpoint of `pool` and waits (within the pool's
+/// `timeout`) for its answer.
+///
+/// # Errors
+/// No endpoint available (503), none reachable (502), no answer in time (504), or a
+/// broken answer (502).
+pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunnel, Error> {
+    let config = pool.config();
+    let stats = pool.stats();
+    let index = selection::pick(config.balance, &pool.next, stats, config.max_in_flight, &[])
+        .ok_or_else(|| Error::Overloaded {
+            upstream: pool.name().to_owned(),
+            retry_after: 1,
+        })?;
+    let url = &config.endpoints[index];
+    stats[index].in_flight.fetch_add(1, Ordering::Relaxed);
+    stats[index].requests.fetch_add(1, Ordering::Relaxed);
+    let guard = TunnelGuard {
+        pool: pool.clone(),
+        index,
+    };
+    let fail = |error: Error| {
+        stats[index].failures.fetch_add(1, Ordering::Relaxed);
+        stats[index].health.record_failure();
+        error
+    };
+    let endpoint = Endpoint::parse(url, config.address(index)).map_err(|reason| Error::UpstreamConnect {
+        upstream: url.clone(),
+        cause: ConnectFailure::Url(reason),
+    })?;
+    let upgrade = async {
+        let mut sender = connect(&endpoint, &config.tls, config.connect_timeout, true)
+            .await
+            .map_err(|cause| Error::UpstreamConnect {
+                upstream: url.clone(),
+                cause,
+            })?;
+        let mut upstream_request =
+            Request::get(format!("{}{}", endpoint.prefix, request.path_and_query))
+                .body(OutBody::Empty)
+                .map_err(|e| Error::UpstreamConnect {
+                    upstream: url.clone(),
+                    cause: ConnectFailure::Url(format!("bad request: {e}")),
+                })?;
+        let out = upstream_request.headers_mut();
+        *out = request.headers;
+        out.insert(header::HOST, endpoint.host.clone());
+        out.insert(
+            HeaderName::from_static(HOPS_HEADER),
+            HeaderValue::from(request.ctx.hops + 1),
+        );
+        if let Ok(id) = HeaderValue::from_str(&request.ctx.request_id) {
+            out.insert(HeaderName::from_static(REQUEST_ID_HEADER), id);
+        }
+        sender
+            .send_request(upstream_request)
+            .await
+            .map_err(|e| Error::UpstreamReply {
+                upstream: url.clone(),
+                reason: e.to_string(),
+            })
+    };
+    let response = match tokio::time::timeout(config.timeout, upgrade).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => return Err(fail(e)),
+        Err(_) => {
+            return Err(fail(Error::UpstreamTimeout {
+                upstream: url.clone(),
+                seconds: config.timeout.as_secs_f64(),
+            }))
+        }
+    };
+    stats[index].health.record_success();
+    let status = response.status();
+    if status != StatusCode::SWITCHING_PROTOCOLS {
+        let headers = response.headers().clone();
+        let body = read_to_end(&mut response.into_body(), REFUSAL_BODY_LIMIT)
+            .await
+            .map_err(|reason| Error::UpstreamReply {
+                upstream: url.clone(),
+                reason,
+            })?;
+        return Ok(Tunnel::Refused {
+            status,
+            headers,
+            body,
+        });
+    }
+    let headers = response.headers().clone();
+    let upgraded = hyper::upgrade::on(response)
+        .await
+        .map_err(|e| Error::UpstreamReply {
+            upstream: url.clone(),
+            reason: format!("upgrade failed: {e}"),
+        })?;
+    Ok(Tunnel::Open {
+        headers,
+        io: TokioIo::new(upgraded),
+        guard,
+    })
+}

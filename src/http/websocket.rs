@@ -1,0 +1,371 @@
+//! WebSockets tunnelled to upstreams.
+//!
+//! An HTTP/1.1 upgrade request (`Connection: upgrade`, `Upgrade: websocket`) whose
+//! canonical path a `websocket` pattern of `proxy_urls` covers goes to that pool on a
+//! connection of its own, after the same checks as any request (canonical path, hop
+//! limit, `[auth] rules`). The upstream's answer comes back as it is: its `101` with
+//! its headers (`Sec-WebSocket-Accept`, the subprotocol and extensions it chose), or
+//! its refusal. After a `101` the bytes flow both ways unbuffered (each read is
+//! written on at once) and unchanged, so frames, extensions and close codes pass
+//! through as the two ends wrote them, until either side closes or nothing moves
+//! for `plugins.proxy.websocket_idle_timeout`.
+//!
+//! The one thing read off the bytes is where the upstream's frames begin (a small
+//! hand-written parser of frame headers: no crate tracks frame boundaries without
+//! decoding the messages): when the upstream's connection ends without a Close
+//! frame, at a frame boundary, the client gets a Close frame with code 1014 (bad
+//! gateway); on the idle timeout, and when the server stops (one second before the
+//! end of the drain period), one with 1001 (going away); mid-frame the connection is
+//! simply closed.
+//!
+//! An upgrade to a path no pattern covers is answered 404. Local plugins cannot
+//! offer WebSocket handlers yet, and WebSockets over HTTP/2 (RFC 8441) are not
+//! offered.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::{Bytes, BytesMut};
+use framex_actors::upstream::tunnel::{self, Tunnel, TunnelGuard, TunnelIo, TunnelRequest};
+use framex_actors::upstream::wire::{HeaderName as WireName, HeaderValue as WireValue};
+use framex_actors::CallContext;
+use futures::StreamExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, ReadHalf, WriteHalf};
+use tokio::time::Instant;
+
+use super::{envelope, error, forward, Worker};
+
+/// Close code sent when the upstream's connection ends without a Close frame.
+const CLOSE_UPSTREAM_GONE: u16 = 1014;
+/// Close code sent when the tunnel was idle too long, or the server is stopping.
+const CLOSE_GOING_AWAY: u16 = 1001;
+/// How much of the upstream's bytes one read takes at most.
+const READ_SIZE: usize = 64 * 1024;
+
+/// Whether `req` asks to become a WebSocket (an HTTP/1.1 upgrade to `websocket`).
+pub fn is_upgrade(req: &HttpRequest) -> bool {
+    req.head().upgrade()
+        && req
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+            })
+}
+
+/// Tunnels the upgrade request `req` (canonical path `path`) to the pool its path
+/// names, or answers 404.
+pub async fn serve(
+    worker: &Worker,
+    req: &HttpRequest,
+    path: &str,
+    payload: web::Payload,
+    consumed_auth: bool,
+    ctx: CallContext,
+) -> HttpResponse {
+    let Some(proxy) = &worker.shared.proxy else {
+        return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
+    };
+    let routes = proxy.websockets();
+    let Some(target) = routes.target(path) else {
+        return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
+    };
+    let mut headers = forward::upstream_headers(req, consumed_auth, &worker.shared.trusted_proxies);
+    headers.insert(
+        WireName::from_static("connection"),
+        WireValue::from_static("upgrade"),
+    );
+    if let Some(upgrade) = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| WireValue::from_bytes(v.as_bytes()).ok())
+    {
+        headers.insert(WireName::from_static("upgrade"), upgrade);
+    }
+    if let Some(key) = target.key.and_then(|k| WireValue::from_str(k).ok()) {
+        headers.insert(WireName::from_static("authorization"), key);
+    }
+    let path_and_query = match req.uri().query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    let request_id = ctx.request_id.clone();
+    let request = TunnelRequest {
+        path_and_query,
+        headers,
+        ctx,
+    };
+    match tunnel::open(target.pool, request).await {
+        Err(e) => error::respond(&e, &request_id),
+        Ok(Tunnel::Refused {
+            status,
+            headers,
+            body,
+        }) => {
+            let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let mut builder = HttpResponse::build(status);
+            for (name, value) in headers.iter() {
+                if !framex_actors::upstream::is_hop_by_hop(name.as_str(), None)
+                    && name != "content-length"
+                {
+                    builder.append_header((name.as_str(), value.as_bytes()));
+                }
+            }
+            builder.body(body)
+        }
+        Ok(Tunnel::Open { headers, io, guard }) => {
+            let mut builder = HttpResponse::build(StatusCode::SWITCHING_PROTOCOLS);
+            for (name, value) in headers.iter() {
+                // actix-http writes `Connection: upgrade` itself for a response with
+                // an `Upgrade` header.
+                if !matches!(
+                    name.as_str(),
+                    "connection" | "content-length" | "transfer-encoding" | "keep-alive"
+                ) {
+                    builder.append_header((name.as_str(), value.as_bytes()));
+                }
+            }
+            let closing = worker.shared.closing.clone();
+            builder.streaming(relay(io, payload, guard, routes.idle_timeout, closing))
+        }
+    }
+}
+
+/// Starts the client→upstream pump and returns the upstream→client stream.
+fn relay(
+    io: TunnelIo,
+    payload: web::Payload,
+    guard: TunnelGuard,
+    idle: Duration,
+    closing: tokio::sync::watch::Receiver<bool>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    let (read, write) = tokio::io::split(io);
+    let last = Rc::new(Cell::new(Instant::now()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    actix_web::rt::spawn(pump(payload, write, last.clone(), stopped));
+    let state = Down {
+        read,
+        buf: BytesMut::new(),
+        last,
+        idle,
+        frames: Frames::default(),
+        done: false,
+        closing,
+        _stop: stop,
+        _guard: guard,
+    };
+    futures::stream::unfold(state, Down::next)
+}
+
+/// Client → upstream: every chunk of the client's bytes is written on at once; the
+/// client's end (or the other direction ending, `stopped`) closes the upstream's
+/// write side.
+async fn pump(
+    mut payload: web::Payload,
+    mut write: WriteHalf<TunnelIo>,
+    last: Rc<Cell<Instant>>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            chunk = payload.next() => match chunk {
+                Some(Ok(bytes)) => {
+                    last.set(Instant::now());
+                    if write.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                _ => break,
+            },
+            _ = &mut stopped => break,
+        }
+    }
+    let _ = write.shutdown().await;
+}
+
+/// Upstream → client, as the response body.
+struct Down {
+    read: ReadHalf<TunnelIo>,
+    /// Where reads land.
+    buf: BytesMut,
+    /// When a byte last moved either way.
+    last: Rc<Cell<Instant>>,
+    idle: Duration,
+    frames: Frames,
+    done: bool,
+    /// `true` once the server stops: the tunnel closes with 1001.
+    closing: tokio::sync::watch::Receiver<bool>,
+    /// Dropped with the stream (the tunnel ended or the client went): stops the pump.
+    _stop: tokio::sync::oneshot::Sender<()>,
+    /// The endpoint's in-flight count, held while the tunnel lives.
+    _guard: TunnelGuard,
+}
+
+impl Down {
+    async fn next(mut self) -> Option<(Result<Bytes, std::io::Error>, Self)> {
+        if self.done {
+            return None;
+        }
+        // One allocation serves many small reads: each read's bytes are split off.
+        if self.buf.capacity() < READ_SIZE / 16 {
+            self.buf.reserve(READ_SIZE);
+        }
+        loop {
+            let deadline = self.last.get() + self.idle;
+            // `read_buf` is cancel-safe: bytes are in `buf` or still in the socket.
+            let read = tokio::select! {
+                read = tokio::time::timeout_at(deadline, self.read.read_buf(&mut self.buf)) => Some(read),
+                // (Should the server be gone without saying so, tunnels live on.)
+                _ = async {
+                    if self.closing.wait_for(|closing| *closing).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                } => None,
+            };
+            let Some(read) = read else {
+                return self.close(CLOSE_GOING_AWAY, "server shutting down");
+            };
+            match read {
+                Err(_) if self.last.get() + self.idle > Instant::now() => continue,
+                Err(_) => return self.close(CLOSE_GOING_AWAY, "idle timeout"),
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    return self.close(CLOSE_UPSTREAM_GONE, "upstream connection lost")
+                }
+                Ok(Ok(_)) => {
+                    self.last.set(Instant::now());
+                    let bytes = self.buf.split().freeze();
+                    self.frames.feed(&bytes);
+                    return Some((Ok(bytes), self));
+                }
+            }
+        }
+    }
+
+    /// Ends the stream, with a Close frame of `code` first when the upstream has not
+    /// sent one and its last frame is complete.
+    fn close(mut self, code: u16, reason: &str) -> Option<(Result<Bytes, std::io::Error>, Self)> {
+        if self.frames.close_seen || !self.frames.at_boundary() {
+            return None;
+        }
+        self.done = true;
+        Some((Ok(close_frame(code, reason)), self))
+    }
+}
+
+/// A server-to-client Close frame (unmasked) with `code` and `reason` (≤ 123 bytes).
+fn close_frame(code: u16, reason: &str) -> Bytes {
+    let reason = &reason.as_bytes()[..reason.len().min(123)];
+    let mut frame = Vec::with_capacity(4 + reason.len());
+    frame.push(0x88);
+    frame.push((2 + reason.len()) as u8);
+    frame.extend_from_slice(&code.to_be_bytes());
+    frame.extend_from_slice(reason);
+    Bytes::from(frame)
+}
+
+/// Where the frames of a byte stream begin (RFC 6455 §5.2 headers only), and whether
+/// a Close frame went by.
+#[derive(Debug)]
+struct Frames {
+    /// The header being read.
+    header: [u8; 14],
+    /// Bytes of it read so far.
+    have: usize,
+    /// Its full length, once its first two bytes are known.
+    need: usize,
+    /// Payload bytes of the current frame still to come.
+    remaining: u64,
+    /// Whether a Close frame's header went by.
+    close_seen: bool,
+}
+
+impl Default for Frames {
+    fn default() -> Self {
+        Frames {
+            header: [0; 14],
+            have: 0,
+            need: 2,
+            remaining: 0,
+            close_seen: false,
+        }
+    }
+}
+
+impl Frames {
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.remaining > 0 {
+                let take = self.remaining.min(bytes.len() as u64);
+                self.remaining -= take;
+                bytes = &bytes[take as usize..];
+                continue;
+            }
+            self.header[self.have] = bytes[0];
+            self.have += 1;
+            bytes = &bytes[1..];
+            if self.have == 2 {
+                let extended = match self.header[1] & 0x7f {
+                    126 => 2,
+                    127 => 8,
+                    _ => 0,
+                };
+                let mask = if self.header[1] & 0x80 != 0 { 4 } else { 0 };
+                self.need = 2 + extended + mask;
+            }
+            if self.have >= 2 && self.have == self.need {
+                let length = match self.header[1] & 0x7f {
+                    126 => u64::from(u16::from_be_bytes([self.header[2], self.header[3]])),
+                    127 => u64::from_be_bytes(self.header[2..10].try_into().unwrap_or([0xff; 8])),
+                    n => u64::from(n),
+                };
+                if self.header[0] & 0x0f == 0x8 {
+                    self.close_seen = true;
+                }
+                self.remaining = length;
+                self.have = 0;
+                self.need = 2;
+            }
+        }
+    }
+
+    fn at_boundary(&self) -> bool {
+        self.remaining == 0 && self.have == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frame boundaries are found across reads of any split, for the three length
+    /// forms, and a Close frame is noticed.
+    #[test]
+    fn frames_are_tracked_across_any_split() {
+        let mut stream = Vec::new();
+        stream.extend_from_slice(&[0x81, 3, b'a', b'b', b'c']);
+        stream.extend_from_slice(&[0x82, 126, 0x01, 0x00]);
+        stream.extend(std::iter::repeat_n(7u8, 256));
+        stream.extend_from_slice(&[0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+        stream.extend(std::iter::repeat_n(9u8, 65536));
+        let close = close_frame(1000, "bye");
+        for split in [1, 2, 3, 7, 100, 70_000] {
+            let mut frames = Frames::default();
+            for chunk in stream.chunks(split) {
+                frames.feed(chunk);
+            }
+            assert!(frames.at_boundary() && !frames.close_seen, "split {split}");
+            frames.feed(&close[..1]);
+            assert!(!frames.at_boundary(), "split {split}");
+            frames.feed(&close[1..]);
+            assert!(frames.at_boundary() && frames.close_seen, "split {split}");
+        }
+        let mut frames = Frames::default();
+        frames.feed(&[0x81, 5, b'a']);
+        assert!(!frames.at_boundary());
+    }
+}

@@ -1,0 +1,183 @@
+//! WebSockets through framex-rs to a FastAPI upstream, with Python's `websockets`
+//! client: messages both ways, a 1 MB message, subprotocol, close codes, an upstream
+//! that dies, paths not listed, `[auth]` on the upgrade.
+
+use serde_json::{json, Value};
+
+use crate::common::python::{legacy_app, python, repo};
+use crate::common::{config, start};
+
+/// framex-rs proxying `/ws/*` of `legacy` as WebSockets, `/ws/private/*` behind a key.
+fn ws_config(legacy: &str) -> framex::config::Config {
+    config(&format!(
+        r#"
+load_builtin_plugins = ["proxy"]
+[auth]
+rules = {{ "/ws/private/*" = ["let-me-in"] }}
+[plugins.proxy]
+discovery_interval = 0
+[plugins.proxy.proxy_urls."{legacy}"]
+websocket = ["/ws/*"]
+"#
+    ))
+}
+
+/// Runs `tests/python/ws_client.py` with `args` and returns what it printed.
+async fn ws_client(args: &[&str]) -> Value {
+    let mut command = std::process::Command::new(python());
+    command
+        .arg(repo().join("tests/python/ws_client.py"))
+        .args(args);
+    let out = actix_rt::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "ws_client {args:?} printed no JSON ({e}): {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Text and binary messages both ways, a 1 MB message, the subprotocol the upstream
+/// chose, and its close code 4001 reach the client through the tunnel; the same
+/// client gets the same directly from the upstream.
+#[actix_rt::test]
+async fn websocket_messages_subprotocol_and_close_code_pass_through() {
+    let legacy = legacy_app().await;
+    let server = start(ws_config(&legacy.url), vec![]).await;
+    let through = server.url("/ws/echo").replace("http://", "ws://");
+    let direct = format!("{}/ws/echo", legacy.url.replace("http://", "ws://"));
+    let expected = json!({
+        "status": 101, "subprotocol": "chat.v2", "text": "hello", "binary_ok": true,
+        "big_ok": true, "big_len": 1_000_000, "close_code": 4001, "close_reason": "",
+    });
+    assert_eq!(ws_client(&["echo", &direct]).await, expected, "directly");
+    assert_eq!(
+        ws_client(&["echo", &through]).await,
+        expected,
+        "through framex-rs"
+    );
+    server.stop(true).await;
+}
+
+/// An upstream process that dies mid-connection: the client's connection is closed
+/// with code 1014 (bad gateway) rather than left open.
+#[actix_rt::test]
+async fn upstream_dying_closes_the_client_with_1014() {
+    let legacy = legacy_app().await;
+    let server = start(ws_config(&legacy.url), vec![]).await;
+    let url = server.url("/ws/echo").replace("http://", "ws://");
+    let seen = ws_client(&["die", &url]).await;
+    assert_eq!(seen["status"], 101, "{seen}");
+    assert_eq!(seen["close_code"], 1014, "{seen}");
+    server.stop(true).await;
+}
+
+/// A tunnel on which nothing moves for `websocket_idle_timeout` (1 s here) is closed
+/// with 1001 (going away); one message before does not keep it open for ever.
+#[actix_rt::test]
+async fn idle_tunnels_are_closed_with_1001() {
+    let legacy = legacy_app().await;
+    let mut config = ws_config(&legacy.url);
+    config.plugins.proxy.websocket_idle_timeout = 1.0;
+    let server = start(config, vec![]).await;
+    let started = std::time::Instant::now();
+    let seen = ws_client(&["idle", &server.url("/ws/echo").replace("http://", "ws://")]).await;
+    assert_eq!(
+        (seen["text"].clone(), seen["close_code"].clone()),
+        (json!("one"), json!(1001)),
+        "{seen}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "closed only after {:?}",
+        started.elapsed()
+    );
+    server.stop(true).await;
+}
+
+/// SIGTERM: an open tunnel lives through the drain period (`shutdown_timeout`, 3 s
+/// here) less a second, then the client gets Close 1001 and `framex run` exits 0.
+#[actix_rt::test]
+async fn sigterm_closes_tunnels_with_1001() {
+    let legacy = legacy_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::common::python::free_port();
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "load_builtin_plugins = [\"proxy\"]\n[server]\nport = {port}\nshutdown_timeout = 3\n\
+             [plugins.proxy]\ndiscovery_interval = 0\n[plugins.proxy.proxy_urls.\"{}\"]\nwebsocket = [\"/ws/*\"]\n",
+            legacy.url
+        ),
+    )
+    .unwrap();
+    let mut framex = std::process::Command::new(env!("CARGO_BIN_EXE_framex"))
+        .args(["run", "-c", file.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::common::python::wait_ready(&format!("http://127.0.0.1:{port}/health"), std::time::Duration::from_secs(30)).await;
+    let url = format!("ws://127.0.0.1:{port}/ws/echo");
+    let client = actix_rt::spawn(async move { ws_client(&["idle", &url]).await });
+    actix_rt::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let signalled = std::time::Instant::now();
+    // SAFETY: signals the child started above, by its pid.
+    unsafe { libc::kill(framex.id() as i32, libc::SIGTERM) };
+    let seen = client.await.unwrap();
+    let closed_after = signalled.elapsed();
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(status) = framex.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = framex.kill();
+    assert_eq!((seen["text"].clone(), seen["close_code"].clone()), (json!("one"), json!(1001)), "{seen}");
+    assert!(closed_after >= std::time::Duration::from_millis(1500), "closed before the drain period: {closed_after:?}");
+    assert!(exited.is_some_and(|s| s.success()), "framex run did not exit cleanly: {exited:?}");
+}
+
+/// An upgrade to a path no `websocket` pattern lists gets 404; one to a protected
+/// path gets 401 without the key and the tunnel with it.
+#[actix_rt::test]
+async fn unlisted_paths_get_404_and_protected_ones_need_the_key() {
+    let legacy = legacy_app().await;
+    let server = start(ws_config(&legacy.url), vec![]).await;
+    let ws = |path: &str| server.url(path).replace("http://", "ws://");
+    assert_eq!(
+        ws_client(&["status", &ws("/api/v1/base/version")]).await["status"],
+        404
+    );
+    assert_eq!(
+        ws_client(&["status", &ws("/wsx/echo")]).await["status"],
+        404
+    );
+    assert_eq!(
+        ws_client(&["status", &ws("/ws/private/echo")]).await["status"],
+        401
+    );
+    assert_eq!(
+        ws_client(&["status", &ws("/ws/private/echo"), "wrong"]).await["status"],
+        401
+    );
+    let open = ws_client(&["echo", &ws("/ws/private/echo"), "let-me-in"]).await;
+    assert_eq!(
+        (open["status"].clone(), open["big_ok"].clone()),
+        (json!(101), json!(true)),
+        "{open}"
+    );
+    // An upgrade the upstream itself refuses (no such WebSocket there) comes back as
+    // the upstream's refusal, not as a tunnel.
+    let refused = ws_client(&["status", &ws("/ws/nothing")]).await;
+    assert_ne!(refused["status"], 101, "{refused}");
+    server.stop(true).await;
+}
