@@ -2,13 +2,18 @@
 //! `server.tls_cert` / `server.tls_key`, read when the config is validated (so
 //! `framex check` refuses a bad pair too), TLS 1.2 and 1.3 with ring's cipher suites
 //! (ECDHE key exchange and AEAD ciphers only), ALPN `h2` then `http/1.1` (added by
-//! actix-web when it serves the listener).
+//! actix-web when it serves the listener). The listener asks a [`CertStore`] for the
+//! certificate of each handshake, so that a reload can put a renewed one in place:
+//! new handshakes get it, open connections keep theirs.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 /// A TLS server configuration (rustls's).
 pub use rustls::ServerConfig;
@@ -40,13 +45,40 @@ pub enum TlsError {
     },
 }
 
+/// The certificate and key every new handshake gets; a reload replaces them.
+#[derive(Debug)]
+pub struct CertStore(ArcSwap<CertifiedKey>);
+
+impl CertStore {
+    /// Puts the certificate of `other` in place for the next handshakes.
+    pub fn take_from(&self, other: &CertStore) {
+        self.0.store(other.0.load_full());
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.load_full())
+    }
+}
+
+/// A listener's TLS: the rustls configuration, and the store it reads certificates
+/// from.
+#[derive(Debug, Clone)]
+pub struct TlsSetup {
+    /// What the listener is served with.
+    pub config: Arc<ServerConfig>,
+    /// Where its certificate comes from (replaced in place by a reload).
+    pub certs: Arc<CertStore>,
+}
+
 /// The server configuration for `cert` (PEM: the leaf first, then any intermediates)
 /// and `key` (PEM: PKCS#8, PKCS#1 or SEC1).
 ///
 /// # Errors
 /// A file unreadable, without a certificate or key, or a key that is not the leaf
 /// certificate's.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(cert: &Path, key: &Path) -> Result<TlsSetup, TlsError> {
     let file_error = |name: &'static str, path: &Path, reason: String| TlsError::File {
         key: name,
         path: path.display().to_string(),
@@ -78,13 +110,22 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
         key_path: key.display().to_string(),
         reason,
     };
+    let signing = provider
+        .key_provider
+        .load_private_key(private)
+        .map_err(|e| file_error("tls_key", key, format!("unusable private key: {e}")))?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| pair_error(e.to_string()))?;
+    let certs = Arc::new(CertStore(ArcSwap::from_pointee(certified)));
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| pair_error(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(chain, private)
-        .map_err(|e| pair_error(e.to_string()))?;
-    Ok(Arc::new(config))
+        .with_cert_resolver(certs.clone());
+    Ok(TlsSetup {
+        config: Arc::new(config),
+        certs,
+    })
 }
 
 #[cfg(test)]

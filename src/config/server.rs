@@ -65,7 +65,7 @@ pub struct ServerConfig {
     /// The TLS configuration `tls_cert` and `tls_key` give, read once when the config
     /// is validated.
     #[serde(skip)]
-    pub tls: Option<std::sync::Arc<crate::tls::ServerConfig>>,
+    pub tls: Option<crate::tls::TlsSetup>,
     /// FrameX-kit's Ray dashboard address: accepted, not used.
     pub dashboard_host: Unused,
     /// FrameX-kit's Ray dashboard port: accepted, not used.

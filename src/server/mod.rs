@@ -232,7 +232,7 @@ impl Framex {
         let scheme = if config.server.tls.is_some() { "https" } else { "http" };
         let server = match (&config.server.tls, config.server.h2c) {
             // ALPN offers h2, then http/1.1 (actix-web adds both).
-            (Some(tls), _) => server.listen_rustls_0_23(listener, (**tls).clone()),
+            (Some(tls), _) => server.listen_rustls_0_23(listener, (*tls.config).clone()),
             // A client that opens with the HTTP/2 preface gets HTTP/2, others HTTP/1.1.
             (None, true) => server.listen_auto_h2c(listener),
             (None, false) => server.listen(listener),

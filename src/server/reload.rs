@@ -7,8 +7,11 @@
 //! until rediscovered), publishes its routes to the registry, and the old one stops.
 //! Requests and streams in flight keep the state and pools they started with.
 //!
+//! A renewed certificate (`server.tls_cert` / `server.tls_key`, the same paths or
+//! others) is read and checked with the config and serves the next handshakes.
+//!
 //! What needs a restart, and is reported as such rather than ignored: the listener
-//! (`server.host`, `server.port`), `server.workers`, `server.max_connections`,
+//! (`server.host`, `server.port`, HTTPS on or off, `server.h2c`), `server.workers`, `server.max_connections`,
 //! `server.shutdown_timeout`, `server.pid_file` and the plugins loaded
 //! (`load_builtin_plugins`, `load_plugins`). A configuration that does not load
 //! (bad TOML, an invalid value) is refused before anything changes — that check is
@@ -80,6 +83,8 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("server.max_connections", o.max_connections != n.max_connections),
         ("server.shutdown_timeout", o.shutdown_timeout != n.shutdown_timeout),
         ("server.pid_file", o.pid_file != n.pid_file),
+        ("server.tls_cert", o.tls.is_some() != n.tls.is_some()),
+        ("server.h2c", o.h2c != n.h2c),
         ("load_builtin_plugins", old.load_builtin_plugins != new.load_builtin_plugins),
         ("load_plugins", old.load_plugins != new.load_plugins),
     ]
@@ -97,6 +102,12 @@ fn keep_restart_only(old: &Config, new: &mut Config) {
     n.max_connections = o.max_connections;
     n.shutdown_timeout = o.shutdown_timeout;
     n.pid_file.clone_from(&o.pid_file);
+    n.h2c = o.h2c;
+    // The listener keeps its TLS setup; a renewed certificate goes into its store.
+    if let (Some(running), Some(renewed)) = (&o.tls, &n.tls) {
+        running.certs.take_from(&renewed.certs);
+    }
+    n.tls.clone_from(&o.tls);
     new.load_builtin_plugins.clone_from(&old.load_builtin_plugins);
     new.load_plugins.clone_from(&old.load_plugins);
 }

@@ -308,3 +308,26 @@ fn bad_certificate_pairs_fail_start_up_naming_the_file() {
         }
     }
 }
+
+/// A reload with a renewed certificate (here from another CA) serves it to the next
+/// handshakes, without a restart: curl trusting only the old CA is then refused, and
+/// curl trusting the new one gets through on the same listener.
+#[actix_rt::test]
+async fn a_reload_serves_a_renewed_certificate() {
+    if !have("curl") {
+        return;
+    }
+    let (old, new) = (TestCa::new(), TestCa::new());
+    let toml = |ca: &TestCa| format!("load_builtin_plugins = [\"echo\"]\n[server]\n{}", ca.server_toml());
+    let server = start(config(&toml(&old)), vec![]).await;
+    let url = server.url("/api/v1/echo?message=hi");
+    let with = |ca: &TestCa| ca.path("ca.pem").to_str().unwrap().to_owned();
+    assert!(curl(&["--cacert", &with(&old), &url]).await.ok, "the first certificate serves");
+    let report = server.reload(config(&toml(&new))).await;
+    assert!(report.restart_needed.is_empty(), "{report:?}");
+    let refused = curl(&["--cacert", &with(&old), &url]).await;
+    assert!(!refused.ok, "the old CA no longer verifies the listener: {refused:?}");
+    let renewed = curl(&["--http2", "--cacert", &with(&new), &url]).await;
+    assert!(renewed.ok && renewed.status == 200, "{renewed:?}");
+    server.stop(true).await;
+}
