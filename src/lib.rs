@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod discovery;
 pub mod http;
+pub mod metrics;
 pub mod open_files;
 pub mod openapi;
 pub mod plugin;

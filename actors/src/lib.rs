@@ -50,6 +50,7 @@ mod call;
 mod engine;
 mod error;
 mod escape;
+pub mod metrics;
 mod plugin;
 mod registry;
 mod route_table;

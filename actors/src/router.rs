@@ -130,10 +130,21 @@ impl Handler<CallRemote> for Router {
     type Result = ResponseFuture<Result<Reply, Error>>;
 
     fn handle(&mut self, msg: CallRemote, ctx: &mut Context<Self>) -> Self::Result {
+        let metrics = &*crate::metrics::CALL_REMOTE;
         let Some(route) = self.table.load().by_name(&msg.api, &msg.args) else {
+            metrics.calls[2].inc();
             return Box::pin(async move { Err(Error::NoRoute { api: msg.api }) });
         };
-        self.dispatch(route, msg.args, msg.ctx, ctx.address())
+        // Counted and timed by kind of target (label handles resolved once).
+        let kind = usize::from(matches!(route.target, Target::Upstream(_)));
+        metrics.calls[kind].inc();
+        let started = std::time::Instant::now();
+        let call = self.dispatch(route, msg.args, msg.ctx, ctx.address());
+        Box::pin(async move {
+            let reply = call.await;
+            metrics.duration[kind].observe(started.elapsed().as_secs_f64());
+            reply
+        })
     }
 }
 

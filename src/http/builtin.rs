@@ -10,6 +10,14 @@ use super::{authorize, envelope, Auth, Worker};
 /// The docs page: a self-contained viewer of `/api/v1/openapi.json` (no CDN).
 const DOCS_HTML: &str = include_str!("docs.html");
 
+/// Every built-in path (what `/metrics` labels their requests with).
+const PATHS: [&str; 7] = ["/health", "/ping", "/version", "/api/v1/openapi.json", "/docs", "/api/v1/proxy/upstreams", "/metrics"];
+
+/// The built-in path `path` is, as a `'static` label.
+pub(super) fn label(path: &str) -> Option<&'static str> {
+    PATHS.into_iter().find(|p| *p == path)
+}
+
 /// The built-in answer to `GET path` (canonical), or `None` when `path` is not a
 /// built-in. (A
 /// match here rather than actix-web routes: every request would otherwise be tried
@@ -51,16 +59,13 @@ fn docs() -> HttpResponse {
     typed("text/html; charset=utf-8", DOCS_HTML)
 }
 
-/// Prometheus metrics: the build, and the proxy's upstream counters.
+/// Prometheus metrics: the build, requests per route, upstreams, CallRemote, process.
 async fn metrics(worker: &Worker) -> HttpResponse {
-    let mut text = format!(
-        "# HELP framex_build_info The running framex-rs.\n# TYPE framex_build_info gauge\nframex_build_info{{version=\"{}\"}} 1\n",
-        crate::VERSION
-    );
-    if let Some(proxy) = &worker.shared.proxy {
-        text.push_str(&proxy.report().await.to_prometheus());
-    }
-    typed("text/plain; version=0.0.4; charset=utf-8", text)
+    let report = match &worker.shared.proxy {
+        Some(proxy) => Some(proxy.report().await),
+        None => None,
+    };
+    typed("text/plain; version=0.0.4; charset=utf-8", crate::metrics::render(report.as_ref()))
 }
 
 /// The proxy's upstream URLs and pools with health and counters.

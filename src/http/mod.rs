@@ -13,6 +13,7 @@ pub mod error;
 mod forward;
 mod forwarded;
 mod local;
+mod observe;
 pub mod path;
 mod proxy_function;
 mod unread_body;
@@ -24,7 +25,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::upstream::{HOPS_HEADER, REQUEST_ID_HEADER};
 use framex_actors::upstream::PoolReplicas;
-use framex_actors::{CallContext, Engine, Error, Escaped, HttpMatch, Method, Router, Target};
+use framex_actors::{CallContext, Engine, Error, HttpMatch, Method, Router, Target};
 
 use crate::config::AuthRules;
 use crate::openapi::DocumentCache;
@@ -87,34 +88,20 @@ pub async fn dispatch(
     payload: web::Payload,
     worker: web::Data<Worker>,
 ) -> HttpResponse {
+    let started = std::time::Instant::now();
     let ctx = context(&req, &worker.shared);
     // The body outlives the handler, so one left unread closes the connection rather
     // than being drained for as long as a slow client cares to send it.
     let (payload, keeper) = unread_body::share(&req, payload).await;
-    let keep = |response| match keeper {
+    let request_id = ctx.request_id.clone();
+    let access_log = worker.shared.access_log;
+    let mut seen = observe::Seen::default();
+    let response = serve(req.clone(), payload, worker, ctx, &mut seen).await;
+    observe::record(&req, &response, &seen, started, &request_id, access_log);
+    match keeper {
         Some(keeper) => keeper.attach(response),
         None => response,
-    };
-    if !worker.shared.access_log {
-        return keep(serve(req, payload, worker, ctx).await);
     }
-    let started = std::time::Instant::now();
-    let (method, path) = (req.method().clone(), req.path().to_owned());
-    let peer = req.peer_addr().map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
-    let request_id = ctx.request_id.clone();
-    let response = serve(req, payload, worker, ctx).await;
-    // The path without its query: query strings often carry tokens. What the client
-    // chose is escaped: a path or id cannot forge a line or close the quotes.
-    log::info!(
-        target: "framex::access",
-        "{peer} \"{} {}\" {} {:.3}ms {}",
-        Escaped(&method),
-        Escaped(&path),
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0,
-        Escaped(&request_id)
-    );
-    keep(response)
 }
 
 /// The call context of a request: deadline, request id (the caller's, if it is 1–128
@@ -150,6 +137,7 @@ async fn serve(
     payload: web::Payload,
     worker: web::Data<Worker>,
     ctx: CallContext,
+    seen: &mut observe::Seen,
 ) -> HttpResponse {
     // One canonical path for everything below, and for the upstream.
     let canonical = match path::canonicalize(req.uri().path()) {
@@ -159,6 +147,8 @@ async fn serve(
     let path: &str = &canonical;
     if req.method() == actix_web::http::Method::GET {
         if let Some(response) = builtin::serve(path, &req, &worker).await {
+            seen.builtin = builtin::label(path);
+            seen.target = Some(crate::metrics::Target::Builtin);
             return response;
         }
     }
@@ -178,6 +168,8 @@ async fn serve(
     };
 
     if path == framex_actors::upstream::proxy_function::PATH && req.method() == actix_web::http::Method::POST {
+        seen.builtin = Some(framex_actors::upstream::proxy_function::PATH);
+        seen.target = Some(crate::metrics::Target::Upstream);
         return proxy_function::serve(&worker, payload, ctx).await;
     }
 
@@ -201,6 +193,8 @@ async fn serve(
         }
         HttpMatch::Found { route, params } => match &route.target {
             Target::Local { .. } => {
+                seen.route = Some(route.clone());
+                seen.target = Some(crate::metrics::Target::Local);
                 let ctx2 = ctx.clone();
                 local::serve(&worker, &req, payload, route, params, ctx2).await
             }
@@ -209,6 +203,8 @@ async fn serve(
                 if target.filter.as_ref().is_some_and(|f| !f.allows(path)) {
                     return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
                 }
+                seen.route = Some(route.clone());
+                seen.target = Some(crate::metrics::Target::Upstream);
                 let target = target.clone();
                 forward::serve(&worker, &req, path, payload, target, consumed_auth, ctx.clone()).await
             }

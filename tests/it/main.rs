@@ -8,6 +8,7 @@ mod common;
 
 mod interop;
 mod local;
+mod observability;
 mod pools;
 mod proxy_functions;
 mod proxy;

@@ -26,6 +26,7 @@ use super::{
     REQUEST_ID_HEADER,
 };
 use crate::error::{ConnectFailure, Error};
+use crate::metrics::FailureKind;
 
 /// What a failed attempt allows next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,8 @@ struct Failure {
     retry: Retry,
     /// Whether the endpoint is to blame (its counters and health record it).
     blame: bool,
+    /// How it failed, for the endpoint's failure counters.
+    kind: FailureKind,
     /// The request, when it came back unsent (it goes again as it is).
     unsent: Option<Box<Request<OutBody>>>,
 }
@@ -160,20 +163,23 @@ impl Exchange {
                     cause: ConnectFailure::Url(reason),
                 })?,
             };
+            let started = Instant::now();
             let sent = tokio::time::timeout_at(plan.deadline, self.client.send(index, request, fresh)).await;
             let failure = match sent {
                 Ok(Ok((response, lease))) => {
+                    guard.metrics().duration.observe(started.elapsed().as_secs_f64());
                     let status = response.status();
                     if !status.is_server_error() {
                         guard.succeeded();
                         return relay(response, lease, &plan.method, endpoint.clone(), guard, timeout).await;
                     }
-                    guard.failed();
+                    guard.failed(FailureKind::Status5xx);
                     let gateway = matches!(status.as_u16(), 502..=504);
                     if !(plan.idempotent && gateway && self.may_retry(plan.replayable)) {
                         return relay(response, lease, &plan.method, endpoint.clone(), guard, timeout).await;
                     }
                     log::debug!("retrying {} on another endpoint after {status} from {endpoint}", plan.method);
+                    guard.metrics().retries.inc();
                     next = Next::Pick;
                     continue;
                 }
@@ -184,6 +190,7 @@ impl Exchange {
                     },
                     retry: Retry::No,
                     blame: true,
+                    kind: FailureKind::Timeout,
                     unsent: None,
                 },
                 Ok(Err(error)) => self.classify(error, endpoint, &plan),
@@ -192,19 +199,22 @@ impl Exchange {
                 error,
                 retry,
                 blame,
+                kind,
                 unsent,
             } = failure;
             if blame {
-                guard.failed();
+                guard.failed(kind);
             }
             match retry {
                 Retry::FreshConnection => {
                     self.fresh_used = true;
+                    guard.metrics().retries.inc();
                     log::debug!("{} to {endpoint} lost on a reused connection ({}); again on a fresh one", plan.method, crate::Escaped(&error));
                     next = Next::Fresh(index, unsent);
                 }
                 Retry::OtherEndpoint if self.may_retry(plan.replayable || unsent.is_some()) => {
                     log::debug!("retrying {} on another endpoint after: {}", plan.method, crate::Escaped(&error));
+                    guard.metrics().retries.inc();
                     if let Some(request) = unsent {
                         // Rebuilt for the other endpoint (its `Host` differs); the body
                         // was never consumed.
@@ -225,18 +235,21 @@ impl Exchange {
                 error: Error::UpstreamConnect { upstream, cause },
                 retry: Retry::OtherEndpoint,
                 blame: true,
+                kind: FailureKind::Connect,
                 unsent: None,
             },
             SendError::Unsent { request, reused: true, cause } if !self.fresh_used => Failure {
                 error: Error::UpstreamConnect { upstream, cause },
                 retry: Retry::FreshConnection,
                 blame: false,
+                kind: FailureKind::Reset,
                 unsent: Some(request),
             },
             SendError::Unsent { request, cause, .. } => Failure {
                 error: Error::UpstreamConnect { upstream, cause },
                 retry: Retry::OtherEndpoint,
                 blame: true,
+                kind: FailureKind::Connect,
                 unsent: Some(request),
             },
             SendError::Exchange { error, reused } => {
@@ -251,6 +264,7 @@ impl Exchange {
                         error,
                         retry: Retry::FreshConnection,
                         blame: false,
+                        kind: FailureKind::Reset,
                         unsent: None,
                     };
                 }
@@ -259,6 +273,7 @@ impl Exchange {
                     // It may have acted on the request: only idempotent ones go again.
                     retry: if plan.idempotent { Retry::OtherEndpoint } else { Retry::No },
                     blame: true,
+                    kind: FailureKind::Reset,
                     unsent: None,
                 }
             }
@@ -267,6 +282,7 @@ impl Exchange {
                 error,
                 retry: Retry::No,
                 blame: false,
+                kind: FailureKind::BrokenBody,
                 unsent: None,
             },
         }
@@ -274,10 +290,13 @@ impl Exchange {
 
     /// The next endpoint per the pool's policy, not tried yet.
     fn pick(&mut self) -> Result<usize, Error> {
-        let index = self.shared.pick(&self.tried).ok_or_else(|| Error::Overloaded {
-            upstream: self.shared.name.clone(),
-            retry_after: 1,
-        })?;
+        let Some(index) = self.shared.pick(&self.tried) else {
+            self.shared.pool_metrics.saturated.inc();
+            return Err(Error::Overloaded {
+                upstream: self.shared.name.clone(),
+                retry_after: 1,
+            });
+        };
         self.tried.push(index);
         Ok(index)
     }
@@ -295,6 +314,7 @@ impl Exchange {
         if self.permit.is_none() {
             self.permit = self.shared.retry_permit();
             if self.permit.is_none() {
+                self.shared.pool_metrics.budget_exhausted.inc();
                 log::warn!("upstream {}: retry budget spent, not retrying", self.shared.name);
             }
         }

@@ -164,6 +164,9 @@ pub struct PoolShared {
     name: String,
     config: PoolConfig,
     stats: Vec<Arc<EndpointStats>>,
+    /// Metric handles per endpoint (same order as `stats`) and of the pool.
+    pub(crate) metrics: Vec<crate::metrics::EndpointMetrics>,
+    pub(crate) pool_metrics: crate::metrics::PoolMetrics,
     next: AtomicUsize,
     /// Retries under way (see [`PoolShared::retry_permit`]).
     retrying: AtomicUsize,
@@ -201,9 +204,12 @@ impl PoolShared {
     /// When `stats` and `config.endpoints` differ in length.
     pub fn with_stats(config: PoolConfig, stats: Vec<Arc<EndpointStats>>) -> Arc<Self> {
         assert_eq!(stats.len(), config.endpoints.len(), "one counter set per endpoint");
+        let name = config.endpoints.join(",");
         Arc::new(PoolShared {
             id: PoolId::next(),
-            name: config.endpoints.join(","),
+            metrics: config.endpoints.iter().map(|url| crate::metrics::EndpointMetrics::of(url)).collect(),
+            pool_metrics: crate::metrics::PoolMetrics::of(&name),
+            name,
             stats,
             config,
             next: AtomicUsize::new(0),
