@@ -57,6 +57,7 @@ mod route_table;
 mod router;
 pub mod sse;
 pub mod stream;
+pub mod trace;
 pub mod upstream;
 
 pub use api::{ApiKey, ApiSpec, Args, BodySpec, FormField, Param, ParamLocation, ValueKind};
@@ -64,6 +65,7 @@ pub use call::{new_request_id, CallContext, CallRemote, Reply};
 pub use engine::{Engine, WorkerEngine};
 pub use error::{ArgProblem, ConnectFailure, Error};
 pub use escape::Escaped;
+pub use trace::TraceContext;
 pub use plugin::{ApiHandler, CallHandler, Ctx, Invoke, LocalApi, PluginActor, PluginMeta, PluginSpec, StreamHandler};
 pub use registry::{describe as describe_skipped, RegisterPlugin, Registry, RouteReport, SetUpstreamRoutes, UnregisterPlugin, UpstreamRoute};
 pub use route_table::{HttpMatch, Route, RouteTable, RouteTableBuilder, Skipped, Target};

@@ -139,7 +139,10 @@ impl Handler<CallRemote> for Router {
         let kind = usize::from(matches!(route.target, Target::Upstream(_)));
         metrics.calls[kind].inc();
         let started = std::time::Instant::now();
-        let call = self.dispatch(route, msg.args, msg.ctx, ctx.address());
+        // A span of its own: what it calls sees it as the parent.
+        let mut call_ctx = msg.ctx;
+        call_ctx.trace = call_ctx.trace.child();
+        let call = self.dispatch(route, msg.args, call_ctx, ctx.address());
         Box::pin(async move {
             let reply = call.await;
             metrics.duration[kind].observe(started.elapsed().as_secs_f64());

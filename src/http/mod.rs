@@ -25,7 +25,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::upstream::{HOPS_HEADER, REQUEST_ID_HEADER};
 use framex_actors::upstream::PoolReplicas;
-use framex_actors::{CallContext, Engine, Error, HttpMatch, Method, Router, Target};
+use framex_actors::trace::{TRACEPARENT, TRACESTATE};
+use framex_actors::{TraceContext, CallContext, Engine, Error, HttpMatch, Method, Router, Target};
 
 use crate::config::AuthRules;
 use crate::openapi::DocumentCache;
@@ -94,10 +95,11 @@ pub async fn dispatch(
     // than being drained for as long as a slow client cares to send it.
     let (payload, keeper) = unread_body::share(&req, payload).await;
     let request_id = ctx.request_id.clone();
+    let trace_id = ctx.trace.trace_id;
     let access_log = worker.shared.access_log;
     let mut seen = observe::Seen::default();
     let response = serve(req.clone(), payload, worker, ctx, &mut seen).await;
-    observe::record(&req, &response, &seen, started, &request_id, access_log);
+    observe::record(&req, &response, &seen, started, (&request_id, trace_id), access_log);
     match keeper {
         Some(keeper) => keeper.attach(response),
         None => response,
@@ -105,7 +107,8 @@ pub async fn dispatch(
 }
 
 /// The call context of a request: deadline, request id (the caller's, if it is 1–128
-/// visible ASCII characters; else a generated one), hops so far.
+/// visible ASCII characters; else a generated one), hops so far, trace context (the
+/// caller's, if well formed; else a new trace).
 fn context(req: &HttpRequest, shared: &Shared) -> CallContext {
     let mut ctx = CallContext::new().with_timeout(shared.timeout);
     if let Some(id) = req
@@ -114,6 +117,12 @@ fn context(req: &HttpRequest, shared: &Shared) -> CallContext {
         .and_then(|v| usable_request_id(v.as_bytes()))
     {
         ctx.request_id = id.into();
+    }
+    if let Some(parent) = req.headers().get(TRACEPARENT) {
+        let state = req.headers().get(TRACESTATE).map(|v| v.as_bytes());
+        if let Some(trace) = TraceContext::continue_from(parent.as_bytes(), state) {
+            ctx.trace = trace;
+        }
     }
     ctx.hops = req
         .headers()
@@ -158,7 +167,7 @@ async fn serve(
             hops: ctx.hops,
             limit: shared.max_hops,
         };
-        return error::respond(&error, &ctx.request_id);
+        return error::respond(&error, &ctx.request_id, ctx.trace.trace_id_hex());
     }
 
     let consumed_auth = match authorize(shared, &req, path) {
@@ -174,6 +183,7 @@ async fn serve(
     }
 
     let matched = shared.engine.published().load().match_http(&engine_method(req.method()), path);
+    let trace_id = ctx.trace.trace_id;
     let result = match matched {
         HttpMatch::NotFound => {
             return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
@@ -210,7 +220,7 @@ async fn serve(
             }
         },
     };
-    result.unwrap_or_else(|e| error::respond(&e, &ctx.request_id))
+    result.unwrap_or_else(|e| error::respond(&e, &ctx.request_id, format_args!("{trace_id:032x}")))
 }
 
 /// What `[auth] rules` say of a request.

@@ -37,7 +37,8 @@ impl Seen {
 
 /// Records the answer to `req` in the metrics and, when `access_log` is on, the
 /// access log.
-pub(super) fn record(req: &HttpRequest, response: &HttpResponse, seen: &Seen, started: Instant, request_id: &str, access_log: bool) {
+pub(super) fn record(req: &HttpRequest, response: &HttpResponse, seen: &Seen, started: Instant, ids: (&str, u128), access_log: bool) {
+    let (request_id, trace_id) = ids;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let route = seen.route_label();
@@ -50,7 +51,7 @@ pub(super) fn record(req: &HttpRequest, response: &HttpResponse, seen: &Seen, st
     // chose is escaped: a path or id cannot forge a line or close the quotes.
     log::info!(
         target: "framex::access",
-        "{peer} \"{} {}\" {} {:.3}ms {}",
+        "{peer} \"{} {}\" {} {:.3}ms {} {trace_id:032x}",
         Escaped(req.method()),
         Escaped(req.path()),
         status,

@@ -27,6 +27,7 @@ use super::{
 };
 use crate::error::{ConnectFailure, Error};
 use crate::metrics::FailureKind;
+use crate::trace::{TRACEPARENT, TRACESTATE};
 
 /// What a failed attempt allows next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +67,8 @@ struct Plan {
     replayable: bool,
     hops: HeaderValue,
     request_id: Option<HeaderValue>,
+    /// The caller's span: each attempt is a child of it.
+    trace: crate::trace::TraceContext,
 }
 
 impl Plan {
@@ -92,6 +95,7 @@ impl Plan {
             idempotent,
             hops: HeaderValue::from(ctx.hops + 1),
             request_id: HeaderValue::from_str(&ctx.request_id).ok(),
+            trace: ctx.trace,
         }
     }
 
@@ -349,6 +353,16 @@ impl Exchange {
         out.insert(HeaderName::from_static(HOPS_HEADER), plan.hops.clone());
         if let Some(id) = &plan.request_id {
             out.insert(HeaderName::from_static(REQUEST_ID_HEADER), id.clone());
+        }
+        // Trace context: the caller's trace, this attempt as the parent (a header the
+        // client sent is replaced; a `tracestate` goes only with a trace we continue).
+        let attempt = plan.trace.child();
+        if let Ok(parent) = HeaderValue::from_bytes(&attempt.traceparent()) {
+            out.insert(HeaderName::from_static(TRACEPARENT), parent);
+        }
+        out.remove(TRACESTATE);
+        if let Some(state) = attempt.state.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+            out.insert(HeaderName::from_static(TRACESTATE), state);
         }
         Ok(request)
     }

@@ -2,3 +2,4 @@
 //! context across hops and `CallRemote`, and the JSON access log.
 
 mod metrics;
+mod trace;
