@@ -48,8 +48,9 @@ pub struct Shared {
     /// How long request bodies may take to arrive (`client_body_timeout`,
     /// `min_body_rate`).
     pub body_deadlines: BodyDeadlines,
-    /// Whether every request gets an access-log line (`framex::access`, info level).
-    pub access_log: bool,
+    /// Whether and how every request gets an access-log line (`framex::access`, info
+    /// level).
+    pub access_log: crate::config::AccessLog,
     /// Peers whose forwarding headers are kept and extended (`server.trusted_proxies`).
     pub trusted_proxies: crate::config::TrustedProxies,
     /// Deadline of a call (the proxy's `timeout`).
@@ -216,7 +217,11 @@ async fn serve(
                 seen.route = Some(route.clone());
                 seen.target = Some(crate::metrics::Target::Upstream);
                 let target = target.clone();
-                forward::serve(&worker, &req, path, payload, target, consumed_auth, ctx.clone()).await
+                let how = forward::Forwarding {
+                    consumed_auth,
+                    served: (shared.access_log == crate::config::AccessLog::Json).then_some(&mut seen.served),
+                };
+                forward::serve(&worker, &req, path, payload, target, how, ctx.clone()).await
             }
         },
     };

@@ -4,8 +4,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::{HttpRequest, HttpResponse};
+use framex_actors::upstream::PoolShared;
 use framex_actors::{ApiKey, Escaped, Route};
+use serde_json::json;
+
+use crate::config::AccessLog;
 
 use crate::metrics::{self, Target};
 
@@ -18,6 +23,8 @@ pub(super) struct Seen {
     pub builtin: Option<&'static str>,
     /// Where it went.
     pub target: Option<Target>,
+    /// The upstream endpoint that answered, when the JSON access log wants it.
+    pub served: Option<Served>,
 }
 
 impl Seen {
@@ -35,27 +42,77 @@ impl Seen {
     }
 }
 
-/// Records the answer to `req` in the metrics and, when `access_log` is on, the
-/// access log.
-pub(super) fn record(req: &HttpRequest, response: &HttpResponse, seen: &Seen, started: Instant, ids: (&str, u128), access_log: bool) {
-    let (request_id, trace_id) = ids;
+/// The upstream endpoint that answered a forwarded request (kept only for the JSON
+/// access log).
+pub(super) struct Served {
+    /// Its pool.
+    pub pool: Arc<PoolShared>,
+    /// Which of the pool's endpoints.
+    pub endpoint: usize,
+    /// Attempts the exchange made.
+    pub attempts: u32,
+}
+
+/// Records the answer to `req` in the metrics and, as `access_log` says, the access
+/// log; `ids` are the request id and the trace id.
+pub(super) fn record(
+    req: &HttpRequest,
+    response: &HttpResponse,
+    seen: &Seen,
+    started: Instant,
+    ids: (&str, u128),
+    access_log: AccessLog,
+) {
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let route = seen.route_label();
     metrics::observe(req.method(), route, status, seen.target.unwrap_or(Target::None), elapsed.as_secs_f64());
-    if !access_log {
-        return;
+    let (request_id, trace_id) = ids;
+    let peer = || req.peer_addr().map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
+    match access_log {
+        AccessLog::Off => {}
+        // The path without its query: query strings often carry tokens. What the
+        // client chose is escaped: a path or id cannot forge a line or close the quotes.
+        AccessLog::Text => log::info!(
+            target: "framex::access",
+            "{} \"{} {}\" {} {:.3}ms {} {trace_id:032x}",
+            peer(),
+            Escaped(req.method()),
+            Escaped(req.path()),
+            status,
+            elapsed.as_secs_f64() * 1000.0,
+            Escaped(request_id)
+        ),
+        // One object per line; serde_json escapes every string (controls included).
+        AccessLog::Json => {
+            let bytes_in = req
+                .headers()
+                .get(actix_web::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            let bytes_out = match response.body().size() {
+                BodySize::None => Some(0),
+                BodySize::Sized(n) => Some(n),
+                BodySize::Stream => None,
+            };
+            let upstream = seen.served.as_ref().and_then(|s| s.pool.config().endpoints.get(s.endpoint));
+            let line = json!({
+                "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "peer": peer(),
+                "method": req.method().as_str(),
+                "route": route,
+                "path": req.path(),
+                "status": status,
+                "duration_ms": (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+                "bytes_in": bytes_in,
+                "bytes_out": bytes_out,
+                "upstream": upstream,
+                "attempts": seen.served.as_ref().map(|s| s.attempts),
+                "request_id": request_id,
+                "trace_id": format!("{trace_id:032x}"),
+            });
+            log::info!(target: "framex::access", "{line}");
+        }
     }
-    let peer = req.peer_addr().map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
-    // The path without its query: query strings often carry tokens. What the client
-    // chose is escaped: a path or id cannot forge a line or close the quotes.
-    log::info!(
-        target: "framex::access",
-        "{peer} \"{} {}\" {} {:.3}ms {} {trace_id:032x}",
-        Escaped(req.method()),
-        Escaped(req.path()),
-        status,
-        elapsed.as_secs_f64() * 1000.0,
-        Escaped(request_id)
-    );
 }

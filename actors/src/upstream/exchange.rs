@@ -152,7 +152,17 @@ impl Exchange {
         let timeout = shared.config.timeout;
         let mut plan = Plan::new(request, timeout);
         let mut next = Next::Pick;
+        let mut attempts = 0u32;
+        // Which endpoint answered, and after how many attempts (for the access log).
+        let answered = |reply: Result<ForwardResponse, Error>, index: usize, attempts: u32| {
+            reply.map(|mut response| {
+                response.endpoint = index;
+                response.attempts = attempts;
+                response
+            })
+        };
         loop {
+            attempts += 1;
             let (index, fresh, unsent) = match next {
                 Next::Pick => (self.pick()?, false, None),
                 Next::Fresh(index, unsent) => (index, true, unsent),
@@ -175,12 +185,14 @@ impl Exchange {
                     let status = response.status();
                     if !status.is_server_error() {
                         guard.succeeded();
-                        return relay(response, lease, &plan.method, endpoint.clone(), guard, timeout).await;
+                        let reply = relay(response, lease, &plan.method, endpoint.clone(), guard, timeout).await;
+                        return answered(reply, index, attempts);
                     }
                     guard.failed(FailureKind::Status5xx);
                     let gateway = matches!(status.as_u16(), 502..=504);
                     if !(plan.idempotent && gateway && self.may_retry(plan.replayable)) {
-                        return relay(response, lease, &plan.method, endpoint.clone(), guard, timeout).await;
+                        let reply = relay(response, lease, &plan.method, endpoint.clone(), guard, timeout).await;
+                        return answered(reply, index, attempts);
                     }
                     log::debug!("retrying {} on another endpoint after {status} from {endpoint}", plan.method);
                     guard.metrics().retries.inc();

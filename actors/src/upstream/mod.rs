@@ -329,6 +329,10 @@ pub struct ForwardResponse {
     pub headers: HeaderMap,
     /// Body.
     pub body: Body,
+    /// Which endpoint of the pool answered (index into its `endpoints`).
+    pub endpoint: usize,
+    /// Attempts the exchange made, this answer's included.
+    pub attempts: u32,
 }
 
 #[cfg(test)]

@@ -147,6 +147,8 @@ pub(super) async fn relay(
         status,
         headers,
         body,
+        endpoint: 0,
+        attempts: 1,
     })
 }
 

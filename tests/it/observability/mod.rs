@@ -1,5 +1,6 @@
 //! Observability end to end: the `/metrics` exposition after real traffic, W3C trace
 //! context across hops and `CallRemote`, and the JSON access log.
 
+mod access_log;
 mod metrics;
 mod trace;
