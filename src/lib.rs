@@ -28,6 +28,7 @@ pub mod http;
 pub mod metrics;
 pub mod open_files;
 pub mod openapi;
+pub mod otel;
 pub mod plugin;
 pub mod plugins;
 pub mod proxy;

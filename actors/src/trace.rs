@@ -106,6 +106,68 @@ impl Default for TraceContext {
     }
 }
 
+/// What kind of span a [`FinishedSpan`] is (OpenTelemetry's span kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanKind {
+    /// A request we served.
+    Server,
+    /// A request we sent (one upstream attempt).
+    Client,
+    /// Work inside the process (a `CallRemote`).
+    Internal,
+}
+
+/// An attribute value of a [`FinishedSpan`].
+#[derive(Debug, Clone, Copy)]
+pub enum AttrValue<'a> {
+    /// Text.
+    Str(&'a str),
+    /// A whole number.
+    Int(i64),
+}
+
+/// A span that ended, handed to the installed sink (see [`install_sink`]).
+#[derive(Debug)]
+pub struct FinishedSpan<'a> {
+    /// Its name (`GET /api/v1/items/{id}`, `CallRemote …`).
+    pub name: &'a str,
+    /// Its kind.
+    pub kind: SpanKind,
+    /// Its ids and parent.
+    pub context: &'a TraceContext,
+    /// When it started (wall clock).
+    pub start: std::time::SystemTime,
+    /// When it ended.
+    pub end: std::time::SystemTime,
+    /// Semantic-convention attributes.
+    pub attributes: &'a [(&'static str, AttrValue<'a>)],
+    /// What went wrong, if it failed.
+    pub error: Option<&'a str>,
+}
+
+/// Receives finished spans (an exporter); must return quickly (queue, never block).
+pub type SpanSink = dyn Fn(&FinishedSpan<'_>) + Send + Sync;
+
+static SINK: std::sync::OnceLock<Box<SpanSink>> = std::sync::OnceLock::new();
+
+/// Installs the process's span sink, once; `false` if one was installed already.
+/// Until then spans are not built at all (one atomic load per span site).
+pub fn install_sink(sink: Box<SpanSink>) -> bool {
+    SINK.set(sink).is_ok()
+}
+
+/// Whether a sink is installed and `context` is sampled: whether to build spans.
+pub fn recording(context: &TraceContext) -> bool {
+    context.sampled() && SINK.get().is_some()
+}
+
+/// Hands `span` to the sink, if one is installed.
+pub fn record(span: &FinishedSpan<'_>) {
+    if let Some(sink) = SINK.get() {
+        sink(span);
+    }
+}
+
 struct TraceId(u128);
 
 impl fmt::Display for TraceId {

@@ -96,11 +96,11 @@ pub async fn dispatch(
     // than being drained for as long as a slow client cares to send it.
     let (payload, keeper) = unread_body::share(&req, payload).await;
     let request_id = ctx.request_id.clone();
-    let trace_id = ctx.trace.trace_id;
+    let trace = observe::Trace::of(&ctx.trace);
     let access_log = worker.shared.access_log;
     let mut seen = observe::Seen::default();
     let response = serve(req.clone(), payload, worker, ctx, &mut seen).await;
-    observe::record(&req, &response, &seen, started, (&request_id, trace_id), access_log);
+    observe::record(&req, &response, &seen, started, (&request_id, &trace), access_log);
     match keeper {
         Some(keeper) => keeper.attach(response),
         None => response,

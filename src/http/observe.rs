@@ -11,6 +11,8 @@ use framex_actors::{ApiKey, Escaped, Route};
 use serde_json::json;
 
 use crate::config::AccessLog;
+use framex_actors::trace::{self, AttrValue, FinishedSpan, SpanKind, TraceContext};
+use std::time::SystemTime;
 
 use crate::metrics::{self, Target};
 
@@ -53,21 +55,41 @@ pub(super) struct Served {
     pub attempts: u32,
 }
 
-/// Records the answer to `req` in the metrics and, as `access_log` says, the access
-/// log; `ids` are the request id and the trace id.
+/// A request's trace: its context, and when it started when its span is recorded.
+pub(super) struct Trace {
+    context: TraceContext,
+    wall_start: Option<SystemTime>,
+}
+
+impl Trace {
+    /// The trace of a request in `context`, starting now.
+    pub fn of(context: &TraceContext) -> Self {
+        Trace {
+            context: context.clone(),
+            wall_start: trace::recording(context).then(SystemTime::now),
+        }
+    }
+}
+
+/// Records the answer to `req` in the metrics, as `access_log` says in the access log,
+/// and its server span when spans are exported; `ids` are the request id and trace.
 pub(super) fn record(
     req: &HttpRequest,
     response: &HttpResponse,
     seen: &Seen,
     started: Instant,
-    ids: (&str, u128),
+    ids: (&str, &Trace),
     access_log: AccessLog,
 ) {
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let route = seen.route_label();
     metrics::observe(req.method(), route, status, seen.target.unwrap_or(Target::None), elapsed.as_secs_f64());
-    let (request_id, trace_id) = ids;
+    let (request_id, trace) = ids;
+    if let Some(start) = trace.wall_start {
+        server_span(req, status, route, &trace.context, start);
+    }
+    let trace_id = trace.context.trace_id;
     let peer = || req.peer_addr().map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
     match access_log {
         AccessLog::Off => {}
@@ -115,4 +137,31 @@ pub(super) fn record(
             log::info!(target: "framex::access", "{line}");
         }
     }
+}
+
+/// The server span of one request, with HTTP semantic-convention attributes.
+fn server_span(req: &HttpRequest, status: u16, route: &str, context: &TraceContext, start: SystemTime) {
+    let name = format!("{} {route}", req.method());
+    let peer = req.peer_addr().map(|a| a.ip().to_string());
+    let info = req.connection_info();
+    let mut attributes = vec![
+        ("http.request.method", AttrValue::Str(req.method().as_str())),
+        ("http.route", AttrValue::Str(route)),
+        ("url.path", AttrValue::Str(req.path())),
+        ("url.scheme", AttrValue::Str(info.scheme())),
+        ("server.address", AttrValue::Str(info.host())),
+        ("http.response.status_code", AttrValue::Int(i64::from(status))),
+    ];
+    if let Some(peer) = &peer {
+        attributes.push(("client.address", AttrValue::Str(peer)));
+    }
+    trace::record(&FinishedSpan {
+        name: &name,
+        kind: SpanKind::Server,
+        context,
+        start,
+        end: SystemTime::now(),
+        attributes: &attributes,
+        error: (status >= 500).then_some("5xx"),
+    });
 }

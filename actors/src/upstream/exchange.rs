@@ -27,7 +27,7 @@ use super::{
 };
 use crate::error::{ConnectFailure, Error};
 use crate::metrics::FailureKind;
-use crate::trace::{TRACEPARENT, TRACESTATE};
+use crate::trace::{record, recording, AttrValue, FinishedSpan, SpanKind, TraceContext, TRACEPARENT, TRACESTATE};
 
 /// What a failed attempt allows next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,9 +170,15 @@ impl Exchange {
             // Errors name the endpoint that failed, not the whole pool.
             let endpoint = &shared.config.endpoints[index];
             let guard = InFlight::start(&shared, index);
+            // Each attempt is a span of its own, the parent of what the upstream does.
+            let attempt = plan.trace.child();
+            let span = AttemptSpan::start(&attempt, attempts);
             let request = match unsent {
-                Some(request) => *request,
-                None => self.build(&target, index, &mut plan).map_err(|reason| Error::UpstreamConnect {
+                Some(mut request) => {
+                    set_trace_headers(request.headers_mut(), &attempt);
+                    *request
+                }
+                None => self.build(&target, index, &mut plan, &attempt).map_err(|reason| Error::UpstreamConnect {
                     upstream: endpoint.clone(),
                     cause: ConnectFailure::Url(reason),
                 })?,
@@ -183,6 +189,7 @@ impl Exchange {
                 Ok(Ok((response, lease))) => {
                     guard.metrics().duration.observe(started.elapsed().as_secs_f64());
                     let status = response.status();
+                    span.end(&plan.method, endpoint, Some(status.as_u16()), None);
                     if !status.is_server_error() {
                         guard.succeeded();
                         let reply = relay(response, lease, &plan.method, endpoint.clone(), guard, timeout).await;
@@ -218,6 +225,7 @@ impl Exchange {
                 kind,
                 unsent,
             } = failure;
+            span.end(&plan.method, endpoint, None, Some(kind.as_str()));
             if blame {
                 guard.failed(kind);
             }
@@ -339,7 +347,13 @@ impl Exchange {
 
     /// The request to endpoint `index`: the caller's headers, the endpoint's `Host`,
     /// the route's key, the hop count and the request id.
-    fn build(&self, target: &UpstreamTarget, index: usize, plan: &mut Plan) -> Result<Request<OutBody>, String> {
+    fn build(
+        &self,
+        target: &UpstreamTarget,
+        index: usize,
+        plan: &mut Plan,
+        attempt: &TraceContext,
+    ) -> Result<Request<OutBody>, String> {
         let endpoint = self.client.endpoint(index)?;
         let uri = if endpoint.prefix.is_empty() {
             plan.path_and_query.clone()
@@ -366,17 +380,64 @@ impl Exchange {
         if let Some(id) = &plan.request_id {
             out.insert(HeaderName::from_static(REQUEST_ID_HEADER), id.clone());
         }
-        // Trace context: the caller's trace, this attempt as the parent (a header the
-        // client sent is replaced; a `tracestate` goes only with a trace we continue).
-        let attempt = plan.trace.child();
-        if let Ok(parent) = HeaderValue::from_bytes(&attempt.traceparent()) {
-            out.insert(HeaderName::from_static(TRACEPARENT), parent);
-        }
-        out.remove(TRACESTATE);
-        if let Some(state) = attempt.state.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
-            out.insert(HeaderName::from_static(TRACESTATE), state);
-        }
+        set_trace_headers(out, attempt);
         Ok(request)
+    }
+}
+
+/// Trace context for one attempt: the caller's trace, the attempt as the parent (a
+/// header the client sent is replaced; a `tracestate` goes only with a trace we
+/// continue).
+fn set_trace_headers(out: &mut HeaderMap, attempt: &TraceContext) {
+    if let Ok(parent) = HeaderValue::from_bytes(&attempt.traceparent()) {
+        out.insert(HeaderName::from_static(TRACEPARENT), parent);
+    }
+    out.remove(TRACESTATE);
+    if let Some(state) = attempt.state.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+        out.insert(HeaderName::from_static(TRACESTATE), state);
+    }
+}
+
+/// The client span of one attempt, when spans are being recorded (else nothing is
+/// built: no clock read, no allocation).
+struct AttemptSpan<'a> {
+    started: Option<std::time::SystemTime>,
+    context: &'a TraceContext,
+    number: u32,
+}
+
+impl<'a> AttemptSpan<'a> {
+    fn start(context: &'a TraceContext, number: u32) -> Self {
+        AttemptSpan {
+            started: recording(context).then(std::time::SystemTime::now),
+            context,
+            number,
+        }
+    }
+
+    /// Ends the span with the answer's status, or how the attempt failed.
+    fn end(&self, method: &Method, endpoint: &str, status: Option<u16>, error: Option<&str>) {
+        let Some(start) = self.started else { return };
+        let mut attributes = vec![
+            ("http.request.method", AttrValue::Str(method.as_str())),
+            ("url.full", AttrValue::Str(endpoint)),
+            ("http.request.resend_count", AttrValue::Int(i64::from(self.number) - 1)),
+        ];
+        if let Some(status) = status {
+            attributes.push(("http.response.status_code", AttrValue::Int(i64::from(status))));
+        }
+        if let Some(error) = error {
+            attributes.push(("error.type", AttrValue::Str(error)));
+        }
+        record(&FinishedSpan {
+            name: method.as_str(),
+            kind: SpanKind::Client,
+            context: self.context,
+            start,
+            end: std::time::SystemTime::now(),
+            attributes: &attributes,
+            error: error.or(status.filter(|s| *s >= 500).map(|_| "5xx")),
+        });
     }
 }
 

@@ -3,4 +3,5 @@
 
 mod access_log;
 mod metrics;
+mod otlp;
 mod trace;
