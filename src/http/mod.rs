@@ -26,7 +26,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::upstream::{HOPS_HEADER, REQUEST_ID_HEADER};
 use framex_actors::upstream::PoolReplicas;
 use framex_actors::trace::{TRACEPARENT, TRACESTATE};
-use framex_actors::{TraceContext, CallContext, Engine, Error, HttpMatch, Method, Router, Target};
+use framex_actors::{CallContext, Engine, Error, HttpMatch, Method, Router, Target, TraceContext};
 
 use crate::config::AuthRules;
 use crate::openapi::DocumentCache;
@@ -184,7 +184,6 @@ async fn serve(
     }
 
     let matched = shared.engine.published().load().match_http(&engine_method(req.method()), path);
-    let trace_id = ctx.trace.trace_id;
     let result = match matched {
         HttpMatch::NotFound => {
             return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
@@ -225,7 +224,7 @@ async fn serve(
             }
         },
     };
-    result.unwrap_or_else(|e| error::respond(&e, &ctx.request_id, format_args!("{trace_id:032x}")))
+    result.unwrap_or_else(|e| error::respond(&e, &ctx.request_id, ctx.trace.trace_id_hex()))
 }
 
 /// What `[auth] rules` say of a request.

@@ -18,6 +18,7 @@
 //! - this module: the pool's shared state ([`PoolShared`], [`PoolId`]) and the request
 //!   and response types of an exchange.
 
+mod attempt;
 mod client;
 mod exchange;
 pub mod headers;
