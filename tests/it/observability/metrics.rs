@@ -103,3 +103,46 @@ force_stream_apis = ["/api/v1/stream/sse", "/api/v1/stream/die"]
     assert!(series(&text, "process_resident_memory_bytes", &[]) > Some(0.0), "process metrics");
     server.stop(true).await;
 }
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct NoArgs {}
+
+/// Calls a local function API and an upstream route through `CallRemote`.
+async fn call_both(_: NoArgs, cx: framex::actors::Ctx) -> Result<serde_json::Value, framex::actors::Error> {
+    let local = cx.call_remote_api("echo.EchoPlugin.confess", serde_json::json!({"message": "m"})).await?;
+    let upstream = cx.call_remote_api("/api/v1/items/{item_id}", serde_json::json!({"item_id": 3})).await?;
+    Ok(serde_json::json!({"local": local, "upstream": upstream}))
+}
+
+/// `CallRemote` is counted and timed by the kind of its target: a plugin calling a
+/// local function and an upstream route adds one to each.
+#[actix_rt::test]
+async fn call_remote_is_counted_by_target_kind() {
+    let legacy = legacy_app().await;
+    let plugin = framex::plugin::PluginBuilder::new("caller")
+        .requires(["echo.EchoPlugin.confess", "/api/v1/items/{item_id}"])
+        .get("/api/v1/caller/run", call_both)
+        .build()
+        .expect("plugin declarations are valid");
+    let server = start(
+        config(&format!(
+            "load_builtin_plugins = [\"proxy\", \"echo\"]\n[server]\nenable_proxy = true\n[plugins.proxy]\nproxy_urls = [\"{}\"]\ndiscovery_interval = 0\n",
+            legacy.url
+        )),
+        vec![plugin],
+    )
+    .await;
+    let count = |text: &str, target: &str| {
+        series(text, "framex_call_remote_duration_seconds_count", &[("target", target)]).unwrap_or(0.0)
+    };
+    let before = get(&server.url("/metrics")).await.text();
+    let r = get(&server.url("/api/v1/caller/run")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["data"]["local"], "I am calling with message=m");
+    let after = get(&server.url("/metrics")).await.text();
+    // Other tests in this binary may call too: at least ours are there.
+    assert!(count(&after, "local") >= count(&before, "local") + 1.0, "{after}");
+    assert!(count(&after, "upstream") >= count(&before, "upstream") + 1.0, "{after}");
+    assert!(series(&after, "framex_call_remote_total", &[("target", "upstream")]) >= Some(1.0));
+    server.stop(true).await;
+}
