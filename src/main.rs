@@ -58,7 +58,9 @@ fn main() -> anyhow::Result<()> {
             if let Err(e) = framex::open_files::raise_to_hard_limit() {
                 log::warn!("cannot raise the open-file limit: {e}");
             }
-            actix_rt::System::new().block_on(async move {
+            // Spans go to an OTLP collector when OTEL_EXPORTER_OTLP_ENDPOINT asks.
+            let telemetry = framex::otel::init_from_env();
+            let result = actix_rt::System::new().block_on(async move {
                 let running = Framex::new(config)
                     .bind_and_start()
                     .await
@@ -66,7 +68,11 @@ fn main() -> anyhow::Result<()> {
                 running.until_signal(reload).await?;
                 drop(pid_file);
                 Ok(())
-            })
+            });
+            if let Some(telemetry) = telemetry {
+                telemetry.shutdown();
+            }
+            result
         }
     }
 }

@@ -20,15 +20,19 @@ pub struct CallContext {
     pub request_id: Arc<str>,
     /// How many proxies the request has passed through so far.
     pub hops: u32,
+    /// Where the call stands in its trace (W3C trace context, sent upstream as
+    /// `traceparent`).
+    pub trace: crate::trace::TraceContext,
 }
 
 impl CallContext {
-    /// A fresh context with a new request id, no deadline and no hops.
+    /// A fresh context with a new request id, no deadline, no hops and a new trace.
     pub fn new() -> Self {
         CallContext {
             deadline: None,
             request_id: new_request_id().into(),
             hops: 0,
+            trace: crate::trace::TraceContext::start(),
         }
     }
 

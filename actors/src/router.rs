@@ -130,11 +130,60 @@ impl Handler<CallRemote> for Router {
     type Result = ResponseFuture<Result<Reply, Error>>;
 
     fn handle(&mut self, msg: CallRemote, ctx: &mut Context<Self>) -> Self::Result {
+        let metrics = &*crate::metrics::CALL_REMOTE;
         let Some(route) = self.table.load().by_name(&msg.api, &msg.args) else {
+            metrics.calls[2].inc();
             return Box::pin(async move { Err(Error::NoRoute { api: msg.api }) });
         };
-        self.dispatch(route, msg.args, msg.ctx, ctx.address())
+        // Counted and timed by kind of target (label handles resolved once).
+        let kind = usize::from(matches!(route.target, Target::Upstream(_)));
+        metrics.calls[kind].inc();
+        let started = std::time::Instant::now();
+        // A span of its own: what it calls sees it as the parent.
+        let mut call_ctx = msg.ctx;
+        call_ctx.trace = call_ctx.trace.child();
+        let span = crate::trace::recording(&call_ctx.trace)
+            .then(|| (call_ctx.trace.clone(), std::time::SystemTime::now(), msg.api, msg.caller));
+        let call = self.dispatch(route, msg.args, call_ctx, ctx.address());
+        Box::pin(async move {
+            let reply = call.await;
+            metrics.duration[kind].observe(started.elapsed().as_secs_f64());
+            if let Some((trace, start, api, caller)) = span {
+                record_call_span(&trace, start, &api, caller.as_deref(), kind, reply.as_ref().err());
+            }
+            reply
+        })
     }
+}
+
+/// The span of one `CallRemote` (internal kind), for the installed span sink.
+fn record_call_span(
+    trace: &crate::trace::TraceContext,
+    start: std::time::SystemTime,
+    api: &str,
+    caller: Option<&str>,
+    kind: usize,
+    error: Option<&Error>,
+) {
+    use crate::trace::{AttrValue, FinishedSpan, SpanKind};
+    let name = format!("CallRemote {api}");
+    let error = error.map(ToString::to_string);
+    let mut attributes = vec![
+        ("framex.api", AttrValue::Str(api)),
+        ("framex.target", AttrValue::Str(if kind == 1 { "upstream" } else { "local" })),
+    ];
+    if let Some(caller) = caller {
+        attributes.push(("framex.caller", AttrValue::Str(caller)));
+    }
+    crate::trace::record(&FinishedSpan {
+        name: &name,
+        kind: SpanKind::Internal,
+        context: trace,
+        start,
+        end: std::time::SystemTime::now(),
+        attributes: &attributes,
+        error: error.as_deref(),
+    });
 }
 
 impl Handler<Dispatch> for Router {

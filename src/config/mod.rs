@@ -24,7 +24,7 @@ mod validate;
 pub use auth::{rule_matches, AuthConfig, AuthRules, Unused};
 pub use proxy::{normalize_url, BalancePolicy, PluginsConfig, ProxyConfig, ProxyUrls, UpstreamConfig, UpstreamEntry, DEFAULT_DOCS_PATH};
 pub use rules::{PathFilter, PathPattern, PatternError, RuleSet};
-pub use server::ServerConfig;
+pub use server::{AccessLog, ServerConfig};
 pub use trusted_proxies::TrustedProxies;
 pub use validate::{MAX_SECONDS, MIN_HEALTH_CHECK_SECONDS, MIN_SECONDS};
 

@@ -6,6 +6,18 @@ use serde::Deserialize;
 
 use super::{validate, TrustedProxies, Unused};
 
+/// `server.access_log`: whether and how each request is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessLog {
+    /// No access log (`false`).
+    #[default]
+    Off,
+    /// One text line per request (`true` or `"text"`).
+    Text,
+    /// One JSON object per line (`"json"`).
+    Json,
+}
+
 /// `[server]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -29,9 +41,11 @@ pub struct ServerConfig {
     /// streams to finish before closing them. Default 30.
     pub shutdown_timeout: u64,
     /// *Extension.* One log line per request (target `framex::access`, info level):
-    /// peer, method, path without the query, status, time to the response head,
-    /// request id. Default off.
-    pub access_log: bool,
+    /// `true` (or `"text"`) writes peer, method, path without the query, status, time
+    /// to the response head, request id and trace id as text; `"json"` writes one JSON
+    /// object with route, bytes, upstream URL and attempts as well. Default off.
+    #[serde(deserialize_with = "validate::access_log")]
+    pub access_log: AccessLog,
     /// *Extension.* Addresses or CIDR networks of proxies in front of this server,
     /// whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` are kept and extended;
     /// from anyone else they are replaced by ours. Default: none.
@@ -92,7 +106,7 @@ impl Default for ServerConfig {
             workers: None,
             max_body_size: 64 * 1024 * 1024,
             shutdown_timeout: 30,
-            access_log: false,
+            access_log: AccessLog::Off,
             trusted_proxies: TrustedProxies::default(),
             client_body_timeout: 60.0,
             min_body_rate: 240,

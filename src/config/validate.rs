@@ -121,6 +121,24 @@ pub(super) fn server_port<'de, D: serde::Deserializer<'de>>(deserializer: D) -> 
         .ok_or_else(|| serde::de::Error::custom(format!("server.port must be a port number from 0 to 65535, not {value}")))
 }
 
+/// `server.access_log`: `true`/`false`, `"text"`, `"json"` or `"off"`, refused naming
+/// the key.
+pub(super) fn access_log<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<super::AccessLog, D::Error> {
+    use serde::Deserialize as _;
+    use super::AccessLog;
+    let value = toml::Value::deserialize(deserializer)?;
+    match &value {
+        toml::Value::Boolean(false) => Ok(AccessLog::Off),
+        toml::Value::Boolean(true) => Ok(AccessLog::Text),
+        toml::Value::String(s) if s == "off" => Ok(AccessLog::Off),
+        toml::Value::String(s) if s == "text" => Ok(AccessLog::Text),
+        toml::Value::String(s) if s == "json" => Ok(AccessLog::Json),
+        _ => Err(serde::de::Error::custom(format!(
+            "server.access_log must be true, false, \"text\" or \"json\", not {value}"
+        ))),
+    }
+}
+
 /// Rules whose key list is empty, or holds an empty key, would make their paths
 /// public (an empty `Authorization` header, or none, would pass).
 fn auth_keys(section: &str, rules: &AuthRules) -> Result<(), String> {
@@ -338,6 +356,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("server.port"), "{err}");
+    }
+
+    /// `server.access_log` takes a boolean or a format name; anything else is refused
+    /// naming the key.
+    #[test]
+    fn access_log_formats() {
+        use crate::config::AccessLog;
+        let load = |text: &str| Config::load_with_env(None, vec![("SERVER__ACCESS_LOG".to_owned(), text.to_owned())]);
+        assert_eq!(load("true").unwrap().server.access_log, AccessLog::Text);
+        assert_eq!(load("json").unwrap().server.access_log, AccessLog::Json);
+        assert_eq!(load("false").unwrap().server.access_log, AccessLog::Off);
+        let err = refused("[server]\naccess_log = \"yaml\"");
+        assert!(err.contains("server.access_log"), "{err}");
     }
 
     /// FrameX-kit's OAuth login for the docs is not implemented: refused, not ignored.

@@ -45,11 +45,16 @@ pub fn response_stream(
     stream: ChunkStream,
     sse: bool,
 ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
-    futures::stream::unfold(Some(stream), move |state| async move {
-        let mut stream = state?;
+    // An open SSE stream is counted until the body is dropped (ended or abandoned).
+    let open = sse.then(crate::metrics::sse_stream_open);
+    futures::stream::unfold(Some((stream, open)), move |state| async move {
+        let (mut stream, open) = state?;
         match stream.next().await {
             None => None,
-            Some(Ok(bytes)) => Some((Ok(bytes), Some(stream))),
+            Some(Ok(bytes)) => {
+                crate::metrics::streamed(bytes.len());
+                Some((Ok(bytes), Some((stream, open))))
+            }
             Some(Err(e)) if sse => {
                 log::warn!("stream ended by error: {}", framex_actors::Escaped(&e));
                 let event = Event::error(status_of(&e).as_u16(), e.external_message());

@@ -8,6 +8,14 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use super::{assets, authorize, envelope, Auth, Worker};
 
+/// Every built-in path (what `/metrics` labels their requests with).
+const PATHS: [&str; 7] = ["/health", "/ping", "/version", "/api/v1/openapi.json", "/docs", "/api/v1/proxy/upstreams", "/metrics"];
+
+/// The built-in path `path` is, as a `'static` label.
+pub(super) fn label(path: &str) -> Option<&'static str> {
+    PATHS.into_iter().find(|p| *p == path)
+}
+
 /// The built-in answer to `GET path` (canonical), or `None` when `path` is not a
 /// built-in. (A
 /// match here rather than actix-web routes: every request would otherwise be tried
@@ -56,16 +64,13 @@ fn openapi(worker: &Worker) -> HttpResponse {
     typed("application/json", worker.shared.openapi.get(&table, &worker.shared.auth))
 }
 
-/// Prometheus metrics: the build, and the proxy's upstream counters.
+/// Prometheus metrics: the build, requests per route, upstreams, CallRemote, process.
 async fn metrics(worker: &Worker) -> HttpResponse {
-    let mut text = format!(
-        "# HELP framex_build_info The running framex-rs.\n# TYPE framex_build_info gauge\nframex_build_info{{version=\"{}\"}} 1\n",
-        crate::VERSION
-    );
-    if let Some(proxy) = &worker.shared.proxy {
-        text.push_str(&proxy.report().await.to_prometheus());
-    }
-    typed("text/plain; version=0.0.4; charset=utf-8", text)
+    let report = match &worker.shared.proxy {
+        Some(proxy) => Some(proxy.report().await),
+        None => None,
+    };
+    typed("text/plain; version=0.0.4; charset=utf-8", crate::metrics::render(report.as_ref()))
 }
 
 /// The proxy's upstream URLs and pools with health and counters.

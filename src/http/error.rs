@@ -30,13 +30,14 @@ pub fn status_of(error: &Error) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// Answers an engine error with its status and envelope, and logs it.
-pub fn respond(error: &Error, request_id: &str) -> HttpResponse {
+/// Answers an engine error with its status and envelope, and logs it with the
+/// request's id and trace id (`trace_id` from [`framex_actors::TraceContext::trace_id_hex`]).
+pub fn respond(error: &Error, request_id: &str, trace_id: impl std::fmt::Display) -> HttpResponse {
     let status = status_of(error);
     if status.is_server_error() {
-        log::warn!("request {}: {status}: {}", Escaped(request_id), Escaped(error));
+        log::warn!("request {} trace {trace_id}: {status}: {}", Escaped(request_id), Escaped(error));
     } else {
-        log::debug!("request {}: {status}: {}", Escaped(request_id), Escaped(error));
+        log::debug!("request {} trace {trace_id}: {status}: {}", Escaped(request_id), Escaped(error));
     }
     let details = match error {
         // FastAPI's shape, so FrameX clients read it as they read FrameX-kit's.

@@ -21,20 +21,29 @@ use super::body::{read_limited, response_stream};
 use crate::config::TrustedProxies;
 use super::{forwarded, Worker};
 
+/// How a request is forwarded, beside where.
+pub(super) struct Forwarding<'a> {
+    /// Whether `Authorization` held a key for us (it is not passed on).
+    pub consumed_auth: bool,
+    /// Where to note which endpoint answered, when the access log wants it.
+    pub served: Option<&'a mut Option<super::observe::Served>>,
+}
+
 /// Forwards this request, whose canonical path is `path`, to `target` and relays the
 /// answer.
 ///
 /// # Errors
 /// Engine errors before the upstream answered (502, 504, 413…), answered by the caller.
-pub async fn serve(
+pub(super) async fn serve(
     worker: &Worker,
     req: &HttpRequest,
     path: &str,
     payload: web::Payload,
     target: Arc<UpstreamTarget>,
-    consumed_auth: bool,
+    how: Forwarding<'_>,
     ctx: CallContext,
 ) -> Result<HttpResponse, Error> {
+    let Forwarding { consumed_auth, served } = how;
     let limit = worker.shared.max_body_size;
     let headers = upstream_headers(req, consumed_auth, &worker.shared.trusted_proxies);
 
@@ -88,7 +97,15 @@ pub async fn serve(
     // rather than through a mailbox hop, which costs more than the rest of our own
     // work on a small request (see the README's benchmarks).
     let replica = worker.pools.replica(&target.pool);
+    let pool = served.is_some().then(|| target.pool.clone());
     let response = replica.forward(target, request).await?;
+    if let (Some(served), Some(pool)) = (served, pool) {
+        *served = Some(super::observe::Served {
+            pool,
+            endpoint: response.endpoint,
+            attempts: response.attempts,
+        });
+    }
 
     let status = StatusCode::from_u16(response.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut builder = HttpResponse::build(status);

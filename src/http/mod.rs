@@ -14,6 +14,7 @@ pub mod error;
 mod forward;
 mod forwarded;
 mod local;
+mod observe;
 pub mod path;
 mod proxy_function;
 mod unread_body;
@@ -27,7 +28,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::upstream::{HOPS_HEADER, REQUEST_ID_HEADER};
 use framex_actors::upstream::PoolReplicas;
-use framex_actors::{CallContext, Engine, Error, Escaped, HttpMatch, Method, Router, Target};
+use framex_actors::trace::{TRACEPARENT, TRACESTATE};
+use framex_actors::{CallContext, Engine, Error, HttpMatch, Method, Router, Target, TraceContext};
 
 use crate::config::AuthRules;
 use crate::openapi::DocumentCache;
@@ -49,8 +51,9 @@ pub struct Shared {
     /// How long request bodies may take to arrive (`client_body_timeout`,
     /// `min_body_rate`).
     pub body_deadlines: BodyDeadlines,
-    /// Whether every request gets an access-log line (`framex::access`, info level).
-    pub access_log: bool,
+    /// Whether and how every request gets an access-log line (`framex::access`, info
+    /// level).
+    pub access_log: crate::config::AccessLog,
     /// Peers whose forwarding headers are kept and extended (`server.trusted_proxies`).
     pub trusted_proxies: crate::config::TrustedProxies,
     /// Deadline of a call (the proxy's `timeout`).
@@ -145,38 +148,26 @@ pub async fn dispatch(
     state: web::Data<WorkerState>,
 ) -> HttpResponse {
     let worker = state.snapshot();
+    let started = std::time::Instant::now();
     let ctx = context(&req, &worker.shared);
     // The body outlives the handler, so one left unread closes the connection rather
     // than being drained for as long as a slow client cares to send it.
     let (payload, keeper) = unread_body::share(&req, payload).await;
-    let keep = |response| match keeper {
+    let request_id = ctx.request_id.clone();
+    let trace = observe::Trace::of(&ctx.trace);
+    let access_log = worker.shared.access_log;
+    let mut seen = observe::Seen::default();
+    let response = serve(req.clone(), payload, worker, ctx, &mut seen).await;
+    observe::record(&req, &response, &seen, started, (&request_id, &trace), access_log);
+    match keeper {
         Some(keeper) => keeper.attach(response),
         None => response,
-    };
-    if !worker.shared.access_log {
-        return keep(serve(req, payload, worker, ctx).await);
     }
-    let started = std::time::Instant::now();
-    let (method, path) = (req.method().clone(), req.path().to_owned());
-    let peer = req.peer_addr().map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
-    let request_id = ctx.request_id.clone();
-    let response = serve(req, payload, worker, ctx).await;
-    // The path without its query: query strings often carry tokens. What the client
-    // chose is escaped: a path or id cannot forge a line or close the quotes.
-    log::info!(
-        target: "framex::access",
-        "{peer} \"{} {}\" {} {:.3}ms {}",
-        Escaped(&method),
-        Escaped(&path),
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0,
-        Escaped(&request_id)
-    );
-    keep(response)
 }
 
 /// The call context of a request: deadline, request id (the caller's, if it is 1–128
-/// visible ASCII characters; else a generated one), hops so far.
+/// visible ASCII characters; else a generated one), hops so far, trace context (the
+/// caller's, if well formed; else a new trace).
 fn context(req: &HttpRequest, shared: &Shared) -> CallContext {
     let mut ctx = CallContext::new().with_timeout(shared.timeout);
     if let Some(id) = req
@@ -185,6 +176,12 @@ fn context(req: &HttpRequest, shared: &Shared) -> CallContext {
         .and_then(|v| usable_request_id(v.as_bytes()))
     {
         ctx.request_id = id.into();
+    }
+    if let Some(parent) = req.headers().get(TRACEPARENT) {
+        let state = req.headers().get(TRACESTATE).map(|v| v.as_bytes());
+        if let Some(trace) = TraceContext::continue_from(parent.as_bytes(), state) {
+            ctx.trace = trace;
+        }
     }
     ctx.hops = req
         .headers()
@@ -208,6 +205,7 @@ async fn serve(
     payload: web::Payload,
     worker: Worker,
     ctx: CallContext,
+    seen: &mut observe::Seen,
 ) -> HttpResponse {
     // One canonical path for everything below, and for the upstream.
     let canonical = match path::canonicalize(req.uri().path()) {
@@ -217,6 +215,8 @@ async fn serve(
     let path: &str = &canonical;
     if req.method() == actix_web::http::Method::GET {
         if let Some(response) = builtin::serve(path, &req, &worker).await {
+            seen.builtin = builtin::label(path);
+            seen.target = Some(crate::metrics::Target::Builtin);
             return response;
         }
     }
@@ -226,7 +226,7 @@ async fn serve(
             hops: ctx.hops,
             limit: shared.max_hops,
         };
-        return error::respond(&error, &ctx.request_id);
+        return error::respond(&error, &ctx.request_id, ctx.trace.trace_id_hex());
     }
 
     let consumed_auth = match authorize(shared, &req, path) {
@@ -240,6 +240,8 @@ async fn serve(
     }
 
     if path == framex_actors::upstream::proxy_function::PATH && req.method() == actix_web::http::Method::POST {
+        seen.builtin = Some(framex_actors::upstream::proxy_function::PATH);
+        seen.target = Some(crate::metrics::Target::Upstream);
         return proxy_function::serve(&worker, payload, ctx).await;
     }
 
@@ -256,9 +258,14 @@ async fn serve(
                     if target.filter.as_ref().is_some_and(|f| !f.allows(path)) {
                         return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
                     }
-                    return forward::serve(&worker, &req, path, payload, target, consumed_auth, ctx.clone())
+                    seen.target = Some(crate::metrics::Target::Upstream);
+                    let how = forward::Forwarding {
+                        consumed_auth,
+                        served: None,
+                    };
+                    return forward::serve(&worker, &req, path, payload, target, how, ctx.clone())
                         .await
-                        .unwrap_or_else(|e| error::respond(&e, &ctx.request_id));
+                        .unwrap_or_else(|e| error::respond(&e, &ctx.request_id, ctx.trace.trace_id_hex()));
                 }
             }
             let allow = allowed
@@ -275,6 +282,8 @@ async fn serve(
         }
         HttpMatch::Found { route, params } => match &route.target {
             Target::Local { .. } => {
+                seen.route = Some(route.clone());
+                seen.target = Some(crate::metrics::Target::Local);
                 let ctx2 = ctx.clone();
                 local::serve(&worker, &req, payload, route, params, ctx2).await
             }
@@ -283,12 +292,18 @@ async fn serve(
                 if target.filter.as_ref().is_some_and(|f| !f.allows(path)) {
                     return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
                 }
+                seen.route = Some(route.clone());
+                seen.target = Some(crate::metrics::Target::Upstream);
                 let target = target.clone();
-                forward::serve(&worker, &req, path, payload, target, consumed_auth, ctx.clone()).await
+                let how = forward::Forwarding {
+                    consumed_auth,
+                    served: (shared.access_log == crate::config::AccessLog::Json).then_some(&mut seen.served),
+                };
+                forward::serve(&worker, &req, path, payload, target, how, ctx.clone()).await
             }
         },
     };
-    result.unwrap_or_else(|e| error::respond(&e, &ctx.request_id))
+    result.unwrap_or_else(|e| error::respond(&e, &ctx.request_id, ctx.trace.trace_id_hex()))
 }
 
 /// The upstream an `OPTIONS` of `path` (which has no OPTIONS route) goes to: that of

@@ -68,6 +68,7 @@ async fn decode_call(call: Call, max_decoded: usize) -> Result<(Value, Value), H
 /// Answers one proxy-function call.
 pub async fn serve(worker: &Worker, body: web::Payload, ctx: CallContext) -> HttpResponse {
     let request_id = ctx.request_id.clone();
+    let trace_id = ctx.trace.trace_id;
     let offered = worker
         .shared
         .engine
@@ -81,7 +82,7 @@ pub async fn serve(worker: &Worker, body: web::Payload, ctx: CallContext) -> Htt
     let limit = worker.shared.max_body_size;
     let bytes = match super::body::read_limited(body, limit, &worker.shared.body_deadlines).await {
         Ok(bytes) => bytes,
-        Err(e) => return error::respond(&e, &request_id),
+        Err(e) => return error::respond(&e, &request_id, format_args!("{trace_id:032x}")),
     };
     let call: Call = match serde_json::from_slice(&bytes) {
         Ok(call) => call,
@@ -123,8 +124,8 @@ pub async fn serve(worker: &Worker, body: web::Payload, ctx: CallContext) -> Htt
     match reply {
         Ok(reply) => match reply.into_value().await {
             Ok(value) => envelope::success(Value::String(encode(&value))),
-            Err(e) => error::respond(&e, &request_id),
+            Err(e) => error::respond(&e, &request_id, format_args!("{trace_id:032x}")),
         },
-        Err(e) => error::respond(&e, &request_id),
+        Err(e) => error::respond(&e, &request_id, format_args!("{trace_id:032x}")),
     }
 }

@@ -95,13 +95,14 @@ pub async fn serve(
         None => path.to_owned(),
     };
     let request_id = ctx.request_id.clone();
+    let trace_id = ctx.trace.trace_id_hex();
     let request = TunnelRequest {
         path_and_query,
         headers,
         ctx,
     };
     match tunnel::open(target.pool, request).await {
-        Err(e) => error::respond(&e, &request_id),
+        Err(e) => error::respond(&e, &request_id, trace_id),
         Ok(Tunnel::Refused {
             status,
             headers,

@@ -1,6 +1,6 @@
 //! What the proxy shows: every upstream URL (discovery, health, counters) and every
-//! pool serving routes, read from the published route table; and the same figures as
-//! Prometheus text.
+//! pool serving routes, read from the published route table (`/metrics` shows the same
+//! figures, see `crate::metrics`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,37 +18,6 @@ pub struct ProxyReport {
     pub upstreams: Vec<UpstreamReport>,
     /// Every pool in use: its URLs, policy and how many routes it serves.
     pub pools: Vec<PoolReport>,
-}
-
-impl ProxyReport {
-    /// The same figures in Prometheus's text exposition format, one series per
-    /// upstream URL (label `url`).
-    pub fn to_prometheus(&self) -> String {
-        type Field = fn(&UpstreamReport) -> u64;
-        let series: [(&str, &str, &str, Field); 5] = [
-            ("framex_upstream_requests_total", "counter", "Requests sent to the upstream URL.", |u| u.endpoint.requests),
-            ("framex_upstream_failures_total", "counter", "Requests that failed at the upstream URL (no connection, reset, 5xx, broken reply).", |u| u.endpoint.failures),
-            ("framex_upstream_in_flight", "gauge", "Requests the upstream URL is serving now.", |u| u.endpoint.in_flight as u64),
-            ("framex_upstream_healthy", "gauge", "1 while the upstream URL gets traffic, 0 while it is ejected.", |u| u64::from(u.endpoint.healthy)),
-            ("framex_upstream_operations", "gauge", "Operations the upstream URL published at its last discovery.", |u| u.operations as u64),
-        ];
-        let labels: Vec<String> = self
-            .upstreams
-            .iter()
-            .map(|u| {
-                let url = u.endpoint.url.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
-                format!("{{url=\"{url}\"}}")
-            })
-            .collect();
-        let mut out = String::new();
-        for (name, kind, help, value) in series {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-            for (upstream, label) in self.upstreams.iter().zip(&labels) {
-                out.push_str(&format!("{name}{label} {}\n", value(upstream)));
-            }
-        }
-        out
-    }
 }
 
 /// One upstream URL in a [`ProxyReport`].

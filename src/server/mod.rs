@@ -132,6 +132,7 @@ impl Framex {
     /// # Errors
     /// Unknown plugins, unresolvable `required_remote_apis`, duplicate routes.
     pub async fn start(self, listener: TcpListener) -> Result<Running, StartError> {
+        crate::metrics::init();
         let config = self.config;
         let engine = Engine::start();
         let mut loaded = Vec::new();

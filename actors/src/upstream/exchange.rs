@@ -26,6 +26,9 @@ use super::{
     REQUEST_ID_HEADER,
 };
 use crate::error::{ConnectFailure, Error};
+use crate::metrics::FailureKind;
+use super::attempt::{set_trace_headers, AttemptSpan};
+use crate::trace::TraceContext;
 
 /// What a failed attempt allows next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +49,8 @@ struct Failure {
     retry: Retry,
     /// Whether the endpoint is to blame (its counters and health record it).
     blame: bool,
+    /// How it failed, for the endpoint's failure counters.
+    kind: FailureKind,
     /// The request, when it came back unsent (it goes again as it is).
     unsent: Option<Box<Request<OutBody>>>,
 }
@@ -63,6 +68,8 @@ struct Plan {
     replayable: bool,
     hops: HeaderValue,
     request_id: Option<HeaderValue>,
+    /// The caller's span: each attempt is a child of it.
+    trace: crate::trace::TraceContext,
 }
 
 impl Plan {
@@ -89,6 +96,7 @@ impl Plan {
             idempotent,
             hops: HeaderValue::from(ctx.hops + 1),
             request_id: HeaderValue::from_str(&ctx.request_id).ok(),
+            trace: ctx.trace,
         }
     }
 
@@ -145,7 +153,17 @@ impl Exchange {
         let timeout = shared.config.timeout;
         let mut plan = Plan::new(request, timeout);
         let mut next = Next::Pick;
+        let mut attempts = 0u32;
+        // Which endpoint answered, and after how many attempts (for the access log).
+        let answered = |reply: Result<ForwardResponse, Error>, index: usize, attempts: u32| {
+            reply.map(|mut response| {
+                response.endpoint = index;
+                response.attempts = attempts;
+                response
+            })
+        };
         loop {
+            attempts += 1;
             let (index, fresh, unsent) = match next {
                 Next::Pick => (self.pick()?, false, None),
                 Next::Fresh(index, unsent) => (index, true, unsent),
@@ -153,27 +171,39 @@ impl Exchange {
             // Errors name the endpoint that failed, not the whole pool.
             let endpoint = shared.endpoint_name(index);
             let guard = InFlight::start(&shared, index);
+            // Each attempt is a span of its own, the parent of what the upstream does.
+            let attempt = plan.trace.child();
+            let span = AttemptSpan::start(&attempt, attempts);
             let request = match unsent {
-                Some(request) => *request,
-                None => self.build(&target, index, &mut plan).map_err(|reason| Error::UpstreamConnect {
+                Some(mut request) => {
+                    set_trace_headers(request.headers_mut(), &attempt);
+                    *request
+                }
+                None => self.build(&target, index, &mut plan, &attempt).map_err(|reason| Error::UpstreamConnect {
                     upstream: endpoint.to_owned(),
                     cause: ConnectFailure::Url(reason),
                 })?,
             };
+            let started = Instant::now();
             let sent = tokio::time::timeout_at(plan.deadline, self.client.send(index, request, fresh)).await;
             let failure = match sent {
                 Ok(Ok((response, lease))) => {
+                    guard.metrics().duration.observe(started.elapsed().as_secs_f64());
                     let status = response.status();
+                    span.end(&plan.method, endpoint, Some(status.as_u16()), None);
                     if !status.is_server_error() {
                         guard.succeeded();
-                        return relay(response, lease, &plan.method, endpoint.to_owned(), guard, timeout).await;
+                        let reply = relay(response, lease, &plan.method, endpoint.to_owned(), guard, timeout).await;
+                        return answered(reply, index, attempts);
                     }
-                    guard.failed();
+                    guard.failed(FailureKind::Status5xx);
                     let gateway = matches!(status.as_u16(), 502..=504);
                     if !(plan.idempotent && gateway && self.may_retry(plan.replayable)) {
-                        return relay(response, lease, &plan.method, endpoint.to_owned(), guard, timeout).await;
+                        let reply = relay(response, lease, &plan.method, endpoint.to_owned(), guard, timeout).await;
+                        return answered(reply, index, attempts);
                     }
                     log::debug!("retrying {} on another endpoint after {status} from {endpoint}", plan.method);
+                    guard.metrics().retries.inc();
                     next = Next::Pick;
                     continue;
                 }
@@ -184,6 +214,7 @@ impl Exchange {
                     },
                     retry: Retry::No,
                     blame: true,
+                    kind: FailureKind::Timeout,
                     unsent: None,
                 },
                 Ok(Err(error)) => self.classify(error, endpoint, &plan),
@@ -192,19 +223,23 @@ impl Exchange {
                 error,
                 retry,
                 blame,
+                kind,
                 unsent,
             } = failure;
+            span.end(&plan.method, endpoint, None, Some(kind.as_str()));
             if blame {
-                guard.failed();
+                guard.failed(kind);
             }
             match retry {
                 Retry::FreshConnection => {
                     self.fresh_used = true;
+                    guard.metrics().retries.inc();
                     log::debug!("{} to {endpoint} lost on a reused connection ({}); again on a fresh one", plan.method, crate::Escaped(&error));
                     next = Next::Fresh(index, unsent);
                 }
                 Retry::OtherEndpoint if self.may_retry(plan.replayable || unsent.is_some()) => {
                     log::debug!("retrying {} on another endpoint after: {}", plan.method, crate::Escaped(&error));
+                    guard.metrics().retries.inc();
                     if let Some(request) = unsent {
                         // Rebuilt for the other endpoint (its `Host` differs); the body
                         // was never consumed.
@@ -225,18 +260,21 @@ impl Exchange {
                 error: Error::UpstreamConnect { upstream, cause },
                 retry: Retry::OtherEndpoint,
                 blame: true,
+                kind: FailureKind::Connect,
                 unsent: None,
             },
             SendError::Unsent { request, reused: true, cause } if !self.fresh_used => Failure {
                 error: Error::UpstreamConnect { upstream, cause },
                 retry: Retry::FreshConnection,
                 blame: false,
+                kind: FailureKind::Reset,
                 unsent: Some(request),
             },
             SendError::Unsent { request, cause, .. } => Failure {
                 error: Error::UpstreamConnect { upstream, cause },
                 retry: Retry::OtherEndpoint,
                 blame: true,
+                kind: FailureKind::Connect,
                 unsent: Some(request),
             },
             SendError::Exchange { error, reused } => {
@@ -251,6 +289,7 @@ impl Exchange {
                         error,
                         retry: Retry::FreshConnection,
                         blame: false,
+                        kind: FailureKind::Reset,
                         unsent: None,
                     };
                 }
@@ -259,6 +298,7 @@ impl Exchange {
                     // It may have acted on the request: only idempotent ones go again.
                     retry: if plan.idempotent { Retry::OtherEndpoint } else { Retry::No },
                     blame: true,
+                    kind: FailureKind::Reset,
                     unsent: None,
                 }
             }
@@ -267,6 +307,7 @@ impl Exchange {
                 error,
                 retry: Retry::No,
                 blame: false,
+                kind: FailureKind::BrokenBody,
                 unsent: None,
             },
         }
@@ -274,10 +315,13 @@ impl Exchange {
 
     /// The next endpoint per the pool's policy, not tried yet.
     fn pick(&mut self) -> Result<usize, Error> {
-        let index = self.shared.pick(&self.tried).ok_or_else(|| Error::Overloaded {
-            upstream: self.shared.name.clone(),
-            retry_after: 1,
-        })?;
+        let Some(index) = self.shared.pick(&self.tried) else {
+            self.shared.pool_metrics.saturated.inc();
+            return Err(Error::Overloaded {
+                upstream: self.shared.name.clone(),
+                retry_after: 1,
+            });
+        };
         self.tried.push(index);
         Ok(index)
     }
@@ -295,6 +339,7 @@ impl Exchange {
         if self.permit.is_none() {
             self.permit = self.shared.retry_permit();
             if self.permit.is_none() {
+                self.shared.pool_metrics.budget_exhausted.inc();
                 log::warn!("upstream {}: retry budget spent, not retrying", self.shared.name);
             }
         }
@@ -303,7 +348,13 @@ impl Exchange {
 
     /// The request to endpoint `index`: the caller's headers, the endpoint's `Host`,
     /// the route's key, the hop count and the request id.
-    fn build(&self, target: &UpstreamTarget, index: usize, plan: &mut Plan) -> Result<Request<OutBody>, String> {
+    fn build(
+        &self,
+        target: &UpstreamTarget,
+        index: usize,
+        plan: &mut Plan,
+        attempt: &TraceContext,
+    ) -> Result<Request<OutBody>, String> {
         let endpoint = self.client.endpoint(index)?;
         let uri = if endpoint.prefix.is_empty() {
             plan.path_and_query.clone()
@@ -330,6 +381,7 @@ impl Exchange {
         if let Some(id) = &plan.request_id {
             out.insert(HeaderName::from_static(REQUEST_ID_HEADER), id.clone());
         }
+        set_trace_headers(out, attempt);
         Ok(request)
     }
 }

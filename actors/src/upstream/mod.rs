@@ -19,6 +19,7 @@
 //! - this module: the pool's shared state ([`PoolShared`], [`PoolId`]) and the request
 //!   and response types of an exchange.
 
+mod attempt;
 mod client;
 mod exchange;
 pub mod headers;
@@ -179,6 +180,9 @@ pub struct PoolShared {
     endpoint_names: Vec<String>,
     config: PoolConfig,
     stats: Vec<Arc<EndpointStats>>,
+    /// Metric handles per endpoint (same order as `stats`) and of the pool.
+    pub(crate) metrics: Vec<crate::metrics::EndpointMetrics>,
+    pub(crate) pool_metrics: crate::metrics::PoolMetrics,
     next: AtomicUsize,
     /// Retries under way (see [`PoolShared::retry_permit`]).
     retrying: AtomicUsize,
@@ -225,9 +229,14 @@ impl PoolShared {
                 None => url.clone(),
             })
             .collect();
+        let name = endpoint_names.join(",");
         Arc::new(PoolShared {
             id: PoolId::next(),
-            name: endpoint_names.join(","),
+            // Series by URL (not by address), so that replicas coming and going keep
+            // the label set bounded.
+            metrics: config.endpoints.iter().map(|url| crate::metrics::EndpointMetrics::of(url)).collect(),
+            pool_metrics: crate::metrics::PoolMetrics::of(&config.endpoints.join(",")),
+            name,
             endpoint_names,
             stats,
             config,
@@ -353,6 +362,10 @@ pub struct ForwardResponse {
     pub headers: HeaderMap,
     /// Body.
     pub body: Body,
+    /// Which endpoint of the pool answered (index into its `endpoints`).
+    pub endpoint: usize,
+    /// Attempts the exchange made, this answer's included.
+    pub attempts: u32,
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use super::client::{read_to_end, Lease};
 use super::headers::{frame_by_transfer_encoding, strip_hop_by_hop};
 use super::{Body, ForwardResponse, PoolShared};
 use crate::error::Error;
+use crate::metrics::FailureKind;
 use crate::stream::{bridge, ChunkSender};
 
 /// Replies up to this size (with a known length) are read whole instead of streamed.
@@ -35,17 +36,28 @@ impl InFlight {
         let stats = &pool.stats[index];
         stats.in_flight.fetch_add(1, Ordering::Relaxed);
         stats.requests.fetch_add(1, Ordering::Relaxed);
+        pool.metrics[index].requests.inc();
         InFlight {
             pool: pool.clone(),
             index,
         }
     }
 
-    /// The endpoint failed this attempt.
-    pub(super) fn failed(&self) {
+    /// The endpoint failed this attempt, in the way `kind` says.
+    pub(super) fn failed(&self, kind: FailureKind) {
         let stats = &self.pool.stats[self.index];
         stats.failures.fetch_add(1, Ordering::Relaxed);
+        let metrics = &self.pool.metrics[self.index];
+        metrics.failed(kind);
+        if stats.health.is_available() {
+            metrics.ejections.inc();
+        }
         stats.health.record_failure();
+    }
+
+    /// The endpoint's metric handles.
+    pub(super) fn metrics(&self) -> &crate::metrics::EndpointMetrics {
+        &self.pool.metrics[self.index]
     }
 
     /// The endpoint answered this attempt.
@@ -79,7 +91,7 @@ pub(super) async fn relay(
     if status == StatusCode::SWITCHING_PROTOCOLS {
         // We never ask for an upgrade: a switch nobody asked for is a broken reply,
         // and the connection is no longer HTTP (dropping the lease closes it).
-        guard.failed();
+        guard.failed(FailureKind::BrokenBody);
         return Err(Error::UpstreamReply {
             upstream,
             reason: "switched protocols (101) without being asked to".to_owned(),
@@ -112,14 +124,14 @@ pub(super) async fn relay(
                 Body::Full(bytes)
             }
             Ok(Err(e)) => {
-                guard.failed();
+                guard.failed(FailureKind::BrokenBody);
                 return Err(Error::UpstreamReply {
                     upstream,
                     reason: format!("body could not be read: {e}"),
                 });
             }
             Err(_) => {
-                guard.failed();
+                guard.failed(FailureKind::Timeout);
                 return Err(Error::UpstreamTimeout {
                     upstream,
                     seconds: timeout.as_secs_f64(),
@@ -135,6 +147,8 @@ pub(super) async fn relay(
         status,
         headers,
         body,
+        endpoint: 0,
+        attempts: 1,
     })
 }
 
@@ -150,6 +164,9 @@ async fn pump(
     upstream: String,
     guard: InFlight,
 ) {
+    let open = guard.metrics().open_streams.clone();
+    open.inc();
+    let _open = scopeguard(move || open.dec());
     loop {
         let next = tokio::select! {
             biased;
@@ -168,7 +185,7 @@ async fn pump(
                 }
             }
             Ok(Some(Err(e))) => {
-                guard.failed();
+                guard.failed(FailureKind::BrokenBody);
                 let reason = if e.is_incomplete_message() {
                     "the stream broke off before its end".to_owned()
                 } else {
@@ -178,7 +195,7 @@ async fn pump(
                 return;
             }
             Err(_) => {
-                guard.failed();
+                guard.failed(FailureKind::Timeout);
                 sender
                     .fail(Error::UpstreamTimeout {
                         upstream,
@@ -189,4 +206,17 @@ async fn pump(
             }
         }
     }
+}
+
+/// Runs `f` when dropped (however the pump ends).
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }

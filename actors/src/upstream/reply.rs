@@ -131,6 +131,8 @@ mod tests {
             status: StatusCode::from_u16(status).unwrap(),
             headers: HeaderMap::new(),
             body: Body::Full(Bytes::from(body.to_owned())),
+            endpoint: 0,
+            attempts: 1,
         }
     }
 

@@ -1,0 +1,167 @@
+//! What a request's answer is recorded as: the route it matched (its template, for
+//! metric labels), where it went, and its access-log line.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::{HttpRequest, HttpResponse};
+use framex_actors::upstream::PoolShared;
+use framex_actors::{ApiKey, Escaped, Route};
+use serde_json::json;
+
+use crate::config::AccessLog;
+use framex_actors::trace::{self, AttrValue, FinishedSpan, SpanKind, TraceContext};
+use std::time::SystemTime;
+
+use crate::metrics::{self, Target};
+
+/// What serving a request found out, filled in as it goes.
+#[derive(Default)]
+pub(super) struct Seen {
+    /// The route it matched.
+    pub route: Option<Arc<Route>>,
+    /// The built-in it was, if one.
+    pub builtin: Option<&'static str>,
+    /// Where it went.
+    pub target: Option<Target>,
+    /// The upstream endpoint that answered, when the JSON access log wants it.
+    pub served: Option<Served>,
+}
+
+impl Seen {
+    /// The `route` label: the route's template (or function name), the built-in's
+    /// path, or [`metrics::UNMATCHED`] — never a concrete path.
+    pub fn route_label(&self) -> &str {
+        match (&self.route, self.builtin) {
+            (Some(route), _) => match &route.spec.key {
+                ApiKey::Http { path, .. } => path,
+                ApiKey::Function(name) => name,
+            },
+            (None, Some(path)) => path,
+            (None, None) => metrics::UNMATCHED,
+        }
+    }
+}
+
+/// The upstream endpoint that answered a forwarded request (kept only for the JSON
+/// access log).
+pub(super) struct Served {
+    /// Its pool.
+    pub pool: Arc<PoolShared>,
+    /// Which of the pool's endpoints.
+    pub endpoint: usize,
+    /// Attempts the exchange made.
+    pub attempts: u32,
+}
+
+/// A request's trace: its context, and when it started when its span is recorded.
+pub(super) struct Trace {
+    context: TraceContext,
+    wall_start: Option<SystemTime>,
+}
+
+impl Trace {
+    /// The trace of a request in `context`, starting now.
+    pub fn of(context: &TraceContext) -> Self {
+        Trace {
+            context: context.clone(),
+            wall_start: trace::recording(context).then(SystemTime::now),
+        }
+    }
+}
+
+/// Records the answer to `req` in the metrics, as `access_log` says in the access log,
+/// and its server span when spans are exported; `ids` are the request id and trace.
+pub(super) fn record(
+    req: &HttpRequest,
+    response: &HttpResponse,
+    seen: &Seen,
+    started: Instant,
+    ids: (&str, &Trace),
+    access_log: AccessLog,
+) {
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let route = seen.route_label();
+    metrics::observe(req.method(), route, status, seen.target.unwrap_or(Target::None), elapsed.as_secs_f64());
+    let (request_id, trace) = ids;
+    if let Some(start) = trace.wall_start {
+        server_span(req, status, route, &trace.context, start);
+    }
+    let trace_id = trace.context.trace_id;
+    let peer = || req.peer_addr().map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
+    match access_log {
+        AccessLog::Off => {}
+        // The path without its query: query strings often carry tokens. What the
+        // client chose is escaped: a path or id cannot forge a line or close the quotes.
+        AccessLog::Text => log::info!(
+            target: "framex::access",
+            "{} \"{} {}\" {} {:.3}ms {} {trace_id:032x}",
+            peer(),
+            Escaped(req.method()),
+            Escaped(req.path()),
+            status,
+            elapsed.as_secs_f64() * 1000.0,
+            Escaped(request_id)
+        ),
+        // One object per line; serde_json escapes every string (controls included).
+        AccessLog::Json => {
+            let bytes_in = req
+                .headers()
+                .get(actix_web::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            let bytes_out = match response.body().size() {
+                BodySize::None => Some(0),
+                BodySize::Sized(n) => Some(n),
+                BodySize::Stream => None,
+            };
+            let upstream = seen.served.as_ref().and_then(|s| s.pool.config().endpoints.get(s.endpoint));
+            let line = json!({
+                "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "peer": peer(),
+                "method": req.method().as_str(),
+                "route": route,
+                "path": req.path(),
+                "status": status,
+                "duration_ms": (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+                "bytes_in": bytes_in,
+                "bytes_out": bytes_out,
+                "upstream": upstream,
+                "attempts": seen.served.as_ref().map(|s| s.attempts),
+                "request_id": request_id,
+                "trace_id": format!("{trace_id:032x}"),
+            });
+            log::info!(target: "framex::access", "{line}");
+        }
+    }
+}
+
+/// The server span of one request, with HTTP semantic-convention attributes.
+fn server_span(req: &HttpRequest, status: u16, route: &str, context: &TraceContext, start: SystemTime) {
+    let name = format!("{} {route}", req.method());
+    let peer = req.peer_addr().map(|a| a.ip().to_string());
+    let info = req.connection_info();
+    let mut attributes = vec![
+        ("http.request.method", AttrValue::Str(req.method().as_str())),
+        ("http.route", AttrValue::Str(route)),
+        ("url.path", AttrValue::Str(req.path())),
+        ("url.scheme", AttrValue::Str(info.scheme())),
+        ("server.address", AttrValue::Str(info.host())),
+        ("http.response.status_code", AttrValue::Int(i64::from(status))),
+    ];
+    if let Some(peer) = &peer {
+        attributes.push(("client.address", AttrValue::Str(peer)));
+    }
+    trace::record(&FinishedSpan {
+        name: &name,
+        kind: SpanKind::Server,
+        context,
+        start,
+        end: SystemTime::now(),
+        attributes: &attributes,
+        error: (status >= 500).then_some("5xx"),
+    });
+}
