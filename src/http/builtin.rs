@@ -1,6 +1,6 @@
 //! Built-in endpoints: health, version, ping, the merged OpenAPI document, the
-//! docs pages (Swagger UI, ReDoc; see [`super::assets`]), the proxy's status page and
-//! Prometheus metrics.
+//! docs pages (Swagger UI, ReDoc; see [`super::assets`]), the proxy's status page, the
+//! migration status page (`/api/v1/proxy/migration`) and Prometheus metrics.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::body::MessageBody;
@@ -19,7 +19,7 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         "/ping" => return Some(HttpResponse::Ok().json("pong")),
         "/version" => return Some(HttpResponse::Ok().json(crate::VERSION)),
         "/ready" => return Some(ready(worker)),
-        "/api/v1/openapi.json" | "/docs" | "/redoc" | "/api/v1/proxy/upstreams" | "/metrics" => {}
+        "/api/v1/openapi.json" | "/docs" | "/redoc" | "/api/v1/proxy/upstreams" | "/api/v1/proxy/migration" | "/metrics" => {}
         _ => return assets::file(path),
     }
     // The documents and the proxy's figures fall under `[auth]` rules like any path.
@@ -30,6 +30,9 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         "/api/v1/openapi.json" => openapi(worker),
         "/docs" | "/redoc" => assets::page(path)?,
         "/metrics" => metrics(worker).await,
+        "/api/v1/proxy/migration" => HttpResponse::Ok().json(serde_json::json!({
+            "routes": worker.shared.migration.report(),
+        })),
         _ => upstreams(worker).await,
     })
 }

@@ -305,6 +305,7 @@ fn shared_state(
         trusted_proxies: config.server.trusted_proxies.clone(),
         timeout: config.plugins.proxy.timeout(),
         openapi: DocumentCache::default(),
+        migration: http::migrate::Migration::from_config(&config.plugins.proxy.migrate),
         proxy,
         readiness: Readiness {
             draining: readiness.draining.clone(),
