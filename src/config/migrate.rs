@@ -92,3 +92,37 @@ pub(super) fn check(template: &str, route: &MigrateRoute) -> Result<(), String> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::from_toml_str(text, "config.toml").map_err(|e| e.to_string())
+    }
+
+    /// Entries read with their defaults; bad values are refused naming the key.
+    #[test]
+    fn entries_are_read_and_bad_values_name_the_key() {
+        let c = parse(
+            "[plugins.proxy.migrate]\n\"/a/{id}\" = { mode = \"canary\", percent = 10 }\n\"/b\" = { mode = \"shadow\", unsafe = true, ignore = [\"/t\"] }",
+        )
+        .unwrap();
+        let a = &c.plugins.proxy.migrate["/a/{id}"];
+        assert_eq!((a.mode, a.percent, a.rollback_error_ratio), (MigrateMode::Canary, 10.0, 0.05));
+        let b = &c.plugins.proxy.migrate["/b"];
+        assert!(b.unsafe_methods && b.ignore == ["/t"] && b.mode == MigrateMode::Shadow);
+        for (text, named) in [
+            ("\"/a\" = { mode = \"canary\", percent = 150 }", "plugins.proxy.migrate.\"/a\".percent"),
+            ("\"/a\" = { mode = \"canary\", rollback_error_ratio = 2 }", "rollback_error_ratio"),
+            ("\"/a\" = { mode = \"shadow\", ignore = [\"t\"] }", "ignore"),
+            ("\"a\" = { mode = \"shadow\" }", "plugins.proxy.migrate.\"a\""),
+            ("\"/a\" = { mode = \"mirror\" }", "mirror"),
+            ("\"/a\" = { mode = \"shadow\", percentage = 1 }", "percentage"),
+        ] {
+            let err = parse(&format!("[plugins.proxy.migrate]\n{text}")).unwrap_err();
+            assert!(err.contains(named), "{text}: {err}");
+        }
+    }
+}
