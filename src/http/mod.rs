@@ -63,7 +63,7 @@ pub struct Shared {
     /// Whether `/ready` says yes (see [`Readiness`]).
     pub readiness: Readiness,
     /// `[plugins.proxy.migrate]` in force, with its counters (new on each reload).
-    pub migration: migrate::Migration,
+    pub migration: Arc<migrate::Migration>,
     /// Becomes `true` when open WebSocket tunnels are to be closed (1001) because the
     /// server is stopping.
     pub closing: tokio::sync::watch::Receiver<bool>,

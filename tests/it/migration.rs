@@ -263,3 +263,49 @@ async fn a_reload_changes_the_mode() {
     assert_eq!(calls.get.load(Ordering::SeqCst), 1);
     server.stop(true).await;
 }
+
+#[derive(Deserialize, JsonSchema)]
+struct CallerArgs {
+    item_id: i64,
+}
+
+/// A plugin that reads an item through `call_remote_api`, as a migrating caller would.
+fn caller_plugin() -> Arc<PluginSpec> {
+    PluginBuilder::new("caller")
+        .requires(["/api/v1/items/{item_id}"])
+        .get("/api/v1/caller/{item_id}", |args: CallerArgs, cx: Ctx| async move {
+            cx.call_remote_api("/api/v1/items/{item_id}", json!({"item_id": args.item_id})).await
+        })
+        .build()
+        .expect("plugin declarations are valid")
+}
+
+/// `call_remote_api` from a plugin follows the route's mode: pinned to the upstream,
+/// shadowed (the upstream's answer, the local one compared), then a 100 % canary (the
+/// local plugin's answer), each after a reload.
+#[actix_rt::test]
+async fn call_remote_follows_the_migration_modes() {
+    let legacy = legacy_app().await;
+    let calls = Arc::new(Calls::default());
+    let cfg = |mode: &str| config(&migrate_config(&legacy.url, &format!(r#""/api/v1/items/{{item_id}}" = {mode}"#)));
+    let plugins = vec![items_plugin(calls.clone()), caller_plugin()];
+    let server = start(cfg(r#"{ mode = "upstream" }"#), plugins).await;
+    let url = server.url("/api/v1/caller/150");
+
+    let r = get(&url).await;
+    assert_eq!(r.json()["data"], json!({"item_id": 150, "q": null}), "the upstream's answer: {}", r.text());
+    assert_eq!(calls.get.load(Ordering::SeqCst), 0);
+
+    server.reload(cfg(r#"{ mode = "shadow" }"#)).await;
+    let r = get(&url).await;
+    assert_eq!(r.json()["data"], json!({"item_id": 150, "q": null}), "still the upstream's: {}", r.text());
+    let report = wait_for_counts(&server.url(""), |c| c["mismatch"] == 1).await;
+    assert_eq!(report["mismatches"][0]["pointer"], "/q", "{report}");
+    assert_eq!(report["mismatches"][0]["path"], "/api/v1/items/{item_id}");
+    assert_eq!(calls.get.load(Ordering::SeqCst), 1);
+
+    server.reload(cfg(r#"{ mode = "canary", percent = 100 }"#)).await;
+    let r = get(&url).await;
+    assert_eq!(r.json()["data"], json!({"item_id": 150, "q": "local"}), "the local plugin's: {}", r.text());
+    server.stop(true).await;
+}

@@ -9,6 +9,7 @@
 //! runs in a spawned task the client never waits for.
 
 pub mod compare;
+mod policy;
 pub mod state;
 
 use std::sync::Arc;

@@ -172,6 +172,11 @@ impl Migration {
         }
     }
 
+    /// Whether no route has an entry.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
     /// The migration of a route template, unless it is plain `local`.
     pub fn route(&self, template: &str) -> Option<&Arc<RouteMigration>> {
         if self.routes.is_empty() {
