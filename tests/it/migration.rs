@@ -129,6 +129,10 @@ async fn shadow_serves_the_upstream_and_counts_matches_and_mismatches() {
         let r = get_with(&format!("{base}/api/v1/items/{id}?q=secret"), &[("x-request-id", &id_header)]).await;
         assert_eq!(r.json(), json!({"item_id": id, "q": "secret"}));
     }
+    // HEAD: FastAPI refuses it on a GET route (405) where the local plugin answers:
+    // the client gets the upstream's 405, and the status difference is reported.
+    let head = request("HEAD", &format!("{base}/api/v1/items/3?q=x"), &[], Vec::new()).await;
+    assert_eq!(head.status, 405, "the upstream's answer");
     let started = Instant::now();
     let r = get(&format!("{base}/api/v1/items/900")).await;
     assert_eq!(r.json(), json!({"item_id": 900, "q": null}));
@@ -137,18 +141,21 @@ async fn shadow_serves_the_upstream_and_counts_matches_and_mismatches() {
     let report = wait_for_counts(&base, |c| c["match"].as_u64().unwrap_or(0) == 11).await;
     assert_eq!(report["mode"], "shadow");
     assert_eq!(report["counts"]["match"], 11, "10 plain calls and the slow one: {report}");
-    assert_eq!(report["counts"]["mismatch"], 3, "{report}");
+    assert_eq!(report["counts"]["mismatch"], 4, "3 injected and the HEAD: {report}");
     assert_eq!(report["counts"]["local_error"], 2, "{report}");
     assert_eq!(report["counts"]["upstream_error"], 0, "{report}");
     let mismatches = report["mismatches"].as_array().unwrap();
-    assert_eq!(mismatches.len(), 3);
-    assert_eq!(mismatches[0]["request_id"], "mm-100");
-    assert_eq!(mismatches[0]["method"], "GET");
-    assert_eq!(mismatches[0]["path"], "/api/v1/items/100", "no query (it may carry secrets)");
-    assert_eq!(mismatches[0]["pointer"], "/q");
-    assert_eq!(mismatches[0]["upstream"], "\"secret\"");
-    assert_eq!(mismatches[0]["local"], "\"local\"");
-    assert_eq!(calls.get.load(Ordering::SeqCst), 16, "every call was shadowed once");
+    assert_eq!(mismatches.len(), 4);
+    let by = |key: &str, value: &str| mismatches.iter().find(|m| m[key] == value).unwrap_or_else(|| panic!("{report}"));
+    let head = by("method", "HEAD");
+    assert_eq!((&head["method"], &head["pointer"], &head["upstream"], &head["local"]), (&json!("HEAD"), &json!("(status)"), &json!("405"), &json!("200")));
+    let first = by("request_id", "mm-100");
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["path"], "/api/v1/items/100", "no query (it may carry secrets)");
+    assert_eq!(first["pointer"], "/q");
+    assert_eq!(first["upstream"], "\"secret\"");
+    assert_eq!(first["local"], "\"local\"");
+    assert_eq!(calls.get.load(Ordering::SeqCst), 17, "every call was shadowed once");
     server.stop(true).await;
 }
 

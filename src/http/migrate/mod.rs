@@ -126,8 +126,23 @@ async fn shadow(
         return Ok(response);
     }
     let status = response.status().as_u16();
-    let (head, upstream_body) = response.into_parts();
-    let upstream_body = actix_web::body::to_bytes(upstream_body).await.unwrap_or_default();
+    let head_request = req.method() == actix_web::http::Method::HEAD;
+    // A HEAD answer goes back untouched (it keeps the length a GET would have); only
+    // its status is compared.
+    let (response, upstream_body) = if head_request {
+        (response, Bytes::new())
+    } else {
+        let (head, body) = response.into_parts();
+        match actix_web::body::to_bytes(body).await {
+            Ok(body) => (head.set_body(body.clone()).map_into_boxed_body(), body),
+            Err(e) => {
+                migration.record(Outcome::UpstreamError, None);
+                log::debug!(target: "framex::migrate", "request {}: the upstream's answer broke off: {}", Escaped(&ctx.request_id), Escaped(&e));
+                let message = "the upstream's answer broke off";
+                return Ok(envelope::error(actix_web::http::StatusCode::BAD_GATEWAY, message, None));
+            }
+        }
+    };
     let call = LocalCall {
         router: worker.router.clone(),
         route: route.clone(),
@@ -135,14 +150,14 @@ async fn shadow(
         query: req.query_string().to_owned(),
         headers: req.headers().clone(),
         body,
-        head: req.method() == actix_web::http::Method::HEAD,
+        head: head_request,
         timeout: worker.shared.timeout,
         method: req.method().to_string(),
         path: path.to_owned(),
         ctx,
     };
-    actix_rt::spawn(call.compare(migration.clone(), status, upstream_body.clone()));
-    Ok(head.set_body(upstream_body).map_into_boxed_body())
+    actix_rt::spawn(call.compare(migration.clone(), status, upstream_body));
+    Ok(response)
 }
 
 /// The shadow call to the local plugin, with everything it needs once the client's
