@@ -3,7 +3,9 @@
 //! Invariants (enforced by [`RouteTableBuilder`]):
 //! - one route per `(method, path template)` and per function name;
 //! - a local plugin's route shadows an upstream route with the same key (transparent
-//!   migration), and the first upstream source to claim a key keeps it;
+//!   migration), and the first upstream source to claim a key keeps it; the shadowed
+//!   upstream route is kept aside ([`RouteTable::shadowed`]) for migration modes, never
+//!   matched;
 //! - path templates that the matcher cannot hold together (`/a/{x}` beside `/a/{y}`)
 //!   are refused with the reason, never silently merged.
 //!
@@ -201,6 +203,11 @@ impl RouteTable {
         self.shadowed.get(key)
     }
 
+    /// The keys whose upstream route a local plugin shadows.
+    pub fn shadowed_keys(&self) -> impl Iterator<Item = &ApiKey> {
+        self.shadowed.keys()
+    }
+
     /// Whether anything is registered under this exact key.
     pub fn contains(&self, key: &ApiKey) -> bool {
         self.by_key.contains_key(key)
@@ -377,6 +384,7 @@ pub(crate) mod tests {
         assert!(table.serves_pool(first_target.pool.id()));
         assert!(!table.serves_pool(second_target.pool.id()));
         assert!(table.shadowed(&get("/api/v1/other")).is_none());
+        assert_eq!(table.shadowed_keys().collect::<Vec<_>>(), vec![&get("/api/v1/items/{id}")]);
         let HttpMatch::Found { route, .. } = table.match_http(&Method::GET, "/api/v1/items/7") else {
             panic!("the route matches");
         };

@@ -30,9 +30,7 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         "/api/v1/openapi.json" => openapi(worker),
         "/docs" | "/redoc" => assets::page(path)?,
         "/metrics" => metrics(worker).await,
-        "/api/v1/proxy/migration" => HttpResponse::Ok().json(serde_json::json!({
-            "routes": worker.shared.migration.report(),
-        })),
+        "/api/v1/proxy/migration" => migration(worker),
         _ => upstreams(worker).await,
     })
 }
@@ -69,6 +67,17 @@ async fn metrics(worker: &Worker) -> HttpResponse {
         text.push_str(&proxy.report().await.to_prometheus());
     }
     typed("text/plain; version=0.0.4; charset=utf-8", text)
+}
+
+/// Each migrating route's mode, counts and last mismatches.
+fn migration(worker: &Worker) -> HttpResponse {
+    let table = worker.shared.engine.table();
+    let active = |template: &str| {
+        table
+            .shadowed_keys()
+            .any(|key| matches!(key, framex_actors::ApiKey::Http { path, .. } if path == template))
+    };
+    HttpResponse::Ok().json(serde_json::json!({ "routes": worker.shared.migration.report(active) }))
 }
 
 /// The proxy's upstream URLs and pools with health and counters.

@@ -140,6 +140,7 @@ async fn shadow_serves_the_upstream_and_counts_matches_and_mismatches() {
 
     let report = wait_for_counts(&base, |c| c["match"].as_u64().unwrap_or(0) == 11).await;
     assert_eq!(report["mode"], "shadow");
+    assert_eq!(report["active"], true, "a local plugin shadows the upstream route");
     assert_eq!(report["counts"]["match"], 11, "10 plain calls and the slow one: {report}");
     assert_eq!(report["counts"]["mismatch"], 4, "3 injected and the HEAD: {report}");
     assert_eq!(report["counts"]["local_error"], 2, "{report}");
@@ -253,16 +254,34 @@ async fn a_failing_canary_rolls_back_to_the_upstream() {
 }
 
 /// `upstream` pins the route to the legacy app; a reload to `local` hands it to the
-/// plugin without a restart.
+/// plugin without a restart. An entry for a route no local plugin serves is listed as
+/// inactive and changes nothing.
 #[actix_rt::test]
 async fn a_reload_changes_the_mode() {
     let legacy = legacy_app().await;
     let calls = Arc::new(Calls::default());
-    let pinned = migrate_config(&legacy.url, r#""/api/v1/items/{item_id}" = { mode = "upstream" }"#);
+    let pinned = migrate_config(
+        &legacy.url,
+        r#""/api/v1/items/{item_id}" = { mode = "upstream" }
+"/api/v1/base/version" = { mode = "shadow" }"#,
+    );
     let server = start(config(&pinned), vec![items_plugin(calls.clone())]).await;
     let url = server.url("/api/v1/items/7?q=z");
     assert_eq!(get(&url).await.json(), json!({"item_id": 7, "q": "z"}), "pinned to the upstream");
     assert_eq!(calls.get.load(Ordering::SeqCst), 0);
+    assert_eq!(get(&server.url("/api/v1/base/version")).await.status, 200);
+    let page = get(&server.url("/api/v1/proxy/migration")).await.json();
+    let routes: Vec<(Value, Value, Value)> = page["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["route"].clone(), r["active"].clone(), r["counts"]["match"].clone()))
+        .collect();
+    assert_eq!(
+        routes,
+        vec![(json!("/api/v1/base/version"), json!(false), json!(0)), (json!("/api/v1/items/{item_id}"), json!(true), json!(0))],
+        "sorted by template; the version route has no local plugin"
+    );
 
     server.reload(config(&migrate_config(&legacy.url, ""))).await;
     let r = get(&url).await;

@@ -137,6 +137,7 @@ impl RouteMigration {
         let count = |o: Outcome| self.counts[o as usize].load(Ordering::Relaxed);
         RouteReport {
             route: self.template.clone(),
+            active: false,
             configured: self.config.mode.as_str(),
             mode: self.mode().as_str(),
             percent: (self.config.mode == MigrateMode::Canary).then_some(self.config.percent),
@@ -185,9 +186,14 @@ impl Migration {
         self.routes.get(template).filter(|r| r.config.mode != MigrateMode::Local)
     }
 
-    /// What `GET /api/v1/proxy/migration` shows, routes sorted by template.
-    pub fn report(&self) -> Vec<RouteReport> {
-        let mut routes: Vec<RouteReport> = self.routes.values().map(|r| r.report()).collect();
+    /// What `GET /api/v1/proxy/migration` shows, routes sorted by template; `active`
+    /// says whether a template has an upstream route a local plugin shadows.
+    pub fn report(&self, active: impl Fn(&str) -> bool) -> Vec<RouteReport> {
+        let mut routes: Vec<RouteReport> = self
+            .routes
+            .values()
+            .map(|r| RouteReport { active: active(&r.template), ..r.report() })
+            .collect();
         routes.sort_by(|a, b| a.route.cmp(&b.route));
         routes
     }
@@ -198,6 +204,9 @@ impl Migration {
 pub struct RouteReport {
     /// The route template.
     pub route: String,
+    /// Whether a local plugin serves the route and an upstream route is kept aside for
+    /// it (else the entry changes nothing).
+    pub active: bool,
     /// The mode in the config.
     pub configured: &'static str,
     /// The mode in force (`upstream` after a canary's rollback).
