@@ -28,6 +28,7 @@ struct HttpFamilies {
     in_flight: IntGaugeVec,
     healthy: IntGaugeVec,
     operations: IntGaugeVec,
+    migration: IntCounterVec,
 }
 
 static HTTP: LazyLock<HttpFamilies> = LazyLock::new(|| {
@@ -71,8 +72,25 @@ static HTTP: LazyLock<HttpFamilies> = LazyLock::new(|| {
             "Operations the upstream URL published at its last discovery.",
             &["url"],
         ),
+        migration: register(
+            IntCounterVec::new(
+                Opts::new(
+                    "framex_migration_calls_total",
+                    "Calls of migrating routes compared or judged, by route template, mode and outcome \
+                     (match, mismatch, local_error, upstream_error, not_compared).",
+                ),
+                &["route", "mode", "outcome"],
+            )
+            .expect("valid metric"),
+        ),
     }
 });
+
+/// Counts one call of a migrating route (`[plugins.proxy.migrate]`: a configured
+/// template, so the series stay bounded).
+pub fn migration_call(route: &str, mode: &str, outcome: &str) {
+    HTTP.migration.with_label_values(&[route, mode, outcome]).inc();
+}
 
 /// Registers every series, so that `/metrics` lists them from the start.
 pub fn init() {

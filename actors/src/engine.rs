@@ -5,6 +5,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use arc_swap::ArcSwap;
 
+use crate::call_policy::{CallPolicy, SharedPolicy};
 use crate::error::Error;
 use crate::plugin::PluginSpec;
 use crate::registry::{RegisterPlugin, Registry, SetUpstreamRoutes, RouteReport, UnregisterPlugin, UpstreamRoute};
@@ -26,6 +27,7 @@ pub struct WorkerEngine {
 pub struct Engine {
     table: Arc<ArcSwap<RouteTable>>,
     registry: Addr<Registry>,
+    policy: SharedPolicy,
 }
 
 impl std::fmt::Debug for Engine {
@@ -39,7 +41,8 @@ impl Engine {
     pub fn start() -> Self {
         let table = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
         let registry = Registry::new(table.clone()).start();
-        Engine { table, registry }
+        let policy = Arc::new(ArcSwap::from_pointee(None));
+        Engine { table, registry, policy }
     }
 
     /// Starts a router replica on the current arbiter. Each worker starts its own.
@@ -52,8 +55,16 @@ impl Engine {
     /// forwards matched requests on the replicas directly and sends calls to the router.
     pub fn start_worker(&self) -> WorkerEngine {
         let pools = PoolReplicas::new(self.table.clone());
-        let router = Router::new(self.table.clone(), pools.clone()).start();
+        let router = Router::new(self.table.clone(), pools.clone())
+            .with_policy(self.policy.clone())
+            .start();
         WorkerEngine { router, pools }
+    }
+
+    /// Installs (or, with `None`, removes) the policy that routes `CallRemote`s to
+    /// routes a local plugin serves and an upstream served before it.
+    pub fn set_call_policy(&self, policy: Option<Arc<dyn CallPolicy>>) {
+        self.policy.store(Arc::new(policy));
     }
 
     /// The current routing table.

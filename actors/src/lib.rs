@@ -47,6 +47,7 @@
 
 mod api;
 mod call;
+pub mod call_policy;
 mod engine;
 mod error;
 mod escape;
@@ -62,6 +63,7 @@ pub mod upstream;
 
 pub use api::{ApiKey, ApiSpec, Args, BodySpec, FormField, Param, ParamLocation, ValueKind};
 pub use call::{new_request_id, CallContext, CallRemote, Reply};
+pub use call_policy::{CallPolicy, Pick};
 pub use engine::{Engine, WorkerEngine};
 pub use error::{ArgProblem, ConnectFailure, Error};
 pub use escape::Escaped;

@@ -3,14 +3,14 @@
 //! Invariants (enforced by [`RouteTableBuilder`]):
 //! - one route per `(method, path template)` and per function name;
 //! - a local plugin's route shadows an upstream route with the same key (transparent
-//!   migration), and the first upstream source to claim a key keeps it;
+//!   migration), and the first upstream source to claim a key keeps it; the shadowed
+//!   upstream route is kept aside ([`RouteTable::shadowed`]) for migration modes, never
+//!   matched;
 //! - path templates that the matcher cannot hold together (`/a/{x}` beside `/a/{y}`)
 //!   are refused with the reason, never silently merged.
 //!
 //! Snapshots are built by the `Registry` (the single writer) and read lock-free by
-//! every `Router` replica.
-//!
-//! (The file is long for its unit tests; the code is under 300 lines.)
+//! every `Router` replica. (Over 400 lines: about half is the table's unit tests.)
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,6 +95,9 @@ pub struct RouteTable {
     pools: HashSet<PoolId>,
     /// Which snapshot this is: every built table has a new one (0: the empty default).
     generation: u64,
+    /// Upstream routes a local plugin shadows, by key (the first upstream to offer a
+    /// key keeps it): what a migration mode other than `local` sends calls to.
+    shadowed: HashMap<ApiKey, Arc<Route>>,
 }
 
 impl std::fmt::Debug for RouteTable {
@@ -194,6 +197,17 @@ impl RouteTable {
         self.pools.contains(&id)
     }
 
+    /// The upstream route a local plugin shadows under `key`, if an upstream offers
+    /// one (never returned by [`Self::match_http`]; migration modes use it).
+    pub fn shadowed(&self, key: &ApiKey) -> Option<&Arc<Route>> {
+        self.shadowed.get(key)
+    }
+
+    /// The keys whose upstream route a local plugin shadows.
+    pub fn shadowed_keys(&self) -> impl Iterator<Item = &ApiKey> {
+        self.shadowed.keys()
+    }
+
     /// Whether anything is registered under this exact key.
     pub fn contains(&self, key: &ApiKey) -> bool {
         self.by_key.contains_key(key)
@@ -236,12 +250,20 @@ impl RouteTableBuilder {
     /// Adds a route.
     ///
     /// # Errors
-    /// Why it was skipped; the table is unchanged then.
+    /// Why it was skipped; the matched routes are unchanged then. An upstream route
+    /// shadowed by a local one is kept aside ([`RouteTable::shadowed`]; the first
+    /// upstream to offer the key keeps it) and its pool counts as served.
     pub fn add(&mut self, route: Route) -> Result<(), Skipped> {
         let key = route.spec.key.clone();
         if let Some(&existing) = self.table.by_key.get(&key) {
             let holder = &self.table.routes[existing].target;
             return Err(if holder.is_local() && !route.target.is_local() {
+                if let (Target::Upstream(target), false) =
+                    (&route.target, self.table.shadowed.contains_key(&key))
+                {
+                    self.table.pools.insert(target.pool.id());
+                    self.table.shadowed.insert(key, Arc::new(route));
+                }
                 Skipped::ShadowedByLocal
             } else {
                 Skipped::TakenBy(holder.describe())
@@ -339,6 +361,35 @@ pub(crate) mod tests {
         assert!(route.target.is_local());
         assert_eq!(params, vec![("id".to_owned(), "7".to_owned())]);
         assert!(!table.serves_pool(PoolShared::new(PoolConfig::single("http://127.0.0.1:9")).id()));
+    }
+
+    /// The upstream route a local plugin shadows stays on the side, for migration
+    /// modes: the first upstream to offer the key keeps it, its pool stays served, and
+    /// matching still finds the local route.
+    #[test]
+    fn the_shadowed_upstream_route_is_kept_aside() {
+        let items = plugin("items", &[get("/api/v1/items/{id}")]);
+        let mut builder = RouteTableBuilder::default();
+        builder.add(local(&items, 0)).unwrap();
+        let first = upstream(ApiSpec::new(get("/api/v1/items/{id}")));
+        let Target::Upstream(first_target) = first.target.clone() else { unreachable!() };
+        assert_eq!(builder.add(first), Err(Skipped::ShadowedByLocal));
+        let second = upstream(ApiSpec::new(get("/api/v1/items/{id}")));
+        let Target::Upstream(second_target) = second.target.clone() else { unreachable!() };
+        assert_eq!(builder.add(second), Err(Skipped::ShadowedByLocal));
+        let table = builder.build();
+        let shadowed = table.shadowed(&get("/api/v1/items/{id}")).expect("kept aside");
+        let Target::Upstream(kept) = &shadowed.target else { panic!("an upstream route") };
+        assert_eq!(kept.pool.id(), first_target.pool.id(), "the first upstream keeps the key");
+        assert!(table.serves_pool(first_target.pool.id()));
+        assert!(!table.serves_pool(second_target.pool.id()));
+        assert!(table.shadowed(&get("/api/v1/other")).is_none());
+        assert_eq!(table.shadowed_keys().collect::<Vec<_>>(), vec![&get("/api/v1/items/{id}")]);
+        let HttpMatch::Found { route, .. } = table.match_http(&Method::GET, "/api/v1/items/7") else {
+            panic!("the route matches");
+        };
+        assert!(route.target.is_local(), "matching is unchanged");
+        assert_eq!(table.len(), 1);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use arc_swap::ArcSwap;
 
 use crate::api::Args;
 use crate::call::{CallContext, CallRemote, Reply};
+use crate::call_policy::{Pick, SharedPolicy};
 use crate::error::Error;
 use crate::plugin::{Invoke, PluginActor, PluginSpec};
 use crate::route_table::{Route, RouteTable, Target};
@@ -48,6 +49,8 @@ pub struct Router {
     plugins: HashMap<String, (Arc<PluginSpec>, Addr<PluginActor>)>,
     /// This arbiter's pool replicas (shared with its HTTP worker).
     pools: PoolReplicas,
+    /// Where `CallRemote`s to migrating routes go (none: local as usual).
+    policy: Option<SharedPolicy>,
 }
 
 impl Router {
@@ -58,6 +61,60 @@ impl Router {
             table,
             plugins: HashMap::new(),
             pools,
+            policy: None,
+        }
+    }
+
+    /// The same replica, asking `policy` where `CallRemote`s to migrating routes go.
+    pub fn with_policy(mut self, policy: SharedPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// A `CallRemote` to `route` as the installed policy routes it, or `None` when the
+    /// local plugin answers as usual.
+    fn migrate(
+        &mut self,
+        route: &Arc<Route>,
+        args: &Args,
+        ctx: &CallContext,
+        me: &Addr<Router>,
+    ) -> Option<ResponseFuture<Result<Reply, Error>>> {
+        if !route.target.is_local() {
+            return None;
+        }
+        let policy = self.policy.as_ref()?.load();
+        let policy = Option::as_ref(&policy)?.clone();
+        let shadowed = self.table.load().shadowed(&route.spec.key)?.clone();
+        match policy.pick(route)? {
+            Pick::Upstream => Some(self.dispatch(shadowed, args.clone(), ctx.clone(), me.clone())),
+            Pick::Local => {
+                let call = self.dispatch(route.clone(), args.clone(), ctx.clone(), me.clone());
+                let route = route.clone();
+                Some(Box::pin(async move {
+                    let answer = call.await;
+                    policy.local_answered(&route, &answer);
+                    answer
+                }))
+            }
+            Pick::Shadow => {
+                let upstream = self.dispatch(shadowed, args.clone(), ctx.clone(), me.clone());
+                let local = self.dispatch(route.clone(), args.clone(), ctx.clone(), me.clone());
+                let (route, ctx) = (route.clone(), ctx.clone());
+                Some(Box::pin(async move {
+                    let answer = upstream.await;
+                    let value = match &answer {
+                        Ok(Reply::Value(value)) => Some(value.clone()),
+                        _ => None,
+                    };
+                    // Off the caller's path: it never waits for the local plugin.
+                    actix::spawn(async move {
+                        let local = local.await;
+                        policy.compare(&route, &ctx, value.as_ref(), local);
+                    });
+                    answer
+                }))
+            }
         }
     }
 
@@ -144,7 +201,12 @@ impl Handler<CallRemote> for Router {
         call_ctx.trace = call_ctx.trace.child();
         let span = crate::trace::recording(&call_ctx.trace)
             .then(|| (call_ctx.trace.clone(), std::time::SystemTime::now(), msg.api, msg.caller));
-        let call = self.dispatch(route, msg.args, call_ctx, ctx.address());
+        let me = ctx.address();
+        // A migration mode may send the call elsewhere (see `call_policy`).
+        let call = match self.migrate(&route, &msg.args, &call_ctx, &me) {
+            Some(migrated) => migrated,
+            None => self.dispatch(route, msg.args, call_ctx, me),
+        };
         Box::pin(async move {
             let reply = call.await;
             metrics.duration[kind].observe(started.elapsed().as_secs_f64());

@@ -15,12 +15,14 @@ use serde::Deserialize;
 
 mod auth;
 mod env;
+mod migrate;
 mod proxy;
 pub mod rules;
 mod server;
 mod trusted_proxies;
 mod validate;
 
+pub use migrate::{MigrateConfig, MigrateMode, MigrateRoute};
 pub use auth::{rule_matches, AuthConfig, AuthRules, Unused};
 pub use proxy::{normalize_url, BalancePolicy, PluginsConfig, ProxyConfig, ProxyUrls, UpstreamConfig, UpstreamEntry, DEFAULT_DOCS_PATH};
 pub use rules::{PathFilter, PathPattern, PatternError, RuleSet};

@@ -107,6 +107,9 @@ pub struct ProxyConfig {
     pub websocket_idle_timeout: f64,
     /// FrameX-kit's Ray ingress settings: accepted, not used.
     pub ingress_config: Unused,
+    /// *Extension.* `[plugins.proxy.migrate]`: per route template, who answers a
+    /// route both a local plugin and an upstream serve. Default: none (`local`).
+    pub migrate: super::MigrateConfig,
     /// The trust `ca_file` gives, read once when the config is validated.
     #[serde(skip)]
     pub(super) trust: Option<Arc<tls::ClientConfig>>,
@@ -165,6 +168,7 @@ impl Default for ProxyConfig {
             dns_servers: Vec::new(),
             websocket_idle_timeout: 600.0,
             ingress_config: None,
+            migrate: BTreeMap::new(),
             trust: None,
         }
     }

@@ -91,6 +91,9 @@ pub(super) fn check(config: &Config) -> Result<(), String> {
         return Err("plugins.proxy.max_document_size must be at least 1 byte".to_owned());
     }
     super::rules::check_filters(proxy)?;
+    for (template, route) in &proxy.migrate {
+        super::migrate::check(template, route)?;
+    }
     config.server.validate_slow_client_limits()?;
     if config.server.legal_proxy_code.is_empty() {
         return Err("server.legal_proxy_code must list at least one status".to_owned());

@@ -1,6 +1,6 @@
 //! Built-in endpoints: health, version, ping, the merged OpenAPI document, the
-//! docs pages (Swagger UI, ReDoc; see [`super::assets`]), the proxy's status page and
-//! Prometheus metrics.
+//! docs pages (Swagger UI, ReDoc; see [`super::assets`]), the proxy's status page, the
+//! migration status page (`/api/v1/proxy/migration`) and Prometheus metrics.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::body::MessageBody;
@@ -27,7 +27,7 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         "/ping" => return Some(HttpResponse::Ok().json("pong")),
         "/version" => return Some(HttpResponse::Ok().json(crate::VERSION)),
         "/ready" => return Some(ready(worker)),
-        "/api/v1/openapi.json" | "/docs" | "/redoc" | "/api/v1/proxy/upstreams" | "/metrics" => {}
+        "/api/v1/openapi.json" | "/docs" | "/redoc" | "/api/v1/proxy/upstreams" | "/api/v1/proxy/migration" | "/metrics" => {}
         _ => return assets::file(path),
     }
     // The documents and the proxy's figures fall under `[auth]` rules like any path.
@@ -38,6 +38,7 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         "/api/v1/openapi.json" => openapi(worker),
         "/docs" | "/redoc" => assets::page(path)?,
         "/metrics" => metrics(worker).await,
+        "/api/v1/proxy/migration" => migration(worker),
         _ => upstreams(worker).await,
     })
 }
@@ -71,6 +72,17 @@ async fn metrics(worker: &Worker) -> HttpResponse {
         None => None,
     };
     typed("text/plain; version=0.0.4; charset=utf-8", crate::metrics::render(report.as_ref()))
+}
+
+/// Each migrating route's mode, counts and last mismatches.
+fn migration(worker: &Worker) -> HttpResponse {
+    let table = worker.shared.engine.table();
+    let active = |template: &str| {
+        table
+            .shadowed_keys()
+            .any(|key| matches!(key, framex_actors::ApiKey::Http { path, .. } if path == template))
+    };
+    HttpResponse::Ok().json(serde_json::json!({ "routes": worker.shared.migration.report(active) }))
 }
 
 /// The proxy's upstream URLs and pools with health and counters.

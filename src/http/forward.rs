@@ -43,9 +43,7 @@ pub(super) async fn serve(
     how: Forwarding<'_>,
     ctx: CallContext,
 ) -> Result<HttpResponse, Error> {
-    let Forwarding { consumed_auth, served } = how;
     let limit = worker.shared.max_body_size;
-    let headers = upstream_headers(req, consumed_auth, &worker.shared.trusted_proxies);
 
     let length = req
         .headers()
@@ -81,6 +79,25 @@ pub(super) async fn serve(
         Some(n) if n <= FULL_BODY_LIMIT => Body::Full(read_limited(payload, limit, deadlines).await?),
         _ => Body::Stream(stream_request_body(payload, None, limit, deadlines.rate_guard())),
     };
+    serve_body(worker, req, path, body, target, how, ctx).await
+}
+
+/// Forwards this request with a body already read (or none) to `target` and relays
+/// the answer (the request's own body is not read).
+///
+/// # Errors
+/// Engine errors before the upstream answered (502, 504…), answered by the caller.
+pub(super) async fn serve_body(
+    worker: &Worker,
+    req: &HttpRequest,
+    path: &str,
+    body: Body,
+    target: Arc<UpstreamTarget>,
+    how: Forwarding<'_>,
+    ctx: CallContext,
+) -> Result<HttpResponse, Error> {
+    let Forwarding { consumed_auth, served } = how;
+    let headers = upstream_headers(req, consumed_auth, &worker.shared.trusted_proxies);
     // The canonical path (what the rules were checked against) and the query as sent.
     let path_and_query = match req.uri().query() {
         Some(query) => format!("{path}?{query}"),

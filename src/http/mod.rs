@@ -14,6 +14,7 @@ pub mod error;
 mod forward;
 mod forwarded;
 mod local;
+pub mod migrate;
 mod observe;
 pub mod path;
 mod proxy_function;
@@ -64,6 +65,8 @@ pub struct Shared {
     pub proxy: Option<crate::proxy::Proxy>,
     /// Whether `/ready` says yes (see [`Readiness`]).
     pub readiness: Readiness,
+    /// `[plugins.proxy.migrate]` in force, with its counters (new on each reload).
+    pub migration: Arc<migrate::Migration>,
     /// Becomes `true` when open WebSocket tunnels are to be closed (1001) because the
     /// server is stopping.
     pub closing: tokio::sync::watch::Receiver<bool>,
@@ -284,8 +287,10 @@ async fn serve(
             Target::Local { .. } => {
                 seen.route = Some(route.clone());
                 seen.target = Some(crate::metrics::Target::Local);
-                let ctx2 = ctx.clone();
-                local::serve(&worker, &req, payload, route, params, ctx2).await
+                match migrate::serve(&worker, &req, path, payload, &route, &params, consumed_auth, &ctx).await {
+                    Ok(answered) => answered,
+                    Err(payload) => local::serve(&worker, &req, payload, route, params, ctx.clone()).await,
+                }
             }
             Target::Upstream(target) => {
                 // A disabled concrete path is unknown, whatever template it falls under.

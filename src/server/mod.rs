@@ -295,6 +295,10 @@ fn shared_state(
     readiness: &Readiness,
     closing: &tokio::sync::watch::Receiver<bool>,
 ) -> Shared {
+    // `CallRemote`s from plugins follow the same modes (no policy: no cost).
+    let migration = Arc::new(http::migrate::Migration::from_config(&config.plugins.proxy.migrate));
+    let policy: Option<Arc<dyn framex_actors::CallPolicy>> = (!migration.is_empty()).then(|| migration.clone() as _);
+    engine.set_call_policy(policy);
     Shared {
         closing: closing.clone(),
         engine: engine.clone(),
@@ -306,6 +310,7 @@ fn shared_state(
         trusted_proxies: config.server.trusted_proxies.clone(),
         timeout: config.plugins.proxy.timeout(),
         openapi: DocumentCache::default(),
+        migration,
         proxy,
         readiness: Readiness {
             draining: readiness.draining.clone(),

@@ -89,11 +89,23 @@ fn dnsmasq(hosts: &std::path::Path) -> Option<(Process, SocketAddr)> {
     }
 }
 
-/// Waits until `ready()` holds (at most 30 s).
+/// Waits until the DNS server at `addr` answers for the test's name (a busy machine
+/// may take a moment to start it).
+async fn answers(addr: SocketAddr) {
+    use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+    use hickory_resolver::name_server::TokioConnectionProvider;
+    use hickory_resolver::proto::xfer::Protocol;
+    let mut config = ResolverConfig::new();
+    config.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
+    let resolver = hickory_resolver::TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).build();
+    until("dnsmasq answers", async || resolver.lookup_ip("legacy.test.").await.is_ok()).await;
+}
+
+/// Waits until `ready()` holds (at most 60 s: generous for a loaded machine).
 async fn until(what: &str, mut ready: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
     while !ready().await {
-        assert!(started.elapsed() < Duration::from_secs(30), "never: {what}");
+        assert!(started.elapsed() < Duration::from_secs(60), "never: {what}");
         actix_rt::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -107,6 +119,7 @@ async fn a_named_upstream_follows_its_dns_addresses() {
     let hosts = dir.path().join("hosts");
     std::fs::write(&hosts, "127.0.0.2 legacy.test\n127.0.0.3 legacy.test\n").unwrap();
     let Some((dns, dns_addr)) = dnsmasq(&hosts) else { return };
+    answers(dns_addr).await;
     let (a, b, port) = twin_listeners();
     let (ha, hb) = (replica("two", a), replica("three", b));
     let server = start(

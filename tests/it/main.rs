@@ -10,6 +10,7 @@ mod deploy;
 mod dns;
 mod interop;
 mod local;
+mod migration;
 mod observability;
 mod openapi_doc;
 mod operations;

@@ -253,7 +253,7 @@ proxy_urls = ["{}"]
     server.stop(true).await;
 }
 
-/// Built-ins under `*`: the documents, metrics and the proxy's status need the key;
+/// Built-ins under `*`: the documents, metrics, the proxy's and the migration status need the key;
 /// `/health`, `/ping` and `/version` stay open for probes.
 #[actix_rt::test]
 async fn builtins_fall_under_a_star_rule() {
@@ -263,7 +263,7 @@ async fn builtins_fall_under_a_star_rule() {
     for path in ["/health", "/ping", "/version"] {
         assert_eq!(get(&server.url(path)).await.status, 200, "{path}");
     }
-    for path in ["/api/v1/openapi.json", "/docs", "/metrics", "/api/v1/proxy/upstreams", "/api/v1/%6fpenapi.json"] {
+    for path in ["/api/v1/openapi.json", "/docs", "/metrics", "/api/v1/proxy/upstreams", "/api/v1/proxy/migration", "/api/v1/%6fpenapi.json"] {
         assert_eq!(get(&server.url(path)).await.status, 401, "{path}");
         let r = get_with(&server.url(path), &[("Authorization", "k")]).await;
         assert_eq!(r.status, 200, "{path}: {}", r.text());
