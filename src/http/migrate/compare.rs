@@ -104,51 +104,43 @@ fn remove_pointers(value: &mut Value, pointers: &[String]) {
 
 /// The first pointer (under `at`) where `a` and `b` differ.
 fn first_difference(a: &Value, b: &Value, at: &mut String) -> Option<Difference> {
-    let differ = |at: &str, a: Option<&Value>, b: Option<&Value>| {
-        Some(Difference {
-            pointer: at.to_owned(),
-            upstream: a.map_or_else(|| "(absent)".to_owned(), shown_value),
-            local: b.map_or_else(|| "(absent)".to_owned(), shown_value),
-        })
-    };
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
             keys.sort();
             keys.dedup();
-            for key in keys {
-                let len = at.len();
-                at.push('/');
-                at.push_str(&key.replace('~', "~0").replace('/', "~1"));
-                let found = match (x.get(key), y.get(key)) {
-                    (Some(u), Some(v)) => first_difference(u, v, at),
-                    (u, v) => differ(at, u, v),
-                };
-                at.truncate(len);
-                if found.is_some() {
-                    return found;
-                }
-            }
-            None
+            keys.into_iter().find_map(|key| {
+                let segment = key.replace('~', "~0").replace('/', "~1");
+                member_difference(&segment, x.get(key), y.get(key), at)
+            })
         }
-        (Value::Array(x), Value::Array(y)) => {
-            for i in 0..x.len().max(y.len()) {
-                let len = at.len();
-                at.push('/');
-                at.push_str(&i.to_string());
-                let found = match (x.get(i), y.get(i)) {
-                    (Some(u), Some(v)) => first_difference(u, v, at),
-                    (u, v) => differ(at, u, v),
-                };
-                at.truncate(len);
-                if found.is_some() {
-                    return found;
-                }
-            }
-            None
-        }
+        (Value::Array(x), Value::Array(y)) => (0..x.len().max(y.len()))
+            .find_map(|i| member_difference(&i.to_string(), x.get(i), y.get(i), at)),
         _ if a == b => None,
-        _ => differ(at, Some(a), Some(b)),
+        _ => Some(difference(at, Some(a), Some(b))),
+    }
+}
+
+/// The first difference at member `segment` below `at` (a member present on one side
+/// only differs there).
+fn member_difference(segment: &str, a: Option<&Value>, b: Option<&Value>, at: &mut String) -> Option<Difference> {
+    let len = at.len();
+    at.push('/');
+    at.push_str(segment);
+    let found = match (a, b) {
+        (Some(a), Some(b)) => first_difference(a, b, at),
+        (a, b) => Some(difference(at, a, b)),
+    };
+    at.truncate(len);
+    found
+}
+
+/// The difference at `at`: both values shown (truncated), `(absent)` for a missing one.
+fn difference(at: &str, a: Option<&Value>, b: Option<&Value>) -> Difference {
+    Difference {
+        pointer: at.to_owned(),
+        upstream: a.map_or_else(|| "(absent)".to_owned(), shown_value),
+        local: b.map_or_else(|| "(absent)".to_owned(), shown_value),
     }
 }
 
