@@ -272,6 +272,14 @@ impl Proxy {
                 }
             })
             .collect();
+        // Pools no route leads to any more (members gone with a re-resolution or a
+        // re-discovery) are forgotten; requests in flight keep theirs.
+        let used: std::collections::HashSet<_> = routes.iter().map(|r| r.target.pool.id()).collect();
+        inner
+            .pools
+            .lock()
+            .expect("not poisoned")
+            .retain(|_, pool| used.contains(&pool.id()));
         let report = match inner.engine.set_upstream_routes(SOURCE, routes).await {
             Ok(report) => report,
             Err(e) => {
