@@ -9,6 +9,7 @@ mod assets;
 mod body;
 mod body_deadline;
 mod builtin;
+pub mod conn_watch;
 mod envelope;
 pub mod error;
 mod forward;
@@ -162,6 +163,7 @@ pub async fn dispatch(
     let mut seen = observe::Seen::default();
     let response = serve(req.clone(), payload, worker, ctx, &mut seen).await;
     observe::record(&req, &response, &seen, started, (&request_id, &trace), access_log);
+    let response = conn_watch::watch(&req, response);
     match keeper {
         Some(keeper) => keeper.attach(response),
         None => response,

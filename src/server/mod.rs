@@ -219,6 +219,9 @@ impl Framex {
         .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
         .keep_alive(KEEP_ALIVE)
         .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+        // actix-http stops timing the next request head of a kept-alive connection
+        // once a byte of it has come: the watchdog does (see `http::conn_watch`).
+        .on_connect(http::conn_watch::on_connect)
         .disable_signals();
         // actix-server's own default, which its per-worker limits below must divide.
         let workers = config

@@ -448,3 +448,39 @@ async fn large_bodies_to_local_routes_get_413() {
     assert_eq!(r.status, 200, "under the limit: {}", r.text());
     server.stop(false).await;
 }
+
+/// A kept-alive connection's second request head, trickled a byte every 1.5 s, does
+/// not hold the connection: it is closed once the idle wait and the head timeout
+/// (5 s + 5 s) have passed since the first answer (before: open for ever; actix-http
+/// stops timing once a byte of the next head has come).
+#[actix_rt::test]
+async fn slow_headers_of_a_kept_alive_connections_next_request_are_cut() {
+    let server = start(config("load_builtin_plugins = [\"echo\"]"), vec![]).await;
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    stream
+        .write_all(b"GET /api/v1/echo?message=hi HTTP/1.1\r\nHost: framex\r\n\r\n")
+        .await
+        .unwrap();
+    let first = read_one_response(&mut stream).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let started = Instant::now();
+    let next = b"GET /api/v1/echo?message=hi HTTP/1.1\r\nHost: framex\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut closed = false;
+    for byte in next {
+        if stream.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut chunk = [0u8; 4096];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(1500), stream.read(&mut chunk)).await {
+            closed = true;
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+    }
+    assert!(closed, "still open after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    server.stop(false).await;
+}
