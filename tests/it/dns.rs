@@ -8,43 +8,34 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::common::{config, get, start, Process};
+use crate::common::{config, get, spawn_upstream_on, start, Process};
 
 /// A replica answering `GET /api/v1/who` (and a slow `/api/v1/slow`) with its name,
 /// publishing both in its OpenAPI document, on `listener`.
 fn replica(name: &'static str, listener: TcpListener) -> actix_web::dev::ServerHandle {
-    let server = HttpServer::new(move || {
-        App::new()
-            .route(
-                "/api/v1/openapi.json",
-                web::get().to(|| async {
-                    let op = json!({"get": {"responses": {"200": {"description": "ok"}}}});
-                    HttpResponse::Ok().json(json!({
-                        "openapi": "3.1.0", "info": {"title": "r", "version": "1"},
-                        "paths": {"/api/v1/who": op, "/api/v1/slow": op}
-                    }))
-                }),
-            )
-            .route("/api/v1/who", web::get().to(move || async move { HttpResponse::Ok().json(name) }))
-            .route(
-                "/api/v1/slow",
-                web::get().to(move || async move {
-                    actix_rt::time::sleep(Duration::from_millis(1500)).await;
-                    HttpResponse::Ok().json(name)
-                }),
-            )
+    spawn_upstream_on(listener, move |cfg| {
+        cfg.route(
+            "/api/v1/openapi.json",
+            web::get().to(|| async {
+                let op = json!({"get": {"responses": {"200": {"description": "ok"}}}});
+                HttpResponse::Ok().json(json!({
+                    "openapi": "3.1.0", "info": {"title": "r", "version": "1"},
+                    "paths": {"/api/v1/who": op, "/api/v1/slow": op}
+                }))
+            }),
+        )
+        .route("/api/v1/who", web::get().to(move || async move { HttpResponse::Ok().json(name) }))
+        .route(
+            "/api/v1/slow",
+            web::get().to(move || async move {
+                actix_rt::time::sleep(Duration::from_millis(1500)).await;
+                HttpResponse::Ok().json(name)
+            }),
+        );
     })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    let handle = server.handle();
-    actix_rt::spawn(server);
-    handle
 }
 
 /// Listeners on 127.0.0.2 and 127.0.0.3 with the same port (a name has one port).

@@ -138,6 +138,15 @@ where
 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    (format!("http://{addr}"), spawn_upstream_on(listener, configure))
+}
+
+/// As [`spawn_upstream`], on a listener of the test's choosing (another loopback
+/// address, a given port).
+pub fn spawn_upstream_on<F>(listener: TcpListener, configure: F) -> actix_web::dev::ServerHandle
+where
+    F: Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static,
+{
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new().configure(configure.clone())
     })
@@ -148,7 +157,7 @@ where
     .run();
     let handle = server.handle();
     actix_rt::spawn(server);
-    (format!("http://{addr}"), handle)
+    handle
 }
 
 /// Sends raw bytes on a fresh connection and returns everything read until the
