@@ -115,6 +115,10 @@ async fn shadow(
             return failed;
         }
     };
+    let Some(permit) = migration.shadow_permit() else {
+        migration.record(Outcome::NotCompared, None);
+        return Ok(response);
+    };
     let sse = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -156,7 +160,11 @@ async fn shadow(
         path: path.to_owned(),
         ctx,
     };
-    actix_rt::spawn(call.compare(migration.clone(), status, upstream_body));
+    let migration = migration.clone();
+    actix_rt::spawn(async move {
+        call.compare(migration, status, upstream_body).await;
+        drop(permit);
+    });
     Ok(response)
 }
 
