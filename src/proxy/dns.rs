@@ -13,6 +13,10 @@ use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::TokioResolver;
 
+/// Addresses of one name taken at most (a name answering thousands would otherwise
+/// make as many endpoints, each with its connections).
+pub const MAX_ADDRESSES: usize = 256;
+
 /// How names are resolved.
 pub enum Resolver {
     /// The operating system's resolver.
@@ -66,6 +70,10 @@ impl Resolver {
         };
         addresses.sort();
         addresses.dedup();
+        if addresses.len() > MAX_ADDRESSES {
+            log::warn!("{} has {} addresses; the first {MAX_ADDRESSES} are used", crate::actors::Escaped(host), addresses.len());
+            addresses.truncate(MAX_ADDRESSES);
+        }
         if addresses.is_empty() {
             return Err(format!("{host} has no address"));
         }
