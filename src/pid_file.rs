@@ -29,6 +29,16 @@ pub enum PidFileError {
         /// The file.
         path: PathBuf,
     },
+    /// The process the file names is not a framex (a stale file whose id was reused).
+    #[error("process {pid} (from {path}) is {name:?}, not framex: a stale pid file? Not signalled")]
+    NotFramex {
+        /// The process id read.
+        pid: i32,
+        /// The file.
+        path: PathBuf,
+        /// What the process is called.
+        name: String,
+    },
     /// The process could not be signalled (gone, or not ours).
     #[error("cannot signal process {pid} (from {path}): {source}")]
     Signal {
@@ -83,6 +93,14 @@ pub fn signal_reload(config: &Config) -> Result<i32, PidFileError> {
         }
     })?;
     let pid = read_pid(&path)?;
+    // A pid file left by a crash may name a process that reused the id: never send it
+    // a signal meant for framex (Linux tells the name; elsewhere it is trusted).
+    if let Ok(name) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+        let name = name.trim().to_owned();
+        if !name.starts_with("framex") {
+            return Err(PidFileError::NotFramex { pid, path, name });
+        }
+    }
     // SAFETY: kill(2) with a plain signal number has no memory effects.
     let sent = unsafe { libc::kill(pid, libc::SIGHUP) };
     if sent != 0 {

@@ -178,3 +178,25 @@ async fn framex_reload_applies_a_new_config_and_refuses_a_bad_one() {
     }
     drop(framex);
 }
+
+/// A stale pid file naming another process (an id reused after a crash) is refused by
+/// `framex reload`, and that process gets no signal.
+#[test]
+fn framex_reload_never_signals_a_process_that_is_not_framex() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+    let pid_file = dir.path().join("framex.pid");
+    std::fs::write(&pid_file, format!("{}\n", other.id())).unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, format!("[server]\npid_file = \"{}\"\n", pid_file.display())).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_framex"))
+        .args(["reload", "-c", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not framex"), "{}", String::from_utf8_lossy(&out.stderr));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(other.try_wait().unwrap().is_none(), "the other process was not signalled");
+    let _ = other.kill();
+    let _ = other.wait();
+}
