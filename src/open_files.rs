@@ -66,6 +66,25 @@ pub fn raise_to_hard_limit() -> std::io::Result<Option<OpenFiles>> {
     }
 }
 
+/// Files kept aside from client connections by the default `max_connections`: the
+/// listener, logs, DNS, configuration and certificate reads.
+const RESERVED_FILES: u64 = 64;
+
+/// Most client connections served by default, whatever the open-file limit.
+const DEFAULT_MAX_CONNECTIONS: u64 = 25_000;
+
+/// The `max_connections` used when the config sets none: half of what the open-file
+/// limit leaves after [`RESERVED_FILES`] (a proxied client connection may hold an
+/// upstream connection as well), at least 1, at most 25,000; 25,000 where the limit
+/// cannot be read. A default that the process cannot reach would make every start warn.
+pub fn default_max_connections(limits: Option<OpenFiles>) -> usize {
+    let Some(limits) = limits else {
+        return DEFAULT_MAX_CONNECTIONS as usize;
+    };
+    let usable = limits.soft.saturating_sub(RESERVED_FILES) / 2;
+    usize::try_from(usable.clamp(1, DEFAULT_MAX_CONNECTIONS)).unwrap_or(1)
+}
+
 /// Connections each of `workers` accepts so that together they serve `total`
 /// (actix-web's limit is per worker): `total / workers`, rounded up, at least 1.
 pub fn per_worker(total: usize, workers: usize) -> usize {
@@ -75,6 +94,20 @@ pub fn per_worker(total: usize, workers: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The default leaves room for upstream connections and never exceeds the limit.
+    #[test]
+    fn default_follows_the_file_limit() {
+        let at = |soft| default_max_connections(Some(OpenFiles { soft, hard: soft }));
+        assert_eq!(at(20_000), 9_968);
+        assert_eq!(at(1_024), 480);
+        assert_eq!(at(10), 1);
+        assert_eq!(at(1 << 20), 25_000);
+        assert_eq!(default_max_connections(None), 25_000);
+        for soft in [100, 1_024, 4_096, 65_536] {
+            assert!((at(soft) as u64) * 2 + RESERVED_FILES <= soft);
+        }
+    }
 
     /// The per-worker share covers the total and never drops to 0.
     #[test]

@@ -353,7 +353,7 @@ ingress_config = { max_ongoing_requests = 60 }
     fn slow_client_limits_default_and_say_no() {
         let c = parse("").unwrap();
         assert_eq!(c.server.client_body_timeout(), Duration::from_secs(60));
-        assert_eq!((c.server.min_body_rate, c.server.max_connections), (240, 25_000));
+        assert_eq!((c.server.min_body_rate, c.server.max_connections), (240, None));
         for bad in ["client_body_timeout = 1e300", "client_body_timeout = 0", "client_body_timeout = -1", "max_connections = 0"] {
             let err = parse(&format!("[server]\n{bad}")).unwrap_err();
             let key = bad.split(' ').next().unwrap();

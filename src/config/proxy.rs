@@ -78,7 +78,9 @@ pub struct ProxyConfig {
     /// a table entry may set its own.
     pub balance: BalancePolicy,
     /// *Extension.* Requests one upstream URL may serve at once; when every URL of a
-    /// pool is at its limit, calls get 503 with `Retry-After`. 0 = no limit (default).
+    /// pool is at its limit, calls get 503 with `Retry-After`. 0 = no limit. Default
+    /// [`DEFAULT_MAX_IN_FLIGHT`]: a finite bound, so that clients (HTTP/2 streams
+    /// included) cannot hold an unbounded number of upstream requests.
     pub max_in_flight: usize,
     /// *Extension.* Further attempts on other URLs of a pool after a failure that is
     /// safe to retry. Default 1.
@@ -145,6 +147,10 @@ impl fmt::Display for BalancePolicy {
     }
 }
 
+/// Requests one upstream URL serves at once unless `max_in_flight` says otherwise
+/// (Envoy's default circuit-breaker bound on a cluster's requests).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+
 impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
@@ -158,7 +164,7 @@ impl Default for ProxyConfig {
             discovery_interval: 30.0,
             max_hops: 8,
             balance: BalancePolicy::RoundRobin,
-            max_in_flight: 0,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             retries: 1,
             health_check_path: String::new(),
             health_check_interval: 5.0,

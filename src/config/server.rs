@@ -60,8 +60,9 @@ pub struct ServerConfig {
     pub min_body_rate: u64,
     /// *Extension.* Connections the process serves at once; beyond it new
     /// connections wait in the listen backlog until one closes. Enforced per worker
-    /// (the limit divided among `workers`, rounded up). Default 25000.
-    pub max_connections: usize,
+    /// (the limit divided among `workers`, rounded up). Default: what the open-file
+    /// limit allows (see [`crate::open_files::default_max_connections`]).
+    pub max_connections: Option<usize>,
     /// *Extension.* A file `framex run` writes its process id to (removed at exit), for
     /// `framex reload` to find it. Default: none.
     pub pid_file: Option<String>,
@@ -110,7 +111,7 @@ impl Default for ServerConfig {
             trusted_proxies: TrustedProxies::default(),
             client_body_timeout: 60.0,
             min_body_rate: 240,
-            max_connections: 25_000,
+            max_connections: None,
             pid_file: None,
             ready_without: Vec::new(),
             tls_cert: None,
@@ -151,7 +152,7 @@ impl ServerConfig {
             }
             _ => {}
         }
-        if self.max_connections == 0 {
+        if self.max_connections == Some(0) {
             return Err("server.max_connections must be at least 1".to_owned());
         }
         Ok(())

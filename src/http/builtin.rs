@@ -31,7 +31,7 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         _ => return assets::file(path),
     }
     // The documents and the proxy's figures fall under `[auth]` rules like any path.
-    if let Auth::Refused(response) = authorize(&worker.shared, req, path) {
+    if let Auth::Refused(response) = authorize(&worker.shared, req.headers(), path) {
         return Some(*response);
     }
     Some(match path {

@@ -234,7 +234,7 @@ async fn serve(
         return error::respond(&error, &ctx.request_id, ctx.trace.trace_id_hex());
     }
 
-    let consumed_auth = match authorize(shared, &req, path) {
+    let consumed_auth = match authorize(shared, req.headers(), path) {
         Auth::Open => false,
         Auth::Passed => true,
         Auth::Refused(response) => return *response,
@@ -342,12 +342,11 @@ enum Auth {
 }
 
 /// Applies `[auth] rules` to a request whose canonical path is `path`.
-fn authorize(shared: &Shared, req: &HttpRequest, path: &str) -> Auth {
+fn authorize(shared: &Shared, headers: &header::HeaderMap, path: &str) -> Auth {
     let Some(keys) = shared.auth.keys_for(path) else {
         return Auth::Open;
     };
-    let given = req
-        .headers()
+    let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
@@ -357,6 +356,21 @@ fn authorize(shared: &Shared, req: &HttpRequest, path: &str) -> Auth {
         let message = format!("Invalid API Key for API({path})");
         Auth::Refused(Box::new(envelope::error(StatusCode::UNAUTHORIZED, &message, None)))
     }
+}
+
+/// The check actix-http runs before it writes `100 Continue` to a request that sent
+/// `Expect: 100-continue` (put in every connection's data by the server): a request
+/// that `[auth]` refuses gets its 401 at once and is never invited to send its body.
+/// A path that does not canonicalise is let through: the request gets its 400 without
+/// its body being read.
+pub fn expect_check(state: Arc<ArcSwap<Shared>>) -> actix_http::h1::ExpectCheck {
+    actix_http::h1::ExpectCheck(Arc::new(move |req: &actix_http::Request| {
+        let path = path::canonicalize(req.path()).ok()?;
+        match authorize(&state.load(), actix_http::HttpMessage::headers(req), &path) {
+            Auth::Refused(response) => Some((*response).into()),
+            Auth::Open | Auth::Passed => None,
+        }
+    }))
 }
 
 /// Compares two byte strings in time independent of where they differ.

@@ -36,10 +36,20 @@ pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
 /// deliberately), e.g. after a 408 to a body that was not read.
 pub const CLIENT_DISCONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Warns when `max_connections` cannot be reached because the process may not open
-/// that many files (each connection is one, each upstream connection another).
-fn warn_if_over_open_files(max_connections: usize) {
-    if let Some(limits) = open_files::limits() {
+/// How long a TLS handshake may take. The accept loop never pauses for handshakes in
+/// progress (their limit is the connection limit), so a silent client costs one
+/// connection slot for this long and nothing else.
+pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The connection limit in force: the configured one, else what the open-file limit
+/// allows. Warns when a configured limit cannot be reached because the process may not
+/// open that many files (each connection is one, each upstream connection another).
+fn max_connections(configured: Option<usize>) -> usize {
+    let limits = open_files::limits();
+    let Some(max_connections) = configured else {
+        return open_files::default_max_connections(limits);
+    };
+    if let Some(limits) = limits {
         if max_connections as u64 > limits.soft {
             log::warn!(
                 "server.max_connections is {max_connections} but the process may open only {} files \
@@ -49,6 +59,7 @@ fn warn_if_over_open_files(max_connections: usize) {
             );
         }
     }
+    max_connections
 }
 
 /// Why a server did not start.
@@ -196,9 +207,18 @@ impl Framex {
             addr: "listener".to_owned(),
             source,
         })?;
+        let workers = config
+            .server
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+            .max(1);
+        let per_worker = open_files::per_worker(max_connections(config.server.max_connections), workers);
         let factory_state = state.clone();
         let factory_engine = engine.clone();
         let mut server = HttpServer::new(move || {
+            // HTTP/2 streams in progress count against the same bound as connections
+            // (the factory runs on each worker thread).
+            actix_http::h2::set_thread_stream_limit(per_worker);
             let engine = factory_engine.start_worker();
             let worker = WorkerState {
                 state: factory_state.clone(),
@@ -221,18 +241,24 @@ impl Framex {
         .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
         // actix-http stops timing the next request head of a kept-alive connection
         // once a byte of it has come: the watchdog does (see `http::conn_watch`).
-        .on_connect(http::conn_watch::on_connect)
+        // `Expect: 100-continue` is granted only to requests [auth] lets through.
+        .on_connect({
+            let expect = http::expect_check(state.clone());
+            move |connection, extensions| {
+                http::conn_watch::on_connect(connection, extensions);
+                extensions.insert(expect.clone());
+            }
+        })
         .disable_signals();
-        // actix-server's own default, which its per-worker limits below must divide.
-        let workers = config
-            .server
-            .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
-            .max(1);
+        // The per-worker limits divide the process's among actix-server's workers.
         server = server
             .workers(workers)
-            .max_connections(open_files::per_worker(config.server.max_connections, workers));
-        warn_if_over_open_files(config.server.max_connections);
+            .max_connections(per_worker)
+            // actix-tls pauses accepting on every listener while 256 handshakes are in
+            // progress on a worker (its default): silent clients then starve everyone.
+            // Handshakes in progress are connections like any other, under the same limit.
+            .max_connection_rate(per_worker)
+            .tls_handshake_timeout(TLS_HANDSHAKE_TIMEOUT);
         let scheme = if config.server.tls.is_some() { "https" } else { "http" };
         let server = match (&config.server.tls, config.server.h2c) {
             // ALPN offers h2, then http/1.1 (actix-web adds both).

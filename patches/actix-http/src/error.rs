@@ -16,13 +16,27 @@ pub(crate) struct ErrorInner {
     #[allow(dead_code)]
     kind: Kind,
     cause: Option<Box<dyn StdError>>,
+    /// framex-rs patch: the response a refused `Expect: 100-continue` gets.
+    refusal: Option<Response<BoxBody>>,
 }
 
 impl Error {
     fn new(kind: Kind) -> Self {
         Self {
-            inner: Box::new(ErrorInner { kind, cause: None }),
+            inner: Box::new(ErrorInner {
+                kind,
+                cause: None,
+                refusal: None,
+            }),
         }
+    }
+
+    /// framex-rs patch: an error whose response is `response` (an `Expect: 100-continue`
+    /// refused by an [`ExpectCheck`](crate::h1::ExpectCheck)).
+    pub(crate) fn refused(response: Response<BoxBody>) -> Self {
+        let mut err = Self::new(Kind::Http);
+        err.inner.refusal = Some(response);
+        err
     }
 
     pub(crate) fn with_cause(mut self, cause: impl Into<Box<dyn StdError>>) -> Self {
@@ -67,7 +81,10 @@ impl Error {
 }
 
 impl From<Error> for Response<BoxBody> {
-    fn from(err: Error) -> Self {
+    fn from(mut err: Error) -> Self {
+        if let Some(response) = err.inner.refusal.take() {
+            return response;
+        }
         // TODO: more appropriate error status codes, usage assessment needed
         let status_code = match err.inner.kind {
             Kind::Parse => StatusCode::BAD_REQUEST,

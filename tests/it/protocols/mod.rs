@@ -2,6 +2,7 @@
 //! and WebSockets tunnelled to upstreams, each used by a real client (curl, Python's
 //! `websockets`) against real servers.
 
+mod edge;
 mod h2;
 mod websocket;
 

@@ -2,7 +2,16 @@ use actix_service::{Service, ServiceFactory};
 #[expect(deprecated, reason = "preserve the public ready future type")]
 use actix_utils::future::{ready, Ready};
 
-use crate::{Error, Request};
+use std::sync::Arc;
+
+use crate::{body::BoxBody, Error, Request, Response};
+
+/// framex-rs patch: a check a server puts in a connection's data (`on_connect`), run on
+/// every request head that carries `Expect: 100-continue` before `100 Continue` is
+/// written. `Some(response)` refuses the request with that response: the client is not
+/// invited to send its body.
+#[derive(Clone)]
+pub struct ExpectCheck(pub Arc<dyn Fn(&Request) -> Option<Response<BoxBody>> + Send + Sync>);
 
 pub struct ExpectHandler;
 
@@ -29,8 +38,12 @@ impl Service<Request> for ExpectHandler {
     actix_service::always_ready!();
 
     fn call(&self, req: Request) -> Self::Future {
+        // framex-rs patch: the connection's check may refuse before the body is invited.
+        if let Some(check) = req.conn_data::<ExpectCheck>() {
+            if let Some(response) = (check.0)(&req) {
+                return ready(Err(Error::refused(response)));
+            }
+        }
         ready(Ok(req))
-        // TODO: add some way to trigger error
-        // Err(error::ErrorExpectationFailed("test"))
     }
 }

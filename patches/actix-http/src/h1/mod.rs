@@ -6,6 +6,7 @@ mod chunked;
 mod client;
 mod codec;
 mod decoder;
+pub(crate) use self::decoder::MAX_HEADERS;
 mod dispatcher;
 mod encoder;
 mod expect;
@@ -19,7 +20,7 @@ pub use self::{
     client::{ClientCodec, ClientPayloadCodec},
     codec::Codec,
     dispatcher::Dispatcher,
-    expect::ExpectHandler,
+    expect::{ExpectCheck, ExpectHandler},
     payload::Payload,
     service::{H1Service, H1ServiceHandler},
     upgrade::UpgradeHandler,

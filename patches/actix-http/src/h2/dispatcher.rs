@@ -4,6 +4,7 @@ use std::{
     future::Future,
     marker::PhantomData,
     net,
+    cell::Cell,
     pin::{pin, Pin},
     rc::Rc,
     task::{Context, Poll},
@@ -42,6 +43,12 @@ pin_project! {
         config: ServiceConfig,
         peer_addr: Option<net::SocketAddr>,
         ping_pong: Option<H2PingPong>,
+        // framex-rs patch: streams whose response is still being produced or sent.
+        open_streams: Rc<Cell<usize>>,
+        // framex-rs patch: a stream was accepted since the keep-alive timer last fired.
+        active_since_tick: bool,
+        // framex-rs patch: GOAWAY was sent because the connection was idle.
+        closing: bool,
         _phantom: PhantomData<B>
     }
 }
@@ -77,6 +84,9 @@ where
             connection: conn,
             conn_data: conn_data.0.map(Rc::new),
             ping_pong,
+            open_streams: Rc::new(Cell::new(0)),
+            active_since_tick: false,
+            closing: false,
             _phantom: PhantomData,
         }
     }
@@ -110,10 +120,20 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
 
-        loop {
+        'accept: loop {
             match Pin::new(&mut this.connection).poll_accept(cx)? {
-                Poll::Ready(Some((req, tx))) => {
+                Poll::Ready(Some((req, mut tx))) => {
                     let (parts, body) = req.into_parts();
+                    this.active_since_tick = true;
+                    // framex-rs patch: HTTP/1.1's header count limit holds on HTTP/2 too.
+                    if parts.headers.len() > super::MAX_HEADERS {
+                        refuse_header_flood(&mut tx);
+                        continue;
+                    }
+                    let Some(open) = OpenStream::new(&this.open_streams) else {
+                        tx.send_reset(h2::Reason::REFUSED_STREAM);
+                        continue;
+                    };
                     let payload = crate::h2::Payload::new(body);
                     let pl = Payload::H2 { payload };
                     let mut req = Request::with_payload(pl);
@@ -133,6 +153,7 @@ where
 
                     // multiplex request handling with spawn task
                     tokio::task::spawn_local(async move {
+                        let _open = open;
                         // resolve service call and send response.
                         let res = match fut.await {
                             Ok(res) => handle_response(res.into(), tx, config, head_req).await,
@@ -183,6 +204,17 @@ where
                             // as an interval instead.
                             ready!(ping_pong.timer.as_mut().poll(cx));
 
+                            // framex-rs patch: no stream open and none started for a whole
+                            // keep-alive period: the connection is idle. GOAWAY, and close
+                            // once the client has seen it (or the pong below times out).
+                            let idle = this.open_streams.get() == 0 && !this.active_since_tick;
+                            this.active_since_tick = false;
+                            if idle && !this.closing {
+                                this.closing = true;
+                                this.connection.graceful_shutdown();
+                                continue 'accept;
+                            }
+
                             ping_pong.ping_pong.send_ping(Ping::opaque())?;
 
                             let dead_line = this.config.keep_alive_deadline().unwrap();
@@ -195,6 +227,41 @@ where
                 },
             }
         }
+    }
+}
+
+/// framex-rs patch: counts a stream as open, on its connection and on its thread, from
+/// its acceptance until its task ends.
+struct OpenStream(Rc<Cell<usize>>);
+
+impl OpenStream {
+    /// `None` when the thread's stream limit is reached.
+    fn new(open: &Rc<Cell<usize>>) -> Option<Self> {
+        let limit = super::THREAD_STREAM_LIMIT.with(Cell::get);
+        let on_thread = super::THREAD_STREAMS.with(Cell::get);
+        if limit != 0 && on_thread >= limit {
+            return None;
+        }
+        super::THREAD_STREAMS.with(|n| n.set(on_thread + 1));
+        open.set(open.get() + 1);
+        Some(Self(Rc::clone(open)))
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+        super::THREAD_STREAMS.with(|n| n.set(n.get() - 1));
+    }
+}
+
+/// framex-rs patch: answers a request with too many header fields with 431, as the
+/// HTTP/1.1 parser does, without calling the service.
+fn refuse_header_flood(tx: &mut SendResponse<Bytes>) {
+    let mut res = http::Response::new(());
+    *res.status_mut() = http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+    if let Err(err) = tx.send_response(res, true) {
+        tracing::trace!("Error sending 431 response: {err:?}");
     }
 }
 

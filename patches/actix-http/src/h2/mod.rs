@@ -57,6 +57,35 @@ impl Stream for Payload {
     }
 }
 
+/// framex-rs patch: streams one HTTP/2 connection may have open at once
+/// (`SETTINGS_MAX_CONCURRENT_STREAMS`); more are refused by the h2 codec.
+pub const MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// framex-rs patch: largest header list accepted on HTTP/2
+/// (`SETTINGS_MAX_HEADER_LIST_SIZE`, HPACK-decoded size); a larger one gets 431, and a
+/// header block over it arriving in CONTINUATION frames closes the connection.
+pub const MAX_HEADER_LIST_SIZE: u32 = 64 * 1024;
+
+/// framex-rs patch: most header fields one HTTP/2 request may carry, as HTTP/1.1's
+/// parser allows (`h1::MAX_HEADERS`); more get 431.
+pub const MAX_HEADERS: usize = crate::h1::MAX_HEADERS;
+
+thread_local! {
+    /// framex-rs patch: HTTP/2 streams open on this thread, all connections together.
+    pub(crate) static THREAD_STREAMS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// framex-rs patch: most streams [`THREAD_STREAMS`] may reach; 0 = no limit.
+    pub(crate) static THREAD_STREAM_LIMIT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// framex-rs patch: limits the HTTP/2 streams open at once on the calling thread (a
+/// server worker), all its connections together, to `limit` (0 = no limit): a stream
+/// beyond it is refused with `REFUSED_STREAM`, which tells the client the request was
+/// not processed. A server sets it on each worker thread, as it sets the connection
+/// limit per worker, so that streams are counted against the same bound as connections.
+pub fn set_thread_stream_limit(limit: usize) {
+    THREAD_STREAM_LIMIT.with(|l| l.set(limit));
+}
+
 pub(crate) fn handshake_with_timeout<T>(io: T, config: &ServiceConfig) -> HandshakeWithTimeout<T>
 where
     T: AsyncRead + AsyncWrite + Unpin,
@@ -64,7 +93,11 @@ where
     let mut builder = Builder::new();
     builder
         .initial_window_size(config.h2_initial_window_size())
-        .initial_connection_window_size(config.h2_initial_connection_window_size());
+        .initial_connection_window_size(config.h2_initial_connection_window_size())
+        // framex-rs patch: advertise and enforce stream and header limits (h2's defaults
+        // are no stream limit and a 16 MiB header list, buffered whole).
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(MAX_HEADER_LIST_SIZE);
 
     HandshakeWithTimeout {
         handshake: builder.handshake(io),
