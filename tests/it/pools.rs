@@ -319,7 +319,7 @@ async fn two_instances_proxying_each_other_get_508() {
             spec: Arc::new(spec),
             target: Arc::new(UpstreamTarget {
                 pool: PoolShared::new(PoolConfig::single(other.url(""))),
-                auth: None,
+                auth: Default::default(),
                 filter: None,
             }),
         }
@@ -516,7 +516,7 @@ async fn a_connection_that_never_opens_fails_at_connect_timeout() {
     pool.connect_timeout = Duration::from_millis(300);
     let route = UpstreamRoute {
         spec: Arc::new(ApiSpec::new(ApiKey::http(framex::actors::Method::GET, "/api/v1/blackhole"))),
-        target: Arc::new(UpstreamTarget { pool: PoolShared::new(pool), auth: None, filter: None }),
+        target: Arc::new(UpstreamTarget { pool: PoolShared::new(pool), auth: Default::default(), filter: None }),
     };
     server.engine().set_upstream_routes("manual", vec![route]).await.unwrap();
     let started = Instant::now();

@@ -373,7 +373,7 @@ async fn https_upstreams_are_trusted_through_ca_file() {
         spec: Arc::new(ApiSpec::new(ApiKey::http(framex::actors::Method::GET, "/api/v1/base/version"))),
         target: Arc::new(UpstreamTarget {
             pool: PoolShared::new(PoolConfig::single(legacy.url.clone())),
-            auth: None,
+            auth: Default::default(),
             filter: None,
         }),
     };
