@@ -158,6 +158,9 @@ pub fn check_summary(config: &Config) -> String {
             if !u.websocket.is_empty() {
                 out.push_str(&format!("  websocket: {}\n", list(&u.websocket)));
             }
+            for (pattern, keys) in u.auth.patterns() {
+                out.push_str(&format!("  auth rule: {pattern} ({keys} keys)\n"));
+            }
         }
         out.push_str(&format!(
             "pools: retries {}, max in flight {}, health check {}\n",
@@ -182,6 +185,9 @@ pub fn check_summary(config: &Config) -> String {
         ));
         for (pattern, keys) in proxy.auth.rules.patterns() {
             out.push_str(&format!("upstream auth rule: {pattern} ({keys} keys)\n"));
+        }
+        for warning in proxy.docs_key_warnings() {
+            out.push_str(&format!("warning: {warning}\n"));
         }
         if !proxy.ca_file.is_empty() {
             out.push_str(&format!("https trust: built-in roots + {}\n", proxy.ca_file));

@@ -286,18 +286,35 @@ pub enum Error {
 }
 
 impl Error {
-    /// What the caller is told: the display text, except that an upstream's
-    /// connection and protocol details (what the client library or TLS said) and our
-    /// own internals stay in the log.
+    /// What the caller is told: the display text, except that an upstream failure is
+    /// a fixed text per kind — no URL, address or timeout value, which go to the log
+    /// (the `Display`) and the proxy's status page — and our own internals stay in the
+    /// log.
     pub fn external_message(&self) -> String {
         match self {
-            Error::UpstreamConnect { upstream, cause } => {
-                format!("upstream {upstream} is unreachable: {}", cause.summary())
-            }
-            Error::UpstreamReply { upstream, .. } => format!("upstream {upstream} sent a broken reply"),
+            Error::UpstreamConnect { .. } => "Bad Gateway: upstream unreachable".to_owned(),
+            Error::UpstreamReply { .. } => "Bad Gateway: upstream sent a broken reply".to_owned(),
+            Error::UpstreamTimeout { .. } => "Gateway Timeout: upstream did not answer in time".to_owned(),
+            Error::Overloaded { .. } => "Service Unavailable: every upstream endpoint is busy".to_owned(),
+            Error::UpstreamStatus { status, message, .. } => format!("upstream answered {status}: {message}"),
             Error::Mailbox(_) | Error::Internal(_) => "internal error".to_owned(),
             other => other.to_string(),
         }
+    }
+
+    /// Whether the caller's message is best given with the request id, to find the
+    /// detail in the log: failures of an upstream or of ours.
+    pub fn wants_request_id(&self) -> bool {
+        matches!(
+            self,
+            Error::UpstreamConnect { .. }
+                | Error::UpstreamReply { .. }
+                | Error::UpstreamTimeout { .. }
+                | Error::Overloaded { .. }
+                | Error::Deadline { .. }
+                | Error::Mailbox(_)
+                | Error::Internal(_)
+        )
     }
 
     /// A plugin error with a status and message.
@@ -320,13 +337,12 @@ mod tests {
             cause: ConnectFailure::Tls("invalid peer certificate: UnknownIssuer".into()),
         };
         assert!(error.to_string().contains("UnknownIssuer"), "the log gets the detail");
-        assert_eq!(
-            error.external_message(),
-            "upstream http://10.0.0.1:80 is unreachable: TLS handshake failed"
-        );
+        assert_eq!(error.external_message(), "Bad Gateway: upstream unreachable");
+        let timeout = Error::UpstreamTimeout { upstream: "http://10.0.0.1:80".into(), seconds: 600.0 };
+        assert_eq!(timeout.external_message(), "Gateway Timeout: upstream did not answer in time");
         assert_eq!(Error::Internal("lock poisoned".into()).external_message(), "internal error");
-        let status = Error::UpstreamStatus { upstream: "u".into(), status: 418, message: "teapot".into() };
-        assert_eq!(status.external_message(), status.to_string());
+        let status = Error::UpstreamStatus { upstream: "http://10.0.0.1:80".into(), status: 418, message: "teapot".into() };
+        assert_eq!(status.external_message(), "upstream answered 418: teapot", "its status and message, not its URL");
     }
 
     #[test]

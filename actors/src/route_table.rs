@@ -326,7 +326,7 @@ pub(crate) mod tests {
             spec: Arc::new(spec),
             target: Target::Upstream(Arc::new(UpstreamTarget {
                 pool: PoolShared::new(PoolConfig::single("http://127.0.0.1:9")),
-                auth: None,
+                auth: Default::default(),
                 filter: None,
             })),
         }

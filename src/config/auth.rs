@@ -39,6 +39,15 @@ impl TryFrom<BTreeMap<String, Vec<String>>> for AuthRules {
     }
 }
 
+/// Same patterns with the same keys.
+impl PartialEq for AuthRules {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries().eq(other.entries())
+    }
+}
+
+impl Eq for AuthRules {}
+
 impl fmt::Debug for AuthRules {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
@@ -75,6 +84,17 @@ impl AuthRules {
     /// The key sent upstream for `path`: the first key of its rule.
     pub fn first_key_for(&self, path: &str) -> Option<&str> {
         self.keys_for(path)?.first().map(String::as_str)
+    }
+
+    /// The key an upstream URL whose own rules are `self` is sent for `path`: the
+    /// first key of its own most specific rule covering `path`, else of `global`'s.
+    pub fn key_or<'a>(&'a self, global: &'a AuthRules, path: &str) -> Option<&'a str> {
+        self.first_key_for(path).or_else(|| global.first_key_for(path))
+    }
+
+    /// The pattern of the most specific rule covering `path`.
+    pub fn pattern_for(&self, path: &str) -> Option<&str> {
+        self.0.lookup_rule(path).map(|(pattern, _)| pattern)
     }
 
     /// Whether there are no rules.

@@ -5,7 +5,8 @@
 //! never silently falls back to a default.
 //!
 //! Split by question: the schema by section (`server`, `auth`, `proxy`: every key with
-//! its default), `rules` (path patterns as FrameX writes them), `env` (environment
+//! its default), `rules` (path patterns as FrameX writes them), `upstream_keys` (which
+//! key goes to which upstream URL), `env` (environment
 //! overrides), `validate` (values that cannot work, refused naming the key), and this
 //! module (loading). What `framex check` prints is the CLI's (`cli::check`).
 
@@ -20,6 +21,7 @@ mod proxy;
 pub mod rules;
 mod server;
 mod trusted_proxies;
+mod upstream_keys;
 mod validate;
 
 pub use migrate::{MigrateConfig, MigrateMode, MigrateRoute};

@@ -10,7 +10,7 @@ use framex_actors::upstream::tls;
 use serde::{Deserialize, Deserializer};
 
 use super::rules::{PathFilter, PatternError};
-use super::{explain, AuthConfig, Unused};
+use super::{explain, AuthConfig, AuthRules, Unused};
 
 /// `[plugins]`: the proxy's table, and every other plugin's own.
 #[derive(Debug, Clone, Default)]
@@ -61,7 +61,10 @@ pub struct ProxyConfig {
     /// Seconds to wait for an upstream's reply head, and the longest idle time between
     /// two chunks of a stream (never the total length of a stream). Default 600.
     pub timeout: f64,
-    /// Keys this instance sends upstream (`Authorization: <key>`), by upstream path.
+    /// Keys this instance sends upstream (`Authorization: <key>`), by upstream path,
+    /// to the upstream URLs serving the path; a URL's own `auth` (table form of
+    /// `proxy_urls`) beats them, and document requests get them only when a single
+    /// URL is configured (see [`ProxyConfig::docs_key`]).
     pub auth: AuthConfig,
     /// Functions called through FrameX's `/api/v1/proxy/remote`: url → names.
     pub proxy_functions: BTreeMap<String, Vec<String>>,
@@ -193,6 +196,7 @@ impl ProxyConfig {
                     docs_path: DEFAULT_DOCS_PATH.to_owned(),
                     balance: self.balance,
                     websocket: Vec::new(),
+                    auth: AuthRules::default(),
                 })
                 .collect(),
             ProxyUrls::Table(table) => table
@@ -204,6 +208,7 @@ impl ProxyConfig {
                     docs_path: entry.docs_path.clone(),
                     balance: entry.balance.unwrap_or(self.balance),
                     websocket: entry.websocket.clone(),
+                    auth: entry.auth.clone(),
                 })
                 .collect(),
         }
@@ -342,6 +347,10 @@ pub struct UpstreamEntry {
     /// to one is tunnelled here (WebSocket routes are not in OpenAPI documents).
     /// Default: none.
     pub websocket: Vec<String>,
+    /// *Extension.* Keys sent to this URL only (`Authorization: <key>`), by path
+    /// pattern (the first key of the most specific rule), its document request
+    /// included; they beat `[plugins.proxy.auth]` for this URL. Default: none.
+    pub auth: AuthRules,
 }
 
 impl Default for UpstreamEntry {
@@ -352,6 +361,7 @@ impl Default for UpstreamEntry {
             docs_path: DEFAULT_DOCS_PATH.to_owned(),
             balance: None,
             websocket: Vec::new(),
+            auth: AuthRules::default(),
         }
     }
 }
@@ -371,6 +381,8 @@ pub struct UpstreamConfig {
     pub balance: BalancePolicy,
     /// Path patterns it serves as WebSockets.
     pub websocket: Vec<String>,
+    /// Keys sent to it only (its entry's `auth`); none for the list form.
+    pub auth: AuthRules,
 }
 
 impl UpstreamConfig {

@@ -276,7 +276,16 @@ impl<T> RuleSet<T> {
 
     /// The value of the most specific rule covering the canonical `path`.
     pub fn lookup(&self, path: &str) -> Option<&T> {
-        self.rules.iter().find(|r| r.pattern.matches(path)).map(|r| &r.value)
+        self.lookup_rule(path).map(|(_, value)| value)
+    }
+
+    /// The most specific rule covering the canonical `path`: its pattern as written,
+    /// and its value.
+    pub fn lookup_rule(&self, path: &str) -> Option<(&str, &T)> {
+        self.rules
+            .iter()
+            .find(|r| r.pattern.matches(path))
+            .map(|r| (r.text.as_str(), &r.value))
     }
 
     /// Whether there are no rules.

@@ -35,6 +35,11 @@ pub(super) fn check(config: &Config) -> Result<(), String> {
     }
     let proxy = &config.plugins.proxy;
     auth_keys("plugins.proxy.auth.rules", &proxy.auth.rules)?;
+    if let ProxyUrls::Table(table) = &proxy.proxy_urls {
+        for (url, entry) in table {
+            auth_keys(&format!("plugins.proxy.proxy_urls.\"{}\".auth", url.escape_default()), &entry.auth)?;
+        }
+    }
     match &proxy.proxy_urls {
         ProxyUrls::List(urls) => urls.iter().try_for_each(|u| upstream_url(u))?,
         ProxyUrls::Table(table) => table.keys().try_for_each(|u| upstream_url(u))?,
@@ -271,6 +276,11 @@ mod tests {
         assert!(err.contains("no keys"), "{err}");
         let err = refused("[plugins.proxy.auth]\nrules = { \"/x\" = [\"k\", \" \"] }");
         assert!(err.contains("plugins.proxy.auth.rules"), "{err}");
+        let err = refused(
+            "[plugins.proxy.proxy_urls.\"http://a\"]\nauth = { \"/x\" = [\"secret-key\", \"\"] }",
+        );
+        assert!(err.contains("plugins.proxy.proxy_urls.\"http://a\".auth.\"/x\"") && err.contains("empty key"), "{err}");
+        assert!(!err.contains("secret-key"), "never the key's value: {err}");
     }
 
     /// The protocol keys: a certificate without its key (or the reverse), h2c beside

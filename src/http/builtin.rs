@@ -43,13 +43,17 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
     })
 }
 
-/// Readiness: 200 `"ready"`, or 503 with the reason (upstreams not discovered yet,
-/// draining).
+/// Readiness: 200 `"ready"`, or 503 `"not ready"` — to anyone, so it names nothing;
+/// the reason (upstreams not discovered yet, draining) goes to the log when it
+/// changes, and to the `[auth]`-protected status page.
 fn ready(worker: &Worker) -> HttpResponse {
     let shared = &worker.shared;
     match shared.readiness.not_ready(shared.proxy.as_ref()) {
         None => HttpResponse::Ok().json("ready"),
-        Some(reason) => envelope::error(StatusCode::SERVICE_UNAVAILABLE, &reason, None),
+        Some(reason) => {
+            shared.readiness.log_once(&reason);
+            envelope::error(StatusCode::SERVICE_UNAVAILABLE, "not ready", None)
+        }
     }
 }
 
@@ -85,10 +89,17 @@ fn migration(worker: &Worker) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "routes": worker.shared.migration.report(active) }))
 }
 
-/// The proxy's upstream URLs and pools with health and counters.
+/// The proxy's upstream URLs and pools with health and counters, and why `/ready`
+/// says no (`not_ready`, absent when ready).
 async fn upstreams(worker: &Worker) -> HttpResponse {
     match &worker.shared.proxy {
-        Some(proxy) => HttpResponse::Ok().json(proxy.report().await),
+        Some(proxy) => {
+            let mut report = serde_json::to_value(proxy.report().await).unwrap_or_default();
+            if let (Some(reason), Some(fields)) = (worker.shared.readiness.not_ready(Some(proxy)), report.as_object_mut()) {
+                fields.insert("not_ready".to_owned(), reason.into());
+            }
+            HttpResponse::Ok().json(report)
+        }
         None => envelope::error(StatusCode::NOT_FOUND, "the proxy plugin is not loaded", None),
     }
 }

@@ -1,7 +1,8 @@
 //! The one place where engine errors become HTTP responses.
 //!
-//! The client gets a short envelope naming what failed (an upstream by its URL, never
-//! its key); the details go to the log.
+//! The client gets a short envelope saying what failed, in a fixed text per kind of
+//! upstream failure with the request id (never an upstream's URL, address, timeout
+//! or key); the details go to the log, under that id.
 
 use actix_web::http::{header, ConnectionType, StatusCode};
 use actix_web::HttpResponse;
@@ -53,7 +54,12 @@ pub fn respond(error: &Error, request_id: &str, trace_id: impl std::fmt::Display
         })),
         _ => None,
     };
-    let mut response = envelope::error(status, &error.external_message(), details);
+    let message = if error.wants_request_id() {
+        format!("{} (request id {request_id})", error.external_message())
+    } else {
+        error.external_message()
+    };
+    let mut response = envelope::error(status, &message, details);
     if matches!(error, Error::ClientAbort { .. } | Error::BodyTimeout { .. }) {
         // The rest of the body is not read: this connection cannot carry another
         // request, and a slow client must not keep it.

@@ -81,6 +81,8 @@ pub struct Readiness {
     pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// Upstream URLs not waited for.
     pub without: Vec<String>,
+    /// The reason last logged, so that a probe every second logs a change once.
+    pub logged: Arc<std::sync::Mutex<String>>,
 }
 
 impl Readiness {
@@ -96,6 +98,15 @@ impl Readiness {
             .filter(|url| !self.without.contains(url))
             .collect();
         (!waiting.is_empty()).then(|| format!("not yet discovered: {}", waiting.join(", ")))
+    }
+
+    /// Logs why the server is not ready, when that changed since last logged.
+    pub fn log_once(&self, reason: &str) {
+        let mut logged = self.logged.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *logged != reason {
+            log::info!("/ready: not ready: {}", framex_actors::Escaped(reason));
+            reason.clone_into(&mut logged);
+        }
     }
 }
 

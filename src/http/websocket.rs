@@ -87,9 +87,6 @@ pub async fn serve(
     {
         headers.insert(WireName::from_static("upgrade"), upgrade);
     }
-    if let Some(key) = target.key.and_then(|k| WireValue::from_str(k).ok()) {
-        headers.insert(WireName::from_static("authorization"), key);
-    }
     let path_and_query = match req.uri().query() {
         Some(query) => format!("{path}?{query}"),
         None => path.to_owned(),
@@ -100,6 +97,7 @@ pub async fn serve(
         path_and_query,
         headers,
         ctx,
+        keys: target.keys,
     };
     match tunnel::open(target.pool, request).await {
         Err(e) => error::respond(&e, &request_id, trace_id),

@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use framex_actors::upstream::wire::header::HeaderValue;
-use framex_actors::upstream::{proxy_function, tls, Balance, PoolConfig, PoolShared, RequestPathFilter, UpstreamTarget};
+use framex_actors::upstream::{proxy_function, tls, Balance, EndpointKeys, PoolConfig, PoolShared, RequestPathFilter, UpstreamTarget};
 use framex_actors::{describe_skipped, ApiKey, ApiSpec, BodySpec, Engine, Escaped, UpstreamRoute};
 
 use crate::config::{AuthRules, Config, PathFilter};
@@ -113,11 +113,10 @@ impl Proxy {
             .into_iter()
             .enumerate()
             .map(|(i, upstream)| {
-                let docs_key = proxy
-                    .auth
-                    .rules
-                    .first_key_for(&upstream.docs_path)
-                    .and_then(|key| HeaderValue::from_str(key).ok());
+                let docs_key = proxy.docs_key(&upstream).and_then(|key| HeaderValue::from_str(key).ok()).map(|mut key| {
+                    key.set_sensitive(true);
+                    key
+                });
                 // Checked at load; should it fail anyway, nothing is proxied.
                 let filter = upstream.filter().unwrap_or_else(|e| {
                     log::error!("proxy {}: {e}; nothing is proxied from it", upstream.url);
@@ -263,7 +262,7 @@ impl Proxy {
                     spec: spec.clone(),
                     target: Arc::new(UpstreamTarget {
                         pool: self.pool(&members),
-                        auth: inner.auth.first_key_for(path).map(str::to_owned),
+                        auth: self.keys(&members, path),
                         filter: match &spec.key {
                             ApiKey::Http { .. } => self.request_filter(upstreams),
                             ApiKey::Function(_) => None,
@@ -299,6 +298,24 @@ impl Proxy {
         for (key, why) in &report.skipped {
             log::info!("proxy: skipped {}: {}", Escaped(key), Escaped(&describe_skipped(why)));
         }
+    }
+
+    /// The key each member of a pool is sent for route `path`: its URL's own rule,
+    /// else the global one (which so reaches only the URLs serving the route).
+    fn keys(&self, members: &[Member], path: &str) -> EndpointKeys {
+        let inner = &self.inner;
+        EndpointKeys::new(
+            members
+                .iter()
+                .map(|&(i, _)| {
+                    inner.upstreams[i]
+                        .config
+                        .auth
+                        .key_or(&inner.auth, path)
+                        .and_then(|key| HeaderValue::from_str(key).ok())
+                })
+                .collect(),
+        )
     }
 
     /// The per-request path filter of a route served by `members`: a concrete path is
@@ -387,6 +404,9 @@ impl Proxy {
 /// background.
 pub async fn start(engine: &Engine, config: &Config, previous: Option<&Proxy>) -> Proxy {
     let proxy = Proxy::succeeding(engine, config, previous);
+    for warning in config.plugins.proxy.docs_key_warnings() {
+        log::warn!("{warning}");
+    }
     if proxy.has_names() {
         proxy.resolve_all().await;
         let every = config.plugins.proxy.dns_refresh();

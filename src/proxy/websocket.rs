@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use framex_actors::upstream::{PoolConfig, PoolShared};
+use framex_actors::upstream::wire::header::HeaderValue;
+use framex_actors::upstream::{EndpointKeys, PoolConfig, PoolShared};
 
 use super::Upstream;
 use crate::config::{AuthRules, RuleSet};
@@ -15,11 +16,20 @@ use crate::config::{AuthRules, RuleSet};
 /// Where upgrade requests go: pattern → pool; and how long a tunnel may stay idle.
 #[derive(Debug, Default)]
 pub struct WebSocketRoutes {
-    routes: RuleSet<Arc<PoolShared>>,
+    routes: RuleSet<WebSocketPool>,
     /// `plugins.proxy.websocket_idle_timeout`.
     pub idle_timeout: Duration,
-    /// `[plugins.proxy.auth] rules`: the key sent upstream with an upgrade.
+    /// `[plugins.proxy.auth] rules`: the key sent with an upgrade to the URLs that
+    /// serve its path and have no rule of their own for it.
     auth: AuthRules,
+}
+
+/// The pool of one pattern, with each member URL's own `auth` rules (in the order
+/// of the pool's endpoints).
+#[derive(Debug)]
+struct WebSocketPool {
+    pool: Arc<PoolShared>,
+    own: Vec<AuthRules>,
 }
 
 /// Where one upgrade request goes.
@@ -27,8 +37,8 @@ pub struct WebSocketRoutes {
 pub struct WebSocketTarget<'a> {
     /// The pool of the URLs that serve it.
     pub pool: &'a Arc<PoolShared>,
-    /// The key sent upstream (`Authorization`), when a proxy auth rule names one.
-    pub key: Option<&'a str>,
+    /// The key each URL of the pool is sent (`Authorization`), set once one is picked.
+    pub keys: EndpointKeys,
 }
 
 impl WebSocketRoutes {
@@ -57,7 +67,8 @@ impl WebSocketRoutes {
                 .iter()
                 .map(|&i| upstreams[i].stats.clone())
                 .collect();
-            (pattern.to_owned(), PoolShared::with_stats(config, stats))
+            let own = members.iter().map(|&i| upstreams[i].config.auth.clone()).collect();
+            (pattern.to_owned(), WebSocketPool { pool: PoolShared::with_stats(config, stats), own })
         });
         let routes = RuleSet::new(pools).unwrap_or_else(|e| {
             log::error!("plugins.proxy.proxy_urls websocket: {e}; no WebSocket is proxied");
@@ -72,9 +83,19 @@ impl WebSocketRoutes {
 
     /// Where an upgrade to the canonical `path` goes, if a pattern covers it.
     pub fn target(&self, path: &str) -> Option<WebSocketTarget<'_>> {
-        self.routes.lookup(path).map(|pool| WebSocketTarget {
-            pool,
-            key: self.auth.first_key_for(path),
+        self.routes.lookup(path).map(|route| WebSocketTarget {
+            pool: &route.pool,
+            keys: if route.own.iter().all(AuthRules::is_empty) && self.auth.is_empty() {
+                EndpointKeys::default()
+            } else {
+                EndpointKeys::new(
+                    route
+                        .own
+                        .iter()
+                        .map(|own| own.key_or(&self.auth, path).and_then(|k| HeaderValue::from_str(k).ok()))
+                        .collect(),
+                )
+            },
         })
     }
 }

@@ -349,6 +349,7 @@ fn shared_state(
                 .iter()
                 .map(|url| crate::config::normalize_url(url))
                 .collect(),
+            logged: readiness.logged.clone(),
         },
     }
 }

@@ -93,17 +93,28 @@ async fn restart_only_keys_are_reported_not_applied() {
     server.stop(true).await;
 }
 
-/// `/ready` waits for every upstream's first discovery (unless told not to), says
-/// why it is not ready, and says "draining" once SIGTERM's drain has begun; `/health`
-/// stays 200 throughout.
+/// `/ready` waits for every upstream's first discovery (unless told not to) and stops
+/// while SIGTERM's drain runs; `/health` stays 200 throughout. Open to anyone, it says
+/// only `not ready`: what it waits for (an upstream's address) is on the
+/// `[auth]`-protected status page (attack 18.7).
 #[actix_rt::test]
-async fn ready_waits_for_discovery_and_says_draining() {
-    let down = format!("http://127.0.0.1:{}", free_port());
-    let toml = format!("load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"{down}\"]\ndiscovery_interval = 0\n");
+async fn ready_waits_for_discovery_and_names_nothing() {
+    let port = free_port();
+    let down = format!("http://127.0.0.1:{port}");
+    let toml = format!(
+        "load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"{down}\"]\ndiscovery_interval = 0\n\
+         [auth]\nrules = {{ \"*\" = [\"k\"] }}\n"
+    );
     let server = start(config(&toml), vec![]).await;
     let r = get(&server.url("/ready")).await;
     assert_eq!(r.status, 503, "{}", r.text());
-    assert!(r.json()["message"].as_str().unwrap().contains(&down), "{}", r.text());
+    assert_eq!((r.json()["status"].clone(), r.json()["message"].clone()), (json!(503), json!("not ready")));
+    for secret in ["127.0.0.1", port.to_string().as_str()] {
+        assert!(!r.text().contains(secret), "names {secret}: {}", r.text());
+    }
+    assert_eq!(get(&server.url("/api/v1/proxy/upstreams")).await.status, 401);
+    let page = get_with(&server.url("/api/v1/proxy/upstreams"), &[("authorization", "k")]).await;
+    assert!(page.json()["not_ready"].as_str().unwrap().contains(&down), "{}", page.text());
     assert_eq!(get(&server.url("/health")).await.status, 200);
     server.stop(true).await;
 
@@ -112,7 +123,7 @@ async fn ready_waits_for_discovery_and_says_draining() {
     assert_eq!(get(&server.url("/ready")).await.status, 200, "not waited for");
     server.start_draining();
     let r = get(&server.url("/ready")).await;
-    assert_eq!((r.status, r.json()["message"].clone()), (503, json!("draining")));
+    assert_eq!((r.status, r.json()["message"].clone()), (503, json!("not ready")));
     assert_eq!(get(&server.url("/health")).await.status, 200, "liveness is not readiness");
     server.stop(true).await;
 }

@@ -347,7 +347,7 @@ impl Exchange {
     }
 
     /// The request to endpoint `index`: the caller's headers, the endpoint's `Host`,
-    /// the route's key, the hop count and the request id.
+    /// the route's key for that endpoint, the hop count and the request id.
     fn build(
         &self,
         target: &UpstreamTarget,
@@ -374,8 +374,8 @@ impl Exchange {
             }
         }
         out.insert(header::HOST, endpoint.host.clone());
-        if let Some(key) = target.auth.as_deref().and_then(|k| HeaderValue::from_str(k).ok()) {
-            out.insert(header::AUTHORIZATION, key);
+        if let Some(key) = target.auth.for_endpoint(index) {
+            out.insert(header::AUTHORIZATION, key.clone());
         }
         out.insert(HeaderName::from_static(HOPS_HEADER), plan.hops.clone());
         if let Some(id) = &plan.request_id {

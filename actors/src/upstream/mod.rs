@@ -10,6 +10,7 @@
 //!   [`fetch`]es for discovery and health checks;
 //! - `tls`: trust for `https://` endpoints (rustls);
 //! - `headers`: which headers belong to a connection rather than a message (both edges);
+//! - `keys`: the `Authorization` value each endpoint of a pool is sent;
 //! - `proxy_function`: FrameX's encoding of proxy-function calls;
 //! - `exchange`: one request's attempts: endpoint choice, failures classified once,
 //!   retries and deadlines; `relay`: the reply's body, whole or streamed;
@@ -23,6 +24,7 @@ mod attempt;
 mod client;
 mod exchange;
 pub mod headers;
+pub mod keys;
 pub mod health;
 pub mod proxy_function;
 mod relay;
@@ -47,6 +49,7 @@ use crate::stream::ChunkStream;
 
 pub use client::fetch;
 pub use headers::{is_hop_by_hop, strip_hop_by_hop};
+pub use keys::EndpointKeys;
 pub use relay::FULL_BODY_LIMIT;
 pub use replica::{PoolReplica, PoolReplicas};
 pub use selection::Balance;
@@ -302,8 +305,10 @@ impl PoolShared {
 pub struct UpstreamTarget {
     /// The pool serving it.
     pub pool: Arc<PoolShared>,
-    /// `Authorization` value sent upstream for this route (from `auth.rules`).
-    pub auth: Option<String>,
+    /// `Authorization` value sent to each endpoint of the pool for this route (its
+    /// URL's own `auth` rules, else the global ones), chosen once the endpoint is
+    /// picked.
+    pub auth: EndpointKeys,
     /// Which concrete paths of the route's template may be forwarded (the proxy's
     /// `enable` / `disable` filters); `None` when every path may.
     pub filter: Option<Arc<dyn RequestPathFilter>>,
@@ -321,7 +326,7 @@ impl fmt::Debug for UpstreamTarget {
         // Never print the key.
         f.debug_struct("UpstreamTarget")
             .field("pool", &self.pool.name)
-            .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
+            .field("auth", &self.auth)
             .field("filtered", &self.filter.is_some())
             .finish()
     }

@@ -36,6 +36,8 @@ pub struct TunnelRequest {
     pub headers: HeaderMap,
     /// The call context (request id, hops).
     pub ctx: CallContext,
+    /// The key each endpoint is sent (`Authorization`), set once one is picked.
+    pub keys: super::EndpointKeys,
 }
 
 /// What the endpoint answered to an upgrade request.
@@ -133,6 +135,9 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
         let out = upstream_request.headers_mut();
         *out = request.headers;
         out.insert(header::HOST, endpoint.host.clone());
+        if let Some(key) = request.keys.for_endpoint(index) {
+            out.insert(header::AUTHORIZATION, key.clone());
+        }
         out.insert(
             HeaderName::from_static(HOPS_HEADER),
             HeaderValue::from(request.ctx.hops + 1),
