@@ -13,9 +13,13 @@ use framex::Framex;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// Without `RUST_LOG`: our events at info; actix-server's start and stop chatter
+/// (workers started, runtime found, service started) only when something is wrong.
+const DEFAULT_LOG_FILTER: &str = "info,actix_server=warn";
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(DEFAULT_LOG_FILTER))
         .format_timestamp_millis()
         .init();
     match cli.command {

@@ -223,6 +223,16 @@ impl RouteTable {
         self.routes.len()
     }
 
+    /// How many HTTP operations and how many function APIs the table holds.
+    pub fn counts(&self) -> (usize, usize) {
+        let functions = self
+            .routes
+            .iter()
+            .filter(|r| matches!(r.spec.key, ApiKey::Function(_)))
+            .count();
+        (self.routes.len() - functions, functions)
+    }
+
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()

@@ -62,6 +62,16 @@ fn max_connections(configured: Option<usize>) -> usize {
     max_connections
 }
 
+/// "3 routes, 1 function": what a table serves, for the start-up line.
+fn route_count(table: &framex_actors::RouteTable) -> String {
+    let (routes, functions) = table.counts();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    match functions {
+        0 => plural(routes, "route"),
+        _ => format!("{}, {}", plural(routes, "route"), plural(functions, "function")),
+    }
+}
+
 /// Why a server did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -274,7 +284,7 @@ impl Framex {
         .run();
         let handle = server.handle();
         let task = actix_rt::spawn(server);
-        log::info!("serving on {scheme}://{addr} ({} routes)", engine.table().len());
+        log::info!("serving on {scheme}://{addr} ({})", route_count(&engine.table()));
         Ok(Running {
             engine,
             addr,

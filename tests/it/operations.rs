@@ -211,3 +211,22 @@ fn framex_reload_never_signals_a_process_that_is_not_framex() {
     let _ = other.kill();
     let _ = other.wait();
 }
+
+/// A first start on the example config, with no `RUST_LOG`, says one line: where it
+/// serves and what (three routes and a function), with no warning and no chatter of
+/// actix's (a default that warns is a wrong default).
+#[actix_rt::test]
+async fn first_start_says_one_clean_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml")).unwrap();
+    let example = example.replacen("port = 8080", &format!("port = {}", free_port()), 1);
+    std::fs::write(&file, example).unwrap();
+    let framex = FramexProcess::spawn(&file, "").await;
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    let log = framex.log();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("INFO  framex::server] serving on http://127.0.0.1:"), "{log}");
+    assert!(lines[0].ends_with("(3 routes, 1 function)"), "{log}");
+}

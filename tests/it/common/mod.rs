@@ -235,13 +235,18 @@ pub struct FramexProcess {
 
 impl FramexProcess {
     /// Starts it and waits (30 s at most) until it serves. (Waiting yields to the
-    /// test's runtime, where in-process upstreams answer its discovery.)
+    /// test's runtime, where in-process upstreams answer its discovery.) An empty
+    /// `rust_log` leaves `RUST_LOG` unset, as a user's first start does.
     pub async fn spawn(config: &std::path::Path, rust_log: &str) -> Self {
         use std::io::Read as _;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_framex"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_framex"));
+        match rust_log {
+            "" => command.env_remove("RUST_LOG"),
+            level => command.env("RUST_LOG", level),
+        };
+        let mut child = command
             .args(["run", "-c", config.to_str().unwrap()])
             .current_dir(config.parent().unwrap())
-            .env("RUST_LOG", rust_log)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
