@@ -84,9 +84,19 @@ impl RunArgs {
     }
 }
 
-/// Discovers every upstream of `config` once and renders the routing table: method,
-/// path, target and whether the route streams, one route per line.
-pub async fn route_listing(config: &Config) -> Result<String, framex_actors::Error> {
+/// What `framex routes` prints, and how many upstream URLs could not be read (each
+/// logged as a warning before the table).
+#[derive(Debug)]
+pub struct RouteListing {
+    /// Method, path, target and whether the route streams, one route per line.
+    pub table: String,
+    /// Upstream URLs whose document could not be read.
+    pub unreadable: usize,
+}
+
+/// Discovers every upstream of `config` once and renders the routing table.
+pub async fn route_listing(config: &Config) -> Result<RouteListing, framex_actors::Error> {
+    let mut unreadable = 0;
     let engine = Engine::start();
     for name in &config.load_builtin_plugins {
         if let Some(plugin) = plugins::builtin(name) {
@@ -96,6 +106,7 @@ pub async fn route_listing(config: &Config) -> Result<String, framex_actors::Err
     if config.load_builtin_plugins.iter().any(|n| n == "proxy") {
         for (url, e) in proxy::Proxy::new(&engine, config).discover_all().await {
             log::warn!("proxy {}: {}", framex_actors::Escaped(&url), framex_actors::Escaped(&e));
+            unreadable += 1;
         }
     }
     let table = engine.table();
@@ -113,7 +124,7 @@ pub async fn route_listing(config: &Config) -> Result<String, framex_actors::Err
             if route.spec.streaming { "yes" } else { "no" }
         ));
     }
-    Ok(out)
+    Ok(RouteListing { table: out, unreadable })
 }
 
 /// What `framex check` prints: plugins, address, upstreams with their filters, auth

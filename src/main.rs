@@ -17,9 +17,17 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// (workers started, runtime found, service started) only when something is wrong.
 const DEFAULT_LOG_FILTER: &str = "info,actix_server=warn";
 
+/// Without `RUST_LOG`, for `framex routes`: the table is the output; only problems
+/// (an upstream that cannot be read) are logged, before it.
+const ROUTES_LOG_FILTER: &str = "warn";
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(DEFAULT_LOG_FILTER))
+    let default_filter = match cli.command {
+        Command::Routes(_) => ROUTES_LOG_FILTER,
+        _ => DEFAULT_LOG_FILTER,
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
         .format_timestamp_millis()
         .init();
     match cli.command {
@@ -35,8 +43,11 @@ fn main() -> anyhow::Result<()> {
             let config = Config::load(args.config.as_deref())?;
             actix_rt::System::new().block_on(async move {
                 let listing = framex::cli::route_listing(&config).await?;
-                print!("{listing}");
-                Ok(())
+                print!("{}", listing.table);
+                match listing.unreadable {
+                    0 => Ok(()),
+                    n => anyhow::bail!("{n} upstream URL(s) could not be read; their routes are missing above"),
+                }
             })
         }
         Command::Reload(args) => {

@@ -230,3 +230,30 @@ async fn first_start_says_one_clean_line() {
     assert!(lines[0].contains("INFO  framex::server] serving on http://127.0.0.1:"), "{log}");
     assert!(lines[0].ends_with("(3 routes, 1 function)"), "{log}");
 }
+
+/// `framex routes` with an upstream that cannot be read prints the table of what it
+/// could read, logs the unreadable URL (before the table, at warning level, nothing
+/// else), and exits non-zero so that a script notices.
+#[test]
+fn framex_routes_fails_when_an_upstream_cannot_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    std::fs::write(
+        &file,
+        format!(
+            "load_builtin_plugins = [\"echo\", \"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"{dead}\"]\nconnect_timeout = 1\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_framex"))
+        .args(["routes", "-c", file.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "exit status {:?}", out.status);
+    assert!(stdout.starts_with("METHOD") && stdout.contains("/api/v1/echo"), "{stdout}");
+    assert!(stderr.contains(&dead) && stderr.contains("could not be read"), "{stderr}");
+    assert!(!stderr.contains(" INFO "), "{stderr}");
+}

@@ -143,7 +143,7 @@ async fn requests_spread_across_a_pool_per_policy() {
     }
     assert!(metrics.text().contains("# TYPE framex_upstream_healthy gauge"));
     server.stop(true).await;
-    let listing = framex::cli::route_listing(&pool_config(&urls, "")).await.unwrap();
+    let listing = framex::cli::route_listing(&pool_config(&urls, "")).await.unwrap().table;
     let who = listing.lines().find(|l| l.contains("/api/v1/who")).unwrap();
     assert!(who.contains(&format!("upstream:{}", urls.join(","))), "{listing}");
 

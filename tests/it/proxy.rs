@@ -188,7 +188,7 @@ async fn disabled_routes_are_not_served_and_the_document_is_merged() {
     let name = reference.rsplit('/').next().unwrap();
     assert!(doc["components"]["schemas"][name].is_object(), "{reference} resolves in the merged document");
 
-    let listing = framex::cli::route_listing(&proxy_config(&up, "")).await.unwrap();
+    let listing = framex::cli::route_listing(&proxy_config(&up, "")).await.unwrap().table;
     assert!(listing.contains("/api/v1/items/{item_id}") && !listing.contains("/api/v1/hidden"), "{listing}");
     server.stop(true).await;
     up_handle.stop(false).await;

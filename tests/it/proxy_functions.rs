@@ -96,7 +96,7 @@ async fn function_apis_are_served_and_called_as_proxy_functions() {
     let r = get(&b.url("/api/v1/sum")).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["data"], json!({"sum": 5, "note": "computed in Rust ✓"}));
-    let listing = framex::cli::route_listing(&config(&b_toml)).await.unwrap();
+    let listing = framex::cli::route_listing(&config(&b_toml)).await.unwrap().table;
     assert!(listing.lines().any(|l| l.starts_with("FUNC") && l.contains("calc.Calc.add")), "{listing}");
     b.stop(true).await;
     a.stop(true).await;
