@@ -17,12 +17,14 @@
 //! - [`pid_file`]: `server.pid_file`, for `framex reload`.
 //! - [`cli`]: `framex run | check | routes`.
 //! - [`tls`]: the HTTPS listener's certificate and key (`server.tls_cert`, `tls_key`).
+//! - [`builtin_paths`]: the paths framex-rs answers itself.
 //! - [`open_files`]: the open-file limit that bounds `server.max_connections`.
 //!
 //! The engine itself (registry, router replicas, plugin and upstream actors, the
 //! streaming bridge) is the `framex-actors` crate, re-exported as [`actors`].
 #![warn(missing_docs)]
 
+pub mod builtin_paths;
 pub mod cli;
 pub mod config;
 pub mod discovery;

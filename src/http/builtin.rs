@@ -8,12 +8,10 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use super::{assets, authorize, envelope, Auth, Worker};
 
-/// Every built-in path (what `/metrics` labels their requests with).
-const PATHS: [&str; 7] = ["/health", "/ping", "/version", "/api/v1/openapi.json", "/docs", "/api/v1/proxy/upstreams", "/metrics"];
-
-/// The built-in path `path` is, as a `'static` label.
+/// The built-in path `path` is, as a `'static` label (what `/metrics` labels their
+/// requests with).
 pub(super) fn label(path: &str) -> Option<&'static str> {
-    PATHS.into_iter().find(|p| *p == path)
+    crate::builtin_paths::BUILTIN_GETS.into_iter().find(|p| *p == path)
 }
 
 /// The built-in answer to `GET path` (canonical), or `None` when `path` is not a

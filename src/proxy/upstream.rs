@@ -162,8 +162,16 @@ impl Upstream {
                 ..DiscoveryLimits::default()
             },
         };
-        let discovered = discovery::parse_document(&document, &options)?;
+        let mut discovered = discovery::parse_document(&document, &options)?;
         let first_time = self.operations.lock().expect("not poisoned").is_none();
+        let builtins = take_builtins(&mut discovered.operations);
+        if first_time && !builtins.is_empty() {
+            log::warn!(
+                "proxy {}: {} served by framex-rs itself; the upstream's are not proxied",
+                self.config.url,
+                Escaped(&builtins.join(", "))
+            );
+        }
         if first_time {
             for skip in &discovered.skipped {
                 log::info!(
@@ -226,4 +234,19 @@ impl Upstream {
     pub(super) fn operations(&self) -> Option<Vec<Arc<ApiSpec>>> {
         self.operations.lock().expect("not poisoned").clone()
     }
+}
+
+/// Takes the operations on paths framex-rs answers itself (`GET /health`, `/version`…)
+/// out of `operations`, as FrameX-kit skips them: they would be listed, documented and
+/// logged as proxied, and never reached. Returns them as `GET /health`, ….
+fn take_builtins(operations: &mut Vec<framex_actors::ApiSpec>) -> Vec<String> {
+    let mut taken = Vec::new();
+    operations.retain(|spec| match &spec.key {
+        framex_actors::ApiKey::Http { method, path } if crate::builtin_paths::is_builtin(method.as_str(), path) => {
+            taken.push(format!("{method} {path}"));
+            false
+        }
+        _ => true,
+    });
+    taken
 }

@@ -395,3 +395,47 @@ async fn https_upstreams_are_trusted_through_ca_file() {
     assert!(!message.contains(&legacy.url), "{message}");
     server.stop(true).await;
 }
+
+/// An upstream FrameX instance publishes its own `/health`, `/ping` and `/version`:
+/// framex-rs answers those itself, so they are left out (one warning per upstream, as
+/// FrameX-kit does) — not routed, not listed by `framex routes`, not in the merged
+/// document as the upstream's — while its other routes and a `POST /health` are proxied.
+#[actix_rt::test]
+async fn an_upstreams_builtin_paths_are_not_proxied() {
+    let doc = json!({
+        "openapi": "3.1.0",
+        "info": {"title": "kit", "version": "0.4.2"},
+        "paths": {
+            "/health": {"get": {"responses": {"200": {"description": "ok"}}}, "post": {"responses": {"200": {"description": "ok"}}}},
+            "/ping": {"get": {"responses": {"200": {"description": "ok"}}}},
+            "/version": {"get": {"operationId": "kit_version", "responses": {"200": {"description": "ok"}}}},
+            "/api/v1/kit/hello": {"get": {"responses": {"200": {"description": "ok"}}}}
+        }
+    });
+    let (up, handle) = spawn_upstream(move |cfg| {
+        let doc = doc.clone();
+        cfg.route("/api/v1/openapi.json", web::get().to(move || {
+            let doc = doc.clone();
+            async move { HttpResponse::Ok().json(doc) }
+        }))
+        .route("/version", web::get().to(|| async { HttpResponse::Ok().json("0.4.2") }))
+        .route("/health", web::post().to(|| async { HttpResponse::Ok().json("upstream health") }))
+        .route("/api/v1/kit/hello", web::get().to(|| async { HttpResponse::Ok().json("hello") }));
+    });
+    let toml = format!("load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"{up}\"]\ndiscovery_interval = 0\n");
+    let server = start(config(&toml), vec![]).await;
+    assert_eq!(get(&server.url("/version")).await.json(), json!(framex::VERSION));
+    assert_eq!(get(&server.url("/api/v1/kit/hello")).await.json(), json!("hello"));
+    assert_eq!(request("POST", &server.url("/health"), &[], vec![]).await.json(), json!("upstream health"));
+    let doc = get(&server.url("/api/v1/openapi.json")).await.json();
+    let text = doc.to_string();
+    assert!(!text.contains("kit_version"), "the upstream's /version is not in the document");
+    let listing = framex::cli::route_listing(&config(&toml)).await.unwrap().table;
+    assert!(listing.contains("/api/v1/kit/hello"), "{listing}");
+    for builtin in ["GET      /health", "GET      /ping", "GET      /version"] {
+        assert!(!listing.contains(builtin), "{builtin} listed: {listing}");
+    }
+    assert!(listing.contains("POST     /health"), "{listing}");
+    server.stop(true).await;
+    handle.stop(false).await;
+}

@@ -1,0 +1,36 @@
+//! The paths framex-rs answers itself on `GET` (a leaf module: the HTTP surface serves
+//! them, the proxy leaves an upstream's own operations on them out).
+
+/// Every path a `GET` of which framex-rs answers itself, whatever the route table
+/// holds: probes, documents, docs pages and status pages.
+pub const BUILTIN_GETS: [&str; 10] = [
+    "/health",
+    "/ping",
+    "/version",
+    "/ready",
+    "/api/v1/openapi.json",
+    "/docs",
+    "/redoc",
+    "/api/v1/proxy/upstreams",
+    "/api/v1/proxy/migration",
+    "/metrics",
+];
+
+/// Whether framex-rs answers `method path` itself (an upstream operation there would
+/// never be reached).
+pub fn is_builtin(method: &str, path: &str) -> bool {
+    method.eq_ignore_ascii_case("GET") && BUILTIN_GETS.contains(&path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only `GET`s of the built-in paths are taken; other methods and paths go on.
+    #[test]
+    fn only_gets_of_builtin_paths() {
+        assert!(is_builtin("GET", "/health") && is_builtin("get", "/version"));
+        assert!(!is_builtin("POST", "/health"));
+        assert!(!is_builtin("GET", "/healthz") && !is_builtin("GET", "/api/v1/health"));
+    }
+}
