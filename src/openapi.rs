@@ -27,6 +27,7 @@ pub const AUTH_SCHEME: &str = "FrameXKey";
 pub fn document(table: &RouteTable, auth: &AuthRules) -> Value {
     let mut paths = Map::new();
     let mut components = Map::new();
+    let mut ids = OperationIds::default();
     merge_components(&mut components, &framex_components());
     for route in table.routes() {
         let ApiKey::Http { method, path } = &route.spec.key else {
@@ -41,6 +42,7 @@ pub fn document(table: &RouteTable, auth: &AuthRules) -> Value {
         if auth.keys_for(path).is_some() {
             require_our_key(&mut operation);
         }
+        ids.make_unique(&mut operation);
         let item = paths
             .entry(path.clone())
             .or_insert_with(|| Value::Object(Map::new()));
@@ -49,6 +51,7 @@ pub fn document(table: &RouteTable, auth: &AuthRules) -> Value {
             merge_components(&mut components, extra);
         }
     }
+    ids.log_renamed();
     let tags: Vec<Value> = match components.remove(TAGS_SECTION) {
         Some(Value::Object(tags)) => tags.into_iter().map(|(_, tag)| tag).collect(),
         _ => Vec::new(),
@@ -63,6 +66,45 @@ pub fn document(table: &RouteTable, auth: &AuthRules) -> Value {
         doc["tags"] = Value::Array(tags);
     }
     doc
+}
+
+/// The `operationId`s of a document being built: OpenAPI wants them unique, and two
+/// upstreams (or an upstream and a local plugin) may use the same one.
+#[derive(Default)]
+struct OperationIds {
+    taken: std::collections::HashSet<String>,
+    renamed: Vec<(String, String)>,
+}
+
+impl OperationIds {
+    /// Gives `operation` an `operationId` no earlier operation has: a repeated one gets
+    /// the first free `_2`, `_3`… suffix (routes come sorted, so the same table always
+    /// gets the same names).
+    fn make_unique(&mut self, operation: &mut Value) {
+        let Some(id) = operation.get("operationId").and_then(Value::as_str) else { return };
+        if self.taken.insert(id.to_owned()) {
+            return;
+        }
+        let unique = (2..)
+            .map(|n| format!("{id}_{n}"))
+            .find(|candidate| !self.taken.contains(candidate))
+            .unwrap_or_default();
+        self.taken.insert(unique.clone());
+        self.renamed.push((id.to_owned(), unique.clone()));
+        operation["operationId"] = Value::String(unique);
+    }
+
+    /// One log line for the document, naming every renamed id.
+    fn log_renamed(&self) {
+        if self.renamed.is_empty() {
+            return;
+        }
+        let list: Vec<String> = self.renamed.iter().map(|(from, to)| format!("{from} → {to}")).collect();
+        log::warn!(
+            "openapi: operationIds used by more than one operation renamed in the merged document: {}",
+            framex_actors::Escaped(&list.join(", "))
+        );
+    }
 }
 
 /// Makes `operation` require [`AUTH_SCHEME`] as well as whatever it required (an

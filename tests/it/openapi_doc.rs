@@ -414,3 +414,36 @@ rules = {{ "/api/v1/form" = ["k-docs"] }}
     assert_eq!(seen["redoc"]["errors"], json!([]), "ReDoc's console errors");
     server.stop(true).await;
 }
+
+/// Two upstreams that use the same `operationId` (FastAPI derives it from the function
+/// name, so `read_item` is common) still make a valid merged document: the second gets
+/// `read_item_2`, and the validator accepts the result.
+#[actix_rt::test]
+async fn repeated_operation_ids_are_renamed() {
+    let upstream = |path: &'static str| {
+        spawn_upstream(move |cfg| {
+            cfg.route(
+                "/api/v1/openapi.json",
+                web::get().to(move || async move {
+                    HttpResponse::Ok().json(json!({
+                        "openapi": "3.1.0", "info": {"title": "up", "version": "1"},
+                        "paths": {path: {"get": {"operationId": "read_item", "responses": {"200": {"description": "ok"}}}}}
+                    }))
+                }),
+            );
+        })
+    };
+    let ((a, a_handle), (b, b_handle)) = (upstream("/api/v1/a/item"), upstream("/api/v1/b/item"));
+    let toml = format!("load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"{a}\", \"{b}\"]\ndiscovery_interval = 0\n");
+    let server = start(config(&toml), vec![]).await;
+    let doc = get(&server.url("/api/v1/openapi.json")).await.json();
+    let ids: BTreeSet<&str> = ["/api/v1/a/item", "/api/v1/b/item"]
+        .iter()
+        .map(|p| doc["paths"][p]["get"]["operationId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, BTreeSet::from(["read_item", "read_item_2"]));
+    spec_validator(&doc).expect("the merged document validates");
+    server.stop(true).await;
+    a_handle.stop(false).await;
+    b_handle.stop(false).await;
+}
