@@ -129,6 +129,23 @@ pub async fn legacy_app() -> Child {
     .await
 }
 
+/// Starts the FastAPI app with typed path parameters (`tests/python/typed_app.py`) on
+/// a free port.
+pub async fn typed_app() -> Child {
+    let port = free_port();
+    let port_text = port.to_string();
+    let script = repo().join("tests/python/typed_app.py");
+    Child::spawn(
+        &python(),
+        &[script.to_str().unwrap(), "--port", &port_text],
+        &repo(),
+        &[],
+        port,
+        "/api/v1/openapi.json",
+    )
+    .await
+}
+
 /// Starts the FastAPI legacy app over HTTPS with the given PEM certificate and key,
 /// and waits until its port accepts connections.
 pub async fn legacy_app_tls(cert: &Path, key: &Path) -> Child {

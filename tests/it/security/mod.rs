@@ -7,3 +7,4 @@ mod decoders;
 mod headers;
 mod paths;
 mod slow_clients;
+mod typed_params;
