@@ -5,7 +5,7 @@
 //! `framex check` runs them against the local routes; the proxy runs them against an
 //! upstream's routes when it discovers them (logged once per rule and upstream).
 
-use framex_actors::{ApiKey, ApiSpec, CanonicalForm, ParamLocation};
+use framex_actors::{ApiKey, ApiSpec, CanonicalForm, Escaped, ParamLocation};
 
 use super::rules::PathPattern;
 use super::Config;
@@ -61,7 +61,8 @@ pub fn config_groups(config: &Config) -> Vec<RuleGroup> {
     groups
 }
 
-/// One warning per rule of `groups` that misleads about the routes `specs`.
+/// One warning per rule of `groups` that misleads about the routes `specs` (what
+/// an upstream's document chose, template and parameter names, is escaped).
 pub fn warnings<'a>(groups: &[RuleGroup], specs: impl IntoIterator<Item = &'a ApiSpec> + Clone) -> Vec<String> {
     let mut out = Vec::new();
     for group in groups {
@@ -122,8 +123,10 @@ fn typed_exact(exact: &str, spec: &ApiSpec) -> Option<String> {
     }
     let (name, value, form) = typed?;
     let mut warning = format!(
-        "\"{exact}\" is an exact path under the typed route \"{template}\" ({name}: {}): it covers that one value, \
+        "\"{exact}\" is an exact path under the typed route \"{}\" ({}: {}): it covers that one value, \
          and other spellings of it are refused (404)",
+        Escaped(template),
+        Escaped(name),
         form.name()
     );
     if !form.accepts(value) {

@@ -324,7 +324,7 @@ impl Proxy {
             for warning in rule_lint::warnings(&groups, operations.iter().map(|spec| &**spec)) {
                 let warning = format!("proxy {}: {warning}", config.url);
                 if warned.insert(warning.clone()) {
-                    log::warn!("{}", Escaped(&warning));
+                    log::warn!("{warning}");
                 }
             }
         }

@@ -160,3 +160,26 @@ fn check_warns_about_a_prefix_that_leaves_its_route_open() {
         "{stdout}"
     );
 }
+
+/// At discovery, an exact rule under an upstream's typed template is logged once per
+/// rule and upstream (not again at each re-discovery).
+#[actix_rt::test]
+async fn discovery_warns_once_about_exact_rules_under_typed_templates() {
+    let app = typed_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    let port = crate::common::python::free_port();
+    let toml = typed_config(&app.url)
+        .replace("discovery_interval = 0", "discovery_interval = 1")
+        .replace("enable_proxy = true", &format!("enable_proxy = true\nport = {port}"));
+    std::fs::write(&file, toml).unwrap();
+    let framex = crate::common::FramexProcess::spawn(&file, "info").await;
+    let warning = "[auth] rules: \"/api/v1/users/0\" is an exact path under the typed route \"/api/v1/users/{uid}\" (uid: integer)";
+    framex.until(warning).await;
+    framex.until("disable of").await;
+    // Re-discovery runs every second; the warnings stay one each.
+    actix_rt::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let log = framex.log();
+    assert_eq!(log.matches(warning).count(), 1, "{log}");
+    assert_eq!(log.matches("\"/api/v1/users/1\" is an exact path").count(), 1, "{log}");
+}
