@@ -148,7 +148,7 @@ fn date_time(raw: &[u8]) -> bool {
     if raw.len() < 20 || raw[10] != b'T' || !date(&raw[..10]) || !clock(&raw[11..16], 24) {
         return false;
     }
-    if raw[16] != b':' || !digits(&raw[17..19]).is_some_and(|s| s < 60) {
+    if raw[16] != b':' || digits(&raw[17..19]).is_none_or(|s| s >= 60) {
         return false;
     }
     let mut rest = &raw[19..];

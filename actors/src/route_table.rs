@@ -86,6 +86,9 @@ pub enum HttpMatch {
     NotFound,
 }
 
+/// A route's typed path parameters by name, with the spelling each accepts.
+type TypedParams = Box<[(Box<str>, CanonicalForm)]>;
+
 /// An immutable snapshot of all routes.
 #[derive(Default)]
 pub struct RouteTable {
@@ -94,7 +97,7 @@ pub struct RouteTable {
     routes: Vec<Arc<Route>>,
     /// By route index: its typed path parameters and the one spelling each accepts
     /// (computed when the route is added; empty for most routes).
-    typed: Vec<Box<[(Box<str>, CanonicalForm)]>>,
+    typed: Vec<TypedParams>,
     /// The pools the routes lead to (replicas of other pools are retired).
     pools: HashSet<PoolId>,
     /// Which snapshot this is: every built table has a new one (0: the empty default).
@@ -297,7 +300,7 @@ impl RouteTableBuilder {
         if let Target::Upstream(target) = &route.target {
             self.table.pools.insert(target.pool.id());
         }
-        let typed: Box<[(Box<str>, CanonicalForm)]> = route
+        let typed: TypedParams = route
             .spec
             .params
             .iter()

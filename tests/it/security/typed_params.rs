@@ -12,6 +12,19 @@ use crate::common::{config, get, get_with, start};
 const UUID: &str = "12345678-9abc-def0-1234-56789abcdef0";
 const UUID_PATH: &str = "/api/v1/ids/12345678-9abc-def0-1234-56789abcdef0";
 
+/// Canonical paths the `[auth]` rules of [`typed_config`] protect.
+const PROTECTED: [&str; 6] = [
+    "/api/v1/users/0",
+    "/api/v1/flags/true",
+    UUID_PATH,
+    "/api/v1/days/2024-02-29",
+    "/api/v1/colors/red",
+    "/api/v1/levels/1",
+];
+
+/// Canonical paths no rule or filter covers.
+const OPEN: [&str; 4] = ["/api/v1/users/2", "/api/v1/users/-3", "/api/v1/colors/blue", "/api/v1/days/2024-03-01"];
+
 fn typed_config(upstream: &str) -> String {
     format!(
         r#"
@@ -64,14 +77,7 @@ async fn other_spellings_of_typed_values_never_reach_the_upstream() {
         }
     }
     // The canonical spellings: protected ones want the key, disabled ones are unknown.
-    for protected in [
-        "/api/v1/users/0",
-        "/api/v1/flags/true",
-        UUID_PATH,
-        "/api/v1/days/2024-02-29",
-        "/api/v1/colors/red",
-        "/api/v1/levels/1",
-    ] {
+    for protected in PROTECTED {
         assert_eq!(get(&server.url(protected)).await.status, 401, "{protected}");
         let r = get_with(&server.url(protected), &[("Authorization", "k")]).await;
         assert_eq!(r.status, 200, "{protected}: {}", r.text());
@@ -79,7 +85,7 @@ async fn other_spellings_of_typed_values_never_reach_the_upstream() {
     for disabled in ["/api/v1/users/1", "/api/v1/flags/false", "/api/v1/levels/2"] {
         assert_eq!(get(&server.url(disabled)).await.status, 404, "{disabled}");
     }
-    for open in ["/api/v1/users/2", "/api/v1/users/-3", "/api/v1/colors/blue", "/api/v1/days/2024-03-01"] {
+    for open in OPEN {
         let r = get(&server.url(open)).await;
         assert_eq!(r.status, 200, "{open}: {}", r.text());
     }
@@ -88,18 +94,7 @@ async fn other_spellings_of_typed_values_never_reach_the_upstream() {
 
     // The upstream saw the canonical calls only.
     let seen: Value = get(&format!("{}/seen", app.url)).await.json();
-    let expected = [
-        "/api/v1/users/0",
-        "/api/v1/flags/true",
-        UUID_PATH,
-        "/api/v1/days/2024-02-29",
-        "/api/v1/colors/red",
-        "/api/v1/levels/1",
-        "/api/v1/users/2",
-        "/api/v1/users/-3",
-        "/api/v1/colors/blue",
-        "/api/v1/days/2024-03-01",
-    ];
+    let expected: Vec<&str> = PROTECTED.iter().chain(OPEN.iter()).copied().collect();
     assert_eq!(seen, serde_json::json!(expected), "what reached the upstream");
 }
 
