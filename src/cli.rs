@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use framex_actors::{ApiKey, Engine};
 
-use crate::config::Config;
+use crate::config::{rule_lint, Config};
 use crate::plugins;
 use crate::proxy;
 
@@ -128,8 +128,9 @@ pub async fn route_listing(config: &Config) -> Result<RouteListing, framex_actor
 }
 
 /// What `framex check` prints: plugins, address, upstreams with their filters, auth
-/// rule patterns with how many keys each has (never the keys), and the FrameX-kit keys
-/// accepted but unused.
+/// rule patterns with how many keys each has (never the keys), warnings about rules
+/// that do not cover what they seem to (local routes; see [`rule_lint`]), and the
+/// FrameX-kit keys accepted but unused.
 pub fn check_summary(config: &Config) -> String {
     let mut out = String::new();
     let source = config
@@ -150,6 +151,16 @@ pub fn check_summary(config: &Config) -> String {
     out.push_str(&format!("trusted proxies: {}\n", config.server.trusted_proxies));
     for (pattern, keys) in config.auth.rules.patterns() {
         out.push_str(&format!("auth rule: {pattern} ({keys} keys)\n"));
+    }
+    let local: Vec<_> = config
+        .load_builtin_plugins
+        .iter()
+        .filter_map(|name| plugins::builtin(name))
+        .collect();
+    let specs = local.iter().flat_map(|plugin| plugin.apis.iter().map(|api| &*api.spec));
+    for warning in rule_lint::warnings(&rule_lint::config_groups(config), specs) {
+        out.push_str(&format!("warning: {warning}
+"));
     }
     let unused = unused_keys(config);
     if !unused.is_empty() {

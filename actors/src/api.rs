@@ -12,6 +12,7 @@ use http::Method;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::canonical_form::CanonicalForm;
 use crate::error::{ArgProblem, Error};
 
 /// Arguments of a call, by name (FrameX passes keyword arguments).
@@ -179,6 +180,11 @@ pub struct Param {
     /// The JSON schema as published (kept for the merged OpenAPI document).
     #[serde(skip)]
     pub schema: Value,
+    /// For a path parameter whose type FastAPI coerces (integer, number, boolean,
+    /// uuid, date, date-time, enum): the only spelling of a value let through (see
+    /// [`CanonicalForm`]); `None`: any spelling.
+    #[serde(skip)]
+    pub canonical: Option<CanonicalForm>,
 }
 
 /// One field of a form or multipart body.
@@ -396,6 +402,7 @@ mod tests {
             items: None,
             required: true,
             schema: json!({"type": "integer"}),
+            canonical: Some(CanonicalForm::Integer),
         });
         s.params.push(Param {
             name: "q".into(),
@@ -404,6 +411,7 @@ mod tests {
             items: None,
             required: false,
             schema: json!({"type": "string"}),
+            canonical: None,
         });
         s.body = BodySpec::Json {
             arg: "model".into(),

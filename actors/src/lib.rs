@@ -47,6 +47,7 @@
 
 mod api;
 mod call;
+mod canonical_form;
 pub mod call_policy;
 mod engine;
 mod error;
@@ -62,6 +63,7 @@ pub mod trace;
 pub mod upstream;
 
 pub use api::{ApiKey, ApiSpec, Args, BodySpec, FormField, Param, ParamLocation, ValueKind};
+pub use canonical_form::CanonicalForm;
 pub use call::{new_request_id, CallContext, CallRemote, Reply};
 pub use call_policy::{CallPolicy, Pick};
 pub use engine::{Engine, WorkerEngine};

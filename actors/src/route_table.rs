@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use http::Method;
 
-use crate::api::{ApiKey, ApiSpec, Args};
+use crate::api::{ApiKey, ApiSpec, Args, ParamLocation};
+use crate::canonical_form::CanonicalForm;
 use crate::plugin::{LocalApi, PluginSpec};
 use crate::upstream::{PoolId, UpstreamTarget};
 
@@ -85,12 +86,18 @@ pub enum HttpMatch {
     NotFound,
 }
 
+/// A route's typed path parameters by name, with the spelling each accepts.
+type TypedParams = Box<[(Box<str>, CanonicalForm)]>;
+
 /// An immutable snapshot of all routes.
 #[derive(Default)]
 pub struct RouteTable {
     by_method: HashMap<Method, matchit::Router<usize>>,
     by_key: BTreeMap<ApiKey, usize>,
     routes: Vec<Arc<Route>>,
+    /// By route index: its typed path parameters and the one spelling each accepts
+    /// (computed when the route is added; empty for most routes).
+    typed: Vec<TypedParams>,
     /// The pools the routes lead to (replicas of other pools are retired).
     pools: HashSet<PoolId>,
     /// Which snapshot this is: every built table has a new one (0: the empty default).
@@ -109,11 +116,13 @@ impl std::fmt::Debug for RouteTable {
 impl RouteTable {
     /// Matches a concrete request path. `HEAD` falls back to the `GET` route of the
     /// path (as HTTP defines it, and as FastAPI answers it): the request goes on as
-    /// `HEAD`, and no body comes back.
+    /// `HEAD`, and no body comes back. A typed path parameter spelled otherwise than
+    /// canonically ([`CanonicalForm`]: `/users/00` for `/users/{id}` of an integer)
+    /// matches nothing, so no rule or filter ever sees another spelling of a value.
     pub fn match_http(&self, method: &Method, path: &str) -> HttpMatch {
-        let found = self.by_method.get(method).and_then(|r| r.at(path).ok()).or_else(|| {
+        let found = self.find(method, path).or_else(|| {
             (method == Method::HEAD)
-                .then(|| self.by_method.get(&Method::GET).and_then(|r| r.at(path).ok()))
+                .then(|| self.find(&Method::GET, path))
                 .flatten()
         });
         if let Some(found) = found {
@@ -128,9 +137,9 @@ impl RouteTable {
         }
         let mut allowed: Vec<Method> = self
             .by_method
-            .iter()
-            .filter(|(_, r)| r.at(path).is_ok())
-            .map(|(m, _)| m.clone())
+            .keys()
+            .filter(|m| self.find(m, path).is_some())
+            .cloned()
             .collect();
         if allowed.is_empty() {
             HttpMatch::NotFound
@@ -141,6 +150,18 @@ impl RouteTable {
             allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
             HttpMatch::MethodNotAllowed { allowed }
         }
+    }
+
+    /// The route of `method` matching `path` whose typed path parameters are all
+    /// spelled canonically.
+    fn find<'t, 'p>(&'t self, method: &Method, path: &'p str) -> Option<matchit::Match<'t, 'p, &'t usize>> {
+        let found = self.by_method.get(method)?.at(path).ok()?;
+        let typed = &self.typed[*found.value];
+        let canonical = typed.is_empty()
+            || typed
+                .iter()
+                .all(|(name, form)| found.params.get(name).is_some_and(|raw| form.accepts(raw)));
+        canonical.then_some(found)
     }
 
     /// Finds the route a `call_remote_api` name refers to:
@@ -289,6 +310,14 @@ impl RouteTableBuilder {
         if let Target::Upstream(target) = &route.target {
             self.table.pools.insert(target.pool.id());
         }
+        let typed: TypedParams = route
+            .spec
+            .params
+            .iter()
+            .filter(|p| p.location == ParamLocation::Path)
+            .filter_map(|p| Some((p.name.as_str().into(), p.canonical.clone()?)))
+            .collect();
+        self.table.typed.push(typed);
         self.table.by_key.insert(key, index);
         self.table.routes.push(Arc::new(route));
         Ok(())
@@ -451,6 +480,7 @@ pub(crate) mod tests {
             items: None,
             required: true,
             schema: Value::Null,
+            canonical: None,
         });
         let funcs = plugin("f", &[ApiKey::Function("f.FPlugin.run".to_owned())]);
         let mut builder = RouteTableBuilder::default();
@@ -469,6 +499,34 @@ pub(crate) mod tests {
         assert_eq!(key("/m", json!({"nothing": 1})), Some(get("/m")), "else GET before POST");
         assert_eq!(key("/missing", json!({})), None);
         assert_eq!(key("g.GPlugin.run", json!({})), None);
+    }
+
+    /// A typed path parameter matches only in its canonical spelling, for every
+    /// method (HEAD and the 405 listing too); untyped parameters take anything.
+    #[test]
+    fn typed_path_parameters_match_only_canonical_spellings() {
+        let mut typed = ApiSpec::new(get("/users/{uid}"));
+        typed.params.push(Param {
+            name: "uid".to_owned(),
+            location: ParamLocation::Path,
+            kind: ValueKind::Integer,
+            items: None,
+            required: true,
+            schema: json!({"type": "integer"}),
+            canonical: Some(CanonicalForm::Integer),
+        });
+        let mut builder = RouteTableBuilder::default();
+        builder.add(upstream(typed)).unwrap();
+        builder.add(upstream(ApiSpec::new(get("/names/{name}")))).unwrap();
+        let table = builder.build();
+        assert!(matches!(table.match_http(&Method::GET, "/users/0"), HttpMatch::Found { .. }));
+        assert!(matches!(table.match_http(&Method::HEAD, "/users/10"), HttpMatch::Found { .. }));
+        for spelling in ["00", "+0", "0%20", "1.0", "0_1", "-0"] {
+            let path = format!("/users/{spelling}");
+            assert!(matches!(table.match_http(&Method::GET, &path), HttpMatch::NotFound), "{path}");
+            assert!(matches!(table.match_http(&Method::DELETE, &path), HttpMatch::NotFound), "{path}");
+        }
+        assert!(matches!(table.match_http(&Method::GET, "/names/00"), HttpMatch::Found { .. }));
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod auth;
 mod env;
 mod migrate;
 mod proxy;
+pub mod rule_lint;
 pub mod rules;
 mod server;
 mod trusted_proxies;

@@ -58,6 +58,9 @@ pub(super) fn read(
             items,
             required: location == ParamLocation::Path
                 || p.get("required").and_then(Value::as_bool).unwrap_or(false),
+            canonical: (location == ParamLocation::Path)
+                .then(|| crate::schema::canonical_form(&schema, &|s| refs::follow(doc, s)))
+                .flatten(),
             schema,
         });
     }

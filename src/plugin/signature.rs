@@ -75,6 +75,9 @@ pub(super) fn read<A: JsonSchema>(generator: &mut SchemaGenerator, key: ApiKey) 
             items,
             required: is_required || location == ParamLocation::Path,
             schema: schema.clone(),
+            canonical: (location == ParamLocation::Path)
+                .then(|| crate::schema::canonical_form(schema, &|s| resolve_local(s, &definitions)))
+                .flatten(),
         });
     }
     Ok(spec)

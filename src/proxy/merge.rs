@@ -66,6 +66,7 @@ mod tests {
                 items: None,
                 required: true,
                 schema: Value::Null,
+                canonical: None,
             });
         }
         Arc::new(spec)

@@ -35,7 +35,7 @@ use framex_actors::upstream::wire::header::HeaderValue;
 use framex_actors::upstream::{proxy_function, tls, Balance, EndpointKeys, PoolConfig, PoolShared, RequestPathFilter, UpstreamTarget};
 use framex_actors::{describe_skipped, ApiKey, ApiSpec, BodySpec, Engine, Escaped, UpstreamRoute};
 
-use crate::config::{AuthRules, Config, PathFilter};
+use crate::config::{rule_lint, AuthRules, Config, PathFilter};
 
 pub use report::{PoolReport, ProxyReport, UpstreamReport};
 pub use upstream::{DiscoverError, Upstream};
@@ -77,6 +77,12 @@ struct Inner {
     stopped: AtomicBool,
     /// The `websocket` patterns and their pools.
     websockets: WebSocketRoutes,
+    /// `[auth]` and `[plugins.proxy.auth]` rules, for the discovery-time warnings
+    /// about rules that do not cover what they seem to (see `rule_lint`).
+    rule_groups: Vec<rule_lint::RuleGroup>,
+    /// Those warnings already logged, so that each is logged once per rule and
+    /// upstream.
+    rules_warned: Mutex<std::collections::HashSet<String>>,
 }
 
 /// The running proxy: its upstreams, their pools and background tasks.
@@ -188,6 +194,8 @@ impl Proxy {
                 resolver: dns::Resolver::new(&proxy.dns_servers()),
                 pools: Mutex::new(HashMap::new()),
                 conflicts: tokio::sync::Mutex::new(BTreeSet::new()),
+                rule_groups: rule_lint::global_groups(config),
+                rules_warned: Mutex::new(std::collections::HashSet::new()),
                 stopped: AtomicBool::new(false),
             }),
         }
@@ -225,6 +233,7 @@ impl Proxy {
         let inner = &self.inner;
         let mut warned = inner.conflicts.lock().await;
         let published: Vec<_> = inner.upstreams.iter().map(|u| u.operations()).collect();
+        self.warn_about_rules(&published);
         let merged = merge::merge(&published, &inner.functions);
         for (i, key) in merged.conflicts.difference(&warned) {
             let first = merged
@@ -316,6 +325,26 @@ impl Proxy {
                 })
                 .collect(),
         )
+    }
+
+    /// Logs, once per rule and upstream, the rules that do not cover what they seem
+    /// to under the routes an upstream publishes (an exact path under a typed
+    /// template, `"/x/*"` beside a route `/x`).
+    fn warn_about_rules(&self, published: &[Option<Vec<Arc<ApiSpec>>>]) {
+        let inner = &self.inner;
+        let mut warned = inner.rules_warned.lock().expect("not poisoned");
+        for (upstream, operations) in inner.upstreams.iter().zip(published) {
+            let Some(operations) = operations else { continue };
+            let config = &upstream.config;
+            let mut groups = inner.rule_groups.clone();
+            groups.extend(rule_lint::upstream_groups(&config.url, &config.enable, &config.disable));
+            for warning in rule_lint::warnings(&groups, operations.iter().map(|spec| &**spec)) {
+                let warning = format!("proxy {}: {warning}", config.url);
+                if warned.insert(warning.clone()) {
+                    log::warn!("{warning}");
+                }
+            }
+        }
     }
 
     /// The per-request path filter of a route served by `members`: a concrete path is

@@ -275,6 +275,7 @@ mod tests {
                 items: None,
                 required: false,
                 schema: Value::Null,
+                canonical: None,
             });
         }
         s

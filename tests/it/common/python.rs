@@ -115,9 +115,21 @@ pub async fn wait_ready(url: &str, limit: Duration) {
 
 /// Starts the FastAPI legacy app (`tests/python/legacy_app.py`) on a free port.
 pub async fn legacy_app() -> Child {
+    fastapi_app("legacy_app.py").await
+}
+
+/// Starts the FastAPI app with typed path parameters (`tests/python/typed_app.py`) on
+/// a free port.
+pub async fn typed_app() -> Child {
+    fastapi_app("typed_app.py").await
+}
+
+/// Starts `tests/python/<script>` (taking `--port`, serving its OpenAPI document at
+/// `/api/v1/openapi.json`) on a free port.
+async fn fastapi_app(script: &str) -> Child {
     let port = free_port();
     let port_text = port.to_string();
-    let script = repo().join("tests/python/legacy_app.py");
+    let script = repo().join("tests/python").join(script);
     Child::spawn(
         &python(),
         &[script.to_str().unwrap(), "--port", &port_text],
@@ -128,6 +140,7 @@ pub async fn legacy_app() -> Child {
     )
     .await
 }
+
 
 /// Starts the FastAPI legacy app over HTTPS with the given PEM certificate and key,
 /// and waits until its port accepts connections.

@@ -8,3 +8,4 @@ mod headers;
 mod paths;
 mod slow_clients;
 mod upstream_keys;
+mod typed_params;
