@@ -90,6 +90,7 @@ struct UpstreamFamilies {
     ejections: IntCounterVec,
     open_streams: IntGaugeVec,
     budget_exhausted: IntCounterVec,
+    retries_not_sent: IntCounterVec,
     saturated: IntCounterVec,
 }
 
@@ -123,6 +124,11 @@ static UPSTREAM: LazyLock<UpstreamFamilies> = LazyLock::new(|| UpstreamFamilies 
     budget_exhausted: counter_vec(
         "framex_pool_retry_budget_exhausted_total",
         "Retries a pool refused because its retry budget was spent.",
+        &["pool"],
+    ),
+    retries_not_sent: counter_vec(
+        "framex_pool_retries_not_sent_total",
+        "Requests that never reached a URL (refused, reset unsent, TLS) and went to another healthy one, outside the retry budget.",
         &["pool"],
     ),
     saturated: counter_vec(
@@ -167,6 +173,7 @@ impl EndpointMetrics {
 #[derive(Debug, Clone)]
 pub struct PoolMetrics {
     pub(crate) budget_exhausted: IntCounter,
+    pub(crate) retries_not_sent: IntCounter,
     pub(crate) saturated: IntCounter,
 }
 
@@ -175,6 +182,7 @@ impl PoolMetrics {
     pub fn of(name: &str) -> Self {
         PoolMetrics {
             budget_exhausted: UPSTREAM.budget_exhausted.with_label_values(&[name]),
+            retries_not_sent: UPSTREAM.retries_not_sent.with_label_values(&[name]),
             saturated: UPSTREAM.saturated.with_label_values(&[name]),
         }
     }

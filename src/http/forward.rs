@@ -115,14 +115,12 @@ pub(super) async fn serve_body(
     // work on a small request (see the README's benchmarks).
     let replica = worker.pools.replica(&target.pool);
     let pool = served.is_some().then(|| target.pool.clone());
-    let response = replica.forward(target, request).await?;
+    // Where it went is recorded for failures too (the access log names them).
+    let (response, attempts) = replica.forward_noted(target, request).await;
     if let (Some(served), Some(pool)) = (served, pool) {
-        *served = Some(super::observe::Served {
-            pool,
-            endpoint: response.endpoint,
-            attempts: response.attempts,
-        });
+        *served = Some(super::observe::Served { pool, attempts });
     }
+    let response = response?;
 
     let status = StatusCode::from_u16(response.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut builder = HttpResponse::build(status);

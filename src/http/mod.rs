@@ -315,7 +315,8 @@ async fn serve(
                 let target = target.clone();
                 let how = forward::Forwarding {
                     consumed_auth,
-                    served: (shared.access_log == crate::config::AccessLog::Json).then_some(&mut seen.served),
+                    served: (shared.access_log == crate::config::AccessLog::Json || framex_actors::trace::recording(&ctx.trace))
+                        .then_some(&mut seen.served),
                 };
                 forward::serve(&worker, &req, path, payload, target, how, ctx.clone()).await
             }

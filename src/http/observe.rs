@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::{HttpRequest, HttpResponse};
-use framex_actors::upstream::PoolShared;
+use framex_actors::upstream::{Attempts, PoolShared};
 use framex_actors::{ApiKey, Escaped, Route};
 use serde_json::json;
 
@@ -25,7 +25,8 @@ pub(super) struct Seen {
     pub builtin: Option<&'static str>,
     /// Where it went.
     pub target: Option<Target>,
-    /// The upstream endpoint that answered, when the JSON access log wants it.
+    /// Where a forwarded request went (answered or not), when the JSON access log or
+    /// the trace wants it.
     pub served: Option<Served>,
 }
 
@@ -44,15 +45,21 @@ impl Seen {
     }
 }
 
-/// The upstream endpoint that answered a forwarded request (kept only for the JSON
-/// access log).
+/// Where a forwarded request went, answered or not (kept only for the JSON access log
+/// and the trace).
 pub(super) struct Served {
     /// Its pool.
     pub pool: Arc<PoolShared>,
-    /// Which of the pool's endpoints.
-    pub endpoint: usize,
-    /// Attempts the exchange made.
-    pub attempts: u32,
+    /// The pool's endpoints it tried, in order, and the attempts made.
+    pub attempts: Attempts,
+}
+
+impl Served {
+    /// The URLs tried, in order; the last one answered or failed last.
+    fn urls(&self) -> impl Iterator<Item = &str> + '_ {
+        let endpoints = &self.pool.config().endpoints;
+        self.attempts.endpoints.iter().filter_map(|&i| endpoints.get(i).map(String::as_str))
+    }
 }
 
 /// A request's trace: its context, and when it started when its span is recorded.
@@ -87,7 +94,7 @@ pub(super) fn record(
     metrics::observe(req.method(), route, status, seen.target.unwrap_or(Target::None), elapsed.as_secs_f64());
     let (request_id, trace) = ids;
     if let Some(start) = trace.wall_start {
-        server_span(req, status, route, &trace.context, start);
+        server_span(req, status, (route, seen.served.as_ref()), &trace.context, start);
     }
     let trace_id = trace.context.trace_id;
     let peer = || req.peer_addr().map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
@@ -118,7 +125,10 @@ pub(super) fn record(
                 BodySize::Sized(n) => Some(n),
                 BodySize::Stream => None,
             };
-            let upstream = seen.served.as_ref().and_then(|s| s.pool.config().endpoints.get(s.endpoint));
+            let served = seen.served.as_ref();
+            let upstream = served.and_then(|s| s.urls().last());
+            // Every URL tried, when more than one was (a retry on another URL).
+            let tried: Option<Vec<&str>> = served.filter(|s| s.attempts.endpoints.len() > 1).map(|s| s.urls().collect());
             let line = json!({
                 "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 "peer": peer(),
@@ -130,7 +140,8 @@ pub(super) fn record(
                 "bytes_in": bytes_in,
                 "bytes_out": bytes_out,
                 "upstream": upstream,
-                "attempts": seen.served.as_ref().map(|s| s.attempts),
+                "attempts": served.map(|s| s.attempts.count),
+                "tried": tried,
                 "request_id": request_id,
                 "trace_id": format!("{trace_id:032x}"),
             });
@@ -140,7 +151,7 @@ pub(super) fn record(
 }
 
 /// The server span of one request, with HTTP semantic-convention attributes.
-fn server_span(req: &HttpRequest, status: u16, route: &str, context: &TraceContext, start: SystemTime) {
+fn server_span(req: &HttpRequest, status: u16, (route, served): (&str, Option<&Served>), context: &TraceContext, start: SystemTime) {
     let name = format!("{} {route}", req.method());
     let peer = req.peer_addr().map(|a| a.ip().to_string());
     let info = req.connection_info();
@@ -154,6 +165,12 @@ fn server_span(req: &HttpRequest, status: u16, route: &str, context: &TraceConte
     ];
     if let Some(peer) = &peer {
         attributes.push(("client.address", AttrValue::Str(peer)));
+    }
+    // Where a forwarded request went, failed or not (each attempt is a child span too).
+    let tried = served.map(|s| s.urls().collect::<Vec<_>>().join(","));
+    if let (Some(served), Some(tried)) = (served, &tried) {
+        attributes.push(("framex.upstream.tried", AttrValue::Str(tried)));
+        attributes.push(("framex.upstream.attempts", AttrValue::Int(i64::from(served.attempts.count))));
     }
     trace::record(&FinishedSpan {
         name: &name,

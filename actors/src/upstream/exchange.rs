@@ -10,7 +10,9 @@
 //! - an idempotent request also goes to another endpoint after a 502, 503 or 504 or a
 //!   connection lost before the answer;
 //! - only bodies held whole are replayed; every attempt shares the call's deadline;
-//!   retries stay within the pool's retry budget.
+//! - a request that never reached an endpoint goes to an untried healthy one without
+//!   drawing on the pool's retry budget (it adds no load to a failing endpoint); other
+//!   retries, and not-sent ones when no healthy endpoint is left, stay within it.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -53,6 +55,9 @@ struct Failure {
     kind: FailureKind,
     /// The request, when it came back unsent (it goes again as it is).
     unsent: Option<Box<Request<OutBody>>>,
+    /// Whether the request may have reached the endpoint (only such retries, or ones
+    /// with no healthy endpoint left, draw on the retry budget).
+    reached: bool,
 }
 
 /// What one exchange knows about its request, fixed before the first attempt.
@@ -118,6 +123,17 @@ enum Next {
     Fresh(usize, Option<Box<Request<OutBody>>>),
 }
 
+/// Where one exchange went, for the access log: the endpoints it tried, in order
+/// (indexes into the pool's `endpoints`), and the attempts it made (a retry on a fresh
+/// connection to the same endpoint is an attempt of its own).
+#[derive(Debug, Default)]
+pub struct Attempts {
+    /// Endpoints tried, in order; the last one answered or failed last.
+    pub endpoints: Vec<usize>,
+    /// Attempts made.
+    pub count: u32,
+}
+
 /// One request/response exchange with a pool, made on the current arbiter.
 pub(super) struct Exchange {
     shared: Arc<PoolShared>,
@@ -128,6 +144,8 @@ pub(super) struct Exchange {
     permit: Option<RetryPermit>,
     /// Whether the one fresh-connection retry was used.
     fresh_used: bool,
+    /// Attempts made so far (fresh-connection ones included).
+    attempts: u32,
 }
 
 impl Exchange {
@@ -138,6 +156,15 @@ impl Exchange {
             tried: Vec::new(),
             permit: None,
             fresh_used: false,
+            attempts: 0,
+        }
+    }
+
+    /// Where the exchange went: the endpoints tried and the attempts made.
+    pub(super) fn into_attempts(self) -> Attempts {
+        Attempts {
+            endpoints: self.tried,
+            count: self.attempts,
         }
     }
 
@@ -145,7 +172,7 @@ impl Exchange {
     /// its body (whole when small, else streaming), trying again as the module doc
     /// says.
     pub(super) async fn forward(
-        mut self,
+        &mut self,
         target: Arc<UpstreamTarget>,
         request: ForwardRequest,
     ) -> Result<ForwardResponse, Error> {
@@ -153,7 +180,6 @@ impl Exchange {
         let timeout = shared.config.timeout;
         let mut plan = Plan::new(request, timeout);
         let mut next = Next::Pick;
-        let mut attempts = 0u32;
         // Which endpoint answered, and after how many attempts (for the access log).
         let answered = |reply: Result<ForwardResponse, Error>, index: usize, attempts: u32| {
             reply.map(|mut response| {
@@ -163,7 +189,8 @@ impl Exchange {
             })
         };
         loop {
-            attempts += 1;
+            self.attempts += 1;
+            let attempts = self.attempts;
             let (index, fresh, unsent) = match next {
                 Next::Pick => (self.pick()?, false, None),
                 Next::Fresh(index, unsent) => (index, true, unsent),
@@ -198,7 +225,7 @@ impl Exchange {
                     }
                     guard.failed(FailureKind::Status5xx);
                     let gateway = matches!(status.as_u16(), 502..=504);
-                    if !(plan.idempotent && gateway && self.may_retry(plan.replayable)) {
+                    if !(plan.idempotent && gateway && self.may_retry(plan.replayable, true)) {
                         let reply = relay(response, lease, &plan.method, endpoint.to_owned(), guard, timeout).await;
                         return answered(reply, index, attempts);
                     }
@@ -216,6 +243,7 @@ impl Exchange {
                     blame: true,
                     kind: FailureKind::Timeout,
                     unsent: None,
+                    reached: true,
                 },
                 Ok(Err(error)) => self.classify(error, endpoint, &plan),
             };
@@ -225,6 +253,7 @@ impl Exchange {
                 blame,
                 kind,
                 unsent,
+                reached,
             } = failure;
             span.end(&plan.method, endpoint, None, Some(kind.as_str()));
             if blame {
@@ -237,7 +266,7 @@ impl Exchange {
                     log::debug!("{} to {endpoint} lost on a reused connection ({}); again on a fresh one", plan.method, crate::Escaped(&error));
                     next = Next::Fresh(index, unsent);
                 }
-                Retry::OtherEndpoint if self.may_retry(plan.replayable || unsent.is_some()) => {
+                Retry::OtherEndpoint if self.may_retry(plan.replayable || unsent.is_some(), reached) => {
                     log::debug!("retrying {} on another endpoint after: {}", plan.method, crate::Escaped(&error));
                     guard.metrics().retries.inc();
                     if let Some(request) = unsent {
@@ -262,6 +291,7 @@ impl Exchange {
                 blame: true,
                 kind: FailureKind::Connect,
                 unsent: None,
+                reached: false,
             },
             SendError::Unsent { request, reused: true, cause } if !self.fresh_used => Failure {
                 error: Error::UpstreamConnect { upstream, cause },
@@ -269,6 +299,7 @@ impl Exchange {
                 blame: false,
                 kind: FailureKind::Reset,
                 unsent: Some(request),
+                reached: false,
             },
             SendError::Unsent { request, cause, .. } => Failure {
                 error: Error::UpstreamConnect { upstream, cause },
@@ -276,30 +307,37 @@ impl Exchange {
                 blame: true,
                 kind: FailureKind::Connect,
                 unsent: Some(request),
+                reached: false,
             },
             SendError::Exchange { error, reused } => {
-                let reason = if error.is_incomplete_message() || error.is_canceled() {
-                    "closed the connection without answering".to_owned()
-                } else {
-                    error.to_string()
+                let lost = Lost::of(&error);
+                let error = Error::UpstreamReply {
+                    upstream,
+                    reason: lost.reason(&error),
                 };
-                let error = Error::UpstreamReply { upstream, reason };
-                if reused && plan.idempotent && plan.replayable && !self.fresh_used {
+                // The upstream closed a connection we reused (a graceful shutdown, an
+                // idle timeout): an idempotent request goes once more on a fresh one.
+                if reused && lost != Lost::Other && plan.idempotent && plan.replayable && !self.fresh_used {
                     return Failure {
                         error,
                         retry: Retry::FreshConnection,
                         blame: false,
                         kind: FailureKind::Reset,
                         unsent: None,
+                        reached: lost != Lost::OnWrite,
                     };
                 }
                 Failure {
                     error,
-                    // It may have acted on the request: only idempotent ones go again.
+                    // It may have acted on the request: only idempotent ones go again
+                    // (hyper kept the request back if none of it was written).
                     retry: if plan.idempotent { Retry::OtherEndpoint } else { Retry::No },
                     blame: true,
                     kind: FailureKind::Reset,
                     unsent: None,
+                    // A write the upstream reset: it had closed the connection before
+                    // reading the whole request, so it cannot have answered it.
+                    reached: !(plan.idempotent && lost == Lost::OnWrite),
                 }
             }
             // Our side's body failed: not the endpoint's fault, nothing to retry.
@@ -309,6 +347,7 @@ impl Exchange {
                 blame: false,
                 kind: FailureKind::BrokenBody,
                 unsent: None,
+                reached: true,
             },
         }
     }
@@ -327,14 +366,20 @@ impl Exchange {
     }
 
     /// Whether another endpoint may be tried: the body can go again (`replayable`),
-    /// attempts and endpoints are left, and the pool's retry budget has room.
-    fn may_retry(&mut self, replayable: bool) -> bool {
+    /// attempts and endpoints are left, and either the request never `reached` the
+    /// endpoint and a healthy one is left untried (no budget drawn), or the pool's
+    /// retry budget has room.
+    fn may_retry(&mut self, replayable: bool, reached: bool) -> bool {
         let config = &self.shared.config;
         let allowed = replayable
             && self.tried.len() <= config.retries as usize
             && self.tried.len() < config.endpoints.len();
         if !allowed {
             return false;
+        }
+        if !reached && self.shared.healthy_untried(&self.tried) {
+            self.shared.pool_metrics.retries_not_sent.inc();
+            return true;
         }
         if self.permit.is_none() {
             self.permit = self.shared.retry_permit();
@@ -383,6 +428,48 @@ impl Exchange {
         }
         set_trace_headers(out, attempt);
         Ok(request)
+    }
+}
+
+/// How a connection was lost once the request had gone to hyper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lost {
+    /// Writing the request failed: the upstream had reset or closed the connection.
+    OnWrite,
+    /// The upstream closed the connection before a complete answer (no reply at all,
+    /// or a cut-off head).
+    BeforeAnswer,
+    /// Anything else (a broken reply, a reset while reading it).
+    Other,
+}
+
+impl Lost {
+    fn of(error: &hyper::Error) -> Lost {
+        if error.is_incomplete_message() || error.is_canceled() {
+            return Lost::BeforeAnswer;
+        }
+        // hyper reports a failed write as "error writing a body to connection" (the
+        // head included) over the socket's error; a read error has no such wrapper.
+        let io = std::error::Error::source(error).and_then(|e| e.downcast_ref::<std::io::Error>());
+        let reset = io.is_some_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            )
+        });
+        if reset && error.to_string().starts_with("error writing") {
+            Lost::OnWrite
+        } else {
+            Lost::Other
+        }
+    }
+
+    fn reason(self, error: &hyper::Error) -> String {
+        match self {
+            Lost::OnWrite => "reset the connection as the request was written".to_owned(),
+            Lost::BeforeAnswer => "closed the connection without answering".to_owned(),
+            Lost::Other => error.to_string(),
+        }
     }
 }
 

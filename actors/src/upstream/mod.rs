@@ -51,6 +51,7 @@ pub use client::fetch;
 pub use headers::{is_hop_by_hop, strip_hop_by_hop};
 pub use keys::EndpointKeys;
 pub use relay::FULL_BODY_LIMIT;
+pub use exchange::Attempts;
 pub use replica::{PoolReplica, PoolReplicas};
 pub use selection::Balance;
 /// The HTTP types (`http` 1.x) of upstream requests and responses.
@@ -287,6 +288,15 @@ impl PoolShared {
     /// Counters per endpoint, in the order of `config().endpoints`.
     pub fn stats(&self) -> &[Arc<EndpointStats>] {
         &self.stats
+    }
+
+    /// Whether an endpoint not in `tried` is healthy (not ejected).
+    fn healthy_untried(&self, tried: &[usize]) -> bool {
+        let now = health::now_ms();
+        self.stats
+            .iter()
+            .enumerate()
+            .any(|(i, s)| !tried.contains(&i) && s.health.is_available_at(now))
     }
 
     /// Picks the next endpoint per the pool's policy, skipping `tried`.

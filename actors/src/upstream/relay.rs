@@ -49,10 +49,13 @@ impl InFlight {
         stats.failures.fetch_add(1, Ordering::Relaxed);
         let metrics = &self.pool.metrics[self.index];
         metrics.failed(kind);
+        // Only the first failure ejects: requests that were already under way to it
+        // when it failed do not lengthen the ejection (backoff grows with failures
+        // after an ejection ends, not with the burst that caused it).
         if stats.health.is_available() {
             metrics.ejections.inc();
+            stats.health.record_failure();
         }
-        stats.health.record_failure();
     }
 
     /// The endpoint's metric handles.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use super::client::Client;
-use super::exchange::Exchange;
+use super::exchange::{Attempts, Exchange};
 use super::{reply, request, ForwardRequest, ForwardResponse, PoolId, PoolShared, UpstreamTarget};
 use crate::api::{ApiSpec, Args, BodySpec};
 use crate::call::{CallContext, Reply};
@@ -50,7 +50,19 @@ impl PoolReplica {
         target: Arc<UpstreamTarget>,
         request: ForwardRequest,
     ) -> Result<ForwardResponse, Error> {
-        Exchange::new(&self.shared, &self.client).forward(target, request).await
+        self.forward_noted(target, request).await.0
+    }
+
+    /// As [`PoolReplica::forward`], and says where the request went, failed or not
+    /// (for the access log).
+    pub async fn forward_noted(
+        &self,
+        target: Arc<UpstreamTarget>,
+        request: ForwardRequest,
+    ) -> (Result<ForwardResponse, Error>, Attempts) {
+        let mut exchange = Exchange::new(&self.shared, &self.client);
+        let result = exchange.forward(target, request).await;
+        (result, exchange.into_attempts())
     }
 
     /// Calls an upstream API with `args` mapped onto its signature (`call_remote_api`),

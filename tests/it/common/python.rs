@@ -73,6 +73,22 @@ impl Child {
         child
     }
 
+    /// Sends `signal` to the child and waits (20 s at most, then kills it) until it
+    /// has exited.
+    pub async fn stop_with(&mut self, signal: i32) {
+        // SAFETY: kill(2) with a plain signal number has no memory effects.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        let start = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() {
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return;
+            }
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Starts `program args` in `dir`, to serve at `url`; does not wait.
     fn start(program: &Path, args: &[&str], dir: &Path, envs: &[(&str, &str)], url: String) -> Child {
         let mut command = Command::new(program);
@@ -141,6 +157,21 @@ async fn fastapi_app(script: &str) -> Child {
     .await
 }
 
+/// Starts a replica of a small FastAPI service (`tests/python/replica_app.py`) named
+/// `name` on `port`, appending the ids of the POSTs it processes to `ids`.
+pub async fn replica_app(port: u16, name: &str, ids: &Path) -> Child {
+    let script = repo().join("tests/python/replica_app.py");
+    let args = [
+        script.to_str().unwrap(),
+        "--port",
+        &port.to_string(),
+        "--name",
+        name,
+        "--ids",
+        ids.to_str().unwrap(),
+    ];
+    Child::spawn(&python(), &args, &repo(), &[], port, "/health").await
+}
 
 /// Starts the FastAPI legacy app over HTTPS with the given PEM certificate and key,
 /// and waits until its port accepts connections.
