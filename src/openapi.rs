@@ -52,10 +52,13 @@ pub fn document(table: &RouteTable, auth: &AuthRules) -> Value {
         }
     }
     ids.log_renamed();
-    let tags: Vec<Value> = match components.remove(TAGS_SECTION) {
-        Some(Value::Object(tags)) => tags.into_iter().map(|(_, tag)| tag).collect(),
-        _ => Vec::new(),
-    };
+    if auth.is_empty() {
+        // No `[auth]` rule: no operation requires our key, so the scheme is not offered.
+        if let Some(schemes) = components.get_mut("securitySchemes").and_then(Value::as_object_mut) {
+            schemes.remove(AUTH_SCHEME);
+        }
+    }
+    let tags = document_tags(table, components.remove(TAGS_SECTION));
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "FrameX", "version": crate::VERSION },
@@ -105,6 +108,36 @@ impl OperationIds {
             framex_actors::Escaped(&list.join(", "))
         );
     }
+}
+
+/// The document's tag objects: the ones upstreams describe, except where a local
+/// plugin serves under a tag of the same name — then the plugin's own description (its
+/// routes are what the tag groups on the docs page now).
+fn document_tags(table: &RouteTable, described: Option<Value>) -> Vec<Value> {
+    let mut tags = match described {
+        Some(Value::Object(tags)) => tags,
+        _ => Map::new(),
+    };
+    for route in table.routes() {
+        let framex_actors::Target::Local { plugin, .. } = &route.target else { continue };
+        let name = &plugin.meta.name;
+        let ours = tags.get(name).and_then(|t| t.get("x-framex-local")).is_some();
+        if tags.contains_key(name) && !ours {
+            let mut tag = json!({ "name": name, "x-framex-local": true });
+            if !plugin.meta.description.is_empty() {
+                tag["description"] = json!(plugin.meta.description);
+            }
+            tags.insert(name.clone(), tag);
+        }
+    }
+    tags.into_iter()
+        .map(|(_, mut tag)| {
+            if let Some(tag) = tag.as_object_mut() {
+                tag.remove("x-framex-local");
+            }
+            tag
+        })
+        .collect()
 }
 
 /// Makes `operation` require [`AUTH_SCHEME`] as well as whatever it required (an

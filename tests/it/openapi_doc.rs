@@ -447,3 +447,37 @@ async fn repeated_operation_ids_are_renamed() {
     a_handle.stop(false).await;
     b_handle.stop(false).await;
 }
+
+/// The docs page tells the truth about who serves what: an upstream's description of
+/// a tag a local plugin serves under (`echo`) is not shown as the plugin's, and the
+/// `FrameXKey` scheme is offered only when an `[auth]` rule exists.
+#[actix_rt::test]
+async fn tags_and_key_scheme_describe_what_serves() {
+    let (up, handle) = spawn_upstream(|cfg| {
+        cfg.route(
+            "/api/v1/openapi.json",
+            web::get().to(|| async {
+                HttpResponse::Ok().json(json!({
+                    "openapi": "3.1.0", "info": {"title": "up", "version": "1"},
+                    "tags": [{"name": "echo", "description": "the legacy echo service"}],
+                    "paths": {"/api/v1/echo_legacy": {"get": {"tags": ["echo"], "responses": {"200": {"description": "ok"}}}}}
+                }))
+            }),
+        );
+    });
+    let toml = |auth: &str| {
+        format!("load_builtin_plugins = [\"echo\", \"proxy\"]\n{auth}[plugins.proxy]\nproxy_urls = [\"{up}\"]\ndiscovery_interval = 0\n")
+    };
+    let open = start(config(&toml("")), vec![]).await;
+    let doc = get(&open.url("/api/v1/openapi.json")).await.json();
+    assert!(doc["components"]["securitySchemes"].get("FrameXKey").is_none(), "{}", doc["components"]);
+    let echo = doc["tags"].as_array().unwrap().iter().find(|t| t["name"] == "echo").cloned().unwrap();
+    assert_ne!(echo["description"], json!("the legacy echo service"), "{echo}");
+    open.stop(true).await;
+
+    let guarded = start(config(&toml("[auth]\nrules = { \"/api/v1/echo\" = [\"k\"] }\n")), vec![]).await;
+    let doc = get(&guarded.url("/api/v1/openapi.json")).await.json();
+    assert!(doc["components"]["securitySchemes"]["FrameXKey"].is_object());
+    guarded.stop(true).await;
+    handle.stop(false).await;
+}
