@@ -59,9 +59,30 @@ pub struct ArgProblem {
     pub location: String,
     /// What is wrong, in words.
     pub message: String,
+    /// The value that was given (FastAPI's `input`; `null` when absent).
+    pub input: Value,
 }
 
 impl ArgProblem {
+    /// A problem in FastAPI's (pydantic's) own words: `kind` is pydantic's error type
+    /// (`missing`, `int_parsing`, `string_type`…), `message` its `msg`, `input` what
+    /// was given. An empty `name` stands for the whole `location` (a missing body).
+    pub fn pydantic(
+        kind: &'static str,
+        location: impl Into<String>,
+        name: &str,
+        message: impl Into<String>,
+        input: Value,
+    ) -> Self {
+        ArgProblem {
+            kind,
+            name: name.to_owned(),
+            location: location.into(),
+            message: message.into(),
+            input,
+        }
+    }
+
     /// A required argument is absent.
     pub fn missing(name: &str, location: impl Into<String>) -> Self {
         ArgProblem {
@@ -69,6 +90,7 @@ impl ArgProblem {
             name: name.to_owned(),
             location: location.into(),
             message: format!("missing required argument '{name}'"),
+            input: Value::Null,
         }
     }
 
@@ -86,6 +108,7 @@ impl ArgProblem {
                     allowed.join(", ")
                 }
             ),
+            input: Value::Null,
         }
     }
 
@@ -100,6 +123,7 @@ impl ArgProblem {
                 article(expected),
                 json_type(got)
             ),
+            input: got.clone(),
         }
     }
 
@@ -110,6 +134,7 @@ impl ArgProblem {
             name: name.to_owned(),
             location: location.into(),
             message: message.into(),
+            input: Value::Null,
         }
     }
 }
@@ -141,7 +166,12 @@ impl fmt::Display for Problems<'_> {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            f.write_str(&p.message)?;
+            // pydantic's words do not name the argument; say where it is.
+            match (p.name.is_empty(), p.message.contains(&format!("'{}'", p.name))) {
+                (_, true) => f.write_str(&p.message)?,
+                (true, false) => write!(f, "{}: {}", p.location, p.message)?,
+                (false, false) => write!(f, "{} '{}': {}", p.location, p.name, p.message)?,
+            }
         }
         Ok(())
     }

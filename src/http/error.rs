@@ -7,7 +7,7 @@
 use actix_web::http::{header, ConnectionType, StatusCode};
 use actix_web::HttpResponse;
 use framex_actors::{Error, Escaped};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::envelope;
 
@@ -45,11 +45,16 @@ pub fn respond(error: &Error, request_id: &str, trace_id: impl std::fmt::Display
         Error::BadArguments { problems, .. } => Some(json!({
             "detail": problems
                 .iter()
-                .map(|p| json!({
-                    "type": p.kind,
-                    "loc": [p.location, p.name],
-                    "msg": p.message,
-                }))
+                .map(|p| {
+                    // pydantic's `loc`: one element per step (`["body", "items", 0, "id"]`),
+                    // list indexes and character positions as numbers.
+                    let steps = p.name.split('.').filter(|s| !s.is_empty()).map(|s| match s.parse::<u64>() {
+                        Ok(n) => json!(n),
+                        Err(_) => json!(s),
+                    });
+                    let loc: Vec<Value> = std::iter::once(json!(p.location)).chain(steps).collect();
+                    json!({ "type": p.kind, "loc": loc, "msg": p.message, "input": p.input })
+                })
                 .collect::<Vec<_>>()
         })),
         _ => None,

@@ -84,7 +84,13 @@ pub fn bind(
         };
         if texts.is_empty() {
             if param.required {
-                problems.push(ArgProblem::missing(&param.name, param.location.to_string()));
+                problems.push(ArgProblem::pydantic(
+                    "missing",
+                    param.location.to_string(),
+                    &param.name,
+                    "Field required",
+                    Value::Null,
+                ));
             }
             continue;
         }
@@ -102,33 +108,27 @@ pub fn bind(
             Some(v) => {
                 args.insert(param.name.clone(), v);
             }
-            None => problems.push(ArgProblem::invalid(
-                &param.name,
-                param.location.to_string(),
-                format!(
-                    "{} parameter '{}' must be {}",
-                    param.location,
-                    param.name,
-                    param.kind.type_name()
-                ),
-            )),
+            None => problems.push(unparsable(param, texts.last().map_or("", String::as_str))),
         }
     }
     match (&spec.body, body) {
         (BodySpec::Json { arg, required, .. }, Some(bytes)) => {
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 if *required {
-                    problems.push(ArgProblem::missing(arg, "body"));
+                    problems.push(ArgProblem::pydantic("missing", "body", "", "Field required", Value::Null));
                 }
             } else {
                 match serde_json::from_slice::<Value>(bytes) {
                     Ok(v) => {
                         args.insert(arg.clone(), v);
                     }
-                    Err(e) => problems.push(ArgProblem::invalid(
-                        arg,
+                    Err(e) => problems.push(ArgProblem::pydantic(
+                        "json_invalid",
                         "body",
-                        format!("the body is not valid JSON: {e}"),
+                        // pydantic's position: characters before the error.
+                        &e.column().saturating_sub(1).to_string(),
+                        "JSON decode error",
+                        Value::Object(Default::default()),
                     )),
                 }
             }
@@ -150,4 +150,18 @@ pub fn bind(
             problems,
         })
     }
+}
+
+/// A query, path or header value that does not parse as its parameter's type, in
+/// pydantic's words (what FastAPI and FrameX-kit answer).
+fn unparsable(param: &framex_actors::Param, text: &str) -> ArgProblem {
+    use framex_actors::ValueKind;
+    let (kind, message) = match param.kind {
+        ValueKind::Integer => ("int_parsing", "Input should be a valid integer, unable to parse string as an integer"),
+        ValueKind::Number => ("float_parsing", "Input should be a valid number, unable to parse string as a number"),
+        ValueKind::Boolean => ("bool_parsing", "Input should be a valid boolean, unable to interpret input"),
+        ValueKind::Object => ("dict_type", "Input should be a valid dictionary"),
+        _ => ("value_error", "Input is not valid"),
+    };
+    ArgProblem::pydantic(kind, param.location.to_string(), &param.name, message, Value::String(text.to_owned()))
 }

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use framex_actors::Method;
 use framex_actors::{
-    ApiHandler, ApiKey, ApiSpec, ArgProblem, Args, Error, LocalApi, PluginMeta, PluginSpec,
+    ApiHandler, ApiKey, ApiSpec, Args, Error, LocalApi, PluginMeta, PluginSpec,
 };
 use schemars::generate::SchemaGenerator;
 use schemars::JsonSchema;
@@ -43,6 +43,7 @@ use serde_json::{json, Value};
 
 use crate::openapi::operation_for;
 
+mod arg_error;
 mod signature;
 
 /// A handler's arguments: read from the request or the call (`Deserialize`), and
@@ -372,20 +373,26 @@ fn capitalize(name: &str) -> String {
 }
 
 /// Deserializes bound arguments into the handler's argument type; a mismatch is a
-/// 422 naming the argument.
+/// 422 naming where it is, in FastAPI's words (see [`arg_error`]).
+/// As pydantic's lax mode does, a string that spells a number or a boolean where one
+/// is expected (`{"id": "5"}`) is taken as that value (at most 16 such per call).
 fn bind<A: DeserializeOwned>(api: &str, args: Args) -> Result<A, Error> {
-    serde_json::from_value(Value::Object(args)).map_err(|e| {
-        let message = e.to_string();
-        let name = message
-            .split('`')
-            .nth(1)
-            .unwrap_or("args")
-            .to_owned();
-        Error::BadArguments {
-            api: api.to_owned(),
-            problems: vec![ArgProblem::invalid(&name, "args", message)],
+    let mut args = Value::Object(args);
+    let mut coerced = 0;
+    loop {
+        let error = match serde_path_to_error::deserialize(&args) {
+            Ok(bound) => return Ok(bound),
+            Err(error) => error,
+        };
+        if coerced < 16 && arg_error::coerce(&mut args, error.path(), error.inner()) {
+            coerced += 1;
+            continue;
         }
-    })
+        return Err(Error::BadArguments {
+            api: api.to_owned(),
+            problems: vec![arg_error::problem(error.path(), error.inner(), &args)],
+        });
+    }
 }
 
 fn call_handler<A, R, F>(api: String, handler: F) -> ApiHandler

@@ -71,7 +71,8 @@ async fn bad_requests_get_clear_errors() {
     )
     .await;
     assert_eq!(r.status, 422);
-    assert!(r.text().contains("not valid JSON"), "{}", r.text());
+    assert!(r.text().contains("JSON decode error"), "{}", r.text());
+    assert_eq!(r.json()["data"]["detail"][0]["type"], json!("json_invalid"));
 
     let r = get(&server.url("/api/v1/nope")).await;
     assert_eq!(r.status, 404);
