@@ -8,6 +8,7 @@ mod common;
 
 mod deploy;
 mod dns;
+mod idle_memory;
 mod interop;
 mod local;
 mod migration;
