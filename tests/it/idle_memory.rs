@@ -32,9 +32,18 @@ fn open_fds(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
 }
 
-/// Opens `n` connections to `port`, sends one request on each, reads every answer
-/// and returns the connections, open and idle (each kept alive by the server).
+/// Opens `n` connections to `port`, a hundred at a time (within the listen backlog),
+/// sends one request on each, reads every answer and returns the connections, open and
+/// idle (each kept alive by the server).
 fn open_idle(port: u16, n: usize) -> Vec<TcpStream> {
+    let mut all = Vec::with_capacity(n);
+    while all.len() < n {
+        all.extend(open_batch(port, (n - all.len()).min(100)));
+    }
+    all
+}
+
+fn open_batch(port: u16, n: usize) -> Vec<TcpStream> {
     let request = b"GET /api/v1/echo?message=hi HTTP/1.1\r\nHost: idle\r\n\r\n";
     let mut conns: Vec<TcpStream> = (0..n)
         .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
@@ -82,7 +91,7 @@ async fn idle_keep_alive_connections_hold_no_buffers() {
         format!("load_builtin_plugins = [\"echo\"]\n[server]\nport = {port}\nworkers = 1\n"),
     )
     .unwrap();
-    let framex = FramexProcess::spawn(&file, "warn").await;
+    let framex = FramexProcess::spawn(&file, "info").await;
     let pid = framex.pid();
     let (before, after, fds) = actix_rt::task::spawn_blocking(move || {
         // A first round warms up the allocator and the worker, then goes away.
