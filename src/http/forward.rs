@@ -12,7 +12,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::stream::bridge;
 use framex_actors::upstream::wire::header as wire_header;
-use framex_actors::upstream::wire::{HeaderMap as WireHeaders, HeaderName as WireName, HeaderValue as WireValue};
+use framex_actors::upstream::wire::{HeaderMap as WireHeaders, HeaderValue as WireValue};
 use framex_actors::upstream::{is_hop_by_hop, Body, ForwardRequest, UpstreamTarget, FULL_BODY_LIMIT};
 use framex_actors::{CallContext, Error};
 use futures::StreamExt as _;
@@ -136,7 +136,10 @@ pub(super) async fn serve_body(
         .is_some_and(|v| v.starts_with("text/event-stream"));
     for (name, value) in response.headers.iter() {
         if name != wire_header::CONTENT_LENGTH {
-            builder.append_header((name.as_str(), value.as_bytes()));
+            match super::header_names::from_wire(name) {
+                Some(name) => builder.append_header((name, value.as_bytes())),
+                None => builder.append_header((name.as_str(), value.as_bytes())),
+            };
         }
     }
     if sse {
@@ -174,8 +177,8 @@ pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: 
     // From anyone but a trusted proxy, every forwarding claim is dropped (not only the
     // ones `forwarded` sets again).
     let trusted_peer = forwarded::from_trusted(req, trusted);
-    for (name, value) in incoming.iter() {
-        let name = name.as_str();
+    for (key, value) in incoming.iter() {
+        let name = key.as_str();
         if name == "host"
             || (consumed_auth && name == "authorization")
             || is_hop_by_hop(name, connection)
@@ -184,7 +187,7 @@ pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: 
         {
             continue;
         }
-        if let (Ok(n), Ok(v)) = (WireName::from_bytes(name.as_bytes()), WireValue::from_bytes(value.as_bytes())) {
+        if let (Some(n), Ok(v)) = (super::header_names::to_wire(key), WireValue::from_bytes(value.as_bytes())) {
             out.append(n, v);
         }
     }

@@ -14,6 +14,7 @@ mod envelope;
 pub mod error;
 mod forward;
 mod forwarded;
+mod header_names;
 mod local;
 pub mod migrate;
 mod observe;
@@ -184,24 +185,31 @@ pub async fn dispatch(
 /// The call context of a request: deadline, request id (the caller's, if it is 1–128
 /// visible ASCII characters; else a generated one), hops so far, trace context (the
 /// caller's, if well formed; else a new trace).
+/// The names `context` reads, made once: a name given as text is parsed, and when it is
+/// not a standard one allocated, on every lookup.
+static REQUEST_ID_NAME: header::HeaderName = header::HeaderName::from_static(REQUEST_ID_HEADER);
+static TRACEPARENT_NAME: header::HeaderName = header::HeaderName::from_static(TRACEPARENT);
+static TRACESTATE_NAME: header::HeaderName = header::HeaderName::from_static(TRACESTATE);
+static HOPS_NAME: header::HeaderName = header::HeaderName::from_static(HOPS_HEADER);
+
 fn context(req: &HttpRequest, shared: &Shared) -> CallContext {
     let mut ctx = CallContext::new().with_timeout(shared.timeout);
     if let Some(id) = req
         .headers()
-        .get(REQUEST_ID_HEADER)
+        .get(&REQUEST_ID_NAME)
         .and_then(|v| usable_request_id(v.as_bytes()))
     {
         ctx.request_id = id.into();
     }
-    if let Some(parent) = req.headers().get(TRACEPARENT) {
-        let state = req.headers().get(TRACESTATE).map(|v| v.as_bytes());
+    if let Some(parent) = req.headers().get(&TRACEPARENT_NAME) {
+        let state = req.headers().get(&TRACESTATE_NAME).map(|v| v.as_bytes());
         if let Some(trace) = TraceContext::continue_from(parent.as_bytes(), state) {
             ctx.trace = trace;
         }
     }
     ctx.hops = req
         .headers()
-        .get(HOPS_HEADER)
+        .get(&HOPS_NAME)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);

@@ -9,6 +9,7 @@ mod common;
 mod deploy;
 mod dns;
 mod faults;
+mod idle_memory;
 mod interop;
 mod local;
 mod migration;

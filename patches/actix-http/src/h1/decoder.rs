@@ -258,9 +258,15 @@ impl MessageType for Request {
     }
 
     fn decode(src: &mut BytesMut) -> Result<Option<(Self, PayloadType)>, ParseError> {
-        let mut headers: [HeaderIndex; MAX_HEADERS] = EMPTY_HEADER_INDEX_ARRAY;
+        // framex-rs patch: the dispatcher asks again once the buffer is drained (after
+        // every request); an empty buffer is a partial head, without setting up a parse.
+        if src.is_empty() {
+            return Ok(None);
+        }
 
-        let (len, method, uri, ver, h_len) = {
+        let mut headers = HeaderIndices::new();
+
+        let (len, method, uri, ver) = {
             // SAFETY:
             // Create an uninitialized array of `MaybeUninit`. The `assume_init` is safe because the
             // type we are claiming to have initialized here is a bunch of `MaybeUninit`s, which
@@ -282,9 +288,9 @@ impl MessageType for Request {
                     } else {
                         Version::HTTP_10
                     };
-                    HeaderIndex::record(src, req.headers, &mut headers);
+                    headers.record(src, req.headers);
 
-                    (len, method, uri, version, req.headers.len())
+                    (len, method, uri, version)
                 }
 
                 httparse::Status::Partial => {
@@ -302,7 +308,7 @@ impl MessageType for Request {
         let mut msg = Request::new();
 
         // convert headers
-        let mut length = msg.set_headers(&src.split_to(len).freeze(), &headers[..h_len], ver)?;
+        let mut length = msg.set_headers(&src.split_to(len).freeze(), headers.as_slice(), ver)?;
 
         // disallow HTTP/1.1 requests that do not contain a Host header
         // see https://datatracker.ietf.org/doc/html/rfc9112#section-3.2
@@ -381,9 +387,9 @@ impl MessageType for ResponseHead {
     }
 
     fn decode(src: &mut BytesMut) -> Result<Option<(Self, PayloadType)>, ParseError> {
-        let mut headers: [HeaderIndex; MAX_HEADERS] = EMPTY_HEADER_INDEX_ARRAY;
+        let mut headers = HeaderIndices::new();
 
-        let (len, ver, status, h_len) = {
+        let (len, ver, status) = {
             // SAFETY:
             // Create an uninitialized array of `MaybeUninit`. The `assume_init` is safe because the
             // type we are claiming to have initialized here is a bunch of `MaybeUninit`s, which
@@ -408,9 +414,9 @@ impl MessageType for ResponseHead {
 
                     let status =
                         StatusCode::from_u16(res.code.unwrap()).map_err(|_| ParseError::Status)?;
-                    HeaderIndex::record(src, res.headers, &mut headers);
+                    headers.record(src, res.headers);
 
-                    (len, version, status, res.headers.len())
+                    (len, version, status)
                 }
 
                 httparse::Status::Partial => {
@@ -428,7 +434,7 @@ impl MessageType for ResponseHead {
         msg.version = ver;
 
         // convert headers
-        let mut length = msg.set_headers(&src.split_to(len).freeze(), &headers[..h_len], ver)?;
+        let mut length = msg.set_headers(&src.split_to(len).freeze(), headers.as_slice(), ver)?;
 
         // Remove CL value if 0 now that all headers and HTTP/1.0 special cases are processed.
         // Protects against some request smuggling attacks.
@@ -463,29 +469,52 @@ pub(crate) struct HeaderIndex {
     pub(crate) value: (usize, usize),
 }
 
-pub(crate) const EMPTY_HEADER_INDEX: HeaderIndex = HeaderIndex {
-    name: (0, 0),
-    value: (0, 0),
-};
+// framex-rs patch: the offsets of a head's headers are kept in `HeaderIndices`, which
+// leaves the array uninitialised and writes only the entries it records. actix-http
+// zeroed a `[HeaderIndex; MAX_HEADERS]` (3 KiB) on every parse, a partial head's too.
 
-pub(crate) const EMPTY_HEADER_INDEX_ARRAY: [HeaderIndex; MAX_HEADERS] =
-    [EMPTY_HEADER_INDEX; MAX_HEADERS];
+/// The byte ranges of a parsed head's headers, in order: at most `MAX_HEADERS`
+/// (httparse refuses more with `TooManyHeaders`, a 431).
+pub(crate) struct HeaderIndices {
+    entries: [MaybeUninit<HeaderIndex>; MAX_HEADERS],
+    /// Entries `..len` are initialised.
+    len: usize,
+}
 
-impl HeaderIndex {
-    pub(crate) fn record(
-        bytes: &[u8],
-        headers: &[httparse::Header<'_>],
-        indices: &mut [HeaderIndex],
-    ) {
+impl HeaderIndices {
+    pub(crate) fn new() -> Self {
+        HeaderIndices {
+            entries: [const { MaybeUninit::uninit() }; MAX_HEADERS],
+            len: 0,
+        }
+    }
+
+    /// Records where each of `headers` (parsed from `bytes`) lies in `bytes`, replacing
+    /// what was recorded before.
+    pub(crate) fn record(&mut self, bytes: &[u8], headers: &[httparse::Header<'_>]) {
         let bytes_ptr = bytes.as_ptr() as usize;
-        for (header, indices) in headers.iter().zip(indices.iter_mut()) {
+        self.len = 0;
+        for (header, entry) in headers.iter().zip(self.entries.iter_mut()) {
             let name_start = header.name.as_ptr() as usize - bytes_ptr;
             let name_end = name_start + header.name.len();
-            indices.name = (name_start, name_end);
             let value_start = header.value.as_ptr() as usize - bytes_ptr;
             let value_end = value_start + header.value.len();
-            indices.value = (value_start, value_end);
+            entry.write(HeaderIndex {
+                name: (name_start, name_end),
+                value: (value_start, value_end),
+            });
+            self.len += 1;
         }
+    }
+
+    /// The recorded entries.
+    pub(crate) fn as_slice(&self) -> &[HeaderIndex] {
+        let init = &self.entries[..self.len];
+        // SAFETY: `record` wrote every entry below `len` before raising `len` past it, and
+        // `len` is only ever set to 0 or raised that way, so `init` holds initialised
+        // `HeaderIndex`es only; `MaybeUninit<T>` has the size, alignment and layout of
+        // `T`, so the slice may be read as `[HeaderIndex]` of the same length.
+        unsafe { &*(init as *const [MaybeUninit<HeaderIndex>] as *const [HeaderIndex]) }
     }
 }
 

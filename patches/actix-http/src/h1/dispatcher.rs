@@ -38,6 +38,18 @@ use crate::{
 
 const LW_BUFFER_SIZE: usize = 1024;
 const HW_BUFFER_SIZE: usize = 1024 * 8;
+
+// framex-rs patch: idle connections give their buffers up (`release_idle_buffers`).
+// Up to `MAX_SPARE_BUFFERS` pairs are kept on each thread for the next connection that
+// reads, so that a busy keep-alive connection, idle for a moment between two requests,
+// allocates nothing more than before: at most 16 × 16 KiB per worker thread, whatever
+// the number of connections.
+const MAX_SPARE_BUFFERS: usize = 16;
+
+thread_local! {
+    static SPARE_BUFFERS: std::cell::RefCell<Vec<(BytesMut, BytesMut)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
 /// Write buffer capacity at which we reallocate it after flushing.
@@ -304,8 +316,11 @@ where
                     graceful_shutdown: config.graceful_shutdown(),
 
                     io: Some(io),
-                    read_buf: BytesMut::with_capacity(HW_BUFFER_SIZE),
-                    write_buf: BytesMut::with_capacity(HW_BUFFER_SIZE),
+                    // framex-rs patch: no buffer until there is something to hold (the
+                    // first read reserves `HW_BUFFER_SIZE`, as does the first response);
+                    // see `release_idle_buffers`.
+                    read_buf: BytesMut::new(),
+                    write_buf: BytesMut::new(),
                     h1_write_buffer_size: config.h1_write_buffer_size(),
                     write_buf_needs_reset: false,
                     codec: Codec::new(config),
@@ -475,6 +490,11 @@ where
         let this = self.project();
 
         let size = body.size();
+
+        // framex-rs patch: the write buffer of an idle connection was released.
+        if this.write_buf.capacity() == 0 {
+            this.write_buf.reserve(HW_BUFFER_SIZE);
+        }
 
         this.codec
             .encode(Message::Item((res, size)), this.write_buf)
@@ -1274,6 +1294,55 @@ where
         }
     }
 
+    /// framex-rs patch: gives up both buffers of a connection that waits for its next
+    /// request with nothing buffered (no request in progress or queued, no payload, read
+    /// and write buffers empty). actix-http kept 8 KiB to read and 8 KiB to write for
+    /// every connection for as long as it stayed open, an idle keep-alive one too. The
+    /// pair goes to this thread's few spares (see `SPARE_BUFFERS`) or is freed; the next
+    /// read takes a spare pair back, or reserves `HW_BUFFER_SIZE` again
+    /// (`read_available`), as does the next response (`send_response_inner`).
+    fn release_idle_buffers(self: Pin<&mut Self>) {
+        let this = self.project();
+        if this.read_buf.capacity() == 0
+            || !this.read_buf.is_empty()
+            || !this.write_buf.is_empty()
+            || this.payload.is_some()
+            || !this.messages.is_empty()
+            || !this.state.is_none()
+        {
+            return;
+        }
+        let read_buf = mem::take(this.read_buf);
+        let write_buf = mem::take(this.write_buf);
+        let reusable = !*this.write_buf_needs_reset
+            && read_buf.capacity() >= LW_BUFFER_SIZE
+            && write_buf.capacity() <= HW_BUFFER_SIZE;
+        *this.write_buf_needs_reset = false;
+        if reusable {
+            SPARE_BUFFERS.with(|spares| {
+                let mut spares = spares.borrow_mut();
+                if spares.len() < MAX_SPARE_BUFFERS {
+                    spares.push((read_buf, write_buf));
+                }
+            });
+        }
+    }
+
+    /// framex-rs patch: a spare pair of buffers for a connection whose own were given
+    /// up (`release_idle_buffers`), taken before its next read.
+    fn take_spare_buffers(self: Pin<&mut Self>) {
+        let this = self.project();
+        if this.read_buf.capacity() != 0 {
+            return;
+        }
+        if let Some((read_buf, write_buf)) = SPARE_BUFFERS.with(|spares| spares.borrow_mut().pop()) {
+            *this.read_buf = read_buf;
+            if this.write_buf.capacity() == 0 {
+                *this.write_buf = write_buf;
+            }
+        }
+    }
+
     /// call upgrade service with request.
     fn upgrade(self: Pin<&mut Self>, req: Request) -> U::Future {
         let this = self.project();
@@ -1353,6 +1422,9 @@ where
                             .map_err(DispatchError::from)
                     }
                 } else {
+                    // framex-rs patch: buffers given up while idle come back first.
+                    inner.as_mut().take_spare_buffers();
+
                     // read from I/O stream and fill read buffer
                     let should_disconnect = inner.as_mut().read_available(cx)?;
 
@@ -1492,6 +1564,8 @@ where
 
                     if inner_p.flags.intersects(Flags::LINGER | Flags::SHUTDOWN) {
                         cx.waker().wake_by_ref();
+                    } else if state_is_none {
+                        inner.as_mut().release_idle_buffers();
                     }
                     Poll::Pending
                 };
