@@ -1,13 +1,15 @@
 //! The router replica: one per arbiter, routing calls to that arbiter's plugin actors
-//! and pool replicas.
+//! and upstream pool actors.
 //!
 //! Every replica reads the same published [`RouteTable`] snapshot (lock-free), and
-//! owns, on its own arbiter, the [`PluginActor`]s and [`PoolReplica`]s its routes
-//! need, so a request's messages and bytes stay on the thread that accepted it. The
-//! pool replicas ([`PoolReplicas`]) are shared with the arbiter's HTTP worker, which
-//! forwards matched requests on them without a mailbox hop.
+//! starts, on its own arbiter, the [`PluginActor`]s and [`UpstreamPool`]s its routes
+//! need, so a request's messages and bytes stay on the thread that accepted it. A call
+//! reaches its target as a message: [`Invoke`] to a plugin actor, [`CallUpstream`] to a
+//! pool actor. The arbiter's pool actors ([`PoolReplicas`]) are shared with its HTTP
+//! worker, which forwards matched requests on the replicas they own without a mailbox
+//! hop.
 //!
-//! [`PoolReplica`]: crate::upstream::PoolReplica
+//! [`UpstreamPool`]: crate::upstream::UpstreamPool
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use crate::call_policy::{Pick, SharedPolicy};
 use crate::error::Error;
 use crate::plugin::{Invoke, PluginActor, PluginSpec};
 use crate::route_table::{Route, RouteTable, Target};
-use crate::upstream::PoolReplicas;
+use crate::upstream::{CallUpstream, PoolReplicas};
 
 /// Calls a route already looked up (the HTTP edge matches the path itself, since it
 /// needs the signature to read the arguments out of the request).
@@ -39,7 +41,8 @@ impl Message for Dispatch {
     type Result = Result<Reply, Error>;
 }
 
-/// How often a replica forgets the plugin actors of plugins that were unregistered.
+/// How often a replica forgets the plugin actors of plugins that were unregistered,
+/// and retires the pool actors of pools no longer routed to.
 const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A router replica.
@@ -97,21 +100,26 @@ impl Router {
                     answer
                 }))
             }
-            Pick::Shadow => {
+            Pick::Shadow(permit) => {
                 let upstream = self.dispatch(shadowed, args.clone(), ctx.clone(), me.clone());
                 let local = self.dispatch(route.clone(), args.clone(), ctx.clone(), me.clone());
                 let (route, ctx) = (route.clone(), ctx.clone());
+                let (answered, upstream_value) = futures::channel::oneshot::channel();
+                // Off the caller's path: it never waits for the local plugin. The permit
+                // is held until the local call ends, even when the caller goes first.
+                actix::spawn(async move {
+                    let local = local.await;
+                    let value = upstream_value.await.ok().flatten();
+                    policy.compare(&route, &ctx, value.as_ref(), local);
+                    drop(permit);
+                });
                 Some(Box::pin(async move {
                     let answer = upstream.await;
                     let value = match &answer {
                         Ok(Reply::Value(value)) => Some(value.clone()),
                         _ => None,
                     };
-                    // Off the caller's path: it never waits for the local plugin.
-                    actix::spawn(async move {
-                        let local = local.await;
-                        policy.compare(&route, &ctx, value.as_ref(), local);
-                    });
+                    let _ = answered.send(value);
                     answer
                 }))
             }
@@ -152,17 +160,22 @@ impl Router {
                 Box::pin(async move { actor.send(invoke).await? })
             }
             Target::Upstream(target) => {
-                // No mailbox: the replica runs the exchange on this arbiter.
-                let replica = self.pools.replica(&target.pool);
-                let target = target.clone();
-                Box::pin(async move { replica.call(target, &route.spec, &args, ctx).await })
+                let actor = self.pools.actor(&target.pool);
+                let call = CallUpstream {
+                    target: target.clone(),
+                    route,
+                    args,
+                    ctx,
+                };
+                Box::pin(async move { actor.send(call).await? })
             }
         }
     }
 
-    /// Forgets the actors of plugins no longer in the table (pool replicas prune
-    /// themselves when the table changes).
+    /// Forgets the actors of plugins no longer in the table, and retires the pool
+    /// actors of pools it no longer names (lookups do that too, when calls come).
     fn prune(&mut self) {
+        self.pools.prune();
         let table = self.table.load();
         let live: std::collections::HashSet<&str> = table
             .routes()
