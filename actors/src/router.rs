@@ -268,3 +268,214 @@ impl Handler<Dispatch> for Router {
         self.dispatch(msg.route, msg.args, msg.ctx, ctx.address())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The Router alone, in a real actix system: real plugin actors, and real pool
+    //! actors talking to a real HTTP/1.1 server on 127.0.0.1.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use serde_json::{json, Value};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::api::{ApiKey, ApiSpec};
+    use crate::call_policy::{CallPolicy, ShadowGate};
+    use crate::plugin::{ApiHandler, Ctx, LocalApi, PluginMeta};
+    use crate::registry::UpstreamRoute;
+    use crate::upstream::{PoolConfig, PoolShared, UpstreamTarget};
+    use crate::Engine;
+
+    /// An HTTP/1.1 server on 127.0.0.1 answering every request with FrameX's envelope
+    /// around `"upstream"`, counting the requests; returns its base URL.
+    async fn upstream_server(hits: Arc<AtomicUsize>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        actix_rt::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let hits = hits.clone();
+                actix_rt::spawn(async move {
+                    let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
+                    while let Ok(n @ 1..) = socket.read(&mut chunk).await {
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            hits.fetch_add(1, Ordering::SeqCst);
+                            let body = r#"{"status":200,"message":"","data":"upstream"}"#;
+                            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len());
+                            if socket.write_all([head.as_bytes(), body.as_bytes()].concat().as_slice()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn key(path: &str) -> ApiKey {
+        ApiKey::http(http::Method::GET, path)
+    }
+
+    /// A plugin serving `GET /items` with `"local"`, counting its calls.
+    fn local_plugin(calls: Arc<AtomicUsize>) -> Arc<PluginSpec> {
+        let handler = move |_, _| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Ok(json!("local")) }) as futures::future::LocalBoxFuture<'static, _>
+        };
+        let api = LocalApi { spec: Arc::new(ApiSpec::new(key("/items"))), handler: ApiHandler::Call(Box::new(handler)) };
+        Arc::new(PluginSpec {
+            meta: PluginMeta { name: "items".to_owned(), ..PluginMeta::default() },
+            apis: vec![Arc::new(api)],
+        })
+    }
+
+    fn upstream_route(path: &str, pool: &Arc<PoolShared>) -> UpstreamRoute {
+        let target = UpstreamTarget { pool: pool.clone(), auth: Default::default(), filter: None };
+        UpstreamRoute { spec: Arc::new(ApiSpec::new(key(path))), target: Arc::new(target) }
+    }
+
+    /// A started engine, one worker's share of it, and a caller outside any plugin.
+    fn worker() -> (Engine, crate::WorkerEngine, Ctx) {
+        let engine = Engine::start();
+        let worker = engine.start_worker();
+        let caller = Ctx::detached(worker.router.clone());
+        (engine, worker, caller)
+    }
+
+    #[actix::test]
+    async fn a_call_to_no_route_is_no_route() {
+        let (_engine, _worker, caller) = worker();
+        let answer = caller.call_remote_api("nobody.Nobody.nothing", ()).await;
+        assert!(matches!(answer, Err(Error::NoRoute { ref api }) if api == "nobody.Nobody.nothing"), "{answer:?}");
+    }
+
+    #[actix::test]
+    async fn a_local_route_is_answered_by_its_plugin_actor() {
+        let (engine, worker, caller) = worker();
+        let calls = Arc::new(AtomicUsize::new(0));
+        engine.register_plugin(local_plugin(calls.clone())).await.unwrap();
+        assert_eq!(caller.call_remote_api("/items", ()).await.unwrap(), json!("local"));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(worker.pools.is_empty(), "no pool actor for a local call");
+    }
+
+    #[actix::test]
+    async fn an_upstream_route_is_answered_through_its_pool_actor() {
+        let (engine, worker, caller) = worker();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let pool = PoolShared::new(PoolConfig::single(upstream_server(hits.clone()).await));
+        engine.set_upstream_routes("legacy", vec![upstream_route("/items", &pool)]).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(caller.call_remote_api("/items", ()).await.unwrap(), json!("upstream"));
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        assert_eq!(worker.pools.len(), 1, "one pool actor on this arbiter, made once");
+        assert!(worker.pools.actor(&pool).connected());
+    }
+
+    #[actix::test]
+    async fn the_pool_actor_of_a_retired_pool_stops() {
+        let (engine, worker, caller) = worker();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let url = upstream_server(hits.clone()).await;
+        let (old, new) = (PoolShared::new(PoolConfig::single(&url)), PoolShared::new(PoolConfig::single(&url)));
+        engine.set_upstream_routes("legacy", vec![upstream_route("/a", &old)]).await.unwrap();
+        caller.call_remote_api("/a", ()).await.unwrap();
+        let retired = worker.pools.actor(&old).downgrade();
+
+        engine.set_upstream_routes("legacy", vec![upstream_route("/b", &new)]).await.unwrap();
+        caller.call_remote_api("/b", ()).await.unwrap();
+        assert_eq!(worker.pools.len(), 1, "the old pool is no longer held");
+        for _ in 0..100 {
+            if retired.upgrade().is_none_or(|addr| !addr.connected()) {
+                return;
+            }
+            actix_rt::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the retired pool's actor never stopped");
+    }
+
+    /// A policy answering one fixed pick, and noting what it hears.
+    struct Fixed {
+        pick: &'static str,
+        gate: ShadowGate,
+        local_answers: AtomicUsize,
+        compared: Mutex<Vec<(Option<Value>, Option<Value>)>>,
+    }
+
+    impl CallPolicy for Fixed {
+        fn pick(&self, _: &Route) -> Option<Pick> {
+            match self.pick {
+                "local" => Some(Pick::Local),
+                "upstream" => Some(Pick::Upstream),
+                "shadow" => self.gate.permit().map(Pick::Shadow),
+                _ => None,
+            }
+        }
+
+        fn local_answered(&self, _: &Route, _: &Result<Reply, Error>) {
+            self.local_answers.fetch_add(1, Ordering::SeqCst);
+        }
+
+        fn compare(&self, _: &Route, _: &CallContext, upstream: Option<&Value>, local: Result<Reply, Error>) {
+            let local = match local {
+                Ok(Reply::Value(value)) => Some(value),
+                _ => None,
+            };
+            self.compared.lock().unwrap().push((upstream.cloned(), local));
+        }
+    }
+
+    /// The answer to one call of `/items` (a local plugin over an upstream route) under
+    /// a policy picking `pick`, with the calls each side saw and the policy.
+    async fn migrated_call(pick: &'static str) -> (Value, usize, usize, Arc<Fixed>) {
+        let (engine, _worker, caller) = worker();
+        let (calls, hits) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let pool = PoolShared::new(PoolConfig::single(upstream_server(hits.clone()).await));
+        engine.set_upstream_routes("legacy", vec![upstream_route("/items", &pool)]).await.unwrap();
+        engine.register_plugin(local_plugin(calls.clone())).await.unwrap();
+        let policy = Arc::new(Fixed { pick, gate: ShadowGate::default(), local_answers: AtomicUsize::new(0), compared: Mutex::default() });
+        engine.set_call_policy(Some(policy.clone()));
+        let answer = caller.call_remote_api("/items", ()).await.unwrap();
+        for _ in 0..100 {
+            if pick != "shadow" || !policy.compared.lock().unwrap().is_empty() {
+                break;
+            }
+            actix_rt::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        (answer, calls.load(Ordering::SeqCst), hits.load(Ordering::SeqCst), policy)
+    }
+
+    #[actix::test]
+    async fn no_pick_leaves_the_call_to_the_local_plugin() {
+        let (answer, local, upstream, policy) = migrated_call("none").await;
+        assert_eq!((answer, local, upstream), (json!("local"), 1, 0));
+        assert_eq!(policy.local_answers.load(Ordering::SeqCst), 0);
+    }
+
+    #[actix::test]
+    async fn pick_upstream_sends_the_call_to_the_shadowed_upstream_route() {
+        let (answer, local, upstream, _) = migrated_call("upstream").await;
+        assert_eq!((answer, local, upstream), (json!("upstream"), 0, 1));
+    }
+
+    #[actix::test]
+    async fn pick_local_reports_the_local_answer() {
+        let (answer, local, upstream, policy) = migrated_call("local").await;
+        assert_eq!((answer, local, upstream), (json!("local"), 1, 0));
+        assert_eq!(policy.local_answers.load(Ordering::SeqCst), 1);
+    }
+
+    #[actix::test]
+    async fn pick_shadow_answers_from_upstream_and_compares_the_local_answer() {
+        let (answer, local, upstream, policy) = migrated_call("shadow").await;
+        assert_eq!((answer, local, upstream), (json!("upstream"), 1, 1));
+        let compared = policy.compared.lock().unwrap().clone();
+        assert_eq!(compared, vec![(Some(json!("upstream")), Some(json!("local")))]);
+        assert_eq!(policy.gate.in_flight(), 0, "the permit is given back when the local call ends");
+    }
+}
