@@ -278,7 +278,6 @@ mod tests {
     use std::sync::Mutex;
 
     use serde_json::{json, Value};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
     use crate::api::{ApiKey, ApiSpec};
@@ -288,32 +287,9 @@ mod tests {
     use crate::upstream::{PoolConfig, PoolShared, UpstreamTarget};
     use crate::Engine;
 
-    /// An HTTP/1.1 server on 127.0.0.1 answering every request with FrameX's envelope
-    /// around `"upstream"`, counting the requests; returns its base URL.
+    /// A real upstream answering `"upstream"`, counting its requests in `hits`.
     async fn upstream_server(hits: Arc<AtomicUsize>) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        actix_rt::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let hits = hits.clone();
-                actix_rt::spawn(async move {
-                    let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
-                    while let Ok(n @ 1..) = socket.read(&mut chunk).await {
-                        buf.extend_from_slice(&chunk[..n]);
-                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            buf.drain(..end + 4);
-                            hits.fetch_add(1, Ordering::SeqCst);
-                            let body = r#"{"status":200,"message":"","data":"upstream"}"#;
-                            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len());
-                            if socket.write_all([head.as_bytes(), body.as_bytes()].concat().as_slice()).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        format!("http://{addr}")
+        crate::test_util::envelope_server(json!("upstream"), hits).await.unwrap()
     }
 
     fn key(path: &str) -> ApiKey {

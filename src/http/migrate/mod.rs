@@ -3,6 +3,9 @@
 //! answers from the upstream and compares the local plugin's answer off the client's
 //! path, `canary` sends a share of calls to the local plugin and rolls back by itself.
 //!
+//! Where a call goes is decided in one place, [`decide()`] (for `CallRemote` too, through
+//! the engine's `CallPolicy`: `policy`), which also bounds the shadow calls.
+//!
 //! Cost: routes without a migration entry pay one check that the table is empty (or
 //! one hash lookup when it is not). A shadowed call reads its body and the upstream's
 //! answer whole (up to [`COMPARED_LIMIT`]) to send and compare them; the local call
