@@ -84,8 +84,11 @@ mod tests {
 
     #[test]
     fn local_and_upstream_modes_pick_as_named() {
-        assert!(matches!(decide(&migration(mode(MigrateMode::Local)), "GET"), Decision::AsUsual));
+        let mut config = MigrateConfig::default();
+        config.insert("/r".to_owned(), mode(MigrateMode::Local));
+        assert!(Migration::from_config(&config).route("/r").is_none(), "mode local: the route is not migrating");
         assert!(matches!(decide(&migration(mode(MigrateMode::Upstream)), "GET"), Decision::Upstream));
+        assert!(matches!(decide(&migration(mode(MigrateMode::Upstream)), "POST"), Decision::Upstream));
     }
 
     #[test]
