@@ -245,7 +245,7 @@ impl Handler<Invoke> for PluginActor {
     // The handler's future touches no actor state, so it runs beside other calls.
     type Result = ResponseFuture<Result<Reply, Error>>;
 
-    fn handle(&mut self, msg: Invoke, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Invoke, ctx: &mut Context<Self>) -> Self::Result {
         let cx = Ctx {
             plugin: self.name.clone(),
             declared: self.declared.clone(),
@@ -270,9 +270,10 @@ impl Handler<Invoke> for PluginActor {
             ApiHandler::Stream(handler) => {
                 let (sender, rx) = bridge();
                 let fut = handler(msg.args, cx, Emitter::new(sender.clone()));
-                // Stream handlers run as their own task: they push chunks into the
-                // bounded bridge, and the stream ends with `finish` or a failure.
-                actix_rt::spawn(async move {
+                // Stream handlers run in this actor's context: the actor pushes the
+                // chunks into the bounded bridge (and outlives its address until its
+                // streams end); the stream ends with `finish` or a failure.
+                let produce = async move {
                     match fut.await {
                         Ok(()) => {
                             let _ = sender.send(Event::finish().to_bytes()).await;
@@ -280,7 +281,8 @@ impl Handler<Invoke> for PluginActor {
                         Err(Error::StreamClosed) => {}
                         Err(e) => sender.fail(e).await,
                     }
-                });
+                };
+                ctx.spawn(produce.into_actor(self));
                 Box::pin(async move { Ok(Reply::Stream(rx.started().await?)) })
             }
         }

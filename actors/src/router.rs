@@ -1,13 +1,15 @@
 //! The router replica: one per arbiter, routing calls to that arbiter's plugin actors
-//! and pool replicas.
+//! and upstream pool actors.
 //!
 //! Every replica reads the same published [`RouteTable`] snapshot (lock-free), and
-//! owns, on its own arbiter, the [`PluginActor`]s and [`PoolReplica`]s its routes
-//! need, so a request's messages and bytes stay on the thread that accepted it. The
-//! pool replicas ([`PoolReplicas`]) are shared with the arbiter's HTTP worker, which
-//! forwards matched requests on them without a mailbox hop.
+//! starts, on its own arbiter, the [`PluginActor`]s and [`UpstreamPool`]s its routes
+//! need, so a request's messages and bytes stay on the thread that accepted it. A call
+//! reaches its target as a message: [`Invoke`] to a plugin actor, [`CallUpstream`] to a
+//! pool actor. The arbiter's pool actors ([`PoolReplicas`]) are shared with its HTTP
+//! worker, which forwards matched requests on the replicas they own without a mailbox
+//! hop.
 //!
-//! [`PoolReplica`]: crate::upstream::PoolReplica
+//! [`UpstreamPool`]: crate::upstream::UpstreamPool
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use crate::call_policy::{Pick, SharedPolicy};
 use crate::error::Error;
 use crate::plugin::{Invoke, PluginActor, PluginSpec};
 use crate::route_table::{Route, RouteTable, Target};
-use crate::upstream::PoolReplicas;
+use crate::upstream::{CallUpstream, PoolReplicas};
 
 /// Calls a route already looked up (the HTTP edge matches the path itself, since it
 /// needs the signature to read the arguments out of the request).
@@ -39,7 +41,8 @@ impl Message for Dispatch {
     type Result = Result<Reply, Error>;
 }
 
-/// How often a replica forgets the plugin actors of plugins that were unregistered.
+/// How often a replica forgets the plugin actors of plugins that were unregistered,
+/// and retires the pool actors of pools no longer routed to.
 const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A router replica.
@@ -97,21 +100,26 @@ impl Router {
                     answer
                 }))
             }
-            Pick::Shadow => {
+            Pick::Shadow(permit) => {
                 let upstream = self.dispatch(shadowed, args.clone(), ctx.clone(), me.clone());
                 let local = self.dispatch(route.clone(), args.clone(), ctx.clone(), me.clone());
                 let (route, ctx) = (route.clone(), ctx.clone());
+                let (answered, upstream_value) = futures::channel::oneshot::channel();
+                // Off the caller's path: it never waits for the local plugin. The permit
+                // is held until the local call ends, even when the caller goes first.
+                actix::spawn(async move {
+                    let local = local.await;
+                    let value = upstream_value.await.ok().flatten();
+                    policy.compare(&route, &ctx, value.as_ref(), local);
+                    drop(permit);
+                });
                 Some(Box::pin(async move {
                     let answer = upstream.await;
                     let value = match &answer {
                         Ok(Reply::Value(value)) => Some(value.clone()),
                         _ => None,
                     };
-                    // Off the caller's path: it never waits for the local plugin.
-                    actix::spawn(async move {
-                        let local = local.await;
-                        policy.compare(&route, &ctx, value.as_ref(), local);
-                    });
+                    let _ = answered.send(value);
                     answer
                 }))
             }
@@ -152,17 +160,22 @@ impl Router {
                 Box::pin(async move { actor.send(invoke).await? })
             }
             Target::Upstream(target) => {
-                // No mailbox: the replica runs the exchange on this arbiter.
-                let replica = self.pools.replica(&target.pool);
-                let target = target.clone();
-                Box::pin(async move { replica.call(target, &route.spec, &args, ctx).await })
+                let actor = self.pools.actor(&target.pool);
+                let call = CallUpstream {
+                    target: target.clone(),
+                    route,
+                    args,
+                    ctx,
+                };
+                Box::pin(async move { actor.send(call).await? })
             }
         }
     }
 
-    /// Forgets the actors of plugins no longer in the table (pool replicas prune
-    /// themselves when the table changes).
+    /// Forgets the actors of plugins no longer in the table, and retires the pool
+    /// actors of pools it no longer names (lookups do that too, when calls come).
     fn prune(&mut self) {
+        self.pools.prune();
         let table = self.table.load();
         let live: std::collections::HashSet<&str> = table
             .routes()
@@ -253,5 +266,192 @@ impl Handler<Dispatch> for Router {
 
     fn handle(&mut self, msg: Dispatch, ctx: &mut Context<Self>) -> Self::Result {
         self.dispatch(msg.route, msg.args, msg.ctx, ctx.address())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The Router alone, in a real actix system: real plugin actors, and real pool
+    //! actors talking to a real HTTP/1.1 server on 127.0.0.1.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::api::{ApiKey, ApiSpec};
+    use crate::call_policy::{CallPolicy, ShadowGate};
+    use crate::plugin::{ApiHandler, Ctx, LocalApi, PluginMeta};
+    use crate::registry::UpstreamRoute;
+    use crate::upstream::{PoolConfig, PoolShared, UpstreamTarget};
+    use crate::Engine;
+
+    /// A real upstream answering `"upstream"`, counting its requests in `hits`.
+    async fn upstream_server(hits: Arc<AtomicUsize>) -> String {
+        crate::test_util::envelope_server(json!("upstream"), hits).await.unwrap()
+    }
+
+    fn key(path: &str) -> ApiKey {
+        ApiKey::http(http::Method::GET, path)
+    }
+
+    /// A plugin serving `GET /items` with `"local"`, counting its calls.
+    fn local_plugin(calls: Arc<AtomicUsize>) -> Arc<PluginSpec> {
+        let handler = move |_, _| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Ok(json!("local")) }) as futures::future::LocalBoxFuture<'static, _>
+        };
+        let api = LocalApi { spec: Arc::new(ApiSpec::new(key("/items"))), handler: ApiHandler::Call(Box::new(handler)) };
+        Arc::new(PluginSpec {
+            meta: PluginMeta { name: "items".to_owned(), ..PluginMeta::default() },
+            apis: vec![Arc::new(api)],
+        })
+    }
+
+    fn upstream_route(path: &str, pool: &Arc<PoolShared>) -> UpstreamRoute {
+        let target = UpstreamTarget { pool: pool.clone(), auth: Default::default(), filter: None };
+        UpstreamRoute { spec: Arc::new(ApiSpec::new(key(path))), target: Arc::new(target) }
+    }
+
+    /// A started engine, one worker's share of it, and a caller outside any plugin.
+    fn worker() -> (Engine, crate::WorkerEngine, Ctx) {
+        let engine = Engine::start();
+        let worker = engine.start_worker();
+        let caller = Ctx::detached(worker.router.clone());
+        (engine, worker, caller)
+    }
+
+    #[actix::test]
+    async fn a_call_to_no_route_is_no_route() {
+        let (_engine, _worker, caller) = worker();
+        let answer = caller.call_remote_api("nobody.Nobody.nothing", ()).await;
+        assert!(matches!(answer, Err(Error::NoRoute { ref api }) if api == "nobody.Nobody.nothing"), "{answer:?}");
+    }
+
+    #[actix::test]
+    async fn a_local_route_is_answered_by_its_plugin_actor() {
+        let (engine, worker, caller) = worker();
+        let calls = Arc::new(AtomicUsize::new(0));
+        engine.register_plugin(local_plugin(calls.clone())).await.unwrap();
+        assert_eq!(caller.call_remote_api("/items", ()).await.unwrap(), json!("local"));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(worker.pools.is_empty(), "no pool actor for a local call");
+    }
+
+    #[actix::test]
+    async fn an_upstream_route_is_answered_through_its_pool_actor() {
+        let (engine, worker, caller) = worker();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let pool = PoolShared::new(PoolConfig::single(upstream_server(hits.clone()).await));
+        engine.set_upstream_routes("legacy", vec![upstream_route("/items", &pool)]).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(caller.call_remote_api("/items", ()).await.unwrap(), json!("upstream"));
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        assert_eq!(worker.pools.len(), 1, "one pool actor on this arbiter, made once");
+        assert!(worker.pools.actor(&pool).connected());
+    }
+
+    #[actix::test]
+    async fn the_pool_actor_of_a_retired_pool_stops() {
+        let (engine, worker, caller) = worker();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let url = upstream_server(hits.clone()).await;
+        let (old, new) = (PoolShared::new(PoolConfig::single(&url)), PoolShared::new(PoolConfig::single(&url)));
+        engine.set_upstream_routes("legacy", vec![upstream_route("/a", &old)]).await.unwrap();
+        caller.call_remote_api("/a", ()).await.unwrap();
+        let retired = worker.pools.actor(&old).downgrade();
+
+        engine.set_upstream_routes("legacy", vec![upstream_route("/b", &new)]).await.unwrap();
+        caller.call_remote_api("/b", ()).await.unwrap();
+        assert_eq!(worker.pools.len(), 1, "the old pool is no longer held");
+        for _ in 0..100 {
+            if retired.upgrade().is_none_or(|addr| !addr.connected()) {
+                return;
+            }
+            actix_rt::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the retired pool's actor never stopped");
+    }
+
+    /// A policy answering one fixed pick, and noting what it hears.
+    struct Fixed {
+        pick: &'static str,
+        gate: ShadowGate,
+        local_answers: AtomicUsize,
+        compared: Mutex<Vec<(Option<Value>, Option<Value>)>>,
+    }
+
+    impl CallPolicy for Fixed {
+        fn pick(&self, _: &Route) -> Option<Pick> {
+            match self.pick {
+                "local" => Some(Pick::Local),
+                "upstream" => Some(Pick::Upstream),
+                "shadow" => self.gate.permit().map(Pick::Shadow),
+                _ => None,
+            }
+        }
+
+        fn local_answered(&self, _: &Route, _: &Result<Reply, Error>) {
+            self.local_answers.fetch_add(1, Ordering::SeqCst);
+        }
+
+        fn compare(&self, _: &Route, _: &CallContext, upstream: Option<&Value>, local: Result<Reply, Error>) {
+            let local = match local {
+                Ok(Reply::Value(value)) => Some(value),
+                _ => None,
+            };
+            self.compared.lock().unwrap().push((upstream.cloned(), local));
+        }
+    }
+
+    /// The answer to one call of `/items` (a local plugin over an upstream route) under
+    /// a policy picking `pick`, with the calls each side saw and the policy.
+    async fn migrated_call(pick: &'static str) -> (Value, usize, usize, Arc<Fixed>) {
+        let (engine, _worker, caller) = worker();
+        let (calls, hits) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let pool = PoolShared::new(PoolConfig::single(upstream_server(hits.clone()).await));
+        engine.set_upstream_routes("legacy", vec![upstream_route("/items", &pool)]).await.unwrap();
+        engine.register_plugin(local_plugin(calls.clone())).await.unwrap();
+        let policy = Arc::new(Fixed { pick, gate: ShadowGate::default(), local_answers: AtomicUsize::new(0), compared: Mutex::default() });
+        engine.set_call_policy(Some(policy.clone()));
+        let answer = caller.call_remote_api("/items", ()).await.unwrap();
+        for _ in 0..100 {
+            if pick != "shadow" || !policy.compared.lock().unwrap().is_empty() {
+                break;
+            }
+            actix_rt::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        (answer, calls.load(Ordering::SeqCst), hits.load(Ordering::SeqCst), policy)
+    }
+
+    #[actix::test]
+    async fn no_pick_leaves_the_call_to_the_local_plugin() {
+        let (answer, local, upstream, policy) = migrated_call("none").await;
+        assert_eq!((answer, local, upstream), (json!("local"), 1, 0));
+        assert_eq!(policy.local_answers.load(Ordering::SeqCst), 0);
+    }
+
+    #[actix::test]
+    async fn pick_upstream_sends_the_call_to_the_shadowed_upstream_route() {
+        let (answer, local, upstream, _) = migrated_call("upstream").await;
+        assert_eq!((answer, local, upstream), (json!("upstream"), 0, 1));
+    }
+
+    #[actix::test]
+    async fn pick_local_reports_the_local_answer() {
+        let (answer, local, upstream, policy) = migrated_call("local").await;
+        assert_eq!((answer, local, upstream), (json!("local"), 1, 0));
+        assert_eq!(policy.local_answers.load(Ordering::SeqCst), 1);
+    }
+
+    #[actix::test]
+    async fn pick_shadow_answers_from_upstream_and_compares_the_local_answer() {
+        let (answer, local, upstream, policy) = migrated_call("shadow").await;
+        assert_eq!((answer, local, upstream), (json!("upstream"), 1, 1));
+        let compared = policy.compared.lock().unwrap().clone();
+        assert_eq!(compared, vec![(Some(json!("upstream")), Some(json!("local")))]);
+        assert_eq!(policy.gate.in_flight(), 0, "the permit is given back when the local call ends");
     }
 }

@@ -342,3 +342,57 @@ async fn call_remote_follows_the_migration_modes() {
     assert_eq!(r.json()["data"], json!({"item_id": 150, "q": "local"}), "the local plugin's: {}", r.text());
     server.stop(true).await;
 }
+
+/// Local calls of the slow plugin under way now, and the most seen at once.
+#[derive(Default)]
+struct InFlight {
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+/// The items route served slowly (1 s a call), noting how many calls run at once.
+fn slow_items_plugin(in_flight: Arc<InFlight>) -> Arc<PluginSpec> {
+    PluginBuilder::new("items")
+        .get("/api/v1/items/{item_id}", move |args: ItemArgs, _: Ctx| {
+            let in_flight = in_flight.clone();
+            async move {
+                let now = in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
+                in_flight.most.fetch_max(now, Ordering::SeqCst);
+                actix_rt::time::sleep(Duration::from_secs(1)).await;
+                in_flight.now.fetch_sub(1, Ordering::SeqCst);
+                Ok(json!({"item_id": args.item_id, "q": args.q}))
+            }
+        })
+        .build()
+        .expect("plugin declarations are valid")
+}
+
+/// 100 concurrent `call_remote_api`s to a shadowed route whose local plugin is slow:
+/// every caller gets the upstream's answer at once, and at most
+/// `MAX_SHADOWS_IN_FLIGHT` (64) local calls run at a time — the bound HTTP shadowing
+/// has, now on the `CallRemote` path too (one decision for both).
+#[actix_rt::test]
+async fn shadowed_call_remotes_to_a_slow_plugin_stay_within_the_bound() {
+    let legacy = legacy_app().await;
+    let in_flight = Arc::new(InFlight::default());
+    let cfg = config(&migrate_config(&legacy.url, r#""/api/v1/items/{item_id}" = { mode = "shadow" }"#));
+    let server = start(cfg, vec![slow_items_plugin(in_flight.clone()), caller_plugin()]).await;
+
+    let calls = (0..100).map(|i| {
+        let url = server.url(&format!("/api/v1/caller/{i}"));
+        async move { (i, get(&url).await) }
+    });
+    for (i, r) in futures::future::join_all(calls).await {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["data"], json!({"item_id": i, "q": null}), "the upstream's answer: {}", r.text());
+    }
+    let report = wait_for_counts(&server.url(""), |c| {
+        let n = |k: &str| c[k].as_u64().unwrap_or(0);
+        n("match") + n("not_compared") == 100
+    })
+    .await;
+    let most = in_flight.most.load(Ordering::SeqCst);
+    assert!(most > 0, "the local plugin was shadowed: {report}");
+    assert!(most <= framex::http::migrate::state::MAX_SHADOWS_IN_FLIGHT, "{most} local calls ran at once");
+    server.stop(true).await;
+}

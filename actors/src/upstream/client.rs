@@ -23,6 +23,7 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
+use super::pumps::Pumps;
 use super::Body;
 use crate::error::{ConnectFailure, Error};
 
@@ -183,6 +184,8 @@ pub(super) struct Client {
     idle: RefCell<Vec<Vec<SendRequest<OutBody>>>>,
     connect_timeout: Duration,
     tls: Arc<ClientConfig>,
+    /// Where streamed bodies are pumped: the replica's actor (see `pumps`).
+    pumps: Pumps,
 }
 
 impl Client {
@@ -194,7 +197,13 @@ impl Client {
             idle: RefCell::new(urls.iter().map(|_| Vec::new()).collect()),
             connect_timeout,
             tls,
+            pumps: Pumps::default(),
         })
+    }
+
+    /// The way to the replica's actor, for pumping streamed bodies.
+    pub(super) fn pumps(&self) -> &Pumps {
+        &self.pumps
     }
 
     /// The endpoint at `index`, or why its URL cannot be used.
@@ -384,6 +393,11 @@ pub(super) struct Lease {
 }
 
 impl Lease {
+    /// Where a streamed body read on this connection is pumped.
+    pub(super) fn pumps(&self) -> Pumps {
+        self.client.pumps.clone()
+    }
+
     /// The exchange is over: the connection may carry the next request.
     pub(super) fn release(self) {
         self.client.release(self.index, self.sender);

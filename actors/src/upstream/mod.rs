@@ -1,4 +1,4 @@
-//! Upstream pools: the state and replicas that talk to upstream services.
+//! Upstream pools: the state, actors and replicas that talk to upstream services.
 //!
 //! Split by question:
 //! - `request`: how a call's arguments become an HTTP request (path, query, headers,
@@ -15,8 +15,11 @@
 //! - `exchange`: one request's attempts: endpoint choice, failures classified once,
 //!   retries and deadlines; `relay`: the reply's body, whole or streamed;
 //! - `tunnel`: upgraded (WebSocket) connections to a pool's endpoint;
-//! - `replica`: a pool's replica on one arbiter ([`PoolReplica`]) and the arbiter's
-//!   map of them ([`PoolReplicas`]);
+//! - `pool`: the [`UpstreamPool`] actor, one per pool per worker arbiter, owning that
+//!   arbiter's replica; messages [`CallUpstream`] and [`Retire`];
+//! - `pumps`: how a streamed body is pumped in its pool actor's context;
+//! - `replica`: a pool's replica on one arbiter ([`PoolReplica`]: its connections) and
+//!   the arbiter's map of pool actors ([`PoolReplicas`]);
 //! - this module: the pool's shared state ([`PoolShared`], [`PoolId`]) and the request
 //!   and response types of an exchange.
 
@@ -26,7 +29,9 @@ mod exchange;
 pub mod headers;
 pub mod keys;
 pub mod health;
+mod pool;
 pub mod proxy_function;
+mod pumps;
 mod relay;
 mod replica;
 mod reply;
@@ -52,6 +57,7 @@ pub use headers::{is_hop_by_hop, strip_hop_by_hop};
 pub use keys::EndpointKeys;
 pub use relay::FULL_BODY_LIMIT;
 pub use exchange::Attempts;
+pub use pool::{CallUpstream, Retire, UpstreamPool};
 pub use replica::{PoolReplica, PoolReplicas};
 pub use selection::Balance;
 /// The HTTP types (`http` 1.x) of upstream requests and responses.

@@ -143,7 +143,8 @@ pub(super) async fn relay(
         }
     } else {
         let (sender, stream) = bridge();
-        actix_rt::spawn(pump(incoming, lease, sender, timeout, upstream, guard));
+        // Pushed by the pool's actor, from its own context (see `pumps`).
+        lease.pumps().run(Box::pin(pump(incoming, lease, sender, timeout, upstream, guard)));
         Body::Stream(stream)
     };
     Ok(ForwardResponse {

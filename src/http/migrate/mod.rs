@@ -3,12 +3,16 @@
 //! answers from the upstream and compares the local plugin's answer off the client's
 //! path, `canary` sends a share of calls to the local plugin and rolls back by itself.
 //!
+//! Where a call goes is decided in one place, [`decide()`] (for `CallRemote` too, through
+//! the engine's `CallPolicy`: `policy`), which also bounds the shadow calls.
+//!
 //! Cost: routes without a migration entry pay one check that the table is empty (or
 //! one hash lookup when it is not). A shadowed call reads its body and the upstream's
 //! answer whole (up to [`COMPARED_LIMIT`]) to send and compare them; the local call
 //! runs in a spawned task the client never waits for.
 
 pub mod compare;
+pub mod decide;
 mod policy;
 pub mod state;
 
@@ -25,8 +29,8 @@ pub use state::{Migration, RouteMigration};
 
 use super::body::read_limited;
 use super::{envelope, forward, local, Worker};
-use crate::config::MigrateMode;
 use compare::{compare, Answer};
+use decide::{decide, Decision};
 use state::{Mismatch, Outcome};
 
 /// Largest answer (either side) a shadowed call compares; larger ones and streams
@@ -57,10 +61,10 @@ pub async fn serve(
         return Err(payload);
     }
     let ctx = ctx.clone();
-    Ok(match migration.mode() {
-        MigrateMode::Local => return Err(payload),
-        MigrateMode::Upstream => forward::serve(worker, req, path, payload, target, forwarding(consumed_auth), ctx).await,
-        MigrateMode::Canary if migration.canary_picks_local() => {
+    Ok(match decide(migration, req.method().as_str()) {
+        Decision::AsUsual => return Err(payload),
+        Decision::Upstream => forward::serve(worker, req, path, payload, target, forwarding(consumed_auth), ctx).await,
+        Decision::CanaryLocal => {
             let answer = local::serve(worker, req, payload, route.clone(), params.to_vec(), ctx.clone()).await;
             let failed = match &answer {
                 Ok(response) => response.status().is_server_error(),
@@ -69,33 +73,35 @@ pub async fn serve(
             migration.canary_answered(failed);
             answer
         }
-        MigrateMode::Canary => forward::serve(worker, req, path, payload, target, forwarding(consumed_auth), ctx).await,
-        MigrateMode::Shadow => {
-            let safe = matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS");
-            if !safe && !migration.config.unsafe_methods {
-                forward::serve(worker, req, path, payload, target, forwarding(consumed_auth), ctx).await
-            } else {
-                shadow(worker, req, path, payload, route, params, migration, target, consumed_auth, ctx).await
-            }
+        Decision::Shadow(permit) => {
+            let call = Shadowed { route, params, migration, target, consumed_auth, permit };
+            shadow(worker, req, path, payload, call, ctx).await
         }
     })
 }
 
+/// A call `decide` shadowed: the route, its upstream, and the permit held until the
+/// local call ends.
+struct Shadowed<'a> {
+    route: &'a Arc<Route>,
+    params: &'a [(String, String)],
+    migration: &'a Arc<RouteMigration>,
+    target: Arc<framex_actors::upstream::UpstreamTarget>,
+    consumed_auth: bool,
+    permit: framex_actors::call_policy::ShadowPermit,
+}
+
 /// `shadow`: the upstream answers the client; the same call goes to the local plugin
 /// in a spawned task, and the answers are compared there.
-#[allow(clippy::too_many_arguments)]
 async fn shadow(
     worker: &Worker,
     req: &HttpRequest,
     path: &str,
     payload: web::Payload,
-    route: &Arc<Route>,
-    params: &[(String, String)],
-    migration: &Arc<RouteMigration>,
-    target: Arc<framex_actors::upstream::UpstreamTarget>,
-    consumed_auth: bool,
+    call: Shadowed<'_>,
     ctx: CallContext,
 ) -> Result<HttpResponse, Error> {
+    let Shadowed { route, params, migration, target, consumed_auth, permit } = call;
     let has_body = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -114,10 +120,6 @@ async fn shadow(
             migration.record(Outcome::UpstreamError, None);
             return failed;
         }
-    };
-    let Some(permit) = migration.shadow_permit() else {
-        migration.record(Outcome::NotCompared, None);
-        return Ok(response);
     };
     let sse = response
         .headers()

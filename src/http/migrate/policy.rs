@@ -1,14 +1,15 @@
 //! `CallRemote`s from plugins follow the same migration modes as HTTP calls: the
 //! engine asks [`Migration`] (installed with `Engine::set_call_policy`) where a call
-//! to a migrating route goes, and reports the answers back for counting and comparing.
+//! to a migrating route goes — answered by `decide`, the decision the HTTP edge makes
+//! too — and reports the answers back for counting and comparing.
 
 use framex_actors::{ApiKey, CallContext, CallPolicy, Error, Pick, Reply, Route};
 use serde_json::Value;
 
 use super::compare::{compare, Answer};
+use super::decide::decide;
 use super::state::{Mismatch, Outcome, RouteMigration};
 use super::Migration;
-use crate::config::MigrateMode;
 use crate::http::error::status_of;
 
 impl Migration {
@@ -24,17 +25,8 @@ impl Migration {
 impl CallPolicy for Migration {
     fn pick(&self, route: &Route) -> Option<Pick> {
         let migration = self.of(route)?;
-        match migration.mode() {
-            MigrateMode::Local => None,
-            MigrateMode::Upstream => Some(Pick::Upstream),
-            MigrateMode::Canary if migration.canary_picks_local() => Some(Pick::Local),
-            MigrateMode::Canary => Some(Pick::Upstream),
-            MigrateMode::Shadow => {
-                let safe = matches!(&route.spec.key, ApiKey::Http { method, .. }
-                    if matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS"));
-                Some(if safe || migration.config.unsafe_methods { Pick::Shadow } else { Pick::Upstream })
-            }
-        }
+        let ApiKey::Http { method, .. } = &route.spec.key else { return None };
+        decide(migration, method.as_str()).into()
     }
 
     fn local_answered(&self, route: &Route, answer: &Result<Reply, Error>) {

@@ -2,9 +2,10 @@
 //! counts) and its counters, mismatches and canary rollbacks.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use framex_actors::call_policy::{ShadowGate, ShadowPermit};
 use serde::Serialize;
 
 use crate::config::{MigrateConfig, MigrateMode, MigrateRoute};
@@ -13,11 +14,10 @@ use crate::config::{MigrateConfig, MigrateMode, MigrateRoute};
 pub const KEPT_MISMATCHES: usize = 20;
 /// Local calls a canary needs before its error ratio can roll it back.
 pub const ROLLBACK_MIN_CALLS: u64 = 20;
-/// Shadow calls of one route under way at once, at most: the client never waits for
-/// them, so without a bound a slow local plugin would let them (and the bodies they
-/// hold) pile up. A call over the bound is answered as usual and counted
-/// `not_compared`.
-pub const MAX_SHADOWS_IN_FLIGHT: usize = 64;
+/// Shadow calls of one route under way at once, at most (HTTP and `CallRemote`
+/// together): a call over the bound goes to the upstream alone and is counted
+/// `not_compared` (see `decide`).
+pub use framex_actors::call_policy::MAX_SHADOWS_IN_FLIGHT;
 
 /// How one compared (or canary) call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,16 +78,7 @@ pub struct RouteMigration {
     rolled_back: AtomicBool,
     mismatches: Mutex<VecDeque<Mismatch>>,
     /// Shadow calls under way (see [`MAX_SHADOWS_IN_FLIGHT`]).
-    shadows: Arc<AtomicUsize>,
-}
-
-/// Leave for one shadow call, given back when it ends.
-pub struct ShadowPermit(Arc<AtomicUsize>);
-
-impl Drop for ShadowPermit {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
+    shadows: ShadowGate,
 }
 
 impl RouteMigration {
@@ -101,15 +92,14 @@ impl RouteMigration {
             canary_failures: AtomicU64::new(0),
             rolled_back: AtomicBool::new(false),
             mismatches: Mutex::new(VecDeque::new()),
-            shadows: Arc::default(),
+            shadows: ShadowGate::default(),
         }
     }
 
-    /// Leave for one more shadow call, unless [`MAX_SHADOWS_IN_FLIGHT`] are under way.
-    pub fn shadow_permit(&self) -> Option<ShadowPermit> {
-        let taken = self.shadows.fetch_add(1, Ordering::Relaxed);
-        let permit = ShadowPermit(self.shadows.clone());
-        (taken < MAX_SHADOWS_IN_FLIGHT).then_some(permit)
+    /// Leave for one more shadow call, unless [`MAX_SHADOWS_IN_FLIGHT`] are under way
+    /// (taken only by `decide`, the one migration decision).
+    pub(super) fn shadow_permit(&self) -> Option<ShadowPermit> {
+        self.shadows.permit()
     }
 
     /// The mode in force: a rolled-back canary is `upstream`.
@@ -289,16 +279,6 @@ mod tests {
     }
 
     /// A canary sends exactly its share of calls to the local plugin, spread evenly.
-    #[test]
-    fn shadow_calls_in_flight_are_bounded() {
-        let route = RouteMigration::new("/r", MigrateRoute::default());
-        let held: Vec<_> = (0..MAX_SHADOWS_IN_FLIGHT + 5).filter_map(|_| route.shadow_permit()).collect();
-        assert_eq!(held.len(), MAX_SHADOWS_IN_FLIGHT);
-        assert!(route.shadow_permit().is_none(), "over the bound");
-        drop(held);
-        assert!(route.shadow_permit().is_some(), "permits come back when calls end");
-    }
-
     #[test]
     fn a_canary_sends_its_share_locally() {
         let canary = route(MigrateMode::Canary, 10.0);
