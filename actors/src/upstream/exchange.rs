@@ -221,6 +221,16 @@ impl Exchange {
                     if !status.is_server_error() {
                         guard.succeeded();
                         let reply = relay(response, lease, &plan.method, endpoint.to_owned(), guard, timeout).await;
+                        // A body read whole that broke off (the upstream died mid-reply):
+                        // nothing has reached the client yet, so an idempotent request
+                        // goes to another endpoint, as the lost-connection case does.
+                        if let Err(error @ Error::UpstreamReply { .. }) = &reply {
+                            if plan.idempotent && self.may_retry(plan.replayable, true) {
+                                log::debug!("retrying {} on another endpoint after: {}", plan.method, crate::Escaped(error));
+                                next = Next::Pick;
+                                continue;
+                            }
+                        }
                         return answered(reply, index, attempts);
                     }
                     guard.failed(FailureKind::Status5xx);
