@@ -62,7 +62,8 @@ impl Running {
             }
             None => None,
         };
-        let state = shared_state(&self.engine, &new, proxy.clone(), &self.readiness, &self.closing.subscribe());
+        let old = self.state.load_full();
+        let state = shared_state(&self.engine, &new, proxy.clone(), &self.readiness, &self.closing.subscribe(), old.limits.as_deref());
         self.state.store(Arc::new(state));
         *live = Live { config: new, proxy };
         for key in &restart_needed {
