@@ -10,6 +10,7 @@ mod deploy;
 mod dns;
 mod faults;
 mod interop;
+mod limits;
 mod local;
 mod migration;
 mod observability;
