@@ -23,7 +23,7 @@ pub struct RedisConfig {
 
 /// Where limit state is kept.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum LimitBackend {
     /// In this process (each instance has its own limits).
     #[default]
@@ -34,7 +34,7 @@ pub enum LimitBackend {
 
 /// What a rule does when its backend (Redis) cannot answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum OnBackendError {
     /// Let the request through.
     #[default]
@@ -45,7 +45,7 @@ pub enum OnBackendError {
 
 /// What a rule counts requests by.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum LimitPer {
     /// The client's key identity: the index of the `[auth]` key it presented, else a
     /// hash of its `Authorization` header (never the key itself).
@@ -56,6 +56,30 @@ pub enum LimitPer {
     /// The route (every client together).
     Route,
 }
+
+/// `TryFrom<String>` for a config enum: its values as written, the error naming the
+/// key and the values allowed.
+macro_rules! named_values {
+    ($ty:ty, $key:literal, $($text:literal => $value:expr),+) => {
+        impl TryFrom<String> for $ty {
+            type Error = String;
+
+            fn try_from(text: String) -> Result<Self, String> {
+                match text.as_str() {
+                    $($text => Ok($value),)+
+                    _ => Err(format!(
+                        concat!($key, ": '{}' is not one of ", $("'", $text, "' ",)+),
+                        text.escape_debug()
+                    )),
+                }
+            }
+        }
+    };
+}
+
+named_values!(LimitBackend, "limits.backend", "local" => LimitBackend::Local, "redis" => LimitBackend::Redis);
+named_values!(OnBackendError, "on_backend_error", "allow" => OnBackendError::Allow, "deny" => OnBackendError::Deny);
+named_values!(LimitPer, "limits.rules: per", "key" => LimitPer::Key, "address" => LimitPer::Address, "route" => LimitPer::Route);
 
 /// One `[limits.rules]` entry.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -192,4 +216,62 @@ fn redis_url_ok(url: &str) -> Result<(), String> {
         return Err("a redis:// or rediss:// URL".to_owned());
     }
     redis::Client::open(url).map(|_| ()).map_err(|_| "not a valid Redis URL".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::from_toml_str(text, "config.toml").map_err(|e| e.to_string())
+    }
+
+    /// The issue's shape loads; burst defaults to the rate.
+    #[test]
+    fn the_documented_shape_loads() {
+        let c = parse(
+            r#"
+[limits]
+backend = "redis"
+redis_url = "redis://127.0.0.1:6379"
+on_backend_error = "deny"
+[limits.rules]
+"/api/v1/items/*" = { rate = 10, burst = 10, per = "key" }
+"/api/v1/chat"    = { concurrent = 4, per = "route" }
+"/api/v1/x/{id}"  = { rate = 2.5, per = "address", status = 503 }
+"#,
+        )
+        .unwrap();
+        let rule = c.limits.rules.0.lookup("/api/v1/x/7").unwrap();
+        assert_eq!((rule.burst(), rule.status), (3, Some(503)));
+        assert_eq!(super::redis_url(&c.limits, &c.redis), Some("redis://127.0.0.1:6379"));
+        let c = parse("[redis]\nurl = \"redis://h:1\"\n[limits]\nbackend = \"redis\"\n[limits.rules]\n\"*\" = { rate = 1 }").unwrap();
+        assert_eq!(super::redis_url(&c.limits, &c.redis), Some("redis://h:1"));
+    }
+
+    /// Rules that cannot work are refused naming the key; a password in a Redis URL
+    /// is never echoed.
+    #[test]
+    fn rules_that_cannot_work_are_refused_naming_the_key() {
+        for (bad, key) in [
+            ("[limits.rules]\n\"/a\" = { per = \"key\" }", "limits.rules.\"/a\""),
+            ("[limits.rules]\n\"/a\" = { rate = 0 }", "limits.rules.\"/a\".rate"),
+            ("[limits.rules]\n\"/a\" = { rate = nan }", "limits.rules.\"/a\".rate"),
+            ("[limits.rules]\n\"/a\" = { rate = 1, burst = 0 }", "limits.rules.\"/a\".burst"),
+            ("[limits.rules]\n\"/a\" = { concurrent = 0 }", "limits.rules.\"/a\".concurrent"),
+            ("[limits.rules]\n\"/a\" = { concurrent = 1, status = 500 }", "limits.rules.\"/a\".status"),
+            ("[limits.rules]\n\"/a\" = { concurrent = 1, per = \"user\" }", "per"),
+            ("[limits.rules]\n\"/a\" = { concurrent = 1, rat = 1 }", "rat"),
+            ("[limits.rules]\n\"a*\" = { concurrent = 1 }", "limits.rules"),
+            ("[limits]\nmax_keys = 1\n[limits.rules]\n\"/a\" = { concurrent = 1 }", "limits.max_keys"),
+            ("[limits]\nbackend = \"redis\"\n[limits.rules]\n\"/a\" = { concurrent = 1 }", "[redis] url"),
+            ("[limits]\nbackend = \"memcached\"", "backend"),
+            ("[redis]\nurl = \"http://u:hunter2@h\"", "redis.url"),
+            ("[limits]\nredis_url = \"redis://u:hunter2@h:notaport\"", "limits.redis_url"),
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.contains(key), "{bad}: {err}");
+            assert!(!err.contains("hunter2"), "{bad}: {err}");
+        }
+    }
 }
