@@ -118,10 +118,15 @@ impl Table {
         for shard in self.shards.iter() {
             let s = shard.lock().unwrap_or_else(PoisonError::into_inner);
             all.extend(s.current.iter().chain(s.previous.iter()).map(|(k, e)| (k.to_string(), *e)));
-            all.sort_by(|a, b| (b.1.held, b.1.tat).cmp(&(a.1.held, a.1.tat)));
+            all.sort_by_key(|(_, e)| std::cmp::Reverse((e.held, e.tat)));
             all.truncate(n);
         }
         all
+    }
+
+    /// Whether the table holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The `max_keys` the table was made for.

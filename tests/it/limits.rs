@@ -87,7 +87,7 @@ async fn a_key_gets_its_rate_and_no_more() {
 "#;
     let server = start(limited_config(&url, limits), vec![]).await;
     let item = server.url("/api/v1/items/7");
-    let counts = hammer(&[item.clone()], &[("Authorization", "secret-key-one")], Duration::from_secs(5)).await;
+    let counts = hammer(std::slice::from_ref(&item), &[("Authorization", "secret-key-one")], Duration::from_secs(5)).await;
     let accepted = counts.get(&200).copied().unwrap_or(0);
     assert!((40..=61).contains(&accepted), "10±2 a second over 5 s: {counts:?}");
     assert!(counts.keys().all(|s| *s == 200 || *s == 429), "{counts:?}");
