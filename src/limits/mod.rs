@@ -85,9 +85,15 @@ impl Limiter {
         }
         let redis = match limits.backend {
             LimitBackend::Local => None,
-            LimitBackend::Redis => crate::config::redis_url(limits, &config.redis)
-                .and_then(|url| RedisStore::new(url).ok())
-                .map(Arc::new),
+            // The URL was checked at load; a store that cannot be made keeps the rules
+            // in process rather than dropping them.
+            LimitBackend::Redis => match crate::config::redis_url(limits, &config.redis).map(RedisStore::new) {
+                Some(Ok(store)) => Some(Arc::new(store)),
+                _ => {
+                    log::error!("limits: no usable Redis URL; the rules are kept in process");
+                    None
+                }
+            },
         };
         let rules = limits.rules.0.iter().map(|(pattern, settings)| {
             let kept = previous.and_then(|p| p.kept(pattern, settings, limits.backend, limits.max_keys));

@@ -309,3 +309,31 @@ on_backend_error = "allow"
     a.stop(true).await;
     b.stop(true).await;
 }
+
+/// WebSocket upgrades count: a route allowed one upgrade per 100 s tunnels the first
+/// and refuses the second with 429.
+#[actix_rt::test]
+async fn websocket_upgrades_count() {
+    let legacy = crate::common::python::legacy_app().await;
+    let server = start(
+        config(&format!(
+            r#"
+load_builtin_plugins = ["proxy"]
+[limits.rules]
+"/ws/*" = {{ rate = 0.01, burst = 1, per = "route" }}
+[plugins.proxy]
+discovery_interval = 0
+[plugins.proxy.proxy_urls."{}"]
+websocket = ["/ws/*"]
+"#,
+            legacy.url
+        )),
+        vec![],
+    )
+    .await;
+    let ws = server.url("/ws/echo").replace("http://", "ws://");
+    let ws_client = crate::protocols::websocket::ws_client;
+    assert_eq!(ws_client(&["echo", &ws]).await["status"], 101);
+    assert_eq!(ws_client(&["status", &ws]).await["status"], 429);
+    server.stop(true).await;
+}
