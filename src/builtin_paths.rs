@@ -3,7 +3,7 @@
 
 /// Every path a `GET` of which framex-rs answers itself, whatever the route table
 /// holds: probes, documents, docs pages and status pages.
-pub const BUILTIN_GETS: [&str; 10] = [
+pub const BUILTIN_GETS: [&str; 11] = [
     "/health",
     "/ping",
     "/version",
@@ -13,6 +13,7 @@ pub const BUILTIN_GETS: [&str; 10] = [
     "/redoc",
     "/api/v1/proxy/upstreams",
     "/api/v1/proxy/migration",
+    "/api/v1/limits",
     "/metrics",
 ];
 

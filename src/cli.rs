@@ -127,8 +127,35 @@ pub async fn route_listing(config: &Config) -> Result<RouteListing, framex_actor
     Ok(RouteListing { table: out, unreadable })
 }
 
+/// The `[limits]` rules, one line each (`limit rule: /api/* 10/s burst 10, 4 open,
+/// per key, 429 (local)`); nothing when there are none.
+fn limit_rules(config: &Config) -> String {
+    let limits = &config.limits;
+    let backend = match limits.backend {
+        crate::config::LimitBackend::Local => format!("local, max_keys {}", limits.max_keys),
+        crate::config::LimitBackend::Redis => format!("redis, on_backend_error {:?}", limits.on_backend_error).to_lowercase(),
+    };
+    let mut out = String::new();
+    for (pattern, rule) in limits.rules.0.iter() {
+        let mut what = Vec::new();
+        if let Some(rate) = rule.rate {
+            what.push(format!("{rate}/s burst {}", rule.burst()));
+        }
+        if let Some(open) = rule.concurrent {
+            what.push(format!("{open} open"));
+        }
+        out.push_str(&format!(
+            "limit rule: {pattern} {}, per {}, {} ({backend})\n",
+            what.join(", "),
+            rule.per.as_str(),
+            rule.status.unwrap_or(429)
+        ));
+    }
+    out
+}
+
 /// What `framex check` prints: plugins, address, upstreams with their filters, auth
-/// rule patterns with how many keys each has (never the keys), warnings about rules
+/// rule patterns with how many keys each has (never the keys), limit rules, warnings about rules
 /// that do not cover what they seem to (local routes; see [`rule_lint`]), and the
 /// FrameX-kit keys accepted but unused.
 pub fn check_summary(config: &Config) -> String {
@@ -152,6 +179,7 @@ pub fn check_summary(config: &Config) -> String {
     for (pattern, keys) in config.auth.rules.patterns() {
         out.push_str(&format!("auth rule: {pattern} ({keys} keys)\n"));
     }
+    out.push_str(&limit_rules(config));
     let local: Vec<_> = config
         .load_builtin_plugins
         .iter()

@@ -92,6 +92,27 @@ pub fn migration_call(route: &str, mode: &str, outcome: &str) {
     HTTP.migration.with_label_values(&[route, mode, outcome]).inc();
 }
 
+/// Requests `[limits]` decided, by rule pattern and outcome (allowed, limited,
+/// backend_error_allowed, backend_error_denied): bounded labels.
+static LIMITS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "framex_limit_decisions_total",
+                "Requests [limits] decided, by rule pattern and outcome (allowed, limited, backend_error_allowed, backend_error_denied).",
+            ),
+            &["rule", "outcome"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Counts one `[limits]` decision (the rule's pattern: a configured value, so the
+/// series stay bounded).
+pub fn limit_decision(rule: &str, outcome: &str) {
+    LIMITS.with_label_values(&[rule, outcome]).inc();
+}
+
 /// Registers every series, so that `/metrics` lists them from the start.
 pub fn init() {
     LazyLock::force(&HTTP);

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 mod auth;
 mod env;
+mod limits;
 mod migrate;
 mod proxy;
 pub mod rule_lint;
@@ -25,6 +26,7 @@ mod trusted_proxies;
 mod upstream_keys;
 mod validate;
 
+pub use limits::{redis_url, LimitBackend, LimitPer, LimitRule, LimitRules, LimitsConfig, OnBackendError, RedisConfig, DEFAULT_MAX_KEYS};
 pub use migrate::{MigrateConfig, MigrateMode, MigrateRoute};
 pub use auth::{rule_matches, AuthConfig, AuthRules, Unused};
 pub use proxy::{normalize_url, BalancePolicy, PluginsConfig, ProxyConfig, ProxyUrls, UpstreamConfig, UpstreamEntry, DEFAULT_DOCS_PATH};
@@ -34,7 +36,7 @@ pub use trusted_proxies::TrustedProxies;
 pub use validate::{MAX_SECONDS, MIN_HEALTH_CHECK_SECONDS, MIN_SECONDS};
 
 /// Top-level keys, in the order the docs list them (env overrides look only at these).
-const TOP_LEVEL: &[&str] = &["load_builtin_plugins", "load_plugins", "server", "auth", "plugins"];
+const TOP_LEVEL: &[&str] = &["load_builtin_plugins", "load_plugins", "server", "auth", "limits", "redis", "plugins"];
 
 /// Why a config could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,10 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[auth]`: keys protecting this instance's paths.
     pub auth: AuthConfig,
+    /// `[limits]` (extension): rate and concurrency limits per key, address or route.
+    pub limits: LimitsConfig,
+    /// `[redis]` (extension): the Redis server shared by the fleet.
+    pub redis: RedisConfig,
     /// `[plugins.<name>]`.
     pub plugins: PluginsConfig,
     /// FrameX-kit's Ray ingress defaults: accepted, not used.
@@ -158,6 +164,7 @@ impl Config {
     /// Checks what the types cannot (see `validate`), and reads the CA file once.
     fn validate(mut self) -> Result<Self, String> {
         validate::check(&self)?;
+        limits::validate(&self.limits, &self.redis)?;
         self.plugins.proxy.trust = Some(self.plugins.proxy.tls()?);
         if let (Some(cert), Some(key)) = (&self.server.tls_cert, &self.server.tls_key) {
             self.server.tls = Some(crate::tls::server_config(cert, key).map_err(|e| e.to_string())?);

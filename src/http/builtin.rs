@@ -1,6 +1,6 @@
 //! Built-in endpoints: health, version, ping, the merged OpenAPI document, the
 //! docs pages (Swagger UI, ReDoc; see [`super::assets`]), the proxy's status page, the
-//! migration status page (`/api/v1/proxy/migration`) and Prometheus metrics.
+//! migration status page (`/api/v1/proxy/migration`), the limits page (`/api/v1/limits`) and Prometheus metrics.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::body::MessageBody;
@@ -25,7 +25,7 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         "/ping" => return Some(HttpResponse::Ok().json("pong")),
         "/version" => return Some(HttpResponse::Ok().json(crate::VERSION)),
         "/ready" => return Some(ready(worker)),
-        "/api/v1/openapi.json" | "/docs" | "/redoc" | "/api/v1/proxy/upstreams" | "/api/v1/proxy/migration" | "/metrics" => {}
+        "/api/v1/openapi.json" | "/docs" | "/redoc" | "/api/v1/proxy/upstreams" | "/api/v1/proxy/migration" | "/api/v1/limits" | "/metrics" => {}
         _ => return assets::file(path),
     }
     // The documents and the proxy's figures fall under `[auth]` rules like any path.
@@ -37,6 +37,7 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         "/docs" | "/redoc" => assets::page(path)?,
         "/metrics" => metrics(worker).await,
         "/api/v1/proxy/migration" => migration(worker),
+        "/api/v1/limits" => limits(worker),
         _ => upstreams(worker).await,
     })
 }
@@ -74,6 +75,15 @@ async fn metrics(worker: &Worker) -> HttpResponse {
         None => None,
     };
     typed("text/plain; version=0.0.4; charset=utf-8", crate::metrics::render(report.as_ref()))
+}
+
+/// `[limits]`: each rule with its settings and, in process, its most used keys (key
+/// identities, never keys); an empty list when there are no rules.
+fn limits(worker: &Worker) -> HttpResponse {
+    match &worker.shared.limits {
+        Some(limiter) => HttpResponse::Ok().json(limiter.report(20)),
+        None => HttpResponse::Ok().json(serde_json::json!({ "rules": [] })),
+    }
 }
 
 /// Each migrating route's mode, counts and last mismatches.

@@ -15,6 +15,7 @@ pub mod error;
 mod forward;
 mod forwarded;
 mod header_names;
+mod limit;
 mod local;
 pub mod migrate;
 mod observe;
@@ -47,6 +48,8 @@ pub struct Shared {
     pub engine: Engine,
     /// `[auth] rules` protecting our own paths.
     pub auth: AuthRules,
+    /// `[limits]` rules, or `None` when there are none (one check per request).
+    pub limits: Option<Arc<crate::limits::Limiter>>,
     /// Requests that passed through this many proxies are refused as a loop.
     pub max_hops: u32,
     /// Largest request body accepted, in bytes.
@@ -253,23 +256,45 @@ async fn serve(
         return error::respond(&error, &ctx.request_id, ctx.trace.trace_id_hex());
     }
 
-    let consumed_auth = match authorize(shared, req.headers(), path) {
-        Auth::Open => false,
-        Auth::Passed => true,
+    let (consumed_auth, key_index) = match authorize(shared, req.headers(), path) {
+        Auth::Open => (false, None),
+        Auth::Passed(index) => (true, Some(index)),
         Auth::Refused(response) => return *response,
     };
 
     if websocket::is_upgrade(&req) {
-        return websocket::serve(&worker, &req, path, payload, consumed_auth, ctx).await;
+        let permit = match limit::check(shared, &req, path, path, key_index).await {
+            Ok(permit) => permit,
+            Err(refused) => return refused,
+        };
+        let response = websocket::serve(&worker, &req, path, payload, consumed_auth, ctx).await;
+        return limit::attach(permit, response);
     }
 
     if path == framex_actors::upstream::proxy_function::PATH && req.method() == actix_web::http::Method::POST {
         seen.builtin = Some(framex_actors::upstream::proxy_function::PATH);
         seen.target = Some(crate::metrics::Target::Upstream);
-        return proxy_function::serve(&worker, payload, ctx).await;
+        let permit = match limit::check(shared, &req, path, path, key_index).await {
+            Ok(permit) => permit,
+            Err(refused) => return refused,
+        };
+        return limit::attach(permit, proxy_function::serve(&worker, payload, ctx).await);
     }
 
     let matched = shared.engine.published().load().match_http(&engine_method(req.method()), path);
+    let permit = match (&shared.limits, &matched) {
+        (Some(_), HttpMatch::Found { route, .. }) => {
+            let template = match &route.spec.key {
+                framex_actors::ApiKey::Http { path, .. } => path.as_str(),
+                framex_actors::ApiKey::Function(name) => name.as_str(),
+            };
+            match limit::check(shared, &req, path, template, key_index).await {
+                Ok(permit) => permit,
+                Err(refused) => return refused,
+            }
+        }
+        _ => None,
+    };
     let result = match matched {
         HttpMatch::NotFound => {
             return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
@@ -330,7 +355,8 @@ async fn serve(
             }
         },
     };
-    result.unwrap_or_else(|e| error::respond(&e, &ctx.request_id, ctx.trace.trace_id_hex()))
+    let response = result.unwrap_or_else(|e| error::respond(&e, &ctx.request_id, ctx.trace.trace_id_hex()));
+    limit::attach(permit, response)
 }
 
 /// The upstream an `OPTIONS` of `path` (which has no OPTIONS route) goes to: that of
@@ -355,8 +381,9 @@ fn upstream_for_options(
 enum Auth {
     /// No rule covers its path.
     Open,
-    /// A rule covers it and the request carries one of its keys (the key was for us).
-    Passed,
+    /// A rule covers it and the request carries one of its keys (the key was for
+    /// us): the index of that key in the rule.
+    Passed(usize),
     /// A rule covers it and the key is missing or wrong: the 401 envelope to answer.
     Refused(Box<HttpResponse>),
 }
@@ -370,8 +397,8 @@ fn authorize(shared: &Shared, headers: &header::HeaderMap, path: &str) -> Auth {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if keys.iter().any(|k| constant_time_eq(k.as_bytes(), given.as_bytes())) {
-        Auth::Passed
+    if let Some(index) = keys.iter().position(|k| constant_time_eq(k.as_bytes(), given.as_bytes())) {
+        Auth::Passed(index)
     } else {
         let message = format!("Invalid API Key for API({path})");
         Auth::Refused(Box::new(envelope::error(StatusCode::UNAUTHORIZED, &message, None)))
@@ -388,7 +415,7 @@ pub fn expect_check(state: Arc<ArcSwap<Shared>>) -> actix_http::h1::ExpectCheck 
         let path = path::canonicalize(req.path()).ok()?;
         match authorize(&state.load(), actix_http::HttpMessage::headers(req), &path) {
             Auth::Refused(response) => Some((*response).into()),
-            Auth::Open | Auth::Passed => None,
+            Auth::Open | Auth::Passed(_) => None,
         }
     }))
 }

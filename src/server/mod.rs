@@ -212,6 +212,7 @@ impl Framex {
             proxy.clone(),
             &readiness,
             &closing_rx,
+            None,
         )));
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: "listener".to_owned(),
@@ -333,6 +334,7 @@ fn shared_state(
     proxy: Option<Proxy>,
     readiness: &Readiness,
     closing: &tokio::sync::watch::Receiver<bool>,
+    previous: Option<&crate::limits::Limiter>,
 ) -> Shared {
     // `CallRemote`s from plugins follow the same modes (no policy: no cost).
     let migration = Arc::new(http::migrate::Migration::from_config(&config.plugins.proxy.migrate));
@@ -342,6 +344,7 @@ fn shared_state(
         closing: closing.clone(),
         engine: engine.clone(),
         auth: config.auth.rules.clone(),
+        limits: crate::limits::Limiter::build(config, previous),
         max_hops: config.plugins.proxy.max_hops,
         max_body_size: config.server.max_body_size,
         body_deadlines: http::BodyDeadlines::from_config(&config.server),

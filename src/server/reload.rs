@@ -1,7 +1,8 @@
 //! Live reload: a new configuration takes effect for new requests without a restart.
 //!
 //! What changes: upstreams (added, removed, their filters and pool policies), `[auth]`
-//! and upstream key rules, limits and timeouts, `force_stream_apis`, the access log,
+//! and upstream key rules, `[limits]` rules (a rule whose pattern and settings did not
+//! change keeps its counters), limits and timeouts, `force_stream_apis`, the access log,
 //! trusted proxies, readiness exceptions. A new proxy takes over from the old one
 //! (an upstream URL both configs list keeps its counters, health and last document
 //! until rediscovered), publishes its routes to the registry, and the old one stops.
@@ -62,7 +63,8 @@ impl Running {
             }
             None => None,
         };
-        let state = shared_state(&self.engine, &new, proxy.clone(), &self.readiness, &self.closing.subscribe());
+        let old = self.state.load_full();
+        let state = shared_state(&self.engine, &new, proxy.clone(), &self.readiness, &self.closing.subscribe(), old.limits.as_deref());
         self.state.store(Arc::new(state));
         *live = Live { config: new, proxy };
         for key in &restart_needed {

@@ -11,6 +11,7 @@ mod dns;
 mod faults;
 mod idle_memory;
 mod interop;
+mod limits;
 mod local;
 mod migration;
 mod observability;

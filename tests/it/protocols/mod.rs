@@ -4,7 +4,7 @@
 
 mod edge;
 mod h2;
-mod websocket;
+pub(crate) mod websocket;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -23,7 +23,7 @@ websocket = ["/ws/*"]
 }
 
 /// Runs `tests/python/ws_client.py` with `args` and returns what it printed.
-async fn ws_client(args: &[&str]) -> Value {
+pub(crate) async fn ws_client(args: &[&str]) -> Value {
     let mut command = std::process::Command::new(python());
     command
         .arg(repo().join("tests/python/ws_client.py"))

@@ -1,0 +1,75 @@
+//! Who a request is counted as: its key identity (never the key), its client address
+//! (through `server.trusted_proxies`), or its route.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use actix_web::http::header;
+use actix_web::HttpRequest;
+
+use crate::config::{LimitPer, TrustedProxies};
+
+/// What a request may be counted by.
+pub struct Identity<'a> {
+    /// The `[auth]` rule the request passed and the index of the key it presented.
+    pub auth: Option<(&'a str, usize)>,
+    /// Its `Authorization` header, when it passed no `[auth]` rule.
+    pub authorization: Option<&'a [u8]>,
+    /// The client's address.
+    pub address: Option<IpAddr>,
+    /// The route template (or canonical path) it goes to.
+    pub route: &'a str,
+}
+
+impl Identity<'_> {
+    /// The key of `per`: `key:auth <pattern> #<index>`, `key:sha1 <hash>` (the first
+    /// 16 hex digits of the SHA-1 of the `Authorization` value) or `key:none`;
+    /// `address:<ip>`; `route:<template>`.
+    pub fn key(&self, per: LimitPer) -> String {
+        let mut key = String::with_capacity(48);
+        match per {
+            LimitPer::Key => match (self.auth, self.authorization) {
+                (Some((pattern, index)), _) => {
+                    let _ = write!(key, "key:auth {pattern} #{index}");
+                }
+                (None, Some(value)) => {
+                    let digest = sha1_smol::Sha1::from(value).digest().to_string();
+                    let _ = write!(key, "key:sha1 {}", &digest[..16]);
+                }
+                (None, None) => key.push_str("key:none"),
+            },
+            LimitPer::Address => match self.address {
+                Some(ip) => {
+                    let _ = write!(key, "address:{ip}");
+                }
+                None => key.push_str("address:unknown"),
+            },
+            LimitPer::Route => {
+                let _ = write!(key, "route:{}", self.route);
+            }
+        }
+        key
+    }
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy, the
+/// nearest address in `X-Forwarded-For` (read from the right) that is not a trusted
+/// proxy. An entry that is not an address stops the walk at the hop that sent it.
+pub fn client_ip(req: &HttpRequest, trusted: &TrustedProxies) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    if !trusted.contains(peer) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    let lines: Vec<&[u8]> = req.headers().get_all(header::X_FORWARDED_FOR).map(|v| v.as_bytes()).collect();
+    for entry in lines.iter().rev().flat_map(|line| line.rsplit(|b| *b == b',')) {
+        let Some(ip) = std::str::from_utf8(entry).ok().and_then(|s| s.trim().parse::<IpAddr>().ok()) else {
+            break;
+        };
+        client = ip;
+        if !trusted.contains(ip) {
+            break;
+        }
+    }
+    Some(client)
+}
