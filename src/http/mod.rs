@@ -9,6 +9,7 @@ mod assets;
 mod body;
 mod body_deadline;
 mod builtin;
+mod cached;
 pub mod conn_watch;
 mod envelope;
 pub mod error;
@@ -68,6 +69,8 @@ pub struct Shared {
     pub readiness: Readiness,
     /// `[plugins.proxy.migrate]` in force, with its counters (new on each reload).
     pub migration: Arc<migrate::Migration>,
+    /// The request cache, when `[cache] enabled` (`None`: off, one check per request).
+    pub cache: Option<Arc<crate::cache::Cache>>,
     /// Becomes `true` when open WebSocket tunnels are to be closed (1001) because the
     /// server is stopping.
     pub closing: tokio::sync::watch::Receiver<bool>,
