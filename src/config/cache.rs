@@ -99,9 +99,6 @@ pub fn check(cache: &CacheConfig, rules: &ProxyCacheRules) -> Result<(), String>
             check_ttl(&format!("plugins.proxy.cache.\"{}\".ttl", pattern.escape_default()), ttl)?;
         }
     }
-    if !rules.is_empty() {
-        return Err("plugins.proxy.cache: caching proxied routes is not available yet (local routes only)".to_owned());
-    }
     super::RuleSet::new(rules.iter().map(|(k, v)| (k.clone(), v.clone())))
         .map_err(|e| format!("plugins.proxy.cache: {e}"))?;
     Ok(())

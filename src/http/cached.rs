@@ -21,7 +21,7 @@ pub fn mark(response: &mut HttpResponse, status: Status) {
         .insert(HeaderName::from_static(STATUS_HEADER), HeaderValue::from_static(status.as_str()));
 }
 
-fn mark_key(response: &mut HttpResponse, digest: &str) {
+pub(super) fn mark_key(response: &mut HttpResponse, digest: &str) {
     if let Ok(v) = HeaderValue::from_str(digest) {
         response.headers_mut().insert(HeaderName::from_static(KEY_HEADER), v);
     }

@@ -10,6 +10,7 @@ mod body;
 mod body_deadline;
 mod builtin;
 mod cached;
+mod cached_proxy;
 pub mod conn_watch;
 mod envelope;
 pub mod error;
@@ -321,6 +322,12 @@ async fn serve(
                     served: (shared.access_log == crate::config::AccessLog::Json || framex_actors::trace::recording(&ctx.trace))
                         .then_some(&mut seen.served),
                 };
+                if let Some(cache) = &shared.cache {
+                    if let Some(ttl) = cache.rule_ttl(path) {
+                        let cached = cached_proxy::serve(&worker, &req, path, payload, target, how, ctx.clone(), (cache, ttl));
+                        return cached.await.unwrap_or_else(|e| error::respond(&e, &ctx.request_id, ctx.trace.trace_id_hex()));
+                    }
+                }
                 forward::serve(&worker, &req, path, payload, target, how, ctx.clone()).await
             }
         },

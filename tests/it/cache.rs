@@ -266,3 +266,93 @@ fn bad_cache_config_is_refused() {
     }
     framex::config::Config::from_toml_str("[cache]\nenabled = true\nmode = \"file\"\nttl = -1", "t").unwrap();
 }
+
+fn proxied_doc() -> Value {
+    let get = json!({"get": {"responses": {"200": {"description": "ok"}}}});
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "up", "version": "1"},
+        "paths": {
+            "/api/v1/up/{id}": get, "/api/v1/cookie": get, "/api/v1/vary": get, "/api/v1/sse": get,
+            "/api/v1/err": get,
+            "/api/v1/post": {"post": {"responses": {"200": {"description": "ok"}}}}
+        }
+    })
+}
+
+fn counting_upstream(calls: Arc<AtomicU64>) -> impl Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static {
+    use actix_web::{web, HttpRequest, HttpResponse};
+    move |cfg: &mut web::ServiceConfig| {
+        let calls = calls.clone();
+        let next = move || calls.fetch_add(1, Ordering::SeqCst);
+        let (n1, n2, n3, n4, n5, n6) = (next.clone(), next.clone(), next.clone(), next.clone(), next.clone(), next);
+        cfg.route("/api/v1/openapi.json", web::get().to(|| async { HttpResponse::Ok().json(proxied_doc()) }))
+            .route("/api/v1/up/{id}", web::get().to(move |req: HttpRequest| {
+                let n = n1();
+                async move { HttpResponse::Ok().insert_header(("x-up", "kept")).json(json!({"n": n, "q": req.query_string()})) }
+            }))
+            .route("/api/v1/cookie", web::get().to(move || {
+                let n = n2();
+                async move { HttpResponse::Ok().insert_header(("set-cookie", "s=1")).json(json!(n)) }
+            }))
+            .route("/api/v1/vary", web::get().to(move || {
+                let n = n3();
+                async move { HttpResponse::Ok().insert_header(("vary", "X-Tenant")).json(json!(n)) }
+            }))
+            .route("/api/v1/err", web::get().to(move || {
+                let n = n4();
+                async move { HttpResponse::InternalServerError().json(json!(n)) }
+            }))
+            .route("/api/v1/sse", web::get().to(move || {
+                let n = n5();
+                let events = futures::stream::iter([Ok::<_, actix_web::Error>(bytes::Bytes::from(format!("data: {n}\n\n")))]);
+                async move { HttpResponse::Ok().content_type("text/event-stream").streaming(events) }
+            }))
+            .route("/api/v1/post", web::post().to(move |body: web::Bytes| {
+                let n = n6();
+                async move { HttpResponse::Ok().json(json!({"n": n, "len": body.len()})) }
+            }));
+    }
+}
+
+/// `[plugins.proxy.cache]`: proxied answers are cached per method, path, query and
+/// body; Set-Cookie, Vary on other headers, errors and streams never are; a body over
+/// `max_entry_bytes` is forwarded uncached, not buffered.
+#[actix_rt::test]
+async fn proxied_routes_under_rules() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let (up, up_handle) = crate::common::spawn_upstream(counting_upstream(calls.clone()));
+    let toml = format!(
+        "load_builtin_plugins = [\"proxy\"]\n[cache]\nenabled = true\nmax_entry_bytes = 1000\n\
+         [plugins.proxy]\ndiscovery_interval = 0\nproxy_urls = [\"{up}\"]\n\
+         [plugins.proxy.cache]\n\"/api/v1/up/*\" = {{ ttl = 60 }}\n\"/api/v1/cookie\" = {{}}\n\"/api/v1/vary\" = {{}}\n\
+         \"/api/v1/err\" = {{}}\n\"/api/v1/sse\" = {{}}\n\"/api/v1/post\" = {{}}\n"
+    );
+    let server = start(config(&toml), vec![]).await;
+    let a = get(&server.url("/api/v1/up/1?x=1")).await;
+    let b = get_with(&server.url("/api/v1/up/1?x=1"), &[("X-Forwarded-Host", "evil")]).await;
+    assert_eq!([status(&a), status(&b)], ["MISS", "HIT"], "{}", a.text());
+    assert_eq!((a.json(), header(&b, "x-up")), (b.json(), "kept".to_owned()));
+    assert_eq!(status(&get(&server.url("/api/v1/up/1?x=2")).await), "MISS");
+    let other = get_with(&server.url("/api/v1/up/1?x=1"), &[("Authorization", "k2")]).await;
+    assert_eq!(status(&other), "MISS", "another Authorization, another entry");
+
+    for path in ["/api/v1/cookie", "/api/v1/vary", "/api/v1/err", "/api/v1/sse"] {
+        let first = get(&server.url(path)).await;
+        let second = get(&server.url(path)).await;
+        assert_ne!(status(&second), "HIT", "{path} must not be stored");
+        assert_ne!(first.body, second.body, "{path} answered twice by the upstream");
+    }
+
+    let post_url = server.url("/api/v1/post");
+    let post = |body: &'static [u8]| request("POST", &post_url, &[("Content-Type", "application/json")], body.to_vec());
+    let (p1, p2, p3) = (post(b"{\"a\":1}").await, post(b"{\"a\":1}").await, post(b"{\"a\":2}").await);
+    assert_eq!([status(&p1), status(&p2), status(&p3)], ["MISS", "HIT", "MISS"]);
+    let huge = vec![b'x'; 5000];
+    let h1 = request("POST", &server.url("/api/v1/post"), &[], huge.clone()).await;
+    let h2 = request("POST", &server.url("/api/v1/post"), &[], huge).await;
+    assert_eq!([status(&h1), status(&h2)], ["BYPASS", "BYPASS"]);
+    assert_eq!(h2.json()["len"], 5000, "forwarded whole, uncached");
+    server.stop(true).await;
+    up_handle.stop(false).await;
+}
