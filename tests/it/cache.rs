@@ -356,3 +356,71 @@ async fn proxied_routes_under_rules() {
     server.stop(true).await;
     up_handle.stop(false).await;
 }
+
+/// A FrameX-kit plugin with the same routes as [`counting`] (GET ones).
+const KIT_PLUGIN: &str = r#"
+import itertools
+from framex.plugin import BasePlugin, PluginMetadata, on_register, on_request
+
+__plugin_meta__ = PluginMetadata(name="counting", version="0.1.0", description="", author="", url="", required_remote_apis=[])
+_n = itertools.count()
+
+@on_register()
+class CountingPlugin(BasePlugin):
+    @on_request("/api/v1/count", methods=["GET"], cache={})
+    async def count(self, q: str = "") -> dict:
+        return {"n": next(_n), "q": q}
+
+    @on_request("/api/v1/short", methods=["GET"], cache={"ttl": 1})
+    async def short(self, q: str = "") -> int:
+        return next(_n)
+
+    @on_request("/api/v1/plain", methods=["GET"])
+    async def plain(self, q: str = "") -> int:
+        return next(_n)
+"#;
+
+/// The statuses a fixed sequence of requests gets from a server at `base`.
+async fn sequence(base: &str) -> Vec<String> {
+    let count = format!("{base}/api/v1/count?q=a");
+    let mut seen = Vec::new();
+    for header_value in ["", "", "bypass", "refresh", "", "Nonsense"] {
+        let r = get_with(&count, &[("X-FrameX-Cache", header_value)]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        seen.push(status(&r));
+    }
+    let plain = get(&format!("{base}/api/v1/plain?q=a")).await;
+    assert_eq!(plain.status, 200, "{:?} {}", plain.headers, plain.text());
+    seen.push(status(&plain));
+    seen.push(status(&get(&format!("{base}/api/v1/short?q=a")).await));
+    seen.push(status(&get(&format!("{base}/api/v1/short?q=a")).await));
+    actix_rt::time::sleep(Duration::from_millis(2100)).await;
+    seen.push(status(&get(&format!("{base}/api/v1/short?q=a")).await));
+    seen
+}
+
+/// The same requests against FrameX-kit 0.4.2 and framex-rs get the same
+/// `X-FrameX-Cache-Status` sequence, the same `X-FrameX-Cache-Key`, and DISABLED
+/// alike when `[cache]` is off.
+#[actix_rt::test]
+async fn same_statuses_and_keys_as_framex_kit() {
+    let files = [("counting.py", KIT_PLUGIN)];
+    let paths = ["/api/v1/count", "/api/v1/short", "/api/v1/plain"];
+    let on = "load_plugins = [\"counting\"]\n[cache]\nenabled = true\nmode = \"memory\"\n";
+    let (kit, _dir) = crate::common::python::framex_kit_with(on, &paths, &files).await;
+    let ours = start(config("[cache]\nenabled = true\nmode = \"memory\""), vec![counting(Arc::default())]).await;
+    let base = ours.url("");
+    let (theirs, mine) = (sequence(&kit.url).await, sequence(base.trim_end_matches('/')).await);
+    assert_eq!(mine, theirs);
+    assert_eq!(theirs, ["MISS", "HIT", "BYPASS", "REFRESH", "HIT", "HIT", "BYPASS", "MISS", "HIT", "MISS"]);
+    let key = |r: Reply| header(&r, "x-framex-cache-key");
+    let kit_key = key(get(&format!("{}/api/v1/count?q=k%C3%A9y", kit.url)).await);
+    assert_eq!(key(get(&ours.url("/api/v1/count?q=k%C3%A9y")).await), kit_key, "FrameX-kit's key, byte for byte");
+    ours.stop(true).await;
+    drop(kit);
+
+    let off = "load_plugins = [\"counting\"]\n[cache]\nenabled = false\n";
+    let (kit, _dir) = crate::common::python::framex_kit_with(off, &paths, &files).await;
+    let r = get(&format!("{}/api/v1/count?q=a", kit.url)).await;
+    assert_eq!((status(&r).as_str(), header(&r, "x-framex-cache-key").as_str()), ("DISABLED", ""));
+}
