@@ -14,11 +14,11 @@ use serde_json::Value;
 use super::{envelope, Worker};
 use crate::cache::{key, Action, Entry, Status, KEY_HEADER, STATUS_HEADER};
 
+const STATUS_NAME: HeaderName = HeaderName::from_static(STATUS_HEADER);
+
 /// Marks `response` with what the cache did.
 pub fn mark(response: &mut HttpResponse, status: Status) {
-    response
-        .headers_mut()
-        .insert(HeaderName::from_static(STATUS_HEADER), HeaderValue::from_static(status.as_str()));
+    response.headers_mut().insert(STATUS_NAME, HeaderValue::from_static(status.as_str()));
 }
 
 pub(super) fn mark_key(response: &mut HttpResponse, digest: &str) {

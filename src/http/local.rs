@@ -38,17 +38,14 @@ pub async fn serve(
         .router
         .send(Dispatch { route, args, ctx })
         .await??;
+    let streams = matches!(reply, Reply::Stream(_));
     let mut response = answer(reply);
-    if !route_streams(&response) {
-        // FrameX-kit marks every non-streaming route that does not cache.
+    if !streams && worker.shared.cache.is_some() {
+        // FrameX-kit marks every non-streaming route that does not cache; framex-rs
+        // does while `[cache]` is on (off, a request pays no header).
         super::cached::mark(&mut response, crate::cache::Status::Bypass);
     }
     Ok(response)
-}
-
-/// Whether the answer is an event stream (never cached nor marked).
-fn route_streams(response: &HttpResponse) -> bool {
-    response.headers().contains_key("x-accel-buffering")
 }
 
 /// The HTTP answer of a reply: the FrameX envelope, or an SSE stream.

@@ -142,6 +142,8 @@ async fn disabled_by_default() {
     let r = get(&server.url("/api/v1/count")).await;
     assert_eq!((status(&r).as_str(), header(&r, "x-framex-cache-key").as_str()), ("DISABLED", ""));
     assert_eq!(status(&get(&server.url("/api/v1/count")).await), "DISABLED");
+    let plain = get(&server.url("/api/v1/plain")).await;
+    assert_eq!((plain.status, status(&plain).as_str()), (200, ""), "off: no header to pay for");
     server.stop(true).await;
 }
 
