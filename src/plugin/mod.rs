@@ -475,6 +475,17 @@ mod tests {
         assert!(matches!(twice, Err(PluginError::Duplicate { .. })));
         let relative = PluginBuilder::new("t").get("api/v1/t", h).build();
         assert!(matches!(relative, Err(PluginError::BadPath { .. })));
+        for bad in [
+            PluginBuilder::new("t").cache(None).build(),
+            PluginBuilder::new("t").get("/api/v1/t", h).cache(Some(0)).build(),
+            PluginBuilder::new("t").get("/api/v1/t", h).cache(Some(-2)).build(),
+            PluginBuilder::new("t").function("f", h).cache(None).build(),
+        ] {
+            assert!(matches!(bad, Err(PluginError::BadPath { .. })), "{bad:?}");
+        }
+        let cached = PluginBuilder::new("t").get("/api/v1/t", h).cache(Some(-1)).get("/api/v1/u", h).build().unwrap();
+        let caches: Vec<_> = cached.apis.iter().map(|a| a.spec.cache).collect();
+        assert_eq!(caches, [Some(Some(-1)), None]);
     }
 
     #[test]
