@@ -261,7 +261,6 @@ fn unused_keys(config: &Config) -> Vec<&'static str> {
             ("docs", &config.docs),
             ("sentry", &config.sentry),
             ("repository", &config.repository),
-            ("cache", &config.cache),
             ("auth.oauth", &config.auth.oauth),
             ("server.dashboard_host", &s.dashboard_host),
             ("server.dashboard_port", &s.dashboard_port),

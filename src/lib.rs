@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod builtin_paths;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod discovery;

@@ -29,6 +29,8 @@ struct HttpFamilies {
     healthy: IntGaugeVec,
     operations: IntGaugeVec,
     migration: IntCounterVec,
+    cache: IntCounterVec,
+    cache_failures: IntCounterVec,
 }
 
 static HTTP: LazyLock<HttpFamilies> = LazyLock::new(|| {
@@ -83,8 +85,40 @@ static HTTP: LazyLock<HttpFamilies> = LazyLock::new(|| {
             )
             .expect("valid metric"),
         ),
+        cache: register(
+            IntCounterVec::new(
+                Opts::new(
+                    "framex_cache_requests_total",
+                    "Requests of caching routes, by what the request cache did (hit, miss, refresh, bypass, disabled).",
+                ),
+                &["status"],
+            )
+            .expect("valid metric"),
+        ),
+        cache_failures: register(
+            IntCounterVec::new(
+                Opts::new(
+                    "framex_cache_failures_total",
+                    "Request cache store reads and writes that failed (the request was served uncached), by op.",
+                ),
+                &["op"],
+            )
+            .expect("valid metric"),
+        ),
     }
 });
+
+/// Counts one request the request cache looked at, by status (`hit`, `miss`,
+/// `refresh`, `bypass`, `disabled`).
+pub fn cache_request(status: &'static str) {
+    HTTP.cache.with_label_values(&[status]).inc();
+}
+
+/// Counts one failed store read or write (`read`, `write`): the request was served
+/// uncached.
+pub fn cache_failure(op: &'static str) {
+    HTTP.cache_failures.with_label_values(&[op]).inc();
+}
 
 /// Counts one call of a migrating route (`[plugins.proxy.migrate]`: a configured
 /// template, so the series stay bounded).

@@ -262,6 +262,11 @@ pub struct ApiSpec {
     /// usually shared by every API of one plugin or upstream.
     #[serde(skip)]
     pub components: Option<std::sync::Arc<Map<String, Value>>>,
+    /// FrameX-kit's `@on_request(cache=...)`: the route's answers go through the
+    /// request cache; `Some(None)` uses `[cache] ttl`, `Some(Some(n))` keeps them
+    /// `n` seconds (`-1`: for ever). `None`: not cached.
+    #[serde(skip)]
+    pub cache: Option<Option<i64>>,
 }
 
 impl ApiSpec {
@@ -276,6 +281,7 @@ impl ApiSpec {
             summary: None,
             operation: None,
             components: None,
+            cache: None,
         }
     }
 

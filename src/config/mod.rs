@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod auth;
+mod cache;
 mod env;
 mod limits;
 mod migrate;
@@ -28,6 +29,7 @@ mod validate;
 
 pub use limits::{redis_url, LimitBackend, LimitPer, LimitRule, LimitRules, LimitsConfig, OnBackendError, RedisConfig, DEFAULT_MAX_KEYS};
 pub use migrate::{MigrateConfig, MigrateMode, MigrateRoute};
+pub use cache::{CacheConfig, CacheMode, ProxyCacheRule, ProxyCacheRules};
 pub use auth::{rule_matches, AuthConfig, AuthRules, Unused};
 pub use proxy::{normalize_url, BalancePolicy, PluginsConfig, ProxyConfig, ProxyUrls, UpstreamConfig, UpstreamEntry, DEFAULT_DOCS_PATH};
 pub use rules::{PathFilter, PathPattern, PatternError, RuleSet};
@@ -91,8 +93,8 @@ pub struct Config {
     pub sentry: Unused,
     /// FrameX-kit's `[repository]`: accepted, not used.
     pub repository: Unused,
-    /// FrameX-kit's `[cache]`: accepted, not used.
-    pub cache: Unused,
+    /// FrameX-kit's `[cache]`: the request cache.
+    pub cache: CacheConfig,
     /// The file this config was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,

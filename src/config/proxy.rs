@@ -115,6 +115,9 @@ pub struct ProxyConfig {
     /// *Extension.* `[plugins.proxy.migrate]`: per route template, who answers a
     /// route both a local plugin and an upstream serve. Default: none (`local`).
     pub migrate: super::MigrateConfig,
+    /// *Extension.* `[plugins.proxy.cache]`: proxied paths whose answers the request
+    /// cache keeps (path pattern → `{ ttl }`). Default: none.
+    pub cache: super::ProxyCacheRules,
     /// The trust `ca_file` gives, read once when the config is validated.
     #[serde(skip)]
     pub(super) trust: Option<Arc<tls::ClientConfig>>,
@@ -178,6 +181,7 @@ impl Default for ProxyConfig {
             websocket_idle_timeout: 600.0,
             ingress_config: None,
             migrate: BTreeMap::new(),
+            cache: BTreeMap::new(),
             trust: None,
         }
     }

@@ -34,6 +34,7 @@ pub(super) fn check(config: &Config) -> Result<(), String> {
         return Err(format!("server.shutdown_timeout must be at most {MAX_SECONDS} seconds (1 year)"));
     }
     let proxy = &config.plugins.proxy;
+    super::cache::check(&config.cache, &proxy.cache)?;
     auth_keys("plugins.proxy.auth.rules", &proxy.auth.rules)?;
     if let ProxyUrls::Table(table) = &proxy.proxy_urls {
         for (url, entry) in table {

@@ -31,18 +31,33 @@ pub async fn serve(
         _ => Some(read_limited(payload, worker.shared.max_body_size, &worker.shared.body_deadlines).await?),
     };
     let args = bind(&route, &params, req.query_string(), req.headers(), body.as_deref())?;
+    if let Some(ttl) = route.spec.cache {
+        return super::cached::local(worker, req, route, args, ctx, ttl).await;
+    }
     let reply = worker
         .router
         .send(Dispatch { route, args, ctx })
         .await??;
-    Ok(match reply {
+    let streams = matches!(reply, Reply::Stream(_));
+    let mut response = answer(reply);
+    if !streams && worker.shared.cache.is_some() {
+        // FrameX-kit marks every non-streaming route that does not cache; framex-rs
+        // does while `[cache]` is on (off, a request pays no header).
+        super::cached::mark(&mut response, crate::cache::Status::Bypass);
+    }
+    Ok(response)
+}
+
+/// The HTTP answer of a reply: the FrameX envelope, or an SSE stream.
+pub(super) fn answer(reply: Reply) -> HttpResponse {
+    match reply {
         Reply::Value(value) => envelope::success(value),
         Reply::Stream(stream) => HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, "text/event-stream"))
             .insert_header((header::CACHE_CONTROL, "no-cache"))
             .insert_header(("x-accel-buffering", "no"))
             .streaming(response_stream(stream, true)),
-    })
+    }
 }
 
 /// Reads a route's arguments out of a request the way FastAPI does: path and query

@@ -9,6 +9,8 @@ mod assets;
 mod body;
 mod body_deadline;
 mod builtin;
+mod cached;
+mod cached_proxy;
 pub mod conn_watch;
 mod envelope;
 pub mod error;
@@ -72,6 +74,8 @@ pub struct Shared {
     pub readiness: Readiness,
     /// `[plugins.proxy.migrate]` in force, with its counters (new on each reload).
     pub migration: Arc<migrate::Migration>,
+    /// The request cache, when `[cache] enabled` (`None`: off, one check per request).
+    pub cache: Option<Arc<crate::cache::Cache>>,
     /// Becomes `true` when open WebSocket tunnels are to be closed (1001) because the
     /// server is stopping.
     pub closing: tokio::sync::watch::Receiver<bool>,
@@ -351,6 +355,12 @@ async fn serve(
                     served: (shared.access_log == crate::config::AccessLog::Json || framex_actors::trace::recording(&ctx.trace))
                         .then_some(&mut seen.served),
                 };
+                if let Some(cache) = &shared.cache {
+                    if let Some(ttl) = cache.rule_ttl(path) {
+                        let cached = cached_proxy::serve(&worker, &req, path, payload, target, how, ctx.clone(), (cache, ttl));
+                        return cached.await.unwrap_or_else(|e| error::respond(&e, &ctx.request_id, ctx.trace.trace_id_hex()));
+                    }
+                }
                 forward::serve(&worker, &req, path, payload, target, how, ctx.clone()).await
             }
         },

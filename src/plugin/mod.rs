@@ -222,6 +222,29 @@ impl PluginBuilder {
         self
     }
 
+    /// Caches the answers of the route added last (FrameX-kit's
+    /// `@on_request(..., cache={"ttl": ...})`) when `[cache] enabled` is true: `None`
+    /// keeps them `[cache] ttl` seconds, `Some(n)` `n` seconds, `Some(-1)` until
+    /// evicted. Refused (at `build`) after a streaming route, a function API, no route
+    /// at all, or with a TTL neither -1 nor positive.
+    pub fn cache(mut self, ttl: Option<i64>) -> Self {
+        let last = self.apis.last_mut().and_then(Arc::get_mut).and_then(|api| Arc::get_mut(&mut api.spec));
+        let problem = match (last, ttl) {
+            (_, Some(t)) if t != -1 && t <= 0 => Some("cache ttl must be -1 or a positive integer"),
+            (Some(spec), _) if matches!(spec.key, ApiKey::Http { .. }) && !spec.streaming => {
+                spec.cache = Some(ttl);
+                None
+            }
+            (Some(_), _) => Some("only a non-streaming HTTP route can be cached"),
+            (None, _) => Some("cache() follows the route it applies to"),
+        };
+        if let Some(reason) = problem {
+            let api = self.apis.last().map(|a| a.spec.key.to_string()).unwrap_or_default();
+            self.refuse(PluginError::BadPath { api, reason: reason.to_owned() });
+        }
+        self
+    }
+
     /// Adds a streaming `GET` route answered with FrameX's server-sent events: the
     /// handler pushes `message_chunk`s through the [`Emitter`]; `finish` follows when
     /// it returns `Ok`, an `error` event when it fails.
@@ -459,6 +482,17 @@ mod tests {
         assert!(matches!(twice, Err(PluginError::Duplicate { .. })));
         let relative = PluginBuilder::new("t").get("api/v1/t", h).build();
         assert!(matches!(relative, Err(PluginError::BadPath { .. })));
+        for bad in [
+            PluginBuilder::new("t").cache(None).build(),
+            PluginBuilder::new("t").get("/api/v1/t", h).cache(Some(0)).build(),
+            PluginBuilder::new("t").get("/api/v1/t", h).cache(Some(-2)).build(),
+            PluginBuilder::new("t").function("f", h).cache(None).build(),
+        ] {
+            assert!(matches!(bad, Err(PluginError::BadPath { .. })), "{bad:?}");
+        }
+        let cached = PluginBuilder::new("t").get("/api/v1/t", h).cache(Some(-1)).get("/api/v1/u", h).build().unwrap();
+        let caches: Vec<_> = cached.apis.iter().map(|a| a.spec.cache).collect();
+        assert_eq!(caches, [Some(Some(-1)), None]);
     }
 
     #[test]

@@ -340,7 +340,15 @@ fn shared_state(
     let migration = Arc::new(http::migrate::Migration::from_config(&config.plugins.proxy.migrate));
     let policy: Option<Arc<dyn framex_actors::CallPolicy>> = (!migration.is_empty()).then(|| migration.clone() as _);
     engine.set_call_policy(policy);
+    let cache = match crate::cache::Cache::from_config(&config.cache, &config.plugins.proxy.cache) {
+        Ok(cache) => cache.map(Arc::new),
+        Err(e) => {
+            log::error!("request cache off: {e}");
+            None
+        }
+    };
     Shared {
+        cache,
         closing: closing.clone(),
         engine: engine.clone(),
         auth: config.auth.rules.clone(),

@@ -7,6 +7,7 @@
 mod common;
 
 mod deploy;
+mod cache;
 mod dns;
 mod faults;
 mod idle_memory;

@@ -201,7 +201,21 @@ pub async fn legacy_app_tls(cert: &Path, key: &Path) -> Child {
 /// here. Waits until its OpenAPI document lists every path in `expect_paths`
 /// (FrameX-kit registers proxied routes after it starts listening).
 pub async fn framex_kit(config_toml: &str, expect_paths: &[&str]) -> (Child, tempfile::TempDir) {
+    framex_kit_with(config_toml, expect_paths, &[]).await
+}
+
+/// As [`framex_kit`], with `files` (name, text) written beside the config, which is
+/// on `PYTHONPATH` (so a plugin module there can be loaded by name).
+pub async fn framex_kit_with(
+    config_toml: &str,
+    expect_paths: &[&str],
+    files: &[(&str, &str)],
+) -> (Child, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let python_path = dir.path().display().to_string();
     let port = free_port();
     let config = format!("{config_toml}\n");
     let config = if config.contains("[server]") {
@@ -210,7 +224,8 @@ pub async fn framex_kit(config_toml: &str, expect_paths: &[&str]) -> (Child, tem
         format!("{config}\n[server]\nport = {port}\n")
     };
     std::fs::write(dir.path().join("config.toml"), config).unwrap();
-    let child = Child::spawn(&venv().join("bin/framex"), &["run"], dir.path(), &[], port, "/health").await;
+    let envs = [("PYTHONPATH", python_path.as_str())];
+    let child = Child::spawn(&venv().join("bin/framex"), &["run"], dir.path(), &envs, port, "/health").await;
     let docs = format!("{}/api/v1/openapi.json", child.url);
     let client = awc::Client::builder().timeout(Duration::from_secs(5)).finish();
     let start = Instant::now();
