@@ -58,13 +58,16 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             let mut config = Config::load(args.config.config.as_deref())?;
-            config.check_plugins_available(&[])?;
             args.apply(&mut config);
+            config.check_plugins_available(&[])?;
+            if let Some(warning) = framex::cli::unused_warning(&config) {
+                log::warn!("{warning}");
+            }
             // SIGHUP reads the same file, the environment again, and these flags.
             let reload = move || -> Result<Config, String> {
                 let mut config = Config::load(args.config.config.as_deref()).map_err(|e| e.to_string())?;
-                config.check_plugins_available(&[]).map_err(|e| e.to_string())?;
                 args.apply(&mut config);
+                config.check_plugins_available(&[]).map_err(|e| e.to_string())?;
                 Ok(config)
             };
             let pid_file = framex::pid_file::PidFile::write(&config)?;

@@ -173,6 +173,14 @@ pub enum Error {
         /// Every problem found.
         problems: Vec<ArgProblem>,
     },
+    /// A plugin's `[plugins.<name>]` table does not fit the type it reads it as.
+    #[error("[plugins.{plugin}]: {reason}")]
+    PluginConfig {
+        /// The plugin.
+        plugin: String,
+        /// What does not fit.
+        reason: String,
+    },
     /// A plugin handler answered with an error of its own.
     #[error("{message}")]
     Plugin {

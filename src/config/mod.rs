@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 mod auth;
 mod env;
+mod log;
 mod migrate;
 mod proxy;
 pub mod rule_lint;
@@ -29,12 +30,13 @@ pub use migrate::{MigrateConfig, MigrateMode, MigrateRoute};
 pub use auth::{rule_matches, AuthConfig, AuthRules, Unused};
 pub use proxy::{normalize_url, BalancePolicy, PluginsConfig, ProxyConfig, ProxyUrls, UpstreamConfig, UpstreamEntry, DEFAULT_DOCS_PATH};
 pub use rules::{PathFilter, PathPattern, PatternError, RuleSet};
+pub use log::LogConfig;
 pub use server::{AccessLog, ServerConfig};
 pub use trusted_proxies::TrustedProxies;
 pub use validate::{MAX_SECONDS, MIN_HEALTH_CHECK_SECONDS, MIN_SECONDS};
 
 /// Top-level keys, in the order the docs list them (env overrides look only at these).
-const TOP_LEVEL: &[&str] = &["load_builtin_plugins", "load_plugins", "server", "auth", "plugins"];
+const TOP_LEVEL: &[&str] = &["load_builtin_plugins", "load_plugins", "server", "log", "auth", "plugins"];
 
 /// Why a config could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -75,8 +77,8 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// FrameX-kit's Ray ingress defaults: accepted, not used.
     pub base_ingress_config: Unused,
-    /// FrameX-kit's `[log]`: accepted, not used (framex-rs logs through `RUST_LOG`).
-    pub log: Unused,
+    /// `[log]`: which log lines are left out (levels stay `RUST_LOG`'s).
+    pub log: LogConfig,
     /// FrameX-kit's `[test]`: accepted, not used.
     pub test: Unused,
     /// FrameX-kit's `[docs]`: accepted, not used.
@@ -94,7 +96,9 @@ pub struct Config {
 
 impl Config {
     /// Loads `path`, or `./config.toml` when `path` is `None` and it exists, or the
-    /// defaults; then applies env overrides and validates.
+    /// defaults; then applies env overrides and validates. The overrides are those of
+    /// `.env`, then `.env.prod` (beside the file), then the environment: each wins
+    /// over the ones before it, as in FrameX-kit.
     ///
     /// # Errors
     /// An unreadable file, bad TOML, an unknown key, an invalid value.
@@ -126,6 +130,8 @@ impl Config {
             ),
             None => (String::new(), "default config".to_owned()),
         };
+        let dir = path.and_then(Path::parent).unwrap_or(Path::new(""));
+        let env = env::with_dotenv(dir, env)?;
         let mut config = Self::parse(&text, &origin, env)?;
         config.source = path.map(Path::to_owned);
         Ok(config)

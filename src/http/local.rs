@@ -31,11 +31,13 @@ pub async fn serve(
         _ => Some(read_limited(payload, worker.shared.max_body_size, &worker.shared.body_deadlines).await?),
     };
     let args = bind(&route, &params, req.query_string(), req.headers(), body.as_deref())?;
+    let raw = route.spec.raw_response || worker.shared.raw_paths.iter().any(|p| p == req.path());
     let reply = worker
         .router
         .send(Dispatch { route, args, ctx })
         .await??;
     Ok(match reply {
+        Reply::Value(value) if raw => HttpResponse::Ok().json(value),
         Reply::Value(value) => envelope::success(value),
         Reply::Stream(stream) => HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, "text/event-stream"))

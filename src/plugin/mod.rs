@@ -34,6 +34,7 @@ use std::sync::Arc;
 use framex_actors::Method;
 use framex_actors::{
     ApiHandler, ApiKey, ApiSpec, ArgProblem, Args, Error, LocalApi, PluginMeta, PluginSpec,
+    StartHook,
 };
 use schemars::generate::SchemaGenerator;
 use schemars::JsonSchema;
@@ -44,6 +45,9 @@ use serde_json::{json, Value};
 use crate::openapi::operation_for;
 
 mod signature;
+
+/// FrameX's API prefix, put in front of route paths unless `api_prefix(false)`.
+const API_STR: &str = "/api/v1";
 
 /// A handler's arguments: read from the request or the call (`Deserialize`), and
 /// described in the OpenAPI document (`JsonSchema`).
@@ -115,6 +119,10 @@ pub struct PluginBuilder {
     struct_name: String,
     generator: SchemaGenerator,
     apis: Vec<Arc<LocalApi>>,
+    /// Whether routes declared from now on get `/api/v1` in front (FrameX's
+    /// `api_prefix`, on by default).
+    api_prefix: bool,
+    on_start: Option<Arc<StartHook>>,
     /// The first mistake found, reported by `build`.
     error: Option<PluginError>,
 }
@@ -137,7 +145,72 @@ impl PluginBuilder {
             struct_name: format!("{}Plugin", capitalize(name)),
             generator: signature::generator(),
             apis: Vec::new(),
+            api_prefix: true,
+            on_start: None,
             error: None,
+        }
+    }
+
+    /// Whether the routes declared after this call get FrameX's `/api/v1` in front of
+    /// a path that does not start with it (FrameX's `api_prefix`; default `true`:
+    /// `.get("/echo", ..)` serves `/api/v1/echo`). `false` serves paths as written.
+    pub fn api_prefix(mut self, on: bool) -> Self {
+        self.api_prefix = on;
+        self
+    }
+
+    /// The route declared just before answers its value as is, without FrameX's
+    /// `{status, message, timestamp, data}` envelope (FrameX's `raw_response`).
+    pub fn raw_response(mut self) -> Self {
+        if let Some(spec) = self.last_spec() {
+            spec.raw_response = true;
+        }
+        self
+    }
+
+    /// The OpenAPI tags of the route declared just before (FrameX's `tags`; default:
+    /// the plugin's name).
+    pub fn tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let tags: Vec<Value> = tags.into_iter().map(|t| Value::String(t.into())).collect();
+        if let Some(operation) = self.last_spec().and_then(|spec| spec.operation.as_mut()) {
+            if let Some(op) = Arc::make_mut(operation).as_object_mut() {
+                op.insert("tags".to_owned(), Value::Array(tags));
+            }
+        }
+        self
+    }
+
+    /// Runs `hook` once when the plugin starts, before the server accepts requests
+    /// (FrameX's `on_start`); an error stops the start-up, naming the plugin. The
+    /// hook's [`Ctx`] reads the plugin's config ([`Ctx::config`]) and may call the
+    /// APIs it declared.
+    pub fn on_start<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Error>> + 'static,
+    {
+        self.on_start = Some(Arc::new(move |cx| Box::pin(hook(cx))));
+        self
+    }
+
+    /// The spec of the API declared last, while the builder still owns it alone.
+    fn last_spec(&mut self) -> Option<&mut ApiSpec> {
+        let api = Arc::get_mut(self.apis.last_mut()?)?;
+        Some(Arc::make_mut(&mut api.spec))
+    }
+
+    /// `path` with FrameX's `/api/v1` in front when `api_prefix` asks for it.
+    fn full_path(&self, path: &str) -> String {
+        if !self.api_prefix || path.starts_with(API_STR) {
+            path.to_owned()
+        } else if path.starts_with('/') {
+            format!("{API_STR}{path}")
+        } else {
+            format!("{API_STR}/{path}")
         }
     }
 
@@ -211,7 +284,8 @@ impl PluginBuilder {
         R: Answer,
         F: Handler<A, R>,
     {
-        let Some(mut spec) = self.signature::<A>(ApiKey::http(method, path)) else {
+        let path = self.full_path(path);
+        let Some(mut spec) = self.signature::<A>(ApiKey::http(method, &path)) else {
             return self;
         };
         let result_schema = self.generator.subschema_for::<R>();
@@ -230,7 +304,8 @@ impl PluginBuilder {
         F: Fn(A, Ctx, Emitter) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), Error>> + 'static,
     {
-        let Some(mut spec) = self.signature::<A>(ApiKey::http(Method::GET, path)) else {
+        let path = self.full_path(path);
+        let Some(mut spec) = self.signature::<A>(ApiKey::http(Method::GET, &path)) else {
             return self;
         };
         spec.streaming = true;
@@ -320,6 +395,7 @@ impl PluginBuilder {
         Ok(Arc::new(PluginSpec {
             meta: self.meta,
             apis,
+            on_start: self.on_start,
         }))
     }
 

@@ -10,6 +10,7 @@ mod deploy;
 mod dns;
 mod faults;
 mod interop;
+mod kit_compat;
 mod local;
 mod migration;
 mod observability;
