@@ -305,7 +305,7 @@ impl Error {
             Error::UpstreamTimeout { .. } => "Gateway Timeout: upstream did not answer in time".to_owned(),
             Error::Overloaded { .. } => "Service Unavailable: every upstream endpoint is busy".to_owned(),
             Error::UpstreamStatus { status, message, .. } => format!("upstream answered {status}: {message}"),
-            Error::Mailbox(_) | Error::Internal(_) => "internal error".to_owned(),
+            Error::Mailbox(_) | Error::Internal(_) | Error::PluginConfig { .. } => "internal error".to_owned(),
             other => other.to_string(),
         }
     }
@@ -322,6 +322,7 @@ impl Error {
                 | Error::Deadline { .. }
                 | Error::Mailbox(_)
                 | Error::Internal(_)
+                | Error::PluginConfig { .. }
         )
     }
 

@@ -169,7 +169,7 @@ impl Ctx {
         };
         serde_json::from_value(value).map_err(|e| Error::PluginConfig {
             plugin: self.plugin.to_string(),
-            reason: e.to_string(),
+            reason: without_values(&e.to_string()),
         })
     }
 
@@ -304,6 +304,28 @@ impl PluginActor {
 
 impl Actor for PluginActor {
     type Context = Context<Self>;
+}
+
+/// `message` with every quoted string value (`string "…"`) blanked: a config value
+/// may be a secret. Key names (in backticks) stay.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        match (c, quoted) {
+            ('"', false) => {
+                quoted = true;
+                out.push_str("\"…");
+            }
+            ('"', true) => {
+                quoted = false;
+                out.push('"');
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out
 }
 
 impl Handler<Invoke> for PluginActor {

@@ -344,7 +344,7 @@ ingress_config = { max_ongoing_requests = 60 }
         let summary = crate::cli::check_summary(&c);
         assert!(
             summary.contains(
-                "FrameX-kit keys accepted but unused: log, sentry, server.dashboard_port, server.use_ray, \
+                "FrameX-kit keys accepted but unused: sentry, server.dashboard_port, server.use_ray, \
                  server.num_cpus, plugins.proxy.ingress_config"
             ),
             "{summary}"
@@ -373,5 +373,51 @@ ingress_config = { max_ongoing_requests = 60 }
         assert!(err.contains("server.client_body_timeout"), "{err}");
         let c = parse("[server]\nclient_body_timeout = 1.5\nmin_body_rate = 0\nmax_connections = 3").unwrap();
         assert_eq!(c.server.client_body_timeout(), Duration::from_millis(1500));
+    }
+
+    /// `.env` then `.env.prod` beside the file, then the environment: each wins over
+    /// the ones before (FrameX-kit's order); names compare case-insensitively.
+    #[test]
+    fn dotenv_files_beside_the_config_and_the_environment_override_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, "[server]\nreversion = \"file\"\nport = 1\n").unwrap();
+        std::fs::write(dir.path().join(".env"), "SERVER__REVERSION=dotenv\nSERVER__PORT=2\nSERVER__HOST=0.0.0.0\n").unwrap();
+        std::fs::write(dir.path().join(".env.prod"), "server__reversion=prod\nSERVER__PORT=3\n").unwrap();
+        let env = vec![("SERVER__PORT".to_owned(), "4".to_owned())];
+        let c = Config::load_with_env(Some(&file), env).unwrap();
+        assert_eq!((c.server.reversion.as_str(), c.server.port, c.server.host.as_str()), ("prod", 4, "0.0.0.0"));
+        assert_eq!(c.server.version_json(), "\"prod\"");
+    }
+
+    /// A dotenv line that does not parse is refused naming the file, never echoing
+    /// the line (it may hold a secret).
+    #[test]
+    fn a_bad_dotenv_line_is_refused_without_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, "").unwrap();
+        std::fs::write(dir.path().join(".env"), "AUTH__KEY='s3cr3t-token\n").unwrap();
+        let err = Config::load_with_env(Some(&file), Vec::new()).unwrap_err().to_string();
+        assert!(err.contains(".env") && !err.contains("s3cr3t"), "{err}");
+    }
+
+    /// `/version` is a JSON string whatever `reversion` holds: quotes, newlines and
+    /// controls are escaped, so it cannot break the body.
+    #[test]
+    fn reversion_is_answered_as_an_escaped_json_string() {
+        let c = parse("[server]\nreversion = \"v1\\\"\\n\\u0000<x>\"").unwrap();
+        let answer: serde_json::Value = serde_json::from_str(&c.server.version_json()).unwrap();
+        assert_eq!(answer, "v1\"\n\u{0}<x>");
+        assert_eq!(parse("").unwrap().server.version_json(), format!("\"{}\"", crate::VERSION));
+    }
+
+    /// `[log]` has FrameX-kit's defaults and refuses unknown keys.
+    #[test]
+    fn log_table_defaults_and_strictness() {
+        let c = parse("").unwrap();
+        assert!(c.log.simple_log);
+        assert_eq!(c.log.ignored_contains, ["GET /ping", "GET /health"]);
+        assert!(parse("[log]\nsimple_logs = true").unwrap_err().contains("simple_logs"));
     }
 }

@@ -193,3 +193,35 @@ async fn run_warns_once_about_unused_keys_and_leaves_probes_out_of_the_access_lo
     assert_eq!(log.matches("FrameX-kit keys accepted but unused: sentry, server.use_ray").count(), 1, "{log}");
     assert!(!log.contains("GET /health") && !log.contains("GET /ping"), "[log] ignored_contains default: {log}");
 }
+
+#[derive(Debug, Deserialize)]
+struct TypedConfig {
+    #[allow(dead_code)]
+    retries: u32,
+}
+
+async fn typed(_: NoArgs, cx: Ctx) -> framex::Result<u32> {
+    Ok(cx.config::<TypedConfig>()?.retries)
+}
+
+/// A plugin table that does not fit its type: the client gets a plain 500 with the
+/// request id, never the value (it may be a secret); the error names the key.
+#[actix_rt::test]
+async fn a_misfit_plugin_table_never_shows_its_values() {
+    let plugin = PluginBuilder::new("typed").get("/typed", typed).build().unwrap();
+    let toml = "load_plugins = [\"typed\"]\n[plugins.typed]\nretries = \"hunter2-secret\"\n";
+    let server = start(config(toml), vec![plugin]).await;
+    let r = get(&server.url("/api/v1/typed")).await;
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("internal error") && !r.text().contains("hunter2"), "{}", r.text());
+    let cx_error = Error::PluginConfig { plugin: "typed".into(), reason: "x".into() };
+    assert_eq!(cx_error.external_message(), "internal error");
+
+    let checked = PluginBuilder::new("typed")
+        .on_start(|cx: Ctx| async move { cx.config::<TypedConfig>().map(drop) })
+        .build()
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = Framex::new(config(toml)).plugin(checked).start(listener).await.unwrap_err().to_string();
+    assert!(err.contains("[plugins.typed]: invalid type") && !err.contains("hunter2"), "{err}");
+}
