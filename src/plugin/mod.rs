@@ -526,8 +526,24 @@ mod tests {
         assert!(matches!(two_bodies, Err(PluginError::TwoBodies { ref first, ref second, .. }) if first == "a" && second == "b"));
         let twice = PluginBuilder::new("t").get("/api/v1/t", h).get("/api/v1/t", h).build();
         assert!(matches!(twice, Err(PluginError::Duplicate { .. })));
-        let relative = PluginBuilder::new("t").get("api/v1/t", h).build();
+        let relative = PluginBuilder::new("t").api_prefix(false).get("api/v1/t", h).build();
         assert!(matches!(relative, Err(PluginError::BadPath { .. })));
+    }
+
+    /// FrameX's `api_prefix`: `/api/v1` in front of a path without it, `/` added to a
+    /// relative one (`f"{API_STR}/{path}"`); off, paths are served as written.
+    #[test]
+    fn api_prefix_maps_paths_like_framex() {
+        let plugin = PluginBuilder::new("t")
+            .get("echo", h)
+            .get("/x", h)
+            .get("/api/v1/y", h)
+            .api_prefix(false)
+            .get("/z", h)
+            .build()
+            .expect("plugin declarations are valid");
+        let paths: Vec<String> = plugin.apis.iter().map(|a| a.spec.key.to_string()).collect();
+        assert_eq!(paths, ["GET /api/v1/echo", "GET /api/v1/x", "GET /api/v1/y", "GET /z"]);
     }
 
     #[test]
