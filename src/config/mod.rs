@@ -375,15 +375,28 @@ ingress_config = { max_ongoing_requests = 60 }
         assert_eq!(c.server.client_body_timeout(), Duration::from_millis(1500));
     }
 
+    /// A directory holding `config.toml` and `files`; the config's path.
+    fn project(config: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, config).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        (dir, file)
+    }
+
     /// `.env` then `.env.prod` beside the file, then the environment: each wins over
     /// the ones before (FrameX-kit's order); names compare case-insensitively.
     #[test]
     fn dotenv_files_beside_the_config_and_the_environment_override_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("config.toml");
-        std::fs::write(&file, "[server]\nreversion = \"file\"\nport = 1\n").unwrap();
-        std::fs::write(dir.path().join(".env"), "SERVER__REVERSION=dotenv\nSERVER__PORT=2\nSERVER__HOST=0.0.0.0\n").unwrap();
-        std::fs::write(dir.path().join(".env.prod"), "server__reversion=prod\nSERVER__PORT=3\n").unwrap();
+        let (_dir, file) = project(
+            "[server]\nreversion = \"file\"\nport = 1\n",
+            &[
+                (".env", "SERVER__REVERSION=dotenv\nSERVER__PORT=2\nSERVER__HOST=0.0.0.0\n"),
+                (".env.prod", "server__reversion=prod\nSERVER__PORT=3\n"),
+            ],
+        );
         let env = vec![("SERVER__PORT".to_owned(), "4".to_owned())];
         let c = Config::load_with_env(Some(&file), env).unwrap();
         assert_eq!((c.server.reversion.as_str(), c.server.port, c.server.host.as_str()), ("prod", 4, "0.0.0.0"));
@@ -394,10 +407,7 @@ ingress_config = { max_ongoing_requests = 60 }
     /// the line (it may hold a secret).
     #[test]
     fn a_bad_dotenv_line_is_refused_without_its_text() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("config.toml");
-        std::fs::write(&file, "").unwrap();
-        std::fs::write(dir.path().join(".env"), "AUTH__KEY='s3cr3t-token\n").unwrap();
+        let (_dir, file) = project("", &[(".env", "AUTH__KEY='s3cr3t-token\n")]);
         let err = Config::load_with_env(Some(&file), Vec::new()).unwrap_err().to_string();
         assert!(err.contains(".env") && !err.contains("s3cr3t"), "{err}");
     }
