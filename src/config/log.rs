@@ -9,10 +9,10 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// Leave out the runtime's own chatter (framex-rs: actix-server's start and stop
-    /// lines, and log lines starting with one of `ignored_prefixes`). Default: `true`.
+    /// lines, when `RUST_LOG` is unset). Default: `true`.
     pub simple_log: bool,
-    /// With `simple_log`, log lines whose message starts with one of these are left
-    /// out. Default: FrameX-kit's Ray prefixes (which framex-rs never writes).
+    /// FrameX-kit's Ray log prefixes: accepted; framex-rs writes no such lines, so
+    /// nothing is filtered by them. Default: FrameX-kit's list.
     pub ignored_prefixes: Vec<String>,
     /// Access-log lines whose request line (`GET /health`) contains one of these are
     /// left out. Default: `["GET /ping", "GET /health"]`.
