@@ -52,9 +52,12 @@ pub struct RunArgs {
     /// Port to listen on (`[server] port`).
     #[arg(long)]
     pub port: Option<u16>,
-    /// Built-in plugins to load, replacing `load_builtin_plugins` (repeatable).
+    /// Built-in plugins to load besides `load_builtin_plugins` (repeatable).
     #[arg(long = "load-builtin-plugins", value_name = "NAME")]
     pub load_builtin_plugins: Vec<String>,
+    /// Plugins to load besides `load_plugins` (repeatable).
+    #[arg(long = "load-plugins", value_name = "NAME")]
+    pub load_plugins: Vec<String>,
     /// Let `call_remote_api` fall back to the proxy (`[server] enable_proxy = true`).
     #[arg(long, overrides_with = "no_enable_proxy")]
     pub enable_proxy: bool,
@@ -72,14 +75,23 @@ impl RunArgs {
         if let Some(port) = self.port {
             config.server.port = port;
         }
-        if !self.load_builtin_plugins.is_empty() {
-            config.load_builtin_plugins = self.load_builtin_plugins.clone();
-        }
+        add_names(&mut config.load_builtin_plugins, &self.load_builtin_plugins);
+        add_names(&mut config.load_plugins, &self.load_plugins);
         if self.enable_proxy {
             config.server.enable_proxy = true;
         }
         if self.no_enable_proxy {
             config.server.enable_proxy = false;
+        }
+    }
+}
+
+/// Adds `more` to `list`, as FrameX-kit's `--load-plugins` adds to the config's (a
+/// name already listed is not added twice).
+fn add_names(list: &mut Vec<String>, more: &[String]) {
+    for name in more {
+        if !list.contains(name) {
+            list.push(name.clone());
         }
     }
 }
@@ -251,12 +263,23 @@ pub fn check_summary(config: &Config) -> String {
     out
 }
 
+/// The one warning `framex run` logs at start when FrameX-kit keys that framex-rs
+/// does not use are present.
+pub fn unused_warning(config: &Config) -> Option<String> {
+    let unused = unused_keys(config);
+    (!unused.is_empty()).then(|| {
+        format!(
+            "FrameX-kit keys accepted but unused: {} (see \"Coming from FrameX-kit\" in the README)",
+            unused.join(", ")
+        )
+    })
+}
+
 /// The FrameX-kit keys present that framex-rs accepts but does not use.
 fn unused_keys(config: &Config) -> Vec<&'static str> {
         let s = &config.server;
         [
             ("base_ingress_config", &config.base_ingress_config),
-            ("log", &config.log),
             ("test", &config.test),
             ("docs", &config.docs),
             ("sentry", &config.sentry),
@@ -266,9 +289,7 @@ fn unused_keys(config: &Config) -> Vec<&'static str> {
             ("server.dashboard_port", &s.dashboard_port),
             ("server.use_ray", &s.use_ray),
             ("server.num_cpus", &s.num_cpus),
-            ("server.excluded_log_paths", &s.excluded_log_paths),
             ("server.ingress_config", &s.ingress_config),
-            ("server.reversion", &s.reversion),
             ("plugins.proxy.ingress_config", &config.plugins.proxy.ingress_config),
         ]
         .into_iter()

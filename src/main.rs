@@ -17,14 +17,22 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// (workers started, runtime found, service started) only when something is wrong.
 const DEFAULT_LOG_FILTER: &str = "info,actix_server=warn";
 
+/// Without `RUST_LOG`, with `[log] simple_log = false`: actix-server's chatter too.
+const VERBOSE_LOG_FILTER: &str = "info";
+
 /// Without `RUST_LOG`, for `framex routes`: the table is the output; only problems
 /// (an upstream that cannot be read) are logged, before it.
 const ROUTES_LOG_FILTER: &str = "warn";
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let default_filter = match cli.command {
+    let default_filter = match &cli.command {
         Command::Routes(_) => ROUTES_LOG_FILTER,
+        // `[log] simple_log` is read before logging starts; a config that does not
+        // load is reported below, by the load that counts.
+        Command::Run(args) if Config::load(args.config.config.as_deref()).is_ok_and(|c| !c.log.simple_log) => {
+            VERBOSE_LOG_FILTER
+        }
         _ => DEFAULT_LOG_FILTER,
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
@@ -58,13 +66,16 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             let mut config = Config::load(args.config.config.as_deref())?;
-            config.check_plugins_available(&[])?;
             args.apply(&mut config);
+            config.check_plugins_available(&[])?;
+            if let Some(warning) = framex::cli::unused_warning(&config) {
+                log::warn!("{warning}");
+            }
             // SIGHUP reads the same file, the environment again, and these flags.
             let reload = move || -> Result<Config, String> {
                 let mut config = Config::load(args.config.config.as_deref()).map_err(|e| e.to_string())?;
-                config.check_plugins_available(&[]).map_err(|e| e.to_string())?;
                 args.apply(&mut config);
+                config.check_plugins_available(&[]).map_err(|e| e.to_string())?;
                 Ok(config)
             };
             let pid_file = framex::pid_file::PidFile::write(&config)?;

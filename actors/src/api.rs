@@ -251,6 +251,10 @@ pub struct ApiSpec {
     /// (`POST /api/v1/proxy/remote`). Off unless a plugin opts in.
     #[serde(skip)]
     pub proxy_function: bool,
+    /// Whether a local route answers its value as is, without FrameX's envelope
+    /// (FrameX's `raw_response`).
+    #[serde(skip)]
+    pub raw_response: bool,
     /// One-line summary for listings and documents.
     pub summary: Option<String>,
     /// The OpenAPI operation object to publish, when one is known; the merged
@@ -278,6 +282,7 @@ impl ApiSpec {
             body: BodySpec::None,
             streaming: false,
             proxy_function: false,
+            raw_response: false,
             summary: None,
             operation: None,
             components: None,

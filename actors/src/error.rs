@@ -203,6 +203,14 @@ pub enum Error {
         /// Every problem found.
         problems: Vec<ArgProblem>,
     },
+    /// A plugin's `[plugins.<name>]` table does not fit the type it reads it as.
+    #[error("[plugins.{plugin}]: {reason}")]
+    PluginConfig {
+        /// The plugin.
+        plugin: String,
+        /// What does not fit.
+        reason: String,
+    },
     /// A plugin handler answered with an error of its own.
     #[error("{message}")]
     Plugin {
@@ -327,7 +335,7 @@ impl Error {
             Error::UpstreamTimeout { .. } => "Gateway Timeout: upstream did not answer in time".to_owned(),
             Error::Overloaded { .. } => "Service Unavailable: every upstream endpoint is busy".to_owned(),
             Error::UpstreamStatus { status, message, .. } => format!("upstream answered {status}: {message}"),
-            Error::Mailbox(_) | Error::Internal(_) => "internal error".to_owned(),
+            Error::Mailbox(_) | Error::Internal(_) | Error::PluginConfig { .. } => "internal error".to_owned(),
             other => other.to_string(),
         }
     }
@@ -344,6 +352,7 @@ impl Error {
                 | Error::Deadline { .. }
                 | Error::Mailbox(_)
                 | Error::Internal(_)
+                | Error::PluginConfig { .. }
         )
     }
 

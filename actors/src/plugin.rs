@@ -34,6 +34,10 @@ pub struct PluginMeta {
     pub url: String,
     /// Every API this plugin calls through `call_remote_api`.
     pub required_remote_apis: Vec<String>,
+    /// The plugin's own `[plugins.<name>]` table as JSON (`null` when absent), read
+    /// by [`Ctx::config`].
+    #[serde(skip)]
+    pub config: Arc<Value>,
 }
 
 /// Handler of a non-streaming API: JSON arguments in, JSON value out.
@@ -70,13 +74,41 @@ pub struct LocalApi {
     pub handler: ApiHandler,
 }
 
+/// A plugin's start hook (FrameX's `on_start`): runs once when the plugin starts,
+/// before the server accepts requests; an error stops the start-up.
+pub type StartHook = dyn Fn(Ctx) -> LocalBoxFuture<'static, Result<(), Error>> + Send + Sync;
+
 /// A local plugin: metadata and APIs.
-#[derive(Debug)]
 pub struct PluginSpec {
     /// Identity and declarations.
     pub meta: PluginMeta,
     /// HTTP routes and function APIs.
     pub apis: Vec<Arc<LocalApi>>,
+    /// Runs once when the plugin starts (FrameX's `on_start`).
+    pub on_start: Option<Arc<StartHook>>,
+}
+
+impl fmt::Debug for PluginSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginSpec")
+            .field("meta", &self.meta)
+            .field("apis", &self.apis)
+            .field("on_start", &self.on_start.is_some())
+            .finish()
+    }
+}
+
+impl PluginSpec {
+    /// The same plugin reading `config` as its own `[plugins.<name>]` table.
+    pub fn with_config(&self, config: Value) -> Arc<PluginSpec> {
+        let mut meta = self.meta.clone();
+        meta.config = Arc::new(config);
+        Arc::new(PluginSpec {
+            meta,
+            apis: self.apis.clone(),
+            on_start: self.on_start.clone(),
+        })
+    }
 }
 
 /// What a handler gets besides its arguments: who it is, the call's context, and the
@@ -85,6 +117,7 @@ pub struct PluginSpec {
 pub struct Ctx {
     plugin: Arc<str>,
     declared: Arc<[String]>,
+    config: Arc<Value>,
     router: Addr<Router>,
     call: CallContext,
 }
@@ -105,9 +138,39 @@ impl Ctx {
         Ctx {
             plugin: Arc::from(""),
             declared: Arc::from(Vec::new()),
+            config: Arc::new(Value::Null),
             router,
             call: CallContext::new(),
         }
+    }
+
+    /// The context `plugin`'s start hook runs in: its name, declarations and config.
+    pub fn starting(plugin: &PluginSpec, router: Addr<Router>) -> Self {
+        Ctx {
+            plugin: plugin.meta.name.as_str().into(),
+            declared: plugin.meta.required_remote_apis.clone().into(),
+            config: plugin.meta.config.clone(),
+            router,
+            call: CallContext::new(),
+        }
+    }
+
+    /// The plugin's own `[plugins.<name>]` table read as `T` (FrameX's
+    /// `get_plugin_config`); without a table, `T` from an empty one (its defaults).
+    /// Derive `T` with `#[serde(deny_unknown_fields)]` to refuse unknown keys, as
+    /// FrameX-kit does.
+    ///
+    /// # Errors
+    /// [`Error::PluginConfig`] naming the table and what does not fit.
+    pub fn config<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        let value = match &*self.config {
+            Value::Null => Value::Object(serde_json::Map::new()),
+            v => v.clone(),
+        };
+        serde_json::from_value(value).map_err(|e| Error::PluginConfig {
+            plugin: self.plugin.to_string(),
+            reason: without_values(&e.to_string()),
+        })
     }
 
     /// The name of the plugin this handler belongs to.
@@ -222,6 +285,7 @@ impl Message for Invoke {
 /// so a local call never leaves the thread that accepted the request.
 pub struct PluginActor {
     declared: Arc<[String]>,
+    config: Arc<Value>,
     name: Arc<str>,
     router: Addr<Router>,
 }
@@ -231,6 +295,7 @@ impl PluginActor {
     pub fn new(plugin: Arc<PluginSpec>, router: Addr<Router>) -> Self {
         PluginActor {
             declared: plugin.meta.required_remote_apis.clone().into(),
+            config: plugin.meta.config.clone(),
             name: plugin.meta.name.as_str().into(),
             router,
         }
@@ -241,6 +306,28 @@ impl Actor for PluginActor {
     type Context = Context<Self>;
 }
 
+/// `message` with every quoted string value (`string "…"`) blanked: a config value
+/// may be a secret. Key names (in backticks) stay.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        match (c, quoted) {
+            ('"', false) => {
+                quoted = true;
+                out.push_str("\"…");
+            }
+            ('"', true) => {
+                quoted = false;
+                out.push('"');
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
 impl Handler<Invoke> for PluginActor {
     // The handler's future touches no actor state, so it runs beside other calls.
     type Result = ResponseFuture<Result<Reply, Error>>;
@@ -249,6 +336,7 @@ impl Handler<Invoke> for PluginActor {
         let cx = Ctx {
             plugin: self.name.clone(),
             declared: self.declared.clone(),
+            config: self.config.clone(),
             router: self.router.clone(),
             call: msg.ctx.clone(),
         };

@@ -356,6 +356,7 @@ pub(crate) mod tests {
                 ..PluginMeta::default()
             },
             apis,
+            on_start: None,
         })
     }
 

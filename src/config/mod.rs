@@ -18,6 +18,7 @@ mod auth;
 mod cache;
 mod env;
 mod limits;
+mod log;
 mod migrate;
 mod proxy;
 pub mod rule_lint;
@@ -33,12 +34,13 @@ pub use cache::{CacheConfig, CacheMode, ProxyCacheRule, ProxyCacheRules};
 pub use auth::{rule_matches, AuthConfig, AuthRules, Unused};
 pub use proxy::{normalize_url, BalancePolicy, PluginsConfig, ProxyConfig, ProxyUrls, UpstreamConfig, UpstreamEntry, DEFAULT_DOCS_PATH};
 pub use rules::{PathFilter, PathPattern, PatternError, RuleSet};
+pub use log::LogConfig;
 pub use server::{AccessLog, ServerConfig};
 pub use trusted_proxies::TrustedProxies;
 pub use validate::{MAX_SECONDS, MIN_HEALTH_CHECK_SECONDS, MIN_SECONDS};
 
 /// Top-level keys, in the order the docs list them (env overrides look only at these).
-const TOP_LEVEL: &[&str] = &["load_builtin_plugins", "load_plugins", "server", "auth", "limits", "redis", "plugins"];
+const TOP_LEVEL: &[&str] = &["load_builtin_plugins", "load_plugins", "server", "log", "auth", "limits", "redis", "plugins"];
 
 /// Why a config could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -83,8 +85,8 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// FrameX-kit's Ray ingress defaults: accepted, not used.
     pub base_ingress_config: Unused,
-    /// FrameX-kit's `[log]`: accepted, not used (framex-rs logs through `RUST_LOG`).
-    pub log: Unused,
+    /// `[log]`: which log lines are left out (levels stay `RUST_LOG`'s).
+    pub log: LogConfig,
     /// FrameX-kit's `[test]`: accepted, not used.
     pub test: Unused,
     /// FrameX-kit's `[docs]`: accepted, not used.
@@ -102,7 +104,9 @@ pub struct Config {
 
 impl Config {
     /// Loads `path`, or `./config.toml` when `path` is `None` and it exists, or the
-    /// defaults; then applies env overrides and validates.
+    /// defaults; then applies env overrides and validates. The overrides are those of
+    /// `.env`, then `.env.prod` (beside the file), then the environment: each wins
+    /// over the ones before it, as in FrameX-kit.
     ///
     /// # Errors
     /// An unreadable file, bad TOML, an unknown key, an invalid value.
@@ -134,6 +138,8 @@ impl Config {
             ),
             None => (String::new(), "default config".to_owned()),
         };
+        let dir = path.and_then(Path::parent).unwrap_or(Path::new(""));
+        let env = env::with_dotenv(dir, env)?;
         let mut config = Self::parse(&text, &origin, env)?;
         config.source = path.map(Path::to_owned);
         Ok(config)
@@ -347,7 +353,7 @@ ingress_config = { max_ongoing_requests = 60 }
         let summary = crate::cli::check_summary(&c);
         assert!(
             summary.contains(
-                "FrameX-kit keys accepted but unused: log, sentry, server.dashboard_port, server.use_ray, \
+                "FrameX-kit keys accepted but unused: sentry, server.dashboard_port, server.use_ray, \
                  server.num_cpus, plugins.proxy.ingress_config"
             ),
             "{summary}"
@@ -376,5 +382,61 @@ ingress_config = { max_ongoing_requests = 60 }
         assert!(err.contains("server.client_body_timeout"), "{err}");
         let c = parse("[server]\nclient_body_timeout = 1.5\nmin_body_rate = 0\nmax_connections = 3").unwrap();
         assert_eq!(c.server.client_body_timeout(), Duration::from_millis(1500));
+    }
+
+    /// A directory holding `config.toml` and `files`; the config's path.
+    fn project(config: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, config).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        (dir, file)
+    }
+
+    /// `.env` then `.env.prod` beside the file, then the environment: each wins over
+    /// the ones before (FrameX-kit's order); names compare case-insensitively.
+    #[test]
+    fn dotenv_files_beside_the_config_and_the_environment_override_in_order() {
+        let (_dir, file) = project(
+            "[server]\nreversion = \"file\"\nport = 1\n",
+            &[
+                (".env", "SERVER__REVERSION=dotenv\nSERVER__PORT=2\nSERVER__HOST=0.0.0.0\n"),
+                (".env.prod", "server__reversion=prod\nSERVER__PORT=3\n"),
+            ],
+        );
+        let env = vec![("SERVER__PORT".to_owned(), "4".to_owned())];
+        let c = Config::load_with_env(Some(&file), env).unwrap();
+        assert_eq!((c.server.reversion.as_str(), c.server.port, c.server.host.as_str()), ("prod", 4, "0.0.0.0"));
+        assert_eq!(c.server.version_json(), "\"prod\"");
+    }
+
+    /// A dotenv line that does not parse is refused naming the file, never echoing
+    /// the line (it may hold a secret).
+    #[test]
+    fn a_bad_dotenv_line_is_refused_without_its_text() {
+        let (_dir, file) = project("", &[(".env", "AUTH__KEY='s3cr3t-token\n")]);
+        let err = Config::load_with_env(Some(&file), Vec::new()).unwrap_err().to_string();
+        assert!(err.contains(".env") && !err.contains("s3cr3t"), "{err}");
+    }
+
+    /// `/version` is a JSON string whatever `reversion` holds: quotes, newlines and
+    /// controls are escaped, so it cannot break the body.
+    #[test]
+    fn reversion_is_answered_as_an_escaped_json_string() {
+        let c = parse("[server]\nreversion = \"v1\\\"\\n\\u0000<x>\"").unwrap();
+        let answer: serde_json::Value = serde_json::from_str(&c.server.version_json()).unwrap();
+        assert_eq!(answer, "v1\"\n\u{0}<x>");
+        assert_eq!(parse("").unwrap().server.version_json(), format!("\"{}\"", crate::VERSION));
+    }
+
+    /// `[log]` has FrameX-kit's defaults and refuses unknown keys.
+    #[test]
+    fn log_table_defaults_and_strictness() {
+        let c = parse("").unwrap();
+        assert!(c.log.simple_log);
+        assert_eq!(c.log.ignored_contains, ["GET /ping", "GET /health"]);
+        assert!(parse("[log]\nsimple_logs = true").unwrap_err().contains("simple_logs"));
     }
 }

@@ -21,6 +21,17 @@ pub struct PluginsConfig {
     pub other: BTreeMap<String, toml::Table>,
 }
 
+impl PluginsConfig {
+    /// Plugin `name`'s own `[plugins.<name>]` table as JSON (`null` when absent), for
+    /// [`framex_actors::Ctx::config`].
+    pub fn table_json(&self, name: &str) -> serde_json::Value {
+        self.other
+            .get(name)
+            .and_then(|t| serde_json::to_value(t).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+}
+
 impl<'de> Deserialize<'de> for PluginsConfig {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut tables = BTreeMap::<String, toml::Value>::deserialize(deserializer)?;

@@ -89,12 +89,13 @@ pub struct ServerConfig {
     pub use_ray: Unused,
     /// FrameX-kit's Ray CPU count: accepted, not used (see `workers`).
     pub num_cpus: Unused,
-    /// FrameX-kit's log filter: accepted, not used.
-    pub excluded_log_paths: Unused,
+    /// Local routes (exact paths) answered without FrameX's envelope, as FrameX-kit's
+    /// response middleware skips them. Default: none.
+    pub excluded_log_paths: Vec<String>,
     /// FrameX-kit's Ray ingress settings: accepted, not used.
     pub ingress_config: Unused,
-    /// FrameX-kit's revision label: accepted, not used.
-    pub reversion: Unused,
+    /// What `/version` answers; empty: framex-rs's own version. Default: empty.
+    pub reversion: String,
 }
 
 impl Default for ServerConfig {
@@ -122,14 +123,21 @@ impl Default for ServerConfig {
             dashboard_port: None,
             use_ray: None,
             num_cpus: None,
-            excluded_log_paths: None,
+            excluded_log_paths: Vec::new(),
             ingress_config: None,
-            reversion: None,
+            reversion: String::new(),
         }
     }
 }
 
 impl ServerConfig {
+    /// What `/version` answers, as a JSON string: `reversion`, else framex-rs's
+    /// version (FrameX-kit answers its own version when `reversion` is empty).
+    pub fn version_json(&self) -> String {
+        let version = if self.reversion.is_empty() { crate::VERSION } else { &self.reversion };
+        serde_json::Value::String(version.to_owned()).to_string()
+    }
+
     /// `client_body_timeout` as a duration (validated to lie in [1 ms, 1 year]).
     pub fn client_body_timeout(&self) -> Duration {
         Duration::try_from_secs_f64(self.client_body_timeout).unwrap_or(Duration::from_secs(60))

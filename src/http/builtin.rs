@@ -23,7 +23,13 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
     match path {
         "/health" => return Some(HttpResponse::Ok().json("ok")),
         "/ping" => return Some(HttpResponse::Ok().json("pong")),
-        "/version" => return Some(HttpResponse::Ok().json(crate::VERSION)),
+        "/version" => {
+            return Some(
+                HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(worker.shared.version.clone()),
+            )
+        }
         "/ready" => return Some(ready(worker)),
         "/api/v1/openapi.json" | "/docs" | "/redoc" | "/api/v1/proxy/upstreams" | "/api/v1/proxy/migration" | "/api/v1/limits" | "/metrics" => {}
         _ => return assets::file(path),

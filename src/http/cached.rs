@@ -39,6 +39,7 @@ pub async fn local(
     ctx: CallContext,
     ttl: Option<i64>,
 ) -> Result<HttpResponse, Error> {
+    let raw = super::local::is_raw(worker, req, &route);
     let method = req.method().as_str();
     let status = match &worker.shared.cache {
         None => Some(Status::Disabled),
@@ -50,7 +51,7 @@ pub async fn local(
         (status, _) => {
             let status = status.unwrap_or(Status::Bypass);
             status.count();
-            return call(worker, route, args, ctx).await.map(|r| respond(r, status, None));
+            return call(worker, route, args, ctx).await.map(|r| respond(r, status, None, raw));
         }
     };
     let template = match &route.spec.key {
@@ -73,7 +74,7 @@ pub async fn local(
             Ok(None) => {}
             Err(()) => {
                 Status::Bypass.count();
-                return call(worker, route, args, ctx).await.map(|r| respond(r, Status::Bypass, Some(&digest)));
+                return call(worker, route, args, ctx).await.map(|r| respond(r, Status::Bypass, Some(&digest), raw));
             }
         }
     }
@@ -90,15 +91,15 @@ pub async fn local(
         }
     }
     status.count();
-    Ok(respond(reply, status, Some(&digest)))
+    Ok(respond(reply, status, Some(&digest), raw))
 }
 
 async fn call(worker: &Worker, route: Arc<Route>, args: Args, ctx: CallContext) -> Result<Reply, Error> {
     worker.router.send(Dispatch { route, args, ctx }).await?
 }
 
-fn respond(reply: Reply, status: Status, digest: Option<&str>) -> HttpResponse {
-    let mut response = super::local::answer(reply);
+fn respond(reply: Reply, status: Status, digest: Option<&str>, raw: bool) -> HttpResponse {
+    let mut response = super::local::answer(reply, raw);
     mark(&mut response, status);
     if let Some(digest) = digest {
         mark_key(&mut response, digest);

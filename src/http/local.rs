@@ -34,12 +34,13 @@ pub async fn serve(
     if let Some(ttl) = route.spec.cache {
         return super::cached::local(worker, req, route, args, ctx, ttl).await;
     }
+    let raw = is_raw(worker, req, &route);
     let reply = worker
         .router
         .send(Dispatch { route, args, ctx })
         .await??;
     let streams = matches!(reply, Reply::Stream(_));
-    let mut response = answer(reply);
+    let mut response = answer(reply, raw);
     if !streams && worker.shared.cache.is_some() {
         // FrameX-kit marks every non-streaming route that does not cache; framex-rs
         // does while `[cache]` is on (off, a request pays no header).
@@ -48,9 +49,17 @@ pub async fn serve(
     Ok(response)
 }
 
-/// The HTTP answer of a reply: the FrameX envelope, or an SSE stream.
-pub(super) fn answer(reply: Reply) -> HttpResponse {
+/// Whether `route` answers without FrameX's envelope: the plugin said so
+/// (`raw_response`), or the path is in `server.excluded_log_paths` (FrameX-kit's).
+pub(super) fn is_raw(worker: &Worker, req: &HttpRequest, route: &Route) -> bool {
+    route.spec.raw_response || worker.shared.raw_paths.iter().any(|p| p == req.path())
+}
+
+/// The HTTP answer of a reply: the FrameX envelope (or the value alone when `raw`),
+/// or an SSE stream.
+pub(super) fn answer(reply: Reply, raw: bool) -> HttpResponse {
     match reply {
+        Reply::Value(value) if raw => HttpResponse::Ok().json(value),
         Reply::Value(value) => envelope::success(value),
         Reply::Stream(stream) => HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, "text/event-stream"))

@@ -62,6 +62,13 @@ pub struct Shared {
     /// Whether and how every request gets an access-log line (`framex::access`, info
     /// level).
     pub access_log: crate::config::AccessLog,
+    /// What `/version` answers (`server.reversion`, else framex-rs's version), as JSON.
+    pub version: web::Bytes,
+    /// Local routes answered without the envelope (`server.excluded_log_paths`).
+    pub raw_paths: Vec<String>,
+    /// Access-log lines containing one of these are not written
+    /// (`[log] ignored_contains`).
+    pub log_ignored: Vec<String>,
     /// Peers whose forwarding headers are kept and extended (`server.trusted_proxies`).
     pub trusted_proxies: crate::config::TrustedProxies,
     /// Deadline of a call (the proxy's `timeout`).
@@ -178,7 +185,11 @@ pub async fn dispatch(
     let (payload, keeper) = unread_body::share(&req, payload).await;
     let request_id = ctx.request_id.clone();
     let trace = observe::Trace::of(&ctx.trace);
-    let access_log = worker.shared.access_log;
+    let access_log = match worker.shared.access_log {
+        crate::config::AccessLog::Off => crate::config::AccessLog::Off,
+        _ if observe::ignored(&worker.shared.log_ignored, &req) => crate::config::AccessLog::Off,
+        on => on,
+    };
     let mut seen = observe::Seen::default();
     let response = serve(req.clone(), payload, worker, ctx, &mut seen).await;
     observe::record(&req, &response, &seen, started, (&request_id, &trace), access_log);

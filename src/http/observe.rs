@@ -80,6 +80,17 @@ impl Trace {
 
 /// Records the answer to `req` in the metrics, as `access_log` says in the access log,
 /// and its server span when spans are exported; `ids` are the request id and trace.
+/// Whether the request line (`GET /health`, the part of uvicorn's access line that
+/// FrameX-kit's `[log] ignored_contains` defaults match) contains one of `ignored`:
+/// its access-log line is then not written.
+pub(super) fn ignored(ignored: &[String], req: &HttpRequest) -> bool {
+    if ignored.is_empty() {
+        return false;
+    }
+    let line = format!("{} {}", req.method(), req.path());
+    ignored.iter().any(|s| line.contains(s.as_str()))
+}
+
 pub(super) fn record(
     req: &HttpRequest,
     response: &HttpResponse,

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use framex_actors::Method;
 use framex_actors::{
     ApiHandler, ApiKey, ApiSpec, Args, Error, LocalApi, PluginMeta, PluginSpec,
+    StartHook,
 };
 use schemars::generate::SchemaGenerator;
 use schemars::JsonSchema;
@@ -45,6 +46,9 @@ use crate::openapi::operation_for;
 
 mod arg_error;
 mod signature;
+
+/// FrameX's API prefix, put in front of route paths unless `api_prefix(false)`.
+const API_STR: &str = "/api/v1";
 
 /// A handler's arguments: read from the request or the call (`Deserialize`), and
 /// described in the OpenAPI document (`JsonSchema`).
@@ -116,6 +120,10 @@ pub struct PluginBuilder {
     struct_name: String,
     generator: SchemaGenerator,
     apis: Vec<Arc<LocalApi>>,
+    /// Whether routes declared from now on get `/api/v1` in front (FrameX's
+    /// `api_prefix`, on by default).
+    api_prefix: bool,
+    on_start: Option<Arc<StartHook>>,
     /// The first mistake found, reported by `build`.
     error: Option<PluginError>,
 }
@@ -138,7 +146,72 @@ impl PluginBuilder {
             struct_name: format!("{}Plugin", capitalize(name)),
             generator: signature::generator(),
             apis: Vec::new(),
+            api_prefix: true,
+            on_start: None,
             error: None,
+        }
+    }
+
+    /// Whether the routes declared after this call get FrameX's `/api/v1` in front of
+    /// a path that does not start with it (FrameX's `api_prefix`; default `true`:
+    /// `.get("/echo", ..)` serves `/api/v1/echo`). `false` serves paths as written.
+    pub fn api_prefix(mut self, on: bool) -> Self {
+        self.api_prefix = on;
+        self
+    }
+
+    /// The route declared just before answers its value as is, without FrameX's
+    /// `{status, message, timestamp, data}` envelope (FrameX's `raw_response`).
+    pub fn raw_response(mut self) -> Self {
+        if let Some(spec) = self.last_spec() {
+            spec.raw_response = true;
+        }
+        self
+    }
+
+    /// The OpenAPI tags of the route declared just before (FrameX's `tags`; default:
+    /// the plugin's name).
+    pub fn tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let tags: Vec<Value> = tags.into_iter().map(|t| Value::String(t.into())).collect();
+        if let Some(operation) = self.last_spec().and_then(|spec| spec.operation.as_mut()) {
+            if let Some(op) = Arc::make_mut(operation).as_object_mut() {
+                op.insert("tags".to_owned(), Value::Array(tags));
+            }
+        }
+        self
+    }
+
+    /// Runs `hook` once when the plugin starts, before the server accepts requests
+    /// (FrameX's `on_start`); an error stops the start-up, naming the plugin. The
+    /// hook's [`Ctx`] reads the plugin's config ([`Ctx::config`]) and may call the
+    /// APIs it declared.
+    pub fn on_start<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Error>> + 'static,
+    {
+        self.on_start = Some(Arc::new(move |cx| Box::pin(hook(cx))));
+        self
+    }
+
+    /// The spec of the API declared last, while the builder still owns it alone.
+    fn last_spec(&mut self) -> Option<&mut ApiSpec> {
+        let api = Arc::get_mut(self.apis.last_mut()?)?;
+        Some(Arc::make_mut(&mut api.spec))
+    }
+
+    /// `path` with FrameX's `/api/v1` in front when `api_prefix` asks for it.
+    fn full_path(&self, path: &str) -> String {
+        if !self.api_prefix || path.starts_with(API_STR) {
+            path.to_owned()
+        } else if path.starts_with('/') {
+            format!("{API_STR}{path}")
+        } else {
+            format!("{API_STR}/{path}")
         }
     }
 
@@ -212,7 +285,8 @@ impl PluginBuilder {
         R: Answer,
         F: Handler<A, R>,
     {
-        let Some(mut spec) = self.signature::<A>(ApiKey::http(method, path)) else {
+        let path = self.full_path(path);
+        let Some(mut spec) = self.signature::<A>(ApiKey::http(method, &path)) else {
             return self;
         };
         let result_schema = self.generator.subschema_for::<R>();
@@ -254,7 +328,8 @@ impl PluginBuilder {
         F: Fn(A, Ctx, Emitter) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), Error>> + 'static,
     {
-        let Some(mut spec) = self.signature::<A>(ApiKey::http(Method::GET, path)) else {
+        let path = self.full_path(path);
+        let Some(mut spec) = self.signature::<A>(ApiKey::http(Method::GET, &path)) else {
             return self;
         };
         spec.streaming = true;
@@ -344,6 +419,7 @@ impl PluginBuilder {
         Ok(Arc::new(PluginSpec {
             meta: self.meta,
             apis,
+            on_start: self.on_start,
         }))
     }
 
@@ -480,7 +556,7 @@ mod tests {
         assert!(matches!(two_bodies, Err(PluginError::TwoBodies { ref first, ref second, .. }) if first == "a" && second == "b"));
         let twice = PluginBuilder::new("t").get("/api/v1/t", h).get("/api/v1/t", h).build();
         assert!(matches!(twice, Err(PluginError::Duplicate { .. })));
-        let relative = PluginBuilder::new("t").get("api/v1/t", h).build();
+        let relative = PluginBuilder::new("t").api_prefix(false).get("api/v1/t", h).build();
         assert!(matches!(relative, Err(PluginError::BadPath { .. })));
         for bad in [
             PluginBuilder::new("t").cache(None).build(),
@@ -493,6 +569,22 @@ mod tests {
         let cached = PluginBuilder::new("t").get("/api/v1/t", h).cache(Some(-1)).get("/api/v1/u", h).build().unwrap();
         let caches: Vec<_> = cached.apis.iter().map(|a| a.spec.cache).collect();
         assert_eq!(caches, [Some(Some(-1)), None]);
+    }
+
+    /// FrameX's `api_prefix`: `/api/v1` in front of a path without it, `/` added to a
+    /// relative one (`f"{API_STR}/{path}"`); off, paths are served as written.
+    #[test]
+    fn api_prefix_maps_paths_like_framex() {
+        let plugin = PluginBuilder::new("t")
+            .get("echo", h)
+            .get("/x", h)
+            .get("/api/v1/y", h)
+            .api_prefix(false)
+            .get("/z", h)
+            .build()
+            .expect("plugin declarations are valid");
+        let paths: Vec<String> = plugin.apis.iter().map(|a| a.spec.key.to_string()).collect();
+        assert_eq!(paths, ["GET /api/v1/echo", "GET /api/v1/x", "GET /api/v1/y", "GET /z"]);
     }
 
     #[test]

@@ -95,6 +95,15 @@ pub enum StartError {
         /// What would make it resolvable.
         hint: &'static str,
     },
+    /// A plugin's start hook (`on_start`) failed.
+    #[error("plugin '{plugin}' did not start: its on_start failed: {source}")]
+    PluginStart {
+        /// The plugin.
+        plugin: String,
+        /// What the hook answered.
+        #[source]
+        source: framex_actors::Error,
+    },
     /// The engine refused a plugin (duplicate name or route).
     #[error(transparent)]
     Engine(#[from] framex_actors::Error),
@@ -192,6 +201,10 @@ impl Framex {
             }
         }
         loaded.extend(self.plugins);
+        let loaded: Vec<_> = loaded
+            .iter()
+            .map(|plugin| plugin.with_config(config.plugins.table_json(&plugin.meta.name)))
+            .collect();
         for plugin in &loaded {
             engine.register_plugin(plugin.clone()).await?;
         }
@@ -203,6 +216,7 @@ impl Framex {
         } else {
             None
         };
+        run_start_hooks(&engine, &loaded).await?;
 
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let readiness = Readiness::default();
@@ -327,6 +341,22 @@ fn check_required(
     Ok(())
 }
 
+/// Runs every plugin's `on_start` once, in load order; the first failure stops the
+/// start-up.
+async fn run_start_hooks(engine: &Engine, plugins: &[Arc<PluginSpec>]) -> Result<(), StartError> {
+    for plugin in plugins {
+        if let Some(hook) = &plugin.on_start {
+            let cx = framex_actors::Ctx::starting(plugin, engine.start_router());
+            hook(cx).await.map_err(|source| StartError::PluginStart {
+                plugin: plugin.meta.name.clone(),
+                source,
+            })?;
+            log::info!("plugin {}: on_start done", framex_actors::Escaped(&plugin.meta.name));
+        }
+    }
+    Ok(())
+}
+
 /// The state every request reads, made from one configuration.
 fn shared_state(
     engine: &Engine,
@@ -357,6 +387,9 @@ fn shared_state(
         max_body_size: config.server.max_body_size,
         body_deadlines: http::BodyDeadlines::from_config(&config.server),
         access_log: config.server.access_log,
+        version: actix_web::web::Bytes::from(config.server.version_json()),
+        raw_paths: config.server.excluded_log_paths.clone(),
+        log_ignored: config.log.ignored_contains.clone(),
         trusted_proxies: config.server.trusted_proxies.clone(),
         timeout: config.plugins.proxy.timeout(),
         openapi: DocumentCache::default(),

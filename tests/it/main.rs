@@ -13,6 +13,7 @@ mod faults;
 mod idle_memory;
 mod interop;
 mod limits;
+mod kit_compat;
 mod local;
 mod migration;
 mod observability;
