@@ -306,6 +306,7 @@ mod tests {
         Arc::new(PluginSpec {
             meta: PluginMeta { name: "items".to_owned(), ..PluginMeta::default() },
             apis: vec![Arc::new(api)],
+            on_start: None,
         })
     }
 
