@@ -479,6 +479,11 @@ fn bind<A: DeserializeOwned>(api: &str, args: Args) -> Result<A, Error> {
     let mut args = Value::Object(args);
     let mut coerced = 0;
     loop {
+        // The plain deserializer first: tracking the path allocates for every key, so
+        // only a failure is run again to find where it is.
+        if let Ok(bound) = <A as serde::Deserialize>::deserialize(&args) {
+            return Ok(bound);
+        }
         let error = match serde_path_to_error::deserialize(&args) {
             Ok(bound) => return Ok(bound),
             Err(error) => error,
