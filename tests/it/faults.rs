@@ -72,20 +72,17 @@ async fn client_task(base: String, task: usize, until: Instant, tally: Rc<RefCel
             continue;
         }
         let sent = client.get(format!("{base}/api/v1/who")).send().await;
-        let mut t = tally.borrow_mut();
-        t.gets += 1;
+        tally.borrow_mut().gets += 1;
         match sent {
             Ok(mut r) if r.status().is_success() => {
-                drop(t);
                 let _ = r.body().await;
             }
             Ok(mut r) => {
                 let status = r.status();
-                drop(t);
                 let body = r.body().await.unwrap_or_default();
                 tally.borrow_mut().failed_gets.push(format!("{status} {}", String::from_utf8_lossy(&body)));
             }
-            Err(e) => t.failed_gets.push(format!("client error: {e}")),
+            Err(e) => tally.borrow_mut().failed_gets.push(format!("client error: {e}")),
         }
     }
 }

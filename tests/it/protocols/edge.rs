@@ -269,7 +269,7 @@ async fn idle_h2_connections_are_closed() {
     let server = h2c_server(&upstream).await;
     let tcp = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
     let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-    let closed = actix_rt::spawn(async move { connection.await });
+    let closed = actix_rt::spawn(connection);
     let mut ready = client.ready().await.unwrap();
     let request = http02::Request::get(format!("http://{}/health", server.local_addr()))
         .body(())
