@@ -224,6 +224,9 @@ pub fn check_summary(config: &Config) -> String {
                 out.push_str(&format!("  auth rule: {pattern} ({keys} keys)\n"));
             }
         }
+        for (route, entry) in &proxy.migrate {
+            out.push_str(&format!("migrate {route}: {}\n", describe_migration(entry)));
+        }
         out.push_str(&format!(
             "pools: retries {}, max in flight {}, health check {}\n",
             proxy.retries,
@@ -296,6 +299,24 @@ fn unused_keys(config: &Config) -> Vec<&'static str> {
         .filter(|(_, v)| v.is_some())
         .map(|(k, _)| k)
         .collect()
+}
+
+/// One `[plugins.proxy.migrate]` entry as `check` prints it: the mode and what it
+/// does with the calls (`canary 25 % local, rollback above 5 % errors`).
+fn describe_migration(entry: &crate::config::MigrateRoute) -> String {
+    use crate::config::MigrateMode;
+    let mode = entry.mode.as_str();
+    match entry.mode {
+        MigrateMode::Canary => format!(
+            "{mode} {} % local, rollback above {} % errors",
+            entry.percent,
+            entry.rollback_error_ratio * 100.0
+        ),
+        MigrateMode::Shadow if entry.unsafe_methods => format!("{mode} (every method, unsafe)"),
+        MigrateMode::Shadow => format!("{mode} (GET, HEAD, OPTIONS)"),
+        MigrateMode::Upstream => format!("{mode} (pinned to the upstream)"),
+        MigrateMode::Local => format!("{mode} (the local plugin answers)"),
+    }
 }
 
 fn list(items: &[String]) -> String {

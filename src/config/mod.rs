@@ -360,6 +360,23 @@ ingress_config = { max_ongoing_requests = 60 }
         );
     }
 
+    /// `framex check` prints every `[plugins.proxy.migrate]` entry with its mode.
+    #[test]
+    fn check_prints_migration_entries() {
+        let c = parse(
+            r#"
+load_builtin_plugins = ["echo", "proxy"]
+[plugins.proxy.migrate]
+"/api/v1/a" = { mode = "canary", percent = 25 }
+"/api/v1/b" = { mode = "shadow" }
+"#,
+        )
+        .unwrap();
+        let summary = crate::cli::check_summary(&c);
+        assert!(summary.contains("migrate /api/v1/a: canary 25 % local, rollback above 5 % errors"), "{summary}");
+        assert!(summary.contains("migrate /api/v1/b: shadow (GET, HEAD, OPTIONS)"), "{summary}");
+    }
+
     #[test]
     fn other_plugins_keep_their_own_tables() {
         let c = parse("[plugins.echo]\n[plugins.mine]\nanswer = 42").unwrap();
