@@ -52,6 +52,9 @@ impl Running {
     pub async fn reload(&self, mut new: Config) -> ReloadReport {
         let mut live = self.live.lock().await;
         let restart_needed = restart_only_changes(&live.config, &new);
+        for change in migration_changes(&live.config.plugins.proxy.migrate, &new.plugins.proxy.migrate) {
+            log::info!("reload: {change}");
+        }
         // Restart-only keys keep their running values, so that what is reported
         // as waiting does not half-apply.
         keep_restart_only(&live.config, &mut new);
@@ -73,6 +76,27 @@ impl Running {
         log::info!("reload: the new configuration serves new requests");
         ReloadReport { restart_needed }
     }
+}
+
+/// What a reload changes in `[plugins.proxy.migrate]`, one line per route whose mode
+/// changes (`migrate /api/v1/a: shadow → canary`); a route without an entry is `local`.
+fn migration_changes(old: &crate::config::MigrateConfig, new: &crate::config::MigrateConfig) -> Vec<String> {
+    let mode = |config: &crate::config::MigrateConfig, route: &str| {
+        config.get(route).map_or("local", |entry| entry.mode.as_str())
+    };
+    let routes: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    routes
+        .into_iter()
+        .filter(|route| mode(old, route) != mode(new, route))
+        .map(|route| {
+            format!(
+                "migrate {}: {} → {}",
+                framex_actors::Escaped(route),
+                mode(old, route),
+                mode(new, route)
+            )
+        })
+        .collect()
 }
 
 /// The keys that differ between `old` and `new` and only a restart can apply.
@@ -117,6 +141,16 @@ fn keep_restart_only(old: &Config, new: &mut Config) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    /// A reload names every route whose migration mode it changes, added routes too.
+    fn a_mode_change_is_named() {
+        let config = |toml: &str| Config::from_toml_str(toml, "test").unwrap();
+        let old = config("[plugins.proxy.migrate]\n\"/a\" = { mode = \"shadow\" }\n\"/b\" = { mode = \"upstream\" }\n");
+        let new = config("[plugins.proxy.migrate]\n\"/a\" = { mode = \"canary\", percent = 10 }\n\"/b\" = { mode = \"upstream\" }\n\"/c\" = { mode = \"shadow\" }\n");
+        let changes = migration_changes(&old.plugins.proxy.migrate, &new.plugins.proxy.migrate);
+        assert_eq!(changes, ["migrate /a: shadow → canary", "migrate /c: local → shadow"]);
+    }
 
     #[test]
     fn listener_workers_and_plugins_wait_for_a_restart() {
