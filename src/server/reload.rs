@@ -142,8 +142,8 @@ fn keep_restart_only(old: &Config, new: &mut Config) {
 mod tests {
     use super::*;
 
-    #[test]
     /// A reload names every route whose migration mode it changes, added routes too.
+    #[test]
     fn a_mode_change_is_named() {
         let config = |toml: &str| Config::from_toml_str(toml, "test").unwrap();
         let old = config("[plugins.proxy.migrate]\n\"/a\" = { mode = \"shadow\" }\n\"/b\" = { mode = \"upstream\" }\n");
