@@ -171,6 +171,11 @@ impl Config {
 
     /// Checks what the types cannot (see `validate`), and reads the CA file once.
     fn validate(mut self) -> Result<Self, String> {
+        // One Redis setting for the fleet: `[redis] url` serves the cache too, unless
+        // `cache.redis_url` names another server (limits read it the same way).
+        if self.cache.mode == cache::CacheMode::Redis && self.cache.redis_url.is_none() {
+            self.cache.redis_url.clone_from(&self.redis.url);
+        }
         validate::check(&self)?;
         limits::validate(&self.limits, &self.redis)?;
         self.plugins.proxy.trust = Some(self.plugins.proxy.tls()?);
@@ -375,6 +380,16 @@ load_builtin_plugins = ["echo", "proxy"]
         let summary = crate::cli::check_summary(&c);
         assert!(summary.contains("migrate /api/v1/a: canary 25 % local, rollback above 5 % errors"), "{summary}");
         assert!(summary.contains("migrate /api/v1/b: shadow (GET, HEAD, OPTIONS)"), "{summary}");
+    }
+
+    /// `[redis] url` is the cache's Redis too, unless `cache.redis_url` says otherwise.
+    #[test]
+    fn one_redis_setting_serves_the_cache() {
+        let c = parse("[redis]\nurl = \"redis://127.0.0.1:7000\"\n[cache]\nenabled = true\nmode = \"redis\"\n").unwrap();
+        assert_eq!(c.cache.redis_url.as_deref(), Some("redis://127.0.0.1:7000"));
+        let c = parse("[redis]\nurl = \"redis://127.0.0.1:7000\"\n[cache]\nredis_url = \"redis://127.0.0.1:7001\"\n").unwrap();
+        assert_eq!(c.cache.redis_url.as_deref(), Some("redis://127.0.0.1:7001"));
+        assert!(parse("[cache]\nenabled = true\nmode = \"redis\"\n").is_err(), "no Redis named at all");
     }
 
     #[test]
