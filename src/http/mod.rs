@@ -33,7 +33,7 @@ use arc_swap::ArcSwap;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::upstream::{HOPS_HEADER, REQUEST_ID_HEADER};
-use framex_actors::upstream::PoolReplicas;
+use framex_actors::PoolReplicas;
 use framex_actors::trace::{TRACEPARENT, TRACESTATE};
 use framex_actors::{CallContext, Engine, Error, HttpMatch, Method, Router, Target, TraceContext};
 
