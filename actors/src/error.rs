@@ -178,8 +178,10 @@ impl fmt::Display for Problems<'_> {
 }
 
 /// Everything that can go wrong routing or serving a call.
+///
+/// Not `#[non_exhaustive]`: the `framex` crate maps every variant to a status with no
+/// catch-all, so a new variant does not compile until it has one.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// No local plugin or upstream serves this API.
     #[error("no route for '{api}'")]
@@ -336,7 +338,18 @@ impl Error {
             Error::Overloaded { .. } => "Service Unavailable: every upstream endpoint is busy".to_owned(),
             Error::UpstreamStatus { status, message, .. } => format!("upstream answered {status}: {message}"),
             Error::Mailbox(_) | Error::Internal(_) | Error::PluginConfig { .. } => "internal error".to_owned(),
-            other => other.to_string(),
+            Error::NoRoute { .. }
+            | Error::NotDeclared { .. }
+            | Error::BadArguments { .. }
+            | Error::Plugin { .. }
+            | Error::Loop { .. }
+            | Error::PayloadTooLarge { .. }
+            | Error::ClientAbort { .. }
+            | Error::BodyTimeout { .. }
+            | Error::Deadline { .. }
+            | Error::StreamClosed
+            | Error::DuplicatePlugin { .. }
+            | Error::RouteConflict { .. } => self.to_string(),
         }
     }
 
