@@ -375,6 +375,15 @@ impl Error {
         )
     }
 
+    /// The problems with a call's arguments, when that is what failed (a 422 carries
+    /// them as details).
+    pub fn arg_problems(&self) -> Option<&[ArgProblem]> {
+        match self {
+            Error::BadArguments { problems, .. } => Some(problems),
+            _ => None,
+        }
+    }
+
     /// A plugin error with a status and message.
     pub fn plugin(status: u16, message: impl Into<String>) -> Self {
         Error::Plugin {

@@ -48,9 +48,9 @@ pub fn respond(error: &Error, request_id: &str, trace_id: impl std::fmt::Display
     } else {
         log::debug!("request {} trace {trace_id}: {status}: {}", Escaped(request_id), Escaped(error));
     }
-    let details = match error {
-        // FastAPI's shape, so FrameX clients read it as they read FrameX-kit's.
-        Error::BadArguments { problems, .. } => Some(json!({
+    // FastAPI's shape, so FrameX clients read it as they read FrameX-kit's.
+    let details = error.arg_problems().map(|problems| {
+        json!({
             "detail": problems
                 .iter()
                 .map(|p| {
@@ -64,28 +64,8 @@ pub fn respond(error: &Error, request_id: &str, trace_id: impl std::fmt::Display
                     json!({ "type": p.kind, "loc": loc, "msg": p.message, "input": p.input })
                 })
                 .collect::<Vec<_>>()
-        })),
-        // Only a 422 carries details (listed so that a new variant is seen here).
-        Error::NoRoute { .. }
-        | Error::NotDeclared { .. }
-        | Error::PluginConfig { .. }
-        | Error::Plugin { .. }
-        | Error::UpstreamConnect { .. }
-        | Error::UpstreamTimeout { .. }
-        | Error::UpstreamReply { .. }
-        | Error::UpstreamStatus { .. }
-        | Error::Overloaded { .. }
-        | Error::Loop { .. }
-        | Error::PayloadTooLarge { .. }
-        | Error::ClientAbort { .. }
-        | Error::BodyTimeout { .. }
-        | Error::Deadline { .. }
-        | Error::StreamClosed
-        | Error::Mailbox(_)
-        | Error::DuplicatePlugin { .. }
-        | Error::RouteConflict { .. }
-        | Error::Internal(_) => None,
-    };
+        })
+    });
     let message = if error.wants_request_id() {
         format!("{} (request id {request_id})", error.external_message())
     } else {
