@@ -18,6 +18,10 @@
 //! - [`cli`]: `framex run | check | routes`.
 //! - [`tls`]: the HTTPS listener's certificate and key (`server.tls_cert`, `tls_key`).
 //! - [`builtin_paths`]: the paths framex-rs answers itself.
+//! - [`builtin_plugins`]: the names of the built-in plugins.
+//! - [`canonical_path`]: the one canonical form of a request path (a leaf: the
+//!   config's rules, discovery and the HTTP surface all use it).
+//! - [`conn_timeouts`]: the HTTP server's connection timeouts (a leaf).
 //! - [`open_files`]: the open-file limit that bounds `server.max_connections`.
 //!
 //! The engine itself (registry, router replicas, plugin and upstream actors, the
@@ -25,9 +29,12 @@
 #![warn(missing_docs)]
 
 pub mod builtin_paths;
+pub mod builtin_plugins;
 pub mod cache;
+pub mod canonical_path;
 pub mod cli;
 pub mod config;
+pub mod conn_timeouts;
 pub mod discovery;
 pub mod http;
 pub mod limits;

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use framex_actors::upstream::{CallUpstream, PoolConfig, PoolShared, UpstreamTarget};
-use framex_actors::{ApiKey, ApiSpec, Args, CallContext, Ctx, Engine, Method, Route, Target, UpstreamRoute};
+use framex_actors::{ApiKey, ApiSpec, Args, CallContext, Ctx, Engine, Method, UpstreamRoute};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut argv = std::env::args().skip(1);
@@ -27,7 +27,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let route = UpstreamRoute { spec: spec.clone(), target: target.clone() };
         engine.set_upstream_routes("bench", vec![route]).await?;
         let caller = Ctx::detached(worker.router.clone());
-        let routed = Arc::new(Route { spec: spec.clone(), target: Target::Upstream(target.clone()) });
         for _ in 0..n {
             match mode.as_str() {
                 "direct" => {
@@ -35,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     replica.call(target.clone(), &spec, &Args::new(), CallContext::new()).await?;
                 }
                 "pool" => {
-                    let call = CallUpstream { route: routed.clone(), target: target.clone(), args: Args::new(), ctx: CallContext::new() };
+                    let call = CallUpstream { spec: spec.clone(), target: target.clone(), args: Args::new(), ctx: CallContext::new() };
                     worker.pools.actor(&pool).send(call).await??;
                 }
                 _ => {

@@ -7,11 +7,11 @@ use arc_swap::ArcSwap;
 
 use crate::call_policy::{CallPolicy, SharedPolicy};
 use crate::error::Error;
-use crate::plugin::PluginSpec;
+use crate::plugin_spec::PluginSpec;
 use crate::registry::{RegisterPlugin, Registry, SetUpstreamRoutes, RouteReport, UnregisterPlugin, UpstreamRoute};
 use crate::route_table::RouteTable;
 use crate::router::Router;
-use crate::upstream::PoolReplicas;
+use crate::pool_replicas::PoolReplicas;
 
 /// One arbiter's share of the engine (see [`Engine::start_worker`]); not `Send`.
 #[derive(Clone)]

@@ -7,25 +7,30 @@
 //! retried is decided where it is classified, in `upstream::exchange`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
 
 /// Why no connection to an upstream endpoint could be made (nothing was sent).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+///
+/// The causes are the libraries' own errors, reachable through `source()` (shared,
+/// so that the failure can be cloned into each attempt's record); the `Display` also
+/// says what they said, for the log line.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectFailure {
     /// The endpoint's URL cannot be used.
     #[error("unusable URL: {0}")]
     Url(String),
     /// Opening the TCP connection failed (refused, unreachable, reset).
     #[error("TCP connect failed: {0}")]
-    Tcp(String),
+    Tcp(#[source] Arc<std::io::Error>),
     /// The TLS handshake failed (certificate, protocol).
     #[error("TLS handshake failed: {0}")]
-    Tls(String),
+    Tls(#[source] Arc<std::io::Error>),
     /// The HTTP/1.1 connection could not be set up, or closed before taking the request.
     #[error("connection unusable: {0}")]
-    Http(String),
+    Http(#[source] Arc<hyper::Error>),
     /// No connection within the connect timeout.
     #[error("no connection within {seconds:.3}s")]
     Timeout {
@@ -178,8 +183,10 @@ impl fmt::Display for Problems<'_> {
 }
 
 /// Everything that can go wrong routing or serving a call.
+///
+/// Not `#[non_exhaustive]`: the `framex` crate maps every variant to a status with no
+/// catch-all, so a new variant does not compile until it has one.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// No local plugin or upstream serves this API.
     #[error("no route for '{api}'")]
@@ -224,7 +231,8 @@ pub enum Error {
     UpstreamConnect {
         /// The upstream's base URL (never with credentials).
         upstream: String,
-        /// Why.
+        /// Why (the error's `source()`).
+        #[source]
         cause: ConnectFailure,
     },
     /// The upstream did not answer within the deadline.
@@ -336,7 +344,18 @@ impl Error {
             Error::Overloaded { .. } => "Service Unavailable: every upstream endpoint is busy".to_owned(),
             Error::UpstreamStatus { status, message, .. } => format!("upstream answered {status}: {message}"),
             Error::Mailbox(_) | Error::Internal(_) | Error::PluginConfig { .. } => "internal error".to_owned(),
-            other => other.to_string(),
+            Error::NoRoute { .. }
+            | Error::NotDeclared { .. }
+            | Error::BadArguments { .. }
+            | Error::Plugin { .. }
+            | Error::Loop { .. }
+            | Error::PayloadTooLarge { .. }
+            | Error::ClientAbort { .. }
+            | Error::BodyTimeout { .. }
+            | Error::Deadline { .. }
+            | Error::StreamClosed
+            | Error::DuplicatePlugin { .. }
+            | Error::RouteConflict { .. } => self.to_string(),
         }
     }
 
@@ -356,6 +375,15 @@ impl Error {
         )
     }
 
+    /// The problems with a call's arguments, when that is what failed (a 422 carries
+    /// them as details).
+    pub fn arg_problems(&self) -> Option<&[ArgProblem]> {
+        match self {
+            Error::BadArguments { problems, .. } => Some(problems),
+            _ => None,
+        }
+    }
+
     /// A plugin error with a status and message.
     pub fn plugin(status: u16, message: impl Into<String>) -> Self {
         Error::Plugin {
@@ -373,9 +401,12 @@ mod tests {
     fn upstream_details_stay_in_the_log() {
         let error = Error::UpstreamConnect {
             upstream: "http://10.0.0.1:80".into(),
-            cause: ConnectFailure::Tls("invalid peer certificate: UnknownIssuer".into()),
+            cause: ConnectFailure::Tls(Arc::new(std::io::Error::other("invalid peer certificate: UnknownIssuer"))),
         };
         assert!(error.to_string().contains("UnknownIssuer"), "the log gets the detail");
+        let cause = std::error::Error::source(&error).expect("the connect failure");
+        let io = cause.source().expect("what TLS said");
+        assert!(io.to_string().contains("UnknownIssuer"), "the chain reaches the library's error: {io}");
         assert_eq!(error.external_message(), "Bad Gateway: upstream unreachable");
         let timeout = Error::UpstreamTimeout { upstream: "http://10.0.0.1:80".into(), seconds: 600.0 };
         assert_eq!(timeout.external_message(), "Gateway Timeout: upstream did not answer in time");

@@ -15,20 +15,22 @@
 //!   name) and [`Dispatch`] (a matched route), and passes each on as a message: to a
 //!   [`PluginActor`] or to an [`UpstreamPool`](upstream::UpstreamPool); a migrating
 //!   route asks the installed [`CallPolicy`] first.
+//! - [`PluginSpec`] (`plugin_spec`): a local plugin as plain data (metadata, one
+//!   [`LocalApi`] per API, its handlers); the table holds it, the actor runs it.
 //! - [`PluginActor`] (`plugin`): one per plugin per worker arbiter; runs the plugin's
-//!   handlers. Accepts [`Invoke`]. Handlers get a [`Ctx`] whose `call_remote_api` goes
-//!   back through the router; a streaming handler runs in the actor's context.
+//!   handlers. Accepts [`Invoke`]. Handlers get a [`Ctx`] (`ctx`) whose
+//!   `call_remote_api` goes back through the router, reached as a
+//!   `Recipient<CallRemote>`; a streaming handler runs in the actor's context.
 //! - [`UpstreamPool`](upstream::UpstreamPool) (`upstream::pool`): one per pool per
 //!   worker arbiter, owning that arbiter's [`PoolReplica`](upstream::PoolReplica) (its
 //!   keep-alive connections); started when the arbiter first reaches a pool the table
 //!   names, stopped when a table no longer names it. Accepts
 //!   [`CallUpstream`](upstream::CallUpstream) (from the Router) and
-//!   [`Retire`](upstream::Retire) (from the arbiter's
-//!   [`PoolReplicas`](upstream::PoolReplicas)); pumps streamed bodies in its own
+//!   [`Retire`](upstream::Retire) (from the arbiter's [`PoolReplicas`]
+//!   (`pool_replicas`), which follows the table); pumps streamed bodies in its own
 //!   context. Faithful forwarding of a matched HTTP request borrows the replica it
-//!   owns through [`PoolReplicas::replica`](upstream::PoolReplicas::replica): no
-//!   mailbox hop (the hop costs a `CallRemote` about 5,700 instructions, measured by
-//!   `examples/hop_cost.rs`).
+//!   owns through [`PoolReplicas::replica`]: no mailbox hop (the hop costs a
+//!   `CallRemote` about 5,700 instructions, measured by `examples/hop_cost.rs`).
 //! - `stream` / `sse`: the bounded chunk bridge (pushed by the producing actor,
 //!   consumed as a `Stream`) and FrameX's event format.
 //! - [`Engine`] (`engine`): the handle that starts the registry and each worker's
@@ -63,12 +65,15 @@
 mod api;
 mod call;
 mod canonical_form;
+mod ctx;
 pub mod call_policy;
 mod engine;
 mod error;
 mod escape;
 pub mod metrics;
 mod plugin;
+mod plugin_spec;
+mod pool_replicas;
 mod registry;
 mod route_table;
 mod router;
@@ -86,9 +91,12 @@ pub use engine::{Engine, WorkerEngine};
 pub use error::{ArgProblem, ConnectFailure, Error};
 pub use escape::Escaped;
 pub use trace::TraceContext;
-pub use plugin::{ApiHandler, CallHandler, Ctx, Invoke, LocalApi, PluginActor, PluginMeta, PluginSpec, StartHook, StreamHandler};
+pub use ctx::Ctx;
+pub use plugin::{Invoke, PluginActor};
+pub use plugin_spec::{ApiHandler, CallHandler, LocalApi, PluginMeta, PluginSpec, StartHook, StreamHandler};
 pub use registry::{describe as describe_skipped, RegisterPlugin, Registry, RouteReport, SetUpstreamRoutes, UnregisterPlugin, UpstreamRoute};
 pub use route_table::{HttpMatch, Route, RouteTable, RouteTableBuilder, Skipped, Target};
+pub use pool_replicas::PoolReplicas;
 pub use router::{Dispatch, Router};
 /// The HTTP method type of the engine (`http` 1.x, as hyper uses).
 pub use http::Method;

@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 
 use crate::api::{ApiKey, ApiSpec};
 use crate::error::Error;
-use crate::plugin::PluginSpec;
+use crate::plugin_spec::PluginSpec;
 use crate::route_table::{Route, RouteTable, RouteTableBuilder, Skipped, Target};
 use crate::upstream::UpstreamTarget;
 

@@ -20,7 +20,7 @@ use http::Method;
 
 use crate::api::{ApiKey, ApiSpec, Args, ParamLocation};
 use crate::canonical_form::CanonicalForm;
-use crate::plugin::{LocalApi, PluginSpec};
+use crate::plugin_spec::{LocalApi, PluginSpec};
 use crate::upstream::{PoolId, UpstreamTarget};
 
 /// Who serves a route.
@@ -335,7 +335,7 @@ impl RouteTableBuilder {
 pub(crate) mod tests {
     use super::*;
     use crate::api::{BodySpec, Param, ParamLocation, ValueKind};
-    use crate::plugin::{ApiHandler, LocalApi, PluginMeta};
+    use crate::plugin_spec::{ApiHandler, LocalApi, PluginMeta};
     use crate::upstream::{PoolConfig, PoolShared};
     use serde_json::{json, Value};
 

@@ -21,9 +21,11 @@ use crate::api::Args;
 use crate::call::{CallContext, CallRemote, Reply};
 use crate::call_policy::{Pick, SharedPolicy};
 use crate::error::Error;
-use crate::plugin::{Invoke, PluginActor, PluginSpec};
+use crate::plugin::{Invoke, PluginActor};
+use crate::plugin_spec::PluginSpec;
 use crate::route_table::{Route, RouteTable, Target};
-use crate::upstream::{CallUpstream, PoolReplicas};
+use crate::pool_replicas::PoolReplicas;
+use crate::upstream::CallUpstream;
 
 /// Calls a route already looked up (the HTTP edge matches the path itself, since it
 /// needs the signature to read the arguments out of the request).
@@ -163,7 +165,7 @@ impl Router {
                 let actor = self.pools.actor(&target.pool);
                 let call = CallUpstream {
                     target: target.clone(),
-                    route,
+                    spec: route.spec.clone(),
                     args,
                     ctx,
                 };
@@ -282,7 +284,8 @@ mod tests {
     use super::*;
     use crate::api::{ApiKey, ApiSpec};
     use crate::call_policy::{CallPolicy, ShadowGate};
-    use crate::plugin::{ApiHandler, Ctx, LocalApi, PluginMeta};
+    use crate::plugin_spec::{ApiHandler, LocalApi, PluginMeta};
+    use crate::Ctx;
     use crate::registry::UpstreamRoute;
     use crate::upstream::{PoolConfig, PoolShared, UpstreamTarget};
     use crate::Engine;

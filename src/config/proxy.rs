@@ -9,7 +9,7 @@ use std::time::Duration;
 use framex_actors::upstream::tls;
 use serde::{Deserialize, Deserializer};
 
-use super::rules::{PathFilter, PatternError};
+use super::rules::{PathFilter, PathPattern, PatternError};
 use super::{explain, AuthConfig, AuthRules, Unused};
 
 /// `[plugins]`: the proxy's table, and every other plugin's own.
@@ -416,4 +416,26 @@ impl UpstreamConfig {
     pub fn filter(&self) -> Result<PathFilter, PatternError> {
         PathFilter::new(&self.enable, &self.disable)
     }
+}
+
+/// Checks every path pattern of `[plugins.proxy]`'s filters, naming the key of the
+/// first invalid one.
+///
+/// # Errors
+/// `"<key>: invalid path pattern ..."`.
+pub fn check_filters(proxy: &ProxyConfig) -> Result<(), String> {
+    if let Some(list) = &proxy.white_list {
+        PathFilter::new(list, &[]).map_err(|e| format!("plugins.proxy.white_list: {e}"))?;
+    }
+    if let ProxyUrls::Table(table) = &proxy.proxy_urls {
+        for (url, entry) in table {
+            PathFilter::new(&entry.enable, &entry.disable)
+                .map_err(|e| format!("plugins.proxy.proxy_urls.\"{url}\": {e}"))?;
+            for pattern in &entry.websocket {
+                PathPattern::parse(pattern)
+                    .map_err(|e| format!("plugins.proxy.proxy_urls.\"{url}\".websocket: {e}"))?;
+            }
+        }
+    }
+    Ok(())
 }

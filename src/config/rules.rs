@@ -9,7 +9,7 @@
 //! - an exact path.
 //!
 //! Patterns are parsed once, at config load; their literal parts are put in the
-//! canonical form of [`crate::http::path`], the form requests are matched in, so
+//! canonical form of [`crate::canonical_path`], the form requests are matched in, so
 //! `/api/v1/files/intern%61l` in a rule is `/api/v1/files/internal`. When several
 //! patterns cover a path, the most specific wins: an exact path, then a template (more
 //! literal segments first), then the longest prefix, then `*`.
@@ -20,7 +20,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::http::path::canonicalize;
+use crate::canonical_path::canonicalize;
 
 /// Why a pattern cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -369,27 +369,6 @@ impl PathFilter {
     }
 }
 
-/// Checks every path pattern of `[plugins.proxy]`'s filters, naming the key of the
-/// first invalid one.
-///
-/// # Errors
-/// `"<key>: invalid path pattern ..."`.
-pub fn check_filters(proxy: &super::ProxyConfig) -> Result<(), String> {
-    if let Some(list) = &proxy.white_list {
-        PathFilter::new(list, &[]).map_err(|e| format!("plugins.proxy.white_list: {e}"))?;
-    }
-    if let super::ProxyUrls::Table(table) = &proxy.proxy_urls {
-        for (url, entry) in table {
-            PathFilter::new(&entry.enable, &entry.disable)
-                .map_err(|e| format!("plugins.proxy.proxy_urls.\"{url}\": {e}"))?;
-            for pattern in &entry.websocket {
-                PathPattern::parse(pattern)
-                    .map_err(|e| format!("plugins.proxy.proxy_urls.\"{url}\".websocket: {e}"))?;
-            }
-        }
-    }
-    Ok(())
-}
 
 /// Parses `pattern → keys` rules (for [`super::AuthRules`]).
 ///

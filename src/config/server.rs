@@ -44,7 +44,7 @@ pub struct ServerConfig {
     /// `true` (or `"text"`) writes peer, method, path without the query, status, time
     /// to the response head, request id and trace id as text; `"json"` writes one JSON
     /// object with route, bytes, upstream URL and attempts as well. Default off.
-    #[serde(deserialize_with = "validate::access_log")]
+    #[serde(deserialize_with = "access_log")]
     pub access_log: AccessLog,
     /// *Extension.* Addresses or CIDR networks of proxies in front of this server,
     /// whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` are kept and extended;
@@ -164,5 +164,22 @@ impl ServerConfig {
             return Err("server.max_connections must be at least 1".to_owned());
         }
         Ok(())
+    }
+}
+
+/// `server.access_log`: `true`/`false`, `"text"`, `"json"` or `"off"`, refused naming
+/// the key.
+fn access_log<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<AccessLog, D::Error> {
+    use serde::Deserialize as _;
+    let value = toml::Value::deserialize(deserializer)?;
+    match &value {
+        toml::Value::Boolean(false) => Ok(AccessLog::Off),
+        toml::Value::Boolean(true) => Ok(AccessLog::Text),
+        toml::Value::String(s) if s == "off" => Ok(AccessLog::Off),
+        toml::Value::String(s) if s == "text" => Ok(AccessLog::Text),
+        toml::Value::String(s) if s == "json" => Ok(AccessLog::Json),
+        _ => Err(serde::de::Error::custom(format!(
+            "server.access_log must be true, false, \"text\" or \"json\", not {value}"
+        ))),
     }
 }

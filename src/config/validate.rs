@@ -96,7 +96,7 @@ pub(super) fn check(config: &Config) -> Result<(), String> {
     if proxy.max_document_size == 0 {
         return Err("plugins.proxy.max_document_size must be at least 1 byte".to_owned());
     }
-    super::rules::check_filters(proxy)?;
+    super::proxy::check_filters(proxy)?;
     for (template, route) in &proxy.migrate {
         super::migrate::check(template, route)?;
     }
@@ -130,23 +130,6 @@ pub(super) fn server_port<'de, D: serde::Deserializer<'de>>(deserializer: D) -> 
         .ok_or_else(|| serde::de::Error::custom(format!("server.port must be a port number from 0 to 65535, not {value}")))
 }
 
-/// `server.access_log`: `true`/`false`, `"text"`, `"json"` or `"off"`, refused naming
-/// the key.
-pub(super) fn access_log<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<super::AccessLog, D::Error> {
-    use serde::Deserialize as _;
-    use super::AccessLog;
-    let value = toml::Value::deserialize(deserializer)?;
-    match &value {
-        toml::Value::Boolean(false) => Ok(AccessLog::Off),
-        toml::Value::Boolean(true) => Ok(AccessLog::Text),
-        toml::Value::String(s) if s == "off" => Ok(AccessLog::Off),
-        toml::Value::String(s) if s == "text" => Ok(AccessLog::Text),
-        toml::Value::String(s) if s == "json" => Ok(AccessLog::Json),
-        _ => Err(serde::de::Error::custom(format!(
-            "server.access_log must be true, false, \"text\" or \"json\", not {value}"
-        ))),
-    }
-}
 
 /// Rules whose key list is empty, or holds an empty key, would make their paths
 /// public (an empty `Authorization` header, or none, would pass).
@@ -178,11 +161,11 @@ fn oauth(auth: &AuthConfig) -> Result<(), String> {
 
 /// Built-in plugin names must exist.
 fn builtin_plugins(names: &[String]) -> Result<(), String> {
-    match names.iter().find(|n| !crate::plugins::BUILTIN.contains(&n.as_str())) {
+    match names.iter().find(|n| !crate::builtin_plugins::NAMES.contains(&n.as_str())) {
         Some(name) => Err(format!(
             "load_builtin_plugins: unknown plugin '{}' (available: {})",
             name.escape_default(),
-            crate::plugins::BUILTIN.join(", ")
+            crate::builtin_plugins::NAMES.join(", ")
         )),
         None => Ok(()),
     }
@@ -242,7 +225,7 @@ impl Config {
     /// # Errors
     /// The first unknown name, with the file it comes from.
     pub fn check_plugins_available(&self, extra: &[&str]) -> Result<(), ConfigError> {
-        let known = |name: &str| crate::plugins::BUILTIN.contains(&name) || extra.contains(&name);
+        let known = |name: &str| crate::builtin_plugins::NAMES.contains(&name) || extra.contains(&name);
         match self.load_plugins.iter().find(|n| !known(n)) {
             Some(name) => Err(ConfigError::Invalid {
                 origin: self
@@ -252,7 +235,7 @@ impl Config {
                 message: format!(
                     "load_plugins: unknown plugin '{}' (available: {})",
                     name.escape_default(),
-                    crate::plugins::BUILTIN.iter().chain(extra).copied().collect::<Vec<_>>().join(", ")
+                    crate::builtin_plugins::NAMES.iter().chain(extra).copied().collect::<Vec<_>>().join(", ")
                 ),
             }),
             None => Ok(()),

@@ -6,7 +6,7 @@
 //! path form (no `{`, `}`, `*`, `:`), parameters as whole `{name}` segments with a
 //! plain name. Anything else is skipped with a reason.
 
-use crate::http::path::canonicalize;
+use crate::canonical_path::canonicalize;
 
 /// Checks an upstream path template.
 ///

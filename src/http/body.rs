@@ -1,7 +1,6 @@
 //! Reading request bodies under the size limit, and turning engine streams into
 //! response bodies.
 
-use actix_web::error::PayloadError;
 use actix_web::web;
 use bytes::{Bytes, BytesMut};
 use framex_actors::sse::Event;
@@ -9,7 +8,7 @@ use framex_actors::stream::ChunkStream;
 use framex_actors::Error;
 use futures::{Stream, StreamExt};
 
-use super::body_deadline::BodyDeadlines;
+use super::body_deadline::{payload_error, BodyDeadlines};
 use super::error::status_of;
 
 /// Reads a whole request body, refusing more than `limit` bytes or a body that takes
@@ -69,10 +68,4 @@ pub fn response_stream(
             }
         }
     })
-}
-
-/// Maps a request body that failed: the client's doing (it closed the connection,
-/// sent a broken chunk or a length it did not keep), never a 500.
-pub fn payload_error(e: PayloadError) -> Error {
-    Error::ClientAbort { reason: e.to_string() }
 }

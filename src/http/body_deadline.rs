@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use actix_web::error::PayloadError;
 use actix_web::web;
 use bytes::Bytes;
 use framex_actors::Error;
@@ -136,9 +137,15 @@ impl RateGuard {
                 self.record(started.elapsed(), bytes.len());
                 Ok(Some(bytes))
             }
-            Some(Err(e)) => Err(super::body::payload_error(e)),
+            Some(Err(e)) => Err(payload_error(e)),
         }
     }
+}
+
+/// Maps a request body that failed: the client's doing (it closed the connection,
+/// sent a broken chunk or a length it did not keep), never a 500.
+pub fn payload_error(e: PayloadError) -> Error {
+    Error::ClientAbort { reason: e.to_string() }
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ pub async fn local(
     ctx: CallContext,
     ttl: Option<i64>,
 ) -> Result<HttpResponse, Error> {
-    let raw = super::local::is_raw(worker, req, &route);
+    let raw = super::answer::is_raw(worker, req, &route);
     let method = req.method().as_str();
     let status = match &worker.shared.cache {
         None => Some(Status::Disabled),
@@ -99,7 +99,7 @@ async fn call(worker: &Worker, route: Arc<Route>, args: Args, ctx: CallContext) 
 }
 
 fn respond(reply: Reply, status: Status, digest: Option<&str>, raw: bool) -> HttpResponse {
-    let mut response = super::local::answer(reply, raw);
+    let mut response = super::answer::answer(reply, raw);
     mark(&mut response, status);
     if let Some(digest) = digest {
         mark_key(&mut response, digest);

@@ -63,7 +63,7 @@ pub fn on_connect(connection: &dyn std::any::Any, extensions: &mut Extensions) {
     });
     WATCHED.with(|watched| watched.borrow_mut().push(Rc::downgrade(&watch)));
     if !SWEEPING.with(|s| s.replace(true)) {
-        actix_web::rt::spawn(sweep(crate::server::KEEP_ALIVE + crate::server::CLIENT_REQUEST_TIMEOUT));
+        actix_web::rt::spawn(sweep(crate::conn_timeouts::KEEP_ALIVE + crate::conn_timeouts::CLIENT_REQUEST_TIMEOUT));
     }
     extensions.insert(watch);
 }

@@ -26,7 +26,15 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::ClientAbort { .. } => 400,
         Error::BodyTimeout { .. } => 408,
         Error::StreamClosed => 400,
-        _ => 500,
+        // Our own faults (a plugin's undeclared call or config, a start-up refusal
+        // met at run time, a closed mailbox). No `_` arm: a new variant must be
+        // given its status here before it compiles.
+        Error::NotDeclared { .. }
+        | Error::PluginConfig { .. }
+        | Error::Mailbox(_)
+        | Error::DuplicatePlugin { .. }
+        | Error::RouteConflict { .. }
+        | Error::Internal(_) => 500,
     };
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
@@ -40,9 +48,9 @@ pub fn respond(error: &Error, request_id: &str, trace_id: impl std::fmt::Display
     } else {
         log::debug!("request {} trace {trace_id}: {status}: {}", Escaped(request_id), Escaped(error));
     }
-    let details = match error {
-        // FastAPI's shape, so FrameX clients read it as they read FrameX-kit's.
-        Error::BadArguments { problems, .. } => Some(json!({
+    // FastAPI's shape, so FrameX clients read it as they read FrameX-kit's.
+    let details = error.arg_problems().map(|problems| {
+        json!({
             "detail": problems
                 .iter()
                 .map(|p| {
@@ -56,9 +64,8 @@ pub fn respond(error: &Error, request_id: &str, trace_id: impl std::fmt::Display
                     json!({ "type": p.kind, "loc": loc, "msg": p.message, "input": p.input })
                 })
                 .collect::<Vec<_>>()
-        })),
-        _ => None,
-    };
+        })
+    });
     let message = if error.wants_request_id() {
         format!("{} (request id {request_id})", error.external_message())
     } else {
@@ -76,4 +83,35 @@ pub fn respond(error: &Error, request_id: &str, trace_id: impl std::fmt::Display
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind of failure gets the status a client expects; our own faults are 500.
+    #[test]
+    fn every_kind_of_error_has_its_status() {
+        let cases = [
+            (Error::NoRoute { api: "x".into() }, 404),
+            (Error::plugin(418, "teapot"), 418),
+            (Error::Loop { hops: 9, limit: 8 }, 508),
+            (Error::Overloaded { upstream: "pool".into(), retry_after: 1 }, 503),
+            (Error::PayloadTooLarge { limit: 1 }, 413),
+            (Error::BodyTimeout { reason: "slow".into() }, 408),
+            (Error::Deadline { api: "x".into() }, 504),
+            (Error::NotDeclared { plugin: "p".into(), api: "x".into() }, 500),
+            (Error::DuplicatePlugin { name: "p".into() }, 500),
+            (Error::Internal("x".into()), 500),
+        ];
+        for (error, status) in cases {
+            assert_eq!(status_of(&error).as_u16(), status, "{error}");
+        }
+    }
+
+    /// A status a plugin cannot mean (not a valid HTTP status) is answered 500.
+    #[test]
+    fn an_impossible_plugin_status_is_500() {
+        assert_eq!(status_of(&Error::plugin(1000, "x")), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

@@ -70,7 +70,7 @@ pub(super) async fn serve(
             match first {
                 None => Body::Empty,
                 Some(first) => {
-                    let first = first.map_err(super::body::payload_error)?;
+                    let first = first.map_err(super::body_deadline::payload_error)?;
                     Body::Stream(stream_request_body(payload, Some(first), limit, deadlines.rate_guard()))
                 }
             }

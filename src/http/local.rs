@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::header::HeaderMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::{
     ArgProblem, Args, BodySpec, CallContext, Dispatch, Error, ParamLocation, Reply, Route,
@@ -11,8 +11,8 @@ use framex_actors::{
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
-use super::body::{read_limited, response_stream};
-use super::{envelope, Worker};
+use super::body::read_limited;
+use super::{answer, Worker};
 
 /// Serves `route` for this request.
 ///
@@ -34,39 +34,19 @@ pub async fn serve(
     if let Some(ttl) = route.spec.cache {
         return super::cached::local(worker, req, route, args, ctx, ttl).await;
     }
-    let raw = is_raw(worker, req, &route);
+    let raw = answer::is_raw(worker, req, &route);
     let reply = worker
         .router
         .send(Dispatch { route, args, ctx })
         .await??;
     let streams = matches!(reply, Reply::Stream(_));
-    let mut response = answer(reply, raw);
+    let mut response = answer::answer(reply, raw);
     if !streams && worker.shared.cache.is_some() {
         // FrameX-kit marks every non-streaming route that does not cache; framex-rs
         // does while `[cache]` is on (off, a request pays no header).
         super::cached::mark(&mut response, crate::cache::Status::Bypass);
     }
     Ok(response)
-}
-
-/// Whether `route` answers without FrameX's envelope: the plugin said so
-/// (`raw_response`), or the path is in `server.excluded_log_paths` (FrameX-kit's).
-pub(super) fn is_raw(worker: &Worker, req: &HttpRequest, route: &Route) -> bool {
-    route.spec.raw_response || worker.shared.raw_paths.iter().any(|p| p == req.path())
-}
-
-/// The HTTP answer of a reply: the FrameX envelope (or the value alone when `raw`),
-/// or an SSE stream.
-pub(super) fn answer(reply: Reply, raw: bool) -> HttpResponse {
-    match reply {
-        Reply::Value(value) if raw => HttpResponse::Ok().json(value),
-        Reply::Value(value) => envelope::success(value),
-        Reply::Stream(stream) => HttpResponse::Ok()
-            .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-            .insert_header((header::CACHE_CONTROL, "no-cache"))
-            .insert_header(("x-accel-buffering", "no"))
-            .streaming(response_stream(stream, true)),
-    }
 }
 
 /// Reads a route's arguments out of a request the way FastAPI does: path and query

@@ -5,6 +5,7 @@
 //! either a local plugin (arguments bound, FrameX envelope back) or faithful
 //! forwarding to an upstream.
 
+mod answer;
 mod assets;
 mod body;
 mod body_deadline;
@@ -21,7 +22,6 @@ mod limit;
 mod local;
 pub mod migrate;
 mod observe;
-pub mod path;
 mod proxy_function;
 mod unread_body;
 mod websocket;
@@ -33,10 +33,11 @@ use arc_swap::ArcSwap;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::upstream::{HOPS_HEADER, REQUEST_ID_HEADER};
-use framex_actors::upstream::PoolReplicas;
+use framex_actors::PoolReplicas;
 use framex_actors::trace::{TRACEPARENT, TRACESTATE};
 use framex_actors::{CallContext, Engine, Error, HttpMatch, Method, Router, Target, TraceContext};
 
+use crate::canonical_path;
 use crate::config::AuthRules;
 use crate::openapi::DocumentCache;
 
@@ -250,7 +251,7 @@ async fn serve(
     seen: &mut observe::Seen,
 ) -> HttpResponse {
     // One canonical path for everything below, and for the upstream.
-    let canonical = match path::canonicalize(req.uri().path()) {
+    let canonical = match canonical_path::canonicalize(req.uri().path()) {
         Ok(canonical) => canonical,
         Err(e) => return envelope::error(StatusCode::BAD_REQUEST, &format!("Bad Request: {e}"), None),
     };
@@ -433,7 +434,7 @@ fn authorize(shared: &Shared, headers: &header::HeaderMap, path: &str) -> Auth {
 /// its body being read.
 pub fn expect_check(state: Arc<ArcSwap<Shared>>) -> actix_http::h1::ExpectCheck {
     actix_http::h1::ExpectCheck(Arc::new(move |req: &actix_http::Request| {
-        let path = path::canonicalize(req.path()).ok()?;
+        let path = canonical_path::canonicalize(req.path()).ok()?;
         match authorize(&state.load(), actix_http::HttpMessage::headers(req), &path) {
             Auth::Refused(response) => Some((*response).into()),
             Auth::Open | Auth::Passed(_) => None,

@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use framex_actors::PluginSpec;
 
-/// Names of the built-in plugins (`proxy` is the system proxy, configured under
-/// `[plugins.proxy]`).
-pub const BUILTIN: &[&str] = &["echo", "proxy"];
+pub use crate::builtin_plugins::NAMES as BUILTIN;
 
 /// The built-in plugin called `name`, if it is one with routes of its own.
 pub fn builtin(name: &str) -> Option<Arc<PluginSpec>> {

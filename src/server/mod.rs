@@ -19,27 +19,11 @@ use crate::config::Config;
 use crate::http::{self, Readiness, Shared, WorkerState};
 
 pub use reload::{ReloadError, ReloadReport};
+use crate::conn_timeouts::{CLIENT_DISCONNECT_TIMEOUT, CLIENT_REQUEST_TIMEOUT, KEEP_ALIVE, TLS_HANDSHAKE_TIMEOUT};
 use crate::open_files;
 use crate::openapi::DocumentCache;
 use crate::plugins;
 use crate::proxy::{self, Proxy};
-
-/// How long a client may take to send a request head (actix-web's default, set
-/// deliberately): slower → 408 and the connection closed.
-pub const CLIENT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// How long an idle keep-alive connection stays open (actix-web's default, set
-/// deliberately): an idle client holds a connection no longer than this.
-pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// How long a closing connection may take to drain (actix-web's default, set
-/// deliberately), e.g. after a 408 to a body that was not read.
-pub const CLIENT_DISCONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// How long a TLS handshake may take. The accept loop never pauses for handshakes in
-/// progress (their limit is the connection limit), so a silent client costs one
-/// connection slot for this long and nothing else.
-pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The connection limit in force: the configured one, else what the open-file limit
 /// allows. Warns when a configured limit cannot be reached because the process may not

@@ -234,7 +234,7 @@ impl Client {
                 Some(request) => Err(SendError::Unsent {
                     request: Box::new(request),
                     reused,
-                    cause: ConnectFailure::Http(failed.into_error().to_string()),
+                    cause: ConnectFailure::Http(Arc::new(failed.into_error())),
                 }),
                 None => {
                     let error = failed.into_error();
@@ -288,7 +288,7 @@ pub(super) async fn connect(
     let opening = async {
         let stream = tokio::net::TcpStream::connect(&endpoint.address)
             .await
-            .map_err(|e| ConnectFailure::Tcp(e.to_string()))?;
+            .map_err(|e| ConnectFailure::Tcp(Arc::new(e)))?;
         let _ = stream.set_nodelay(true);
         match &endpoint.tls {
             None => handshake(TokioIo::new(stream), upgrades).await,
@@ -296,7 +296,7 @@ pub(super) async fn connect(
                 let stream = tokio_rustls::TlsConnector::from(tls.clone())
                     .connect(name.clone(), stream)
                     .await
-                    .map_err(|e| ConnectFailure::Tls(e.to_string()))?;
+                    .map_err(|e| ConnectFailure::Tls(Arc::new(e)))?;
                 handshake(TokioIo::new(stream), upgrades).await
             }
         }
@@ -317,7 +317,7 @@ where
     let (sender, connection) = http1::Builder::new()
         .handshake(io)
         .await
-        .map_err(|e| ConnectFailure::Http(e.to_string()))?;
+        .map_err(|e| ConnectFailure::Http(Arc::new(e)))?;
     actix_rt::spawn(async move {
         let ended = if upgrades {
             connection.with_upgrades().await

@@ -515,4 +515,60 @@ mod tests {
         assert!(matches!(whole.take_body(), Body::Full(b) if &b[..] == b"ab"));
         assert!(whole.replayable, "a whole body stays for the next attempt");
     }
+
+    /// An exchange on a one-endpoint pool (nothing listens: `classify` sends nothing).
+    fn exchange() -> Exchange {
+        let shared = PoolShared::new(super::super::PoolConfig::single("http://127.0.0.1:9"));
+        let config = shared.config();
+        let client = Client::new(config, config.connect_timeout, config.tls.clone());
+        Exchange::new(&shared, &client)
+    }
+
+    fn refused() -> ConnectFailure {
+        ConnectFailure::Tcp(Arc::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)))
+    }
+
+    fn unsent(reused: bool) -> SendError {
+        SendError::Unsent { request: Box::new(Request::new(OutBody::Empty)), reused, cause: refused() }
+    }
+
+    /// No connection: the endpoint is blamed, another may be tried, nothing was sent.
+    #[actix_rt::test]
+    async fn a_failed_connect_blames_the_endpoint_and_moves_on() {
+        let plan = plan(Method::POST, Body::Empty);
+        let failure = exchange().classify(SendError::Connect(refused()), "http://127.0.0.1:9", &plan);
+        assert_eq!(failure.retry, Retry::OtherEndpoint, "nothing was sent: even a POST may go elsewhere");
+        assert!(failure.blame && !failure.reached && failure.unsent.is_none());
+        assert!(matches!(failure.kind, FailureKind::Connect));
+        assert!(matches!(&failure.error, Error::UpstreamConnect { upstream, .. } if upstream == "http://127.0.0.1:9"));
+    }
+
+    /// A reused connection the upstream had closed: the request comes back whole and
+    /// goes once on a fresh connection, the endpoint not blamed; a second time it is.
+    #[actix_rt::test]
+    async fn an_unsent_request_on_a_reused_connection_goes_once_more_fresh() {
+        let plan = plan(Method::POST, Body::Empty);
+        let mut exchange = exchange();
+        let first = exchange.classify(unsent(true), "e", &plan);
+        assert_eq!(first.retry, Retry::FreshConnection);
+        assert!(!first.blame && !first.reached && first.unsent.is_some(), "handed back, unblamed");
+        exchange.fresh_used = true;
+        let second = exchange.classify(unsent(true), "e", &plan);
+        assert_eq!(second.retry, Retry::OtherEndpoint, "the one fresh retry is spent");
+        assert!(second.blame && second.unsent.is_some());
+        let fresh = exchange.classify(unsent(false), "e", &plan);
+        assert_eq!(fresh.retry, Retry::OtherEndpoint, "a fresh connection refusing is the endpoint's doing");
+        assert!(fresh.blame);
+    }
+
+    /// Our own request body failing is nobody's fault upstream and is not retried.
+    #[actix_rt::test]
+    async fn our_body_failing_is_not_retried_or_blamed() {
+        let plan = plan(Method::GET, Body::Empty);
+        let failure = exchange().classify(SendError::Body(Error::PayloadTooLarge { limit: 1 }), "e", &plan);
+        assert_eq!(failure.retry, Retry::No);
+        assert!(!failure.blame && failure.reached);
+        assert!(matches!(failure.kind, FailureKind::BrokenBody));
+        assert!(matches!(failure.error, Error::PayloadTooLarge { limit: 1 }));
+    }
 }

@@ -18,8 +18,9 @@
 //! - `pool`: the [`UpstreamPool`] actor, one per pool per worker arbiter, owning that
 //!   arbiter's replica; messages [`CallUpstream`] and [`Retire`];
 //! - `pumps`: how a streamed body is pumped in its pool actor's context;
-//! - `replica`: a pool's replica on one arbiter ([`PoolReplica`]: its connections) and
-//!   the arbiter's map of pool actors ([`PoolReplicas`]);
+//! - `replica`: a pool's replica on one arbiter ([`PoolReplica`]: its connections);
+//!   the arbiter's map of pool actors is [`PoolReplicas`](crate::PoolReplicas), beside
+//!   this module (it follows the route table, which names pools);
 //! - this module: the pool's shared state ([`PoolShared`], [`PoolId`]) and the request
 //!   and response types of an exchange.
 
@@ -58,7 +59,7 @@ pub use keys::EndpointKeys;
 pub use relay::FULL_BODY_LIMIT;
 pub use exchange::Attempts;
 pub use pool::{CallUpstream, Retire, UpstreamPool};
-pub use replica::{PoolReplica, PoolReplicas};
+pub use replica::PoolReplica;
 pub use selection::Balance;
 /// The HTTP types (`http` 1.x) of upstream requests and responses.
 pub use http as wire;

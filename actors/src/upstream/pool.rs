@@ -1,7 +1,7 @@
 //! The [`UpstreamPool`] actor: one pool on one worker arbiter, owning that arbiter's
 //! [`PoolReplica`] (the pool's keep-alive connections from this thread).
 //!
-//! Life: the arbiter's [`PoolReplicas`](super::PoolReplicas) starts it the first time
+//! Life: the arbiter's [`PoolReplicas`](crate::PoolReplicas) starts it the first time
 //! that arbiter reaches a pool the published table names, and sends it [`Retire`] when
 //! a table no longer names the pool. A retired pool takes no new streams into its
 //! context; it stops once its address is gone and its last streamed body has ended,
@@ -13,7 +13,7 @@
 //! without a mailbox hop; the actor stays its one owner (the map keeps only a weak
 //! handle).
 //!
-//! [`PoolReplicas::replica`]: super::PoolReplicas::replica
+//! [`PoolReplicas::replica`]: crate::PoolReplicas::replica
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -22,10 +22,9 @@ use actix::prelude::*;
 
 use super::pumps::Pump;
 use super::{PoolReplica, UpstreamTarget};
-use crate::api::Args;
+use crate::api::{ApiSpec, Args};
 use crate::call::{CallContext, Reply};
 use crate::error::Error;
-use crate::route_table::Route;
 
 /// Calls an upstream API with arguments mapped onto its signature.
 ///
@@ -35,8 +34,8 @@ use crate::route_table::Route;
 /// unwrapped, or why it failed.
 #[derive(Debug)]
 pub struct CallUpstream {
-    /// The route called (its signature says how the arguments travel).
-    pub route: Arc<Route>,
+    /// The signature of the route called (it says how the arguments travel).
+    pub spec: Arc<ApiSpec>,
     /// The route's upstream side (pool, key, path filter).
     pub target: Arc<UpstreamTarget>,
     /// Arguments bound by name.
@@ -52,7 +51,7 @@ impl Message for CallUpstream {
 /// The published table no longer names this pool: take no new streams, and stop once
 /// the running ones have ended.
 ///
-/// Sent by the arbiter's [`PoolReplicas`](super::PoolReplicas) when it prunes against
+/// Sent by the arbiter's [`PoolReplicas`](crate::PoolReplicas) when it prunes against
 /// a new table; handled by [`UpstreamPool`]. No reply.
 #[derive(Debug, Clone, Copy)]
 pub struct Retire;
@@ -69,13 +68,13 @@ pub struct UpstreamPool {
 
 impl UpstreamPool {
     /// The actor owning `replica`, serving calls and pumping streams.
-    pub(super) fn new(replica: Rc<PoolReplica>) -> Self {
+    pub(crate) fn new(replica: Rc<PoolReplica>) -> Self {
         UpstreamPool { replica: Some(replica), retired: false }
     }
 
     /// The actor owning `replica` for one call on a pool the table no longer names:
     /// it serves what it is sent and stops when its address goes.
-    pub(super) fn retired(replica: Rc<PoolReplica>) -> Self {
+    pub(crate) fn retired(replica: Rc<PoolReplica>) -> Self {
         UpstreamPool { replica: Some(replica), retired: true }
     }
 }
@@ -107,7 +106,7 @@ impl Handler<CallUpstream> for UpstreamPool {
         let Some(replica) = self.replica.clone() else {
             return Box::pin(async { Err(Error::Internal("the upstream pool has stopped".into())) });
         };
-        Box::pin(async move { replica.call(msg.target, &msg.route.spec, &msg.args, msg.ctx).await })
+        Box::pin(async move { replica.call(msg.target, &msg.spec, &msg.args, msg.ctx).await })
     }
 }
 

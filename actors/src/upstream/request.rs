@@ -28,7 +28,8 @@ const SEGMENT: &AsciiSet = &CONTROLS
 /// The boundary of multipart bodies we build (never occurs in JSON-escaped text).
 const BOUNDARY: &str = "framex-rs-boundary-7d3f9a1c5e";
 
-/// Maps `args` (already checked against `spec`) onto an HTTP request.
+/// Maps `args` (already checked against `spec`) onto an HTTP request: the parameters
+/// into the path, query and headers, then the body.
 pub(super) fn build(spec: &ApiSpec, args: &Args, ctx: CallContext) -> Result<ForwardRequest, Error> {
     if let (ApiKey::Function(name), BodySpec::Kwargs) = (&spec.key, &spec.body) {
         return Ok(proxy_function_call(name, args, ctx));
@@ -39,7 +40,21 @@ pub(super) fn build(spec: &ApiSpec, args: &Args, ctx: CallContext) -> Result<For
             spec.key
         )));
     };
-    let mut path = path.clone();
+    let (path_and_query, mut headers) = place_params(spec, args, path)?;
+    let body = body_of(spec, args, &mut headers)?;
+    Ok(ForwardRequest {
+        method: method.clone(),
+        path_and_query,
+        headers,
+        body,
+        ctx,
+    })
+}
+
+/// The path (`template` with its parameters filled in) and query, and the header
+/// parameters, of a call.
+fn place_params(spec: &ApiSpec, args: &Args, template: &str) -> Result<(String, HeaderMap), Error> {
+    let mut path = template.to_owned();
     let mut query = form_urlencoded::Serializer::new(String::new());
     let mut headers = HeaderMap::new();
     for param in &spec.params {
@@ -82,7 +97,13 @@ pub(super) fn build(spec: &ApiSpec, args: &Args, ctx: CallContext) -> Result<For
     } else {
         format!("{path}?{query}")
     };
-    let body = match &spec.body {
+    Ok((path_and_query, headers))
+}
+
+/// The body of a call as its signature says (JSON, form, multipart, raw), its
+/// `Content-Type` added to `headers`.
+fn body_of(spec: &ApiSpec, args: &Args, headers: &mut HeaderMap) -> Result<Body, Error> {
+    Ok(match &spec.body {
         BodySpec::None => Body::Empty,
         BodySpec::Json { arg, .. } => match args.get(arg) {
             None => Body::Empty,
@@ -123,13 +144,6 @@ pub(super) fn build(spec: &ApiSpec, args: &Args, ctx: CallContext) -> Result<For
                 Body::Full(Bytes::from(text_of(v)))
             }
         },
-    };
-    Ok(ForwardRequest {
-        method: method.clone(),
-        path_and_query,
-        headers,
-        body,
-        ctx,
     })
 }
 

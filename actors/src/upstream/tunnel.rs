@@ -125,26 +125,7 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
                 upstream: url.clone(),
                 cause,
             })?;
-        let mut upstream_request =
-            Request::get(format!("{}{}", endpoint.prefix, request.path_and_query))
-                .body(OutBody::Empty)
-                .map_err(|e| Error::UpstreamConnect {
-                    upstream: url.clone(),
-                    cause: ConnectFailure::Url(format!("bad request: {e}")),
-                })?;
-        let out = upstream_request.headers_mut();
-        *out = request.headers;
-        out.insert(header::HOST, endpoint.host.clone());
-        if let Some(key) = request.keys.for_endpoint(index) {
-            out.insert(header::AUTHORIZATION, key.clone());
-        }
-        out.insert(
-            HeaderName::from_static(HOPS_HEADER),
-            HeaderValue::from(request.ctx.hops + 1),
-        );
-        if let Ok(id) = HeaderValue::from_str(&request.ctx.request_id) {
-            out.insert(HeaderName::from_static(REQUEST_ID_HEADER), id);
-        }
+        let upstream_request = upgrade_request(&endpoint, request, index, url)?;
         sender
             .send_request(upstream_request)
             .await
@@ -164,13 +145,45 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
         }
     };
     stats[index].health.record_success();
+    answered(response, url, guard).await
+}
+
+/// The upgrade request to `endpoint` (endpoint `index` of its pool, at `url`): the
+/// client's headers, our `Host`, the endpoint's key, hops and request id.
+fn upgrade_request(endpoint: &Endpoint, request: TunnelRequest, index: usize, url: &str) -> Result<Request<OutBody>, Error> {
+    let mut upstream_request =
+        Request::get(format!("{}{}", endpoint.prefix, request.path_and_query))
+            .body(OutBody::Empty)
+            .map_err(|e| Error::UpstreamConnect {
+                upstream: url.to_owned(),
+                cause: ConnectFailure::Url(format!("bad request: {e}")),
+            })?;
+    let out = upstream_request.headers_mut();
+    *out = request.headers;
+    out.insert(header::HOST, endpoint.host.clone());
+    if let Some(key) = request.keys.for_endpoint(index) {
+        out.insert(header::AUTHORIZATION, key.clone());
+    }
+    out.insert(
+        HeaderName::from_static(HOPS_HEADER),
+        HeaderValue::from(request.ctx.hops + 1),
+    );
+    if let Ok(id) = HeaderValue::from_str(&request.ctx.request_id) {
+        out.insert(HeaderName::from_static(REQUEST_ID_HEADER), id);
+    }
+    Ok(upstream_request)
+}
+
+/// What the endpoint's answer to the upgrade makes: an open tunnel (`101`), or its
+/// refusal passed on (any other status, with a bounded body).
+async fn answered(response: hyper::Response<hyper::body::Incoming>, url: &str, guard: TunnelGuard) -> Result<Tunnel, Error> {
     let status = response.status();
     if status != StatusCode::SWITCHING_PROTOCOLS {
         let headers = response.headers().clone();
         let body = read_to_end(&mut response.into_body(), REFUSAL_BODY_LIMIT)
             .await
             .map_err(|reason| Error::UpstreamReply {
-                upstream: url.clone(),
+                upstream: url.to_owned(),
                 reason,
             })?;
         return Ok(Tunnel::Refused {
@@ -183,7 +196,7 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
     let upgraded = hyper::upgrade::on(response)
         .await
         .map_err(|e| Error::UpstreamReply {
-            upstream: url.clone(),
+            upstream: url.to_owned(),
             reason: format!("upgrade failed: {e}"),
         })?;
     Ok(Tunnel::Open {

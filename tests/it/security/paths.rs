@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex::config::{AuthRules, PathFilter};
-use framex::http::path::canonicalize;
+use framex::canonical_path::canonicalize;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
