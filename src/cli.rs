@@ -132,7 +132,7 @@ pub async fn route_listing(config: &Config) -> Result<RouteListing, framex_actor
             "{:<8} {:<44} {:<40} {}\n",
             method,
             path,
-            route.target.describe(),
+            proxy::answered_by(route, &table, &config.plugins.proxy.migrate),
             if route.spec.streaming { "yes" } else { "no" }
         ));
     }
@@ -225,7 +225,7 @@ pub fn check_summary(config: &Config) -> String {
             }
         }
         for (route, entry) in &proxy.migrate {
-            out.push_str(&format!("migrate {route}: {}\n", describe_migration(entry)));
+            out.push_str(&format!("migrate {route}: {}\n", entry.describe()));
         }
         out.push_str(&format!(
             "pools: retries {}, max in flight {}, health check {}\n",
@@ -299,24 +299,6 @@ fn unused_keys(config: &Config) -> Vec<&'static str> {
         .filter(|(_, v)| v.is_some())
         .map(|(k, _)| k)
         .collect()
-}
-
-/// One `[plugins.proxy.migrate]` entry as `check` prints it: the mode and what it
-/// does with the calls (`canary 25 % local, rollback above 5 % errors`).
-fn describe_migration(entry: &crate::config::MigrateRoute) -> String {
-    use crate::config::MigrateMode;
-    let mode = entry.mode.as_str();
-    match entry.mode {
-        MigrateMode::Canary => format!(
-            "{mode} {} % local, rollback above {} % errors",
-            entry.percent,
-            entry.rollback_error_ratio * 100.0
-        ),
-        MigrateMode::Shadow if entry.unsafe_methods => format!("{mode} (every method, unsafe)"),
-        MigrateMode::Shadow => format!("{mode} (GET, HEAD, OPTIONS)"),
-        MigrateMode::Upstream => format!("{mode} (pinned to the upstream)"),
-        MigrateMode::Local => format!("{mode} (the local plugin answers)"),
-    }
 }
 
 fn list(items: &[String]) -> String {

@@ -52,7 +52,7 @@ static HTTP: LazyLock<HttpFamilies> = LazyLock::new(|| {
         ),
         duration: histogram_vec(
             "framex_http_request_duration_seconds",
-            "Time to the response head, by method, route template and target (local, upstream, builtin, none).",
+            "Time to the response head, by method, route template and who answered (local, upstream, builtin, none).",
             &["method", "route", "target"],
         ),
         sse_open: register(
@@ -79,7 +79,7 @@ static HTTP: LazyLock<HttpFamilies> = LazyLock::new(|| {
                 Opts::new(
                     "framex_migration_calls_total",
                     "Calls of migrating routes compared or judged, by route template, mode and outcome \
-                     (match, mismatch, local_error, upstream_error, not_compared).",
+                     (match, mismatch, local_error, upstream_error, not_compared, local_only, skipped_unsafe).",
                 ),
                 &["route", "mode", "outcome"],
             )

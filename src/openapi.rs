@@ -178,7 +178,8 @@ fn framex_components() -> Map<String, Value> {
                     "data": {}
                 },
                 "required": ["status", "message", "timestamp"]
-            }
+            },
+            "FrameXEvent": sse_event()
         },
         "securitySchemes": {
             AUTH_SCHEME: {
@@ -193,6 +194,46 @@ fn framex_components() -> Map<String, Value> {
         Value::Object(map) => map,
         _ => Map::new(),
     }
+}
+
+/// One of FrameX's server-sent events, as the fields of the event (`event`, `data`;
+/// the reading OpenAPI 3.1 tools such as schemathesis give `schema` under
+/// `text/event-stream`, and 3.2's `itemSchema`): `data` is JSON text, whose shape the
+/// event type fixes. A plugin may emit other types (`debug`), with any JSON.
+fn sse_event() -> Value {
+    let event = |name: &str, data: Value| {
+        json!({
+            "properties": {
+                "event": { "const": name },
+                "data": { "contentMediaType": "application/json", "contentSchema": data }
+            }
+        })
+    };
+    let known = ["message_chunk", "finish", "error"];
+    json!({
+        "title": "FrameXEvent",
+        "description": "One server-sent event: `message_chunk`s, then `finish`, or an `error` after the stream started.",
+        "type": "object",
+        "properties": {
+            "event": { "type": "string" },
+            "data": { "type": "string", "contentMediaType": "application/json" }
+        },
+        "required": ["event", "data"],
+        "oneOf": [
+            event("message_chunk", json!({
+                "type": "object",
+                "properties": { "content": { "type": "string" } },
+                "required": ["content"]
+            })),
+            event("finish", json!({ "type": "object", "maxProperties": 0 })),
+            event("error", json!({
+                "type": "object",
+                "properties": { "status": { "type": "integer" }, "message": { "type": "string" } },
+                "required": ["status", "message"]
+            })),
+            { "properties": { "event": { "not": { "enum": known } } } }
+        ]
+    })
 }
 
 /// FrameX's success envelope around `data`.
@@ -248,7 +289,7 @@ pub fn operation_for(spec: &ApiSpec, result: Option<Value>, tags: &[&str]) -> Va
         (
             "FrameX's server-sent events: `message_chunk` (`{\"content\": …}`) events, then \
              `finish` (`{}`), or an `error` event (`{\"status\": …, \"message\": …}`)",
-            json!({ "text/event-stream": { "schema": { "type": "string" } } }),
+            json!({ "text/event-stream": { "schema": { "$ref": "#/components/schemas/FrameXEvent" } } }),
         )
     } else {
         (

@@ -72,6 +72,42 @@ impl Default for MigrateRoute {
     }
 }
 
+impl MigrateRoute {
+    /// The entry as `framex check` prints it: the mode and who answers
+    /// (`canary: 25 % to the local plugin, the rest to the upstream; rollback above 5 %
+    /// errors`).
+    pub fn describe(&self) -> String {
+        let mode = self.mode.as_str();
+        match self.mode {
+            MigrateMode::Canary => format!(
+                "{mode}: {} % to the local plugin, the rest to the upstream; rollback above {} % errors",
+                self.percent,
+                self.rollback_error_ratio * 100.0
+            ),
+            MigrateMode::Shadow if self.unsafe_methods => {
+                format!("{mode}: the upstream answers; every method also goes to the local plugin, compared (unsafe)")
+            }
+            MigrateMode::Shadow => format!(
+                "{mode}: the upstream answers; GET, HEAD, OPTIONS also go to the local plugin, compared"
+            ),
+            MigrateMode::Upstream => format!("{mode}: pinned, the upstream answers"),
+            MigrateMode::Local => format!("{mode}: the local plugin answers"),
+        }
+    }
+
+    /// Who answers a route that `local` (a plugin) and `upstream` (a pool) both serve,
+    /// as the route listing and the start-up log name it.
+    pub fn who_answers(&self, local: &str, upstream: &str) -> String {
+        let mode = self.mode.as_str();
+        match self.mode {
+            MigrateMode::Upstream => format!("{upstream} (migrate {mode}; {local} waits)"),
+            MigrateMode::Shadow => format!("{upstream} (migrate {mode}; {local} compared)"),
+            MigrateMode::Canary => format!("{local} {} %, {upstream} the rest (migrate {mode})", self.percent),
+            MigrateMode::Local => local.to_owned(),
+        }
+    }
+}
+
 /// Why a `[plugins.proxy.migrate]` entry is refused (the key is named by the caller).
 pub(super) fn check(template: &str, route: &MigrateRoute) -> Result<(), String> {
     let key = format!("plugins.proxy.migrate.\"{template}\"");

@@ -378,8 +378,8 @@ load_builtin_plugins = ["echo", "proxy"]
         )
         .unwrap();
         let summary = crate::cli::check_summary(&c);
-        assert!(summary.contains("migrate /api/v1/a: canary 25 % local, rollback above 5 % errors"), "{summary}");
-        assert!(summary.contains("migrate /api/v1/b: shadow (GET, HEAD, OPTIONS)"), "{summary}");
+        assert!(summary.contains("migrate /api/v1/a: canary: 25 % to the local plugin, the rest to the upstream; rollback above 5 % errors"), "{summary}");
+        assert!(summary.contains("migrate /api/v1/b: shadow: the upstream answers; GET, HEAD, OPTIONS also go to the local plugin, compared"), "{summary}");
     }
 
     /// `[redis] url` is the cache's Redis too, unless `cache.redis_url` says otherwise.

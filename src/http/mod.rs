@@ -349,7 +349,7 @@ async fn serve(
             Target::Local { .. } => {
                 seen.route = Some(route.clone());
                 seen.target = Some(crate::metrics::Target::Local);
-                match migrate::serve(&worker, &req, path, payload, &route, &params, consumed_auth, &ctx).await {
+                match migrate::serve(&worker, &req, path, payload, &route, &params, consumed_auth, &ctx, &mut seen.target).await {
                     Ok(answered) => answered,
                     Err(payload) => local::serve(&worker, &req, payload, route, params, ctx.clone()).await,
                 }

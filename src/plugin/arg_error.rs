@@ -27,16 +27,29 @@ pub(super) fn problem(path: &serde_path_to_error::Path, error: &serde_json::Erro
     ArgProblem::pydantic(kind, location, &name, msg.unwrap_or(&message), input)
 }
 
-/// Replaces the string at `path` with the number or boolean it spells when `error` says
-/// one was expected there (pydantic's lax mode: `"5"` for an integer, `" 2.5"` for a
-/// number, `"yes"` for a boolean). Whether it did.
+/// Replaces the value at `path` with what pydantic's lax mode takes it for when `error`
+/// says another type was expected there: the number or boolean a string spells (`"5"`
+/// for an integer, `" 2.5"` for a number, `"yes"` for a boolean), the integer a whole
+/// float is (`5.0`; JSON Schema's `integer` allows it too). Whether it did.
 pub(super) fn coerce(args: &mut Value, path: &serde_path_to_error::Path, error: &serde_json::Error) -> bool {
     let message = error.to_string();
     let expected = message.rsplit("expected ").next().unwrap_or("");
     let segments: Vec<String> = path.iter().map(|s| s.to_string()).collect();
     let Some(slot) = lookup_mut(args, &segments) else { return false };
-    let Some(text) = slot.as_str().map(str::trim) else { return false };
-    let value = if is_integer(expected) {
+    let value = match &*slot {
+        Value::String(text) => from_text(expected, text.trim()),
+        Value::Number(n) if is_integer(expected) => n
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15)
+            .map(|f| Value::from(f as i64)),
+        _ => None,
+    };
+    value.map(|value| *slot = value).is_some()
+}
+
+/// The number or boolean `text` spells, when `expected` names that type.
+fn from_text(expected: &str, text: &str) -> Option<Value> {
+    if is_integer(expected) {
         text.parse::<i64>().ok().map(Value::from)
     } else if expected.starts_with("f32") || expected.starts_with("f64") {
         text.parse::<f64>().ok().filter(|n| n.is_finite()).map(Value::from)
@@ -48,8 +61,7 @@ pub(super) fn coerce(args: &mut Value, path: &serde_path_to_error::Path, error: 
         }
     } else {
         None
-    };
-    value.map(|value| *slot = value).is_some()
+    }
 }
 
 fn lookup_mut<'a>(args: &'a mut Value, segments: &[String]) -> Option<&'a mut Value> {

@@ -37,7 +37,7 @@ use framex_actors::{describe_skipped, ApiKey, ApiSpec, BodySpec, Engine, Escaped
 
 use crate::config::{rule_lint, AuthRules, Config, PathFilter};
 
-pub use report::{PoolReport, ProxyReport, UpstreamReport};
+pub use report::{answered_by, PoolReport, ProxyReport, UpstreamReport};
 pub use upstream::{DiscoverError, Upstream};
 pub use websocket::{WebSocketRoutes, WebSocketTarget};
 
@@ -83,6 +83,8 @@ struct Inner {
     /// Those warnings already logged, so that each is logged once per rule and
     /// upstream.
     rules_warned: Mutex<std::collections::HashSet<String>>,
+    /// `[plugins.proxy.migrate]`, for the log to say who answers a route kept aside.
+    migrate: crate::config::MigrateConfig,
 }
 
 /// The running proxy: its upstreams, their pools and background tasks.
@@ -196,6 +198,7 @@ impl Proxy {
                 conflicts: tokio::sync::Mutex::new(BTreeSet::new()),
                 rule_groups: rule_lint::global_groups(config),
                 rules_warned: Mutex::new(std::collections::HashSet::new()),
+                migrate: proxy.migrate.clone(),
                 stopped: AtomicBool::new(false),
             }),
         }
@@ -304,8 +307,18 @@ impl Proxy {
         for key in &report.removed {
             log::info!("proxy: removed {}", Escaped(key));
         }
+        let table = (!inner.migrate.is_empty() && !report.skipped.is_empty()).then(|| inner.engine.table());
         for (key, why) in &report.skipped {
-            log::info!("proxy: skipped {}: {}", Escaped(key), Escaped(&describe_skipped(why)));
+            // A route a local plugin serves but a migration entry sends upstream is not
+            // "skipped": say who answers it.
+            let local = table.as_ref().and_then(|t| t.routes().find(|r| r.spec.key == *key).map(|r| (t, r)));
+            let migrating = local.map(|(t, r)| (answered_by(r, t, &inner.migrate), r.target.describe()));
+            match migrating.filter(|(who, plain)| who != plain) {
+                Some((who, _)) => {
+                    log::info!("proxy: {} kept for migration: {}", Escaped(key), Escaped(&who));
+                }
+                _ => log::info!("proxy: skipped {}: {}", Escaped(key), Escaped(&describe_skipped(why))),
+            }
         }
     }
 

@@ -6,10 +6,25 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use framex_actors::upstream::{EndpointReport, PoolShared};
-use framex_actors::{Engine, Target};
+use framex_actors::{ApiKey, Engine, Route, RouteTable, Target};
 use serde::Serialize;
 
 use super::upstream::Upstream;
+use crate::config::{MigrateConfig, MigrateMode};
+
+/// Who answers `route` (of `table`): its target, or for a local route that a
+/// `[plugins.proxy.migrate]` entry sends to the upstream route kept aside for it, the
+/// mode and both sides (`upstream:pool-1 (migrate shadow; plugin:items compared)`).
+/// `framex routes` and the start-up log say the same.
+pub fn answered_by(route: &Route, table: &RouteTable, migrate: &MigrateConfig) -> String {
+    let local = route.target.describe();
+    let (ApiKey::Http { path, .. }, Target::Local { .. }) = (&route.spec.key, &route.target) else { return local };
+    let entry = migrate.get(path).filter(|e| e.mode != MigrateMode::Local);
+    match (entry, table.shadowed(&route.spec.key)) {
+        (Some(entry), Some(kept)) => entry.who_answers(&local, &kept.target.describe()),
+        _ => local,
+    }
+}
 
 /// What `GET /api/v1/proxy/upstreams` shows.
 #[derive(Debug, Clone, Serialize)]

@@ -297,19 +297,22 @@ enable = ["/api/v1/base/*", "/api/v1/items/*"]
 /// Validation errors of local routes read as FrameX-kit's (FastAPI's) do, field by
 /// field: `type`, `loc`, `msg` and `input` of each problem, for a body field of the
 /// wrong type, a missing body field, a missing body, invalid JSON and a missing query
-/// parameter; and a string spelling a number is taken as FrameX-kit takes it.
+/// parameter; and a string spelling a number, or a whole float, is taken as FrameX-kit
+/// takes it.
 #[actix_rt::test]
 async fn validation_errors_match_framex_kit() {
     let (kit, _dir) = framex_kit(r#"load_builtin_plugins = ["echo"]"#, &["/api/v1/echo_model"]).await;
     let ours = start(config(r#"load_builtin_plugins = ["echo"]"#), vec![]).await;
     let json_type = [("content-type", "application/json")];
-    let cases: [(&str, &str, &[u8]); 6] = [
+    let cases: [(&str, &str, &[u8]); 8] = [
         ("POST", "/api/v1/echo_model?message=m", br#"{"id":"x"}"#),
         ("POST", "/api/v1/echo_model?message=m", br#"{"name":"n"}"#),
         ("POST", "/api/v1/echo_model?message=m", b""),
         ("POST", "/api/v1/echo_model?message=m", b"{bad"),
         ("GET", "/api/v1/echo", b""),
         ("POST", "/api/v1/echo_model?message=m", br#"{"id":"5"}"#),
+        ("POST", "/api/v1/echo_model?message=m", br#"{"id":5.0}"#),
+        ("POST", "/api/v1/echo_model?message=m", br#"{"id":5.5}"#),
     ];
     for (method, path, body) in cases {
         let theirs = request(method, &format!("{}{path}", kit.url), &json_type, body.to_vec()).await;

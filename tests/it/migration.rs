@@ -396,3 +396,103 @@ async fn shadowed_call_remotes_to_a_slow_plugin_stay_within_the_bound() {
     assert!(most <= framex::http::migrate::state::MAX_SHADOWS_IN_FLIGHT, "{most} local calls ran at once");
     server.stop(true).await;
 }
+
+#[derive(Deserialize, JsonSchema)]
+struct NoArgs {}
+
+/// An upstream publishing the routes of [`truth_plugin`] (and the echo plugin's `GET
+/// /api/v1/echo`), each answering `{"v": 1}`.
+fn truth_upstream() -> (String, actix_web::dev::ServerHandle) {
+    use actix_web::{web, HttpResponse};
+    let op = json!({"responses": {"200": {"description": "ok"}}});
+    let doc = json!({
+        "openapi": "3.1.0", "info": {"title": "legacy", "version": "1"},
+        "paths": {
+            "/api/v1/truth/shadow": {"get": op, "post": op},
+            "/api/v1/truth/canary": {"get": op},
+            "/api/v1/truth/pinned": {"get": op},
+            "/api/v1/echo": {"get": op}
+        }
+    });
+    crate::common::spawn_upstream(move |cfg| {
+        let doc = doc.clone();
+        cfg.route("/api/v1/openapi.json", web::get().to(move || { let doc = doc.clone(); async move { HttpResponse::Ok().json(doc) } }))
+            .default_service(web::to(|| async { HttpResponse::Ok().json(json!({"v": 1})) }));
+    })
+}
+
+/// The local side of [`truth_upstream`]'s routes, answering the same value.
+fn truth_plugin() -> Arc<PluginSpec> {
+    let same = |_: NoArgs, _: Ctx| async { Ok(json!({"v": 1})) };
+    PluginBuilder::new("truth")
+        .get("/api/v1/truth/shadow", same)
+        .post("/api/v1/truth/shadow", same)
+        .get("/api/v1/truth/canary", same)
+        .get("/api/v1/truth/pinned", same)
+        .build()
+        .expect("plugin declarations are valid")
+}
+
+/// The `_count` of `framex_http_request_duration_seconds` for one method, route and
+/// target (0 when the series does not exist).
+fn duration_count(metrics: &str, method: &str, route: &str, target: &str) -> u64 {
+    let series = format!("framex_http_request_duration_seconds_count{{method=\"{method}\",route=\"{route}\",target=\"{target}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(series.as_str())).map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// One truth about where a request went: the upstream answers shadowed and pinned
+/// routes (POSTs too) and `/metrics` says `target="upstream"` for them, `local` for a
+/// canary's local share; a canary's local answers count as `local_only` (nothing was
+/// compared), a shadowed POST as `skipped_unsafe`; the migration page is labelled as
+/// itself, not `unmatched`; `framex routes` names the mode and who answers.
+#[actix_rt::test]
+async fn where_a_migrating_request_went_is_told_the_same_everywhere() {
+    let (up, handle) = truth_upstream();
+    let migrate = r#""/api/v1/truth/shadow" = { mode = "shadow" }
+"/api/v1/truth/canary" = { mode = "canary", percent = 100 }
+"/api/v1/truth/pinned" = { mode = "upstream" }
+"/api/v1/echo" = { mode = "upstream" }"#;
+    let cfg = migrate_config(&up, migrate);
+    let server = start(config(&cfg), vec![truth_plugin()]).await;
+    let base = server.url("");
+    for path in ["shadow", "shadow", "canary", "canary", "pinned"] {
+        let r = get(&format!("{base}/api/v1/truth/{path}")).await;
+        assert_eq!((r.status, from_upstream_v(&r.json())), (200, path != "canary"), "{path}: {}", r.text());
+    }
+    for _ in 0..2 {
+        let r = request("POST", &format!("{base}/api/v1/truth/shadow"), &[("content-type", "application/json")], b"{}".to_vec()).await;
+        assert_eq!(r.json(), json!({"v": 1}), "the upstream answers a shadowed POST");
+    }
+    let page = get(&format!("{base}/api/v1/proxy/migration")).await.json();
+    let counts = |route: &str| page["routes"].as_array().unwrap().iter().find(|r| r["route"] == route).unwrap()["counts"].clone();
+    assert_eq!((counts("/api/v1/truth/canary")["local_only"].clone(), counts("/api/v1/truth/canary")["match"].clone()), (json!(2), json!(0)), "{page}");
+    assert_eq!(counts("/api/v1/truth/shadow")["skipped_unsafe"], 2, "{page}");
+
+    let metrics = get(&format!("{base}/metrics")).await.text();
+    for (method, route, target, n) in [
+        ("GET", "/api/v1/truth/shadow", "upstream", 2),
+        ("POST", "/api/v1/truth/shadow", "upstream", 2),
+        ("GET", "/api/v1/truth/pinned", "upstream", 1),
+        ("GET", "/api/v1/truth/canary", "local", 2),
+        ("GET", "/api/v1/truth/shadow", "local", 0),
+        ("POST", "/api/v1/truth/shadow", "local", 0),
+        ("GET", "/api/v1/truth/pinned", "local", 0),
+    ] {
+        assert_eq!(duration_count(&metrics, method, route, target), n, "{method} {route} target={target}");
+    }
+    assert!(metrics.contains("framex_migration_calls_total{mode=\"shadow\",outcome=\"skipped_unsafe\",route=\"/api/v1/truth/shadow\"} 2"), "{metrics}");
+    assert!(metrics.contains("framex_http_requests_total{method=\"GET\",route=\"/api/v1/proxy/migration\",status=\"200\"}"), "{metrics}");
+    server.stop(true).await;
+
+    // `framex routes` (built-in plugins: echo) with the echo route pinned to the upstream.
+    let listing_cfg = cfg.replace("load_builtin_plugins = [\"proxy\"]", "load_builtin_plugins = [\"echo\", \"proxy\"]");
+    let listing = framex::cli::route_listing(&config(&listing_cfg)).await.unwrap();
+    let echo = listing.table.lines().find(|l| l.starts_with("GET") && l.contains("/api/v1/echo ")).unwrap_or_else(|| panic!("{}", listing.table));
+    assert!(echo.contains("upstream:") && echo.contains("(migrate upstream; plugin:echo waits)"), "{echo}");
+    handle.stop(false).await;
+}
+
+/// Whether a reply is [`truth_upstream`]'s bare answer rather than the local envelope.
+fn from_upstream_v(body: &Value) -> bool {
+    body == &json!({"v": 1})
+}

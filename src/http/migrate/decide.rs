@@ -42,6 +42,7 @@ pub fn decide(migration: &RouteMigration, method: &str) -> Decision {
         MigrateMode::Shadow => {
             let safe = matches!(method, "GET" | "HEAD" | "OPTIONS");
             if !safe && !migration.config.unsafe_methods {
+                migration.record(Outcome::SkippedUnsafe, None);
                 return Decision::Upstream;
             }
             match migration.shadow_permit() {
@@ -112,6 +113,7 @@ mod tests {
     fn shadows_are_bounded_and_unsafe_methods_are_not_shadowed_by_default() {
         let shadow = migration(mode(MigrateMode::Shadow));
         assert!(matches!(decide(&shadow, "POST"), Decision::Upstream));
+        assert_eq!(shadow.report().counts.skipped_unsafe, 1, "counted, not silently dropped");
         let held: Vec<_> = (0..MAX_SHADOWS_IN_FLIGHT)
             .map(|_| match decide(&shadow, "GET") {
                 Decision::Shadow(permit) => permit,

@@ -39,7 +39,9 @@ pub const COMPARED_LIMIT: usize = 1 << 20;
 
 /// Serves a call to a local `route` that has a migration entry, or gives the
 /// payload back (`Err`) when the local plugin answers as usual: mode `local`, or no
-/// upstream route shadowed under that key.
+/// upstream route shadowed under that key. `answered_by` becomes `Upstream` when the
+/// upstream answers the client (pinned, a canary's upstream share, shadow), so that
+/// metrics and logs tell where the request went.
 #[allow(clippy::too_many_arguments)]
 pub async fn serve(
     worker: &Worker,
@@ -50,6 +52,7 @@ pub async fn serve(
     params: &[(String, String)],
     consumed_auth: bool,
     ctx: &CallContext,
+    answered_by: &mut Option<crate::metrics::Target>,
 ) -> Result<Result<HttpResponse, Error>, web::Payload> {
     let ApiKey::Http { path: template, .. } = &route.spec.key else { return Err(payload) };
     let Some(migration) = worker.shared.migration.route(template) else { return Err(payload) };
@@ -61,7 +64,11 @@ pub async fn serve(
         return Err(payload);
     }
     let ctx = ctx.clone();
-    Ok(match decide(migration, req.method().as_str()) {
+    let decision = decide(migration, req.method().as_str());
+    if matches!(decision, Decision::Upstream | Decision::Shadow(_)) {
+        *answered_by = Some(crate::metrics::Target::Upstream);
+    }
+    Ok(match decision {
         Decision::AsUsual => return Err(payload),
         Decision::Upstream => forward::serve(worker, req, path, payload, target, forwarding(consumed_auth), ctx).await,
         Decision::CanaryLocal => {

@@ -30,8 +30,16 @@ pub enum Outcome {
     LocalError,
     /// The upstream failed: nothing to compare with.
     UpstreamError,
-    /// A stream: not compared yet.
+    /// Nothing compared: a stream, an answer over the size limit, a shadow call over
+    /// the bound.
     NotCompared,
+    /// A canary's local answer that did not fail (it went to the client; nothing was
+    /// compared with it).
+    LocalOnly,
+    /// A shadowed route's call of an unsafe method (not GET, HEAD, OPTIONS) without
+    /// `unsafe = true`: the upstream alone answered it, since a second call would
+    /// repeat its side effect.
+    SkippedUnsafe,
 }
 
 impl Outcome {
@@ -43,6 +51,8 @@ impl Outcome {
             Outcome::LocalError => "local_error",
             Outcome::UpstreamError => "upstream_error",
             Outcome::NotCompared => "not_compared",
+            Outcome::LocalOnly => "local_only",
+            Outcome::SkippedUnsafe => "skipped_unsafe",
         }
     }
 }
@@ -71,7 +81,7 @@ pub struct RouteMigration {
     pub template: String,
     /// Its settings.
     pub config: MigrateRoute,
-    counts: [AtomicU64; 5],
+    counts: [AtomicU64; 7],
     canary_calls: AtomicU64,
     canary_local: AtomicU64,
     canary_failures: AtomicU64,
@@ -140,13 +150,13 @@ impl RouteMigration {
     /// Counts a canary's local answer; rolls the route back to the upstream when the
     /// failures exceed `rollback_error_ratio` over at least [`ROLLBACK_MIN_CALLS`].
     pub fn canary_answered(&self, failed: bool) {
-        self.record(if failed { Outcome::LocalError } else { Outcome::Match }, None);
+        self.record(if failed { Outcome::LocalError } else { Outcome::LocalOnly }, None);
         let failures = if failed {
             self.canary_failures.fetch_add(1, Ordering::Relaxed) + 1
         } else {
             self.canary_failures.load(Ordering::Relaxed)
         };
-        let calls = self.counts[Outcome::Match as usize].load(Ordering::Relaxed)
+        let calls = self.counts[Outcome::LocalOnly as usize].load(Ordering::Relaxed)
             + self.counts[Outcome::LocalError as usize].load(Ordering::Relaxed);
         if calls >= ROLLBACK_MIN_CALLS
             && failures as f64 > self.config.rollback_error_ratio * calls as f64
@@ -161,7 +171,7 @@ impl RouteMigration {
         }
     }
 
-    fn report(&self) -> RouteReport {
+    pub(super) fn report(&self) -> RouteReport {
         let count = |o: Outcome| self.counts[o as usize].load(Ordering::Relaxed);
         RouteReport {
             route: self.template.clone(),
@@ -176,6 +186,8 @@ impl RouteMigration {
                 local_error: count(Outcome::LocalError),
                 upstream_error: count(Outcome::UpstreamError),
                 not_compared: count(Outcome::NotCompared),
+                local_only: count(Outcome::LocalOnly),
+                skipped_unsafe: count(Outcome::SkippedUnsafe),
             },
             canary_calls: self.canary_calls.load(Ordering::Relaxed),
             canary_local: self.canary_local.load(Ordering::Relaxed),
@@ -254,7 +266,7 @@ pub struct RouteReport {
     pub mismatches: Vec<Mismatch>,
 }
 
-/// Calls by outcome (`match` counts a canary's successful local answers too).
+/// Calls by outcome.
 #[derive(Debug, Serialize)]
 pub struct Counts {
     /// Answers that agree.
@@ -265,8 +277,13 @@ pub struct Counts {
     pub local_error: u64,
     /// Upstream failures.
     pub upstream_error: u64,
-    /// Streams, not compared yet.
+    /// Calls nothing was compared for: streams, answers over the size limit, shadow
+    /// calls over the bound.
     pub not_compared: u64,
+    /// A canary's local answers that did not fail (not compared with anything).
+    pub local_only: u64,
+    /// Unsafe methods of a shadowed route, answered by the upstream alone.
+    pub skipped_unsafe: u64,
 }
 
 #[cfg(test)]
