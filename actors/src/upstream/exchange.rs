@@ -12,7 +12,10 @@
 //! - only bodies held whole are replayed; every attempt shares the call's deadline;
 //! - a request that never reached an endpoint goes to an untried healthy one without
 //!   drawing on the pool's retry budget (it adds no load to a failing endpoint); other
-//!   retries, and not-sent ones when no healthy endpoint is left, stay within it.
+//!   retries, and not-sent ones when no healthy endpoint is left, stay within it;
+//! - the first failure that ejects an endpoint moves every request still opening a
+//!   connection to it (or about to open a fresh one) to a healthy endpoint: they have
+//!   not reached it, so they draw on no budget either.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -212,7 +215,8 @@ impl Exchange {
                 })?,
             };
             let started = Instant::now();
-            let sent = tokio::time::timeout_at(plan.deadline, self.client.send(index, request, fresh)).await;
+            let health = &shared.stats[index].health;
+            let sent = tokio::time::timeout_at(plan.deadline, self.client.send(index, request, fresh, health)).await;
             let failure = match sent {
                 Ok(Ok((response, lease))) => {
                     guard.metrics().duration.observe(started.elapsed().as_secs_f64());
@@ -270,6 +274,20 @@ impl Exchange {
                 guard.failed(kind);
             }
             match retry {
+                // Another request's failure ejected the endpoint meanwhile: a healthy
+                // one rather than a fresh connection to it.
+                Retry::FreshConnection
+                    if !shared.stats[index].health.is_available()
+                        && shared.healthy_untried(&self.tried)
+                        && self.may_retry(plan.replayable || unsent.is_some(), false) =>
+                {
+                    log::debug!("{} to {endpoint}: the endpoint was ejected; retrying on another", plan.method);
+                    guard.metrics().retries.inc();
+                    if let Some(request) = unsent {
+                        plan.body = Body::from(request.into_body());
+                    }
+                    next = Next::Pick;
+                }
                 Retry::FreshConnection => {
                     self.fresh_used = true;
                     guard.metrics().retries.inc();
@@ -295,6 +313,16 @@ impl Exchange {
     fn classify(&self, error: SendError, endpoint: &str, plan: &Plan) -> Failure {
         let upstream = endpoint.to_owned();
         match error {
+            // Given up while connecting, the endpoint ejected by another request's
+            // failure: not this request's evidence against it.
+            SendError::Connect(ConnectFailure::Ejected) => Failure {
+                error: Error::UpstreamConnect { upstream, cause: ConnectFailure::Ejected },
+                retry: Retry::OtherEndpoint,
+                blame: false,
+                kind: FailureKind::Connect,
+                unsent: None,
+                reached: false,
+            },
             SendError::Connect(cause) => Failure {
                 error: Error::UpstreamConnect { upstream, cause },
                 retry: Retry::OtherEndpoint,
