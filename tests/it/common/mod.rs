@@ -291,3 +291,49 @@ impl FramexProcess {
         self.process.0.id() as i32
     }
 }
+
+/// dnsmasq serving `hosts` on a loopback UDP port, as root without dropping
+/// privileges (it re-reads the file on SIGHUP), TTL 1 s.
+pub fn dnsmasq(hosts: &std::path::Path) -> Option<(Process, std::net::SocketAddr)> {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new("dnsmasq")
+        .args([
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--user=root",
+            "--pid-file",
+            "--local-ttl=1",
+            &format!("--port={port}"),
+            &format!("--addn-hosts={}", hosts.display()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match child {
+        Ok(child) => Some((Process(child), std::net::SocketAddr::from(([127, 0, 0, 1], port)))),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: dnsmasq cannot run here ({e}); .ci/run installs dnsmasq-base");
+            None
+        }
+        Err(e) => panic!("dnsmasq is needed (apt-get install dnsmasq-base): {e}"),
+    }
+}
+
+/// Waits (60 s at most) until the DNS server at `addr` answers for `name` (a busy
+/// machine may take a moment to start it).
+pub async fn dns_answers(addr: std::net::SocketAddr, name: &str) {
+    use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+    use hickory_resolver::name_server::TokioConnectionProvider;
+    use hickory_resolver::proto::xfer::Protocol;
+    let mut config = ResolverConfig::new();
+    config.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
+    let resolver = hickory_resolver::TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).build();
+    let started = std::time::Instant::now();
+    while resolver.lookup_ip(name).await.is_err() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "dnsmasq never answered");
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
