@@ -10,9 +10,11 @@
 //! - an idempotent request also goes to another endpoint after a 502, 503 or 504 or a
 //!   connection lost before the answer;
 //! - only bodies held whole are replayed; every attempt shares the call's deadline;
-//! - a request that never reached an endpoint goes to an untried healthy one without
-//!   drawing on the pool's retry budget (it adds no load to a failing endpoint); other
-//!   retries, and not-sent ones when no healthy endpoint is left, stay within it;
+//! - a request that never reached an endpoint, or an idempotent one whose connection
+//!   closed before any answer (the endpoint died: the failure ejects it), goes to an
+//!   untried healthy one without drawing on the pool's retry budget (it adds no load
+//!   to a failing endpoint); other retries (timeouts, 5xx, broken replies), and these
+//!   when no healthy endpoint is left, stay within it;
 //! - the first failure that ejects an endpoint moves every request still opening a
 //!   connection to it (or about to open a fresh one) to a healthy endpoint: they have
 //!   not reached it, so they draw on no budget either.
@@ -58,8 +60,10 @@ struct Failure {
     kind: FailureKind,
     /// The request, when it came back unsent (it goes again as it is).
     unsent: Option<Box<Request<OutBody>>>,
-    /// Whether the request may have reached the endpoint (only such retries, or ones
-    /// with no healthy endpoint left, draw on the retry budget).
+    /// Whether the retry would draw on the budget: the request may have reached the
+    /// endpoint and been acted on (not so: never sent, or idempotent and lost before
+    /// any answer). Retries without it draw on the budget only when no healthy
+    /// endpoint is left.
     reached: bool,
 }
 
@@ -374,8 +378,11 @@ impl Exchange {
                     kind: FailureKind::Reset,
                     unsent: None,
                     // A write the upstream reset: it had closed the connection before
-                    // reading the whole request, so it cannot have answered it.
-                    reached: !(plan.idempotent && lost == Lost::OnWrite),
+                    // reading the whole request, so it cannot have answered it. An
+                    // idempotent request on a connection closed before any answer (the
+                    // upstream died with it) goes to a healthy endpoint outside the
+                    // budget too: the failure ejected this one, and going again is safe.
+                    reached: !(plan.idempotent && lost != Lost::Other),
                 }
             }
             // Our side's body failed: not the endpoint's fault, nothing to retry.
@@ -474,8 +481,8 @@ impl Exchange {
 enum Lost {
     /// Writing the request failed: the upstream had reset or closed the connection.
     OnWrite,
-    /// The upstream closed the connection before a complete answer (no reply at all,
-    /// or a cut-off head).
+    /// The upstream closed (or reset) the connection before a complete answer (no
+    /// reply at all, or a cut-off head).
     BeforeAnswer,
     /// Anything else (a broken reply, a reset while reading it).
     Other,
@@ -497,6 +504,10 @@ impl Lost {
         });
         if reset && error.to_string().starts_with("error writing") {
             Lost::OnWrite
+        } else if io.is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset) {
+            // A reset while waiting for the head: the upstream closed the connection
+            // without answering (a graceful shutdown closing what it took for idle).
+            Lost::BeforeAnswer
         } else {
             Lost::Other
         }
