@@ -204,6 +204,7 @@ async fn a_replica_dying_under_load_loses_no_request() {
         task.await.unwrap();
     }
     let rss_after = rss_kib(framex.pid());
+    regained_address_serves(&base).await;
 
     let tally = tally.borrow();
     eprintln!(
@@ -232,7 +233,6 @@ async fn a_replica_dying_under_load_loses_no_request() {
     assert!(seen.len() + tally.failed_posts >= tally.posts, "every answered POST was processed");
     every_failure_names_its_upstream(&framex.log());
     assert!(rss_after < rss_before * 2 + 64 * 1024, "memory grew: {rss_before} → {rss_after} KiB");
-    regained_address_serves(&base).await;
 }
 
 /// The address the name regained (127.0.0.3, replica c) gets traffic again.

@@ -292,33 +292,52 @@ impl FramexProcess {
     }
 }
 
-/// dnsmasq serving `hosts` on a loopback UDP port, as root without dropping
-/// privileges (it re-reads the file on SIGHUP), TTL 1 s.
+/// dnsmasq serving `hosts` on a loopback port (UDP and TCP), as root without dropping
+/// privileges (it re-reads the file on SIGHUP), TTL 1 s. A start that fails (the
+/// port taken meanwhile by a parallel test) is tried again on another port.
 pub fn dnsmasq(hosts: &std::path::Path) -> Option<(Process, std::net::SocketAddr)> {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = std::process::Command::new("dnsmasq")
-        .args([
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--listen-address=127.0.0.1",
-            "--user=root",
-            "--pid-file",
-            "--local-ttl=1",
-            &format!("--port={port}"),
-            &format!("--addn-hosts={}", hosts.display()),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    match child {
-        Ok(child) => Some((Process(child), std::net::SocketAddr::from(([127, 0, 0, 1], port)))),
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipped: dnsmasq cannot run here ({e}); .ci/run installs dnsmasq-base");
-            None
+    for _ in 0..5 {
+        let port = dns_port();
+        let child = std::process::Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--user=root",
+                "--pid-file",
+                "--local-ttl=1",
+                &format!("--port={port}"),
+                &format!("--addn-hosts={}", hosts.display()),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let mut child = match child {
+            Ok(child) => Process(child),
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!("skipped: dnsmasq cannot run here ({e}); .ci/run installs dnsmasq-base");
+                return None;
+            }
+            Err(e) => panic!("dnsmasq is needed (apt-get install dnsmasq-base): {e}"),
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if child.0.try_wait().ok().flatten().is_none() {
+            return Some((child, std::net::SocketAddr::from(([127, 0, 0, 1], port))));
         }
-        Err(e) => panic!("dnsmasq is needed (apt-get install dnsmasq-base): {e}"),
+    }
+    panic!("dnsmasq exited at start five times");
+}
+
+/// A loopback port free for both UDP and TCP right now (dnsmasq listens on both).
+fn dns_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
 }
 
