@@ -1,7 +1,7 @@
-//! The Redis client the features that share state across a fleet use (`[limits]
-//! backend = "redis"`; the request cache may share it): one lazily made, pooled
-//! connection manager per URL, with short timeouts, and the atomic scripts the
-//! limiters run (one round trip per call).
+//! The one Redis client of framex-rs, for the features that share state across a
+//! fleet (`[limits] backend = "redis"`, `[cache] mode = "redis"`): one lazily made,
+//! pooled connection manager per store, with short timeouts, the atomic scripts the
+//! limiters run (one round trip per call), and plain `GET` / `SET` for the cache.
 //!
 //! A Redis that cannot be reached is an error ([`StoreError`]) for the caller to
 //! apply its policy to; after a failed connection attempt the next one waits a
@@ -182,10 +182,7 @@ impl RedisStore {
         for arg in args {
             invocation.arg(*arg);
         }
-        match tokio::time::timeout(TIMEOUT * 2, invocation.invoke_async(&mut conn)).await {
-            Ok(reply) => reply.map_err(StoreError::Command),
-            Err(_) => Err(StoreError::Unavailable(None)),
-        }
+        self.bounded(invocation.invoke_async(&mut conn)).await
     }
 
     /// One atomic decision (one round trip): a GCRA step on `rate_key` and a slot of
@@ -205,6 +202,37 @@ impl RedisStore {
             remaining: remaining.max(0).unsigned_abs(),
             wait_us: wait_us.max(0).unsigned_abs(),
         })
+    }
+
+    /// The bytes under `key`, if any.
+    ///
+    /// # Errors
+    /// Redis unavailable or failing.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut conn = self.connection().await?;
+        self.bounded(redis::cmd("GET").arg(key).query_async(&mut conn)).await
+    }
+
+    /// Stores `value` under `key`, expiring after `ttl` seconds (`None`: never).
+    ///
+    /// # Errors
+    /// Redis unavailable or failing.
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<(), StoreError> {
+        let mut conn = self.connection().await?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value);
+        if let Some(ttl) = ttl {
+            cmd.arg("EX").arg(ttl);
+        }
+        self.bounded(cmd.query_async(&mut conn)).await
+    }
+
+    /// A command's reply within the timeout.
+    async fn bounded<T>(&self, reply: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(TIMEOUT * 2, reply).await {
+            Ok(reply) => reply.map_err(StoreError::Command),
+            Err(_) => Err(StoreError::Unavailable(None)),
+        }
     }
 
     /// Gives back a slot of `key` (a failure leaves it to the key's expiry).

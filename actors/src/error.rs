@@ -31,6 +31,10 @@ pub enum ConnectFailure {
     /// The HTTP/1.1 connection could not be set up, or closed before taking the request.
     #[error("connection unusable: {0}")]
     Http(#[source] Arc<hyper::Error>),
+    /// Given up while connecting: another request's failure ejected the endpoint
+    /// meanwhile (the request goes to a healthy one instead).
+    #[error("endpoint ejected while connecting")]
+    Ejected,
     /// No connection within the connect timeout.
     #[error("no connection within {seconds:.3}s")]
     Timeout {
@@ -47,6 +51,7 @@ impl ConnectFailure {
             ConnectFailure::Tcp(_) => "connection failed".to_owned(),
             ConnectFailure::Tls(_) => "TLS handshake failed".to_owned(),
             ConnectFailure::Http(_) => "connection unusable".to_owned(),
+            ConnectFailure::Ejected => "endpoint ejected".to_owned(),
             timeout @ ConnectFailure::Timeout { .. } => timeout.to_string(),
         }
     }

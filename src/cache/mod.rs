@@ -9,7 +9,6 @@ mod entry;
 mod file;
 pub mod key;
 mod memory;
-pub mod redis_store;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -100,18 +99,15 @@ pub enum CacheError {
     /// A file-mode I/O error.
     #[error("cache file: {0}")]
     Io(#[from] std::io::Error),
-    /// A Redis error.
+    /// Redis did not answer (unavailable, failing, too slow).
     #[error("cache redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    /// A Redis call that took too long.
-    #[error("cache redis: timed out")]
-    Timeout,
+    Redis(#[from] crate::redis_store::StoreError),
 }
 
 enum Store {
     Memory(memory::Memory),
     File(file::FileStore),
-    Redis(redis_store::RedisStore),
+    Redis(crate::redis_store::RedisStore),
 }
 
 /// The request cache of one config.
@@ -147,7 +143,7 @@ impl Cache {
             CacheMode::File => Store::File(file::FileStore::new(&config.file_dir, config.max_size, config.max_bytes)),
             CacheMode::Redis => {
                 let url = config.redis_url.as_deref().unwrap_or_default();
-                Store::Redis(redis_store::RedisStore::new(url).map_err(|e| format!("cache.redis_url: {e}"))?)
+                Store::Redis(crate::redis_store::RedisStore::new(url).map_err(|e| format!("cache.redis_url: {e}"))?)
             }
         };
         let rules = RuleSet::new(rules.iter().map(|(k, v)| (k.clone(), v.clone())))
@@ -172,7 +168,7 @@ impl Cache {
         let found = match &self.store {
             Store::Memory(m) => Ok(m.get(key)),
             Store::File(f) => f.get(key, self.max_entry_bytes).await,
-            Store::Redis(r) => r.get(key).await,
+            Store::Redis(r) => r.get(&redis_key(key)).await.map(|found| found.map(Blob::from)).map_err(CacheError::from),
         };
         match found {
             Ok(bytes) => Ok(bytes.and_then(|b| Entry::decode(&b)).filter(|e| !e.expired(now()))),
@@ -198,7 +194,7 @@ impl Cache {
                 Ok(())
             }
             Store::File(f) => f.set(key, bytes).await,
-            Store::Redis(r) => r.set(key, bytes, ttl).await,
+            Store::Redis(r) => r.set(&redis_key(key), &bytes, ttl).await.map_err(CacheError::from),
         };
         if let Err(e) = done {
             self.failed("write", &e);
@@ -215,6 +211,11 @@ impl Cache {
             log::warn!("request cache {op} failed, serving uncached: {}", framex_actors::Escaped(&error.to_string()));
         }
     }
+}
+
+/// Where entry `key` lives in Redis (expiring through Redis: `SET … EX`).
+fn redis_key(key: &str) -> String {
+    format!("framex:cache:{key}")
 }
 
 /// Seconds since the Unix epoch.

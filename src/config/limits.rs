@@ -17,7 +17,8 @@ pub const DEFAULT_MAX_KEYS: usize = 100_000;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// `redis://host:port[/db]` (or `rediss://`). Default: none.
+    /// `redis://host:port[/db]` (or `redis+unix://`; `rediss://` is refused: no TLS
+    /// in this build). Default: none.
     pub url: Option<String>,
 }
 
@@ -212,8 +213,13 @@ pub fn redis_url<'a>(limits: &'a LimitsConfig, redis: &'a RedisConfig) -> Option
 /// Whether `url` is a Redis URL the client accepts (its text is not echoed: it may
 /// hold a password).
 fn redis_url_ok(url: &str) -> Result<(), String> {
-    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")) {
-        return Err("a redis:// or rediss:// URL".to_owned());
+    if url.starts_with("rediss://") {
+        // The client is built without TLS: refused here rather than failing on every
+        // request (or, worse, being taken for plain text).
+        return Err("rediss:// (Redis over TLS) is not supported by this build; use redis:// on a trusted network or a TLS tunnel (stunnel, a sidecar)".to_owned());
+    }
+    if !(url.starts_with("redis://") || url.starts_with("redis+unix://")) {
+        return Err("a redis:// or redis+unix:// URL".to_owned());
     }
     redis::Client::open(url).map(|_| ()).map_err(|_| "not a valid Redis URL".to_owned())
 }
@@ -268,6 +274,7 @@ on_backend_error = "deny"
             ("[limits]\nbackend = \"memcached\"", "backend"),
             ("[redis]\nurl = \"http://u:hunter2@h\"", "redis.url"),
             ("[limits]\nredis_url = \"redis://u:hunter2@h:notaport\"", "limits.redis_url"),
+            ("[redis]\nurl = \"rediss://u:hunter2@h:6380\"", "not supported by this build"),
         ] {
             let err = parse(bad).unwrap_err();
             assert!(err.contains(key), "{bad}: {err}");

@@ -35,7 +35,8 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         _ => return assets::file(path),
     }
     // The documents and the proxy's figures fall under `[auth]` rules like any path.
-    if let Auth::Refused(response) = authorize(&worker.shared, req.headers(), path) {
+    let auth = authorize(&worker.shared, req.headers(), path);
+    if let Auth::Refused(response) = auth {
         return Some(*response);
     }
     Some(match path {
@@ -43,7 +44,7 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         "/docs" | "/redoc" => assets::page(path)?,
         "/metrics" => metrics(worker).await,
         "/api/v1/proxy/migration" => migration(worker),
-        "/api/v1/limits" => limits(worker),
+        "/api/v1/limits" => limits(worker, matches!(auth, Auth::Passed(_))),
         _ => upstreams(worker).await,
     })
 }
@@ -83,11 +84,13 @@ async fn metrics(worker: &Worker) -> HttpResponse {
     typed("text/plain; version=0.0.4; charset=utf-8", crate::metrics::render(report.as_ref()))
 }
 
-/// `[limits]`: each rule with its settings and, in process, its most used keys (key
-/// identities, never keys); an empty list when there are no rules.
-fn limits(worker: &Worker) -> HttpResponse {
+/// `[limits]`: each rule with its settings and, in process, how many keys it tracks;
+/// its most used keys (key identities and client addresses, never keys) only to a
+/// request that passed an `[auth]` rule covering the page (`covered`); an empty list
+/// when there are no rules.
+fn limits(worker: &Worker, covered: bool) -> HttpResponse {
     match &worker.shared.limits {
-        Some(limiter) => HttpResponse::Ok().json(limiter.report(20)),
+        Some(limiter) => HttpResponse::Ok().json(limiter.report(if covered { 20 } else { 0 })),
         None => HttpResponse::Ok().json(serde_json::json!({ "rules": [] })),
     }
 }

@@ -162,7 +162,9 @@ pub(super) fn report(rule: &Rule, top: usize) -> serde_json::Value {
             .collect();
         fields.insert("keys_tracked".to_owned(), table.len().into());
         fields.insert("max_keys".to_owned(), table.capacity().into());
-        fields.insert("top_keys".to_owned(), keys.into());
+        if top > 0 {
+            fields.insert("top_keys".to_owned(), keys.into());
+        }
     }
     view
 }

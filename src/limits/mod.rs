@@ -190,7 +190,8 @@ impl Limiter {
         }
     }
 
-    /// The status page: each rule with its settings and its most used keys.
+    /// The status page: each rule with its settings and its `top` most used keys
+    /// (`top = 0`: counts only, no key or address named).
     pub fn report(&self, top: usize) -> serde_json::Value {
         let rules: Vec<serde_json::Value> = self.rules().map(|rule| answer::report(rule, top)).collect();
         serde_json::json!({ "backend": self.backend, "rules": rules })

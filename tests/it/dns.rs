@@ -2,8 +2,7 @@
 //! (dnsmasq, on a loopback port) names two replicas on 127.0.0.2 and 127.0.0.3, and
 //! changing its hosts file moves the traffic without a failed request.
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Command, Stdio};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::common::{config, get, spawn_upstream_on, start, Process};
+use crate::common::{config, dnsmasq, dns_answers, get, spawn_upstream_on, start};
 
 /// A replica answering `GET /api/v1/who` (and a slow `/api/v1/slow`) with its name,
 /// publishing both in its OpenAPI document, on `listener`.
@@ -50,48 +49,6 @@ fn twin_listeners() -> (TcpListener, TcpListener, u16) {
     panic!("no port free on both 127.0.0.2 and 127.0.0.3");
 }
 
-/// dnsmasq serving `hosts` on a loopback UDP port, as root without dropping
-/// privileges (it re-reads the file on SIGHUP), TTL 1 s.
-fn dnsmasq(hosts: &std::path::Path) -> Option<(Process, SocketAddr)> {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("dnsmasq")
-        .args([
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--listen-address=127.0.0.1",
-            "--user=root",
-            "--pid-file",
-            "--local-ttl=1",
-            &format!("--port={port}"),
-            &format!("--addn-hosts={}", hosts.display()),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    match child {
-        Ok(child) => Some((Process(child), SocketAddr::from(([127, 0, 0, 1], port)))),
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipped: dnsmasq cannot run here ({e}); .ci/run installs dnsmasq-base");
-            None
-        }
-        Err(e) => panic!("dnsmasq is needed (apt-get install dnsmasq-base): {e}"),
-    }
-}
-
-/// Waits until the DNS server at `addr` answers for the test's name (a busy machine
-/// may take a moment to start it).
-async fn answers(addr: SocketAddr) {
-    use hickory_resolver::config::{NameServerConfig, ResolverConfig};
-    use hickory_resolver::name_server::TokioConnectionProvider;
-    use hickory_resolver::proto::xfer::Protocol;
-    let mut config = ResolverConfig::new();
-    config.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
-    let resolver = hickory_resolver::TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).build();
-    until("dnsmasq answers", async || resolver.lookup_ip("legacy.test.").await.is_ok()).await;
-}
-
 /// Waits until `ready()` holds (at most 60 s: generous for a loaded machine).
 async fn until(what: &str, mut ready: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
@@ -110,7 +67,7 @@ async fn a_named_upstream_follows_its_dns_addresses() {
     let hosts = dir.path().join("hosts");
     std::fs::write(&hosts, "127.0.0.2 legacy.test\n127.0.0.3 legacy.test\n").unwrap();
     let Some((dns, dns_addr)) = dnsmasq(&hosts) else { return };
-    answers(dns_addr).await;
+    dns_answers(dns_addr, "legacy.test.").await;
     let (a, b, port) = twin_listeners();
     let (ha, hb) = (replica("two", a), replica("three", b));
     let server = start(

@@ -537,3 +537,63 @@ async fn a_connection_that_never_opens_fails_at_connect_timeout() {
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     server.stop(true).await;
 }
+
+/// An endpoint whose accept queue is full, for connects that never complete: the
+/// listener and the connections filling its queue (keep them alive).
+async fn blackhole() -> (SocketAddr, actix_rt::net::TcpListener, Vec<actix_rt::net::TcpStream>) {
+    let socket = actix_rt::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let listener = socket.listen(1).unwrap();
+    let mut parked = Vec::new();
+    for _ in 0..3 {
+        if let Ok(Ok(stream)) =
+            tokio::time::timeout(Duration::from_millis(200), actix_rt::net::TcpStream::connect(addr)).await
+        {
+            parked.push(stream);
+        }
+    }
+    (addr, listener, parked)
+}
+
+/// The first connect failure ejects the endpoint for the requests still connecting
+/// to it too: a GET that started connecting to a dead endpoint after another one did
+/// goes to the healthy endpoint when the first one gives up, not a whole connect
+/// timeout later.
+#[actix_rt::test]
+async fn an_ejection_moves_the_requests_still_connecting() {
+    let (dead, _listener, _parked) = blackhole().await;
+    let (alive, handle) = Replica::new("b", 0).serve(any_port());
+    let server = start(config(""), vec![]).await;
+    let mut pool = PoolConfig::single(format!("http://{dead}"));
+    pool.endpoints.push(format!("http://{alive}"));
+    pool.connect_timeout = Duration::from_secs(3);
+    let route = UpstreamRoute {
+        spec: Arc::new(ApiSpec::new(ApiKey::http(framex::actors::Method::GET, "/api/v1/who"))),
+        target: Arc::new(UpstreamTarget { pool: PoolShared::new(pool), auth: Default::default(), filter: None }),
+    };
+    server.engine().set_upstream_routes("manual", vec![route]).await.unwrap();
+    let timed = |url: String| async move {
+        let started = Instant::now();
+        let r = get(&url).await;
+        (r.status, started.elapsed(), r.text())
+    };
+    // Round robin: of each pair, one connects to the dead endpoint.
+    let url = server.url("/api/v1/who");
+    let first: Vec<_> = (0..2).map(|_| actix_rt::spawn(timed(url.clone()))).collect();
+    actix_rt::time::sleep(Duration::from_millis(2500)).await;
+    let later: Vec<_> = (0..2).map(|_| actix_rt::spawn(timed(url.clone()))).collect();
+    for request in first {
+        let (status, _, text) = request.await.unwrap();
+        assert_eq!(status, 200, "the first one goes to the healthy endpoint after its connect timeout: {text}");
+    }
+    for request in later {
+        let (status, took, text) = request.await.unwrap();
+        assert_eq!(status, 200, "{text}");
+        // Woken when the first one's connect timed out (about 0.5 s after it began),
+        // not after a connect timeout of its own (3 s).
+        assert!(took < Duration::from_millis(2000), "took {took:?}");
+    }
+    server.stop(true).await;
+    handle.stop(false).await;
+}

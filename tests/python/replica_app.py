@@ -1,6 +1,6 @@
 """One replica of a small FastAPI service, for the fault tests and `bench/faults`.
 
-Run: python replica_app.py --port N --name a [--ids FILE]   (serves on 127.0.0.1)
+Run: python replica_app.py --port N --name a [--ids FILE] [--host 127.0.0.2]   (default host 127.0.0.1)
 
 GET /api/v1/who answers with the replica's name; POST /api/v1/hit appends the `id` of
 its JSON body to FILE (one line each, so a test can tell whether a POST was ever
@@ -48,11 +48,12 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--name", default="replica")
     parser.add_argument("--ids")
+    parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
     STATE["name"] = args.name
     if args.ids:
         STATE["ids"] = os.open(args.ids, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

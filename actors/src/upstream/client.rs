@@ -212,15 +212,18 @@ impl Client {
     }
 
     /// Sends `request` to endpoint `index` on an idle connection (unless `fresh`), or a
-    /// new one, and waits for the response head. Whether and how a failure is tried
-    /// again is the exchange's decision, made in one place.
+    /// new one, and waits for the response head. A new connection is given up on
+    /// ([`ConnectFailure::Ejected`]) if `health` ejects the endpoint while it opens.
+    /// Whether and how a failure is tried again is the exchange's decision, made in
+    /// one place.
     pub(super) async fn send(
         self: &Rc<Self>,
         index: usize,
         request: Request<OutBody>,
         fresh: bool,
+        health: &super::health::Health,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
-        let (mut sender, reused) = self.acquire(index, fresh).await?;
+        let (mut sender, reused) = self.acquire(index, fresh, health).await?;
         match sender.try_send_request(request).await {
             Ok(response) => {
                 let lease = Lease {
@@ -248,8 +251,14 @@ impl Client {
     }
 
     /// An idle connection to endpoint `index` that is ready for a request (unless
-    /// `fresh`), else a new one; says whether it was reused.
-    async fn acquire(&self, index: usize, fresh: bool) -> Result<(SendRequest<OutBody>, bool), SendError> {
+    /// `fresh`), else a new one, unless `health` ejects the endpoint while it opens;
+    /// says whether it was reused.
+    async fn acquire(
+        &self,
+        index: usize,
+        fresh: bool,
+        health: &super::health::Health,
+    ) -> Result<(SendRequest<OutBody>, bool), SendError> {
         if !fresh {
             loop {
                 let idle = self.idle.borrow_mut()[index].pop();
@@ -262,10 +271,13 @@ impl Client {
         let endpoint = self
             .endpoint(index)
             .map_err(|e| SendError::Connect(ConnectFailure::Url(e)))?;
-        let sender = connect(endpoint, &self.tls, self.connect_timeout, false)
-            .await
-            .map_err(SendError::Connect)?;
-        Ok((sender, false))
+        // Nothing is written before the connection is made: giving up is safe.
+        let sender = tokio::select! {
+            biased;
+            made = connect(endpoint, &self.tls, self.connect_timeout, false) => made,
+            () = health.ejected() => Err(ConnectFailure::Ejected),
+        };
+        Ok((sender.map_err(SendError::Connect)?, false))
     }
 
     fn release(&self, index: usize, sender: SendRequest<OutBody>) {

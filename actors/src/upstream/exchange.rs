@@ -10,9 +10,14 @@
 //! - an idempotent request also goes to another endpoint after a 502, 503 or 504 or a
 //!   connection lost before the answer;
 //! - only bodies held whole are replayed; every attempt shares the call's deadline;
-//! - a request that never reached an endpoint goes to an untried healthy one without
-//!   drawing on the pool's retry budget (it adds no load to a failing endpoint); other
-//!   retries, and not-sent ones when no healthy endpoint is left, stay within it.
+//! - a request that never reached an endpoint, or an idempotent one whose connection
+//!   closed before any answer (the endpoint died: the failure ejects it), goes to an
+//!   untried healthy one without drawing on the pool's retry budget (it adds no load
+//!   to a failing endpoint); other retries (timeouts, 5xx, broken replies), and these
+//!   when no healthy endpoint is left, stay within it;
+//! - the first failure that ejects an endpoint moves every request still opening a
+//!   connection to it (or about to open a fresh one) to a healthy endpoint: they have
+//!   not reached it, so they draw on no budget either.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -55,8 +60,10 @@ struct Failure {
     kind: FailureKind,
     /// The request, when it came back unsent (it goes again as it is).
     unsent: Option<Box<Request<OutBody>>>,
-    /// Whether the request may have reached the endpoint (only such retries, or ones
-    /// with no healthy endpoint left, draw on the retry budget).
+    /// Whether the retry would draw on the budget: the request may have reached the
+    /// endpoint and been acted on (not so: never sent, or idempotent and lost before
+    /// any answer). Retries without it draw on the budget only when no healthy
+    /// endpoint is left.
     reached: bool,
 }
 
@@ -212,7 +219,8 @@ impl Exchange {
                 })?,
             };
             let started = Instant::now();
-            let sent = tokio::time::timeout_at(plan.deadline, self.client.send(index, request, fresh)).await;
+            let health = &shared.stats[index].health;
+            let sent = tokio::time::timeout_at(plan.deadline, self.client.send(index, request, fresh, health)).await;
             let failure = match sent {
                 Ok(Ok((response, lease))) => {
                     guard.metrics().duration.observe(started.elapsed().as_secs_f64());
@@ -270,6 +278,20 @@ impl Exchange {
                 guard.failed(kind);
             }
             match retry {
+                // Another request's failure ejected the endpoint meanwhile: a healthy
+                // one rather than a fresh connection to it.
+                Retry::FreshConnection
+                    if !shared.stats[index].health.is_available()
+                        && shared.healthy_untried(&self.tried)
+                        && self.may_retry(plan.replayable || unsent.is_some(), false) =>
+                {
+                    log::debug!("{} to {endpoint}: the endpoint was ejected; retrying on another", plan.method);
+                    guard.metrics().retries.inc();
+                    if let Some(request) = unsent {
+                        plan.body = Body::from(request.into_body());
+                    }
+                    next = Next::Pick;
+                }
                 Retry::FreshConnection => {
                     self.fresh_used = true;
                     guard.metrics().retries.inc();
@@ -295,6 +317,16 @@ impl Exchange {
     fn classify(&self, error: SendError, endpoint: &str, plan: &Plan) -> Failure {
         let upstream = endpoint.to_owned();
         match error {
+            // Given up while connecting, the endpoint ejected by another request's
+            // failure: not this request's evidence against it.
+            SendError::Connect(ConnectFailure::Ejected) => Failure {
+                error: Error::UpstreamConnect { upstream, cause: ConnectFailure::Ejected },
+                retry: Retry::OtherEndpoint,
+                blame: false,
+                kind: FailureKind::Connect,
+                unsent: None,
+                reached: false,
+            },
             SendError::Connect(cause) => Failure {
                 error: Error::UpstreamConnect { upstream, cause },
                 retry: Retry::OtherEndpoint,
@@ -346,8 +378,11 @@ impl Exchange {
                     kind: FailureKind::Reset,
                     unsent: None,
                     // A write the upstream reset: it had closed the connection before
-                    // reading the whole request, so it cannot have answered it.
-                    reached: !(plan.idempotent && lost == Lost::OnWrite),
+                    // reading the whole request, so it cannot have answered it. An
+                    // idempotent request on a connection closed before any answer (the
+                    // upstream died with it) goes to a healthy endpoint outside the
+                    // budget too: the failure ejected this one, and going again is safe.
+                    reached: !(plan.idempotent && lost != Lost::Other),
                 }
             }
             // Our side's body failed: not the endpoint's fault, nothing to retry.
@@ -446,8 +481,8 @@ impl Exchange {
 enum Lost {
     /// Writing the request failed: the upstream had reset or closed the connection.
     OnWrite,
-    /// The upstream closed the connection before a complete answer (no reply at all,
-    /// or a cut-off head).
+    /// The upstream closed (or reset) the connection before a complete answer (no
+    /// reply at all, or a cut-off head).
     BeforeAnswer,
     /// Anything else (a broken reply, a reset while reading it).
     Other,
@@ -469,6 +504,10 @@ impl Lost {
         });
         if reset && error.to_string().starts_with("error writing") {
             Lost::OnWrite
+        } else if io.is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset) {
+            // A reset while waiting for the head: the upstream closed the connection
+            // without answering (a graceful shutdown closing what it took for idle).
+            Lost::BeforeAnswer
         } else {
             Lost::Other
         }

@@ -4,6 +4,10 @@
 //! A connect failure, a reset, or a 5xx answer ejects an endpoint for
 //! [`BASE_EJECTION`], doubling with every further failure in a row up to
 //! [`MAX_EJECTION`]. A success (or a passing active check) restores it.
+//!
+//! An ejection also wakes the requests still opening a connection to the endpoint
+//! ([`Health::ejected`]): they go to a healthy endpoint at once rather than wait for
+//! their own connect to fail.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -29,6 +33,8 @@ pub(crate) fn now_ms() -> u64 {
 pub struct Health {
     consecutive_failures: AtomicU32,
     ejected_until_ms: AtomicU64,
+    /// Wakes connects under way when the endpoint is ejected.
+    ejection: tokio::sync::Notify,
 }
 
 impl Health {
@@ -57,6 +63,14 @@ impl Health {
         let period = (BASE_EJECTION * 2u32.pow(earlier.min(16))).min(MAX_EJECTION);
         self.ejected_until_ms
             .store(now_ms() + period.as_millis() as u64, Ordering::Relaxed);
+        // Only connects under way wait here; with none, this takes an uncontended lock.
+        self.ejection.notify_waiters();
+    }
+
+    /// Completes when the endpoint is next ejected (a failure recorded by any
+    /// request, on any thread). Only waits that have been polled are woken.
+    pub(crate) fn ejected(&self) -> tokio::sync::futures::Notified<'_> {
+        self.ejection.notified()
     }
 
     /// Counts a success: the endpoint is healthy again.
@@ -82,5 +96,15 @@ mod tests {
         assert!(h.ejected_for() > first, "backoff grows");
         h.record_success();
         assert!(h.is_available());
+    }
+
+    #[actix_rt::test]
+    async fn an_ejection_wakes_connects_under_way() {
+        let h = Health::default();
+        let waiting = h.ejected();
+        tokio::pin!(waiting);
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        h.record_failure();
+        assert!(futures::poll!(waiting.as_mut()).is_ready(), "a failure wakes the waiter");
     }
 }

@@ -291,3 +291,68 @@ impl FramexProcess {
         self.process.0.id() as i32
     }
 }
+
+/// dnsmasq serving `hosts` on a loopback port (UDP and TCP), as root without dropping
+/// privileges (it re-reads the file on SIGHUP), TTL 1 s. A start that fails (the
+/// port taken meanwhile by a parallel test) is tried again on another port.
+pub fn dnsmasq(hosts: &std::path::Path) -> Option<(Process, std::net::SocketAddr)> {
+    for _ in 0..5 {
+        let port = dns_port();
+        let child = std::process::Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--user=root",
+                "--pid-file",
+                "--local-ttl=1",
+                &format!("--port={port}"),
+                &format!("--addn-hosts={}", hosts.display()),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let mut child = match child {
+            Ok(child) => Process(child),
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!("skipped: dnsmasq cannot run here ({e}); .ci/run installs dnsmasq-base");
+                return None;
+            }
+            Err(e) => panic!("dnsmasq is needed (apt-get install dnsmasq-base): {e}"),
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if child.0.try_wait().ok().flatten().is_none() {
+            return Some((child, std::net::SocketAddr::from(([127, 0, 0, 1], port))));
+        }
+    }
+    panic!("dnsmasq exited at start five times");
+}
+
+/// A loopback port free for both UDP and TCP right now (dnsmasq listens on both).
+fn dns_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Waits (60 s at most) until the DNS server at `addr` answers for `name` (a busy
+/// machine may take a moment to start it).
+pub async fn dns_answers(addr: std::net::SocketAddr, name: &str) {
+    use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+    use hickory_resolver::name_server::TokioConnectionProvider;
+    use hickory_resolver::proto::xfer::Protocol;
+    let mut config = ResolverConfig::new();
+    config.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
+    let resolver = hickory_resolver::TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).build();
+    let started = std::time::Instant::now();
+    while resolver.lookup_ip(name).await.is_err() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "dnsmasq never answered");
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

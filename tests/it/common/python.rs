@@ -160,6 +160,11 @@ async fn fastapi_app(script: &str) -> Child {
 /// Starts a replica of a small FastAPI service (`tests/python/replica_app.py`) named
 /// `name` on `port`, appending the ids of the POSTs it processes to `ids`.
 pub async fn replica_app(port: u16, name: &str, ids: &Path) -> Child {
+    replica_app_at("127.0.0.1", port, name, ids).await
+}
+
+/// As [`replica_app`], on loopback address `host` (`127.0.0.2`, …).
+pub async fn replica_app_at(host: &str, port: u16, name: &str, ids: &Path) -> Child {
     let script = repo().join("tests/python/replica_app.py");
     let args = [
         script.to_str().unwrap(),
@@ -169,8 +174,12 @@ pub async fn replica_app(port: u16, name: &str, ids: &Path) -> Child {
         name,
         "--ids",
         ids.to_str().unwrap(),
+        "--host",
+        host,
     ];
-    Child::spawn(&python(), &args, &repo(), &[], port, "/health").await
+    let child = Child::start(&python(), &args, &repo(), &[], format!("http://{host}:{port}"));
+    wait_ready(&format!("{}/health", child.url), Duration::from_secs(90)).await;
+    child
 }
 
 /// Starts the FastAPI legacy app over HTTPS with the given PEM certificate and key,
