@@ -19,6 +19,7 @@
 //! - [`tls`]: the HTTPS listener's certificate and key (`server.tls_cert`, `tls_key`).
 //! - [`builtin_paths`]: the paths framex-rs answers itself.
 //! - [`open_files`]: the open-file limit that bounds `server.max_connections`.
+//! - [`sentry_events`]: `[sentry]`: 5xx answers (and transactions) sent to Sentry.
 //!
 //! The engine itself (registry, router replicas, plugin and upstream actors, the
 //! streaming bridge) is the `framex-actors` crate, re-exported as [`actors`].
@@ -41,6 +42,7 @@ pub mod plugins;
 pub mod proxy;
 pub mod redis_store;
 pub mod schema;
+pub mod sentry_events;
 pub mod server;
 pub mod tls;
 

@@ -70,6 +70,10 @@ pub fn respond(error: &Error, request_id: &str, trace_id: impl std::fmt::Display
         // request, and a slow client must not keep it.
         response.head_mut().set_connection_type(ConnectionType::Close);
     }
+    if status.is_server_error() {
+        // For `[sentry]` (read in `dispatch` only when it is on).
+        response.extensions_mut().insert(crate::sentry_events::Failure::of(error));
+    }
     if let Error::Overloaded { retry_after, .. } = error {
         if let Ok(value) = header::HeaderValue::from_str(&retry_after.to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
