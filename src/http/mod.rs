@@ -11,6 +11,7 @@ mod body_deadline;
 mod builtin;
 mod cached;
 mod cached_proxy;
+mod docs_page;
 pub mod conn_watch;
 mod envelope;
 pub mod error;
@@ -41,6 +42,7 @@ use crate::config::AuthRules;
 use crate::openapi::DocumentCache;
 
 pub use body_deadline::{BodyDeadlines, MIN_RATE_GRACE};
+pub use docs_page::DocsPage;
 pub use envelope::timestamp;
 pub use local::bind;
 
@@ -85,6 +87,9 @@ pub struct Shared {
     pub cache: Option<Arc<crate::cache::Cache>>,
     /// `[sentry]`, when on (`None`: off, one check per request); kept across reloads.
     pub sentry: Option<Arc<crate::sentry_events::Reporter>>,
+    /// What the `/docs` header shows besides live figures (start time, plugins,
+    /// `[docs]` action buttons).
+    pub docs: Arc<DocsPage>,
     /// Becomes `true` when open WebSocket tunnels are to be closed (1001) because the
     /// server is stopping.
     pub closing: tokio::sync::watch::Receiver<bool>,

@@ -229,6 +229,7 @@ impl Framex {
             None,
             Carried {
                 sentry: crate::sentry_events::Reporter::start(&config.sentry, config.server.release()),
+                docs: Arc::new(http::DocsPage::new(&config, loaded.iter().map(|plugin| &plugin.meta))),
             },
         )));
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
@@ -364,6 +365,8 @@ async fn run_start_hooks(engine: &Engine, plugins: &[Arc<PluginSpec>]) -> Result
 struct Carried {
     /// `[sentry]`'s client (restart-only).
     sentry: Option<Arc<crate::sentry_events::Reporter>>,
+    /// The docs header's start time and plugins (buttons follow the config).
+    docs: Arc<http::DocsPage>,
 }
 
 /// The state every request reads, made from one configuration.
@@ -390,6 +393,7 @@ fn shared_state(
     Shared {
         cache,
         sentry: carried.sentry,
+        docs: carried.docs,
         closing: closing.clone(),
         engine: engine.clone(),
         auth: config.auth.rules.clone(),

@@ -67,7 +67,7 @@ impl Running {
             None => None,
         };
         let old = self.state.load_full();
-        let carried = Carried { sentry: old.sentry.clone() };
+        let carried = Carried { sentry: old.sentry.clone(), docs: Arc::new(old.docs.reconfigured(&new)) };
         let state = shared_state(&self.engine, &new, proxy.clone(), &self.readiness, &self.closing.subscribe(), old.limits.as_deref(), carried);
         self.state.store(Arc::new(state));
         *live = Live { config: new, proxy };
