@@ -202,9 +202,14 @@ pub fn check_summary(config: &Config) -> String {
         out.push_str(&format!("warning: {warning}
 "));
     }
-    let unused = unused_keys(config);
-    if !unused.is_empty() {
-        out.push_str(&format!("FrameX-kit keys accepted but unused: {}\n", unused.join(", ")));
+    if let Some(warning) = unused_warning(config) {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
+    if let Some(reason) = config.sentry.inactive_reason() {
+        out.push_str(&format!("warning: {reason}\n"));
+    }
+    if config.sentry.active() {
+        out.push_str(&format!("sentry: environment {}_local, lifecycle {:?}\n", config.sentry.env.escape_default(), config.sentry.lifecycle));
     }
     if config.load_builtin_plugins.iter().any(|p| p == "proxy") {
         let proxy = &config.plugins.proxy;
@@ -284,8 +289,6 @@ fn unused_keys(config: &Config) -> Vec<&'static str> {
         [
             ("base_ingress_config", &config.base_ingress_config),
             ("test", &config.test),
-            ("docs", &config.docs),
-            ("sentry", &config.sentry),
             ("repository", &config.repository),
             ("auth.oauth", &config.auth.oauth),
             ("server.dashboard_host", &s.dashboard_host),
@@ -298,6 +301,8 @@ fn unused_keys(config: &Config) -> Vec<&'static str> {
         .into_iter()
         .filter(|(_, v)| v.is_some())
         .map(|(k, _)| k)
+        .chain((!config.docs.embedded_config_file_whitelist.is_empty()).then_some("docs.embedded_config_file_whitelist"))
+        .chain(config.sentry.enable_logs.then_some("sentry.enable_logs"))
         .collect()
 }
 

@@ -23,6 +23,7 @@
 //!   config's rules, discovery and the HTTP surface all use it).
 //! - [`conn_timeouts`]: the HTTP server's connection timeouts (a leaf).
 //! - [`open_files`]: the open-file limit that bounds `server.max_connections`.
+//! - [`sentry_events`]: `[sentry]`: 5xx answers (and transactions) sent to Sentry.
 //!
 //! The engine itself (registry, router replicas, plugin and upstream actors, the
 //! streaming bridge) is the `framex-actors` crate, re-exported as [`actors`].
@@ -48,6 +49,7 @@ pub mod plugins;
 pub mod proxy;
 pub mod redis_store;
 pub mod schema;
+pub mod sentry_events;
 pub mod server;
 pub mod tls;
 

@@ -71,6 +71,9 @@ fn main() -> anyhow::Result<()> {
             if let Some(warning) = framex::cli::unused_warning(&config) {
                 log::warn!("{warning}");
             }
+            if let Some(reason) = config.sentry.inactive_reason() {
+                log::warn!("{reason}");
+            }
             // SIGHUP reads the same file, the environment again, and these flags.
             let reload = move || -> Result<Config, String> {
                 let mut config = Config::load(args.config.config.as_deref()).map_err(|e| e.to_string())?;

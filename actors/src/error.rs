@@ -334,6 +334,15 @@ pub enum Error {
     /// Anything else that is our own fault.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A plugin's handler panicked; the call is answered as an internal error and the
+    /// plugin goes on serving other calls.
+    #[error("plugin '{plugin}' panicked: {message}")]
+    PluginPanic {
+        /// The plugin.
+        plugin: String,
+        /// What the panic said.
+        message: String,
+    },
 }
 
 impl Error {
@@ -348,7 +357,9 @@ impl Error {
             Error::UpstreamTimeout { .. } => "Gateway Timeout: upstream did not answer in time".to_owned(),
             Error::Overloaded { .. } => "Service Unavailable: every upstream endpoint is busy".to_owned(),
             Error::UpstreamStatus { status, message, .. } => format!("upstream answered {status}: {message}"),
-            Error::Mailbox(_) | Error::Internal(_) | Error::PluginConfig { .. } => "internal error".to_owned(),
+            Error::Mailbox(_) | Error::Internal(_) | Error::PluginConfig { .. } | Error::PluginPanic { .. } => {
+                "internal error".to_owned()
+            }
             Error::NoRoute { .. }
             | Error::NotDeclared { .. }
             | Error::BadArguments { .. }
@@ -377,6 +388,7 @@ impl Error {
                 | Error::Mailbox(_)
                 | Error::Internal(_)
                 | Error::PluginConfig { .. }
+                | Error::PluginPanic { .. }
         )
     }
 
@@ -386,6 +398,16 @@ impl Error {
         match self {
             Error::BadArguments { problems, .. } => Some(problems),
             _ => None,
+        }
+    }
+
+    /// What a caught panic's payload says (its `&str` or `String`), for
+    /// [`Error::PluginPanic`].
+    pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+        match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+            (Some(text), _) => (*text).to_owned(),
+            (_, Some(text)) => text.clone(),
+            _ => "(no message)".to_owned(),
         }
     }
 

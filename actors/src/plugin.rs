@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
+use futures::future::LocalBoxFuture;
 use serde_json::Value;
 
 use crate::api::Args;
@@ -72,6 +73,25 @@ impl Ctx {
     }
 }
 
+/// `handler` with a panic turned into [`Error::PluginPanic`]: the call fails as an
+/// internal error and the actor (its other calls and streams) lives on. A stream
+/// handler runs in the actor's own context, where an uncaught panic would end the
+/// actor and every call to the plugin on that worker after it.
+fn caught<T: 'static>(
+    plugin: Arc<str>,
+    handler: LocalBoxFuture<'static, Result<T, Error>>,
+) -> impl std::future::Future<Output = Result<T, Error>> {
+    use futures::FutureExt as _;
+    std::panic::AssertUnwindSafe(handler).catch_unwind().map(move |result| {
+        result.unwrap_or_else(|payload| {
+            Err(Error::PluginPanic {
+                plugin: plugin.to_string(),
+                message: Error::panic_message(&*payload),
+            })
+        })
+    })
+}
+
 impl Handler<Invoke> for PluginActor {
     // The handler's future touches no actor state, so it runs beside other calls.
     type Result = ResponseFuture<Result<Reply, Error>>;
@@ -88,7 +108,7 @@ impl Handler<Invoke> for PluginActor {
         let deadline = msg.ctx.deadline;
         match &msg.api.handler {
             ApiHandler::Call(handler) => {
-                let fut = handler(msg.args, cx);
+                let fut = caught(self.name.clone(), handler(msg.args, cx));
                 Box::pin(async move {
                     let value = match deadline {
                         Some(at) => tokio::time::timeout_at(at.into(), fut)
@@ -101,7 +121,7 @@ impl Handler<Invoke> for PluginActor {
             }
             ApiHandler::Stream(handler) => {
                 let (sender, rx) = bridge();
-                let fut = handler(msg.args, cx, Emitter::new(sender.clone()));
+                let fut = caught(self.name.clone(), handler(msg.args, cx, Emitter::new(sender.clone())));
                 // Stream handlers run in this actor's context: the actor pushes the
                 // chunks into the bounded bridge (and outlives its address until its
                 // streams end); the stream ends with `finish` or a failure.

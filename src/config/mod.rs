@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 mod auth;
 mod cache;
+mod docs;
 mod env;
 mod limits;
 mod log;
@@ -23,6 +24,7 @@ mod migrate;
 mod proxy;
 pub mod rule_lint;
 pub mod rules;
+mod sentry;
 mod server;
 mod trusted_proxies;
 mod upstream_keys;
@@ -34,7 +36,9 @@ pub use cache::{CacheConfig, CacheMode, ProxyCacheRule, ProxyCacheRules};
 pub use auth::{rule_matches, AuthConfig, AuthRules, Unused};
 pub use proxy::{normalize_url, BalancePolicy, PluginsConfig, ProxyConfig, ProxyUrls, UpstreamConfig, UpstreamEntry, DEFAULT_DOCS_PATH};
 pub use rules::{PathFilter, PathPattern, PatternError, RuleSet};
+pub use docs::{ActionButton, ButtonAuth, ButtonInput, ButtonVariant, DocsConfig};
 pub use log::LogConfig;
+pub use sentry::{SentryConfig, SentryLifecycle};
 pub use server::{AccessLog, ServerConfig};
 pub use trusted_proxies::TrustedProxies;
 pub use validate::{MAX_SECONDS, MIN_HEALTH_CHECK_SECONDS, MIN_SECONDS};
@@ -89,10 +93,10 @@ pub struct Config {
     pub log: LogConfig,
     /// FrameX-kit's `[test]`: accepted, not used.
     pub test: Unused,
-    /// FrameX-kit's `[docs]`: accepted, not used.
-    pub docs: Unused,
-    /// FrameX-kit's `[sentry]`: accepted, not used.
-    pub sentry: Unused,
+    /// FrameX-kit's `[docs]`: the docs page's action buttons.
+    pub docs: DocsConfig,
+    /// FrameX-kit's `[sentry]`: errors reported to Sentry.
+    pub sentry: SentryConfig,
     /// FrameX-kit's `[repository]`: accepted, not used.
     pub repository: Unused,
     /// FrameX-kit's `[cache]`: the request cache.
@@ -177,6 +181,8 @@ impl Config {
             self.cache.redis_url.clone_from(&self.redis.url);
         }
         validate::check(&self)?;
+        sentry::check(&self.sentry)?;
+        docs::check(&self.docs)?;
         limits::validate(&self.limits, &self.redis)?;
         self.plugins.proxy.trust = Some(self.plugins.proxy.tls()?);
         if let (Some(cert), Some(key)) = (&self.server.tls_cert, &self.server.tls_key) {
@@ -358,7 +364,7 @@ ingress_config = { max_ongoing_requests = 60 }
         let summary = crate::cli::check_summary(&c);
         assert!(
             summary.contains(
-                "FrameX-kit keys accepted but unused: sentry, server.dashboard_port, server.use_ray, \
+                "FrameX-kit keys accepted but unused: server.dashboard_port, server.use_ray, \
                  server.num_cpus, plugins.proxy.ingress_config"
             ),
             "{summary}"

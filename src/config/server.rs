@@ -131,6 +131,11 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The version this server reports (`reversion`, else framex-rs's).
+    pub fn release(&self) -> &str {
+        if self.reversion.is_empty() { crate::VERSION } else { &self.reversion }
+    }
+
     /// What `/version` answers, as a JSON string: `reversion`, else framex-rs's
     /// version (FrameX-kit answers its own version when `reversion` is empty).
     pub fn version_json(&self) -> String {

@@ -11,16 +11,40 @@
 use actix_web::http::header;
 use actix_web::HttpResponse;
 
-/// `/docs`: Swagger UI on the merged document.
-const SWAGGER_HTML: &str = r##"<!doctype html>
+/// `/docs`: our header (see [`super::docs_page`]) and Swagger UI on the merged
+/// document; the header's figures go between the head and the tail.
+const SWAGGER_HTML_HEAD: &str = r##"<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>FrameX - Swagger UI</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/docs/swagger-ui.css">
+<style>
+#framex-header { max-width: 1460px; margin: 0 auto; padding: 16px 20px 0; font-family: sans-serif; color: #1f2a37; }
+#framex-header h3 { font-size: 14px; margin: 14px 0 6px; }
+.fx-status { display: flex; flex-wrap: wrap; gap: 14px; font-size: 13px; }
+.fx-label { font-weight: bold; }
+.fx-failed { color: #b42318; } .fx-loaded { color: #067647; }
+.fx-actions { margin-top: 10px; display: flex; gap: 8px; flex-wrap: wrap; }
+.fx-action { padding: 5px 12px; border: 1px solid #d0d5dd; border-radius: 4px; background: #fff; color: #1f2a37; text-decoration: none; font-size: 13px; }
+.fx-action-primary { background: #175cd3; color: #fff; } .fx-action-success { background: #079455; color: #fff; }
+.fx-action-warning { background: #dc6803; color: #fff; } .fx-action-danger { background: #d92d20; color: #fff; }
+.fx-upstreams, .fx-migration { list-style: none; padding: 0; margin: 0; font-size: 13px; }
+.fx-upstreams li, .fx-migration li { display: flex; gap: 10px; padding: 2px 0; }
+.fx-health-healthy { color: #067647; } .fx-health-unhealthy, .fx-health-not-discovered { color: #b42318; }
+.fx-cards { display: flex; flex-wrap: wrap; gap: 10px; }
+.fx-card { border: 1px solid #e6eaf0; border-radius: 6px; padding: 8px 12px; min-width: 220px; font-size: 13px; }
+.fx-card-name { font-weight: bold; } .fx-card-meta { color: #475467; margin-top: 4px; }
+</style>
 </head>
 <body>
+<div id="framex-header"></div>
+<script type="application/json" id="framex-overview">"##;
+
+/// `/docs`, after the JSON island.
+const SWAGGER_HTML_TAIL: &str = r##"</script>
+<script src="/docs/framex-header.js"></script>
 <div id="swagger-ui"></div>
 <script src="/docs/swagger-ui-bundle.js"></script>
 <script>
@@ -58,15 +82,19 @@ const REDOC_HTML: &str = r##"<!doctype html>
 "##;
 
 /// A page (`/docs`, `/redoc`): answered under the `[auth]` rules of its path.
-pub(super) fn page(path: &str) -> Option<HttpResponse> {
+/// `overview` is the docs header's JSON island (see [`super::docs_page`]), made safe
+/// to sit in a script element.
+pub(super) fn page(path: &str, overview: impl FnOnce() -> String) -> Option<HttpResponse> {
     let html = match path {
-        "/docs" => SWAGGER_HTML,
-        "/redoc" => REDOC_HTML,
+        "/docs" => [SWAGGER_HTML_HEAD, &overview(), SWAGGER_HTML_TAIL].concat(),
+        "/redoc" => REDOC_HTML.to_owned(),
         _ => return None,
     };
     Some(
         HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+            // The header shows live figures (upstream health).
+            .insert_header((header::CACHE_CONTROL, "no-store"))
             .body(html),
     )
 }
@@ -82,6 +110,10 @@ pub(super) fn file(path: &str) -> Option<HttpResponse> {
         "/docs/swagger-ui.css" => (
             "text/css; charset=utf-8",
             include_bytes!("../../assets/swagger-ui/swagger-ui.css"),
+        ),
+        "/docs/framex-header.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../assets/framex-docs/header.js"),
         ),
         "/redoc/redoc.standalone.js" => (
             "text/javascript; charset=utf-8",

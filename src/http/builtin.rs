@@ -6,7 +6,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::body::MessageBody;
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::{assets, authorize, envelope, Auth, Worker};
+use super::{assets, authorize, docs_page, envelope, Auth, Worker};
 
 /// The built-in path `path` is, as a `'static` label (what `/metrics` labels their
 /// requests with).
@@ -41,7 +41,11 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
     }
     Some(match path {
         "/api/v1/openapi.json" => openapi(worker),
-        "/docs" | "/redoc" => assets::page(path)?,
+        "/docs" => {
+            let overview = docs_page::overview(worker).await;
+            assets::page(path, || overview)?
+        }
+        "/redoc" => assets::page(path, String::new)?,
         "/metrics" => metrics(worker).await,
         "/api/v1/proxy/migration" => migration(worker),
         "/api/v1/limits" => limits(worker, matches!(auth, Auth::Passed(_))),

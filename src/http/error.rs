@@ -34,6 +34,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         | Error::Mailbox(_)
         | Error::DuplicatePlugin { .. }
         | Error::RouteConflict { .. }
+        | Error::PluginPanic { .. }
         | Error::Internal(_) => 500,
     };
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -77,6 +78,10 @@ pub fn respond(error: &Error, request_id: &str, trace_id: impl std::fmt::Display
         // request, and a slow client must not keep it.
         response.head_mut().set_connection_type(ConnectionType::Close);
     }
+    if status.is_server_error() {
+        // For `[sentry]` (read in `dispatch` only when it is on).
+        response.extensions_mut().insert(crate::sentry_events::Failure::of(error));
+    }
     if let Error::Overloaded { retry_after, .. } = error {
         if let Ok(value) = header::HeaderValue::from_str(&retry_after.to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -103,6 +108,7 @@ mod tests {
             (Error::NotDeclared { plugin: "p".into(), api: "x".into() }, 500),
             (Error::DuplicatePlugin { name: "p".into() }, 500),
             (Error::Internal("x".into()), 500),
+            (Error::PluginPanic { plugin: "p".into(), message: "boom".into() }, 500),
         ];
         for (error, status) in cases {
             assert_eq!(status_of(&error).as_u16(), status, "{error}");

@@ -12,6 +12,7 @@ mod body_deadline;
 mod builtin;
 mod cached;
 mod cached_proxy;
+mod docs_page;
 pub mod conn_watch;
 mod envelope;
 pub mod error;
@@ -42,6 +43,7 @@ use crate::config::AuthRules;
 use crate::openapi::DocumentCache;
 
 pub use body_deadline::{BodyDeadlines, MIN_RATE_GRACE};
+pub use docs_page::DocsPage;
 pub use envelope::timestamp;
 pub use local::bind;
 
@@ -84,6 +86,11 @@ pub struct Shared {
     pub migration: Arc<migrate::Migration>,
     /// The request cache, when `[cache] enabled` (`None`: off, one check per request).
     pub cache: Option<Arc<crate::cache::Cache>>,
+    /// `[sentry]`, when on (`None`: off, one check per request); kept across reloads.
+    pub sentry: Option<Arc<crate::sentry_events::Reporter>>,
+    /// What the `/docs` header shows besides live figures (start time, plugins,
+    /// `[docs]` action buttons).
+    pub docs: Arc<DocsPage>,
     /// Becomes `true` when open WebSocket tunnels are to be closed (1001) because the
     /// server is stopping.
     pub closing: tokio::sync::watch::Receiver<bool>,
@@ -192,13 +199,38 @@ pub async fn dispatch(
         on => on,
     };
     let mut seen = observe::Seen::default();
+    let sentry = worker.shared.sentry.clone().map(|reporter| (reporter, ctx.trace.clone(), std::time::SystemTime::now()));
     let response = serve(req.clone(), payload, worker, ctx, &mut seen).await;
     observe::record(&req, &response, &seen, started, (&request_id, &trace), access_log);
+    if let Some((reporter, trace, wall_start)) = sentry {
+        report(&reporter, (&req, &response, &seen), &request_id, &trace, wall_start);
+    }
     let response = conn_watch::watch(&req, response);
     match keeper {
         Some(keeper) => keeper.attach(response),
         None => response,
     }
+}
+
+/// Tells Sentry of a request's answer (`[sentry]` on): its failure, when a 5xx of
+/// ours, and its transaction with `lifecycle = "trace"`.
+fn report(
+    reporter: &crate::sentry_events::Reporter,
+    (req, response, seen): (&HttpRequest, &HttpResponse, &observe::Seen),
+    request_id: &str,
+    trace: &framex_actors::TraceContext,
+    wall_start: std::time::SystemTime,
+) {
+    let facts = crate::sentry_events::RequestFacts {
+        method: req.method().as_str(),
+        path: req.path(),
+        route: seen.route_label(),
+        status: response.status().as_u16(),
+        request_id,
+        trace,
+    };
+    let failure = response.extensions().get::<crate::sentry_events::Failure>().cloned();
+    reporter.request(&facts, failure.as_ref(), wall_start);
 }
 
 /// The call context of a request: deadline, request id (the caller's, if it is 1–128

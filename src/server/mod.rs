@@ -211,6 +211,10 @@ impl Framex {
             &readiness,
             &closing_rx,
             None,
+            Carried {
+                sentry: crate::sentry_events::Reporter::start(&config.sentry, config.server.release()),
+                docs: Arc::new(http::DocsPage::new(&config, loaded.iter().map(|plugin| &plugin.meta))),
+            },
         )));
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: "listener".to_owned(),
@@ -341,6 +345,14 @@ async fn run_start_hooks(engine: &Engine, plugins: &[Arc<PluginSpec>]) -> Result
     Ok(())
 }
 
+/// What a reload keeps from the state it replaces (made once, at start).
+struct Carried {
+    /// `[sentry]`'s client (restart-only).
+    sentry: Option<Arc<crate::sentry_events::Reporter>>,
+    /// The docs header's start time and plugins (buttons follow the config).
+    docs: Arc<http::DocsPage>,
+}
+
 /// The state every request reads, made from one configuration.
 fn shared_state(
     engine: &Engine,
@@ -349,6 +361,7 @@ fn shared_state(
     readiness: &Readiness,
     closing: &tokio::sync::watch::Receiver<bool>,
     previous: Option<&crate::limits::Limiter>,
+    carried: Carried,
 ) -> Shared {
     // `CallRemote`s from plugins follow the same modes (no policy: no cost).
     let migration = Arc::new(http::migrate::Migration::from_config(&config.plugins.proxy.migrate));
@@ -363,6 +376,8 @@ fn shared_state(
     };
     Shared {
         cache,
+        sentry: carried.sentry,
+        docs: carried.docs,
         closing: closing.clone(),
         engine: engine.clone(),
         auth: config.auth.rules.clone(),
@@ -448,8 +463,13 @@ impl Running {
         if let Some(proxy) = self.proxy() {
             proxy.stop();
         }
+        let sentry = self.state.load().sentry.clone();
         let _ = self.closing.send(true);
         self.handle.stop(graceful).await;
         let _ = self.task.await;
+        if let Some(sentry) = sentry {
+            // Blocks while the queue drains (two seconds at most), off the runtime.
+            let _ = actix_rt::task::spawn_blocking(move || sentry.close()).await;
+        }
     }
 }

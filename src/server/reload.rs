@@ -14,7 +14,7 @@
 //! What needs a restart, and is reported as such rather than ignored: the listener
 //! (`server.host`, `server.port`, HTTPS on or off, `server.h2c`), `server.workers`, `server.max_connections`,
 //! `server.shutdown_timeout`, `server.pid_file` and the plugins loaded
-//! (`load_builtin_plugins`, `load_plugins`). A configuration that does not load
+//! (`load_builtin_plugins`, `load_plugins`), and `[sentry]`. A configuration that does not load
 //! (bad TOML, an invalid value) is refused before anything changes — that check is
 //! the loader's, so a reload only ever sees valid configurations.
 
@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::proxy::{self, Proxy};
 
-use super::{shared_state, Running};
+use super::{shared_state, Carried, Running};
 
 /// The configuration and proxy in force.
 pub(super) struct Live {
@@ -67,7 +67,8 @@ impl Running {
             None => None,
         };
         let old = self.state.load_full();
-        let state = shared_state(&self.engine, &new, proxy.clone(), &self.readiness, &self.closing.subscribe(), old.limits.as_deref());
+        let carried = Carried { sentry: old.sentry.clone(), docs: Arc::new(old.docs.reconfigured(&new)) };
+        let state = shared_state(&self.engine, &new, proxy.clone(), &self.readiness, &self.closing.subscribe(), old.limits.as_deref(), carried);
         self.state.store(Arc::new(state));
         *live = Live { config: new, proxy };
         for key in &restart_needed {
@@ -113,6 +114,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("server.h2c", o.h2c != n.h2c),
         ("load_builtin_plugins", old.load_builtin_plugins != new.load_builtin_plugins),
         ("load_plugins", old.load_plugins != new.load_plugins),
+        ("sentry", old.sentry != new.sentry),
     ]
     .into_iter()
     .filter_map(|(key, changed)| changed.then_some(key))
@@ -136,6 +138,7 @@ fn keep_restart_only(old: &Config, new: &mut Config) {
     n.tls.clone_from(&o.tls);
     new.load_builtin_plugins.clone_from(&old.load_builtin_plugins);
     new.load_plugins.clone_from(&old.load_plugins);
+    new.sentry.clone_from(&old.sentry);
 }
 
 #[cfg(test)]

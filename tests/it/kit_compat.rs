@@ -181,7 +181,7 @@ async fn load_flags_add_to_the_config_lists() {
 async fn run_warns_once_about_unused_keys_and_leaves_probes_out_of_the_access_log() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let toml = format!("[sentry]\nenable = false\n[server]\nport = {port}\naccess_log = \"text\"\nuse_ray = false\n");
+    let toml = format!("[sentry]\nenable = true\n[server]\nport = {port}\naccess_log = \"text\"\nuse_ray = false\n");
     let path = write_config(dir.path(), &toml);
     let framex = FramexProcess::spawn(&path, "").await;
     let url = format!("http://127.0.0.1:{port}");
@@ -190,7 +190,8 @@ async fn run_warns_once_about_unused_keys_and_leaves_probes_out_of_the_access_lo
     get(&format!("{url}/version")).await;
     framex.until("\"GET /version\"").await;
     let log = framex.log();
-    assert_eq!(log.matches("FrameX-kit keys accepted but unused: sentry, server.use_ray").count(), 1, "{log}");
+    assert_eq!(log.matches("FrameX-kit keys accepted but unused: server.use_ray").count(), 1, "{log}");
+    assert_eq!(log.matches("sentry.enable is true but sentry.dsn is empty: Sentry is off").count(), 1, "{log}");
     assert!(!log.contains("GET /health") && !log.contains("GET /ping"), "[log] ignored_contains default: {log}");
 }
 

@@ -534,3 +534,101 @@ async fn schemathesis_finds_the_local_document_true() {
     assert!(text.contains("Tested: 4"), "every operation of the echo and countdown plugins was tested:\n{text}");
     server.stop(true).await;
 }
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct NoArgs {}
+
+async fn hello(_: NoArgs, _cx: framex::plugin::Ctx) -> framex::Result<String> {
+    Ok("hello".to_owned())
+}
+
+/// In headless Chromium, the `/docs` header (driven by `tests/python/docs_header.py`):
+/// the runtime version, the start time and "N loaded · 0 failed"; a card per plugin
+/// with author, version and repository link, a description holding `<script>` shown as
+/// text and never run; a button per `[docs]` action (a LINK opens its URL); each
+/// upstream's health (a live one healthy, a dead one not discovered); a migrating
+/// route's mode; Swagger UI still renders below, with no console error.
+#[actix_rt::test]
+async fn docs_header_shows_runtime_plugins_upstreams_and_buttons() {
+    if !(on_path("chromium") && on_path("chromedriver")) {
+        assert!(std::env::var_os("CI").is_none(), "CI must install chromium and chromium-driver (.ci/run)");
+        eprintln!("skipped: chromium or chromedriver is not installed (apt-get install chromium chromium-driver)");
+        return;
+    }
+    let (live, live_handle) = spawn_upstream(configure_older);
+    let dead = format!("http://127.0.0.1:{}", crate::common::python::free_port());
+    let evil = "<script>window.__fx_pwned = true</script><img src=x onerror=\"window.__fx_pwned = true\">";
+    let plugin = framex::plugin::PluginBuilder::new("greeter")
+        .version("1.2.3")
+        .author("Ada <ada@example.org>")
+        .description(evil)
+        .url("https://example.org/greeter")
+        .get("/hello", hello)
+        .build()
+        .unwrap();
+    let toml = format!(
+        r#"
+load_builtin_plugins = ["echo", "proxy"]
+load_plugins = ["greeter"]
+[server]
+enable_proxy = true
+reversion = "9.9.9"
+[plugins.proxy]
+timeout = 30
+discovery_interval = 0
+connect_timeout = 1
+[plugins.proxy.proxy_urls."{live}"]
+docs_path = "/openapi.json"
+[plugins.proxy.proxy_urls."{dead}"]
+[plugins.proxy.migrate]
+"/api/v1/hello" = {{ mode = "shadow" }}
+[[docs.action_buttons]]
+title = "Runbook"
+method = "LINK"
+url = "https://example.org/runbook"
+[[docs.action_buttons]]
+title = "Redeploy"
+variant = "danger"
+url = "http://127.0.0.1:9/redeploy"
+auth = {{ type = "password", password = "pw-never-shown" }}
+"#
+    );
+    let server = start(config(&toml), vec![plugin]).await;
+    let html = get(&server.url("/docs")).await;
+    assert!(!html.text().contains("<script>window") && !html.text().contains("pw-never-shown"), "{}", html.text());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/docs_header.py");
+    let base = server.url("");
+    let base = base.trim_end_matches('/').to_owned();
+    let out = actix_rt::task::spawn_blocking(move || Command::new(python()).args([script, &base]).output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "docs_header.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    assert_eq!(seen["runtime"], json!(["Runtime v9.9.9"]));
+    assert!(seen["started"][0].as_str().unwrap().starts_with("Started at 20"), "{seen}");
+    assert_eq!((&seen["loaded"], &seen["failed"]), (&json!(["2 loaded"]), &json!(["0 failed"])), "{seen}");
+    let cards = seen["cards"].as_array().unwrap();
+    assert_eq!(cards.iter().map(|c| c["name"].as_str().unwrap()).collect::<Vec<_>>(), ["echo", "greeter"]);
+    let greeter = &cards[1];
+    assert_eq!(greeter["description"], evil, "the description is shown as text");
+    assert_eq!((&greeter["author"], &greeter["version"]), (&json!("Ada <ada@example.org>"), &json!("1.2.3")));
+    assert_eq!(greeter["repo"], json!(["https://example.org/greeter"]));
+    assert_eq!(seen["pwned"], false, "no injected script ran");
+    assert_eq!(seen["injected_elements"], 0);
+    assert_eq!(seen["buttons"][0], json!({"title": "Runbook", "tag": "a", "href": "https://example.org/runbook", "disabled": false}));
+    assert_eq!(seen["buttons"][1]["title"], "Redeploy");
+    let health: std::collections::BTreeMap<String, String> = seen["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["url"].as_str().unwrap().to_owned(), u["health"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(health.get(&live).map(String::as_str), Some("healthy"), "{seen}");
+    assert_eq!(health.get(&dead).map(String::as_str), Some("not discovered"), "{seen}");
+    assert_eq!(seen["migration"], json!([{"route": "/api/v1/hello", "mode": "shadow"}]));
+    assert!(seen["swagger_title"].as_str().unwrap().starts_with("FrameX"), "{seen}");
+    assert_eq!(seen["errors"], json!([]), "console errors");
+    server.stop(true).await;
+    live_handle.stop(true).await;
+}

@@ -1,7 +1,8 @@
 //! Observability end to end: the `/metrics` exposition after real traffic, W3C trace
-//! context across hops and `CallRemote`, and the JSON access log.
+//! context across hops and `CallRemote`, the JSON access log, and `[sentry]` events.
 
 mod access_log;
 mod metrics;
 mod otlp;
+mod sentry;
 mod trace;

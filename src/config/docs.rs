@@ -1,0 +1,213 @@
+//! FrameX-kit's `[docs]`: the action buttons of the docs page.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `[docs]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DocsConfig {
+    /// FrameX-kit's files shown with a plugin's config (behind OAuth): accepted, not
+    /// used. Default: none.
+    pub embedded_config_file_whitelist: Vec<String>,
+    /// Buttons in the docs page's header, in this order. Default: none.
+    pub action_buttons: Vec<ActionButton>,
+}
+
+/// One `[[docs.action_buttons]]`, with FrameX-kit's keys and defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionButton {
+    /// The button's text.
+    pub title: String,
+    /// Its colour: `default`, `primary`, `success`, `warning`, `danger`.
+    #[serde(default)]
+    pub variant: ButtonVariant,
+    /// Ask before acting. Default: `false`.
+    #[serde(default)]
+    pub requires_confirmation: bool,
+    /// The question asked (default: "Run <title>?").
+    #[serde(default)]
+    pub confirmation_message: String,
+    /// Where the request goes (for `LINK`: the page opened; `http(s)://` only).
+    pub url: String,
+    /// `GET`, `POST` (default), `PUT`, `PATCH`, `DELETE`, or `LINK` (opens `url`).
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Seconds the request may take. Default: 30.
+    #[serde(default = "default_timeout")]
+    pub timeout: f64,
+    /// Headers sent with the request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Query parameters sent with the request.
+    #[serde(default)]
+    pub query: BTreeMap<String, toml::Value>,
+    /// `json` (default) or `form`.
+    #[serde(default = "default_body_type")]
+    pub body_type: String,
+    /// Body fields sent with the request.
+    #[serde(default)]
+    pub body: BTreeMap<String, toml::Value>,
+    /// Fields the user fills in before the request goes.
+    #[serde(default)]
+    pub inputs: Vec<ButtonInput>,
+    /// Who may press it: `{ type = "none" }` (default), `{ type = "password", password
+    /// = "…" }` or `{ type = "oauth", allowed_usernames = […] }`.
+    #[serde(default)]
+    pub auth: ButtonAuth,
+    /// A dotted path in the JSON answer holding a URL to open. Default: none.
+    #[serde(default)]
+    pub response_open_url: String,
+}
+
+/// `variant` of an action button.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ButtonVariant {
+    /// Grey.
+    #[default]
+    Default,
+    /// Blue.
+    Primary,
+    /// Green.
+    Success,
+    /// Orange.
+    Warning,
+    /// Red.
+    Danger,
+}
+
+/// One field of an action button's form.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ButtonInput {
+    /// The field's name in the query or body.
+    pub name: String,
+    /// Its label.
+    pub label: String,
+    /// Its placeholder.
+    #[serde(default)]
+    pub placeholder: String,
+    /// Its initial value.
+    #[serde(default)]
+    pub default: String,
+    /// Whether it must be filled in.
+    #[serde(default)]
+    pub required: bool,
+    /// `body` (default) or `query`.
+    #[serde(default = "default_target")]
+    pub target: String,
+}
+
+/// `auth` of an action button.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ButtonAuth {
+    /// Anyone who sees the page.
+    #[default]
+    None,
+    /// A password asked for on click.
+    Password {
+        /// The password.
+        password: String,
+    },
+    /// The OAuth user of the docs login, if listed (`*` = any).
+    Oauth {
+        /// Users allowed (default `["*"]`).
+        #[serde(default = "everyone")]
+        allowed_usernames: Vec<String>,
+    },
+}
+
+impl ButtonAuth {
+    /// FrameX-kit's name of the kind (`none`, `password`, `oauth`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ButtonAuth::None => "none",
+            ButtonAuth::Password { .. } => "password",
+            ButtonAuth::Oauth { .. } => "oauth",
+        }
+    }
+}
+
+fn default_method() -> String {
+    "POST".to_owned()
+}
+fn default_timeout() -> f64 {
+    30.0
+}
+fn default_body_type() -> String {
+    "json".to_owned()
+}
+fn default_target() -> String {
+    "body".to_owned()
+}
+fn everyone() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+/// What FrameX-kit's schema refuses: unknown methods, body types and targets, a
+/// `LINK` that is not an http(s) URL, a timeout that is not positive.
+pub(super) fn check(config: &DocsConfig) -> Result<(), String> {
+    for (i, b) in config.action_buttons.iter().enumerate() {
+        let key = |k: &str| format!("docs.action_buttons[{i}].{k}");
+        if !["GET", "POST", "PUT", "PATCH", "DELETE", "LINK"].contains(&b.method.as_str()) {
+            return Err(format!("{} must be one of GET, POST, PUT, PATCH, DELETE, LINK", key("method")));
+        }
+        if b.method == "LINK" && !(b.url.starts_with("http://") || b.url.starts_with("https://")) {
+            return Err(format!("{}: a LINK button's url must start with http:// or https://", key("url")));
+        }
+        if !(b.timeout > 0.0 && b.timeout.is_finite()) {
+            return Err(format!("{} must be a positive number of seconds", key("timeout")));
+        }
+        if !["json", "form"].contains(&b.body_type.as_str()) {
+            return Err(format!("{} must be json or form", key("body_type")));
+        }
+        if let Some(input) = b.inputs.iter().find(|input| !["body", "query"].contains(&input.target.as_str())) {
+            return Err(format!("{}: input '{}' target must be body or query", key("inputs"), input.name.escape_default()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<crate::config::Config, String> {
+        crate::config::Config::from_toml_str(text, "config.toml").map_err(|e| e.to_string())
+    }
+
+    /// FrameX-kit's shape, defaults included; its refusals, naming the key.
+    #[test]
+    fn action_buttons_parse_as_in_framex_kit() {
+        let c = parse(
+            r#"
+[[docs.action_buttons]]
+title = "Deploy"
+variant = "danger"
+url = "http://127.0.0.1:1/deploy"
+auth = { type = "password", password = "p" }
+inputs = [{ name = "tag", label = "Tag", required = true }]
+[[docs.action_buttons]]
+title = "Wiki"
+method = "LINK"
+url = "https://example.org/wiki"
+"#,
+        )
+        .unwrap();
+        let [deploy, wiki] = &c.docs.action_buttons[..] else { panic!("two buttons") };
+        assert_eq!((deploy.method.as_str(), deploy.variant, deploy.timeout), ("POST", ButtonVariant::Danger, 30.0));
+        assert_eq!(deploy.auth.kind(), "password");
+        assert_eq!(deploy.inputs[0].target, "body");
+        assert_eq!((wiki.method.as_str(), wiki.auth.kind()), ("LINK", "none"));
+        let err = parse("[[docs.action_buttons]]\ntitle = \"x\"\nmethod = \"LINK\"\nurl = \"/local\"").unwrap_err();
+        assert!(err.contains("docs.action_buttons[0].url"), "{err}");
+        let err = parse("[[docs.action_buttons]]\ntitle = \"x\"\nurl = \"http://a\"\nmethod = \"TRACE\"").unwrap_err();
+        assert!(err.contains("docs.action_buttons[0].method"), "{err}");
+        let err = parse("[[docs.action_buttons]]\ntitle = \"x\"\nurl = \"http://a\"\nauth = { type = \"key\" }").unwrap_err();
+        assert!(err.contains("none") && err.contains("password") && err.contains("oauth"), "{err}");
+    }
+}

@@ -1,0 +1,103 @@
+//! FrameX-kit's `[sentry]`: errors (and, with `lifecycle = "trace"`, transactions) sent
+//! to Sentry.
+
+use serde::Deserialize;
+
+/// `[sentry]`, with FrameX-kit's keys and defaults. Sentry is on when `enable` is true
+/// and both `dsn` and `env` are set, as in FrameX-kit (which is silently off
+/// otherwise; framex-rs says so once at start).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SentryConfig {
+    /// Whether to report to Sentry. Default: `false`.
+    pub enable: bool,
+    /// The project's DSN (`https://<public key>@<host>/<project id>`). Default: empty.
+    pub dsn: String,
+    /// The deployment (`local`, `dev`, `prod`…): the events' environment is
+    /// `<env>_local`, as FrameX-kit names it when it runs without Ray. Default: empty.
+    pub env: String,
+    /// The client logs what it sends (at debug level). Default: `false`.
+    pub debug: bool,
+    /// Error types never reported (FrameX-kit's exception type names; here the kind
+    /// of failure: `UpstreamConnect`, `UpstreamTimeout`, `PluginPanic`…, see the
+    /// README). Default: none.
+    pub ignore_errors: Vec<String>,
+    /// `manual` (default): errors only. `trace`: one transaction per request too.
+    pub lifecycle: SentryLifecycle,
+    /// Log records at `warn` and above go to Sentry as logs too. Default: `false`.
+    pub enable_logs: bool,
+}
+
+/// `sentry.lifecycle`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SentryLifecycle {
+    /// Errors only.
+    #[default]
+    Manual,
+    /// Errors, and a transaction for every request.
+    Trace,
+}
+
+impl SentryConfig {
+    /// Whether Sentry is on: `enable`, and both `dsn` and `env` set.
+    pub fn active(&self) -> bool {
+        self.enable && !self.dsn.trim().is_empty() && !self.env.trim().is_empty()
+    }
+
+    /// Why `enable = true` leaves Sentry off (an empty `dsn` or `env`), if it does.
+    pub fn inactive_reason(&self) -> Option<&'static str> {
+        match (self.enable, self.dsn.trim().is_empty(), self.env.trim().is_empty()) {
+            (true, true, _) => Some("sentry.enable is true but sentry.dsn is empty: Sentry is off"),
+            (true, false, true) => Some("sentry.enable is true but sentry.env is empty: Sentry is off"),
+            _ => None,
+        }
+    }
+}
+
+/// Refuses a DSN that cannot be used, naming the key but never the DSN (it holds the
+/// project's key).
+pub(super) fn check(config: &SentryConfig) -> Result<(), String> {
+    if config.active() && config.dsn.trim().parse::<sentry::types::Dsn>().is_err() {
+        return Err(
+            "sentry.dsn is not a Sentry DSN (expected <scheme>://<public key>@<host>/<project id>)".to_owned(),
+        );
+    }
+    if config.env.chars().any(char::is_control) {
+        return Err("sentry.env must not contain control characters".to_owned());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<crate::config::Config, String> {
+        crate::config::Config::from_toml_str(text, "config.toml").map_err(|e| e.to_string())
+    }
+
+    /// FrameX-kit's keys and defaults; on only with enable, dsn and env.
+    #[test]
+    fn framex_kit_keys_parse() {
+        let c = parse("[sentry]\nenable = true\ndsn = \"http://k@127.0.0.1:9/42\"\nenv = \"prod\"\nignore_errors = [\"UpstreamConnect\"]\nlifecycle = \"trace\"\nenable_logs = true\ndebug = true").unwrap();
+        assert!(c.sentry.active());
+        assert_eq!(c.sentry.lifecycle, SentryLifecycle::Trace);
+        assert_eq!(c.sentry.ignore_errors, vec!["UpstreamConnect"]);
+        let off = parse("[sentry]\nenable = true\ndsn = \"http://k@127.0.0.1:9/42\"").unwrap();
+        assert!(!off.sentry.active());
+        assert!(off.sentry.inactive_reason().unwrap().contains("sentry.env"));
+        assert!(!parse("").unwrap().sentry.active());
+    }
+
+    /// A bad DSN is refused naming the key, without echoing the DSN.
+    #[test]
+    fn bad_dsn_is_refused_without_echo() {
+        let err = parse("[sentry]\nenable = true\ndsn = \"not-a-dsn-secret\"\nenv = \"prod\"").unwrap_err();
+        assert!(err.contains("sentry.dsn") && !err.contains("not-a-dsn-secret"), "{err}");
+        let err = parse("[sentry]\nlifecycle = \"always\"").unwrap_err();
+        assert!(err.contains("manual") && err.contains("trace"), "{err}");
+        let err = parse("[sentry]\nenabled = true").unwrap_err();
+        assert!(err.contains("enabled") && err.contains("enable"), "{err}");
+    }
+}

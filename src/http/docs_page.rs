@@ -1,0 +1,201 @@
+//! The header of the `/docs` page: FrameX-kit's (runtime version, start time, plugins
+//! loaded and failed, plugin cards with author, version and repository, `[docs]`
+//! action buttons) plus what FrameX-kit cannot show — each upstream's health and each
+//! migrating route's mode.
+//!
+//! The server writes the figures as a JSON island in the page (`<`, `>` and `&`
+//! written as `\u003c`…, so no text can close the script element); the page's own
+//! script (`assets/framex-docs/header.js`, served by the binary) builds the header
+//! from it with `textContent` only. Upstream URLs and plugin texts are data, never
+//! markup.
+
+use std::sync::Arc;
+
+use framex_actors::PluginMeta;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::config::{ActionButton, Config};
+
+use super::Worker;
+
+/// What the header shows that does not change between requests.
+#[derive(Debug, Clone)]
+pub struct DocsPage {
+    /// The version shown (`v<server.reversion or version>`).
+    runtime: String,
+    /// When the server started (UTC).
+    started_at: String,
+    /// The plugins loaded.
+    cards: Arc<[Card]>,
+    /// `[docs] action_buttons`.
+    buttons: Vec<ButtonView>,
+}
+
+/// A plugin's card.
+#[derive(Debug, Clone, Serialize)]
+struct Card {
+    name: String,
+    version: String,
+    author: String,
+    description: String,
+    url: String,
+}
+
+/// What the page knows of an action button (never its headers, body or password).
+#[derive(Debug, Clone, Serialize)]
+struct ButtonView {
+    index: usize,
+    title: String,
+    variant: crate::config::ButtonVariant,
+    method: String,
+    /// The URL of a `LINK` button (empty for the others: their target stays server-side).
+    url: String,
+    auth_type: &'static str,
+    requires_confirmation: bool,
+    confirmation_message: String,
+}
+
+impl DocsPage {
+    /// The header of a server started now with `plugins` under `config`.
+    pub fn new<'a>(config: &Config, plugins: impl IntoIterator<Item = &'a PluginMeta>) -> Self {
+        let release = config.server.release();
+        DocsPage {
+            runtime: if release.starts_with('v') { release.to_owned() } else { format!("v{release}") },
+            started_at: chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            cards: plugins
+                .into_iter()
+                .map(|meta| Card {
+                    name: meta.name.clone(),
+                    version: meta.version.clone(),
+                    author: meta.author.clone(),
+                    description: meta.description.clone(),
+                    url: meta.url.clone(),
+                })
+                .collect(),
+            buttons: buttons(&config.docs.action_buttons),
+        }
+    }
+
+    /// The same header under a reloaded `config` (new buttons and version; the start
+    /// time and the plugins stay).
+    pub fn reconfigured(&self, config: &Config) -> Self {
+        let fresh = DocsPage::new(config, []);
+        DocsPage {
+            runtime: fresh.runtime,
+            started_at: self.started_at.clone(),
+            cards: self.cards.clone(),
+            buttons: fresh.buttons,
+        }
+    }
+}
+
+fn buttons(config: &[ActionButton]) -> Vec<ButtonView> {
+    config
+        .iter()
+        .enumerate()
+        .map(|(index, b)| ButtonView {
+            index,
+            title: b.title.clone(),
+            variant: b.variant,
+            method: b.method.clone(),
+            url: if b.method == "LINK" { b.url.clone() } else { String::new() },
+            auth_type: b.auth.kind(),
+            requires_confirmation: b.requires_confirmation,
+            confirmation_message: b.confirmation_message.clone(),
+        })
+        .collect()
+}
+
+/// The figures the header shows now, as the JSON island's text.
+pub(super) async fn overview(worker: &Worker) -> String {
+    let shared = &worker.shared;
+    let page = &shared.docs;
+    let upstreams: Vec<serde_json::Value> = match &shared.proxy {
+        Some(proxy) => proxy
+            .report()
+            .await
+            .upstreams
+            .iter()
+            .map(|u| {
+                json!({
+                    "url": u.endpoint.url,
+                    "discovered": u.discovered,
+                    "healthy": u.endpoint.healthy,
+                    "operations": u.operations,
+                })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let table = shared.engine.table();
+    let active = |template: &str| {
+        table
+            .shadowed_keys()
+            .any(|key| matches!(key, framex_actors::ApiKey::Http { path, .. } if path == template))
+    };
+    let migration: Vec<serde_json::Value> = shared
+        .migration
+        .report(active)
+        .into_iter()
+        .map(|r| json!({ "route": r.route, "mode": r.mode, "active": r.active }))
+        .collect();
+    let overview = json!({
+        "runtime": page.runtime,
+        "started_at": page.started_at,
+        // framex-rs refuses to start when a plugin cannot load: none is ever failed.
+        "plugins": { "loaded": page.cards.len(), "failed": 0 },
+        "cards": &*page.cards,
+        "buttons": page.buttons,
+        "upstreams": upstreams,
+        "migration": migration,
+    });
+    script_safe(&overview.to_string())
+}
+
+/// JSON text that cannot end the `<script>` element holding it: `<`, `>` and `&`
+/// (which JSON allows only inside strings) written as `\u` escapes, which
+/// `JSON.parse` reads back unchanged.
+fn script_safe(json: &str) -> String {
+    json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Text from a plugin or an upstream cannot close the data island's script, and
+    /// reads back the same.
+    #[test]
+    fn the_island_cannot_be_closed_from_inside() {
+        let text = json!({ "d": "</script><script>alert(1)</script> & <!--" }).to_string();
+        let safe = script_safe(&text);
+        assert!(!safe.contains('<') && !safe.contains('>') && !safe.contains('&'), "{safe}");
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["d"], "</script><script>alert(1)</script> & <!--");
+    }
+
+    /// A button's secrets (password, headers, body) and a non-LINK target stay out of
+    /// the page.
+    #[test]
+    fn buttons_show_no_secrets() {
+        let config = Config::from_toml_str(
+            r#"
+[[docs.action_buttons]]
+title = "Deploy"
+url = "http://127.0.0.1:1/deploy-secret-path"
+headers = { Authorization = "hdr-secret" }
+body = { token = "body-secret" }
+auth = { type = "password", password = "pw-secret" }
+"#,
+            "test",
+        )
+        .unwrap();
+        let page = DocsPage::new(&config, []);
+        let shown = serde_json::to_string(&page.buttons).unwrap();
+        assert!(shown.contains("Deploy") && shown.contains("\"auth_type\":\"password\""), "{shown}");
+        for secret in ["hdr-secret", "body-secret", "pw-secret", "deploy-secret-path"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! `[sentry]` against a stand-in ingest endpoint on loopback: a small actix-web server
+//! that accepts `POST /api/<project>/envelope/`, decodes the envelope (newline-separated
+//! JSON: the envelope header, then each item's header and payload; gzip if so sent)
+//! and keeps every item.
+
+use std::io::Read as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use framex::plugin::{Ctx, PluginBuilder};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::common::{config, get, get_with, spawn_upstream, start};
+
+/// Items received by the stand-in ingest: `(item type, payload)`, and every raw body.
+#[derive(Clone, Default)]
+struct Ingest {
+    items: Arc<Mutex<Vec<(String, Value)>>>,
+    raw: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Ingest {
+    /// Starts the stand-in; returns it and the DSN pointing at it (project 42).
+    fn start() -> (Ingest, String, actix_web::dev::ServerHandle) {
+        let ingest = Ingest::default();
+        let kept = ingest.clone();
+        let (url, handle) = spawn_upstream(move |cfg| {
+            let kept = kept.clone();
+            cfg.route(
+                "/api/{project}/envelope/",
+                web::post().to(move |req: HttpRequest, body: web::Bytes| {
+                    let kept = kept.clone();
+                    async move {
+                        assert_eq!(req.match_info().get("project"), Some("42"));
+                        kept.receive(&req, &body);
+                        HttpResponse::Ok().json(json!({}))
+                    }
+                }),
+            );
+        });
+        let dsn = url.replacen("http://", "http://public-key@", 1) + "/42";
+        (ingest, dsn, handle)
+    }
+
+    fn receive(&self, req: &HttpRequest, body: &[u8]) {
+        let mut bytes = body.to_vec();
+        if req.headers().get("content-encoding").is_some_and(|v| v == "gzip") {
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(body).read_to_end(&mut plain).unwrap();
+            bytes = plain;
+        }
+        self.raw.lock().unwrap().extend_from_slice(&bytes);
+        let text = String::from_utf8(bytes).unwrap();
+        let mut lines = text.lines().skip(1); // the envelope's header
+        while let Some(header) = lines.next() {
+            if header.trim().is_empty() {
+                continue;
+            }
+            let header: Value = serde_json::from_str(header).unwrap();
+            let payload: Value = serde_json::from_str(lines.next().unwrap_or("null")).unwrap_or(Value::Null);
+            self.items.lock().unwrap().push((header["type"].as_str().unwrap_or("").to_owned(), payload));
+        }
+    }
+
+    /// The events received so far.
+    fn events(&self) -> Vec<Value> {
+        self.items.lock().unwrap().iter().filter(|(t, _)| t == "event").map(|(_, v)| v.clone()).collect()
+    }
+
+    /// The events, once `count` have arrived (20 s at most).
+    async fn wait_events(&self, count: usize) -> Vec<Value> {
+        let started = Instant::now();
+        loop {
+            let events = self.events();
+            if events.len() >= count {
+                return events;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "{count} events expected, got {events:?}");
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+struct NoArgs {}
+
+async fn boom(_: NoArgs, _cx: Ctx) -> framex::Result<String> {
+    panic!("the plugin fell over");
+}
+
+async fn fine(_: NoArgs, _cx: Ctx) -> framex::Result<String> {
+    Ok("fine".to_owned())
+}
+
+/// A 502 from a dead upstream and a panicking local plugin each produce one event
+/// with the request id, the trace id and the environment (`<env>_local`); the
+/// `Authorization` key of the request is nowhere in what was sent; a 2xx produces
+/// nothing; the plugin answers its next call (the panic did not take it down).
+#[actix_rt::test]
+async fn errors_and_panics_become_events_with_the_request_ids() {
+    let (ingest, dsn, ingest_handle) = Ingest::start();
+    let upstream = alive_then_dead().await;
+    let toml = format!(
+        r#"
+load_builtin_plugins = ["proxy"]
+load_plugins = ["boom"]
+[server]
+enable_proxy = true
+[plugins.proxy]
+proxy_urls = ["{}"]
+discovery_interval = 0
+connect_timeout = 2
+[sentry]
+enable = true
+dsn = "{dsn}"
+env = "test"
+"#,
+        upstream.url
+    );
+    let plugin = PluginBuilder::new("boom").get("/boom", boom).get("/fine", fine).build().unwrap();
+    let server = start(config(&toml), vec![plugin]).await;
+    upstream.stop().await;
+
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let secret = "sk-live-never-leaves";
+    let r = get_with(
+        &server.url("/api/v1/gone?token=q-secret"),
+        &[("x-request-id", "req-gone-1"), ("traceparent", &traceparent), ("authorization", secret)],
+    )
+    .await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    let events = ingest.wait_events(1).await;
+    let event = &events[0];
+    assert_eq!(event["environment"], "test_local");
+    assert_eq!(event["tags"]["request_id"], "req-gone-1");
+    assert_eq!(event["tags"]["trace_id"], trace_id);
+    assert_eq!(event["contexts"]["trace"]["trace_id"], trace_id);
+    assert_eq!(event["exception"]["values"][0]["type"], "UpstreamConnect");
+    assert_eq!(event["request"]["method"], "GET");
+
+    assert_eq!(get(&server.url("/api/v1/fine")).await.status, 200);
+    let r = get_with(&server.url("/api/v1/boom"), &[("x-request-id", "req-boom-1"), ("authorization", secret)]).await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(!r.text().contains("fell over"), "the panic's words stay out of the answer: {}", r.text());
+    let events = ingest.wait_events(2).await;
+    let panic = &events[1];
+    assert_eq!(panic["tags"]["request_id"], "req-boom-1");
+    assert_eq!(panic["tags"]["trace_id"].as_str().unwrap().len(), 32);
+    assert_eq!(panic["environment"], "test_local");
+    assert_eq!(panic["exception"]["values"][0]["type"], "PluginPanic");
+    assert!(panic["exception"]["values"][0]["value"].as_str().unwrap().contains("the plugin fell over"));
+    assert_eq!(get(&server.url("/api/v1/fine")).await.status, 200, "the plugin still serves");
+
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(ingest.events().len(), 2, "one event per failure, none for a 2xx: {:?}", ingest.events());
+    let raw = String::from_utf8_lossy(&ingest.raw.lock().unwrap()).into_owned();
+    assert!(!raw.contains(secret) && !raw.contains("q-secret"), "no key or query in the events: {raw}");
+    server.stop(true).await;
+    ingest_handle.stop(true).await;
+}
+
+/// An error kind listed in `ignore_errors` produces no event, others still do; with
+/// `lifecycle = "trace"` every request is a transaction in the request's trace.
+#[actix_rt::test]
+async fn ignored_errors_send_nothing_and_trace_sends_transactions() {
+    let (ingest, dsn, ingest_handle) = Ingest::start();
+    let upstream = alive_then_dead().await;
+    let toml = format!(
+        r#"
+load_builtin_plugins = ["proxy"]
+load_plugins = ["boom"]
+[server]
+enable_proxy = true
+[plugins.proxy]
+proxy_urls = ["{}"]
+discovery_interval = 0
+[sentry]
+enable = true
+dsn = "{dsn}"
+env = "prod"
+ignore_errors = ["UpstreamConnect"]
+lifecycle = "trace"
+"#,
+        upstream.url
+    );
+    let plugin = PluginBuilder::new("boom").get("/boom", boom).get("/fine", fine).build().unwrap();
+    let server = start(config(&toml), vec![plugin]).await;
+    upstream.stop().await;
+
+    assert_eq!(get(&server.url("/api/v1/gone")).await.status, 502);
+    assert_eq!(get(&server.url("/api/v1/boom")).await.status, 500);
+    let events = ingest.wait_events(1).await;
+    assert_eq!(events[0]["exception"]["values"][0]["type"], "PluginPanic", "the ignored kind sent nothing");
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let traceparent = format!("00-{trace_id}-b7ad6b7169203331-01");
+    assert_eq!(get_with(&server.url("/api/v1/fine"), &[("traceparent", &traceparent)]).await.status, 200);
+    let started = Instant::now();
+    let transaction = loop {
+        let found = ingest.items.lock().unwrap().iter().find(|(t, v)| t == "transaction" && v["contexts"]["trace"]["trace_id"] == trace_id).map(|(_, v)| v.clone());
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no transaction for the request");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(transaction["transaction"], "GET /api/v1/fine");
+    assert_eq!(transaction["environment"], "prod_local");
+    assert_eq!(transaction["contexts"]["trace"]["parent_span_id"], "b7ad6b7169203331");
+    assert_eq!(ingest.events().len(), 1, "{:?}", ingest.events());
+    server.stop(true).await;
+    ingest_handle.stop(true).await;
+}
+
+/// An upstream serving its document until stopped.
+struct Upstream {
+    url: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Upstream {
+    async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// An upstream with one operation, `GET /api/v1/gone`; stop it after discovery.
+async fn alive_then_dead() -> Upstream {
+    let (url, handle) = spawn_upstream(|cfg| {
+        cfg.route(
+            "/api/v1/openapi.json",
+            web::get().to(|| async {
+                HttpResponse::Ok().json(json!({
+                    "openapi": "3.1.0",
+                    "info": { "title": "t", "version": "1" },
+                    "paths": { "/api/v1/gone": { "get": { "responses": { "200": { "description": "ok" } } } } }
+                }))
+            }),
+        );
+    });
+    Upstream { url, handle }
+}

@@ -1,0 +1,70 @@
+"""Reads the framex-rs header of the /docs page in headless Chromium, for the tests.
+
+Run: python docs_header.py BASE_URL
+Prints one JSON object: what a person sees in the header (runtime, start time,
+plugin counts, action buttons, upstream health, migration modes, plugin cards),
+whether Swagger UI rendered below it, whether any injected script ran, and the
+console errors. Exits non-zero with a message on stderr when a step cannot be done.
+"""
+
+import json
+import sys
+
+from docs_ui import By, driver, ec, wait
+
+
+def texts(root, selector):
+    return [node.text for node in root.find_elements(By.CSS_SELECTOR, selector)]
+
+
+def main() -> None:
+    base = sys.argv[1]
+    browser = driver()
+    try:
+        browser.get(base + "/docs")
+        header = wait(browser, ec.presence_of_element_located((By.CSS_SELECTOR, "#framex-header .fx-status")))
+        header = browser.find_element(By.ID, "framex-header")
+        wait(browser, ec.presence_of_element_located((By.CSS_SELECTOR, ".swagger-ui .info .title")))
+        seen = {
+            "runtime": texts(header, ".fx-runtime"),
+            "started": texts(header, ".fx-started"),
+            "loaded": texts(header, ".fx-loaded"),
+            "failed": texts(header, ".fx-failed, .fx-none"),
+            "buttons": [
+                {"title": b.text, "tag": b.tag_name, "href": b.get_attribute("href"),
+                 "disabled": b.get_attribute("disabled") is not None}
+                for b in header.find_elements(By.CSS_SELECTOR, ".fx-action")
+            ],
+            "upstreams": [
+                {"url": li.find_element(By.CSS_SELECTOR, ".fx-upstream-url").text,
+                 "health": li.find_element(By.CSS_SELECTOR, ".fx-health").text}
+                for li in header.find_elements(By.CSS_SELECTOR, ".fx-upstream")
+            ],
+            "migration": [
+                {"route": li.find_element(By.CSS_SELECTOR, ".fx-route-path").text,
+                 "mode": li.find_element(By.CSS_SELECTOR, ".fx-mode").text}
+                for li in header.find_elements(By.CSS_SELECTOR, ".fx-route")
+            ],
+            "cards": [
+                {"name": c.find_element(By.CSS_SELECTOR, ".fx-card-name").text,
+                 "description": "".join(texts(c, ".fx-card-description")),
+                 "author": c.find_element(By.CSS_SELECTOR, ".fx-card-author").text,
+                 "version": c.find_element(By.CSS_SELECTOR, ".fx-card-version").text,
+                 "repo": [a.get_attribute("href") for a in c.find_elements(By.CSS_SELECTOR, ".fx-card-repo")]}
+                for c in header.find_elements(By.CSS_SELECTOR, ".fx-card")
+            ],
+            "injected_elements": len(header.find_elements(By.CSS_SELECTOR, "script, img, iframe")),
+            "pwned": browser.execute_script("return window.__fx_pwned === true"),
+            "swagger_title": browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text,
+            "errors": [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"],
+        }
+        print(json.dumps(seen))
+    except Exception as e:  # noqa: BLE001 - the test shows what failed
+        print(f"docs_header.py: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        browser.quit()
+
+
+if __name__ == "__main__":
+    main()
