@@ -287,7 +287,6 @@ fn unused_keys(config: &Config) -> Vec<&'static str> {
             ("docs", &config.docs),
             ("sentry", &config.sentry),
             ("repository", &config.repository),
-            ("auth.oauth", &config.auth.oauth),
             ("server.dashboard_host", &s.dashboard_host),
             ("server.dashboard_port", &s.dashboard_port),
             ("server.use_ray", &s.use_ray),

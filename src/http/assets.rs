@@ -57,16 +57,33 @@ const REDOC_HTML: &str = r##"<!doctype html>
 </html>
 "##;
 
+/// The HTML of a page (`/docs`, `/redoc`).
+fn html(path: &str) -> Option<&'static str> {
+    match path {
+        "/docs" => Some(SWAGGER_HTML),
+        "/redoc" => Some(REDOC_HTML),
+        _ => None,
+    }
+}
+
 /// A page (`/docs`, `/redoc`): answered under the `[auth]` rules of its path.
 pub(super) fn page(path: &str) -> Option<HttpResponse> {
-    let html = match path {
-        "/docs" => SWAGGER_HTML,
-        "/redoc" => REDOC_HTML,
-        _ => return None,
-    };
+    let html = html(path)?;
     Some(
         HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+            .body(html),
+    )
+}
+
+/// A page with `extra` HTML at the start of its body (the login's "Sign out"
+/// button), never cached (it is for one signed-in user).
+pub(super) fn page_with(path: &str, extra: &str) -> Option<HttpResponse> {
+    let html = html(path)?.replacen("<body>\n", &format!("<body>\n{extra}"), 1);
+    Some(
+        HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
             .body(html),
     )
 }

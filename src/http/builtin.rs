@@ -6,7 +6,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::body::MessageBody;
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::{assets, authorize, envelope, Auth, Worker};
+use super::{assets, authorize, docs_login, envelope, Auth, Worker};
 
 /// The built-in path `path` is, as a `'static` label (what `/metrics` labels their
 /// requests with).
@@ -34,12 +34,24 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         "/api/v1/openapi.json" | "/docs" | "/redoc" | "/api/v1/proxy/upstreams" | "/api/v1/proxy/migration" | "/api/v1/limits" | "/metrics" => {}
         _ => return assets::file(path),
     }
-    // The documents and the proxy's figures fall under `[auth]` rules like any path.
-    if let Auth::Refused(response) = authorize(&worker.shared, req.headers(), path) {
-        return Some(*response);
+    // The docs behind the login, when `[auth.oauth]` is set; else the documents and
+    // the proxy's figures fall under `[auth]` rules like any path.
+    let login = worker.shared.docs_login.as_deref().filter(|_| docs_login::is_guarded(path));
+    match login {
+        Some(login) => {
+            if let Some(to_login) = login.guard(req, path, &worker.shared.auth) {
+                return Some(to_login);
+            }
+        }
+        None => {
+            if let Auth::Refused(response) = authorize(&worker.shared.auth, req.headers(), path) {
+                return Some(*response);
+            }
+        }
     }
     Some(match path {
         "/api/v1/openapi.json" => openapi(worker),
+        "/docs" if login.is_some() => assets::page_with(path, docs_login::SIGN_OUT_FORM)?,
         "/docs" | "/redoc" => assets::page(path)?,
         "/metrics" => metrics(worker).await,
         "/api/v1/proxy/migration" => migration(worker),

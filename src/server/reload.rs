@@ -67,7 +67,7 @@ impl Running {
             None => None,
         };
         let old = self.state.load_full();
-        let state = shared_state(&self.engine, &new, proxy.clone(), &self.readiness, &self.closing.subscribe(), old.limits.as_deref());
+        let state = shared_state(&self.engine, &new, proxy.clone(), &self.readiness, &self.closing.subscribe(), Some(&old));
         self.state.store(Arc::new(state));
         *live = Live { config: new, proxy };
         for key in &restart_needed {
