@@ -427,3 +427,39 @@ async fn the_log_holds_no_secret() {
     }
     provider_handle.stop(false).await;
 }
+
+/// In headless Chromium (`tests/python/docs_login_ui.py`): `/docs` goes to the
+/// provider and back, the session cookie is set (HttpOnly, SameSite=Lax) and the
+/// state cookie gone, Swagger UI renders the merged document, and "Sign out" ends
+/// on the signed-out page with the cookie cleared.
+#[actix_rt::test]
+async fn login_and_logout_in_a_browser() {
+    use crate::openapi_doc::on_path;
+    if !(on_path("chromium") && on_path("chromedriver")) {
+        assert!(std::env::var_os("CI").is_none(), "CI must install chromium and chromium-driver (.ci/run)");
+        eprintln!("skipped: chromium or chromedriver is not installed (apt-get install chromium chromium-driver)");
+        return;
+    }
+    let (server, _, provider_handle) = server("load_builtin_plugins = [\"echo\"]", "").await;
+    let base = server.url("").trim_end_matches('/').to_owned();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/docs_login_ui.py");
+    let arg = base.clone();
+    // The browser works in another process; this test's runtime keeps serving.
+    let out = actix_rt::task::spawn_blocking(move || {
+        std::process::Command::new(crate::common::python::python()).args([script, &arg]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "docs_login_ui.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["landed"], format!("{base}/docs"), "{seen}");
+    assert!(seen["title"].as_str().unwrap().contains("FrameX"), "{seen}");
+    assert_eq!(seen["session"]["httpOnly"], true, "{seen}");
+    assert_eq!(seen["session"]["sameSite"], "Lax", "{seen}");
+    assert_eq!(seen["state_left"], false, "{seen}");
+    assert_eq!(seen["signed_out"], "Signed out");
+    assert_eq!(seen["after_logout"], format!("{base}/auth/logout"));
+    assert_eq!(seen["session_after_logout"], false, "{seen}");
+    server.stop(true).await;
+    provider_handle.stop(false).await;
+}
