@@ -463,3 +463,51 @@ async fn login_and_logout_in_a_browser() {
     server.stop(true).await;
     provider_handle.stop(false).await;
 }
+
+/// The same login against FrameX-kit 0.4.2 and framex-rs, same provider: `/docs`
+/// redirects to the same authorize URL (the same query but the random state) with a
+/// state cookie of the same attributes, and the callback returns to `/docs` with a
+/// session cookie of the same name and attributes (framex-rs adds `Secure` only on
+/// https, which neither is here).
+#[actix_rt::test]
+async fn same_redirect_and_cookies_as_framex_kit() {
+    use crate::common::python::{free_port, venv, Child};
+    let (provider_url, provider_handle) = spawn_upstream(provider);
+    let port = free_port();
+    let kit_app = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let kit_toml = format!("[server]\nport = {port}\n{}", oauth_toml(&kit_app, &provider_url, ""));
+    std::fs::write(dir.path().join("config.toml"), kit_toml).unwrap();
+    let kit = Child::spawn(&venv().join("bin/framex"), &["run"], dir.path(), &[], port, "/health").await;
+    let (ours, _, ours_provider) = server("", "").await;
+
+    let attributes = |line: &str| {
+        let mut parts: Vec<String> = line.split(';').skip(1).map(|p| p.trim().to_ascii_lowercase()).collect();
+        parts.sort();
+        parts
+    };
+    let mut seen = Vec::new();
+    for base in [kit.url.clone(), ours.url("").trim_end_matches('/').to_owned()] {
+        let first = get(&format!("{base}/docs"), "", &[]).await;
+        assert_eq!(first.status, 302, "{base}: {}", first.text());
+        let mut q = query(&location(&first));
+        assert!(q.remove("state").is_some_and(|s| s.len() >= 43));
+        q.insert("redirect_uri".into(), q["redirect_uri"].replace(&base, "APP"));
+        let to = location(&first);
+        let state_line = set_cookie(&first, "framex_oauth_state");
+        let back = get(&location(&get(&to, "", &[]).await), &format!("framex_oauth_state={}", value(&state_line)), &[]).await;
+        seen.push(json!({
+            "authorize": to.split('?').next().unwrap().split_once("/oauth").unwrap().1,
+            "query": q,
+            "state_cookie": attributes(&state_line),
+            "callback_status": back.status,
+            "landed": location(&back),
+            "session_cookie": attributes(&set_cookie(&back, "framex_token")),
+            "session_user": claims(&value(&set_cookie(&back, "framex_token")))["username"],
+        }));
+    }
+    assert_eq!(seen[0], seen[1], "FrameX-kit (left) and framex-rs (right) differ");
+    ours.stop(true).await;
+    provider_handle.stop(false).await;
+    ours_provider.stop(false).await;
+}
