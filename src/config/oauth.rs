@@ -19,13 +19,13 @@ pub const JWT_ALGORITHMS: [&str; 3] = ["HS256", "HS384", "HS512"];
 #[serde(deny_unknown_fields)]
 pub struct OauthConfig {
     /// The provider's name, carried in the session (`oauth_provider`). Default: empty.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text")]
     pub provider: String,
     /// The application's id at the provider. Required.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text")]
     pub client_id: String,
     /// The application's secret at the provider, sent to `token_url` only.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text")]
     pub client_secret: String,
     /// Where the browser is sent to log in. Default: `{base_url}/oauth/authorize`.
     #[serde(default)]
@@ -48,10 +48,30 @@ pub struct OauthConfig {
     #[serde(default)]
     pub app_url: String,
     /// The key signing the session and state cookies: at least 32 UTF-8 bytes.
+    #[serde(deserialize_with = "text")]
     pub jwt_secret: String,
     /// `HS256`, `HS384` or `HS512`. Default: `HS256`.
     #[serde(default = "default_algorithm")]
     pub jwt_algorithm: String,
+}
+
+/// A string, or a number or boolean taken as its text: an environment override
+/// (`AUTH__OAUTH__CLIENT_ID=12345`) reads as TOML, where digits are a number.
+fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        String(String),
+        Integer(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    Ok(match Text::deserialize(deserializer)? {
+        Text::String(s) => s,
+        Text::Integer(i) => i.to_string(),
+        Text::Float(f) => f.to_string(),
+        Text::Bool(b) => b.to_string(),
+    })
 }
 
 fn default_algorithm() -> String {
@@ -263,6 +283,23 @@ mod tests {
         assert!(short.contains("auth.oauth.jwt_secret") && short.contains("32") && !short.contains("short-secret"), "{short}");
         let missing = toml::from_str::<OauthConfig>("client_id = \"x\"").unwrap_err().to_string();
         assert!(missing.contains("jwt_secret"), "{missing}");
+    }
+
+    /// Secrets and ids may come from the environment, digits included.
+    #[test]
+    fn environment_overrides_fill_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, "[auth.oauth]\nbase_url = \"https://git.example\"\nredirect_uri = \"/cb\"\napp_url = \"https://a.example\"\n").unwrap();
+        let env = [
+            ("AUTH__OAUTH__CLIENT_ID", "12345"),
+            ("AUTH__OAUTH__JWT_SECRET", "12345678901234567890123456789012345"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let config = crate::config::Config::load_with_env(Some(&file), env).unwrap();
+        let oauth = config.auth.oauth.unwrap();
+        assert_eq!(oauth.client_id, "12345");
+        assert_eq!(oauth.jwt_secret.len(), 35);
     }
 
     /// `Debug` never shows the secrets.
