@@ -36,24 +36,25 @@ impl Sessions {
     }
 
     /// Marks `state` used (it expires at `expires`); `false` when it already was.
+    /// One lock for the check and the mark: two replays at once cannot both pass.
     pub fn use_state(&self, state: &str, expires: i64, now: i64) -> bool {
-        let fresh = !self
-            .used_states
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(state)
-            .is_some_and(|&until| until > now);
-        if fresh {
-            insert_bounded(&self.used_states, state.to_owned(), expires, now, MAX_USED_STATES);
+        let mut used = self.used_states.lock().unwrap_or_else(PoisonError::into_inner);
+        if used.get(state).is_some_and(|&until| until > now) {
+            return false;
         }
-        fresh
+        insert_into(&mut used, state.to_owned(), expires, now, MAX_USED_STATES);
+        true
     }
+}
+
+/// Inserts `key` into `map` (see [`insert_into`]).
+fn insert_bounded(map: &Mutex<HashMap<String, i64>>, key: String, expires: i64, now: i64, max: usize) {
+    insert_into(&mut map.lock().unwrap_or_else(PoisonError::into_inner), key, expires, now, max);
 }
 
 /// Inserts `key` into `map`; when it is full, drops what has expired, then (still
 /// full) the entry expiring first.
-fn insert_bounded(map: &Mutex<HashMap<String, i64>>, key: String, expires: i64, now: i64, max: usize) {
-    let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
+fn insert_into(map: &mut HashMap<String, i64>, key: String, expires: i64, now: i64, max: usize) {
     if map.len() >= max {
         map.retain(|_, &mut until| until > now);
         if map.len() >= max {
