@@ -17,6 +17,10 @@ pub const BUILTIN_GETS: [&str; 11] = [
     "/metrics",
 ];
 
+/// Where the docs login ends a session (`POST`) and says so (`GET`), when
+/// `[auth.oauth]` is set (FrameX-kit's path).
+pub const LOGOUT_PATH: &str = "/auth/logout";
+
 /// Whether framex-rs answers `method path` itself (an upstream operation there would
 /// never be reached).
 pub fn is_builtin(method: &str, path: &str) -> bool {

@@ -290,7 +290,6 @@ fn unused_keys(config: &Config) -> Vec<&'static str> {
             ("base_ingress_config", &config.base_ingress_config),
             ("test", &config.test),
             ("repository", &config.repository),
-            ("auth.oauth", &config.auth.oauth),
             ("server.dashboard_host", &s.dashboard_host),
             ("server.dashboard_port", &s.dashboard_port),
             ("server.use_ray", &s.use_ray),

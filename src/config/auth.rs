@@ -15,8 +15,9 @@ pub struct AuthConfig {
     /// `prefix/*` for every path under `prefix/`, or a route template
     /// (`/items/{id}`); the most specific wins. Default: no rules.
     pub rules: AuthRules,
-    /// FrameX-kit's OAuth settings: accepted, not used by framex-rs.
-    pub oauth: Unused,
+    /// FrameX-kit's OAuth login in front of the docs (`None`: no login; the docs
+    /// follow the rules alone).
+    pub oauth: Option<super::oauth::OauthConfig>,
 }
 
 /// A FrameX-kit key that framex-rs accepts (so FrameX configs load unchanged) but

@@ -146,17 +146,10 @@ fn auth_keys(section: &str, rules: &AuthRules) -> Result<(), String> {
     Ok(())
 }
 
-/// FrameX-kit puts the docs behind an OAuth login; framex-rs does not implement it,
-/// and ignoring it would leave the docs public.
+/// `[auth.oauth]`, when present: everything its login needs (see
+/// [`super::oauth::OauthConfig::check`]).
 fn oauth(auth: &AuthConfig) -> Result<(), String> {
-    if auth.oauth.is_some() {
-        return Err(
-            "auth.oauth: FrameX-kit's OAuth login for the docs is not implemented by framex-rs, and without it the \
-             docs would be public; remove [auth.oauth] and protect /docs and /api/v1/openapi.json with [auth] rules"
-                .to_owned(),
-        );
-    }
-    Ok(())
+    auth.oauth.as_ref().map_or(Ok(()), super::oauth::OauthConfig::check)
 }
 
 /// Built-in plugin names must exist.
@@ -368,10 +361,10 @@ mod tests {
         assert!(err.contains("server.access_log"), "{err}");
     }
 
-    /// FrameX-kit's OAuth login for the docs is not implemented: refused, not ignored.
+    /// `[auth.oauth]` that cannot log anyone in is refused at load, naming the key.
     #[test]
-    fn oauth_fails_closed() {
-        let err = refused("[auth.oauth]\nclient_id = \"x\"");
-        assert!(err.contains("auth.oauth") && err.contains("not implemented"), "{err}");
+    fn oauth_is_checked_at_load() {
+        let err = refused("[auth.oauth]\nclient_id = \"x\"\njwt_secret = \"too short\"");
+        assert!(err.contains("auth.oauth.jwt_secret"), "{err}");
     }
 }

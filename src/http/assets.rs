@@ -83,13 +83,17 @@ const REDOC_HTML: &str = r##"<!doctype html>
 
 /// A page (`/docs`, `/redoc`): answered under the `[auth]` rules of its path.
 /// `overview` is the docs header's JSON island (see [`super::docs_page`]), made safe
-/// to sit in a script element.
-pub(super) fn page(path: &str, overview: impl FnOnce() -> String) -> Option<HttpResponse> {
-    let html = match path {
+/// to sit in a script element; `extra` is HTML put first in the body (the login's
+/// "Sign out" button), empty for none.
+pub(super) fn page(path: &str, overview: impl FnOnce() -> String, extra: &str) -> Option<HttpResponse> {
+    let mut html = match path {
         "/docs" => [SWAGGER_HTML_HEAD, &overview(), SWAGGER_HTML_TAIL].concat(),
         "/redoc" => REDOC_HTML.to_owned(),
         _ => return None,
     };
+    if !extra.is_empty() {
+        html = html.replacen("<body>\n", &format!("<body>\n{extra}"), 1);
+    }
     Some(
         HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))

@@ -6,7 +6,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::body::MessageBody;
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::{assets, authorize, docs_page, envelope, Auth, Worker};
+use super::{assets, authorize, docs_login, docs_page, envelope, Auth, Worker};
 
 /// The built-in path `path` is, as a `'static` label (what `/metrics` labels their
 /// requests with).
@@ -34,18 +34,27 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
         "/api/v1/openapi.json" | "/docs" | "/redoc" | "/api/v1/proxy/upstreams" | "/api/v1/proxy/migration" | "/api/v1/limits" | "/metrics" => {}
         _ => return assets::file(path),
     }
-    // The documents and the proxy's figures fall under `[auth]` rules like any path.
-    let auth = authorize(&worker.shared, req.headers(), path);
+    // The docs behind the login, when `[auth.oauth]` is set; else the documents and
+    // the proxy's figures fall under `[auth]` rules like any path.
+    let login = worker.shared.docs_login.as_deref().filter(|_| docs_login::is_guarded(path));
+    let auth = match login {
+        Some(login) => match login.guard(req, path, &worker.shared.auth) {
+            Some(to_login) => return Some(to_login),
+            None => Auth::Open,
+        },
+        None => authorize(&worker.shared.auth, req.headers(), path),
+    };
     if let Auth::Refused(response) = auth {
         return Some(*response);
     }
+    let sign_out = if login.is_some() { docs_login::SIGN_OUT_FORM } else { "" };
     Some(match path {
         "/api/v1/openapi.json" => openapi(worker),
         "/docs" => {
             let overview = docs_page::overview(worker).await;
-            assets::page(path, || overview)?
+            assets::page(path, || overview, sign_out)?
         }
-        "/redoc" => assets::page(path, String::new)?,
+        "/redoc" => assets::page(path, String::new, "")?,
         "/metrics" => metrics(worker).await,
         "/api/v1/proxy/migration" => migration(worker),
         "/api/v1/limits" => limits(worker, matches!(auth, Auth::Passed(_))),

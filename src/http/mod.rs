@@ -14,6 +14,7 @@ mod cached;
 mod cached_proxy;
 mod docs_page;
 pub mod conn_watch;
+pub mod docs_login;
 mod envelope;
 pub mod error;
 mod forward;
@@ -84,6 +85,8 @@ pub struct Shared {
     pub readiness: Readiness,
     /// `[plugins.proxy.migrate]` in force, with its counters (new on each reload).
     pub migration: Arc<migrate::Migration>,
+    /// The docs login, when `[auth.oauth]` is set (`None`: off, one check per request).
+    pub docs_login: Option<Arc<docs_login::DocsLogin>>,
     /// The request cache, when `[cache] enabled` (`None`: off, one check per request).
     pub cache: Option<Arc<crate::cache::Cache>>,
     /// `[sentry]`, when on (`None`: off, one check per request); kept across reloads.
@@ -288,6 +291,13 @@ async fn serve(
         Err(e) => return envelope::error(StatusCode::BAD_REQUEST, &format!("Bad Request: {e}"), None),
     };
     let path: &str = &canonical;
+    if let Some(login) = &worker.shared.docs_login {
+        if let Some(endpoint) = login.serve(&req, path) {
+            seen.builtin = Some(endpoint.label());
+            seen.target = Some(crate::metrics::Target::Builtin);
+            return endpoint.answer(&req).await;
+        }
+    }
     if req.method() == actix_web::http::Method::GET {
         if let Some(response) = builtin::serve(path, &req, &worker).await {
             seen.builtin = builtin::label(path);
@@ -304,7 +314,7 @@ async fn serve(
         return error::respond(&error, &ctx.request_id, ctx.trace.trace_id_hex());
     }
 
-    let (consumed_auth, key_index) = match authorize(shared, req.headers(), path) {
+    let (consumed_auth, key_index) = match authorize(&shared.auth, req.headers(), path) {
         Auth::Open => (false, None),
         Auth::Passed(index) => (true, Some(index)),
         Auth::Refused(response) => return *response,
@@ -443,8 +453,8 @@ enum Auth {
 }
 
 /// Applies `[auth] rules` to a request whose canonical path is `path`.
-fn authorize(shared: &Shared, headers: &header::HeaderMap, path: &str) -> Auth {
-    let Some(keys) = shared.auth.keys_for(path) else {
+fn authorize(rules: &AuthRules, headers: &header::HeaderMap, path: &str) -> Auth {
+    let Some(keys) = rules.keys_for(path) else {
         return Auth::Open;
     };
     let given = headers
@@ -467,7 +477,12 @@ fn authorize(shared: &Shared, headers: &header::HeaderMap, path: &str) -> Auth {
 pub fn expect_check(state: Arc<ArcSwap<Shared>>) -> actix_http::h1::ExpectCheck {
     actix_http::h1::ExpectCheck(Arc::new(move |req: &actix_http::Request| {
         let path = canonical_path::canonicalize(req.path()).ok()?;
-        match authorize(&state.load(), actix_http::HttpMessage::headers(req), &path) {
+        let shared = state.load();
+        // The docs behind the login answer a redirect, not a 401, whatever the rules.
+        if shared.docs_login.is_some() && docs_login::is_guarded(&path) {
+            return None;
+        }
+        match authorize(&shared.auth, actix_http::HttpMessage::headers(req), &path) {
             Auth::Refused(response) => Some((*response).into()),
             Auth::Open | Auth::Passed(_) => None,
         }

@@ -88,6 +88,9 @@ pub enum StartError {
         #[source]
         source: framex_actors::Error,
     },
+    /// `[auth.oauth]` cannot log anyone in (a config built without the loader's check).
+    #[error("{0}")]
+    DocsLogin(String),
     /// The engine refused a plugin (duplicate name or route).
     #[error(transparent)]
     Engine(#[from] framex_actors::Error),
@@ -193,6 +196,9 @@ impl Framex {
             engine.register_plugin(plugin.clone()).await?;
         }
 
+        if let Some(oauth) = &config.auth.oauth {
+            oauth.check().map_err(StartError::DocsLogin)?;
+        }
         let proxy_on = config.load_builtin_plugins.iter().any(|n| n == "proxy");
         check_required(&engine, &loaded, proxy_on && config.server.enable_proxy)?;
         let proxy = if proxy_on {
@@ -360,7 +366,7 @@ fn shared_state(
     proxy: Option<Proxy>,
     readiness: &Readiness,
     closing: &tokio::sync::watch::Receiver<bool>,
-    previous: Option<&crate::limits::Limiter>,
+    previous: Option<&Shared>,
     carried: Carried,
 ) -> Shared {
     // `CallRemote`s from plugins follow the same modes (no policy: no cost).
@@ -381,7 +387,14 @@ fn shared_state(
         closing: closing.clone(),
         engine: engine.clone(),
         auth: config.auth.rules.clone(),
-        limits: crate::limits::Limiter::build(config, previous),
+        limits: crate::limits::Limiter::build(config, previous.and_then(|p| p.limits.as_deref())),
+        docs_login: config.auth.oauth.as_ref().and_then(|oauth| {
+            let previous = previous.and_then(|p| p.docs_login.as_deref());
+            http::docs_login::DocsLogin::new(oauth, previous)
+                .map_err(|e| log::error!("docs login off: {}", framex_actors::Escaped(&e)))
+                .ok()
+                .map(Arc::new)
+        }),
         max_hops: config.plugins.proxy.max_hops,
         max_body_size: config.server.max_body_size,
         body_deadlines: http::BodyDeadlines::from_config(&config.server),

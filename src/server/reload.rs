@@ -68,7 +68,7 @@ impl Running {
         };
         let old = self.state.load_full();
         let carried = Carried { sentry: old.sentry.clone(), docs: Arc::new(old.docs.reconfigured(&new)) };
-        let state = shared_state(&self.engine, &new, proxy.clone(), &self.readiness, &self.closing.subscribe(), old.limits.as_deref(), carried);
+        let state = shared_state(&self.engine, &new, proxy.clone(), &self.readiness, &self.closing.subscribe(), Some(&old), carried);
         self.state.store(Arc::new(state));
         *live = Live { config: new, proxy };
         for key in &restart_needed {

@@ -9,6 +9,7 @@ mod common;
 mod deploy;
 mod cache;
 mod dns;
+mod docs_login;
 mod faults;
 mod idle_memory;
 mod interop;

@@ -329,7 +329,7 @@ async fn docs_pages_and_their_files_are_served_from_the_binary() {
 }
 
 /// Whether a program is on `PATH`.
-fn on_path(program: &str) -> bool {
+pub(crate) fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }

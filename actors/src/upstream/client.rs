@@ -360,13 +360,53 @@ pub async fn fetch(
     timeout: Duration,
     limit: usize,
 ) -> Result<(StatusCode, Bytes), String> {
+    let request = OneRequest {
+        method: http::Method::GET,
+        path,
+        headers,
+        body: Bytes::new(),
+    };
+    fetch_request(base_url, resolved, request, tls, timeout, limit).await
+}
+
+/// One request sent by [`fetch_request`]: method, path (with its query) under the
+/// base URL, headers, and a body held whole (empty: none).
+#[derive(Debug)]
+pub struct OneRequest<'a> {
+    /// The method.
+    pub method: http::Method,
+    /// The path and query, appended to the base URL's path.
+    pub path: &'a str,
+    /// The headers (`Host` is set from the base URL; `Content-Length` from the body).
+    pub headers: HeaderMap,
+    /// The body; empty sends none.
+    pub body: Bytes,
+}
+
+/// As [`fetch`], for any method and a body held whole: one exchange on a connection
+/// of its own, within `timeout`, reading at most `limit` bytes of answer (the token
+/// exchange of the docs login, for one).
+///
+/// # Errors
+/// As [`fetch`].
+pub async fn fetch_request(
+    base_url: &str,
+    resolved: Option<std::net::SocketAddr>,
+    one: OneRequest<'_>,
+    tls: &Arc<ClientConfig>,
+    timeout: Duration,
+    limit: usize,
+) -> Result<(StatusCode, Bytes), String> {
     let endpoint = Endpoint::parse(base_url, resolved)?;
     let exchange = async {
         let mut sender = connect(&endpoint, tls, timeout, false).await.map_err(|e| e.to_string())?;
-        let mut request = Request::get(format!("{}{path}", endpoint.prefix))
-            .body(OutBody::Empty)
+        let body = if one.body.is_empty() { OutBody::Empty } else { OutBody::Full(Some(one.body)) };
+        let mut request = Request::builder()
+            .method(one.method)
+            .uri(format!("{}{}", endpoint.prefix, one.path))
+            .body(body)
             .map_err(|e| format!("bad request: {e}"))?;
-        *request.headers_mut() = headers;
+        *request.headers_mut() = one.headers;
         request.headers_mut().insert(http::header::HOST, endpoint.host.clone());
         let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
         let status = response.status();

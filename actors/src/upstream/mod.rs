@@ -53,7 +53,7 @@ use http::{Method, StatusCode};
 use crate::call::CallContext;
 use crate::stream::ChunkStream;
 
-pub use client::fetch;
+pub use client::{fetch, fetch_request, OneRequest};
 pub use headers::{is_hop_by_hop, strip_hop_by_hop};
 pub use keys::EndpointKeys;
 pub use relay::FULL_BODY_LIMIT;

@@ -112,15 +112,15 @@ fn impossible_values_are_refused() {
     refused_by_check_and_run("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", &[], "server.trusted_proxies");
 }
 
-/// FrameX-kit puts the docs behind an OAuth login that framex-rs does not implement:
-/// `[auth.oauth]` is a start-up error, not a silent downgrade to public docs.
+/// `[auth.oauth]` that cannot log anyone in (a short `jwt_secret`, the `none`
+/// algorithm, no `app_url`) is a start-up error naming the key, never public docs.
 #[test]
-fn oauth_settings_fail_closed() {
-    refused_by_check_and_run(
-        "[auth.oauth]\nbase_url = \"https://login.example\"\nclient_id = \"id\"\n",
-        &[],
-        "auth.oauth",
-    );
+fn oauth_settings_that_cannot_work_are_refused() {
+    let base = "[auth.oauth]\nbase_url = \"https://login.example\"\nclient_id = \"id\"\nredirect_uri = \"/cb\"\n";
+    let secret = "jwt_secret = \"a jwt secret of at least 32 bytes!\"\n";
+    refused_by_check_and_run(&format!("{base}app_url = \"https://a.example\"\njwt_secret = \"short\"\n"), &[], "auth.oauth.jwt_secret");
+    refused_by_check_and_run(&format!("{base}app_url = \"https://a.example\"\n{secret}jwt_algorithm = \"none\"\n"), &[], "auth.oauth.jwt_algorithm");
+    refused_by_check_and_run(&format!("{base}{secret}"), &[], "auth.oauth.app_url");
 }
 
 /// The example config and a FrameX-kit style config still pass `check`.
