@@ -285,24 +285,24 @@ pub fn unused_warning(config: &Config) -> Option<String> {
 
 /// The FrameX-kit keys present that framex-rs accepts but does not use.
 fn unused_keys(config: &Config) -> Vec<&'static str> {
-        let s = &config.server;
-        [
-            ("base_ingress_config", &config.base_ingress_config),
-            ("test", &config.test),
-            ("repository", &config.repository),
-            ("server.dashboard_host", &s.dashboard_host),
-            ("server.dashboard_port", &s.dashboard_port),
-            ("server.use_ray", &s.use_ray),
-            ("server.num_cpus", &s.num_cpus),
-            ("server.ingress_config", &s.ingress_config),
-            ("plugins.proxy.ingress_config", &config.plugins.proxy.ingress_config),
-        ]
-        .into_iter()
-        .filter(|(_, v)| v.is_some())
-        .map(|(k, _)| k)
-        .chain((!config.docs.embedded_config_file_whitelist.is_empty()).then_some("docs.embedded_config_file_whitelist"))
-        .chain(config.sentry.enable_logs.then_some("sentry.enable_logs"))
-        .collect()
+    let s = &config.server;
+    [
+        ("base_ingress_config", &config.base_ingress_config),
+        ("test", &config.test),
+        ("repository", &config.repository),
+        ("server.dashboard_host", &s.dashboard_host),
+        ("server.dashboard_port", &s.dashboard_port),
+        ("server.use_ray", &s.use_ray),
+        ("server.num_cpus", &s.num_cpus),
+        ("server.ingress_config", &s.ingress_config),
+        ("plugins.proxy.ingress_config", &config.plugins.proxy.ingress_config),
+    ]
+    .into_iter()
+    .filter(|(_, v)| v.is_some())
+    .map(|(k, _)| k)
+    .chain((!config.docs.embedded_config_file_whitelist.is_empty()).then_some("docs.embedded_config_file_whitelist"))
+    .chain(config.sentry.enable_logs.then_some("sentry.enable_logs"))
+    .collect()
 }
 
 fn list(items: &[String]) -> String {
