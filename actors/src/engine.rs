@@ -5,6 +5,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use arc_swap::ArcSwap;
 
+use crate::call_gate::{CallGate, SharedGate};
 use crate::call_policy::{CallPolicy, SharedPolicy};
 use crate::error::Error;
 use crate::plugin_spec::PluginSpec;
@@ -28,6 +29,7 @@ pub struct Engine {
     table: Arc<ArcSwap<RouteTable>>,
     registry: Addr<Registry>,
     policy: SharedPolicy,
+    gate: SharedGate,
 }
 
 impl std::fmt::Debug for Engine {
@@ -42,7 +44,8 @@ impl Engine {
         let table = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
         let registry = Registry::new(table.clone()).start();
         let policy = Arc::new(ArcSwap::from_pointee(None));
-        Engine { table, registry, policy }
+        let gate = Arc::new(ArcSwap::from_pointee(None));
+        Engine { table, registry, policy, gate }
     }
 
     /// Starts a router replica on the current arbiter. Each worker starts its own.
@@ -57,6 +60,7 @@ impl Engine {
         let pools = PoolReplicas::new(self.table.clone());
         let router = Router::new(self.table.clone(), pools.clone())
             .with_policy(self.policy.clone())
+            .with_gate(self.gate.clone())
             .start();
         WorkerEngine { router, pools }
     }
@@ -65,6 +69,12 @@ impl Engine {
     /// routes a local plugin serves and an upstream served before it.
     pub fn set_call_policy(&self, policy: Option<Arc<dyn CallPolicy>>) {
         self.policy.store(Arc::new(policy));
+    }
+
+    /// Installs (or, with `None`, removes) the gate that admits `CallRemote`s
+    /// (framex-rs's `[limits]`, counted per calling plugin).
+    pub fn set_call_gate(&self, gate: Option<Arc<dyn CallGate>>) {
+        self.gate.store(Arc::new(gate));
     }
 
     /// The current routing table.

@@ -275,6 +275,17 @@ pub enum Error {
         /// Suggested `Retry-After`, in seconds.
         retry_after: u32,
     },
+    /// A limit refused the call (a `CallRemote` counted per calling plugin).
+    #[error("limited: calls to '{api}' are over their limit; retry in {retry_after} s")]
+    Limited {
+        /// The API called.
+        api: String,
+        /// Suggested `Retry-After`, in seconds.
+        retry_after: u64,
+        /// The limit could not be checked and its rule refuses then, or the rule
+        /// answers with 503: a 503 rather than a 429.
+        unavailable: bool,
+    },
     /// The request has been forwarded too many times: a proxy loop.
     #[error("proxy loop: the request passed through {hops} proxies (limit {limit})")]
     Loop {
@@ -365,6 +376,7 @@ impl Error {
             | Error::BadArguments { .. }
             | Error::Plugin { .. }
             | Error::Loop { .. }
+            | Error::Limited { .. }
             | Error::PayloadTooLarge { .. }
             | Error::ClientAbort { .. }
             | Error::BodyTimeout { .. }

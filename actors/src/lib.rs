@@ -14,7 +14,8 @@
 //! - [`Router`] (`router`): one replica per worker arbiter. Accepts [`CallRemote`] (by
 //!   name) and [`Dispatch`] (a matched route), and passes each on as a message: to a
 //!   [`PluginActor`] or to an [`UpstreamPool`](upstream::UpstreamPool); a migrating
-//!   route asks the installed [`CallPolicy`] first.
+//!   route asks the installed [`CallPolicy`] first, and a call a limit covers waits
+//!   for the installed [`CallGate`] (`call_gate`) to admit it.
 //! - [`PluginSpec`] (`plugin_spec`): a local plugin as plain data (metadata, one
 //!   [`LocalApi`] per API, its handlers); the table holds it, the actor runs it.
 //! - [`PluginActor`] (`plugin`): one per plugin per worker arbiter; runs the plugin's
@@ -66,6 +67,7 @@ mod api;
 mod call;
 mod canonical_form;
 mod ctx;
+pub mod call_gate;
 pub mod call_policy;
 mod engine;
 mod error;
@@ -86,6 +88,7 @@ pub mod upstream;
 pub use api::{ApiKey, ApiSpec, Args, BodySpec, FormField, Param, ParamLocation, ValueKind};
 pub use canonical_form::CanonicalForm;
 pub use call::{new_request_id, CallContext, CallRemote, Reply};
+pub use call_gate::{Admission, CallGate, Held, Refused};
 pub use call_policy::{CallPolicy, Pick};
 pub use engine::{Engine, WorkerEngine};
 pub use error::{ArgProblem, ConnectFailure, Error};

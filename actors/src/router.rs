@@ -19,6 +19,7 @@ use arc_swap::ArcSwap;
 
 use crate::api::Args;
 use crate::call::{CallContext, CallRemote, Reply};
+use crate::call_gate::{filled_path, Admission, Held, Refused, SharedGate};
 use crate::call_policy::{Pick, SharedPolicy};
 use crate::error::Error;
 use crate::plugin::{Invoke, PluginActor};
@@ -56,6 +57,21 @@ pub struct Router {
     pools: PoolReplicas,
     /// Where `CallRemote`s to migrating routes go (none: local as usual).
     policy: Option<SharedPolicy>,
+    /// What admits `CallRemote`s a limit covers (none: every call goes).
+    gate: Option<SharedGate>,
+}
+
+/// A `CallRemote` its gate admitted after a wait (the store was asked), sent back to
+/// the replica to be routed.
+struct Admitted {
+    route: Arc<Route>,
+    args: Args,
+    ctx: CallContext,
+    held: Option<Held>,
+}
+
+impl Message for Admitted {
+    type Result = Result<Reply, Error>;
 }
 
 impl Router {
@@ -67,6 +83,50 @@ impl Router {
             plugins: HashMap::new(),
             pools,
             policy: None,
+            gate: None,
+        }
+    }
+
+    /// The same replica, asking `gate` whether `CallRemote`s may go.
+    pub fn with_gate(mut self, gate: SharedGate) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// The installed gate's admission of a call of `caller` to `route`, or `None`
+    /// when no gate is installed or none of its rules covers the call.
+    fn admission(&self, route: &Route, args: &Args, caller: Option<&str>) -> Option<Admission> {
+        let gate = self.gate.as_ref()?.load();
+        let gate = Option::as_ref(&gate)?;
+        let path = match &route.spec.key {
+            crate::api::ApiKey::Http { path, .. } => Some(filled_path(path, args)),
+            crate::api::ApiKey::Function(_) => None,
+        };
+        gate.admit(route, path.as_deref(), caller)
+    }
+
+    /// Routes an admitted call (through the migration policy, see `migrate`), holding
+    /// `held` until its reply ends.
+    fn route_call(
+        &mut self,
+        route: Arc<Route>,
+        args: Args,
+        ctx: CallContext,
+        me: &Addr<Router>,
+        held: Option<Held>,
+    ) -> ResponseFuture<Result<Reply, Error>> {
+        let call = match self.migrate(&route, &args, &ctx, me) {
+            Some(migrated) => migrated,
+            None => self.dispatch(route, args, ctx, me.clone()),
+        };
+        match held {
+            None => call,
+            Some(held) => Box::pin(async move {
+                match call.await? {
+                    Reply::Stream(stream) => Ok(Reply::Stream(stream.holding(held))),
+                    value => Ok(value),
+                }
+            }),
         }
     }
 
@@ -212,15 +272,25 @@ impl Handler<CallRemote> for Router {
         metrics.calls[kind].inc();
         let started = std::time::Instant::now();
         // A span of its own: what it calls sees it as the parent.
+        let admission = self.admission(&route, &msg.args, msg.caller.as_deref());
         let mut call_ctx = msg.ctx;
         call_ctx.trace = call_ctx.trace.child();
         let span = crate::trace::recording(&call_ctx.trace)
             .then(|| (call_ctx.trace.clone(), std::time::SystemTime::now(), msg.api, msg.caller));
         let me = ctx.address();
-        // A migration mode may send the call elsewhere (see `call_policy`).
-        let call = match self.migrate(&route, &msg.args, &call_ctx, &me) {
-            Some(migrated) => migrated,
-            None => self.dispatch(route, msg.args, call_ctx, me),
+        // A limit may hold the call back (see `call_gate`); a migration mode may send
+        // it elsewhere (see `call_policy`).
+        let call = match admission {
+            None => self.route_call(route, msg.args, call_ctx, &me, None),
+            Some(Admission::Now(Ok(held))) => self.route_call(route, msg.args, call_ctx, &me, held),
+            Some(Admission::Now(Err(refused))) => {
+                let error = limited(&route, refused);
+                Box::pin(async move { Err(error) })
+            }
+            Some(Admission::Later(admit)) => Box::pin(async move {
+                let held = admit.await.map_err(|refused| limited(&route, refused))?;
+                me.send(Admitted { route, args: msg.args, ctx: call_ctx, held }).await?
+            }),
         };
         Box::pin(async move {
             let reply = call.await;
@@ -230,6 +300,23 @@ impl Handler<CallRemote> for Router {
             }
             reply
         })
+    }
+}
+
+/// The error of a call to `route` its gate refused.
+fn limited(route: &Route, refused: Refused) -> Error {
+    Error::Limited {
+        api: route.spec.key.to_string(),
+        retry_after: refused.retry_after,
+        unavailable: refused.unavailable,
+    }
+}
+
+impl Handler<Admitted> for Router {
+    type Result = ResponseFuture<Result<Reply, Error>>;
+
+    fn handle(&mut self, msg: Admitted, ctx: &mut Context<Self>) -> Self::Result {
+        self.route_call(msg.route, msg.args, msg.ctx, &ctx.address(), msg.held)
     }
 }
 
@@ -377,6 +464,70 @@ mod tests {
             actix_rt::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         panic!("the retired pool's actor never stopped");
+    }
+
+    /// A gate admitting `allow` calls at once (`later`: after a wait, as a store would),
+    /// refusing the rest, and counting the slots its admitted calls still hold.
+    struct Counting {
+        allow: usize,
+        later: bool,
+        seen: Mutex<Vec<(Option<String>, Option<String>)>>,
+        held: Arc<AtomicUsize>,
+    }
+
+    struct Slot(Arc<AtomicUsize>);
+
+    impl Drop for Slot {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl crate::CallGate for Counting {
+        fn admit(&self, _: &Route, path: Option<&str>, caller: Option<&str>) -> Option<Admission> {
+            let mut seen = self.seen.lock().unwrap();
+            seen.push((path.map(str::to_owned), caller.map(str::to_owned)));
+            let answer = if seen.len() <= self.allow {
+                self.held.fetch_add(1, Ordering::SeqCst);
+                Ok(Some(Held(Box::new(Slot(self.held.clone())))))
+            } else {
+                Err(Refused { retry_after: 7, unavailable: false })
+            };
+            Some(match self.later {
+                false => Admission::Now(answer),
+                true => Admission::Later(Box::pin(async move {
+                    actix_rt::time::sleep(std::time::Duration::from_millis(5)).await;
+                    answer
+                })),
+            })
+        }
+    }
+
+    /// A gate decides before any dispatch: admitted calls reach the plugin and give
+    /// their slot back with the reply; a refused call never reaches it and fails with
+    /// `Limited`; decided at once or after a wait alike.
+    #[actix::test]
+    async fn the_gate_admits_or_refuses_before_the_plugin_is_called() {
+        for later in [false, true] {
+            let (engine, _worker, caller) = worker();
+            let calls = Arc::new(AtomicUsize::new(0));
+            engine.register_plugin(local_plugin(calls.clone())).await.unwrap();
+            let gate = Arc::new(Counting { allow: 2, later, seen: Mutex::default(), held: Arc::default() });
+            engine.set_call_gate(Some(gate.clone()));
+            for _ in 0..2 {
+                assert_eq!(caller.call_remote_api("/items", ()).await.unwrap(), json!("local"));
+            }
+            let refused = caller.call_remote_api("/items", ()).await;
+            assert!(
+                matches!(refused, Err(Error::Limited { retry_after: 7, unavailable: false, ref api }) if api == "GET /items"),
+                "{refused:?}"
+            );
+            assert_eq!(calls.load(Ordering::SeqCst), 2, "the refused call never reached the plugin");
+            assert_eq!(gate.held.load(Ordering::SeqCst), 0, "slots come back with the replies");
+            assert_eq!(gate.seen.lock().unwrap()[0], (Some("/items".to_owned()), None));
+            engine.set_call_gate(None);
+            assert!(caller.call_remote_api("/items", ()).await.is_ok(), "no gate: calls go");
+        }
     }
 
     /// A policy answering one fixed pick, and noting what it hears.

@@ -29,7 +29,7 @@ pub const CHUNK_CHANNEL_CAPACITY: usize = 8;
 /// Creates a bounded bridge of [`CHUNK_CHANNEL_CAPACITY`] chunks.
 pub fn bridge() -> (ChunkSender, ChunkStream) {
     let (tx, rx) = mpsc::channel(CHUNK_CHANNEL_CAPACITY);
-    (ChunkSender { tx }, ChunkStream { rx, head: None })
+    (ChunkSender { tx }, ChunkStream { rx, head: None, held: None })
 }
 
 /// The producing end of a bridge.
@@ -69,9 +69,27 @@ pub struct ChunkStream {
     rx: mpsc::Receiver<Result<Bytes, Error>>,
     /// A chunk already taken off the channel by [`ChunkStream::started`].
     head: Option<Bytes>,
+    /// What the stream holds while it lives (a limit's concurrency slot).
+    held: Option<Held>,
+}
+
+/// Something held while a call's reply lives, given back when dropped (a limit's
+/// concurrency slot): for a stream, until it ends or its reader drops it.
+pub struct Held(pub Box<dyn Send>);
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Held")
+    }
 }
 
 impl ChunkStream {
+    /// The same stream, holding `held` until it ends or is dropped.
+    pub fn holding(mut self, held: Held) -> Self {
+        self.held = Some(held);
+        self
+    }
+
     /// Waits for the stream to start: its first chunk, its end, or its failure.
     ///
     /// A stream that fails before its first chunk should be answered with a normal
@@ -113,7 +131,12 @@ impl Stream for ChunkStream {
         if let Some(head) = self.head.take() {
             return Poll::Ready(Some(Ok(head)));
         }
-        self.rx.poll_recv(cx)
+        let next = self.rx.poll_recv(cx);
+        if let Poll::Ready(None) = next {
+            // Ended: what it held goes back now, not when the reader drops it.
+            self.held = None;
+        }
+        next
     }
 }
 

@@ -21,6 +21,8 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::UpstreamTimeout { .. } | Error::Deadline { .. } => 504,
         Error::UpstreamStatus { status, .. } => *status,
         Error::Overloaded { .. } => 503,
+        Error::Limited { unavailable: false, .. } => 429,
+        Error::Limited { unavailable: true, .. } => 503,
         Error::Loop { .. } => 508,
         Error::PayloadTooLarge { .. } => 413,
         Error::ClientAbort { .. } => 400,
@@ -82,10 +84,13 @@ pub fn respond(error: &Error, request_id: &str, trace_id: impl std::fmt::Display
         // For `[sentry]` (read in `dispatch` only when it is on).
         response.extensions_mut().insert(crate::sentry_events::Failure::of(error));
     }
-    if let Error::Overloaded { retry_after, .. } = error {
-        if let Ok(value) = header::HeaderValue::from_str(&retry_after.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
+    let retry_after = match error {
+        Error::Overloaded { retry_after, .. } => Some(u64::from(*retry_after)),
+        Error::Limited { retry_after, .. } => Some(*retry_after),
+        _ => None,
+    };
+    if let Some(seconds) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
     }
     response
 }
@@ -102,6 +107,8 @@ mod tests {
             (Error::plugin(418, "teapot"), 418),
             (Error::Loop { hops: 9, limit: 8 }, 508),
             (Error::Overloaded { upstream: "pool".into(), retry_after: 1 }, 503),
+            (Error::Limited { api: "x".into(), retry_after: 1, unavailable: false }, 429),
+            (Error::Limited { api: "x".into(), retry_after: 1, unavailable: true }, 503),
             (Error::PayloadTooLarge { limit: 1 }, 413),
             (Error::BodyTimeout { reason: "slow".into() }, 408),
             (Error::Deadline { api: "x".into() }, 504),

@@ -48,6 +48,7 @@ pub(super) async fn check(
             _ => None,
         },
         route,
+        plugin: None,
     };
     limiter.admit(rule, &identity).await.map(Some).map_err(|r| refuse(&r))
 }

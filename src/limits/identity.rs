@@ -19,14 +19,32 @@ pub struct Identity<'a> {
     pub address: Option<IpAddr>,
     /// The route template (or canonical path) it goes to.
     pub route: &'a str,
+    /// The local plugin making the call, for a `CallRemote`.
+    pub plugin: Option<&'a str>,
 }
 
-impl Identity<'_> {
-    /// The key of `per`: `key:auth <pattern> #<index>`, `key:sha1 <hash>` (the first
+impl<'a> Identity<'a> {
+    /// A `CallRemote` of the plugin `caller` (`None`: the embedder's own) to `route`.
+    pub fn of_plugin(caller: Option<&'a str>, route: &'a str) -> Self {
+        Identity {
+            auth: None,
+            authorization: None,
+            address: None,
+            route,
+            plugin: Some(caller.unwrap_or("")),
+        }
+    }
+
+    /// The key of `per`: for a `CallRemote`, `plugin:<name>` (under `key` and
+    /// `address`: the calling plugin is the client) or `route:<template>`; otherwise `key:auth <pattern> #<index>`, `key:sha1 <hash>` (the first
     /// 16 hex digits of the SHA-1 of the `Authorization` value) or `key:none`;
     /// `address:<ip>`; `route:<template>`.
     pub fn key(&self, per: LimitPer) -> String {
         let mut key = String::with_capacity(48);
+        if let (LimitPer::Key | LimitPer::Address, Some(plugin)) = (per, self.plugin) {
+            let _ = write!(key, "plugin:{plugin}");
+            return key;
+        }
         match per {
             LimitPer::Key => match (self.auth, self.authorization) {
                 (Some((pattern, index)), _) => {

@@ -37,13 +37,14 @@ pub struct Rule {
     gcra: Option<(u64, u64)>,
     store: Store,
     on_error: OnBackendError,
+    /// When this rule last logged a backend failure (seconds since the epoch).
+    last_logged: AtomicU64,
 }
 
 /// Every rule of a configuration.
 pub struct Limiter {
     rules: RuleSet<Arc<Rule>>,
     backend: LimitBackend,
-    last_logged: AtomicU64,
 }
 
 /// What an admitted request carries to the end of its response: the concurrency slot
@@ -112,6 +113,7 @@ impl Limiter {
                 gcra,
                 store,
                 on_error: settings.on_backend_error.unwrap_or(limits.on_backend_error),
+                last_logged: AtomicU64::new(0),
             };
             (pattern.to_owned(), Arc::new(rule))
         });
@@ -119,7 +121,6 @@ impl Limiter {
         Some(Arc::new(Limiter {
             rules,
             backend: limits.backend,
-            last_logged: AtomicU64::new(0),
         }))
     }
 
@@ -149,44 +150,9 @@ impl Limiter {
     /// Applies `rule` to a request of `identity`: a permit, or the refusal to answer.
     pub async fn admit(&self, rule: &Arc<Rule>, identity: &Identity<'_>) -> Result<Permit, Refusal> {
         let key = identity.key(rule.settings.per);
-        let answer = match &rule.store {
-            Store::Local(table) => answer::local(rule, table, key),
-            Store::Redis(store) => match answer::redis(rule, store, &key).await {
-                Ok(answer) => answer,
-                Err(e) => return self.backend_failed(rule, &e),
-            },
-        };
-        let outcome = if answer.is_ok() { "allowed" } else { "limited" };
-        crate::metrics::limit_decision(&rule.pattern, outcome);
-        answer
-    }
-
-    /// Applies `on_backend_error` to a request Redis could not decide, logging at
-    /// most one line in 10 s.
-    fn backend_failed(&self, rule: &Arc<Rule>, error: &crate::redis_store::StoreError) -> Result<Permit, Refusal> {
-        let now = std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_secs());
-        let last = self.last_logged.load(Ordering::Relaxed);
-        if now >= last + 10 && self.last_logged.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
-            let cause = std::error::Error::source(error).map(ToString::to_string).unwrap_or_default();
-            log::warn!(
-                "limits: {error} ({}); rule '{}' {} requests (on_backend_error)",
-                framex_actors::Escaped(&cause),
-                framex_actors::Escaped(&rule.pattern),
-                match rule.on_error {
-                    OnBackendError::Allow => "allows",
-                    OnBackendError::Deny => "refuses",
-                }
-            );
-        }
-        match rule.on_error {
-            OnBackendError::Allow => {
-                crate::metrics::limit_decision(&rule.pattern, "backend_error_allowed");
-                Ok(Permit { slot: None, rate: None })
-            }
-            OnBackendError::Deny => {
-                crate::metrics::limit_decision(&rule.pattern, "backend_error_denied");
-                Err(Refusal::unavailable(rule))
-            }
+        match &rule.store {
+            Store::Local(table) => counted(rule, answer::local(rule, table, key)),
+            Store::Redis(store) => decide_in_redis(rule, store, key).await,
         }
     }
 
@@ -195,6 +161,88 @@ impl Limiter {
     pub fn report(&self, top: usize) -> serde_json::Value {
         let rules: Vec<serde_json::Value> = self.rules().map(|rule| answer::report(rule, top)).collect();
         serde_json::json!({ "backend": self.backend, "rules": rules })
+    }
+}
+
+/// Counts a decision on the metric of `rule`.
+fn counted(rule: &Rule, answer: Result<Permit, Refusal>) -> Result<Permit, Refusal> {
+    let outcome = if answer.is_ok() { "allowed" } else { "limited" };
+    crate::metrics::limit_decision(&rule.pattern, outcome);
+    answer
+}
+
+/// Decides a request of `key` against `rule` in Redis; when Redis cannot decide, the
+/// rule's `on_backend_error` does.
+async fn decide_in_redis(rule: &Arc<Rule>, store: &RedisStore, key: String) -> Result<Permit, Refusal> {
+    match answer::redis(rule, store, &key).await {
+        Ok(answer) => counted(rule, answer),
+        Err(e) => backend_failed(rule, &e),
+    }
+}
+
+/// Applies `on_backend_error` to a request Redis could not decide, logging at most
+/// one line in 10 s per rule.
+fn backend_failed(rule: &Rule, error: &crate::redis_store::StoreError) -> Result<Permit, Refusal> {
+    let now = std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_secs());
+    let last = rule.last_logged.load(Ordering::Relaxed);
+    if now >= last + 10 && rule.last_logged.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        let cause = std::error::Error::source(error).map(ToString::to_string).unwrap_or_default();
+        log::warn!(
+            "limits: {error} ({}); rule '{}' {} requests (on_backend_error)",
+            framex_actors::Escaped(&cause),
+            framex_actors::Escaped(&rule.pattern),
+            match rule.on_error {
+                OnBackendError::Allow => "allows",
+                OnBackendError::Deny => "refuses",
+            }
+        );
+    }
+    match rule.on_error {
+        OnBackendError::Allow => {
+            crate::metrics::limit_decision(&rule.pattern, "backend_error_allowed");
+            Ok(Permit { slot: None, rate: None })
+        }
+        OnBackendError::Deny => {
+            crate::metrics::limit_decision(&rule.pattern, "backend_error_denied");
+            Err(Refusal::unavailable(rule))
+        }
+    }
+}
+
+/// `CallRemote`s from plugins count too: a call to an HTTP operation a rule covers
+/// (its path parameters filled in) is counted as `plugin:<name>` of the calling
+/// plugin under `per = "key"` or `"address"`, and as its route under `per = "route"`
+/// (shared with HTTP requests to that route). A refused call fails with
+/// [`framex_actors::Error::Limited`] (429, or 503 as the rule says); an admitted one
+/// holds its slot until its reply, or its stream, ends.
+impl framex_actors::CallGate for Limiter {
+    fn admit(&self, route: &framex_actors::Route, path: Option<&str>, caller: Option<&str>) -> Option<framex_actors::Admission> {
+        use framex_actors::Admission;
+        let rule = self.rule_for(path?)?.clone();
+        let template = match &route.spec.key {
+            framex_actors::ApiKey::Http { path, .. } => path.as_str(),
+            framex_actors::ApiKey::Function(name) => name.as_str(),
+        };
+        let identity = Identity::of_plugin(caller, template);
+        let key = identity.key(rule.settings.per);
+        Some(match &rule.store {
+            Store::Local(table) => Admission::Now(held(counted(&rule, answer::local(&rule, table, key)))),
+            Store::Redis(store) => {
+                let store = store.clone();
+                Admission::Later(Box::pin(async move { held(decide_in_redis(&rule, &store, key).await) }))
+            }
+        })
+    }
+}
+
+/// What an admitted call holds (its slot), or why it was refused.
+fn held(answer: Result<Permit, Refusal>) -> Result<Option<framex_actors::Held>, framex_actors::Refused> {
+    match answer {
+        Ok(permit) => Ok(permit.slot.map(|slot| framex_actors::Held(Box::new(slot)))),
+        Err(refusal) => Err(framex_actors::Refused {
+            retry_after: refusal.retry_after,
+            unavailable: refusal.status == 503,
+        }),
     }
 }
 

@@ -380,6 +380,9 @@ fn shared_state(
             None
         }
     };
+    let limits = crate::limits::Limiter::build(config, previous.and_then(|p| p.limits.as_deref()));
+    // `CallRemote`s from plugins count against the same rules (no rules: no gate).
+    engine.set_call_gate(limits.clone().map(|l| l as Arc<dyn framex_actors::CallGate>));
     Shared {
         cache,
         sentry: carried.sentry,
@@ -387,7 +390,7 @@ fn shared_state(
         closing: closing.clone(),
         engine: engine.clone(),
         auth: config.auth.rules.clone(),
-        limits: crate::limits::Limiter::build(config, previous.and_then(|p| p.limits.as_deref())),
+        limits,
         docs_login: config.auth.oauth.as_ref().and_then(|oauth| {
             let previous = previous.and_then(|p| p.docs_login.as_deref());
             http::docs_login::DocsLogin::new(oauth, previous)

@@ -21,7 +21,14 @@ fn upstream() -> (String, actix_web::dev::ServerHandle) {
         let doc = json!({
             "openapi": "3.1.0",
             "info": {"title": "limited", "version": "1"},
-            "paths": {"/api/v1/items/{id}": {"get": op}, "/api/v1/chat": {"get": op}, "/api/v1/who": {"get": op}}
+            "paths": {
+                "/api/v1/items/{id}": {"get": {
+                    "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                    "responses": {"200": {"description": "ok"}}
+                }},
+                "/api/v1/chat": {"get": op},
+                "/api/v1/who": {"get": op}
+            }
         });
         cfg.route("/api/v1/openapi.json", web::get().to(move || {
             let doc = doc.clone();
@@ -340,5 +347,91 @@ websocket = ["/ws/*"]
     let ws_client = crate::protocols::websocket::ws_client;
     assert_eq!(ws_client(&["echo", &ws]).await["status"], 101);
     assert_eq!(ws_client(&["status", &ws]).await["status"], 429);
+    server.stop(true).await;
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct Item {
+    id: i64,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct Ticks {
+    ticks: u32,
+}
+
+/// A plugin `name` whose `/api/v1/<name>/fetch?id=` calls the upstream's item `id`
+/// through `CallRemote`.
+fn fetcher(name: &str) -> std::sync::Arc<framex::actors::PluginSpec> {
+    use framex::plugin::{Ctx, PluginBuilder};
+    PluginBuilder::new(name)
+        .requires(["/api/v1/items/{id}"])
+        .get(&format!("/api/v1/{name}/fetch"), |args: Item, cx: Ctx| async move {
+            cx.call_remote_api("/api/v1/items/{id}", json!({"id": args.id})).await
+        })
+        .build()
+        .expect("plugin declarations are valid")
+}
+
+/// A plugin relaying `ticks` events of the upstream's `/api/v1/chat` stream, called
+/// through `CallRemote`, as its own stream.
+fn relay() -> std::sync::Arc<framex::actors::PluginSpec> {
+    use framex::plugin::{Ctx, Emitter, PluginBuilder};
+    PluginBuilder::new("relay")
+        .requires(["/api/v1/chat"])
+        .stream("/api/v1/relay/chat", |args: Ticks, cx: Ctx, out: Emitter| async move {
+            let mut chat = cx.call_remote_stream("/api/v1/chat", ()).await?;
+            for _ in 0..args.ticks {
+                match chat.next().await {
+                    Some(Ok(chunk)) => out.chunk(String::from_utf8_lossy(&chunk).into_owned()).await?,
+                    _ => break,
+                }
+            }
+            Ok(())
+        })
+        .build()
+        .expect("plugin declarations are valid")
+}
+
+/// `CallRemote`s from plugins count, per calling plugin: plugin `a` gets its burst of
+/// three calls to item 7 and then 429 with `Retry-After` (its own caller sees it);
+/// item 8, which no rule covers, still answers (the rule sees the filled-in path);
+/// plugin `b` and an HTTP client have budgets of their own. A stream a plugin opened
+/// holds the route's one concurrency slot until the plugin lets it go.
+#[actix_rt::test]
+async fn calls_from_plugins_count_per_calling_plugin() {
+    let (url, _upstream) = upstream();
+    let limits = r#"
+[limits.rules]
+"/api/v1/items/7" = { rate = 0.1, burst = 3, per = "key" }
+"/api/v1/chat" = { concurrent = 1, per = "route" }
+"#;
+    let server = start(limited_config(&url, limits), vec![fetcher("a"), fetcher("b"), relay()]).await;
+    for _ in 0..3 {
+        let r = get(&server.url("/api/v1/a/fetch?id=7")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["data"], json!({"item": 1}));
+    }
+    let refused = get(&server.url("/api/v1/a/fetch?id=7")).await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert_eq!(refused.json()["status"], 429, "the FrameX envelope: {}", refused.text());
+    let wait: u64 = refused.headers.get("retry-after").expect("Retry-After").to_str().unwrap().parse().unwrap();
+    assert!((1..=10).contains(&wait), "a call comes back within 10 s at 0.1/s: {wait}");
+    assert_eq!(get(&server.url("/api/v1/a/fetch?id=8")).await.status, 200, "no rule covers item 8");
+    assert_eq!(get(&server.url("/api/v1/b/fetch?id=7")).await.status, 200, "plugin b counts apart");
+    let direct = get_with(&server.url("/api/v1/items/7"), &[("Authorization", "secret-key-one")]).await;
+    assert_eq!(direct.status, 200, "an HTTP client counts apart: {}", direct.text());
+
+    let chat = server.url("/api/v1/chat");
+    let relayed = open_stream(&server.url("/api/v1/relay/chat?ticks=50")).await.expect("the relay streams");
+    assert_eq!(open_stream(&chat).await.err(), Some(429), "the plugin's stream holds the slot");
+    drop(relayed);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Err(status) = open_stream(&chat).await {
+        assert!(Instant::now() < deadline, "the slot came back when the relay's client left: {status}");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = get(&server.url("/metrics")).await.text();
+    assert!(metrics.contains("framex_limit_decisions_total{outcome=\"limited\",rule=\"/api/v1/items/7\"}"), "{metrics}");
     server.stop(true).await;
 }
