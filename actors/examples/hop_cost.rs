@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let url = framex_actors::test_util::envelope_server(1.into(), Default::default()).await?;
         let engine = Engine::start();
         let worker = engine.start_worker();
-        let pool = PoolShared::new(PoolConfig::single(url));
+        let pool = PoolShared::new(PoolConfig::single(url.parse()?));
         let spec = Arc::new(ApiSpec::new(ApiKey::http(Method::GET, "/one")));
         let target = Arc::new(UpstreamTarget { pool: pool.clone(), auth: Default::default(), filter: None });
         let route = UpstreamRoute { spec: spec.clone(), target: target.clone() };

@@ -19,9 +19,12 @@ use serde_json::Value;
 /// says what they said, for the log line.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectFailure {
-    /// The endpoint's URL cannot be used.
-    #[error("unusable URL: {0}")]
-    Url(String),
+    /// The request could not be built for this endpoint (its path under the
+    /// endpoint's prefix is not a valid URI). Endpoint URLs themselves are parsed
+    /// when the config is loaded ([`UpstreamUrl`](crate::upstream::UpstreamUrl)), so
+    /// none reaches a request unusable.
+    #[error("request could not be built: {0}")]
+    Request(#[source] Arc<http::Error>),
     /// Opening the TCP connection failed (refused, unreachable, reset).
     #[error("TCP connect failed: {0}")]
     Tcp(#[source] Arc<std::io::Error>),
@@ -47,7 +50,7 @@ impl ConnectFailure {
     /// The failure in a few words of our own, without what the libraries said.
     pub fn summary(&self) -> String {
         match self {
-            ConnectFailure::Url(_) => "unusable URL".to_owned(),
+            ConnectFailure::Request(_) => "request could not be built".to_owned(),
             ConnectFailure::Tcp(_) => "connection failed".to_owned(),
             ConnectFailure::Tls(_) => "TLS handshake failed".to_owned(),
             ConnectFailure::Http(_) => "connection unusable".to_owned(),

@@ -365,7 +365,7 @@ pub(crate) mod tests {
         Route {
             spec: Arc::new(spec),
             target: Target::Upstream(Arc::new(UpstreamTarget {
-                pool: PoolShared::new(PoolConfig::single("http://127.0.0.1:9")),
+                pool: PoolShared::new(PoolConfig::single("http://127.0.0.1:9".parse().unwrap())),
                 auth: Default::default(),
                 filter: None,
             })),
@@ -400,7 +400,7 @@ pub(crate) mod tests {
         };
         assert!(route.target.is_local());
         assert_eq!(params, vec![("id".to_owned(), "7".to_owned())]);
-        assert!(!table.serves_pool(PoolShared::new(PoolConfig::single("http://127.0.0.1:9")).id()));
+        assert!(!table.serves_pool(PoolShared::new(PoolConfig::single("http://127.0.0.1:9".parse().unwrap())).id()));
     }
 
     /// The upstream route a local plugin shadows stays on the side, for migration

@@ -378,8 +378,8 @@ mod tests {
     use crate::Engine;
 
     /// A real upstream answering `"upstream"`, counting its requests in `hits`.
-    async fn upstream_server(hits: Arc<AtomicUsize>) -> String {
-        crate::test_util::envelope_server(json!("upstream"), hits).await.unwrap()
+    async fn upstream_server(hits: Arc<AtomicUsize>) -> crate::upstream::UpstreamUrl {
+        crate::test_util::envelope_server(json!("upstream"), hits).await.unwrap().parse().unwrap()
     }
 
     fn key(path: &str) -> ApiKey {
@@ -449,7 +449,7 @@ mod tests {
         let (engine, worker, caller) = worker();
         let hits = Arc::new(AtomicUsize::new(0));
         let url = upstream_server(hits.clone()).await;
-        let (old, new) = (PoolShared::new(PoolConfig::single(&url)), PoolShared::new(PoolConfig::single(&url)));
+        let (old, new) = (PoolShared::new(PoolConfig::single(url.clone())), PoolShared::new(PoolConfig::single(url)));
         engine.set_upstream_routes("legacy", vec![upstream_route("/a", &old)]).await.unwrap();
         caller.call_remote_api("/a", ()).await.unwrap();
         let retired = worker.pools.actor(&old).downgrade();

@@ -35,7 +35,7 @@ pub use limits::{redis_url, LimitBackend, LimitPer, LimitRule, LimitRules, Limit
 pub use migrate::{MigrateConfig, MigrateMode, MigrateRoute};
 pub use cache::{CacheConfig, CacheMode, ProxyCacheRule, ProxyCacheRules};
 pub use auth::{rule_matches, AuthConfig, AuthRules, Unused};
-pub use proxy::{normalize_url, BalancePolicy, PluginsConfig, ProxyConfig, ProxyUrls, UpstreamConfig, UpstreamEntry, DEFAULT_DOCS_PATH};
+pub use proxy::{parse_upstream_url, BalancePolicy, PluginsConfig, ProxyConfig, ProxyUrls, UpstreamConfig, UpstreamEntry, DEFAULT_DOCS_PATH};
 pub use rules::{PathFilter, PathPattern, PatternError, RuleSet};
 pub use docs::{ActionButton, ButtonAuth, ButtonInput, ButtonVariant, DocsConfig};
 pub use log::LogConfig;

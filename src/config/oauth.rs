@@ -5,6 +5,7 @@
 use std::fmt;
 
 use serde::Deserialize;
+use framex_actors::upstream::UpstreamUrl;
 use url::Url;
 
 /// The shortest `jwt_secret`, in UTF-8 bytes (FrameX-kit's rule, and HS256's key size).
@@ -135,8 +136,8 @@ impl OauthConfig {
         };
         Ok(ProviderUrls {
             authorization: url("auth.oauth.authorization_url", &self.authorization_url, "/oauth/authorize")?,
-            token: url("auth.oauth.token_url", &self.token_url, "/oauth/token")?,
-            user_info: url("auth.oauth.user_info_url", &self.user_info_url, "/api/v4/user")?,
+            token: server_called("auth.oauth.token_url", url("auth.oauth.token_url", &self.token_url, "/oauth/token")?)?,
+            user_info: server_called("auth.oauth.user_info_url", url("auth.oauth.user_info_url", &self.user_info_url, "/api/v4/user")?)?,
         })
     }
 
@@ -189,6 +190,15 @@ impl OauthConfig {
         }
         absolute_url("auth.oauth.call_back_url", &self.call_back_url())?;
         self.provider_urls().map(|_| ())
+    }
+}
+
+/// A URL this server calls itself (the token and user endpoints): its origin must
+/// be one the upstream client connects to (see [`UpstreamUrl`]).
+fn server_called(key: &str, url: Url) -> Result<Url, String> {
+    match UpstreamUrl::parse(&url[..url::Position::BeforePath]) {
+        Ok(_) => Ok(url),
+        Err(e) => Err(format!("{key}: '{url}' {e}")),
     }
 }
 

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use framex_actors::upstream::tls;
+use framex_actors::upstream::{tls, UpstreamUrl, UrlError};
 use serde::{Deserialize, Deserializer};
 
 use super::rules::{PathFilter, PathPattern, PatternError};
@@ -77,8 +77,10 @@ pub struct ProxyConfig {
     /// `proxy_urls`) beats them, and document requests get them only when a single
     /// URL is configured (see [`ProxyConfig::docs_key`]).
     pub auth: AuthConfig,
-    /// Functions called through FrameX's `/api/v1/proxy/remote`: url → names.
-    pub proxy_functions: BTreeMap<String, Vec<String>>,
+    /// Functions called through FrameX's `/api/v1/proxy/remote`: url → names (each
+    /// URL parsed when the config is loaded, and one of `proxy_urls`).
+    #[serde(deserialize_with = "proxy_function_urls")]
+    pub proxy_functions: BTreeMap<UpstreamUrl, Vec<String>>,
     /// *Extension.* Seconds allowed to open a connection. Default 5.
     pub connect_timeout: f64,
     /// *Extension.* Seconds between re-discoveries of each upstream; 0 = never.
@@ -205,7 +207,7 @@ impl ProxyConfig {
             ProxyUrls::List(urls) => urls
                 .iter()
                 .map(|url| UpstreamConfig {
-                    url: normalize_url(url),
+                    url: url.clone(),
                     enable: self.white_list.clone().unwrap_or_else(|| vec!["*".to_owned()]),
                     disable: Vec::new(),
                     docs_path: DEFAULT_DOCS_PATH.to_owned(),
@@ -217,7 +219,7 @@ impl ProxyConfig {
             ProxyUrls::Table(table) => table
                 .iter()
                 .map(|(url, entry)| UpstreamConfig {
-                    url: normalize_url(url),
+                    url: url.clone(),
                     enable: entry.enable.clone(),
                     disable: entry.disable.clone(),
                     docs_path: entry.docs_path.clone(),
@@ -290,28 +292,65 @@ impl ProxyConfig {
 /// Where upstreams publish their OpenAPI document unless told otherwise.
 pub const DEFAULT_DOCS_PATH: &str = "/api/v1/openapi.json";
 
-/// A `proxy_urls` entry as the proxy knows it: trimmed, without a trailing slash.
-pub fn normalize_url(url: &str) -> String {
-    url.trim().trim_end_matches('/').to_owned()
+/// An upstream URL of key `key`, parsed (see [`UpstreamUrl`]); refused with
+/// `"<key>: '<url>' <why>"`, the URL escaped (and its credentials, when that is
+/// the refusal, hidden).
+///
+/// # Errors
+/// Why the URL cannot be used, naming the key.
+pub fn parse_upstream_url(key: &str, raw: &str) -> Result<UpstreamUrl, String> {
+    UpstreamUrl::parse(raw).map_err(|error| {
+        let (shown, hint) = match &error {
+            UrlError::Credentials => (without_credentials(raw), "; put keys in [plugins.proxy.auth] rules".to_owned()),
+            other => (
+                raw.escape_default().to_string(),
+                std::error::Error::source(other).map_or_else(String::new, |cause| format!(" ({cause})")),
+            ),
+        };
+        format!("{key}: '{shown}' {error}{hint}")
+    })
 }
 
-/// `proxy_urls` in either of FrameX's forms.
+/// `raw` with what comes before the last `@` of its authority shown as `***`, so
+/// that a refused URL's password is not echoed.
+fn without_credentials(raw: &str) -> String {
+    let start = raw.find("://").map_or(0, |at| at + 3);
+    let end = raw[start..].find(['/', '?', '#']).map_or(raw.len(), |at| start + at);
+    match raw[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..start], &raw[start + at..]).escape_default().to_string(),
+        None => raw.escape_default().to_string(),
+    }
+}
+
+/// `proxy_functions`: its URL keys parsed.
+fn proxy_function_urls<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<UpstreamUrl, Vec<String>>, D::Error> {
+    BTreeMap::<String, Vec<String>>::deserialize(deserializer)?
+        .into_iter()
+        .map(|(url, names)| Ok((parse_upstream_url("plugins.proxy.proxy_functions", &url)?, names)))
+        .collect::<Result<_, String>>()
+        .map_err(serde::de::Error::custom)
+}
+
+/// `proxy_urls` in either of FrameX's forms, each URL parsed when the config is
+/// loaded (trailing slashes dropped).
 #[derive(Debug, Clone)]
 pub enum ProxyUrls {
     /// `proxy_urls = ["http://a", "http://b"]`
-    List(Vec<String>),
-    /// `[plugins.proxy.proxy_urls."http://a"] enable = [...] ...`
-    Table(BTreeMap<String, UpstreamEntry>),
+    List(Vec<UpstreamUrl>),
+    /// `[plugins.proxy.proxy_urls."http://a"] enable = [...] ...`, in the order of
+    /// the keys as written.
+    Table(Vec<(UpstreamUrl, UpstreamEntry)>),
 }
 
 impl<'de> Deserialize<'de> for ProxyUrls {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
+        let parse = |url: &str| parse_upstream_url("plugins.proxy.proxy_urls", url).map_err(D::Error::custom);
         match toml::Value::deserialize(deserializer)? {
             toml::Value::Array(items) => items
                 .into_iter()
                 .map(|item| match item {
-                    toml::Value::String(url) => Ok(url),
+                    toml::Value::String(url) => parse(&url),
                     other => Err(D::Error::custom(format!(
                         "proxy_urls: expected a URL string, found {other}"
                     ))),
@@ -321,8 +360,9 @@ impl<'de> Deserialize<'de> for ProxyUrls {
             toml::Value::Table(table) => table
                 .into_iter()
                 .map(|(url, entry)| {
+                    let parsed = parse(&url)?;
                     UpstreamEntry::deserialize(entry)
-                        .map(|e| (url.clone(), e))
+                        .map(|e| (parsed, e))
                         .map_err(|e| {
                             D::Error::custom(format!(
                                 "proxy_urls.\"{url}\": {}",
@@ -384,8 +424,8 @@ impl Default for UpstreamEntry {
 /// One upstream, normalized.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamConfig {
-    /// Base URL, without a trailing slash.
-    pub url: String,
+    /// Base URL, parsed.
+    pub url: UpstreamUrl,
     /// Path patterns to proxy.
     pub enable: Vec<String>,
     /// Path patterns never to proxy.

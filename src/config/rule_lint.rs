@@ -55,7 +55,7 @@ pub fn config_groups(config: &Config) -> Vec<RuleGroup> {
     let mut groups = global_groups(config);
     if config.load_builtin_plugins.iter().any(|p| p == "proxy") {
         for u in config.plugins.proxy.upstreams() {
-            groups.extend(upstream_groups(&u.url, &u.enable, &u.disable));
+            groups.extend(upstream_groups(u.url.as_str(), &u.enable, &u.disable));
         }
     }
     groups

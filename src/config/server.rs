@@ -67,8 +67,10 @@ pub struct ServerConfig {
     /// `framex reload` to find it. Default: none.
     pub pid_file: Option<String>,
     /// *Extension.* Upstream URLs `/ready` does not wait for (by default it answers
-    /// 503 until every `proxy_urls` entry has been discovered once). Default: none.
-    pub ready_without: Vec<String>,
+    /// 503 until every `proxy_urls` entry has been discovered once), parsed when
+    /// the config is loaded. Default: none.
+    #[serde(deserialize_with = "validate::ready_without")]
+    pub ready_without: Vec<framex_actors::upstream::UpstreamUrl>,
     /// *Extension.* PEM certificate chain (leaf first) that turns the listener into
     /// HTTPS, with `tls_key`; HTTP/2 is offered by ALPN. Default: none (plain HTTP).
     pub tls_cert: Option<std::path::PathBuf>,

@@ -33,8 +33,8 @@ impl ProxyConfig {
             }
             if let Some(pattern) = self.auth.rules.pattern_for(&upstream.docs_path) {
                 match covered.iter_mut().find(|(p, _)| *p == pattern) {
-                    Some((_, urls)) => urls.push(&upstream.url),
-                    None => covered.push((pattern, vec![&upstream.url])),
+                    Some((_, urls)) => urls.push(upstream.url.as_str()),
+                    None => covered.push((pattern, vec![upstream.url.as_str()])),
                 }
             }
         }

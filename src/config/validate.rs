@@ -1,11 +1,11 @@
 //! Values that cannot work, refused when the config is loaded (by `framex check` and
 //! `framex run` alike), each error naming its key: empty keys, absurd durations,
-//! invalid ports, URLs with control characters or credentials, unknown plugins, and
+//! URLs that are not upstream URLs (parsed as they are read: `UpstreamUrl`), unknown plugins, and
 //! FrameX-kit settings whose silent omission would weaken protection.
 
-use framex_actors::upstream::wire::Uri;
+use framex_actors::upstream::UpstreamUrl;
 
-use super::proxy::normalize_url;
+use super::proxy::parse_upstream_url;
 use super::{AuthConfig, AuthRules, Config, ConfigError, ProxyUrls};
 
 /// The shortest duration a key accepts, in seconds (1 ms).
@@ -24,11 +24,8 @@ pub(super) fn check(config: &Config) -> Result<(), String> {
         return Err("server.pid_file must be a file path (no control characters), or absent".to_owned());
     }
     let urls = config.plugins.proxy.upstreams();
-    if let Some(url) = config.server.ready_without.iter().find(|w| !urls.iter().any(|u| u.url == normalize_url(w))) {
-        return Err(format!(
-            "server.ready_without: '{}' is not one of plugins.proxy.proxy_urls",
-            url.escape_default()
-        ));
+    if let Some(url) = config.server.ready_without.iter().find(|w| !urls.iter().any(|u| u.url == **w)) {
+        return Err(format!("server.ready_without: '{url}' is not one of plugins.proxy.proxy_urls"));
     }
     if config.server.shutdown_timeout as f64 > MAX_SECONDS {
         return Err(format!("server.shutdown_timeout must be at most {MAX_SECONDS} seconds (1 year)"));
@@ -38,12 +35,8 @@ pub(super) fn check(config: &Config) -> Result<(), String> {
     auth_keys("plugins.proxy.auth.rules", &proxy.auth.rules)?;
     if let ProxyUrls::Table(table) = &proxy.proxy_urls {
         for (url, entry) in table {
-            auth_keys(&format!("plugins.proxy.proxy_urls.\"{}\".auth", url.escape_default()), &entry.auth)?;
+            auth_keys(&format!("plugins.proxy.proxy_urls.\"{url}\".auth"), &entry.auth)?;
         }
-    }
-    match &proxy.proxy_urls {
-        ProxyUrls::List(urls) => urls.iter().try_for_each(|u| upstream_url(u))?,
-        ProxyUrls::Table(table) => table.keys().try_for_each(|u| upstream_url(u))?,
     }
     seconds("plugins.proxy.timeout", proxy.timeout)?;
     seconds("plugins.proxy.connect_timeout", proxy.connect_timeout)?;
@@ -83,11 +76,8 @@ pub(super) fn check(config: &Config) -> Result<(), String> {
         ));
     }
     for url in proxy.proxy_functions.keys() {
-        if !upstreams.iter().any(|u| u.url == normalize_url(url)) {
-            return Err(format!(
-                "plugins.proxy.proxy_functions: '{}' is not one of proxy_urls",
-                url.escape_default()
-            ));
+        if !upstreams.iter().any(|u| u.url == *url) {
+            return Err(format!("plugins.proxy.proxy_functions: '{url}' is not one of proxy_urls"));
         }
     }
     if !proxy.health_check_path.is_empty() && !proxy.health_check_path.starts_with('/') {
@@ -130,6 +120,14 @@ pub(super) fn server_port<'de, D: serde::Deserializer<'de>>(deserializer: D) -> 
         .ok_or_else(|| serde::de::Error::custom(format!("server.port must be a port number from 0 to 65535, not {value}")))
 }
 
+/// `server.ready_without`: upstream URLs, each parsed, refused naming the key.
+pub(super) fn ready_without<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<UpstreamUrl>, D::Error> {
+    use serde::Deserialize as _;
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|url| parse_upstream_url("server.ready_without", url).map_err(serde::de::Error::custom))
+        .collect()
+}
 
 /// Rules whose key list is empty, or holds an empty key, would make their paths
 /// public (an empty `Authorization` header, or none, would pass).
@@ -162,51 +160,6 @@ fn builtin_plugins(names: &[String]) -> Result<(), String> {
         )),
         None => Ok(()),
     }
-}
-
-/// An upstream base URL: `http://` or `https://`, a host, an optional port in
-/// 1–65535 and an optional path; no credentials, query, fragment, whitespace or
-/// control characters (which would change what is sent, or forge log lines).
-fn upstream_url(raw: &str) -> Result<(), String> {
-    let shown = raw.escape_default();
-    let bad = |why: &str| Err(format!("plugins.proxy.proxy_urls: '{shown}' {why}"));
-    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return bad("holds whitespace or a control character");
-    }
-    let Some(rest) = raw.strip_prefix("http://").or_else(|| raw.strip_prefix("https://")) else {
-        return bad("must start with http:// or https://");
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') {
-        return bad("must not hold credentials; put keys in [plugins.proxy.auth] rules");
-    }
-    if authority.is_empty() {
-        return bad("has no host");
-    }
-    if raw.contains('#') {
-        return bad("must not hold a fragment");
-    }
-    let uri: Uri = match raw.parse() {
-        Ok(uri) => uri,
-        Err(e) => return bad(&format!("is not a valid URL ({e})")),
-    };
-    if uri.query().is_some() || raw.contains('?') {
-        return bad("must not hold a query");
-    }
-    let Some(authority) = uri.authority() else {
-        return bad("has no host");
-    };
-    if authority.host().is_empty() {
-        return bad("has no host");
-    }
-    // `host:port`, but not the colons inside `[v6]`.
-    let port_text = authority.as_str().rsplit_once(':').map(|(_, p)| p).filter(|p| !p.contains(']'));
-    if let Some(port) = port_text {
-        if !matches!(port.parse::<u16>(), Ok(1..)) {
-            return bad("has an invalid port (1 to 65535)");
-        }
-    }
-    Ok(())
 }
 
 impl Config {
@@ -320,15 +273,33 @@ mod tests {
             ("http://a/#f", "fragment"),
             ("http://", "host"),
             ("ftp://a", "http://"),
+            ("http://a!b", "host name"),
+            ("http://[::1", "IPv6"),
+            ("https://-a-", "TLS certificate name"),
         ] {
             let err = refused(&format!("[plugins.proxy]\nproxy_urls = [\"{url}\"]"));
             assert!(err.contains("plugins.proxy.proxy_urls") && err.contains(why), "{url}: {err}");
             let err = refused(&format!("[plugins.proxy.proxy_urls.\"{url}\"]"));
             assert!(err.contains(why), "{url}: {err}");
         }
-        for ok in ["http://a:1", "https://a.example/base", "http://[::1]:8080", "http://127.0.0.1"] {
+        for ok in ["http://a:1", "https://a.example/base", "http://[::1]:8080", "http://127.0.0.1", "HTTPS://a.example"] {
             Config::from_toml_str(&format!("[plugins.proxy]\nproxy_urls = [\"{ok}\"]"), "c").unwrap();
         }
+        let err = refused("[plugins.proxy]\nproxy_urls = [\"http://u:secret@a\"]");
+        assert!(err.contains("[plugins.proxy.auth] rules"), "says where keys go: {err}");
+        assert!(err.contains("'http://***@a'") && !err.contains("secret"), "never the password: {err}");
+        let err = refused("[server]\nready_without = [\"http://a?x\"]");
+        assert!(err.contains("server.ready_without") && err.contains("query"), "{err}");
+        let err = refused("[plugins.proxy.proxy_functions]\n\"ftp://a\" = [\"f\"]");
+        assert!(err.contains("plugins.proxy.proxy_functions") && err.contains("http://"), "{err}");
+        let err = refused("[plugins.proxy]\nproxy_urls = [\"http://a\"]\n[server]\nready_without = [\"http://b\"]");
+        assert!(err.contains("server.ready_without: 'http://b' is not one of"), "{err}");
+        let c = Config::from_toml_str(
+            "[plugins.proxy]\nproxy_urls = [\"http://a/\"]\nproxy_functions = { \"http://a\" = [\"f\"] }\n[server]\nready_without = [\"http://a//\"]",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(c.server.ready_without, c.plugins.proxy.upstreams().into_iter().map(|u| u.url).collect::<Vec<_>>());
         let err = refused("load_builtin_plugins = [\"echo\", \"nope\"]");
         assert!(err.contains("load_builtin_plugins") && err.contains("nope"), "{err}");
         let c = Config::from_toml_str("load_plugins = [\"echo\", \"mine\"]", "c").unwrap();

@@ -106,7 +106,7 @@ pub struct Readiness {
     /// Set when SIGTERM starts draining; shared by every state a reload makes.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// Upstream URLs not waited for.
-    pub without: Vec<String>,
+    pub without: Vec<framex_actors::upstream::UpstreamUrl>,
     /// The reason last logged, so that a probe every second logs a change once.
     pub logged: Arc<std::sync::Mutex<String>>,
 }
@@ -122,6 +122,7 @@ impl Readiness {
             .unwrap_or_default()
             .into_iter()
             .filter(|url| !self.without.contains(url))
+            .map(|url| url.to_string())
             .collect();
         (!waiting.is_empty()).then(|| format!("not yet discovered: {}", waiting.join(", ")))
     }

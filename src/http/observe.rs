@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::{HttpRequest, HttpResponse};
-use framex_actors::upstream::{Attempts, PoolShared};
+use framex_actors::upstream::{Attempts, PoolShared, UpstreamUrl};
 use framex_actors::{ApiKey, Escaped, Route};
 use serde_json::json;
 
@@ -58,7 +58,7 @@ impl Served {
     /// The URLs tried, in order; the last one answered or failed last.
     fn urls(&self) -> impl Iterator<Item = &str> + '_ {
         let endpoints = &self.pool.config().endpoints;
-        self.attempts.endpoints.iter().filter_map(|&i| endpoints.get(i).map(String::as_str))
+        self.attempts.endpoints.iter().filter_map(|&i| endpoints.get(i).map(UpstreamUrl::as_str))
     }
 }
 

@@ -5,9 +5,10 @@
 //! given servers through `hickory-resolver` (`plugins.proxy.dns_servers`), whose
 //! answers' TTL shortens the wait when it is shorter.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use framex_actors::upstream::{Host, UpstreamUrl};
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol;
@@ -83,21 +84,11 @@ impl Resolver {
 
 /// The host and port of a base URL when its host is a name to resolve (not an IP
 /// literal).
-pub fn named_host(url: &str) -> Option<(String, u16)> {
-    let (rest, default_port) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
-        (Some(rest), _) => (rest, 80),
-        (_, Some(rest)) => (rest, 443),
-        _ => return None,
-    };
-    let authority = rest.split('/').next()?;
-    if authority.starts_with('[') {
-        return None; // an IPv6 literal
+pub fn named_host(url: &UpstreamUrl) -> Option<(String, u16)> {
+    match url.host() {
+        Host::Name(name) => Some((name.clone(), url.port())),
+        Host::Ipv4(_) | Host::Ipv6(_) => None,
     }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) => (host, port.parse().ok()?),
-        None => (authority, default_port),
-    };
-    (host.parse::<IpAddr>().is_err() && !host.is_empty()).then(|| (host.to_owned(), port))
 }
 
 #[cfg(test)]
@@ -106,10 +97,12 @@ mod tests {
 
     #[test]
     fn only_names_are_resolved() {
-        assert_eq!(named_host("http://api.internal:8000"), Some(("api.internal".into(), 8000)));
-        assert_eq!(named_host("https://api.internal/prefix"), Some(("api.internal".into(), 443)));
-        assert_eq!(named_host("http://127.0.0.1:8000"), None);
-        assert_eq!(named_host("http://[::1]:8000"), None);
+        let named = |url: &str| named_host(&url.parse().unwrap());
+        assert_eq!(named("http://api.internal:8000"), Some(("api.internal".into(), 8000)));
+        assert_eq!(named("https://api.internal/prefix"), Some(("api.internal".into(), 443)));
+        assert_eq!(named("http://localhost"), Some(("localhost".into(), 80)));
+        assert_eq!(named("http://127.0.0.1:8000"), None);
+        assert_eq!(named("http://[::1]:8000"), None);
     }
 
     #[actix_rt::test]

@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use framex_actors::upstream::wire::header::HeaderValue;
-use framex_actors::upstream::{proxy_function, tls, Balance, EndpointKeys, PoolConfig, PoolShared, RequestPathFilter, UpstreamTarget};
+use framex_actors::upstream::{proxy_function, tls, Balance, EndpointKeys, PoolConfig, PoolShared, RequestPathFilter, UpstreamTarget, UpstreamUrl};
 use framex_actors::{describe_skipped, ApiKey, ApiSpec, BodySpec, Engine, Escaped, UpstreamRoute};
 
 use crate::config::{rule_lint, AuthRules, Config, PathFilter};
@@ -131,7 +131,7 @@ impl Proxy {
                     PathFilter::closed()
                 });
                 let before = previous.and_then(|p| p.upstreams().iter().find(|u| u.config.url == upstream.url));
-                let upstream_url = upstream.url.clone();
+                let named = dns::named_host(&upstream.url);
                 Arc::new(Upstream {
                     filter: Arc::new(filter),
                     config: upstream,
@@ -142,7 +142,7 @@ impl Proxy {
                     tls: tls.clone(),
                     max_document_size: proxy.max_document_size,
                     operations: Mutex::new(before.and_then(|u| u.operations())),
-                    named: dns::named_host(&upstream_url),
+                    named,
                     resolved: Mutex::new(upstream::Resolved {
                         addresses: before
                             .map(|u| {
@@ -161,8 +161,7 @@ impl Proxy {
             .proxy_functions
             .iter()
             .flat_map(|(url, names)| {
-                let url = url.trim().trim_end_matches('/');
-                let at = upstreams.iter().position(|u| u.config.url == url);
+                let at = upstreams.iter().position(|u| u.config.url == *url);
                 names.iter().filter_map(move |name| {
                     let mut spec = ApiSpec::new(ApiKey::Function(name.clone()));
                     spec.body = BodySpec::Kwargs;
@@ -216,7 +215,7 @@ impl Proxy {
 
     /// Discovers every upstream once (side by side) and publishes the routes;
     /// returns the upstreams that failed, with why.
-    pub async fn discover_all(&self) -> Vec<(String, DiscoverError)> {
+    pub async fn discover_all(&self) -> Vec<(UpstreamUrl, DiscoverError)> {
         let attempts = self.inner.upstreams.iter().map(|u| async move {
             u.discover().await.err().map(|e| (u.config.url.clone(), e))
         });
@@ -350,7 +349,7 @@ impl Proxy {
             let Some(operations) = operations else { continue };
             let config = &upstream.config;
             let mut groups = inner.rule_groups.clone();
-            groups.extend(rule_lint::upstream_groups(&config.url, &config.enable, &config.disable));
+            groups.extend(rule_lint::upstream_groups(config.url.as_str(), &config.enable, &config.disable));
             for warning in rule_lint::warnings(&groups, operations.iter().map(|spec| &**spec)) {
                 let warning = format!("proxy {}: {warning}", config.url);
                 if warned.insert(warning.clone()) {
@@ -422,7 +421,7 @@ impl Proxy {
     }
 
     /// The upstream URLs never discovered yet (what `/ready` waits for).
-    pub fn undiscovered(&self) -> Vec<String> {
+    pub fn undiscovered(&self) -> Vec<UpstreamUrl> {
         self.inner
             .upstreams
             .iter()

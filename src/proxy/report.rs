@@ -78,10 +78,10 @@ impl ProxyReport {
                     .filter_map(|(addr, stats)| addr.map(|a| EndpointReport::of(&format!("{} ({a})", u.config.url), &stats)))
                     .collect();
                 let endpoint = if addresses.is_empty() {
-                    EndpointReport::of(&u.config.url, &u.stats)
+                    EndpointReport::of(u.config.url.as_str(), &u.stats)
                 } else {
                     EndpointReport {
-                        url: u.config.url.clone(),
+                        url: u.config.url.to_string(),
                         healthy: addresses.iter().any(|a| a.healthy),
                         ejected_for_ms: addresses.iter().map(|a| a.ejected_for_ms).min().unwrap_or(0),
                         in_flight: addresses.iter().map(|a| a.in_flight).sum(),
@@ -111,7 +111,7 @@ impl ProxyReport {
         let pools = pools
             .into_values()
             .map(|(pool, routes)| PoolReport {
-                endpoints: pool.config().endpoints.clone(),
+                endpoints: pool.config().endpoints.iter().map(ToString::to_string).collect(),
                 balance: pool.config().balance.to_string(),
                 routes,
             })

@@ -72,7 +72,7 @@ pub(super) async fn keep_checking(proxy: Proxy, path: String, every: Duration) {
             u.endpoints().into_iter().map(move |(addr, stats)| async move {
                 let answer = fetch(&u.config.url, addr, path, HeaderMap::new(), &u.tls, patience, 64 * 1024).await;
                 let passed = matches!(answer, Ok((status, _)) if !status.is_server_error());
-                let name = addr.map_or_else(|| u.config.url.clone(), |a| format!("{} ({a})", u.config.url));
+                let name = addr.map_or_else(|| u.config.url.to_string(), |a| format!("{} ({a})", u.config.url));
                 let health = &stats.health;
                 let was_available = health.is_available();
                 if passed {

@@ -153,7 +153,7 @@ impl Upstream {
         let document = self.fetch_document().await?;
         let allows = |path: &str| self.filter.allows_template(path);
         let options = DiscoveryOptions {
-            upstream: self.config.url.clone(),
+            upstream: self.config.url.to_string(),
             allows: &allows,
             force_stream_apis: self.force_stream_apis.clone(),
             component_prefix: self.component_prefix.clone(),

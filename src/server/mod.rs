@@ -412,12 +412,7 @@ fn shared_state(
         proxy,
         readiness: Readiness {
             draining: readiness.draining.clone(),
-            without: config
-                .server
-                .ready_without
-                .iter()
-                .map(|url| crate::config::normalize_url(url))
-                .collect(),
+            without: config.server.ready_without.clone(),
             logged: readiness.logged.clone(),
         },
     }

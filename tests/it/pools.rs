@@ -327,7 +327,7 @@ async fn two_instances_proxying_each_other_get_508() {
         UpstreamRoute {
             spec: Arc::new(spec),
             target: Arc::new(UpstreamTarget {
-                pool: PoolShared::new(PoolConfig::single(other.url(""))),
+                pool: PoolShared::new(PoolConfig::single(other.url("").parse().unwrap())),
                 auth: Default::default(),
                 filter: None,
             }),
@@ -521,7 +521,7 @@ async fn a_connection_that_never_opens_fails_at_connect_timeout() {
         }
     }
     let server = start(config(""), vec![]).await;
-    let mut pool = PoolConfig::single(format!("http://{addr}"));
+    let mut pool = PoolConfig::single(format!("http://{addr}").parse().unwrap());
     pool.connect_timeout = Duration::from_millis(300);
     let route = UpstreamRoute {
         spec: Arc::new(ApiSpec::new(ApiKey::http(framex::actors::Method::GET, "/api/v1/blackhole"))),
@@ -565,8 +565,8 @@ async fn an_ejection_moves_the_requests_still_connecting() {
     let (dead, _listener, _parked) = blackhole().await;
     let (alive, handle) = Replica::new("b", 0).serve(any_port());
     let server = start(config(""), vec![]).await;
-    let mut pool = PoolConfig::single(format!("http://{dead}"));
-    pool.endpoints.push(format!("http://{alive}"));
+    let mut pool = PoolConfig::single(format!("http://{dead}").parse().unwrap());
+    pool.endpoints.push(format!("http://{alive}").parse().unwrap());
     pool.connect_timeout = Duration::from_secs(3);
     let route = UpstreamRoute {
         spec: Arc::new(ApiSpec::new(ApiKey::http(framex::actors::Method::GET, "/api/v1/who"))),

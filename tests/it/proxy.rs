@@ -156,6 +156,27 @@ async fn requests_are_forwarded_faithfully() {
     up_handle.stop(false).await;
 }
 
+/// An upstream URL written with an uppercase scheme, a path prefix and a trailing
+/// slash is parsed once into its endpoint: the document and every request go under
+/// the prefix (once, no doubled slash), with the URL's authority as `Host`.
+#[actix_rt::test]
+async fn a_path_prefix_and_an_uppercase_scheme_reach_the_upstream() {
+    let (up, up_handle) = spawn_upstream(|cfg: &mut web::ServiceConfig| {
+        cfg.service(web::scope("/base").configure(configure_upstream));
+    });
+    let written = format!("{}/base/", up.replacen("http://", "HTTP://", 1));
+    let server = start(proxy_config(&written, ""), vec![]).await;
+    let r = get(&server.url("/api/v1/items/7?q=x")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["path"], "/base/api/v1/items/7");
+    assert_eq!(r.json()["query"], "q=x");
+    assert_eq!(r.json()["headers"]["host"], up.trim_start_matches("http://"));
+    let ready = get(&server.url("/ready")).await;
+    assert_eq!(ready.status, 200, "discovered under the prefix: {}", ready.text());
+    server.stop(true).await;
+    up_handle.stop(false).await;
+}
+
 /// Upstream keys come from the proxy's auth rules; the client's own key is replaced.
 #[actix_rt::test]
 async fn upstream_keys_are_injected_per_rule() {
@@ -382,7 +403,7 @@ async fn https_upstreams_are_trusted_through_ca_file() {
     let route = UpstreamRoute {
         spec: Arc::new(ApiSpec::new(ApiKey::http(framex::actors::Method::GET, "/api/v1/base/version"))),
         target: Arc::new(UpstreamTarget {
-            pool: PoolShared::new(PoolConfig::single(legacy.url.clone())),
+            pool: PoolShared::new(PoolConfig::single(legacy.url.parse().unwrap())),
             auth: Default::default(),
             filter: None,
         }),

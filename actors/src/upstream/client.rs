@@ -24,6 +24,7 @@ use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
 use super::pumps::Pumps;
+use super::url::UpstreamUrl;
 use super::Body;
 use crate::error::{ConnectFailure, Error};
 
@@ -94,10 +95,12 @@ impl http_body::Body for OutBody {
     }
 }
 
-/// Where one endpoint is: the address to connect to and the `Host` header to send.
+/// Where one endpoint is, as a connection needs it, computed once per client from
+/// the endpoint's parsed URL: the address to connect to, the TLS name, the `Host`
+/// header and the path prefix (nothing is parsed or built per request).
 #[derive(Debug)]
 pub(super) struct Endpoint {
-    /// `host:port`.
+    /// `host:port`, or the address the host was resolved to.
     address: String,
     /// For `https://`: the name the certificate must carry.
     tls: Option<ServerName<'static>>,
@@ -108,46 +111,15 @@ pub(super) struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parses a base URL, `http://` or `https://`; `resolved`, when given, is where to
-    /// connect instead of the URL's host (which stays the `Host` and the TLS name).
-    pub(super) fn parse(url: &str, resolved: Option<std::net::SocketAddr>) -> Result<Endpoint, String> {
-        let (rest, secure) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
-            (Some(rest), _) => (rest, false),
-            (_, Some(rest)) => (rest, true),
-            _ => return Err(format!("'{url}' is neither http:// nor https://")),
-        };
-        let (authority, prefix) = match rest.find('/') {
-            Some(at) => (&rest[..at], rest[at..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if authority.is_empty() {
-            return Err(format!("'{url}' has no host"));
+    /// The endpoint at `url`; `resolved`, when given, is where to connect instead of
+    /// the URL's host (which stays the `Host` and the TLS name).
+    pub(super) fn new(url: &UpstreamUrl, resolved: Option<std::net::SocketAddr>) -> Endpoint {
+        Endpoint {
+            address: resolved.map_or_else(|| url.connect_address(), |addr| addr.to_string()),
+            tls: url.tls_name().cloned(),
+            host: url.host_header().clone(),
+            prefix: url.path_prefix().to_owned(),
         }
-        let has_port = match authority.rfind(':') {
-            Some(colon) => !authority.ends_with(']') && authority[colon + 1..].parse::<u16>().is_ok(),
-            None => false,
-        };
-        let named = match (has_port, secure) {
-            (true, _) => authority.to_owned(),
-            (false, false) => format!("{authority}:80"),
-            (false, true) => format!("{authority}:443"),
-        };
-        let host = HeaderValue::from_str(authority).map_err(|e| format!("bad host in '{url}': {e}"))?;
-        let tls = if secure {
-            let name = named[..named.rfind(':').unwrap_or(named.len())]
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            Some(ServerName::try_from(name).map_err(|e| format!("bad host in '{url}': {e}"))?)
-        } else {
-            None
-        };
-        Ok(Endpoint {
-            address: resolved.map_or(named, |addr| addr.to_string()),
-            tls,
-            host,
-            prefix: prefix.to_owned(),
-        })
     }
 }
 
@@ -180,7 +152,7 @@ pub(super) enum SendError {
 
 /// The client of one pool replica.
 pub(super) struct Client {
-    endpoints: Vec<Result<Endpoint, String>>,
+    endpoints: Vec<Endpoint>,
     idle: RefCell<Vec<Vec<SendRequest<OutBody>>>>,
     connect_timeout: Duration,
     tls: Arc<ClientConfig>,
@@ -193,7 +165,7 @@ impl Client {
     pub(super) fn new(pool: &super::PoolConfig, connect_timeout: Duration, tls: Arc<ClientConfig>) -> Rc<Client> {
         let urls = &pool.endpoints;
         Rc::new(Client {
-            endpoints: urls.iter().enumerate().map(|(i, u)| Endpoint::parse(u, pool.address(i))).collect(),
+            endpoints: urls.iter().enumerate().map(|(i, u)| Endpoint::new(u, pool.address(i))).collect(),
             idle: RefCell::new(urls.iter().map(|_| Vec::new()).collect()),
             connect_timeout,
             tls,
@@ -206,9 +178,9 @@ impl Client {
         &self.pumps
     }
 
-    /// The endpoint at `index`, or why its URL cannot be used.
-    pub(super) fn endpoint(&self, index: usize) -> Result<&Endpoint, String> {
-        self.endpoints[index].as_ref().map_err(Clone::clone)
+    /// The endpoint at `index`.
+    pub(super) fn endpoint(&self, index: usize) -> &Endpoint {
+        &self.endpoints[index]
     }
 
     /// Sends `request` to endpoint `index` on an idle connection (unless `fresh`), or a
@@ -268,9 +240,7 @@ impl Client {
                 }
             }
         }
-        let endpoint = self
-            .endpoint(index)
-            .map_err(|e| SendError::Connect(ConnectFailure::Url(e)))?;
+        let endpoint = self.endpoint(index);
         // Nothing is written before the connection is made: giving up is safe.
         let sender = tokio::select! {
             biased;
@@ -352,7 +322,7 @@ where
 /// What went wrong, in words (no connection, TLS, timeout, body too large).
 #[allow(clippy::too_many_arguments)]
 pub async fn fetch(
-    base_url: &str,
+    base_url: &UpstreamUrl,
     resolved: Option<std::net::SocketAddr>,
     path: &str,
     headers: HeaderMap,
@@ -390,14 +360,14 @@ pub struct OneRequest<'a> {
 /// # Errors
 /// As [`fetch`].
 pub async fn fetch_request(
-    base_url: &str,
+    base_url: &UpstreamUrl,
     resolved: Option<std::net::SocketAddr>,
     one: OneRequest<'_>,
     tls: &Arc<ClientConfig>,
     timeout: Duration,
     limit: usize,
 ) -> Result<(StatusCode, Bytes), String> {
-    let endpoint = Endpoint::parse(base_url, resolved)?;
+    let endpoint = Endpoint::new(base_url, resolved);
     let exchange = async {
         let mut sender = connect(&endpoint, tls, timeout, false).await.map_err(|e| e.to_string())?;
         let body = if one.body.is_empty() { OutBody::Empty } else { OutBody::Full(Some(one.body)) };

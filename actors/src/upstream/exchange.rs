@@ -213,9 +213,9 @@ impl Exchange {
                     set_trace_headers(request.headers_mut(), &attempt);
                     *request
                 }
-                None => self.build(&target, index, &mut plan, &attempt).map_err(|reason| Error::UpstreamConnect {
+                None => self.build(&target, index, &mut plan, &attempt).map_err(|e| Error::UpstreamConnect {
                     upstream: endpoint.to_owned(),
-                    cause: ConnectFailure::Url(reason),
+                    cause: ConnectFailure::Request(Arc::new(e)),
                 })?,
             };
             let started = Instant::now();
@@ -444,8 +444,8 @@ impl Exchange {
         index: usize,
         plan: &mut Plan,
         attempt: &TraceContext,
-    ) -> Result<Request<OutBody>, String> {
-        let endpoint = self.client.endpoint(index)?;
+    ) -> Result<Request<OutBody>, http::Error> {
+        let endpoint = self.client.endpoint(index);
         let uri = if endpoint.prefix.is_empty() {
             plan.path_and_query.clone()
         } else {
@@ -454,8 +454,7 @@ impl Exchange {
         let mut request = Request::builder()
             .method(plan.method.clone())
             .uri(uri)
-            .body(OutBody::from(plan.take_body()))
-            .map_err(|e| format!("bad request: {e}"))?;
+            .body(OutBody::from(plan.take_body()))?;
         let out = request.headers_mut();
         out.reserve(plan.headers.len() + 4);
         for (name, value) in &plan.headers {
@@ -557,7 +556,7 @@ mod tests {
 
     /// An exchange on a one-endpoint pool (nothing listens: `classify` sends nothing).
     fn exchange() -> Exchange {
-        let shared = PoolShared::new(super::super::PoolConfig::single("http://127.0.0.1:9"));
+        let shared = PoolShared::new(super::super::PoolConfig::single("http://127.0.0.1:9".parse().unwrap()));
         let config = shared.config();
         let client = Client::new(config, config.connect_timeout, config.tls.clone());
         Exchange::new(&shared, &client)

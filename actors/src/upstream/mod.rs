@@ -15,6 +15,8 @@
 //! - `exchange`: one request's attempts: endpoint choice, failures classified once,
 //!   retries and deadlines; `relay`: the reply's body, whole or streamed;
 //! - `tunnel`: upgraded (WebSocket) connections to a pool's endpoint;
+//! - `url`: an endpoint's base URL, parsed once ([`UpstreamUrl`]) when the config is
+//!   loaded, with why one is refused ([`UrlError`]);
 //! - `pool`: the [`UpstreamPool`] actor, one per pool per worker arbiter, owning that
 //!   arbiter's replica; messages [`CallUpstream`] and [`Retire`];
 //! - `pumps`: how a streamed body is pumped in its pool actor's context;
@@ -40,6 +42,7 @@ mod request;
 pub mod selection;
 pub mod tls;
 pub mod tunnel;
+mod url;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -61,6 +64,7 @@ pub use exchange::Attempts;
 pub use pool::{CallUpstream, Retire, UpstreamPool};
 pub use replica::PoolReplica;
 pub use selection::Balance;
+pub use url::{Host, Scheme, UpstreamUrl, UrlError};
 /// The HTTP types (`http` 1.x) of upstream requests and responses.
 pub use http as wire;
 
@@ -78,9 +82,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How a pool behaves.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
-    /// Base URLs of the endpoints (scheme, host, port, optional path prefix; no
-    /// trailing slash). Never containing credentials.
-    pub endpoints: Vec<String>,
+    /// Base URLs of the endpoints, parsed (scheme, host, port, optional path
+    /// prefix). Never containing credentials.
+    pub endpoints: Vec<UpstreamUrl>,
     /// Where to connect for each endpoint, when its URL's host name was resolved
     /// ahead (one address of a name per endpoint; `Host` and TLS still use the
     /// name). Empty, or `None` for an endpoint: connect to the URL's host as it is.
@@ -110,9 +114,9 @@ impl PoolConfig {
     }
 
     /// A pool of one endpoint with default limits.
-    pub fn single(base_url: impl Into<String>) -> Self {
+    pub fn single(base_url: UpstreamUrl) -> Self {
         PoolConfig {
-            endpoints: vec![base_url.into().trim_end_matches('/').to_owned()],
+            endpoints: vec![base_url],
             addresses: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -199,6 +203,11 @@ pub struct PoolShared {
     retrying: AtomicUsize,
 }
 
+/// The URLs of a pool's endpoints, joined by commas (its metrics' label).
+fn urls_joined(urls: &[UpstreamUrl]) -> String {
+    urls.iter().map(UpstreamUrl::as_str).collect::<Vec<_>>().join(",")
+}
+
 /// Retries may be at most this share (percent) of the requests in flight …
 pub const RETRY_BUDGET_PERCENT: usize = 20;
 /// … but a few are always allowed, so that a quiet pool still retries.
@@ -237,7 +246,7 @@ impl PoolShared {
             .enumerate()
             .map(|(i, url)| match config.address(i) {
                 Some(addr) => format!("{url} ({addr})"),
-                None => url.clone(),
+                None => url.to_string(),
             })
             .collect();
         let name = endpoint_names.join(",");
@@ -245,8 +254,8 @@ impl PoolShared {
             id: PoolId::next(),
             // Series by URL (not by address), so that replicas coming and going keep
             // the label set bounded.
-            metrics: config.endpoints.iter().map(|url| crate::metrics::EndpointMetrics::of(url)).collect(),
-            pool_metrics: crate::metrics::PoolMetrics::of(&config.endpoints.join(",")),
+            metrics: config.endpoints.iter().map(|url| crate::metrics::EndpointMetrics::of(url.as_str())).collect(),
+            pool_metrics: crate::metrics::PoolMetrics::of(&urls_joined(&config.endpoints)),
             name,
             endpoint_names,
             stats,
@@ -396,7 +405,7 @@ mod tests {
 
     #[test]
     fn retries_stay_within_the_budget() {
-        let pool = PoolShared::new(PoolConfig::single("http://127.0.0.1:1"));
+        let pool = PoolShared::new(PoolConfig::single("http://127.0.0.1:1".parse().unwrap()));
         let quiet: Vec<_> = (0..20).filter_map(|_| pool.retry_permit()).collect();
         assert_eq!(quiet.len(), MIN_RETRY_CONCURRENCY, "a quiet pool still retries a little");
         drop(quiet);

@@ -102,7 +102,8 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
             upstream: pool.name().to_owned(),
             retry_after: 1,
         })?;
-    let url = &config.endpoints[index];
+    let base = &config.endpoints[index];
+    let url = base.as_str();
     stats[index].in_flight.fetch_add(1, Ordering::Relaxed);
     stats[index].requests.fetch_add(1, Ordering::Relaxed);
     let guard = TunnelGuard {
@@ -114,15 +115,12 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
         stats[index].health.record_failure();
         error
     };
-    let endpoint = Endpoint::parse(url, config.address(index)).map_err(|reason| Error::UpstreamConnect {
-        upstream: url.clone(),
-        cause: ConnectFailure::Url(reason),
-    })?;
+    let endpoint = Endpoint::new(base, config.address(index));
     let upgrade = async {
         let mut sender = connect(&endpoint, &config.tls, config.connect_timeout, true)
             .await
             .map_err(|cause| Error::UpstreamConnect {
-                upstream: url.clone(),
+                upstream: url.to_owned(),
                 cause,
             })?;
         let upstream_request = upgrade_request(&endpoint, request, index, url)?;
@@ -130,7 +128,7 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
             .send_request(upstream_request)
             .await
             .map_err(|e| Error::UpstreamReply {
-                upstream: url.clone(),
+                upstream: url.to_owned(),
                 reason: e.to_string(),
             })
     };
@@ -139,7 +137,7 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
         Ok(Err(e)) => return Err(fail(e)),
         Err(_) => {
             return Err(fail(Error::UpstreamTimeout {
-                upstream: url.clone(),
+                upstream: url.to_owned(),
                 seconds: config.timeout.as_secs_f64(),
             }))
         }
@@ -156,7 +154,7 @@ fn upgrade_request(endpoint: &Endpoint, request: TunnelRequest, index: usize, ur
             .body(OutBody::Empty)
             .map_err(|e| Error::UpstreamConnect {
                 upstream: url.to_owned(),
-                cause: ConnectFailure::Url(format!("bad request: {e}")),
+                cause: ConnectFailure::Request(Arc::new(e)),
             })?;
     let out = upstream_request.headers_mut();
     *out = request.headers;

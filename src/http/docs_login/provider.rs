@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use framex_actors::upstream::wire::{header, HeaderMap, HeaderValue, Method};
-use framex_actors::upstream::{fetch_request, OneRequest};
+use framex_actors::upstream::{fetch_request, OneRequest, UpstreamUrl};
 use serde::Deserialize;
 use url::Url;
 
@@ -114,11 +114,13 @@ fn json_accepted() -> HeaderMap {
 
 /// One call to `url`; its 2xx answer's body.
 async fn call(step: &'static str, url: &Url, method: Method, headers: HeaderMap, body: Bytes) -> Result<Bytes, ProviderError> {
-    let base = &url[..url::Position::BeforePath];
+    // Checked when the config was loaded (`OauthConfig::provider_urls`).
+    let base = UpstreamUrl::parse(&url[..url::Position::BeforePath])
+        .map_err(|e| ProviderError::Call { step, reason: format!("'{url}' {e}") })?;
     let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
     let one = OneRequest { method, path, headers, body };
     let tls = framex_actors::upstream::tls::default_config();
-    let (status, body) = fetch_request(base, None, one, &tls, CALL_TIMEOUT, MAX_ANSWER_BYTES)
+    let (status, body) = fetch_request(&base, None, one, &tls, CALL_TIMEOUT, MAX_ANSWER_BYTES)
         .await
         .map_err(|reason| ProviderError::Call { step, reason })?;
     if !status.is_success() {
