@@ -69,23 +69,7 @@ pub fn bind(
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     for param in &spec.params {
-        let texts: Vec<String> = match param.location {
-            ParamLocation::Path => params
-                .iter()
-                .filter(|(k, _)| *k == param.name)
-                .map(|(_, v)| percent_decode_str(v).decode_utf8_lossy().into_owned())
-                .collect(),
-            ParamLocation::Query => pairs
-                .iter()
-                .filter(|(k, _)| *k == param.name)
-                .map(|(_, v)| v.clone())
-                .collect(),
-            ParamLocation::Header => headers
-                .get(param.name.replace('_', "-"))
-                .and_then(|v| v.to_str().ok())
-                .map(|v| vec![v.to_owned()])
-                .unwrap_or_default(),
-        };
+        let texts = param_texts(param, params, &pairs, headers);
         if texts.is_empty() {
             if param.required {
                 problems.push(ArgProblem::pydantic(
@@ -98,25 +82,73 @@ pub fn bind(
             }
             continue;
         }
-        let value = if param.kind == framex_actors::ValueKind::Array {
-            let item_kind = param.items.clone().unwrap_or(framex_actors::ValueKind::Any);
-            texts
-                .iter()
-                .map(|t| item_kind.parse_text(t))
-                .collect::<Option<Vec<Value>>>()
-                .map(Value::Array)
-        } else {
-            texts.last().and_then(|t| param.kind.parse_text(t))
-        };
-        match value {
+        match param_value(param, &texts) {
             Some(v) => {
                 args.insert(param.name.clone(), v);
             }
             None => problems.push(unparsable(param, texts.last().map_or("", String::as_str))),
         }
     }
-    match (&spec.body, body) {
-        (BodySpec::Json { arg, required, .. }, Some(bytes)) => {
+    if let Some(bytes) = body {
+        bind_body(&spec.body, bytes, &mut args, &mut problems);
+    }
+    if problems.is_empty() {
+        Ok(args)
+    } else {
+        Err(Error::BadArguments {
+            api: spec.key.to_string(),
+            problems,
+        })
+    }
+}
+
+/// The texts a request gives for `param`: the route's path `params` (percent-decoded),
+/// the query's `pairs`, or the header of its name (`_` read as `-`).
+fn param_texts(
+    param: &framex_actors::Param,
+    params: &[(String, String)],
+    pairs: &[(String, String)],
+    headers: &HeaderMap,
+) -> Vec<String> {
+    match param.location {
+        ParamLocation::Path => params
+            .iter()
+            .filter(|(k, _)| *k == param.name)
+            .map(|(_, v)| percent_decode_str(v).decode_utf8_lossy().into_owned())
+            .collect(),
+        ParamLocation::Query => pairs
+            .iter()
+            .filter(|(k, _)| *k == param.name)
+            .map(|(_, v)| v.clone())
+            .collect(),
+        ParamLocation::Header => headers
+            .get(param.name.replace('_', "-"))
+            .and_then(|v| v.to_str().ok())
+            .map(|v| vec![v.to_owned()])
+            .unwrap_or_default(),
+    }
+}
+
+/// `param`'s value from its (non-empty) `texts`: every one for an array, else the
+/// last; `None` when one does not parse as the declared type.
+fn param_value(param: &framex_actors::Param, texts: &[String]) -> Option<Value> {
+    if param.kind == framex_actors::ValueKind::Array {
+        let item_kind = param.items.clone().unwrap_or(framex_actors::ValueKind::Any);
+        texts
+            .iter()
+            .map(|t| item_kind.parse_text(t))
+            .collect::<Option<Vec<Value>>>()
+            .map(Value::Array)
+    } else {
+        texts.last().and_then(|t| param.kind.parse_text(t))
+    }
+}
+
+/// Binds a request's body `bytes` as `spec` declares it: the JSON body as the model
+/// argument, form fields by name; what is missing or does not parse goes to `problems`.
+fn bind_body(spec: &BodySpec, bytes: &[u8], args: &mut Args, problems: &mut Vec<ArgProblem>) {
+    match spec {
+        BodySpec::Json { arg, required, .. } => {
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 if *required {
                     problems.push(ArgProblem::pydantic("missing", "body", "", "Field required", Value::Null));
@@ -137,7 +169,7 @@ pub fn bind(
                 }
             }
         }
-        (BodySpec::Form { fields }, Some(bytes)) => {
+        BodySpec::Form { fields } => {
             for (k, v) in form_urlencoded::parse(bytes) {
                 if fields.iter().any(|f| f.name == k) {
                     args.insert(k.into_owned(), Value::String(v.into_owned()));
@@ -145,14 +177,6 @@ pub fn bind(
             }
         }
         _ => {}
-    }
-    if problems.is_empty() {
-        Ok(args)
-    } else {
-        Err(Error::BadArguments {
-            api: spec.key.to_string(),
-            problems,
-        })
     }
 }
 

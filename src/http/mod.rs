@@ -1,9 +1,10 @@
 //! The HTTP surface: built-in endpoints, local plugin routes and proxied routes.
 //!
-//! Every request goes through [`dispatch`]: built-ins (`GET` of a fixed path), then
-//! the loop check, auth rules, FrameX's proxy-function path, the route match, and
-//! either a local plugin (arguments bound, FrameX envelope back) or faithful
-//! forwarding to an upstream.
+//! Every request goes through [`dispatch`], which serves it through the named phases
+//! of `phases`: built-ins (`GET` of a fixed path), then the loop check, auth rules,
+//! FrameX's proxy-function path, the route match, `[limits]`, and either a local
+//! plugin (arguments bound, FrameX envelope back) or faithful forwarding to an
+//! upstream.
 
 mod answer;
 mod assets;
@@ -24,6 +25,7 @@ mod limit;
 mod local;
 pub mod migrate;
 mod observe;
+mod phases;
 mod proxy_function;
 mod unread_body;
 mod websocket;
@@ -37,7 +39,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::upstream::{HOPS_HEADER, REQUEST_ID_HEADER};
 use framex_actors::PoolReplicas;
 use framex_actors::trace::{TRACEPARENT, TRACESTATE};
-use framex_actors::{CallContext, Engine, Error, HttpMatch, Method, Router, Target, TraceContext};
+use framex_actors::{CallContext, Engine, Method, Router, TraceContext};
 
 use crate::canonical_path;
 use crate::config::AuthRules;
@@ -204,7 +206,7 @@ pub async fn dispatch(
     };
     let mut seen = observe::Seen::default();
     let sentry = worker.shared.sentry.clone().map(|reporter| (reporter, ctx.trace.clone(), std::time::SystemTime::now()));
-    let response = serve(req.clone(), payload, worker, ctx, &mut seen).await;
+    let response = phases::serve(&req, payload, &worker, ctx, &mut seen).await;
     observe::record(&req, &response, &seen, started, (&request_id, &trace), access_log);
     if let Some((reporter, trace, wall_start)) = sentry {
         report(&reporter, (&req, &response, &seen), &request_id, &trace, wall_start);
@@ -276,170 +278,6 @@ fn context(req: &HttpRequest, shared: &Shared) -> CallContext {
 fn usable_request_id(id: &[u8]) -> Option<&str> {
     let usable = (1..=128).contains(&id.len()) && id.iter().all(|b| (0x21..=0x7e).contains(b));
     usable.then(|| std::str::from_utf8(id).ok()).flatten()
-}
-
-/// Serves one request: built-ins, then the route table.
-async fn serve(
-    req: HttpRequest,
-    payload: web::Payload,
-    worker: Worker,
-    ctx: CallContext,
-    seen: &mut observe::Seen,
-) -> HttpResponse {
-    // One canonical path for everything below, and for the upstream.
-    let canonical = match canonical_path::canonicalize(req.uri().path()) {
-        Ok(canonical) => canonical,
-        Err(e) => return envelope::error(StatusCode::BAD_REQUEST, &format!("Bad Request: {e}"), None),
-    };
-    let path: &str = &canonical;
-    if let Some(login) = &worker.shared.docs_login {
-        if let Some(endpoint) = login.serve(&req, path) {
-            seen.builtin = Some(endpoint.label());
-            seen.target = Some(crate::metrics::Target::Builtin);
-            return endpoint.answer(&req).await;
-        }
-    }
-    if req.method() == actix_web::http::Method::GET {
-        if let Some(response) = builtin::serve(path, &req, &worker).await {
-            seen.builtin = builtin::label(path);
-            seen.target = Some(crate::metrics::Target::Builtin);
-            return response;
-        }
-    }
-    let shared = &worker.shared;
-    if ctx.hops >= shared.max_hops {
-        let error = Error::Loop {
-            hops: ctx.hops,
-            limit: shared.max_hops,
-        };
-        return error::respond(&error, &ctx.request_id, ctx.trace.trace_id_hex());
-    }
-
-    let (consumed_auth, key_index) = match authorize(&shared.auth, req.headers(), path) {
-        Auth::Open => (false, None),
-        Auth::Passed(index) => (true, Some(index)),
-        Auth::Refused(response) => return *response,
-    };
-
-    if websocket::is_upgrade(&req) {
-        let permit = match limit::check(shared, &req, path, path, key_index).await {
-            Ok(permit) => permit,
-            Err(refused) => return refused,
-        };
-        let response = websocket::serve(&worker, &req, path, payload, consumed_auth, ctx).await;
-        return limit::attach(permit, response);
-    }
-
-    if path == framex_actors::upstream::proxy_function::PATH && req.method() == actix_web::http::Method::POST {
-        seen.builtin = Some(framex_actors::upstream::proxy_function::PATH);
-        seen.target = Some(crate::metrics::Target::Upstream);
-        let permit = match limit::check(shared, &req, path, path, key_index).await {
-            Ok(permit) => permit,
-            Err(refused) => return refused,
-        };
-        return limit::attach(permit, proxy_function::serve(&worker, payload, ctx).await);
-    }
-
-    let matched = shared.engine.published().load().match_http(&engine_method(req.method()), path);
-    let permit = match (&shared.limits, &matched) {
-        (Some(_), HttpMatch::Found { route, .. }) => {
-            let template = match &route.spec.key {
-                framex_actors::ApiKey::Http { path, .. } => path.as_str(),
-                framex_actors::ApiKey::Function(name) => name.as_str(),
-            };
-            match limit::check(shared, &req, path, template, key_index).await {
-                Ok(permit) => permit,
-                Err(refused) => return refused,
-            }
-        }
-        _ => None,
-    };
-    let result = match matched {
-        HttpMatch::NotFound => {
-            return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
-        }
-        HttpMatch::MethodNotAllowed { allowed } => {
-            // OPTIONS goes where HEAD goes: to the upstream of the path's GET route
-            // (else of its first route), which answers both; ours answer here.
-            if req.method() == actix_web::http::Method::OPTIONS {
-                if let Some(target) = upstream_for_options(shared, &allowed, path) {
-                    if target.filter.as_ref().is_some_and(|f| !f.allows(path)) {
-                        return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
-                    }
-                    seen.target = Some(crate::metrics::Target::Upstream);
-                    let how = forward::Forwarding {
-                        consumed_auth,
-                        served: None,
-                    };
-                    return forward::serve(&worker, &req, path, payload, target, how, ctx.clone())
-                        .await
-                        .unwrap_or_else(|e| error::respond(&e, &ctx.request_id, ctx.trace.trace_id_hex()));
-                }
-            }
-            let allow = allowed
-                .iter()
-                .map(|m| m.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut response =
-                envelope::error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", None);
-            if let Ok(v) = header::HeaderValue::from_str(&allow) {
-                response.headers_mut().insert(header::ALLOW, v);
-            }
-            return response;
-        }
-        HttpMatch::Found { route, params } => match &route.target {
-            Target::Local { .. } => {
-                seen.route = Some(route.clone());
-                seen.target = Some(crate::metrics::Target::Local);
-                match migrate::serve(&worker, &req, path, payload, &route, &params, consumed_auth, &ctx, &mut seen.target).await {
-                    Ok(answered) => answered,
-                    Err(payload) => local::serve(&worker, &req, payload, route, params, ctx.clone()).await,
-                }
-            }
-            Target::Upstream(target) => {
-                // A disabled concrete path is unknown, whatever template it falls under.
-                if target.filter.as_ref().is_some_and(|f| !f.allows(path)) {
-                    return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
-                }
-                seen.route = Some(route.clone());
-                seen.target = Some(crate::metrics::Target::Upstream);
-                let target = target.clone();
-                let how = forward::Forwarding {
-                    consumed_auth,
-                    served: (shared.access_log == crate::config::AccessLog::Json || framex_actors::trace::recording(&ctx.trace))
-                        .then_some(&mut seen.served),
-                };
-                if let Some(cache) = &shared.cache {
-                    if let Some(ttl) = cache.rule_ttl(path) {
-                        let cached = cached_proxy::serve(&worker, &req, path, payload, target, how, ctx.clone(), (cache, ttl));
-                        return cached.await.unwrap_or_else(|e| error::respond(&e, &ctx.request_id, ctx.trace.trace_id_hex()));
-                    }
-                }
-                forward::serve(&worker, &req, path, payload, target, how, ctx.clone()).await
-            }
-        },
-    };
-    let response = result.unwrap_or_else(|e| error::respond(&e, &ctx.request_id, ctx.trace.trace_id_hex()));
-    limit::attach(permit, response)
-}
-
-/// The upstream an `OPTIONS` of `path` (which has no OPTIONS route) goes to: that of
-/// its `GET` route, else of its first route, when that route is proxied.
-fn upstream_for_options(
-    shared: &Shared,
-    allowed: &[Method],
-    path: &str,
-) -> Option<Arc<framex_actors::upstream::UpstreamTarget>> {
-    let table = shared.engine.published().load();
-    let first = allowed.iter().find(|m| **m == Method::GET).or_else(|| allowed.first())?;
-    match table.match_http(first, path) {
-        HttpMatch::Found { route, .. } => match &route.target {
-            Target::Upstream(target) => Some(target.clone()),
-            Target::Local { .. } => None,
-        },
-        _ => None,
-    }
 }
 
 /// What `[auth] rules` say of a request.

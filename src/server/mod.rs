@@ -146,59 +146,26 @@ impl Framex {
     /// down does not stop the start: its routes appear when it comes up), and serves
     /// on `listener`. Call inside an actix system.
     ///
+    /// In steps: load (`choose_plugins`, then registration and the `[auth.oauth]`
+    /// check), start (required APIs, the proxy, the plugins' `on_start`), serve (the
+    /// shared state, then `http_server`).
+    ///
     /// # Errors
     /// Unknown plugins, unresolvable `required_remote_apis`, duplicate routes.
     pub async fn start(self, listener: TcpListener) -> Result<Running, StartError> {
         crate::metrics::init();
-        let config = self.config;
+        let Framex { config, plugins: given } = self;
         let engine = Engine::start();
-        let mut loaded = Vec::new();
-        for name in &config.load_builtin_plugins {
-            if !plugins::BUILTIN.contains(&name.as_str()) {
-                return Err(StartError::UnknownPlugin {
-                    name: name.clone(),
-                    list: "load_builtin_plugins",
-                    available: plugins::BUILTIN.join(", "),
-                });
-            }
-            if let Some(plugin) = plugins::builtin(name) {
-                loaded.push(plugin);
-            }
-        }
-        for name in &config.load_plugins {
-            let found = self.plugins.iter().any(|p| &p.meta.name == name)
-                || plugins::builtin(name).is_some();
-            if !found {
-                return Err(StartError::UnknownPlugin {
-                    name: name.clone(),
-                    list: "load_plugins",
-                    available: self
-                        .plugins
-                        .iter()
-                        .map(|p| p.meta.name.clone())
-                        .chain(plugins::BUILTIN.iter().map(|s| (*s).to_owned()))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            }
-            if let Some(plugin) = plugins::builtin(name) {
-                if !loaded.iter().any(|p| p.meta.name == plugin.meta.name) {
-                    loaded.push(plugin);
-                }
-            }
-        }
-        loaded.extend(self.plugins);
-        let loaded: Vec<_> = loaded
-            .iter()
-            .map(|plugin| plugin.with_config(config.plugins.table_json(&plugin.meta.name)))
-            .collect();
+        // Load: the plugins named in the config and those given, each with its table.
+        let loaded = choose_plugins(&config, given)?;
         for plugin in &loaded {
             engine.register_plugin(plugin.clone()).await?;
         }
-
         if let Some(oauth) = &config.auth.oauth {
             oauth.check().map_err(StartError::DocsLogin)?;
         }
+        // Start: every required API served, the proxy's first discovery, the plugins'
+        // start hooks.
         let proxy_on = config.load_builtin_plugins.iter().any(|n| n == "proxy");
         check_required(&engine, &loaded, proxy_on && config.server.enable_proxy)?;
         let proxy = if proxy_on {
@@ -208,6 +175,7 @@ impl Framex {
         };
         run_start_hooks(&engine, &loaded).await?;
 
+        // Serve: the state every request reads, then the HTTP server on the listener.
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let readiness = Readiness::default();
         let state = Arc::new(ArcSwap::from_pointee(shared_state(
@@ -226,71 +194,8 @@ impl Framex {
             addr: "listener".to_owned(),
             source,
         })?;
-        let workers = config
-            .server
-            .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
-            .max(1);
-        let per_worker = open_files::per_worker(max_connections(config.server.max_connections), workers);
-        let factory_state = state.clone();
-        let factory_engine = engine.clone();
-        let mut server = HttpServer::new(move || {
-            // HTTP/2 streams in progress count against the same bound as connections
-            // (the factory runs on each worker thread).
-            actix_http::h2::set_thread_stream_limit(per_worker);
-            let engine = factory_engine.start_worker();
-            let worker = WorkerState {
-                state: factory_state.clone(),
-                router: engine.router,
-                pools: engine.pools,
-            };
-            App::new()
-                .app_data(web::Data::new(worker))
-                .configure(http::configure)
-        })
-        .shutdown_timeout(config.server.shutdown_timeout)
-        // Small writes (an SSE event, a short reply) leave at once, as with nginx's
-        // default `tcp_nodelay on`; Nagle would hold them for the peer's ACK.
-        .tcp_nodelay(true)
-        // Set here rather than inherited, so they are a decision (see the README):
-        // the request head must arrive within 5 s (slower → 408), an idle keep-alive
-        // connection closes after 5 s, and a closing connection gets 1 s to drain.
-        .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
-        .keep_alive(KEEP_ALIVE)
-        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
-        // actix-http stops timing the next request head of a kept-alive connection
-        // once a byte of it has come: the watchdog does (see `http::conn_watch`).
-        // `Expect: 100-continue` is granted only to requests [auth] lets through.
-        .on_connect({
-            let expect = http::expect_check(state.clone());
-            move |connection, extensions| {
-                http::conn_watch::on_connect(connection, extensions);
-                extensions.insert(expect.clone());
-            }
-        })
-        .disable_signals();
-        // The per-worker limits divide the process's among actix-server's workers.
-        server = server
-            .workers(workers)
-            .max_connections(per_worker)
-            // actix-tls pauses accepting on every listener while 256 handshakes are in
-            // progress on a worker (its default): silent clients then starve everyone.
-            // Handshakes in progress are connections like any other, under the same limit.
-            .max_connection_rate(per_worker)
-            .tls_handshake_timeout(TLS_HANDSHAKE_TIMEOUT);
         let scheme = if config.server.tls.is_some() { "https" } else { "http" };
-        let server = match (&config.server.tls, config.server.h2c) {
-            // ALPN offers h2, then http/1.1 (actix-web adds both).
-            (Some(tls), _) => server.listen_rustls_0_23(listener, (*tls.config).clone()),
-            // A client that opens with the HTTP/2 preface gets HTTP/2, others HTTP/1.1.
-            (None, true) => server.listen_auto_h2c(listener),
-            (None, false) => server.listen(listener),
-        }
-        .map_err(|source| StartError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?
-        .run();
+        let server = http_server(&config, &engine, &state, listener, addr)?;
         let handle = server.handle();
         let task = actix_rt::spawn(server);
         log::info!("serving on {scheme}://{addr} ({})", route_count(&engine.table()));
@@ -307,6 +212,125 @@ impl Framex {
             live: tokio::sync::Mutex::new(reload::Live { config, proxy }),
         })
     }
+}
+
+/// The plugins to load, in load order: `load_builtin_plugins`, then the built-ins
+/// `load_plugins` names (once each), then the `given` ones; each with its config table.
+fn choose_plugins(config: &Config, given: Vec<Arc<PluginSpec>>) -> Result<Vec<Arc<PluginSpec>>, StartError> {
+    let mut loaded = Vec::new();
+    for name in &config.load_builtin_plugins {
+        if !plugins::BUILTIN.contains(&name.as_str()) {
+            return Err(StartError::UnknownPlugin {
+                name: name.clone(),
+                list: "load_builtin_plugins",
+                available: plugins::BUILTIN.join(", "),
+            });
+        }
+        if let Some(plugin) = plugins::builtin(name) {
+            loaded.push(plugin);
+        }
+    }
+    for name in &config.load_plugins {
+        let found = given.iter().any(|p| &p.meta.name == name) || plugins::builtin(name).is_some();
+        if !found {
+            return Err(StartError::UnknownPlugin {
+                name: name.clone(),
+                list: "load_plugins",
+                available: given
+                    .iter()
+                    .map(|p| p.meta.name.clone())
+                    .chain(plugins::BUILTIN.iter().map(|s| (*s).to_owned()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        if let Some(plugin) = plugins::builtin(name) {
+            if !loaded.iter().any(|p| p.meta.name == plugin.meta.name) {
+                loaded.push(plugin);
+            }
+        }
+    }
+    loaded.extend(given);
+    Ok(loaded
+        .iter()
+        .map(|plugin| plugin.with_config(config.plugins.table_json(&plugin.meta.name)))
+        .collect())
+}
+
+/// The HTTP server on `listener` (bound to `addr`), running: its workers (each with
+/// its share of the engine and of the connection limit), the connection timeouts, TLS
+/// or h2c as configured.
+fn http_server(
+    config: &Config,
+    engine: &Engine,
+    state: &Arc<ArcSwap<Shared>>,
+    listener: TcpListener,
+    addr: SocketAddr,
+) -> Result<actix_web::dev::Server, StartError> {
+    let workers = config
+        .server
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+        .max(1);
+    let per_worker = open_files::per_worker(max_connections(config.server.max_connections), workers);
+    let factory_state = state.clone();
+    let factory_engine = engine.clone();
+    let mut server = HttpServer::new(move || {
+        // HTTP/2 streams in progress count against the same bound as connections
+        // (the factory runs on each worker thread).
+        actix_http::h2::set_thread_stream_limit(per_worker);
+        let engine = factory_engine.start_worker();
+        let worker = WorkerState {
+            state: factory_state.clone(),
+            router: engine.router,
+            pools: engine.pools,
+        };
+        App::new()
+            .app_data(web::Data::new(worker))
+            .configure(http::configure)
+    })
+    .shutdown_timeout(config.server.shutdown_timeout)
+    // Small writes (an SSE event, a short reply) leave at once, as with nginx's
+    // default `tcp_nodelay on`; Nagle would hold them for the peer's ACK.
+    .tcp_nodelay(true)
+    // Set here rather than inherited, so they are a decision (see the README):
+    // the request head must arrive within 5 s (slower → 408), an idle keep-alive
+    // connection closes after 5 s, and a closing connection gets 1 s to drain.
+    .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+    .keep_alive(KEEP_ALIVE)
+    .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+    // actix-http stops timing the next request head of a kept-alive connection
+    // once a byte of it has come: the watchdog does (see `http::conn_watch`).
+    // `Expect: 100-continue` is granted only to requests [auth] lets through.
+    .on_connect({
+        let expect = http::expect_check(state.clone());
+        move |connection, extensions| {
+            http::conn_watch::on_connect(connection, extensions);
+            extensions.insert(expect.clone());
+        }
+    })
+    .disable_signals();
+    // The per-worker limits divide the process's among actix-server's workers.
+    server = server
+        .workers(workers)
+        .max_connections(per_worker)
+        // actix-tls pauses accepting on every listener while 256 handshakes are in
+        // progress on a worker (its default): silent clients then starve everyone.
+        // Handshakes in progress are connections like any other, under the same limit.
+        .max_connection_rate(per_worker)
+        .tls_handshake_timeout(TLS_HANDSHAKE_TIMEOUT);
+    let server = match (&config.server.tls, config.server.h2c) {
+        // ALPN offers h2, then http/1.1 (actix-web adds both).
+        (Some(tls), _) => server.listen_rustls_0_23(listener, (*tls.config).clone()),
+        // A client that opens with the HTTP/2 preface gets HTTP/2, others HTTP/1.1.
+        (None, true) => server.listen_auto_h2c(listener),
+        (None, false) => server.listen(listener),
+    }
+    .map_err(|source| StartError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    Ok(server.run())
 }
 
 /// Every plugin's `required_remote_apis` must be served locally, or the proxy must be

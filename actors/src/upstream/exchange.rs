@@ -1,5 +1,8 @@
-//! One request's exchange with a pool, as small steps: pick an endpoint, send, classify
-//! the outcome once into a [`Failure`] that says what may follow ([`Retry`]), decide.
+//! One request's exchange with a pool, as small steps: `forward` makes one `attempt`
+//! after another (pick an endpoint, send); an answer is relayed or, for some, retried
+//! (`answered`); a failure is classified once into a [`Failure`] that says what may
+//! follow ([`Retry`]), and `failed` decides. Each step says whether the exchange ends
+//! (`ControlFlow::Break`) or where the next attempt goes.
 //!
 //! The rules, all here:
 //! - a request that never reached an endpoint (no connection) goes to another one,
@@ -19,6 +22,7 @@
 //!   connection to it (or about to open a fresh one) to a healthy endpoint: they have
 //!   not reached it, so they draw on no budget either.
 
+use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -26,7 +30,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request};
 use tokio::time::Instant;
 
-use super::client::{Client, OutBody, SendError};
+use super::client::{Client, Lease, OutBody, SendError};
 use super::relay::{relay, InFlight};
 use super::{
     Body, ForwardRequest, ForwardResponse, PoolShared, RetryPermit, UpstreamTarget, HOPS_HEADER,
@@ -65,6 +69,46 @@ struct Failure {
     /// any answer). Retries without it draw on the budget only when no healthy
     /// endpoint is left.
     reached: bool,
+}
+
+impl Failure {
+    /// No answer within the call's deadline: the endpoint is blamed, nothing follows
+    /// (the deadline is the call's, shared by every attempt).
+    fn timed_out(endpoint: &str, timeout: std::time::Duration) -> Self {
+        Failure {
+            error: Error::UpstreamTimeout {
+                upstream: endpoint.to_owned(),
+                seconds: timeout.as_secs_f64(),
+            },
+            retry: Retry::No,
+            blame: true,
+            kind: FailureKind::Timeout,
+            unsent: None,
+            reached: true,
+        }
+    }
+}
+
+/// One attempt under way: the endpoint it went to and its in-flight count.
+struct Attempt<'a> {
+    /// The endpoint's index in the pool.
+    index: usize,
+    /// The endpoint's name, for errors and logs.
+    endpoint: &'a str,
+    /// Which attempt of the exchange this is (1 for the first).
+    number: u32,
+    /// The endpoint's in-flight count, held until the attempt (or its body) ends.
+    guard: InFlight,
+}
+
+/// A reply as the caller gets it: with the endpoint that answered and the attempts
+/// made (for the access log).
+fn answered_by(reply: Result<ForwardResponse, Error>, index: usize, attempts: u32) -> Result<ForwardResponse, Error> {
+    reply.map(|mut response| {
+        response.endpoint = index;
+        response.attempts = attempts;
+        response
+    })
 }
 
 /// What one exchange knows about its request, fixed before the first attempt.
@@ -177,139 +221,169 @@ impl Exchange {
 
     /// Sends `request` to an endpoint of the pool and returns the response head with
     /// its body (whole when small, else streaming), trying again as the module doc
-    /// says.
+    /// says: one [`attempt`](Self::attempt) after another until one ends the exchange.
     pub(super) async fn forward(
         &mut self,
         target: Arc<UpstreamTarget>,
         request: ForwardRequest,
     ) -> Result<ForwardResponse, Error> {
+        // Held apart from `self`, which the steps borrow mutably.
         let shared = self.shared.clone();
-        let timeout = shared.config.timeout;
-        let mut plan = Plan::new(request, timeout);
+        let mut plan = Plan::new(request, shared.config.timeout);
         let mut next = Next::Pick;
-        // Which endpoint answered, and after how many attempts (for the access log).
-        let answered = |reply: Result<ForwardResponse, Error>, index: usize, attempts: u32| {
-            reply.map(|mut response| {
-                response.endpoint = index;
-                response.attempts = attempts;
-                response
-            })
-        };
         loop {
-            self.attempts += 1;
-            let attempts = self.attempts;
-            let (index, fresh, unsent) = match next {
-                Next::Pick => (self.pick()?, false, None),
-                Next::Fresh(index, unsent) => (index, true, unsent),
-            };
+            match self.attempt(&shared, &target, &mut plan, next).await {
+                ControlFlow::Break(reply) => return reply,
+                ControlFlow::Continue(then) => next = then,
+            }
+        }
+    }
+
+    /// One attempt: an endpoint (picked, or the same one again), the request built (or
+    /// the one handed back), sent within the call's deadline; then the answer or the
+    /// failure says whether the exchange ends (`Break`) or where the next attempt goes.
+    async fn attempt(
+        &mut self,
+        shared: &Arc<PoolShared>,
+        target: &UpstreamTarget,
+        plan: &mut Plan,
+        next: Next,
+    ) -> ControlFlow<Result<ForwardResponse, Error>, Next> {
+        self.attempts += 1;
+        let (index, fresh, unsent) = match next {
+            Next::Pick => match self.pick() {
+                Ok(index) => (index, false, None),
+                Err(error) => return ControlFlow::Break(Err(error)),
+            },
+            Next::Fresh(index, unsent) => (index, true, unsent),
+        };
+        let attempt = Attempt {
+            index,
             // Errors name the endpoint that failed, not the whole pool.
-            let endpoint = shared.endpoint_name(index);
-            let guard = InFlight::start(&shared, index);
-            // Each attempt is a span of its own, the parent of what the upstream does.
-            let attempt = plan.trace.child();
-            let span = AttemptSpan::start(&attempt, attempts);
-            let request = match unsent {
-                Some(mut request) => {
-                    set_trace_headers(request.headers_mut(), &attempt);
-                    *request
-                }
-                None => self.build(&target, index, &mut plan, &attempt).map_err(|e| Error::UpstreamConnect {
-                    upstream: endpoint.to_owned(),
-                    cause: ConnectFailure::Request(Arc::new(e)),
-                })?,
-            };
-            let started = Instant::now();
-            let health = &shared.stats[index].health;
-            let sent = tokio::time::timeout_at(plan.deadline, self.client.send(index, request, fresh, health)).await;
-            let failure = match sent {
-                Ok(Ok((response, lease))) => {
-                    guard.metrics().duration.observe(started.elapsed().as_secs_f64());
-                    let status = response.status();
-                    span.end(&plan.method, endpoint, Some(status.as_u16()), None);
-                    if !status.is_server_error() {
-                        guard.succeeded();
-                        let reply = relay(response, lease, &plan.method, endpoint.to_owned(), guard, timeout).await;
-                        // A body read whole that broke off (the upstream died mid-reply):
-                        // nothing has reached the client yet, so an idempotent request
-                        // goes to another endpoint, as the lost-connection case does.
-                        if let Err(error @ Error::UpstreamReply { .. }) = &reply {
-                            if plan.idempotent && self.may_retry(plan.replayable, true) {
-                                log::debug!("retrying {} on another endpoint after: {}", plan.method, crate::Escaped(error));
-                                next = Next::Pick;
-                                continue;
-                            }
-                        }
-                        return answered(reply, index, attempts);
-                    }
-                    guard.failed(FailureKind::Status5xx);
-                    let gateway = matches!(status.as_u16(), 502..=504);
-                    if !(plan.idempotent && gateway && self.may_retry(plan.replayable, true)) {
-                        let reply = relay(response, lease, &plan.method, endpoint.to_owned(), guard, timeout).await;
-                        return answered(reply, index, attempts);
-                    }
-                    log::debug!("retrying {} on another endpoint after {status} from {endpoint}", plan.method);
-                    guard.metrics().retries.inc();
-                    next = Next::Pick;
-                    continue;
-                }
-                Err(_) => Failure {
-                    error: Error::UpstreamTimeout {
-                        upstream: endpoint.to_owned(),
-                        seconds: timeout.as_secs_f64(),
-                    },
-                    retry: Retry::No,
-                    blame: true,
-                    kind: FailureKind::Timeout,
-                    unsent: None,
-                    reached: true,
-                },
-                Ok(Err(error)) => self.classify(error, endpoint, &plan),
-            };
-            let Failure {
-                error,
-                retry,
-                blame,
-                kind,
-                unsent,
-                reached,
-            } = failure;
-            span.end(&plan.method, endpoint, None, Some(kind.as_str()));
-            if blame {
-                guard.failed(kind);
+            endpoint: shared.endpoint_name(index),
+            number: self.attempts,
+            guard: InFlight::start(shared, index),
+        };
+        // Each attempt is a span of its own, the parent of what the upstream does.
+        let trace = plan.trace.child();
+        let span = AttemptSpan::start(&trace, attempt.number);
+        let request = match unsent {
+            Some(mut request) => {
+                set_trace_headers(request.headers_mut(), &trace);
+                *request
             }
-            match retry {
-                // Another request's failure ejected the endpoint meanwhile: a healthy
-                // one rather than a fresh connection to it.
-                Retry::FreshConnection
-                    if !shared.stats[index].health.is_available()
-                        && shared.healthy_untried(&self.tried)
-                        && self.may_retry(plan.replayable || unsent.is_some(), false) =>
-                {
-                    log::debug!("{} to {endpoint}: the endpoint was ejected; retrying on another", plan.method);
-                    guard.metrics().retries.inc();
-                    if let Some(request) = unsent {
-                        plan.body = Body::from(request.into_body());
-                    }
-                    next = Next::Pick;
+            None => match self.build(target, index, plan, &trace) {
+                Ok(request) => request,
+                Err(e) => {
+                    let upstream = attempt.endpoint.to_owned();
+                    let cause = ConnectFailure::Request(Arc::new(e));
+                    return ControlFlow::Break(Err(Error::UpstreamConnect { upstream, cause }));
                 }
-                Retry::FreshConnection => {
-                    self.fresh_used = true;
-                    guard.metrics().retries.inc();
-                    log::debug!("{} to {endpoint} lost on a reused connection ({}); again on a fresh one", plan.method, crate::Escaped(&error));
-                    next = Next::Fresh(index, unsent);
-                }
-                Retry::OtherEndpoint if self.may_retry(plan.replayable || unsent.is_some(), reached) => {
-                    log::debug!("retrying {} on another endpoint after: {}", plan.method, crate::Escaped(&error));
-                    guard.metrics().retries.inc();
-                    if let Some(request) = unsent {
-                        // Rebuilt for the other endpoint (its `Host` differs); the body
-                        // was never consumed.
-                        plan.body = Body::from(request.into_body());
-                    }
-                    next = Next::Pick;
-                }
-                _ => return Err(error),
+            },
+        };
+        let started = Instant::now();
+        let health = &shared.stats[index].health;
+        let sent = tokio::time::timeout_at(plan.deadline, self.client.send(index, request, fresh, health)).await;
+        let failure = match sent {
+            Ok(Ok((response, lease))) => {
+                attempt.guard.metrics().duration.observe(started.elapsed().as_secs_f64());
+                span.end(&plan.method, attempt.endpoint, Some(response.status().as_u16()), None);
+                return self.answered(plan, attempt, response, lease).await;
             }
+            Err(_) => Failure::timed_out(attempt.endpoint, shared.config.timeout),
+            Ok(Err(error)) => self.classify(error, attempt.endpoint, plan),
+        };
+        span.end(&plan.method, attempt.endpoint, None, Some(failure.kind.as_str()));
+        self.failed(plan, attempt, failure)
+    }
+
+    /// The endpoint answered: the answer is relayed, unless it is a 502–504, or a body
+    /// read whole that broke off (the upstream died mid-reply; nothing has reached the
+    /// client yet), and an idempotent request may go to another endpoint.
+    async fn answered(
+        &mut self,
+        plan: &Plan,
+        attempt: Attempt<'_>,
+        response: http::Response<hyper::body::Incoming>,
+        lease: Lease,
+    ) -> ControlFlow<Result<ForwardResponse, Error>, Next> {
+        let Attempt { index, endpoint, number, guard } = attempt;
+        let timeout = self.shared.config.timeout;
+        let status = response.status();
+        if !status.is_server_error() {
+            guard.succeeded();
+            let reply = relay(response, lease, &plan.method, endpoint.to_owned(), guard, timeout).await;
+            if let Err(error @ Error::UpstreamReply { .. }) = &reply {
+                if plan.idempotent && self.may_retry(plan.replayable, true) {
+                    log::debug!("retrying {} on another endpoint after: {}", plan.method, crate::Escaped(error));
+                    return ControlFlow::Continue(Next::Pick);
+                }
+            }
+            return ControlFlow::Break(answered_by(reply, index, number));
+        }
+        guard.failed(FailureKind::Status5xx);
+        let gateway = matches!(status.as_u16(), 502..=504);
+        if !(plan.idempotent && gateway && self.may_retry(plan.replayable, true)) {
+            let reply = relay(response, lease, &plan.method, endpoint.to_owned(), guard, timeout).await;
+            return ControlFlow::Break(answered_by(reply, index, number));
+        }
+        log::debug!("retrying {} on another endpoint after {status} from {endpoint}", plan.method);
+        guard.metrics().retries.inc();
+        ControlFlow::Continue(Next::Pick)
+    }
+
+    /// The attempt failed (`failure`, classified): the endpoint blamed or not, then the
+    /// same endpoint on a fresh connection, another endpoint, or the error to the caller.
+    fn failed(
+        &mut self,
+        plan: &mut Plan,
+        attempt: Attempt<'_>,
+        failure: Failure,
+    ) -> ControlFlow<Result<ForwardResponse, Error>, Next> {
+        let Attempt { index, endpoint, guard, .. } = attempt;
+        let Failure {
+            error,
+            retry,
+            blame,
+            kind,
+            unsent,
+            reached,
+        } = failure;
+        if blame {
+            guard.failed(kind);
+        }
+        match retry {
+            // Another request's failure ejected the endpoint meanwhile: a healthy
+            // one rather than a fresh connection to it.
+            Retry::FreshConnection
+                if !self.shared.stats[index].health.is_available()
+                    && self.shared.healthy_untried(&self.tried)
+                    && self.may_retry(plan.replayable || unsent.is_some(), false) =>
+            {
+                log::debug!("{} to {endpoint}: the endpoint was ejected; retrying on another", plan.method);
+                guard.metrics().retries.inc();
+                if let Some(request) = unsent {
+                    plan.body = Body::from(request.into_body());
+                }
+                ControlFlow::Continue(Next::Pick)
+            }
+            Retry::FreshConnection => {
+                self.fresh_used = true;
+                guard.metrics().retries.inc();
+                log::debug!("{} to {endpoint} lost on a reused connection ({}); again on a fresh one", plan.method, crate::Escaped(&error));
+                ControlFlow::Continue(Next::Fresh(index, unsent))
+            }
+            Retry::OtherEndpoint if self.may_retry(plan.replayable || unsent.is_some(), reached) => {
+                log::debug!("retrying {} on another endpoint after: {}", plan.method, crate::Escaped(&error));
+                guard.metrics().retries.inc();
+                if let Some(request) = unsent {
+                    // Rebuilt for the other endpoint (its `Host` differs); the body
+                    // was never consumed.
+                    plan.body = Body::from(request.into_body());
+                }
+                ControlFlow::Continue(Next::Pick)
+            }
+            _ => ControlFlow::Break(Err(error)),
         }
     }
 
@@ -351,40 +425,7 @@ impl Exchange {
                 unsent: Some(request),
                 reached: false,
             },
-            SendError::Exchange { error, reused } => {
-                let lost = Lost::of(&error);
-                let error = Error::UpstreamReply {
-                    upstream,
-                    reason: lost.reason(&error),
-                };
-                // The upstream closed a connection we reused (a graceful shutdown, an
-                // idle timeout): an idempotent request goes once more on a fresh one.
-                if reused && lost != Lost::Other && plan.idempotent && plan.replayable && !self.fresh_used {
-                    return Failure {
-                        error,
-                        retry: Retry::FreshConnection,
-                        blame: false,
-                        kind: FailureKind::Reset,
-                        unsent: None,
-                        reached: lost != Lost::OnWrite,
-                    };
-                }
-                Failure {
-                    error,
-                    // It may have acted on the request: only idempotent ones go again
-                    // (hyper kept the request back if none of it was written).
-                    retry: if plan.idempotent { Retry::OtherEndpoint } else { Retry::No },
-                    blame: true,
-                    kind: FailureKind::Reset,
-                    unsent: None,
-                    // A write the upstream reset: it had closed the connection before
-                    // reading the whole request, so it cannot have answered it. An
-                    // idempotent request on a connection closed before any answer (the
-                    // upstream died with it) goes to a healthy endpoint outside the
-                    // budget too: the failure ejected this one, and going again is safe.
-                    reached: !(plan.idempotent && lost != Lost::Other),
-                }
-            }
+            SendError::Exchange { error, reused } => self.lost(&error, reused, upstream, plan),
             // Our side's body failed: not the endpoint's fault, nothing to retry.
             SendError::Body(error) => Failure {
                 error,
@@ -394,6 +435,44 @@ impl Exchange {
                 unsent: None,
                 reached: true,
             },
+        }
+    }
+
+    /// Classifies a connection lost once hyper had the request (`reused`: a kept-alive
+    /// one): whether it goes again, fresh or elsewhere, and whether it reached the
+    /// endpoint.
+    fn lost(&self, error: &hyper::Error, reused: bool, upstream: String, plan: &Plan) -> Failure {
+        let lost = Lost::of(error);
+        let error = Error::UpstreamReply {
+            upstream,
+            reason: lost.reason(error),
+        };
+        // The upstream closed a connection we reused (a graceful shutdown, an idle
+        // timeout): an idempotent request goes once more on a fresh one.
+        if reused && lost != Lost::Other && plan.idempotent && plan.replayable && !self.fresh_used {
+            return Failure {
+                error,
+                retry: Retry::FreshConnection,
+                blame: false,
+                kind: FailureKind::Reset,
+                unsent: None,
+                reached: lost != Lost::OnWrite,
+            };
+        }
+        Failure {
+            error,
+            // It may have acted on the request: only idempotent ones go again (hyper
+            // kept the request back if none of it was written).
+            retry: if plan.idempotent { Retry::OtherEndpoint } else { Retry::No },
+            blame: true,
+            kind: FailureKind::Reset,
+            unsent: None,
+            // A write the upstream reset: it had closed the connection before reading
+            // the whole request, so it cannot have answered it. An idempotent request
+            // on a connection closed before any answer (the upstream died with it)
+            // goes to a healthy endpoint outside the budget too: the failure ejected
+            // this one, and going again is safe.
+            reached: !(plan.idempotent && lost != Lost::Other),
         }
     }
 

@@ -1,0 +1,306 @@
+//! The phases of one request, in the order they run (as pingora's `ProxyHttp` names
+//! its filters): canonical path → built-ins → loop check → `[auth]` → the special paths
+//! (WebSocket, FrameX's proxy function) → route match → `[limits]` → dispatch (migration,
+//! local plugin, cache, upstream) → answer.
+//!
+//! Each phase is a method of [`RequestCtx`], the request's one context; a phase that
+//! answers the request returns `ControlFlow::Break` with the answer, which ends it.
+//!
+//! Cost: none of its own. The context holds borrows (the request, the worker, the
+//! canonical path, the access log's notes) and the call context, as the one function
+//! before it held them in locals; no phase allocates, clones an `Arc` or boxes a
+//! future, and each `async` phase is polled inline as part of [`serve`]'s one future.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use actix_web::http::{header, Method as HttpMethod, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use framex_actors::upstream::{proxy_function::PATH as PROXY_FUNCTION_PATH, UpstreamTarget};
+use framex_actors::{ApiKey, CallContext, Error, HttpMatch, Method, Route, Target};
+
+use super::{
+    authorize, builtin, cached_proxy, engine_method, envelope, error, forward, limit, local,
+    migrate, observe, proxy_function, websocket, Auth, Shared, Worker,
+};
+use crate::canonical_path;
+use crate::limits::Permit;
+use crate::metrics::Target as Answered;
+
+/// What a phase comes to: the request answered (`Break`), or what the next phase needs.
+type Phase<T = ()> = ControlFlow<HttpResponse, T>;
+
+/// One request on its way through the phases: what each phase reads, and what the
+/// access log learns as the request goes.
+struct RequestCtx<'a> {
+    req: &'a HttpRequest,
+    worker: &'a Worker,
+    /// The canonical path: for every phase, and for the upstream.
+    path: &'a str,
+    /// Deadline, request id, hops and trace of the call.
+    ctx: CallContext,
+    /// Where the request went, for the access log and metrics.
+    seen: &'a mut observe::Seen,
+    /// Whether `Authorization` held a key for us (it is not passed on).
+    consumed_auth: bool,
+    /// Which of its rule's `[auth]` keys the request presented (`[limits]` may count
+    /// per key).
+    key_index: Option<usize>,
+}
+
+/// Serves one request (whose call context is `ctx`) through the phases.
+pub(super) async fn serve(
+    req: &HttpRequest,
+    payload: web::Payload,
+    worker: &Worker,
+    ctx: CallContext,
+    seen: &mut observe::Seen,
+) -> HttpResponse {
+    // One canonical path for everything below, and for the upstream.
+    let canonical = match canonical_path::canonicalize(req.uri().path()) {
+        Ok(canonical) => canonical,
+        Err(e) => return envelope::error(StatusCode::BAD_REQUEST, &format!("Bad Request: {e}"), None),
+    };
+    let request = RequestCtx {
+        req,
+        worker,
+        path: &canonical,
+        ctx,
+        seen,
+        consumed_auth: false,
+        key_index: None,
+    };
+    match request.run(payload).await {
+        ControlFlow::Break(response) | ControlFlow::Continue(response) => response,
+    }
+}
+
+impl RequestCtx<'_> {
+    /// The request's story, phase by phase.
+    async fn run(mut self, payload: web::Payload) -> Phase<HttpResponse> {
+        self.builtin().await?;
+        self.refuse_loop()?;
+        self.authorize()?;
+        if websocket::is_upgrade(self.req) {
+            return ControlFlow::Break(self.websocket(payload).await);
+        }
+        if self.path == PROXY_FUNCTION_PATH && self.req.method() == HttpMethod::POST {
+            return ControlFlow::Break(self.proxy_function(payload).await);
+        }
+        let matched = self.shared().engine.published().load().match_http(&engine_method(self.req.method()), self.path);
+        match matched {
+            HttpMatch::NotFound => ControlFlow::Break(not_found()),
+            HttpMatch::MethodNotAllowed { allowed } => ControlFlow::Break(self.method_not_allowed(&allowed, payload).await),
+            HttpMatch::Found { route, params } => {
+                let permit = self.limit(&route).await?;
+                let response = match &route.target {
+                    Target::Local { .. } => self.local(route, params, payload).await,
+                    Target::Upstream(target) => {
+                        let target = target.clone();
+                        self.upstream(&route, target, payload).await?
+                    }
+                };
+                ControlFlow::Continue(limit::attach(permit, response))
+            }
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.worker.shared
+    }
+
+    /// The built-ins: the docs login's endpoints, then `GET` of a fixed path.
+    async fn builtin(&mut self) -> Phase {
+        if let Some(login) = &self.worker.shared.docs_login {
+            if let Some(endpoint) = login.serve(self.req, self.path) {
+                self.seen.builtin = Some(endpoint.label());
+                self.seen.target = Some(Answered::Builtin);
+                return ControlFlow::Break(endpoint.answer(self.req).await);
+            }
+        }
+        if self.req.method() == HttpMethod::GET {
+            if let Some(response) = builtin::serve(self.path, self.req, self.worker).await {
+                self.seen.builtin = builtin::label(self.path);
+                self.seen.target = Some(Answered::Builtin);
+                return ControlFlow::Break(response);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Refuses a request that passed through `max_hops` proxies already (a loop).
+    fn refuse_loop(&self) -> Phase {
+        let limit = self.shared().max_hops;
+        if self.ctx.hops >= limit {
+            return ControlFlow::Break(self.answer(Err(Error::Loop { hops: self.ctx.hops, limit })));
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Applies `[auth] rules`: notes the key presented, or answers 401.
+    fn authorize(&mut self) -> Phase {
+        match authorize(&self.shared().auth, self.req.headers(), self.path) {
+            Auth::Open => {}
+            Auth::Passed(index) => {
+                self.consumed_auth = true;
+                self.key_index = Some(index);
+            }
+            Auth::Refused(response) => return ControlFlow::Break(*response),
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// `[limits]` for a path counted under `template`: the permit to hold while
+    /// answering, or the refusal.
+    async fn check_limit(&self, template: &str) -> Phase<Option<Permit>> {
+        match limit::check(self.shared(), self.req, self.path, template, self.key_index).await {
+            Ok(permit) => ControlFlow::Continue(permit),
+            Err(refused) => ControlFlow::Break(refused),
+        }
+    }
+
+    /// `[limits]` for a matched route, counted per its template (or function name).
+    async fn limit(&self, route: &Route) -> Phase<Option<Permit>> {
+        if self.shared().limits.is_none() {
+            return ControlFlow::Continue(None);
+        }
+        let template = match &route.spec.key {
+            ApiKey::Http { path, .. } => path.as_str(),
+            ApiKey::Function(name) => name.as_str(),
+        };
+        self.check_limit(template).await
+    }
+
+    /// A WebSocket upgrade: tunnelled to the upstream of its path.
+    async fn websocket(self, payload: web::Payload) -> HttpResponse {
+        let permit = match self.check_limit(self.path).await {
+            ControlFlow::Continue(permit) => permit,
+            ControlFlow::Break(refused) => return refused,
+        };
+        let response = websocket::serve(self.worker, self.req, self.path, payload, self.consumed_auth, self.ctx).await;
+        limit::attach(permit, response)
+    }
+
+    /// FrameX's proxy-function path (`POST`): a pickled call to a remote function.
+    async fn proxy_function(self, payload: web::Payload) -> HttpResponse {
+        self.seen.builtin = Some(PROXY_FUNCTION_PATH);
+        self.seen.target = Some(Answered::Upstream);
+        let permit = match self.check_limit(self.path).await {
+            ControlFlow::Continue(permit) => permit,
+            ControlFlow::Break(refused) => return refused,
+        };
+        limit::attach(permit, proxy_function::serve(self.worker, payload, self.ctx).await)
+    }
+
+    /// A path with routes, none for this method: `OPTIONS` goes where `HEAD` goes (to
+    /// the upstream of the path's `GET` route, else of its first route, which answers
+    /// both); anything else, and an `OPTIONS` of a local path, gets 405 with `Allow`.
+    async fn method_not_allowed(self, allowed: &[Method], payload: web::Payload) -> HttpResponse {
+        if self.req.method() == HttpMethod::OPTIONS {
+            if let Some(target) = upstream_for_options(self.shared(), allowed, self.path) {
+                if disabled(&target, self.path) {
+                    return not_found();
+                }
+                self.seen.target = Some(Answered::Upstream);
+                let how = forward::Forwarding {
+                    consumed_auth: self.consumed_auth,
+                    served: None,
+                };
+                let forwarded = forward::serve(self.worker, self.req, self.path, payload, target, how, self.ctx.clone());
+                return self.answer(forwarded.await);
+            }
+        }
+        let allow = allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+        let mut response = envelope::error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", None);
+        if let Ok(v) = header::HeaderValue::from_str(&allow) {
+            response.headers_mut().insert(header::ALLOW, v);
+        }
+        response
+    }
+
+    /// A local plugin's route: its migration mode first (which may send it upstream),
+    /// else the plugin, through the router.
+    async fn local(self, route: Arc<Route>, params: Vec<(String, String)>, payload: web::Payload) -> HttpResponse {
+        self.seen.route = Some(route.clone());
+        self.seen.target = Some(Answered::Local);
+        let migrated = migrate::serve(
+            self.worker,
+            self.req,
+            self.path,
+            payload,
+            &route,
+            &params,
+            self.consumed_auth,
+            &self.ctx,
+            &mut self.seen.target,
+        );
+        let result = match migrated.await {
+            Ok(answered) => answered,
+            Err(payload) => local::serve(self.worker, self.req, payload, route, params, self.ctx.clone()).await,
+        };
+        self.answer(result)
+    }
+
+    /// An upstream's route: forwarded, through the request cache when a `[cache]` rule
+    /// covers the path. A path the route's filter disables is unknown (404).
+    ///
+    /// A cached answer, like the 404, is answered here (`Break`): it does not carry
+    /// the `[limits]` permit.
+    async fn upstream(self, route: &Arc<Route>, target: Arc<UpstreamTarget>, payload: web::Payload) -> Phase<HttpResponse> {
+        // A disabled concrete path is unknown, whatever template it falls under.
+        if disabled(&target, self.path) {
+            return ControlFlow::Break(not_found());
+        }
+        self.seen.route = Some(route.clone());
+        self.seen.target = Some(Answered::Upstream);
+        let shared = &self.worker.shared;
+        let json_log = shared.access_log == crate::config::AccessLog::Json;
+        let how = forward::Forwarding {
+            consumed_auth: self.consumed_auth,
+            served: (json_log || framex_actors::trace::recording(&self.ctx.trace)).then_some(&mut self.seen.served),
+        };
+        if let Some(cache) = &shared.cache {
+            if let Some(ttl) = cache.rule_ttl(self.path) {
+                let cached = cached_proxy::serve(self.worker, self.req, self.path, payload, target, how, self.ctx.clone(), (cache, ttl));
+                return ControlFlow::Break(answer(cached.await, &self.ctx));
+            }
+        }
+        let forwarded = forward::serve(self.worker, self.req, self.path, payload, target, how, self.ctx.clone());
+        ControlFlow::Continue(answer(forwarded.await, &self.ctx))
+    }
+
+    /// The answer to the client: the response, or the error's envelope.
+    fn answer(&self, result: Result<HttpResponse, Error>) -> HttpResponse {
+        answer(result, &self.ctx)
+    }
+}
+
+/// The answer to the client of a call with context `ctx`: the response, or the
+/// error's envelope (with the request id and trace id).
+fn answer(result: Result<HttpResponse, Error>, ctx: &CallContext) -> HttpResponse {
+    result.unwrap_or_else(|e| error::respond(&e, &ctx.request_id, ctx.trace.trace_id_hex()))
+}
+
+/// The 404 envelope.
+fn not_found() -> HttpResponse {
+    envelope::error(StatusCode::NOT_FOUND, "Not Found", None)
+}
+
+/// Whether the route's filter disables this concrete path.
+fn disabled(target: &UpstreamTarget, path: &str) -> bool {
+    target.filter.as_ref().is_some_and(|f| !f.allows(path))
+}
+
+/// The upstream an `OPTIONS` of `path` (which has no OPTIONS route) goes to: that of
+/// its `GET` route, else of its first route, when that route is proxied.
+fn upstream_for_options(shared: &Shared, allowed: &[Method], path: &str) -> Option<Arc<UpstreamTarget>> {
+    let table = shared.engine.published().load();
+    let first = allowed.iter().find(|m| **m == Method::GET).or_else(|| allowed.first())?;
+    match table.match_http(first, path) {
+        HttpMatch::Found { route, .. } => match &route.target {
+            Target::Upstream(target) => Some(target.clone()),
+            Target::Local { .. } => None,
+        },
+        _ => None,
+    }
+}
