@@ -244,8 +244,8 @@ impl RequestCtx<'_> {
     /// An upstream's route: forwarded, through the request cache when a `[cache]` rule
     /// covers the path. A path the route's filter disables is unknown (404).
     ///
-    /// A cached answer, like the 404, is answered here (`Break`): it does not carry
-    /// the `[limits]` permit.
+    /// A cached answer carries the `[limits]` permit like a forwarded one; the 404 of
+    /// a disabled path is answered here (`Break`), without it.
     async fn upstream(self, route: &Arc<Route>, target: Arc<UpstreamTarget>, payload: web::Payload) -> Phase<HttpResponse> {
         // A disabled concrete path is unknown, whatever template it falls under.
         if disabled(&target, self.path) {
@@ -262,7 +262,7 @@ impl RequestCtx<'_> {
         if let Some(cache) = &shared.cache {
             if let Some(ttl) = cache.rule_ttl(self.path) {
                 let cached = cached_proxy::serve(self.worker, self.req, self.path, payload, target, how, self.ctx.clone(), (cache, ttl));
-                return ControlFlow::Break(answer(cached.await, &self.ctx));
+                return ControlFlow::Continue(answer(cached.await, &self.ctx));
             }
         }
         let forwarded = forward::serve(self.worker, self.req, self.path, payload, target, how, self.ctx.clone());

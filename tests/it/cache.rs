@@ -319,7 +319,8 @@ fn counting_upstream(calls: Arc<AtomicU64>) -> impl Fn(&mut actix_web::web::Serv
 
 /// `[plugins.proxy.cache]`: proxied answers are cached per method, path, query and
 /// body; Set-Cookie, Vary on other headers, errors and streams never are; a body over
-/// `max_entry_bytes` is forwarded uncached, not buffered.
+/// `max_entry_bytes` is forwarded uncached, not buffered; a cached answer carries its
+/// `[limits]` headers like a forwarded one.
 #[actix_rt::test]
 async fn proxied_routes_under_rules() {
     let calls = Arc::new(AtomicU64::new(0));
@@ -328,13 +329,15 @@ async fn proxied_routes_under_rules() {
         "load_builtin_plugins = [\"proxy\"]\n[cache]\nenabled = true\nmax_entry_bytes = 1000\n\
          [plugins.proxy]\ndiscovery_interval = 0\nproxy_urls = [\"{up}\"]\n\
          [plugins.proxy.cache]\n\"/api/v1/up/*\" = {{ ttl = 60 }}\n\"/api/v1/cookie\" = {{}}\n\"/api/v1/vary\" = {{}}\n\
-         \"/api/v1/err\" = {{}}\n\"/api/v1/sse\" = {{}}\n\"/api/v1/post\" = {{}}\n"
+         \"/api/v1/err\" = {{}}\n\"/api/v1/sse\" = {{}}\n\"/api/v1/post\" = {{}}\n\
+         [limits.rules]\n\"/api/v1/up/*\" = {{ rate = 100, burst = 100, per = \"route\" }}\n"
     );
     let server = start(config(&toml), vec![]).await;
     let a = get(&server.url("/api/v1/up/1?x=1")).await;
     let b = get_with(&server.url("/api/v1/up/1?x=1"), &[("X-Forwarded-Host", "evil")]).await;
     assert_eq!([status(&a), status(&b)], ["MISS", "HIT"], "{}", a.text());
     assert_eq!((a.json(), header(&b, "x-up")), (b.json(), "kept".to_owned()));
+    assert!(header(&b, "ratelimit").starts_with("\"default\";r="), "a cached answer counts and says so");
     assert_eq!(status(&get(&server.url("/api/v1/up/1?x=2")).await), "MISS");
     let other = get_with(&server.url("/api/v1/up/1?x=1"), &[("Authorization", "k2")]).await;
     assert_eq!(status(&other), "MISS", "another Authorization, another entry");
