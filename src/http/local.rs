@@ -32,7 +32,8 @@ pub async fn serve(
     };
     let args = bind(&route, &params, req.query_string(), req.headers(), body.as_deref())?;
     if let Some(ttl) = route.spec.cache {
-        return super::cached::local(worker, req, route, args, ctx, ttl).await;
+        // Boxed: the cache's future is large, and only routes it covers pay for it.
+        return Box::pin(super::cached::local(worker, req, route, args, ctx, ttl)).await;
     }
     let raw = answer::is_raw(worker, req, &route);
     let reply = worker

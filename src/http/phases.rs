@@ -115,7 +115,8 @@ impl RequestCtx<'_> {
             if let Some(endpoint) = login.serve(self.req, self.path) {
                 self.seen.builtin = Some(endpoint.label());
                 self.seen.target = Some(Answered::Builtin);
-                return ControlFlow::Break(endpoint.answer(self.req).await);
+                // Boxed: its provider calls make a large future, for a rare request.
+                return ControlFlow::Break(Box::pin(endpoint.answer(self.req)).await);
             }
         }
         if self.req.method() == HttpMethod::GET {
@@ -261,7 +262,8 @@ impl RequestCtx<'_> {
         };
         if let Some(cache) = &shared.cache {
             if let Some(ttl) = cache.rule_ttl(self.path) {
-                let cached = cached_proxy::serve(self.worker, self.req, self.path, payload, target, how, self.ctx.clone(), (cache, ttl));
+                // Boxed: the cache's future is large, and only paths it covers pay for it.
+                let cached = Box::pin(cached_proxy::serve(self.worker, self.req, self.path, payload, target, how, self.ctx.clone(), (cache, ttl)));
                 return ControlFlow::Continue(answer(cached.await, &self.ctx));
             }
         }

@@ -152,7 +152,8 @@ impl Limiter {
         let key = identity.key(rule.settings.per);
         match &rule.store {
             Store::Local(table) => counted(rule, answer::local(rule, table, key)),
-            Store::Redis(store) => decide_in_redis(rule, store, key).await,
+            // Boxed: the Redis client's future is large; rules kept in process do not pay for it.
+            Store::Redis(store) => Box::pin(decide_in_redis(rule, store, key)).await,
         }
     }
 

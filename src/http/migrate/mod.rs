@@ -70,9 +70,10 @@ pub async fn serve(
     }
     Ok(match decision {
         Decision::AsUsual => return Err(payload),
-        Decision::Upstream => forward::serve(worker, req, path, payload, target, forwarding(consumed_auth), ctx).await,
+        // Each branch boxed: only a migrating route pays for their large futures.
+        Decision::Upstream => Box::pin(forward::serve(worker, req, path, payload, target, forwarding(consumed_auth), ctx)).await,
         Decision::CanaryLocal => {
-            let answer = local::serve(worker, req, payload, route.clone(), params.to_vec(), ctx.clone()).await;
+            let answer = Box::pin(local::serve(worker, req, payload, route.clone(), params.to_vec(), ctx.clone())).await;
             let failed = match &answer {
                 Ok(response) => response.status().is_server_error(),
                 Err(e) => super::error::status_of(e).is_server_error(),
@@ -82,7 +83,7 @@ pub async fn serve(
         }
         Decision::Shadow(permit) => {
             let call = Shadowed { route, params, migration, target, consumed_auth, permit };
-            shadow(worker, req, path, payload, call, ctx).await
+            Box::pin(shadow(worker, req, path, payload, call, ctx)).await
         }
     })
 }
