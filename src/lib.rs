@@ -24,6 +24,7 @@
 //! - [`conn_timeouts`]: the HTTP server's connection timeouts (a leaf).
 //! - [`open_files`]: the open-file limit that bounds `server.max_connections`.
 //! - [`sentry_events`]: `[sentry]`: 5xx answers (and transactions) sent to Sentry.
+//! - [`sentry_logs`]: `[sentry] enable_logs`: log records sent to Sentry as logs.
 //!
 //! The engine itself (registry, router replicas, plugin and upstream actors, the
 //! streaming bridge) is the `framex-actors` crate, re-exported as [`actors`].
@@ -50,6 +51,7 @@ pub mod proxy;
 pub mod redis_store;
 pub mod schema;
 pub mod sentry_events;
+pub mod sentry_logs;
 pub mod server;
 pub mod tls;
 
