@@ -12,7 +12,9 @@ mod body_deadline;
 mod builtin;
 mod cached;
 mod cached_proxy;
+mod docs_actions;
 mod docs_page;
+mod docs_tools;
 pub mod conn_watch;
 pub mod docs_login;
 mod envelope;
@@ -297,6 +299,11 @@ async fn serve(
             seen.target = Some(crate::metrics::Target::Builtin);
             return endpoint.answer(&req).await;
         }
+    }
+    if let Some(tool) = path.strip_prefix("/docs/").and_then(|_| docs_tools::Tool::route(req.method(), path)) {
+        seen.builtin = Some(tool.label());
+        seen.target = Some(crate::metrics::Target::Builtin);
+        return tool.answer(&req, path, payload, &worker).await;
     }
     if req.method() == actix_web::http::Method::GET {
         if let Some(response) = builtin::serve(path, &req, &worker).await {
