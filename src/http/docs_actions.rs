@@ -138,8 +138,8 @@ struct Request {
 }
 
 /// The button's request with `inputs` merged into its query or body (FrameX-kit
-/// sends a body only when there is something in it); `None` when its URL or method
-/// cannot be used.
+/// sends a body only when there is something in it, and a query, when there is one,
+/// in place of the URL's own); `None` when its URL or method cannot be used.
 fn build(button: &ActionButton, inputs: &Map<String, Value>) -> Option<Request> {
     let mut url = url::Url::parse(&button.url).ok().filter(|u| matches!(u.scheme(), "http" | "https"))?;
     let mut query: Vec<(String, Value)> = button.query.iter().map(|(k, v)| (k.clone(), to_json(v))).collect();
@@ -155,6 +155,8 @@ fn build(button: &ActionButton, inputs: &Map<String, Value>) -> Option<Request> 
         }
     }
     if !query.is_empty() {
+        // As FrameX-kit's client does: the query sent replaces the URL's own.
+        url.set_query(None);
         let mut pairs = url.query_pairs_mut();
         for (k, v) in &query {
             match v {
@@ -239,7 +241,7 @@ mod tests {
         let inputs: Map<String, Value> = serde_json::from_str(r#"{"env": "prod", "tag": "v1", "other": "ignored"}"#).unwrap();
         let r = build(&b, &inputs).unwrap();
         assert_eq!((r.base.as_str(), r.method.as_str()), ("http://127.0.0.1:9", "POST"));
-        assert_eq!(r.path, "/run?x=1&n=2&source=docs&env=prod");
+        assert_eq!(r.path, "/run?n=2&source=docs&env=prod", "the URL's own query is replaced, as FrameX-kit's client does");
         let body: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(body, json!({"job": "m", "force": true, "tag": "v1"}));
         assert_eq!(r.headers["authorization"], "Bearer t");
