@@ -25,10 +25,10 @@ pub(super) const MAX_ANSWER_BYTES: usize = 1 << 20;
 pub(super) async fn invoke(worker: &Worker, req: &HttpRequest, index: Option<usize>, body: &Map<String, Value>) -> HttpResponse {
     let button = match button(worker, index, false) {
         Ok(button) => button,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     if let Err(refused) = check_auth(worker, req, button, body) {
-        return refused;
+        return *refused;
     }
     let inputs = match body.get("inputs") {
         None | Some(Value::Null) => Map::new(),
@@ -49,7 +49,7 @@ pub(super) async fn invoke(worker: &Worker, req: &HttpRequest, index: Option<usi
         log::warn!("docs action button {}: its url cannot be used", Escaped(&button.title));
         return envelope::error(StatusCode::BAD_GATEWAY, "Docs action request failed", None);
     };
-    let timeout = Duration::from_secs_f64(button.timeout.min(crate::config::MAX_SECONDS as f64));
+    let timeout = Duration::from_secs_f64(button.timeout.min(crate::config::MAX_SECONDS));
     let tls = framex_actors::upstream::tls::default_config();
     let one = OneRequest { method: request.method, path: &request.path, headers: request.headers, body: request.body };
     match fetch_request(&request.base, None, one, &tls, timeout, MAX_ANSWER_BYTES).await {
@@ -73,7 +73,7 @@ pub(super) async fn invoke(worker: &Worker, req: &HttpRequest, index: Option<usi
 pub(super) fn open(worker: &Worker, req: &HttpRequest, index: Option<usize>, body: &Map<String, Value>) -> HttpResponse {
     match button(worker, index, true).and_then(|b| check_auth(worker, req, b, body).map(|()| b)) {
         Ok(button) => HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({ "open_url": button.url })),
-        Err(refused) => refused,
+        Err(refused) => *refused,
     }
 }
 
@@ -85,26 +85,26 @@ pub(super) fn open_window(worker: &Worker, req: &HttpRequest, index: Option<usiz
             .insert_header((header::LOCATION, button.url.as_str()))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish(),
-        Err(refused) => refused,
+        Err(refused) => *refused,
     }
 }
 
 /// Button `index`: 404 when there is none, 400 when it is (`link`) or is not
 /// (`!link`) a `LINK`.
-fn button(worker: &Worker, index: Option<usize>, link: bool) -> Result<&ActionButton, HttpResponse> {
+fn button(worker: &Worker, index: Option<usize>, link: bool) -> Result<&ActionButton, Box<HttpResponse>> {
     let button = index
         .and_then(|i| worker.shared.docs.tools.buttons.get(i))
-        .ok_or_else(|| envelope::error(StatusCode::NOT_FOUND, "Docs action button not found", None))?;
+        .ok_or_else(|| Box::new(envelope::error(StatusCode::NOT_FOUND, "Docs action button not found", None)))?;
     match (button.method == "LINK", link) {
-        (true, false) => Err(envelope::error(StatusCode::BAD_REQUEST, "Docs action button is a link", None)),
-        (false, true) => Err(envelope::error(StatusCode::BAD_REQUEST, "Docs action button is not a link", None)),
+        (true, false) => Err(Box::new(envelope::error(StatusCode::BAD_REQUEST, "Docs action button is a link", None))),
+        (false, true) => Err(Box::new(envelope::error(StatusCode::BAD_REQUEST, "Docs action button is not a link", None))),
         _ => Ok(button),
     }
 }
 
 /// The button's own auth: its password (`{"auth": {"password": …}}`, compared in
 /// constant time), or a logged-in user it allows.
-fn check_auth(worker: &Worker, req: &HttpRequest, button: &ActionButton, body: &Map<String, Value>) -> Result<(), HttpResponse> {
+fn check_auth(worker: &Worker, req: &HttpRequest, button: &ActionButton, body: &Map<String, Value>) -> Result<(), Box<HttpResponse>> {
     match &button.auth {
         ButtonAuth::None => Ok(()),
         ButtonAuth::Password { password } => {
@@ -112,15 +112,15 @@ fn check_auth(worker: &Worker, req: &HttpRequest, button: &ActionButton, body: &
             if constant_time_eq(given.as_bytes(), password.as_bytes()) {
                 Ok(())
             } else {
-                Err(envelope::error(StatusCode::UNAUTHORIZED, "Invalid action password", None))
+                Err(Box::new(envelope::error(StatusCode::UNAUTHORIZED, "Invalid action password", None)))
             }
         }
         ButtonAuth::Oauth { allowed_usernames } => {
             let user = worker.shared.docs_login.as_ref().and_then(|login| login.session_user(req));
             match user {
-                None => Err(docs_tools::login_required(worker)),
+                None => Err(Box::new(docs_tools::login_required(worker))),
                 Some(user) if allowed_usernames.iter().any(|u| u == "*" || *u == user.username) => Ok(()),
-                Some(_) => Err(envelope::error(StatusCode::FORBIDDEN, "User is not allowed", None)),
+                Some(_) => Err(Box::new(envelope::error(StatusCode::FORBIDDEN, "User is not allowed", None))),
             }
         }
     }

@@ -78,7 +78,7 @@ impl Tool {
     pub async fn answer(self, req: &HttpRequest, path: &str, payload: web::Payload, worker: &Worker) -> HttpResponse {
         let get = matches!(self, Tool::OpenWindow(_) | Tool::PluginConfig | Tool::PluginRelease);
         if let Err(refused) = gate(worker, req, path, get) {
-            return refused;
+            return *refused;
         }
         match self {
             Tool::PluginConfig => plugin_config(worker, req).await,
@@ -102,11 +102,11 @@ impl Tool {
 /// Whoever may see `/docs` passes: an open session or the key of the `[auth]` rule
 /// covering `/docs` (with `[auth.oauth]`), or that rule alone (without). Else a `GET`
 /// goes to log in (with `[auth.oauth]`) and a `POST` gets a 401 saying where.
-fn gate(worker: &Worker, req: &HttpRequest, path: &str, get: bool) -> Result<(), HttpResponse> {
+fn gate(worker: &Worker, req: &HttpRequest, path: &str, get: bool) -> Result<(), Box<HttpResponse>> {
     let shared = &worker.shared;
     let Some(login) = &shared.docs_login else {
         return match authorize(&shared.auth, req.headers(), DOCS) {
-            Auth::Refused(refused) => Err(*refused),
+            Auth::Refused(refused) => Err(refused),
             Auth::Open | Auth::Passed(_) => Ok(()),
         };
     };
@@ -114,11 +114,11 @@ fn gate(worker: &Worker, req: &HttpRequest, path: &str, get: bool) -> Result<(),
         return Ok(());
     }
     if get {
-        return Err(login.guard(req, path, &AuthRules::default()).unwrap_or_else(|| {
+        return Err(Box::new(login.guard(req, path, &AuthRules::default()).unwrap_or_else(|| {
             envelope::error(StatusCode::UNAUTHORIZED, "OAuth authentication required", None)
-        }));
+        })));
     }
-    Err(login_required(worker))
+    Err(Box::new(login_required(worker)))
 }
 
 /// The 401 of a request that needs the docs login, with FrameX-kit's
