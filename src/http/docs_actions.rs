@@ -1,5 +1,5 @@
 //! `[docs] action_buttons` run from the server, as FrameX-kit runs them (see
-//! [`super::docs_tools`] for the endpoints and who reaches them): the button's own
+//! `docs_tools` for the endpoints and who reaches them): the button's own
 //! auth (`none`, a `password` sent in the body, or the docs login's user among
 //! `allowed_usernames`), required `inputs`, then one request to the configured URL
 //! with its headers, its query and body with the inputs merged in, within the
@@ -15,7 +15,7 @@ use framex_actors::upstream::{fetch_request, OneRequest};
 use framex_actors::Escaped;
 use serde_json::{json, Map, Value};
 
-use super::{constant_time_eq, docs_tools, envelope, Worker};
+use super::{constant_time_eq, docs_login, envelope, Worker};
 use crate::config::{ActionButton, ButtonAuth};
 
 /// The largest answer read from a button's target.
@@ -118,7 +118,7 @@ fn check_auth(worker: &Worker, req: &HttpRequest, button: &ActionButton, body: &
         ButtonAuth::Oauth { allowed_usernames } => {
             let user = worker.shared.docs_login.as_ref().and_then(|login| login.session_user(req));
             match user {
-                None => Err(Box::new(docs_tools::login_required(worker))),
+                None => Err(Box::new(docs_login::required(worker.shared.docs_login.as_deref()))),
                 Some(user) if allowed_usernames.iter().any(|u| u == "*" || *u == user.username) => Ok(()),
                 Some(_) => Err(Box::new(envelope::error(StatusCode::FORBIDDEN, "User is not allowed", None))),
             }

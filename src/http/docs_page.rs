@@ -38,7 +38,7 @@ pub struct DocsPage {
 /// `docs_tools`) work with, kept on the server: the buttons whole (targets,
 /// headers, passwords), `[repository]`, the plugins' tables, the whitelist, the
 /// workspace and the config's secret values.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct DocsTools {
     /// `[docs] action_buttons`, whole.
     pub buttons: Vec<ActionButton>,
@@ -53,6 +53,18 @@ pub(super) struct DocsTools {
     pub workspace: Option<std::path::PathBuf>,
     /// [`Config::secret_values`].
     pub secrets: Vec<String>,
+}
+
+/// Never prints what it keeps (buttons' passwords and headers, tokens, secrets).
+impl std::fmt::Debug for DocsTools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocsTools")
+            .field("buttons", &self.buttons.len())
+            .field("tables", &self.tables.keys().collect::<Vec<_>>())
+            .field("whitelist", &self.whitelist)
+            .field("workspace", &self.workspace)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DocsTools {
@@ -243,6 +255,8 @@ auth = { type = "password", password = "pw-secret" }
         )
         .unwrap();
         let page = DocsPage::new(&config, []);
+        let debug = format!("{page:?}");
+        assert!(!debug.contains("pw-secret") && !debug.contains("hdr-secret"), "{debug}");
         let shown = serde_json::to_string(&page.buttons).unwrap();
         assert!(shown.contains("Deploy") && shown.contains("\"auth_type\":\"password\""), "{shown}");
         for secret in ["hdr-secret", "body-secret", "pw-secret", "deploy-secret-path"] {

@@ -20,7 +20,7 @@ use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use super::{authorize, docs_actions, envelope, Auth, Worker};
+use super::{authorize, docs_actions, docs_login, envelope, Auth, Worker};
 use crate::config::AuthRules;
 use crate::repository::{self, Repo};
 
@@ -118,20 +118,7 @@ fn gate(worker: &Worker, req: &HttpRequest, path: &str, get: bool) -> Result<(),
             envelope::error(StatusCode::UNAUTHORIZED, "OAuth authentication required", None)
         })));
     }
-    Err(Box::new(login_required(worker)))
-}
-
-/// The 401 of a request that needs the docs login, with FrameX-kit's
-/// `X-FrameX-OAuth-Redirect` (and the login's state cookie) when the login is on.
-pub(super) fn login_required(worker: &Worker) -> HttpResponse {
-    let mut response = envelope::error(StatusCode::UNAUTHORIZED, "OAuth authentication required", None);
-    if let Some((url, cookie)) = worker.shared.docs_login.as_ref().and_then(|login| login.login_url(DOCS)) {
-        if let Ok(url) = header::HeaderValue::from_str(&url) {
-            response.headers_mut().insert(header::HeaderName::from_static("x-framex-oauth-redirect"), url);
-        }
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    response
+    Err(Box::new(docs_login::required(Some(login))))
 }
 
 /// The JSON object a `POST` sends (`{}` for an empty body): 415 without

@@ -267,6 +267,16 @@ note = "a copy of server-auth-key-4"
 mode = "private but readable"
 [plugins.closed]
 mode = "closed"
+[[docs.action_buttons]]
+title = "Ops"
+method = "LINK"
+url = "https://ops.example/board"
+auth = {{ type = "oauth", allowed_usernames = ["ada"] }}
+[[docs.action_buttons]]
+title = "Admin"
+method = "LINK"
+url = "https://ops.example/admin"
+auth = {{ type = "oauth", allowed_usernames = ["bob"] }}
 {oauth}"#,
         outside = outside.display(),
         outside_name = outside.parent().unwrap().file_name().unwrap().to_str().unwrap(),
@@ -292,7 +302,9 @@ mode = "closed"
 /// nothing else is — not a file off the list, outside the project, reached by `..`
 /// or through a link, not the config itself — and no secret (the table's, the file's,
 /// a URL's password, the server's key); a private repository the user can read is
-/// shown, one the user cannot is refused, an unknown plugin is refused.
+/// shown, one the user cannot is refused, an unknown plugin is refused. `oauth`
+/// action buttons on the same server: FrameX-kit's 401 with the login URL, then the
+/// allowed user only.
 #[actix_rt::test]
 async fn plugin_config_view_shows_only_whitelisted_files_and_no_secret() {
     let outside_dir = tempfile::tempdir().unwrap();
@@ -330,6 +342,18 @@ async fn plugin_config_view_shows_only_whitelisted_files_and_no_secret() {
     for plugin in ["nope", "..%2F..%2Fetc%2Fpasswd", "echo"] {
         assert_eq!(crate::docs_login::get(&view(plugin), &cookie, &[]).await.status, 403, "{plugin}");
     }
+    // `oauth` buttons: no session, FrameX-kit's 401 naming where to log in; the
+    // logged-in user (ada) opens hers, not bob's.
+    let json_type = ("content-type", "application/json");
+    let anonymous = request("POST", &format!("{url}/docs/action-buttons/0/open"), &[json_type], b"{}".to_vec()).await;
+    assert_eq!(anonymous.status, 401);
+    let login = anonymous.headers.get("x-framex-oauth-redirect").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(login.contains("/oauth/authorize?client_id=docs-client"), "{login}");
+    let with_session = [json_type, ("cookie", cookie.as_str())];
+    let hers = request("POST", &format!("{url}/docs/action-buttons/0/open"), &with_session, b"{}".to_vec()).await;
+    assert_eq!(hers.json(), json!({"open_url": "https://ops.example/board"}));
+    let his = request("POST", &format!("{url}/docs/action-buttons/1/open"), &with_session, b"{}".to_vec()).await;
+    assert_eq!((his.status, his.json()["message"].as_str()), (403, Some("User is not allowed")));
     server.stop(false).await;
 }
 

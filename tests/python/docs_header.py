@@ -26,9 +26,12 @@ def press(browser, header, title, password):
     field = wait(browser, ec.visibility_of_element_located((By.CSS_SELECTOR, "input[name='fx-action-password']")))
     field.send_keys(password)
     header.find_element(By.CSS_SELECTOR, ".fx-action-run").click()
-    wait(browser, lambda b: "status" in b.find_element(By.CSS_SELECTOR, ".fx-action-status").text)
-    return {"status": header.find_element(By.CSS_SELECTOR, ".fx-action-status").text,
-            "body": texts(header, ".fx-action-body")}
+    # The result line is replaced as the request goes: read it by script, not by a
+    # reference that the page may have dropped.
+    status = "var s = document.querySelector('.fx-action-status'); return s ? s.textContent : '';"
+    wait(browser, lambda b: "status" in b.execute_script(status))
+    body = "return Array.from(document.querySelectorAll('.fx-action-body')).map(function (n) { return n.textContent; });"
+    return {"status": browser.execute_script(status), "body": browser.execute_script(body)}
 
 
 def main() -> None:

@@ -297,6 +297,20 @@ impl DocsLogin {
     }
 }
 
+/// The 401 of a request that needs the docs login, with FrameX-kit's
+/// `X-FrameX-OAuth-Redirect` (the provider's login URL, back to `/docs`) and the
+/// login's state cookie when the login is on.
+pub fn required(login: Option<&DocsLogin>) -> HttpResponse {
+    let mut response = envelope::error(StatusCode::UNAUTHORIZED, "OAuth authentication required", None);
+    if let Some((url, cookie)) = login.and_then(|login| login.login_url(DOCS)) {
+        if let Ok(url) = header::HeaderValue::from_str(&url) {
+            response.headers_mut().insert(header::HeaderName::from_static("x-framex-oauth-redirect"), url);
+        }
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
 /// Who is logged in on a request, as [`DocsLogin::session_user`] says.
 pub struct SessionUser {
     /// The provider's username.
