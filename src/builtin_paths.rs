@@ -2,8 +2,10 @@
 //! them, the proxy leaves an upstream's own operations on them out).
 
 /// Every path a `GET` of which framex-rs answers itself, whatever the route table
-/// holds: probes, documents, docs pages and status pages.
-pub const BUILTIN_GETS: [&str; 11] = [
+/// holds: probes, documents, docs pages (and the docs' plugin views) and status pages.
+/// (The docs' action-button paths, `/docs/action-buttons/{i}/invoke|open`, are
+/// framex-rs's too, for `POST` and `GET`.)
+pub const BUILTIN_GETS: [&str; 13] = [
     "/health",
     "/ping",
     "/version",
@@ -11,6 +13,8 @@ pub const BUILTIN_GETS: [&str; 11] = [
     "/api/v1/openapi.json",
     "/docs",
     "/redoc",
+    "/docs/plugin-config",
+    "/docs/plugin-release",
     "/api/v1/proxy/upstreams",
     "/api/v1/proxy/migration",
     "/api/v1/limits",

@@ -272,24 +272,23 @@ pub fn check_summary(config: &Config) -> String {
 }
 
 /// The one warning `framex run` logs at start when FrameX-kit keys that framex-rs
-/// does not use are present.
+/// does not use are present: the Ray keys (framex-rs runs no Ray).
 pub fn unused_warning(config: &Config) -> Option<String> {
     let unused = unused_keys(config);
     (!unused.is_empty()).then(|| {
         format!(
-            "FrameX-kit keys accepted but unused: {} (see \"Coming from FrameX-kit\" in the README)",
+            "FrameX-kit keys accepted but unused: {} (Ray keys: framex-rs runs no Ray; see \"Coming from FrameX-kit\" in the README)",
             unused.join(", ")
         )
     })
 }
 
-/// The FrameX-kit keys present that framex-rs accepts but does not use.
+/// The FrameX-kit keys present that framex-rs accepts but does not use: `use_ray`
+/// and the Ray keys (its dashboard, CPUs, Ray Serve ingress settings).
 fn unused_keys(config: &Config) -> Vec<&'static str> {
     let s = &config.server;
     [
         ("base_ingress_config", &config.base_ingress_config),
-        ("test", &config.test),
-        ("repository", &config.repository),
         ("server.dashboard_host", &s.dashboard_host),
         ("server.dashboard_port", &s.dashboard_port),
         ("server.use_ray", &s.use_ray),
@@ -300,8 +299,6 @@ fn unused_keys(config: &Config) -> Vec<&'static str> {
     .into_iter()
     .filter(|(_, v)| v.is_some())
     .map(|(k, _)| k)
-    .chain((!config.docs.embedded_config_file_whitelist.is_empty()).then_some("docs.embedded_config_file_whitelist"))
-    .chain(config.sentry.enable_logs.then_some("sentry.enable_logs"))
     .collect()
 }
 

@@ -6,6 +6,8 @@
 //!
 //! # Layout
 //! - [`config`]: FrameX's `config.toml`, strictly validated, with env overrides.
+//! - [`config_view`]: a plugin's config as the docs show it (secrets hidden,
+//!   whitelisted files).
 //! - [`discovery`]: upstream OpenAPI documents → engine route specs.
 //! - [`proxy`]: the system proxy plugin: upstream pools and their discovery.
 //! - [`plugin`]: writing plugins in Rust (typed handlers, `call_remote_api`).
@@ -23,7 +25,10 @@
 //!   config's rules, discovery and the HTTP surface all use it).
 //! - [`conn_timeouts`]: the HTTP server's connection timeouts (a leaf).
 //! - [`open_files`]: the open-file limit that bounds `server.max_connections`.
+//! - [`repository`]: a plugin's repository on GitHub or GitLab (latest release,
+//!   access), for the docs.
 //! - [`sentry_events`]: `[sentry]`: 5xx answers (and transactions) sent to Sentry.
+//! - [`sentry_logs`]: `[sentry] enable_logs`: log records sent to Sentry as logs.
 //!
 //! The engine itself (registry, router replicas, plugin and upstream actors, the
 //! streaming bridge) is the `framex-actors` crate, re-exported as [`actors`].
@@ -35,6 +40,7 @@ pub mod cache;
 pub mod canonical_path;
 pub mod cli;
 pub mod config;
+pub mod config_view;
 pub mod conn_timeouts;
 pub mod discovery;
 pub mod http;
@@ -48,8 +54,10 @@ pub mod plugin;
 pub mod plugins;
 pub mod proxy;
 pub mod redis_store;
+pub mod repository;
 pub mod schema;
 pub mod sentry_events;
+pub mod sentry_logs;
 pub mod server;
 pub mod tls;
 

@@ -35,9 +35,12 @@ fn main() -> anyhow::Result<()> {
         }
         _ => DEFAULT_LOG_FILTER,
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
+    let logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
         .format_timestamp_millis()
-        .init();
+        .build();
+    log::set_max_level(logger.filter());
+    // Records also go to Sentry once a server with `[sentry] enable_logs` starts.
+    log::set_boxed_logger(Box::new(framex::sentry_logs::Forward::new(logger))).context("the logger is set once")?;
     match cli.command {
         Command::Check(args) => {
             let config = Config::load(args.config.as_deref())?;
@@ -68,6 +71,9 @@ fn main() -> anyhow::Result<()> {
             let mut config = Config::load(args.config.config.as_deref())?;
             args.apply(&mut config);
             config.check_plugins_available(&[])?;
+            if config.test.silent {
+                quiet_plugin_panics();
+            }
             if let Some(warning) = framex::cli::unused_warning(&config) {
                 log::warn!("{warning}");
             }
@@ -104,4 +110,16 @@ fn main() -> anyhow::Result<()> {
             result
         }
     }
+}
+
+/// `[test] silent`: a plugin's panic is not printed on stderr by Rust's panic hook
+/// (message, location, backtrace); it is still caught, answered as a 500 and logged
+/// as one error line. Panics anywhere else are printed as always.
+fn quiet_plugin_panics() {
+    let print = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !framex::actors::in_plugin() {
+            print(info);
+        }
+    }));
 }

@@ -100,8 +100,9 @@ impl std::fmt::Debug for Reporter {
 impl Reporter {
     /// The reporter `config` asks for, or `None` when Sentry is off. `release` is the
     /// version (`server.reversion` or framex-rs's), sent as `v<release>` as FrameX-kit
-    /// does.
-    pub fn start(config: &SentryConfig, release: &str) -> Option<Arc<Reporter>> {
+    /// does. With `enable_logs`, log records go to Sentry too (see
+    /// [`crate::sentry_logs`]), `secrets` scrubbed from them.
+    pub fn start(config: &SentryConfig, release: &str, secrets: Vec<String>) -> Option<Arc<Reporter>> {
         if !config.active() {
             return None;
         }
@@ -117,16 +118,21 @@ impl Reporter {
             default_integrations: false,
             traces_sample_rate: 1.0,
             shutdown_timeout: CLOSE_TIMEOUT,
+            enable_logs: config.enable_logs,
             ..Default::default()
         };
-        let client = sentry::Client::from(sentry::apply_defaults(options));
+        let client = Arc::new(sentry::Client::from(sentry::apply_defaults(options)));
+        if config.enable_logs {
+            crate::sentry_logs::register(client.clone(), secrets);
+        }
         log::info!(
-            "sentry: reporting 5xx errors{} as environment {}_local",
-            if config.lifecycle == SentryLifecycle::Trace { " and a transaction per request" } else { "" },
+            "sentry: reporting 5xx errors{}{} as environment {}_local",
+            if config.lifecycle == SentryLifecycle::Trace { ", a transaction per request" } else { "" },
+            if config.enable_logs { ", log records at info and above" } else { "" },
             framex_actors::Escaped(&config.env)
         );
         Some(Arc::new(Reporter {
-            client: Arc::new(client),
+            client,
             ignore_errors: config.ignore_errors.clone(),
             transactions: config.lifecycle == SentryLifecycle::Trace,
         }))
@@ -251,11 +257,11 @@ mod tests {
     #[test]
     fn off_without_dsn_and_env() {
         let mut config = SentryConfig { enable: true, ..Default::default() };
-        assert!(Reporter::start(&config, "1.0").is_none());
+        assert!(Reporter::start(&config, "1.0", Vec::new()).is_none());
         config.dsn = "http://k@127.0.0.1:9/1".into();
-        assert!(Reporter::start(&config, "1.0").is_none());
+        assert!(Reporter::start(&config, "1.0", Vec::new()).is_none());
         config.env = "test".into();
-        let reporter = Reporter::start(&config, "1.0").unwrap();
+        let reporter = Reporter::start(&config, "1.0", Vec::new()).unwrap();
         assert_eq!(reporter.client.options().environment.as_deref(), Some("test_local"));
         assert_eq!(reporter.client.options().release.as_deref(), Some("v1.0"));
         reporter.close();

@@ -95,7 +95,7 @@ pub use error::{ArgProblem, ConnectFailure, Error};
 pub use escape::Escaped;
 pub use trace::TraceContext;
 pub use ctx::Ctx;
-pub use plugin::{Invoke, PluginActor};
+pub use plugin::{in_plugin, Invoke, PluginActor};
 pub use plugin_spec::{ApiHandler, CallHandler, LocalApi, PluginMeta, PluginSpec, StartHook, StreamHandler};
 pub use registry::{describe as describe_skipped, RegisterPlugin, Registry, RouteReport, SetUpstreamRoutes, UnregisterPlugin, UpstreamRoute};
 pub use route_table::{HttpMatch, Route, RouteTable, RouteTableBuilder, Skipped, Target};

@@ -82,7 +82,7 @@ fn caught<T: 'static>(
     handler: LocalBoxFuture<'static, Result<T, Error>>,
 ) -> impl std::future::Future<Output = Result<T, Error>> {
     use futures::FutureExt as _;
-    std::panic::AssertUnwindSafe(handler).catch_unwind().map(move |result| {
+    std::panic::AssertUnwindSafe(InPlugin(handler)).catch_unwind().map(move |result| {
         result.unwrap_or_else(|payload| {
             Err(Error::PluginPanic {
                 plugin: plugin.to_string(),
@@ -90,6 +90,36 @@ fn caught<T: 'static>(
             })
         })
     })
+}
+
+thread_local! {
+    /// Whether this thread is running a plugin's handler now (see [`in_plugin`]).
+    static IN_PLUGIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the code running on this thread is a plugin's handler: a panic hook asks
+/// it to tell a plugin's panic (caught, answered as [`Error::PluginPanic`]) from ours.
+pub fn in_plugin() -> bool {
+    IN_PLUGIN.with(std::cell::Cell::get)
+}
+
+/// A handler's future, marked as plugin code while it is polled.
+struct InPlugin<F>(F);
+
+impl<F: std::future::Future + Unpin> std::future::Future for InPlugin<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        /// Puts the mark back as it was, even when the poll unwinds.
+        struct Restore(bool);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                IN_PLUGIN.with(|mark| mark.set(self.0));
+            }
+        }
+        let _restore = Restore(IN_PLUGIN.with(|mark| mark.replace(true)));
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
 }
 
 impl Handler<Invoke> for PluginActor {
@@ -138,5 +168,27 @@ impl Handler<Invoke> for PluginActor {
                 Box::pin(async move { Ok(Reply::Stream(rx.started().await?)) })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt as _;
+
+    /// A handler's code runs marked as plugin code; its panic comes back as
+    /// `PluginPanic` and the mark is gone afterwards, panic or not.
+    #[test]
+    fn handlers_run_marked_and_panics_are_caught() {
+        assert!(!in_plugin());
+        let marked = futures::executor::block_on(caught(
+            "p".into(),
+            async { Ok::<_, Error>(in_plugin()) }.boxed_local(),
+        ));
+        assert!(marked.unwrap());
+        assert!(!in_plugin());
+        let panicked = futures::executor::block_on(caught::<()>("p".into(), async { panic!("boom") }.boxed_local()));
+        assert!(matches!(panicked, Err(Error::PluginPanic { ref message, .. }) if message == "boom"), "{panicked:?}");
+        assert!(!in_plugin(), "the mark is put back after a panic");
     }
 }

@@ -1,7 +1,8 @@
 // The docs page's header (framex-rs's own code): runtime, start time, plugins loaded
-// and failed, upstream health, migration modes, plugin cards and [docs] action
-// buttons. It reads the JSON island #framex-overview that the server wrote and builds
-// the DOM with textContent only: names and descriptions are data, never markup.
+// and failed, upstream health, migration modes, plugin cards (with their config view
+// and newer release) and [docs] action buttons. It reads the JSON island
+// #framex-overview that the server wrote and builds the DOM with textContent only:
+// names and descriptions are data, never markup.
 (function () {
   "use strict";
   var island = document.getElementById("framex-overview");
@@ -37,29 +38,129 @@
   status.appendChild(plugins);
   root.appendChild(status);
 
+  // [docs] action buttons, run by the server (POST /docs/action-buttons/{i}/invoke
+  // and …/open, as FrameX-kit): the page knows a button's title, method, auth kind
+  // and inputs, never its URL, headers, body or password.
+  var result = el("div", "fx-action-result");
+  var form = el("div", "fx-action-form");
+  form.hidden = true;
+  function showResult(status, body) {
+    result.textContent = "";
+    result.appendChild(el("div", "fx-action-status", status));
+    if (body !== undefined && body !== null && body !== "") result.appendChild(el("pre", "fx-action-body", body));
+  }
+  function openWeb(url) {
+    if (isWebUrl(url)) window.open(url, "_blank", "noopener,noreferrer");
+  }
+  function post(button, action, payload) {
+    return fetch("/docs/action-buttons/" + button.index + "/" + action, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(payload)
+    }).then(function (response) {
+      var login = response.headers.get("X-FrameX-OAuth-Redirect");
+      if (response.status === 401 && login) {
+        window.location.assign(login);
+        return null;
+      }
+      return response.text().then(function (text) {
+        var parsed = null;
+        try { parsed = JSON.parse(text); } catch (e) { parsed = null; }
+        return { status: response.status, text: text, data: parsed };
+      });
+    });
+  }
+  function run(button, node, payload) {
+    node.disabled = true;
+    showResult(button.title + ": running…");
+    var action = button.method === "LINK" ? "open" : "invoke";
+    post(button, action, payload).then(function (answer) {
+      if (!answer) return;
+      var d = answer.data;
+      if (action === "open" && d && d.open_url) {
+        showResult(button.title + ": opened");
+        openWeb(d.open_url);
+      } else if (action === "invoke" && d && Object.prototype.hasOwnProperty.call(d, "body")) {
+        showResult(button.title + ": status " + d.status_code, d.body);
+        if (d.open_url) openWeb(d.open_url);
+      } else {
+        showResult(button.title + ": status " + answer.status, d && d.message ? d.message : answer.text);
+      }
+    }, function (error) {
+      showResult(button.title + ": request failed: " + error);
+    }).then(function () { node.disabled = false; });
+  }
+  // The form of a button with inputs or a password; its "Run" sends them.
+  function ask(button, node) {
+    form.textContent = "";
+    form.hidden = false;
+    var fields = [];
+    button.inputs.forEach(function (input) {
+      var label = el("label", "", input.label || input.name);
+      var field = document.createElement("input");
+      field.name = input.name;
+      field.placeholder = input.placeholder || "";
+      field.value = input["default"] || "";
+      field.required = !!input.required;
+      label.appendChild(field);
+      form.appendChild(label);
+      fields.push(field);
+    });
+    var password = null;
+    if (button.auth_type === "password") {
+      var pwLabel = el("label", "", "Password");
+      password = document.createElement("input");
+      password.type = "password";
+      password.name = "fx-action-password";
+      pwLabel.appendChild(password);
+      form.appendChild(pwLabel);
+    }
+    var go = el("button", "fx-action fx-action-" + button.variant, "Run " + button.title);
+    go.type = "button";
+    go.className += " fx-action-run";
+    var cancel = el("button", "fx-action", "Cancel");
+    cancel.type = "button";
+    cancel.addEventListener("click", function () { form.hidden = true; });
+    go.addEventListener("click", function () {
+      var inputs = {};
+      fields.forEach(function (f) { inputs[f.name] = f.value; });
+      var payload = { inputs: inputs, auth: password ? { password: password.value } : {} };
+      form.hidden = true;
+      run(button, node, payload);
+    });
+    form.appendChild(go);
+    form.appendChild(cancel);
+    (fields[0] || password || go).focus();
+  }
+  function press(button, node) {
+    if (button.requires_confirmation) {
+      var question = button.confirmation_message || ("Run " + button.title + "?");
+      if (!window.confirm(question)) return;
+    }
+    if (button.method === "LINK" && button.auth_type === "oauth") {
+      // A new window goes through the login if needed, then to the link.
+      window.open("/docs/action-buttons/" + button.index + "/open", "_blank", "noopener,noreferrer");
+      return;
+    }
+    if (button.inputs.length || button.auth_type === "password") {
+      ask(button, node);
+      return;
+    }
+    run(button, node, { inputs: {}, auth: {} });
+  }
   if (data.buttons.length) {
     var toolbar = el("div", "fx-actions");
     data.buttons.forEach(function (button) {
-      var node;
-      if (button.method === "LINK" && button.auth_type === "none" && isWebUrl(button.url)) {
-        node = link(button.url, button.title);
-      } else {
-        node = el("button", "", button.title);
-        node.type = "button";
-        node.disabled = true;
-        node.title = "framex-rs does not run " + button.method + " action buttons yet";
-      }
-      node.className = "fx-action fx-action-" + button.variant;
+      var node = el("button", "fx-action fx-action-" + button.variant, button.title);
+      node.type = "button";
       node.setAttribute("data-index", button.index);
-      if (button.requires_confirmation && node.tagName === "A") {
-        node.addEventListener("click", function (event) {
-          var question = button.confirmation_message || ("Run " + button.title + "?");
-          if (!window.confirm(question)) event.preventDefault();
-        });
-      }
+      node.addEventListener("click", function () { press(button, node); });
       toolbar.appendChild(node);
     });
     root.appendChild(toolbar);
+    root.appendChild(form);
+    root.appendChild(result);
   }
 
   if (data.upstreams.length) {
@@ -89,6 +190,20 @@
     root.appendChild(routes);
   }
 
+  // A newer release of a plugin's repository (GET /docs/plugin-release, as
+  // FrameX-kit): a mark linking to the repository; nothing when there is none.
+  function release(p, meta) {
+    fetch("/docs/plugin-release?plugin=" + encodeURIComponent(p.name), { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (d) {
+        if (!d || !d.has_update || !d.latest_version) return;
+        meta.appendChild(document.createTextNode(" · "));
+        var mark = link(isWebUrl(d.repo_url) ? d.repo_url : p.url, "New release: " + d.latest_version);
+        mark.className = "fx-card-update";
+        meta.appendChild(mark);
+      }, function () {});
+  }
+
   if (data.cards.length) {
     var cards = el("div", "fx-cards");
     data.cards.forEach(function (p) {
@@ -104,6 +219,13 @@
         var repo = link(p.url, "Repo");
         repo.className = "fx-card-repo";
         meta.appendChild(repo);
+        if (data.config_view) {
+          meta.appendChild(document.createTextNode(" · "));
+          var config = link("/docs/plugin-config?plugin=" + encodeURIComponent(p.name), "View Config");
+          config.className = "fx-card-config";
+          meta.appendChild(config);
+        }
+        if (p.version) release(p, meta);
       }
       card.appendChild(meta);
       cards.appendChild(card);

@@ -1,4 +1,5 @@
-//! FrameX-kit's `[docs]`: the action buttons of the docs page.
+//! FrameX-kit's `[docs]`: the action buttons of the docs page and the files a
+//! plugin's config view may show.
 
 use std::collections::BTreeMap;
 
@@ -8,8 +9,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DocsConfig {
-    /// FrameX-kit's files shown with a plugin's config (behind OAuth): accepted, not
-    /// used. Default: none.
+    /// Patterns (Python `fnmatch`, relative to the config file's directory) of the
+    /// `.yaml`/`.yml`/`.toml` files a plugin's config view (`/docs/plugin-config`,
+    /// behind `[auth.oauth]`) may show when the plugin's table names them. Default:
+    /// none.
     pub embedded_config_file_whitelist: Vec<String>,
     /// Buttons in the docs page's header, in this order. Default: none.
     pub action_buttons: Vec<ActionButton>,
@@ -149,7 +152,9 @@ fn everyone() -> Vec<String> {
 }
 
 /// What FrameX-kit's schema refuses: unknown methods, body types and targets, a
-/// `LINK` that is not an http(s) URL, a timeout that is not positive.
+/// `LINK` that is not an http(s) URL, a timeout that is not positive; and what
+/// framex-rs could not send: another button's URL that is not http(s), a header that
+/// is not a valid name and value.
 pub(super) fn check(config: &DocsConfig) -> Result<(), String> {
     for (i, b) in config.action_buttons.iter().enumerate() {
         let key = |k: &str| format!("docs.action_buttons[{i}].{k}");
@@ -158,6 +163,17 @@ pub(super) fn check(config: &DocsConfig) -> Result<(), String> {
         }
         if b.method == "LINK" && !(b.url.starts_with("http://") || b.url.starts_with("https://")) {
             return Err(format!("{}: a LINK button's url must start with http:// or https://", key("url")));
+        }
+        // framex-rs sends the request itself: what it cannot send is refused now.
+        if b.method != "LINK" && !url::Url::parse(&b.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+            return Err(format!("{}: the url must be an http:// or https:// URL", key("url")));
+        }
+        for (name, value) in &b.headers {
+            let name_ok = !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c));
+            if !name_ok || value.bytes().any(|c| c.is_ascii_control() && c != b'\t') {
+                // The value may be a secret: only the name is said.
+                return Err(format!("{}: header '{}' cannot be sent", key("headers"), name.escape_default()));
+            }
         }
         if !(b.timeout > 0.0 && b.timeout.is_finite()) {
             return Err(format!("{} must be a positive number of seconds", key("timeout")));
@@ -207,6 +223,10 @@ url = "https://example.org/wiki"
         assert!(err.contains("docs.action_buttons[0].url"), "{err}");
         let err = parse("[[docs.action_buttons]]\ntitle = \"x\"\nurl = \"http://a\"\nmethod = \"TRACE\"").unwrap_err();
         assert!(err.contains("docs.action_buttons[0].method"), "{err}");
+        let err = parse("[[docs.action_buttons]]\ntitle = \"x\"\nurl = \"/relative\"").unwrap_err();
+        assert!(err.contains("docs.action_buttons[0].url"), "{err}");
+        let err = parse("[[docs.action_buttons]]\ntitle = \"x\"\nurl = \"http://a\"\nheaders = { \"Bad Name\" = \"s3cret\" }").unwrap_err();
+        assert!(err.contains("Bad Name") && !err.contains("s3cret"), "{err}");
         let err = parse("[[docs.action_buttons]]\ntitle = \"x\"\nurl = \"http://a\"\nauth = { type = \"key\" }").unwrap_err();
         assert!(err.contains("none") && err.contains("password") && err.contains("oauth"), "{err}");
     }

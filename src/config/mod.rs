@@ -23,10 +23,13 @@ mod log;
 mod migrate;
 mod oauth;
 mod proxy;
+mod repository;
 pub mod rule_lint;
 pub mod rules;
+pub mod secrets;
 mod sentry;
 mod server;
+mod test_table;
 mod trusted_proxies;
 mod upstream_keys;
 mod validate;
@@ -39,6 +42,8 @@ pub use proxy::{parse_upstream_url, BalancePolicy, PluginsConfig, ProxyConfig, P
 pub use rules::{PathFilter, PathPattern, PatternError, RuleSet};
 pub use docs::{ActionButton, ButtonAuth, ButtonInput, ButtonVariant, DocsConfig};
 pub use log::LogConfig;
+pub use repository::{GitLabAuth, GitLabEndpoint, ProviderToken, RepositoryAuth, RepositoryConfig};
+pub use test_table::TestConfig;
 pub use sentry::{SentryConfig, SentryLifecycle};
 pub use oauth::{OauthConfig, ProviderUrls, JWT_ALGORITHMS, MIN_JWT_SECRET_BYTES};
 pub use server::{AccessLog, ServerConfig};
@@ -93,14 +98,15 @@ pub struct Config {
     pub base_ingress_config: Unused,
     /// `[log]`: which log lines are left out (levels stay `RUST_LOG`'s).
     pub log: LogConfig,
-    /// FrameX-kit's `[test]`: accepted, not used.
-    pub test: Unused,
+    /// FrameX-kit's `[test]`: switches for a project's test runs.
+    pub test: TestConfig,
     /// FrameX-kit's `[docs]`: the docs page's action buttons.
     pub docs: DocsConfig,
     /// FrameX-kit's `[sentry]`: errors reported to Sentry.
     pub sentry: SentryConfig,
-    /// FrameX-kit's `[repository]`: accepted, not used.
-    pub repository: Unused,
+    /// FrameX-kit's `[repository]`: tokens for the docs' questions to GitHub and
+    /// GitLab.
+    pub repository: RepositoryConfig,
     /// FrameX-kit's `[cache]`: the request cache.
     pub cache: CacheConfig,
     /// The file this config was read from, if any.

@@ -24,7 +24,8 @@ pub struct SentryConfig {
     pub ignore_errors: Vec<String>,
     /// `manual` (default): errors only. `trace`: one transaction per request too.
     pub lifecycle: SentryLifecycle,
-    /// Log records at `warn` and above go to Sentry as logs too. Default: `false`.
+    /// Log records at `info` and above (those `RUST_LOG` lets through) go to Sentry
+    /// as Sentry logs too, config secrets scrubbed (`framex run`). Default: `false`.
     pub enable_logs: bool,
 }
 

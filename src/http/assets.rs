@@ -36,6 +36,11 @@ const SWAGGER_HTML_HEAD: &str = r##"<!doctype html>
 .fx-cards { display: flex; flex-wrap: wrap; gap: 10px; }
 .fx-card { border: 1px solid #e6eaf0; border-radius: 6px; padding: 8px 12px; min-width: 220px; font-size: 13px; }
 .fx-card-name { font-weight: bold; } .fx-card-meta { color: #475467; margin-top: 4px; }
+.fx-card-update { color: #b54708; font-weight: bold; }
+.fx-action-form { margin-top: 8px; padding: 8px 12px; border: 1px solid #d0d5dd; border-radius: 6px; font-size: 13px; display: flex; flex-wrap: wrap; gap: 8px; align-items: end; }
+.fx-action-form label { display: flex; flex-direction: column; gap: 2px; }
+.fx-action-result { margin-top: 8px; font-size: 13px; }
+.fx-action-body { max-height: 240px; overflow: auto; background: #f8fafc; border: 1px solid #e6eaf0; padding: 8px; white-space: pre-wrap; word-break: break-word; }
 </style>
 </head>
 <body>

@@ -30,6 +30,59 @@ pub struct DocsPage {
     cards: Arc<[Card]>,
     /// `[docs] action_buttons`.
     buttons: Vec<ButtonView>,
+    /// What the docs tools use and never show (see [`DocsTools`]).
+    pub(super) tools: Arc<DocsTools>,
+}
+
+/// What the docs' own endpoints (action buttons, plugin config and release, see
+/// `docs_tools`) work with, kept on the server: the buttons whole (targets,
+/// headers, passwords), `[repository]`, the plugins' tables, the whitelist, the
+/// workspace and the config's secret values.
+#[derive(Default)]
+pub(super) struct DocsTools {
+    /// `[docs] action_buttons`, whole.
+    pub buttons: Vec<ActionButton>,
+    /// `[repository]`.
+    pub repository: crate::config::RepositoryConfig,
+    /// Each plugin's `[plugins.<name>]` table.
+    pub tables: std::collections::BTreeMap<String, toml::Table>,
+    /// `docs.embedded_config_file_whitelist`.
+    pub whitelist: Vec<String>,
+    /// The config file's directory (else the working directory), canonical; `None`
+    /// when it cannot be resolved (no file is then shown).
+    pub workspace: Option<std::path::PathBuf>,
+    /// [`Config::secret_values`].
+    pub secrets: Vec<String>,
+}
+
+/// Never prints what it keeps (buttons' passwords and headers, tokens, secrets).
+impl std::fmt::Debug for DocsTools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocsTools")
+            .field("buttons", &self.buttons.len())
+            .field("tables", &self.tables.keys().collect::<Vec<_>>())
+            .field("whitelist", &self.whitelist)
+            .field("workspace", &self.workspace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DocsTools {
+    fn new(config: &Config) -> Self {
+        let dir = config.source.as_deref().and_then(std::path::Path::parent).filter(|d| !d.as_os_str().is_empty());
+        let workspace = match dir {
+            Some(dir) => dir.canonicalize().ok(),
+            None => std::env::current_dir().and_then(|d| d.canonicalize()).ok(),
+        };
+        DocsTools {
+            buttons: config.docs.action_buttons.clone(),
+            repository: config.repository.clone(),
+            tables: config.plugins.other.clone(),
+            whitelist: config.docs.embedded_config_file_whitelist.clone(),
+            workspace,
+            secrets: config.secret_values(),
+        }
+    }
 }
 
 /// A plugin's card.
@@ -49,8 +102,9 @@ struct ButtonView {
     title: String,
     variant: crate::config::ButtonVariant,
     method: String,
-    /// The URL of a `LINK` button (empty for the others: their target stays server-side).
-    url: String,
+    /// The fields asked for before the request goes (none for a `LINK`). The URL is
+    /// never shown, a `LINK`'s included: the server opens it after the button's auth.
+    inputs: Vec<crate::config::ButtonInput>,
     auth_type: &'static str,
     requires_confirmation: bool,
     confirmation_message: String,
@@ -74,7 +128,13 @@ impl DocsPage {
                 })
                 .collect(),
             buttons: buttons(&config.docs.action_buttons),
+            tools: Arc::new(DocsTools::new(config)),
         }
+    }
+
+    /// The plugin `name`'s card: its version and repository URL.
+    pub(super) fn plugin(&self, name: &str) -> Option<(&str, &str)> {
+        self.cards.iter().find(|c| c.name == name).map(|c| (c.version.as_str(), c.url.as_str()))
     }
 
     /// The same header under a reloaded `config` (new buttons and version; the start
@@ -86,6 +146,7 @@ impl DocsPage {
             started_at: self.started_at.clone(),
             cards: self.cards.clone(),
             buttons: fresh.buttons,
+            tools: fresh.tools,
         }
     }
 }
@@ -99,7 +160,7 @@ fn buttons(config: &[ActionButton]) -> Vec<ButtonView> {
             title: b.title.clone(),
             variant: b.variant,
             method: b.method.clone(),
-            url: if b.method == "LINK" { b.url.clone() } else { String::new() },
+            inputs: if b.method == "LINK" { Vec::new() } else { b.inputs.clone() },
             auth_type: b.auth.kind(),
             requires_confirmation: b.requires_confirmation,
             confirmation_message: b.confirmation_message.clone(),
@@ -147,6 +208,8 @@ pub(super) async fn overview(worker: &Worker) -> String {
         "plugins": { "loaded": page.cards.len(), "failed": 0 },
         "cards": &*page.cards,
         "buttons": page.buttons,
+        // Plugin cards link to their config view when the docs login is on.
+        "config_view": shared.docs_login.is_some(),
         "upstreams": upstreams,
         "migration": migration,
     });
@@ -192,6 +255,8 @@ auth = { type = "password", password = "pw-secret" }
         )
         .unwrap();
         let page = DocsPage::new(&config, []);
+        let debug = format!("{page:?}");
+        assert!(!debug.contains("pw-secret") && !debug.contains("hdr-secret"), "{debug}");
         let shown = serde_json::to_string(&page.buttons).unwrap();
         assert!(shown.contains("Deploy") && shown.contains("\"auth_type\":\"password\""), "{shown}");
         for secret in ["hdr-secret", "body-secret", "pw-secret", "deploy-secret-path"] {

@@ -1,7 +1,7 @@
 //! The HTTP surface: built-in endpoints, local plugin routes and proxied routes.
 //!
 //! Every request goes through [`dispatch`], which serves it through the named phases
-//! of `phases`: built-ins (`GET` of a fixed path), then the loop check, auth rules,
+//! of `phases`: built-ins (the docs login, the docs tools, `GET` of a fixed path), then the loop check, auth rules,
 //! FrameX's proxy-function path, the route match, `[limits]`, and either a local
 //! plugin (arguments bound, FrameX envelope back) or faithful forwarding to an
 //! upstream.
@@ -13,7 +13,9 @@ mod body_deadline;
 mod builtin;
 mod cached;
 mod cached_proxy;
+mod docs_actions;
 mod docs_page;
+mod docs_tools;
 pub mod conn_watch;
 pub mod docs_login;
 mod envelope;

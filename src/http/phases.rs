@@ -1,5 +1,5 @@
 //! The phases of one request, in the order they run (as pingora's `ProxyHttp` names
-//! its filters): canonical path → built-ins → loop check → `[auth]` → the special paths
+//! its filters): canonical path → docs login → docs tools → built-ins → loop check → `[auth]` → the special paths
 //! (WebSocket, FrameX's proxy function) → route match → `[limits]` → dispatch (migration,
 //! local plugin, cache, upstream) → answer.
 //!
@@ -20,7 +20,7 @@ use framex_actors::upstream::{proxy_function::PATH as PROXY_FUNCTION_PATH, Upstr
 use framex_actors::{ApiKey, CallContext, Error, HttpMatch, Method, Route, Target};
 
 use super::{
-    authorize, builtin, cached_proxy, engine_method, envelope, error, forward, limit, local,
+    authorize, builtin, cached_proxy, docs_tools, engine_method, envelope, error, forward, limit, local,
     migrate, observe, proxy_function, websocket, Auth, Shared, Worker,
 };
 use crate::canonical_path;
@@ -78,6 +78,11 @@ pub(super) async fn serve(
 impl RequestCtx<'_> {
     /// The request's story, phase by phase.
     async fn run(mut self, payload: web::Payload) -> Phase<HttpResponse> {
+        self.docs_login().await?;
+        if let Some(tool) = self.docs_tool() {
+            // Boxed: a button's request makes a large future, for a rare request.
+            return ControlFlow::Break(Box::pin(tool.answer(self.req, self.path, payload, self.worker)).await);
+        }
         self.builtin().await?;
         self.refuse_loop()?;
         self.authorize()?;
@@ -109,8 +114,8 @@ impl RequestCtx<'_> {
         &self.worker.shared
     }
 
-    /// The built-ins: the docs login's endpoints, then `GET` of a fixed path.
-    async fn builtin(&mut self) -> Phase {
+    /// The docs login's endpoints (`[auth.oauth]`).
+    async fn docs_login(&mut self) -> Phase {
         if let Some(login) = &self.worker.shared.docs_login {
             if let Some(endpoint) = login.serve(self.req, self.path) {
                 self.seen.builtin = Some(endpoint.label());
@@ -119,6 +124,20 @@ impl RequestCtx<'_> {
                 return ControlFlow::Break(Box::pin(endpoint.answer(self.req)).await);
             }
         }
+        ControlFlow::Continue(())
+    }
+
+    /// The docs page's tools under `/docs/` (action buttons, plugin config, release
+    /// check), when the path and method name one.
+    fn docs_tool(&mut self) -> Option<docs_tools::Tool> {
+        let tool = self.path.strip_prefix("/docs/").and_then(|_| docs_tools::Tool::route(self.req.method(), self.path))?;
+        self.seen.builtin = Some(tool.label());
+        self.seen.target = Some(Answered::Builtin);
+        Some(tool)
+    }
+
+    /// The built-ins: `GET` of a fixed path.
+    async fn builtin(&mut self) -> Phase {
         if self.req.method() == HttpMethod::GET {
             if let Some(response) = builtin::serve(self.path, self.req, self.worker).await {
                 self.seen.builtin = builtin::label(self.path);

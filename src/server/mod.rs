@@ -186,7 +186,7 @@ impl Framex {
             &closing_rx,
             None,
             Carried {
-                sentry: crate::sentry_events::Reporter::start(&config.sentry, config.server.release()),
+                sentry: crate::sentry_events::Reporter::start(&config.sentry, config.server.release(), config.secret_values()),
                 docs: Arc::new(http::DocsPage::new(&config, loaded.iter().map(|plugin| &plugin.meta))),
             },
         )));

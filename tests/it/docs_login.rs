@@ -18,14 +18,14 @@ use crate::common::{spawn_upstream, Reply};
 
 const SECRET: &str = "a jwt secret of at least 32 bytes!";
 const CODE: &str = "provider-code-7f3a";
-const TOKEN: &str = "provider-access-token-91c2";
+pub(crate) const TOKEN: &str = "provider-access-token-91c2";
 const CLIENT_SECRET: &str = "provider-client-secret";
 
 /// The stand-in provider: `/oauth/authorize` sends the browser straight back with a
 /// code and the state; `/oauth/token` gives a token for that code (and the client
 /// secret); `/api/v4/user` names the token's user. `/huge`, `/slow` and `/nouser`
 /// are token endpoints that misbehave.
-fn provider(cfg: &mut web::ServiceConfig) {
+pub(crate) fn provider(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/oauth/authorize",
         web::get().to(|q: web::Query<HashMap<String, String>>| async move {
@@ -74,7 +74,7 @@ fn provider(cfg: &mut web::ServiceConfig) {
 
 /// The `[auth.oauth]` table for a server at `app` and the provider at `provider`;
 /// `extra` adds lines (another `token_url`, say).
-fn oauth_toml(app: &str, provider: &str, extra: &str) -> String {
+pub(crate) fn oauth_toml(app: &str, provider: &str, extra: &str) -> String {
     format!(
         r#"
 [auth.oauth]
@@ -106,11 +106,11 @@ async fn server(rest: &str, extra: &str) -> (framex::Running, String, actix_web:
 }
 
 /// A client that shows redirects rather than following them.
-fn client() -> awc::Client {
+pub(crate) fn client() -> awc::Client {
     awc::Client::builder().disable_redirects().timeout(Duration::from_secs(60)).finish()
 }
 
-async fn send(req: awc::ClientRequest) -> Reply {
+pub(crate) async fn send(req: awc::ClientRequest) -> Reply {
     let mut response = req.send().await.expect("request");
     let body = response.body().limit(1 << 24).await.expect("body");
     Reply {
@@ -122,7 +122,7 @@ async fn send(req: awc::ClientRequest) -> Reply {
 }
 
 /// `GET url` with the given cookies (`name=value; …`, empty: none) and headers.
-async fn get(url: &str, cookies: &str, headers: &[(&str, &str)]) -> Reply {
+pub(crate) async fn get(url: &str, cookies: &str, headers: &[(&str, &str)]) -> Reply {
     let mut req = client().get(url);
     if !cookies.is_empty() {
         req = req.insert_header(("cookie", cookies));
@@ -133,12 +133,12 @@ async fn get(url: &str, cookies: &str, headers: &[(&str, &str)]) -> Reply {
     send(req).await
 }
 
-fn location(reply: &Reply) -> String {
+pub(crate) fn location(reply: &Reply) -> String {
     reply.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 /// The `Set-Cookie` line of cookie `name`.
-fn set_cookie(reply: &Reply, name: &str) -> String {
+pub(crate) fn set_cookie(reply: &Reply, name: &str) -> String {
     reply
         .headers
         .get_all("set-cookie")
@@ -149,7 +149,7 @@ fn set_cookie(reply: &Reply, name: &str) -> String {
 }
 
 /// The value in a `Set-Cookie` line.
-fn value(line: &str) -> String {
+pub(crate) fn value(line: &str) -> String {
     line.split(';').next().unwrap().split_once('=').unwrap().1.to_owned()
 }
 
@@ -160,15 +160,15 @@ fn query(url: &str) -> HashMap<String, String> {
 
 /// What a login leaves: the callback URL and state cookie it used, and the session
 /// cookie it got.
-struct LoggedIn {
+pub(crate) struct LoggedIn {
     callback: String,
     state_cookie: String,
-    session: String,
+    pub(crate) session: String,
     landed: String,
 }
 
 /// Logs in from `start` (a docs URL) through the provider, as a browser would.
-async fn log_in(start: &str) -> LoggedIn {
+pub(crate) async fn log_in(start: &str) -> LoggedIn {
     let first = get(start, "", &[]).await;
     assert_eq!(first.status, 302, "{}", first.text());
     let state_cookie = value(&set_cookie(&first, "framex_oauth_state"));

@@ -394,8 +394,8 @@ fn relay() -> std::sync::Arc<framex::actors::PluginSpec> {
 }
 
 /// `CallRemote`s from plugins count, per calling plugin: plugin `a` gets its burst of
-/// three calls to item 7 and then 429 with `Retry-After` (its own caller sees it);
-/// item 8, which no rule covers, still answers (the rule sees the filled-in path);
+/// three calls to item 41 and then 429 with `Retry-After` (its own caller sees it);
+/// item 42, which no rule covers, still answers (the rule sees the filled-in path);
 /// plugin `b` and an HTTP client have budgets of their own. A stream a plugin opened
 /// holds the route's one concurrency slot until the plugin lets it go.
 #[actix_rt::test]
@@ -403,23 +403,23 @@ async fn calls_from_plugins_count_per_calling_plugin() {
     let (url, _upstream) = upstream();
     let limits = r#"
 [limits.rules]
-"/api/v1/items/7" = { rate = 0.1, burst = 3, per = "key" }
+"/api/v1/items/41" = { rate = 0.1, burst = 3, per = "key" }
 "/api/v1/chat" = { concurrent = 1, per = "route" }
 "#;
     let server = start(limited_config(&url, limits), vec![fetcher("a"), fetcher("b"), relay()]).await;
     for _ in 0..3 {
-        let r = get(&server.url("/api/v1/a/fetch?id=7")).await;
+        let r = get(&server.url("/api/v1/a/fetch?id=41")).await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.json()["data"], json!({"item": 1}));
     }
-    let refused = get(&server.url("/api/v1/a/fetch?id=7")).await;
+    let refused = get(&server.url("/api/v1/a/fetch?id=41")).await;
     assert_eq!(refused.status, 429, "{}", refused.text());
     assert_eq!(refused.json()["status"], 429, "the FrameX envelope: {}", refused.text());
     let wait: u64 = refused.headers.get("retry-after").expect("Retry-After").to_str().unwrap().parse().unwrap();
     assert!((1..=10).contains(&wait), "a call comes back within 10 s at 0.1/s: {wait}");
-    assert_eq!(get(&server.url("/api/v1/a/fetch?id=8")).await.status, 200, "no rule covers item 8");
-    assert_eq!(get(&server.url("/api/v1/b/fetch?id=7")).await.status, 200, "plugin b counts apart");
-    let direct = get_with(&server.url("/api/v1/items/7"), &[("Authorization", "secret-key-one")]).await;
+    assert_eq!(get(&server.url("/api/v1/a/fetch?id=42")).await.status, 200, "no rule covers item 42");
+    assert_eq!(get(&server.url("/api/v1/b/fetch?id=41")).await.status, 200, "plugin b counts apart");
+    let direct = get_with(&server.url("/api/v1/items/41"), &[("Authorization", "secret-key-one")]).await;
     assert_eq!(direct.status, 200, "an HTTP client counts apart: {}", direct.text());
 
     let chat = server.url("/api/v1/chat");
@@ -432,6 +432,6 @@ async fn calls_from_plugins_count_per_calling_plugin() {
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
     let metrics = get(&server.url("/metrics")).await.text();
-    assert!(metrics.contains("framex_limit_decisions_total{outcome=\"limited\",rule=\"/api/v1/items/7\"}"), "{metrics}");
+    assert!(metrics.contains("framex_limit_decisions_total{outcome=\"limited\",rule=\"/api/v1/items/41\"}"), "{metrics}");
     server.stop(true).await;
 }

@@ -10,6 +10,7 @@ mod deploy;
 mod cache;
 mod dns;
 mod docs_login;
+mod docs_tools;
 mod faults;
 mod idle_memory;
 mod interop;

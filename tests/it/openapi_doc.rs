@@ -545,7 +545,9 @@ async fn hello(_: NoArgs, _cx: framex::plugin::Ctx) -> framex::Result<String> {
 /// In headless Chromium, the `/docs` header (driven by `tests/python/docs_header.py`):
 /// the runtime version, the start time and "N loaded · 0 failed"; a card per plugin
 /// with author, version and repository link, a description holding `<script>` shown as
-/// text and never run; a button per `[docs]` action (a LINK opens its URL); each
+/// text and never run; a button per `[docs]` action, a password button run from the
+/// page (its form, then the server's request to its target, whose answer the page
+/// shows); each
 /// upstream's health (a live one healthy, a dead one not discovered); a migrating
 /// route's mode; Swagger UI still renders below, with no console error.
 #[actix_rt::test]
@@ -556,6 +558,15 @@ async fn docs_header_shows_runtime_plugins_upstreams_and_buttons() {
         return;
     }
     let (live, live_handle) = spawn_upstream(configure_older);
+    let pressed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let kept = pressed.clone();
+    let (target, target_handle) = spawn_upstream(move |cfg| {
+        let kept = kept.clone();
+        cfg.route("/redeploy", actix_web::web::post().to(move |body: actix_web::web::Bytes| {
+            kept.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+            async { actix_web::HttpResponse::Ok().json(json!({"deployed": "v7"})) }
+        }));
+    });
     let dead = format!("http://127.0.0.1:{}", crate::common::python::free_port());
     let evil = "<script>window.__fx_pwned = true</script><img src=x onerror=\"window.__fx_pwned = true\">";
     let plugin = framex::plugin::PluginBuilder::new("greeter")
@@ -589,7 +600,8 @@ url = "https://example.org/runbook"
 [[docs.action_buttons]]
 title = "Redeploy"
 variant = "danger"
-url = "http://127.0.0.1:9/redeploy"
+url = "{target}/redeploy"
+body = {{ service = "api" }}
 auth = {{ type = "password", password = "pw-never-shown" }}
 "#
     );
@@ -599,7 +611,7 @@ auth = {{ type = "password", password = "pw-never-shown" }}
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/docs_header.py");
     let base = server.url("");
     let base = base.trim_end_matches('/').to_owned();
-    let out = actix_rt::task::spawn_blocking(move || Command::new(python()).args([script, &base]).output().unwrap())
+    let out = actix_rt::task::spawn_blocking(move || Command::new(python()).args([script, &base, "pw-never-shown"]).output().unwrap())
         .await
         .unwrap();
     assert!(out.status.success(), "docs_header.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -616,8 +628,10 @@ auth = {{ type = "password", password = "pw-never-shown" }}
     assert_eq!(greeter["repo"], json!(["https://example.org/greeter"]));
     assert_eq!(seen["pwned"], false, "no injected script ran");
     assert_eq!(seen["injected_elements"], 0);
-    assert_eq!(seen["buttons"][0], json!({"title": "Runbook", "tag": "a", "href": "https://example.org/runbook", "disabled": false}));
-    assert_eq!(seen["buttons"][1]["title"], "Redeploy");
+    assert_eq!(seen["buttons"][0], json!({"title": "Runbook", "tag": "button", "href": null, "disabled": false}));
+    assert_eq!(seen["buttons"][1], json!({"title": "Redeploy", "tag": "button", "href": null, "disabled": false}));
+    assert_eq!(seen["action"], json!({"status": "Redeploy: status 200", "body": ["{\"deployed\":\"v7\"}"]}), "{seen}");
+    assert_eq!(*pressed.lock().unwrap(), ["{\"service\":\"api\"}"], "the target got the button's body once");
     let health: std::collections::BTreeMap<String, String> = seen["upstreams"]
         .as_array()
         .unwrap()
@@ -631,4 +645,5 @@ auth = {{ type = "password", password = "pw-never-shown" }}
     assert_eq!(seen["errors"], json!([]), "console errors");
     server.stop(true).await;
     live_handle.stop(true).await;
+    target_handle.stop(true).await;
 }

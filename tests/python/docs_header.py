@@ -1,10 +1,11 @@
 """Reads the framex-rs header of the /docs page in headless Chromium, for the tests.
 
-Run: python docs_header.py BASE_URL
+Run: python docs_header.py BASE_URL [PASSWORD]
 Prints one JSON object: what a person sees in the header (runtime, start time,
 plugin counts, action buttons, upstream health, migration modes, plugin cards),
-whether Swagger UI rendered below it, whether any injected script ran, and the
-console errors. Exits non-zero with a message on stderr when a step cannot be done.
+whether Swagger UI rendered below it, whether any injected script ran, the console
+errors, and, with PASSWORD, what pressing the "Redeploy" button shows (its form
+filled with PASSWORD, then "Run"). Exits non-zero with a message on stderr when a step cannot be done.
 """
 
 import json
@@ -15,6 +16,22 @@ from docs_ui import By, driver, ec, wait
 
 def texts(root, selector):
     return [node.text for node in root.find_elements(By.CSS_SELECTOR, selector)]
+
+
+def press(browser, header, title, password):
+    """Presses the action button `title`, types `password` in its form, runs it;
+    returns the result line and body shown."""
+    button = [b for b in header.find_elements(By.CSS_SELECTOR, ".fx-actions .fx-action") if b.text == title][0]
+    button.click()
+    field = wait(browser, ec.visibility_of_element_located((By.CSS_SELECTOR, "input[name='fx-action-password']")))
+    field.send_keys(password)
+    header.find_element(By.CSS_SELECTOR, ".fx-action-run").click()
+    # The result line is replaced as the request goes: read it by script, not by a
+    # reference that the page may have dropped.
+    status = "var s = document.querySelector('.fx-action-status'); return s ? s.textContent : '';"
+    wait(browser, lambda b: "status" in b.execute_script(status))
+    body = "return Array.from(document.querySelectorAll('.fx-action-body')).map(function (n) { return n.textContent; });"
+    return {"status": browser.execute_script(status), "body": browser.execute_script(body)}
 
 
 def main() -> None:
@@ -58,6 +75,8 @@ def main() -> None:
             "swagger_title": browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text,
             "errors": [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"],
         }
+        if len(sys.argv) > 2:
+            seen["action"] = press(browser, header, "Redeploy", sys.argv[2])
         print(json.dumps(seen))
     except Exception as e:  # noqa: BLE001 - the test shows what failed
         print(f"docs_header.py: {type(e).__name__}: {e}", file=sys.stderr)

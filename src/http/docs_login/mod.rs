@@ -123,8 +123,33 @@ impl DocsLogin {
 
     /// The open session whose cookie `req` carries.
     fn session(&self, req: &HttpRequest) -> Option<SessionClaims> {
+        self.user(req).map(|(claims, _)| claims)
+    }
+
+    /// The open session whose cookie `req` carries, with what the server keeps of it.
+    fn user(&self, req: &HttpRequest) -> Option<(SessionClaims, sessions::Open)> {
         let claims: SessionClaims = self.signer.verify(&cookie(req, SESSION_COOKIE)?)?;
-        self.sessions.is_open(&claims.session_id, tokens::now()).then_some(claims)
+        let open = self.sessions.get(&claims.session_id, tokens::now())?;
+        Some((claims, open))
+    }
+
+    /// The user logged in on `req` (an open session), if any.
+    pub fn session_user(&self, req: &HttpRequest) -> Option<SessionUser> {
+        self.user(req).map(|(claims, open)| SessionUser {
+            username: claims.username,
+            provider: claims.oauth_provider,
+            access_token: open.access_token,
+        })
+    }
+
+    /// The provider's login URL for a browser that is to come back to `back`, and
+    /// the `Set-Cookie` value of its state cookie (FrameX-kit's answer to an action
+    /// button that needs a login: `X-FrameX-OAuth-Redirect`).
+    pub fn login_url(&self, back: &str) -> Option<(String, header::HeaderValue)> {
+        let response = self.login_redirect(back);
+        let location = response.headers().get(header::LOCATION)?.to_str().ok()?.to_owned();
+        let cookie = response.headers().get(header::SET_COOKIE)?.clone();
+        Some((location, cookie))
     }
 
     /// `app_url` with the request's path and query, when the request came to another
@@ -222,7 +247,7 @@ impl DocsLogin {
         let Ok(signed) = self.signer.sign(&claims) else {
             return envelope::error(StatusCode::INTERNAL_SERVER_ERROR, "the session could not be opened", None);
         };
-        self.sessions.open(claims.session_id, claims.exp, now);
+        self.sessions.open(claims.session_id.clone(), claims.exp, user.access_token.into(), now);
         log::info!("docs login: {} logged in", Escaped(&claims.username));
         let mut response = found(back);
         self.set_cookie(&mut response, self.cookie(SESSION_COOKIE, signed));
@@ -270,6 +295,30 @@ impl DocsLogin {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
     }
+}
+
+/// The 401 of a request that needs the docs login, with FrameX-kit's
+/// `X-FrameX-OAuth-Redirect` (the provider's login URL, back to `/docs`) and the
+/// login's state cookie when the login is on.
+pub fn required(login: Option<&DocsLogin>) -> HttpResponse {
+    let mut response = envelope::error(StatusCode::UNAUTHORIZED, "OAuth authentication required", None);
+    if let Some((url, cookie)) = login.and_then(|login| login.login_url(DOCS)) {
+        if let Ok(url) = header::HeaderValue::from_str(&url) {
+            response.headers_mut().insert(header::HeaderName::from_static("x-framex-oauth-redirect"), url);
+        }
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Who is logged in on a request, as [`DocsLogin::session_user`] says.
+pub struct SessionUser {
+    /// The provider's username.
+    pub username: String,
+    /// `[auth.oauth] provider` when the user logged in.
+    pub provider: String,
+    /// The provider's access token of the user (never shown, never logged).
+    pub access_token: Arc<str>,
 }
 
 /// One of the login's endpoints, matched by [`DocsLogin::serve`].

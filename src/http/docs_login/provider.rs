@@ -57,12 +57,22 @@ pub(super) struct Client<'a> {
 }
 
 /// The user the provider vouches for.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub(super) struct User {
     /// Its username (required, as in FrameX-kit).
     pub username: Option<String>,
     /// Its email, when given.
     pub email: Option<String>,
+    /// The access token the code was exchanged for (kept in the session, on the
+    /// server, to ask the provider what the user may read).
+    #[serde(skip)]
+    pub access_token: String,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User").field("username", &self.username).field("email", &self.email).finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]
@@ -98,10 +108,11 @@ pub(super) async fn user(token_url: &Url, user_info_url: &Url, client: &Client<'
         .map_err(|_| ProviderError::Missing { step: EXCHANGE, field: "usable access_token" })?;
     headers.insert(header::AUTHORIZATION, bearer);
     let answer = call(USER, user_info_url, Method::GET, headers, Bytes::new()).await?;
-    let user = serde_json::from_slice::<User>(&answer)
+    let mut user = serde_json::from_slice::<User>(&answer)
         .ok()
         .filter(|u| u.username.as_deref().is_some_and(|n| !n.is_empty()))
         .ok_or(ProviderError::Missing { step: USER, field: "username" })?;
+    user.access_token = token;
     Ok(user)
 }
 

@@ -1,0 +1,264 @@
+//! What a shown config hides: every value under a key that sounds secret (FrameX-kit's
+//! words plus a few: `dsn`, `auth`, `key`, `pwd`, `private`), every key list of an
+//! `auth` rule, the password of a URL, and any secret value of the server's own config
+//! wherever it appears. A hidden value is `********` whole (FrameX-kit shows its
+//! first and last two characters; we show none, nor its length).
+
+use crate::config::secrets::scrub;
+
+/// What replaces a hidden value.
+pub const MASK: &str = "********";
+
+/// Words that make a key secret (matched inside the key, case-insensitive, `-` read
+/// as `_`).
+const SECRET_WORDS: [&str; 20] = [
+    "token", "secret", "password", "passwd", "pwd", "authorization", "auth", "api_key", "apikey", "access_key",
+    "private", "client_secret", "cookie", "session", "credential", "mysql", "dsn", "key", "cert", "signature",
+];
+
+/// Whether a key sounds secret.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase().replace('-', "_");
+    SECRET_WORDS.iter().any(|word| key.contains(word))
+}
+
+/// `table` with its secrets hidden (see the module's doc). `secrets` are the
+/// server's own secret values.
+pub fn table(table: &toml::Table, secrets: &[String]) -> toml::Table {
+    mask_table(table, &mut Vec::new(), secrets)
+}
+
+fn mask_table(table: &toml::Table, path: &mut Vec<String>, secrets: &[String]) -> toml::Table {
+    table
+        .iter()
+        .map(|(key, value)| {
+            path.push(key.clone());
+            let masked = mask_value(value, path, secrets);
+            path.pop();
+            (scrub(key, secrets), masked)
+        })
+        .collect()
+}
+
+fn mask_value(value: &toml::Value, path: &mut Vec<String>, secrets: &[String]) -> toml::Value {
+    let secret_path = path.iter().any(|k| is_secret_key(k))
+        || (path.len() >= 2 && path[path.len() - 2] == "rules" && path.iter().any(|k| k == "auth"));
+    match value {
+        toml::Value::Table(t) => toml::Value::Table(mask_table(t, path, secrets)),
+        toml::Value::Array(items) => toml::Value::Array(items.iter().map(|v| mask_value(v, path, secrets)).collect()),
+        toml::Value::Boolean(_) => value.clone(),
+        _ if secret_path => toml::Value::String(MASK.to_owned()),
+        toml::Value::String(s) => toml::Value::String(string(s, secrets)),
+        _ => value.clone(),
+    }
+}
+
+/// A shown string: the password of a URL hidden, the server's secrets scrubbed.
+pub fn string(text: &str, secrets: &[String]) -> String {
+    scrub(&url_password(text), secrets)
+}
+
+/// `text` with the password of a `scheme://user:password@host` URL hidden.
+fn url_password(text: &str) -> String {
+    let Some(scheme_end) = text.find("://") else {
+        return text.to_owned();
+    };
+    let rest = &text[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return text.to_owned();
+    };
+    match authority[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:{MASK}{}",
+            &text[..scheme_end + 3],
+            &authority[..colon],
+            &text[scheme_end + 3 + at..]
+        ),
+        None => text.to_owned(),
+    }
+}
+
+/// A YAML file's text with its secrets hidden, line by line (no YAML parser here):
+/// the value of a secret key; everything indented under a secret key (a nested
+/// table, a list, a block scalar `|`/`>`, a quoted string that goes on); a flow
+/// value (`{…}`, `[…]`) naming a secret word; a comment naming one; URL passwords
+/// and the server's secrets anywhere.
+pub fn yaml(text: &str, secrets: &[String]) -> String {
+    let mut out = Vec::new();
+    // The indent of the secret key whose block is being hidden.
+    let mut hiding: Option<usize> = None;
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let content = line.trim_start();
+        if let Some(level) = hiding {
+            if content.is_empty() || indent > level {
+                out.push(if content.is_empty() { String::new() } else { format!("{}{MASK}", &line[..indent]) });
+                continue;
+            }
+            hiding = None;
+        }
+        if content.starts_with('#') {
+            out.push(if is_secret_key(content) { format!("{}# {MASK}", &line[..indent]) } else { string(line, secrets) });
+            continue;
+        }
+        let (shown, hides_block) = yaml_line(line, indent, secrets);
+        if hides_block {
+            hiding = Some(indent);
+        }
+        out.push(shown);
+    }
+    out.join("\n")
+}
+
+/// One YAML line that is not a comment: the line as shown, and whether the lines
+/// indented under it are to be hidden.
+fn yaml_line(line: &str, indent: usize, secrets: &[String]) -> (String, bool) {
+    let content = &line[indent..];
+    let item = content.strip_prefix("- ").map_or(0, |_| 2);
+    let body = &content[item..];
+    let Some(colon) = key_end(body) else {
+        return (string(line, secrets), false);
+    };
+    let key = body[..colon].trim().trim_matches(['"', '\'']);
+    let after = &body[colon + 1..];
+    let (value, comment) = split_comment(after);
+    let value_text = value.trim();
+    let prefix = &line[..indent + item + colon + 1];
+    let comment_shown = if comment.is_empty() || !is_secret_key(comment) { string(comment, secrets) } else { format!(" # {MASK}") };
+    if is_secret_key(key) {
+        let hides_block = value_text.is_empty()
+            || value_text.starts_with(['|', '>', '&'])
+            || (value_text.starts_with(['"', '\'']) && !closed_quote(value_text));
+        let shown = if value_text.is_empty() || value_text.starts_with(['|', '>']) {
+            format!("{prefix}{value}{comment_shown}")
+        } else {
+            format!("{prefix} {MASK}{comment_shown}")
+        };
+        return (shown, hides_block);
+    }
+    if value_text.starts_with(['{', '[']) && is_secret_key(value_text) {
+        return (format!("{prefix} {MASK}{comment_shown}"), false);
+    }
+    (format!("{}{}{comment_shown}", string(prefix, secrets), string(value, secrets)), false)
+}
+
+/// Where a `key:` ends (the `:` followed by a space or the end), when the text starts
+/// with a plain or quoted key.
+fn key_end(body: &str) -> Option<usize> {
+    let bytes = body.as_bytes();
+    let first = *bytes.first()?;
+    if first == b'{' || first == b'[' || first == b'#' {
+        return None;
+    }
+    let mut quote = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if (b == b'"' || b == b'\'') && i == 0 => quote = Some(b),
+            None if b == b':' && bytes.get(i + 1).is_none_or(|n| *n == b' ' || *n == b'\t') => return Some(i),
+            None => {}
+        }
+    }
+    None
+}
+
+/// A value and its trailing comment (` #…`), outside quotes.
+fn split_comment(value: &str) -> (&str, &str) {
+    let mut quote = None;
+    let bytes = value.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'"' || b == b'\'' => quote = Some(b),
+            None if b == b'#' && (i == 0 || bytes[i - 1] == b' ' || bytes[i - 1] == b'\t') => {
+                return (&value[..i], &value[i..]);
+            }
+            None => {}
+        }
+    }
+    (value, "")
+}
+
+/// Whether a quoted value closes on its line.
+fn closed_quote(value: &str) -> bool {
+    let quote = value.as_bytes()[0];
+    value.len() >= 2 && value.as_bytes()[value.len() - 1] == quote
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Secret keys, auth rule key lists and URL passwords are hidden whole; numbers
+    /// under a secret key too; the rest is shown; the server's secrets are scrubbed.
+    #[test]
+    fn tables_hide_secrets() {
+        let table: toml::Table = toml::from_str(
+            r#"
+name = "demo"
+api_token = "tok-123456"
+db_password = 123456
+url = "mysql://app:hunter2@db:3306/x"
+note = "uses server-key-9"
+enabled = true
+[auth]
+rules = { "/x" = ["rule-key"] }
+[nested.credentials]
+user = "bob"
+"#,
+        )
+        .unwrap();
+        let shown = toml::to_string(&super::table(&table, &["server-key-9".to_owned()])).unwrap();
+        for hidden in ["tok-123456", "123456", "hunter2", "rule-key", "server-key-9", "bob"] {
+            assert!(!shown.contains(hidden), "{hidden} in {shown}");
+        }
+        assert!(shown.contains("name = \"demo\"") && shown.contains("mysql://app:********@db:3306/x"), "{shown}");
+        assert!(shown.contains("enabled = true") && shown.contains("uses [redacted]"), "{shown}");
+    }
+
+    /// YAML: values of secret keys, blocks under them (nested, lists, block scalars,
+    /// quoted strings that go on), flow values and comments naming a secret word.
+    #[test]
+    fn yaml_hides_secrets() {
+        let text = "\
+name: demo
+password: p-1
+'api_key': \"p-2\"   # the key
+- token: p-3
+credentials:
+  user: p-4
+  list:
+    - p-5
+private_key: |
+  p-6
+  p-7
+session: \"p-8
+  p-9\"
+inline: {secret: p-10}
+# old token: p-11
+url: redis://:p-12@cache:6379/0
+other: fine # keep
+after: shown";
+        let shown = yaml(text, &[]);
+        for n in 1..=12 {
+            assert!(!shown.contains(&format!("p-{n}")), "p-{n} in\n{shown}");
+        }
+        for kept in ["name: demo", "other: fine # keep", "after: shown", "credentials:", "private_key: |", "password: ********"] {
+            assert!(shown.contains(kept), "{kept} missing in\n{shown}");
+        }
+    }
+
+    #[test]
+    fn secret_keys() {
+        for key in ["jwt_secret", "Client-Secret", "DSN", "auth", "access_token", "private_key", "ssl_cert", "redis_pwd"] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        for key in ["name", "url", "timeout", "enabled", "tags"] {
+            assert!(!is_secret_key(key), "{key}");
+        }
+    }
+}

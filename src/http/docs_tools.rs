@@ -1,0 +1,240 @@
+//! The docs' own endpoints, at FrameX-kit's paths and with its answers:
+//! - `POST /docs/action-buttons/{i}/invoke`: runs action button `i`'s request from
+//!   the server (its URL, headers, query and body from the config, the user's
+//!   `inputs` merged in) and answers `{ok, status_code, body[, open_url]}`;
+//! - `POST /docs/action-buttons/{i}/open` (`{open_url}`) and `GET …/open` (a redirect):
+//!   a `LINK` button's URL, given only after the button's auth;
+//! - `GET /docs/plugin-config?plugin=<name>`: the plugin's config, secrets hidden, to
+//!   a user logged in with `[auth.oauth]` who may read the plugin's repository (see
+//!   [`crate::config_view`]);
+//! - `GET /docs/plugin-release?plugin=<name>`: whether the plugin's repository has a
+//!   newer release (see [`crate::repository`]).
+//!
+//! All of them answer only whoever may see `/docs` (an open session, or passing the
+//! `[auth]` rule covering `/docs`); FrameX-kit runs action buttons for anyone. The
+//! `POST`s take `Content-Type: application/json` only, so another site cannot send
+//! one from a form; the body is at most [`MAX_BODY`] bytes. A button's target,
+//! headers, body and password never reach the browser.
+
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+
+use super::{authorize, docs_actions, docs_login, envelope, Auth, Worker};
+use crate::config::AuthRules;
+use crate::repository::{self, Repo};
+
+/// The largest request body read.
+pub(super) const MAX_BODY: usize = 64 * 1024;
+/// The path the tools are gated by.
+const DOCS: &str = "/docs";
+
+/// One of the endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tool {
+    /// `POST …/{i}/invoke` (`None`: not a button number).
+    Invoke(Option<usize>),
+    /// `POST …/{i}/open`.
+    Open(Option<usize>),
+    /// `GET …/{i}/open`.
+    OpenWindow(Option<usize>),
+    /// `GET /docs/plugin-config`.
+    PluginConfig,
+    /// `GET /docs/plugin-release`.
+    PluginRelease,
+}
+
+impl Tool {
+    /// The endpoint `method path` (canonical) is, if any.
+    pub fn route(method: &Method, path: &str) -> Option<Tool> {
+        let get = method == Method::GET;
+        match path {
+            "/docs/plugin-config" if get => return Some(Tool::PluginConfig),
+            "/docs/plugin-release" if get => return Some(Tool::PluginRelease),
+            _ => {}
+        }
+        let rest = path.strip_prefix("/docs/action-buttons/")?;
+        let (index, action) = rest.split_once('/')?;
+        let index = index.parse().ok();
+        match (action, method) {
+            ("invoke", &Method::POST) => Some(Tool::Invoke(index)),
+            ("open", &Method::POST) => Some(Tool::Open(index)),
+            ("open", &Method::GET) => Some(Tool::OpenWindow(index)),
+            _ => None,
+        }
+    }
+
+    /// The `route` label of its metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Tool::Invoke(_) => "/docs/action-buttons/{index}/invoke",
+            Tool::Open(_) | Tool::OpenWindow(_) => "/docs/action-buttons/{index}/open",
+            Tool::PluginConfig => "/docs/plugin-config",
+            Tool::PluginRelease => "/docs/plugin-release",
+        }
+    }
+
+    /// Answers the request.
+    pub async fn answer(self, req: &HttpRequest, path: &str, payload: web::Payload, worker: &Worker) -> HttpResponse {
+        let get = matches!(self, Tool::OpenWindow(_) | Tool::PluginConfig | Tool::PluginRelease);
+        if let Err(refused) = gate(worker, req, path, get) {
+            return *refused;
+        }
+        match self {
+            Tool::PluginConfig => plugin_config(worker, req).await,
+            Tool::PluginRelease => plugin_release(worker, req).await,
+            Tool::OpenWindow(index) => docs_actions::open_window(worker, req, index),
+            Tool::Invoke(index) | Tool::Open(index) => {
+                let body = match json_body(worker, req, payload).await {
+                    Ok(body) => body,
+                    Err(refused) => return refused,
+                };
+                if matches!(self, Tool::Invoke(_)) {
+                    docs_actions::invoke(worker, req, index, &body).await
+                } else {
+                    docs_actions::open(worker, req, index, &body)
+                }
+            }
+        }
+    }
+}
+
+/// Whoever may see `/docs` passes: an open session or the key of the `[auth]` rule
+/// covering `/docs` (with `[auth.oauth]`), or that rule alone (without). Else a `GET`
+/// goes to log in (with `[auth.oauth]`) and a `POST` gets a 401 saying where.
+fn gate(worker: &Worker, req: &HttpRequest, path: &str, get: bool) -> Result<(), Box<HttpResponse>> {
+    let shared = &worker.shared;
+    let Some(login) = &shared.docs_login else {
+        return match authorize(&shared.auth, req.headers(), DOCS) {
+            Auth::Refused(refused) => Err(refused),
+            Auth::Open | Auth::Passed(_) => Ok(()),
+        };
+    };
+    if login.session_user(req).is_some() || matches!(authorize(&shared.auth, req.headers(), DOCS), Auth::Passed(_)) {
+        return Ok(());
+    }
+    if get {
+        return Err(Box::new(login.guard(req, path, &AuthRules::default()).unwrap_or_else(|| {
+            envelope::error(StatusCode::UNAUTHORIZED, "OAuth authentication required", None)
+        })));
+    }
+    Err(Box::new(docs_login::required(Some(login))))
+}
+
+/// The JSON object a `POST` sends (`{}` for an empty body): 415 without
+/// `Content-Type: application/json`, 413 past [`MAX_BODY`], 422 when not an object.
+async fn json_body(worker: &Worker, req: &HttpRequest, payload: web::Payload) -> Result<Map<String, Value>, HttpResponse> {
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(envelope::error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json", None));
+    }
+    let bytes = match super::body::read_limited(payload, MAX_BODY, &worker.shared.body_deadlines).await {
+        Ok(bytes) => bytes,
+        Err(e) => return Err(envelope::error(super::error::status_of(&e), &e.to_string(), None)),
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Null) => Ok(Map::new()),
+        _ => Err(envelope::error(StatusCode::UNPROCESSABLE_ENTITY, "Invalid payload: a JSON object is expected", None)),
+    }
+}
+
+/// The `plugin` query parameter.
+fn plugin_param(req: &HttpRequest) -> Option<String> {
+    form_urlencoded::parse(req.query_string().as_bytes()).find(|(k, _)| k == "plugin").map(|(_, v)| v.into_owned())
+}
+
+/// `GET /docs/plugin-config?plugin=<name>`.
+async fn plugin_config(worker: &Worker, req: &HttpRequest) -> HttpResponse {
+    let shared = &worker.shared;
+    let Some(login) = &shared.docs_login else {
+        return envelope::error(StatusCode::FORBIDDEN, "Plugin config documentation requires auth", None);
+    };
+    let Some(name) = plugin_param(req) else {
+        return envelope::error(StatusCode::UNPROCESSABLE_ENTITY, "Missing query parameter: plugin", None);
+    };
+    let denied = || envelope::error(StatusCode::FORBIDDEN, &format!("Repository access denied: {name}"), None);
+    let tools = shared.docs.tools.clone();
+    let (Some(user), Some((_, url))) = (login.session_user(req), shared.docs.plugin(&name)) else {
+        return denied();
+    };
+    let Some(repo) = Repo::parse(url, &tools.repository) else {
+        return denied();
+    };
+    if repo.is_public().await != Some(true) && repo.user_can_read(&user.provider, &user.access_token).await != Some(true) {
+        return denied();
+    }
+    let Some(table) = tools.tables.get(&name).cloned() else {
+        return envelope::error(StatusCode::NOT_FOUND, &format!("Plugin config not found: {name}"), None);
+    };
+    // Files are read off the worker's thread.
+    let html = web::block(move || {
+        let (workspace, whitelist) = match &tools.workspace {
+            Some(dir) => (dir.as_path(), tools.whitelist.as_slice()),
+            None => (std::path::Path::new("/"), &[][..]),
+        };
+        let cx = crate::config_view::ViewContext { workspace, whitelist, secrets: &tools.secrets };
+        crate::config_view::render(&table, &cx)
+    })
+    .await;
+    match html {
+        Ok(html) => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'"))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .body(html),
+        Err(_) => envelope::error(StatusCode::INTERNAL_SERVER_ERROR, "the config view could not be rendered", None),
+    }
+}
+
+/// `GET /docs/plugin-release?plugin=<name>`.
+async fn plugin_release(worker: &Worker, req: &HttpRequest) -> HttpResponse {
+    let shared = &worker.shared;
+    let name = plugin_param(req).unwrap_or_default();
+    let not_found = || envelope::error(StatusCode::NOT_FOUND, &format!("Plugin not found: {name}"), None);
+    let Some((version, url)) = shared.docs.plugin(&name).filter(|(v, u)| !v.is_empty() && !u.is_empty()) else {
+        return not_found();
+    };
+    let current = if version.starts_with('v') { version.to_owned() } else { format!("v{version}") };
+    let tools = &shared.docs.tools;
+    let latest = match Repo::parse(url, &tools.repository) {
+        Some(repo) => repo.latest_release(&tools.repository).await,
+        None => None,
+    };
+    let has_update = latest.as_ref().is_some_and(|l| repository::is_newer(&current, &l.version));
+    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({
+        "has_update": has_update,
+        "current_version": current,
+        "latest_version": latest.as_ref().map(|l| &l.version),
+        "released_at": latest.as_ref().and_then(|l| l.released_at.as_ref()),
+        "repo_url": url,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FrameX-kit's paths and methods, and nothing else.
+    #[test]
+    fn routes() {
+        assert_eq!(Tool::route(&Method::POST, "/docs/action-buttons/2/invoke"), Some(Tool::Invoke(Some(2))));
+        assert_eq!(Tool::route(&Method::POST, "/docs/action-buttons/x/invoke"), Some(Tool::Invoke(None)));
+        assert_eq!(Tool::route(&Method::GET, "/docs/action-buttons/0/open"), Some(Tool::OpenWindow(Some(0))));
+        assert_eq!(Tool::route(&Method::POST, "/docs/action-buttons/0/open"), Some(Tool::Open(Some(0))));
+        assert_eq!(Tool::route(&Method::GET, "/docs/plugin-config"), Some(Tool::PluginConfig));
+        assert_eq!(Tool::route(&Method::GET, "/docs/plugin-release"), Some(Tool::PluginRelease));
+        for (method, path) in [(Method::GET, "/docs/action-buttons/0/invoke"), (Method::POST, "/docs/plugin-config"), (Method::POST, "/docs/action-buttons/0/open/x"), (Method::GET, "/docs")] {
+            assert_eq!(Tool::route(&method, path), None, "{method} {path}");
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! What the docs ask a plugin's repository (FrameX-kit's `repository` package): its
+//! latest release (the update mark on a plugin card), whether it is public, and
+//! whether a logged-in user's OAuth token can read it (the plugin-config view).
+//!
+//! A repository is on GitHub (`github.com`: asked at `api.github.com`) or on GitLab
+//! (`gitlab.com`, `*.gitlab.com`, or a host named in `[[repository.auth.gitlab.
+//! endpoints]]`: asked at that host's `/api/v4`); any other URL has no provider and
+//! every question about it answers `None`. Each call goes on a connection of its own
+//! within [`CALL_TIMEOUT`], reading at most [`MAX_ANSWER_BYTES`], following no
+//! redirect. Tokens (`[repository.auth]`'s and the user's) are sent to that
+//! provider's host only, and never logged.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use framex_actors::upstream::wire::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use framex_actors::upstream::{fetch_request, OneRequest};
+use url::Url;
+
+use crate::config::{ProviderToken, RepositoryConfig};
+
+/// How long one call to a provider may take (FrameX-kit's 15 s).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// The largest answer read from a provider.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+/// GitHub's API.
+const GITHUB_API: &str = "https://api.github.com";
+/// GitLab's path words that end a project's path in a URL (`/group/p/-/tree/main`).
+const GITLAB_MARKERS: [&str; 8] = ["-", "tree", "blob", "raw", "commits", "branches", "tags", "merge_requests"];
+
+/// Who hosts a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// GitHub.
+    GitHub,
+    /// GitLab (gitlab.com or self-hosted).
+    GitLab,
+}
+
+impl Provider {
+    /// FrameX-kit's name (what `auth.oauth.provider` must say for a user's token to
+    /// be tried).
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::GitHub => "github",
+            Provider::GitLab => "gitlab",
+        }
+    }
+}
+
+/// A repository URL with a provider.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    provider: Provider,
+    /// `scheme://host[:port]`.
+    origin: String,
+    /// `host[:port]`, lower case.
+    host: String,
+    /// The URL's path.
+    path: String,
+    /// The path's segments, `.git` cut from the last.
+    parts: Vec<String>,
+}
+
+/// A repository's latest release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// Its tag (or name).
+    pub version: String,
+    /// When it was published, as the provider says.
+    pub released_at: Option<String>,
+}
+
+impl Repo {
+    /// The repository at `url`, when GitHub or GitLab hosts it.
+    pub fn parse(url: &str, config: &RepositoryConfig) -> Option<Repo> {
+        let parsed = Url::parse(url).ok()?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return None;
+        }
+        let host = match parsed.port() {
+            Some(port) => format!("{}:{port}", parsed.host_str()?),
+            None => parsed.host_str()?.to_owned(),
+        }
+        .to_ascii_lowercase();
+        let provider = if matches!(host.as_str(), "github.com" | "www.github.com") {
+            Provider::GitHub
+        } else if host == "gitlab.com" || host.ends_with(".gitlab.com") || config.auth.gitlab.knows_host(&host) {
+            Provider::GitLab
+        } else {
+            return None;
+        };
+        let mut parts: Vec<String> = parsed.path_segments()?.filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        if let Some(last) = parts.last_mut() {
+            if let Some(cut) = last.strip_suffix(".git") {
+                *last = cut.to_owned();
+            }
+        }
+        Some(Repo {
+            provider,
+            origin: format!("{}://{host}", parsed.scheme()),
+            host,
+            path: parsed.path().to_owned(),
+            parts,
+        })
+    }
+
+    /// Its provider.
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// GitHub's `owner/repo`.
+    fn github_name(&self) -> Option<String> {
+        (self.parts.len() >= 2).then(|| format!("{}/{}", self.parts[0], self.parts[1]))
+    }
+
+    /// The GitLab project paths the URL may name, longest first (a project sits in
+    /// groups and subgroups; a marker such as `-` ends it).
+    fn gitlab_candidates(&self) -> Vec<String> {
+        let end = self.parts.iter().position(|p| GITLAB_MARKERS.contains(&p.as_str())).unwrap_or(self.parts.len());
+        (2..=end).rev().map(|n| self.parts[..n].join("/")).collect()
+    }
+
+    /// The latest release, asked with `[repository.auth]`'s token; `None` when there
+    /// is none or the provider cannot say.
+    pub async fn latest_release(&self, config: &RepositoryConfig) -> Option<Release> {
+        let answer = match self.provider {
+            Provider::GitHub => {
+                let name = self.github_name()?;
+                let url = format!("{GITHUB_API}/repos/{name}/releases/latest");
+                get_json(&url, &config.auth.github).await?
+            }
+            Provider::GitLab => {
+                let token = config.auth.gitlab.token_for(&self.host, &self.path);
+                let project = self.gitlab_project(&token, false).await?;
+                get_json(&format!("{}/releases/permalink/latest", self.gitlab_api(&project)), &token).await?
+            }
+        };
+        let text = |field: &str| answer.get(field).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let version = text("tag_name").or_else(|| text("name"))?;
+        let released_at = text(if self.provider == Provider::GitHub { "published_at" } else { "released_at" });
+        Some(Release { version, released_at })
+    }
+
+    /// Whether anyone may read it (without a token); `None` when that cannot be told.
+    pub async fn is_public(&self) -> Option<bool> {
+        let url = match self.provider {
+            Provider::GitHub => format!("{GITHUB_API}/repos/{}", self.github_name()?),
+            Provider::GitLab => format!("{}{}", self.origin, self.path),
+        };
+        Some(ok(&url, &ProviderToken { token: String::new(), ..ProviderToken::default() }).await)
+    }
+
+    /// Whether the user whose OAuth provider is `user_provider` and whose token is
+    /// `access_token` may read it: `None` when the providers differ (the token is not
+    /// sent), `Some(false)` without a token.
+    pub async fn user_can_read(&self, user_provider: &str, access_token: &str) -> Option<bool> {
+        if user_provider != self.provider.name() {
+            return None;
+        }
+        if access_token.is_empty() {
+            return Some(false);
+        }
+        let token = ProviderToken { token: access_token.to_owned(), ..ProviderToken::default() };
+        Some(match self.provider {
+            Provider::GitHub => match self.github_name() {
+                Some(name) => ok(&format!("{GITHUB_API}/repos/{name}"), &token).await,
+                None => false,
+            },
+            Provider::GitLab => self.gitlab_project(&token, true).await.is_some(),
+        })
+    }
+
+    /// The GitLab project the URL names: the only candidate when `probe` is off and
+    /// there is one, else the longest candidate the API knows.
+    async fn gitlab_project(&self, token: &ProviderToken, probe: bool) -> Option<String> {
+        let candidates = self.gitlab_candidates();
+        if !probe && candidates.len() == 1 {
+            return candidates.into_iter().next();
+        }
+        for candidate in candidates {
+            if ok(&self.gitlab_api(&candidate), token).await {
+                return Some(candidate);
+            }
+        }
+        None
+    }
+
+    /// `…/api/v4/projects/<group%2Fproject>`.
+    fn gitlab_api(&self, project: &str) -> String {
+        let id: String = form_urlencoded::byte_serialize(project.as_bytes()).collect();
+        format!("{}/api/v4/projects/{id}", self.origin)
+    }
+}
+
+/// Whether `latest` is a newer release than `current`: their first `N.N…` numbers
+/// compared part by part (missing parts are 0); `false` when either has none.
+pub fn is_newer(current: &str, latest: &str) -> bool {
+    match (version_numbers(current), version_numbers(latest)) {
+        (Some(mut c), Some(mut l)) => {
+            let n = c.len().max(l.len());
+            c.resize(n, 0);
+            l.resize(n, 0);
+            l > c
+        }
+        _ => false,
+    }
+}
+
+/// The first `digits(.digits)*` run of `text`, as numbers.
+fn version_numbers(text: &str) -> Option<Vec<u64>> {
+    let start = text.find(|c: char| c.is_ascii_digit())?;
+    let mut numbers = Vec::new();
+    for part in text[start..].split('.') {
+        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+        if digits.is_empty() {
+            break;
+        }
+        numbers.push(digits.parse().unwrap_or(u64::MAX));
+        if digits.len() != part.len() {
+            break;
+        }
+    }
+    Some(numbers)
+}
+
+/// `GET url` with `token`'s header; its JSON object on a 200.
+async fn get_json(url: &str, token: &ProviderToken) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let (status, body) = get(url, token).await?;
+    (status == StatusCode::OK).then(|| serde_json::from_slice(&body).ok()).flatten()
+}
+
+/// Whether `GET url` with `token`'s header answers 200.
+async fn ok(url: &str, token: &ProviderToken) -> bool {
+    get(url, token).await.is_some_and(|(status, _)| status == StatusCode::OK)
+}
+
+/// `GET url` with `token`'s header (none without a token); `None` when the call
+/// fails (logged at debug, without the URL's query or any token).
+async fn get(url: &str, token: &ProviderToken) -> Option<(StatusCode, Bytes)> {
+    let parsed = Url::parse(url).ok()?;
+    let base = &parsed[..url::Position::BeforePath];
+    let upstream = framex_actors::upstream::UpstreamUrl::parse(base).ok()?;
+    let path = &parsed[url::Position::BeforePath..url::Position::AfterQuery];
+    let mut headers = HeaderMap::new();
+    headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    headers.insert(header::USER_AGENT, HeaderValue::from_static("framex-docs"));
+    if let Some((name, value)) = token.header() {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+            headers.insert(name, value);
+        }
+    }
+    let one = OneRequest { method: Method::GET, path, headers, body: Bytes::new() };
+    let tls = framex_actors::upstream::tls::default_config();
+    match fetch_request(&upstream, None, one, &tls, CALL_TIMEOUT, MAX_ANSWER_BYTES).await {
+        Ok(answer) => Some(answer),
+        Err(reason) => {
+            log::debug!("repository: {} failed: {}", framex_actors::Escaped(base), framex_actors::Escaped(&reason));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml: &str) -> RepositoryConfig {
+        crate::config::Config::from_toml_str(toml, "test").unwrap().repository
+    }
+
+    /// Providers by host (GitLab's own hosts and the configured ones); others have none.
+    #[test]
+    fn providers_by_host() {
+        let none = config("");
+        let gl = config("[[repository.auth.gitlab.endpoints]]\nhost = \"git.example.org:8443\"");
+        assert_eq!(Repo::parse("https://github.com/o/r.git", &none).unwrap().provider(), Provider::GitHub);
+        assert_eq!(Repo::parse("https://gitlab.com/g/p", &none).unwrap().provider(), Provider::GitLab);
+        assert_eq!(Repo::parse("https://team.gitlab.com/g/p", &none).unwrap().provider(), Provider::GitLab);
+        assert!(Repo::parse("https://git.example.org:8443/g/p", &none).is_none());
+        assert_eq!(Repo::parse("https://git.example.org:8443/g/p", &gl).unwrap().provider(), Provider::GitLab);
+        assert!(Repo::parse("https://example.org/o/r", &none).is_none());
+        assert!(Repo::parse("ftp://github.com/o/r", &none).is_none());
+        assert_eq!(Repo::parse("https://github.com/o/r.git", &none).unwrap().github_name().unwrap(), "o/r");
+    }
+
+    /// GitLab project paths: longest first, cut at a marker, at least two parts.
+    #[test]
+    fn gitlab_candidates() {
+        let none = config("");
+        let repo = Repo::parse("https://gitlab.com/a/b/c/-/tree/main", &none).unwrap();
+        assert_eq!(repo.gitlab_candidates(), ["a/b/c", "a/b"]);
+        assert!(Repo::parse("https://gitlab.com/a", &none).unwrap().gitlab_candidates().is_empty());
+        assert_eq!(repo.gitlab_api("a/b"), "https://gitlab.com/api/v4/projects/a%2Fb");
+    }
+
+    /// Versions compare by their numbers, as FrameX-kit compares them.
+    #[test]
+    fn newer_versions() {
+        assert!(is_newer("v0.1.0", "v0.2"));
+        assert!(is_newer("1.9", "1.10.0"));
+        assert!(!is_newer("v1.0", "1.0.0"));
+        assert!(!is_newer("2.0", "v1.99"));
+        assert!(!is_newer("dev", "v1.0"));
+        assert!(!is_newer("1.0", "latest"));
+        assert!(is_newer("release-1.2.3-rc1", "1.2.4"));
+    }
+}
