@@ -47,7 +47,8 @@
 //! - **downstream**: the client's side (the caller of our HTTP surface or of
 //!   `call_remote_api`); **upstream**: the services we forward to. An *upstream* is
 //!   one configured base URL (`proxy_urls` entry: `framex::config::UpstreamConfig`,
-//!   and with its discovery state `framex::proxy::Upstream`).
+//!   and with its counters `framex::proxy::Upstream`; what its discovery found is
+//!   owned by the proxy's control plane).
 //! - **endpoint**: an upstream URL as the engine sees it, a member of pools: its
 //!   counters and health ([`upstream::EndpointStats`], one per URL whatever the number
 //!   of pools) and its connections.

@@ -1,6 +1,7 @@
-//! What the proxy shows: every upstream URL (discovery, health, counters) and every
-//! pool serving routes, read from the published route table (`/metrics` shows the same
-//! figures, see `crate::metrics`).
+//! What the proxy shows: every upstream URL (discovery, health, counters), read from
+//! the control plane's snapshot of what it knows, and every pool serving routes, read
+//! from the published route table (`/metrics` shows the same figures, see
+//! `crate::metrics`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use framex_actors::upstream::{EndpointReport, PoolShared};
 use framex_actors::{ApiKey, Engine, Route, RouteTable, Target};
 use serde::Serialize;
 
-use super::upstream::Upstream;
+use super::upstream::{Known, Upstream};
 use crate::config::{MigrateConfig, MigrateMode};
 
 /// Who answers `route` (of `table`): its target, or for a local route that a
@@ -67,13 +68,14 @@ pub struct PoolReport {
 
 impl ProxyReport {
     /// The report of `upstreams`, with the pools the published table routes to.
-    pub(super) fn of(upstreams: &[Arc<Upstream>], engine: &Engine) -> Self {
+    pub(super) fn of(upstreams: &[Arc<Upstream>], known: &[Arc<Known>], engine: &Engine) -> Self {
         let upstreams = upstreams
             .iter()
-            .map(|u| {
-                let operations = u.operations();
+            .zip(known)
+            .map(|(u, known)| {
+                let operations = &known.operations;
                 let addresses: Vec<EndpointReport> = u
-                    .endpoints()
+                    .endpoints(known)
                     .into_iter()
                     .filter_map(|(addr, stats)| addr.map(|a| EndpointReport::of(&format!("{} ({a})", u.config.url), &stats)))
                     .collect();
@@ -94,7 +96,7 @@ impl ProxyReport {
                     operations: operations.as_ref().map_or(0, Vec::len),
                     endpoint,
                     addresses,
-                    dns_error: u.resolved.lock().expect("not poisoned").error.clone(),
+                    dns_error: known.dns_error.clone(),
                 }
             })
             .collect();

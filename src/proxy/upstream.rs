@@ -1,9 +1,12 @@
-//! One configured upstream URL: its settings, its counters, and what its OpenAPI
-//! document published at the last discovery (fetched on a connection of its own,
-//! bounded in time and size).
+//! One configured upstream URL: its settings and counters (fixed for the proxy's
+//! life), what the control plane last learnt of it ([`Known`]: its operations and the
+//! addresses of its name), and the work of learning it: fetching and reading its
+//! OpenAPI document (on a connection of its own, bounded in time and size) and taking
+//! in a resolution of its name. Nothing here is locked: the control plane
+//! (`super::control`) is the one writer of every [`Known`].
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use framex_actors::upstream::tls::ClientConfig;
@@ -14,7 +17,7 @@ use serde_json::Value;
 
 use crate::config::{PathFilter, UpstreamConfig};
 
-use super::dns::Resolver;
+use super::dns::Resolution;
 use crate::discovery::{self, DiscoveryLimits, DiscoveryOptions};
 
 /// Time allowed to fetch one OpenAPI document.
@@ -34,9 +37,12 @@ pub enum DiscoverError {
     /// The document is not a usable OpenAPI document.
     #[error(transparent)]
     Document(#[from] discovery::DiscoveryError),
+    /// The proxy was stopped before the discovery could run.
+    #[error("the proxy is stopped")]
+    Stopped,
 }
 
-/// One configured upstream URL and what it last published.
+/// One configured upstream URL: its settings and counters.
 pub struct Upstream {
     /// Its `proxy_urls` entry.
     pub config: UpstreamConfig,
@@ -53,22 +59,21 @@ pub struct Upstream {
     /// `plugins.proxy.max_document_size`: the largest document read, and the most
     /// it may add to the merged document.
     pub(super) max_document_size: usize,
-    /// The operations of its last successful discovery (`None`: never discovered).
-    pub(super) operations: Mutex<Option<Vec<Arc<ApiSpec>>>>,
     /// When its host is a name: the name and port, resolved to every address.
     pub(super) named: Option<(String, u16)>,
-    /// The addresses of its name at the last resolution that worked, each with its
-    /// own counters and health, and why the last one failed (if it did).
-    pub(super) resolved: Mutex<Resolved>,
 }
 
-/// The addresses of an upstream's name.
-#[derive(Default)]
-pub(super) struct Resolved {
-    /// Each address with its counters and health, sorted; empty until resolved.
+/// What the control plane knows of one upstream URL: written by it alone, read by
+/// the status page and `/ready` as an immutable snapshot.
+#[derive(Default, Clone)]
+pub struct Known {
+    /// The operations of its last successful discovery (`None`: never discovered).
+    pub(super) operations: Option<Vec<Arc<ApiSpec>>>,
+    /// The addresses of its name at the last resolution that worked, each with its
+    /// own counters and health, sorted; empty until resolved (or for an IP literal).
     pub(super) addresses: Vec<(SocketAddr, Arc<EndpointStats>)>,
     /// Why the last resolution failed (its addresses are kept meanwhile).
-    pub(super) error: Option<String>,
+    pub(super) dns_error: Option<String>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -78,40 +83,37 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// Its endpoints now: every address of its name, each with its own counters, or
-    /// (an IP literal, or a name not resolved yet) the URL itself.
-    pub fn endpoints(&self) -> Vec<(Option<SocketAddr>, Arc<EndpointStats>)> {
-        let resolved = self.resolved.lock().expect("not poisoned");
-        if resolved.addresses.is_empty() {
+    /// Its endpoints as `known`: every address of its name, each with its own
+    /// counters, or (an IP literal, or a name not resolved yet) the URL itself.
+    pub fn endpoints(&self, known: &Known) -> Vec<(Option<SocketAddr>, Arc<EndpointStats>)> {
+        if known.addresses.is_empty() {
             return vec![(None, self.stats.clone())];
         }
-        resolved
+        known
             .addresses
             .iter()
             .map(|(addr, stats)| (Some(*addr), stats.clone()))
             .collect()
     }
 
-    /// Resolves its name again (when it has one); returns whether the addresses
-    /// changed, and the answer's TTL. A name that stops resolving keeps its last
-    /// addresses, and says so once in the log and on the status page.
-    pub(super) async fn resolve(&self, resolver: &Resolver) -> (bool, Option<Duration>) {
-        let Some((host, port)) = &self.named else {
+    /// Takes in `answer`, a new resolution of its name, into `known`; returns whether
+    /// the addresses changed, and the answer's TTL. A name that stops resolving keeps
+    /// its last addresses, and says so once in the log and on the status page.
+    pub(super) fn resolved(&self, known: &mut Known, answer: Result<Resolution, String>) -> (bool, Option<Duration>) {
+        let Some((host, _)) = &self.named else {
             return (false, None);
         };
-        let answer = resolver.resolve(host, *port).await;
-        let mut resolved = self.resolved.lock().expect("not poisoned");
         match answer {
             Ok(found) => {
-                let before: Vec<SocketAddr> = resolved.addresses.iter().map(|(a, _)| *a).collect();
-                if resolved.error.take().is_some() {
+                let before: Vec<SocketAddr> = known.addresses.iter().map(|(a, _)| *a).collect();
+                if known.dns_error.take().is_some() {
                     log::info!("proxy {}: {} resolves again", self.config.url, Escaped(host));
                 }
                 if before == found.addresses {
                     return (false, found.ttl);
                 }
-                let kept = std::mem::take(&mut resolved.addresses);
-                resolved.addresses = found
+                let kept = std::mem::take(&mut known.addresses);
+                known.addresses = found
                     .addresses
                     .iter()
                     .map(|addr| {
@@ -124,7 +126,7 @@ impl Upstream {
                 (true, found.ttl)
             }
             Err(reason) => {
-                if resolved.error.is_none() {
+                if known.dns_error.is_none() {
                     log::warn!(
                         "proxy {}: {} does not resolve ({}); keeping its last addresses",
                         self.config.url,
@@ -132,25 +134,20 @@ impl Upstream {
                         Escaped(&reason)
                     );
                 }
-                resolved.error = Some(reason);
+                known.dns_error = Some(reason);
                 (false, None)
             }
         }
     }
 
-    /// Where to fetch its document from: its first address when resolved.
-    fn first_address(&self) -> Option<SocketAddr> {
-        self.resolved.lock().expect("not poisoned").addresses.first().map(|(a, _)| *a)
-    }
-
-    /// Fetches and parses the upstream's document and keeps its operations; returns
-    /// how many there are. Publishing them is the [`Proxy`](super::Proxy)'s job.
+    /// Fetches its document (from `address`, the first of its name when resolved)
+    /// and reads its operations; `first_time` (never discovered yet) logs what is left
+    /// out. Keeping and publishing them is the control plane's job.
     ///
     /// # Errors
-    /// When the document cannot be fetched or is not OpenAPI; the operations of the
-    /// last discovery stay.
-    pub(super) async fn discover(&self) -> Result<usize, DiscoverError> {
-        let document = self.fetch_document().await?;
+    /// When the document cannot be fetched or is not OpenAPI.
+    pub(super) async fn discover(&self, address: Option<SocketAddr>, first_time: bool) -> Result<Vec<Arc<ApiSpec>>, DiscoverError> {
+        let document = self.fetch_document(address).await?;
         let allows = |path: &str| self.filter.allows_template(path);
         let options = DiscoveryOptions {
             upstream: self.config.url.to_string(),
@@ -163,7 +160,6 @@ impl Upstream {
             },
         };
         let mut discovered = discovery::parse_document(&document, &options)?;
-        let first_time = self.operations.lock().expect("not poisoned").is_none();
         let builtins = take_builtins(&mut discovered.operations);
         if first_time && !builtins.is_empty() {
             log::warn!(
@@ -192,12 +188,10 @@ impl Upstream {
                 Arc::new(spec)
             })
             .collect();
-        let count = operations.len();
-        *self.operations.lock().expect("not poisoned") = Some(operations);
-        Ok(count)
+        Ok(operations)
     }
 
-    async fn fetch_document(&self) -> Result<Value, DiscoverError> {
+    async fn fetch_document(&self, address: Option<SocketAddr>) -> Result<Value, DiscoverError> {
         let fail = |reason: String| DiscoverError::Fetch {
             url: format!("{}{}", self.config.url, self.config.docs_path),
             reason,
@@ -208,7 +202,7 @@ impl Upstream {
         }
         let (status, body) = fetch(
             &self.config.url,
-            self.first_address(),
+            address,
             &self.config.docs_path,
             headers,
             &self.tls,
@@ -228,11 +222,6 @@ impl Upstream {
             return Err(fail(format!("status {status}")));
         }
         serde_json::from_slice(&body).map_err(|e| fail(format!("not JSON: {e}")))
-    }
-
-    /// What it last published (`None`: never discovered).
-    pub(super) fn operations(&self) -> Option<Vec<Arc<ApiSpec>>> {
-        self.operations.lock().expect("not poisoned").clone()
     }
 }
 

@@ -8,6 +8,7 @@ mod common;
 
 mod deploy;
 mod cache;
+mod control;
 mod dns;
 mod docs_login;
 mod docs_tools;
