@@ -88,6 +88,8 @@ impl PoolReplica {
         let response = self.forward(target, request).await?;
         let kwargs = matches!(spec.body, BodySpec::Kwargs);
         let config = self.shared.config();
-        reply::interpret(self.shared.name(), response, spec.streaming, kwargs, &config.legal_codes).await
+        // The endpoint that answered is the one the reply's faults are about.
+        let peer = self.shared.endpoint_peer(response.endpoint);
+        reply::interpret(peer, response, spec.streaming, kwargs, &config.legal_codes).await
     }
 }
