@@ -245,7 +245,7 @@ mod tests {
     #[test]
     fn kinds_name_the_failure() {
         let connect = Error::UpstreamConnect {
-            upstream: "http://127.0.0.1:9".into(),
+            upstream: framex_actors::Peer::endpoint("http://127.0.0.1:9".parse().unwrap(), None),
             cause: framex_actors::ConnectFailure::Tcp(std::sync::Arc::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))),
         };
         assert_eq!(Failure::of(&connect).kind, "UpstreamConnect");

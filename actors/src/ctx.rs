@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::api::Args;
 use crate::call::{CallContext, CallRemote, Reply};
-use crate::error::Error;
+use crate::error::{Error, Fault};
 use crate::stream::{bridge, ChunkStream};
 
 /// What a handler gets besides its arguments: who it is, the call's context, and the
@@ -167,7 +167,7 @@ fn to_args(api: &str, args: impl Serialize) -> Result<Args, Error> {
                 format!("arguments must be an object of name → value, got {other}"),
             )],
         }),
-        Err(e) => Err(Error::Internal(format!("arguments do not serialize: {e}"))),
+        Err(e) => Err(Error::Internal(Fault::ArgumentsNotJson(e))),
     }
 }
 

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::peer::Peer;
+
 /// Why no connection to an upstream endpoint could be made (nothing was sent).
 ///
 /// The causes are the libraries' own errors, reachable through `source()` (shared,
@@ -57,6 +59,135 @@ impl ConnectFailure {
             ConnectFailure::Ejected => "endpoint ejected".to_owned(),
             timeout @ ConnectFailure::Timeout { .. } => timeout.to_string(),
         }
+    }
+}
+
+/// What was wrong with an upstream's reply, or with its connection once the request
+/// had gone: the `reason` of [`Error::UpstreamReply`]. Where a library said why, its
+/// error is the `source()`; the `Display` says it too, for the log line.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokenReply {
+    /// The connection was reset as the request was written: the upstream had closed
+    /// it before reading the whole request.
+    #[error("reset the connection as the request was written")]
+    ResetOnWrite(#[source] hyper::Error),
+    /// The connection closed (or was reset) before a complete answer head: no answer,
+    /// or a cut-off one.
+    #[error("closed the connection without answering")]
+    ClosedBeforeAnswer(#[source] hyper::Error),
+    /// The answer's head could not be read: its status line, a header, its framing
+    /// (`Content-Length`, `Transfer-Encoding`), or a head too large.
+    #[error("{0}")]
+    Head(#[source] hyper::Error),
+    /// The connection failed some other way while the answer was awaited.
+    #[error("{0}")]
+    Connection(#[source] hyper::Error),
+    /// A body read whole could not be read (cut off before its `Content-Length`).
+    #[error("body could not be read: {0}")]
+    Body(#[source] BodyError),
+    /// A streamed body broke off before its end (cut off, or a broken chunk).
+    #[error("the stream broke off{}", StreamCut(.0))]
+    StreamCut(#[source] hyper::Error),
+    /// `101 Switching Protocols` to a request that asked for no upgrade.
+    #[error("switched protocols (101) without being asked to")]
+    UnsolicitedSwitch,
+    /// An upgrade was answered `101`, but the connection could not be taken over.
+    #[error("upgrade failed: {0}")]
+    Upgrade(#[source] hyper::Error),
+    /// A proxy function's result is not in FrameX's encoding (or decodes past the
+    /// limit); the source is the decoder's error.
+    #[error("{0}")]
+    ProxyFunctionResult(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl BrokenReply {
+    /// A failed exchange as hyper reports it: the head could not be parsed, or the
+    /// connection failed.
+    pub fn of_exchange(error: hyper::Error) -> Self {
+        if error.is_parse() {
+            BrokenReply::Head(error)
+        } else {
+            BrokenReply::Connection(error)
+        }
+    }
+}
+
+/// How a cut-off stream is told: hyper's words unless it merely ended early.
+struct StreamCut<'a>(&'a hyper::Error);
+
+impl fmt::Display for StreamCut<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_incomplete_message() {
+            f.write_str(" before its end")
+        } else {
+            write!(f, ": {}", self.0)
+        }
+    }
+}
+
+/// Why a body could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The connection broke, or the body ended before its declared length.
+    #[error("{0}")]
+    Broken(#[source] hyper::Error),
+    /// The body is longer than allowed.
+    #[error("body larger than {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+}
+
+/// What went wrong on our own side: the cause of [`Error::Internal`], with the
+/// library's error as its `source()` when there is one. The caller is told only
+/// "internal error"; this goes to the log.
+///
+/// There is no catch-all: a plugin failing on its own terms answers with
+/// [`Error::plugin`] (its status, its message).
+#[derive(Debug, thiserror::Error)]
+pub enum Fault {
+    /// A `call_remote_api`'s arguments could not be made JSON (their `Serialize`
+    /// failed).
+    #[error("arguments do not serialize: {0}")]
+    ArgumentsNotJson(#[source] serde_json::Error),
+    /// A plugin handler's result could not be made JSON (its `Serialize` failed).
+    #[error("result does not serialize: {0}")]
+    ResultNotJson(#[source] serde_json::Error),
+    /// An upstream call by function name without FrameX's keyword-arguments body:
+    /// it has no HTTP method or path to be sent with.
+    #[error("'{api}' is not an HTTP operation")]
+    NotHttp {
+        /// The API called.
+        api: String,
+    },
+    /// A call reached a pool actor that had already let go of its replica.
+    #[error("the upstream pool has stopped")]
+    PoolStopped,
+    /// The blocking task decoding a proxy function's result did not finish (it
+    /// panicked, or the runtime was shutting down).
+    #[error("decoding a proxy-function result: {0}")]
+    DecodeTask(#[source] tokio::task::JoinError),
+    /// Our request body to the upstream failed with an error of ours that is not the
+    /// client's doing nor a limit (say, a streamed reply of another upstream forwarded
+    /// as the body, failing): hyper's error, which holds ours as its source.
+    #[error("request body broke off: {}", OurBodyError(.0))]
+    RequestBody(#[source] hyper::Error),
+}
+
+/// Our own error inside hyper's, as the log tells it (hyper's words if none is).
+struct OurBodyError<'a>(&'a hyper::Error);
+
+impl fmt::Display for OurBodyError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut source = std::error::Error::source(self.0);
+        while let Some(inner) = source {
+            if let Some(ours) = inner.downcast_ref::<Error>() {
+                return write!(f, "{ours}");
+            }
+            source = inner.source();
+        }
+        write!(f, "{}", self.0)
     }
 }
 
@@ -237,8 +368,8 @@ pub enum Error {
     /// The upstream could not be reached (refused, reset, DNS, TLS).
     #[error("upstream {upstream} is unreachable: {cause}")]
     UpstreamConnect {
-        /// The upstream's base URL (never with credentials).
-        upstream: String,
+        /// The endpoint (its URL never holds credentials).
+        upstream: Peer,
         /// Why (the error's `source()`).
         #[source]
         cause: ConnectFailure,
@@ -246,25 +377,26 @@ pub enum Error {
     /// The upstream did not answer within the deadline.
     #[error("upstream {upstream} did not answer within {seconds:.3}s")]
     UpstreamTimeout {
-        /// The upstream's base URL.
-        upstream: String,
+        /// The endpoint that did not answer.
+        upstream: Peer,
         /// The deadline that passed, in seconds.
         seconds: f64,
     },
     /// The upstream answered something we cannot use.
     #[error("upstream {upstream} sent a broken reply: {reason}")]
     UpstreamReply {
-        /// The upstream's base URL.
-        upstream: String,
-        /// What was wrong with it.
-        reason: String,
+        /// The endpoint that answered.
+        upstream: Peer,
+        /// What was wrong with it (the error's `source()`).
+        #[source]
+        reason: BrokenReply,
     },
     /// The upstream answered with an error status (or an envelope whose status is not
     /// in `legal_proxy_code`). The status and message are passed on to the caller.
     #[error("upstream {upstream} answered {status}: {message}")]
     UpstreamStatus {
-        /// The upstream's base URL.
-        upstream: String,
+        /// The endpoint that answered.
+        upstream: Peer,
         /// The status it gave.
         status: u16,
         /// Its message or body text.
@@ -274,7 +406,7 @@ pub enum Error {
     #[error("overloaded: every endpoint of {upstream} is at its in-flight limit")]
     Overloaded {
         /// The pool concerned.
-        upstream: String,
+        upstream: Peer,
         /// Suggested `Retry-After`, in seconds.
         retry_after: u32,
     },
@@ -345,9 +477,9 @@ pub enum Error {
         /// Why, in words (who holds it, or the path clash).
         reason: String,
     },
-    /// Anything else that is our own fault.
+    /// Our own fault, of a known kind (the error's `source()`).
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] Fault),
     /// A plugin's handler panicked; the call is answered as an internal error and the
     /// plugin goes on serving other calls.
     #[error("plugin '{plugin}' panicked: {message}")]
@@ -439,22 +571,261 @@ impl Error {
 mod tests {
     use super::*;
 
+    use bytes::Bytes;
+    use http_body_util::BodyExt;
+    use hyper_util::rt::TokioIo;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn endpoint() -> Peer {
+        Peer::endpoint("http://10.0.0.1:80".parse().unwrap(), None)
+    }
+
+    /// The first error of type `T` in `error`'s `source()` chain (itself excluded).
+    fn cause<T: std::error::Error + 'static>(error: &dyn std::error::Error) -> Option<&T> {
+        let mut source = error.source();
+        while let Some(inner) = source {
+            if let Some(found) = inner.downcast_ref::<T>() {
+                return Some(found);
+            }
+            source = inner.source();
+        }
+        None
+    }
+
+    /// What a real upstream on 127.0.0.1 makes hyper say when it answers `answer` (and
+    /// closes) to a request whose body is `body`: the error of the exchange, or of
+    /// reading the body when the head was fine.
+    async fn hyper_error<B>(answer: &'static [u8], body: B) -> hyper::Error
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        actix_rt::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = [0u8; 1024];
+            let _ = socket.read(&mut head).await;
+            let _ = socket.write_all(answer).await;
+        });
+        let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        actix_rt::spawn(connection);
+        let request = http::Request::post("/x")
+            .header("host", "u")
+            .body(body)
+            .unwrap();
+        match sender.send_request(request).await {
+            Err(error) => error,
+            Ok(response) => response
+                .into_body()
+                .collect()
+                .await
+                .expect_err("the body breaks off"),
+        }
+    }
+
+    fn empty() -> http_body_util::Empty<Bytes> {
+        http_body_util::Empty::new()
+    }
+
     #[test]
     fn upstream_details_stay_in_the_log() {
         let error = Error::UpstreamConnect {
-            upstream: "http://10.0.0.1:80".into(),
-            cause: ConnectFailure::Tls(Arc::new(std::io::Error::other("invalid peer certificate: UnknownIssuer"))),
+            upstream: endpoint(),
+            cause: ConnectFailure::Tls(Arc::new(std::io::Error::other(
+                "invalid peer certificate: UnknownIssuer",
+            ))),
         };
-        assert!(error.to_string().contains("UnknownIssuer"), "the log gets the detail");
+        assert!(
+            error.to_string().contains("UnknownIssuer"),
+            "the log gets the detail"
+        );
         let cause = std::error::Error::source(&error).expect("the connect failure");
         let io = cause.source().expect("what TLS said");
-        assert!(io.to_string().contains("UnknownIssuer"), "the chain reaches the library's error: {io}");
-        assert_eq!(error.external_message(), "Bad Gateway: upstream unreachable");
-        let timeout = Error::UpstreamTimeout { upstream: "http://10.0.0.1:80".into(), seconds: 600.0 };
-        assert_eq!(timeout.external_message(), "Gateway Timeout: upstream did not answer in time");
-        assert_eq!(Error::Internal("lock poisoned".into()).external_message(), "internal error");
-        let status = Error::UpstreamStatus { upstream: "http://10.0.0.1:80".into(), status: 418, message: "teapot".into() };
-        assert_eq!(status.external_message(), "upstream answered 418: teapot", "its status and message, not its URL");
+        assert!(
+            io.to_string().contains("UnknownIssuer"),
+            "the chain reaches the library's error: {io}"
+        );
+        assert_eq!(
+            error.external_message(),
+            "Bad Gateway: upstream unreachable"
+        );
+        let timeout = Error::UpstreamTimeout {
+            upstream: endpoint(),
+            seconds: 600.0,
+        };
+        assert_eq!(
+            timeout.to_string(),
+            "upstream http://10.0.0.1:80 did not answer within 600.000s"
+        );
+        assert_eq!(
+            timeout.external_message(),
+            "Gateway Timeout: upstream did not answer in time"
+        );
+        assert_eq!(
+            Error::Internal(Fault::PoolStopped).external_message(),
+            "internal error"
+        );
+        let status = Error::UpstreamStatus {
+            upstream: endpoint(),
+            status: 418,
+            message: "teapot".into(),
+        };
+        assert_eq!(
+            status.to_string(),
+            "upstream http://10.0.0.1:80 answered 418: teapot"
+        );
+        assert_eq!(
+            status.external_message(),
+            "upstream answered 418: teapot",
+            "its status and message, not its URL"
+        );
+        let broken = Error::UpstreamReply {
+            upstream: endpoint(),
+            reason: BrokenReply::UnsolicitedSwitch,
+        };
+        assert_eq!(
+            broken.to_string(),
+            "upstream http://10.0.0.1:80 sent a broken reply: switched protocols (101) without being asked to"
+        );
+        assert_eq!(
+            broken.external_message(),
+            "Bad Gateway: upstream sent a broken reply"
+        );
+        let resolved = Peer::endpoint(
+            "https://api.internal:8443/v1".parse().unwrap(),
+            Some("10.0.0.7:8443".parse().unwrap()),
+        );
+        let overloaded = Error::Overloaded {
+            upstream: Peer::pool("http://a:1,http://b:2"),
+            retry_after: 1,
+        };
+        assert_eq!(
+            overloaded.to_string(),
+            "overloaded: every endpoint of http://a:1,http://b:2 is at its in-flight limit"
+        );
+        for error in [
+            Error::UpstreamTimeout {
+                upstream: resolved.clone(),
+                seconds: 1.0,
+            },
+            overloaded,
+        ] {
+            let told = error.external_message();
+            assert!(
+                !told.contains("http") && !told.contains("10.0.0"),
+                "no URL or address told: {told}"
+            );
+        }
+    }
+
+    /// Our own faults say what failed, and reach the library's error.
+    #[test]
+    fn faults_name_what_failed_and_keep_the_cause() {
+        let json = serde_json::from_str::<u8>("x").unwrap_err();
+        let text = json.to_string();
+        let error = Error::Internal(Fault::ArgumentsNotJson(json));
+        assert_eq!(
+            error.to_string(),
+            format!("internal error: arguments do not serialize: {text}")
+        );
+        assert!(
+            cause::<serde_json::Error>(&error).is_some(),
+            "the chain reaches serde's error"
+        );
+        assert_eq!(error.external_message(), "internal error");
+        assert!(error.wants_request_id());
+        let not_http = Error::Internal(Fault::NotHttp { api: "add".into() });
+        assert_eq!(
+            not_http.to_string(),
+            "internal error: 'add' is not an HTTP operation"
+        );
+        assert_eq!(
+            Error::Internal(Fault::PoolStopped).to_string(),
+            "internal error: the upstream pool has stopped"
+        );
+        let too_large = BrokenReply::Body(BodyError::TooLarge { limit: 64 });
+        assert_eq!(
+            too_large.to_string(),
+            "body could not be read: body larger than 64 bytes"
+        );
+    }
+
+    /// A status line hyper cannot parse is a broken head; hyper's words are the log's,
+    /// and its error is in the chain.
+    #[actix_rt::test]
+    async fn a_broken_head_keeps_hypers_error() {
+        let hyper = hyper_error(b"HTTP/1.1 2x0 OK\r\n\r\n", empty()).await;
+        let said = hyper.to_string();
+        let reason = BrokenReply::of_exchange(hyper);
+        assert!(matches!(reason, BrokenReply::Head(_)), "{reason:?}");
+        let error = Error::UpstreamReply {
+            upstream: endpoint(),
+            reason,
+        };
+        assert_eq!(
+            error.to_string(),
+            format!("upstream http://10.0.0.1:80 sent a broken reply: {said}")
+        );
+        let found = cause::<hyper::Error>(&error).expect("the chain reaches hyper's error");
+        assert!(found.is_parse());
+    }
+
+    /// A body cut off before its `Content-Length`: read whole or streamed, the reason
+    /// says so, and the chain reaches hyper's error and the socket's under it.
+    #[actix_rt::test]
+    async fn a_cut_off_body_says_so() {
+        const CUT: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc";
+        let streamed = Error::UpstreamReply {
+            upstream: endpoint(),
+            reason: BrokenReply::StreamCut(hyper_error(CUT, empty()).await),
+        };
+        assert_eq!(
+            streamed.to_string(),
+            "upstream http://10.0.0.1:80 sent a broken reply: the stream broke off: error reading a body from connection"
+        );
+        assert!(cause::<hyper::Error>(&streamed).is_some());
+        let io = cause::<std::io::Error>(&streamed).expect("the chain reaches the socket's error");
+        assert_eq!(io.kind(), std::io::ErrorKind::UnexpectedEof);
+        let whole = BrokenReply::Body(BodyError::Broken(hyper_error(CUT, empty()).await));
+        assert_eq!(
+            whole.to_string(),
+            "body could not be read: error reading a body from connection"
+        );
+        assert!(cause::<std::io::Error>(&whole)
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::UnexpectedEof));
+        let closed = BrokenReply::ClosedBeforeAnswer(hyper_error(b"", empty()).await);
+        assert_eq!(
+            closed.to_string(),
+            "closed the connection without answering"
+        );
+        assert!(cause::<hyper::Error>(&closed).is_some_and(hyper::Error::is_incomplete_message));
+    }
+
+    /// Our request body failing with an error of ours: the log tells ours, and the
+    /// chain goes through hyper's error to it.
+    #[actix_rt::test]
+    async fn our_failing_body_is_told_through_hypers_error() {
+        let failing = http_body_util::StreamBody::new(futures::stream::iter([Err::<
+            hyper::body::Frame<Bytes>,
+            Error,
+        >(
+            Error::StreamClosed,
+        )]));
+        let hyper = hyper_error(b"", failing).await;
+        let error = Error::Internal(Fault::RequestBody(hyper));
+        assert_eq!(
+            error.to_string(),
+            "internal error: request body broke off: the stream's consumer is gone"
+        );
+        assert!(cause::<hyper::Error>(&error).is_some());
+        assert!(
+            matches!(cause::<Error>(&error), Some(Error::StreamClosed)),
+            "ours is at the end of the chain"
+        );
     }
 
     #[test]

@@ -59,6 +59,10 @@
 //! - **route** ([`Route`]): an API key and its **target** ([`Target`]: a local plugin or
 //!   an upstream pool); a **source** is who registered upstream routes (the proxy).
 //! - **exchange**: one forwarded request with its **attempts** (one per endpoint tried).
+//! - **peer** ([`Peer`], `peer`): whom an upstream [`Error`] is about, typed: the
+//!   endpoint that failed (its [`upstream::UpstreamUrl`], parsed in `upstream_url`,
+//!   and its resolved address), or the pool when none was picked. Causes are typed
+//!   too ([`ConnectFailure`], [`BrokenReply`], [`Fault`]), reachable by `source()`.
 //! - Messages are commands: [`CallRemote`] (an API by name), [`Dispatch`] (a matched
 //!   route), [`Invoke`] (a plugin's handler), [`upstream::CallUpstream`] (an upstream
 //!   API), [`upstream::Retire`], and the registry's `Register…`/`Set…`.
@@ -85,6 +89,8 @@ pub mod stream;
 pub mod test_util;
 pub mod trace;
 pub mod upstream;
+mod upstream_url;
+mod peer;
 
 pub use api::{ApiKey, ApiSpec, Args, BodySpec, FormField, Param, ParamLocation, ValueKind};
 pub use canonical_form::CanonicalForm;
@@ -92,7 +98,8 @@ pub use call::{new_request_id, CallContext, CallRemote, Reply};
 pub use call_gate::{Admission, CallGate, Held, Refused};
 pub use call_policy::{CallPolicy, Pick};
 pub use engine::{Engine, WorkerEngine};
-pub use error::{ArgProblem, ConnectFailure, Error};
+pub use error::{ArgProblem, BodyError, BrokenReply, ConnectFailure, Error, Fault};
+pub use peer::{EndpointPeer, Peer};
 pub use escape::Escaped;
 pub use trace::TraceContext;
 pub use ctx::Ctx;

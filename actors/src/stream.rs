@@ -184,7 +184,7 @@ mod tests {
         let (tx, mut rx) = bridge();
         actix_rt::spawn(async move {
             tx.send(Bytes::from_static(b"a")).await.unwrap();
-            tx.fail(Error::Internal("boom".into())).await;
+            tx.fail(Error::Internal(crate::error::Fault::PoolStopped)).await;
         });
         assert!(rx.next().await.unwrap().is_ok());
         assert!(rx.next().await.unwrap().is_err());

@@ -106,7 +106,7 @@ mod tests {
             (Error::NoRoute { api: "x".into() }, 404),
             (Error::plugin(418, "teapot"), 418),
             (Error::Loop { hops: 9, limit: 8 }, 508),
-            (Error::Overloaded { upstream: "pool".into(), retry_after: 1 }, 503),
+            (Error::Overloaded { upstream: framex_actors::Peer::pool("pool"), retry_after: 1 }, 503),
             (Error::Limited { api: "x".into(), retry_after: 1, unavailable: false }, 429),
             (Error::Limited { api: "x".into(), retry_after: 1, unavailable: true }, 503),
             (Error::PayloadTooLarge { limit: 1 }, 413),
@@ -114,7 +114,7 @@ mod tests {
             (Error::Deadline { api: "x".into() }, 504),
             (Error::NotDeclared { plugin: "p".into(), api: "x".into() }, 500),
             (Error::DuplicatePlugin { name: "p".into() }, 500),
-            (Error::Internal("x".into()), 500),
+            (Error::Internal(framex_actors::Fault::PoolStopped), 500),
             (Error::PluginPanic { plugin: "p".into(), message: "boom".into() }, 500),
         ];
         for (error, status) in cases {

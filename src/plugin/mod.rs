@@ -513,7 +513,7 @@ where
             let args = bind(&api, args)?;
             let result = handler.call(args, cx).await?;
             serde_json::to_value(result)
-                .map_err(|e| Error::Internal(format!("result does not serialize: {e}")))
+                .map_err(|e| Error::Internal(framex_actors::Fault::ResultNotJson(e)))
         })
     }))
 }

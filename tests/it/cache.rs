@@ -58,7 +58,7 @@ fn counting(calls: Arc<AtomicU64>) -> Arc<PluginSpec> {
             let n = e.fetch_add(1, Ordering::SeqCst);
             async move { Ok::<Value, Error>(json!(n)) }
         })
-        .get("/api/v1/fails", |_q: Q, _cx: Ctx| async { Err::<Value, Error>(Error::Internal("no".into())) })
+        .get("/api/v1/fails", |_q: Q, _cx: Ctx| async { Err::<Value, Error>(Error::plugin(500, "no")) })
         .cache(None)
         .build()
         .unwrap()

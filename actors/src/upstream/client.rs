@@ -24,9 +24,9 @@ use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
 use super::pumps::Pumps;
-use super::url::UpstreamUrl;
 use super::Body;
-use crate::error::{ConnectFailure, Error};
+use crate::error::{BodyError, ConnectFailure, Error, Fault};
+use crate::upstream_url::UpstreamUrl;
 
 /// Idle connections kept per endpoint; more are closed when released.
 const MAX_IDLE_PER_ENDPOINT: usize = 1024;
@@ -213,9 +213,9 @@ impl Client {
                 }),
                 None => {
                     let error = failed.into_error();
-                    Err(match body_error(&error) {
-                        Some(ours) => SendError::Body(ours),
-                        None => SendError::Exchange { error, reused },
+                    Err(match body_error(error) {
+                        Ok(ours) => SendError::Body(ours),
+                        Err(error) => SendError::Exchange { error, reused },
                     })
                 }
             },
@@ -380,7 +380,7 @@ pub async fn fetch_request(
         request.headers_mut().insert(http::header::HOST, endpoint.host.clone());
         let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
         let status = response.status();
-        let body = read_to_end(&mut response.into_body(), limit).await?;
+        let body = read_to_end(&mut response.into_body(), limit).await.map_err(|e| e.to_string())?;
         Ok((status, body))
     };
     tokio::time::timeout(timeout, exchange)
@@ -388,21 +388,23 @@ pub async fn fetch_request(
         .unwrap_or_else(|_| Err(format!("no answer within {:.3}s", timeout.as_secs_f64())))
 }
 
-/// Our request body's own error inside a hyper error, if that is what failed.
-fn body_error(error: &hyper::Error) -> Option<Error> {
-    let mut source = std::error::Error::source(error);
+/// Our request body's own error inside a hyper error, if that is what failed (else
+/// hyper's error, given back).
+fn body_error(error: hyper::Error) -> Result<Error, hyper::Error> {
+    let mut source = std::error::Error::source(&error);
     while let Some(inner) = source {
         if let Some(ours) = inner.downcast_ref::<Error>() {
-            return Some(match ours {
+            return Ok(match ours {
                 Error::PayloadTooLarge { limit } => Error::PayloadTooLarge { limit: *limit },
                 Error::ClientAbort { reason } => Error::ClientAbort { reason: reason.clone() },
                 Error::BodyTimeout { reason } => Error::BodyTimeout { reason: reason.clone() },
-                other => Error::Internal(format!("request body broke off: {other}")),
+                // Ours, but of no kind the caller is told about: hyper's error holds it.
+                _ => Error::Internal(Fault::RequestBody(error)),
             });
         }
         source = inner.source();
     }
-    None
+    Err(error)
 }
 
 /// The connection an exchange is using; handed back for reuse with
@@ -429,14 +431,14 @@ impl Lease {
 /// Reads a body to its end, refusing more than `limit` bytes.
 ///
 /// # Errors
-/// What went wrong, in words: the connection broke (a body cut off before its
-/// declared end included), or the body is over `limit`.
-pub(super) async fn read_to_end(body: &mut Incoming, limit: usize) -> Result<Bytes, String> {
+/// The connection broke (a body cut off before its declared end included), or the
+/// body is over `limit`.
+pub(super) async fn read_to_end(body: &mut Incoming, limit: usize) -> Result<Bytes, BodyError> {
     let mut buf = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame.map_err(|e| e.to_string())?.into_data() {
+        if let Ok(data) = frame.map_err(BodyError::Broken)?.into_data() {
             if buf.len() + data.len() > limit {
-                return Err(format!("body larger than {limit} bytes"));
+                return Err(BodyError::TooLarge { limit });
             }
             buf.extend_from_slice(&data);
         }

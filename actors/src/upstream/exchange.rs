@@ -36,7 +36,8 @@ use super::{
     Body, ForwardRequest, ForwardResponse, PoolShared, RetryPermit, UpstreamTarget, HOPS_HEADER,
     REQUEST_ID_HEADER,
 };
-use crate::error::{ConnectFailure, Error};
+use crate::error::{BrokenReply, ConnectFailure, Error};
+use crate::peer::Peer;
 use crate::metrics::FailureKind;
 use super::attempt::{set_trace_headers, AttemptSpan};
 use crate::trace::TraceContext;
@@ -74,10 +75,10 @@ struct Failure {
 impl Failure {
     /// No answer within the call's deadline: the endpoint is blamed, nothing follows
     /// (the deadline is the call's, shared by every attempt).
-    fn timed_out(endpoint: &str, timeout: std::time::Duration) -> Self {
+    fn timed_out(endpoint: &Peer, timeout: std::time::Duration) -> Self {
         Failure {
             error: Error::UpstreamTimeout {
-                upstream: endpoint.to_owned(),
+                upstream: endpoint.clone(),
                 seconds: timeout.as_secs_f64(),
             },
             retry: Retry::No,
@@ -93,8 +94,8 @@ impl Failure {
 struct Attempt<'a> {
     /// The endpoint's index in the pool.
     index: usize,
-    /// The endpoint's name, for errors and logs.
-    endpoint: &'a str,
+    /// The endpoint, as errors and logs name it.
+    endpoint: &'a Peer,
     /// Which attempt of the exchange this is (1 for the first).
     number: u32,
     /// The endpoint's in-flight count, held until the attempt (or its body) ends.
@@ -260,7 +261,7 @@ impl Exchange {
         let attempt = Attempt {
             index,
             // Errors name the endpoint that failed, not the whole pool.
-            endpoint: shared.endpoint_name(index),
+            endpoint: shared.endpoint_peer(index),
             number: self.attempts,
             guard: InFlight::start(shared, index),
         };
@@ -275,7 +276,7 @@ impl Exchange {
             None => match self.build(target, index, plan, &trace) {
                 Ok(request) => request,
                 Err(e) => {
-                    let upstream = attempt.endpoint.to_owned();
+                    let upstream = attempt.endpoint.clone();
                     let cause = ConnectFailure::Request(Arc::new(e));
                     return ControlFlow::Break(Err(Error::UpstreamConnect { upstream, cause }));
                 }
@@ -287,13 +288,13 @@ impl Exchange {
         let failure = match sent {
             Ok(Ok((response, lease))) => {
                 attempt.guard.metrics().duration.observe(started.elapsed().as_secs_f64());
-                span.end(&plan.method, attempt.endpoint, Some(response.status().as_u16()), None);
+                span.end(&plan.method, attempt.endpoint.as_str(), Some(response.status().as_u16()), None);
                 return self.answered(plan, attempt, response, lease).await;
             }
             Err(_) => Failure::timed_out(attempt.endpoint, shared.config.timeout),
             Ok(Err(error)) => self.classify(error, attempt.endpoint, plan),
         };
-        span.end(&plan.method, attempt.endpoint, None, Some(failure.kind.as_str()));
+        span.end(&plan.method, attempt.endpoint.as_str(), None, Some(failure.kind.as_str()));
         self.failed(plan, attempt, failure)
     }
 
@@ -312,7 +313,7 @@ impl Exchange {
         let status = response.status();
         if !status.is_server_error() {
             guard.succeeded();
-            let reply = relay(response, lease, &plan.method, endpoint.to_owned(), guard, timeout).await;
+            let reply = relay(response, lease, &plan.method, endpoint.clone(), guard, timeout).await;
             if let Err(error @ Error::UpstreamReply { .. }) = &reply {
                 if plan.idempotent && self.may_retry(plan.replayable, true) {
                     log::debug!("retrying {} on another endpoint after: {}", plan.method, crate::Escaped(error));
@@ -324,7 +325,7 @@ impl Exchange {
         guard.failed(FailureKind::Status5xx);
         let gateway = matches!(status.as_u16(), 502..=504);
         if !(plan.idempotent && gateway && self.may_retry(plan.replayable, true)) {
-            let reply = relay(response, lease, &plan.method, endpoint.to_owned(), guard, timeout).await;
+            let reply = relay(response, lease, &plan.method, endpoint.clone(), guard, timeout).await;
             return ControlFlow::Break(answered_by(reply, index, number));
         }
         log::debug!("retrying {} on another endpoint after {status} from {endpoint}", plan.method);
@@ -388,8 +389,8 @@ impl Exchange {
     }
 
     /// Classifies a failed send: which error, who is to blame, what may follow.
-    fn classify(&self, error: SendError, endpoint: &str, plan: &Plan) -> Failure {
-        let upstream = endpoint.to_owned();
+    fn classify(&self, error: SendError, endpoint: &Peer, plan: &Plan) -> Failure {
+        let upstream = endpoint.clone();
         match error {
             // Given up while connecting, the endpoint ejected by another request's
             // failure: not this request's evidence against it.
@@ -425,7 +426,7 @@ impl Exchange {
                 unsent: Some(request),
                 reached: false,
             },
-            SendError::Exchange { error, reused } => self.lost(&error, reused, upstream, plan),
+            SendError::Exchange { error, reused } => self.lost(error, reused, upstream, plan),
             // Our side's body failed: not the endpoint's fault, nothing to retry.
             SendError::Body(error) => Failure {
                 error,
@@ -441,8 +442,8 @@ impl Exchange {
     /// Classifies a connection lost once hyper had the request (`reused`: a kept-alive
     /// one): whether it goes again, fresh or elsewhere, and whether it reached the
     /// endpoint.
-    fn lost(&self, error: &hyper::Error, reused: bool, upstream: String, plan: &Plan) -> Failure {
-        let lost = Lost::of(error);
+    fn lost(&self, error: hyper::Error, reused: bool, upstream: Peer, plan: &Plan) -> Failure {
+        let lost = Lost::of(&error);
         let error = Error::UpstreamReply {
             upstream,
             reason: lost.reason(error),
@@ -481,7 +482,7 @@ impl Exchange {
         let Some(index) = self.shared.pick(&self.tried) else {
             self.shared.pool_metrics.saturated.inc();
             return Err(Error::Overloaded {
-                upstream: self.shared.name.clone(),
+                upstream: self.shared.peer().clone(),
                 retry_after: 1,
             });
         };
@@ -509,7 +510,7 @@ impl Exchange {
             self.permit = self.shared.retry_permit();
             if self.permit.is_none() {
                 self.shared.pool_metrics.budget_exhausted.inc();
-                log::warn!("upstream {}: retry budget spent, not retrying", self.shared.name);
+                log::warn!("upstream {}: retry budget spent, not retrying", self.shared.name());
             }
         }
         self.permit.is_some()
@@ -591,11 +592,11 @@ impl Lost {
         }
     }
 
-    fn reason(self, error: &hyper::Error) -> String {
+    fn reason(self, error: hyper::Error) -> BrokenReply {
         match self {
-            Lost::OnWrite => "reset the connection as the request was written".to_owned(),
-            Lost::BeforeAnswer => "closed the connection without answering".to_owned(),
-            Lost::Other => error.to_string(),
+            Lost::OnWrite => BrokenReply::ResetOnWrite(error),
+            Lost::BeforeAnswer => BrokenReply::ClosedBeforeAnswer(error),
+            Lost::Other => BrokenReply::of_exchange(error),
         }
     }
 }
@@ -653,11 +654,13 @@ mod tests {
     #[actix_rt::test]
     async fn a_failed_connect_blames_the_endpoint_and_moves_on() {
         let plan = plan(Method::POST, Body::Empty);
-        let failure = exchange().classify(SendError::Connect(refused()), "http://127.0.0.1:9", &plan);
+        let exchange = exchange();
+        let endpoint = exchange.shared.endpoint_peer(0).clone();
+        let failure = exchange.classify(SendError::Connect(refused()), &endpoint, &plan);
         assert_eq!(failure.retry, Retry::OtherEndpoint, "nothing was sent: even a POST may go elsewhere");
         assert!(failure.blame && !failure.reached && failure.unsent.is_none());
         assert!(matches!(failure.kind, FailureKind::Connect));
-        assert!(matches!(&failure.error, Error::UpstreamConnect { upstream, .. } if upstream == "http://127.0.0.1:9"));
+        assert!(matches!(&failure.error, Error::UpstreamConnect { upstream: Peer::Endpoint(e), .. } if e.as_str() == "http://127.0.0.1:9"));
     }
 
     /// A reused connection the upstream had closed: the request comes back whole and
@@ -666,14 +669,15 @@ mod tests {
     async fn an_unsent_request_on_a_reused_connection_goes_once_more_fresh() {
         let plan = plan(Method::POST, Body::Empty);
         let mut exchange = exchange();
-        let first = exchange.classify(unsent(true), "e", &plan);
+        let e = exchange.shared.endpoint_peer(0).clone();
+        let first = exchange.classify(unsent(true), &e, &plan);
         assert_eq!(first.retry, Retry::FreshConnection);
         assert!(!first.blame && !first.reached && first.unsent.is_some(), "handed back, unblamed");
         exchange.fresh_used = true;
-        let second = exchange.classify(unsent(true), "e", &plan);
+        let second = exchange.classify(unsent(true), &e, &plan);
         assert_eq!(second.retry, Retry::OtherEndpoint, "the one fresh retry is spent");
         assert!(second.blame && second.unsent.is_some());
-        let fresh = exchange.classify(unsent(false), "e", &plan);
+        let fresh = exchange.classify(unsent(false), &e, &plan);
         assert_eq!(fresh.retry, Retry::OtherEndpoint, "a fresh connection refusing is the endpoint's doing");
         assert!(fresh.blame);
     }
@@ -682,7 +686,9 @@ mod tests {
     #[actix_rt::test]
     async fn our_body_failing_is_not_retried_or_blamed() {
         let plan = plan(Method::GET, Body::Empty);
-        let failure = exchange().classify(SendError::Body(Error::PayloadTooLarge { limit: 1 }), "e", &plan);
+        let exchange = exchange();
+        let e = exchange.shared.endpoint_peer(0).clone();
+        let failure = exchange.classify(SendError::Body(Error::PayloadTooLarge { limit: 1 }), &e, &plan);
         assert_eq!(failure.retry, Retry::No);
         assert!(!failure.blame && failure.reached);
         assert!(matches!(failure.kind, FailureKind::BrokenBody));

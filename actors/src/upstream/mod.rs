@@ -15,8 +15,9 @@
 //! - `exchange`: one request's attempts: endpoint choice, failures classified once,
 //!   retries and deadlines; `relay`: the reply's body, whole or streamed;
 //! - `tunnel`: upgraded (WebSocket) connections to a pool's endpoint;
-//! - `url`: an endpoint's base URL, parsed once ([`UpstreamUrl`]) when the config is
-//!   loaded, with why one is refused ([`UrlError`]);
+//! - an endpoint's base URL, parsed once ([`UpstreamUrl`]) when the config is loaded,
+//!   with why one is refused ([`UrlError`]), is re-exported from `upstream_url`,
+//!   beside this module (errors name endpoints by it: see [`Peer`]);
 //! - `pool`: the [`UpstreamPool`] actor, one per pool per worker arbiter, owning that
 //!   arbiter's replica; messages [`CallUpstream`] and [`Retire`];
 //! - `pumps`: how a streamed body is pumped in its pool actor's context;
@@ -42,7 +43,6 @@ mod request;
 pub mod selection;
 pub mod tls;
 pub mod tunnel;
-mod url;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -54,6 +54,7 @@ use http::header::HeaderMap;
 use http::{Method, StatusCode};
 
 use crate::call::CallContext;
+use crate::peer::Peer;
 use crate::stream::ChunkStream;
 
 pub use client::{fetch, fetch_request, OneRequest};
@@ -64,7 +65,7 @@ pub use exchange::Attempts;
 pub use pool::{CallUpstream, Retire, UpstreamPool};
 pub use replica::PoolReplica;
 pub use selection::Balance;
-pub use url::{Host, Scheme, UpstreamUrl, UrlError};
+pub use crate::upstream_url::{Host, Scheme, UpstreamUrl, UrlError};
 /// The HTTP types (`http` 1.x) of upstream requests and responses.
 pub use http as wire;
 
@@ -189,10 +190,11 @@ impl PoolId {
 #[derive(Debug)]
 pub struct PoolShared {
     id: PoolId,
-    name: String,
+    /// The pool as errors name it: its endpoints' names joined by commas.
+    peer: Peer,
     /// Each endpoint as errors and reports name it: its URL, and the address it was
     /// resolved to, if any (`http://api:8000 (10.0.0.7:8000)`).
-    endpoint_names: Vec<String>,
+    endpoint_peers: Vec<Peer>,
     config: PoolConfig,
     stats: Vec<Arc<EndpointStats>>,
     /// Metric handles per endpoint (same order as `stats`) and of the pool.
@@ -240,24 +242,21 @@ impl PoolShared {
     /// When `stats` and `config.endpoints` differ in length.
     pub fn with_stats(config: PoolConfig, stats: Vec<Arc<EndpointStats>>) -> Arc<Self> {
         assert_eq!(stats.len(), config.endpoints.len(), "one counter set per endpoint");
-        let endpoint_names: Vec<String> = config
+        let endpoint_peers: Vec<Peer> = config
             .endpoints
             .iter()
             .enumerate()
-            .map(|(i, url)| match config.address(i) {
-                Some(addr) => format!("{url} ({addr})"),
-                None => url.to_string(),
-            })
+            .map(|(i, url)| Peer::endpoint(url.clone(), config.address(i)))
             .collect();
-        let name = endpoint_names.join(",");
+        let name = endpoint_peers.iter().map(Peer::as_str).collect::<Vec<_>>().join(",");
         Arc::new(PoolShared {
             id: PoolId::next(),
             // Series by URL (not by address), so that replicas coming and going keep
             // the label set bounded.
             metrics: config.endpoints.iter().map(|url| crate::metrics::EndpointMetrics::of(url.as_str())).collect(),
             pool_metrics: crate::metrics::PoolMetrics::of(&urls_joined(&config.endpoints)),
-            name,
-            endpoint_names,
+            peer: Peer::pool(name),
+            endpoint_peers,
             stats,
             config,
             next: AtomicUsize::new(0),
@@ -287,13 +286,18 @@ impl PoolShared {
     }
 
     /// Endpoint `index` as errors name it (its URL, and its address when resolved).
-    pub fn endpoint_name(&self, index: usize) -> &str {
-        &self.endpoint_names[index]
+    pub fn endpoint_peer(&self, index: usize) -> &Peer {
+        &self.endpoint_peers[index]
     }
 
-    /// The pool's display name (its endpoint URLs).
+    /// The pool as errors name it (by its name).
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// The pool's display name (its endpoints' names, joined by commas).
     pub fn name(&self) -> &str {
-        &self.name
+        self.peer.as_str()
     }
 
     /// The pool's configuration.
@@ -351,7 +355,7 @@ impl fmt::Debug for UpstreamTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the key.
         f.debug_struct("UpstreamTarget")
-            .field("pool", &self.pool.name)
+            .field("pool", &self.pool.name())
             .field("auth", &self.auth)
             .field("filtered", &self.filter.is_some())
             .finish()

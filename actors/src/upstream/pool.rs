@@ -24,7 +24,7 @@ use super::pumps::Pump;
 use super::{PoolReplica, UpstreamTarget};
 use crate::api::{ApiSpec, Args};
 use crate::call::{CallContext, Reply};
-use crate::error::Error;
+use crate::error::{Error, Fault};
 
 /// Calls an upstream API with arguments mapped onto its signature.
 ///
@@ -104,7 +104,7 @@ impl Handler<CallUpstream> for UpstreamPool {
 
     fn handle(&mut self, msg: CallUpstream, _: &mut Context<Self>) -> Self::Result {
         let Some(replica) = self.replica.clone() else {
-            return Box::pin(async { Err(Error::Internal("the upstream pool has stopped".into())) });
+            return Box::pin(async { Err(Error::Internal(Fault::PoolStopped)) });
         };
         Box::pin(async move { replica.call(msg.target, &msg.spec, &msg.args, msg.ctx).await })
     }

@@ -14,8 +14,9 @@ use hyper::body::Incoming;
 use super::client::{read_to_end, Lease};
 use super::headers::{frame_by_transfer_encoding, strip_hop_by_hop};
 use super::{Body, ForwardResponse, PoolShared};
-use crate::error::Error;
+use crate::error::{BrokenReply, Error};
 use crate::metrics::FailureKind;
+use crate::peer::Peer;
 use crate::stream::{bridge, ChunkSender};
 
 /// Replies up to this size (with a known length) are read whole instead of streamed.
@@ -85,7 +86,7 @@ pub(super) async fn relay(
     response: http::Response<Incoming>,
     lease: Lease,
     method: &Method,
-    upstream: String,
+    upstream: Peer,
     guard: InFlight,
     timeout: Duration,
 ) -> Result<ForwardResponse, Error> {
@@ -97,7 +98,7 @@ pub(super) async fn relay(
         guard.failed(FailureKind::BrokenBody);
         return Err(Error::UpstreamReply {
             upstream,
-            reason: "switched protocols (101) without being asked to".to_owned(),
+            reason: BrokenReply::UnsolicitedSwitch,
         });
     }
     let mut headers = head.headers;
@@ -130,7 +131,7 @@ pub(super) async fn relay(
                 guard.failed(FailureKind::BrokenBody);
                 return Err(Error::UpstreamReply {
                     upstream,
-                    reason: format!("body could not be read: {e}"),
+                    reason: BrokenReply::Body(e),
                 });
             }
             Err(_) => {
@@ -165,7 +166,7 @@ async fn pump(
     lease: Lease,
     sender: ChunkSender,
     idle: Duration,
-    upstream: String,
+    upstream: Peer,
     guard: InFlight,
 ) {
     let open = guard.metrics().open_streams.clone();
@@ -190,11 +191,7 @@ async fn pump(
             }
             Ok(Some(Err(e))) => {
                 guard.failed(FailureKind::BrokenBody);
-                let reason = if e.is_incomplete_message() {
-                    "the stream broke off before its end".to_owned()
-                } else {
-                    format!("the stream broke off: {e}")
-                };
+                let reason = BrokenReply::StreamCut(e);
                 sender.fail(Error::UpstreamReply { upstream, reason }).await;
                 return;
             }

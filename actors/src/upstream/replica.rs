@@ -88,6 +88,98 @@ impl PoolReplica {
         let response = self.forward(target, request).await?;
         let kwargs = matches!(spec.body, BodySpec::Kwargs);
         let config = self.shared.config();
-        reply::interpret(self.shared.name(), response, spec.streaming, kwargs, &config.legal_codes).await
+        // The endpoint that answered is the one the reply's faults are about.
+        let peer = self.shared.endpoint_peer(response.endpoint);
+        reply::interpret(peer, response, spec.streaming, kwargs, &config.legal_codes).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use http::header::HeaderMap;
+    use http::Method;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::peer::Peer;
+    use crate::upstream::{Body, PoolConfig};
+    use crate::BrokenReply;
+
+    /// An upstream on 127.0.0.1 that answers every connection with `answer`, then
+    /// closes it.
+    async fn raw_upstream(answer: &'static [u8]) -> crate::upstream::UpstreamUrl {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+        actix_rt::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut head = [0u8; 1024];
+                let _ = socket.read(&mut head).await;
+                let _ = socket.write_all(answer).await;
+            }
+        });
+        url
+    }
+
+    fn get() -> ForwardRequest {
+        ForwardRequest {
+            method: Method::GET,
+            path_and_query: "/x".to_owned(),
+            headers: HeaderMap::new(),
+            body: Body::Empty,
+            ctx: CallContext::new(),
+        }
+    }
+
+    fn replica(config: PoolConfig) -> (PoolReplica, Arc<UpstreamTarget>) {
+        let pool = PoolShared::new(config);
+        let target = UpstreamTarget { pool: pool.clone(), auth: Default::default(), filter: None };
+        (PoolReplica::new(&pool), Arc::new(target))
+    }
+
+    /// A status line that cannot be parsed: the error names the endpoint by its URL,
+    /// says the head was broken, and holds hyper's error.
+    #[actix_rt::test]
+    async fn a_broken_head_names_its_endpoint() {
+        let url = raw_upstream(b"HTTP/1.1 2x0 OK\r\n\r\n").await;
+        let mut config = PoolConfig::single(url.clone());
+        config.retries = 0;
+        let (replica, target) = replica(config);
+        let error = replica.forward(target, get()).await.expect_err("a broken reply");
+        let Error::UpstreamReply { upstream: Peer::Endpoint(endpoint), reason: BrokenReply::Head(hyper) } = &error else {
+            panic!("not a broken head from an endpoint: {error:?}");
+        };
+        assert_eq!((endpoint.url(), endpoint.address()), (&url, None));
+        assert!(hyper.is_parse(), "{hyper}");
+        assert!(error.to_string().starts_with(&format!("upstream {url} sent a broken reply: ")), "{error}");
+    }
+
+    /// A `101` nobody asked for is a broken reply of that endpoint.
+    #[actix_rt::test]
+    async fn an_unsolicited_switch_is_a_broken_reply() {
+        let url = raw_upstream(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n").await;
+        let mut config = PoolConfig::single(url.clone());
+        config.retries = 0;
+        let (replica, target) = replica(config);
+        let error = replica.forward(target, get()).await.expect_err("a broken reply");
+        assert!(
+            matches!(&error, Error::UpstreamReply { upstream, reason: BrokenReply::UnsolicitedSwitch } if upstream.as_str() == url.as_str()),
+            "{error:?}"
+        );
+    }
+
+    /// Every endpoint at its in-flight limit: the pool is named, not an endpoint.
+    #[actix_rt::test]
+    async fn saturation_names_the_pool() {
+        let mut config = PoolConfig::single("http://127.0.0.1:9".parse().unwrap());
+        config.max_in_flight = 1;
+        let (replica, target) = replica(config);
+        target.pool.stats()[0].in_flight.store(1, Ordering::Relaxed);
+        let error = replica.forward(target, get()).await.expect_err("no endpoint free");
+        assert!(
+            matches!(&error, Error::Overloaded { upstream: Peer::Pool(name), .. } if &**name == "http://127.0.0.1:9"),
+            "{error:?}"
+        );
     }
 }

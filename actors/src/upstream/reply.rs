@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use super::{proxy_function, Body, ForwardResponse};
 use crate::call::Reply;
-use crate::error::Error;
+use crate::error::{BrokenReply, Error, Fault};
+use crate::peer::Peer;
 use crate::stream::{bridge, ChunkStream};
 
 /// Upstream messages quoted in errors are cut to this many characters.
@@ -26,7 +27,7 @@ const RESULT_DECODED_LIMIT: usize = 64 * 1024 * 1024;
 /// What a call's reply is, per FrameX's rules; for a proxy function (`kwargs`), the
 /// unwrapped `data` is decoded from FrameX's encoding.
 pub(super) async fn interpret(
-    upstream: &str,
+    upstream: &Peer,
     response: ForwardResponse,
     streaming: bool,
     kwargs: bool,
@@ -48,7 +49,7 @@ pub(super) async fn interpret(
     let json: Option<Value> = serde_json::from_slice(&bytes).ok();
     if !response.status.is_success() {
         return Err(Error::UpstreamStatus {
-            upstream: upstream.to_owned(),
+            upstream: upstream.clone(),
             status: response.status.as_u16(),
             message: message_of(json.as_ref(), &bytes),
         });
@@ -60,7 +61,7 @@ pub(super) async fn interpret(
                 map.remove("data").unwrap_or(Value::Null)
             } else {
                 return Err(Error::UpstreamStatus {
-                    upstream: upstream.to_owned(),
+                    upstream: upstream.clone(),
                     status,
                     message: message_of(Some(&Value::Object(map)), &bytes),
                 });
@@ -77,10 +78,10 @@ pub(super) async fn interpret(
             };
             let decoded = actix_rt::task::spawn_blocking(move || proxy_function::decode(&encoded, limits))
                 .await
-                .map_err(|e| Error::Internal(format!("decoding a proxy-function result: {e}")))?;
+                .map_err(|e| Error::Internal(Fault::DecodeTask(e)))?;
             decoded.map(Reply::Value).map_err(|e| Error::UpstreamReply {
-                upstream: upstream.to_owned(),
-                reason: e.to_string(),
+                upstream: upstream.clone(),
+                reason: BrokenReply::ProxyFunctionResult(Box::new(e)),
             })
         }
         value => Ok(Reply::Value(value)),
@@ -137,7 +138,7 @@ mod tests {
     }
 
     async fn value(status: u16, body: &str) -> Result<Value, Error> {
-        interpret("http://u", response(status, body), false, false, &[200])
+        interpret(&Peer::pool("http://u"), response(status, body), false, false, &[200])
             .await?
             .into_value()
             .await

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{proxy_function, Body, ForwardRequest};
 use crate::api::{ApiKey, ApiSpec, Args, BodySpec, FormField, ParamLocation};
 use crate::call::CallContext;
-use crate::error::{ArgProblem, Error};
+use crate::error::{ArgProblem, Error, Fault};
 
 /// Characters escaped inside one path segment.
 const SEGMENT: &AsciiSet = &CONTROLS
@@ -35,10 +35,7 @@ pub(super) fn build(spec: &ApiSpec, args: &Args, ctx: CallContext) -> Result<For
         return Ok(proxy_function_call(name, args, ctx));
     }
     let ApiKey::Http { method, path } = &spec.key else {
-        return Err(Error::Internal(format!(
-            "'{}' is not an HTTP operation",
-            spec.key
-        )));
+        return Err(Error::Internal(Fault::NotHttp { api: spec.key.to_string() }));
     };
     let (path_and_query, mut headers) = place_params(spec, args, path)?;
     let body = body_of(spec, args, &mut headers)?;

@@ -18,7 +18,8 @@ use hyper_util::rt::TokioIo;
 use super::client::{connect, read_to_end, Endpoint, OutBody};
 use super::{selection, PoolShared, HOPS_HEADER, REQUEST_ID_HEADER};
 use crate::call::CallContext;
-use crate::error::{ConnectFailure, Error};
+use crate::error::{BrokenReply, ConnectFailure, Error};
+use crate::peer::Peer;
 
 /// Largest body of a refused upgrade read and relayed.
 const REFUSAL_BODY_LIMIT: usize = 64 * 1024;
@@ -99,11 +100,11 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
     let stats = pool.stats();
     let index = selection::pick(config.balance, &pool.next, stats, config.max_in_flight, &[])
         .ok_or_else(|| Error::Overloaded {
-            upstream: pool.name().to_owned(),
+            upstream: pool.peer().clone(),
             retry_after: 1,
         })?;
     let base = &config.endpoints[index];
-    let url = base.as_str();
+    let peer = pool.endpoint_peer(index);
     stats[index].in_flight.fetch_add(1, Ordering::Relaxed);
     stats[index].requests.fetch_add(1, Ordering::Relaxed);
     let guard = TunnelGuard {
@@ -120,16 +121,16 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
         let mut sender = connect(&endpoint, &config.tls, config.connect_timeout, true)
             .await
             .map_err(|cause| Error::UpstreamConnect {
-                upstream: url.to_owned(),
+                upstream: peer.clone(),
                 cause,
             })?;
-        let upstream_request = upgrade_request(&endpoint, request, index, url)?;
+        let upstream_request = upgrade_request(&endpoint, request, index, peer)?;
         sender
             .send_request(upstream_request)
             .await
             .map_err(|e| Error::UpstreamReply {
-                upstream: url.to_owned(),
-                reason: e.to_string(),
+                upstream: peer.clone(),
+                reason: BrokenReply::of_exchange(e),
             })
     };
     let response = match tokio::time::timeout(config.timeout, upgrade).await {
@@ -137,23 +138,23 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
         Ok(Err(e)) => return Err(fail(e)),
         Err(_) => {
             return Err(fail(Error::UpstreamTimeout {
-                upstream: url.to_owned(),
+                upstream: peer.clone(),
                 seconds: config.timeout.as_secs_f64(),
             }))
         }
     };
     stats[index].health.record_success();
-    answered(response, url, guard).await
+    answered(response, peer, guard).await
 }
 
-/// The upgrade request to `endpoint` (endpoint `index` of its pool, at `url`): the
+/// The upgrade request to `endpoint` (endpoint `index` of its pool, `peer`): the
 /// client's headers, our `Host`, the endpoint's key, hops and request id.
-fn upgrade_request(endpoint: &Endpoint, request: TunnelRequest, index: usize, url: &str) -> Result<Request<OutBody>, Error> {
+fn upgrade_request(endpoint: &Endpoint, request: TunnelRequest, index: usize, peer: &Peer) -> Result<Request<OutBody>, Error> {
     let mut upstream_request =
         Request::get(format!("{}{}", endpoint.prefix, request.path_and_query))
             .body(OutBody::Empty)
             .map_err(|e| Error::UpstreamConnect {
-                upstream: url.to_owned(),
+                upstream: peer.clone(),
                 cause: ConnectFailure::Request(Arc::new(e)),
             })?;
     let out = upstream_request.headers_mut();
@@ -174,15 +175,15 @@ fn upgrade_request(endpoint: &Endpoint, request: TunnelRequest, index: usize, ur
 
 /// What the endpoint's answer to the upgrade makes: an open tunnel (`101`), or its
 /// refusal passed on (any other status, with a bounded body).
-async fn answered(response: hyper::Response<hyper::body::Incoming>, url: &str, guard: TunnelGuard) -> Result<Tunnel, Error> {
+async fn answered(response: hyper::Response<hyper::body::Incoming>, peer: &Peer, guard: TunnelGuard) -> Result<Tunnel, Error> {
     let status = response.status();
     if status != StatusCode::SWITCHING_PROTOCOLS {
         let headers = response.headers().clone();
         let body = read_to_end(&mut response.into_body(), REFUSAL_BODY_LIMIT)
             .await
-            .map_err(|reason| Error::UpstreamReply {
-                upstream: url.to_owned(),
-                reason,
+            .map_err(|e| Error::UpstreamReply {
+                upstream: peer.clone(),
+                reason: BrokenReply::Body(e),
             })?;
         return Ok(Tunnel::Refused {
             status,
@@ -194,8 +195,8 @@ async fn answered(response: hyper::Response<hyper::body::Incoming>, url: &str, g
     let upgraded = hyper::upgrade::on(response)
         .await
         .map_err(|e| Error::UpstreamReply {
-            upstream: url.to_owned(),
-            reason: format!("upgrade failed: {e}"),
+            upstream: peer.clone(),
+            reason: BrokenReply::Upgrade(e),
         })?;
     Ok(Tunnel::Open {
         headers,
