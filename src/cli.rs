@@ -209,7 +209,7 @@ pub fn check_summary(config: &Config) -> String {
         out.push_str(&format!("warning: {reason}\n"));
     }
     if config.sentry.active() {
-        out.push_str(&format!("sentry: environment {}_local, lifecycle {:?}\n", config.sentry.env.escape_default(), config.sentry.lifecycle));
+        out.push_str(&format!("sentry: environment {}_noray, lifecycle {:?}\n", config.sentry.env.escape_default(), config.sentry.lifecycle));
     }
     if config.load_builtin_plugins.iter().any(|p| p == "proxy") {
         let proxy = &config.plugins.proxy;

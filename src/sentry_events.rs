@@ -6,9 +6,12 @@
 //! Each server owns its own [`Reporter`] (a `sentry::Client`, no global hub), made at
 //! start and kept across reloads. Nothing here runs when `[sentry]` is off: the request
 //! path holds an `Option` that is `None`. What an event carries is chosen, never
-//! collected: the method, the path without its query, the route template, the status,
+//! collected: the method, the URL without its query, the route template, the status,
 //! the request id and the trace (a `trace` context and tags) — no header, cookie,
-//! query string or body, so no key can leave in one.
+//! query string or body, so no key can leave in one. Where FrameX-kit 0.4.2 shows a
+//! Sentry user something framex-rs can show too, it is shown alike: the environment
+//! `<env>_noray`, the level `info` (FrameX-kit sets it on its scope), the transaction
+//! named by the route template, the request's URL.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -68,10 +71,18 @@ pub fn kind_of(error: &Error) -> &'static str {
     }
 }
 
+/// The environment's suffix FrameX-kit 0.4.2 appends to `env` when it runs without
+/// Ray (its adapter mode `noray`).
+const ENVIRONMENT_SUFFIX: &str = "_noray";
+
 /// What an event or transaction says of the request.
 pub struct RequestFacts<'a> {
     /// Its method.
     pub method: &'a str,
+    /// `http` or `https`, as it reached framex-rs.
+    pub scheme: &'a str,
+    /// The host it named (its `Host` header or authority), empty if none.
+    pub host: &'a str,
     /// Its canonical path, without the query.
     pub path: &'a str,
     /// The route template it matched (or the built-in's path, or `unmatched`).
@@ -113,7 +124,7 @@ impl Reporter {
             dsn: Some(dsn),
             debug: config.debug,
             release: Some(release.into()),
-            environment: Some(format!("{}_local", config.env).into()),
+            environment: Some(format!("{}{ENVIRONMENT_SUFFIX}", config.env).into()),
             send_default_pii: false,
             default_integrations: false,
             traces_sample_rate: 1.0,
@@ -126,7 +137,7 @@ impl Reporter {
             crate::sentry_logs::register(client.clone(), secrets);
         }
         log::info!(
-            "sentry: reporting 5xx errors{}{} as environment {}_local",
+            "sentry: reporting 5xx errors{}{} as environment {}{ENVIRONMENT_SUFFIX}",
             if config.lifecycle == SentryLifecycle::Trace { ", a transaction per request" } else { "" },
             if config.enable_logs { ", log records at info and above" } else { "" },
             framex_actors::Escaped(&config.env)
@@ -166,7 +177,7 @@ impl Reporter {
             protocol::SpanStatus::Ok
         };
         Transaction {
-            name: Some(format!("{} {}", facts.method, facts.route)),
+            name: Some(facts.route.to_owned()),
             release: options.release.clone(),
             environment: options.environment.clone(),
             tags: tags(facts),
@@ -179,12 +190,14 @@ impl Reporter {
     }
 }
 
-/// The event of a failed request.
+/// The event of a failed request. Its level is `info`, as FrameX-kit's (whose
+/// `sentry_sdk.set_level("info")` sets every event's), so filters and alerts written
+/// for FrameX-kit's events match these.
 fn error_event(facts: &RequestFacts<'_>, failure: &Failure) -> Event<'static> {
     Event {
-        level: Level::Error,
+        level: Level::Info,
         logger: Some("framex".to_owned()),
-        transaction: Some(format!("{} {}", facts.method, facts.route)),
+        transaction: Some(facts.route.to_owned()),
         exception: vec![Exception {
             ty: failure.kind.to_owned(),
             value: Some(failure.message.clone()),
@@ -225,12 +238,15 @@ fn trace_context(facts: &RequestFacts<'_>, status: Option<protocol::SpanStatus>)
     contexts
 }
 
-/// The request as Sentry shows it: method and path only (no headers, cookies, query
-/// or body: they may hold keys).
+/// The request as Sentry shows it: method and URL without its query (no headers,
+/// cookies, query or body: they may hold keys). A host that makes no URL leaves the
+/// URL out; the path is in `PATH_INFO` either way.
 fn request(facts: &RequestFacts<'_>) -> Request {
     let mut env = Map::new();
     env.insert("PATH_INFO".to_owned(), facts.path.to_owned());
+    let url = format!("{}://{}{}", facts.scheme, facts.host, facts.path).parse().ok();
     Request {
+        url: url.filter(|_| !facts.host.is_empty()),
         method: Some(facts.method.to_owned()),
         env,
         ..Default::default()
@@ -262,7 +278,7 @@ mod tests {
         assert!(Reporter::start(&config, "1.0", Vec::new()).is_none());
         config.env = "test".into();
         let reporter = Reporter::start(&config, "1.0", Vec::new()).unwrap();
-        assert_eq!(reporter.client.options().environment.as_deref(), Some("test_local"));
+        assert_eq!(reporter.client.options().environment.as_deref(), Some("test_noray"));
         assert_eq!(reporter.client.options().release.as_deref(), Some("v1.0"));
         reporter.close();
     }

@@ -14,7 +14,7 @@ pub struct SentryConfig {
     /// The project's DSN (`https://<public key>@<host>/<project id>`). Default: empty.
     pub dsn: String,
     /// The deployment (`local`, `dev`, `prod`…): the events' environment is
-    /// `<env>_local`, as FrameX-kit names it when it runs without Ray. Default: empty.
+    /// `<env>_noray`, as FrameX-kit 0.4.2 names it when it runs without Ray. Default: empty.
     pub env: String,
     /// The client logs what it sends (at debug level). Default: `false`.
     pub debug: bool,

@@ -232,8 +232,11 @@ fn report(
     trace: &framex_actors::TraceContext,
     wall_start: std::time::SystemTime,
 ) {
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
     let facts = crate::sentry_events::RequestFacts {
         method: req.method().as_str(),
+        scheme: if req.app_config().secure() { "https" } else { "http" },
+        host: host.or_else(|| req.uri().authority().map(|a| a.as_str())).unwrap_or(""),
         path: req.path(),
         route: seen.route_label(),
         status: response.status().as_u16(),

@@ -1,7 +1,8 @@
 //! `[sentry]` against a stand-in ingest endpoint on loopback: a small actix-web server
 //! that accepts `POST /api/<project>/envelope/`, decodes the envelope (newline-separated
 //! JSON: the envelope header, then each item's header and payload; gzip if so sent)
-//! and keeps every item.
+//! and keeps every item. One test runs the same table and requests against FrameX-kit
+//! 0.4.2 too, each reporting to its own stand-in.
 
 use std::io::Read as _;
 use std::sync::{Arc, Mutex};
@@ -29,17 +30,17 @@ impl Ingest {
         let kept = ingest.clone();
         let (url, handle) = spawn_upstream(move |cfg| {
             let kept = kept.clone();
-            cfg.route(
-                "/api/{project}/envelope/",
-                web::post().to(move |req: HttpRequest, body: web::Bytes| {
-                    let kept = kept.clone();
-                    async move {
-                        assert_eq!(req.match_info().get("project"), Some("42"));
-                        kept.receive(&req, &body);
-                        HttpResponse::Ok().json(json!({}))
-                    }
-                }),
-            );
+            // FrameX-kit's events carry each frame's local variables: tens of KB.
+            let envelope = web::post().to(move |req: HttpRequest, body: web::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    assert_eq!(req.match_info().get("project"), Some("42"));
+                    kept.receive(&req, &body);
+                    HttpResponse::Ok().json(json!({}))
+                }
+            });
+            let limit = web::PayloadConfig::new(8 << 20);
+            cfg.service(web::resource("/api/{project}/envelope/").app_data(limit).route(envelope));
         });
         let dsn = url.replacen("http://", "http://public-key@", 1) + "/42";
         (ingest, dsn, handle)
@@ -96,7 +97,7 @@ async fn fine(_: NoArgs, _cx: Ctx) -> framex::Result<String> {
 }
 
 /// A 502 from a dead upstream and a panicking local plugin each produce one event
-/// with the request id, the trace id and the environment (`<env>_local`); the
+/// with the request id, the trace id and the environment (`<env>_noray`); the
 /// `Authorization` key of the request is nowhere in what was sent; a 2xx produces
 /// nothing; the plugin answers its next call (the panic did not take it down).
 #[actix_rt::test]
@@ -135,7 +136,7 @@ env = "test"
     assert_eq!(r.status, 502, "{}", r.text());
     let events = ingest.wait_events(1).await;
     let event = &events[0];
-    assert_eq!(event["environment"], "test_local");
+    assert_eq!(event["environment"], "test_noray");
     assert_eq!(event["tags"]["request_id"], "req-gone-1");
     assert_eq!(event["tags"]["trace_id"], trace_id);
     assert_eq!(event["contexts"]["trace"]["trace_id"], trace_id);
@@ -150,7 +151,7 @@ env = "test"
     let panic = &events[1];
     assert_eq!(panic["tags"]["request_id"], "req-boom-1");
     assert_eq!(panic["tags"]["trace_id"].as_str().unwrap().len(), 32);
-    assert_eq!(panic["environment"], "test_local");
+    assert_eq!(panic["environment"], "test_noray");
     assert_eq!(panic["exception"]["values"][0]["type"], "PluginPanic");
     assert!(panic["exception"]["values"][0]["value"].as_str().unwrap().contains("the plugin fell over"));
     assert_eq!(get(&server.url("/api/v1/fine")).await.status, 200, "the plugin still serves");
@@ -207,8 +208,8 @@ lifecycle = "trace"
         assert!(started.elapsed() < Duration::from_secs(20), "no transaction for the request");
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(transaction["transaction"], "GET /api/v1/fine");
-    assert_eq!(transaction["environment"], "prod_local");
+    assert_eq!(transaction["transaction"], "/api/v1/fine");
+    assert_eq!(transaction["environment"], "prod_noray");
     assert_eq!(transaction["contexts"]["trace"]["parent_span_id"], "b7ad6b7169203331");
     assert_eq!(ingest.events().len(), 1, "{:?}", ingest.events());
     server.stop(true).await;
@@ -288,4 +289,94 @@ async fn enable_logs_sends_log_records_with_secrets_scrubbed() {
     let raw = String::from_utf8_lossy(&ingest.raw.lock().unwrap()).into_owned();
     assert!(!raw.contains("auth-key-9f3c"), "the key reached Sentry: {raw}");
     assert!(framex.log().contains("GET /leak/auth-key-9f3c"), "the local log is unchanged");
+}
+
+/// A FrameX-kit plugin: `/boom` raises, `/ignored` raises a type `ignore_errors` lists.
+const KIT_PLUGIN: &str = r#"
+from framex.plugin import BasePlugin, PluginMetadata, on_register, on_request
+
+__plugin_meta__ = PluginMetadata(name="boomkit", version="0.1.0", description="", author="", url="", required_remote_apis=[])
+
+@on_register()
+class BoomPlugin(BasePlugin):
+    @on_request("/api/v1/boom", methods=["GET"])
+    async def boom(self) -> str:
+        raise RuntimeError("the plugin fell over")
+
+    @on_request("/api/v1/ignored", methods=["GET"])
+    async def ignored(self) -> str:
+        raise ValueError("an ignored failure")
+"#;
+
+async fn plugin_error(_: NoArgs, _cx: Ctx) -> framex::Result<String> {
+    let message = "the plugin fell over".to_owned();
+    Err(framex::actors::Error::Plugin { status: 500, message })
+}
+
+/// The `[sentry]` table both are given: `ignore_errors` names the ignored failure in
+/// each one's words (a Python exception type, a framex-rs error kind).
+fn sentry_table(dsn: &str) -> String {
+    format!("[sentry]\nenable = true\ndsn = \"{dsn}\"\nenv = \"test\"\nignore_errors = [\"ValueError\", \"PluginPanic\"]\n")
+}
+
+/// Asks `base` for the ignored failure, then for the reported one (each a 500, with a
+/// key and a query), and returns the one event `ingest` got (the ignored request's
+/// would have come first: each client sends in order) and whether the key was sent.
+async fn the_one_event(base: &str, ingest: &Ingest) -> (Value, bool) {
+    let secret = [("authorization", "sk-live-never-leaves")];
+    assert_eq!(get_with(&format!("{base}/api/v1/ignored?token=q-secret"), &secret).await.status, 500);
+    assert_eq!(get_with(&format!("{base}/api/v1/boom?token=q-secret"), &secret).await.status, 500);
+    let event = ingest.wait_events(1).await.remove(0);
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ingest.events().len(), 1, "nothing for the ignored failure: {:?}", ingest.events());
+    let raw = String::from_utf8_lossy(&ingest.raw.lock().unwrap()).into_owned();
+    (event, raw.contains("sk-live-never-leaves"))
+}
+
+/// The same `[sentry]` table and the same requests against FrameX-kit 0.4.2 and
+/// framex-rs, each reporting to its own stand-in ingest: a Sentry user sees one event
+/// for the failure and none for the ignored one, with the same environment, level,
+/// transaction, method, URL (without the query) and trace status, and the failure's
+/// type and message (FrameX-kit's Python exception, framex-rs's error kind). They
+/// differ where framex-rs sends less: FrameX-kit sends the query string and, in its
+/// frames' local variables, the `Authorization` key; framex-rs neither.
+#[actix_rt::test]
+async fn a_plugin_failure_reaches_sentry_as_from_framex_kit() {
+    let (kit_ingest, kit_dsn, kit_ingest_handle) = Ingest::start();
+    let kit_toml = format!("load_plugins = [\"boomkit\"]\n{}", sentry_table(&kit_dsn));
+    let paths = ["/api/v1/boom", "/api/v1/ignored"];
+    let files = [("boomkit.py", KIT_PLUGIN)];
+    let (kit, _dir) = crate::common::python::framex_kit_with(&kit_toml, &paths, &files).await;
+    let (theirs, kit_sent_key) = the_one_event(&kit.url, &kit_ingest).await;
+
+    let (ingest, dsn, ingest_handle) = Ingest::start();
+    let plugin = PluginBuilder::new("boomkit").get("/boom", plugin_error).get("/ignored", boom).build().unwrap();
+    let server = start(config(&format!("load_plugins = [\"boomkit\"]\n{}", sentry_table(&dsn))), vec![plugin]).await;
+    let base = server.url("");
+    let base = base.trim_end_matches('/');
+    let (ours, sent_key) = the_one_event(base, &ingest).await;
+
+    for (event, base) in [(&theirs, kit.url.as_str()), (&ours, base)] {
+        assert_eq!(event["environment"], "test_noray", "{event}");
+        assert_eq!(event["level"], "info", "FrameX-kit sets info on its scope: {event}");
+        assert_eq!(event["transaction"], "/api/v1/boom");
+        assert_eq!(event["request"]["method"], "GET");
+        assert_eq!(event["request"]["url"], format!("{base}/api/v1/boom"), "the URL, without the query");
+        assert_eq!(event["contexts"]["trace"]["status"], "internal_error");
+        assert_eq!(event["contexts"]["trace"]["trace_id"].as_str().map(str::len), Some(32));
+        assert!(event["release"].as_str().is_some_and(|r| r.starts_with('v')), "{event}");
+        let value = event["exception"]["values"][0]["value"].as_str().unwrap_or_default();
+        assert!(value.contains("the plugin fell over"), "{event}");
+    }
+    assert_eq!(theirs["exception"]["values"][0]["type"], "RuntimeError");
+    assert_eq!(ours["exception"]["values"][0]["type"], "PluginError");
+    assert_eq!(theirs["request"]["query_string"], "token=q-secret", "FrameX-kit sends the query");
+    assert!(kit_sent_key, "FrameX-kit sends the key in its frames' variables (as the README says)");
+    assert!(ours["request"].get("query_string").is_none() && ours["request"].get("headers").is_none(), "{ours}");
+    assert!(!sent_key, "framex-rs never sends the key");
+    server.stop(true).await;
+    drop(kit);
+    for handle in [kit_ingest_handle, ingest_handle] {
+        handle.stop(true).await;
+    }
 }
