@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use futures::future::LocalBoxFuture;
 
 use crate::route_table::Route;
+use crate::upstream::request::path_segment;
 
 pub use crate::stream::Held;
 
@@ -45,8 +46,9 @@ pub trait CallGate: Send + Sync + 'static {
 pub type SharedGate = Arc<ArcSwap<Option<Arc<dyn CallGate>>>>;
 
 /// The path of a call to the HTTP operation `template` with `args`: each `{name}`
-/// segment holds its argument's text (a `/` in it stays in its segment, as `%2F`),
-/// as a rule written for the HTTP request would see it.
+/// segment holds its argument's text percent-encoded as the upstream receives it (a
+/// `/` in it stays in its segment, as `%2F`); the gate canonicalises it as the HTTP
+/// edge does a request's path before it looks a rule up.
 pub fn filled_path(template: &str, args: &crate::api::Args) -> String {
     let mut path = String::with_capacity(template.len() + 16);
     for (i, segment) in template.split('/').enumerate() {
@@ -55,8 +57,8 @@ pub fn filled_path(template: &str, args: &crate::api::Args) -> String {
         }
         let name = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'));
         match name.and_then(|name| args.get(name)) {
-            Some(serde_json::Value::String(text)) => path.push_str(&text.replace('/', "%2F")),
-            Some(value) if !value.is_null() => path.push_str(&value.to_string().replace('/', "%2F")),
+            Some(serde_json::Value::String(text)) => path.push_str(&path_segment(text)),
+            Some(value) if !value.is_null() => path.push_str(&path_segment(&value.to_string())),
             _ => path.push_str(segment),
         }
     }
@@ -71,9 +73,10 @@ mod tests {
 
     #[test]
     fn path_parameters_are_filled_in_their_segments() {
-        let args = json!({"id": 42, "name": "a/b", "unused": 1}).as_object().unwrap().clone();
+        let args = json!({"id": 42, "name": "a/b", "tag": "café", "unused": 1}).as_object().unwrap().clone();
         assert_eq!(filled_path("/api/v1/items/{id}", &args), "/api/v1/items/42");
         assert_eq!(filled_path("/api/v1/{name}/x", &args), "/api/v1/a%2Fb/x");
+        assert_eq!(filled_path("/api/v1/tags/{tag}", &args), "/api/v1/tags/caf%C3%A9", "as the upstream receives it");
         assert_eq!(filled_path("/api/v1/{missing}", &args), "/api/v1/{missing}");
     }
 }

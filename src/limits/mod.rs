@@ -219,7 +219,11 @@ fn backend_failed(rule: &Rule, error: &crate::redis_store::StoreError) -> Result
 impl framex_actors::CallGate for Limiter {
     fn admit(&self, route: &framex_actors::Route, path: Option<&str>, caller: Option<&str>) -> Option<framex_actors::Admission> {
         use framex_actors::Admission;
-        let rule = self.rule_for(path?)?.clone();
+        // As the HTTP edge looks a request's path up (an encoded `/` it would refuse
+        // stays as it is: the rule sees the segment it is in).
+        let path = path?;
+        let canonical = crate::canonical_path::canonicalize(path).unwrap_or(std::borrow::Cow::Borrowed(path));
+        let rule = self.rule_for(&canonical)?.clone();
         let template = match &route.spec.key {
             framex_actors::ApiKey::Http { path, .. } => path.as_str(),
             framex_actors::ApiKey::Function(name) => name.as_str(),

@@ -39,7 +39,7 @@ mod pumps;
 mod relay;
 mod replica;
 mod reply;
-mod request;
+pub(crate) mod request;
 pub mod selection;
 pub mod tls;
 pub mod tunnel;

@@ -25,6 +25,12 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'{')
     .add(b'}');
 
+/// `text` as one path segment: percent-encoded as the upstream receives it (a `/` in
+/// it stays in its segment, as `%2F`); the `[limits]` gate counts calls on the same.
+pub(crate) fn path_segment(text: &str) -> String {
+    utf8_percent_encode(text, SEGMENT).to_string()
+}
+
 /// The boundary of multipart bodies we build (never occurs in JSON-escaped text).
 const BOUNDARY: &str = "framex-rs-boundary-7d3f9a1c5e";
 
@@ -61,7 +67,12 @@ fn place_params(spec: &ApiSpec, args: &Args, template: &str) -> Result<(String, 
         match param.location {
             ParamLocation::Path => {
                 let text = text_of(value);
-                let encoded = utf8_percent_encode(&text, SEGMENT).to_string();
+                // A dot segment would climb out of the route at the upstream (or at a
+                // proxy in front of it that normalises paths).
+                if text == "." || text == ".." {
+                    return Err(bad(spec, &param.name, "path", "must not be '.' or '..'"));
+                }
+                let encoded = path_segment(&text);
                 path = path.replace(&format!("{{{}}}", param.name), &encoded);
             }
             ParamLocation::Query => match value {
@@ -297,5 +308,18 @@ mod tests {
         let args = json!({"id": "a b/c", "tags": ["x", "y"], "limit": 3});
         let req = build(&spec(), args.as_object().unwrap(), CallContext::new()).unwrap();
         assert_eq!(req.path_and_query, "/api/v1/items/a%20b%2Fc?tags=x&tags=y&limit=3");
+    }
+
+    /// A path argument that is a dot segment would climb out of the route at the
+    /// upstream (or a normalising proxy before it): refused before any I/O.
+    #[test]
+    fn dot_segments_are_refused_as_path_arguments() {
+        for dots in [".", ".."] {
+            let args = json!({"id": dots});
+            let refused = build(&spec(), args.as_object().unwrap(), CallContext::new());
+            assert!(matches!(refused, Err(Error::BadArguments { .. })), "{dots}: {:?}", refused.map(|r| r.path_and_query));
+        }
+        let args = json!({"id": "..."});
+        assert_eq!(build(&spec(), args.as_object().unwrap(), CallContext::new()).unwrap().path_and_query, "/api/v1/items/...");
     }
 }
