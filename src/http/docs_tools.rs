@@ -74,12 +74,18 @@ impl Tool {
         }
     }
 
-    /// Answers the request.
-    pub async fn answer(self, req: &HttpRequest, path: &str, payload: web::Payload, worker: &Worker) -> HttpResponse {
+    /// Whether the request may use the tool (see `gate`): `Err` with the answer when
+    /// it may not. Asked before `[limits]`, as `[auth]` is for any other path.
+    ///
+    /// # Errors
+    /// The 401 (or the way to log in) of a request that may not.
+    pub fn admit(self, req: &HttpRequest, path: &str, worker: &Worker) -> Result<(), Box<HttpResponse>> {
         let get = matches!(self, Tool::OpenWindow(_) | Tool::PluginConfig | Tool::PluginRelease);
-        if let Err(refused) = gate(worker, req, path, get) {
-            return *refused;
-        }
+        gate(worker, req, path, get)
+    }
+
+    /// Answers a request [`Tool::admit`] let through.
+    pub async fn answer(self, req: &HttpRequest, payload: web::Payload, worker: &Worker) -> HttpResponse {
         match self {
             Tool::PluginConfig => plugin_config(worker, req).await,
             Tool::PluginRelease => plugin_release(worker, req).await,
@@ -100,17 +106,24 @@ impl Tool {
 }
 
 /// Whoever may see `/docs` passes: an open session or the key of the `[auth]` rule
-/// covering `/docs` (with `[auth.oauth]`), or that rule alone (without). Else a `GET`
-/// goes to log in (with `[auth.oauth]`) and a `POST` gets a 401 saying where.
+/// covering `/docs` (with `[auth.oauth]`), or that rule alone (without). An `[auth]`
+/// rule covering the tool's own path (`/docs/*`, say) must pass too, unless a session
+/// is open. Else a `GET` goes to log in (with `[auth.oauth]`) and a `POST` gets a 401
+/// saying where.
 fn gate(worker: &Worker, req: &HttpRequest, path: &str, get: bool) -> Result<(), Box<HttpResponse>> {
     let shared = &worker.shared;
+    let own = authorize(&shared.auth, req.headers(), path);
     let Some(login) = &shared.docs_login else {
+        if let Auth::Refused(refused) = own {
+            return Err(refused);
+        }
         return match authorize(&shared.auth, req.headers(), DOCS) {
             Auth::Refused(refused) => Err(refused),
             Auth::Open | Auth::Passed(_) => Ok(()),
         };
     };
-    if login.session_user(req).is_some() || matches!(authorize(&shared.auth, req.headers(), DOCS), Auth::Passed(_)) {
+    let keyed = !matches!(own, Auth::Refused(_)) && matches!(authorize(&shared.auth, req.headers(), DOCS), Auth::Passed(_));
+    if login.session_user(req).is_some() || keyed {
         return Ok(());
     }
     if get {

@@ -85,8 +85,15 @@ impl RequestCtx<'_> {
     async fn run(mut self, payload: web::Payload) -> Phase<HttpResponse> {
         self.docs_login().await?;
         if let Some(tool) = self.docs_tool() {
+            // Their own gate decides who may use them; then `[limits]` count them (a
+            // button's password, a repository token's rate), as for any other path.
+            if let Err(refused) = tool.admit(self.req, self.path, self.worker) {
+                return ControlFlow::Break(*refused);
+            }
+            let permit = self.check_limit(self.path).await?;
             // Boxed: a button's request makes a large future, for a rare request.
-            return ControlFlow::Break(Box::pin(tool.answer(self.req, self.path, payload, self.worker)).await);
+            let answer = Box::pin(tool.answer(self.req, payload, self.worker)).await;
+            return ControlFlow::Break(limit::attach(permit, answer));
         }
         self.builtin().await?;
         self.refuse_loop()?;

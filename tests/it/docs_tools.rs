@@ -156,8 +156,9 @@ async fn action_buttons_run_as_in_framex_kit() {
     }
 }
 
-/// Only who may see `/docs` presses a button; a form posted from another site
-/// (not `application/json`) never reaches the target.
+/// Only who may see `/docs` presses a button (and passes a rule for the buttons' own
+/// paths); a form posted from another site (not `application/json`) never reaches the
+/// target; `[limits]` count presses.
 #[actix_rt::test]
 async fn buttons_answer_only_who_may_see_the_docs() {
     let seen: Seen = Arc::default();
@@ -180,6 +181,23 @@ async fn buttons_answer_only_who_may_see_the_docs() {
     let ok = request("POST", &format!("{url}/docs/action-buttons/0/invoke"), &[json_type, ("authorization", "docs-key")], body).await;
     assert_eq!((ok.status, ok.json()["status_code"].as_i64()), (200, Some(201)), "{}", ok.text());
     assert_eq!(seen.lock().unwrap().len(), 1);
+    server.stop(false).await;
+
+    // A rule written for the tools' own paths holds too, and `[limits]` count them.
+    let toml = format!(
+        "{}\n[auth]\nrules = {{ \"/docs/*\" = [\"tools-key\"] }}\n[limits.rules]\n\"/docs/action-buttons/*\" = {{ rate = 0.01, burst = 1, per = \"route\" }}\n",
+        BUTTONS.replace("{target}", &target_url)
+    );
+    let server = start(config(&toml), vec![]).await;
+    let invoke = server.url("/docs/action-buttons/0/invoke");
+    let body = json!({"inputs": {"env": "prod"}}).to_string().into_bytes();
+    let no_key = request("POST", &invoke, &[json_type], body.clone()).await;
+    assert_eq!(no_key.status, 401, "the /docs/* rule guards the buttons: {}", no_key.text());
+    let keyed = [json_type, ("authorization", "tools-key")];
+    assert_eq!(request("POST", &invoke, &keyed, body.clone()).await.status, 200);
+    let again = request("POST", &invoke, &keyed, body).await;
+    assert_eq!(again.status, 429, "the limit counts presses: {}", again.text());
+    assert_eq!(seen.lock().unwrap().len(), 2, "the refused presses never reached the target");
     server.stop(false).await;
 }
 
