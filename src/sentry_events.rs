@@ -200,7 +200,7 @@ fn error_event(facts: &RequestFacts<'_>, failure: &Failure) -> Event<'static> {
         transaction: Some(facts.route.to_owned()),
         exception: vec![Exception {
             ty: failure.kind.to_owned(),
-            value: Some(failure.message.clone()),
+            value: Some(crate::config::secrets::scrub(&failure.message, &crate::sentry_logs::secrets())),
             ..Default::default()
         }]
         .into(),

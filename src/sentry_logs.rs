@@ -6,11 +6,15 @@
 //! server registered with [`register`] — none before, none when `enable_logs` is off
 //! (one atomic load per record). The client batches them and sends them from its own
 //! thread. Records of the crates that carry them there (`ureq`, `rustls`, `sentry`)
-//! are not sent, so sending cannot feed itself. Every secret value of the config is
-//! replaced by `[redacted]` before a record leaves (framex-rs logs none, by rule;
-//! this holds even if one slipped into a message).
+//! are not sent, so sending cannot feed itself, nor is the access log (`framex::access`:
+//! client addresses and paths, one line a request). Every secret value of every config
+//! the process has run with (a reload adds its own, [`add_secrets`]) is replaced by
+//! `[redacted]` before a record leaves (framex-rs logs none, by rule; this holds even
+//! if one slipped into a message).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
+
+use arc_swap::ArcSwap;
 use std::time::SystemTime;
 
 use sentry::protocol::{Log, LogAttribute, LogLevel, Map};
@@ -20,10 +24,30 @@ use crate::config::secrets::scrub;
 /// Targets never sent: the transport's own crates.
 const OWN_TARGETS: [&str; 3] = ["ureq", "rustls", "sentry"];
 
+/// The access log's target, never sent.
+const ACCESS_LOG: &str = "framex::access";
+
 /// Where records go, once a server with `enable_logs` has started.
 struct Sink {
     client: Arc<sentry::Client>,
-    secrets: Vec<String>,
+}
+
+/// The secret values scrubbed from what goes to Sentry (logs and error events).
+static SECRETS: LazyLock<ArcSwap<Vec<String>>> = LazyLock::new(|| ArcSwap::from_pointee(Vec::new()));
+
+/// Adds `more` to the secret values scrubbed from what goes to Sentry (at start and
+/// on every reload, before the new config's first log line; earlier ones are kept).
+pub fn add_secrets(more: Vec<String>) {
+    SECRETS.rcu(|known| {
+        let mut all = known.as_ref().clone();
+        all.extend(more.iter().filter(|s| !known.contains(s)).cloned());
+        all
+    });
+}
+
+/// The secret values scrubbed from what goes to Sentry.
+pub fn secrets() -> Arc<Vec<String>> {
+    SECRETS.load_full()
 }
 
 /// The one sink of the process (the first server with `enable_logs` sets it; it
@@ -33,7 +57,8 @@ static SINK: OnceLock<Sink> = OnceLock::new();
 /// Sends records to `client` from now on, with `secrets` scrubbed. A second call
 /// (another server in the same process) changes nothing.
 pub fn register(client: Arc<sentry::Client>, secrets: Vec<String>) {
-    let _ = SINK.set(Sink { client, secrets });
+    add_secrets(secrets);
+    let _ = SINK.set(Sink { client });
 }
 
 /// A logger that writes through `inner` and sends what it writes to Sentry.
@@ -56,8 +81,9 @@ impl<L: log::Log> log::Log for Forward<L> {
     fn log(&self, record: &log::Record<'_>) {
         self.inner.log(record);
         if let Some(sink) = SINK.get() {
-            if record.level() <= log::Level::Info && self.inner.enabled(record.metadata()) && !is_own(record.target()) {
-                sink.client.capture_log(to_log(record, &sink.secrets), &sentry::Scope::default());
+            let sent = record.level() <= log::Level::Info && record.target() != ACCESS_LOG && !is_own(record.target());
+            if sent && self.inner.enabled(record.metadata()) {
+                sink.client.capture_log(to_log(record, &SECRETS.load()), &sentry::Scope::default());
             }
         }
     }
@@ -100,6 +126,17 @@ fn to_log(record: &log::Record<'_>, secrets: &[String]) -> Log {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Secrets of every config run with are scrubbed: a reload adds its own, and
+    /// keeps the earlier ones.
+    #[test]
+    fn a_reload_adds_its_secrets() {
+        add_secrets(vec!["first-secret-x1".to_owned()]);
+        add_secrets(vec!["second-secret-x2".to_owned(), "first-secret-x1".to_owned()]);
+        let known = secrets();
+        assert!(known.contains(&"first-secret-x1".to_owned()) && known.contains(&"second-secret-x2".to_owned()));
+        assert_eq!(known.iter().filter(|s| *s == "first-secret-x1").count(), 1);
+    }
 
     /// The transport's crates are left out, and only they.
     #[test]

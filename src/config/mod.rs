@@ -174,7 +174,7 @@ impl Config {
             origin: origin.to_owned(),
             message,
         };
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| invalid(syntax_error(text, &e)))?;
         env::apply_env(&mut table, env).map_err(invalid)?;
         let config = Config::deserialize(toml::Value::Table(table))
             .map_err(|e| invalid(explain(e.message())))?;
@@ -200,6 +200,18 @@ impl Config {
     }
 }
 
+/// A TOML syntax error as its message and place (line, column), without the line
+/// itself that toml quotes: a secret on it must not reach a log (nor Sentry's logs,
+/// on a reload).
+fn syntax_error(text: &str, error: &toml::de::Error) -> String {
+    let Some(before) = error.span().and_then(|span| text.get(..span.start)) else {
+        return format!("TOML parse error: {}", error.message());
+    };
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("TOML parse error at line {line}, column {column}: {}", error.message())
+}
+
 /// serde says "unknown field `x`, expected one of `a`, `b`"; say "unknown key".
 pub(super) fn explain(message: &str) -> String {
     message
@@ -214,6 +226,14 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, String> {
         Config::from_toml_str(text, "config.toml").map_err(|e| e.to_string())
+    }
+
+    /// A syntax error says where, never what the line holds (a secret, say).
+    #[test]
+    fn syntax_errors_name_the_place_not_the_line() {
+        let error = parse("[auth.oauth]\njwt_secret = \"very-secret-value-of-32-bytes-long\" x\n").unwrap_err();
+        assert!(error.contains("line 2, column"), "{error}");
+        assert!(!error.contains("very-secret"), "{error}");
     }
 
     #[test]

@@ -50,6 +50,8 @@ impl Running {
     /// Makes `new` the configuration of new requests (see the module doc for what
     /// changes and what waits for a restart). Serialized: one reload at a time.
     pub async fn reload(&self, mut new: Config) -> ReloadReport {
+        // Before any line that could name them goes to Sentry.
+        crate::sentry_logs::add_secrets(new.secret_values());
         let mut live = self.live.lock().await;
         let restart_needed = restart_only_changes(&live.config, &new);
         for change in migration_changes(&live.config.plugins.proxy.migrate, &new.plugins.proxy.migrate) {
