@@ -93,7 +93,9 @@ pub fn yaml(text: &str, secrets: &[String]) -> String {
         let indent = line.len() - line.trim_start().len();
         let content = line.trim_start();
         if let Some(level) = hiding {
-            if content.is_empty() || indent > level {
+            // A list under the key may stand at the key's own indent (`tokens:` then
+            // `- value`): still the key's block.
+            if content.is_empty() || indent > level || (indent == level && (content == "-" || content.starts_with("- "))) {
                 out.push(if content.is_empty() { String::new() } else { format!("{}{MASK}", &line[..indent]) });
                 continue;
             }
@@ -241,10 +243,13 @@ session: \"p-8
 inline: {secret: p-10}
 # old token: p-11
 url: redis://:p-12@cache:6379/0
+tokens:
+- p-13
+-  p-14
 other: fine # keep
 after: shown";
         let shown = yaml(text, &[]);
-        for n in 1..=12 {
+        for n in 1..=14 {
             assert!(!shown.contains(&format!("p-{n}")), "p-{n} in\n{shown}");
         }
         for kept in ["name: demo", "other: fine # keep", "after: shown", "credentials:", "private_key: |", "password: ********"] {
