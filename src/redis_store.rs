@@ -65,12 +65,17 @@ pub struct LimitAsk {
     pub tolerance_us: u64,
     /// Slots (0: no concurrency limit).
     pub slots: u64,
-    /// Expiry of the slot counter, ms.
+    /// How long a slot lives when nobody gives it back (its holder died, Redis was
+    /// unreachable when it ended), ms.
     pub expiry_ms: u64,
+    /// This request's slot, unique in the fleet (given back by [`RedisStore::release`]).
+    pub member: u64,
 }
 
-/// GCRA on Redis's clock (KEYS[1]: theoretical arrival time, µs) and a counter of
-/// open requests (KEYS[2]); a request refused changes neither.
+/// GCRA on Redis's clock (KEYS[1]: theoretical arrival time, µs) and the open
+/// requests (KEYS[2]: a sorted set of slot ids by when they were taken, ms; a slot
+/// older than ARGV[4] ms is dropped, so one never given back expires on its own
+/// however busy the key stays); a request refused changes neither.
 /// Returns {0 = allowed, 1 = rate-limited, 2 = busy; remaining; wait_us}.
 const LIMIT: &str = r"
 local interval = tonumber(ARGV[1])
@@ -88,12 +93,14 @@ if interval > 0 then
   end
 end
 if slots > 0 then
-  local n = redis.call('INCR', KEYS[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-  if n > slots then
-    redis.call('DECR', KEYS[2])
+  local t = redis.call('TIME')
+  local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms - tonumber(ARGV[4]))
+  if redis.call('ZCARD', KEYS[2]) >= slots then
     return {2, 0, 0}
   end
+  redis.call('ZADD', KEYS[2], now_ms, ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 if interval > 0 then
   redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.ceil((new - now) / 1000) + 1)
@@ -102,12 +109,9 @@ end
 return {0, 0, 0}
 ";
 
-/// Gives back a slot (KEYS[1]), never below zero.
+/// Gives back slot ARGV[1] of KEYS[1] (once: a second release finds nothing).
 const RELEASE: &str = r"
-if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then
-  return redis.call('DECR', KEYS[1])
-end
-return 0
+return redis.call('ZREM', KEYS[1], ARGV[1])
 ";
 
 /// One Redis server, connected on first use.
@@ -191,7 +195,7 @@ impl RedisStore {
     /// # Errors
     /// Redis unavailable or failing.
     pub async fn limit(&self, rate_key: &str, slot_key: &str, ask: LimitAsk) -> Result<LimitReply, StoreError> {
-        let args = [ask.interval_us, ask.tolerance_us, ask.slots, ask.expiry_ms];
+        let args = [ask.interval_us, ask.tolerance_us, ask.slots, ask.expiry_ms, ask.member];
         let (outcome, remaining, wait_us): (i64, i64, i64) = self.run(&self.limit, &[rate_key, slot_key], &args).await?;
         Ok(LimitReply {
             outcome: match outcome {
@@ -235,9 +239,9 @@ impl RedisStore {
         }
     }
 
-    /// Gives back a slot of `key` (a failure leaves it to the key's expiry).
-    pub async fn release(&self, key: &str) {
-        if self.run::<i64>(&self.release, &[key], &[]).await.is_err() {
+    /// Gives back slot `member` of `key` (a failure leaves it to its expiry).
+    pub async fn release(&self, key: &str, member: u64) {
+        if self.run::<i64>(&self.release, &[key], &[member]).await.is_err() {
             log::debug!("limits: a concurrency slot was not given back to Redis; it expires");
         }
     }

@@ -8,8 +8,8 @@ use super::table::Table;
 use super::{Permit, Rule, Slot, Store};
 use crate::redis_store::{LimitAsk, Outcome, RedisStore, StoreError};
 
-/// How long a Redis slot counter lives untouched (a safety net for instances that
-/// die holding slots): an hour.
+/// How long a Redis slot lives when nobody gives it back (a safety net for
+/// instances that die holding slots): an hour, however busy its key stays.
 const SLOT_EXPIRY_MS: u64 = 3_600_000;
 
 /// The rate state of a request: what the `RateLimit-Policy` and `RateLimit` headers
@@ -105,7 +105,7 @@ pub(super) fn local(rule: &Arc<Rule>, table: &Arc<Table>, key: String) -> Result
     });
     match decided {
         Ok(Ok(rate)) => Ok(Permit {
-            slot: slots.map(|_| Slot { rule: rule.clone(), key }),
+            slot: slots.map(|_| Slot { rule: rule.clone(), key, member: 0 }),
             rate: rate.and_then(|(remaining, wait)| rate_state(rule, remaining, wait)),
         }),
         Ok(Err(Refused::Rate(wait))) => Err(Refusal::new(rule, ceil_secs(wait), rate_state(rule, 0, wait), "Too Many Requests")),
@@ -117,19 +117,21 @@ pub(super) fn local(rule: &Arc<Rule>, table: &Arc<Table>, key: String) -> Result
 pub(super) async fn redis(rule: &Arc<Rule>, store: &RedisStore, key: &str) -> Result<Result<Permit, Refusal>, StoreError> {
     // One hash tag, so that both keys live on one node of a cluster.
     let base = format!("framex:limits:{{{} {key}}}", rule.pattern);
-    let (rate_key, slot_key) = (format!("{base}:rate"), format!("{base}:open"));
+    let (rate_key, slot_key) = (format!("{base}:rate"), format!("{base}:slots"));
+    let member = u64::from_str_radix(&framex_actors::new_request_id(), 16).unwrap_or_default();
     let (interval, tolerance) = rule.gcra.unwrap_or((0, 0));
     let ask = LimitAsk {
         interval_us: if interval == 0 { 0 } else { (interval / 1000).max(1) },
         tolerance_us: tolerance / 1000,
         slots: rule.settings.concurrent.map_or(0, u64::from),
         expiry_ms: SLOT_EXPIRY_MS,
+        member,
     };
     let reply = store.limit(&rate_key, &slot_key, ask).await?;
     let wait_ns = reply.wait_us.saturating_mul(1000);
     Ok(match reply.outcome {
         Outcome::Allowed => Ok(Permit {
-            slot: rule.settings.concurrent.map(|_| Slot { rule: rule.clone(), key: slot_key }),
+            slot: rule.settings.concurrent.map(|_| Slot { rule: rule.clone(), key: slot_key, member }),
             rate: rate_state(rule, reply.remaining, wait_ns),
         }),
         Outcome::RateLimited => Err(Refusal::new(rule, ceil_secs(wait_ns), rate_state(rule, 0, wait_ns), "Too Many Requests")),

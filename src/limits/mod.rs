@@ -60,6 +60,8 @@ pub struct Permit {
 pub struct Slot {
     rule: Arc<Rule>,
     key: String,
+    /// Its id in Redis's set of the key's slots (unused in process).
+    member: u64,
 }
 
 impl Drop for Slot {
@@ -67,9 +69,9 @@ impl Drop for Slot {
         match &self.rule.store {
             Store::Local(table) => table.release(&self.key),
             Store::Redis(store) => {
-                let (store, key) = (store.clone(), std::mem::take(&mut self.key));
+                let (store, key, member) = (store.clone(), std::mem::take(&mut self.key), self.member);
                 if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                    handle.spawn(async move { store.release(&key).await });
+                    handle.spawn(async move { store.release(&key, member).await });
                 }
             }
         }

@@ -299,11 +299,30 @@ on_backend_error = "allow"
 [limits.rules]
 "/api/v1/items/*" = {{ rate = 10, burst = 1, per = "route" }}
 "/api/v1/who" = {{ rate = 1000, per = "route", on_backend_error = "deny", status = 503 }}
+"/api/v1/chat" = {{ concurrent = 2, per = "route" }}
 "#,
         redis.url
     );
     let a = start(limited_config(&url, &limits), vec![]).await;
     let b = start(limited_config(&url, &limits), vec![]).await;
+    // Two streams open in the fleet at once, one on each instance; a slot given back
+    // on one is taken on the other.
+    let first = open_stream(&a.url("/api/v1/chat")).await.expect("one of two");
+    let second = open_stream(&b.url("/api/v1/chat")).await.expect("two of two, on the other instance");
+    assert_eq!(open_stream(&a.url("/api/v1/chat")).await.err(), Some(429), "the fleet holds two");
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let third = loop {
+        match open_stream(&b.url("/api/v1/chat")).await {
+            Ok(stream) => break stream,
+            Err(status) => {
+                assert!(Instant::now() < deadline, "the slot given back on a never reached b: {status}");
+                actix_rt::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    drop((second, third));
+
     let items = [a.url("/api/v1/items/1"), b.url("/api/v1/items/1")];
     let key = [("Authorization", "secret-key-one")];
     let counts = hammer(&items, &key, Duration::from_secs(3)).await;
@@ -434,4 +453,32 @@ async fn calls_from_plugins_count_per_calling_plugin() {
     let metrics = get(&server.url("/metrics")).await.text();
     assert!(metrics.contains("framex_limit_decisions_total{outcome=\"limited\",rule=\"/api/v1/items/41\"}"), "{metrics}");
     server.stop(true).await;
+}
+
+/// A Redis slot nobody gave back (its instance died) is dropped once it is older than
+/// its expiry, even while its key stays busy: asked every 50 ms, a key of one slot
+/// whose holder vanished admits again after the (here 300 ms) expiry.
+#[actix_rt::test]
+async fn a_slot_never_given_back_expires_on_a_busy_key() {
+    use framex::redis_store::{LimitAsk, Outcome, RedisStore};
+    let redis = Redis::start().await;
+    let store = RedisStore::new(&redis.url).expect("a Redis URL");
+    let ask = |member| LimitAsk { interval_us: 0, tolerance_us: 0, slots: 1, expiry_ms: 300, member };
+    let (rate, slots) = ("framex:test:{leak}:rate", "framex:test:{leak}:slots");
+    let held = store.limit(rate, slots, ask(1)).await.expect("Redis answers");
+    assert_eq!(held.outcome, Outcome::Allowed);
+    let started = Instant::now();
+    let mut busy = 0;
+    let readmitted = loop {
+        let reply = store.limit(rate, slots, ask(2)).await.expect("Redis answers");
+        if reply.outcome == Outcome::Allowed {
+            break started.elapsed();
+        }
+        busy += 1;
+        assert!(started.elapsed() < Duration::from_secs(3), "the vanished holder's slot never expired");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(busy >= 3 && readmitted >= Duration::from_millis(250), "refused while held: {busy} times, {readmitted:?}");
+    store.release(slots, 2).await;
+    assert_eq!(store.limit(rate, slots, ask(3)).await.expect("Redis answers").outcome, Outcome::Allowed, "given back");
 }
