@@ -247,16 +247,20 @@ async fn alive_then_dead() -> Upstream {
 
 /// `enable_logs` (`framex run`): log records at info and above reach the ingest as
 /// Sentry `log` items, with their level and text; a config secret that ends up in a
-/// log line (here a key typed into a path, which the access log writes) reaches
-/// Sentry as `[redacted]`, while the local log keeps the line.
+/// log line (here a key written into an upstream URL, which the failed health check's
+/// warning names) reaches Sentry as `[redacted]`, while the local log keeps the line. The
+/// access log (client addresses and paths, a line a request) is not sent.
 #[actix_rt::test]
 async fn enable_logs_sends_log_records_with_secrets_scrubbed() {
     let (ingest, dsn, _handle) = Ingest::start();
     let dir = tempfile::tempdir().unwrap();
     let port = crate::common::python::free_port();
+    let closed = crate::common::python::free_port();
     let toml = format!(
-        "load_builtin_plugins = [\"echo\"]\n[server]\nport = {port}\naccess_log = \"text\"\n\
+        "load_builtin_plugins = [\"echo\", \"proxy\"]\n[server]\nport = {port}\naccess_log = \"text\"\nenable_proxy = true\n\
          [auth]\nrules = {{ \"/api/v1/echo\" = [\"auth-key-9f3c\"] }}\n\
+         [plugins.proxy]\nproxy_urls = [\"http://127.0.0.1:{closed}/auth-key-9f3c\"]\n\
+         health_check_path = \"/health\"\nhealth_check_interval = 0.2\n\
          [sentry]\nenable = true\ndsn = \"{dsn}\"\nenv = \"test\"\nenable_logs = true\n"
     );
     let path = dir.path().join("config.toml");
@@ -264,8 +268,7 @@ async fn enable_logs_sends_log_records_with_secrets_scrubbed() {
     let framex = crate::common::FramexProcess::spawn(&path, "").await;
     let url = format!("http://127.0.0.1:{port}");
     get(&format!("{url}/version")).await;
-    get(&format!("{url}/leak/auth-key-9f3c")).await;
-    framex.until("GET /leak/auth-key-9f3c").await;
+    framex.until("GET /version").await;
     let started = Instant::now();
     let logs = loop {
         let logs: Vec<Value> = ingest
@@ -276,19 +279,21 @@ async fn enable_logs_sends_log_records_with_secrets_scrubbed() {
             .filter(|(t, _)| t == "log")
             .flat_map(|(_, v)| v["items"].as_array().cloned().unwrap_or_default())
             .collect();
-        if logs.iter().any(|l| l["body"].as_str().is_some_and(|b| b.contains("GET /leak/"))) {
+        if logs.iter().any(|l| l["body"].as_str().is_some_and(|b| b.contains("health check failed"))) {
             break logs;
         }
         assert!(started.elapsed() < Duration::from_secs(20), "no log items: {logs:?}");
         actix_rt::time::sleep(Duration::from_millis(100)).await;
     };
     let bodies: Vec<&str> = logs.iter().filter_map(|l| l["body"].as_str()).collect();
-    assert!(bodies.iter().any(|b| b.contains("GET /version")), "{bodies:?}");
-    assert!(bodies.iter().any(|b| b.contains("GET /leak/[redacted]")), "{bodies:?}");
+    assert!(bodies.iter().any(|b| b.contains("serving on")), "{bodies:?}");
+    assert!(bodies.iter().any(|b| b.contains(&format!("127.0.0.1:{closed}/[redacted]"))), "{bodies:?}");
+    assert!(!bodies.iter().any(|b| b.contains("GET /version")), "the access log stays local: {bodies:?}");
     assert!(logs.iter().all(|l| ["info", "warn", "error"].contains(&l["level"].as_str().unwrap_or(""))), "{logs:?}");
     let raw = String::from_utf8_lossy(&ingest.raw.lock().unwrap()).into_owned();
     assert!(!raw.contains("auth-key-9f3c"), "the key reached Sentry: {raw}");
-    assert!(framex.log().contains("GET /leak/auth-key-9f3c"), "the local log is unchanged");
+    let local = framex.log();
+    assert!(local.contains("auth-key-9f3c") && local.contains("GET /version"), "the local log is unchanged");
 }
 
 /// A FrameX-kit plugin: `/boom` raises, `/ignored` raises a type `ignore_errors` lists.
