@@ -60,11 +60,31 @@ pub fn read(resolved: &Path, workspace: &Path) -> Option<String> {
     if !resolved.starts_with(workspace) {
         return None;
     }
-    let meta = std::fs::metadata(resolved).ok()?;
+    // One open file for the checks and the read, never following a link at the last
+    // step: a file swapped for a link, or grown, after it was resolved is not read.
+    let file = open_no_follow(resolved)?;
+    let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
         return None;
     }
-    String::from_utf8(std::fs::read(resolved).ok()?).ok()
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).ok()?);
+    std::io::Read::read_to_end(&mut std::io::Read::take(&file, MAX_FILE_BYTES + 1), &mut bytes).ok()?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return None;
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// `path` opened for reading, refusing a symbolic link at its last step.
+fn open_no_follow(path: &Path) -> Option<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path).ok()
 }
 
 /// Python's `fnmatch` on POSIX: `*` any run of characters (`/` included), `?` one
