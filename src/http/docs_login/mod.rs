@@ -213,6 +213,14 @@ impl DocsLogin {
         let Some(code) = code.filter(|c| !c.is_empty()) else {
             return envelope::error(StatusCode::BAD_REQUEST, "Missing OAuth code: the provider did not grant the login", None);
         };
+        // Before the state is marked: a flood of (free) signed states can neither fill
+        // the used-state memory faster than the provider answers nor spend the client
+        // secret on more than a few exchanges at once.
+        let Some(_exchange) = Exchanging::start() else {
+            let mut busy = envelope::error(StatusCode::SERVICE_UNAVAILABLE, "Too many logins under way: try again", None);
+            busy.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return busy;
+        };
         if !self.sessions.use_state(&claims.state, claims.exp, tokens::now()) {
             return bad_state();
         }
@@ -382,9 +390,47 @@ fn local_path(target: &str) -> &str {
     }
 }
 
+
+/// Provider exchanges (callbacks that call the token endpoint) under way at once, at
+/// most, in the process.
+const MAX_EXCHANGES: usize = 32;
+
+/// The exchanges under way.
+static EXCHANGES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Leave for one provider exchange, given back when dropped.
+struct Exchanging;
+
+impl Exchanging {
+    /// Leave, unless [`MAX_EXCHANGES`] are under way.
+    fn start() -> Option<Exchanging> {
+        use std::sync::atomic::Ordering;
+        let taken = EXCHANGES.fetch_add(1, Ordering::AcqRel);
+        let leave = Exchanging;
+        (taken < MAX_EXCHANGES).then_some(leave)
+    }
+}
+
+impl Drop for Exchanging {
+    fn drop(&mut self) {
+        EXCHANGES.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// At most [`MAX_EXCHANGES`] provider exchanges at once; a place comes back when
+    /// one ends.
+    #[test]
+    fn provider_exchanges_are_bounded() {
+        let held: Vec<_> = (0..MAX_EXCHANGES + 3).filter_map(|_| Exchanging::start()).collect();
+        assert_eq!(held.len(), MAX_EXCHANGES);
+        assert!(Exchanging::start().is_none());
+        drop(held);
+        assert!(Exchanging::start().is_some());
+    }
 
     /// Only local paths are returned to; anything that a browser could read as
     /// another site goes to `/docs`.
