@@ -153,10 +153,17 @@ impl Repo {
     }
 
     /// Whether the user whose OAuth provider is `user_provider` and whose token is
-    /// `access_token` may read it: `None` when the providers differ (the token is not
-    /// sent), `Some(false)` without a token.
-    pub async fn user_can_read(&self, user_provider: &str, access_token: &str) -> Option<bool> {
+    /// `access_token` (issued for `token_host`) may read it: `None` when the providers
+    /// differ, or when a GitLab repository is on another host name than the one the
+    /// token is for (the token is not sent), `Some(false)` without a token.
+    pub async fn user_can_read(&self, user_provider: &str, token_host: Option<&str>, access_token: &str) -> Option<bool> {
         if user_provider != self.provider.name() {
+            return None;
+        }
+        // The host name, whatever the port (a GitLab serves its API and OAuth alike).
+        let repo_host = Url::parse(&self.origin).ok().and_then(|u| u.host_str().map(str::to_owned));
+        let same_host = matches!((token_host, repo_host.as_deref()), (Some(t), Some(r)) if t.eq_ignore_ascii_case(r));
+        if self.provider == Provider::GitLab && !same_host {
             return None;
         }
         if access_token.is_empty() {
@@ -268,6 +275,16 @@ mod tests {
 
     fn config(toml: &str) -> RepositoryConfig {
         crate::config::Config::from_toml_str(toml, "test").unwrap().repository
+    }
+
+    /// A user's GitLab token goes only to the host it was issued for: asked about a
+    /// repository elsewhere, the answer is "cannot tell" before anything is sent.
+    #[actix_rt::test]
+    async fn a_gitlab_token_stays_with_its_host() {
+        let repo = Repo::parse("https://gitlab.com/grp/project", &config("")).expect("a GitLab repository");
+        assert_eq!(repo.user_can_read("gitlab", Some("git.corp.example"), "user-token").await, None);
+        assert_eq!(repo.user_can_read("gitlab", None, "user-token").await, None);
+        assert_eq!(repo.user_can_read("github", Some("gitlab.com"), "user-token").await, None, "another provider");
     }
 
     /// Providers by host (GitLab's own hosts and the configured ones); others have none.

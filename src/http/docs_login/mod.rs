@@ -133,6 +133,12 @@ impl DocsLogin {
         Some((claims, open))
     }
 
+    /// The host the users' provider tokens were issued for (that of the user-info
+    /// URL): a token is sent to no other host.
+    pub fn token_host(&self) -> Option<&str> {
+        self.urls.user_info.host_str()
+    }
+
     /// The user logged in on `req` (an open session), if any.
     pub fn session_user(&self, req: &HttpRequest) -> Option<SessionUser> {
         self.user(req).map(|(claims, open)| SessionUser {
