@@ -191,10 +191,7 @@ pub(super) fn check(config: &DocsConfig) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(text: &str) -> Result<crate::config::Config, String> {
-        crate::config::Config::from_toml_str(text, "config.toml").map_err(|e| e.to_string())
-    }
+    use crate::config::test_parse as parse;
 
     /// FrameX-kit's shape, defaults included; its refusals, naming the key.
     #[test]

@@ -226,11 +226,7 @@ fn redis_url_ok(url: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
-
-    fn parse(text: &str) -> Result<Config, String> {
-        Config::from_toml_str(text, "config.toml").map_err(|e| e.to_string())
-    }
+    use crate::config::test_parse as parse;
 
     /// The shape loads; burst defaults to the rate.
     #[test]

@@ -132,11 +132,7 @@ pub(super) fn check(template: &str, route: &MigrateRoute) -> Result<(), String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-
-    fn parse(text: &str) -> Result<Config, String> {
-        Config::from_toml_str(text, "config.toml").map_err(|e| e.to_string())
-    }
+    use crate::config::test_parse as parse;
 
     /// Entries read with their defaults; bad values are refused naming the key.
     #[test]

@@ -219,14 +219,18 @@ pub(super) fn explain(message: &str) -> String {
         .replace("expected one of", "allowed keys are")
 }
 
+/// A config from `text` as the loader reads a file (no environment), or the error's
+/// text: what the section modules' tests parse with.
+#[cfg(test)]
+pub(crate) fn test_parse(text: &str) -> Result<Config, String> {
+    Config::from_toml_str(text, "config.toml").map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use super::test_parse as parse;
     use std::time::Duration;
-
-    fn parse(text: &str) -> Result<Config, String> {
-        Config::from_toml_str(text, "config.toml").map_err(|e| e.to_string())
-    }
 
     /// A syntax error says where, never what the line holds (a secret, say).
     #[test]

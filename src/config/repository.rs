@@ -179,10 +179,7 @@ impl GitLabAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(text: &str) -> Result<crate::config::Config, String> {
-        crate::config::Config::from_toml_str(text, "config.toml").map_err(|e| e.to_string())
-    }
+    use crate::config::test_parse as parse;
 
     /// FrameX-kit's keys and defaults; the longest endpoint prefix wins; tokens are
     /// never printed; unknown keys are refused.

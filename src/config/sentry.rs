@@ -73,10 +73,7 @@ pub(super) fn check(config: &SentryConfig) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(text: &str) -> Result<crate::config::Config, String> {
-        crate::config::Config::from_toml_str(text, "config.toml").map_err(|e| e.to_string())
-    }
+    use crate::config::test_parse as parse;
 
     /// FrameX-kit's keys and defaults; on only with enable, dsn and env.
     #[test]

@@ -18,9 +18,7 @@ pub struct TestConfig {
 
 #[cfg(test)]
 mod tests {
-    fn parse(text: &str) -> Result<crate::config::Config, String> {
-        crate::config::Config::from_toml_str(text, "config.toml").map_err(|e| e.to_string())
-    }
+    use crate::config::test_parse as parse;
 
     /// FrameX-kit's two keys; another is refused, naming it.
     #[test]
