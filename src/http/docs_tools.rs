@@ -81,6 +81,11 @@ impl Tool {
     /// The 401 (or the way to log in) of a request that may not.
     pub fn admit(self, req: &HttpRequest, path: &str, worker: &Worker) -> Result<(), Box<HttpResponse>> {
         let get = matches!(self, Tool::OpenWindow(_) | Tool::PluginConfig | Tool::PluginRelease);
+        // A form another site posts is refused before the gate, whose 401 would start a
+        // login (a new state cookie) and spoil one the browser has under way.
+        if !get && !is_json(req) {
+            return Err(Box::new(not_json()));
+        }
         gate(worker, req, path, get)
     }
 
@@ -134,17 +139,25 @@ fn gate(worker: &Worker, req: &HttpRequest, path: &str, get: bool) -> Result<(),
     Err(Box::new(docs_login::required(Some(login))))
 }
 
-/// The JSON object a `POST` sends (`{}` for an empty body): 415 without
-/// `Content-Type: application/json`, 413 past [`MAX_BODY`], 422 when not an object.
-async fn json_body(worker: &Worker, req: &HttpRequest, payload: web::Payload) -> Result<Map<String, Value>, HttpResponse> {
-    let json = req
-        .headers()
+/// Whether the request says its body is JSON (`Content-Type: application/json`).
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
-        return Err(envelope::error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json", None));
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The 415 of a `POST` whose body is not JSON.
+fn not_json() -> HttpResponse {
+    envelope::error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json", None)
+}
+
+/// The JSON object a `POST` sends (`{}` for an empty body): 415 without
+/// `Content-Type: application/json`, 413 past [`MAX_BODY`], 422 when not an object.
+async fn json_body(worker: &Worker, req: &HttpRequest, payload: web::Payload) -> Result<Map<String, Value>, HttpResponse> {
+    if !is_json(req) {
+        return Err(not_json());
     }
     let bytes = match super::body::read_limited(payload, MAX_BODY, &worker.shared.body_deadlines).await {
         Ok(bytes) => bytes,

@@ -193,6 +193,9 @@ async fn buttons_answer_only_who_may_see_the_docs() {
     let body = json!({"inputs": {"env": "prod"}}).to_string().into_bytes();
     let no_key = request("POST", &invoke, &[json_type], body.clone()).await;
     assert_eq!(no_key.status, 401, "the /docs/* rule guards the buttons: {}", no_key.text());
+    let form = request("POST", &invoke, &[("content-type", "application/x-www-form-urlencoded")], b"inputs=x".to_vec()).await;
+    assert_eq!(form.status, 415, "a form from another site is refused before any login starts: {}", form.text());
+    assert!(form.headers.get("set-cookie").is_none());
     let keyed = [json_type, ("authorization", "tools-key")];
     assert_eq!(request("POST", &invoke, &keyed, body.clone()).await.status, 200);
     let again = request("POST", &invoke, &keyed, body).await;
