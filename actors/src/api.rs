@@ -33,6 +33,15 @@ pub enum ApiKey {
 }
 
 impl ApiKey {
+    /// The path template of an HTTP operation, or a function API's name: what
+    /// `[limits]` count a route by.
+    pub fn template(&self) -> &str {
+        match self {
+            ApiKey::Http { path, .. } => path,
+            ApiKey::Function(name) => name,
+        }
+    }
+
     /// A key for an HTTP operation.
     pub fn http(method: Method, path: impl Into<String>) -> Self {
         ApiKey::Http {

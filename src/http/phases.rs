@@ -22,7 +22,7 @@ use std::sync::Arc;
 use actix_web::http::{header, Method as HttpMethod, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::upstream::{proxy_function::PATH as PROXY_FUNCTION_PATH, UpstreamTarget};
-use framex_actors::{ApiKey, CallContext, Error, HttpMatch, Method, Route, Target};
+use framex_actors::{CallContext, Error, HttpMatch, Method, Route, Target};
 
 use super::{
     authorize, builtin, cached_proxy, docs_tools, engine_method, envelope, error, forward, limit, local,
@@ -196,11 +196,7 @@ impl RequestCtx<'_> {
         if self.shared().limits.is_none() {
             return ControlFlow::Continue(None);
         }
-        let template = match &route.spec.key {
-            ApiKey::Http { path, .. } => path.as_str(),
-            ApiKey::Function(name) => name.as_str(),
-        };
-        self.check_limit(template).await
+        self.check_limit(route.spec.key.template()).await
     }
 
     /// A WebSocket upgrade: tunnelled to the upstream of its path.

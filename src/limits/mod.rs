@@ -226,11 +226,7 @@ impl framex_actors::CallGate for Limiter {
         let path = path?;
         let canonical = crate::canonical_path::canonicalize(path).unwrap_or(std::borrow::Cow::Borrowed(path));
         let rule = self.rule_for(&canonical)?.clone();
-        let template = match &route.spec.key {
-            framex_actors::ApiKey::Http { path, .. } => path.as_str(),
-            framex_actors::ApiKey::Function(name) => name.as_str(),
-        };
-        let identity = Identity::of_plugin(caller, template);
+        let identity = Identity::of_plugin(caller, route.spec.key.template());
         let key = identity.key(rule.settings.per);
         Some(match &rule.store {
             Store::Local(table) => Admission::Now(held(counted(&rule, answer::local(&rule, table, key)))),
