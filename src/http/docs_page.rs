@@ -53,7 +53,14 @@ pub(super) struct DocsTools {
     pub workspace: Option<std::path::PathBuf>,
     /// [`Config::secret_values`].
     pub secrets: Vec<String>,
+    /// Latest releases asked of repositories lately, by repository URL (see
+    /// [`DocsTools::release`]).
+    releases: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Option<crate::repository::Release>)>>,
 }
+
+/// How long a repository's latest release is taken as known: the docs page asks for
+/// every plugin card on every view, and each ask spends the repository token's rate.
+const RELEASE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Never prints what it keeps (buttons' passwords and headers, tokens, secrets).
 impl std::fmt::Debug for DocsTools {
@@ -68,6 +75,25 @@ impl std::fmt::Debug for DocsTools {
 }
 
 impl DocsTools {
+    /// The latest release of the repository at `url`, asked of it at most once per
+    /// [`RELEASE_TTL`] (the map holds only the configured plugins' URLs).
+    pub async fn release(&self, url: &str) -> Option<crate::repository::Release> {
+        let now = std::time::Instant::now();
+        let known = self.releases.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(url).cloned();
+        if let Some((_, release)) = known.filter(|(asked, _)| now.duration_since(*asked) < RELEASE_TTL) {
+            return release;
+        }
+        let release = match crate::repository::Repo::parse(url, &self.repository) {
+            Some(repo) => repo.latest_release(&self.repository).await,
+            None => None,
+        };
+        self.releases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(url.to_owned(), (now, release.clone()));
+        release
+    }
+
     fn new(config: &Config) -> Self {
         let dir = config.source.as_deref().and_then(std::path::Path::parent).filter(|d| !d.as_os_str().is_empty());
         let workspace = match dir {
@@ -81,6 +107,7 @@ impl DocsTools {
             whitelist: config.docs.embedded_config_file_whitelist.clone(),
             workspace,
             secrets: config.secret_values(),
+            releases: std::sync::Mutex::default(),
         }
     }
 }

@@ -231,11 +231,7 @@ async fn plugin_release(worker: &Worker, req: &HttpRequest) -> HttpResponse {
         return not_found();
     };
     let current = if version.starts_with('v') { version.to_owned() } else { format!("v{version}") };
-    let tools = &shared.docs.tools;
-    let latest = match Repo::parse(url, &tools.repository) {
-        Some(repo) => repo.latest_release(&tools.repository).await,
-        None => None,
-    };
+    let latest = shared.docs.tools.release(url).await;
     let has_update = latest.as_ref().is_some_and(|l| repository::is_newer(&current, &l.version));
     HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({
         "has_update": has_update,

@@ -380,7 +380,8 @@ async fn plugin_config_view_shows_only_whitelisted_files_and_no_secret() {
 
 /// `/docs/plugin-release`: the stand-in GitLab's latest release against each
 /// plugin's version, asked with `[repository.auth.gitlab]`'s token, as FrameX-kit
-/// answers it; an unknown plugin is a 404.
+/// answers it; an unknown plugin is a 404; asked again and again, the repository is
+/// asked once per 10 minutes.
 #[actix_rt::test]
 async fn plugin_release_says_whether_a_newer_release_exists() {
     let tokens: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -400,6 +401,11 @@ async fn plugin_release_says_whether_a_newer_release_exists() {
     );
     let new = get(&format!("{url}/docs/plugin-release?plugin=new")).await;
     assert_eq!(new.json()["has_update"], false);
+    let asked = tokens.lock().unwrap().len();
+    for _ in 0..5 {
+        assert_eq!(get(&format!("{url}/docs/plugin-release?plugin=old")).await.json()["latest_version"], "v2.0.0");
+    }
+    assert_eq!(tokens.lock().unwrap().len(), asked, "a release known lately is not asked again (the token's rate is spared)");
     assert_eq!(get(&format!("{url}/docs/plugin-release?plugin=nope")).await.status, 404);
     assert!(tokens.lock().unwrap().iter().all(|t| t == "endpoint-token-9") && !tokens.lock().unwrap().is_empty());
     server.stop(false).await;
