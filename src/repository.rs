@@ -56,6 +56,8 @@ pub struct Repo {
     origin: String,
     /// `host[:port]`, lower case.
     host: String,
+    /// The host name alone, lower case (what a provider token is issued for).
+    host_name: String,
     /// The URL's path.
     path: String,
     /// The path's segments, `.git` cut from the last.
@@ -99,6 +101,7 @@ impl Repo {
         Some(Repo {
             provider,
             origin: format!("{}://{host}", parsed.scheme()),
+            host_name: parsed.host_str()?.to_ascii_lowercase(),
             host,
             path: parsed.path().to_owned(),
             parts,
@@ -161,8 +164,7 @@ impl Repo {
             return None;
         }
         // The host name, whatever the port (a GitLab serves its API and OAuth alike).
-        let repo_host = Url::parse(&self.origin).ok().and_then(|u| u.host_str().map(str::to_owned));
-        let same_host = matches!((token_host, repo_host.as_deref()), (Some(t), Some(r)) if t.eq_ignore_ascii_case(r));
+        let same_host = token_host.is_some_and(|host| host.eq_ignore_ascii_case(&self.host_name));
         if self.provider == Provider::GitLab && !same_host {
             return None;
         }
