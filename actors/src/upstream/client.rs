@@ -428,20 +428,32 @@ impl Lease {
     }
 }
 
-/// Reads a body to its end, refusing more than `limit` bytes.
+/// Reads a body to its end, refusing more than `limit` bytes. A body that comes in
+/// one frame (most small replies) is kept as it came, without a copy.
 ///
 /// # Errors
 /// The connection broke (a body cut off before its declared end included), or the
 /// body is over `limit`.
 pub(super) async fn read_to_end(body: &mut Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    let mut first: Option<Bytes> = None;
     let mut buf = BytesMut::new();
+    let mut len = 0usize;
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame.map_err(BodyError::Broken)?.into_data() {
-            if buf.len() + data.len() > limit {
+            len += data.len();
+            if len > limit {
                 return Err(BodyError::TooLarge { limit });
             }
-            buf.extend_from_slice(&data);
+            match first.take() {
+                None if buf.is_empty() => first = Some(data),
+                None => buf.extend_from_slice(&data),
+                Some(earlier) => {
+                    buf.reserve(len);
+                    buf.extend_from_slice(&earlier);
+                    buf.extend_from_slice(&data);
+                }
+            }
         }
     }
-    Ok(buf.freeze())
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }

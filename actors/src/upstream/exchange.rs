@@ -26,20 +26,20 @@ use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request};
 use tokio::time::Instant;
 
 use super::client::{Client, Lease, OutBody, SendError};
 use super::relay::{relay, InFlight};
 use super::{
-    Body, ForwardRequest, ForwardResponse, PoolShared, RetryPermit, UpstreamTarget, HOPS_HEADER,
-    REQUEST_ID_HEADER,
+    Body, ForwardRequest, ForwardResponse, PoolShared, RetryPermit, UpstreamTarget, HOPS_NAME,
+    REQUEST_ID_NAME,
 };
 use crate::error::{BrokenReply, ConnectFailure, Error};
 use crate::peer::Peer;
 use crate::metrics::FailureKind;
-use super::attempt::{set_trace_headers, AttemptSpan};
+use super::attempt::{add_trace_headers, is_trace_header, set_trace_headers, AttemptSpan};
 use crate::trace::TraceContext;
 
 /// What a failed attempt allows next.
@@ -531,14 +531,15 @@ impl Exchange {
         } else {
             format!("{}{}", endpoint.prefix, plan.path_and_query)
         };
-        let mut request = Request::builder()
-            .method(plan.method.clone())
-            .uri(uri)
-            .body(OutBody::from(plan.take_body()))?;
+        // Built in place: `Request::builder` moves the whole request through each step.
+        let uri = http::Uri::try_from(uri)?;
+        let mut request = Request::new(OutBody::from(plan.take_body()));
+        *request.method_mut() = plan.method.clone();
+        *request.uri_mut() = uri;
         let out = request.headers_mut();
         out.reserve(plan.headers.len() + 4);
         for (name, value) in &plan.headers {
-            if name != header::HOST {
+            if name != header::HOST && !is_trace_header(name) {
                 out.append(name.clone(), value.clone());
             }
         }
@@ -546,11 +547,11 @@ impl Exchange {
         if let Some(key) = target.auth.for_endpoint(index) {
             out.insert(header::AUTHORIZATION, key.clone());
         }
-        out.insert(HeaderName::from_static(HOPS_HEADER), plan.hops.clone());
+        out.insert(HOPS_NAME, plan.hops.clone());
         if let Some(id) = &plan.request_id {
-            out.insert(HeaderName::from_static(REQUEST_ID_HEADER), id.clone());
+            out.insert(REQUEST_ID_NAME, id.clone());
         }
-        set_trace_headers(out, attempt);
+        add_trace_headers(out, attempt);
         Ok(request)
     }
 }

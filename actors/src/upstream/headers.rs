@@ -22,6 +22,19 @@ fn is_hop_by_hop_name(name: &str) -> bool {
     )
 }
 
+/// RFC 9110's hop-by-hop header names, lower case (as [`is_hop_by_hop_name`] knows them).
+const HOP_BY_HOP_NAMES: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 /// Whether a header named `name` (lower case) is hop-by-hop: one of RFC 9110's, or one
 /// that the message's `Connection` header (`connection`, its value) names.
 pub fn is_hop_by_hop(name: &str, connection: Option<&str>) -> bool {
@@ -34,22 +47,72 @@ pub fn is_hop_by_hop(name: &str, connection: Option<&str>) -> bool {
 }
 
 /// Removes the hop-by-hop headers from `headers` (see [`is_hop_by_hop`]).
+///
+/// Most replies carry `Connection: keep-alive` and nothing else hop-by-hop: the
+/// `Connection` values are read first, and only a token that is not already one of
+/// RFC 9110's names (or `close`) is looked up as a header of its own, without
+/// allocating a name for it.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: look before removing (each removal hashes a name).
-    if !headers.keys().any(|name| is_hop_by_hop_name(name.as_str())) {
+    let mut hop_by_hop = 0usize;
+    let mut named_other = false;
+    for (name, value) in headers.iter() {
+        if !is_hop_by_hop_name(name.as_str()) {
+            continue;
+        }
+        hop_by_hop += 1;
+        if name == header::CONNECTION {
+            named_other |= value
+                .to_str()
+                .map_or(true, |v| v.split(',').any(|t| names_another_header(t.trim())));
+        }
+    }
+    if hop_by_hop == 0 {
         return;
     }
-    let mut doomed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    doomed.extend(headers.keys().filter(|n| is_hop_by_hop_name(n.as_str())).cloned());
-    for name in doomed {
-        headers.remove(name);
+    if named_other {
+        let doomed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter(|t| names_another_header(t.trim()))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in doomed {
+            headers.remove(name);
+        }
     }
+    for name in &STANDARD_HOP_BY_HOP {
+        if hop_by_hop == 0 {
+            break;
+        }
+        if let http::header::Entry::Occupied(entry) = headers.entry(name) {
+            hop_by_hop -= entry.iter().count();
+            entry.remove_entry_mult().1.for_each(drop);
+        }
+    }
+}
+
+/// RFC 9110's hop-by-hop names as `http`'s constants, the most frequent first
+/// (`Keep-Alive` and `Proxy-Connection` have no constant: built from their text once).
+static STANDARD_HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    HeaderName::from_static("keep-alive"),
+    header::UPGRADE,
+    header::TE,
+    header::TRAILER,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+];
+
+/// Whether a `Connection` token names a header beyond RFC 9110's own hop-by-hop ones
+/// (which go anyway) and the `close` and `keep-alive` options.
+fn names_another_header(token: &str) -> bool {
+    !token.is_empty()
+        && !token.eq_ignore_ascii_case("close")
+        && !HOP_BY_HOP_NAMES.iter().any(|name| token.eq_ignore_ascii_case(name))
 }
 
 /// A reply framed by `Transfer-Encoding` is framed by it alone (RFC 9112 §6.3): its
@@ -90,6 +153,15 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::CONTENT_TYPE));
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("Keep-Alive, close"));
+        h.append(header::CONNECTION, HeaderValue::from_static("x-other"));
+        h.insert(HeaderName::from_static("keep-alive"), HeaderValue::from_static("timeout=5"));
+        h.insert(HeaderName::from_static("x-other"), HeaderValue::from_static("1"));
+        h.insert(header::TRAILER, HeaderValue::from_static("x-sum"));
+        h.insert(header::SERVER, HeaderValue::from_static("nginx"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["server"]);
         assert!(is_hop_by_hop("keep-alive", None));
         assert!(is_hop_by_hop("x-secret-hop", Some("close, X-Secret-Hop")));
         assert!(!is_hop_by_hop("content-type", Some("close")));
