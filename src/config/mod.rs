@@ -386,6 +386,7 @@ num_cpus = -1
 simple_log = true
 [sentry]
 enable = false
+lifecycle = "trace"
 [auth]
 rules = { "/api/v1/echo" = ["k"] }
 [plugins.proxy]
@@ -397,7 +398,8 @@ ingress_config = { max_ongoing_requests = 60 }
         assert!(
             summary.contains(
                 "FrameX-kit keys accepted but unused: server.dashboard_port, server.use_ray, \
-                 server.num_cpus, plugins.proxy.ingress_config"
+                 server.num_cpus, plugins.proxy.ingress_config, sentry.lifecycle (Ray keys: framex-rs runs no Ray; \
+                 sentry.lifecycle: it steers FrameX-kit's profiler, and framex-rs does no profiling"
             ),
             "{summary}"
         );
