@@ -175,9 +175,14 @@ impl Config {
             message,
         };
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| invalid(syntax_error(text, &e)))?;
-        env::apply_env(&mut table, env).map_err(invalid)?;
-        let config = Config::deserialize(toml::Value::Table(table))
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        env::apply_env(&mut table, env.iter().cloned()).map_err(invalid)?;
+        let mut config = Config::deserialize(toml::Value::Table(table))
             .map_err(|e| invalid(explain(e.message())))?;
+        // The standard variable of GitHub Actions and GitHub Enterprise (not a FrameX key).
+        if let Some((_, value)) = env.iter().rev().find(|(name, value)| name == "GITHUB_API_URL" && !value.trim().is_empty()) {
+            config.repository.github_api = Some(repository::github_api(value).map_err(invalid)?);
+        }
         config.validate().map_err(invalid)
     }
 
