@@ -209,7 +209,8 @@ pub fn check_summary(config: &Config) -> String {
         out.push_str(&format!("warning: {reason}\n"));
     }
     if config.sentry.active() {
-        out.push_str(&format!("sentry: environment {}_noray, lifecycle {:?}\n", config.sentry.env.escape_default(), config.sentry.lifecycle));
+        let share = config.sentry.traces_sample_rate * 100.0;
+        out.push_str(&format!("sentry: environment {}_noray, transactions for {share}% of requests\n", config.sentry.env.escape_default()));
     }
     if config.load_builtin_plugins.iter().any(|p| p == "proxy") {
         let proxy = &config.plugins.proxy;
@@ -272,12 +273,23 @@ pub fn check_summary(config: &Config) -> String {
 }
 
 /// The one warning `framex run` logs at start when FrameX-kit keys that framex-rs
-/// does not use are present: the Ray keys (framex-rs runs no Ray).
+/// does not use are present: the Ray keys (framex-rs runs no Ray), and
+/// `sentry.lifecycle = "trace"` (the profiler's; framex-rs does no profiling).
 pub fn unused_warning(config: &Config) -> Option<String> {
-    let unused = unused_keys(config);
+    let mut unused = unused_keys(config);
+    let ray = !unused.is_empty();
+    let profiler = config.sentry.lifecycle == crate::config::SentryLifecycle::Trace;
+    if profiler {
+        unused.push("sentry.lifecycle");
+    }
     (!unused.is_empty()).then(|| {
+        let why = match (ray, profiler) {
+            (true, true) => "Ray keys: framex-rs runs no Ray; sentry.lifecycle: it steers FrameX-kit's profiler, and framex-rs does no profiling (transactions are sent either way)",
+            (true, false) => "Ray keys: framex-rs runs no Ray",
+            _ => "sentry.lifecycle: it steers FrameX-kit's profiler, and framex-rs does no profiling (transactions are sent either way)",
+        };
         format!(
-            "FrameX-kit keys accepted but unused: {} (Ray keys: framex-rs runs no Ray; see \"Coming from FrameX-kit\" in the README)",
+            "FrameX-kit keys accepted but unused: {} ({why}; see \"Coming from FrameX-kit\" in the README)",
             unused.join(", ")
         )
     })

@@ -2,10 +2,11 @@
 //! latest release (the update mark on a plugin card), whether it is public, and
 //! whether a logged-in user's OAuth token can read it (the plugin-config view).
 //!
-//! A repository is on GitHub (`github.com`: asked at `api.github.com`) or on GitLab
-//! (`gitlab.com`, `*.gitlab.com`, or a host named in `[[repository.auth.gitlab.
-//! endpoints]]`: asked at that host's `/api/v4`); any other URL has no provider and
-//! every question about it answers `None`. Each call goes on a connection of its own
+//! A repository is on GitHub (`github.com`, or the host of a GitHub Enterprise named
+//! by `GITHUB_API_URL`: asked at `api.github.com`, or at `GITHUB_API_URL` when set) or
+//! on GitLab (`gitlab.com`, `*.gitlab.com`, or a host named in `[[repository.auth.
+//! gitlab.endpoints]]`: asked at that host's `/api/v4`); any other URL has no provider
+//! and every question about it answers `None`. Each call goes on a connection of its own
 //! within [`CALL_TIMEOUT`], reading at most [`MAX_ANSWER_BYTES`], following no
 //! redirect. Tokens (`[repository.auth]`'s and the user's) are sent to that
 //! provider's host only, and never logged.
@@ -23,8 +24,6 @@ use crate::config::{ProviderToken, RepositoryConfig};
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// The largest answer read from a provider.
 pub const MAX_ANSWER_BYTES: usize = 1 << 20;
-/// GitHub's API.
-const GITHUB_API: &str = "https://api.github.com";
 /// GitLab's path words that end a project's path in a URL (`/group/p/-/tree/main`).
 const GITLAB_MARKERS: [&str; 8] = ["-", "tree", "blob", "raw", "commits", "branches", "tags", "merge_requests"];
 
@@ -58,6 +57,8 @@ pub struct Repo {
     host: String,
     /// The host name alone, lower case (what a provider token is issued for).
     host_name: String,
+    /// The GitHub API base asked (`GITHUB_API_URL`'s or `api.github.com`).
+    github_api: String,
     /// The URL's path.
     path: String,
     /// The path's segments, `.git` cut from the last.
@@ -85,7 +86,8 @@ impl Repo {
             None => parsed.host_str()?.to_owned(),
         }
         .to_ascii_lowercase();
-        let provider = if matches!(host.as_str(), "github.com" | "www.github.com") {
+        let enterprise = || config.github_enterprise_host().is_some_and(|h| h == host);
+        let provider = if matches!(host.as_str(), "github.com" | "www.github.com") || enterprise() {
             Provider::GitHub
         } else if host == "gitlab.com" || host.ends_with(".gitlab.com") || config.auth.gitlab.knows_host(&host) {
             Provider::GitLab
@@ -102,6 +104,7 @@ impl Repo {
             provider,
             origin: format!("{}://{host}", parsed.scheme()),
             host_name: parsed.host_str()?.to_ascii_lowercase(),
+            github_api: config.github_api().to_owned(),
             host,
             path: parsed.path().to_owned(),
             parts,
@@ -125,31 +128,48 @@ impl Repo {
         (2..=end).rev().map(|n| self.parts[..n].join("/")).collect()
     }
 
-    /// The latest release, asked with `[repository.auth]`'s token; `None` when there
-    /// is none or the provider cannot say.
-    pub async fn latest_release(&self, config: &RepositoryConfig) -> Option<Release> {
+    /// The latest release, asked with `[repository.auth]`'s token: `Ok(None)` when
+    /// there is none (the provider answered 404, or a release without a tag).
+    ///
+    /// # Errors
+    /// [`LookupError`] when the provider could not say: unreachable, or an answer
+    /// other than 200 and 404 (a rate limit's 403 or 429, a 5xx…).
+    pub async fn latest_release(&self, config: &RepositoryConfig) -> Result<Option<Release>, LookupError> {
         let answer = match self.provider {
             Provider::GitHub => {
-                let name = self.github_name()?;
-                let url = format!("{GITHUB_API}/repos/{name}/releases/latest");
-                get_json(&url, &config.auth.github).await?
+                let Some(name) = self.github_name() else { return Ok(None) };
+                let url = format!("{}/repos/{name}/releases/latest", self.github_api);
+                self.answer(&url, &config.auth.github).await?
             }
             Provider::GitLab => {
                 let token = config.auth.gitlab.token_for(&self.host, &self.path);
-                let project = self.gitlab_project(&token, false).await?;
-                get_json(&format!("{}/releases/permalink/latest", self.gitlab_api(&project)), &token).await?
+                let Some(project) = self.gitlab_project(&token, false).await else { return Ok(None) };
+                self.answer(&format!("{}/releases/permalink/latest", self.gitlab_api(&project)), &token).await?
             }
         };
+        let Some(answer) = answer else { return Ok(None) };
         let text = |field: &str| answer.get(field).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
-        let version = text("tag_name").or_else(|| text("name"))?;
+        let Some(version) = text("tag_name").or_else(|| text("name")) else { return Ok(None) };
         let released_at = text(if self.provider == Provider::GitHub { "published_at" } else { "released_at" });
-        Some(Release { version, released_at })
+        Ok(Some(Release { version, released_at }))
+    }
+
+    /// `GET url` with `token`'s header: its JSON object on a 200, `None` on a 404 (or
+    /// a 200 that is not a JSON object).
+    async fn answer(&self, url: &str, token: &ProviderToken) -> Result<Option<serde_json::Map<String, serde_json::Value>>, LookupError> {
+        let provider = self.provider;
+        match get(url, token).await {
+            None => Err(LookupError::Unreachable { provider }),
+            Some((StatusCode::OK, body)) => Ok(serde_json::from_slice(&body).ok()),
+            Some((StatusCode::NOT_FOUND, _)) => Ok(None),
+            Some((status, _)) => Err(LookupError::Status { provider, status: status.as_u16() }),
+        }
     }
 
     /// Whether anyone may read it (without a token); `None` when that cannot be told.
     pub async fn is_public(&self) -> Option<bool> {
         let url = match self.provider {
-            Provider::GitHub => format!("{GITHUB_API}/repos/{}", self.github_name()?),
+            Provider::GitHub => format!("{}/repos/{}", self.github_api, self.github_name()?),
             Provider::GitLab => format!("{}{}", self.origin, self.path),
         };
         Some(ok(&url, &ProviderToken { token: String::new(), ..ProviderToken::default() }).await)
@@ -174,7 +194,7 @@ impl Repo {
         let token = ProviderToken { token: access_token.to_owned(), ..ProviderToken::default() };
         Some(match self.provider {
             Provider::GitHub => match self.github_name() {
-                Some(name) => ok(&format!("{GITHUB_API}/repos/{name}"), &token).await,
+                Some(name) => ok(&format!("{}/repos/{name}", self.github_api), &token).await,
                 None => false,
             },
             Provider::GitLab => self.gitlab_project(&token, true).await.is_some(),
@@ -234,10 +254,34 @@ fn version_numbers(text: &str) -> Option<Vec<u64>> {
     Some(numbers)
 }
 
-/// `GET url` with `token`'s header; its JSON object on a 200.
-async fn get_json(url: &str, token: &ProviderToken) -> Option<serde_json::Map<String, serde_json::Value>> {
-    let (status, body) = get(url, token).await?;
-    (status == StatusCode::OK).then(|| serde_json::from_slice(&body).ok()).flatten()
+/// Why a provider could not say what its latest release is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// It could not be reached, or did not answer in time (the cause is logged at
+    /// debug level).
+    #[error("{} could not be reached", .provider.name())]
+    Unreachable {
+        /// Which.
+        provider: Provider,
+    },
+    /// It answered neither 200 nor 404.
+    #[error("{} answered {status}{}", .provider.name(), hint(*.status))]
+    Status {
+        /// Which.
+        provider: Provider,
+        /// Its status.
+        status: u16,
+    },
+}
+
+/// What a provider's status most likely means.
+fn hint(status: u16) -> &'static str {
+    match status {
+        403 | 429 => " (rate limited or refused: check [repository.auth]'s token)",
+        401 => " (the token was refused)",
+        500..=599 => " (the provider failed)",
+        _ => "",
+    }
 }
 
 /// Whether `GET url` with `token`'s header answers 200.
@@ -302,6 +346,9 @@ mod tests {
         assert!(Repo::parse("https://example.org/o/r", &none).is_none());
         assert!(Repo::parse("ftp://github.com/o/r", &none).is_none());
         assert_eq!(Repo::parse("https://github.com/o/r.git", &none).unwrap().github_name().unwrap(), "o/r");
+        let ghe = RepositoryConfig { github_api: Some("https://ghe.example.com/api/v3".to_owned()), ..none.clone() };
+        assert_eq!(Repo::parse("https://ghe.example.com/o/r", &ghe).unwrap().provider(), Provider::GitHub, "GITHUB_API_URL's host");
+        assert!(Repo::parse("https://ghe.example.com/o/r", &none).is_none());
     }
 
     /// GitLab project paths: longest first, cut at a marker, at least two parts.

@@ -1,7 +1,9 @@
 //! What framex-rs sends to Sentry (`[sentry]`, FrameX-kit's keys): an event for every
 //! 5xx answer that framex-rs itself gives (an upstream unreachable, broken or too slow,
-//! a plugin's error or panic, an internal error), and with `lifecycle = "trace"` a
-//! transaction for every request.
+//! a plugin's error or panic, an internal error), for a proxied route's upstream 5xx
+//! (passed on unchanged), for a proxied stream that breaks off after it started, and a
+//! transaction for every request (as FrameX-kit, whose sample rate is 1; framex-rs's
+//! `traces_sample_rate` can lower it).
 //!
 //! Each server owns its own [`Reporter`] (a `sentry::Client`, no global hub), made at
 //! start and kept across reloads. Nothing here runs when `[sentry]` is off: the request
@@ -11,17 +13,21 @@
 //! query string or body, so no key can leave in one. Where FrameX-kit 0.4.2 shows a
 //! Sentry user something framex-rs can show too, it is shown alike: the environment
 //! `<env>_noray`, the level `info` (FrameX-kit sets it on its scope), the transaction
-//! named by the route template, the request's URL.
+//! named by the route template, op `http.server` and its status from the HTTP status,
+//! the request's URL.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use framex_actors::{Error, TraceContext};
 use sentry::protocol::{self, Context, Event, Exception, Level, Map, Request, Transaction};
 
-use crate::config::{SentryConfig, SentryLifecycle};
+use crate::config::SentryConfig;
 
-/// Paths FrameX-kit never reports (its `before_send` drops events whose URL holds one).
+/// Paths FrameX-kit never reports errors of (its `before_send` drops events whose URL
+/// holds one; it does not see transactions, so these paths still have theirs).
 const QUIET_PATHS: [&str; 2] = ["/health", "/ping"];
 
 /// How long stopping waits for queued events to leave.
@@ -44,6 +50,29 @@ impl Failure {
         Failure {
             kind: kind_of(error),
             message: error.to_string(),
+        }
+    }
+
+    /// A proxied route's upstream answered `status` (a 5xx, passed on to the client
+    /// unchanged): kind `UpstreamStatus`, naming the status, the method and the route
+    /// template — not the upstream's body or URL.
+    pub fn upstream_status(status: u16, method: &str, route: &str) -> Self {
+        let reason = actix_web::http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("");
+        Failure {
+            kind: "UpstreamStatus",
+            message: format!("the upstream answered {status} {reason} to {method} {route}"),
+        }
+    }
+
+    /// A streamed answer broke off after it started (the client had its status and
+    /// first bytes): kind `StreamBroken`.
+    pub fn stream_broken(error: &Error) -> Self {
+        Failure {
+            kind: "StreamBroken",
+            message: format!("the stream broke off after the answer started: {error}"),
         }
     }
 }
@@ -99,12 +128,13 @@ pub struct RequestFacts<'a> {
 pub struct Reporter {
     client: Arc<sentry::Client>,
     ignore_errors: Vec<String>,
-    transactions: bool,
+    /// `traces_sample_rate`.
+    sample_rate: f64,
 }
 
 impl std::fmt::Debug for Reporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reporter").field("transactions", &self.transactions).finish()
+        f.debug_struct("Reporter").field("sample_rate", &self.sample_rate).finish()
     }
 }
 
@@ -127,7 +157,7 @@ impl Reporter {
             environment: Some(format!("{}{ENVIRONMENT_SUFFIX}", config.env).into()),
             send_default_pii: false,
             default_integrations: false,
-            traces_sample_rate: 1.0,
+            traces_sample_rate: config.traces_sample_rate as f32,
             shutdown_timeout: CLOSE_TIMEOUT,
             enable_logs: config.enable_logs,
             ..Default::default()
@@ -137,30 +167,37 @@ impl Reporter {
             crate::sentry_logs::register(client.clone(), secrets);
         }
         log::info!(
-            "sentry: reporting 5xx errors{}{} as environment {}{ENVIRONMENT_SUFFIX}",
-            if config.lifecycle == SentryLifecycle::Trace { ", a transaction per request" } else { "" },
+            "sentry: reporting 5xx errors, transactions for {}% of requests{} as environment {}{ENVIRONMENT_SUFFIX}",
+            config.traces_sample_rate * 100.0,
             if config.enable_logs { ", log records at info and above" } else { "" },
             framex_actors::Escaped(&config.env)
         );
         Some(Arc::new(Reporter {
             client,
             ignore_errors: config.ignore_errors.clone(),
-            transactions: config.lifecycle == SentryLifecycle::Trace,
+            sample_rate: config.traces_sample_rate,
         }))
     }
 
-    /// Reports what a request's answer says: its failure when it is a 5xx of ours
-    /// (not a kind `ignore_errors` lists, not a probe's path), and its transaction when
-    /// `lifecycle = "trace"`.
+    /// Reports what a request's answer says: its failure (not a kind `ignore_errors`
+    /// lists, not a probe's path), and its transaction — for every method but `HEAD`
+    /// and `OPTIONS` (which FrameX-kit's Sentry SDK leaves out), probes included (its
+    /// `before_send` sees errors only), when the trace is sampled.
     pub fn request(&self, facts: &RequestFacts<'_>, failure: Option<&Failure>, started: SystemTime) {
-        if QUIET_PATHS.iter().any(|quiet| facts.path.contains(quiet)) {
-            return;
+        if let Some(failure) = failure {
+            self.failure(facts, failure);
         }
-        if let Some(failure) = failure.filter(|f| !self.ignore_errors.iter().any(|i| i == f.kind)) {
-            self.client.capture_event(error_event(facts, failure), None);
-        }
-        if self.transactions {
+        if !matches!(facts.method, "HEAD" | "OPTIONS") && sampled(facts.trace, self.sample_rate) {
             self.client.send_envelope(self.transaction(facts, started).into());
+        }
+    }
+
+    /// Reports `failure` of a request, unless `ignore_errors` lists its kind or the
+    /// path is a probe's.
+    fn failure(&self, facts: &RequestFacts<'_>, failure: &Failure) {
+        let quiet = QUIET_PATHS.iter().any(|quiet| facts.path.contains(quiet));
+        if !quiet && !self.ignore_errors.iter().any(|i| i == failure.kind) {
+            self.client.capture_event(error_event(facts, failure), None);
         }
     }
 
@@ -171,22 +208,102 @@ impl Reporter {
 
     fn transaction(&self, facts: &RequestFacts<'_>, started: SystemTime) -> Transaction<'static> {
         let options = self.client.options();
-        let status = if facts.status >= 500 {
-            protocol::SpanStatus::InternalError
-        } else {
-            protocol::SpanStatus::Ok
-        };
+        let mut tags = tags(facts);
+        // The tag FrameX-kit's transactions carry, for dashboards written for them.
+        tags.insert("http.status_code".to_owned(), facts.status.to_string());
         Transaction {
             name: Some(facts.route.to_owned()),
             release: options.release.clone(),
             environment: options.environment.clone(),
-            tags: tags(facts),
-            contexts: trace_context(facts, Some(status)),
+            tags,
+            contexts: trace_context(facts, Some(span_status(facts.status))),
             request: Some(request(facts)),
             start_timestamp: started,
             timestamp: Some(SystemTime::now()),
             ..Default::default()
         }
+    }
+}
+
+/// Whether the trace is sent as a transaction at `rate`: its trace id's low 64 bits
+/// (random, W3C says) against the rate, so every hop that shares the trace and the
+/// rate decides alike, and no random number is drawn.
+fn sampled(trace: &TraceContext, rate: f64) -> bool {
+    rate >= 1.0 || (trace.trace_id as u64 as f64) < rate * u64::MAX as f64
+}
+
+/// The span status of an HTTP status, as Sentry's SDKs map it.
+fn span_status(status: u16) -> protocol::SpanStatus {
+    use protocol::SpanStatus as S;
+    match status {
+        0..=399 => S::Ok,
+        401 => S::Unauthenticated,
+        403 => S::PermissionDenied,
+        404 => S::NotFound,
+        409 => S::AlreadyExists,
+        413 => S::FailedPrecondition,
+        429 => S::ResourceExhausted,
+        400..=499 => S::InvalidArgument,
+        501 => S::Unimplemented,
+        503 => S::Unavailable,
+        504 => S::DeadlineExceeded,
+        500..=599 => S::InternalError,
+        _ => S::UnknownError,
+    }
+}
+
+/// A streamed answer's link to Sentry, when `[sentry]` is on: made where the stream
+/// is answered, armed by the dispatcher with the request's facts once the answer is
+/// made, and told by the stream when it breaks off ([`Failure::stream_broken`]). It
+/// lives on the response's worker thread only.
+#[derive(Clone, Default)]
+pub struct StreamTap(Rc<RefCell<Option<Armed>>>);
+
+/// What an armed [`StreamTap`] reports with.
+type Armed = (Arc<Reporter>, OwnedFacts);
+
+/// [`RequestFacts`], owned (kept by a [`StreamTap`] for a stream's lifetime).
+struct OwnedFacts {
+    method: String,
+    scheme: &'static str,
+    host: String,
+    path: String,
+    route: String,
+    status: u16,
+    request_id: String,
+    trace: TraceContext,
+}
+
+impl StreamTap {
+    /// Reports to `reporter`, with `facts`, a break from now on.
+    pub fn arm(&self, reporter: Arc<Reporter>, facts: &RequestFacts<'_>) {
+        let owned = OwnedFacts {
+            method: facts.method.to_owned(),
+            scheme: if facts.scheme == "https" { "https" } else { "http" },
+            host: facts.host.to_owned(),
+            path: facts.path.to_owned(),
+            route: facts.route.to_owned(),
+            status: facts.status,
+            request_id: facts.request_id.to_owned(),
+            trace: facts.trace.clone(),
+        };
+        *self.0.borrow_mut() = Some((reporter, owned));
+    }
+
+    /// The stream broke off with `error`: reported once, if armed.
+    pub fn broken(&self, error: &Error) {
+        let Some((reporter, f)) = self.0.borrow_mut().take() else { return };
+        let facts = RequestFacts {
+            method: &f.method,
+            scheme: f.scheme,
+            host: &f.host,
+            path: &f.path,
+            route: &f.route,
+            status: f.status,
+            request_id: &f.request_id,
+            trace: &f.trace,
+        };
+        reporter.failure(&facts, &Failure::stream_broken(error));
     }
 }
 
@@ -267,6 +384,35 @@ mod tests {
         assert_eq!(Failure::of(&connect).kind, "UpstreamConnect");
         let panic = Error::PluginPanic { plugin: "p".into(), message: "boom".into() };
         assert_eq!((kind_of(&panic), Failure::of(&panic).message.as_str()), ("PluginPanic", "plugin 'p' panicked: boom"));
+    }
+
+    /// The sample decision follows the trace id's low half: all at 1, none at 0,
+    /// about the share asked between, the same for the same trace.
+    #[test]
+    fn sampling_follows_the_trace_id() {
+        let trace = |id: u128| TraceContext { trace_id: id, ..TraceContext::start() };
+        assert!(sampled(&trace(u128::MAX), 1.0) && !sampled(&trace(0), 0.0));
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let kept = (0..10_000)
+            .filter(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                sampled(&trace(u128::from(state) << 64 | u128::from(state)), 0.25)
+            })
+            .count();
+        assert!((2_200..2_800).contains(&kept), "{kept}");
+        assert_eq!(sampled(&trace(42 << 60), 0.5), sampled(&trace(42 << 60), 0.5));
+    }
+
+    /// HTTP statuses map to Sentry's span statuses as its SDKs map them.
+    #[test]
+    fn span_statuses() {
+        use protocol::SpanStatus as S;
+        let cases = [(200, S::Ok), (302, S::Ok), (404, S::NotFound), (422, S::InvalidArgument), (429, S::ResourceExhausted)];
+        for (status, expected) in cases.into_iter().chain([(500, S::InternalError), (502, S::InternalError), (503, S::Unavailable), (504, S::DeadlineExceeded)]) {
+            assert_eq!(span_status(status), expected, "{status}");
+        }
     }
 
     /// Off unless enable, dsn and env are all set; no event leaves for a probe path.

@@ -175,9 +175,14 @@ impl Config {
             message,
         };
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| invalid(syntax_error(text, &e)))?;
-        env::apply_env(&mut table, env).map_err(invalid)?;
-        let config = Config::deserialize(toml::Value::Table(table))
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        env::apply_env(&mut table, env.iter().cloned()).map_err(invalid)?;
+        let mut config = Config::deserialize(toml::Value::Table(table))
             .map_err(|e| invalid(explain(e.message())))?;
+        // The standard variable of GitHub Actions and GitHub Enterprise (not a FrameX key).
+        if let Some((_, value)) = env.iter().rev().find(|(name, value)| name == "GITHUB_API_URL" && !value.trim().is_empty()) {
+            config.repository.github_api = Some(repository::github_api(value).map_err(invalid)?);
+        }
         config.validate().map_err(invalid)
     }
 
@@ -386,6 +391,7 @@ num_cpus = -1
 simple_log = true
 [sentry]
 enable = false
+lifecycle = "trace"
 [auth]
 rules = { "/api/v1/echo" = ["k"] }
 [plugins.proxy]
@@ -397,7 +403,8 @@ ingress_config = { max_ongoing_requests = 60 }
         assert!(
             summary.contains(
                 "FrameX-kit keys accepted but unused: server.dashboard_port, server.use_ray, \
-                 server.num_cpus, plugins.proxy.ingress_config"
+                 server.num_cpus, plugins.proxy.ingress_config, sentry.lifecycle (Ray keys: framex-rs runs no Ray; \
+                 sentry.lifecycle: it steers FrameX-kit's profiler, and framex-rs does no profiling"
             ),
             "{summary}"
         );

@@ -6,12 +6,50 @@ use std::fmt;
 
 use serde::Deserialize;
 
+/// GitHub's API, unless `GITHUB_API_URL` names another.
+pub const GITHUB_API: &str = "https://api.github.com";
+
 /// `[repository]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RepositoryConfig {
     /// `[repository.auth]`.
     pub auth: RepositoryAuth,
+    /// The GitHub API base from the `GITHUB_API_URL` environment variable (GitHub
+    /// Actions', GitHub Enterprise's `https://<host>/api/v3`), checked and without a
+    /// trailing `/`; `None`: [`GITHUB_API`].
+    #[serde(skip)]
+    pub github_api: Option<String>,
+}
+
+impl RepositoryConfig {
+    /// The GitHub API base: `GITHUB_API_URL`'s, or [`GITHUB_API`].
+    pub fn github_api(&self) -> &str {
+        self.github_api.as_deref().unwrap_or(GITHUB_API)
+    }
+
+    /// The `host[:port]` of `GITHUB_API_URL` when it names another host than
+    /// `api.github.com` (a GitHub Enterprise): its repositories are GitHub's too.
+    pub fn github_enterprise_host(&self) -> Option<String> {
+        let url = url::Url::parse(self.github_api.as_deref()?).ok()?;
+        let host = url.host_str()?.to_ascii_lowercase();
+        (host != "api.github.com").then(|| match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        })
+    }
+}
+
+/// `GITHUB_API_URL` checked: an http(s) URL with a host and no credentials, query or
+/// fragment. The value is never echoed (it could hold a credential).
+pub(super) fn github_api(value: &str) -> Result<String, String> {
+    let refused = || "GITHUB_API_URL must be an http(s) URL such as https://api.github.com (a host, no user, password, query or fragment)".to_owned();
+    let url = url::Url::parse(value.trim()).map_err(|_| refused())?;
+    let plain = url.username().is_empty() && url.password().is_none() && url.query().is_none() && url.fragment().is_none();
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || !plain {
+        return Err(refused());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// `[repository.auth]`: one token per provider.
@@ -218,5 +256,33 @@ token_scheme = "Bearer"
         assert_eq!(ProviderToken::default().header(), None);
         let err = parse("[repository.auth.github]\ntokn = \"x\"").unwrap_err();
         assert!(err.contains("tokn"), "{err}");
+    }
+
+    /// `GITHUB_API_URL` (from the environment, or a `.env` file) becomes the GitHub API
+    /// base, its host a GitHub host; a value that is not a plain http(s) URL is
+    /// refused without being echoed; unset or empty, `api.github.com`.
+    #[test]
+    fn github_api_url_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "").unwrap();
+        let load_at = |value: &str| {
+            let env = [("GITHUB_API_URL".to_owned(), value.to_owned())];
+            crate::config::Config::load_with_env(Some(&path), env).map(|c| c.repository)
+        };
+        let ghe = load_at("https://GHE.example.com/api/v3/").unwrap();
+        assert_eq!(ghe.github_api(), "https://ghe.example.com/api/v3");
+        assert_eq!(ghe.github_enterprise_host().as_deref(), Some("ghe.example.com"));
+        let actions = load_at("https://api.github.com").unwrap();
+        assert_eq!((actions.github_api(), actions.github_enterprise_host()), ("https://api.github.com", None));
+        assert_eq!(load_at("").unwrap().github_api(), GITHUB_API);
+        assert_eq!(load_at("http://127.0.0.1:8080").unwrap().github_enterprise_host().as_deref(), Some("127.0.0.1:8080"));
+        for bad in ["ftp://ghe.example.com", "https://user:pw-secret@ghe.example.com", "https://ghe.example.com/?q=pw-secret", "not a url pw-secret", "https://ghe.example.com/#pw-secret"] {
+            let err = load_at(bad).unwrap_err().to_string();
+            assert!(err.contains("GITHUB_API_URL must be an http(s) URL") && !err.contains("pw-secret"), "{bad}: {err}");
+        }
+        std::fs::write(dir.path().join(".env"), "GITHUB_API_URL=https://ghe.example.org/api/v3\n").unwrap();
+        let from_file = crate::config::Config::load_with_env(Some(&path), std::iter::empty()).unwrap();
+        assert_eq!(from_file.repository.github_api(), "https://ghe.example.org/api/v3");
     }
 }

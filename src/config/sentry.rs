@@ -1,12 +1,12 @@
-//! FrameX-kit's `[sentry]`: errors (and, with `lifecycle = "trace"`, transactions) sent
-//! to Sentry.
+//! FrameX-kit's `[sentry]`: errors and a transaction per request sent to Sentry, and
+//! framex-rs's own `traces_sample_rate`.
 
 use serde::Deserialize;
 
 /// `[sentry]`, with FrameX-kit's keys and defaults. Sentry is on when `enable` is true
 /// and both `dsn` and `env` are set, as in FrameX-kit (which is silently off
 /// otherwise; framex-rs says so once at start).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SentryConfig {
     /// Whether to report to Sentry. Default: `false`.
@@ -22,21 +22,43 @@ pub struct SentryConfig {
     /// of failure: `UpstreamConnect`, `UpstreamTimeout`, `PluginPanic`…, see the
     /// README). Default: none.
     pub ignore_errors: Vec<String>,
-    /// `manual` (default): errors only. `trace`: one transaction per request too.
+    /// FrameX-kit's profiler lifecycle (`manual` by default, or `trace`). Accepted and
+    /// unused: framex-rs does no profiling (`check` and `run` say so when `trace`).
     pub lifecycle: SentryLifecycle,
+    /// framex-rs only (FrameX-kit's model refuses the key): the share of requests sent
+    /// as transactions, 0.0–1.0, decided by the trace id so every hop of a trace
+    /// agrees. Default: 1.0, FrameX-kit's fixed rate.
+    pub traces_sample_rate: f64,
     /// Log records at `info` and above (those `RUST_LOG` lets through) go to Sentry
     /// as Sentry logs too, config secrets scrubbed (`framex run`). Default: `false`.
     pub enable_logs: bool,
 }
 
-/// `sentry.lifecycle`.
+impl Default for SentryConfig {
+    fn default() -> Self {
+        SentryConfig {
+            enable: false,
+            dsn: String::new(),
+            env: String::new(),
+            debug: false,
+            ignore_errors: Vec::new(),
+            lifecycle: SentryLifecycle::Manual,
+            traces_sample_rate: 1.0,
+            enable_logs: false,
+        }
+    }
+}
+
+/// `sentry.lifecycle`: FrameX-kit's `profile_lifecycle` (when its profiler runs). It
+/// does not choose whether transactions are sent: FrameX-kit sends one per request
+/// either way, and so does framex-rs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SentryLifecycle {
-    /// Errors only.
+    /// The profiler is started by hand (FrameX-kit's default).
     #[default]
     Manual,
-    /// Errors, and a transaction for every request.
+    /// The profiler runs while a transaction does.
     Trace,
 }
 
@@ -64,6 +86,12 @@ pub(super) fn check(config: &SentryConfig) -> Result<(), String> {
             "sentry.dsn is not a Sentry DSN (expected <scheme>://<public key>@<host>/<project id>)".to_owned(),
         );
     }
+    if !(0.0..=1.0).contains(&config.traces_sample_rate) {
+        return Err(format!(
+            "sentry.traces_sample_rate must be between 0.0 and 1.0 (the share of requests sent as transactions), not {}",
+            config.traces_sample_rate
+        ));
+    }
     if config.env.chars().any(char::is_control) {
         return Err("sentry.env must not contain control characters".to_owned());
     }
@@ -86,6 +114,18 @@ mod tests {
         assert!(!off.sentry.active());
         assert!(off.sentry.inactive_reason().unwrap().contains("sentry.env"));
         assert!(!parse("").unwrap().sentry.active());
+        assert_eq!(parse("").unwrap().sentry.traces_sample_rate, 1.0, "FrameX-kit's rate by default");
+    }
+
+    /// `traces_sample_rate` takes 0.0–1.0 (an integer too) and refuses anything else.
+    #[test]
+    fn sample_rate_is_a_share() {
+        assert_eq!(parse("[sentry]\ntraces_sample_rate = 0.25").unwrap().sentry.traces_sample_rate, 0.25);
+        assert_eq!(parse("[sentry]\ntraces_sample_rate = 0").unwrap().sentry.traces_sample_rate, 0.0);
+        for bad in ["1.5", "-0.1", "nan", "inf"] {
+            let err = parse(&format!("[sentry]\ntraces_sample_rate = {bad}")).unwrap_err();
+            assert!(err.contains("sentry.traces_sample_rate must be between 0.0 and 1.0"), "{bad}: {err}");
+        }
     }
 
     /// A bad DSN is refused naming the key, without echoing the DSN.

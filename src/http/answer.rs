@@ -24,6 +24,6 @@ pub(super) fn answer(reply: Reply, raw: bool) -> HttpResponse {
             .insert_header((header::CONTENT_TYPE, "text/event-stream"))
             .insert_header((header::CACHE_CONTROL, "no-cache"))
             .insert_header(("x-accel-buffering", "no"))
-            .streaming(response_stream(stream, true)),
+            .streaming(response_stream(stream, true, None)),
     }
 }

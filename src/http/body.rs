@@ -10,6 +10,7 @@ use futures::{Stream, StreamExt};
 
 use super::body_deadline::{payload_error, BodyDeadlines};
 use super::error::status_of;
+use crate::sentry_events::StreamTap;
 
 /// Reads a whole request body, refusing more than `limit` bytes or a body that takes
 /// longer than `within` to arrive.
@@ -40,27 +41,35 @@ async fn read_all(mut payload: web::Payload, limit: usize) -> Result<Bytes, Erro
 /// For server-sent events a failure after the stream started becomes one `error`
 /// event and a clean end, as FrameX clients expect; for other bodies it aborts the
 /// response, so the client sees a truncated transfer rather than a silent success.
+/// Either way `tap` (given when `[sentry]` is on) is told of it.
 pub fn response_stream(
     stream: ChunkStream,
     sse: bool,
+    tap: Option<StreamTap>,
 ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
     // An open SSE stream is counted until the body is dropped (ended or abandoned).
     let open = sse.then(crate::metrics::sse_stream_open);
-    futures::stream::unfold(Some((stream, open)), move |state| async move {
-        let (mut stream, open) = state?;
+    futures::stream::unfold(Some((stream, open, tap)), move |state| async move {
+        let (mut stream, open, tap) = state?;
         match stream.next().await {
             None => None,
             Some(Ok(bytes)) => {
                 crate::metrics::streamed(bytes.len());
-                Some((Ok(bytes), Some((stream, open))))
+                Some((Ok(bytes), Some((stream, open, tap))))
             }
             Some(Err(e)) if sse => {
                 log::warn!("stream ended by error: {}", framex_actors::Escaped(&e));
+                if let Some(tap) = &tap {
+                    tap.broken(&e);
+                }
                 let event = Event::error(status_of(&e).as_u16(), e.external_message());
                 Some((Ok(event.to_bytes()), None))
             }
             Some(Err(e)) => {
                 log::warn!("stream aborted: {}", framex_actors::Escaped(&e));
+                if let Some(tap) = &tap {
+                    tap.broken(&e);
+                }
                 Some((
                     Err(actix_web::error::ErrorBadGateway(e.external_message())),
                     None,

@@ -55,12 +55,18 @@ pub(super) struct DocsTools {
     pub secrets: Vec<String>,
     /// Latest releases asked of repositories lately, by repository URL (see
     /// [`DocsTools::release`]).
-    releases: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Option<crate::repository::Release>)>>,
+    releases: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, ReleaseLookup)>>,
 }
 
 /// How long a repository's latest release is taken as known: the docs page asks for
 /// every plugin card on every view, and each ask spends the repository token's rate.
 const RELEASE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+/// How long a failed lookup (rate limited, provider down) stands before it is tried
+/// again.
+const FAILED_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What a repository said of its latest release (see [`crate::repository::Repo::latest_release`]).
+pub type ReleaseLookup = Result<Option<crate::repository::Release>, crate::repository::LookupError>;
 
 /// Never prints what it keeps (buttons' passwords and headers, tokens, secrets).
 impl std::fmt::Debug for DocsTools {
@@ -76,17 +82,24 @@ impl std::fmt::Debug for DocsTools {
 
 impl DocsTools {
     /// The latest release of the repository at `url`, asked of it at most once per
-    /// [`RELEASE_TTL`] (the map holds only the configured plugins' URLs).
-    pub async fn release(&self, url: &str) -> Option<crate::repository::Release> {
+    /// [`RELEASE_TTL`] (after a failure, [`FAILED_TTL`]; the map holds only the
+    /// configured plugins' URLs). A failure is logged (a warning, once per lookup).
+    pub async fn release(&self, url: &str) -> ReleaseLookup {
         let now = std::time::Instant::now();
         let known = self.releases.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(url).cloned();
-        if let Some((_, release)) = known.filter(|(asked, _)| now.duration_since(*asked) < RELEASE_TTL) {
+        let fresh = |(asked, release): &(std::time::Instant, ReleaseLookup)| {
+            now.duration_since(*asked) < if release.is_ok() { RELEASE_TTL } else { FAILED_TTL }
+        };
+        if let Some((_, release)) = known.filter(fresh) {
             return release;
         }
         let release = match crate::repository::Repo::parse(url, &self.repository) {
             Some(repo) => repo.latest_release(&self.repository).await,
-            None => None,
+            None => Ok(None),
         };
+        if let Err(e) = &release {
+            log::warn!("docs: the latest release of {} is unknown: {e}", framex_actors::Escaped(url));
+        }
         self.releases
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -231,15 +231,24 @@ async fn plugin_release(worker: &Worker, req: &HttpRequest) -> HttpResponse {
         return not_found();
     };
     let current = if version.starts_with('v') { version.to_owned() } else { format!("v{version}") };
-    let latest = shared.docs.tools.release(url).await;
+    let (latest, error) = match shared.docs.tools.release(url).await {
+        Ok(latest) => (latest, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     let has_update = latest.as_ref().is_some_and(|l| repository::is_newer(&current, &l.version));
-    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({
+    let mut answer = json!({
         "has_update": has_update,
         "current_version": current,
         "latest_version": latest.as_ref().map(|l| &l.version),
         "released_at": latest.as_ref().and_then(|l| l.released_at.as_ref()),
         "repo_url": url,
-    }))
+    });
+    // FrameX-kit's five fields; when the provider could not say (FrameX-kit answers
+    // as if there were no release), framex-rs adds why.
+    if let Some(error) = error {
+        answer["error"] = json!(error);
+    }
+    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(answer)
 }
 
 #[cfg(test)]

@@ -157,10 +157,19 @@ pub(super) async fn serve_body(
             _ => builder.finish(),
         },
         Body::Full(bytes) => builder.body(bytes),
-        Body::Stream(stream) => match length {
-            Some(n) if !sse => builder.body(SizedStream::new(n, response_stream(stream, false))),
-            _ => builder.streaming(response_stream(stream, sse)),
-        },
+        Body::Stream(stream) => {
+            // With `[sentry]` on, a break after the answer started is reported (the
+            // dispatcher arms the tap with the request's facts).
+            let tap = worker.shared.sentry.is_some().then(crate::sentry_events::StreamTap::default);
+            let mut response = match length {
+                Some(n) if !sse => builder.body(SizedStream::new(n, response_stream(stream, false, tap.clone()))),
+                _ => builder.streaming(response_stream(stream, sse, tap.clone())),
+            };
+            if let Some(tap) = tap {
+                response.extensions_mut().insert(tap);
+            }
+            response
+        }
     })
 }
 

@@ -223,10 +223,11 @@ pub async fn dispatch(
     }
 }
 
-/// Tells Sentry of a request's answer (`[sentry]` on): its failure, when a 5xx of
-/// ours, and its transaction with `lifecycle = "trace"`.
+/// Tells Sentry of a request's answer (`[sentry]` on): its failure — a 5xx of ours,
+/// or a proxied route's upstream 5xx passed on — and its transaction; arms a streamed
+/// answer's tap, so a break after the answer started is reported too.
 fn report(
-    reporter: &crate::sentry_events::Reporter,
+    reporter: &Arc<crate::sentry_events::Reporter>,
     (req, response, seen): (&HttpRequest, &HttpResponse, &observe::Seen),
     request_id: &str,
     trace: &framex_actors::TraceContext,
@@ -243,7 +244,15 @@ fn report(
         request_id,
         trace,
     };
-    let failure = response.extensions().get::<crate::sentry_events::Failure>().cloned();
+    let extensions = response.extensions();
+    let upstream_status = || {
+        let proxied = seen.target == Some(crate::metrics::Target::Upstream) && facts.status >= 500;
+        proxied.then(|| crate::sentry_events::Failure::upstream_status(facts.status, facts.method, facts.route))
+    };
+    let failure = extensions.get::<crate::sentry_events::Failure>().cloned().or_else(upstream_status);
+    if let Some(tap) = extensions.get::<crate::sentry_events::StreamTap>() {
+        tap.arm(reporter.clone(), &facts);
+    }
     reporter.request(&facts, failure.as_ref(), wall_start);
 }
 

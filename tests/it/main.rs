@@ -11,6 +11,7 @@ mod cache;
 mod control;
 mod dns;
 mod docs_login;
+mod docs_release;
 mod docs_tools;
 mod faults;
 mod idle_memory;

@@ -2,7 +2,8 @@
 //! that accepts `POST /api/<project>/envelope/`, decodes the envelope (newline-separated
 //! JSON: the envelope header, then each item's header and payload; gzip if so sent)
 //! and keeps every item. One test runs the same table and requests against FrameX-kit
-//! 0.4.2 too, each reporting to its own stand-in.
+//! 0.4.2 too, each reporting to its own stand-in (and `sentry_upstream` does for
+//! proxied routes).
 
 use std::io::Read as _;
 use std::sync::{Arc, Mutex};
@@ -18,14 +19,14 @@ use crate::common::{config, get, get_with, spawn_upstream, start};
 
 /// Items received by the stand-in ingest: `(item type, payload)`, and every raw body.
 #[derive(Clone, Default)]
-struct Ingest {
-    items: Arc<Mutex<Vec<(String, Value)>>>,
-    raw: Arc<Mutex<Vec<u8>>>,
+pub(super) struct Ingest {
+    pub(super) items: Arc<Mutex<Vec<(String, Value)>>>,
+    pub(super) raw: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Ingest {
     /// Starts the stand-in; returns it and the DSN pointing at it (project 42).
-    fn start() -> (Ingest, String, actix_web::dev::ServerHandle) {
+    pub(super) fn start() -> (Ingest, String, actix_web::dev::ServerHandle) {
         let ingest = Ingest::default();
         let kept = ingest.clone();
         let (url, handle) = spawn_upstream(move |cfg| {
@@ -67,12 +68,34 @@ impl Ingest {
     }
 
     /// The events received so far.
-    fn events(&self) -> Vec<Value> {
-        self.items.lock().unwrap().iter().filter(|(t, _)| t == "event").map(|(_, v)| v.clone()).collect()
+    pub(super) fn events(&self) -> Vec<Value> {
+        self.of_type("event")
+    }
+
+    /// The items of type `kind` received so far.
+    pub(super) fn of_type(&self, kind: &str) -> Vec<Value> {
+        self.items.lock().unwrap().iter().filter(|(t, _)| t == kind).map(|(_, v)| v.clone()).collect()
+    }
+
+    /// The transactions named `name` received so far.
+    pub(super) fn transactions(&self, name: &str) -> Vec<Value> {
+        self.of_type("transaction").into_iter().filter(|t| t["transaction"] == name).collect()
+    }
+
+    /// The first transaction named `name`, once it has arrived (20 s at most).
+    pub(super) async fn wait_transaction(&self, name: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            if let Some(found) = self.transactions(name).into_iter().next() {
+                return found;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "no transaction {name}: {:?}", self.of_type("transaction"));
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The events, once `count` have arrived (20 s at most).
-    async fn wait_events(&self, count: usize) -> Vec<Value> {
+    pub(super) async fn wait_events(&self, count: usize) -> Vec<Value> {
         let started = Instant::now();
         loop {
             let events = self.events();
@@ -164,10 +187,13 @@ env = "test"
     ingest_handle.stop(true).await;
 }
 
-/// An error kind listed in `ignore_errors` produces no event, others still do; with
-/// `lifecycle = "trace"` every request is a transaction in the request's trace.
+/// An error kind listed in `ignore_errors` produces no event, others still do; every
+/// request is a transaction in the request's trace (op `http.server`, its status from
+/// the HTTP status), the probe paths included (FrameX-kit's `before_send` drops their
+/// errors only), but not a `HEAD` (FrameX-kit's Sentry SDK leaves `HEAD` and `OPTIONS`
+/// out) — with no `lifecycle` set.
 #[actix_rt::test]
-async fn ignored_errors_send_nothing_and_trace_sends_transactions() {
+async fn ignored_errors_send_nothing_and_every_request_is_a_transaction() {
     let (ingest, dsn, ingest_handle) = Ingest::start();
     let upstream = alive_then_dead().await;
     let toml = format!(
@@ -184,7 +210,6 @@ enable = true
 dsn = "{dsn}"
 env = "prod"
 ignore_errors = ["UpstreamConnect"]
-lifecycle = "trace"
 "#,
         upstream.url
     );
@@ -198,22 +223,56 @@ lifecycle = "trace"
     assert_eq!(events[0]["exception"]["values"][0]["type"], "PluginPanic", "the ignored kind sent nothing");
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
     let traceparent = format!("00-{trace_id}-b7ad6b7169203331-01");
+    assert_eq!(crate::common::request("HEAD", &server.url("/api/v1/fine"), &[], Vec::new()).await.status, 200);
     assert_eq!(get_with(&server.url("/api/v1/fine"), &[("traceparent", &traceparent)]).await.status, 200);
-    let started = Instant::now();
-    let transaction = loop {
-        let found = ingest.items.lock().unwrap().iter().find(|(t, v)| t == "transaction" && v["contexts"]["trace"]["trace_id"] == trace_id).map(|(_, v)| v.clone());
-        if let Some(found) = found {
-            break found;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "no transaction for the request");
-        actix_rt::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(transaction["transaction"], "/api/v1/fine");
+    assert_eq!(get(&server.url("/health")).await.status, 200);
+    let transaction = ingest.wait_transaction("/api/v1/fine").await;
+    assert_eq!(transaction["contexts"]["trace"]["trace_id"], trace_id);
     assert_eq!(transaction["environment"], "prod_noray");
+    assert_eq!(transaction["contexts"]["trace"]["op"], "http.server");
+    assert_eq!(transaction["contexts"]["trace"]["status"], "ok");
     assert_eq!(transaction["contexts"]["trace"]["parent_span_id"], "b7ad6b7169203331");
+    assert_eq!(transaction["tags"]["http.status_code"], "200");
+    let health = ingest.wait_transaction("/health").await;
+    assert_eq!(health["contexts"]["trace"]["status"], "ok");
+    for (route, status) in [("/api/v1/gone", "internal_error"), ("/api/v1/boom", "internal_error")] {
+        let failed = ingest.transactions(route);
+        assert_eq!(failed.len(), 1, "{route}: {failed:?}");
+        assert_eq!(failed[0]["contexts"]["trace"]["status"], status, "{route}");
+    }
+    assert_eq!(ingest.transactions("/api/v1/fine").len(), 1, "the HEAD sent none");
     assert_eq!(ingest.events().len(), 1, "{:?}", ingest.events());
     server.stop(true).await;
     ingest_handle.stop(true).await;
+}
+
+/// `traces_sample_rate` (framex-rs's key): at 0 no transaction leaves, while errors
+/// still do; at 0.5 about half the requests are sent (requests one at a time, so the
+/// transport's queue of 30 never overflows).
+#[actix_rt::test]
+async fn the_sample_rate_thins_transactions_not_errors() {
+    for (rate, requests) in [(0.0, 5_usize), (0.5, 100)] {
+        let (ingest, dsn, ingest_handle) = Ingest::start();
+        let toml = format!(
+            "load_plugins = [\"boom\"]\n[sentry]\nenable = true\ndsn = \"{dsn}\"\nenv = \"test\"\ntraces_sample_rate = {rate:?}\n"
+        );
+        let plugin = PluginBuilder::new("boom").get("/boom", boom).get("/fine", fine).build().unwrap();
+        let server = start(config(&toml), vec![plugin]).await;
+        for _ in 0..requests {
+            assert_eq!(get(&server.url("/api/v1/fine")).await.status, 200);
+        }
+        // Sent after the others on the same queue: once it is in, they are too.
+        assert_eq!(get(&server.url("/api/v1/boom")).await.status, 500);
+        ingest.wait_events(1).await;
+        let sent = ingest.transactions("/api/v1/fine").len();
+        if rate == 0.0 {
+            assert!(ingest.of_type("transaction").is_empty(), "{:?}", ingest.of_type("transaction"));
+        } else {
+            assert!((20..=80).contains(&sent), "about half of {requests}: {sent}");
+        }
+        server.stop(true).await;
+        ingest_handle.stop(true).await;
+    }
 }
 
 /// An upstream serving its document until stopped.
@@ -311,6 +370,10 @@ class BoomPlugin(BasePlugin):
     @on_request("/api/v1/ignored", methods=["GET"])
     async def ignored(self) -> str:
         raise ValueError("an ignored failure")
+
+    @on_request("/api/v1/fine", methods=["GET"])
+    async def fine(self) -> str:
+        return "fine"
 "#;
 
 async fn plugin_error(_: NoArgs, _cx: Ctx) -> framex::Result<String> {
@@ -338,28 +401,51 @@ async fn the_one_event(base: &str, ingest: &Ingest) -> (Value, bool) {
     (event, raw.contains("sk-live-never-leaves"))
 }
 
+/// Asks `base` for `/api/v1/fine` and returns its one transaction (after 500 ms in
+/// which no second one came).
+async fn the_one_transaction(base: &str, ingest: &Ingest) -> Value {
+    assert_eq!(get(&format!("{base}/api/v1/fine")).await.status, 200);
+    let transaction = ingest.wait_transaction("/api/v1/fine").await;
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ingest.transactions("/api/v1/fine").len(), 1, "one request, one transaction");
+    transaction
+}
+
 /// The same `[sentry]` table and the same requests against FrameX-kit 0.4.2 and
 /// framex-rs, each reporting to its own stand-in ingest: a Sentry user sees one event
 /// for the failure and none for the ignored one, with the same environment, level,
 /// transaction, method, URL (without the query) and trace status, and the failure's
 /// type and message (FrameX-kit's Python exception, framex-rs's error kind). They
 /// differ where framex-rs sends less: FrameX-kit sends the query string and, in its
-/// frames' local variables, the `Authorization` key; framex-rs neither.
+/// frames' local variables, the `Authorization` key; framex-rs neither. A successful
+/// request is one transaction to each, alike: named by the route, op `http.server`,
+/// status `ok`, the same environment, a `v` release.
 #[actix_rt::test]
 async fn a_plugin_failure_reaches_sentry_as_from_framex_kit() {
     let (kit_ingest, kit_dsn, kit_ingest_handle) = Ingest::start();
     let kit_toml = format!("load_plugins = [\"boomkit\"]\n{}", sentry_table(&kit_dsn));
-    let paths = ["/api/v1/boom", "/api/v1/ignored"];
+    let paths = ["/api/v1/boom", "/api/v1/ignored", "/api/v1/fine"];
     let files = [("boomkit.py", KIT_PLUGIN)];
     let (kit, _dir) = crate::common::python::framex_kit_with(&kit_toml, &paths, &files).await;
     let (theirs, kit_sent_key) = the_one_event(&kit.url, &kit_ingest).await;
+    let their_transaction = the_one_transaction(&kit.url, &kit_ingest).await;
 
     let (ingest, dsn, ingest_handle) = Ingest::start();
-    let plugin = PluginBuilder::new("boomkit").get("/boom", plugin_error).get("/ignored", boom).build().unwrap();
+    let plugin = PluginBuilder::new("boomkit").get("/boom", plugin_error).get("/ignored", boom).get("/fine", fine).build().unwrap();
     let server = start(config(&format!("load_plugins = [\"boomkit\"]\n{}", sentry_table(&dsn))), vec![plugin]).await;
     let base = server.url("");
     let base = base.trim_end_matches('/');
     let (ours, sent_key) = the_one_event(base, &ingest).await;
+    let our_transaction = the_one_transaction(base, &ingest).await;
+    for (transaction, base) in [(&their_transaction, kit.url.as_str()), (&our_transaction, base)] {
+        assert_eq!(transaction["transaction"], "/api/v1/fine", "{transaction}");
+        assert_eq!(transaction["contexts"]["trace"]["op"], "http.server", "{transaction}");
+        assert_eq!(transaction["contexts"]["trace"]["status"], "ok", "{transaction}");
+        assert_eq!(transaction["environment"], "test_noray", "{transaction}");
+        assert_eq!(transaction["tags"]["http.status_code"], "200", "{transaction}");
+        assert_eq!(transaction["request"]["url"], format!("{base}/api/v1/fine"), "{transaction}");
+        assert!(transaction["release"].as_str().is_some_and(|r| r.starts_with('v')), "{transaction}");
+    }
 
     for (event, base) in [(&theirs, kit.url.as_str()), (&ours, base)] {
         assert_eq!(event["environment"], "test_noray", "{event}");
