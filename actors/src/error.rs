@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::peer::Peer;
+use crate::wire_error::WireError;
 
 /// Why no connection to an upstream endpoint could be made (nothing was sent).
 ///
@@ -33,9 +34,13 @@ pub enum ConnectFailure {
     /// The TLS handshake failed (certificate, protocol).
     #[error("TLS handshake failed: {0}")]
     Tls(#[source] Arc<std::io::Error>),
-    /// The HTTP/1.1 connection could not be set up, or closed before taking the request.
+    /// The HTTP/1.1 connection could not be set up (hyper's client: the WebSocket
+    /// tunnel, one-off fetches).
     #[error("connection unusable: {0}")]
     Http(#[source] Arc<hyper::Error>),
+    /// The connection was closed before taking the request (none of it was written).
+    #[error("connection closed before taking the request: {0}")]
+    Closed(#[source] Arc<std::io::Error>),
     /// Given up while connecting: another request's failure ejected the endpoint
     /// meanwhile (the request goes to a healthy one instead).
     #[error("endpoint ejected while connecting")]
@@ -55,7 +60,7 @@ impl ConnectFailure {
             ConnectFailure::Request(_) => "request could not be built".to_owned(),
             ConnectFailure::Tcp(_) => "connection failed".to_owned(),
             ConnectFailure::Tls(_) => "TLS handshake failed".to_owned(),
-            ConnectFailure::Http(_) => "connection unusable".to_owned(),
+            ConnectFailure::Http(_) | ConnectFailure::Closed(_) => "connection unusable".to_owned(),
             ConnectFailure::Ejected => "endpoint ejected".to_owned(),
             timeout @ ConnectFailure::Timeout { .. } => timeout.to_string(),
         }
@@ -70,24 +75,24 @@ pub enum BrokenReply {
     /// The connection was reset as the request was written: the upstream had closed
     /// it before reading the whole request.
     #[error("reset the connection as the request was written")]
-    ResetOnWrite(#[source] hyper::Error),
+    ResetOnWrite(#[source] WireError),
     /// The connection closed (or was reset) before a complete answer head: no answer,
     /// or a cut-off one.
     #[error("closed the connection without answering")]
-    ClosedBeforeAnswer(#[source] hyper::Error),
+    ClosedBeforeAnswer(#[source] WireError),
     /// The answer's head could not be read: its status line, a header, its framing
     /// (`Content-Length`, `Transfer-Encoding`), or a head too large.
     #[error("{0}")]
-    Head(#[source] hyper::Error),
+    Head(#[source] WireError),
     /// The connection failed some other way while the answer was awaited.
     #[error("{0}")]
-    Connection(#[source] hyper::Error),
+    Connection(#[source] WireError),
     /// A body read whole could not be read (cut off before its `Content-Length`).
     #[error("body could not be read: {0}")]
     Body(#[source] BodyError),
     /// A streamed body broke off before its end (cut off, or a broken chunk).
     #[error("the stream broke off{}", StreamCut(.0))]
-    StreamCut(#[source] hyper::Error),
+    StreamCut(#[source] WireError),
     /// `101 Switching Protocols` to a request that asked for no upgrade.
     #[error("switched protocols (101) without being asked to")]
     UnsolicitedSwitch,
@@ -101,10 +106,9 @@ pub enum BrokenReply {
 }
 
 impl BrokenReply {
-    /// A failed exchange as hyper reports it: the head could not be parsed, or the
-    /// connection failed.
-    pub fn of_exchange(error: hyper::Error) -> Self {
-        if error.is_parse() {
+    /// A failed exchange: the head could not be parsed, or the connection failed.
+    pub fn of_exchange(error: WireError) -> Self {
+        if error.is_head() {
             BrokenReply::Head(error)
         } else {
             BrokenReply::Connection(error)
@@ -112,12 +116,12 @@ impl BrokenReply {
     }
 }
 
-/// How a cut-off stream is told: hyper's words unless it merely ended early.
-struct StreamCut<'a>(&'a hyper::Error);
+/// How a cut-off stream is told: the cause's words unless it merely ended early.
+struct StreamCut<'a>(&'a WireError);
 
 impl fmt::Display for StreamCut<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_incomplete_message() {
+        if self.0.is_incomplete() {
             f.write_str(" before its end")
         } else {
             write!(f, ": {}", self.0)
@@ -130,7 +134,7 @@ impl fmt::Display for StreamCut<'_> {
 pub enum BodyError {
     /// The connection broke, or the body ended before its declared length.
     #[error("{0}")]
-    Broken(#[source] hyper::Error),
+    Broken(#[source] WireError),
     /// The body is longer than allowed.
     #[error("body larger than {limit} bytes")]
     TooLarge {
@@ -170,25 +174,9 @@ pub enum Fault {
     DecodeTask(#[source] tokio::task::JoinError),
     /// Our request body to the upstream failed with an error of ours that is not the
     /// client's doing nor a limit (say, a streamed reply of another upstream forwarded
-    /// as the body, failing): hyper's error, which holds ours as its source.
-    #[error("request body broke off: {}", OurBodyError(.0))]
-    RequestBody(#[source] hyper::Error),
-}
-
-/// Our own error inside hyper's, as the log tells it (hyper's words if none is).
-struct OurBodyError<'a>(&'a hyper::Error);
-
-impl fmt::Display for OurBodyError<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut source = std::error::Error::source(self.0);
-        while let Some(inner) = source {
-            if let Some(ours) = inner.downcast_ref::<Error>() {
-                return write!(f, "{ours}");
-            }
-            source = inner.source();
-        }
-        write!(f, "{}", self.0)
-    }
+    /// as the body, failing).
+    #[error("request body broke off: {0}")]
+    RequestBody(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// One problem with a call's arguments, reported with a 422.
@@ -760,7 +748,7 @@ mod tests {
     async fn a_broken_head_keeps_hypers_error() {
         let hyper = hyper_error(b"HTTP/1.1 2x0 OK\r\n\r\n", empty()).await;
         let said = hyper.to_string();
-        let reason = BrokenReply::of_exchange(hyper);
+        let reason = BrokenReply::of_exchange(WireError::Hyper(hyper));
         assert!(matches!(reason, BrokenReply::Head(_)), "{reason:?}");
         let error = Error::UpstreamReply {
             upstream: endpoint(),
@@ -781,7 +769,7 @@ mod tests {
         const CUT: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc";
         let streamed = Error::UpstreamReply {
             upstream: endpoint(),
-            reason: BrokenReply::StreamCut(hyper_error(CUT, empty()).await),
+            reason: BrokenReply::StreamCut(WireError::Hyper(hyper_error(CUT, empty()).await)),
         };
         assert_eq!(
             streamed.to_string(),
@@ -790,14 +778,14 @@ mod tests {
         assert!(cause::<hyper::Error>(&streamed).is_some());
         let io = cause::<std::io::Error>(&streamed).expect("the chain reaches the socket's error");
         assert_eq!(io.kind(), std::io::ErrorKind::UnexpectedEof);
-        let whole = BrokenReply::Body(BodyError::Broken(hyper_error(CUT, empty()).await));
+        let whole = BrokenReply::Body(BodyError::Broken(WireError::Hyper(hyper_error(CUT, empty()).await)));
         assert_eq!(
             whole.to_string(),
             "body could not be read: error reading a body from connection"
         );
         assert!(cause::<std::io::Error>(&whole)
             .is_some_and(|e| e.kind() == std::io::ErrorKind::UnexpectedEof));
-        let closed = BrokenReply::ClosedBeforeAnswer(hyper_error(b"", empty()).await);
+        let closed = BrokenReply::ClosedBeforeAnswer(WireError::Hyper(hyper_error(b"", empty()).await));
         assert_eq!(
             closed.to_string(),
             "closed the connection without answering"
@@ -806,26 +794,38 @@ mod tests {
     }
 
     /// Our request body failing with an error of ours: the log tells ours, and the
-    /// chain goes through hyper's error to it.
-    #[actix_rt::test]
-    async fn our_failing_body_is_told_through_hypers_error() {
-        let failing = http_body_util::StreamBody::new(futures::stream::iter([Err::<
-            hyper::body::Frame<Bytes>,
-            Error,
-        >(
-            Error::StreamClosed,
-        )]));
-        let hyper = hyper_error(b"", failing).await;
-        let error = Error::Internal(Fault::RequestBody(hyper));
+    /// chain reaches it.
+    #[test]
+    fn our_failing_body_is_told_as_ours() {
+        let error = Error::Internal(Fault::RequestBody(Box::new(Error::StreamClosed)));
         assert_eq!(
             error.to_string(),
             "internal error: request body broke off: the stream's consumer is gone"
         );
-        assert!(cause::<hyper::Error>(&error).is_some());
         assert!(
             matches!(cause::<Error>(&error), Some(Error::StreamClosed)),
             "ours is at the end of the chain"
         );
+    }
+
+    /// The pool's own client's causes read as hyper's did: a stream cut off says
+    /// "before its end", and the socket's error is in the chain.
+    #[test]
+    fn the_wire_errors_read_naturally() {
+        let cut = Error::UpstreamReply {
+            upstream: endpoint(),
+            reason: BrokenReply::StreamCut(WireError::ClosedInBody),
+        };
+        assert_eq!(
+            cut.to_string(),
+            "upstream http://10.0.0.1:80 sent a broken reply: the stream broke off before its end"
+        );
+        let reset = BrokenReply::of_exchange(WireError::Read(std::io::ErrorKind::ConnectionReset.into()));
+        assert!(matches!(reset, BrokenReply::Connection(_)));
+        assert!(cause::<std::io::Error>(&reset).is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset));
+        let head = BrokenReply::of_exchange(WireError::Head(crate::wire_error::HeadError::ContentLength));
+        assert!(matches!(head, BrokenReply::Head(_)));
+        assert_eq!(head.to_string(), "invalid answer head: invalid Content-Length");
     }
 
     #[test]

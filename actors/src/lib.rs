@@ -90,6 +90,7 @@ pub mod test_util;
 pub mod trace;
 pub mod upstream;
 mod upstream_url;
+mod wire_error;
 mod peer;
 
 pub use api::{ApiKey, ApiSpec, Args, BodySpec, FormField, Param, ParamLocation, ValueKind};
@@ -100,6 +101,7 @@ pub use call_policy::{CallPolicy, Pick};
 pub use engine::{Engine, WorkerEngine};
 pub use error::{ArgProblem, BodyError, BrokenReply, ConnectFailure, Error, Fault};
 pub use peer::{EndpointPeer, Peer};
+pub use wire_error::{HeadError, WireError};
 pub use escape::Escaped;
 pub use trace::TraceContext;
 pub use ctx::Ctx;

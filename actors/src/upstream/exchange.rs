@@ -30,7 +30,10 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request};
 use tokio::time::Instant;
 
-use super::client::{Client, Lease, OutBody, SendError};
+use super::client::{Client, Lease, SendError};
+use super::out_body::OutBody;
+use super::h1::WireBody;
+use crate::wire_error::WireError;
 use super::relay::{relay, InFlight};
 use super::{
     Body, ForwardRequest, ForwardResponse, PoolShared, RetryPermit, UpstreamTarget, HOPS_NAME,
@@ -305,7 +308,7 @@ impl Exchange {
         &mut self,
         plan: &Plan,
         attempt: Attempt<'_>,
-        response: http::Response<hyper::body::Incoming>,
+        response: http::Response<WireBody>,
         lease: Lease,
     ) -> ControlFlow<Result<ForwardResponse, Error>, Next> {
         let Attempt { index, endpoint, number, guard } = attempt;
@@ -442,7 +445,7 @@ impl Exchange {
     /// Classifies a connection lost once hyper had the request (`reused`: a kept-alive
     /// one): whether it goes again, fresh or elsewhere, and whether it reached the
     /// endpoint.
-    fn lost(&self, error: hyper::Error, reused: bool, upstream: Peer, plan: &Plan) -> Failure {
+    fn lost(&self, error: WireError, reused: bool, upstream: Peer, plan: &Plan) -> Failure {
         let lost = Lost::of(&error);
         let error = Error::UpstreamReply {
             upstream,
@@ -556,7 +559,7 @@ impl Exchange {
     }
 }
 
-/// How a connection was lost once the request had gone to hyper.
+/// How a connection was lost once the request was on its way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lost {
     /// Writing the request failed: the upstream had reset or closed the connection.
@@ -569,31 +572,19 @@ enum Lost {
 }
 
 impl Lost {
-    fn of(error: &hyper::Error) -> Lost {
-        if error.is_incomplete_message() || error.is_canceled() {
-            return Lost::BeforeAnswer;
-        }
-        // hyper reports a failed write as "error writing a body to connection" (the
-        // head included) over the socket's error; a read error has no such wrapper.
-        let io = std::error::Error::source(error).and_then(|e| e.downcast_ref::<std::io::Error>());
-        let reset = io.is_some_and(|e| {
-            matches!(
-                e.kind(),
-                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
-            )
-        });
-        if reset && error.to_string().starts_with("error writing") {
-            Lost::OnWrite
-        } else if io.is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset) {
+    fn of(error: &WireError) -> Lost {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+        match error {
+            WireError::ClosedBeforeHead => Lost::BeforeAnswer,
+            WireError::Write(e) if matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted) => Lost::OnWrite,
             // A reset while waiting for the head: the upstream closed the connection
             // without answering (a graceful shutdown closing what it took for idle).
-            Lost::BeforeAnswer
-        } else {
-            Lost::Other
+            WireError::Read(e) if e.kind() == ConnectionReset => Lost::BeforeAnswer,
+            _ => Lost::Other,
         }
     }
 
-    fn reason(self, error: hyper::Error) -> BrokenReply {
+    fn reason(self, error: WireError) -> BrokenReply {
         match self {
             Lost::OnWrite => BrokenReply::ResetOnWrite(error),
             Lost::BeforeAnswer => BrokenReply::ClosedBeforeAnswer(error),

@@ -29,7 +29,11 @@
 
 mod attempt;
 mod client;
+mod endpoint;
 mod exchange;
+mod fetch;
+mod h1;
+mod out_body;
 pub mod headers;
 pub mod keys;
 pub mod health;
@@ -57,7 +61,7 @@ use crate::call::CallContext;
 use crate::peer::Peer;
 use crate::stream::ChunkStream;
 
-pub use client::{fetch, fetch_request, OneRequest};
+pub use fetch::{fetch, fetch_request, OneRequest};
 pub use headers::{is_hop_by_hop, strip_hop_by_hop};
 pub use keys::EndpointKeys;
 pub use relay::FULL_BODY_LIMIT;

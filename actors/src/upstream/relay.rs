@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use http::header;
 use http::{Method, StatusCode};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use super::client::{read_to_end, Lease};
+use super::h1::WireBody;
 use super::headers::{frame_by_transfer_encoding, strip_hop_by_hop};
 use super::{Body, ForwardResponse, PoolShared};
 use crate::error::{BrokenReply, Error};
@@ -83,7 +82,7 @@ impl Drop for InFlight {
 /// body has been read to its end. `timeout` bounds reading a whole body and each idle
 /// gap of a streamed one.
 pub(super) async fn relay(
-    response: http::Response<Incoming>,
+    response: http::Response<WireBody>,
     lease: Lease,
     method: &Method,
     upstream: Peer,
@@ -119,12 +118,12 @@ pub(super) async fn relay(
         || status == StatusCode::NOT_MODIFIED
         || length == Some(0)
     {
-        lease.release();
+        lease.release(incoming);
         Body::Empty
     } else if let Some(len) = length.filter(|&n| n <= FULL_BODY_LIMIT && !is_event_stream) {
         match tokio::time::timeout(timeout, read_to_end(&mut incoming, len)).await {
             Ok(Ok(bytes)) => {
-                lease.release();
+                lease.release(incoming);
                 Body::Full(bytes)
             }
             Ok(Err(e)) => {
@@ -162,7 +161,7 @@ pub(super) async fn relay(
 /// A body cut off before its end (shorter than its `Content-Length`, or chunked
 /// without the last chunk) is a failure, reported to the consumer.
 async fn pump(
-    mut incoming: Incoming,
+    mut incoming: WireBody,
     lease: Lease,
     sender: ChunkSender,
     idle: Duration,
@@ -180,11 +179,10 @@ async fn pump(
         };
         match next {
             Ok(None) => {
-                lease.release();
+                lease.release(incoming);
                 return;
             }
-            Ok(Some(Ok(frame))) => {
-                let Ok(chunk) = frame.into_data() else { continue };
+            Ok(Some(Ok(chunk))) => {
                 if sender.send(chunk).await.is_err() {
                     return;
                 }

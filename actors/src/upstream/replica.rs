@@ -139,7 +139,7 @@ mod tests {
     }
 
     /// A status line that cannot be parsed: the error names the endpoint by its URL,
-    /// says the head was broken, and holds hyper's error.
+    /// says the head was broken, and holds the parser's error.
     #[actix_rt::test]
     async fn a_broken_head_names_its_endpoint() {
         let url = raw_upstream(b"HTTP/1.1 2x0 OK\r\n\r\n").await;
@@ -147,11 +147,11 @@ mod tests {
         config.retries = 0;
         let (replica, target) = replica(config);
         let error = replica.forward(target, get()).await.expect_err("a broken reply");
-        let Error::UpstreamReply { upstream: Peer::Endpoint(endpoint), reason: BrokenReply::Head(hyper) } = &error else {
+        let Error::UpstreamReply { upstream: Peer::Endpoint(endpoint), reason: BrokenReply::Head(cause) } = &error else {
             panic!("not a broken head from an endpoint: {error:?}");
         };
         assert_eq!((endpoint.url(), endpoint.address()), (&url, None));
-        assert!(hyper.is_parse(), "{hyper}");
+        assert!(cause.is_head(), "{cause}");
         assert!(error.to_string().starts_with(&format!("upstream {url} sent a broken reply: ")), "{error}");
     }
 

@@ -15,7 +15,10 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use super::client::{connect, read_to_end, Endpoint, OutBody};
+use super::endpoint::Endpoint;
+use super::fetch::{connect, read_incoming_to_end};
+use super::out_body::OutBody;
+use crate::wire_error::WireError;
 use super::{selection, PoolShared, HOPS_HEADER, REQUEST_ID_HEADER};
 use crate::call::CallContext;
 use crate::error::{BrokenReply, ConnectFailure, Error};
@@ -130,7 +133,7 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
             .await
             .map_err(|e| Error::UpstreamReply {
                 upstream: peer.clone(),
-                reason: BrokenReply::of_exchange(e),
+                reason: BrokenReply::of_exchange(WireError::Hyper(e)),
             })
     };
     let response = match tokio::time::timeout(config.timeout, upgrade).await {
@@ -179,7 +182,7 @@ async fn answered(response: hyper::Response<hyper::body::Incoming>, peer: &Peer,
     let status = response.status();
     if status != StatusCode::SWITCHING_PROTOCOLS {
         let headers = response.headers().clone();
-        let body = read_to_end(&mut response.into_body(), REFUSAL_BODY_LIMIT)
+        let body = read_incoming_to_end(&mut response.into_body(), REFUSAL_BODY_LIMIT)
             .await
             .map_err(|e| Error::UpstreamReply {
                 upstream: peer.clone(),

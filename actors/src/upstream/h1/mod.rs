@@ -1,0 +1,328 @@
+//! The pool's HTTP/1.1 connections, driven by the task that makes the request: the
+//! request is written and its answer's head read on the caller's own task, and the
+//! body by whoever reads it. No connection task, no channel between them, no wake-up
+//! of another task per request (hyper's client connection API needs all three; see
+//! the README's cost figures).
+//!
+//! An idle connection is a socket and a buffer in the pool's list: nothing runs for
+//! it. Whether the upstream closed it meanwhile is read off the socket's readiness
+//! when it is taken again (no system call unless the socket became readable).
+
+mod body;
+mod head;
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures::Stream;
+use http::{Request, Response};
+use rustls::ClientConfig;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+pub(super) use body::WireBody;
+use head::{parse_answer_head, says_empty_length, write_request_head, RequestFraming};
+
+use super::endpoint::Endpoint;
+use super::out_body::OutBody;
+use crate::error::{ConnectFailure, Error};
+use crate::wire_error::WireError;
+
+/// How much is read from the socket at a time.
+const READ_SIZE: usize = 16 * 1024;
+/// A whole body up to this size goes out in the same write as the head.
+const COALESCE: usize = 16 * 1024;
+
+/// The socket under a connection: plain TCP, or TLS over it.
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// One HTTP/1.1 connection to an endpoint, with what was read from it and not used.
+pub(in crate::upstream) struct Conn {
+    io: Io,
+    buf: BytesMut,
+}
+
+/// Why an exchange on a connection gave no answer head.
+pub(super) enum Failed {
+    /// Nothing of the request was written (the upstream had closed the connection):
+    /// the request comes back whole.
+    Unsent {
+        /// The request, untouched (boxed: it is large, and this is the rare case).
+        request: Box<Request<OutBody>>,
+        /// What the socket said.
+        cause: io::Error,
+    },
+    /// The request was (at least partly) written, or the answer could not be read.
+    Exchange(WireError),
+    /// Our own request body failed.
+    Body(Error),
+}
+
+impl Conn {
+    /// Opens a connection to `endpoint` (TLS for `https://`).
+    pub(super) async fn open(endpoint: &Endpoint, tls: &Arc<ClientConfig>) -> Result<Conn, ConnectFailure> {
+        let stream = TcpStream::connect(endpoint.address.as_str())
+            .await
+            .map_err(|e| ConnectFailure::Tcp(Arc::new(e)))?;
+        let _ = stream.set_nodelay(true);
+        let io = match &endpoint.tls {
+            None => Io::Plain(stream),
+            Some(name) => Io::Tls(Box::new(
+                tokio_rustls::TlsConnector::from(tls.clone())
+                    .connect(name.clone(), stream)
+                    .await
+                    .map_err(|e| ConnectFailure::Tls(Arc::new(e)))?,
+            )),
+        };
+        Ok(Conn { io, buf: BytesMut::new() })
+    }
+
+    /// Whether an idle connection can take a request: the upstream has not closed it
+    /// and sent nothing unasked. Looks at the socket only if it became readable.
+    pub(super) fn is_usable(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        let mut probe = [0u8; 1];
+        match &mut self.io {
+            Io::Plain(stream) => match stream.poll_read_ready(&mut cx) {
+                Poll::Pending => true,
+                Poll::Ready(Err(_)) => false,
+                Poll::Ready(Ok(())) => matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+            },
+            // TLS may have records of its own to read (session tickets): read through
+            // it, expecting nothing.
+            Io::Tls(stream) => {
+                let mut probe = ReadBuf::new(&mut probe);
+                Pin::new(stream.as_mut()).poll_read(&mut cx, &mut probe).is_pending()
+            }
+        }
+    }
+
+    /// An idle connection gives its empty buffer back (the next read allocates one).
+    pub(super) fn park(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+    }
+
+    /// Sends `request` and reads its answer's head (1xx interim answers skipped); the
+    /// body is read from the connection, which moves into it.
+    pub(super) async fn exchange(mut self, request: Request<OutBody>) -> Result<Response<WireBody>, Failed> {
+        let (parts, body) = request.into_parts();
+        let framing = match &body {
+            OutBody::Empty | OutBody::Full(None) if says_empty_length(&parts.method) => RequestFraming::Length(0),
+            OutBody::Empty | OutBody::Full(None) => RequestFraming::None,
+            OutBody::Full(Some(bytes)) => RequestFraming::Length(bytes.len() as u64),
+            OutBody::Stream(_) => RequestFraming::Chunked,
+        };
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut out = BytesMut::new();
+        write_request_head(&mut out, &parts.method, path, &parts.headers, &framing);
+        // A small whole body goes out in the same write as the head.
+        let coalesced = matches!(&body, OutBody::Full(Some(b)) if b.len() <= COALESCE);
+        if let (true, OutBody::Full(Some(bytes))) = (coalesced, &body) {
+            out.extend_from_slice(bytes);
+        }
+        match self.write_first(&out).await {
+            Ok(()) => {}
+            Err((cause, 0)) => {
+                return Err(Failed::Unsent {
+                    request: Box::new(Request::from_parts(parts, body)),
+                    cause,
+                })
+            }
+            Err((cause, _)) => return Err(Failed::Exchange(WireError::Write(cause))),
+        }
+        let early = match body {
+            OutBody::Empty | OutBody::Full(None) => false,
+            OutBody::Full(Some(_)) if coalesced => false,
+            body => self.write_body(body, &parts.method).await?,
+        };
+        self.io.flush().await.map_err(|e| Failed::Exchange(WireError::Write(e)))?;
+        let response = self.read_head(&parts.method).await.map_err(Failed::Exchange)?;
+        // Answered before its body was all sent: the rest of the request is still due
+        // on the connection, which therefore cannot carry another one.
+        Ok(if early { response.map(WireBody::last_on_its_connection) } else { response })
+    }
+
+    /// Writes `bytes`, the first of the request; on failure, says how much went.
+    async fn write_first(&mut self, bytes: &[u8]) -> Result<(), (io::Error, usize)> {
+        let mut written = 0;
+        while written < bytes.len() {
+            match self.io.write(&bytes[written..]).await {
+                Ok(0) => return Err((io::ErrorKind::WriteZero.into(), written)),
+                Ok(n) => written += n,
+                Err(e) => return Err((e, written)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a request body (too large to go with the head, or streamed) after its
+    /// head, reading meanwhile: an upstream that answers before the body is all sent
+    /// (a 413, a 401) and stops reading it has its answer taken rather than the
+    /// writing stalled. Says whether the answer came early.
+    async fn write_body(&mut self, body: OutBody, method: &http::Method) -> Result<bool, Failed> {
+        let mut outgoing = Outgoing::new(body);
+        // The answer is looked for only when writing cannot go on (the socket is full,
+        // or the body's next chunk is not there yet).
+        futures::future::poll_fn(|cx| loop {
+            if outgoing.pending.is_empty() {
+                match outgoing.poll_next(cx)? {
+                    Poll::Ready(true) => {}
+                    Poll::Ready(false) => return Poll::Ready(Ok(false)),
+                    Poll::Pending => return self.poll_early_answer(cx, method).map_ok(|()| true),
+                }
+            }
+            match Pin::new(&mut self.io).poll_write(cx, &outgoing.pending) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(Failed::Exchange(WireError::Write(io::ErrorKind::WriteZero.into())))),
+                Poll::Ready(Ok(n)) => outgoing.pending.advance(n),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(Failed::Exchange(WireError::Write(e)))),
+                Poll::Pending => return self.poll_early_answer(cx, method).map_ok(|()| true),
+            }
+        })
+        .await
+    }
+
+    /// Whether a final answer has begun while the request body is still going out
+    /// (interim 1xx answers are consumed and writing goes on); the end of the
+    /// connection counts as an answer (reading it tells what it was).
+    fn poll_early_answer(&mut self, cx: &mut Context<'_>, method: &http::Method) -> Poll<Result<(), Failed>> {
+        let mut chunk = [0u8; 4096];
+        let mut read = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut self.io).poll_read(cx, &mut read) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(Failed::Exchange(WireError::Read(e)))),
+            Poll::Ready(Ok(())) if read.filled().is_empty() => return Poll::Ready(Ok(())),
+            Poll::Ready(Ok(())) => self.buf.extend_from_slice(read.filled()),
+        }
+        loop {
+            // Parsed here only to see whether it is interim; `read_head` reads it again.
+            let mut probe = self.buf.clone();
+            match parse_answer_head(&mut probe, method) {
+                Ok(Some(head)) if head.status.is_informational() && head.status != http::StatusCode::SWITCHING_PROTOCOLS => {
+                    self.buf = probe;
+                }
+                Ok(None) => return Poll::Pending,
+                Ok(Some(_)) | Err(_) => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+
+    /// Reads the answer's head (skipping 1xx interim answers but `101`).
+    async fn read_head(mut self, method: &http::Method) -> Result<Response<WireBody>, WireError> {
+        loop {
+            // Nothing to parse before the first read.
+            if self.buf.is_empty() && self.fill().await? == 0 {
+                return Err(WireError::ClosedBeforeHead);
+            }
+            if let Some(head) = parse_answer_head(&mut self.buf, method).map_err(WireError::Head)? {
+                if head.status.is_informational() && head.status != http::StatusCode::SWITCHING_PROTOCOLS {
+                    continue;
+                }
+                let keep_alive = head.keep_alive && head.status != http::StatusCode::SWITCHING_PROTOCOLS;
+                let mut response = Response::new(WireBody::new(self, head.framing, keep_alive));
+                *response.status_mut() = head.status;
+                *response.version_mut() = head.version;
+                *response.headers_mut() = head.headers;
+                return Ok(response);
+            }
+            if self.fill().await? == 0 {
+                return Err(WireError::ClosedBeforeHead);
+            }
+        }
+    }
+
+    /// Reads what the socket has into the buffer; 0 at the end of the stream.
+    async fn fill(&mut self) -> Result<usize, WireError> {
+        self.buf.reserve(READ_SIZE);
+        self.io.read_buf(&mut self.buf).await.map_err(WireError::Read)
+    }
+}
+
+/// A request body on its way out, a piece at a time (chunked when streamed).
+struct Outgoing {
+    /// Bytes due next.
+    pending: Bytes,
+    /// The rest of a streamed body, until its last chunk is framed.
+    stream: Option<crate::stream::ChunkStream>,
+}
+
+impl Outgoing {
+    fn new(body: OutBody) -> Self {
+        match body {
+            OutBody::Empty | OutBody::Full(None) => Outgoing { pending: Bytes::new(), stream: None },
+            OutBody::Full(Some(bytes)) => Outgoing { pending: bytes, stream: None },
+            OutBody::Stream(stream) => Outgoing { pending: Bytes::new(), stream: Some(stream) },
+        }
+    }
+
+    /// The next piece framed into `pending`: `true` if there is one, `false` once all
+    /// went (the last chunk included).
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, Failed>> {
+        let Some(stream) = &mut self.stream else { return Poll::Ready(Ok(false)) };
+        loop {
+            match Pin::new(&mut *stream).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(Failed::Body(e))),
+                Poll::Ready(Some(Ok(chunk))) if chunk.is_empty() => continue,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    let mut framed = BytesMut::with_capacity(chunk.len() + 20);
+                    framed.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                    framed.extend_from_slice(&chunk);
+                    framed.extend_from_slice(b"\r\n");
+                    self.pending = framed.freeze();
+                }
+                Poll::Ready(None) => {
+                    self.stream = None;
+                    self.pending = Bytes::from_static(b"0\r\n\r\n");
+                }
+            }
+            return Poll::Ready(Ok(true));
+        }
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+

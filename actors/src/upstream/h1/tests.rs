@@ -1,0 +1,244 @@
+//! The connection against real sockets on 127.0.0.1: an upstream that answers with
+//! fixed bytes, read in pieces, and what the connection says of them.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::{Conn, Failed, WireBody};
+use crate::upstream::endpoint::Endpoint;
+use crate::upstream::out_body::OutBody;
+use crate::wire_error::WireError;
+
+/// An upstream that reads one request head and answers `pieces`, one write each
+/// with a pause between (so the client reads them apart), then holds the connection
+/// open for 2 s unless `close`. Sends back what it read, request by request.
+async fn upstream(answers: Vec<Vec<&'static [u8]>>, close: bool) -> (Endpoint, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+    let (seen, requests) = tokio::sync::mpsc::unbounded_channel();
+    actix_rt::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        for pieces in answers {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    return;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            // The body, if any: whatever comes until a pause.
+            while let Ok(Ok(n @ 1..)) = tokio::time::timeout(Duration::from_millis(50), socket.read(&mut buf)).await {
+                request.extend_from_slice(&buf[..n]);
+            }
+            let _ = seen.send(request);
+            for piece in pieces {
+                socket.write_all(piece).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        if !close {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+    (Endpoint::new(&url, None), requests)
+}
+
+fn get(path: &str) -> Request<OutBody> {
+    Request::get(path).header("host", "u").body(OutBody::Empty).unwrap()
+}
+
+async fn open(endpoint: &Endpoint) -> Conn {
+    Conn::open(endpoint, &crate::upstream::tls::default_config()).await.ok().unwrap()
+}
+
+async fn body_of(body: &mut WireBody) -> Result<Bytes, WireError> {
+    let mut all = Vec::new();
+    while let Some(piece) = body.frame().await {
+        all.extend_from_slice(&piece?);
+    }
+    Ok(all.into())
+}
+
+#[actix_rt::test]
+async fn a_chunked_answer_in_pieces_is_read_and_the_connection_kept() {
+    let (endpoint, mut requests) = upstream(
+        vec![
+            vec![
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhel",
+                b"lo\r\n",
+                b"6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
+            ],
+            vec![b"HTTP/1.1 204 No Content\r\n\r\n"],
+        ],
+        false,
+    )
+    .await;
+    let conn = open(&endpoint).await;
+    let Ok(response) = conn.exchange(get("/a?b=1")).await else { panic!("no answer") };
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    assert_eq!(&body_of(&mut body).await.unwrap()[..], b"hello world");
+    let request = requests.recv().await.unwrap();
+    assert!(request.starts_with(b"GET /a?b=1 HTTP/1.1\r\nhost: u\r\n\r\n"), "{}", String::from_utf8_lossy(&request));
+    let mut conn = body.into_idle().expect("read to its end: reusable");
+    assert!(conn.is_usable());
+    let Ok(response) = conn.exchange(get("/next")).await else { panic!("no second answer") };
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(response.into_body().into_idle().is_some());
+}
+
+#[actix_rt::test]
+async fn a_body_cut_off_is_an_error_and_its_connection_is_not_reused() {
+    let (endpoint, _requests) =
+        upstream(vec![vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"]], true).await;
+    let Ok(response) = open(&endpoint).await.exchange(get("/")).await else { panic!("no answer") };
+    let mut body = response.into_body();
+    assert!(matches!(body_of(&mut body).await, Err(WireError::ClosedInBody)));
+    assert!(body.into_idle().is_none());
+}
+
+#[actix_rt::test]
+async fn a_broken_chunk_is_an_error() {
+    let (endpoint, _requests) = upstream(
+        vec![vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n"]],
+        false,
+    )
+    .await;
+    let Ok(response) = open(&endpoint).await.exchange(get("/")).await else { panic!("no answer") };
+    let mut body = response.into_body();
+    assert!(matches!(body_of(&mut body).await, Err(WireError::Chunk(_))));
+    assert!(body.into_idle().is_none());
+}
+
+#[actix_rt::test]
+async fn a_body_until_close_ends_with_the_connection() {
+    let (endpoint, _requests) = upstream(vec![vec![b"HTTP/1.1 200 OK\r\n\r\nall ", b"of it"]], true).await;
+    let Ok(response) = open(&endpoint).await.exchange(get("/")).await else { panic!("no answer") };
+    let mut body = response.into_body();
+    assert_eq!(&body_of(&mut body).await.unwrap()[..], b"all of it");
+    assert!(body.into_idle().is_none(), "framed by the close: not reusable");
+}
+
+#[actix_rt::test]
+async fn an_idle_connection_the_upstream_closed_is_not_taken_again() {
+    let (endpoint, _requests) = upstream(vec![vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]], true).await;
+    let Ok(response) = open(&endpoint).await.exchange(get("/")).await else { panic!("no answer") };
+    let mut body = response.into_body();
+    assert_eq!(&body_of(&mut body).await.unwrap()[..], b"ok");
+    let mut conn = body.into_idle().expect("complete");
+    // The upstream closes once it has answered; give its FIN time to arrive.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!conn.is_usable());
+}
+
+#[actix_rt::test]
+async fn no_answer_at_all_is_closed_before_the_head() {
+    let (endpoint, _requests) = upstream(vec![vec![]], true).await;
+    match open(&endpoint).await.exchange(get("/")).await {
+        Err(Failed::Exchange(WireError::ClosedBeforeHead)) => {}
+        _ => panic!("expected ClosedBeforeHead"),
+    }
+}
+
+#[actix_rt::test]
+async fn a_whole_body_goes_with_its_length_and_a_stream_chunked() {
+    let (endpoint, mut requests) = upstream(
+        vec![vec![b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"], vec![b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]],
+        false,
+    )
+    .await;
+    let conn = open(&endpoint).await;
+    let whole = Request::post("/w")
+        .header("host", "u")
+        .header("content-length", "999")
+        .body(OutBody::Full(Some(Bytes::from_static(b"abc"))))
+        .unwrap();
+    let Ok(response) = conn.exchange(whole).await else { panic!("no answer") };
+    let request = requests.recv().await.unwrap();
+    assert_eq!(&request[..], &b"POST /w HTTP/1.1\r\nhost: u\r\ncontent-length: 3\r\n\r\nabc"[..]);
+    let conn = response.into_body().into_idle().unwrap();
+    let (sender, stream) = crate::stream::bridge();
+    actix_rt::spawn(async move {
+        sender.send(Bytes::from_static(b"ab")).await.unwrap();
+        sender.send(Bytes::from_static(b"cde")).await.unwrap();
+    });
+    let streamed = Request::put("/s").header("host", "u").body(OutBody::Stream(stream)).unwrap();
+    let Ok(_) = conn.exchange(streamed).await else { panic!("no answer") };
+    let request = requests.recv().await.unwrap();
+    assert_eq!(
+        &request[..],
+        &b"PUT /s HTTP/1.1\r\nhost: u\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"[..]
+    );
+}
+
+/// A streamed body of `chunks` pieces of 64 KiB, produced on its own task.
+fn streamed_body(chunks: usize) -> OutBody {
+    let (sender, stream) = crate::stream::bridge();
+    actix_rt::spawn(async move {
+        for _ in 0..chunks {
+            if sender.send(Bytes::from(vec![b'x'; 64 * 1024])).await.is_err() {
+                return;
+            }
+        }
+    });
+    OutBody::Stream(stream)
+}
+
+/// An upstream that reads a request head, answers `answer` at once, then reads
+/// nothing for 3 s (the rest of the body stays unread).
+async fn answering_early(answer: &'static [u8]) -> Endpoint {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+    actix_rt::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = socket.read(&mut buf).await.unwrap();
+        socket.write_all(answer).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    });
+    Endpoint::new(&url, None)
+}
+
+#[actix_rt::test]
+async fn an_answer_before_the_body_is_sent_is_taken_not_waited_for() {
+    let endpoint = answering_early(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!").await;
+    let request = Request::post("/upload").header("host", "u").body(streamed_body(256)).unwrap();
+    let answered = tokio::time::timeout(Duration::from_secs(2), open(&endpoint).await.exchange(request)).await;
+    let Ok(Ok(response)) = answered else { panic!("the early answer was not taken within 2 s") };
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let mut body = response.into_body();
+    assert_eq!(&body_of(&mut body).await.unwrap()[..], b"big!");
+    assert!(body.into_idle().is_none(), "the rest of the request is still due: not reused");
+}
+
+#[actix_rt::test]
+async fn an_interim_answer_does_not_stop_the_body() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+    actix_rt::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut seen = Vec::new();
+        let n = socket.read(&mut buf).await.unwrap();
+        seen.extend_from_slice(&buf[..n]);
+        socket.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.unwrap();
+        while !seen.ends_with(b"0\r\n\r\n") {
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the body ended early");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        socket.write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    });
+    let request = Request::put("/upload").header("host", "u").body(streamed_body(64)).unwrap();
+    let Ok(response) = open(&Endpoint::new(&url, None)).await.exchange(request).await else { panic!("no answer") };
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(response.into_body().into_idle().is_some(), "all of it was sent: reusable");
+}
