@@ -1,39 +1,9 @@
-//! One attempt's place in the trace: the `traceparent`/`tracestate` it carries and its
-//! client span (built only while spans are exported).
+//! One attempt's client span (built only while spans are exported); the
+//! `traceparent`/`tracestate` it carries are written with its request (`h1::Outbound`).
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Method;
 
-use crate::trace::{record, recording, AttrValue, FinishedSpan, SpanKind, TraceContext, TRACEPARENT, TRACESTATE};
-
-/// The trace headers' names, made once at compile time (`from_static` at run time
-/// checks the name each call).
-const TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
-const TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
-
-/// Trace context for one attempt: the caller's trace, the attempt as the parent (a
-/// header the client sent is replaced; a `tracestate` goes only with a trace we
-/// continue).
-pub(super) fn set_trace_headers(out: &mut HeaderMap, attempt: &TraceContext) {
-    out.remove(TRACEPARENT);
-    out.remove(TRACESTATE);
-    add_trace_headers(out, attempt);
-}
-
-/// As [`set_trace_headers`], into headers that hold no trace context yet.
-pub(super) fn add_trace_headers(out: &mut HeaderMap, attempt: &TraceContext) {
-    if let Ok(parent) = HeaderValue::from_bytes(&attempt.traceparent()) {
-        out.append(TRACEPARENT_NAME, parent);
-    }
-    if let Some(state) = attempt.state.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
-        out.append(TRACESTATE_NAME, state);
-    }
-}
-
-/// Whether `name` is one of the trace context's headers, which each attempt sets anew.
-pub(super) fn is_trace_header(name: &HeaderName) -> bool {
-    matches!(name.as_str(), TRACEPARENT | TRACESTATE)
-}
+use crate::trace::{record, recording, AttrValue, FinishedSpan, SpanKind, TraceContext};
 
 /// The client span of one attempt, when spans are being recorded (else nothing is
 /// built: no clock read, no allocation).

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{Request, Response};
+use http::Response;
 use rustls::ClientConfig;
 
 use super::endpoint::Endpoint;
-use super::h1::{Conn, Failed, WireBody};
+use super::h1::{Conn, Failed, Outbound, WireBody};
 use super::out_body::OutBody;
 use super::pumps::Pumps;
 use crate::error::{BodyError, ConnectFailure, Error, Fault};
@@ -30,10 +30,10 @@ pub(super) enum SendError {
     /// No connection could be made (refused, unreachable, timed out): nothing was sent.
     Connect(ConnectFailure),
     /// The connection refused the request before writing any of it (the upstream had
-    /// closed it): the request comes back whole, to go again.
+    /// closed it): its body comes back untouched, to go again.
     Unsent {
-        /// The request, untouched (boxed: it is large, and this is the rare case).
-        request: Box<Request<OutBody>>,
+        /// The body, untouched.
+        body: OutBody,
         /// Whether the connection had carried earlier requests (an idle keep-alive
         /// connection the upstream closed as we reused it).
         reused: bool,
@@ -85,7 +85,7 @@ impl Client {
         &self.endpoints[index]
     }
 
-    /// Sends `request` to endpoint `index` on an idle connection (unless `fresh`), or a
+    /// Sends `request` with `body` to endpoint `index` on an idle connection (unless `fresh`), or a
     /// new one, and waits for the response head. A new connection is given up on
     /// ([`ConnectFailure::Ejected`]) if `health` ejects the endpoint while it opens.
     /// Whether and how a failure is tried again is the exchange's decision, made in
@@ -93,15 +93,16 @@ impl Client {
     pub(super) async fn send(
         self: &Rc<Self>,
         index: usize,
-        request: Request<OutBody>,
+        request: &Outbound<'_>,
+        body: OutBody,
         fresh: bool,
         health: &super::health::Health,
     ) -> Result<(Response<WireBody>, Lease), SendError> {
         let (conn, reused) = self.acquire(index, fresh, health).await?;
-        match conn.exchange(request).await {
+        match conn.exchange(request, body).await {
             Ok(response) => Ok((response, Lease { client: self.clone(), index })),
-            Err(Failed::Unsent { request, cause }) => Err(SendError::Unsent {
-                request,
+            Err(Failed::Unsent { body, cause }) => Err(SendError::Unsent {
+                body,
                 reused,
                 cause: ConnectFailure::Closed(Arc::new(cause)),
             }),

@@ -26,24 +26,22 @@ use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request};
+use http::header::{HeaderMap, HeaderValue};
+use http::Method;
 use tokio::time::Instant;
 
 use super::client::{Client, Lease, SendError};
 use super::out_body::OutBody;
-use super::h1::WireBody;
+use super::h1::{Outbound, WireBody};
 use crate::wire_error::WireError;
 use super::relay::{relay, InFlight};
 use super::{
-    Body, ForwardRequest, ForwardResponse, PoolShared, RetryPermit, UpstreamTarget, HOPS_NAME,
-    REQUEST_ID_NAME,
+    Body, ForwardRequest, ForwardResponse, PoolShared, RetryPermit, UpstreamTarget,
 };
 use crate::error::{BrokenReply, ConnectFailure, Error};
 use crate::peer::Peer;
 use crate::metrics::FailureKind;
-use super::attempt::{add_trace_headers, is_trace_header, set_trace_headers, AttemptSpan};
-use crate::trace::TraceContext;
+use super::attempt::AttemptSpan;
 
 /// What a failed attempt allows next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +64,8 @@ struct Failure {
     blame: bool,
     /// How it failed, for the endpoint's failure counters.
     kind: FailureKind,
-    /// The request, when it came back unsent (it goes again as it is).
-    unsent: Option<Box<Request<OutBody>>>,
+    /// The request's body, when the request came back unsent (it goes again).
+    unsent: Option<OutBody>,
     /// Whether the retry would draw on the budget: the request may have reached the
     /// endpoint and been acted on (not so: never sent, or idempotent and lost before
     /// any answer). Retries without it draw on the budget only when no healthy
@@ -174,8 +172,8 @@ impl Plan {
 enum Next {
     /// An endpoint the policy picks, not tried yet.
     Pick,
-    /// Endpoint `index` again, on a fresh connection, with `request` if it came back.
-    Fresh(usize, Option<Box<Request<OutBody>>>),
+    /// Endpoint `index` again, on a fresh connection.
+    Fresh(usize),
 }
 
 /// Where one exchange went, for the access log: the endpoints it tried, in order
@@ -254,12 +252,12 @@ impl Exchange {
         next: Next,
     ) -> ControlFlow<Result<ForwardResponse, Error>, Next> {
         self.attempts += 1;
-        let (index, fresh, unsent) = match next {
+        let (index, fresh) = match next {
             Next::Pick => match self.pick() {
-                Ok(index) => (index, false, None),
+                Ok(index) => (index, false),
                 Err(error) => return ControlFlow::Break(Err(error)),
             },
-            Next::Fresh(index, unsent) => (index, true, unsent),
+            Next::Fresh(index) => (index, true),
         };
         let attempt = Attempt {
             index,
@@ -271,23 +269,34 @@ impl Exchange {
         // Each attempt is a span of its own, the parent of what the upstream does.
         let trace = plan.trace.child();
         let span = AttemptSpan::start(&trace, attempt.number);
-        let request = match unsent {
-            Some(mut request) => {
-                set_trace_headers(request.headers_mut(), &trace);
-                *request
+        let body = OutBody::from(plan.take_body());
+        let endpoint = self.client.endpoint(index);
+        let path = match endpoint.prefix.as_str() {
+            "" => std::borrow::Cow::Borrowed(plan.path_and_query.as_str()),
+            prefix => std::borrow::Cow::Owned(format!("{prefix}{}", plan.path_and_query)),
+        };
+        // Written as it is: what is not plainly visible ASCII must pass as a URI path.
+        if !path.bytes().all(|b| b.is_ascii_graphic()) {
+            if let Err(e) = http::uri::PathAndQuery::try_from(path.as_ref()) {
+                let upstream = attempt.endpoint.clone();
+                let cause = ConnectFailure::Request(Arc::new(e.into()));
+                return ControlFlow::Break(Err(Error::UpstreamConnect { upstream, cause }));
             }
-            None => match self.build(target, index, plan, &trace) {
-                Ok(request) => request,
-                Err(e) => {
-                    let upstream = attempt.endpoint.clone();
-                    let cause = ConnectFailure::Request(Arc::new(e));
-                    return ControlFlow::Break(Err(Error::UpstreamConnect { upstream, cause }));
-                }
-            },
+        }
+        let request = Outbound {
+            method: &plan.method,
+            path: &path,
+            headers: &plan.headers,
+            host: &endpoint.host,
+            authorization: target.auth.for_endpoint(index),
+            hops: &plan.hops,
+            request_id: plan.request_id.as_ref(),
+            traceparent: trace.traceparent(),
+            tracestate: trace.state.as_deref(),
         };
         let started = Instant::now();
         let health = &shared.stats[index].health;
-        let sent = tokio::time::timeout_at(plan.deadline, self.client.send(index, request, fresh, health)).await;
+        let sent = tokio::time::timeout_at(plan.deadline, self.client.send(index, &request, body, fresh, health)).await;
         let failure = match sent {
             Ok(Ok((response, lease))) => {
                 attempt.guard.metrics().duration.observe(started.elapsed().as_secs_f64());
@@ -366,8 +375,8 @@ impl Exchange {
             {
                 log::debug!("{} to {endpoint}: the endpoint was ejected; retrying on another", plan.method);
                 guard.metrics().retries.inc();
-                if let Some(request) = unsent {
-                    plan.body = Body::from(request.into_body());
+                if let Some(body) = unsent {
+                    plan.body = Body::from(body);
                 }
                 ControlFlow::Continue(Next::Pick)
             }
@@ -375,15 +384,17 @@ impl Exchange {
                 self.fresh_used = true;
                 guard.metrics().retries.inc();
                 log::debug!("{} to {endpoint} lost on a reused connection ({}); again on a fresh one", plan.method, crate::Escaped(&error));
-                ControlFlow::Continue(Next::Fresh(index, unsent))
+                if let Some(body) = unsent {
+                    plan.body = Body::from(body);
+                }
+                ControlFlow::Continue(Next::Fresh(index))
             }
             Retry::OtherEndpoint if self.may_retry(plan.replayable || unsent.is_some(), reached) => {
                 log::debug!("retrying {} on another endpoint after: {}", plan.method, crate::Escaped(&error));
                 guard.metrics().retries.inc();
-                if let Some(request) = unsent {
-                    // Rebuilt for the other endpoint (its `Host` differs); the body
-                    // was never consumed.
-                    plan.body = Body::from(request.into_body());
+                if let Some(body) = unsent {
+                    // The body was never consumed.
+                    plan.body = Body::from(body);
                 }
                 ControlFlow::Continue(Next::Pick)
             }
@@ -413,20 +424,20 @@ impl Exchange {
                 unsent: None,
                 reached: false,
             },
-            SendError::Unsent { request, reused: true, cause } if !self.fresh_used => Failure {
+            SendError::Unsent { body, reused: true, cause } if !self.fresh_used => Failure {
                 error: Error::UpstreamConnect { upstream, cause },
                 retry: Retry::FreshConnection,
                 blame: false,
                 kind: FailureKind::Reset,
-                unsent: Some(request),
+                unsent: Some(body),
                 reached: false,
             },
-            SendError::Unsent { request, cause, .. } => Failure {
+            SendError::Unsent { body, cause, .. } => Failure {
                 error: Error::UpstreamConnect { upstream, cause },
                 retry: Retry::OtherEndpoint,
                 blame: true,
                 kind: FailureKind::Connect,
-                unsent: Some(request),
+                unsent: Some(body),
                 reached: false,
             },
             SendError::Exchange { error, reused } => self.lost(error, reused, upstream, plan),
@@ -518,45 +529,6 @@ impl Exchange {
         }
         self.permit.is_some()
     }
-
-    /// The request to endpoint `index`: the caller's headers, the endpoint's `Host`,
-    /// the route's key for that endpoint, the hop count and the request id.
-    fn build(
-        &self,
-        target: &UpstreamTarget,
-        index: usize,
-        plan: &mut Plan,
-        attempt: &TraceContext,
-    ) -> Result<Request<OutBody>, http::Error> {
-        let endpoint = self.client.endpoint(index);
-        let uri = if endpoint.prefix.is_empty() {
-            plan.path_and_query.clone()
-        } else {
-            format!("{}{}", endpoint.prefix, plan.path_and_query)
-        };
-        // Built in place: `Request::builder` moves the whole request through each step.
-        let uri = http::Uri::try_from(uri)?;
-        let mut request = Request::new(OutBody::from(plan.take_body()));
-        *request.method_mut() = plan.method.clone();
-        *request.uri_mut() = uri;
-        let out = request.headers_mut();
-        out.reserve(plan.headers.len() + 4);
-        for (name, value) in &plan.headers {
-            if name != header::HOST && !is_trace_header(name) {
-                out.append(name.clone(), value.clone());
-            }
-        }
-        out.insert(header::HOST, endpoint.host.clone());
-        if let Some(key) = target.auth.for_endpoint(index) {
-            out.insert(header::AUTHORIZATION, key.clone());
-        }
-        out.insert(HOPS_NAME, plan.hops.clone());
-        if let Some(id) = &plan.request_id {
-            out.insert(REQUEST_ID_NAME, id.clone());
-        }
-        add_trace_headers(out, attempt);
-        Ok(request)
-    }
 }
 
 /// How a connection was lost once the request was on its way.
@@ -639,7 +611,7 @@ mod tests {
     }
 
     fn unsent(reused: bool) -> SendError {
-        SendError::Unsent { request: Box::new(Request::new(OutBody::Empty)), reused, cause: refused() }
+        SendError::Unsent { body: OutBody::Empty, reused, cause: refused() }
     }
 
     /// No connection: the endpoint is blamed, another may be tried, nothing was sent.

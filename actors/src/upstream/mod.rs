@@ -77,9 +77,6 @@ pub use http as wire;
 pub const HOPS_HEADER: &str = "x-framex-hops";
 /// Header carrying the request id across hops.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-/// [`HOPS_HEADER`] and [`REQUEST_ID_HEADER`] as names, made at compile time.
-pub(crate) const HOPS_NAME: http::HeaderName = http::HeaderName::from_static(HOPS_HEADER);
-pub(crate) const REQUEST_ID_NAME: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
 /// Default limit of proxy hops before a request is refused as a loop.
 pub const DEFAULT_MAX_HOPS: u32 = 8;
 /// Default per-call deadline (FrameX's `timeout`, 600 s).

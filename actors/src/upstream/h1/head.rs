@@ -8,6 +8,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
+use crate::trace::{TRACEPARENT, TRACESTATE};
+use crate::upstream::{HOPS_HEADER, REQUEST_ID_HEADER};
 use crate::wire_error::HeadError;
 
 /// Most header fields an answer may carry (as actix-http's own parser; hyper's 100).
@@ -25,38 +27,85 @@ pub(super) enum RequestFraming {
     Chunked,
 }
 
-/// Writes the head of a request for `path` into `out`: the request line, the fields of
-/// `headers` but those that frame a body (ours alone say that), then `framing`'s.
-pub(super) fn write_request_head(
-    out: &mut BytesMut,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-    framing: &RequestFraming,
-) {
-    out.reserve(64 + path.len() + headers.len() * 32);
-    out.put_slice(method.as_str().as_bytes());
-    out.put_u8(b' ');
-    out.put_slice(path.as_bytes());
-    out.put_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
-            continue;
+/// A request as a pool connection writes it. What stays the same across attempts is
+/// borrowed from the exchange; what the endpoint or the attempt sets is given apart,
+/// and the caller's own fields of those names are not written.
+pub(in crate::upstream) struct Outbound<'a> {
+    /// The method.
+    pub(in crate::upstream) method: &'a Method,
+    /// The path and query, under the endpoint's prefix.
+    pub(in crate::upstream) path: &'a str,
+    /// The caller's fields.
+    pub(in crate::upstream) headers: &'a HeaderMap,
+    /// `Host`: the endpoint's authority.
+    pub(in crate::upstream) host: &'a HeaderValue,
+    /// `Authorization`: the route's key for this endpoint, replacing the caller's.
+    pub(in crate::upstream) authorization: Option<&'a HeaderValue>,
+    /// `X-FrameX-Hops`.
+    pub(in crate::upstream) hops: &'a HeaderValue,
+    /// `X-Request-Id`, replacing the caller's.
+    pub(in crate::upstream) request_id: Option<&'a HeaderValue>,
+    /// `traceparent`: the attempt's place in the trace.
+    pub(in crate::upstream) traceparent: [u8; 55],
+    /// `tracestate`, with a trace we continue (written only if a valid field value).
+    pub(in crate::upstream) tracestate: Option<&'a str>,
+}
+
+impl Outbound<'_> {
+    /// Whether the caller's field `name` gives way to one we set (or to our framing).
+    fn replaces(&self, name: &HeaderName) -> bool {
+        if name == header::HOST || name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            return true;
         }
-        out.put_slice(name.as_str().as_bytes());
-        out.put_slice(b": ");
-        out.put_slice(value.as_bytes());
-        out.put_slice(b"\r\n");
+        if name == header::AUTHORIZATION {
+            return self.authorization.is_some();
+        }
+        match name.as_str() {
+            TRACEPARENT | TRACESTATE | HOPS_HEADER => true,
+            REQUEST_ID_HEADER => self.request_id.is_some(),
+            _ => false,
+        }
+    }
+}
+
+/// Writes the head of `request` into `out`: the request line, our fields, the
+/// caller's but those ours replace, then `framing`'s (ours alone frame the body).
+pub(super) fn write_request_head(out: &mut BytesMut, request: &Outbound<'_>, framing: &RequestFraming) {
+    out.reserve(256 + request.path.len() + request.headers.len() * 32);
+    out.put_slice(request.method.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(request.path.as_bytes());
+    out.put_slice(b" HTTP/1.1\r\n");
+    field(out, "host", request.host.as_bytes());
+    for (name, value) in request.headers {
+        if !request.replaces(name) {
+            field(out, name.as_str(), value.as_bytes());
+        }
+    }
+    if let Some(key) = request.authorization {
+        field(out, "authorization", key.as_bytes());
+    }
+    field(out, HOPS_HEADER, request.hops.as_bytes());
+    if let Some(id) = request.request_id {
+        field(out, REQUEST_ID_HEADER, id.as_bytes());
+    }
+    field(out, TRACEPARENT, &request.traceparent);
+    if let Some(state) = request.tracestate.filter(|s| HeaderValue::from_str(s).is_ok()) {
+        field(out, TRACESTATE, state.as_bytes());
     }
     match framing {
         RequestFraming::None => {}
-        RequestFraming::Length(n) => {
-            out.put_slice(b"content-length: ");
-            out.put_slice(itoa::Buffer::new().format(*n).as_bytes());
-            out.put_slice(b"\r\n");
-        }
-        RequestFraming::Chunked => out.put_slice(b"transfer-encoding: chunked\r\n"),
+        RequestFraming::Length(n) => field(out, "content-length", itoa::Buffer::new().format(*n).as_bytes()),
+        RequestFraming::Chunked => field(out, "transfer-encoding", b"chunked"),
     }
+    out.put_slice(b"\r\n");
+}
+
+/// One `name: value` line.
+fn field(out: &mut BytesMut, name: &str, value: &[u8]) {
+    out.put_slice(name.as_bytes());
+    out.put_slice(b": ");
+    out.put_slice(value);
     out.put_slice(b"\r\n");
 }
 
@@ -282,14 +331,51 @@ mod tests {
     }
 
     #[test]
-    fn the_request_head_is_framed_by_us_alone() {
+    fn the_request_head_is_framed_and_stamped_by_us_alone() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_static("u"));
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999"));
-        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        for (name, value) in [
+            ("host", "client"),
+            ("content-length", "999"),
+            ("transfer-encoding", "chunked"),
+            ("traceparent", "00-forged"),
+            ("tracestate", "forged"),
+            ("x-framex-hops", "0"),
+            ("x-request-id", "client-id"),
+            ("authorization", "client-key"),
+            ("accept", "*/*"),
+        ] {
+            headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+        }
+        let host = HeaderValue::from_static("u");
+        let hops = HeaderValue::from_static("1");
+        let key = HeaderValue::from_static("route-key");
+        let mut request = Outbound {
+            method: &Method::POST,
+            path: "/a?b=c",
+            headers: &headers,
+            host: &host,
+            authorization: Some(&key),
+            hops: &hops,
+            request_id: None,
+            traceparent: [b'0'; 55],
+            tracestate: Some("bad\r\nx-injected: 1"),
+        };
         let mut out = BytesMut::new();
-        write_request_head(&mut out, &Method::POST, "/a?b=c", &headers, &RequestFraming::Length(2));
-        assert_eq!(&out[..], b"POST /a?b=c HTTP/1.1\r\nhost: u\r\ncontent-length: 2\r\n\r\n");
+        write_request_head(&mut out, &request, &RequestFraming::Length(2));
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        let zeros = "0".repeat(55);
+        assert_eq!(
+            text,
+            format!(
+                "POST /a?b=c HTTP/1.1\r\nhost: u\r\nx-request-id: client-id\r\naccept: */*\r\n\
+                 authorization: route-key\r\nx-framex-hops: 1\r\ntraceparent: {zeros}\r\ncontent-length: 2\r\n\r\n"
+            ),
+            "the client's id stays when none is set; an invalid tracestate is not written"
+        );
+        request.authorization = None;
+        let mut out = BytesMut::new();
+        write_request_head(&mut out, &request, &RequestFraming::None);
+        assert!(String::from_utf8(out.to_vec()).unwrap().contains("authorization: client-key\r\n"));
         assert!(says_empty_length(&Method::POST) && !says_empty_length(&Method::GET));
     }
 }

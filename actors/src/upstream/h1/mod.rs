@@ -20,13 +20,14 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures::Stream;
-use http::{Request, Response};
+use http::Response;
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 pub(super) use body::WireBody;
+pub(super) use head::Outbound;
 use head::{parse_answer_head, says_empty_length, write_request_head, RequestFraming};
 
 use super::endpoint::Endpoint;
@@ -54,10 +55,10 @@ pub(in crate::upstream) struct Conn {
 /// Why an exchange on a connection gave no answer head.
 pub(super) enum Failed {
     /// Nothing of the request was written (the upstream had closed the connection):
-    /// the request comes back whole.
+    /// its body comes back untouched.
     Unsent {
-        /// The request, untouched (boxed: it is large, and this is the rare case).
-        request: Box<Request<OutBody>>,
+        /// The body, untouched.
+        body: OutBody,
         /// What the socket said.
         cause: io::Error,
     },
@@ -116,19 +117,17 @@ impl Conn {
         }
     }
 
-    /// Sends `request` and reads its answer's head (1xx interim answers skipped); the
-    /// body is read from the connection, which moves into it.
-    pub(super) async fn exchange(mut self, request: Request<OutBody>) -> Result<Response<WireBody>, Failed> {
-        let (parts, body) = request.into_parts();
+    /// Sends `request` with `body` and reads its answer's head (1xx interim answers
+    /// skipped); the answer's body is read from the connection, which moves into it.
+    pub(super) async fn exchange(mut self, request: &Outbound<'_>, body: OutBody) -> Result<Response<WireBody>, Failed> {
         let framing = match &body {
-            OutBody::Empty | OutBody::Full(None) if says_empty_length(&parts.method) => RequestFraming::Length(0),
+            OutBody::Empty | OutBody::Full(None) if says_empty_length(request.method) => RequestFraming::Length(0),
             OutBody::Empty | OutBody::Full(None) => RequestFraming::None,
             OutBody::Full(Some(bytes)) => RequestFraming::Length(bytes.len() as u64),
             OutBody::Stream(_) => RequestFraming::Chunked,
         };
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut out = BytesMut::new();
-        write_request_head(&mut out, &parts.method, path, &parts.headers, &framing);
+        write_request_head(&mut out, request, &framing);
         // A small whole body goes out in the same write as the head.
         let coalesced = matches!(&body, OutBody::Full(Some(b)) if b.len() <= COALESCE);
         if let (true, OutBody::Full(Some(bytes))) = (coalesced, &body) {
@@ -136,21 +135,16 @@ impl Conn {
         }
         match self.write_first(&out).await {
             Ok(()) => {}
-            Err((cause, 0)) => {
-                return Err(Failed::Unsent {
-                    request: Box::new(Request::from_parts(parts, body)),
-                    cause,
-                })
-            }
+            Err((cause, 0)) => return Err(Failed::Unsent { body, cause }),
             Err((cause, _)) => return Err(Failed::Exchange(WireError::Write(cause))),
         }
         let early = match body {
             OutBody::Empty | OutBody::Full(None) => false,
             OutBody::Full(Some(_)) if coalesced => false,
-            body => self.write_body(body, &parts.method).await?,
+            body => self.write_body(body, request.method).await?,
         };
         self.io.flush().await.map_err(|e| Failed::Exchange(WireError::Write(e)))?;
-        let response = self.read_head(&parts.method).await.map_err(Failed::Exchange)?;
+        let response = self.read_head(request.method).await.map_err(Failed::Exchange)?;
         // Answered before its body was all sent: the rest of the request is still due
         // on the connection, which therefore cannot carry another one.
         Ok(if early { response.map(WireBody::last_on_its_connection) } else { response })

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::{Conn, Failed, WireBody};
+use super::{Conn, Failed, Outbound, WireBody};
 use crate::upstream::endpoint::Endpoint;
 use crate::upstream::out_body::OutBody;
 use crate::wire_error::WireError;
@@ -49,8 +49,26 @@ async fn upstream(answers: Vec<Vec<&'static [u8]>>, close: bool) -> (Endpoint, t
     (Endpoint::new(&url, None), requests)
 }
 
-fn get(path: &str) -> Request<OutBody> {
-    Request::get(path).header("host", "u").body(OutBody::Empty).unwrap()
+/// Sends `method path` with `body` on `conn`, with no fields of the caller's.
+async fn send(conn: Conn, method: Method, path: &str, body: OutBody) -> Result<Response<WireBody>, Failed> {
+    let (headers, host, hops) = (HeaderMap::new(), HeaderValue::from_static("u"), HeaderValue::from_static("1"));
+    let request = Outbound {
+        method: &method,
+        path,
+        headers: &headers,
+        host: &host,
+        authorization: None,
+        hops: &hops,
+        request_id: None,
+        traceparent: [b'0'; 55],
+        tracestate: None,
+    };
+    conn.exchange(&request, body).await
+}
+
+/// What [`send`] writes after the request line, before any framing.
+fn our_fields() -> String {
+    format!("host: u\r\nx-framex-hops: 1\r\ntraceparent: {}\r\n", "0".repeat(55))
 }
 
 async fn open(endpoint: &Endpoint) -> Conn {
@@ -81,15 +99,15 @@ async fn a_chunked_answer_in_pieces_is_read_and_the_connection_kept() {
     )
     .await;
     let conn = open(&endpoint).await;
-    let Ok(response) = conn.exchange(get("/a?b=1")).await else { panic!("no answer") };
+    let Ok(response) = send(conn, Method::GET, "/a?b=1", OutBody::Empty).await else { panic!("no answer") };
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body();
     assert_eq!(&body_of(&mut body).await.unwrap()[..], b"hello world");
     let request = requests.recv().await.unwrap();
-    assert!(request.starts_with(b"GET /a?b=1 HTTP/1.1\r\nhost: u\r\n\r\n"), "{}", String::from_utf8_lossy(&request));
+    assert_eq!(String::from_utf8_lossy(&request), format!("GET /a?b=1 HTTP/1.1\r\n{}\r\n", our_fields()));
     let mut conn = body.into_idle().expect("read to its end: reusable");
     assert!(conn.is_usable());
-    let Ok(response) = conn.exchange(get("/next")).await else { panic!("no second answer") };
+    let Ok(response) = send(conn, Method::GET, "/next", OutBody::Empty).await else { panic!("no second answer") };
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert!(response.into_body().into_idle().is_some());
 }
@@ -98,7 +116,7 @@ async fn a_chunked_answer_in_pieces_is_read_and_the_connection_kept() {
 async fn a_body_cut_off_is_an_error_and_its_connection_is_not_reused() {
     let (endpoint, _requests) =
         upstream(vec![vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"]], true).await;
-    let Ok(response) = open(&endpoint).await.exchange(get("/")).await else { panic!("no answer") };
+    let Ok(response) = send(open(&endpoint).await, Method::GET, "/", OutBody::Empty).await else { panic!("no answer") };
     let mut body = response.into_body();
     assert!(matches!(body_of(&mut body).await, Err(WireError::ClosedInBody)));
     assert!(body.into_idle().is_none());
@@ -111,7 +129,7 @@ async fn a_broken_chunk_is_an_error() {
         false,
     )
     .await;
-    let Ok(response) = open(&endpoint).await.exchange(get("/")).await else { panic!("no answer") };
+    let Ok(response) = send(open(&endpoint).await, Method::GET, "/", OutBody::Empty).await else { panic!("no answer") };
     let mut body = response.into_body();
     assert!(matches!(body_of(&mut body).await, Err(WireError::Chunk(_))));
     assert!(body.into_idle().is_none());
@@ -120,7 +138,7 @@ async fn a_broken_chunk_is_an_error() {
 #[actix_rt::test]
 async fn a_body_until_close_ends_with_the_connection() {
     let (endpoint, _requests) = upstream(vec![vec![b"HTTP/1.1 200 OK\r\n\r\nall ", b"of it"]], true).await;
-    let Ok(response) = open(&endpoint).await.exchange(get("/")).await else { panic!("no answer") };
+    let Ok(response) = send(open(&endpoint).await, Method::GET, "/", OutBody::Empty).await else { panic!("no answer") };
     let mut body = response.into_body();
     assert_eq!(&body_of(&mut body).await.unwrap()[..], b"all of it");
     assert!(body.into_idle().is_none(), "framed by the close: not reusable");
@@ -129,7 +147,7 @@ async fn a_body_until_close_ends_with_the_connection() {
 #[actix_rt::test]
 async fn an_idle_connection_the_upstream_closed_is_not_taken_again() {
     let (endpoint, _requests) = upstream(vec![vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]], true).await;
-    let Ok(response) = open(&endpoint).await.exchange(get("/")).await else { panic!("no answer") };
+    let Ok(response) = send(open(&endpoint).await, Method::GET, "/", OutBody::Empty).await else { panic!("no answer") };
     let mut body = response.into_body();
     assert_eq!(&body_of(&mut body).await.unwrap()[..], b"ok");
     let mut conn = body.into_idle().expect("complete");
@@ -141,7 +159,7 @@ async fn an_idle_connection_the_upstream_closed_is_not_taken_again() {
 #[actix_rt::test]
 async fn no_answer_at_all_is_closed_before_the_head() {
     let (endpoint, _requests) = upstream(vec![vec![]], true).await;
-    match open(&endpoint).await.exchange(get("/")).await {
+    match send(open(&endpoint).await, Method::GET, "/", OutBody::Empty).await {
         Err(Failed::Exchange(WireError::ClosedBeforeHead)) => {}
         _ => panic!("expected ClosedBeforeHead"),
     }
@@ -155,26 +173,21 @@ async fn a_whole_body_goes_with_its_length_and_a_stream_chunked() {
     )
     .await;
     let conn = open(&endpoint).await;
-    let whole = Request::post("/w")
-        .header("host", "u")
-        .header("content-length", "999")
-        .body(OutBody::Full(Some(Bytes::from_static(b"abc"))))
-        .unwrap();
-    let Ok(response) = conn.exchange(whole).await else { panic!("no answer") };
+    let whole = OutBody::Full(Some(Bytes::from_static(b"abc")));
+    let Ok(response) = send(conn, Method::POST, "/w", whole).await else { panic!("no answer") };
     let request = requests.recv().await.unwrap();
-    assert_eq!(&request[..], &b"POST /w HTTP/1.1\r\nhost: u\r\ncontent-length: 3\r\n\r\nabc"[..]);
+    assert_eq!(String::from_utf8_lossy(&request), format!("POST /w HTTP/1.1\r\n{}content-length: 3\r\n\r\nabc", our_fields()));
     let conn = response.into_body().into_idle().unwrap();
     let (sender, stream) = crate::stream::bridge();
     actix_rt::spawn(async move {
         sender.send(Bytes::from_static(b"ab")).await.unwrap();
         sender.send(Bytes::from_static(b"cde")).await.unwrap();
     });
-    let streamed = Request::put("/s").header("host", "u").body(OutBody::Stream(stream)).unwrap();
-    let Ok(_) = conn.exchange(streamed).await else { panic!("no answer") };
+    let Ok(_) = send(conn, Method::PUT, "/s", OutBody::Stream(stream)).await else { panic!("no answer") };
     let request = requests.recv().await.unwrap();
     assert_eq!(
-        &request[..],
-        &b"PUT /s HTTP/1.1\r\nhost: u\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"[..]
+        String::from_utf8_lossy(&request),
+        format!("PUT /s HTTP/1.1\r\n{}transfer-encoding: chunked\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n", our_fields())
     );
 }
 
@@ -209,8 +222,8 @@ async fn answering_early(answer: &'static [u8]) -> Endpoint {
 #[actix_rt::test]
 async fn an_answer_before_the_body_is_sent_is_taken_not_waited_for() {
     let endpoint = answering_early(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!").await;
-    let request = Request::post("/upload").header("host", "u").body(streamed_body(256)).unwrap();
-    let answered = tokio::time::timeout(Duration::from_secs(2), open(&endpoint).await.exchange(request)).await;
+    let sending = send(open(&endpoint).await, Method::POST, "/upload", streamed_body(256));
+    let answered = tokio::time::timeout(Duration::from_secs(2), sending).await;
     let Ok(Ok(response)) = answered else { panic!("the early answer was not taken within 2 s") };
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let mut body = response.into_body();
@@ -237,8 +250,8 @@ async fn an_interim_answer_does_not_stop_the_body() {
         socket.write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n").await.unwrap();
         tokio::time::sleep(Duration::from_secs(2)).await;
     });
-    let request = Request::put("/upload").header("host", "u").body(streamed_body(64)).unwrap();
-    let Ok(response) = open(&Endpoint::new(&url, None)).await.exchange(request).await else { panic!("no answer") };
+    let conn = open(&Endpoint::new(&url, None)).await;
+    let Ok(response) = send(conn, Method::PUT, "/upload", streamed_body(64)).await else { panic!("no answer") };
     assert_eq!(response.status(), StatusCode::CREATED);
     assert!(response.into_body().into_idle().is_some(), "all of it was sent: reusable");
 }
