@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::Response;
@@ -24,6 +24,17 @@ use crate::wire_error::WireError;
 
 /// Idle connections kept per endpoint; more are closed when released.
 const MAX_IDLE_PER_ENDPOINT: usize = 1024;
+/// An idle connection unused this long is closed (hyper's pool: 90 s; uvicorn closes
+/// its own after 5 s).
+pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often the pool's actor looks at its idle connections.
+pub(super) const SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// A connection waiting in its endpoint's list, and since when.
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
 
 /// Why a request got no response head. The exchange decides what each allows.
 pub(super) enum SendError {
@@ -55,7 +66,7 @@ pub(super) enum SendError {
 /// The client of one pool replica.
 pub(super) struct Client {
     endpoints: Vec<Endpoint>,
-    idle: RefCell<Vec<Vec<Conn>>>,
+    idle: RefCell<Vec<Vec<Idle>>>,
     connect_timeout: Duration,
     tls: Arc<ClientConfig>,
     /// Where streamed bodies are pumped: the replica's actor (see `pumps`).
@@ -123,7 +134,7 @@ impl Client {
         if !fresh {
             loop {
                 let idle = self.idle.borrow_mut()[index].pop();
-                let Some(mut conn) = idle else { break };
+                let Some(Idle { mut conn, .. }) = idle else { break };
                 if conn.is_usable() {
                     return Ok((conn, true));
                 }
@@ -147,12 +158,28 @@ impl Client {
         Ok((conn.map_err(SendError::Connect)?, false))
     }
 
-    fn release(&self, index: usize, mut conn: Conn) {
+    fn release(&self, index: usize, conn: Conn) {
         let mut idle = self.idle.borrow_mut();
         if idle[index].len() < MAX_IDLE_PER_ENDPOINT {
-            conn.park();
-            idle[index].push(conn);
+            idle[index].push(Idle { conn, since: Instant::now() });
         }
+    }
+
+    /// Closes the idle connections the upstreams closed (their sockets readable: an
+    /// end, or bytes nobody asked for) or that waited longer than [`IDLE_TIMEOUT`].
+    /// Run by the pool's actor every [`SWEEP_EVERY`]: nothing else runs for an idle
+    /// connection, and a closed one would hold its socket until taken again.
+    pub(super) fn sweep(&self) {
+        let now = Instant::now();
+        for list in self.idle.borrow_mut().iter_mut() {
+            list.retain_mut(|idle| now.duration_since(idle.since) < IDLE_TIMEOUT && idle.conn.is_usable());
+        }
+    }
+
+    /// How many idle connections endpoint `index` has.
+    #[cfg(test)]
+    pub(super) fn idle_count(&self, index: usize) -> usize {
+        self.idle.borrow()[index].len()
     }
 }
 

@@ -275,14 +275,21 @@ impl Exchange {
             "" => std::borrow::Cow::Borrowed(plan.path_and_query.as_str()),
             prefix => std::borrow::Cow::Owned(format!("{prefix}{}", plan.path_and_query)),
         };
-        // Written as it is: what is not plainly visible ASCII must pass as a URI path.
-        if !path.bytes().all(|b| b.is_ascii_graphic()) {
-            if let Err(e) = http::uri::PathAndQuery::try_from(path.as_ref()) {
-                let upstream = attempt.endpoint.clone();
-                let cause = ConnectFailure::Request(Arc::new(e.into()));
-                return ControlFlow::Break(Err(Error::UpstreamConnect { upstream, cause }));
+        // Written as it is when plainly visible ASCII without a fragment; anything else
+        // must pass as a URI's path and query, and goes as that (a fragment dropped, as
+        // hyper did).
+        let path = if path.bytes().all(|b| b.is_ascii_graphic() && b != b'#') {
+            path
+        } else {
+            match http::uri::PathAndQuery::try_from(path.as_ref()) {
+                Ok(parsed) => std::borrow::Cow::Owned(parsed.as_str().to_owned()),
+                Err(e) => {
+                    let upstream = attempt.endpoint.clone();
+                    let cause = ConnectFailure::Request(Arc::new(e.into()));
+                    return ControlFlow::Break(Err(Error::UpstreamConnect { upstream, cause }));
+                }
             }
-        }
+        };
         let request = Outbound {
             method: &plan.method,
             path: &path,

@@ -5,7 +5,8 @@
 //! that arbiter reaches a pool the published table names, and sends it [`Retire`] when
 //! a table no longer names the pool. A retired pool takes no new streams into its
 //! context; it stops once its address is gone and its last streamed body has ended,
-//! and its `stopped()` lets go of the replica (idle connections close with it).
+//! and its `stopped()` lets go of the replica (idle connections close with it). While
+//! it runs it sweeps the replica's idle connections every couple of seconds.
 //!
 //! Messages: [`CallUpstream`] (the Router's `CallRemote` to an upstream route) and
 //! [`Retire`]. Streamed bodies are pumped in this actor's context (see `pumps`).
@@ -64,18 +65,20 @@ impl Message for Retire {
 pub struct UpstreamPool {
     replica: Option<Rc<PoolReplica>>,
     retired: bool,
+    /// The idle connections' sweep, while the pool is not retired.
+    sweeping: Option<SpawnHandle>,
 }
 
 impl UpstreamPool {
     /// The actor owning `replica`, serving calls and pumping streams.
     pub(crate) fn new(replica: Rc<PoolReplica>) -> Self {
-        UpstreamPool { replica: Some(replica), retired: false }
+        UpstreamPool { replica: Some(replica), retired: false, sweeping: None }
     }
 
     /// The actor owning `replica` for one call on a pool the table no longer names:
     /// it serves what it is sent and stops when its address goes.
     pub(crate) fn retired(replica: Rc<PoolReplica>) -> Self {
-        UpstreamPool { replica: Some(replica), retired: true }
+        UpstreamPool { replica: Some(replica), retired: true, sweeping: None }
     }
 }
 
@@ -85,6 +88,13 @@ impl Actor for UpstreamPool {
     fn started(&mut self, ctx: &mut Context<Self>) {
         if let (Some(replica), false) = (&self.replica, self.retired) {
             ctx.add_stream(replica.pumps().attach());
+            // Its idle connections: nothing else runs for them (see
+            // `client::Client::sweep`). Cancelled on `Retire`, so that the actor can stop.
+            self.sweeping = Some(ctx.run_interval(super::client::SWEEP_EVERY, |pool, _| {
+                if let Some(replica) = &pool.replica {
+                    replica.sweep();
+                }
+            }));
         }
     }
 
@@ -113,8 +123,11 @@ impl Handler<CallUpstream> for UpstreamPool {
 impl Handler<Retire> for UpstreamPool {
     type Result = ();
 
-    fn handle(&mut self, _: Retire, _: &mut Context<Self>) {
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
         self.retired = true;
+        if let Some(sweeping) = self.sweeping.take() {
+            ctx.cancel_future(sweeping);
+        }
         if let Some(replica) = &self.replica {
             // The stream of pumps ends; the actor stops when its address is gone and
             // the pumps it runs have ended.

@@ -45,6 +45,11 @@ impl PoolReplica {
         self.client.pumps()
     }
 
+    /// Closes the idle connections their upstreams closed, or unused too long.
+    pub(super) fn sweep(&self) {
+        self.client.sweep();
+    }
+
     /// Forwards `request` as it is (faithful forwarding of a matched HTTP route).
     ///
     /// # Errors
@@ -181,5 +186,52 @@ mod tests {
             matches!(&error, Error::Overloaded { upstream: Peer::Pool(name), .. } if &**name == "http://127.0.0.1:9"),
             "{error:?}"
         );
+    }
+
+    /// An upstream on 127.0.0.1 that answers one connection's requests `204`, keeping
+    /// it open 200 ms after the last, and sends back each request head it read.
+    async fn recording_upstream() -> (crate::upstream::UpstreamUrl, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+        let (seen, heads) = tokio::sync::mpsc::unbounded_channel();
+        actix_rt::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = [0u8; 4096];
+            while let Ok(Ok(n @ 1..)) = tokio::time::timeout(std::time::Duration::from_millis(200), socket.read(&mut head)).await {
+                let _ = seen.send(String::from_utf8_lossy(&head[..n]).into_owned());
+                let _ = socket.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await;
+            }
+        });
+        (url, heads)
+    }
+
+    /// A path that hides a line break behind a fragment goes without the fragment (as
+    /// hyper sent it): nothing is injected into the request head.
+    #[actix_rt::test]
+    async fn a_fragment_cannot_smuggle_a_line_into_the_request_head() {
+        let (url, mut heads) = recording_upstream().await;
+        let (replica, target) = replica(PoolConfig::single(url));
+        let mut request = get();
+        request.path_and_query = "/a#\r\nx-injected: 1\r\nfoo: bar".to_owned();
+        let answer = replica.forward(target, request).await.expect("answered");
+        assert_eq!(answer.status, http::StatusCode::NO_CONTENT);
+        let head = heads.recv().await.unwrap();
+        assert!(head.starts_with("GET /a HTTP/1.1\r\n"), "{head:?}");
+        assert!(!head.contains("x-injected"), "{head:?}");
+    }
+
+    /// An idle connection the upstream closed is closed by the sweep (it would hold
+    /// its socket until taken again).
+    #[actix_rt::test]
+    async fn the_sweep_closes_idle_connections_their_upstream_closed() {
+        let (url, _heads) = recording_upstream().await;
+        let (replica, target) = replica(PoolConfig::single(url));
+        replica.forward(target, get()).await.expect("answered");
+        assert_eq!(replica.client.idle_count(0), 1);
+        replica.sweep();
+        assert_eq!(replica.client.idle_count(0), 1, "still open: kept");
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        replica.sweep();
+        assert_eq!(replica.client.idle_count(0), 0, "closed by the upstream: swept");
     }
 }

@@ -169,8 +169,12 @@ fn chunk_size(line: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 16 {
         return None;
     }
-    let rest = rest.trim_ascii_start();
-    if !(rest.is_empty() || rest[0] == b';') {
+    // Optional blanks, then extensions after `;` of visible characters (dropped).
+    let blanks = rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    let rest = &rest[blanks..];
+    let extensions_ok = rest.is_empty()
+        || (rest[0] == b';' && rest.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)));
+    if !extensions_ok {
         return None;
     }
     digits
@@ -188,7 +192,8 @@ mod tests {
         assert_eq!(chunk_size(b"0"), Some(0));
         assert_eq!(chunk_size(b"A ; name=value"), Some(10));
         assert_eq!(chunk_size(b"ffffffffffffffff"), Some(u64::MAX));
-        for bad in [&b""[..], b"x", b"-1", b"1 2", b"11111111111111111", b"0x10", b" 1"] {
+        assert_eq!(chunk_size(b"5\t;x"), Some(5));
+        for bad in [&b""[..], b"x", b"-1", b"1 2", b"11111111111111111", b"0x10", b" 1", b"5\n;x", b"5;a\rb", b"5 \x0b;"] {
             assert_eq!(chunk_size(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }

@@ -174,7 +174,7 @@ pub(super) fn parse_answer_head(buf: &mut BytesMut, method: &Method) -> Result<O
     }
     let bytes = buf.split_to(taken).freeze();
     let headers = fields_of(&bytes, &spans[..count])?;
-    let (framing, clean) = framing_of(&headers, status, method)?;
+    let (framing, clean) = framing_of(&headers, version, status, method)?;
     let keep_alive = clean && framing != Framing::UntilClose && keeps_alive(&headers, version);
     Ok(Some(Head {
         status,
@@ -202,7 +202,7 @@ fn fields_of(bytes: &Bytes, spans: &[(u32, u32, u32, u32)]) -> Result<HeaderMap,
 /// How the answer's body is framed, and whether the framing was unambiguous (an
 /// answer with both `Transfer-Encoding` and `Content-Length` is read by the former,
 /// and its connection is not used again).
-fn framing_of(headers: &HeaderMap, status: StatusCode, method: &Method) -> Result<(Framing, bool), HeadError> {
+fn framing_of(headers: &HeaderMap, version: Version, status: StatusCode, method: &Method) -> Result<(Framing, bool), HeadError> {
     if *method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -219,7 +219,9 @@ fn framing_of(headers: &HeaderMap, status: StatusCode, method: &Method) -> Resul
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
             .is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"));
-        let clean = lengths.iter().next().is_none();
+        // Framed both ways, or chunked over HTTP/1.0 (which has no chunking, RFC 9112
+        // §6.1): read as chunked, and the connection closed after.
+        let clean = lengths.iter().next().is_none() && version == Version::HTTP_11;
         return Ok((if chunked_last { Framing::Chunked } else { Framing::UntilClose }, clean && chunked_last));
     }
     let mut length: Option<u64> = None;
@@ -287,6 +289,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((both.framing, both.keep_alive), (Framing::Chunked, false), "ambiguous: not reused");
+        let old_chunked = parse("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n", &Method::GET)
+            .unwrap()
+            .unwrap();
+        assert_eq!((old_chunked.framing, old_chunked.keep_alive), (Framing::Chunked, false), "HTTP/1.0 has no chunking");
         let gzip_only = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", &Method::GET).unwrap().unwrap();
         assert_eq!((gzip_only.framing, gzip_only.keep_alive), (Framing::UntilClose, false));
         let none = parse("HTTP/1.1 200 OK\r\n\r\n", &Method::GET).unwrap().unwrap();

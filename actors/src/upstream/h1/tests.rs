@@ -255,3 +255,62 @@ async fn an_interim_answer_does_not_stop_the_body() {
     assert_eq!(response.status(), StatusCode::CREATED);
     assert!(response.into_body().into_idle().is_some(), "all of it was sent: reusable");
 }
+
+/// An upstream that reads a request head, then after 200 ms writes `pieces` 100 ms
+/// apart, reading nothing more for 10 s.
+async fn answering_in_pieces(pieces: Vec<&'static [u8]>) -> Endpoint {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+    actix_rt::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = socket.read(&mut buf).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for piece in pieces {
+            socket.write_all(piece).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    });
+    Endpoint::new(&url, None)
+}
+
+/// A body that sends one chunk, then stalls for 10 s.
+fn stalled_body() -> OutBody {
+    let (sender, stream) = crate::stream::bridge();
+    actix_rt::spawn(async move {
+        sender.send(Bytes::from_static(b"first")).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        drop(sender);
+    });
+    OutBody::Stream(stream)
+}
+
+/// Sends a stalled body to `endpoint` on a task of its own (as in the server, where
+/// nothing else polls it), expecting `status` within 1 s.
+async fn early_answer_within_a_second(endpoint: Endpoint, status: StatusCode) {
+    let conn = open(&endpoint).await;
+    let started = std::time::Instant::now();
+    let sending = actix_rt::spawn(async move {
+        let answered = tokio::time::timeout(Duration::from_secs(3), send(conn, Method::POST, "/upload", stalled_body())).await;
+        matches!(answered, Ok(Ok(ref r)) if r.status() == status)
+    });
+    assert!(sending.await.unwrap(), "no {status}");
+    assert!(started.elapsed() < Duration::from_secs(1), "taken only after {:?}", started.elapsed());
+}
+
+#[actix_rt::test]
+async fn an_early_answer_in_two_reads_wakes_the_request() {
+    let endpoint = answering_in_pieces(vec![b"HTTP/1.1 401 Unauthorized\r\n", b"content-length: 0\r\n\r\n"]).await;
+    early_answer_within_a_second(endpoint, StatusCode::UNAUTHORIZED).await;
+}
+
+#[actix_rt::test]
+async fn an_early_answer_after_an_interim_one_wakes_the_request() {
+    let endpoint = answering_in_pieces(vec![
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n",
+    ])
+    .await;
+    early_answer_within_a_second(endpoint, StatusCode::PAYLOAD_TOO_LARGE).await;
+}
