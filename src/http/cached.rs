@@ -51,7 +51,7 @@ pub async fn local(
         (status, _) => {
             let status = status.unwrap_or(Status::Bypass);
             status.count();
-            return call(worker, route, args, ctx).await.map(|r| respond(r, status, None, raw));
+            return call(worker, route, args, ctx).await.map(|r| respond(r, status, None, raw, worker));
         }
     };
     let template = match &route.spec.key {
@@ -74,7 +74,7 @@ pub async fn local(
             Ok(None) => {}
             Err(()) => {
                 Status::Bypass.count();
-                return call(worker, route, args, ctx).await.map(|r| respond(r, Status::Bypass, Some(&digest), raw));
+                return call(worker, route, args, ctx).await.map(|r| respond(r, Status::Bypass, Some(&digest), raw, worker));
             }
         }
     }
@@ -91,15 +91,15 @@ pub async fn local(
         }
     }
     status.count();
-    Ok(respond(reply, status, Some(&digest), raw))
+    Ok(respond(reply, status, Some(&digest), raw, worker))
 }
 
 async fn call(worker: &Worker, route: Arc<Route>, args: Args, ctx: CallContext) -> Result<Reply, Error> {
     worker.router.send(Dispatch { route, args, ctx }).await?
 }
 
-fn respond(reply: Reply, status: Status, digest: Option<&str>, raw: bool) -> HttpResponse {
-    let mut response = super::answer::answer(reply, raw);
+fn respond(reply: Reply, status: Status, digest: Option<&str>, raw: bool, worker: &Worker) -> HttpResponse {
+    let mut response = super::answer::answer(reply, raw, worker.shared.sentry.is_some());
     mark(&mut response, status);
     if let Some(digest) = digest {
         mark_key(&mut response, digest);

@@ -41,7 +41,7 @@ pub async fn serve(
         .send(Dispatch { route, args, ctx })
         .await??;
     let streams = matches!(reply, Reply::Stream(_));
-    let mut response = answer::answer(reply, raw);
+    let mut response = answer::answer(reply, raw, worker.shared.sentry.is_some());
     if !streams && worker.shared.cache.is_some() {
         // FrameX-kit marks every non-streaming route that does not cache; framex-rs
         // does while `[cache]` is on (off, a request pays no header).

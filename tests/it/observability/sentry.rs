@@ -119,8 +119,14 @@ async fn fine(_: NoArgs, _cx: Ctx) -> framex::Result<String> {
     Ok("fine".to_owned())
 }
 
-/// A 502 from a dead upstream and a panicking local plugin each produce one event
-/// with the request id, the trace id and the environment (`<env>_noray`); the
+async fn breaks(_: NoArgs, _cx: Ctx, out: framex::plugin::Emitter) -> framex::Result<()> {
+    out.chunk("first".to_owned()).await?;
+    Err(framex::actors::Error::Plugin { status: 500, message: "the stream fell over".to_owned() })
+}
+
+/// A 502 from a dead upstream, a panicking local plugin and a local stream that
+/// breaks off each produce one event with the request id, the trace id and the
+/// environment (`<env>_noray`); the
 /// `Authorization` key of the request is nowhere in what was sent; a 2xx produces
 /// nothing; the plugin answers its next call (the panic did not take it down).
 #[actix_rt::test]
@@ -144,7 +150,7 @@ env = "test"
 "#,
         upstream.url
     );
-    let plugin = PluginBuilder::new("boom").get("/boom", boom).get("/fine", fine).build().unwrap();
+    let plugin = PluginBuilder::new("boom").get("/boom", boom).get("/fine", fine).stream("/breaks", breaks).build().unwrap();
     let server = start(config(&toml), vec![plugin]).await;
     upstream.stop().await;
 
@@ -179,8 +185,18 @@ env = "test"
     assert!(panic["exception"]["values"][0]["value"].as_str().unwrap().contains("the plugin fell over"));
     assert_eq!(get(&server.url("/api/v1/fine")).await.status, 200, "the plugin still serves");
 
+    // A local stream that breaks after its answer started: the client gets FrameX's
+    // `error` event, Sentry the break.
+    let r = get_with(&server.url("/api/v1/breaks"), &[("x-request-id", "req-breaks-1")]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("event: error"), "{}", r.text());
+    let events = ingest.wait_events(3).await;
+    let broken = &events[2];
+    assert_eq!(broken["exception"]["values"][0]["type"], "StreamBroken");
+    assert_eq!(broken["tags"]["request_id"], "req-breaks-1");
+
     actix_rt::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(ingest.events().len(), 2, "one event per failure, none for a 2xx: {:?}", ingest.events());
+    assert_eq!(ingest.events().len(), 3, "one event per failure, none for a 2xx: {:?}", ingest.events());
     let raw = String::from_utf8_lossy(&ingest.raw.lock().unwrap()).into_owned();
     assert!(!raw.contains(secret) && !raw.contains("q-secret"), "no key or query in the events: {raw}");
     server.stop(true).await;
@@ -213,7 +229,7 @@ ignore_errors = ["UpstreamConnect"]
 "#,
         upstream.url
     );
-    let plugin = PluginBuilder::new("boom").get("/boom", boom).get("/fine", fine).build().unwrap();
+    let plugin = PluginBuilder::new("boom").get("/boom", boom).get("/fine", fine).stream("/breaks", breaks).build().unwrap();
     let server = start(config(&toml), vec![plugin]).await;
     upstream.stop().await;
 
@@ -256,7 +272,7 @@ async fn the_sample_rate_thins_transactions_not_errors() {
         let toml = format!(
             "load_plugins = [\"boom\"]\n[sentry]\nenable = true\ndsn = \"{dsn}\"\nenv = \"test\"\ntraces_sample_rate = {rate:?}\n"
         );
-        let plugin = PluginBuilder::new("boom").get("/boom", boom).get("/fine", fine).build().unwrap();
+        let plugin = PluginBuilder::new("boom").get("/boom", boom).get("/fine", fine).stream("/breaks", breaks).build().unwrap();
         let server = start(config(&toml), vec![plugin]).await;
         for _ in 0..requests {
             assert_eq!(get(&server.url("/api/v1/fine")).await.status, 200);
