@@ -204,24 +204,9 @@ fn streamed_body(chunks: usize) -> OutBody {
     OutBody::Stream(stream)
 }
 
-/// An upstream that reads a request head, answers `answer` at once, then reads
-/// nothing for 3 s (the rest of the body stays unread).
-async fn answering_early(answer: &'static [u8]) -> Endpoint {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
-    actix_rt::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
-        let mut buf = [0u8; 1024];
-        let _ = socket.read(&mut buf).await.unwrap();
-        socket.write_all(answer).await.unwrap();
-        tokio::time::sleep(Duration::from_secs(3)).await;
-    });
-    Endpoint::new(&url, None)
-}
-
 #[actix_rt::test]
 async fn an_answer_before_the_body_is_sent_is_taken_not_waited_for() {
-    let endpoint = answering_early(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!").await;
+    let endpoint = answering_in_pieces(vec![b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!"]).await;
     let sending = send(open(&endpoint).await, Method::POST, "/upload", streamed_body(256));
     let answered = tokio::time::timeout(Duration::from_secs(2), sending).await;
     let Ok(Ok(response)) = answered else { panic!("the early answer was not taken within 2 s") };
