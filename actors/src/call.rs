@@ -30,7 +30,8 @@ impl CallContext {
     pub fn new() -> Self {
         CallContext {
             deadline: None,
-            request_id: new_request_id().into(),
+            // Hex digits are ASCII: straight into the shared string.
+            request_id: Arc::from(std::str::from_utf8(&request_id_digits()).unwrap_or_default()),
             hops: 0,
             trace: crate::trace::TraceContext::start(),
         }
@@ -61,6 +62,12 @@ impl Default for CallContext {
 
 /// A process-unique, hard-to-guess request id (16 hex digits).
 pub fn new_request_id() -> String {
+    request_id_digits().iter().map(|&d| char::from(d)).collect()
+}
+
+/// [`new_request_id`]'s digits, written by hand: `format!` would cost more than the
+/// rest of a request id.
+fn request_id_digits() -> [u8; 16] {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let seed = *SEED.get_or_init(|| {
@@ -75,7 +82,9 @@ pub fn new_request_id() -> String {
     let mut z = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    format!("{:016x}", z ^ (z >> 31))
+    let mut digits = [0u8; 16];
+    crate::trace::hex(&(z ^ (z >> 31)).to_be_bytes(), &mut digits);
+    digits
 }
 
 /// The reply to a call: a value, or a stream of bytes (SSE or binary).
@@ -125,4 +134,24 @@ pub struct CallRemote {
 
 impl Message for CallRemote {
     type Result = Result<Reply, Error>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Request ids are 16 lower-case hex digits, and no two are alike.
+    #[test]
+    fn request_ids_are_sixteen_hex_digits_and_distinct() {
+        let ids: Vec<String> = (0..1000).map(|_| new_request_id()).collect();
+        let contexts: Vec<CallContext> = (0..1000).map(|_| CallContext::new()).collect();
+        for id in ids.iter().map(String::as_str).chain(contexts.iter().map(|c| &*c.request_id)) {
+            assert_eq!(id.len(), 16, "{id}");
+            assert!(id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{id}");
+        }
+        let mut all: Vec<&str> = ids.iter().map(String::as_str).chain(contexts.iter().map(|c| &*c.request_id)).collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 2000);
+    }
 }

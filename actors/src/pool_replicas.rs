@@ -82,10 +82,12 @@ impl PoolReplicas {
     /// This arbiter's [`UpstreamPool`] actor of `pool`, started on first use (pruning
     /// as [`PoolReplicas::replica`] does).
     pub fn actor(&self, pool: &Arc<PoolShared>) -> Addr<UpstreamPool> {
-        self.lookup(pool, |actor, _| actor)
+        self.lookup(pool, |actor, _| actor.clone())
     }
 
-    fn lookup<T>(&self, pool: &Arc<PoolShared>, pick: impl FnOnce(Addr<UpstreamPool>, Rc<PoolReplica>) -> T) -> T {
+    /// `pick`s from this arbiter's actor and replica of `pool` (the address lent, not
+    /// cloned: the HTTP path wants only the replica).
+    fn lookup<T>(&self, pool: &Arc<PoolShared>, pick: impl FnOnce(&Addr<UpstreamPool>, Rc<PoolReplica>) -> T) -> T {
         let mut inner = self.inner.borrow_mut();
         let table = self.table.load();
         inner.prune(&table);
@@ -94,11 +96,11 @@ impl PoolReplicas {
             // an actor of its own, not kept (the map is pruned only when the table
             // changes again, which may be never).
             let replica = Rc::new(PoolReplica::new(pool));
-            return pick(UpstreamPool::retired(replica.clone()).start(), replica);
+            return pick(&UpstreamPool::retired(replica.clone()).start(), replica);
         }
         if let Some(entry) = inner.by_id.get(&pool.id()) {
             if let Some(replica) = entry.replica.upgrade() {
-                return pick(entry.actor.clone(), replica);
+                return pick(&entry.actor, replica);
             }
         }
         // First use on this arbiter (or its actor stopped with the system).
@@ -106,7 +108,7 @@ impl PoolReplicas {
         let actor = UpstreamPool::new(replica.clone()).start();
         let entry = Entry { actor: actor.clone(), replica: Rc::downgrade(&replica) };
         inner.by_id.insert(pool.id(), entry);
-        pick(actor, replica)
+        pick(&actor, replica)
     }
 
     /// Retires the actors of pools the published table no longer names (also done by

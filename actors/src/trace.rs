@@ -206,7 +206,7 @@ fn unhex(digits: &[u8]) -> Option<u128> {
     })
 }
 
-fn hex(bytes: &[u8], out: &mut [u8]) {
+pub(crate) fn hex(bytes: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for (i, b) in bytes.iter().enumerate() {
         out[2 * i] = DIGITS[usize::from(b >> 4)];

@@ -26,7 +26,7 @@ use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use http::header::{HeaderMap, HeaderValue};
+use http::header::HeaderMap;
 use http::Method;
 use tokio::time::Instant;
 
@@ -124,8 +124,10 @@ struct Plan {
     idempotent: bool,
     /// Whether the body can be sent again (held whole, or none).
     replayable: bool,
-    hops: HeaderValue,
-    request_id: Option<HeaderValue>,
+    /// The hop count the upstream is told (ours plus one).
+    hops: u32,
+    /// The request id, if it can go as a header value (visible ASCII).
+    request_id: Option<Arc<str>>,
     /// The caller's span: each attempt is a child of it.
     trace: crate::trace::TraceContext,
 }
@@ -152,8 +154,8 @@ impl Plan {
             body,
             deadline,
             idempotent,
-            hops: HeaderValue::from(ctx.hops + 1),
-            request_id: HeaderValue::from_str(&ctx.request_id).ok(),
+            hops: ctx.hops + 1,
+            request_id: Some(ctx.request_id).filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic())),
             trace: ctx.trace,
         }
     }
@@ -296,8 +298,8 @@ impl Exchange {
             headers: &plan.headers,
             host: &endpoint.host,
             authorization: target.auth.for_endpoint(index),
-            hops: &plan.hops,
-            request_id: plan.request_id.as_ref(),
+            hops: plan.hops,
+            request_id: plan.request_id.as_deref(),
             traceparent: trace.traceparent(),
             tracestate: trace.state.as_deref(),
         };

@@ -42,9 +42,10 @@ pub(in crate::upstream) struct Outbound<'a> {
     /// `Authorization`: the route's key for this endpoint, replacing the caller's.
     pub(in crate::upstream) authorization: Option<&'a HeaderValue>,
     /// `X-FrameX-Hops`.
-    pub(in crate::upstream) hops: &'a HeaderValue,
-    /// `X-Request-Id`, replacing the caller's.
-    pub(in crate::upstream) request_id: Option<&'a HeaderValue>,
+    pub(in crate::upstream) hops: u32,
+    /// `X-Request-Id`, replacing the caller's: visible ASCII only (the exchange gives
+    /// none otherwise, and the caller's stays).
+    pub(in crate::upstream) request_id: Option<&'a str>,
     /// `traceparent`: the attempt's place in the trace.
     pub(in crate::upstream) traceparent: [u8; 55],
     /// `tracestate`, with a trace we continue (written only if a valid field value).
@@ -85,8 +86,9 @@ pub(super) fn write_request_head(out: &mut BytesMut, request: &Outbound<'_>, fra
     if let Some(key) = request.authorization {
         field(out, "authorization", key.as_bytes());
     }
-    field(out, HOPS_HEADER, request.hops.as_bytes());
+    field(out, HOPS_HEADER, itoa::Buffer::new().format(request.hops).as_bytes());
     if let Some(id) = request.request_id {
+        debug_assert!(id.bytes().all(|b| b.is_ascii_graphic()), "{id:?}");
         field(out, REQUEST_ID_HEADER, id.as_bytes());
     }
     field(out, TRACEPARENT, &request.traceparent);
@@ -353,7 +355,6 @@ mod tests {
             headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
         }
         let host = HeaderValue::from_static("u");
-        let hops = HeaderValue::from_static("1");
         let key = HeaderValue::from_static("route-key");
         let mut request = Outbound {
             method: &Method::POST,
@@ -361,7 +362,7 @@ mod tests {
             headers: &headers,
             host: &host,
             authorization: Some(&key),
-            hops: &hops,
+            hops: 1,
             request_id: None,
             traceparent: [b'0'; 55],
             tracestate: Some("bad\r\nx-injected: 1"),

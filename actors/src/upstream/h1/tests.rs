@@ -51,14 +51,14 @@ async fn upstream(answers: Vec<Vec<&'static [u8]>>, close: bool) -> (Endpoint, t
 
 /// Sends `method path` with `body` on `conn`, with no fields of the caller's.
 async fn send(conn: Conn, method: Method, path: &str, body: OutBody) -> Result<Response<WireBody>, Failed> {
-    let (headers, host, hops) = (HeaderMap::new(), HeaderValue::from_static("u"), HeaderValue::from_static("1"));
+    let (headers, host) = (HeaderMap::new(), HeaderValue::from_static("u"));
     let request = Outbound {
         method: &method,
         path,
         headers: &headers,
         host: &host,
         authorization: None,
-        hops: &hops,
+        hops: 1,
         request_id: None,
         traceparent: [b'0'; 55],
         tracestate: None,
