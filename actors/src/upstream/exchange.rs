@@ -170,6 +170,17 @@ impl Plan {
     }
 }
 
+/// A path and query as the request line carries it: as it is when plainly visible
+/// ASCII without a fragment (nearly always); else it must pass as a URI's path and
+/// query and goes as that — a fragment dropped, as hyper did, so that nothing after a
+/// `#` (a line break, say) reaches the request line.
+fn request_target(path_and_query: String) -> Result<String, http::Error> {
+    if path_and_query.bytes().all(|b| b.is_ascii_graphic() && b != b'#') {
+        return Ok(path_and_query);
+    }
+    Ok(http::uri::PathAndQuery::try_from(path_and_query.as_str())?.as_str().to_owned())
+}
+
 /// Where the next attempt goes.
 enum Next {
     /// An endpoint the policy picks, not tried yet.
@@ -233,6 +244,10 @@ impl Exchange {
     ) -> Result<ForwardResponse, Error> {
         // Held apart from `self`, which the steps borrow mutably.
         let shared = self.shared.clone();
+        let mut request = request;
+        request.path_and_query = request_target(std::mem::take(&mut request.path_and_query)).map_err(|e| {
+            Error::UpstreamConnect { upstream: shared.peer().clone(), cause: ConnectFailure::Request(Arc::new(e)) }
+        })?;
         let mut plan = Plan::new(request, shared.config.timeout);
         let mut next = Next::Pick;
         loop {
@@ -273,24 +288,10 @@ impl Exchange {
         let span = AttemptSpan::start(&trace, attempt.number);
         let body = OutBody::from(plan.take_body());
         let endpoint = self.client.endpoint(index);
+        // The prefix was checked with the URL, the path once for the exchange.
         let path = match endpoint.prefix.as_str() {
             "" => std::borrow::Cow::Borrowed(plan.path_and_query.as_str()),
             prefix => std::borrow::Cow::Owned(format!("{prefix}{}", plan.path_and_query)),
-        };
-        // Written as it is when plainly visible ASCII without a fragment; anything else
-        // must pass as a URI's path and query, and goes as that (a fragment dropped, as
-        // hyper did).
-        let path = if path.bytes().all(|b| b.is_ascii_graphic() && b != b'#') {
-            path
-        } else {
-            match http::uri::PathAndQuery::try_from(path.as_ref()) {
-                Ok(parsed) => std::borrow::Cow::Owned(parsed.as_str().to_owned()),
-                Err(e) => {
-                    let upstream = attempt.endpoint.clone();
-                    let cause = ConnectFailure::Request(Arc::new(e.into()));
-                    return ControlFlow::Break(Err(Error::UpstreamConnect { upstream, cause }));
-                }
-            }
         };
         let request = Outbound {
             method: &plan.method,

@@ -4,7 +4,7 @@
 
 use bytes::{Buf, Bytes};
 
-use super::head::Framing;
+use super::head::{is_field_value, Framing};
 use super::Conn;
 use crate::wire_error::WireError;
 
@@ -172,8 +172,7 @@ fn chunk_size(line: &[u8]) -> Option<u64> {
     // Optional blanks, then extensions after `;` of visible characters (dropped).
     let blanks = rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
     let rest = &rest[blanks..];
-    let extensions_ok = rest.is_empty()
-        || (rest[0] == b';' && rest.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)));
+    let extensions_ok = rest.is_empty() || (rest[0] == b';' && is_field_value(rest));
     if !extensions_ok {
         return None;
     }

@@ -92,7 +92,7 @@ pub(super) fn write_request_head(out: &mut BytesMut, request: &Outbound<'_>, fra
         field(out, REQUEST_ID_HEADER, id.as_bytes());
     }
     field(out, TRACEPARENT, &request.traceparent);
-    if let Some(state) = request.tracestate.filter(|s| HeaderValue::from_str(s).is_ok()) {
+    if let Some(state) = request.tracestate.filter(|s| is_field_value(s.as_bytes())) {
         field(out, TRACESTATE, state.as_bytes());
     }
     match framing {
@@ -177,7 +177,11 @@ pub(super) fn parse_answer_head(buf: &mut BytesMut, method: &Method) -> Result<O
     let bytes = buf.split_to(taken).freeze();
     let headers = fields_of(&bytes, &spans[..count])?;
     let (framing, clean) = framing_of(&headers, version, status, method)?;
-    let keep_alive = clean && framing != Framing::UntilClose && keeps_alive(&headers, version);
+    // A `101` hands the connection over: never reused as HTTP.
+    let keep_alive = clean
+        && framing != Framing::UntilClose
+        && status != StatusCode::SWITCHING_PROTOCOLS
+        && keeps_alive(&headers, version);
     Ok(Some(Head {
         status,
         version,
@@ -185,6 +189,32 @@ pub(super) fn parse_answer_head(buf: &mut BytesMut, method: &Method) -> Result<O
         framing,
         keep_alive,
     }))
+}
+
+/// Whether `status` is an interim answer, which a final one follows (every 1xx but
+/// `101`, which ends the exchange).
+pub(super) fn is_interim(status: StatusCode) -> bool {
+    status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS
+}
+
+/// What the start of `buf` holds, looked at without taking it (while a request body
+/// is still going out): `Some(n)` for a complete interim head of `n` bytes, `None`
+/// while a head is incomplete; `Err(())` for anything else — a final head, or one
+/// that will not parse — which the exchange then reads as the answer.
+pub(super) fn interim_head_len(buf: &[u8]) -> Result<Option<usize>, ()> {
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut answer = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut answer, buf, &mut fields) {
+        Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => Ok(None),
+        Ok(httparse::Status::Complete(n)) if answer.code.and_then(|c| StatusCode::from_u16(c).ok()).is_some_and(is_interim) => Ok(Some(n)),
+        _ => Err(()),
+    }
+}
+
+/// Whether `value` may be sent as a field value (or chunk extension): visible ASCII,
+/// spaces and tabs — no line break, no other control character.
+pub(super) fn is_field_value(value: &[u8]) -> bool {
+    value.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
 /// The header map of a head held in `bytes`, its fields at `spans` (name offset and
@@ -324,6 +354,21 @@ mod tests {
         assert!(matches!(parse(&endless, &Method::GET), Err(HeadError::TooLarge { .. })));
         let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
         assert!(parse(&format!("HTTP/1.1 200 OK\r\n{many}\r\n"), &Method::GET).is_err());
+    }
+
+    #[test]
+    fn interim_heads_are_seen_without_being_taken() {
+        assert_eq!(interim_head_len(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 413"), Ok(Some(25)));
+        assert_eq!(interim_head_len(b"HTTP/1.1 100 Cont"), Ok(None));
+        assert_eq!(interim_head_len(b"HTTP/1.1 413 Payload Too Large\r\n\r\n"), Err(()));
+        assert_eq!(interim_head_len(b"HTTP/1.1 101 Switching\r\n\r\n"), Err(()), "a 101 is final");
+        assert_eq!(interim_head_len(b"garbage\r\n\r\n"), Err(()));
+        let endless = format!("HTTP/1.1 100 Continue\r\nX: {}", "a".repeat(MAX_HEAD));
+        assert_eq!(interim_head_len(endless.as_bytes()), Err(()), "an endless head is for read_head to refuse");
+        let switched = parse("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n", &Method::GET)
+            .unwrap()
+            .unwrap();
+        assert!(!switched.keep_alive, "a 101 hands the connection over");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod head;
 #[cfg(test)]
 mod tests;
 
+use std::fmt::Write as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use tokio_rustls::client::TlsStream;
 
 pub(super) use body::WireBody;
 pub(super) use head::Outbound;
-use head::{parse_answer_head, says_empty_length, write_request_head, RequestFraming};
+use head::{interim_head_len, is_interim, parse_answer_head, says_empty_length, write_request_head, RequestFraming};
 
 use super::endpoint::Endpoint;
 use super::out_body::OutBody;
@@ -136,7 +137,7 @@ impl Conn {
         let early = match body {
             OutBody::Empty | OutBody::Full(None) => false,
             OutBody::Full(Some(_)) if coalesced => false,
-            body => self.write_body(body, request.method).await?,
+            body => self.write_body(body).await?,
         };
         if !early {
             self.io.flush().await.map_err(|e| Failed::Exchange(WireError::Write(e)))?;
@@ -164,7 +165,7 @@ impl Conn {
     /// head, reading meanwhile: an upstream that answers before the body is all sent
     /// (a 413, a 401) and stops reading it has its answer taken rather than the
     /// writing stalled. Says whether the answer came early.
-    async fn write_body(&mut self, body: OutBody, method: &http::Method) -> Result<bool, Failed> {
+    async fn write_body(&mut self, body: OutBody) -> Result<bool, Failed> {
         let mut outgoing = Outgoing::new(body);
         // The answer is looked for only when writing cannot go on (the socket is full,
         // or the body's next chunk is not there yet); the body ends with a flush (TLS
@@ -175,16 +176,16 @@ impl Conn {
                     Poll::Ready(true) => {}
                     Poll::Ready(false) => match Pin::new(&mut self.io).poll_flush(cx) {
                         Poll::Ready(result) => return Poll::Ready(result.map(|()| false).map_err(|e| Failed::Exchange(WireError::Write(e)))),
-                        Poll::Pending => return self.poll_early_answer(cx, method).map_ok(|()| true),
+                        Poll::Pending => return self.poll_early_answer(cx).map_ok(|()| true),
                     },
-                    Poll::Pending => return self.poll_early_answer(cx, method).map_ok(|()| true),
+                    Poll::Pending => return self.poll_early_answer(cx).map_ok(|()| true),
                 }
             }
             match Pin::new(&mut self.io).poll_write(cx, &outgoing.pending) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(Failed::Exchange(WireError::Write(io::ErrorKind::WriteZero.into())))),
                 Poll::Ready(Ok(n)) => outgoing.pending.advance(n),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(Failed::Exchange(WireError::Write(e)))),
-                Poll::Pending => return self.poll_early_answer(cx, method).map_ok(|()| true),
+                Poll::Pending => return self.poll_early_answer(cx).map_ok(|()| true),
             }
         })
         .await
@@ -193,7 +194,7 @@ impl Conn {
     /// Whether a final answer has begun while the request body is still going out
     /// (interim 1xx answers are consumed and writing goes on); the end of the
     /// connection counts as an answer (reading it tells what it was).
-    fn poll_early_answer(&mut self, cx: &mut Context<'_>, method: &http::Method) -> Poll<Result<(), Failed>> {
+    fn poll_early_answer(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failed>> {
         // Read until the socket says Pending (which registers the task's waker): a
         // head still incomplete, or an interim answer consumed, reads on.
         loop {
@@ -205,15 +206,12 @@ impl Conn {
                 Poll::Ready(Ok(())) if read.filled().is_empty() => return Poll::Ready(Ok(())),
                 Poll::Ready(Ok(())) => self.buf.extend_from_slice(read.filled()),
             }
+            // Interim heads are dropped here; a final one stays for `read_head`.
             loop {
-                // Parsed here only to see whether it is interim; `read_head` reads it again.
-                let mut probe = self.buf.clone();
-                match parse_answer_head(&mut probe, method) {
-                    Ok(Some(head)) if head.status.is_informational() && head.status != http::StatusCode::SWITCHING_PROTOCOLS => {
-                        self.buf = probe;
-                    }
+                match interim_head_len(&self.buf) {
+                    Ok(Some(n)) => self.buf.advance(n),
                     Ok(None) => break,
-                    Ok(Some(_)) | Err(_) => return Poll::Ready(Ok(())),
+                    Err(()) => return Poll::Ready(Ok(())),
                 }
             }
         }
@@ -222,23 +220,22 @@ impl Conn {
     /// Reads the answer's head (skipping 1xx interim answers but `101`).
     async fn read_head(mut self, method: &http::Method) -> Result<Response<WireBody>, WireError> {
         loop {
-            // Nothing to parse before the first read.
-            if self.buf.is_empty() && self.fill().await? == 0 {
-                return Err(WireError::ClosedBeforeHead);
-            }
-            if let Some(head) = parse_answer_head(&mut self.buf, method).map_err(WireError::Head)? {
-                if head.status.is_informational() && head.status != http::StatusCode::SWITCHING_PROTOCOLS {
-                    continue;
+            // Nothing to parse before the first read; an interim head parsed is dropped.
+            let parsed = match self.buf.is_empty() {
+                true => None,
+                false => parse_answer_head(&mut self.buf, method).map_err(WireError::Head)?,
+            };
+            match parsed {
+                Some(head) if is_interim(head.status) => continue,
+                Some(head) => {
+                    let mut response = Response::new(WireBody::new(self, head.framing, head.keep_alive));
+                    *response.status_mut() = head.status;
+                    *response.version_mut() = head.version;
+                    *response.headers_mut() = head.headers;
+                    return Ok(response);
                 }
-                let keep_alive = head.keep_alive && head.status != http::StatusCode::SWITCHING_PROTOCOLS;
-                let mut response = Response::new(WireBody::new(self, head.framing, keep_alive));
-                *response.status_mut() = head.status;
-                *response.version_mut() = head.version;
-                *response.headers_mut() = head.headers;
-                return Ok(response);
-            }
-            if self.fill().await? == 0 {
-                return Err(WireError::ClosedBeforeHead);
+                None if self.fill().await? == 0 => return Err(WireError::ClosedBeforeHead),
+                None => {}
             }
         }
     }
@@ -278,7 +275,7 @@ impl Outgoing {
                 Poll::Ready(Some(Ok(chunk))) if chunk.is_empty() => continue,
                 Poll::Ready(Some(Ok(chunk))) => {
                     let mut framed = BytesMut::with_capacity(chunk.len() + 20);
-                    framed.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                    let _ = write!(framed, "{:x}\r\n", chunk.len());
                     framed.extend_from_slice(&chunk);
                     framed.extend_from_slice(b"\r\n");
                     self.pending = framed.freeze();
