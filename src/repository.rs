@@ -25,6 +25,9 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// The largest answer read from a provider.
 pub const MAX_ANSWER_BYTES: usize = 1 << 20;
 /// GitLab's path words that end a project's path in a URL (`/group/p/-/tree/main`).
+/// How deep GitLab nests groups and subgroups.
+const MAX_GITLAB_DEPTH: usize = 20;
+
 const GITLAB_MARKERS: [&str; 8] = ["-", "tree", "blob", "raw", "commits", "branches", "tags", "merge_requests"];
 
 /// Who hosts a repository.
@@ -100,9 +103,15 @@ impl Repo {
                 *last = cut.to_owned();
             }
         }
+        // Tokens go over TLS: `http` is kept only for a GitLab the config names (its
+        // `endpoints` say where that GitLab is, and how it is reached).
+        let scheme = match parsed.scheme() {
+            "http" if provider == Provider::GitLab && config.auth.gitlab.knows_host(&host) => "http",
+            _ => "https",
+        };
         Some(Repo {
             provider,
-            origin: format!("{}://{host}", parsed.scheme()),
+            origin: format!("{scheme}://{host}"),
             host_name: parsed.host_str()?.to_ascii_lowercase(),
             github_api: config.github_api().to_owned(),
             host,
@@ -125,6 +134,9 @@ impl Repo {
     /// groups and subgroups; a marker such as `-` ends it).
     fn gitlab_candidates(&self) -> Vec<String> {
         let end = self.parts.iter().position(|p| GITLAB_MARKERS.contains(&p.as_str())).unwrap_or(self.parts.len());
+        // GitLab nests groups 20 deep: a longer path names no project, and each
+        // candidate is a request to the provider.
+        let end = end.min(MAX_GITLAB_DEPTH + 1);
         (2..=end).rev().map(|n| self.parts[..n].join("/")).collect()
     }
 
@@ -358,6 +370,13 @@ mod tests {
         let repo = Repo::parse("https://gitlab.com/a/b/c/-/tree/main", &none).unwrap();
         assert_eq!(repo.gitlab_candidates(), ["a/b/c", "a/b"]);
         assert!(Repo::parse("https://gitlab.com/a", &none).unwrap().gitlab_candidates().is_empty());
+        let deep = format!("https://gitlab.com/{}", vec!["g"; 100].join("/"));
+        assert_eq!(Repo::parse(&deep, &none).unwrap().gitlab_candidates().len(), 20, "no more requests than GitLab has levels");
+        // A token never goes in clear to gitlab.com; `http` only for a GitLab the config names.
+        let plain = Repo::parse("http://gitlab.com/g/p", &none).unwrap();
+        assert_eq!(plain.gitlab_api("g/p"), "https://gitlab.com/api/v4/projects/g%2Fp");
+        let gl = config("[[repository.auth.gitlab.endpoints]]\nhost = \"git.example.org:8080\"");
+        assert!(Repo::parse("http://git.example.org:8080/g/p", &gl).unwrap().gitlab_api("g/p").starts_with("http://"));
         assert_eq!(repo.gitlab_api("a/b"), "https://gitlab.com/api/v4/projects/a%2Fb");
     }
 

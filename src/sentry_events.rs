@@ -141,8 +141,8 @@ impl std::fmt::Debug for Reporter {
 impl Reporter {
     /// The reporter `config` asks for, or `None` when Sentry is off. `release` is the
     /// version (`server.reversion` or framex-rs's), sent as `v<release>` as FrameX-kit
-    /// does. With `enable_logs`, log records go to Sentry too (see
-    /// [`crate::sentry_logs`]), `secrets` scrubbed from them.
+    /// does. `secrets` are scrubbed from every event; with `enable_logs`, log records
+    /// go to Sentry too (see [`crate::sentry_logs`]), scrubbed alike.
     pub fn start(config: &SentryConfig, release: &str, secrets: Vec<String>) -> Option<Arc<Reporter>> {
         if !config.active() {
             return None;
@@ -163,8 +163,10 @@ impl Reporter {
             ..Default::default()
         };
         let client = Arc::new(sentry::Client::from(sentry::apply_defaults(options)));
+        // Error events are scrubbed with these too, logs sent or not.
+        crate::sentry_logs::add_secrets(secrets);
         if config.enable_logs {
-            crate::sentry_logs::register(client.clone(), secrets);
+            crate::sentry_logs::register(client.clone());
         }
         log::info!(
             "sentry: reporting 5xx errors, transactions for {}% of requests{} as environment {}{ENVIRONMENT_SUFFIX}",
@@ -402,7 +404,9 @@ mod tests {
             })
             .count();
         assert!((2_200..2_800).contains(&kept), "{kept}");
-        assert_eq!(sampled(&trace(42 << 60), 0.5), sampled(&trace(42 << 60), 0.5));
+        // The decision is the trace's: every hop of one trace decides alike, and a
+        // rate keeps the lower part of the id space.
+        assert!(sampled(&trace(1 << 64), 0.5) && !sampled(&trace(u128::MAX - (1 << 64)), 0.5));
     }
 
     /// HTTP statuses map to Sentry's span statuses as its SDKs map them.
@@ -423,7 +427,12 @@ mod tests {
         config.dsn = "http://k@127.0.0.1:9/1".into();
         assert!(Reporter::start(&config, "1.0", Vec::new()).is_none());
         config.env = "test".into();
-        let reporter = Reporter::start(&config, "1.0", Vec::new()).unwrap();
+        let secret = "k-sentry-start-secret-1".to_owned();
+        let reporter = Reporter::start(&config, "1.0", vec![secret.clone()]).unwrap();
+        assert!(
+            crate::sentry_logs::secrets().contains(&secret),
+            "error events are scrubbed with the config's secrets even without enable_logs"
+        );
         assert_eq!(reporter.client.options().environment.as_deref(), Some("test_noray"));
         assert_eq!(reporter.client.options().release.as_deref(), Some("v1.0"));
         reporter.close();

@@ -40,7 +40,8 @@ static SECRETS: LazyLock<ArcSwap<Vec<String>>> = LazyLock::new(|| ArcSwap::from_
 pub fn add_secrets(more: Vec<String>) {
     SECRETS.rcu(|known| {
         let mut all = known.as_ref().clone();
-        all.extend(more.iter().filter(|s| !known.contains(s)).cloned());
+        all.extend(more.iter().cloned());
+        crate::config::secrets::longest_first(&mut all);
         all
     });
 }
@@ -54,10 +55,10 @@ pub fn secrets() -> Arc<Vec<String>> {
 /// stays across reloads, as the Sentry client does).
 static SINK: OnceLock<Sink> = OnceLock::new();
 
-/// Sends records to `client` from now on, with `secrets` scrubbed. A second call
-/// (another server in the same process) changes nothing.
-pub fn register(client: Arc<sentry::Client>, secrets: Vec<String>) {
-    add_secrets(secrets);
+/// Sends records to `client` from now on (the config's secrets are added by the
+/// reporter, whether logs are sent or not). A second call (another server in the
+/// same process) changes nothing.
+pub fn register(client: Arc<sentry::Client>) {
     let _ = SINK.set(Sink { client });
 }
 
@@ -136,6 +137,10 @@ mod tests {
         let known = secrets();
         assert!(known.contains(&"first-secret-x1".to_owned()) && known.contains(&"second-secret-x2".to_owned()));
         assert_eq!(known.iter().filter(|s| *s == "first-secret-x1").count(), 1);
+        // A later secret that contains an earlier one is still hidden whole.
+        add_secrets(vec!["first-secret-x1-and-more".to_owned()]);
+        let scrubbed = crate::config::secrets::scrub("k=first-secret-x1-and-more", &secrets());
+        assert_eq!(scrubbed, "k=[redacted]");
     }
 
     /// The transport's crates are left out, and only they.

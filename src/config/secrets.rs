@@ -44,10 +44,16 @@ impl Config {
         }
         out.extend([&self.redis.url, &self.cache.redis_url, &self.limits.redis_url].into_iter().flatten().cloned());
         out.retain(|s| s.len() >= MIN_SECRET_LEN);
-        out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        out.dedup();
+        longest_first(&mut out);
         out
     }
+}
+
+/// Orders `secrets` as [`scrub`] needs them: longest first (a secret that contains
+/// another is replaced whole, not left with the shorter one's tail), no repeats.
+pub fn longest_first(secrets: &mut Vec<String>) {
+    secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    secrets.dedup();
 }
 
 /// `text` with every one of `secrets` (longest first, see

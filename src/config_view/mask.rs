@@ -58,7 +58,8 @@ pub fn string(text: &str, secrets: &[String]) -> String {
     scrub(&url_password(text), secrets)
 }
 
-/// `text` with the password of a `scheme://user:password@host` URL hidden.
+/// `text` with the password of a `scheme://user:password@host` URL hidden (or the
+/// user itself when it has no password: then it is the credential).
 fn url_password(text: &str) -> String {
     let Some(scheme_end) = text.find("://") else {
         return text.to_owned();
@@ -76,7 +77,9 @@ fn url_password(text: &str) -> String {
             &authority[..colon],
             &text[scheme_end + 3 + at..]
         ),
-        None => text.to_owned(),
+        // A user without a password is a token as often as not (`ghp_…@github.com`,
+        // `x-access-token@…`): hidden whole.
+        None => format!("{}{MASK}{}", &text[..scheme_end + 3], &text[scheme_end + 3 + at..]),
     }
 }
 
@@ -121,6 +124,10 @@ fn yaml_line(line: &str, indent: usize, secrets: &[String]) -> (String, bool) {
     let item = content.strip_prefix("- ").map_or(0, |_| 2);
     let body = &content[item..];
     let Some(colon) = key_end(body) else {
+        // A flow map or list of its own (`- {name: bob, password: x}`, JSON in YAML).
+        if body.starts_with(['{', '[']) && is_secret_key(body) {
+            return (format!("{}{MASK}", &line[..indent + item]), false);
+        }
         return (string(line, secrets), false);
     };
     let key = body[..colon].trim().trim_matches(['"', '\'']);
@@ -247,9 +254,13 @@ tokens:
 - p-13
 -  p-14
 other: fine # keep
+users:
+  - {name: bob, password: p-15}
+{\"db\": {\"password\": \"p-16\"}}
+git: https://ghp_p-17@github.com/o/r.git
 after: shown";
         let shown = yaml(text, &[]);
-        for n in 1..=14 {
+        for n in 1..=17 {
             assert!(!shown.contains(&format!("p-{n}")), "p-{n} in\n{shown}");
         }
         for kept in ["name: demo", "other: fine # keep", "after: shown", "credentials:", "private_key: |", "password: ********"] {
