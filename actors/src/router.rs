@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 
 use crate::api::Args;
 use crate::call::{CallContext, CallRemote, Reply};
-use crate::call_gate::{filled_path, Admission, Held, Refused, SharedGate};
+use crate::call_gate::{Admission, Held, Refused, SharedGate};
 use crate::call_policy::{Pick, SharedPolicy};
 use crate::error::Error;
 use crate::plugin::{Invoke, PluginActor};
@@ -95,14 +95,18 @@ impl Router {
 
     /// The installed gate's admission of a call of `caller` to `route`, or `None`
     /// when no gate is installed or none of its rules covers the call.
-    fn admission(&self, route: &Route, args: &Args, caller: Option<&str>) -> Option<Admission> {
-        let gate = self.gate.as_ref()?.load();
-        let gate = Option::as_ref(&gate)?;
+    ///
+    /// The gate sees the path the upstream would receive (`request::fill_path`); a
+    /// path argument that could not go there (`.`, `..`) is refused here, before it
+    /// is counted, as it would be over HTTP.
+    fn admission(&self, route: &Route, args: &Args, caller: Option<&str>) -> Result<Option<Admission>, Error> {
+        let Some(gate) = self.gate.as_ref().map(|gate| gate.load()) else { return Ok(None) };
+        let Some(gate) = Option::as_ref(&gate) else { return Ok(None) };
         let path = match &route.spec.key {
-            crate::api::ApiKey::Http { path, .. } => Some(filled_path(path, args)),
+            crate::api::ApiKey::Http { path, .. } => Some(crate::upstream::request::fill_path(&route.spec, args, path)?),
             crate::api::ApiKey::Function(_) => None,
         };
-        gate.admit(route, path.as_deref(), caller)
+        Ok(gate.admit(route, path.as_deref(), caller))
     }
 
     /// Routes an admitted call (through the migration policy, see `migrate`), holding
@@ -281,13 +285,14 @@ impl Handler<CallRemote> for Router {
         // A limit may hold the call back (see `call_gate`); a migration mode may send
         // it elsewhere (see `call_policy`).
         let call = match admission {
-            None => self.route_call(route, msg.args, call_ctx, &me, None),
-            Some(Admission::Now(Ok(held))) => self.route_call(route, msg.args, call_ctx, &me, held),
-            Some(Admission::Now(Err(refused))) => {
+            Err(refused) => Box::pin(async move { Err(refused) }),
+            Ok(None) => self.route_call(route, msg.args, call_ctx, &me, None),
+            Ok(Some(Admission::Now(Ok(held)))) => self.route_call(route, msg.args, call_ctx, &me, held),
+            Ok(Some(Admission::Now(Err(refused)))) => {
                 let error = limited(&route, refused);
                 Box::pin(async move { Err(error) })
             }
-            Some(Admission::Later(admit)) => Box::pin(async move {
+            Ok(Some(Admission::Later(admit))) => Box::pin(async move {
                 let held = admit.await.map_err(|refused| limited(&route, refused))?;
                 me.send(Admitted { route, args: msg.args, ctx: call_ctx, held }).await?
             }),

@@ -55,7 +55,9 @@ impl Tool {
         }
         let rest = path.strip_prefix("/docs/action-buttons/")?;
         let (index, action) = rest.split_once('/')?;
-        let index = index.parse().ok();
+        // One spelling per button (`1`, not `01` or `+1`): `[limits]` count per path.
+        let canonical = !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) && (index == "0" || !index.starts_with('0'));
+        let index = canonical.then(|| index.parse().ok()).flatten();
         match (action, method) {
             ("invoke", &Method::POST) => Some(Tool::Invoke(index)),
             ("open", &Method::POST) => Some(Tool::Open(index)),
@@ -260,6 +262,11 @@ mod tests {
     fn routes() {
         assert_eq!(Tool::route(&Method::POST, "/docs/action-buttons/2/invoke"), Some(Tool::Invoke(Some(2))));
         assert_eq!(Tool::route(&Method::POST, "/docs/action-buttons/x/invoke"), Some(Tool::Invoke(None)));
+        for other_spelling in ["01", "+1", "001", ""] {
+            let path = format!("/docs/action-buttons/{other_spelling}/invoke");
+            assert_eq!(Tool::route(&Method::POST, &path), Some(Tool::Invoke(None)), "{path}: not button 1");
+        }
+        assert_eq!(Tool::route(&Method::POST, "/docs/action-buttons/10/invoke"), Some(Tool::Invoke(Some(10))));
         assert_eq!(Tool::route(&Method::GET, "/docs/action-buttons/0/open"), Some(Tool::OpenWindow(Some(0))));
         assert_eq!(Tool::route(&Method::POST, "/docs/action-buttons/0/open"), Some(Tool::Open(Some(0))));
         assert_eq!(Tool::route(&Method::GET, "/docs/plugin-config"), Some(Tool::PluginConfig));

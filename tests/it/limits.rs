@@ -442,10 +442,12 @@ async fn calls_from_plugins_count_per_calling_plugin() {
     assert_eq!(direct.status, 200, "an HTTP client counts apart: {}", direct.text());
 
     let chat = server.url("/api/v1/chat");
-    let relayed = open_stream(&server.url("/api/v1/relay/chat?ticks=50")).await.expect("the relay streams");
+    // The relay would run for 1,000 s on its own: the slot can come back only because
+    // its client left.
+    let relayed = open_stream(&server.url("/api/v1/relay/chat?ticks=10000")).await.expect("the relay streams");
     assert_eq!(open_stream(&chat).await.err(), Some(429), "the plugin's stream holds the slot");
     drop(relayed);
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(2);
     while let Err(status) = open_stream(&chat).await {
         assert!(Instant::now() < deadline, "the slot came back when the relay's client left: {status}");
         actix_rt::time::sleep(Duration::from_millis(50)).await;

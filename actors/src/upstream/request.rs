@@ -54,10 +54,32 @@ pub(super) fn build(spec: &ApiSpec, args: &Args, ctx: CallContext) -> Result<For
     })
 }
 
+/// The path of a call to the HTTP operation `template`: each path parameter's text
+/// percent-encoded in its segment, as the upstream receives it (a `/` in it stays in
+/// its segment, as `%2F`). The `[limits]` gate looks its rules up on the same path.
+///
+/// # Errors
+/// A path argument `.` or `..`, which would climb out of the route at the upstream
+/// (or at a proxy in front of it that normalises paths), as it would past a rule.
+pub(crate) fn fill_path(spec: &ApiSpec, args: &Args, template: &str) -> Result<String, Error> {
+    let mut path = template.to_owned();
+    for param in spec.params.iter().filter(|p| p.location == ParamLocation::Path) {
+        let Some(value) = args.get(&param.name).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let text = text_of(value);
+        if text == "." || text == ".." {
+            return Err(bad(spec, &param.name, "path", "must not be '.' or '..'"));
+        }
+        path = path.replace(&format!("{{{}}}", param.name), &path_segment(&text));
+    }
+    Ok(path)
+}
+
 /// The path (`template` with its parameters filled in) and query, and the header
 /// parameters, of a call.
 fn place_params(spec: &ApiSpec, args: &Args, template: &str) -> Result<(String, HeaderMap), Error> {
-    let mut path = template.to_owned();
+    let path = fill_path(spec, args, template)?;
     let mut query = form_urlencoded::Serializer::new(String::new());
     let mut headers = HeaderMap::new();
     for param in &spec.params {
@@ -65,16 +87,7 @@ fn place_params(spec: &ApiSpec, args: &Args, template: &str) -> Result<(String, 
             continue;
         };
         match param.location {
-            ParamLocation::Path => {
-                let text = text_of(value);
-                // A dot segment would climb out of the route at the upstream (or at a
-                // proxy in front of it that normalises paths).
-                if text == "." || text == ".." {
-                    return Err(bad(spec, &param.name, "path", "must not be '.' or '..'"));
-                }
-                let encoded = path_segment(&text);
-                path = path.replace(&format!("{{{}}}", param.name), &encoded);
-            }
+            ParamLocation::Path => {}
             ParamLocation::Query => match value {
                 Value::Array(items) => {
                     for item in items {
@@ -321,5 +334,20 @@ mod tests {
         }
         let args = json!({"id": "..."});
         assert_eq!(build(&spec(), args.as_object().unwrap(), CallContext::new()).unwrap().path_and_query, "/api/v1/items/...");
+    }
+
+    /// Path parameters fill their own segments as the upstream receives them (what
+    /// the `[limits]` gate counts); arguments that are not path parameters do not.
+    #[test]
+    fn path_parameters_are_filled_in_their_segments() {
+        let template = "/api/v1/items/{id}";
+        for (id, path) in [(json!(42), "/api/v1/items/42"), (json!("a/b"), "/api/v1/items/a%2Fb"), (json!("café"), "/api/v1/items/caf%C3%A9")] {
+            let args = json!({"id": id, "limit": 1});
+            assert_eq!(fill_path(&spec(), args.as_object().unwrap(), template).unwrap(), path);
+        }
+        let args = json!({"limit": 1, "other": "x"});
+        assert_eq!(fill_path(&spec(), args.as_object().unwrap(), template).unwrap(), template, "no argument, no filling");
+        let args = json!({"id": ".."});
+        assert!(fill_path(&spec(), args.as_object().unwrap(), template).is_err());
     }
 }
