@@ -290,6 +290,16 @@ fn named_host(name: &str) -> Result<Host, UrlError> {
     if let Ok(ip) = name.parse::<Ipv4Addr>() {
         return Ok(Host::Ipv4(ip));
     }
+    // A name whose last label is a number (`127.1`, `0x7f.1`, `010.0.0.1`,
+    // `1.2.3.999`) is no DNS name: the system resolver reads it as an IPv4 address
+    // in its own way (`127.1` is 127.0.0.1, `010` octal) and hickory refuses it, so
+    // the URL would reach different addresses depending on `dns_servers`.
+    let last = name.trim_end_matches('.').rsplit('.').next().unwrap_or("");
+    let numeric = !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit())
+        || last.len() > 2 && last[..2].eq_ignore_ascii_case("0x") && last[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    if numeric {
+        return Err(UrlError::HostName);
+    }
     let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
     if name.bytes().all(allowed) {
         Ok(Host::Name(name.to_owned()))
@@ -473,6 +483,11 @@ mod tests {
             ("http://[::1]8080", "Port"),
             ("http://[::1]:", "Port"),
             ("http://a!b", "HostName"),
+            ("http://127.1", "HostName"),
+            ("http://0x7f.1", "HostName"),
+            ("http://010.0.0.1", "HostName"),
+            ("http://1.2.3.999:8080", "HostName"),
+            ("http://host.0X1F", "HostName"),
             ("http://a\"b", "HostName"),
             ("http://::1:8080", "NoHost"),
             ("http://[::1", "Ipv6"),
