@@ -65,9 +65,8 @@ pub fn new_request_id() -> String {
     request_id_digits().iter().map(|&d| char::from(d)).collect()
 }
 
-/// [`new_request_id`]'s digits, written by hand: `format!` would cost more than the
-/// rest of a request id.
-fn request_id_digits() -> [u8; 16] {
+/// A process-unique, hard-to-guess number: what a request id spells in hex.
+pub fn new_request_number() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let seed = *SEED.get_or_init(|| {
@@ -82,8 +81,14 @@ fn request_id_digits() -> [u8; 16] {
     let mut z = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// [`new_request_id`]'s digits, written by hand: `format!` would cost more than the
+/// rest of a request id.
+fn request_id_digits() -> [u8; 16] {
     let mut digits = [0u8; 16];
-    crate::trace::hex(&(z ^ (z >> 31)).to_be_bytes(), &mut digits);
+    crate::trace::hex(&new_request_number().to_be_bytes(), &mut digits);
     digits
 }
 

@@ -95,7 +95,7 @@ mod peer;
 
 pub use api::{ApiKey, ApiSpec, Args, BodySpec, FormField, Param, ParamLocation, ValueKind};
 pub use canonical_form::CanonicalForm;
-pub use call::{new_request_id, CallContext, CallRemote, Reply};
+pub use call::{new_request_id, new_request_number, CallContext, CallRemote, Reply};
 pub use call_gate::{Admission, CallGate, Held, Refused};
 pub use call_policy::{CallPolicy, Pick};
 pub use engine::{Engine, WorkerEngine};

@@ -118,7 +118,7 @@ pub(super) async fn redis(rule: &Arc<Rule>, store: &RedisStore, key: &str) -> Re
     // One hash tag, so that both keys live on one node of a cluster.
     let base = format!("framex:limits:{{{} {key}}}", rule.pattern);
     let (rate_key, slot_key) = (format!("{base}:rate"), format!("{base}:slots"));
-    let member = u64::from_str_radix(&framex_actors::new_request_id(), 16).unwrap_or_default();
+    let member = framex_actors::new_request_number();
     let (interval, tolerance) = rule.gcra.unwrap_or((0, 0));
     let ask = LimitAsk {
         interval_us: if interval == 0 { 0 } else { (interval / 1000).max(1) },

@@ -273,25 +273,6 @@ impl Handler<DiscoverAll> for ProxyControl {
     }
 }
 
-/// Publish the routes of what is known now; answers once they are in the registry.
-pub(super) struct Publish;
-
-impl Message for Publish {
-    type Result = ();
-}
-
-impl Handler<Publish> for ProxyControl {
-    type Result = ResponseFuture<()>;
-
-    fn handle(&mut self, _: Publish, ctx: &mut Context<Self>) -> Self::Result {
-        let (done, published) = oneshot::channel();
-        self.publish(ctx, Some(done));
-        Box::pin(async move {
-            let _ = published.await;
-        })
-    }
-}
-
 /// Resolve every named upstream once (no publication); answers once the addresses
 /// are kept.
 pub(super) struct ResolveAll;

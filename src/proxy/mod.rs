@@ -42,7 +42,7 @@ use framex_actors::{ApiKey, ApiSpec, BodySpec, Engine, Escaped};
 
 use crate::config::{rule_lint, Config, PathFilter, ProxyConfig, UpstreamConfig};
 
-use control::{DiscoverAll, Keep, ProxyControl, Publish, ResolveAll, Stop};
+use control::{DiscoverAll, Keep, ProxyControl, ResolveAll, Stop};
 use upstream::Known;
 
 pub use report::{answered_by, PoolReport, ProxyReport, UpstreamReport};
@@ -169,15 +169,6 @@ impl Proxy {
             Ok(failed) => failed,
             Err(_) => self.upstreams().iter().map(|u| (u.config.url.clone(), DiscoverError::Stopped)).collect(),
         }
-    }
-
-    /// Rebuilds the proxied routes from what every upstream last published (see
-    /// `merge`) and hands them to the registry, which changes nothing when they are
-    /// the same and otherwise reports what changed; logs that. Publications are made
-    /// one at a time by the control plane; this returns once this one is made (at
-    /// once when the proxy is stopped).
-    pub async fn publish(&self) {
-        let _ = self.control.send(Publish).await;
     }
 
     /// Whether any upstream's host is a name to resolve.

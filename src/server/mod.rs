@@ -190,6 +190,7 @@ impl Framex {
                 docs: Arc::new(http::DocsPage::new(&config, loaded.iter().map(|plugin| &plugin.meta))),
             },
         )));
+        install_call_hooks(&engine, &state.load());
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: "listener".to_owned(),
             source,
@@ -383,6 +384,16 @@ struct Carried {
     docs: Arc<http::DocsPage>,
 }
 
+/// Puts `state`'s migration modes and `[limits]` in front of `CallRemote`s from
+/// plugins too (no modes, no rules: no policy, no gate, no cost). Called where a state
+/// is stored, so that the engine always follows the state requests read.
+fn install_call_hooks(engine: &Engine, state: &Shared) {
+    let migration = &state.migration;
+    let policy: Option<Arc<dyn framex_actors::CallPolicy>> = (!migration.is_empty()).then(|| migration.clone() as _);
+    engine.set_call_policy(policy);
+    engine.set_call_gate(state.limits.clone().map(|l| l as Arc<dyn framex_actors::CallGate>));
+}
+
 /// The state every request reads, made from one configuration.
 fn shared_state(
     engine: &Engine,
@@ -393,10 +404,7 @@ fn shared_state(
     previous: Option<&Shared>,
     carried: Carried,
 ) -> Shared {
-    // `CallRemote`s from plugins follow the same modes (no policy: no cost).
     let migration = Arc::new(http::migrate::Migration::from_config(&config.plugins.proxy.migrate));
-    let policy: Option<Arc<dyn framex_actors::CallPolicy>> = (!migration.is_empty()).then(|| migration.clone() as _);
-    engine.set_call_policy(policy);
     let cache = match crate::cache::Cache::from_config(&config.cache, &config.plugins.proxy.cache) {
         Ok(cache) => cache.map(Arc::new),
         Err(e) => {
@@ -405,8 +413,6 @@ fn shared_state(
         }
     };
     let limits = crate::limits::Limiter::build(config, previous.and_then(|p| p.limits.as_deref()));
-    // `CallRemote`s from plugins count against the same rules (no rules: no gate).
-    engine.set_call_gate(limits.clone().map(|l| l as Arc<dyn framex_actors::CallGate>));
     Shared {
         cache,
         sentry: carried.sentry,

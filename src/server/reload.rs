@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::proxy::{self, Proxy};
 
-use super::{shared_state, Carried, Running};
+use super::{install_call_hooks, shared_state, Carried, Running};
 
 /// The configuration and proxy in force.
 pub(super) struct Live {
@@ -71,6 +71,7 @@ impl Running {
         let old = self.state.load_full();
         let carried = Carried { sentry: old.sentry.clone(), docs: Arc::new(old.docs.reconfigured(&new)) };
         let state = shared_state(&self.engine, &new, proxy.clone(), &self.readiness, &self.closing.subscribe(), Some(&old), carried);
+        install_call_hooks(&self.engine, &state);
         self.state.store(Arc::new(state));
         *live = Live { config: new, proxy };
         for key in &restart_needed {
