@@ -44,7 +44,12 @@ impl ChunkSender {
     /// # Errors
     /// [`Error::StreamClosed`] when the consumer is gone: stop producing.
     pub async fn send(&self, chunk: Bytes) -> Result<(), Error> {
-        self.tx.send(Ok(chunk)).await.map_err(|_| Error::StreamClosed)
+        // Room in the bridge (nearly always): no waiting future to build and poll.
+        match self.tx.try_send(Ok(chunk)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::StreamClosed),
+            Err(mpsc::error::TrySendError::Full(item)) => self.tx.send(item).await.map_err(|_| Error::StreamClosed),
+        }
     }
 
     /// Ends the stream with an error the consumer will see as its last item.
