@@ -8,7 +8,8 @@
 //!
 //! Cost: the context holds borrows (the request, the worker, the canonical path, the
 //! access log's notes) and the call context, as the one function before it held them
-//! in locals, and no phase allocates or clones an `Arc`. Nesting `async` phases makes
+//! in locals; the phases add no allocation of their own (the matched route and target
+//! are `Arc`s cloned once, for the access log and the upstream call). Nesting `async` phases makes
 //! the request's future larger (each holds its arguments), and a future of several KiB
 //! is costly to move: the rare, large sub-futures (the request cache, the migration
 //! modes, the docs login and tools, Redis limits) are boxed where they are awaited, and

@@ -193,10 +193,12 @@ impl Proxy {
             .collect()
     }
 
-    /// Stops re-discovery, health checks and DNS re-resolution at once: the control
-    /// plane stops, dropping its timers and the requests it has in flight.
-    pub fn stop(&self) {
-        self.control.do_send(Stop);
+    /// Stops re-discovery, health checks and DNS re-resolution: the control plane
+    /// stops, dropping its timers and the requests it has in flight. Returns once it
+    /// has: a publication it made before is already queued at the registry, ahead of
+    /// anything sent after (a reload's new proxy).
+    pub async fn stop(&self) {
+        let _ = self.control.send(Stop).await;
     }
 }
 

@@ -502,7 +502,7 @@ impl Running {
     /// Stops serving; `graceful` lets in-flight requests finish first.
     pub async fn stop(self, graceful: bool) {
         if let Some(proxy) = self.proxy() {
-            proxy.stop();
+            proxy.stop().await;
         }
         let sentry = self.state.load().sentry.clone();
         let _ = self.closing.send(true);

@@ -62,9 +62,11 @@ impl Running {
         keep_restart_only(&live.config, &mut new);
         let proxy = match &live.proxy {
             Some(old) => {
-                let next = proxy::start(&self.engine, &new, Some(old)).await;
-                old.stop();
-                Some(next)
+                // The old control plane stops first: a re-discovery of its own could
+                // otherwise publish the old routes after the new proxy's (the new one
+                // takes over what the old one knew, so no route blinks out).
+                old.stop().await;
+                Some(proxy::start(&self.engine, &new, Some(old)).await)
             }
             None => None,
         };

@@ -32,7 +32,7 @@ impl Running {
         self.handle.stop(true).await;
         let result = self.task.await.unwrap_or(Ok(()));
         if let Some(proxy) = proxy {
-            proxy.stop();
+            proxy.stop().await;
         }
         result
     }

@@ -89,7 +89,7 @@ async fn stop_ends_background_work_and_requests_in_flight_at_once() {
 
     let proxy = server.proxy().expect("proxy loaded");
     let stopped = Instant::now();
-    proxy.stop();
+    proxy.stop().await;
     // A probe already connected may still land; nothing starts afterwards.
     actix_rt::time::sleep(Duration::from_millis(300)).await;
     let (documents, probes) = (seen.documents.load(Ordering::SeqCst), seen.probes.load(Ordering::SeqCst));
