@@ -27,7 +27,7 @@ pub enum ConnectFailure {
     /// when the config is loaded ([`UpstreamUrl`](crate::upstream::UpstreamUrl)), so
     /// none reaches a request unusable.
     #[error("request could not be built: {0}")]
-    Request(#[source] Arc<http::Error>),
+    Request(#[source] Arc<dyn std::error::Error + Send + Sync>),
     /// Opening the TCP connection failed (refused, unreachable, reset).
     #[error("TCP connect failed: {0}")]
     Tcp(#[source] Arc<std::io::Error>),
@@ -601,7 +601,7 @@ mod tests {
             .await
             .unwrap();
         actix_rt::spawn(connection);
-        let request = http::Request::post("/x")
+        let request = http1::Request::post("/x")
             .header("host", "u")
             .body(body)
             .unwrap();

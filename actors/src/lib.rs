@@ -111,7 +111,7 @@ pub use registry::{describe as describe_skipped, RegisterPlugin, Registry, Route
 pub use route_table::{HttpMatch, Route, RouteTable, RouteTableBuilder, Skipped, Target};
 pub use pool_replicas::PoolReplicas;
 pub use router::{Dispatch, Router};
-/// The HTTP method type of the engine (`http` 1.x, as hyper uses).
+/// The HTTP method type of the engine (actix-web's, `http` 0.2).
 pub use http::Method;
 
 /// The crate's result type.

@@ -8,11 +8,10 @@
 use std::sync::Arc;
 
 use actix_web::body::SizedStream;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::stream::bridge;
-use framex_actors::upstream::wire::header as wire_header;
-use framex_actors::upstream::wire::{HeaderMap as WireHeaders, HeaderValue as WireValue};
+use framex_actors::upstream::wire::HeaderMap as WireHeaders;
 use framex_actors::upstream::{is_hop_by_hop, Body, ForwardRequest, UpstreamTarget, FULL_BODY_LIMIT};
 use framex_actors::{CallContext, Error};
 use futures::StreamExt as _;
@@ -104,7 +103,7 @@ pub(super) async fn serve_body(
         None => path.to_owned(),
     };
     let request = ForwardRequest {
-        method: super::engine_method(req.method()),
+        method: req.method().clone(),
         path_and_query,
         headers,
         body,
@@ -122,30 +121,17 @@ pub(super) async fn serve_body(
     }
     let response = response?;
 
-    let status = StatusCode::from_u16(response.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut builder = HttpResponse::build(status);
-    let length = response
-        .headers
-        .get(wire_header::CONTENT_LENGTH)
+    let mut builder = HttpResponse::build(response.status);
+    let fields = response.headers;
+    let length = fields
+        .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let sse = response
-        .headers
-        .get(wire_header::CONTENT_TYPE)
+    let sse = fields
+        .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    for (name, value) in response.headers.iter() {
-        if name != wire_header::CONTENT_LENGTH {
-            match super::header_names::from_wire(name) {
-                Some(name) => builder.append_header((name, value.as_bytes())),
-                None => builder.append_header((name.as_str(), value.as_bytes())),
-            };
-        }
-    }
-    if sse {
-        builder.insert_header(("x-accel-buffering", "no"));
-    }
-    Ok(match response.body {
+    let mut answer = match response.body {
         Body::Empty => match length {
             // A HEAD answer keeps the length the GET would have had.
             // (actix-web writes the length of the body it is given: an empty stream of
@@ -170,7 +156,28 @@ pub(super) async fn serve_body(
             }
             response
         }
-    })
+    };
+    relay_fields(fields, answer.headers_mut());
+    if sse {
+        answer.headers_mut().insert(header::HeaderName::from_static("x-accel-buffering"), header::HeaderValue::from_static("no"));
+    }
+    Ok(answer)
+}
+
+/// Moves the upstream's answer fields (hop-by-hop ones already stripped) onto our
+/// answer, but `Content-Length`, which actix-web writes from the body it is given.
+/// Both sides are actix-web's `http` types: names and values move, nothing is parsed.
+fn relay_fields(fields: WireHeaders, out: &mut header::HeaderMap) {
+    let mut name = None;
+    for (next, value) in fields {
+        if next.is_some() {
+            name = next;
+        }
+        match &name {
+            Some(name) if name != header::CONTENT_LENGTH => out.append(name.clone(), value),
+            _ => {}
+        }
+    }
 }
 
 /// The headers sent upstream, in one pass over the request's: the ones that belong
@@ -196,9 +203,7 @@ pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: 
         {
             continue;
         }
-        if let (Some(n), Ok(v)) = (super::header_names::to_wire(key), WireValue::from_bytes(value.as_bytes())) {
-            out.append(n, v);
-        }
+        out.append(key.clone(), value.clone());
     }
     forwarded::append(&mut out, req, trusted);
     out

@@ -89,10 +89,8 @@ pub fn append(out: &mut WireHeaders, req: &HttpRequest, trusted: &TrustedProxies
         let kept = |name: header::HeaderName, wire: WireName, out: &mut WireHeaders| {
             let mut any = false;
             for value in incoming.get_all(name) {
-                if let Ok(v) = WireValue::from_bytes(value.as_bytes()) {
-                    out.append(wire.clone(), v);
-                    any = true;
-                }
+                out.append(wire.clone(), value.clone());
+                any = true;
             }
             any
         };
@@ -135,7 +133,7 @@ fn insert_host(out: &mut WireHeaders, req: &HttpRequest) {
     if let Some(host) = req
         .headers()
         .get(header::HOST)
-        .and_then(|h| WireValue::from_bytes(h.as_bytes()).ok())
+        .cloned()
     {
         out.insert(X_FORWARDED_HOST, host);
     }

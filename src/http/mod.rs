@@ -22,7 +22,6 @@ mod envelope;
 pub mod error;
 mod forward;
 mod forwarded;
-mod header_names;
 mod limit;
 mod local;
 pub mod migrate;
@@ -41,7 +40,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::upstream::{HOPS_HEADER, REQUEST_ID_HEADER};
 use framex_actors::PoolReplicas;
 use framex_actors::trace::{TRACEPARENT, TRACESTATE};
-use framex_actors::{CallContext, Engine, Method, Router, TraceContext};
+use framex_actors::{CallContext, Engine, Router, TraceContext};
 
 use crate::canonical_path;
 use crate::config::AuthRules;
@@ -172,13 +171,6 @@ impl WorkerState {
             pools: self.pools.clone(),
         }
     }
-}
-
-/// The engine's method for an actix-web one (the edge speaks `http` 0.2, the engine
-/// `http` 1.x, as hyper does); standard methods are matched without allocating.
-pub fn engine_method(method: &actix_web::http::Method) -> Method {
-    // Both crates accept the same method tokens, so the conversion cannot fail.
-    Method::from_bytes(method.as_str().as_bytes()).unwrap_or(Method::GET)
 }
 
 /// Registers the dispatcher, which answers every request: built-ins, then the route

@@ -26,7 +26,7 @@ use framex_actors::upstream::{proxy_function::PATH as PROXY_FUNCTION_PATH, Upstr
 use framex_actors::{CallContext, Error, HttpMatch, Method, Route, Target};
 
 use super::{
-    authorize, builtin, cached_proxy, docs_tools, engine_method, envelope, error, forward, limit, local,
+    authorize, builtin, cached_proxy, docs_tools, envelope, error, forward, limit, local,
     migrate, observe, proxy_function, websocket, Auth, Shared, Worker,
 };
 use crate::canonical_path;
@@ -105,7 +105,7 @@ impl RequestCtx<'_> {
         if self.path == PROXY_FUNCTION_PATH && self.req.method() == HttpMethod::POST {
             return ControlFlow::Break(self.proxy_function(payload).await);
         }
-        let matched = self.shared().engine.published().load().match_http(&engine_method(self.req.method()), self.path);
+        let matched = self.shared().engine.published().load().match_http(self.req.method(), self.path);
         match matched {
             HttpMatch::NotFound => ControlFlow::Break(not_found()),
             HttpMatch::MethodNotAllowed { allowed } => ControlFlow::Break(self.method_not_allowed(&allowed, payload).await),

@@ -83,7 +83,7 @@ pub async fn serve(
     if let Some(upgrade) = req
         .headers()
         .get(header::UPGRADE)
-        .and_then(|v| WireValue::from_bytes(v.as_bytes()).ok())
+        .cloned()
     {
         headers.insert(WireName::from_static("upgrade"), upgrade);
     }

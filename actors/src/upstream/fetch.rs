@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Request, StatusCode};
+use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -14,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 
 use super::endpoint::Endpoint;
+use super::hyper_door;
 use super::out_body::OutBody;
 use crate::error::{BodyError, ConnectFailure};
 use crate::upstream_url::UpstreamUrl;
@@ -132,15 +133,12 @@ pub async fn fetch_request(
     let exchange = async {
         let mut sender = connect(&endpoint, tls, timeout, false).await.map_err(|e| e.to_string())?;
         let body = if one.body.is_empty() { OutBody::Empty } else { OutBody::Full(Some(one.body)) };
-        let mut request = Request::builder()
-            .method(one.method)
-            .uri(format!("{}{}", endpoint.prefix, one.path))
-            .body(body)
+        let mut headers = one.headers;
+        headers.insert(http::header::HOST, endpoint.host.clone());
+        let request = hyper_door::request(&one.method, format!("{}{}", endpoint.prefix, one.path), &headers, body)
             .map_err(|e| format!("bad request: {e}"))?;
-        *request.headers_mut() = one.headers;
-        request.headers_mut().insert(http::header::HOST, endpoint.host.clone());
         let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
-        let status = response.status();
+        let status = hyper_door::status(response.status());
         let body = read_incoming_to_end(&mut response.into_body(), limit).await.map_err(|e| e.to_string())?;
         Ok((status, body))
     };

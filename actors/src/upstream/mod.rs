@@ -33,6 +33,7 @@ mod endpoint;
 mod exchange;
 mod fetch;
 mod h1;
+mod hyper_door;
 mod out_body;
 pub mod headers;
 pub mod keys;
@@ -70,7 +71,8 @@ pub use pool::{CallUpstream, Retire, UpstreamPool};
 pub use replica::PoolReplica;
 pub use selection::Balance;
 pub use crate::upstream_url::{Host, Scheme, UpstreamUrl, UrlError};
-/// The HTTP types (`http` 1.x) of upstream requests and responses.
+/// The HTTP types of upstream requests and responses: actix-web's (`http` 0.2), so
+/// fields cross between the server and the pool's client as they are.
 pub use http as wire;
 
 /// Header carrying how many proxies a request has passed through.

@@ -12,11 +12,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, StatusCode};
+use http::StatusCode;
 use hyper_util::rt::TokioIo;
 
 use super::endpoint::Endpoint;
 use super::fetch::{connect, read_incoming_to_end};
+use super::hyper_door;
 use super::out_body::OutBody;
 use crate::wire_error::WireError;
 use super::{selection, PoolShared, HOPS_HEADER, REQUEST_ID_HEADER};
@@ -152,16 +153,8 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
 
 /// The upgrade request to `endpoint` (endpoint `index` of its pool, `peer`): the
 /// client's headers, our `Host`, the endpoint's key, hops and request id.
-fn upgrade_request(endpoint: &Endpoint, request: TunnelRequest, index: usize, peer: &Peer) -> Result<Request<OutBody>, Error> {
-    let mut upstream_request =
-        Request::get(format!("{}{}", endpoint.prefix, request.path_and_query))
-            .body(OutBody::Empty)
-            .map_err(|e| Error::UpstreamConnect {
-                upstream: peer.clone(),
-                cause: ConnectFailure::Request(Arc::new(e)),
-            })?;
-    let out = upstream_request.headers_mut();
-    *out = request.headers;
+fn upgrade_request(endpoint: &Endpoint, request: TunnelRequest, index: usize, peer: &Peer) -> Result<http1::Request<OutBody>, Error> {
+    let mut out = request.headers;
     out.insert(header::HOST, endpoint.host.clone());
     if let Some(key) = request.keys.for_endpoint(index) {
         out.insert(header::AUTHORIZATION, key.clone());
@@ -173,15 +166,19 @@ fn upgrade_request(endpoint: &Endpoint, request: TunnelRequest, index: usize, pe
     if let Ok(id) = HeaderValue::from_str(&request.ctx.request_id) {
         out.insert(HeaderName::from_static(REQUEST_ID_HEADER), id);
     }
-    Ok(upstream_request)
+    let uri = format!("{}{}", endpoint.prefix, request.path_and_query);
+    hyper_door::request(&http::Method::GET, uri, &out, OutBody::Empty).map_err(|e| Error::UpstreamConnect {
+        upstream: peer.clone(),
+        cause: ConnectFailure::Request(Arc::new(e)),
+    })
 }
 
 /// What the endpoint's answer to the upgrade makes: an open tunnel (`101`), or its
 /// refusal passed on (any other status, with a bounded body).
 async fn answered(response: hyper::Response<hyper::body::Incoming>, peer: &Peer, guard: TunnelGuard) -> Result<Tunnel, Error> {
-    let status = response.status();
+    let status = hyper_door::status(response.status());
     if status != StatusCode::SWITCHING_PROTOCOLS {
-        let headers = response.headers().clone();
+        let headers = hyper_door::headers(response.headers());
         let body = read_incoming_to_end(&mut response.into_body(), REFUSAL_BODY_LIMIT)
             .await
             .map_err(|e| Error::UpstreamReply {
@@ -194,7 +191,7 @@ async fn answered(response: hyper::Response<hyper::body::Incoming>, peer: &Peer,
             body,
         });
     }
-    let headers = response.headers().clone();
+    let headers = hyper_door::headers(response.headers());
     let upgraded = hyper::upgrade::on(response)
         .await
         .map_err(|e| Error::UpstreamReply {
