@@ -493,7 +493,7 @@ mod tests {
             ("http://[::1", "Ipv6"),
             ("http://[nope]:80", "Ipv6"),
             ("http://[127.0.0.1]", "Ipv6"),
-            (&format!("http://a/{}", "x".repeat(70_000)), "Path"),
+            ("http://a/b<c", "Path"),
         ] {
             let err = UpstreamUrl::parse(raw).expect_err(&raw[..raw.len().min(40)]);
             assert!(
