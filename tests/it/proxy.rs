@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::common::{config, get, get_with, post_json, raw_http, request, spawn_upstream, start};
+use crate::common::{config, get, get_with, post_json, raw_http, raw_upstream, read_request, request, spawn_upstream, start};
 
 /// The upstream's OpenAPI document: FastAPI style, 3.1.
 fn upstream_doc() -> Value {
@@ -154,6 +154,45 @@ async fn requests_are_forwarded_faithfully() {
 
     server.stop(true).await;
     up_handle.stop(false).await;
+}
+
+/// An upstream's hop-by-hop answer fields (RFC 9110 §7.6.1), and those its
+/// `Connection` names, describe its connection to us: the client sees none of them,
+/// and every other field as sent.
+#[actix_rt::test]
+async fn an_upstreams_hop_by_hop_answer_fields_stay_with_its_connection() {
+    use tokio::io::AsyncWriteExt;
+    let up = raw_upstream(|mut socket| async move {
+        let mut buf = Vec::new();
+        while let Some(head) = read_request(&mut socket, &mut buf).await {
+            let answer = if head.starts_with("get /api/v1/openapi.json") {
+                let doc = json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+                    "paths": {"/api/v1/hops": {"get": {"responses": {"200": {"description": "ok"}}}}}})
+                .to_string();
+                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{doc}", doc.len())
+            } else {
+                "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret-Hop\r\nKeep-Alive: timeout=5\r\n\
+                 X-Secret-Hop: 1\r\nProxy-Connection: keep-alive\r\nTrailer: x-sum\r\nUpgrade: h2c\r\n\
+                 Proxy-Authenticate: Basic\r\nX-Kept: yes\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+                    .to_owned()
+            };
+            if socket.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let server = start(proxy_config(&up, ""), vec![]).await;
+    let raw = raw_http(server.local_addr(), "GET /api/v1/hops HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{raw}");
+    assert_eq!(body, "ok");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("\r\nx-kept: yes"), "{head}");
+    for gone in ["x-secret-hop", "keep-alive:", "proxy-connection", "trailer", "upgrade", "proxy-authenticate"] {
+        assert!(!head.contains(gone), "{gone} reached the client: {head}");
+    }
+    server.stop(true).await;
 }
 
 /// An upstream URL written with an uppercase scheme, a path prefix and a trailing

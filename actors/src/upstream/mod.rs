@@ -63,7 +63,7 @@ use crate::peer::Peer;
 use crate::stream::ChunkStream;
 
 pub use fetch::{fetch, fetch_request, OneRequest};
-pub use headers::{is_hop_by_hop, strip_hop_by_hop};
+pub use headers::is_hop_by_hop;
 pub use keys::EndpointKeys;
 pub use relay::FULL_BODY_LIMIT;
 pub use exchange::Attempts;

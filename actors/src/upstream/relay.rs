@@ -11,7 +11,6 @@ use http::{Method, StatusCode};
 
 use super::client::{read_to_end, Lease};
 use super::h1::WireBody;
-use super::headers::{frame_by_transfer_encoding, strip_hop_by_hop};
 use super::{Body, ForwardResponse, PoolShared};
 use crate::error::{BrokenReply, Error};
 use crate::metrics::FailureKind;
@@ -100,9 +99,8 @@ pub(super) async fn relay(
             reason: BrokenReply::UnsolicitedSwitch,
         });
     }
-    let mut headers = head.headers;
-    frame_by_transfer_encoding(&mut headers);
-    strip_hop_by_hop(&mut headers);
+    // The connection kept the hop-by-hop fields to itself (`h1::answer`).
+    let headers = head.headers;
     let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

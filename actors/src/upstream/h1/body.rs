@@ -4,7 +4,8 @@
 
 use bytes::{Buf, Bytes};
 
-use super::head::{is_field_value, Framing};
+use super::answer::Framing;
+use super::head::is_field_value;
 use super::Conn;
 use crate::wire_error::WireError;
 

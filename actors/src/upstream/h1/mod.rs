@@ -8,6 +8,7 @@
 //! it. Whether the upstream closed it meanwhile is read off the socket's readiness
 //! when it is taken again (no system call unless the socket became readable).
 
+mod answer;
 mod body;
 mod head;
 #[cfg(test)]
@@ -29,7 +30,8 @@ use tokio_rustls::client::TlsStream;
 
 pub(super) use body::WireBody;
 pub(super) use head::Outbound;
-use head::{interim_head_len, is_interim, parse_answer_head, says_empty_length, write_request_head, RequestFraming};
+use answer::{interim_head_len, is_interim, parse_answer_head};
+use head::{says_empty_length, write_request_head, RequestFraming};
 
 use super::endpoint::Endpoint;
 use super::out_body::OutBody;

@@ -1,0 +1,404 @@
+//! HTTP/1.1 answer heads on the pool's connections, parsed with `httparse` into the
+//! `http` crate's types: the message's own fields, and, read from the hop-by-hop
+//! ones (which are not kept), how its body is framed (RFC 9112 §6.3) and whether the
+//! connection may carry another request.
+
+use std::mem::MaybeUninit;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Version};
+
+use crate::upstream::headers::{is_hop_by_hop_name, names_another_header};
+use crate::wire_error::HeadError;
+
+/// Most header fields an answer may carry (as actix-http's own parser; hyper's 100).
+pub(super) const MAX_HEADERS: usize = 100;
+/// Largest answer head read (status line and fields).
+pub(super) const MAX_HEAD: usize = 64 * 1024;
+
+/// How an answer's body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// Exactly this many bytes (0: no body).
+    Length(u64),
+    /// The chunked transfer coding.
+    Chunked,
+    /// Everything until the upstream closes the connection.
+    UntilClose,
+}
+
+/// An answer head, parsed.
+pub(super) struct Head {
+    /// Its status.
+    pub(super) status: StatusCode,
+    /// Its version (HTTP/1.0 or 1.1).
+    pub(super) version: Version,
+    /// Its end-to-end fields, as sent: without the hop-by-hop ones (RFC 9110 §7.6.1,
+    /// and those its `Connection` names), and without `Content-Length` when
+    /// `Transfer-Encoding` frames the body (§6.3: no consumer sizes it from that).
+    pub(super) headers: HeaderMap,
+    /// How its body is framed.
+    pub(super) framing: Framing,
+    /// Whether the connection may carry another request once this body is read.
+    pub(super) keep_alive: bool,
+}
+
+/// Where a field lies in the head's bytes: name offset and length, value offset and
+/// length.
+type Span = (u32, u32, u32, u32);
+
+/// Parses an answer head at the start of `buf` (the request was `method`): `None`
+/// while it is incomplete, else the head, whose bytes are taken from `buf`. The
+/// fields' values share `buf`'s memory (no copy).
+///
+/// # Errors
+/// The head is malformed, too large, or frames its body ambiguously.
+pub(super) fn parse_answer_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, HeadError> {
+    // Left uninitialised: httparse writes the fields it finds (zeroing 100 of them
+    // cost more than parsing a head).
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut answer = httparse::Response::new(&mut []);
+    let taken = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut answer, buf, &mut fields) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge { limit: MAX_HEAD }),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(HeadError::Syntax(e)),
+    };
+    let code = answer.code.unwrap_or(0);
+    let status = StatusCode::from_u16(code).map_err(|_| HeadError::Status)?;
+    let version = if answer.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
+    // Offsets into `buf`, taken before it is split (the field slices borrow it).
+    let base = buf.as_ptr() as usize;
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let count = answer.headers.len();
+    for (span, field) in spans.iter_mut().zip(answer.headers.iter()) {
+        let name = field.name.as_ptr() as usize - base;
+        let value = field.value.as_ptr() as usize - base;
+        *span = (name as u32, field.name.len() as u32, value as u32, field.value.len() as u32);
+    }
+    let bytes = buf.split_to(taken).freeze();
+    let (headers, hops) = fields_of(&bytes, &spans[..count])?;
+    let (framing, clean) = hops.framing(version, status, method)?;
+    // A `101` hands the connection over: never reused as HTTP.
+    let keep_alive = clean
+        && framing != Framing::UntilClose
+        && status != StatusCode::SWITCHING_PROTOCOLS
+        && !hops.close
+        && (version == Version::HTTP_11 || hops.keep_alive);
+    Ok(Some(Head {
+        status,
+        version,
+        headers,
+        framing,
+        keep_alive,
+    }))
+}
+
+/// Whether `status` is an interim answer, which a final one follows (every 1xx but
+/// `101`, which ends the exchange).
+pub(super) fn is_interim(status: StatusCode) -> bool {
+    status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS
+}
+
+/// What the start of `buf` holds, looked at without taking it (while a request body
+/// is still going out): `Some(n)` for a complete interim head of `n` bytes, `None`
+/// while a head is incomplete; `Err(())` for anything else — a final head, or one
+/// that will not parse — which the exchange then reads as the answer.
+pub(super) fn interim_head_len(buf: &[u8]) -> Result<Option<usize>, ()> {
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut answer = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut answer, buf, &mut fields) {
+        Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => Ok(None),
+        Ok(httparse::Status::Complete(n)) if answer.code.and_then(|c| StatusCode::from_u16(c).ok()).is_some_and(is_interim) => Ok(Some(n)),
+        _ => Err(()),
+    }
+}
+
+/// What a head's framing fields said, read as they pass (none of them is kept).
+#[derive(Default)]
+struct Hops {
+    /// `Connection: close`.
+    close: bool,
+    /// `Connection: keep-alive`.
+    keep_alive: bool,
+    /// `Connection` names a field beyond RFC 9110's own hop-by-hop ones.
+    names_other: bool,
+    /// Whether a `Transfer-Encoding` came.
+    transfer_encoded: bool,
+    /// Whether the last `Transfer-Encoding` ends with `chunked`.
+    chunked_last: bool,
+    /// Whether a `Content-Length` came.
+    length_seen: bool,
+    /// The length they all said; `None` if they disagree or one is no number.
+    length: Option<u64>,
+}
+
+impl Hops {
+    /// Notes a `Connection` value.
+    fn connection(&mut self, value: &[u8]) {
+        for token in value.split(|&b| b == b',') {
+            let token = token.trim_ascii();
+            self.close |= token.eq_ignore_ascii_case(b"close");
+            self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            self.names_other |= std::str::from_utf8(token).map_or(true, names_another_header);
+        }
+    }
+
+    /// Notes a `Transfer-Encoding` value (the last one decides).
+    fn transfer_encoding(&mut self, value: &[u8]) {
+        self.transfer_encoded = true;
+        self.chunked_last = value
+            .rsplit(|&b| b == b',')
+            .next()
+            .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+    }
+
+    /// Notes a `Content-Length` value (`n` or `n, n, …`).
+    fn content_length(&mut self, value: &[u8]) {
+        let first = !self.length_seen;
+        self.length_seen = true;
+        for (i, part) in value.split(|&b| b == b',').enumerate() {
+            let n = parse_length(part.trim_ascii());
+            self.length = match (first && i == 0, n, self.length) {
+                (true, Some(n), _) => Some(n),
+                (false, Some(n), Some(seen)) if n == seen => Some(n),
+                _ => None,
+            };
+        }
+    }
+
+    /// How the body is framed, and whether unambiguously (an answer with both
+    /// `Transfer-Encoding` and `Content-Length` is read by the former, and its
+    /// connection is not used again).
+    fn framing(&self, version: Version, status: StatusCode, method: &Method) -> Result<(Framing, bool), HeadError> {
+        if *method == Method::HEAD
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            return Ok((Framing::Length(0), true));
+        }
+        if self.transfer_encoded {
+            // Framed both ways, or chunked over HTTP/1.0 (which has no chunking, RFC
+            // 9112 §6.1): read as chunked, and the connection closed after.
+            let clean = !self.length_seen && version == Version::HTTP_11 && self.chunked_last;
+            return Ok((if self.chunked_last { Framing::Chunked } else { Framing::UntilClose }, clean));
+        }
+        match (self.length_seen, self.length) {
+            (false, _) => Ok((Framing::UntilClose, true)),
+            (true, Some(n)) => Ok((Framing::Length(n), true)),
+            (true, None) => Err(HeadError::ContentLength),
+        }
+    }
+}
+
+/// The end-to-end fields of a head held in `bytes`, its fields at `spans`, and what
+/// its hop-by-hop ones said.
+fn fields_of(bytes: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Hops), HeadError> {
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    let mut hops = Hops::default();
+    for &(name, name_len, value, value_len) in spans {
+        let name = &bytes[name as usize..(name + name_len) as usize];
+        let name = HeaderName::from_bytes(name).map_err(|_| HeadError::Field)?;
+        let raw = &bytes[value as usize..(value + value_len) as usize];
+        if is_hop_by_hop_name(name.as_str()) {
+            if name == header::CONNECTION {
+                hops.connection(raw);
+            } else if name == header::TRANSFER_ENCODING {
+                hops.transfer_encoding(raw);
+            }
+            continue;
+        }
+        if name == header::CONTENT_LENGTH {
+            hops.content_length(raw);
+        }
+        let value = bytes.slice(value as usize..(value + value_len) as usize);
+        // SAFETY: httparse took this value only if each of its bytes is a tab or in
+        // 0x20..=0x7e or 0x80..=0xff (its `HEADER_VALUE_MAP`, obsolete line folding
+        // off), which is exactly what `HeaderValue` allows (as actix-http's own
+        // request parser relies on); checking again cost 130 instructions a field.
+        debug_assert!(value.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)));
+        let value = unsafe { HeaderValue::from_maybe_shared_unchecked(value) };
+        headers.append(name, value);
+    }
+    if hops.transfer_encoded {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    if hops.names_other {
+        remove_named_by_connection(&mut headers, bytes, spans);
+    }
+    Ok((headers, hops))
+}
+
+/// Removes the fields the head's `Connection` names (rare: most name none).
+fn remove_named_by_connection(headers: &mut HeaderMap, bytes: &Bytes, spans: &[Span]) {
+    for &(name, name_len, value, value_len) in spans {
+        if !bytes[name as usize..(name + name_len) as usize].eq_ignore_ascii_case(b"connection") {
+            continue;
+        }
+        for token in bytes[value as usize..(value + value_len) as usize].split(|&b| b == b',') {
+            if let Ok(named) = HeaderName::from_bytes(token.trim_ascii()) {
+                headers.remove(named);
+            }
+        }
+    }
+}
+
+/// A `Content-Length` value: digits only, no sign, no overflow.
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, method: &Method) -> Result<Option<Head>, HeadError> {
+        parse_answer_head(&mut BytesMut::from(text), method)
+    }
+
+    /// Field values are taken without a second check: every byte `HeaderValue` refuses
+    /// must already be refused by the parse, and every byte it allows kept as sent.
+    #[test]
+    fn field_values_hold_only_what_header_values_allow() {
+        // Long enough for httparse's vectored (SIMD) scan to see the byte.
+        let value = |byte: u8| [&[b'a'; 40][..], &[byte], &[b'b'; 40][..]].concat();
+        for byte in 0u8..=255 {
+            let mut head = b"HTTP/1.1 200 OK\r\nX-A: ".to_vec();
+            head.extend_from_slice(&value(byte));
+            head.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
+            let allowed = HeaderValue::from_bytes(&value(byte)).is_ok();
+            match parse_answer_head(&mut BytesMut::from(&head[..]), &Method::GET) {
+                Ok(Some(answer)) => {
+                    assert!(allowed, "byte {byte:#x} taken into a value");
+                    assert_eq!(answer.headers["x-a"].as_bytes(), value(byte));
+                }
+                Ok(None) => panic!("byte {byte:#x}: incomplete"),
+                // CR and LF end the line: what follows is no field, and it is refused.
+                Err(_) => assert!(!allowed || byte == b'\r' || byte == b'\n', "byte {byte:#x} refused"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_head_is_parsed_once_complete_and_its_body_framed() {
+        let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n");
+        assert!(parse_answer_head(&mut buf, &Method::GET).unwrap().is_none());
+        buf.extend_from_slice(b"\r\nhi");
+        let head = parse_answer_head(&mut buf, &Method::GET).unwrap().unwrap();
+        assert_eq!(head.status, StatusCode::OK);
+        assert_eq!(head.framing, Framing::Length(2));
+        assert!(head.keep_alive);
+        assert_eq!(head.headers["x-a"], "b");
+        assert_eq!(&buf[..], b"hi", "the body stays in the buffer");
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let chunked = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", &Method::GET).unwrap().unwrap();
+        assert_eq!((chunked.framing, chunked.keep_alive), (Framing::Chunked, true));
+        let both = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", &Method::GET)
+            .unwrap()
+            .unwrap();
+        assert_eq!((both.framing, both.keep_alive), (Framing::Chunked, false), "ambiguous: not reused");
+        let old_chunked = parse("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n", &Method::GET)
+            .unwrap()
+            .unwrap();
+        assert_eq!((old_chunked.framing, old_chunked.keep_alive), (Framing::Chunked, false), "HTTP/1.0 has no chunking");
+        let gzip_only = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", &Method::GET).unwrap().unwrap();
+        assert_eq!((gzip_only.framing, gzip_only.keep_alive), (Framing::UntilClose, false));
+        let none = parse("HTTP/1.1 200 OK\r\n\r\n", &Method::GET).unwrap().unwrap();
+        assert_eq!((none.framing, none.keep_alive), (Framing::UntilClose, false));
+        let head = parse("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", &Method::HEAD).unwrap().unwrap();
+        assert_eq!(head.framing, Framing::Length(0));
+        let not_modified = parse("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n", &Method::GET).unwrap().unwrap();
+        assert_eq!(not_modified.framing, Framing::Length(0));
+        let same = parse("HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\n", &Method::GET).unwrap().unwrap();
+        assert_eq!(same.framing, Framing::Length(3));
+    }
+
+    #[test]
+    fn ambiguous_or_malformed_heads_are_refused() {
+        for bad in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3 4\r\n\r\n",
+        ] {
+            assert!(matches!(parse(bad, &Method::GET), Err(HeadError::ContentLength)), "{bad:?}");
+        }
+        assert!(matches!(parse("HTTP/1.1 2000 OK\r\n\r\n", &Method::GET), Err(HeadError::Syntax(_))));
+        assert!(matches!(parse("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", &Method::GET), Err(HeadError::Syntax(_))));
+        assert!(matches!(parse("HTTP/1.1 200 OK\r\n folded: x\r\n\r\n", &Method::GET), Err(HeadError::Syntax(_))));
+        let endless = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(MAX_HEAD));
+        assert!(matches!(parse(&endless, &Method::GET), Err(HeadError::TooLarge { .. })));
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert!(parse(&format!("HTTP/1.1 200 OK\r\n{many}\r\n"), &Method::GET).is_err());
+    }
+
+    #[test]
+    fn interim_heads_are_seen_without_being_taken() {
+        assert_eq!(interim_head_len(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 413"), Ok(Some(25)));
+        assert_eq!(interim_head_len(b"HTTP/1.1 100 Cont"), Ok(None));
+        assert_eq!(interim_head_len(b"HTTP/1.1 413 Payload Too Large\r\n\r\n"), Err(()));
+        assert_eq!(interim_head_len(b"HTTP/1.1 101 Switching\r\n\r\n"), Err(()), "a 101 is final");
+        assert_eq!(interim_head_len(b"garbage\r\n\r\n"), Err(()));
+        let endless = format!("HTTP/1.1 100 Continue\r\nX: {}", "a".repeat(MAX_HEAD));
+        assert_eq!(interim_head_len(endless.as_bytes()), Err(()), "an endless head is for read_head to refuse");
+        let switched = parse("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n", &Method::GET)
+            .unwrap()
+            .unwrap();
+        assert!(!switched.keep_alive, "a 101 hands the connection over");
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_connection() {
+        let close = parse("HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n", &Method::GET).unwrap().unwrap();
+        assert!(!close.keep_alive);
+        let old = parse("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", &Method::GET).unwrap().unwrap();
+        assert!(!old.keep_alive);
+        let old_kept = parse("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", &Method::GET)
+            .unwrap()
+            .unwrap();
+        assert!(old_kept.keep_alive);
+    }
+
+    /// An answer's hop-by-hop fields, and those its `Connection` names, are read for
+    /// framing and never kept; a chunked answer's `Content-Length` goes too.
+    #[test]
+    fn hop_by_hop_fields_are_read_not_kept() {
+        let answer = parse(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret-Hop\r\nKeep-Alive: timeout=5\r\n\
+             X-Secret-Hop: 1\r\nProxy-Connection: x\r\nTrailer: x-t\r\nUpgrade: h2c\r\nTE: trailers\r\n\
+             Proxy-Authenticate: Basic\r\nX-Kept: yes\r\nContent-Length: 2\r\n\r\n",
+            &Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        let mut names: Vec<_> = answer.headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "x-kept"]);
+        assert_eq!((answer.framing, answer.keep_alive), (Framing::Length(2), true));
+        let chunked = parse("HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\nX-Kept: 1\r\n\r\n", &Method::GET)
+            .unwrap()
+            .unwrap();
+        let names: Vec<_> = chunked.headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-kept"], "no consumer may size a chunked body by its Content-Length");
+        let two = parse(
+            "HTTP/1.1 200 OK\r\nConnection: Keep-Alive, close\r\nConnection: x-other\r\nX-Other: 1\r\nServer: nginx\r\n\
+             Content-Length: 0\r\n\r\n",
+            &Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        let mut names: Vec<_> = two.headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "server"], "every Connection field counts");
+        assert!(!two.keep_alive, "close wins over keep-alive");
+    }
+
+}
