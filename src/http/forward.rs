@@ -123,15 +123,14 @@ pub(super) async fn serve_body(
 
     let mut builder = HttpResponse::build(response.status);
     let fields = response.headers;
-    let length = fields
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let sse = fields
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    let mut answer = match response.body {
+    let (length, sse) = (response.content_length, response.event_stream);
+    // Onto the builder, before the body: actix-web gives a streamed body without a
+    // `Content-Type` its own.
+    relay_fields(fields, &mut builder);
+    if sse {
+        builder.insert_header((header::HeaderName::from_static("x-accel-buffering"), header::HeaderValue::from_static("no")));
+    }
+    Ok(match response.body {
         Body::Empty => match length {
             // A HEAD answer keeps the length the GET would have had.
             // (actix-web writes the length of the body it is given: an empty stream of
@@ -156,27 +155,22 @@ pub(super) async fn serve_body(
             }
             response
         }
-    };
-    relay_fields(fields, answer.headers_mut());
-    if sse {
-        answer.headers_mut().insert(header::HeaderName::from_static("x-accel-buffering"), header::HeaderValue::from_static("no"));
-    }
-    Ok(answer)
+    })
 }
 
 /// Moves the upstream's answer fields (hop-by-hop ones already stripped) onto our
 /// answer, but `Content-Length`, which actix-web writes from the body it is given.
 /// Both sides are actix-web's `http` types: names and values move, nothing is parsed.
-fn relay_fields(fields: WireHeaders, out: &mut header::HeaderMap) {
+fn relay_fields(fields: WireHeaders, out: &mut actix_web::HttpResponseBuilder) {
     let mut name = None;
     for (next, value) in fields {
         if next.is_some() {
             name = next;
         }
         match &name {
-            Some(name) if name != header::CONTENT_LENGTH => out.append(name.clone(), value),
-            _ => {}
-        }
+            Some(name) if name != header::CONTENT_LENGTH => out.append_header((name.clone(), value)),
+            _ => out,
+        };
     }
 }
 

@@ -12,11 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::Response;
 use rustls::ClientConfig;
 
 use super::endpoint::Endpoint;
-use super::h1::{Conn, Failed, Outbound, WireBody};
+use super::h1::{Answer, Conn, Failed, Outbound, WireBody};
 use super::out_body::OutBody;
 use super::pumps::Pumps;
 use crate::error::{BodyError, ConnectFailure, Error, Fault};
@@ -108,7 +107,7 @@ impl Client {
         body: OutBody,
         fresh: bool,
         health: &super::health::Health,
-    ) -> Result<(Response<WireBody>, Lease), SendError> {
+    ) -> Result<(Answer, Lease), SendError> {
         let (conn, reused) = self.acquire(index, fresh, health).await?;
         match conn.exchange(request, body).await {
             Ok(response) => Ok((response, Lease { client: self.clone(), index })),

@@ -32,7 +32,7 @@ use tokio::time::Instant;
 
 use super::client::{Client, Lease, SendError};
 use super::out_body::OutBody;
-use super::h1::{Outbound, WireBody};
+use super::h1::{Answer, Outbound};
 use crate::wire_error::WireError;
 use super::relay::{relay, InFlight};
 use super::{
@@ -327,7 +327,7 @@ impl Exchange {
         &mut self,
         plan: &Plan,
         attempt: Attempt<'_>,
-        response: http::Response<WireBody>,
+        response: Answer,
         lease: Lease,
     ) -> ControlFlow<Result<ForwardResponse, Error>, Next> {
         let Attempt { index, endpoint, number, guard } = attempt;

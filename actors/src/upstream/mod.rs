@@ -401,6 +401,11 @@ pub struct ForwardResponse {
     pub status: StatusCode,
     /// Headers, stripped of hop-by-hop ones.
     pub headers: HeaderMap,
+    /// The upstream's `Content-Length`, when one counts: not under `Transfer-Encoding`;
+    /// for a `HEAD` or a `304`, the length the `GET` would have had.
+    pub content_length: Option<u64>,
+    /// Whether the answer is a `text/event-stream` (its first `Content-Type`).
+    pub event_stream: bool,
     /// Body.
     pub body: Body,
     /// Which endpoint of the pool answered (index into its `endpoints`).

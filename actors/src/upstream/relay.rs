@@ -6,11 +6,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header;
 use http::{Method, StatusCode};
 
 use super::client::{read_to_end, Lease};
-use super::h1::WireBody;
+use super::h1::{Answer, WireBody};
 use super::{Body, ForwardResponse, PoolShared};
 use crate::error::{BrokenReply, Error};
 use crate::metrics::FailureKind;
@@ -81,15 +80,14 @@ impl Drop for InFlight {
 /// body has been read to its end. `timeout` bounds reading a whole body and each idle
 /// gap of a streamed one.
 pub(super) async fn relay(
-    response: http::Response<WireBody>,
+    response: Answer,
     lease: Lease,
     method: &Method,
     upstream: Peer,
     guard: InFlight,
     timeout: Duration,
 ) -> Result<ForwardResponse, Error> {
-    let (head, mut incoming) = response.into_parts();
-    let status = head.status;
+    let Answer { status, headers, content_length, event_stream, body: mut incoming } = response;
     if status == StatusCode::SWITCHING_PROTOCOLS {
         // We never ask for an upgrade: a switch nobody asked for is a broken reply,
         // and the connection is no longer HTTP (dropping the lease closes it).
@@ -100,15 +98,7 @@ pub(super) async fn relay(
         });
     }
     // The connection kept the hop-by-hop fields to itself (`h1::answer`).
-    let headers = head.headers;
-    let length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let is_event_stream = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let length = content_length.and_then(|n| usize::try_from(n).ok());
 
     let body = if *method == Method::HEAD
         || status.is_informational()
@@ -118,7 +108,7 @@ pub(super) async fn relay(
     {
         lease.release(incoming);
         Body::Empty
-    } else if let Some(len) = length.filter(|&n| n <= FULL_BODY_LIMIT && !is_event_stream) {
+    } else if let Some(len) = length.filter(|&n| n <= FULL_BODY_LIMIT && !event_stream) {
         match tokio::time::timeout(timeout, read_to_end(&mut incoming, len)).await {
             Ok(Ok(bytes)) => {
                 lease.release(incoming);
@@ -148,6 +138,8 @@ pub(super) async fn relay(
     Ok(ForwardResponse {
         status,
         headers,
+        content_length,
+        event_stream,
         body,
         endpoint: 0,
         attempts: 1,

@@ -8,7 +8,6 @@
 //! - Other JSON is returned as it is; anything else as text.
 //! - Streaming APIs and `text/event-stream` replies come back as streams.
 
-use http::header;
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -33,12 +32,7 @@ pub(super) async fn interpret(
     kwargs: bool,
     legal_codes: &[u16],
 ) -> Result<Reply, Error> {
-    let is_event_stream = response
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if response.status.is_success() && (streaming || is_event_stream) {
+    if response.status.is_success() && (streaming || response.event_stream) {
         return Ok(Reply::Stream(into_stream(response.body)));
     }
     let bytes = match response.body {
@@ -131,6 +125,8 @@ mod tests {
         ForwardResponse {
             status: StatusCode::from_u16(status).unwrap(),
             headers: HeaderMap::new(),
+            content_length: Some(body.len() as u64),
+            event_stream: false,
             body: Body::Full(Bytes::from(body.to_owned())),
             endpoint: 0,
             attempts: 1,

@@ -32,8 +32,6 @@ pub(super) enum Framing {
 pub(super) struct Head {
     /// Its status.
     pub(super) status: StatusCode,
-    /// Its version (HTTP/1.0 or 1.1).
-    pub(super) version: Version,
     /// Its end-to-end fields, as sent: without the hop-by-hop ones (RFC 9110 §7.6.1,
     /// and those its `Connection` names), and without `Content-Length` when
     /// `Transfer-Encoding` frames the body (§6.3: no consumer sizes it from that).
@@ -42,6 +40,11 @@ pub(super) struct Head {
     pub(super) framing: Framing,
     /// Whether the connection may carry another request once this body is read.
     pub(super) keep_alive: bool,
+    /// Its `Content-Length` when it has one that counts (not under
+    /// `Transfer-Encoding`); for a `HEAD` or a `304`, the length the `GET` would have.
+    pub(super) content_length: Option<u64>,
+    /// Whether its (first) `Content-Type` is `text/event-stream`.
+    pub(super) event_stream: bool,
 }
 
 /// Where a field lies in the head's bytes: name offset and length, value offset and
@@ -88,10 +91,11 @@ pub(super) fn parse_answer_head(buf: &mut BytesMut, method: &Method) -> Result<O
         && (version == Version::HTTP_11 || hops.keep_alive);
     Ok(Some(Head {
         status,
-        version,
         headers,
         framing,
         keep_alive,
+        content_length: hops.length.filter(|_| !hops.transfer_encoded),
+        event_stream: hops.event_stream,
     }))
 }
 
@@ -132,6 +136,10 @@ struct Hops {
     length_seen: bool,
     /// The length they all said; `None` if they disagree or one is no number.
     length: Option<u64>,
+    /// Whether a `Content-Type` came.
+    content_typed: bool,
+    /// Whether the first `Content-Type` is `text/event-stream`.
+    event_stream: bool,
 }
 
 impl Hops {
@@ -212,6 +220,9 @@ fn fields_of(bytes: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Hops), HeadErr
         }
         if name == header::CONTENT_LENGTH {
             hops.content_length(raw);
+        } else if name == header::CONTENT_TYPE && !hops.content_typed {
+            hops.content_typed = true;
+            hops.event_stream = raw.starts_with(b"text/event-stream");
         }
         let value = bytes.slice(value as usize..(value + value_len) as usize);
         // SAFETY: httparse took this value only if each of its bytes is a tab or in

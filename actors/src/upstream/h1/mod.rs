@@ -22,13 +22,13 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures::Stream;
-use http::Response;
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 pub(super) use body::WireBody;
+
 pub(super) use head::Outbound;
 use answer::{interim_head_len, is_interim, parse_answer_head};
 use head::{says_empty_length, write_request_head, RequestFraming};
@@ -44,6 +44,33 @@ use crate::wire_error::WireError;
 const READ_SIZE: usize = 8 * 1024;
 /// A whole body up to this size goes out in the same write as the head.
 const COALESCE: usize = 16 * 1024;
+
+/// An upstream's answer: its head, parsed, and its body, read from the connection.
+pub(in crate::upstream) struct Answer {
+    /// Its status.
+    pub(in crate::upstream) status: http::StatusCode,
+    /// Its end-to-end fields (the hop-by-hop ones stayed with the connection).
+    pub(in crate::upstream) headers: http::HeaderMap,
+    /// Its `Content-Length`, when one counts (see `answer::Head`).
+    pub(in crate::upstream) content_length: Option<u64>,
+    /// Whether it is a `text/event-stream`.
+    pub(in crate::upstream) event_stream: bool,
+    /// Its body.
+    pub(in crate::upstream) body: WireBody,
+}
+
+impl Answer {
+    /// Its status.
+    pub(in crate::upstream) fn status(&self) -> http::StatusCode {
+        self.status
+    }
+
+    /// Its body.
+    #[cfg(test)]
+    pub(in crate::upstream) fn into_body(self) -> WireBody {
+        self.body
+    }
+}
 
 /// The socket under a connection: plain TCP, or TLS over it.
 enum Io {
@@ -117,7 +144,7 @@ impl Conn {
 
     /// Sends `request` with `body` and reads its answer's head (1xx interim answers
     /// skipped); the answer's body is read from the connection, which moves into it.
-    pub(super) async fn exchange(mut self, request: &Outbound<'_>, body: OutBody) -> Result<Response<WireBody>, Failed> {
+    pub(super) async fn exchange(mut self, request: &Outbound<'_>, body: OutBody) -> Result<Answer, Failed> {
         let framing = match &body {
             OutBody::Empty | OutBody::Full(None) if says_empty_length(request.method) => RequestFraming::Length(0),
             OutBody::Empty | OutBody::Full(None) => RequestFraming::None,
@@ -144,10 +171,13 @@ impl Conn {
         if !early {
             self.io.flush().await.map_err(|e| Failed::Exchange(WireError::Write(e)))?;
         }
-        let response = self.read_head(request.method).await.map_err(Failed::Exchange)?;
+        let mut answer = self.read_head(request.method).await.map_err(Failed::Exchange)?;
         // Answered before its body was all sent: the rest of the request is still due
         // on the connection, which therefore cannot carry another one.
-        Ok(if early { response.map(WireBody::last_on_its_connection) } else { response })
+        if early {
+            answer.body = answer.body.last_on_its_connection();
+        }
+        Ok(answer)
     }
 
     /// Writes `bytes`, the first of the request; on failure, says how much went.
@@ -220,7 +250,7 @@ impl Conn {
     }
 
     /// Reads the answer's head (skipping 1xx interim answers but `101`).
-    async fn read_head(mut self, method: &http::Method) -> Result<Response<WireBody>, WireError> {
+    async fn read_head(mut self, method: &http::Method) -> Result<Answer, WireError> {
         loop {
             // Nothing to parse before the first read; an interim head parsed is dropped.
             let parsed = match self.buf.is_empty() {
@@ -230,11 +260,13 @@ impl Conn {
             match parsed {
                 Some(head) if is_interim(head.status) => continue,
                 Some(head) => {
-                    let mut response = Response::new(WireBody::new(self, head.framing, head.keep_alive));
-                    *response.status_mut() = head.status;
-                    *response.version_mut() = head.version;
-                    *response.headers_mut() = head.headers;
-                    return Ok(response);
+                    return Ok(Answer {
+                        status: head.status,
+                        headers: head.headers,
+                        content_length: head.content_length,
+                        event_stream: head.event_stream,
+                        body: WireBody::new(self, head.framing, head.keep_alive),
+                    })
                 }
                 None if self.fill().await? == 0 => return Err(WireError::ClosedBeforeHead),
                 None => {}

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::{Conn, Failed, Outbound, WireBody};
+use super::{Answer, Conn, Failed, Outbound, WireBody};
 use crate::upstream::endpoint::Endpoint;
 use crate::upstream::out_body::OutBody;
 use crate::wire_error::WireError;
@@ -50,7 +50,7 @@ async fn upstream(answers: Vec<Vec<&'static [u8]>>, close: bool) -> (Endpoint, t
 }
 
 /// Sends `method path` with `body` on `conn`, with no fields of the caller's.
-async fn send(conn: Conn, method: Method, path: &str, body: OutBody) -> Result<Response<WireBody>, Failed> {
+async fn send(conn: Conn, method: Method, path: &str, body: OutBody) -> Result<Answer, Failed> {
     let (headers, host) = (HeaderMap::new(), HeaderValue::from_static("u"));
     let request = Outbound {
         method: &method,
