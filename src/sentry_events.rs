@@ -21,7 +21,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use framex_actors::{Error, TraceContext};
+use actix_web::HttpRequest;
+use framex_actors::{Error, Route, TraceContext};
 use sentry::protocol::{self, Context, Event, Exception, Level, Map, Request, Transaction};
 
 use crate::config::SentryConfig;
@@ -255,56 +256,87 @@ fn span_status(status: u16) -> protocol::SpanStatus {
 }
 
 /// A streamed answer's link to Sentry, when `[sentry]` is on: made where the stream
-/// is answered, armed by the dispatcher with the request's facts once the answer is
-/// made, and told by the stream when it breaks off ([`Failure::stream_broken`]). It
-/// lives on the response's worker thread only.
+/// is answered ([`crate::http`]'s one place for streamed answers), armed by the
+/// dispatcher once the answer is made, and told by the stream when it breaks off
+/// ([`Failure::stream_broken`]). Arming copies nothing: the tap keeps reference counts
+/// (the request, the route, the request id) and builds the event's facts only when a
+/// break is reported. It lives on the response's worker thread only.
 #[derive(Clone, Default)]
 pub struct StreamTap(Rc<RefCell<Option<Armed>>>);
 
-/// What an armed [`StreamTap`] reports with.
-type Armed = (Arc<Reporter>, OwnedFacts);
+/// What an armed [`StreamTap`] reports with: the reporter and what the request's
+/// [`RequestFacts`] are read from.
+struct Armed {
+    reporter: Arc<Reporter>,
+    source: FactsSource,
+}
 
-/// [`RequestFacts`], owned (kept by a [`StreamTap`] for a stream's lifetime).
-struct OwnedFacts {
-    method: String,
-    scheme: &'static str,
-    host: String,
-    path: String,
-    route: String,
-    status: u16,
-    request_id: String,
-    trace: TraceContext,
+/// What a request's [`RequestFacts`] are read from, kept without copying a string:
+/// the request (its method, scheme, host and path), the route it matched, the status
+/// answered, its request id and its trace.
+pub struct FactsSource {
+    /// The request (a reference count).
+    pub req: HttpRequest,
+    /// The route it matched.
+    pub route: RouteName,
+    /// The status answered.
+    pub status: u16,
+    /// Its request id.
+    pub request_id: Arc<str>,
+    /// Its trace.
+    pub trace: TraceContext,
+}
+
+/// The route a request matched as Sentry names it, kept by reference count: a
+/// route's template (or function name), or a fixed label (a built-in's path,
+/// `unmatched`).
+#[derive(Clone)]
+pub enum RouteName {
+    /// A route of the table.
+    Route(Arc<Route>),
+    /// A label that is no route's.
+    Fixed(&'static str),
+}
+
+impl RouteName {
+    /// The name: the route's template, or the label.
+    pub fn as_str(&self) -> &str {
+        match self {
+            RouteName::Route(route) => route.spec.key.template(),
+            RouteName::Fixed(label) => label,
+        }
+    }
+}
+
+impl<'a> RequestFacts<'a> {
+    /// The facts of `req`, answered `status` on `route` (a route's template or a
+    /// label), with its `request_id` and `trace`.
+    pub fn of(req: &'a HttpRequest, route: &'a str, status: u16, request_id: &'a str, trace: &'a TraceContext) -> Self {
+        let host = req.headers().get(actix_web::http::header::HOST).and_then(|v| v.to_str().ok());
+        RequestFacts {
+            method: req.method().as_str(),
+            scheme: if req.app_config().secure() { "https" } else { "http" },
+            host: host.or_else(|| req.uri().authority().map(|a| a.as_str())).unwrap_or(""),
+            path: req.path(),
+            route,
+            status,
+            request_id,
+            trace,
+        }
+    }
 }
 
 impl StreamTap {
-    /// Reports to `reporter`, with `facts`, a break from now on.
-    pub fn arm(&self, reporter: Arc<Reporter>, facts: &RequestFacts<'_>) {
-        let owned = OwnedFacts {
-            method: facts.method.to_owned(),
-            scheme: if facts.scheme == "https" { "https" } else { "http" },
-            host: facts.host.to_owned(),
-            path: facts.path.to_owned(),
-            route: facts.route.to_owned(),
-            status: facts.status,
-            request_id: facts.request_id.to_owned(),
-            trace: facts.trace.clone(),
-        };
-        *self.0.borrow_mut() = Some((reporter, owned));
+    /// Reports to `reporter` a break from now on, with the facts read from `source`
+    /// then.
+    pub fn arm(&self, reporter: Arc<Reporter>, source: FactsSource) {
+        *self.0.borrow_mut() = Some(Armed { reporter, source });
     }
 
     /// The stream broke off with `error`: reported once, if armed.
     pub fn broken(&self, error: &Error) {
-        let Some((reporter, f)) = self.0.borrow_mut().take() else { return };
-        let facts = RequestFacts {
-            method: &f.method,
-            scheme: f.scheme,
-            host: &f.host,
-            path: &f.path,
-            route: &f.route,
-            status: f.status,
-            request_id: &f.request_id,
-            trace: &f.trace,
-        };
+        let Some(Armed { reporter, source: s }) = self.0.borrow_mut().take() else { return };
+        let facts = RequestFacts::of(&s.req, s.route.as_str(), s.status, &s.request_id, &s.trace);
         reporter.failure(&facts, &Failure::stream_broken(error));
     }
 }

@@ -60,12 +60,11 @@ impl fmt::Display for Peer {
     }
 }
 
-/// One endpoint as errors name it: its parsed URL, and the address it was resolved to.
+/// One endpoint as errors name it: its URL, with the address it was resolved to when
+/// it was, written once when its pool is made.
 #[derive(Debug, PartialEq, Eq)]
 pub struct EndpointPeer {
-    url: UpstreamUrl,
-    address: Option<SocketAddr>,
-    /// `url` or `url (address)`, written once.
+    /// `url` or `url (address)`.
     name: String,
 }
 
@@ -76,17 +75,7 @@ impl EndpointPeer {
             Some(address) => format!("{url} ({address})"),
             None => url.to_string(),
         };
-        EndpointPeer { url, address, name }
-    }
-
-    /// Its base URL.
-    pub fn url(&self) -> &UpstreamUrl {
-        &self.url
-    }
-
-    /// Where it is connected to, when its host name was resolved ahead.
-    pub fn address(&self) -> Option<SocketAddr> {
-        self.address
+        EndpointPeer { name }
     }
 
     /// `url`, or `url (address)` when resolved.
@@ -113,8 +102,7 @@ mod tests {
         let resolved = Peer::endpoint(url, Some("10.0.0.7:8000".parse().unwrap()));
         assert_eq!(resolved.to_string(), "http://api:8000/v1 (10.0.0.7:8000)");
         let endpoint = resolved.as_endpoint().expect("an endpoint");
-        assert_eq!(endpoint.url().as_str(), "http://api:8000/v1");
-        assert_eq!(endpoint.address(), Some("10.0.0.7:8000".parse().unwrap()));
+        assert_eq!(endpoint.as_str(), "http://api:8000/v1 (10.0.0.7:8000)", "as its peer names it");
         let v6 = Peer::endpoint("http://[::1]:9".parse().unwrap(), None);
         assert_eq!(v6.to_string(), "http://[::1]:9");
     }

@@ -12,7 +12,7 @@ use futures::future::LocalBoxFuture;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::{ApiSpec, Args};
+use crate::api::{ApiSpec, Args, ParamLocation};
 use crate::ctx::Ctx;
 use crate::error::Error;
 use crate::sse::Emitter;
@@ -70,6 +70,38 @@ pub struct LocalApi {
     pub spec: Arc<ApiSpec>,
     /// What runs it.
     pub handler: ApiHandler,
+    /// Per parameter of `spec`, in order: the header a header parameter is read from
+    /// (see [`LocalApi::header`]), made once by [`LocalApi::new`]; empty when `spec`
+    /// has no header parameter.
+    headers: Box<[Option<http::HeaderName>]>,
+}
+
+impl LocalApi {
+    /// The API of `spec`, run by `handler`.
+    pub fn new(spec: Arc<ApiSpec>, handler: ApiHandler) -> Self {
+        let is_header = |p: &crate::api::Param| p.location == ParamLocation::Header;
+        let headers = if spec.params.iter().any(is_header) {
+            spec.params
+                .iter()
+                .map(|p| is_header(p).then(|| header_name(&p.name)).flatten())
+                .collect()
+        } else {
+            Box::default()
+        };
+        LocalApi { spec, handler, headers }
+    }
+
+    /// The header parameter `index` of `spec` is read from: its name with `_` read as
+    /// `-`, as FastAPI reads it (`x_token` from `X-Token`); `None` for another kind of
+    /// parameter, or a name no header can have.
+    pub fn header(&self, index: usize) -> Option<&http::HeaderName> {
+        self.headers.get(index)?.as_ref()
+    }
+}
+
+/// The header a parameter named `name` is read from (see [`LocalApi::header`]).
+fn header_name(name: &str) -> Option<http::HeaderName> {
+    http::HeaderName::from_bytes(name.replace('_', "-").as_bytes()).ok()
 }
 
 /// A plugin's start hook (FrameX's `on_start`): runs once when the plugin starts,

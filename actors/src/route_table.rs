@@ -344,10 +344,10 @@ pub(crate) mod tests {
         let apis = keys
             .iter()
             .map(|key| {
-                Arc::new(LocalApi {
-                    spec: Arc::new(ApiSpec::new(key.clone())),
-                    handler: ApiHandler::Call(Box::new(|_, _| Box::pin(async { Ok(Value::Null) }))),
-                })
+                Arc::new(LocalApi::new(
+                    Arc::new(ApiSpec::new(key.clone())),
+                    ApiHandler::Call(Box::new(|_, _| Box::pin(async { Ok(Value::Null) }))),
+                ))
             })
             .collect();
         Arc::new(PluginSpec {

@@ -397,7 +397,7 @@ mod tests {
             calls.fetch_add(1, Ordering::SeqCst);
             Box::pin(async { Ok(json!("local")) }) as futures::future::LocalBoxFuture<'static, _>
         };
-        let api = LocalApi { spec: Arc::new(ApiSpec::new(key("/items"))), handler: ApiHandler::Call(Box::new(handler)) };
+        let api = LocalApi::new(Arc::new(ApiSpec::new(key("/items"))), ApiHandler::Call(Box::new(handler)));
         Arc::new(PluginSpec {
             meta: PluginMeta { name: "items".to_owned(), ..PluginMeta::default() },
             apis: vec![Arc::new(api)],

@@ -16,23 +16,37 @@ const EXTENSIONS: [&str; 3] = ["yaml", "yml", "toml"];
 /// The largest file shown; a larger one is left out.
 pub const MAX_FILE_BYTES: u64 = 256 * 1024;
 
-/// The file `value` names, when it may be shown: its path relative to `workspace`
-/// (`/`-separated) and its resolved path. `workspace` must be canonical.
-pub fn allowed(value: &str, workspace: &Path, whitelist: &[String]) -> Option<(String, PathBuf)> {
-    let resolved = config_file(value, workspace)?;
-    let relative = resolved.strip_prefix(workspace).ok()?;
-    let relative = relative.to_str()?.replace(std::path::MAIN_SEPARATOR, "/");
+/// What a string value of a plugin's table names, as the view shows it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Named {
+    /// No existing config file (shown as it is).
+    Nothing,
+    /// A config file that may not be shown (shown as `[restricted config path]`).
+    Restricted,
+    /// A config file that may be shown: its path relative to the workspace
+    /// (`/`-separated), and its resolved path.
+    Shown(String, PathBuf),
+}
+
+/// What `value` names: a config file the whitelist lets out, another config file, or
+/// nothing; the path is resolved once. `workspace` must be canonical.
+pub fn named(value: &str, workspace: &Path, whitelist: &[String]) -> Named {
+    let Some(resolved) = config_file(value, workspace) else { return Named::Nothing };
+    let relative = resolved
+        .strip_prefix(workspace)
+        .ok()
+        .and_then(Path::to_str)
+        .map(|relative| relative.replace(std::path::MAIN_SEPARATOR, "/"));
+    let Some(relative) = relative else { return Named::Restricted };
     let listed = whitelist
         .iter()
         .map(|p| p.trim().trim_start_matches('/'))
         .any(|p| !p.is_empty() && fnmatch(p, &relative));
-    listed.then_some((relative, resolved))
-}
-
-/// Whether `value` names an existing config file (by extension), wherever it is:
-/// such a value that is not [`allowed`] is shown as `[restricted config path]`.
-pub fn names_config_file(value: &str, workspace: &Path) -> bool {
-    config_file(value, workspace).is_some()
+    if listed {
+        Named::Shown(relative, resolved)
+    } else {
+        Named::Restricted
+    }
 }
 
 /// `value` resolved against `workspace`, when it is an existing regular file with a
@@ -54,7 +68,7 @@ fn config_file(value: &str, workspace: &Path) -> Option<PathBuf> {
     Some(resolved)
 }
 
-/// Reads the file at `resolved` (inside `workspace`, see [`allowed`]): `None` when
+/// Reads the file at `resolved` (inside `workspace`, see [`named`]): `None` when
 /// it is larger than [`MAX_FILE_BYTES`], not UTF-8, or cannot be read.
 pub fn read(resolved: &Path, workspace: &Path) -> Option<String> {
     if !resolved.starts_with(workspace) {
@@ -187,20 +201,23 @@ mod tests {
         std::fs::create_dir(root.join("configs/dir.toml")).unwrap();
         std::os::unix::fs::symlink(outside.path().join("secret.toml"), root.join("configs/link.toml")).unwrap();
         let list = vec!["configs/*".to_owned()];
-        assert_eq!(allowed("configs/app.yaml", &root, &list).unwrap().0, "configs/app.yaml");
-        assert_eq!(allowed(root.join("configs/app.yaml").to_str().unwrap(), &root, &list).unwrap().0, "configs/app.yaml");
-        assert_eq!(allowed("configs/../configs/app.yaml", &root, &list).unwrap().0, "configs/app.yaml");
-        assert!(allowed("configs/app.yaml", &root, &["/configs/*.yaml".to_owned()]).is_some(), "a leading / is ignored");
-        assert!(allowed("configs/app.yaml", &root, &["other/*".to_owned()]).is_none());
-        assert!(allowed("configs/app.yaml", &root, &[]).is_none());
-        assert!(allowed("configs/app.txt", &root, &list).is_none());
-        assert!(allowed("configs/dir.toml", &root, &list).is_none());
-        assert!(allowed("configs/link.toml", &root, &list).is_none(), "a link out");
+        let shown = |value: &str, list: &[String]| match named(value, &root, list) {
+            Named::Shown(relative, _) => Some(relative),
+            _ => None,
+        };
+        assert_eq!(shown("configs/app.yaml", &list).unwrap(), "configs/app.yaml");
+        assert_eq!(shown(root.join("configs/app.yaml").to_str().unwrap(), &list).unwrap(), "configs/app.yaml");
+        assert_eq!(shown("configs/../configs/app.yaml", &list).unwrap(), "configs/app.yaml");
+        assert!(shown("configs/app.yaml", &["/configs/*.yaml".to_owned()]).is_some(), "a leading / is ignored");
+        assert_eq!(named("configs/app.yaml", &root, &["other/*".to_owned()]), Named::Restricted);
+        assert_eq!(named("configs/app.yaml", &root, &[]), Named::Restricted);
+        assert_eq!(named("configs/app.txt", &root, &list), Named::Nothing);
+        assert_eq!(named("configs/dir.toml", &root, &list), Named::Nothing);
+        assert_eq!(named("configs/link.toml", &root, &list), Named::Restricted, "a link out");
         let out = outside.path().join("secret.toml");
-        assert!(allowed(out.to_str().unwrap(), &root, &["*".to_owned()]).is_none());
+        assert_eq!(named(out.to_str().unwrap(), &root, &["*".to_owned()]), Named::Restricted);
         let up = format!("configs/../../{}/secret.toml", outside.path().file_name().unwrap().to_str().unwrap());
-        assert!(allowed(&up, &root, &["*".to_owned()]).is_none());
-        assert!(names_config_file(out.to_str().unwrap(), &root));
-        assert!(!names_config_file("not a path", &root));
+        assert_eq!(named(&up, &root, &["*".to_owned()]), Named::Restricted);
+        assert_eq!(named("not a path", &root, &["*".to_owned()]), Named::Nothing);
     }
 }

@@ -52,8 +52,8 @@ fn display_value(value: &toml::Value, cx: &ViewContext<'_>, embedded: &mut Vec<(
     match value {
         toml::Value::Table(t) => toml::Value::Table(display_paths(t, cx, embedded)),
         toml::Value::Array(items) => toml::Value::Array(items.iter().map(|v| display_value(v, cx, embedded)).collect()),
-        toml::Value::String(s) => match files::allowed(s, cx.workspace, cx.whitelist) {
-            Some((relative, resolved)) => {
+        toml::Value::String(s) => match files::named(s, cx.workspace, cx.whitelist) {
+            files::Named::Shown(relative, resolved) => {
                 if !embedded.iter().any(|(p, _)| *p == relative) {
                     let text = files::read(&resolved, cx.workspace).map_or_else(
                         || "[not shown: larger than 256 KiB, not UTF-8, or unreadable]".to_owned(),
@@ -63,8 +63,8 @@ fn display_value(value: &toml::Value, cx: &ViewContext<'_>, embedded: &mut Vec<(
                 }
                 toml::Value::String(relative)
             }
-            None if files::names_config_file(s, cx.workspace) => toml::Value::String(RESTRICTED.to_owned()),
-            None => value.clone(),
+            files::Named::Restricted => toml::Value::String(RESTRICTED.to_owned()),
+            files::Named::Nothing => value.clone(),
         },
         _ => value.clone(),
     }

@@ -5,9 +5,8 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use framex_actors::{Reply, Route};
 
-use super::body::response_stream;
+use super::body::streamed;
 use super::{envelope, Worker};
-use crate::sentry_events::StreamTap;
 
 /// Whether `route` answers without FrameX's envelope: the plugin said so
 /// (`raw_response`), or the path is in `server.excluded_log_paths` (FrameX-kit's).
@@ -17,22 +16,18 @@ pub(super) fn is_raw(worker: &Worker, req: &HttpRequest, route: &Route) -> bool 
 
 /// The HTTP answer of a reply: the FrameX envelope (or the value alone when `raw`),
 /// or an SSE stream; with `sentry` on, a stream that breaks off after the answer
-/// started is reported (the dispatcher arms the tap with the request's facts).
+/// started is reported (see [`streamed`]).
 pub(super) fn answer(reply: Reply, raw: bool, sentry: bool) -> HttpResponse {
     match reply {
         Reply::Value(value) if raw => HttpResponse::Ok().json(value),
         Reply::Value(value) => envelope::success(value),
         Reply::Stream(stream) => {
-            let tap = sentry.then(StreamTap::default);
-            let mut response = HttpResponse::Ok()
+            let mut builder = HttpResponse::Ok();
+            builder
                 .insert_header((header::CONTENT_TYPE, "text/event-stream"))
                 .insert_header((header::CACHE_CONTROL, "no-cache"))
-                .insert_header(("x-accel-buffering", "no"))
-                .streaming(response_stream(stream, true, tap.clone()));
-            if let Some(tap) = tap {
-                response.extensions_mut().insert(tap);
-            }
-            response
+                .insert_header(("x-accel-buffering", "no"));
+            streamed(builder, stream, true, None, sentry)
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Reading request bodies under the size limit, and turning engine streams into
 //! response bodies.
 
-use actix_web::web;
+use actix_web::body::SizedStream;
+use actix_web::{web, HttpResponse, HttpResponseBuilder};
 use bytes::{Bytes, BytesMut};
 use framex_actors::sse::Event;
 use framex_actors::stream::ChunkStream;
@@ -36,13 +37,36 @@ async fn read_all(mut payload: web::Payload, limit: usize) -> Result<Bytes, Erro
     Ok(buf.freeze())
 }
 
+/// The streamed answer of `builder`: `stream` as its body (declared `length` bytes
+/// long when known and not SSE), and, with `sentry` on, the [`StreamTap`] the body
+/// tells of a break in the response's extensions, for the dispatcher to arm. The one
+/// place both local and proxied streams are answered.
+pub(super) fn streamed(
+    mut builder: HttpResponseBuilder,
+    stream: ChunkStream,
+    sse: bool,
+    length: Option<u64>,
+    sentry: bool,
+) -> HttpResponse {
+    let tap = sentry.then(StreamTap::default);
+    let body = response_stream(stream, sse, tap.clone());
+    let mut response = match length {
+        Some(n) if !sse => builder.body(SizedStream::new(n, body)),
+        _ => builder.streaming(body),
+    };
+    if let Some(tap) = tap {
+        response.extensions_mut().insert(tap);
+    }
+    response
+}
+
 /// A response body from an engine stream.
 ///
 /// For server-sent events a failure after the stream started becomes one `error`
 /// event and a clean end, as FrameX clients expect; for other bodies it aborts the
 /// response, so the client sees a truncated transfer rather than a silent success.
 /// Either way `tap` (given when `[sentry]` is on) is told of it.
-pub fn response_stream(
+fn response_stream(
     stream: ChunkStream,
     sse: bool,
     tap: Option<StreamTap>,

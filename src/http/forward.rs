@@ -16,7 +16,7 @@ use framex_actors::upstream::{is_hop_by_hop, Body, ForwardRequest, UpstreamTarge
 use framex_actors::{CallContext, Error};
 use futures::StreamExt as _;
 
-use super::body::{read_limited, response_stream};
+use super::body::{read_limited, streamed};
 use crate::config::TrustedProxies;
 use super::{forwarded, Worker};
 
@@ -142,19 +142,8 @@ pub(super) async fn serve_body(
             _ => builder.finish(),
         },
         Body::Full(bytes) => builder.body(bytes),
-        Body::Stream(stream) => {
-            // With `[sentry]` on, a break after the answer started is reported (the
-            // dispatcher arms the tap with the request's facts).
-            let tap = worker.shared.sentry.is_some().then(crate::sentry_events::StreamTap::default);
-            let mut response = match length {
-                Some(n) if !sse => builder.body(SizedStream::new(n, response_stream(stream, false, tap.clone()))),
-                _ => builder.streaming(response_stream(stream, sse, tap.clone())),
-            };
-            if let Some(tap) = tap {
-                response.extensions_mut().insert(tap);
-            }
-            response
-        }
+        // With `[sentry]` on, a break after the answer started is reported.
+        Body::Stream(stream) => streamed(builder, stream, sse, length, worker.shared.sentry.is_some()),
     })
 }
 

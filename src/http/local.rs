@@ -6,7 +6,7 @@ use std::sync::Arc;
 use actix_web::http::header::HeaderMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::{
-    ArgProblem, Args, BodySpec, CallContext, Dispatch, Error, ParamLocation, Reply, Route,
+    ArgProblem, Args, BodySpec, CallContext, Dispatch, Error, ParamLocation, Reply, Route, Target,
 };
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
@@ -52,7 +52,9 @@ pub async fn serve(
 
 /// Reads a route's arguments out of a request the way FastAPI does: path and query
 /// text converted to the declared types, the JSON body as the model argument, form
-/// fields by name. Unknown query parameters are ignored.
+/// fields by name, headers by the names the route's [`framex_actors::LocalApi`] made
+/// when it was built (a route no local plugin serves has no header read). Unknown
+/// query parameters are ignored.
 ///
 /// # Errors
 /// [`Error::BadArguments`] naming every argument that is missing or does not parse.
@@ -69,8 +71,13 @@ pub fn bind(
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    for param in &spec.params {
-        let texts = param_texts(param, params, &pairs, headers);
+    let local = match &route.target {
+        Target::Local { api, .. } => Some(api),
+        Target::Upstream(_) => None,
+    };
+    for (i, param) in spec.params.iter().enumerate() {
+        let header = local.and_then(|api| api.header(i)).map(|name| (name.as_str(), headers));
+        let texts = param_texts(param, params, &pairs, header);
         if texts.is_empty() {
             if param.required {
                 problems.push(ArgProblem::pydantic(
@@ -104,12 +111,13 @@ pub fn bind(
 }
 
 /// The texts a request gives for `param`: the route's path `params` (percent-decoded),
-/// the query's `pairs`, or the header of its name (`_` read as `-`).
+/// the query's `pairs`, or, for a header parameter, the header `header` names (its
+/// name, and the request's headers).
 fn param_texts(
     param: &framex_actors::Param,
     params: &[(String, String)],
     pairs: &[(String, String)],
-    headers: &HeaderMap,
+    header: Option<(&str, &HeaderMap)>,
 ) -> Vec<String> {
     match param.location {
         ParamLocation::Path => params
@@ -122,8 +130,8 @@ fn param_texts(
             .filter(|(k, _)| *k == param.name)
             .map(|(_, v)| v.clone())
             .collect(),
-        ParamLocation::Header => headers
-            .get(param.name.replace('_', "-"))
+        ParamLocation::Header => header
+            .and_then(|(name, headers)| headers.get(name))
             .and_then(|v| v.to_str().ok())
             .map(|v| vec![v.to_owned()])
             .unwrap_or_default(),
@@ -193,4 +201,44 @@ fn unparsable(param: &framex_actors::Param, text: &str) -> ArgProblem {
         _ => ("value_error", "Input is not valid"),
     };
     ArgProblem::pydantic(kind, param.location.to_string(), &param.name, message, Value::String(text.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use framex_actors::{ApiHandler, ApiKey, ApiSpec, LocalApi, Param, PluginMeta, PluginSpec, ValueKind};
+
+    /// A local route `GET /t` with an integer header parameter `x_count`.
+    fn route() -> Route {
+        let mut spec = ApiSpec::new(ApiKey::http(framex_actors::Method::GET, "/t"));
+        spec.params.push(Param {
+            name: "x_count".to_owned(),
+            location: ParamLocation::Header,
+            kind: ValueKind::Integer,
+            items: None,
+            required: true,
+            schema: Value::Null,
+            canonical: None,
+        });
+        let handler = ApiHandler::Call(Box::new(|_, _| Box::pin(async { Ok(Value::Null) })));
+        let api = Arc::new(LocalApi::new(Arc::new(spec), handler));
+        let plugin = Arc::new(PluginSpec { meta: PluginMeta::default(), apis: vec![api.clone()], on_start: None });
+        Route { spec: api.spec.clone(), target: Target::Local { plugin, api } }
+    }
+
+    /// A header parameter is read from the header of its name with `_` as `-`, as
+    /// FastAPI reads it (not from the query); without it, a required one is missing.
+    #[test]
+    fn a_header_parameter_is_read_from_its_dashed_header() {
+        let route = route();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            actix_web::http::header::HeaderName::from_static("x-count"),
+            actix_web::http::header::HeaderValue::from_static("7"),
+        );
+        let args = bind(&route, &[], "", &headers, None).expect("the header binds");
+        assert_eq!(args.get("x_count"), Some(&serde_json::json!(7)));
+        let missing = bind(&route, &[], "x_count=7", &HeaderMap::new(), None).expect_err("a header, not a query");
+        assert!(matches!(&missing, Error::BadArguments { problems, .. } if problems.len() == 1), "{missing:?}");
+    }
 }

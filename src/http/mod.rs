@@ -221,21 +221,12 @@ pub async fn dispatch(
 fn report(
     reporter: &Arc<crate::sentry_events::Reporter>,
     (req, response, seen): (&HttpRequest, &HttpResponse, &observe::Seen),
-    request_id: &str,
+    request_id: &Arc<str>,
     trace: &framex_actors::TraceContext,
     wall_start: std::time::SystemTime,
 ) {
-    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
-    let facts = crate::sentry_events::RequestFacts {
-        method: req.method().as_str(),
-        scheme: if req.app_config().secure() { "https" } else { "http" },
-        host: host.or_else(|| req.uri().authority().map(|a| a.as_str())).unwrap_or(""),
-        path: req.path(),
-        route: seen.route_label(),
-        status: response.status().as_u16(),
-        request_id,
-        trace,
-    };
+    let status = response.status().as_u16();
+    let facts = crate::sentry_events::RequestFacts::of(req, seen.route_label(), status, request_id, trace);
     let extensions = response.extensions();
     let upstream_status = || {
         let proxied = seen.target == Some(crate::metrics::Target::Upstream) && facts.status >= 500;
@@ -243,7 +234,14 @@ fn report(
     };
     let failure = extensions.get::<crate::sentry_events::Failure>().cloned().or_else(upstream_status);
     if let Some(tap) = extensions.get::<crate::sentry_events::StreamTap>() {
-        tap.arm(reporter.clone(), &facts);
+        let source = crate::sentry_events::FactsSource {
+            req: req.clone(),
+            route: seen.route_name(),
+            status,
+            request_id: request_id.clone(),
+            trace: trace.clone(),
+        };
+        tap.arm(reporter.clone(), source);
     }
     reporter.request(&facts, failure.as_ref(), wall_start);
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::{HttpRequest, HttpResponse};
 use framex_actors::upstream::{Attempts, PoolShared, UpstreamUrl};
-use framex_actors::{ApiKey, Escaped, Route};
+use framex_actors::{Escaped, Route};
 use serde_json::json;
 
 use crate::config::AccessLog;
@@ -35,12 +35,20 @@ impl Seen {
     /// path, or [`metrics::UNMATCHED`] — never a concrete path.
     pub fn route_label(&self) -> &str {
         match (&self.route, self.builtin) {
-            (Some(route), _) => match &route.spec.key {
-                ApiKey::Http { path, .. } => path,
-                ApiKey::Function(name) => name,
-            },
+            (Some(route), _) => route.spec.key.template(),
             (None, Some(path)) => path,
             (None, None) => metrics::UNMATCHED,
+        }
+    }
+
+    /// The `route` label kept by reference count (a streamed answer's Sentry tap
+    /// reads it only if the stream breaks).
+    pub fn route_name(&self) -> crate::sentry_events::RouteName {
+        use crate::sentry_events::RouteName;
+        match (&self.route, self.builtin) {
+            (Some(route), _) => RouteName::Route(route.clone()),
+            (None, Some(path)) => RouteName::Fixed(path),
+            (None, None) => RouteName::Fixed(metrics::UNMATCHED),
         }
     }
 }

@@ -410,10 +410,7 @@ impl PluginBuilder {
                 let api = Arc::try_unwrap(api).expect("apis are not shared before build");
                 let mut spec = Arc::try_unwrap(api.spec).unwrap_or_else(|s| (*s).clone());
                 spec.components = Some(components.clone());
-                Arc::new(LocalApi {
-                    spec: Arc::new(spec),
-                    handler: api.handler,
-                })
+                Arc::new(LocalApi::new(Arc::new(spec), api.handler))
             })
             .collect();
         Ok(Arc::new(PluginSpec {
@@ -444,10 +441,7 @@ impl PluginBuilder {
                 return;
             }
         }
-        self.apis.push(Arc::new(LocalApi {
-            spec: Arc::new(spec),
-            handler,
-        }));
+        self.apis.push(Arc::new(LocalApi::new(Arc::new(spec), handler)));
     }
 
     /// The signature of an API whose arguments are `A`; a mistake is kept for

@@ -85,8 +85,13 @@ impl ProxyControl {
     /// Changes what is known of upstream `i` with `change`, and stores the snapshot.
     fn change_known<R>(&mut self, i: usize, change: impl FnOnce(&mut Known) -> R) -> R {
         let result = change(Arc::make_mut(&mut self.known[i]));
-        self.shared.known.store(Arc::new(self.known.clone()));
+        self.store_known();
         result
+    }
+
+    /// Stores the snapshot of what is known now, for the status page and `/ready`.
+    fn store_known(&self) {
+        self.shared.known.store(Arc::new(self.known.clone()));
     }
 
     /// Publishes the routes of what is known now, after the publication under way if
@@ -198,7 +203,9 @@ impl ProxyControl {
     }
 
     /// Resolves every named upstream again and keeps the answers; gives whether any
-    /// address set changed, and the shortest TTL the answers gave.
+    /// address set changed, and the shortest TTL the answers gave. What is known of an
+    /// upstream is copied (and the snapshot stored, once) only when an answer changes
+    /// it: a round that finds every name as it was touches nothing.
     fn resolve_all(&mut self) -> impl ActorFuture<Self, Output = (bool, Option<Duration>)> + 'static {
         let lookups = self.shared.upstreams.iter().enumerate().filter_map(|(i, upstream)| {
             let (host, port) = upstream.named.clone()?;
@@ -206,18 +213,23 @@ impl ProxyControl {
             Some(async move { (i, resolver.resolve(&host, port).await) })
         });
         join_all(lookups).into_actor(self).map(|answers, act, _| {
-            let mut changed = false;
+            let (mut moved, mut changed) = (false, false);
             let mut ttl: Option<Duration> = None;
             for (i, answer) in answers {
-                let upstream = act.shared.upstreams[i].clone();
-                let (moved, valid) = act.change_known(i, |known| upstream.resolved(known, answer));
-                changed |= moved;
+                let (change, valid) = act.shared.upstreams[i].resolved(&act.known[i], answer);
+                if let Some(change) = change {
+                    moved |= change.apply(Arc::make_mut(&mut act.known[i]));
+                    changed = true;
+                }
                 ttl = match (ttl, valid) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
             }
-            (changed, ttl)
+            if changed {
+                act.store_known();
+            }
+            (moved, ttl)
         })
     }
 
@@ -333,5 +345,32 @@ impl Handler<Stop> for ProxyControl {
 
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A DNS round that finds every name as it was copies nothing and stores no new
+    /// snapshot (the status page and `/ready` keep reading the one they have); the
+    /// first round, which learns the addresses, does store one.
+    #[actix_rt::test]
+    async fn a_dns_round_that_changes_nothing_stores_nothing() {
+        let toml = "load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"http://localhost:9\"]\n";
+        let config = crate::config::Config::from_toml_str(toml, "test config").unwrap();
+        let proxy = super::super::Proxy::new(&framex_actors::Engine::start(), &config);
+        let before = proxy.shared.known.load_full();
+        proxy.control.send(ResolveAll).await.unwrap();
+        let first = proxy.shared.known.load_full();
+        assert!(!Arc::ptr_eq(&before, &first), "the first round learns the addresses");
+        assert!(!first[0].addresses.is_empty() && first[0].dns_error.is_none(), "localhost resolves");
+        for _ in 0..3 {
+            proxy.control.send(ResolveAll).await.unwrap();
+        }
+        let after = proxy.shared.known.load_full();
+        assert!(Arc::ptr_eq(&first, &after), "rounds finding the same addresses store no new snapshot");
+        assert!(Arc::ptr_eq(&first[0], &after[0]), "nor copy what is known of the upstream");
+        proxy.stop().await;
     }
 }

@@ -76,6 +76,39 @@ pub struct Known {
     pub(super) dns_error: Option<String>,
 }
 
+/// What a resolution of an upstream's name changes of its [`Known`] (see
+/// [`Upstream::resolved`]).
+pub(super) enum DnsChange {
+    /// The name resolves again, to the addresses known: its error is cleared.
+    Recovered,
+    /// The name resolves to other addresses (any error cleared); an address kept
+    /// keeps its counters and health.
+    Moved(Vec<(SocketAddr, Arc<EndpointStats>)>),
+    /// The name does not resolve, for a reason not yet shown; its addresses stay.
+    Failed(String),
+}
+
+impl DnsChange {
+    /// Makes the change in `known`; gives whether the addresses moved.
+    pub(super) fn apply(self, known: &mut Known) -> bool {
+        match self {
+            DnsChange::Recovered => {
+                known.dns_error = None;
+                false
+            }
+            DnsChange::Moved(addresses) => {
+                known.dns_error = None;
+                known.addresses = addresses;
+                true
+            }
+            DnsChange::Failed(reason) => {
+                known.dns_error = Some(reason);
+                false
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstream").field("url", &self.config.url).finish()
@@ -96,34 +129,35 @@ impl Upstream {
             .collect()
     }
 
-    /// Takes in `answer`, a new resolution of its name, into `known`; returns whether
-    /// the addresses changed, and the answer's TTL. A name that stops resolving keeps
-    /// its last addresses, and says so once in the log and on the status page.
-    pub(super) fn resolved(&self, known: &mut Known, answer: Result<Resolution, String>) -> (bool, Option<Duration>) {
+    /// What `answer`, a new resolution of its name, changes of `known` (`None`:
+    /// nothing, the usual case), and the answer's TTL. A name that stops resolving
+    /// keeps its last addresses, and says so once in the log and on the status page.
+    pub(super) fn resolved(&self, known: &Known, answer: Result<Resolution, String>) -> (Option<DnsChange>, Option<Duration>) {
         let Some((host, _)) = &self.named else {
-            return (false, None);
+            return (None, None);
         };
         match answer {
             Ok(found) => {
-                let before: Vec<SocketAddr> = known.addresses.iter().map(|(a, _)| *a).collect();
-                if known.dns_error.take().is_some() {
+                let recovered = known.dns_error.is_some();
+                if recovered {
                     log::info!("proxy {}: {} resolves again", self.config.url, Escaped(host));
                 }
-                if before == found.addresses {
-                    return (false, found.ttl);
+                let same = known.addresses.len() == found.addresses.len()
+                    && known.addresses.iter().zip(&found.addresses).all(|((a, _), b)| a == b);
+                if same {
+                    return (recovered.then_some(DnsChange::Recovered), found.ttl);
                 }
-                let kept = std::mem::take(&mut known.addresses);
-                known.addresses = found
+                let addresses = found
                     .addresses
                     .iter()
                     .map(|addr| {
-                        let stats = kept.iter().find(|(a, _)| a == addr).map(|(_, s)| s.clone());
+                        let stats = known.addresses.iter().find(|(a, _)| a == addr).map(|(_, s)| s.clone());
                         (*addr, stats.unwrap_or_default())
                     })
                     .collect();
                 let list: Vec<String> = found.addresses.iter().map(ToString::to_string).collect();
                 log::info!("proxy {}: {} is now {}", self.config.url, Escaped(host), list.join(", "));
-                (true, found.ttl)
+                (Some(DnsChange::Moved(addresses)), found.ttl)
             }
             Err(reason) => {
                 if known.dns_error.is_none() {
@@ -134,8 +168,8 @@ impl Upstream {
                         Escaped(&reason)
                     );
                 }
-                known.dns_error = Some(reason);
-                (false, None)
+                let new = known.dns_error.as_deref() != Some(reason.as_str());
+                (new.then_some(DnsChange::Failed(reason)), None)
             }
         }
     }

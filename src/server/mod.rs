@@ -147,8 +147,8 @@ impl Framex {
     /// on `listener`. Call inside an actix system.
     ///
     /// In steps: load (`choose_plugins`, then registration and the `[auth.oauth]`
-    /// check), start (required APIs, the proxy, the plugins' `on_start`), serve (the
-    /// shared state, then `http_server`).
+    /// check), start (required APIs, the proxy, the shared state and the call hooks,
+    /// the plugins' `on_start`), serve (`http_server`).
     ///
     /// # Errors
     /// Unknown plugins, unresolvable `required_remote_apis`, duplicate routes.
@@ -164,8 +164,10 @@ impl Framex {
         if let Some(oauth) = &config.auth.oauth {
             oauth.check().map_err(StartError::DocsLogin)?;
         }
-        // Start: every required API served, the proxy's first discovery, the plugins'
-        // start hooks.
+        // Start: every required API served, the proxy's first discovery, the state
+        // every request reads (with it, `[limits]` and the migration modes in front of
+        // plugins' `CallRemote`s), the plugins' start hooks: their calls go through
+        // the same gate as every later call of theirs.
         let proxy_on = config.load_builtin_plugins.iter().any(|n| n == "proxy");
         check_required(&engine, &loaded, proxy_on && config.server.enable_proxy)?;
         let proxy = if proxy_on {
@@ -173,9 +175,6 @@ impl Framex {
         } else {
             None
         };
-        run_start_hooks(&engine, &loaded).await?;
-
-        // Serve: the state every request reads, then the HTTP server on the listener.
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let readiness = Readiness::default();
         let state = Arc::new(ArcSwap::from_pointee(shared_state(
@@ -191,6 +190,14 @@ impl Framex {
             },
         )));
         install_call_hooks(&engine, &state.load());
+        if let Err(e) = run_start_hooks(&engine, &loaded).await {
+            if let Some(sentry) = state.load().sentry.clone() {
+                let _ = actix_rt::task::spawn_blocking(move || sentry.close()).await;
+            }
+            return Err(e);
+        }
+
+        // Serve: the HTTP server on the listener.
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: "listener".to_owned(),
             source,
@@ -361,7 +368,8 @@ fn check_required(
 }
 
 /// Runs every plugin's `on_start` once, in load order; the first failure stops the
-/// start-up.
+/// start-up. Their `CallRemote`s go through the call hooks already installed
+/// (`[limits]`, counted per calling plugin as its later calls are; migration modes).
 async fn run_start_hooks(engine: &Engine, plugins: &[Arc<PluginSpec>]) -> Result<(), StartError> {
     for plugin in plugins {
         if let Some(hook) = &plugin.on_start {

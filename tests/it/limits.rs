@@ -3,6 +3,8 @@
 //! two instances sharing one limit through a real `redis-server` (killed mid-run).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -454,6 +456,61 @@ async fn calls_from_plugins_count_per_calling_plugin() {
     }
     let metrics = get(&server.url("/metrics")).await.text();
     assert!(metrics.contains("framex_limit_decisions_total{outcome=\"limited\",rule=\"/api/v1/items/41\"}"), "{metrics}");
+    server.stop(true).await;
+}
+
+/// A plugin `name` whose `on_start` calls the upstream's item 41 `calls` times
+/// through `CallRemote`, counting those that answered in `answered`, and whose
+/// `/api/v1/<name>/fetch?id=` does the same per request.
+fn starting_fetcher(name: &str, calls: usize, answered: Arc<AtomicUsize>) -> Arc<framex::actors::PluginSpec> {
+    use framex::plugin::{Ctx, PluginBuilder};
+    PluginBuilder::new(name)
+        .requires(["/api/v1/items/{id}"])
+        .on_start(move |cx: Ctx| {
+            let answered = answered.clone();
+            async move {
+                for _ in 0..calls {
+                    cx.call_remote_api("/api/v1/items/{id}", json!({"id": 41})).await?;
+                    answered.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(())
+            }
+        })
+        .get(&format!("/api/v1/{name}/fetch"), |args: Item, cx: Ctx| async move {
+            cx.call_remote_api("/api/v1/items/{id}", json!({"id": args.id})).await
+        })
+        .build()
+        .expect("plugin declarations are valid")
+}
+
+/// A plugin's `on_start` calls go through `[limits]` as its later calls do, on the
+/// same count: one that calls item 41 more often than its burst of two stops the
+/// start at once with the limit's error (not a hang), after its first two calls
+/// answered; one that calls it once has one call of its burst left for its requests.
+#[actix_rt::test]
+async fn start_hooks_are_counted_as_their_plugins_later_calls() {
+    let (url, _upstream) = upstream();
+    let limits = "[limits.rules]\n\"/api/v1/items/41\" = { rate = 0.1, burst = 2, per = \"key\" }\n";
+    let answered = Arc::new(AtomicUsize::new(0));
+    let greedy = framex::Framex::new(limited_config(&url, limits)).plugin(starting_fetcher("greedy", 3, answered.clone()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let started = actix_rt::time::timeout(Duration::from_secs(30), greedy.start(listener)).await;
+    let Ok(Err(framex::StartError::PluginStart { plugin, source })) = started else {
+        panic!("the start must fail at once with the limit's error: {:?}", started.map(|r| r.map(|_| "started")));
+    };
+    assert_eq!(plugin, "greedy");
+    assert!(
+        matches!(&source, framex::actors::Error::Limited { api, retry_after: 1..=10, unavailable: false } if api == "GET /api/v1/items/{id}"),
+        "{source:?}"
+    );
+    assert_eq!(answered.load(Ordering::SeqCst), 2, "the burst's two calls answered before the third was refused");
+
+    let answered = Arc::new(AtomicUsize::new(0));
+    let server = start(limited_config(&url, limits), vec![starting_fetcher("modest", 1, answered.clone())]).await;
+    assert_eq!(answered.load(Ordering::SeqCst), 1);
+    assert_eq!(get(&server.url("/api/v1/modest/fetch?id=41")).await.status, 200, "one call of the burst is left");
+    let refused = get(&server.url("/api/v1/modest/fetch?id=41")).await;
+    assert_eq!(refused.status, 429, "the start hook's call was counted: {}", refused.text());
     server.stop(true).await;
 }
 

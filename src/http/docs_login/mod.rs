@@ -148,14 +148,29 @@ impl DocsLogin {
         })
     }
 
-    /// The provider's login URL for a browser that is to come back to `back`, and
-    /// the `Set-Cookie` value of its state cookie (FrameX-kit's answer to an action
-    /// button that needs a login: `X-FrameX-OAuth-Redirect`).
+    /// The provider's login URL for a browser that is to come back to `back` (if it
+    /// is a local path), with a fresh `state`, and the `Set-Cookie` value of the state
+    /// cookie that also holds `back` (FrameX-kit's answer to an action button that
+    /// needs a login: `X-FrameX-OAuth-Redirect`); `None` when the state cannot be
+    /// signed.
     pub fn login_url(&self, back: &str) -> Option<(String, header::HeaderValue)> {
-        let response = self.login_redirect(back);
-        let location = response.headers().get(header::LOCATION)?.to_str().ok()?.to_owned();
-        let cookie = response.headers().get(header::SET_COOKIE)?.clone();
-        Some((location, cookie))
+        let state = tokens::random_token();
+        let claims = StateClaims {
+            state: state.clone(),
+            redirect_url: local_path(back).to_owned(),
+            exp: tokens::now() + STATE_SECONDS,
+        };
+        let signed = self.signer.sign(&claims).ok()?;
+        let mut to = self.urls.authorization.clone();
+        to.query_pairs_mut()
+            .append_pair("client_id", &self.config.client_id)
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", &self.call_back_url)
+            .append_pair("scope", SCOPE)
+            .append_pair("state", &state);
+        let cookie = self.cookie(STATE_COOKIE, signed).max_age(cookie::time::Duration::seconds(STATE_SECONDS));
+        let cookie = header::HeaderValue::from_str(&cookie.build().to_string()).ok()?;
+        Some((to.into(), cookie))
     }
 
     /// `app_url` with the request's path and query, when the request came to another
@@ -173,26 +188,13 @@ impl DocsLogin {
     }
 
     /// The redirect to the provider's login, with a fresh `state` in a cookie that
-    /// also holds where to come back to (`back`, if it is a local path).
+    /// also holds where to come back to (see [`DocsLogin::login_url`]).
     fn login_redirect(&self, back: &str) -> HttpResponse {
-        let state = tokens::random_token();
-        let claims = StateClaims {
-            state: state.clone(),
-            redirect_url: local_path(back).to_owned(),
-            exp: tokens::now() + STATE_SECONDS,
-        };
-        let Ok(signed) = self.signer.sign(&claims) else {
+        let Some((to, cookie)) = self.login_url(back) else {
             return envelope::error(StatusCode::INTERNAL_SERVER_ERROR, "the login could not start", None);
         };
-        let mut to = self.urls.authorization.clone();
-        to.query_pairs_mut()
-            .append_pair("client_id", &self.config.client_id)
-            .append_pair("response_type", "code")
-            .append_pair("redirect_uri", &self.call_back_url)
-            .append_pair("scope", SCOPE)
-            .append_pair("state", &state);
-        let mut response = found(to.as_str());
-        self.set_cookie(&mut response, self.cookie(STATE_COOKIE, signed).max_age(cookie::time::Duration::seconds(STATE_SECONDS)));
+        let mut response = found(&to);
+        response.headers_mut().append(header::SET_COOKIE, cookie);
         response
     }
 
