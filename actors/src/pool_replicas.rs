@@ -35,7 +35,7 @@ struct Entry {
 }
 
 struct Replicas {
-    by_id: HashMap<PoolId, Entry>,
+    by_id: HashMap<PoolId, Entry, foldhash::fast::RandomState>,
     /// The generation of the table the map was last pruned against.
     generation: u64,
 }
@@ -64,7 +64,7 @@ impl PoolReplicas {
         PoolReplicas {
             table,
             inner: Rc::new(RefCell::new(Replicas {
-                by_id: HashMap::new(),
+                by_id: HashMap::default(),
                 generation: 0,
             })),
         }

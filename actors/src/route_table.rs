@@ -92,14 +92,14 @@ type TypedParams = Box<[(Box<str>, CanonicalForm)]>;
 /// An immutable snapshot of all routes.
 #[derive(Default)]
 pub struct RouteTable {
-    by_method: HashMap<Method, matchit::Router<usize>>,
+    by_method: HashMap<Method, matchit::Router<usize>, foldhash::fast::RandomState>,
     by_key: BTreeMap<ApiKey, usize>,
     routes: Vec<Arc<Route>>,
     /// By route index: its typed path parameters and the one spelling each accepts
     /// (computed when the route is added; empty for most routes).
     typed: Vec<TypedParams>,
     /// The pools the routes lead to (replicas of other pools are retired).
-    pools: HashSet<PoolId>,
+    pools: HashSet<PoolId, foldhash::fast::RandomState>,
     /// Which snapshot this is: every built table has a new one (0: the empty default).
     generation: u64,
     /// Upstream routes a local plugin shadows, by key (the first upstream to offer a
