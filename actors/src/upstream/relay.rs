@@ -108,6 +108,13 @@ pub(super) async fn relay(
     {
         lease.release(incoming);
         Body::Empty
+    } else if let Some(bytes) = length
+        .filter(|&n| n <= FULL_BODY_LIMIT && !event_stream)
+        .and_then(|_| incoming.take_if_buffered())
+    {
+        // All of it came with the head: no read to wait for, no timer.
+        lease.release(incoming);
+        Body::Full(bytes)
     } else if let Some(len) = length.filter(|&n| n <= FULL_BODY_LIMIT && !event_stream) {
         match tokio::time::timeout(timeout, read_to_end(&mut incoming, len)).await {
             Ok(Ok(bytes)) => {

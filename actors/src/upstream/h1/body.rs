@@ -65,6 +65,15 @@ impl WireBody {
         (ended && self.keep_alive && self.conn.buf.is_empty()).then_some(self.conn)
     }
 
+    /// The whole body, if it has a length and all of it was read with the head (a
+    /// small answer mostly is): taken at once, with no wait to bound.
+    pub(in crate::upstream) fn take_if_buffered(&mut self) -> Option<Bytes> {
+        let State::Length(left) = self.state else { return None };
+        let left = usize::try_from(left).ok().filter(|&n| n <= self.conn.buf.len())?;
+        self.state = State::Done;
+        Some(self.conn.buf.split_to(left).freeze())
+    }
+
     /// The next piece of the body; `None` at its end.
     pub(in crate::upstream) async fn frame(&mut self) -> Option<Result<Bytes, WireError>> {
         match self.next().await {

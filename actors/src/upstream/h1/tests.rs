@@ -112,6 +112,33 @@ async fn a_chunked_answer_in_pieces_is_read_and_the_connection_kept() {
     assert!(response.into_body().into_idle().is_some());
 }
 
+/// A body that came with its head is taken at once, whole, and leaves its connection
+/// reusable; one still on its way is not (it is read as usual), nor is a chunked one.
+#[actix_rt::test]
+async fn a_body_read_with_its_head_is_taken_whole_at_once() {
+    let (endpoint, _requests) = upstream(
+        vec![
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhe", b"llo"],
+            vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"],
+        ],
+        false,
+    )
+    .await;
+    let Ok(response) = send(open(&endpoint).await, Method::GET, "/", OutBody::Empty).await else { panic!("no answer") };
+    let mut body = response.into_body();
+    assert_eq!(body.take_if_buffered().as_deref(), Some(&b"hello"[..]));
+    let conn = body.into_idle().expect("all of it read: reusable");
+    let Ok(response) = send(conn, Method::GET, "/", OutBody::Empty).await else { panic!("no second answer") };
+    let mut body = response.into_body();
+    assert_eq!(body.take_if_buffered(), None, "half of it is still on its way");
+    assert_eq!(&body_of(&mut body).await.unwrap()[..], b"hello");
+    let Ok(response) = send(body.into_idle().unwrap(), Method::GET, "/", OutBody::Empty).await else { panic!("no third answer") };
+    let mut body = response.into_body();
+    assert_eq!(body.take_if_buffered(), None, "chunked: not taken by length");
+    assert_eq!(&body_of(&mut body).await.unwrap()[..], b"hi");
+}
+
 #[actix_rt::test]
 async fn a_body_cut_off_is_an_error_and_its_connection_is_not_reused() {
     let (endpoint, _requests) =
