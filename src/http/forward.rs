@@ -122,15 +122,8 @@ pub(super) async fn serve_body(
     let response = response?;
 
     let mut builder = HttpResponse::build(response.status);
-    let fields = response.headers;
     let (length, sse) = (response.content_length, response.event_stream);
-    // Onto the builder, before the body: actix-web gives a streamed body without a
-    // `Content-Type` its own.
-    relay_fields(fields, &mut builder);
-    if sse {
-        builder.insert_header((header::HeaderName::from_static("x-accel-buffering"), header::HeaderValue::from_static("no")));
-    }
-    Ok(match response.body {
+    let mut answer = match response.body {
         Body::Empty => match length {
             // A HEAD answer keeps the length the GET would have had.
             // (actix-web writes the length of the body it is given: an empty stream of
@@ -144,22 +137,25 @@ pub(super) async fn serve_body(
         Body::Full(bytes) => builder.body(bytes),
         // With `[sentry]` on, a break after the answer started is reported.
         Body::Stream(stream) => streamed(builder, stream, sse, length, worker.shared.sentry.is_some()),
-    })
+    };
+    install_fields(response.headers, &mut answer);
+    if sse {
+        answer.headers_mut().insert(header::HeaderName::from_static("x-accel-buffering"), header::HeaderValue::from_static("no"));
+    }
+    Ok(answer)
 }
 
-/// Moves the upstream's answer fields (hop-by-hop ones already stripped) onto our
-/// answer, but `Content-Length`, which actix-web writes from the body it is given.
-/// Both sides are actix-web's `http` types: names and values move, nothing is parsed.
-fn relay_fields(fields: WireHeaders, out: &mut actix_web::HttpResponseBuilder) {
-    let mut name = None;
-    for (next, value) in fields {
-        if next.is_some() {
-            name = next;
+/// Makes the upstream's answer fields (hop-by-hop ones already left out) our
+/// answer's, as one map: both are actix-web's. `Content-Length` goes (actix-web writes
+/// the length of the body it is given); a field the builder set (a streamed body's
+/// default `Content-Type`) stays only where the upstream sent none.
+fn install_fields(mut fields: header::HeaderMap, answer: &mut HttpResponse) {
+    fields.remove(header::CONTENT_LENGTH);
+    let defaults = std::mem::replace(answer.headers_mut(), fields);
+    for (name, value) in defaults {
+        if !answer.headers().contains_key(&name) {
+            answer.headers_mut().insert(name, value);
         }
-        match &name {
-            Some(name) if name != header::CONTENT_LENGTH => out.append_header((name.clone(), value)),
-            _ => out,
-        };
     }
 }
 

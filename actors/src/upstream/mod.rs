@@ -399,8 +399,10 @@ pub struct ForwardRequest {
 pub struct ForwardResponse {
     /// Status.
     pub status: StatusCode,
-    /// Headers, stripped of hop-by-hop ones.
-    pub headers: HeaderMap,
+    /// Headers, stripped of hop-by-hop ones, in actix-web's own map: the HTTP edge
+    /// answers with it as it is (a field at a time, moving them cost 1,900
+    /// instructions a proxied request).
+    pub headers: actix_http::header::HeaderMap,
     /// The upstream's `Content-Length`, when one counts: not under `Transfer-Encoding`;
     /// for a `HEAD` or a `304`, the length the `GET` would have had.
     pub content_length: Option<u64>,

@@ -117,14 +117,14 @@ fn into_stream(body: Body) -> ChunkStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::header::HeaderMap;
+
     use http::StatusCode;
     use serde_json::json;
 
     fn response(status: u16, body: &str) -> ForwardResponse {
         ForwardResponse {
             status: StatusCode::from_u16(status).unwrap(),
-            headers: HeaderMap::new(),
+            headers: actix_http::header::HeaderMap::new(),
             content_length: Some(body.len() as u64),
             event_stream: false,
             body: Body::Full(Bytes::from(body.to_owned())),

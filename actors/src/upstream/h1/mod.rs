@@ -50,7 +50,7 @@ pub(in crate::upstream) struct Answer {
     /// Its status.
     pub(in crate::upstream) status: http::StatusCode,
     /// Its end-to-end fields (the hop-by-hop ones stayed with the connection).
-    pub(in crate::upstream) headers: http::HeaderMap,
+    pub(in crate::upstream) headers: actix_http::header::HeaderMap,
     /// Its `Content-Length`, when one counts (see `answer::Head`).
     pub(in crate::upstream) content_length: Option<u64>,
     /// Whether it is a `text/event-stream`.

@@ -6,6 +6,7 @@ mod chunked;
 mod client;
 mod codec;
 mod decoder;
+#[cfg(feature = "http2")]
 pub(crate) use self::decoder::MAX_HEADERS;
 mod dispatcher;
 mod encoder;
