@@ -12,7 +12,8 @@ use std::net::IpAddr;
 
 use actix_web::http::header;
 use actix_web::HttpRequest;
-use framex_actors::upstream::wire::{HeaderMap as WireHeaders, HeaderName as WireName, HeaderValue as WireValue};
+use framex_actors::upstream::wire::{HeaderName as WireName, HeaderValue as WireValue};
+use framex_actors::upstream::AddedFields;
 
 use crate::config::TrustedProxies;
 
@@ -52,9 +53,10 @@ pub fn from_trusted(req: &HttpRequest, trusted: &TrustedProxies) -> bool {
     req.peer_addr().is_some_and(|a| trusted.contains(a.ip()))
 }
 
-/// Adds the forwarding headers to `out`: ours from an untrusted peer, the request's
-/// extended by ours from a trusted proxy (see the module doc).
-pub fn append(out: &mut WireHeaders, req: &HttpRequest, trusted: &TrustedProxies) {
+/// The forwarding headers a request carries upstream: ours from an untrusted peer,
+/// the request's extended by ours from a trusted proxy (see the module doc).
+pub fn fields(req: &HttpRequest, trusted: &TrustedProxies) -> AddedFields {
+    let mut out = AddedFields::with_capacity(4);
     let incoming = req.headers();
     let peer_ip = req.peer_addr().map(|a| a.ip());
     let mut buf = [0u8; 45];
@@ -84,39 +86,37 @@ pub fn append(out: &mut WireHeaders, req: &HttpRequest, trusted: &TrustedProxies
             WireValue::from_bytes(&joined).ok()
         };
         if let Some(chain) = chain {
-            out.insert(X_FORWARDED_FOR, chain);
+            out.push((X_FORWARDED_FOR, chain));
         }
-        let kept = |name: header::HeaderName, wire: WireName, out: &mut WireHeaders| {
-            let mut any = false;
-            for value in incoming.get_all(name) {
-                out.append(wire.clone(), value.clone());
-                any = true;
-            }
-            any
+        let kept = |name: header::HeaderName, wire: WireName, out: &mut AddedFields| {
+            let before = out.len();
+            out.extend(incoming.get_all(name).map(|value| (wire.clone(), value.clone())));
+            out.len() > before
         };
-        kept(header::FORWARDED, FORWARDED, out);
-        if !kept(header::X_FORWARDED_PROTO, X_FORWARDED_PROTO, out) {
-            out.insert(X_FORWARDED_PROTO, scheme(req));
+        kept(header::FORWARDED, FORWARDED, &mut out);
+        if !kept(header::X_FORWARDED_PROTO, X_FORWARDED_PROTO, &mut out) {
+            out.push((X_FORWARDED_PROTO, scheme(req)));
         }
-        if !kept(header::X_FORWARDED_HOST, X_FORWARDED_HOST, out) {
-            insert_host(out, req);
+        if !kept(header::X_FORWARDED_HOST, X_FORWARDED_HOST, &mut out) {
+            push_host(&mut out, req);
         }
-        if !kept(header::HeaderName::from_static("x-real-ip"), X_REAL_IP, out) {
+        if !kept(header::HeaderName::from_static("x-real-ip"), X_REAL_IP, &mut out) {
             if let Some(ip) = peer {
-                out.insert(X_REAL_IP, ip);
+                out.push((X_REAL_IP, ip));
             }
         }
-        return;
+        return out;
     }
 
     if let Some(ip) = peer {
-        out.insert(X_FORWARDED_FOR, ip.clone());
-        out.insert(X_REAL_IP, ip);
+        out.push((X_FORWARDED_FOR, ip.clone()));
+        out.push((X_REAL_IP, ip));
     }
     // What this listener speaks; a TLS terminator in front is a trusted proxy and
     // says so itself.
-    out.insert(X_FORWARDED_PROTO, scheme(req));
-    insert_host(out, req);
+    out.push((X_FORWARDED_PROTO, scheme(req)));
+    push_host(&mut out, req);
+    out
 }
 
 /// `https` on a TLS listener (`server.tls_cert`), else `http`.
@@ -129,13 +129,9 @@ fn scheme(req: &HttpRequest) -> WireValue {
 }
 
 /// `X-Forwarded-Host`: the `Host` the client asked for.
-fn insert_host(out: &mut WireHeaders, req: &HttpRequest) {
-    if let Some(host) = req
-        .headers()
-        .get(header::HOST)
-        .cloned()
-    {
-        out.insert(X_FORWARDED_HOST, host);
+fn push_host(out: &mut AddedFields, req: &HttpRequest) {
+    if let Some(host) = req.headers().get(header::HOST).cloned() {
+        out.push((X_FORWARDED_HOST, host));
     }
 }
 

@@ -76,6 +76,9 @@ pub async fn serve(
         return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
     };
     let mut headers = forward::upstream_headers(req, consumed_auth, &worker.shared.trusted_proxies);
+    for (name, value) in super::forwarded::fields(req, &worker.shared.trusted_proxies) {
+        headers.append(name, value);
+    }
     headers.insert(
         WireName::from_static("connection"),
         WireValue::from_static("upgrade"),

@@ -132,6 +132,7 @@ mod tests {
             method: Method::GET,
             path_and_query: "/x".to_owned(),
             headers: HeaderMap::new(),
+            added: Vec::new(),
             body: Body::Empty,
             ctx: CallContext::new(),
         }

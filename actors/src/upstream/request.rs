@@ -49,6 +49,7 @@ pub(super) fn build(spec: &ApiSpec, args: &Args, ctx: CallContext) -> Result<For
         method: method.clone(),
         path_and_query,
         headers,
+        added: Vec::new(),
         body,
         ctx,
     })
@@ -181,6 +182,7 @@ fn proxy_function_call(name: &str, args: &Args, ctx: CallContext) -> ForwardRequ
         method: http::Method::POST,
         path_and_query: proxy_function::PATH.to_owned(),
         headers,
+        added: Vec::new(),
         body: Body::Full(Bytes::from(body.to_string())),
         ctx,
     }

@@ -27,6 +27,8 @@ pub(in crate::upstream) struct Outbound<'a> {
     pub(in crate::upstream) path: &'a str,
     /// The caller's fields.
     pub(in crate::upstream) headers: &'a HeaderMap,
+    /// Fields the edge added to them (none of the same names), written as they are.
+    pub(in crate::upstream) added: &'a [(HeaderName, HeaderValue)],
     /// `Host`: the endpoint's authority.
     pub(in crate::upstream) host: &'a HeaderValue,
     /// `Authorization`: the route's key for this endpoint, replacing the caller's.
@@ -72,6 +74,9 @@ pub(super) fn write_request_head(out: &mut BytesMut, request: &Outbound<'_>, fra
         if !request.replaces(name) {
             field(out, name.as_str(), value.as_bytes());
         }
+    }
+    for (name, value) in request.added {
+        field(out, name.as_str(), value.as_bytes());
     }
     if let Some(key) = request.authorization {
         field(out, "authorization", key.as_bytes());
@@ -142,6 +147,7 @@ mod tests {
             method: &Method::POST,
             path: "/a?b=c",
             headers: &headers,
+            added: &[],
             host: &host,
             authorization: Some(&key),
             hops: 1,

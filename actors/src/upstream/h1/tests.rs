@@ -56,6 +56,7 @@ async fn send(conn: Conn, method: Method, path: &str, body: OutBody) -> Result<A
         method: &method,
         path,
         headers: &headers,
+        added: &[],
         host: &host,
         authorization: None,
         hops: 1,
