@@ -59,8 +59,10 @@ pub fn fields(req: &HttpRequest, trusted: &TrustedProxies) -> AddedFields {
     let mut out = AddedFields::with_capacity(4);
     let incoming = req.headers();
     let peer_ip = req.peer_addr().map(|a| a.ip());
-    let mut buf = [0u8; 45];
-    let peer = peer_ip.and_then(|ip| WireValue::from_bytes(ip_bytes(ip, &mut buf)).ok());
+    let peer = match req.conn_data::<PeerValue>() {
+        Some(kept) => kept.0.get_or_init(|| peer_ip.and_then(value_of)).clone(),
+        None => peer_ip.and_then(value_of),
+    };
     let from_trusted = peer_ip.is_some_and(|ip| trusted.contains(ip));
 
     if from_trusted {
@@ -71,7 +73,7 @@ pub fn fields(req: &HttpRequest, trusted: &TrustedProxies) -> AddedFields {
         let chain = if earlier.is_empty() {
             peer.clone()
         } else {
-            let size = earlier.iter().map(|v| v.len() + 2).sum::<usize>() + buf.len();
+            let size = earlier.iter().map(|v| v.len() + 2).sum::<usize>() + 45;
             let mut joined = Vec::with_capacity(size);
             for (i, line) in earlier.iter().enumerate() {
                 if i > 0 {
@@ -117,6 +119,17 @@ pub fn fields(req: &HttpRequest, trusted: &TrustedProxies) -> AddedFields {
     out.push((X_FORWARDED_PROTO, scheme(req)));
     push_host(&mut out, req);
     out
+}
+
+/// A connection's peer address as a field value, made on its first forwarded request
+/// and kept with the connection (`HttpServer::on_connect` gives each connection an
+/// empty one): formatted and copied per request it cost two allocations.
+#[derive(Default)]
+pub struct PeerValue(std::cell::OnceCell<Option<WireValue>>);
+
+/// `ip` as a field value.
+fn value_of(ip: IpAddr) -> Option<WireValue> {
+    WireValue::from_bytes(ip_bytes(ip, &mut [0u8; 45])).ok()
 }
 
 /// `https` on a TLS listener (`server.tls_cert`), else `http`.

@@ -315,6 +315,7 @@ fn http_server(
         move |connection, extensions| {
             http::conn_watch::on_connect(connection, extensions);
             extensions.insert(expect.clone());
+            extensions.insert(http::PeerValue::default());
         }
     })
     .disable_signals();

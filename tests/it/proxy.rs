@@ -137,6 +137,15 @@ async fn requests_are_forwarded_faithfully() {
     assert_ne!(seen["headers"]["host"], "front.example", "the upstream gets its own Host");
     assert_eq!(seen["headers"]["x-request-id"].as_str().unwrap().len(), 16);
 
+    // The peer's address is made once per connection: every request on it says it.
+    let two = raw_http(
+        server.local_addr(),
+        "GET /api/v1/items/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /api/v1/items/2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(two.matches(r#""x-forwarded-for":"127.0.0.1""#).count(), 2, "{two}");
+    assert_eq!(two.matches(r#""x-real-ip":"127.0.0.1""#).count(), 2, "{two}");
+
     let r = post_json(&server.url("/api/v1/items"), &json!({"name": "widget"})).await;
     assert_eq!(r.json()["body"], r#"{"name":"widget"}"#);
     assert_eq!(r.json()["headers"]["content-type"], "application/json");
