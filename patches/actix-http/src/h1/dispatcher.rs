@@ -37,6 +37,25 @@ use crate::{
 };
 
 const LW_BUFFER_SIZE: usize = 1024;
+
+/// framex-rs patch: the waker a connection gives the graceful-shutdown signal. It notes
+/// that the signal fired before waking the connection's task, so that the dispatcher
+/// polls the signal only then (see `poll_graceful_shutdown`).
+struct ShutdownWake {
+    fired: std::sync::atomic::AtomicBool,
+    task: std::task::Waker,
+}
+
+impl std::task::Wake for ShutdownWake {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.fired.store(true, std::sync::atomic::Ordering::Release);
+        self.task.wake_by_ref();
+    }
+}
 const HW_BUFFER_SIZE: usize = 1024 * 8;
 
 // framex-rs patch: idle connections give their buffers up (`release_idle_buffers`).
@@ -193,6 +212,8 @@ pin_project! {
         ka_timer: TimerState,
         shutdown_timer: TimerState,
         graceful_shutdown: Option<crate::config::GracefulShutdownFuture>,
+        // framex-rs patch: what the graceful-shutdown signal wakes (see `ShutdownWake`).
+        shutdown_wake: Option<std::sync::Arc<ShutdownWake>>,
 
         pub(super) io: Option<T>,
         read_buf: BytesMut,
@@ -314,6 +335,7 @@ where
                     ka_timer: TimerState::new(config.keep_alive().enabled()),
                     shutdown_timer: TimerState::new(config.client_disconnect_deadline().is_some()),
                     graceful_shutdown: config.graceful_shutdown(),
+                    shutdown_wake: None,
 
                     io: Some(io),
                     // framex-rs patch: no buffer until there is something to hold (the
@@ -1178,10 +1200,24 @@ where
     fn poll_graceful_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) {
         let this = self.as_mut().project();
 
-        let notified = this
-            .graceful_shutdown
-            .as_mut()
-            .is_some_and(|signal| signal.as_mut().poll(cx).is_ready());
+        // framex-rs patch: the signal is polled again only once it has woken this
+        // connection (or the connection's task changed), not on every poll: polling it
+        // takes the lock of the `Notify` that every connection of every worker shares,
+        // twice a request.
+        let Some(signal) = this.graceful_shutdown.as_mut() else { return };
+        let due = this.shutdown_wake.as_ref().map_or(true, |wake| {
+            wake.fired.swap(false, std::sync::atomic::Ordering::AcqRel) || !wake.task.will_wake(cx.waker())
+        });
+        if !due {
+            return;
+        }
+        let wake = std::sync::Arc::new(ShutdownWake {
+            fired: std::sync::atomic::AtomicBool::new(false),
+            task: cx.waker().clone(),
+        });
+        let waker = std::task::Waker::from(wake.clone());
+        let notified = signal.as_mut().poll(&mut Context::from_waker(&waker)).is_ready();
+        *this.shutdown_wake = Some(wake);
 
         if notified {
             *this.graceful_shutdown = None;
