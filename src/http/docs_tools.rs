@@ -226,7 +226,7 @@ async fn plugin_config(worker: &Worker, req: &HttpRequest) -> HttpResponse {
     let Some(repo) = Repo::parse(url, &tools.repository) else {
         return denied();
     };
-    if repo.is_public().await != Some(true) && repo.user_can_read(&user.provider, login.token_host(), &user.access_token).await != Some(true) {
+    if tools.is_public(url, &repo).await != Some(true) && repo.user_can_read(&user.provider, login.token_host(), &user.access_token).await != Some(true) {
         return denied();
     }
     let Some(table) = tools.tables.get(&name).cloned() else {
