@@ -159,6 +159,9 @@ struct ButtonView {
     /// never shown, a `LINK`'s included: the server opens it after the button's auth.
     inputs: Vec<crate::config::ButtonInput>,
     auth_type: &'static str,
+    /// Whether its answer may name a URL to open (`response_open_url`): the page
+    /// opens a window in the click, before the answer comes (popup blockers).
+    opens_url: bool,
     requires_confirmation: bool,
     confirmation_message: String,
 }
@@ -215,6 +218,7 @@ fn buttons(config: &[ActionButton]) -> Vec<ButtonView> {
             method: b.method.clone(),
             inputs: if b.method == "LINK" { Vec::new() } else { b.inputs.clone() },
             auth_type: b.auth.kind(),
+            opens_url: b.method != "LINK" && !b.response_open_url.is_empty(),
             requires_confirmation: b.requires_confirmation,
             confirmation_message: b.confirmation_message.clone(),
         })
