@@ -27,6 +27,8 @@
 //! - [`open_files`]: the open-file limit that bounds `server.max_connections`.
 //! - [`repository`]: a plugin's repository on GitHub or GitLab (latest release,
 //!   access), for the docs.
+//! - [`lookup_cache`]: slow lookups' answers kept per key, one lookup of a key at a
+//!   time (the docs' repository questions).
 //! - [`sentry_events`]: `[sentry]`: 5xx answers (and transactions) sent to Sentry.
 //! - [`sentry_logs`]: `[sentry] enable_logs`: log records sent to Sentry as logs.
 //!
@@ -45,6 +47,7 @@ pub mod conn_timeouts;
 pub mod discovery;
 pub mod http;
 pub mod limits;
+pub mod lookup_cache;
 pub mod metrics;
 pub mod open_files;
 pub mod openapi;

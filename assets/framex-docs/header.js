@@ -52,6 +52,35 @@
   function openWeb(url) {
     if (isWebUrl(url)) window.open(url, "_blank", "noopener,noreferrer");
   }
+  // Popup blockers let a window open only in the click's own task, not when an answer
+  // comes later: a button that opens a window after its request opens a blank one in
+  // the click (cut from this page: no opener), sent on when the answer names a URL.
+  function blankWindow() {
+    var w = window.open("", "_blank");
+    if (w) w.opener = null;
+    return w;
+  }
+  // Sends a window from blankWindow() to `url` (an http(s) URL, without a Referer, as
+  // openWeb does); closes it when there is none.
+  function sendWindow(w, url) {
+    if (!isWebUrl(url)) {
+      if (w) w.close();
+      return;
+    }
+    if (!w || w.closed) {
+      openWeb(url);
+      return;
+    }
+    try {
+      var a = w.document.createElement("a");
+      a.href = url;
+      a.rel = "noreferrer";
+      w.document.body.appendChild(a);
+      a.click();
+    } catch (e) {
+      w.location.replace(url);
+    }
+  }
   function post(button, action, payload) {
     return fetch("/docs/action-buttons/" + button.index + "/" + action, {
       method: "POST",
@@ -71,23 +100,28 @@
       });
     });
   }
+  // Runs a button; called in a click (the button's, or its form's "Run").
   function run(button, node, payload) {
     node.disabled = true;
     showResult(button.title + ": running…");
     var action = button.method === "LINK" ? "open" : "invoke";
+    var win = action === "open" || button.opens_url ? blankWindow() : null;
     post(button, action, payload).then(function (answer) {
-      if (!answer) return;
-      var d = answer.data;
-      if (action === "open" && d && d.open_url) {
+      var d = answer && answer.data;
+      if (!answer) {
+        sendWindow(win, null);
+      } else if (action === "open" && d && d.open_url) {
         showResult(button.title + ": opened");
-        openWeb(d.open_url);
+        sendWindow(win, d.open_url);
       } else if (action === "invoke" && d && Object.prototype.hasOwnProperty.call(d, "body")) {
         showResult(button.title + ": status " + d.status_code, d.body);
-        if (d.open_url) openWeb(d.open_url);
+        sendWindow(win, d.open_url);
       } else {
+        sendWindow(win, null);
         showResult(button.title + ": status " + answer.status, d && d.message ? d.message : answer.text);
       }
     }, function (error) {
+      sendWindow(win, null);
       showResult(button.title + ": request failed: " + error);
     }).then(function () { node.disabled = false; });
   }
@@ -138,8 +172,9 @@
       var question = button.confirmation_message || ("Run " + button.title + "?");
       if (!window.confirm(question)) return;
     }
-    if (button.method === "LINK" && button.auth_type === "oauth") {
-      // A new window goes through the login if needed, then to the link.
+    if (button.method === "LINK" && button.auth_type !== "password") {
+      // Opened in the click itself: the server's GET …/open sends the new window
+      // through the login if needed, then to the link (no password to send).
       window.open("/docs/action-buttons/" + button.index + "/open", "_blank", "noopener,noreferrer");
       return;
     }

@@ -153,8 +153,9 @@ fn everyone() -> Vec<String> {
 
 /// What FrameX-kit's schema refuses: unknown methods, body types and targets, a
 /// `LINK` that is not an http(s) URL, a timeout that is not positive; and what
-/// framex-rs could not send: another button's URL that is not http(s), a header that
-/// is not a valid name and value.
+/// framex-rs could not send: another button whose request the send path would
+/// refuse ([`ActionButton::target`], the send path's own parse), named by its place
+/// and title.
 pub(super) fn check(config: &DocsConfig) -> Result<(), String> {
     for (i, b) in config.action_buttons.iter().enumerate() {
         let key = |k: &str| format!("docs.action_buttons[{i}].{k}");
@@ -164,15 +165,11 @@ pub(super) fn check(config: &DocsConfig) -> Result<(), String> {
         if b.method == "LINK" && !(b.url.starts_with("http://") || b.url.starts_with("https://")) {
             return Err(format!("{}: a LINK button's url must start with http:// or https://", key("url")));
         }
-        // framex-rs sends the request itself: what it cannot send is refused now.
-        if b.method != "LINK" && !url::Url::parse(&b.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
-            return Err(format!("{}: the url must be an http:// or https:// URL", key("url")));
-        }
-        for (name, value) in &b.headers {
-            let name_ok = !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c));
-            if !name_ok || value.bytes().any(|c| c.is_ascii_control() && c != b'\t') {
-                // The value may be a secret: only the name is said.
-                return Err(format!("{}: header '{}' cannot be sent", key("headers"), name.escape_default()));
+        // framex-rs sends the request itself: what it cannot send is refused now. The
+        // error names neither the URL nor a header's value (either may be a secret).
+        if b.method != "LINK" {
+            if let Err(e) = b.target() {
+                return Err(format!("{} (button '{}'): {e}", key(e.key()), b.title.escape_default()));
             }
         }
         if !(b.timeout > 0.0 && b.timeout.is_finite()) {
@@ -226,5 +223,32 @@ url = "https://example.org/wiki"
         assert!(err.contains("Bad Name") && !err.contains("s3cret"), "{err}");
         let err = parse("[[docs.action_buttons]]\ntitle = \"x\"\nurl = \"http://a\"\nauth = { type = \"key\" }").unwrap_err();
         assert!(err.contains("none") && err.contains("password") && err.contains("oauth"), "{err}");
+    }
+
+    /// A button whose request the send path would refuse (it answered 502 on every
+    /// press) does not load: credentials in its URL, a host name no upstream URL may
+    /// have, a path too long for a URI, a header framex-rs sets itself. The error
+    /// names the button, never the URL's password or a header's value.
+    #[test]
+    fn what_cannot_be_sent_does_not_load() {
+        let long = format!("url = \"http://127.0.0.1:9/{}\"", "x".repeat(70_000));
+        for (lines, says) in [
+            ("url = \"http://deployer:url-secret-1@127.0.0.1:9/x\"", "url (button 'Deploy'): must not hold credentials"),
+            ("url = \"http://build!box/x\"", "url (button 'Deploy'): has an invalid host name"),
+            (long.as_str(), "url (button 'Deploy'): has a path or query that cannot be sent"),
+            ("url = \"http://127.0.0.1:9/x\"\nheaders = { \"Content-Length\" = \"3\" }", "headers (button 'Deploy'): 'Content-Length' is set by framex-rs"),
+            ("url = \"http://127.0.0.1:9/x\"\nheaders = { \"Transfer-Encoding\" = \"gzip\" }", "headers (button 'Deploy'): 'Transfer-Encoding' is set by framex-rs"),
+            ("url = \"http://127.0.0.1:9/x\"\nheaders = { Host = \"other.example\" }", "headers (button 'Deploy'): 'Host' is set by framex-rs"),
+            ("url = \"http://127.0.0.1:9/x\"\nheaders = { \"X-Key\" = \"value-secret-2\\u007f\" }", "headers (button 'Deploy'): 'X-Key' cannot be sent"),
+        ] {
+            let err = parse(&format!("[[docs.action_buttons]]\ntitle = \"Deploy\"\n{lines}")).unwrap_err();
+            assert!(err.contains(&format!("docs.action_buttons[0].{says}")), "{says}: {err}");
+            assert!(!err.contains("secret") && err.len() < 400, "{err}");
+        }
+        // What a browser reads as another spelling of a good URL loads (and is sent
+        // as it reads it).
+        for good in ["http://127.1:9/x", "https://Bücher.example/x", "http://127.0.0.1:9/a b?q=1 2#frag"] {
+            parse(&format!("[[docs.action_buttons]]\ntitle = \"Deploy\"\nurl = \"{good}\"")).unwrap();
+        }
     }
 }

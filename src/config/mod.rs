@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 mod auth;
 mod cache;
+mod button_target;
 mod docs;
 mod env;
 mod limits;
@@ -40,6 +41,7 @@ pub use cache::{CacheConfig, CacheMode, ProxyCacheRule, ProxyCacheRules};
 pub use auth::{rule_matches, AuthConfig, AuthRules, Unused};
 pub use proxy::{parse_upstream_url, BalancePolicy, PluginsConfig, ProxyConfig, ProxyUrls, UpstreamConfig, UpstreamEntry, DEFAULT_DOCS_PATH};
 pub use rules::{PathFilter, PathPattern, PatternError, RuleSet};
+pub use button_target::{ButtonError, ButtonTarget};
 pub use docs::{ActionButton, ButtonAuth, ButtonInput, ButtonVariant, DocsConfig};
 pub use log::LogConfig;
 pub use repository::{GitLabAuth, GitLabEndpoint, ProviderToken, RepositoryAuth, RepositoryConfig};

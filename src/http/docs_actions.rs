@@ -10,13 +10,13 @@ use std::time::Duration;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
-use framex_actors::upstream::wire::{header as wire_header, HeaderMap, HeaderName, HeaderValue, Method};
-use framex_actors::upstream::{fetch_request, OneRequest};
+use framex_actors::upstream::wire::{header as wire_header, HeaderMap, HeaderValue, Method};
+use framex_actors::upstream::{fetch_request, OneRequest, UpstreamUrl};
 use framex_actors::Escaped;
 use serde_json::{json, Map, Value};
 
 use super::{constant_time_eq, docs_login, envelope, Worker};
-use crate::config::{ActionButton, ButtonAuth};
+use crate::config::{ActionButton, ButtonAuth, ButtonError};
 
 /// The largest answer read from a button's target.
 pub(super) const MAX_ANSWER_BYTES: usize = 1 << 20;
@@ -45,17 +45,18 @@ pub(super) async fn invoke(worker: &Worker, req: &HttpRequest, index: Option<usi
         let message = format!("Missing required inputs: {}", missing.join(", "));
         return envelope::error(StatusCode::UNPROCESSABLE_ENTITY, &message, None);
     }
-    let Some((request, base)) = build(button, &inputs).and_then(|r| {
-        let base = framex_actors::upstream::UpstreamUrl::parse(&r.base).ok()?;
-        Some((r, base))
-    }) else {
-        log::warn!("docs action button {}: its url cannot be used", Escaped(&button.title));
-        return envelope::error(StatusCode::BAD_GATEWAY, "Docs action request failed", None);
+    // The config check ran the same parse: only a config built by hand fails here.
+    let request = match build(button, &inputs) {
+        Ok(request) => request,
+        Err(e) => {
+            log::warn!("docs action button {}: {} {e}", Escaped(&button.title), e.key());
+            return envelope::error(StatusCode::BAD_GATEWAY, "Docs action request failed", None);
+        }
     };
     let timeout = Duration::from_secs_f64(button.timeout.min(crate::config::MAX_SECONDS));
     let tls = framex_actors::upstream::tls::default_config();
     let one = OneRequest { method: request.method, path: &request.path, headers: request.headers, body: request.body };
-    match fetch_request(&base, None, one, &tls, timeout, MAX_ANSWER_BYTES).await {
+    match fetch_request(&request.base, None, one, &tls, timeout, MAX_ANSWER_BYTES).await {
         Ok((status, answer)) => {
             let text = String::from_utf8_lossy(&answer).into_owned();
             let mut out = json!({ "ok": status.is_success(), "status_code": status.as_u16(), "body": text });
@@ -132,7 +133,7 @@ fn check_auth(worker: &Worker, req: &HttpRequest, button: &ActionButton, body: &
 /// A button's request, ready to go.
 struct Request {
     /// `scheme://host[:port]`.
-    base: String,
+    base: UpstreamUrl,
     /// The path and the query.
     path: String,
     method: Method,
@@ -140,11 +141,16 @@ struct Request {
     body: Bytes,
 }
 
-/// The button's request with `inputs` merged into its query or body (FrameX-kit
-/// sends a body only when there is something in it, and a query, when there is one,
-/// in place of the URL's own); `None` when its URL or method cannot be used.
-fn build(button: &ActionButton, inputs: &Map<String, Value>) -> Option<Request> {
-    let mut url = url::Url::parse(&button.url).ok().filter(|u| matches!(u.scheme(), "http" | "https"))?;
+/// The button's request ([`ActionButton::target`], the parse the config check ran)
+/// with `inputs` merged into its query or body (FrameX-kit sends a body only when
+/// there is something in it, and a query, when there is one, in place of the URL's
+/// own).
+///
+/// # Errors
+/// What [`ActionButton::target`] refuses (never, for a button the config check
+/// passed).
+fn build(button: &ActionButton, inputs: &Map<String, Value>) -> Result<Request, ButtonError> {
+    let target = button.target()?;
     let mut query: Vec<(String, Value)> = button.query.iter().map(|(k, v)| (k.clone(), to_json(v))).collect();
     let mut body: Map<String, Value> = button.body.iter().map(|(k, v)| (k.clone(), to_json(v))).collect();
     for input in &button.inputs {
@@ -157,10 +163,15 @@ fn build(button: &ActionButton, inputs: &Map<String, Value>) -> Option<Request> 
             }
         }
     }
-    if !query.is_empty() {
+    let mut path = target.path;
+    if query.is_empty() {
+        if let Some(own) = &target.query {
+            path.push('?');
+            path.push_str(own);
+        }
+    } else {
         // As FrameX-kit's client does: the query sent replaces the URL's own.
-        url.set_query(None);
-        let mut pairs = url.query_pairs_mut();
+        let mut pairs = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &query {
             match v {
                 Value::Array(items) => items.iter().for_each(|item| {
@@ -171,11 +182,10 @@ fn build(button: &ActionButton, inputs: &Map<String, Value>) -> Option<Request> 
                 }
             }
         }
+        path.push('?');
+        path.push_str(&pairs.finish());
     }
-    let mut headers = HeaderMap::new();
-    for (name, value) in &button.headers {
-        headers.insert(HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?);
-    }
+    let mut headers = target.headers;
     let body = if body.is_empty() {
         Bytes::new()
     } else if button.body_type == "form" {
@@ -187,15 +197,9 @@ fn build(button: &ActionButton, inputs: &Map<String, Value>) -> Option<Request> 
         Bytes::from(form.finish())
     } else {
         headers.entry(wire_header::CONTENT_TYPE).or_insert(HeaderValue::from_static("application/json"));
-        Bytes::from(serde_json::to_vec(&body).ok()?)
+        Bytes::from(Value::Object(body).to_string())
     };
-    Some(Request {
-        base: url[..url::Position::BeforePath].to_owned(),
-        path: url[url::Position::BeforePath..url::Position::AfterQuery].to_owned(),
-        method: Method::from_bytes(button.method.as_bytes()).ok()?,
-        headers,
-        body,
-    })
+    Ok(Request { base: target.base, path, method: target.method, headers, body })
 }
 
 /// A config value as JSON.
@@ -244,6 +248,8 @@ mod tests {
         let inputs: Map<String, Value> = serde_json::from_str(r#"{"env": "prod", "tag": "v1", "other": "ignored"}"#).unwrap();
         let r = build(&b, &inputs).unwrap();
         assert_eq!((r.base.as_str(), r.method.as_str()), ("http://127.0.0.1:9", "POST"));
+        let own = button("url = \"http://127.0.0.1:9/run?x=1&y=%20z#frag\"\nmethod = \"GET\"");
+        assert_eq!(build(&own, &Map::new()).unwrap().path, "/run?x=1&y=%20z", "the URL's own query, when no other");
         assert_eq!(r.path, "/run?n=2&source=docs&env=prod", "the URL's own query is replaced, as FrameX-kit's client does");
         let body: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(body, json!({"job": "m", "force": true, "tag": "v1"}));
@@ -252,6 +258,41 @@ mod tests {
         let get = button("url = \"http://127.0.0.1:9/s\"\nmethod = \"GET\"\nbody_type = \"form\"");
         let r = build(&get, &Map::new()).unwrap();
         assert!(r.body.is_empty() && r.headers.get("content-type").is_none());
+    }
+
+    /// What loads is what can be sent: for URLs and headers of every kind, the config
+    /// check passes a button exactly when the send path builds its request.
+    #[test]
+    fn what_loads_is_what_is_sent() {
+        let urls = [
+            "http://127.0.0.1:9/x", "http://u:p@127.0.0.1:9/x", "http://@127.0.0.1:9/x", "http://a!b/x", "http://a$b/x",
+            "http://127.1/x", "http://0x7f.1/x", "http://1.2.3.999/x", "http://[::1]:9/x", "http://[::1/x", "https://-bad-.example/x",
+            "https://Bücher.example/x", "http://h:0/x", "http://h:99999/x", "http://h/%zz", "http://h/a\"b{c}|d^e`f", "http://h/x?a={b}|c`d",
+            "ftp://h/x", "http://", "/relative", "http://h/x#frag", "HTTP://h/x", "http://h\\x/y",
+        ];
+        let headers = [
+            ("X-Ok", "v"), ("Content-Type", "text/plain"), ("content-length", "1"), ("Host", "h"), ("Connection", "close"),
+            ("Upgrade", "websocket"), ("TE", "trailers"), ("Bad Name", "v"), ("X-Ctl", "a\u{1}b"), ("X-Del", "a\u{7f}"),
+            ("X-Utf8", "café"), ("X-Tab", "a\tb"), ("", "v"),
+        ];
+        let quoted = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let ok = "http://127.0.0.1:9/x";
+        let mut cases: Vec<(&str, Option<(&str, &str)>)> = urls.iter().map(|u| (*u, None)).collect();
+        cases.extend(headers.iter().map(|h| (ok, Some(*h))));
+        for (url, header) in cases {
+            let mut toml = format!("[[docs.action_buttons]]\ntitle = \"b\"\nurl = {}\n", quoted(url));
+            if let Some((name, value)) = header {
+                toml.push_str(&format!("headers = {{ {} = {} }}\n", quoted(name), quoted(value)));
+            }
+            let loads = crate::config::Config::from_toml_str(&toml, "test").is_ok();
+            let b = ActionButton {
+                url: url.to_owned(),
+                headers: header.map(|(n, v)| (n.to_owned(), v.to_owned())).into_iter().collect(),
+                ..button("url = \"http://127.0.0.1:9/x\"")
+            };
+            let sent = build(&b, &Map::new());
+            assert_eq!(loads, sent.is_ok(), "{url:?} {header:?}: loads {loads}, sent {:?}", sent.err());
+        }
     }
 
     /// `response_open_url` picks an http(s) URL only.

@@ -11,11 +11,15 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use framex_actors::PluginMeta;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::config::{ActionButton, Config};
+use crate::lookup_cache::LookupCache;
+use crate::repository::Repo;
 
 use super::Worker;
 
@@ -55,15 +59,22 @@ pub(super) struct DocsTools {
     pub secrets: Vec<String>,
     /// Latest releases asked of repositories lately, by repository URL (see
     /// [`DocsTools::release`]).
-    releases: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, ReleaseLookup)>>,
+    releases: LookupCache<ReleaseLookup>,
+    /// Whether repositories are public, asked lately, by repository URL (see
+    /// [`DocsTools::is_public`]).
+    public: LookupCache<Option<bool>>,
 }
 
 /// How long a repository's latest release is taken as known: the docs page asks for
 /// every plugin card on every view, and each ask spends the repository token's rate.
-const RELEASE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+const RELEASE_TTL: Duration = Duration::from_secs(600);
+/// How long a repository known to be public is taken as such: every view of a
+/// plugin's config asks, and each ask spends the provider's anonymous rate. A
+/// repository made private is shown to every logged-in user for at most this long.
+const PUBLIC_TTL: Duration = Duration::from_secs(300);
 /// How long a failed lookup (rate limited, provider down) stands before it is tried
-/// again.
-const FAILED_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// again; a repository not (or not known to be) public is asked again as soon.
+const FAILED_TTL: Duration = Duration::from_secs(60);
 
 /// What a repository said of its latest release (see [`crate::repository::Repo::latest_release`]).
 pub type ReleaseLookup = Result<Option<crate::repository::Release>, crate::repository::LookupError>;
@@ -82,29 +93,30 @@ impl std::fmt::Debug for DocsTools {
 
 impl DocsTools {
     /// The latest release of the repository at `url`, asked of it at most once per
-    /// [`RELEASE_TTL`] (after a failure, [`FAILED_TTL`]; the map holds only the
-    /// configured plugins' URLs). A failure is logged (a warning, once per lookup).
+    /// [`RELEASE_TTL`] (after a failure, [`FAILED_TTL`]), one ask at a time (views at
+    /// once share it); the cache holds only the configured plugins' URLs. A failure is
+    /// logged (a warning, once per lookup).
     pub async fn release(&self, url: &str) -> ReleaseLookup {
-        let now = std::time::Instant::now();
-        let known = self.releases.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(url).cloned();
-        let fresh = |(asked, release): &(std::time::Instant, ReleaseLookup)| {
-            now.duration_since(*asked) < if release.is_ok() { RELEASE_TTL } else { FAILED_TTL }
+        let keep = |release: &ReleaseLookup| if release.is_ok() { RELEASE_TTL } else { FAILED_TTL };
+        let lookup = || async {
+            let release = match Repo::parse(url, &self.repository) {
+                Some(repo) => repo.latest_release(&self.repository).await,
+                None => Ok(None),
+            };
+            if let Err(e) = &release {
+                log::warn!("docs: the latest release of {} is unknown: {e}", framex_actors::Escaped(url));
+            }
+            release
         };
-        if let Some((_, release)) = known.filter(fresh) {
-            return release;
-        }
-        let release = match crate::repository::Repo::parse(url, &self.repository) {
-            Some(repo) => repo.latest_release(&self.repository).await,
-            None => Ok(None),
-        };
-        if let Err(e) = &release {
-            log::warn!("docs: the latest release of {} is unknown: {e}", framex_actors::Escaped(url));
-        }
-        self.releases
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(url.to_owned(), (now, release.clone()));
-        release
+        self.releases.get(url, keep, lookup).await
+    }
+
+    /// Whether `repo` (at the configured `url`) is public ([`Repo::is_public`]), asked
+    /// of its provider at most once per [`PUBLIC_TTL`] (any other answer: per
+    /// [`FAILED_TTL`]), one ask at a time.
+    pub async fn is_public(&self, url: &str, repo: &Repo) -> Option<bool> {
+        let keep = |public: &Option<bool>| if *public == Some(true) { PUBLIC_TTL } else { FAILED_TTL };
+        self.public.get(url, keep, || repo.is_public()).await
     }
 
     fn new(config: &Config) -> Self {
@@ -120,7 +132,8 @@ impl DocsTools {
             whitelist: config.docs.embedded_config_file_whitelist.clone(),
             workspace,
             secrets: config.secret_values(),
-            releases: std::sync::Mutex::default(),
+            releases: LookupCache::default(),
+            public: LookupCache::default(),
         }
     }
 }
@@ -146,6 +159,9 @@ struct ButtonView {
     /// never shown, a `LINK`'s included: the server opens it after the button's auth.
     inputs: Vec<crate::config::ButtonInput>,
     auth_type: &'static str,
+    /// Whether its answer may name a URL to open (`response_open_url`): the page
+    /// opens a window in the click, before the answer comes (popup blockers).
+    opens_url: bool,
     requires_confirmation: bool,
     confirmation_message: String,
 }
@@ -202,6 +218,7 @@ fn buttons(config: &[ActionButton]) -> Vec<ButtonView> {
             method: b.method.clone(),
             inputs: if b.method == "LINK" { Vec::new() } else { b.inputs.clone() },
             auth_type: b.auth.kind(),
+            opens_url: b.method != "LINK" && !b.response_open_url.is_empty(),
             requires_confirmation: b.requires_confirmation,
             confirmation_message: b.confirmation_message.clone(),
         })

@@ -20,6 +20,7 @@ use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
+use super::limit::Presented;
 use super::{authorize, docs_actions, docs_login, envelope, Auth, Worker};
 use crate::config::AuthRules;
 use crate::repository::{self, Repo};
@@ -76,12 +77,13 @@ impl Tool {
         }
     }
 
-    /// Whether the request may use the tool (see `gate`): `Err` with the answer when
-    /// it may not. Asked before `[limits]`, as `[auth]` is for any other path.
+    /// Whether the request may use the tool (see `gate`): who it proved to be, or
+    /// `Err` with the answer when it may not. Asked before `[limits]`, as `[auth]` is
+    /// for any other path.
     ///
     /// # Errors
     /// The 401 (or the way to log in) of a request that may not.
-    pub fn admit(self, req: &HttpRequest, path: &str, worker: &Worker) -> Result<(), Box<HttpResponse>> {
+    pub fn admit<'a>(self, req: &HttpRequest, path: &'a str, worker: &Worker) -> Result<Admitted<'a>, Box<HttpResponse>> {
         let get = matches!(self, Tool::OpenWindow(_) | Tool::PluginConfig | Tool::PluginRelease);
         // A form another site posts is refused before the gate, whose 401 would start a
         // login (a new state cookie) and spoil one the browser has under way.
@@ -112,26 +114,53 @@ impl Tool {
     }
 }
 
+/// Who passed the tools' gate, as `[limits]` count their requests (`per = "key"`):
+/// the docs login's user of a session the server opened, else the `[auth]` key
+/// presented (by index), else nobody in particular. Never the raw `Authorization`
+/// value or cookie of one of them: a client cannot pick whom it is counted as.
+#[derive(Debug, Default)]
+pub(super) struct Admitted<'a> {
+    /// `[auth.oauth] provider` and the username of the session's user.
+    user: Option<(String, String)>,
+    /// The path whose `[auth]` rule the key passed, and the key's index in it.
+    key: Option<(&'a str, usize)>,
+}
+
+impl Admitted<'_> {
+    /// What `[limits]` count the request as.
+    pub fn presented(&self) -> Presented<'_> {
+        Presented {
+            key: self.key,
+            user: self.user.as_ref().map(|(provider, name)| (provider.as_str(), name.as_str())),
+        }
+    }
+}
+
 /// Whoever may see `/docs` passes: an open session or the key of the `[auth]` rule
 /// covering `/docs` (with `[auth.oauth]`), or that rule alone (without). An `[auth]`
 /// rule covering the tool's own path (`/docs/*`, say) must pass too, unless a session
 /// is open. Else a `GET` goes to log in (with `[auth.oauth]`) and a `POST` gets a 401
 /// saying where.
-fn gate(worker: &Worker, req: &HttpRequest, path: &str, get: bool) -> Result<(), Box<HttpResponse>> {
+fn gate<'a>(worker: &Worker, req: &HttpRequest, path: &'a str, get: bool) -> Result<Admitted<'a>, Box<HttpResponse>> {
     let shared = &worker.shared;
     let own = authorize(&shared.auth, req.headers(), path);
+    let docs = authorize(&shared.auth, req.headers(), DOCS);
+    let key = match (&docs, &own) {
+        (Auth::Passed(index), _) => Some((DOCS, *index)),
+        (_, Auth::Passed(index)) => Some((path, *index)),
+        _ => None,
+    };
     let Some(login) = &shared.docs_login else {
-        if let Auth::Refused(refused) = own {
-            return Err(refused);
-        }
-        return match authorize(&shared.auth, req.headers(), DOCS) {
-            Auth::Refused(refused) => Err(refused),
-            Auth::Open | Auth::Passed(_) => Ok(()),
+        return match (own, docs) {
+            (Auth::Refused(refused), _) | (_, Auth::Refused(refused)) => Err(refused),
+            _ => Ok(Admitted { user: None, key }),
         };
     };
-    let keyed = !matches!(own, Auth::Refused(_)) && matches!(authorize(&shared.auth, req.headers(), DOCS), Auth::Passed(_));
-    if login.session_user(req).is_some() || keyed {
-        return Ok(());
+    if let Some(user) = login.session_user(req) {
+        return Ok(Admitted { user: Some((user.provider, user.username)), key: None });
+    }
+    if !matches!(own, Auth::Refused(_)) && matches!(docs, Auth::Passed(_)) {
+        return Ok(Admitted { user: None, key });
     }
     if get {
         return Err(Box::new(login.guard(req, path, &AuthRules::default()).unwrap_or_else(|| {
@@ -197,7 +226,7 @@ async fn plugin_config(worker: &Worker, req: &HttpRequest) -> HttpResponse {
     let Some(repo) = Repo::parse(url, &tools.repository) else {
         return denied();
     };
-    if repo.is_public().await != Some(true) && repo.user_can_read(&user.provider, login.token_host(), &user.access_token).await != Some(true) {
+    if tools.is_public(url, &repo).await != Some(true) && repo.user_can_read(&user.provider, login.token_host(), &user.access_token).await != Some(true) {
         return denied();
     }
     let Some(table) = tools.tables.get(&name).cloned() else {

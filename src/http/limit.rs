@@ -31,6 +31,29 @@ pub(super) async fn check(
     route: &str,
     key_index: Option<usize>,
 ) -> Result<Option<Permit>, HttpResponse> {
+    let presented = Presented { key: key_index.map(|index| (path, index)), user: None };
+    check_as(shared, req, path, route, presented).await
+}
+
+/// Who a request proved to be, for `per = "key"`: what the server checked, never a
+/// value the client chose.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Presented<'a> {
+    /// The index of the key it presented, among those of the `[auth]` rule covering
+    /// the path given with it (`/docs` for the docs tools, else the request's).
+    pub key: Option<(&'a str, usize)>,
+    /// The docs login's user (provider, username) of a session the server verified.
+    pub user: Option<(&'a str, &'a str)>,
+}
+
+/// As [`check`], for a request that `presented` itself (the docs tools).
+pub(super) async fn check_as(
+    shared: &Shared,
+    req: &HttpRequest,
+    path: &str,
+    route: &str,
+    presented: Presented<'_>,
+) -> Result<Option<Permit>, HttpResponse> {
     let Some(limiter) = &shared.limits else {
         return Ok(None);
     };
@@ -38,11 +61,12 @@ pub(super) async fn check(
         return Ok(None);
     };
     let identity = Identity {
-        auth: key_index.map(|i| (shared.auth.pattern_for(path).unwrap_or_default(), i)),
-        authorization: match key_index {
-            Some(_) => None,
-            None => req.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes),
+        auth: presented.key.map(|(key_path, i)| (shared.auth.pattern_for(key_path).unwrap_or_default(), i)),
+        authorization: match (presented.key, presented.user) {
+            (None, None) => req.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes),
+            _ => None,
         },
+        user: presented.user,
         address: match rule.settings.per {
             crate::config::LimitPer::Address => client_ip(req, &shared.trusted_proxies),
             _ => None,

@@ -86,15 +86,8 @@ impl RequestCtx<'_> {
     async fn run(mut self, payload: web::Payload) -> Phase<HttpResponse> {
         self.docs_login().await?;
         if let Some(tool) = self.docs_tool() {
-            // Their own gate decides who may use them; then `[limits]` count them (a
-            // button's password, a repository token's rate), as for any other path.
-            if let Err(refused) = tool.admit(self.req, self.path, self.worker) {
-                return ControlFlow::Break(*refused);
-            }
-            let permit = self.check_limit(self.path).await?;
-            // Boxed: a button's request makes a large future, for a rare request.
-            let answer = Box::pin(tool.answer(self.req, payload, self.worker)).await;
-            return ControlFlow::Break(limit::attach(permit, answer));
+            // Boxed: a rare request, whose gate, limit and answer make a large future.
+            return ControlFlow::Break(Box::pin(self.serve_docs_tool(tool, payload)).await);
         }
         self.builtin().await?;
         self.refuse_loop()?;
@@ -147,6 +140,21 @@ impl RequestCtx<'_> {
         self.seen.builtin = Some(tool.label());
         self.seen.target = Some(Answered::Builtin);
         Some(tool)
+    }
+
+    /// A docs tool: its own gate decides who may use it; then `[limits]` count it (a
+    /// button's password, a repository token's rate), as for any other path, each
+    /// signed-in user or key as itself.
+    async fn serve_docs_tool(&self, tool: docs_tools::Tool, payload: web::Payload) -> HttpResponse {
+        let admitted = match tool.admit(self.req, self.path, self.worker) {
+            Ok(admitted) => admitted,
+            Err(refused) => return *refused,
+        };
+        let permit = match limit::check_as(self.shared(), self.req, self.path, self.path, admitted.presented()).await {
+            Ok(permit) => permit,
+            Err(refused) => return refused,
+        };
+        limit::attach(permit, tool.answer(self.req, payload, self.worker).await)
     }
 
     /// The built-ins: `GET` of a fixed path.

@@ -23,15 +23,22 @@ const CLIENT_SECRET: &str = "provider-client-secret";
 
 /// The stand-in provider: `/oauth/authorize` sends the browser straight back with a
 /// code and the state; `/oauth/token` gives a token for that code (and the client
-/// secret); `/api/v4/user` names the token's user. `/huge`, `/slow` and `/nouser`
-/// are token endpoints that misbehave.
+/// secret); `/api/v4/user` names the token's user: `ada`, or the user a
+/// `login_as=<name>` added to the authorize URL chose (as a person picks an account
+/// at the provider). `/huge`, `/slow` and `/nouser` are token endpoints that
+/// misbehave.
 pub(crate) fn provider(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/oauth/authorize",
         web::get().to(|q: web::Query<HashMap<String, String>>| async move {
+            let code = match q.get("login_as") {
+                Some(name) => format!("{CODE}.{name}"),
+                None => CODE.to_owned(),
+            };
             let back = format!(
-                "{}?code={CODE}&state={}",
+                "{}?code={}&state={}",
                 q["redirect_uri"],
+                form_urlencoded::byte_serialize(code.as_bytes()).collect::<String>(),
                 form_urlencoded::byte_serialize(q["state"].as_bytes()).collect::<String>()
             );
             HttpResponse::Found().insert_header(("location", back)).finish()
@@ -40,11 +47,12 @@ pub(crate) fn provider(cfg: &mut web::ServiceConfig) {
     .route(
         "/oauth/token",
         web::post().to(|f: web::Form<HashMap<String, String>>| async move {
-            let good = f.get("code").map(String::as_str) == Some(CODE)
+            let user = f.get("code").and_then(|code| code.strip_prefix(CODE));
+            let good = user.is_some_and(|u| u.is_empty() || u.starts_with('.'))
                 && f.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET)
                 && f.get("grant_type").map(String::as_str) == Some("authorization_code");
             if good {
-                HttpResponse::Ok().json(json!({"access_token": TOKEN, "token_type": "bearer"}))
+                HttpResponse::Ok().json(json!({"access_token": format!("{TOKEN}{}", user.unwrap_or_default()), "token_type": "bearer"}))
             } else {
                 HttpResponse::Unauthorized().json(json!({"error": "invalid_grant"}))
             }
@@ -53,10 +61,11 @@ pub(crate) fn provider(cfg: &mut web::ServiceConfig) {
     .route(
         "/api/v4/user",
         web::get().to(|req: HttpRequest| async move {
-            if req.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}")) {
-                HttpResponse::Ok().json(json!({"username": "ada", "email": "ada@example.org"}))
-            } else {
-                HttpResponse::Unauthorized().finish()
+            let token = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+            match token.and_then(|t| t.strip_prefix(TOKEN)) {
+                Some("") => HttpResponse::Ok().json(json!({"username": "ada", "email": "ada@example.org"})),
+                Some(other) if other.starts_with('.') => HttpResponse::Ok().json(json!({"username": &other[1..]})),
+                _ => HttpResponse::Unauthorized().finish(),
             }
         }),
     )
@@ -169,10 +178,19 @@ pub(crate) struct LoggedIn {
 
 /// Logs in from `start` (a docs URL) through the provider, as a browser would.
 pub(crate) async fn log_in(start: &str) -> LoggedIn {
+    log_in_as(start, None).await
+}
+
+/// As [`log_in`], choosing the provider's user `name` (`None`: its `ada`).
+pub(crate) async fn log_in_as(start: &str, name: Option<&str>) -> LoggedIn {
     let first = get(start, "", &[]).await;
     assert_eq!(first.status, 302, "{}", first.text());
     let state_cookie = value(&set_cookie(&first, "framex_oauth_state"));
-    let at_provider = get(&location(&first), "", &[]).await;
+    let to_provider = match name {
+        Some(name) => format!("{}&login_as={name}", location(&first)),
+        None => location(&first),
+    };
+    let at_provider = get(&to_provider, "", &[]).await;
     assert_eq!(at_provider.status, 302);
     let callback = location(&at_provider);
     let back = get(&callback, &format!("framex_oauth_state={state_cookie}"), &[]).await;
@@ -333,6 +351,50 @@ async fn the_auth_key_still_opens_the_docs() {
     }
     let uncovered = get(&server.url("/redoc"), "", &[("authorization", "k-docs")]).await;
     assert_eq!(uncovered.status, 302);
+    server.stop(true).await;
+    provider_handle.stop(false).await;
+}
+
+/// `[limits]` with `per = "key"` on a docs tool count each signed-in user as
+/// themselves: ada spending her one request leaves bob's whole, and another
+/// `Authorization` of hers does not buy her more. A client without a session that
+/// forges carol's (re-signed, or made up) is sent to log in and spends nothing of
+/// hers. The `[auth]` key of `/docs` is counted as that key, apart from the users.
+#[actix_rt::test]
+async fn docs_tool_limits_count_each_signed_in_user_apart() {
+    let rules = "[auth]\nrules = { \"/docs\" = [\"k-docs\"] }\n\
+                 [limits.rules]\n\"/docs/plugin-release\" = { rate = 0.001, burst = 1, per = \"key\" }\n";
+    let (server, _, provider_handle) = server(rules, "").await;
+    let release = server.url("/docs/plugin-release?plugin=none");
+    let session = |name: Option<&'static str>| {
+        let docs = server.url("/docs");
+        async move { log_in_as(&docs, name).await.session }
+    };
+    let (ada, bob, carol) = (session(None).await, session(Some("bob")).await, session(Some("carol")).await);
+    assert_eq!(claims(&carol)["username"], "carol");
+    let ask = |cookie: String, headers: &'static [(&'static str, &'static str)]| {
+        let url = release.clone();
+        async move { get(&url, &cookie, headers).await.status }
+    };
+    assert_eq!(ask(format!("framex_token={ada}"), &[]).await, 404, "ada's one request (no such plugin)");
+    assert_eq!(ask(format!("framex_token={ada}"), &[]).await, 429, "ada's limit");
+    assert_eq!(ask(format!("framex_token={ada}"), &[("authorization", "ada-2")]).await, 429, "a header of hers changes nothing");
+    assert_eq!(ask(format!("framex_token={bob}"), &[]).await, 404, "bob is counted apart from ada");
+
+    let resigned = signed(&claims(&carol), "another secret of at least 32 bytes", jsonwebtoken::Algorithm::HS256);
+    let mut made_up = claims(&carol);
+    made_up["session_id"] = json!("made-up");
+    let made_up = signed(&made_up, SECRET, jsonwebtoken::Algorithm::HS256);
+    for forged in [resigned, made_up] {
+        for headers in [&[][..], &[("authorization", "carol")][..]] {
+            assert_eq!(ask(format!("framex_token={forged}"), headers).await, 302, "a forged session logs in first");
+        }
+    }
+    assert_eq!(ask(format!("framex_token={carol}"), &[]).await, 404, "carol's request was not spent by the forgers");
+
+    assert_eq!(ask(String::new(), &[("authorization", "k-docs")]).await, 404, "the key is counted apart");
+    assert_eq!(ask(String::new(), &[("authorization", "k-docs")]).await, 429);
+    assert_eq!(ask(String::new(), &[("authorization", "k-wrong")]).await, 302);
     server.stop(true).await;
     provider_handle.stop(false).await;
 }

@@ -125,3 +125,75 @@ async fn plugin_release_asks_the_github_api_that_github_api_url_names() {
     assert!(gitlab_seen.iter().all(|(_, values)| !values.iter().any(|v| v.contains(GITHUB_TOKEN))), "the GitHub token stays with GitHub's API");
     server.stop(false).await;
 }
+
+/// A GitHub API that takes `delay` to answer, counting what it is asked: `acme/slow`
+/// is public, with the latest release `v2.1.0`.
+fn slow_github(seen: Seen, delay: std::time::Duration) -> (String, actix_web::dev::ServerHandle) {
+    spawn_upstream(move |cfg| {
+        let seen = seen.clone();
+        cfg.default_service(web::to(move |req: HttpRequest| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push((req.uri().path().to_owned(), Vec::new()));
+                actix_rt::time::sleep(delay).await;
+                match req.uri().path() {
+                    "/repos/acme/slow" => HttpResponse::Ok().json(json!({"private": false})),
+                    path => github(&path.replace("/slow/", "/fresh/")),
+                }
+            }
+        }));
+    })
+}
+
+/// Views of the docs page at once ask the repository provider once: eight
+/// `/docs/plugin-release` and eight `/docs/plugin-config` views of one plugin, sent
+/// together to two workers while the stand-in GitHub takes 300 ms to answer, make one
+/// release lookup and one "is it public?" lookup; views within the time an answer is
+/// kept make none.
+#[actix_rt::test]
+async fn views_at_once_ask_the_provider_once() {
+    use crate::docs_login::{get as get_with_cookie, log_in, oauth_toml, provider as oauth_provider};
+    let seen = Seen::default();
+    let (github_url, _github) = slow_github(seen.clone(), std::time::Duration::from_millis(300));
+    let (provider_url, _provider) = spawn_upstream(oauth_provider);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let app = format!("http://{}", listener.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let toml = format!("load_plugins = [\"slow\"]\n[plugins.slow]\nmode = \"shown\"\n{}", oauth_toml(&app, &provider_url, ""));
+    std::fs::write(&path, toml).unwrap();
+    let env = [("GITHUB_API_URL".to_owned(), github_url)];
+    let mut config = framex::config::Config::load_with_env(Some(&path), env).unwrap();
+    config.server.workers = Some(2);
+    let server = framex::Framex::new(config)
+        .plugin(plugin("slow", "https://github.com/acme/slow"))
+        .start(listener)
+        .await
+        .expect("framex starts");
+    let cookie = format!("framex_token={}", log_in(&format!("{app}/docs")).await.session);
+    let asked = |path: &str| seen.lock().unwrap().iter().filter(|(p, _)| p == path).count();
+    let views = |what: &'static str, n: usize| {
+        let (url, cookie) = (format!("{app}/docs/plugin-{what}?plugin=slow"), cookie.clone());
+        futures::future::join_all((0..n).map(move |_| {
+            let (url, cookie) = (url.clone(), cookie.clone());
+            async move { get_with_cookie(&url, &cookie, &[]).await }
+        }))
+    };
+
+    for reply in views("release", 8).await {
+        assert_eq!((reply.status, reply.json()["latest_version"].as_str()), (200, Some("v2.1.0")), "{}", reply.text());
+    }
+    assert_eq!(asked("/repos/acme/slow/releases/latest"), 1, "eight views at once, one lookup");
+    for reply in views("config", 8).await {
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert!(reply.text().contains("shown"), "{}", reply.text());
+    }
+    assert_eq!(asked("/repos/acme/slow"), 1, "eight views at once, one lookup");
+    for what in ["release", "config"] {
+        for _ in 0..3 {
+            assert!(views(what, 2).await.iter().all(|r| r.status == 200));
+        }
+    }
+    assert_eq!((asked("/repos/acme/slow/releases/latest"), asked("/repos/acme/slow")), (1, 1), "kept answers ask nothing");
+    server.stop(false).await;
+}

@@ -547,7 +547,10 @@ async fn hello(_: NoArgs, _cx: framex::plugin::Ctx) -> framex::Result<String> {
 /// with author, version and repository link, a description holding `<script>` shown as
 /// text and never run; a button per `[docs]` action, a password button run from the
 /// page (its form, then the server's request to its target, whose answer the page
-/// shows); each
+/// shows); with the popup blocker on and requests slower than the browser's user
+/// activation lasts, the window of the URL its answer names, and those of `LINK`
+/// buttons (one plain, one behind a password), open and reach their URL without a
+/// `Referer`; each
 /// upstream's health (a live one healthy, a dead one not discovered); a migrating
 /// route's mode; Swagger UI still renders below, with no console error.
 #[actix_rt::test]
@@ -560,11 +563,20 @@ async fn docs_header_shows_runtime_plugins_upstreams_and_buttons() {
     let (live, live_handle) = spawn_upstream(configure_older);
     let pressed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let kept = pressed.clone();
+    let opened = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, Option<String>)>::new()));
+    let seen_open = opened.clone();
     let (target, target_handle) = spawn_upstream(move |cfg| {
         let kept = kept.clone();
-        cfg.route("/redeploy", actix_web::web::post().to(move |body: actix_web::web::Bytes| {
+        cfg.route("/redeploy", actix_web::web::post().to(move |req: actix_web::HttpRequest, body: actix_web::web::Bytes| {
             kept.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
-            async { actix_web::HttpResponse::Ok().json(json!({"deployed": "v7"})) }
+            let log = format!("http://{}/deploy-log", req.connection_info().host());
+            async move { actix_web::HttpResponse::Ok().json(json!({"deployed": "v7", "log": log})) }
+        }));
+        let seen_open = seen_open.clone();
+        cfg.route("/{page}", actix_web::web::get().to(move |req: actix_web::HttpRequest| {
+            let referer = req.headers().get("referer").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            seen_open.lock().unwrap().push((req.path().to_owned(), referer));
+            async { actix_web::HttpResponse::Ok().content_type("text/html").body("<!doctype html><title>linked</title><link rel=\"icon\" href=\"data:,\">linked") }
         }));
     });
     let dead = format!("http://127.0.0.1:{}", crate::common::python::free_port());
@@ -596,12 +608,18 @@ docs_path = "/openapi.json"
 [[docs.action_buttons]]
 title = "Runbook"
 method = "LINK"
-url = "https://example.org/runbook"
+url = "{target}/runbook"
 [[docs.action_buttons]]
 title = "Redeploy"
 variant = "danger"
 url = "{target}/redeploy"
 body = {{ service = "api" }}
+auth = {{ type = "password", password = "pw-never-shown" }}
+response_open_url = "log"
+[[docs.action_buttons]]
+title = "Vault"
+method = "LINK"
+url = "{target}/vault"
 auth = {{ type = "password", password = "pw-never-shown" }}
 "#
     );
@@ -630,8 +648,18 @@ auth = {{ type = "password", password = "pw-never-shown" }}
     assert_eq!(seen["injected_elements"], 0);
     assert_eq!(seen["buttons"][0], json!({"title": "Runbook", "tag": "button", "href": null, "disabled": false}));
     assert_eq!(seen["buttons"][1], json!({"title": "Redeploy", "tag": "button", "href": null, "disabled": false}));
-    assert_eq!(seen["action"], json!({"status": "Redeploy: status 200", "body": ["{\"deployed\":\"v7\"}"]}), "{seen}");
+    let log = format!("{target}/deploy-log");
+    let answer = json!({"deployed": "v7", "log": log}).to_string();
+    assert_eq!(seen["action"], json!({"status": "Redeploy: status 200", "body": [answer], "opened": [log]}), "{seen}");
     assert_eq!(*pressed.lock().unwrap(), ["{\"service\":\"api\"}"], "the target got the button's body once");
+    assert_eq!(
+        seen["links"],
+        json!({"Runbook": format!("{target}/runbook"), "Vault": format!("{target}/vault")}),
+        "each LINK opened its window, past the popup blocker: {seen}"
+    );
+    let referers: Vec<_> = opened.lock().unwrap().iter().map(|(path, referer)| (path.clone(), referer.clone())).collect();
+    let expected = ["/deploy-log", "/runbook", "/vault"].map(|path| (path.to_owned(), None));
+    assert_eq!(referers, expected, "no Referer reaches the link");
     let health: std::collections::BTreeMap<String, String> = seen["upstreams"]
         .as_array()
         .unwrap()

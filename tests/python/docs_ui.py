@@ -26,11 +26,15 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 TIMEOUT = 60
 
 
-def driver() -> webdriver.Chrome:
+def driver(block_popups: bool = False) -> webdriver.Chrome:
+    """Headless Chromium; with `block_popups`, its popup blocker on, as a person's
+    browser has it (chromedriver turns it off by default)."""
     options = webdriver.ChromeOptions()
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--no-first-run", "--disable-extensions", "--window-size=1400,4000"):
         options.add_argument(arg)
+    if block_popups:
+        options.add_experimental_option("excludeSwitches", ["disable-popup-blocking"])
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
