@@ -14,10 +14,7 @@ use bitflags::bitflags;
 use bytes::{Buf, BytesMut};
 use futures_core::ready;
 use pin_project_lite::pin_project;
-use tokio::{
-    io::{AsyncRead, AsyncWrite},
-    time::sleep_until,
-};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Decoder as _, Encoder as _};
 use tracing::{error, trace};
 
@@ -460,7 +457,7 @@ where
 
         if let Some(deadline) = this.config.client_disconnect_deadline() {
             this.shutdown_timer
-                .set_and_init(cx, sleep_until(deadline.into()), line!());
+                .set_and_init(cx, deadline.into(), line!());
             true
         } else {
             false
@@ -1159,7 +1156,7 @@ where
                 if let Some(deadline) = this.config.client_disconnect_deadline() {
                     // start shutdown timeout if enabled
                     this.shutdown_timer
-                        .set_and_init(cx, sleep_until(deadline.into()), line!());
+                        .set_and_init(cx, deadline.into(), line!());
                 } else {
                     // no shutdown timeout, drop socket
                     this.flags.insert(Flags::WRITE_DISCONNECT);
@@ -1477,7 +1474,7 @@ where
                         if let Some(deadline) = inner.config.client_request_deadline() {
                             inner.as_mut().project().head_timer.set_and_init(
                                 cx,
-                                sleep_until(deadline.into()),
+                                deadline.into(),
                                 line!(),
                             );
                         }
@@ -1508,7 +1505,7 @@ where
                                     if let Some(timer) = inner.config.keep_alive_deadline() {
                                         inner.as_mut().project().ka_timer.set_and_init(
                                             cx,
-                                            sleep_until(timer.into()),
+                                            timer.into(),
                                             line!(),
                                         );
                                     }

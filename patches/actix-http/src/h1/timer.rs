@@ -1,40 +1,51 @@
 use std::{fmt, future::Future, pin::Pin, task::Context};
 
-use tokio::time::{Instant, Sleep};
+use tokio::time::{sleep_until, Instant, Sleep};
 use tracing::trace;
 
 #[derive(Debug)]
 pub(super) enum TimerState {
     Disabled,
-    Inactive,
+    // framex-rs patch: an inactive timer keeps the `Sleep` it had, to be reset by the
+    // next `set` instead of a new one allocated and registered: a connection's
+    // keep-alive timer is set after every response and cleared by every request. The
+    // kept `Sleep` stays registered for its old deadline; if that passes first, the
+    // connection is woken once for nothing.
+    Inactive { spare: Option<Pin<Box<Sleep>>> },
     Active { timer: Pin<Box<Sleep>> },
 }
 
 impl TimerState {
     pub(super) fn new(enabled: bool) -> Self {
         if enabled {
-            Self::Inactive
+            Self::Inactive { spare: None }
         } else {
             Self::Disabled
         }
     }
 
     pub(super) fn is_enabled(&self) -> bool {
-        matches!(self, Self::Active { .. } | Self::Inactive)
+        matches!(self, Self::Active { .. } | Self::Inactive { .. })
     }
 
-    pub(super) fn set(&mut self, timer: Sleep, line: u32) {
+    // framex-rs patch: takes the deadline (was a `Sleep`), reusing the timer's own.
+    pub(super) fn set(&mut self, deadline: Instant, line: u32) {
         if matches!(self, Self::Disabled) {
             trace!("setting disabled timer from line {}", line);
         }
 
-        *self = Self::Active {
-            timer: Box::pin(timer),
+        let timer = match std::mem::replace(self, Self::Disabled) {
+            Self::Active { mut timer } | Self::Inactive { spare: Some(mut timer) } => {
+                timer.as_mut().reset(deadline);
+                timer
+            }
+            Self::Inactive { spare: None } | Self::Disabled => Box::pin(sleep_until(deadline)),
         };
+        *self = Self::Active { timer };
     }
 
-    pub(super) fn set_and_init(&mut self, cx: &mut Context<'_>, timer: Sleep, line: u32) {
-        self.set(timer, line);
+    pub(super) fn set_and_init(&mut self, cx: &mut Context<'_>, deadline: Instant, line: u32) {
+        self.set(deadline, line);
         self.init(cx);
     }
 
@@ -43,11 +54,15 @@ impl TimerState {
             trace!("trying to clear a disabled timer from line {}", line);
         }
 
-        if matches!(self, Self::Inactive) {
+        if matches!(self, Self::Inactive { .. }) {
             trace!("trying to clear an inactive timer from line {}", line);
         }
 
-        *self = Self::Inactive;
+        *self = match std::mem::replace(self, Self::Disabled) {
+            Self::Active { timer } => Self::Inactive { spare: Some(timer) },
+            Self::Inactive { spare } => Self::Inactive { spare },
+            Self::Disabled => Self::Inactive { spare: None },
+        };
     }
 
     pub(super) fn init(&mut self, cx: &mut Context<'_>) {
@@ -61,7 +76,7 @@ impl fmt::Display for TimerState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TimerState::Disabled => f.write_str("timer is disabled"),
-            TimerState::Inactive => f.write_str("timer is inactive"),
+            TimerState::Inactive { .. } => f.write_str("timer is inactive"),
             TimerState::Active { timer } => {
                 let deadline = timer.deadline();
                 let now = Instant::now();
