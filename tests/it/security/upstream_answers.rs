@@ -12,8 +12,8 @@ use crate::common::{config, raw_upstream, read_request, start};
 
 /// The paths the hostile upstream publishes (under `/api/v1/`), answered by
 /// [`answer_to`]; `plain` answers `plain`.
-const PATHS: [&str; 14] = [
-    "plain", "extra", "odd", "del", "fold", "two-lengths", "same-lengths", "chunked-and-length", "named", "named-length",
+const PATHS: [&str; 15] = [
+    "plain", "extra", "head-chunked", "odd", "del", "fold", "two-lengths", "same-lengths", "chunked-and-length", "named", "named-length",
     "head-body", "early-hints", "switch", "tokens",
 ];
 
@@ -46,6 +46,8 @@ fn answer_to(method: &str, path: &str) -> Vec<u8> {
         "head-body" if method == "head" => {
             b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged".to_vec()
         }
+        // The HEAD answer of a GET framed chunked: no length to tell.
+        "head-chunked" if method == "head" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
         "early-hints" => [&b"HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n"[..], &ok("X-Final: 1\r\n", "ok")].concat(),
         "switch" => b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n".to_vec(),
         "tokens" => {
@@ -187,5 +189,25 @@ async fn fields_an_upstreams_connection_names_stay_with_it() {
     let (head, body) = through(addr, "GET", "tokens").await;
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     assert!(head.contains("x-kept: 1") && !head.contains("x-5999") && body == b"ok", "{head}");
+    server.stop(true).await;
+}
+
+/// A HEAD answer claims the length the GET would have only when the upstream told
+/// it: a GET framed chunked has none, and the answer says none (not
+/// `Content-Length: 0`, which tells a client or a cache that the GET is empty); the
+/// client's connection carries its next request.
+#[actix_rt::test]
+async fn a_head_answer_claims_no_length_the_upstream_did_not_give() {
+    let server = start(proxy_config(&hostile_upstream().await), vec![]).await;
+    let addr = server.local_addr();
+    let raw = exchange(
+        addr,
+        "HEAD /api/v1/head-chunked HTTP/1.1\r\nHost: x\r\n\r\nGET /api/v1/plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let raw = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let (head, rest) = raw.split_once("\r\n\r\n").expect("a head");
+    assert!(head.starts_with("http/1.1 200") && !head.contains("content-length"), "{head}");
+    assert!(rest.starts_with("http/1.1 200") && rest.ends_with("\r\n\r\nplain"), "{rest}");
     server.stop(true).await;
 }
