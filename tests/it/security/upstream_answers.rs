@@ -12,8 +12,8 @@ use crate::common::{config, raw_upstream, read_request, start};
 
 /// The paths the hostile upstream publishes (under `/api/v1/`), answered by
 /// [`answer_to`]; `plain` answers `plain`.
-const PATHS: [&str; 15] = [
-    "plain", "extra", "head-chunked", "odd", "del", "fold", "two-lengths", "same-lengths", "chunked-and-length", "named", "named-length",
+const PATHS: [&str; 16] = [
+    "plain", "extra", "head-chunked", "named-type", "odd", "del", "fold", "two-lengths", "same-lengths", "chunked-and-length", "named", "named-length",
     "head-body", "early-hints", "switch", "tokens",
 ];
 
@@ -41,6 +41,7 @@ fn answer_to(method: &str, path: &str) -> Vec<u8> {
              Set-Cookie: s=1\r\nX-Request-Id: theirs\r\nX-Kept: 1\r\n",
             "ok",
         ),
+        "named-type" => ok("Connection: content-type\r\nContent-Type: text/event-stream\r\n", "ok"),
         "named-length" => ok("Connection: content-length\r\nContent-Type: text/plain\r\n", "hello"),
         // A HEAD answer with a body, itself an answer, that must answer no request.
         "head-body" if method == "head" => {
@@ -168,8 +169,9 @@ async fn bytes_past_an_answer_never_answer_the_next_request() {
 }
 
 /// Fields the upstream's `Connection` names go (end-to-end ones too, and however many
-/// it names, in bounded time); a `Content-Length` it names still frames the body; an
-/// interim 1xx answer and its fields stay with the connection.
+/// it names, in bounded time); a `Content-Length` it names still frames the body, a
+/// `Content-Type` it names makes no event stream of the answer; an interim 1xx answer
+/// and its fields stay with the connection.
 #[actix_rt::test]
 async fn fields_an_upstreams_connection_names_stay_with_it() {
     let server = start(proxy_config(&hostile_upstream().await), vec![]).await;
@@ -180,6 +182,8 @@ async fn fields_an_upstreams_connection_names_stay_with_it() {
         assert!(!head.contains(gone), "{gone}: {head}");
     }
     assert!(head.contains("x-kept: 1"), "{head}");
+    let (head, body) = through(addr, "GET", "named-type").await;
+    assert!(!head.contains("x-accel-buffering") && head.contains("content-length: 2") && body == b"ok", "{head}");
     let (head, body) = through(addr, "GET", "named-length").await;
     assert!(head.contains("content-length: 5") && body == b"hello", "{head}");
     let (head, body) = through(addr, "GET", "early-hints").await;
