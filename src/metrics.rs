@@ -189,16 +189,28 @@ fn method_label(method: &Method) -> &'static str {
 /// The series' handles are kept per worker thread, by route and then by method,
 /// status and target: finding a series in its family hashes its three label values
 /// and takes the family's lock, twice a request (460 instructions); a thread's own
-/// map hashes the route alone (foldhash: SipHash took as long as the family). Both sets are bounded alike (route templates, not
-/// paths; three-digit statuses).
+/// map hashes the route alone (foldhash: SipHash took as long as the family). Both
+/// sets are bounded alike (route templates, not paths; three-digit statuses). A route
+/// keeps at most [`CACHED_PER_ROUTE`] label sets, scanned in turn; its others are
+/// found in their families each time (an upstream may answer any status a client
+/// asks for, and a list of them all would be scanned on every request).
 pub fn observe(method: &Method, route: &str, status: u16, target: Target, seconds: f64) {
     let method = method_label(method);
-    SERIES.with_borrow_mut(|series| {
-        let (requests, duration) = series.get(method, route, status, target);
-        requests.inc();
-        duration.observe(seconds);
+    SERIES.with_borrow_mut(|series| match series.get(method, route, status, target) {
+        Some((requests, duration)) => {
+            requests.inc();
+            duration.observe(seconds);
+        }
+        None => {
+            let (requests, duration) = handles(method, route, status, target);
+            requests.inc();
+            duration.observe(seconds);
+        }
     });
 }
+
+/// Most label sets (method, status, target) a thread keeps handles on for one route.
+const CACHED_PER_ROUTE: usize = 32;
 
 /// One thread's handles on the request series it has recorded (see [`observe`]).
 #[derive(Default)]
@@ -217,30 +229,35 @@ struct SeriesEntry {
 }
 
 impl ThreadSeries {
-    /// The handles for these labels, made in the families on first use.
-    fn get(&mut self, method: &'static str, route: &str, status: u16, target: Target) -> (&IntCounter, &Histogram) {
+    /// The handles for these labels, made in the families on first use; `None` when
+    /// the route keeps [`CACHED_PER_ROUTE`] other sets already.
+    fn get(&mut self, method: &'static str, route: &str, status: u16, target: Target) -> Option<(&IntCounter, &Histogram)> {
         if !self.by_route.contains_key(route) {
             self.by_route.insert(route.into(), Vec::new());
         }
         let entries = self.by_route.get_mut(route).expect("inserted above");
         let at = match entries.iter().position(|e| e.method == method && e.status == status && e.target == target) {
             Some(at) => at,
+            None if entries.len() >= CACHED_PER_ROUTE => return None,
             None => {
-                let http = &*HTTP;
-                let buffer = itoa_status(status);
-                let text = std::str::from_utf8(&buffer[..]).unwrap_or("000");
-                entries.push(SeriesEntry {
-                    method,
-                    status,
-                    target,
-                    requests: http.requests.with_label_values(&[method, route, text]),
-                    duration: http.duration.with_label_values(&[method, route, target.as_str()]),
-                });
+                let (requests, duration) = handles(method, route, status, target);
+                entries.push(SeriesEntry { method, status, target, requests, duration });
                 entries.len() - 1
             }
         };
-        (&entries[at].requests, &entries[at].duration)
+        Some((&entries[at].requests, &entries[at].duration))
     }
+}
+
+/// The handles of these labels, found (or made) in their families.
+fn handles(method: &str, route: &str, status: u16, target: Target) -> (IntCounter, Histogram) {
+    let http = &*HTTP;
+    let buffer = itoa_status(status);
+    let text = std::str::from_utf8(&buffer[..]).unwrap_or("000");
+    (
+        http.requests.with_label_values(&[method, route, text]),
+        http.duration.with_label_values(&[method, route, target.as_str()]),
+    )
 }
 
 thread_local! {
@@ -321,5 +338,24 @@ mod tests {
         assert_eq!((samples(Target::Local), samples(Target::Upstream)), (4, 1));
         let other = HTTP.requests.with_label_values(&["GET", "/test/observations/other", "200"]).get();
         assert_eq!(other, 0);
+    }
+
+    /// An upstream that answers whatever status a client asks for (`/status/{code}`)
+    /// must not make every request on its route scan a list of all it answered: a
+    /// thread keeps handles on a few label sets of a route, and counts the others in
+    /// their own series all the same.
+    #[test]
+    fn a_route_answering_every_status_keeps_its_lookups_short() {
+        let route = "/test/status/{code}";
+        for status in 100..1000 {
+            observe(&Method::GET, route, status, Target::Upstream, 0.01);
+        }
+        observe(&Method::GET, route, 999, Target::Upstream, 0.01);
+        let cached = SERIES.with_borrow(|series| series.by_route.get(route).map_or(0, Vec::len));
+        assert!(cached <= CACHED_PER_ROUTE, "{cached} label sets scanned on every request of the route");
+        let count = |status: &str| HTTP.requests.with_label_values(&["GET", route, status]).get();
+        assert_eq!((count("100"), count("500"), count("999")), (1, 1, 2));
+        let samples = HTTP.duration.with_label_values(&["GET", route, "upstream"]).get_sample_count();
+        assert_eq!(samples, 901);
     }
 }

@@ -133,6 +133,9 @@ pub(super) async fn serve_body(
                 n,
                 futures::stream::empty::<Result<bytes::Bytes, actix_web::Error>>(),
             )),
+            // One whose GET has no length ahead (chunked, or until close) claims none:
+            // an empty body would be written as `Content-Length: 0`.
+            None if req.method() == actix_web::http::Method::HEAD => builder.body(actix_web::body::None::new()),
             _ => builder.finish(),
         },
         Body::Full(bytes) => builder.body(bytes),

@@ -7,5 +7,6 @@ mod decoders;
 mod headers;
 mod paths;
 mod slow_clients;
+mod upstream_answers;
 mod upstream_keys;
 mod typed_params;

@@ -44,7 +44,8 @@ pub(super) struct Head {
     /// Its `Content-Length` when it has one that counts (not under
     /// `Transfer-Encoding`); for a `HEAD` or a `304`, the length the `GET` would have.
     pub(super) content_length: Option<u64>,
-    /// Whether its (first) `Content-Type` is `text/event-stream`.
+    /// Whether its (first) `Content-Type` is `text/event-stream` (not if its
+    /// `Connection` names `Content-Type`, which then is not kept).
     pub(super) event_stream: bool,
 }
 
@@ -239,6 +240,8 @@ fn fields_of(bytes: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Hops), HeadErr
     }
     if hops.names_other {
         remove_named_by_connection(&mut headers, bytes, spans);
+        // A `Content-Type` that `Connection` names is gone: no event stream.
+        hops.event_stream &= headers.contains_key(header::CONTENT_TYPE);
     }
     Ok((headers, hops))
 }
