@@ -1,6 +1,7 @@
-//! The upstream's reply on its way back: the head stripped of hop-by-hop headers, the
-//! body read whole when small or pumped through the bridge with an idle timeout and
-//! prompt cancellation, and the endpoint's in-flight count held until the body ends.
+//! The upstream's reply on its way back: the head (its hop-by-hop fields stayed with the
+//! connection, `h1::answer`), the body read whole when small or pumped through the
+//! bridge with an idle timeout and prompt cancellation, and the endpoint's in-flight
+//! count held until the body ends.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
