@@ -196,15 +196,15 @@ fn method_label(method: &Method) -> &'static str {
 /// asks for, and a list of them all would be scanned on every request).
 pub fn observe(method: &Method, route: &str, status: u16, target: Target, seconds: f64) {
     let method = method_label(method);
+    let record = |requests: &IntCounter, duration: &Histogram| {
+        requests.inc();
+        duration.observe(seconds);
+    };
     SERIES.with_borrow_mut(|series| match series.get(method, route, status, target) {
-        Some((requests, duration)) => {
-            requests.inc();
-            duration.observe(seconds);
-        }
+        Some((requests, duration)) => record(requests, duration),
         None => {
             let (requests, duration) = handles(method, route, status, target);
-            requests.inc();
-            duration.observe(seconds);
+            record(&requests, &duration);
         }
     });
 }

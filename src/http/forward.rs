@@ -12,7 +12,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::stream::bridge;
 use framex_actors::upstream::wire::HeaderMap as WireHeaders;
-use framex_actors::upstream::{is_hop_by_hop, Body, ForwardRequest, UpstreamTarget, FULL_BODY_LIMIT};
+use framex_actors::upstream::{is_hop_by_hop, AddedFields, Body, ForwardRequest, UpstreamTarget, FULL_BODY_LIMIT};
 use framex_actors::{CallContext, Error};
 use futures::StreamExt as _;
 
@@ -96,7 +96,7 @@ pub(super) async fn serve_body(
     ctx: CallContext,
 ) -> Result<HttpResponse, Error> {
     let Forwarding { consumed_auth, served } = how;
-    let headers = upstream_headers(req, consumed_auth, &worker.shared.trusted_proxies);
+    let (headers, added) = upstream_headers(req, consumed_auth, &worker.shared.trusted_proxies);
     // The canonical path (what the rules were checked against) and the query as sent.
     let path_and_query = match req.uri().query() {
         Some(query) => format!("{path}?{query}"),
@@ -106,7 +106,7 @@ pub(super) async fn serve_body(
         method: req.method().clone(),
         path_and_query,
         headers,
-        added: forwarded::fields(req, &worker.shared.trusted_proxies),
+        added,
         body,
         ctx,
     };
@@ -163,12 +163,11 @@ fn install_fields(mut fields: header::HeaderMap, answer: &mut HttpResponse) {
     }
 }
 
-/// The request's own headers sent upstream, in one pass: the ones that belong to the
-/// request (not hop-by-hop, not `Host`, not a key that was for us, no forwarding
-/// claim: `forwarded::fields` gives those, replaced, or extended from a trusted
-/// proxy). The request id and hop count are the transport's to set, for every call
-/// alike.
-pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: &TrustedProxies) -> WireHeaders {
+/// The headers sent upstream: the request's own, in one pass (not hop-by-hop, not
+/// `Host`, not a key that was for us, no forwarding claim), and beside them the
+/// forwarding ones (`forwarded::fields`: replaced, or extended from a trusted proxy).
+/// The request id and hop count are the transport's to set, for every call alike.
+pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: &TrustedProxies) -> (WireHeaders, AddedFields) {
     let incoming = req.headers();
     let connection = incoming
         .get(header::CONNECTION)
@@ -191,7 +190,7 @@ pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: 
         }
         out.append(key.clone(), value.clone());
     }
-    out
+    (out, forwarded::fields(req, trusted_peer))
 }
 
 /// Most of a refused HTTP/2 body read and dropped before answering.

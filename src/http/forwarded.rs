@@ -54,8 +54,9 @@ pub fn from_trusted(req: &HttpRequest, trusted: &TrustedProxies) -> bool {
 }
 
 /// The forwarding headers a request carries upstream: ours from an untrusted peer,
-/// the request's extended by ours from a trusted proxy (see the module doc).
-pub fn fields(req: &HttpRequest, trusted: &TrustedProxies) -> AddedFields {
+/// the request's extended by ours from a trusted proxy (`from_trusted`, see the module
+/// doc).
+pub fn fields(req: &HttpRequest, from_trusted: bool) -> AddedFields {
     let mut out = AddedFields::with_capacity(4);
     let incoming = req.headers();
     let peer_ip = req.peer_addr().map(|a| a.ip());
@@ -63,8 +64,6 @@ pub fn fields(req: &HttpRequest, trusted: &TrustedProxies) -> AddedFields {
         Some(kept) => kept.0.get_or_init(|| peer_ip.and_then(value_of)).clone(),
         None => peer_ip.and_then(value_of),
     };
-    let from_trusted = peer_ip.is_some_and(|ip| trusted.contains(ip));
-
     if from_trusted {
         let earlier: Vec<&[u8]> = incoming
             .get_all(header::X_FORWARDED_FOR)

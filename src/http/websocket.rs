@@ -75,8 +75,8 @@ pub async fn serve(
     let Some(target) = routes.target(path) else {
         return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
     };
-    let mut headers = forward::upstream_headers(req, consumed_auth, &worker.shared.trusted_proxies);
-    for (name, value) in super::forwarded::fields(req, &worker.shared.trusted_proxies) {
+    let (mut headers, added) = forward::upstream_headers(req, consumed_auth, &worker.shared.trusted_proxies);
+    for (name, value) in added {
         headers.append(name, value);
     }
     headers.insert(

@@ -2,7 +2,6 @@
 //! message (RFC 9110 §7.6.1), never forwarded in either direction (used by the HTTP
 //! edge for requests, and by the pool's connections for answers: `h1::answer`).
 
-
 /// Whether `name` (lower case, as header names are stored) is one of the headers that
 /// describe one connection rather than the message (RFC 9110 §7.6.1), never forwarded
 /// in either direction.
@@ -47,10 +46,10 @@ pub fn is_hop_by_hop(name: &str, connection: Option<&str>) -> bool {
 
 /// Whether a `Connection` token names a header beyond RFC 9110's own hop-by-hop ones
 /// (which go anyway) and the `close` and `keep-alive` options.
-pub(crate) fn names_another_header(token: &str) -> bool {
+pub(crate) fn names_another_header(token: &[u8]) -> bool {
     !token.is_empty()
-        && !token.eq_ignore_ascii_case("close")
-        && !HOP_BY_HOP_NAMES.iter().any(|name| token.eq_ignore_ascii_case(name))
+        && !token.eq_ignore_ascii_case(b"close")
+        && !HOP_BY_HOP_NAMES.iter().any(|name| token.eq_ignore_ascii_case(name.as_bytes()))
 }
 
 #[cfg(test)]
@@ -62,6 +61,6 @@ mod tests {
         assert!(is_hop_by_hop("keep-alive", None));
         assert!(is_hop_by_hop("x-secret-hop", Some("close, X-Secret-Hop")));
         assert!(!is_hop_by_hop("content-type", Some("close")));
-        assert!(names_another_header("x-other") && !names_another_header("Keep-Alive") && !names_another_header("close"));
+        assert!(names_another_header(b"x-other") && !names_another_header(b"Keep-Alive") && !names_another_header(b"close"));
     }
 }

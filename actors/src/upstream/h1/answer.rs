@@ -151,7 +151,7 @@ impl Hops {
             let token = token.trim_ascii();
             self.close |= token.eq_ignore_ascii_case(b"close");
             self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-            self.names_other |= std::str::from_utf8(token).map_or(true, names_another_header);
+            self.names_other |= names_another_header(token);
         }
     }
 
@@ -166,15 +166,13 @@ impl Hops {
 
     /// Notes a `Content-Length` value (`n` or `n, n, …`).
     fn content_length(&mut self, value: &[u8]) {
-        let first = !self.length_seen;
-        self.length_seen = true;
-        for (i, part) in value.split(|&b| b == b',').enumerate() {
-            let n = parse_length(part.trim_ascii());
-            self.length = match (first && i == 0, n, self.length) {
-                (true, Some(n), _) => Some(n),
-                (false, Some(n), Some(seen)) if n == seen => Some(n),
+        for part in value.split(|&b| b == b',') {
+            self.length = match (self.length_seen, parse_length(part.trim_ascii()), self.length) {
+                (false, Some(n), _) => Some(n),
+                (true, Some(n), Some(seen)) if n == seen => Some(n),
                 _ => None,
             };
+            self.length_seen = true;
         }
     }
 
@@ -380,6 +378,20 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(old_kept.keep_alive);
+    }
+
+    /// `Connection` tokens that are no header name (bytes beyond ASCII, empty tokens,
+    /// a long list of them) name nothing and change nothing else.
+    #[test]
+    fn odd_connection_tokens_name_nothing() {
+        let mut head = b"HTTP/1.1 200 OK\r\nConnection: keep-alive, \xff\xfe, , x y\r\nConnection: ".to_vec();
+        head.extend_from_slice(&b"t,".repeat(5_000));
+        head.extend_from_slice(b"\r\nT: 1\r\nX-Kept: 2\r\nContent-Length: 0\r\n\r\n");
+        let answer = parse_answer_head(&mut BytesMut::from(&head[..]), &Method::GET).unwrap().unwrap();
+        let mut names: Vec<_> = answer.headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "x-kept"], "`t`, which Connection names, goes; the rest stays");
+        assert!(answer.keep_alive);
     }
 
     /// An answer's hop-by-hop fields, and those its `Connection` names, are read for
