@@ -36,10 +36,16 @@ impl<V> Default for LookupCache<V> {
     }
 }
 
+impl<V> LookupCache<V> {
+    /// How many keys are kept (answered or under way).
+    fn len(&self) -> usize {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
+
 impl<V> std::fmt::Debug for LookupCache<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let keys = self.slots.lock().unwrap_or_else(PoisonError::into_inner).len();
-        f.debug_struct("LookupCache").field("keys", &keys).finish()
+        f.debug_struct("LookupCache").field("keys", &self.len()).finish()
     }
 }
 
@@ -81,15 +87,6 @@ impl<V: Clone> LookupCache<V> {
         answer.clone()
     }
 
-    /// How many keys are kept (answered or under way).
-    pub fn len(&self) -> usize {
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner).len()
-    }
-
-    /// Whether no key is kept.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

@@ -24,10 +24,9 @@ use crate::config::{ProviderToken, RepositoryConfig};
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// The largest answer read from a provider.
 pub const MAX_ANSWER_BYTES: usize = 1 << 20;
-/// GitLab's path words that end a project's path in a URL (`/group/p/-/tree/main`).
 /// How deep GitLab nests groups and subgroups.
 const MAX_GITLAB_DEPTH: usize = 20;
-
+/// GitLab's path words that end a project's path in a URL (`/group/p/-/tree/main`).
 const GITLAB_MARKERS: [&str; 8] = ["-", "tree", "blob", "raw", "commits", "branches", "tags", "merge_requests"];
 
 /// Who hosts a repository.

@@ -197,3 +197,31 @@ async fn views_at_once_ask_the_provider_once() {
     assert_eq!((asked("/repos/acme/slow/releases/latest"), asked("/repos/acme/slow")), (1, 1), "kept answers ask nothing");
     server.stop(false).await;
 }
+
+/// Clients that ask for a release and leave before the (slow) provider answers do not
+/// make the lookup run again for each of them: five that leave after 50 ms, then one
+/// that waits, cost the provider one lookup.
+#[actix_rt::test]
+async fn clients_that_leave_mid_lookup_cost_one_lookup() {
+    use tokio::io::AsyncWriteExt;
+    let seen = Seen::default();
+    let (github_url, _github) = slow_github(seen.clone(), std::time::Duration::from_millis(300));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, "load_plugins = [\"slow\"]\n").unwrap();
+    let env = [("GITHUB_API_URL".to_owned(), github_url)];
+    let mut config = framex::config::Config::load_with_env(Some(&path), env).unwrap();
+    config.server.workers = Some(1);
+    let server = start(config, vec![plugin("slow", "https://github.com/acme/slow")]).await;
+    for _ in 0..5 {
+        let mut stream = actix_rt::net::TcpStream::connect(server.local_addr()).await.unwrap();
+        stream.write_all(b"GET /docs/plugin-release?plugin=slow HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+        drop(stream);
+    }
+    let reply = get(&server.url("/docs/plugin-release?plugin=slow")).await;
+    assert_eq!(reply.json()["latest_version"], "v2.1.0", "{}", reply.text());
+    let asked = seen.lock().unwrap().iter().filter(|(p, _)| p == "/repos/acme/slow/releases/latest").count();
+    assert_eq!(asked, 1, "one lookup for six clients");
+    server.stop(false).await;
+}

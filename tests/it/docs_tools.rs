@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::common::python::{free_port, venv, Child};
-use crate::common::{config, get, request, spawn_upstream, start, Reply};
+use crate::common::{config, get, raw_http, request, spawn_upstream, start, Reply};
 use crate::docs_login::{log_in, provider, TOKEN};
 
 /// The requests a stand-in target received: method, query, body, two headers.
@@ -408,5 +408,54 @@ async fn plugin_release_says_whether_a_newer_release_exists() {
     assert_eq!(tokens.lock().unwrap().len(), asked, "a release known lately is not asked again (the token's rate is spared)");
     assert_eq!(get(&format!("{url}/docs/plugin-release?plugin=nope")).await.status, 404);
     assert!(tokens.lock().unwrap().iter().all(|t| t == "endpoint-token-9") && !tokens.lock().unwrap().is_empty());
+    server.stop(false).await;
+}
+
+/// A `[limits]` rule for one button's path holds against every other spelling of that
+/// path a client can send (`00`, `+0`, `%30`, doubled or dot segments, a trailing `/`,
+/// a query): each is the same press, refused 429, or no press at all (400, 404, 405);
+/// the target sees the one press the burst allows.
+#[actix_rt::test]
+async fn a_limit_on_a_button_holds_against_other_spellings_of_its_path() {
+    let seen: Seen = Arc::default();
+    let (target_url, _handle) = target(seen.clone());
+    let toml = format!(
+        "{}\n[limits.rules]\n\"/docs/action-buttons/0/invoke\" = {{ rate = 0.001, burst = 1, per = \"route\" }}\n",
+        BUTTONS.replace("{target}", &target_url)
+    );
+    let server = start(config(&toml), vec![]).await;
+    let body = json!({"inputs": {"env": "prod"}}).to_string();
+    let send = |path: &str| {
+        let raw = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let addr = server.local_addr();
+        async move { raw_http(addr, &raw).await }
+    };
+    let first = send("/docs/action-buttons/0/invoke").await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    for path in [
+        "/docs/action-buttons/0/invoke",
+        "/docs/action-buttons/00/invoke",
+        "/docs/action-buttons/+0/invoke",
+        "/docs/action-buttons/%30/invoke",
+        "/docs/action-buttons/0%2Finvoke",
+        "/docs/action-buttons//0/invoke",
+        "//docs/action-buttons/0/invoke",
+        "/docs/action-buttons/./0/invoke",
+        "/docs/action-buttons/1/../0/invoke",
+        "/docs/action-buttons/0/invoke/",
+        "/docs/action-buttons/0/invoke?x=1",
+        "/docs/action-buttons/0/%69nvoke",
+        "/DOCS/action-buttons/0/invoke",
+        "/docs/action-buttons/0x0/invoke",
+        "/docs/action-buttons/18446744073709551616/invoke",
+    ] {
+        let answer = send(path).await;
+        let status = answer.get(9..12).unwrap_or_default();
+        assert!(["400", "404", "405", "429"].contains(&status), "{path}: {}", answer.lines().next().unwrap_or_default());
+    }
+    assert_eq!(seen.lock().unwrap().len(), 1, "one press reached the target");
     server.stop(false).await;
 }
