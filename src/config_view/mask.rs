@@ -58,29 +58,33 @@ pub fn string(text: &str, secrets: &[String]) -> String {
     scrub(&url_password(text), secrets)
 }
 
-/// `text` with the password of a `scheme://user:password@host` URL hidden (or the
-/// user itself when it has no password: then it is the credential).
+/// `text` with the password of every `scheme://user:password@host` URL in it hidden
+/// (or the user itself when it has no password: then it is the credential). A URL's
+/// authority ends at its path, query or fragment, at white space, or at a character
+/// no URL holds unescaped (a quote, a bracket of a flow list around it).
 fn url_password(text: &str) -> String {
-    let Some(scheme_end) = text.find("://") else {
-        return text.to_owned();
-    };
-    let rest = &text[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return text.to_owned();
-    };
-    match authority[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:{MASK}{}",
-            &text[..scheme_end + 3],
-            &authority[..colon],
-            &text[scheme_end + 3 + at..]
-        ),
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(scheme_end) = rest.find("://") {
+        let (head, tail) = rest.split_at(scheme_end + 3);
+        out.push_str(head);
+        let ends = |c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '"' | '<' | '>' | '[' | ']' | '{' | '}' | '\\');
+        let authority = &tail[..tail.find(ends).unwrap_or(tail.len())];
+        let Some(at) = authority.rfind('@') else {
+            out.push_str(authority);
+            rest = &tail[authority.len()..];
+            continue;
+        };
         // A user without a password is a token as often as not (`ghp_…@github.com`,
         // `x-access-token@…`): hidden whole.
-        None => format!("{}{MASK}{}", &text[..scheme_end + 3], &text[scheme_end + 3 + at..]),
+        if let Some(colon) = authority[..at].find(':') {
+            out.push_str(&authority[..=colon]);
+        }
+        out.push_str(MASK);
+        rest = &tail[at..];
     }
+    out.push_str(rest);
+    out
 }
 
 /// A YAML file's text with its secrets hidden, line by line (no YAML parser here):
@@ -258,10 +262,16 @@ users:
   - {name: bob, password: p-15}
 {\"db\": {\"password\": \"p-16\"}}
 git: https://ghp_p-17@github.com/o/r.git
+mirrors: [https://a:u-1@x.org/r, https://u-2@y.org]
+note: primary https://u:u-3@a.org then \"git://u-4@b.org\"
 after: shown";
         let shown = yaml(text, &[]);
         for n in 1..=17 {
             assert!(!shown.contains(&format!("p-{n}")), "p-{n} in\n{shown}");
+        }
+        // Every URL of a line, not only its first.
+        for n in 1..=4 {
+            assert!(!shown.contains(&format!("u-{n}")), "u-{n} in\n{shown}");
         }
         for kept in ["name: demo", "other: fine # keep", "after: shown", "credentials:", "private_key: |", "password: ********"] {
             assert!(shown.contains(kept), "{kept} missing in\n{shown}");
