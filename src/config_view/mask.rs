@@ -58,29 +58,33 @@ pub fn string(text: &str, secrets: &[String]) -> String {
     scrub(&url_password(text), secrets)
 }
 
-/// `text` with the password of a `scheme://user:password@host` URL hidden (or the
-/// user itself when it has no password: then it is the credential).
+/// `text` with the password of every `scheme://user:password@host` URL in it hidden
+/// (or the user itself when it has no password: then it is the credential). A URL's
+/// authority ends at its path, query or fragment, at white space, or at a character
+/// no URL holds unescaped (a quote, a bracket of a flow list around it).
 fn url_password(text: &str) -> String {
-    let Some(scheme_end) = text.find("://") else {
-        return text.to_owned();
-    };
-    let rest = &text[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return text.to_owned();
-    };
-    match authority[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:{MASK}{}",
-            &text[..scheme_end + 3],
-            &authority[..colon],
-            &text[scheme_end + 3 + at..]
-        ),
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(scheme_end) = rest.find("://") {
+        let (head, tail) = rest.split_at(scheme_end + 3);
+        out.push_str(head);
+        let ends = |c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '"' | '<' | '>' | '[' | ']' | '{' | '}' | '\\');
+        let authority = &tail[..tail.find(ends).unwrap_or(tail.len())];
+        let Some(at) = authority.rfind('@') else {
+            out.push_str(authority);
+            rest = &tail[authority.len()..];
+            continue;
+        };
         // A user without a password is a token as often as not (`ghp_…@github.com`,
         // `x-access-token@…`): hidden whole.
-        None => format!("{}{MASK}{}", &text[..scheme_end + 3], &text[scheme_end + 3 + at..]),
+        if let Some(colon) = authority[..at].find(':') {
+            out.push_str(&authority[..=colon]);
+        }
+        out.push_str(MASK);
+        rest = &tail[at..];
     }
+    out.push_str(rest);
+    out
 }
 
 /// A YAML file's text with its secrets hidden, line by line (no YAML parser here):
@@ -108,27 +112,26 @@ pub fn yaml(text: &str, secrets: &[String]) -> String {
             out.push(if is_secret_key(content) { format!("{}# {MASK}", &line[..indent]) } else { string(line, secrets) });
             continue;
         }
-        let (shown, hides_block) = yaml_line(line, indent, secrets);
-        if hides_block {
-            hiding = Some(indent);
-        }
+        let (shown, hides_under) = yaml_line(line, indent, secrets);
+        hiding = hides_under;
         out.push(shown);
     }
     out.join("\n")
 }
 
-/// One YAML line that is not a comment: the line as shown, and whether the lines
-/// indented under it are to be hidden.
-fn yaml_line(line: &str, indent: usize, secrets: &[String]) -> (String, bool) {
+/// One YAML line that is not a comment: the line as shown, and, for a secret key, its
+/// column: the lines indented deeper are its value going on (a block, a flow
+/// collection or a quoted or plain scalar over several lines), hidden too.
+fn yaml_line(line: &str, indent: usize, secrets: &[String]) -> (String, Option<usize>) {
     let content = &line[indent..];
     let item = content.strip_prefix("- ").map_or(0, |_| 2);
     let body = &content[item..];
     let Some(colon) = key_end(body) else {
         // A flow map or list of its own (`- {name: bob, password: x}`, JSON in YAML).
         if body.starts_with(['{', '[']) && is_secret_key(body) {
-            return (format!("{}{MASK}", &line[..indent + item]), false);
+            return (format!("{}{MASK}", &line[..indent + item]), None);
         }
-        return (string(line, secrets), false);
+        return (string(line, secrets), None);
     };
     let key = body[..colon].trim().trim_matches(['"', '\'']);
     let after = &body[colon + 1..];
@@ -137,20 +140,17 @@ fn yaml_line(line: &str, indent: usize, secrets: &[String]) -> (String, bool) {
     let prefix = &line[..indent + item + colon + 1];
     let comment_shown = if comment.is_empty() || !is_secret_key(comment) { string(comment, secrets) } else { format!(" # {MASK}") };
     if is_secret_key(key) {
-        let hides_block = value_text.is_empty()
-            || value_text.starts_with(['|', '>', '&'])
-            || (value_text.starts_with(['"', '\'']) && !closed_quote(value_text));
         let shown = if value_text.is_empty() || value_text.starts_with(['|', '>']) {
             format!("{prefix}{value}{comment_shown}")
         } else {
             format!("{prefix} {MASK}{comment_shown}")
         };
-        return (shown, hides_block);
+        return (shown, Some(indent + item));
     }
     if value_text.starts_with(['{', '[']) && is_secret_key(value_text) {
-        return (format!("{prefix} {MASK}{comment_shown}"), false);
+        return (format!("{prefix} {MASK}{comment_shown}"), None);
     }
-    (format!("{}{}{comment_shown}", string(prefix, secrets), string(value, secrets)), false)
+    (format!("{}{}{comment_shown}", string(prefix, secrets), string(value, secrets)), None)
 }
 
 /// Where a `key:` ends (the `:` followed by a space or the end), when the text starts
@@ -190,12 +190,6 @@ fn split_comment(value: &str) -> (&str, &str) {
         }
     }
     (value, "")
-}
-
-/// Whether a quoted value closes on its line.
-fn closed_quote(value: &str) -> bool {
-    let quote = value.as_bytes()[0];
-    value.len() >= 2 && value.as_bytes()[value.len() - 1] == quote
 }
 
 #[cfg(test)]
@@ -258,12 +252,29 @@ users:
   - {name: bob, password: p-15}
 {\"db\": {\"password\": \"p-16\"}}
 git: https://ghp_p-17@github.com/o/r.git
+mirrors: [https://a:u-1@x.org/r, https://u-2@y.org]
+note: primary https://u:u-3@a.org then \"git://u-4@b.org\"
+keys: [
+  u-5,
+  u-6
+]
+- api_key: u-7
+   u-8
+- name: sibling
+session_secret: u-9
+   continued w-9
 after: shown";
         let shown = yaml(text, &[]);
         for n in 1..=17 {
             assert!(!shown.contains(&format!("p-{n}")), "p-{n} in\n{shown}");
         }
-        for kept in ["name: demo", "other: fine # keep", "after: shown", "credentials:", "private_key: |", "password: ********"] {
+        // Every URL of a line, not only its first (u-1 to u-4); a secret key's value
+        // going on below it, as a flow list or a plain scalar (u-5 to u-9, w-9).
+        for n in 1..=9 {
+            assert!(!shown.contains(&format!("u-{n}")), "u-{n} in\n{shown}");
+        }
+        assert!(!shown.contains("w-9"), "w-9 in\n{shown}");
+        for kept in ["name: demo", "- name: sibling", "]", "other: fine # keep", "after: shown", "credentials:", "private_key: |", "password: ********"] {
             assert!(shown.contains(kept), "{kept} missing in\n{shown}");
         }
     }

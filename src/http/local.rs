@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName};
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::{
     ArgProblem, Args, BodySpec, CallContext, Dispatch, Error, ParamLocation, Reply, Route, Target,
@@ -76,7 +76,7 @@ pub fn bind(
         Target::Upstream(_) => None,
     };
     for (i, param) in spec.params.iter().enumerate() {
-        let header = local.and_then(|api| api.header(i)).map(|name| (name.as_str(), headers));
+        let header = local.and_then(|api| api.header(i)).map(|name| (name, headers));
         let texts = param_texts(param, params, &pairs, header);
         if texts.is_empty() {
             if param.required {
@@ -117,7 +117,7 @@ fn param_texts(
     param: &framex_actors::Param,
     params: &[(String, String)],
     pairs: &[(String, String)],
-    header: Option<(&str, &HeaderMap)>,
+    header: Option<(&HeaderName, &HeaderMap)>,
 ) -> Vec<String> {
     match param.location {
         ParamLocation::Path => params
@@ -233,7 +233,7 @@ mod tests {
         let route = route();
         let mut headers = HeaderMap::new();
         headers.insert(
-            actix_web::http::header::HeaderName::from_static("x-count"),
+            HeaderName::from_static("x-count"),
             actix_web::http::header::HeaderValue::from_static("7"),
         );
         let args = bind(&route, &[], "", &headers, None).expect("the header binds");

@@ -190,20 +190,23 @@ impl Framex {
             },
         )));
         install_call_hooks(&engine, &state.load());
-        if let Err(e) = run_start_hooks(&engine, &loaded).await {
-            if let Some(sentry) = state.load().sentry.clone() {
-                let _ = actix_rt::task::spawn_blocking(move || sentry.close()).await;
+        let served = async {
+            run_start_hooks(&engine, &loaded).await?;
+            // Serve: the HTTP server on the listener.
+            let addr = listener.local_addr().map_err(|source| StartError::Bind {
+                addr: "listener".to_owned(),
+                source,
+            })?;
+            Ok((addr, http_server(&config, &engine, &state, listener, addr)?))
+        };
+        let (addr, server) = match served.await {
+            Ok(served) => served,
+            Err(e) => {
+                abandon(proxy.as_ref(), &state.load()).await;
+                return Err(e);
             }
-            return Err(e);
-        }
-
-        // Serve: the HTTP server on the listener.
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: "listener".to_owned(),
-            source,
-        })?;
+        };
         let scheme = if config.server.tls.is_some() { "https" } else { "http" };
-        let server = http_server(&config, &engine, &state, listener, addr)?;
         let handle = server.handle();
         let task = actix_rt::spawn(server);
         log::info!("serving on {scheme}://{addr} ({})", route_count(&engine.table()));
@@ -366,6 +369,18 @@ fn check_required(
         }
     }
     Ok(())
+}
+
+/// Undoes a start that failed once the proxy and the reporter were started: the
+/// proxy's control plane stopped (its re-discovery, health checks and DNS rounds would
+/// go on), Sentry's queue sent.
+async fn abandon(proxy: Option<&Proxy>, state: &Shared) {
+    if let Some(proxy) = proxy {
+        proxy.stop().await;
+    }
+    if let Some(sentry) = state.sentry.clone() {
+        let _ = actix_rt::task::spawn_blocking(move || sentry.close()).await;
+    }
 }
 
 /// Runs every plugin's `on_start` once, in load order; the first failure stops the

@@ -151,6 +151,38 @@ async fn a_failing_on_start_or_a_bad_plugin_table_stops_the_start_naming_the_plu
     assert_eq!(err.to_string(), "plugin 'boom' did not start: its on_start failed: no database");
 }
 
+/// A start that fails after the proxy started (a plugin's `on_start`) stops its
+/// background work: no health check reaches the upstream afterwards.
+#[actix_rt::test]
+async fn a_failed_start_leaves_no_proxy_running() {
+    let probes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = probes.clone();
+    let (up, up_handle) = crate::common::spawn_upstream(move |cfg| {
+        let counted = counted.clone();
+        cfg.route("/health", actix_web::web::get().to(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { actix_web::HttpResponse::Ok().finish() }
+        }));
+    });
+    let failing = PluginBuilder::new("boom")
+        .on_start(|_cx: Ctx| async { Err(Error::Plugin { status: 500, message: "no database".to_owned() }) })
+        .build()
+        .unwrap();
+    let toml = format!(
+        "load_builtin_plugins = [\"proxy\"]\nload_plugins = [\"boom\"]\n[plugins.proxy]\nproxy_urls = [\"{up}\"]\n\
+         health_check_path = \"/health\"\nhealth_check_interval = 0.1\n"
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = Framex::new(config(&toml)).plugin(failing).start(listener).await.unwrap_err();
+    assert!(err.to_string().contains("no database"), "{err}");
+    // A probe already connected may still land; nothing starts afterwards.
+    actix_rt::time::sleep(std::time::Duration::from_millis(300)).await;
+    let after = probes.load(std::sync::atomic::Ordering::SeqCst);
+    actix_rt::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(probes.load(std::sync::atomic::Ordering::SeqCst), after, "health checks go on after a failed start");
+    up_handle.stop(true).await;
+}
+
 fn write_config(dir: &Path, toml: &str) -> std::path::PathBuf {
     let path = dir.join("config.toml");
     std::fs::write(&path, toml).unwrap();
