@@ -10,7 +10,8 @@ use actix_http::header::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
-use crate::upstream::headers::{is_hop_by_hop_name, names_another_header};
+use super::field_name::{classify, Role};
+use crate::upstream::headers::names_another_header;
 use crate::wire_error::HeadError;
 
 /// Most header fields an answer may carry (as actix-http's own parser; hyper's 100).
@@ -207,22 +208,20 @@ fn fields_of(bytes: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Hops), HeadErr
     let mut headers = HeaderMap::with_capacity(spans.len());
     let mut hops = Hops::default();
     for &(name, name_len, value, value_len) in spans {
-        let name = &bytes[name as usize..(name + name_len) as usize];
-        let name = HeaderName::from_bytes(name).map_err(|_| HeadError::Field)?;
+        let (name, role) = classify(&bytes[name as usize..(name + name_len) as usize]).map_err(|_| HeadError::Field)?;
         let raw = &bytes[value as usize..(value + value_len) as usize];
-        if is_hop_by_hop_name(name.as_str()) {
-            if name == header::CONNECTION {
-                hops.connection(raw);
-            } else if name == header::TRANSFER_ENCODING {
-                hops.transfer_encoding(raw);
+        match role {
+            Role::Connection => hops.connection(raw),
+            Role::TransferEncoding => hops.transfer_encoding(raw),
+            Role::ContentLength => hops.content_length(raw),
+            Role::ContentType if !hops.content_typed => {
+                hops.content_typed = true;
+                hops.event_stream = raw.starts_with(b"text/event-stream");
             }
-            continue;
+            Role::Hop | Role::ContentType | Role::Kept => {}
         }
-        if name == header::CONTENT_LENGTH {
-            hops.content_length(raw);
-        } else if name == header::CONTENT_TYPE && !hops.content_typed {
-            hops.content_typed = true;
-            hops.event_stream = raw.starts_with(b"text/event-stream");
+        if matches!(role, Role::Connection | Role::TransferEncoding | Role::Hop) {
+            continue;
         }
         let value = bytes.slice(value as usize..(value + value_len) as usize);
         // SAFETY: httparse took this value only if each of its bytes is a tab or in

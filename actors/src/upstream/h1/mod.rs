@@ -10,6 +10,7 @@
 
 mod answer;
 mod body;
+mod field_name;
 mod head;
 #[cfg(test)]
 mod tests;
