@@ -41,7 +41,9 @@ impl RepositoryConfig {
 }
 
 /// `GITHUB_API_URL` checked: an http(s) URL with a host and no credentials, query or
-/// fragment. The value is never echoed (it could hold a credential).
+/// fragment; `http://` only to a loopback host (the GitHub token goes to it, and in
+/// clear text it would cross the network). The value is never echoed (it could hold a
+/// credential).
 pub(super) fn github_api(value: &str) -> Result<String, String> {
     let refused = || "GITHUB_API_URL must be an http(s) URL such as https://api.github.com (a host, no user, password, query or fragment)".to_owned();
     let url = url::Url::parse(value.trim()).map_err(|_| refused())?;
@@ -49,7 +51,20 @@ pub(super) fn github_api(value: &str) -> Result<String, String> {
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || !plain {
         return Err(refused());
     }
+    if url.scheme() == "http" && !is_loopback(&url) {
+        return Err("GITHUB_API_URL must be https:// (http:// only to a loopback host): the GitHub token is sent to it".to_owned());
+    }
     Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Whether `url`'s host is this machine: `localhost`, 127.0.0.0/8 or `::1`.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// `[repository.auth]`: one token per provider.
@@ -277,6 +292,11 @@ token_scheme = "Bearer"
         assert_eq!((actions.github_api(), actions.github_enterprise_host()), ("https://api.github.com", None));
         assert_eq!(load_at("").unwrap().github_api(), GITHUB_API);
         assert_eq!(load_at("http://127.0.0.1:8080").unwrap().github_enterprise_host().as_deref(), Some("127.0.0.1:8080"));
+        assert!(load_at("http://localhost:9").is_ok());
+        for clear in ["http://ghe.example.com/api/v3", "http://10.0.0.1", "http://[::2]:80"] {
+            let err = load_at(clear).unwrap_err().to_string();
+            assert!(err.contains("GITHUB_API_URL must be https://"), "{clear}: {err}");
+        }
         for bad in ["ftp://ghe.example.com", "https://user:pw-secret@ghe.example.com", "https://ghe.example.com/?q=pw-secret", "not a url pw-secret", "https://ghe.example.com/#pw-secret"] {
             let err = load_at(bad).unwrap_err().to_string();
             assert!(err.contains("GITHUB_API_URL must be an http(s) URL") && !err.contains("pw-secret"), "{bad}: {err}");
