@@ -64,7 +64,7 @@ impl Outbound<'_> {
 /// Writes the head of `request` into `out`: the request line, our fields, the
 /// caller's but those ours replace, then `framing`'s (ours alone frame the body).
 pub(super) fn write_request_head(out: &mut BytesMut, request: &Outbound<'_>, framing: &RequestFraming) {
-    out.reserve(256 + request.path.len() + request.headers.len() * 32);
+    out.reserve(head_len(request));
     out.put_slice(request.method.as_str().as_bytes());
     out.put_u8(b' ');
     out.put_slice(request.path.as_bytes());
@@ -96,6 +96,22 @@ pub(super) fn write_request_head(out: &mut BytesMut, request: &Outbound<'_>, fra
         RequestFraming::Chunked => field(out, "transfer-encoding", b"chunked"),
     }
     out.put_slice(b"\r\n");
+}
+
+/// Room for the whole head of `request`, so that it is written without growing: each
+/// field's `name: value\r\n`, and what our own fields and the framing may take.
+fn head_len(request: &Outbound<'_>) -> usize {
+    let line = |name: &HeaderName, value: &HeaderValue| name.as_str().len() + value.len() + 4;
+    let theirs: usize = request.headers.iter().map(|(n, v)| line(n, v)).sum();
+    let added: usize = request.added.iter().map(|(n, v)| line(n, v)).sum();
+    // The request line's and our fields' fixed parts (about 210 bytes at most: names,
+    // separators, the traceparent, a 10-digit hop count, a 20-digit length).
+    const OURS: usize = 256;
+    let ours = request.host.len()
+        + request.authorization.map_or(0, HeaderValue::len)
+        + request.request_id.map_or(0, str::len)
+        + request.tracestate.map_or(0, str::len);
+    OURS + request.method.as_str().len() + request.path.len() + theirs + added + ours
 }
 
 /// One `name: value` line.
@@ -157,6 +173,7 @@ mod tests {
         };
         let mut out = BytesMut::new();
         write_request_head(&mut out, &request, &RequestFraming::Length(2));
+        assert!(out.len() <= head_len(&request), "written without growing");
         let text = String::from_utf8(out.to_vec()).unwrap();
         let zeros = "0".repeat(55);
         assert_eq!(
@@ -172,5 +189,32 @@ mod tests {
         write_request_head(&mut out, &request, &RequestFraming::None);
         assert!(String::from_utf8(out.to_vec()).unwrap().contains("authorization: client-key\r\n"));
         assert!(says_empty_length(&Method::POST) && !says_empty_length(&Method::GET));
+    }
+
+    /// The room reserved holds the largest head of our own fields: no growing (and no
+    /// copy) while it is written.
+    #[test]
+    fn the_head_fits_the_room_reserved_for_it() {
+        let headers = HeaderMap::new();
+        let host = HeaderValue::from_static("h");
+        let id = "i".repeat(128);
+        let added = [(HeaderName::from_static("x-forwarded-for"), HeaderValue::from_static("127.0.0.1"))];
+        let request = Outbound {
+            method: &Method::OPTIONS,
+            path: "/",
+            headers: &headers,
+            added: &added,
+            host: &host,
+            authorization: Some(&host),
+            hops: u32::MAX,
+            request_id: Some(&id),
+            traceparent: [b'0'; 55],
+            tracestate: Some("k=v"),
+        };
+        for framing in [RequestFraming::Length(u64::MAX), RequestFraming::Chunked] {
+            let mut out = BytesMut::new();
+            write_request_head(&mut out, &request, &framing);
+            assert!(out.len() <= head_len(&request), "{} > {}", out.len(), head_len(&request));
+        }
     }
 }
