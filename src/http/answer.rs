@@ -10,7 +10,7 @@ use super::{envelope, Worker};
 
 /// Whether `route` answers without FrameX's envelope: the plugin said so
 /// (`raw_response`), or the path is in `server.excluded_log_paths` (FrameX-kit's).
-pub(super) fn is_raw(worker: &Worker, req: &HttpRequest, route: &Route) -> bool {
+pub(super) fn is_raw(worker: &Worker<'_>, req: &HttpRequest, route: &Route) -> bool {
     route.spec.raw_response || worker.shared.raw_paths.iter().any(|p| p == req.path())
 }
 

@@ -18,7 +18,7 @@ pub(super) fn label(path: &str) -> Option<&'static str> {
 /// built-in. (A
 /// match here rather than actix-web routes: every request would otherwise be tried
 /// against each built-in's pattern before reaching the route table.)
-pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Option<HttpResponse> {
+pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker<'_>) -> Option<HttpResponse> {
     // Probes stay open whatever the rules say.
     match path {
         "/health" => return Some(HttpResponse::Ok().json("ok")),
@@ -65,7 +65,7 @@ pub(super) async fn serve(path: &str, req: &HttpRequest, worker: &Worker) -> Opt
 /// Readiness: 200 `"ready"`, or 503 `"not ready"` — to anyone, so it names nothing;
 /// the reason (upstreams not discovered yet, draining) goes to the log when it
 /// changes, and to the `[auth]`-protected status page.
-fn ready(worker: &Worker) -> HttpResponse {
+fn ready(worker: &Worker<'_>) -> HttpResponse {
     let shared = &worker.shared;
     match shared.readiness.not_ready(shared.proxy.as_ref()) {
         None => HttpResponse::Ok().json("ready"),
@@ -83,13 +83,13 @@ fn typed(content_type: &'static str, body: impl MessageBody + 'static) -> HttpRe
         .body(body)
 }
 
-fn openapi(worker: &Worker) -> HttpResponse {
+fn openapi(worker: &Worker<'_>) -> HttpResponse {
     let table = worker.shared.engine.table();
     typed("application/json", worker.shared.openapi.get(&table, &worker.shared.auth))
 }
 
 /// Prometheus metrics: the build, requests per route, upstreams, CallRemote, process.
-async fn metrics(worker: &Worker) -> HttpResponse {
+async fn metrics(worker: &Worker<'_>) -> HttpResponse {
     let report = match &worker.shared.proxy {
         Some(proxy) => Some(proxy.report().await),
         None => None,
@@ -101,7 +101,7 @@ async fn metrics(worker: &Worker) -> HttpResponse {
 /// its most used keys (key identities and client addresses, never keys) only to a
 /// request that passed an `[auth]` rule covering the page (`covered`); an empty list
 /// when there are no rules.
-fn limits(worker: &Worker, covered: bool) -> HttpResponse {
+fn limits(worker: &Worker<'_>, covered: bool) -> HttpResponse {
     match &worker.shared.limits {
         Some(limiter) => HttpResponse::Ok().json(limiter.report(if covered { 20 } else { 0 })),
         None => HttpResponse::Ok().json(serde_json::json!({ "rules": [] })),
@@ -109,7 +109,7 @@ fn limits(worker: &Worker, covered: bool) -> HttpResponse {
 }
 
 /// Each migrating route's mode, counts and last mismatches.
-fn migration(worker: &Worker) -> HttpResponse {
+fn migration(worker: &Worker<'_>) -> HttpResponse {
     let table = worker.shared.engine.table();
     let active = |template: &str| {
         table
@@ -121,7 +121,7 @@ fn migration(worker: &Worker) -> HttpResponse {
 
 /// The proxy's upstream URLs and pools with health and counters, and why `/ready`
 /// says no (`not_ready`, absent when ready).
-async fn upstreams(worker: &Worker) -> HttpResponse {
+async fn upstreams(worker: &Worker<'_>) -> HttpResponse {
     match &worker.shared.proxy {
         Some(proxy) => {
             let mut report = serde_json::to_value(proxy.report().await).unwrap_or_default();

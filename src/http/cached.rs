@@ -32,7 +32,7 @@ pub(super) fn mark_key(response: &mut HttpResponse, digest: &str) {
 /// # Errors
 /// The engine's, answered by the caller (never a cache failure).
 pub async fn local(
-    worker: &Worker,
+    worker: &Worker<'_>,
     req: &HttpRequest,
     route: Arc<Route>,
     args: Args,
@@ -94,11 +94,11 @@ pub async fn local(
     Ok(respond(reply, status, Some(&digest), raw, worker))
 }
 
-async fn call(worker: &Worker, route: Arc<Route>, args: Args, ctx: CallContext) -> Result<Reply, Error> {
+async fn call(worker: &Worker<'_>, route: Arc<Route>, args: Args, ctx: CallContext) -> Result<Reply, Error> {
     worker.router.send(Dispatch { route, args, ctx }).await?
 }
 
-fn respond(reply: Reply, status: Status, digest: Option<&str>, raw: bool, worker: &Worker) -> HttpResponse {
+fn respond(reply: Reply, status: Status, digest: Option<&str>, raw: bool, worker: &Worker<'_>) -> HttpResponse {
     let mut response = super::answer::answer(reply, raw, worker.shared.sentry.is_some());
     mark(&mut response, status);
     if let Some(digest) = digest {

@@ -25,7 +25,7 @@ use crate::cache::{key, Action, Cache, Entry, Status};
 /// The forwarding's, answered by the caller (never a cache failure).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn serve(
-    worker: &Worker,
+    worker: &Worker<'_>,
     req: &HttpRequest,
     path: &str,
     payload: web::Payload,

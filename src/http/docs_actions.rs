@@ -22,7 +22,7 @@ use crate::config::{ActionButton, ButtonAuth, ButtonError};
 pub(super) const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// `POST /docs/action-buttons/{i}/invoke`.
-pub(super) async fn invoke(worker: &Worker, req: &HttpRequest, index: Option<usize>, body: &Map<String, Value>) -> HttpResponse {
+pub(super) async fn invoke(worker: &Worker<'_>, req: &HttpRequest, index: Option<usize>, body: &Map<String, Value>) -> HttpResponse {
     let button = match button(worker, index, false) {
         Ok(button) => button,
         Err(refused) => return *refused,
@@ -74,7 +74,7 @@ pub(super) async fn invoke(worker: &Worker, req: &HttpRequest, index: Option<usi
 }
 
 /// `POST /docs/action-buttons/{i}/open`: `{open_url}` after the button's auth.
-pub(super) fn open(worker: &Worker, req: &HttpRequest, index: Option<usize>, body: &Map<String, Value>) -> HttpResponse {
+pub(super) fn open(worker: &Worker<'_>, req: &HttpRequest, index: Option<usize>, body: &Map<String, Value>) -> HttpResponse {
     match button(worker, index, true).and_then(|b| check_auth(worker, req, b, body).map(|()| b)) {
         Ok(button) => HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({ "open_url": button.url })),
         Err(refused) => *refused,
@@ -83,7 +83,7 @@ pub(super) fn open(worker: &Worker, req: &HttpRequest, index: Option<usize>, bod
 
 /// `GET /docs/action-buttons/{i}/open`: a redirect to the URL after the button's
 /// auth (a `password` button cannot pass here: no body carries the password).
-pub(super) fn open_window(worker: &Worker, req: &HttpRequest, index: Option<usize>) -> HttpResponse {
+pub(super) fn open_window(worker: &Worker<'_>, req: &HttpRequest, index: Option<usize>) -> HttpResponse {
     match button(worker, index, true).and_then(|b| check_auth(worker, req, b, &Map::new()).map(|()| b)) {
         Ok(button) => HttpResponse::Found()
             .insert_header((header::LOCATION, button.url.as_str()))
@@ -95,7 +95,7 @@ pub(super) fn open_window(worker: &Worker, req: &HttpRequest, index: Option<usiz
 
 /// Button `index`: 404 when there is none, 400 when it is (`link`) or is not
 /// (`!link`) a `LINK`.
-fn button(worker: &Worker, index: Option<usize>, link: bool) -> Result<&ActionButton, Box<HttpResponse>> {
+fn button<'a>(worker: &'a Worker<'_>, index: Option<usize>, link: bool) -> Result<&'a ActionButton, Box<HttpResponse>> {
     let button = index
         .and_then(|i| worker.shared.docs.tools.buttons.get(i))
         .ok_or_else(|| Box::new(envelope::error(StatusCode::NOT_FOUND, "Docs action button not found", None)))?;
@@ -108,7 +108,7 @@ fn button(worker: &Worker, index: Option<usize>, link: bool) -> Result<&ActionBu
 
 /// The button's own auth: its password (`{"auth": {"password": …}}`, compared in
 /// constant time), or a logged-in user it allows.
-fn check_auth(worker: &Worker, req: &HttpRequest, button: &ActionButton, body: &Map<String, Value>) -> Result<(), Box<HttpResponse>> {
+fn check_auth(worker: &Worker<'_>, req: &HttpRequest, button: &ActionButton, body: &Map<String, Value>) -> Result<(), Box<HttpResponse>> {
     match &button.auth {
         ButtonAuth::None => Ok(()),
         ButtonAuth::Password { password } => {

@@ -226,7 +226,7 @@ fn buttons(config: &[ActionButton]) -> Vec<ButtonView> {
 }
 
 /// The figures the header shows now, as the JSON island's text.
-pub(super) async fn overview(worker: &Worker) -> String {
+pub(super) async fn overview(worker: &Worker<'_>) -> String {
     let shared = &worker.shared;
     let page = &shared.docs;
     let upstreams: Vec<serde_json::Value> = match &shared.proxy {

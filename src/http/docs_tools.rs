@@ -83,7 +83,7 @@ impl Tool {
     ///
     /// # Errors
     /// The 401 (or the way to log in) of a request that may not.
-    pub fn admit<'a>(self, req: &HttpRequest, path: &'a str, worker: &Worker) -> Result<Admitted<'a>, Box<HttpResponse>> {
+    pub fn admit<'a>(self, req: &HttpRequest, path: &'a str, worker: &Worker<'_>) -> Result<Admitted<'a>, Box<HttpResponse>> {
         let get = matches!(self, Tool::OpenWindow(_) | Tool::PluginConfig | Tool::PluginRelease);
         // A form another site posts is refused before the gate, whose 401 would start a
         // login (a new state cookie) and spoil one the browser has under way.
@@ -94,7 +94,7 @@ impl Tool {
     }
 
     /// Answers a request [`Tool::admit`] let through.
-    pub async fn answer(self, req: &HttpRequest, payload: web::Payload, worker: &Worker) -> HttpResponse {
+    pub async fn answer(self, req: &HttpRequest, payload: web::Payload, worker: &Worker<'_>) -> HttpResponse {
         match self {
             Tool::PluginConfig => plugin_config(worker, req).await,
             Tool::PluginRelease => plugin_release(worker, req).await,
@@ -141,7 +141,7 @@ impl Admitted<'_> {
 /// rule covering the tool's own path (`/docs/*`, say) must pass too, unless a session
 /// is open. Else a `GET` goes to log in (with `[auth.oauth]`) and a `POST` gets a 401
 /// saying where.
-fn gate<'a>(worker: &Worker, req: &HttpRequest, path: &'a str, get: bool) -> Result<Admitted<'a>, Box<HttpResponse>> {
+fn gate<'a>(worker: &Worker<'_>, req: &HttpRequest, path: &'a str, get: bool) -> Result<Admitted<'a>, Box<HttpResponse>> {
     let shared = &worker.shared;
     let own = authorize(&shared.auth, req.headers(), path);
     let docs = authorize(&shared.auth, req.headers(), DOCS);
@@ -186,7 +186,7 @@ fn not_json() -> HttpResponse {
 
 /// The JSON object a `POST` sends (`{}` for an empty body): 415 without
 /// `Content-Type: application/json`, 413 past [`MAX_BODY`], 422 when not an object.
-async fn json_body(worker: &Worker, req: &HttpRequest, payload: web::Payload) -> Result<Map<String, Value>, HttpResponse> {
+async fn json_body(worker: &Worker<'_>, req: &HttpRequest, payload: web::Payload) -> Result<Map<String, Value>, HttpResponse> {
     if !is_json(req) {
         return Err(not_json());
     }
@@ -210,7 +210,7 @@ fn plugin_param(req: &HttpRequest) -> Option<String> {
 }
 
 /// `GET /docs/plugin-config?plugin=<name>`.
-async fn plugin_config(worker: &Worker, req: &HttpRequest) -> HttpResponse {
+async fn plugin_config(worker: &Worker<'_>, req: &HttpRequest) -> HttpResponse {
     let shared = &worker.shared;
     let Some(login) = &shared.docs_login else {
         return envelope::error(StatusCode::FORBIDDEN, "Plugin config documentation requires auth", None);
@@ -254,7 +254,7 @@ async fn plugin_config(worker: &Worker, req: &HttpRequest) -> HttpResponse {
 }
 
 /// `GET /docs/plugin-release?plugin=<name>`.
-async fn plugin_release(worker: &Worker, req: &HttpRequest) -> HttpResponse {
+async fn plugin_release(worker: &Worker<'_>, req: &HttpRequest) -> HttpResponse {
     let shared = &worker.shared;
     let name = plugin_param(req).unwrap_or_default();
     let not_found = || envelope::error(StatusCode::NOT_FOUND, &format!("Plugin not found: {name}"), None);

@@ -34,7 +34,7 @@ pub(super) struct Forwarding<'a> {
 /// # Errors
 /// Engine errors before the upstream answered (502, 504, 413…), answered by the caller.
 pub(super) async fn serve(
-    worker: &Worker,
+    worker: &Worker<'_>,
     req: &HttpRequest,
     path: &str,
     payload: web::Payload,
@@ -87,7 +87,7 @@ pub(super) async fn serve(
 /// # Errors
 /// Engine errors before the upstream answered (502, 504…), answered by the caller.
 pub(super) async fn serve_body(
-    worker: &Worker,
+    worker: &Worker<'_>,
     req: &HttpRequest,
     path: &str,
     body: Body,

@@ -19,7 +19,7 @@ use super::{answer, Worker};
 /// # Errors
 /// Binding and engine errors, answered by the caller.
 pub async fn serve(
-    worker: &Worker,
+    worker: &Worker<'_>,
     req: &HttpRequest,
     payload: web::Payload,
     route: Arc<Route>,

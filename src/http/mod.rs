@@ -153,23 +153,24 @@ pub struct WorkerState {
 }
 
 /// What one request sees: the shared state as it was when the request came in (a
-/// reload during the request changes nothing for it), and the worker's engine.
-pub struct Worker {
+/// reload during the request changes nothing for it), and the worker's engine,
+/// borrowed (an actor address's clone is an allocation).
+pub struct Worker<'a> {
     /// Shared state, taken once per request.
     pub shared: Arc<Shared>,
     /// The router replica on this worker's arbiter.
-    pub router: Addr<Router>,
+    pub router: &'a Addr<Router>,
     /// The pool replicas on this worker's arbiter (owned with the router).
-    pub pools: PoolReplicas,
+    pub pools: &'a PoolReplicas,
 }
 
 impl WorkerState {
     /// The view of one request: the current shared state, taken once.
-    fn snapshot(&self) -> Worker {
+    fn snapshot(&self) -> Worker<'_> {
         Worker {
             shared: self.state.load_full(),
-            router: self.router.clone(),
-            pools: self.pools.clone(),
+            router: &self.router,
+            pools: &self.pools,
         }
     }
 }

@@ -40,7 +40,7 @@ type Phase<T = ()> = ControlFlow<HttpResponse, T>;
 /// access log learns as the request goes.
 struct RequestCtx<'a> {
     req: &'a HttpRequest,
-    worker: &'a Worker,
+    worker: &'a Worker<'a>,
     /// The canonical path: for every phase, and for the upstream.
     path: &'a str,
     /// Deadline, request id, hops and trace of the call.
@@ -58,7 +58,7 @@ struct RequestCtx<'a> {
 pub(super) async fn serve(
     req: &HttpRequest,
     payload: web::Payload,
-    worker: &Worker,
+    worker: &Worker<'_>,
     ctx: CallContext,
     seen: &mut observe::Seen,
 ) -> HttpResponse {

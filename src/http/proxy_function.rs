@@ -66,7 +66,7 @@ async fn decode_call(call: Call, max_decoded: usize) -> Result<(Value, Value), H
 }
 
 /// Answers one proxy-function call.
-pub async fn serve(worker: &Worker, body: web::Payload, ctx: CallContext) -> HttpResponse {
+pub async fn serve(worker: &Worker<'_>, body: web::Payload, ctx: CallContext) -> HttpResponse {
     let request_id = ctx.request_id.clone();
     let trace_id = ctx.trace.trace_id;
     let offered = worker

@@ -61,7 +61,7 @@ pub fn is_upgrade(req: &HttpRequest) -> bool {
 /// Tunnels the upgrade request `req` (canonical path `path`) to the pool its path
 /// names, or answers 404.
 pub async fn serve(
-    worker: &Worker,
+    worker: &Worker<'_>,
     req: &HttpRequest,
     path: &str,
     payload: web::Payload,

@@ -44,7 +44,7 @@ pub const COMPARED_LIMIT: usize = 1 << 20;
 /// metrics and logs tell where the request went.
 #[allow(clippy::too_many_arguments)]
 pub async fn serve(
-    worker: &Worker,
+    worker: &Worker<'_>,
     req: &HttpRequest,
     path: &str,
     payload: web::Payload,
@@ -102,7 +102,7 @@ struct Shadowed<'a> {
 /// `shadow`: the upstream answers the client; the same call goes to the local plugin
 /// in a spawned task, and the answers are compared there.
 async fn shadow(
-    worker: &Worker,
+    worker: &Worker<'_>,
     req: &HttpRequest,
     path: &str,
     payload: web::Payload,
