@@ -192,13 +192,17 @@ enum Next {
     Fresh(usize),
 }
 
+/// Endpoints tried, in order: inline up to four (a pool retries once by default), so that
+/// an exchange allocates nothing to note them.
+pub type Tried = smallvec::SmallVec<[usize; 4]>;
+
 /// Where one exchange went, for the access log: the endpoints it tried, in order
 /// (indexes into the pool's `endpoints`), and the attempts it made (a retry on a fresh
 /// connection to the same endpoint is an attempt of its own).
 #[derive(Debug, Default)]
 pub struct Attempts {
     /// Endpoints tried, in order; the last one answered or failed last.
-    pub endpoints: Vec<usize>,
+    pub endpoints: Tried,
     /// Attempts made.
     pub count: u32,
 }
@@ -208,7 +212,7 @@ pub(super) struct Exchange {
     shared: Arc<PoolShared>,
     client: Rc<Client>,
     /// Endpoints tried so far, in order.
-    tried: Vec<usize>,
+    tried: Tried,
     /// Leave to retry, once taken (held for the rest of the exchange).
     permit: Option<RetryPermit>,
     /// Whether the one fresh-connection retry was used.
@@ -222,7 +226,7 @@ impl Exchange {
         Exchange {
             shared: shared.clone(),
             client: client.clone(),
-            tried: Vec::new(),
+            tried: Tried::new(),
             permit: None,
             fresh_used: false,
             attempts: 0,
