@@ -59,6 +59,10 @@ pub enum ButtonError {
     /// A header the HTTP client sets itself.
     #[error("'{0}' is set by framex-rs (Host from the url, Content-Length from the body, hop-by-hop headers per connection)")]
     Reserved(String),
+    /// A header given twice, in two spellings (names are case-insensitive: one value
+    /// would silently replace the other).
+    #[error("'{0}' is given twice (header names are case-insensitive)")]
+    Duplicate(String),
 }
 
 impl ButtonError {
@@ -67,7 +71,7 @@ impl ButtonError {
         match self {
             ButtonError::NotUrl(_) | ButtonError::Scheme | ButtonError::Origin(_) | ButtonError::Path(_) => "url",
             ButtonError::Method => "method",
-            ButtonError::Header(_) | ButtonError::Reserved(_) => "headers",
+            ButtonError::Header(_) | ButtonError::Reserved(_) | ButtonError::Duplicate(_) => "headers",
         }
     }
 }
@@ -98,7 +102,9 @@ impl ActionButton {
             if reserved || is_hop_by_hop(header.as_str(), None) {
                 return Err(ButtonError::Reserved(named()));
             }
-            headers.insert(header, value);
+            if headers.insert(header, value).is_some() {
+                return Err(ButtonError::Duplicate(named()));
+            }
         }
         Ok(ButtonTarget {
             base,

@@ -227,7 +227,8 @@ url = "https://example.org/wiki"
 
     /// A button whose request the send path would refuse (it answered 502 on every
     /// press) does not load: credentials in its URL, a host name no upstream URL may
-    /// have, a path too long for a URI, a header framex-rs sets itself. The error
+    /// have, a path too long for a URI, a header framex-rs sets itself, a header given
+    /// twice in two spellings (one would replace the other unseen). The error
     /// names the button, never the URL's password or a header's value.
     #[test]
     fn what_cannot_be_sent_does_not_load() {
@@ -240,6 +241,7 @@ url = "https://example.org/wiki"
             ("url = \"http://127.0.0.1:9/x\"\nheaders = { \"Transfer-Encoding\" = \"gzip\" }", "headers (button 'Deploy'): 'Transfer-Encoding' is set by framex-rs"),
             ("url = \"http://127.0.0.1:9/x\"\nheaders = { Host = \"other.example\" }", "headers (button 'Deploy'): 'Host' is set by framex-rs"),
             ("url = \"http://127.0.0.1:9/x\"\nheaders = { \"X-Key\" = \"value-secret-2\\u007f\" }", "headers (button 'Deploy'): 'X-Key' cannot be sent"),
+            ("url = \"http://127.0.0.1:9/x\"\nheaders = { \"X-Key\" = \"secret-3\", \"x-key\" = \"secret-4\" }", "headers (button 'Deploy'): 'x-key' is given twice"),
         ] {
             let err = parse(&format!("[[docs.action_buttons]]\ntitle = \"Deploy\"\n{lines}")).unwrap_err();
             assert!(err.contains(&format!("docs.action_buttons[0].{says}")), "{says}: {err}");
