@@ -1,11 +1,11 @@
-//! The HTTP server's connection timeouts: set on the server by [`crate::server`], and
-//! one more enforced by [`crate::http::conn_watch`] from two of them. A leaf, so that
-//! both can read it without the HTTP surface depending on the server that runs it.
+//! The HTTP server's connection timeouts, set on the server by [`crate::server`]. A
+//! leaf, so that anything may read them without depending on the server that runs it.
 
 use std::time::Duration;
 
 /// How long a client may take to send a request head (actix-web's default, set
-/// deliberately): slower → 408 and the connection closed.
+/// deliberately): slower → 408 and the connection closed. A kept-alive connection's
+/// next head has as long from its first byte (actix-http patched for it).
 pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long an idle keep-alive connection stays open (actix-web's default, set

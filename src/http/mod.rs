@@ -16,7 +16,6 @@ mod cached_proxy;
 mod docs_actions;
 mod docs_page;
 mod docs_tools;
-pub mod conn_watch;
 pub mod docs_login;
 mod envelope;
 pub mod error;
@@ -210,7 +209,6 @@ pub async fn dispatch(
     if let Some((reporter, trace, wall_start)) = sentry {
         report(&reporter, (&req, &response, &seen), &request_id, &trace, wall_start);
     }
-    let response = conn_watch::watch(&req, response);
     match keeper {
         Some(keeper) => keeper.attach(response),
         None => response,

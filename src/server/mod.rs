@@ -310,13 +310,12 @@ fn http_server(
     .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
     .keep_alive(KEEP_ALIVE)
     .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
-    // actix-http stops timing the next request head of a kept-alive connection
-    // once a byte of it has come: the watchdog does (see `http::conn_watch`).
+    // (The head timeout covers a kept-alive connection's next request too: see
+    // patches/README.md.)
     // `Expect: 100-continue` is granted only to requests [auth] lets through.
     .on_connect({
         let expect = http::expect_check(state.clone());
-        move |connection, extensions| {
-            http::conn_watch::on_connect(connection, extensions);
+        move |_connection, extensions| {
             extensions.insert(expect.clone());
             extensions.insert(http::PeerValue::default());
         }

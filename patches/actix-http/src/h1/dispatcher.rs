@@ -1482,6 +1482,25 @@ where
 
                     inner.as_mut().poll_request(cx)?;
 
+                    // framex-rs patch: the next request head of a kept-alive connection is
+                    // timed as the first one is. Upstream arms the head timer only for the
+                    // first request: once a byte of the next head had come (which clears
+                    // the keep-alive timer), nothing timed the rest, and a client
+                    // trickling it held the connection for ever. Armed when bytes wait
+                    // that make no request yet and nothing else is in progress; the
+                    // decoder clears it when the head is complete.
+                    if inner.flags.contains(Flags::STARTED)
+                        && !inner.read_buf.is_empty()
+                        && inner.state.is_none()
+                        && inner.messages.is_empty()
+                        && inner.payload.is_none()
+                        && !matches!(inner.head_timer, TimerState::Active { .. })
+                    {
+                        if let Some(deadline) = inner.config.client_request_deadline() {
+                            inner.as_mut().project().head_timer.set_and_init(cx, deadline.into(), line!());
+                        }
+                    }
+
                     if should_disconnect {
                         // I/O stream should to be closed
                         let inner = inner.as_mut().project();
