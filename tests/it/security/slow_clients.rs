@@ -294,6 +294,50 @@ async fn read_one_response(stream: &mut TcpStream) -> String {
     }
 }
 
+/// No arguments.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct NoArgs {}
+
+/// A plugin whose one route answers a 16 MiB JSON string (more than the kernel's socket
+/// buffers on loopback hold), all at once.
+fn large_answer_plugin() -> Arc<framex::actors::PluginSpec> {
+    framex::plugin::PluginBuilder::new("large")
+        .get("/api/v1/large", |_: NoArgs, _: framex::plugin::Ctx| async { Ok(json!("x".repeat(16 << 20))) })
+        .build()
+        .expect("plugin declarations are valid")
+}
+
+/// A client that reads nothing of a large answer (16 MiB, most of it left in the
+/// server's write buffer behind a 4 KiB receive window), even one that sends the first
+/// byte of a next request, cannot hold its connection: once it has taken nothing
+/// written to it for 10 s (the patched actix-http's write stall limit, as nginx's
+/// `send_timeout`) the connection is dropped, and with `max_connections = 1` the next
+/// client is served then (before: held for ever, no timer running while an answer is
+/// written, and a slot with it).
+#[actix_rt::test]
+async fn a_client_that_reads_nothing_cannot_hold_its_slot() {
+    let server = start(config("[server]\nmax_connections = 1"), vec![large_answer_plugin()]).await;
+    let addr = server.local_addr();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = socket.connect(addr).await.unwrap();
+    stuck.write_all(b"GET /api/v1/large HTTP/1.1\r\nHost: framex\r\n\r\n").await.unwrap();
+    actix_rt::time::sleep(Duration::from_millis(1000)).await;
+    stuck.write_all(b"G").await.unwrap();
+    let started = Instant::now();
+    let next = tokio::time::timeout(
+        Duration::from_secs(20),
+        crate::common::raw_http(addr, "GET /health HTTP/1.1\r\nHost: framex\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+    .expect("the next client is served: the stuck connection let its slot go");
+    assert!(next.starts_with("HTTP/1.1 200"), "{next}");
+    assert!(started.elapsed() >= Duration::from_secs(8), "it waited for the slot: {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(15), "the stall limit (10 s) plus a margin: {:?}", started.elapsed());
+    drop(stuck);
+    server.stop(false).await;
+}
+
 /// With `max_connections = 2` (one worker) held by a slow client and a kept-alive
 /// one, a third client waits: the kept-alive one is still served meanwhile, and the
 /// third is served once the slow client is cut by `client_body_timeout`. Slow

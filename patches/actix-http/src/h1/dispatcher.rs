@@ -68,6 +68,11 @@ thread_local! {
 }
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
+/// framex-rs patch: how long a client may take none of the bytes written to it before
+/// its connection is dropped (the time between two writes that took anything, as
+/// nginx's `send_timeout`; framex-rs's idle wait and head timeout together).
+const WRITE_STALL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Write buffer capacity at which we reallocate it after flushing.
 const WRITE_BUFFER_RETENTION_LIMIT: usize = 1024 * 128;
 
@@ -208,6 +213,9 @@ pin_project! {
         head_timer: TimerState,
         ka_timer: TimerState,
         shutdown_timer: TimerState,
+        // framex-rs patch: runs while written bytes wait that the client does not take
+        // (see `WRITE_STALL`).
+        write_timer: TimerState,
         graceful_shutdown: Option<crate::config::GracefulShutdownFuture>,
         // framex-rs patch: what the graceful-shutdown signal wakes (see `ShutdownWake`).
         shutdown_wake: Option<std::sync::Arc<ShutdownWake>>,
@@ -331,6 +339,7 @@ where
                     head_timer: TimerState::new(config.client_request_deadline().is_some()),
                     ka_timer: TimerState::new(config.keep_alive().enabled()),
                     shutdown_timer: TimerState::new(config.client_disconnect_deadline().is_some()),
+                    write_timer: TimerState::new(true),
                     graceful_shutdown: config.graceful_shutdown(),
                     shutdown_wake: None,
 
@@ -398,6 +407,7 @@ where
             write_buf,
             h1_write_buffer_size,
             write_buf_needs_reset,
+            write_timer,
             ..
         } = self.project();
         let mut io = Pin::new(io.as_mut().unwrap());
@@ -426,9 +436,20 @@ where
 
                 Poll::Pending => {
                     write_buf.advance(written);
+                    // framex-rs patch: bytes wait that the client does not take. The
+                    // stall timer runs from the last write that took any (nginx's
+                    // `send_timeout`); when it fires the connection is dropped.
+                    if written > 0 || !matches!(write_timer, TimerState::Active { .. }) {
+                        write_timer.set_and_init(cx, (tokio::time::Instant::now() + WRITE_STALL).into(), line!());
+                    }
                     return Poll::Pending;
                 }
             }
+        }
+
+        // framex-rs patch: all taken, nothing waits.
+        if matches!(write_timer, TimerState::Active { .. }) {
+            write_timer.clear(line!());
         }
 
         // All bytes have been accepted by the I/O stream, so the buffer can be reused or released.
@@ -1117,7 +1138,19 @@ where
                     BoxBody::new(()),
                 );
 
-                self.project().flags.insert(Flags::SHUTDOWN);
+                let this = self.project();
+                this.flags.insert(Flags::SHUTDOWN);
+
+                // framex-rs patch: the 408 is written once, and the connection gets the
+                // disconnect timeout to drain, as after a keep-alive timeout (the head
+                // timer now also runs after earlier answers, which may still be
+                // unflushed).
+                this.head_timer.clear(line!());
+                if let Some(deadline) = this.config.client_disconnect_deadline() {
+                    this.shutdown_timer.set_and_init(cx, deadline.into(), line!());
+                } else {
+                    this.flags.insert(Flags::WRITE_DISCONNECT);
+                }
             }
         };
 
@@ -1165,6 +1198,21 @@ where
         }
 
         Ok(())
+    }
+
+    /// framex-rs patch: a client that took none of the bytes written to it for
+    /// `WRITE_STALL` is dropped (without it, a client that reads nothing of a large
+    /// answer held its connection, and a slot under `max_connections`, for ever: no other
+    /// timer runs while an answer is being written).
+    fn poll_write_timer(self: Pin<&mut Self>, cx: &mut Context<'_>) {
+        let this = self.project();
+        if let TimerState::Active { timer } = this.write_timer {
+            if timer.as_mut().poll(cx).is_ready() {
+                trace!("the client took nothing written to it in time; dropping the connection");
+                this.write_timer.clear(line!());
+                this.flags.insert(Flags::READ_DISCONNECT | Flags::WRITE_DISCONNECT);
+            }
+        }
     }
 
     fn poll_shutdown_timer(
@@ -1232,6 +1280,7 @@ where
         self.as_mut().poll_head_timer(cx)?;
         self.as_mut().poll_ka_timer(cx)?;
         self.as_mut().poll_shutdown_timer(cx)?;
+        self.as_mut().poll_write_timer(cx);
 
         Ok(())
     }
