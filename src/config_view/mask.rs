@@ -71,8 +71,9 @@ fn url_password(text: &str) -> String {
         let ends = |c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '"' | '<' | '>' | '[' | ']' | '{' | '}' | '\\');
         let authority = &tail[..tail.find(ends).unwrap_or(tail.len())];
         let Some(at) = authority.rfind('@') else {
-            out.push_str(authority);
-            rest = &tail[authority.len()..];
+            // No credentials here; the authority may run into a next URL of a list
+            // (`http://h1,http://u:p@h2`): go on looking inside it.
+            rest = tail;
             continue;
         };
         // A user without a password is a token as often as not (`ghp_…@github.com`,
@@ -94,19 +95,39 @@ fn url_password(text: &str) -> String {
 /// and the server's secrets anywhere.
 pub fn yaml(text: &str, secrets: &[String]) -> String {
     let mut out = Vec::new();
-    // The indent of the secret key whose block is being hidden.
-    let mut hiding: Option<usize> = None;
+    // The secret value being hidden over the lines that follow its key.
+    let mut hiding: Option<Hiding> = None;
     for line in text.lines() {
         let indent = line.len() - line.trim_start().len();
         let content = line.trim_start();
-        if let Some(level) = hiding {
+        let masked = || if content.is_empty() { String::new() } else { format!("{}{MASK}", &line[..indent]) };
+        match &mut hiding {
             // A list under the key may stand at the key's own indent (`tokens:` then
             // `- value`): still the key's block.
-            if content.is_empty() || indent > level || (indent == level && (content == "-" || content.starts_with("- "))) {
-                out.push(if content.is_empty() { String::new() } else { format!("{}{MASK}", &line[..indent]) });
+            Some(Hiding::Block(level))
+                if content.is_empty() || indent > *level || (indent == *level && (content == "-" || content.starts_with("- "))) =>
+            {
+                out.push(masked());
                 continue;
             }
-            hiding = None;
+            // Inside a flow collection or a quoted scalar, YAML does not look at the
+            // indent: hidden until it closes, at whatever indent.
+            Some(Hiding::Flow(depth)) => {
+                out.push(masked());
+                *depth += flow_depth(content);
+                if *depth <= 0 {
+                    hiding = None;
+                }
+                continue;
+            }
+            Some(Hiding::Quoted(quote)) => {
+                out.push(masked());
+                if content.contains(*quote) {
+                    hiding = None;
+                }
+                continue;
+            }
+            _ => hiding = None,
         }
         if content.starts_with('#') {
             out.push(if is_secret_key(content) { format!("{}# {MASK}", &line[..indent]) } else { string(line, secrets) });
@@ -119,10 +140,38 @@ pub fn yaml(text: &str, secrets: &[String]) -> String {
     out.join("\n")
 }
 
-/// One YAML line that is not a comment: the line as shown, and, for a secret key, its
-/// column: the lines indented deeper are its value going on (a block, a flow
-/// collection or a quoted or plain scalar over several lines), hidden too.
-fn yaml_line(line: &str, indent: usize, secrets: &[String]) -> (String, Option<usize>) {
+/// A secret YAML value going on below its key's line, hidden until it ends.
+enum Hiding {
+    /// Lines indented deeper than this column (the key's, `- ` included): a block, or
+    /// a plain scalar over several lines.
+    Block(usize),
+    /// A flow collection (`[…]`, `{…}`) opened this many levels deep and not closed.
+    Flow(i32),
+    /// A quoted scalar not closed yet, by this quote.
+    Quoted(char),
+}
+
+/// How many flow collections `text` opens (less those it closes), outside quotes.
+fn flow_depth(text: &str) -> i32 {
+    let mut quote = None;
+    let mut depth = 0;
+    for c in text.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if c == '[' || c == '{' => depth += 1,
+            None if c == ']' || c == '}' => depth -= 1,
+            None => {}
+        }
+    }
+    depth
+}
+
+/// One YAML line that is not a comment: the line as shown, and, for a secret key, how
+/// its value goes on below it (a block, a flow collection or a quoted or plain scalar
+/// over several lines), hidden too.
+fn yaml_line(line: &str, indent: usize, secrets: &[String]) -> (String, Option<Hiding>) {
     let content = &line[indent..];
     let item = content.strip_prefix("- ").map_or(0, |_| 2);
     let body = &content[item..];
@@ -145,7 +194,13 @@ fn yaml_line(line: &str, indent: usize, secrets: &[String]) -> (String, Option<u
         } else {
             format!("{prefix} {MASK}{comment_shown}")
         };
-        return (shown, Some(indent + item));
+        let open_quote = value_text.chars().next().filter(|&q| q == '"' || q == '\'' ).filter(|&q| !value_text[1..].contains(q));
+        let goes_on = match (flow_depth(value_text), open_quote) {
+            (depth, _) if depth > 0 && value_text.starts_with(['[', '{']) => Hiding::Flow(depth),
+            (_, Some(quote)) => Hiding::Quoted(quote),
+            _ => Hiding::Block(indent + item),
+        };
+        return (shown, Some(goes_on));
     }
     if value_text.starts_with(['{', '[']) && is_secret_key(value_text) {
         return (format!("{prefix} {MASK}{comment_shown}"), None);
@@ -277,6 +332,46 @@ after: shown";
         for kept in ["name: demo", "- name: sibling", "]", "other: fine # keep", "after: shown", "credentials:", "private_key: |", "password: ********"] {
             assert!(shown.contains(kept), "{kept} missing in\n{shown}");
         }
+    }
+
+    /// A secret value that goes on below its key inside a flow collection or a quoted
+    /// scalar is hidden until it closes, at whatever indent (YAML does not look at the
+    /// indent there); what follows it is shown.
+    #[test]
+    fn yaml_flow_and_quoted_secrets_are_hidden_until_they_close() {
+        let text = "\
+tokens: [
+t-1, t-2,
+  [t-3]
+]
+shown-1: a
+password: {
+user: t-4,
+pw: \"t-5 ] }\"
+}
+shown-2: b
+secret: 'first t-6
+t-7'
+shown-3: c";
+        let shown = yaml(text, &[]);
+        for n in 1..=7 {
+            assert!(!shown.contains(&format!("t-{n}")), "t-{n} in\n{shown}");
+        }
+        for kept in ["shown-1: a", "shown-2: b", "shown-3: c"] {
+            assert!(shown.contains(kept), "{kept} missing in\n{shown}");
+        }
+    }
+
+    /// Several URLs in one value, joined by `,`, `;` or `|` (broker and sentinel
+    /// lists): the password of each is hidden, the first having none or not.
+    #[test]
+    fn every_url_of_a_list_has_its_password_hidden() {
+        for text in ["http://h1,http://u:s-1@h2", "redis://h1;redis://u:s-1@h2/0", "amqp://h1|amqp://s-1@h2", "http://a@b,http://u:s-1@h2"] {
+            let shown = url_password(text);
+            assert!(!shown.contains("s-1"), "{text} -> {shown}");
+            assert!(shown.contains(MASK) && shown.contains("h2"), "{text} -> {shown}");
+        }
+        assert_eq!(url_password("see http://h1/x and http://h2"), "see http://h1/x and http://h2");
     }
 
     #[test]
