@@ -316,14 +316,31 @@ fn large_answer_plugin() -> Arc<framex::actors::PluginSpec> {
 /// written, and a slot with it).
 #[actix_rt::test]
 async fn a_client_that_reads_nothing_cannot_hold_its_slot() {
+    let next_byte = reads_nothing_of(b"GET /api/v1/large HTTP/1.1\r\nHost: framex\r\n\r\n", b"G");
+    next_byte.await;
+}
+
+/// The same with a request body declared and never sent (the handler does not read
+/// it): the connection that answered over an unread body is dropped by the write stall
+/// all the same.
+#[actix_rt::test]
+async fn a_client_that_reads_nothing_while_the_server_lingers_cannot_hold_its_slot() {
+    let lingering = reads_nothing_of(b"GET /api/v1/large HTTP/1.1\r\nHost: framex\r\nContent-Length: 1000000\r\n\r\nab", b"cd");
+    lingering.await;
+}
+
+/// Sends `request` on a connection with a 4 KiB receive window that then reads nothing,
+/// then `then`, with `max_connections = 1`: the next client is served once the write
+/// stall (10 s) dropped the stuck connection.
+async fn reads_nothing_of(request: &'static [u8], then: &'static [u8]) {
     let server = start(config("[server]\nmax_connections = 1"), vec![large_answer_plugin()]).await;
     let addr = server.local_addr();
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stuck = socket.connect(addr).await.unwrap();
-    stuck.write_all(b"GET /api/v1/large HTTP/1.1\r\nHost: framex\r\n\r\n").await.unwrap();
+    stuck.write_all(request).await.unwrap();
     actix_rt::time::sleep(Duration::from_millis(1000)).await;
-    stuck.write_all(b"G").await.unwrap();
+    stuck.write_all(then).await.unwrap();
     let started = Instant::now();
     let next = tokio::time::timeout(
         Duration::from_secs(20),

@@ -34,6 +34,7 @@ use crate::{
 };
 
 const LW_BUFFER_SIZE: usize = 1024;
+const HW_BUFFER_SIZE: usize = 1024 * 8;
 
 /// framex-rs patch: the waker a connection gives the graceful-shutdown signal. It notes
 /// that the signal fired before waking the connection's task, so that the dispatcher
@@ -53,7 +54,6 @@ impl std::task::Wake for ShutdownWake {
         self.task.wake_by_ref();
     }
 }
-const HW_BUFFER_SIZE: usize = 1024 * 8;
 
 // framex-rs patch: idle connections give their buffers up (`release_idle_buffers`).
 // Up to `MAX_SPARE_BUFFERS` pairs are kept on each thread for the next connection that
@@ -439,17 +439,12 @@ where
                     // framex-rs patch: bytes wait that the client does not take. The
                     // stall timer runs from the last write that took any (nginx's
                     // `send_timeout`); when it fires the connection is dropped.
-                    if written > 0 || !matches!(write_timer, TimerState::Active { .. }) {
+                    if written > 0 || !write_timer.is_active() {
                         write_timer.set_and_init(cx, (tokio::time::Instant::now() + WRITE_STALL).into(), line!());
                     }
                     return Poll::Pending;
                 }
             }
-        }
-
-        // framex-rs patch: all taken, nothing waits.
-        if matches!(write_timer, TimerState::Active { .. }) {
-            write_timer.clear(line!());
         }
 
         // All bytes have been accepted by the I/O stream, so the buffer can be reused or released.
@@ -461,7 +456,18 @@ where
         }
 
         // flush the I/O and check if get blocked
-        io.poll_flush(cx)
+        let flushed = io.poll_flush(cx);
+        // framex-rs patch: the stall timer runs until the stream has sent what it took
+        // too (TLS keeps what it accepted in a buffer of its own): cleared only then, and
+        // armed if the stream's flush waits.
+        match flushed {
+            Poll::Ready(_) if write_timer.is_active() => write_timer.clear(line!()),
+            Poll::Pending if written > 0 || !write_timer.is_active() => {
+                write_timer.set_and_init(cx, (tokio::time::Instant::now() + WRITE_STALL).into(), line!());
+            }
+            _ => {}
+        }
+        flushed
     }
 
     fn enter_linger(flags: &mut Flags) {
@@ -1144,12 +1150,10 @@ where
                 // framex-rs patch: the 408 is written once, and the connection gets the
                 // disconnect timeout to drain, as after a keep-alive timeout (the head
                 // timer now also runs after earlier answers, which may still be
-                // unflushed).
+                // unflushed; without a disconnect timeout the write stall bounds it).
                 this.head_timer.clear(line!());
                 if let Some(deadline) = this.config.client_disconnect_deadline() {
                     this.shutdown_timer.set_and_init(cx, deadline.into(), line!());
-                } else {
-                    this.flags.insert(Flags::WRITE_DISCONNECT);
                 }
             }
         };
@@ -1204,13 +1208,13 @@ where
     /// `WRITE_STALL` is dropped (without it, a client that reads nothing of a large
     /// answer held its connection, and a slot under `max_connections`, for ever: no other
     /// timer runs while an answer is being written).
-    fn poll_write_timer(self: Pin<&mut Self>, cx: &mut Context<'_>) {
-        let this = self.project();
+    fn poll_write_timer(mut self: Pin<&mut Self>, cx: &mut Context<'_>) {
+        let this = self.as_mut().project();
         if let TimerState::Active { timer } = this.write_timer {
             if timer.as_mut().poll(cx).is_ready() {
                 trace!("the client took nothing written to it in time; dropping the connection");
                 this.write_timer.clear(line!());
-                this.flags.insert(Flags::READ_DISCONNECT | Flags::WRITE_DISCONNECT);
+                self.client_disconnected();
             }
         }
     }
@@ -1485,6 +1489,13 @@ where
                 inner.as_mut().poll_graceful_shutdown(cx);
                 inner.as_mut().poll_timers(cx)?;
 
+                // framex-rs patch: a client found gone by a timer (the write stall) is
+                // dropped whatever the connection was doing (lingering over an unread
+                // body included), not only where the normal path looks.
+                if inner.flags.contains(Flags::WRITE_DISCONNECT) {
+                    return Poll::Ready(Ok(()));
+                }
+
                 let poll = if inner.flags.contains(Flags::LINGER) {
                     match inner.as_mut().poll_linger(cx)? {
                         Poll::Ready(()) => {
@@ -1538,12 +1549,11 @@ where
                     // trickling it held the connection for ever. Armed when bytes wait
                     // that make no request yet and nothing else is in progress; the
                     // decoder clears it when the head is complete.
-                    if inner.flags.contains(Flags::STARTED)
-                        && !inner.read_buf.is_empty()
+                    if !inner.read_buf.is_empty()
                         && inner.state.is_none()
                         && inner.messages.is_empty()
                         && inner.payload.is_none()
-                        && !matches!(inner.head_timer, TimerState::Active { .. })
+                        && !inner.head_timer.is_active()
                     {
                         if let Some(deadline) = inner.config.client_request_deadline() {
                             inner.as_mut().project().head_timer.set_and_init(cx, deadline.into(), line!());

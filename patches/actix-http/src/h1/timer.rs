@@ -28,6 +28,11 @@ impl TimerState {
         matches!(self, Self::Active { .. } | Self::Inactive { .. })
     }
 
+    // framex-rs patch: whether it runs (set and not cleared).
+    pub(super) fn is_active(&self) -> bool {
+        matches!(self, Self::Active { .. })
+    }
+
     // framex-rs patch: takes the deadline (was a `Sleep`), reusing the timer's own.
     pub(super) fn set(&mut self, deadline: Instant, line: u32) {
         if matches!(self, Self::Disabled) {
