@@ -66,6 +66,7 @@ pub(super) fn parse_answer_head(buf: &mut BytesMut, method: &Method) -> Result<O
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut answer = httparse::Response::new(&mut []);
     let taken = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut answer, buf, &mut fields) {
+        Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => return Err(HeadError::TooLarge { limit: MAX_HEAD }),
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge { limit: MAX_HEAD }),
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -216,7 +217,7 @@ fn fields_of(bytes: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Hops), HeadErr
             Role::ContentLength => hops.content_length(raw),
             Role::ContentType if !hops.content_typed => {
                 hops.content_typed = true;
-                hops.event_stream = raw.starts_with(b"text/event-stream");
+                hops.event_stream = crate::sse::is_event_stream(raw);
             }
             Role::Hop | Role::ContentType | Role::Kept => {}
         }
@@ -348,6 +349,9 @@ mod tests {
         assert!(matches!(parse("HTTP/1.1 200 OK\r\n folded: x\r\n\r\n", &Method::GET), Err(HeadError::Syntax(_))));
         let endless = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(MAX_HEAD));
         assert!(matches!(parse(&endless, &Method::GET), Err(HeadError::TooLarge { .. })));
+        // Complete in the read that crossed the limit: too large all the same.
+        let over = format!("HTTP/1.1 200 OK\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD));
+        assert!(matches!(parse(&over, &Method::GET), Err(HeadError::TooLarge { .. })), "a head over the limit");
         let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
         assert!(parse(&format!("HTTP/1.1 200 OK\r\n{many}\r\n"), &Method::GET).is_err());
     }

@@ -252,9 +252,14 @@ impl Conn {
 
     /// Reads the answer's head (skipping 1xx interim answers but `101`).
     async fn read_head(mut self, method: &http::Method) -> Result<Answer, WireError> {
+        // Whether the buffer may hold a whole head it did not at the last parse: a head
+        // ends with a line feed, so bytes without one complete none (an upstream
+        // trickling its head a byte at a time is not parsed again from the start for
+        // every byte), unless the buffer outgrew the largest head (refused then).
+        let mut worth_parsing = true;
         loop {
             // Nothing to parse before the first read; an interim head parsed is dropped.
-            let parsed = match self.buf.is_empty() {
+            let parsed = match self.buf.is_empty() || !worth_parsing {
                 true => None,
                 false => parse_answer_head(&mut self.buf, method).map_err(WireError::Head)?,
             };
@@ -269,8 +274,13 @@ impl Conn {
                         body: WireBody::new(self, head.framing, head.keep_alive),
                     })
                 }
-                None if self.fill().await? == 0 => return Err(WireError::ClosedBeforeHead),
-                None => {}
+                None => {
+                    let before = self.buf.len();
+                    if self.fill().await? == 0 {
+                        return Err(WireError::ClosedBeforeHead);
+                    }
+                    worth_parsing = self.buf[before..].contains(&b'\n') || self.buf.len() > answer::MAX_HEAD;
+                }
             }
         }
     }

@@ -113,6 +113,24 @@ async fn a_chunked_answer_in_pieces_is_read_and_the_connection_kept() {
     assert!(response.into_body().into_idle().is_some());
 }
 
+/// A head trickled in pieces, cut anywhere (inside the status line, a field, its last
+/// line feed alone), is read whole once its last line feed comes: pieces without a
+/// line feed are not parsed again from the start.
+#[actix_rt::test]
+async fn a_head_trickled_in_pieces_is_read_when_it_ends() {
+    let (endpoint, _requests) = upstream(
+        vec![vec![b"HTTP/1.1 2", b"00 OK\r\nX-A: ", b"b\r\nContent-Length: 2\r", b"\n\r", b"\nhi"]],
+        false,
+    )
+    .await;
+    let conn = open(&endpoint).await;
+    let Ok(response) = send(conn, Method::GET, "/", OutBody::Empty).await else { panic!("no answer") };
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers.get("x-a").unwrap(), "b");
+    let mut body = response.into_body();
+    assert_eq!(&body_of(&mut body).await.unwrap()[..], b"hi");
+}
+
 /// A body that came with its head is taken at once, whole, and leaves its connection
 /// reusable; one still on its way is not (it is read as usual), nor is a chunked one.
 #[actix_rt::test]
