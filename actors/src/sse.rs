@@ -193,6 +193,12 @@ fn parse_block(block: &[u8]) -> Option<Event> {
     })
 }
 
+/// Whether a `Content-Type` value says server-sent events (`text/event-stream`,
+/// parameters allowed; media types are case-insensitive).
+pub fn is_event_stream(content_type: &[u8]) -> bool {
+    content_type.get(..17).is_some_and(|media| media.eq_ignore_ascii_case(b"text/event-stream"))
+}
+
 /// Turns a byte stream of SSE into a stream of [`Event`]s.
 pub fn events(stream: ChunkStream) -> impl Stream<Item = Result<Event, Error>> {
     futures::stream::unfold(
@@ -214,6 +220,18 @@ pub fn events(stream: ChunkStream) -> impl Stream<Item = Result<Event, Error>> {
 
 #[cfg(test)]
 mod tests {
+    /// Media types are case-insensitive: an upstream's `Text/Event-Stream` is an event
+    /// stream (not buffered, not cached, not compared) as much as the lower-case one.
+    #[test]
+    fn event_streams_are_known_in_any_case() {
+        for yes in [&b"text/event-stream"[..], b"Text/Event-Stream; charset=utf-8", b"TEXT/EVENT-STREAM"] {
+            assert!(is_event_stream(yes), "{}", String::from_utf8_lossy(yes));
+        }
+        for no in [&b"text/event"[..], b"text/plain", b"", b"application/json; x=text/event-stream"] {
+            assert!(!is_event_stream(no), "{}", String::from_utf8_lossy(no));
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -108,7 +108,7 @@ fn storable(response: &HttpResponse, max: usize) -> bool {
     });
     response.status() == StatusCode::OK
         && length_ok
-        && !text(header::CONTENT_TYPE).starts_with("text/event-stream")
+        && !framex_actors::sse::is_event_stream(text(header::CONTENT_TYPE).as_bytes())
         && !headers.contains_key(header::SET_COOKIE)
         && !["private", "no-store", "no-cache"].iter().any(|d| cache_control.contains(d))
         && vary_ok

@@ -132,7 +132,7 @@ async fn shadow(
     let sse = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        .is_some_and(|v| framex_actors::sse::is_event_stream(v.as_bytes()));
     let comparable = matches!(response.body().size(), BodySize::Sized(n) if n as usize <= COMPARED_LIMIT)
         || matches!(response.body().size(), BodySize::None);
     if sse || !comparable {
