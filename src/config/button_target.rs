@@ -89,8 +89,8 @@ impl ActionButton {
         }
         let base = UpstreamUrl::parse(&url[..url::Position::BeforePath]).map_err(ButtonError::Origin)?;
         let path_and_query = &url[url::Position::BeforePath..url::Position::AfterQuery];
-        // As the client builds the request's URI from the origin's prefix and the path.
-        wire::Uri::try_from(format!("{}{path_and_query}", base.path_prefix())).map_err(ButtonError::Path)?;
+        // As the client builds the request's URI (the origin has no path prefix here).
+        wire::Uri::try_from(path_and_query).map_err(ButtonError::Path)?;
         let method = Method::from_bytes(self.method.as_bytes()).map_err(|_| ButtonError::Method)?;
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
