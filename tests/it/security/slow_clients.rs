@@ -553,3 +553,65 @@ async fn slow_headers_of_a_kept_alive_connections_next_request_are_cut() {
     assert!(started.elapsed() < Duration::from_secs(10), "the head timeout plus a margin: {:?}", started.elapsed());
     server.stop(false).await;
 }
+
+/// The same over HTTPS, where the answer goes through rustls's own buffer first: a
+/// client that completes the handshake, asks for 16 MiB and reads nothing behind a
+/// 4 KiB window is dropped after the stall limit; with `max_connections = 1` the next
+/// HTTPS client is served then (with the limit at 1000 s it is not served within 20 s).
+/// This holds the stall on the TLS write path; the case where only rustls's flush waits
+/// (an answer's tail within its 64 KiB) is not isolated here.
+#[actix_rt::test]
+async fn an_https_client_that_reads_nothing_cannot_hold_its_slot() {
+    let ca = crate::common::certs::TestCa::new();
+    let server = start(
+        config(&format!("[server]\nmax_connections = 1\n{}", ca.server_toml())),
+        vec![large_answer_plugin()],
+    )
+    .await;
+    let addr = server.local_addr();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    let mut stuck = tls_client(&ca).connect(localhost(), tcp).await.expect("the handshake completes");
+    stuck.write_all(b"GET /api/v1/large HTTP/1.1\r\nHost: framex\r\n\r\n").await.unwrap();
+    stuck.flush().await.unwrap();
+    actix_rt::time::sleep(Duration::from_millis(1000)).await;
+    let started = Instant::now();
+    let next = tokio::time::timeout(Duration::from_secs(20), async {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let mut tls = tls_client(&ca).connect(localhost(), tcp).await.expect("the next handshake completes");
+        tls.write_all(b"GET /health HTTP/1.1\r\nHost: framex\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .expect("the next HTTPS client is served: the stuck connection let its slot go");
+    assert!(next.starts_with("HTTP/1.1 200"), "{next}");
+    assert!(started.elapsed() >= Duration::from_secs(8), "it waited for the slot: {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(15), "the stall limit (10 s) plus a margin: {:?}", started.elapsed());
+    drop(stuck);
+    server.stop(false).await;
+}
+
+/// A TLS client trusting the test CA only, speaking HTTP/1.1 (no ALPN).
+fn tls_client(ca: &crate::common::certs::TestCa) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(ca.path("ca.pem")).unwrap();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// The name the test certificate is for.
+fn localhost() -> rustls::pki_types::ServerName<'static> {
+    rustls::pki_types::ServerName::try_from("localhost").unwrap()
+}
