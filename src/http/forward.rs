@@ -149,12 +149,11 @@ pub(super) async fn serve_body(
     Ok(answer)
 }
 
-/// Makes the upstream's answer fields (hop-by-hop ones already left out) our
-/// answer's, as one map: both are actix-web's. `Content-Length` goes (actix-web writes
-/// the length of the body it is given); a field the builder set (a streamed body's
-/// default `Content-Type`) stays only where the upstream sent none.
-fn install_fields(mut fields: header::HeaderMap, answer: &mut HttpResponse) {
-    fields.remove(header::CONTENT_LENGTH);
+/// Makes the upstream's answer fields (hop-by-hop ones and `Content-Length` already
+/// left out: actix-web writes the length of the body it is given) our answer's, as one
+/// map: both are actix-web's. A field the builder set (a streamed body's default
+/// `Content-Type`) stays only where the upstream sent none.
+fn install_fields(fields: header::HeaderMap, answer: &mut HttpResponse) {
     let defaults = std::mem::replace(answer.headers_mut(), fields);
     for (name, value) in defaults {
         if !answer.headers().contains_key(&name) {

@@ -407,9 +407,9 @@ pub type AddedFields = Vec<(http::header::HeaderName, http::header::HeaderValue)
 pub struct ForwardResponse {
     /// Status.
     pub status: StatusCode,
-    /// Headers, stripped of hop-by-hop ones, in actix-web's own map: the HTTP edge
-    /// answers with it as it is (a field at a time, moving them cost 1,900
-    /// instructions a proxied request).
+    /// Headers, stripped of hop-by-hop ones and of `Content-Length` (see
+    /// `content_length`), in actix-web's own map: the HTTP edge answers with it as it
+    /// is (a field at a time, moving them cost 1,900 instructions a proxied request).
     pub headers: actix_http::header::HeaderMap,
     /// The upstream's `Content-Length`, when one counts: not under `Transfer-Encoding`;
     /// for a `HEAD` or a `304`, the length the `GET` would have had.

@@ -34,9 +34,11 @@ pub(super) enum Framing {
 pub(super) struct Head {
     /// Its status.
     pub(super) status: StatusCode,
-    /// Its end-to-end fields, as sent, in actix-web's map: without the hop-by-hop ones (RFC 9110 §7.6.1,
-    /// and those its `Connection` names), and without `Content-Length` when
-    /// `Transfer-Encoding` frames the body (§6.3: no consumer sizes it from that).
+    /// Its end-to-end fields, as sent, in actix-web's map: without the hop-by-hop ones
+    /// (RFC 9110 §7.6.1, and those its `Connection` names), and without
+    /// `Content-Length`, which frames the body: `content_length` says it where it counts
+    /// (the edge writes the length of the body it sends, and under
+    /// `Transfer-Encoding` no consumer may size the body from it, §6.3).
     pub(super) headers: HeaderMap,
     /// How its body is framed.
     pub(super) framing: Framing,
@@ -221,7 +223,7 @@ fn fields_of(bytes: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Hops), HeadErr
             }
             Role::Hop | Role::ContentType | Role::Kept => {}
         }
-        if matches!(role, Role::Connection | Role::TransferEncoding | Role::Hop) {
+        if matches!(role, Role::Connection | Role::TransferEncoding | Role::ContentLength | Role::Hop) {
             continue;
         }
         let value = bytes.slice(value as usize..(value + value_len) as usize);
@@ -232,9 +234,6 @@ fn fields_of(bytes: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Hops), HeadErr
         debug_assert!(value.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)));
         let value = unsafe { HeaderValue::from_maybe_shared_unchecked(value) };
         headers.append(name, value);
-    }
-    if hops.transfer_encoded {
-        headers.remove(header::CONTENT_LENGTH);
     }
     if hops.names_other {
         remove_named_by_connection(&mut headers, bytes, spans);
@@ -393,7 +392,7 @@ mod tests {
         let answer = parse_answer_head(&mut BytesMut::from(&head[..]), &Method::GET).unwrap().unwrap();
         let mut names: Vec<_> = answer.headers.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
-        assert_eq!(names, ["content-length", "x-kept"], "`t`, which Connection names, goes; the rest stays");
+        assert_eq!(names, ["x-kept"], "`t`, which Connection names, goes; the rest stays");
         assert!(answer.keep_alive);
     }
 
@@ -411,13 +410,14 @@ mod tests {
         .unwrap();
         let mut names: Vec<_> = answer.headers.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
-        assert_eq!(names, ["content-length", "x-kept"]);
-        assert_eq!((answer.framing, answer.keep_alive), (Framing::Length(2), true));
+        assert_eq!(names, ["x-kept"]);
+        assert_eq!((answer.framing, answer.keep_alive, answer.content_length), (Framing::Length(2), true, Some(2)));
         let chunked = parse("HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\nX-Kept: 1\r\n\r\n", &Method::GET)
             .unwrap()
             .unwrap();
         let names: Vec<_> = chunked.headers.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["x-kept"], "no consumer may size a chunked body by its Content-Length");
+        assert_eq!(chunked.content_length, None, "nor from the head's length");
         let two = parse(
             "HTTP/1.1 200 OK\r\nConnection: Keep-Alive, close\r\nConnection: x-other\r\nX-Other: 1\r\nServer: nginx\r\n\
              Content-Length: 0\r\n\r\n",
@@ -427,7 +427,7 @@ mod tests {
         .unwrap();
         let mut names: Vec<_> = two.headers.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
-        assert_eq!(names, ["content-length", "server"], "every Connection field counts");
+        assert_eq!(names, ["server"], "every Connection field counts");
         assert!(!two.keep_alive, "close wins over keep-alive");
     }
 
