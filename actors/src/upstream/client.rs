@@ -108,7 +108,12 @@ impl Client {
         fresh: bool,
         health: &super::health::Health,
     ) -> Result<(Answer, Lease), SendError> {
-        let (conn, reused) = self.acquire(index, fresh, health).await?;
+        let (conn, reused) = match self.take_idle(index, fresh) {
+            Some(conn) => (conn, true),
+            // Boxed: opening a connection (TLS included) is the rare path, and its
+            // future, inline, would more than double every request's.
+            None => (Box::pin(self.open(index, health)).await?, false),
+        };
         match conn.exchange(request, body).await {
             Ok(response) => Ok((response, Lease { client: self.clone(), index })),
             Err(Failed::Unsent { body, cause }) => Err(SendError::Unsent {
@@ -121,24 +126,23 @@ impl Client {
         }
     }
 
-    /// An idle connection to endpoint `index` that is ready for a request (unless
-    /// `fresh`), else a new one, unless `health` ejects the endpoint while it opens;
-    /// says whether it was reused.
-    async fn acquire(
-        &self,
-        index: usize,
-        fresh: bool,
-        health: &super::health::Health,
-    ) -> Result<(Conn, bool), SendError> {
-        if !fresh {
-            loop {
-                let idle = self.idle.borrow_mut()[index].pop();
-                let Some(Idle { mut conn, .. }) = idle else { break };
-                if conn.is_usable() {
-                    return Ok((conn, true));
-                }
+    /// An idle connection to endpoint `index` that is ready for a request, unless
+    /// `fresh` is asked for (those found closed are dropped on the way).
+    fn take_idle(&self, index: usize, fresh: bool) -> Option<Conn> {
+        if fresh {
+            return None;
+        }
+        loop {
+            let Idle { mut conn, .. } = self.idle.borrow_mut()[index].pop()?;
+            if conn.is_usable() {
+                return Some(conn);
             }
         }
+    }
+
+    /// A new connection to endpoint `index`, unless `health` ejects the endpoint while
+    /// it opens.
+    async fn open(&self, index: usize, health: &super::health::Health) -> Result<Conn, SendError> {
         let endpoint = self.endpoint(index);
         let opening = async {
             match tokio::time::timeout(self.connect_timeout, Conn::open(endpoint, &self.tls)).await {
@@ -154,7 +158,7 @@ impl Client {
             made = opening => made,
             () = health.ejected() => Err(ConnectFailure::Ejected),
         };
-        Ok((conn.map_err(SendError::Connect)?, false))
+        conn.map_err(SendError::Connect)
     }
 
     fn release(&self, index: usize, conn: Conn) {
