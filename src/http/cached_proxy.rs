@@ -34,6 +34,8 @@ pub(super) async fn serve(
     ctx: CallContext,
     (cache, ttl): (&Arc<Cache>, i64),
 ) -> Result<HttpResponse, Error> {
+    // The cache reads the answer's fields and marks it: they are taken as a map.
+    let how = Forwarding { fields_unread: false, ..how };
     let method = req.method().as_str();
     let length = req
         .headers()

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use actix_web::body::SizedStream;
-use actix_web::http::header;
+use actix_web::http::{header, Version};
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::stream::bridge;
 use framex_actors::upstream::wire::HeaderMap as WireHeaders;
@@ -26,6 +26,11 @@ pub(super) struct Forwarding<'a> {
     pub consumed_auth: bool,
     /// Where to note which endpoint answered, when the access log wants it.
     pub served: Option<&'a mut Option<super::observe::Served>>,
+    /// Whether nothing reads or changes the answer's fields after this: an HTTP/1
+    /// answer with a whole body (or none) then goes out with the upstream's fields as
+    /// the lines they were written into, without a map (see
+    /// `framex_actors::upstream::AnswerFields`).
+    pub fields_unread: bool,
 }
 
 /// Forwards this request, whose canonical path is `path`, to `target` and relays the
@@ -95,7 +100,7 @@ pub(super) async fn serve_body(
     how: Forwarding<'_>,
     ctx: CallContext,
 ) -> Result<HttpResponse, Error> {
-    let Forwarding { consumed_auth, served } = how;
+    let Forwarding { consumed_auth, served, fields_unread } = how;
     let (headers, added) = upstream_headers(req, consumed_auth, &worker.shared.trusted_proxies);
     // The canonical path (what the rules were checked against) and the query as sent.
     let path_and_query = match req.uri().query() {
@@ -124,6 +129,9 @@ pub(super) async fn serve_body(
 
     let mut builder = HttpResponse::build(response.status);
     let (length, sse) = (response.content_length, response.event_stream);
+    // A streamed body's builder sets a default `Content-Type`, which the upstream's
+    // replaces: streams take the map.
+    let as_lines = fields_unread && !matches!(response.body, Body::Stream(_)) && req.version() < Version::HTTP_2;
     let mut answer = match response.body {
         Body::Empty => match length {
             // A HEAD answer keeps the length the GET would have had.
@@ -142,7 +150,12 @@ pub(super) async fn serve_body(
         // With `[sentry]` on, a break after the answer started is reported.
         Body::Stream(stream) => streamed(builder, stream, sse, length, worker.shared.sentry.is_some()),
     };
-    install_fields(response.headers, &mut answer);
+    if as_lines {
+        let (lines, has_date) = response.headers.into_lines();
+        answer.head_mut().set_written_fields(lines, has_date);
+    } else {
+        install_fields(response.headers.into_map(), &mut answer);
+    }
     if sse {
         answer.headers_mut().insert(header::HeaderName::from_static("x-accel-buffering"), header::HeaderValue::from_static("no"));
     }

@@ -108,6 +108,8 @@ pub(super) fn attach(permit: Option<Permit>, mut response: HttpResponse) -> Http
         return response;
     };
     if let Some(rate) = &permit.rate {
+        // The upstream's fields were taken as a map for this (`Forwarding::fields_unread`).
+        debug_assert!(response.head().written_fields().is_none(), "rate fields beside written ones");
         insert_rate(response.headers_mut(), rate);
     }
     match permit.slot {

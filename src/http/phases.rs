@@ -104,11 +104,13 @@ impl RequestCtx<'_> {
             HttpMatch::MethodNotAllowed { allowed } => ControlFlow::Break(self.method_not_allowed(&allowed, payload).await),
             HttpMatch::Found { route, params } => {
                 let permit = self.limit(&route).await?;
+                // A rate limit writes its fields into the answer's.
+                let rated = permit.as_ref().is_some_and(|p| p.rate.is_some());
                 let response = match &route.target {
                     Target::Local { .. } => self.local(route, params, payload).await,
                     Target::Upstream(target) => {
                         let target = target.clone();
-                        self.upstream(&route, target, payload).await?
+                        self.upstream(&route, target, payload, rated).await?
                     }
                 };
                 ControlFlow::Continue(limit::attach(permit, response))
@@ -242,6 +244,7 @@ impl RequestCtx<'_> {
                 let how = forward::Forwarding {
                     consumed_auth: self.consumed_auth,
                     served: None,
+                    fields_unread: true,
                 };
                 let forwarded = forward::serve(self.worker, self.req, self.path, payload, target, how, self.ctx.clone());
                 return self.answer(forwarded.await);
@@ -282,8 +285,9 @@ impl RequestCtx<'_> {
     /// covers the path. A path the route's filter disables is unknown (404).
     ///
     /// A cached answer carries the `[limits]` permit like a forwarded one; the 404 of
-    /// a disabled path is answered here (`Break`), without it.
-    async fn upstream(self, route: &Arc<Route>, target: Arc<UpstreamTarget>, payload: web::Payload) -> Phase<HttpResponse> {
+    /// a disabled path is answered here (`Break`), without it. `rated`: the permit
+    /// adds rate-limit fields to the answer.
+    async fn upstream(self, route: &Arc<Route>, target: Arc<UpstreamTarget>, payload: web::Payload, rated: bool) -> Phase<HttpResponse> {
         // A disabled concrete path is unknown, whatever template it falls under.
         if disabled(&target, self.path) {
             return ControlFlow::Break(not_found());
@@ -295,6 +299,7 @@ impl RequestCtx<'_> {
         let how = forward::Forwarding {
             consumed_auth: self.consumed_auth,
             served: (json_log || framex_actors::trace::recording(&self.ctx.trace)).then_some(&mut self.seen.served),
+            fields_unread: !rated,
         };
         if let Some(cache) = &shared.cache {
             if let Some(ttl) = cache.rule_ttl(self.path) {

@@ -204,6 +204,58 @@ async fn an_upstreams_hop_by_hop_answer_fields_stay_with_its_connection() {
     server.stop(true).await;
 }
 
+/// An answer passed on unread goes out with the upstream's fields written once each,
+/// in its order, names in lower case and values as sent: its own `Date` instead of
+/// ours, both of two `Set-Cookie`s, one `Content-Length` (ours, for the body sent).
+/// The same answer through a rate limit (whose fields are added to the upstream's) has
+/// the same fields beside the limit's.
+#[actix_rt::test]
+async fn an_answers_fields_reach_the_client_once_each_as_sent() {
+    use tokio::io::AsyncWriteExt;
+    let up = raw_upstream(|mut socket| async move {
+        let mut buf = Vec::new();
+        while let Some(head) = read_request(&mut socket, &mut buf).await {
+            let answer = if head.starts_with("get /api/v1/openapi.json") {
+                let doc = json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+                    "paths": {"/api/v1/fields": {"get": {"responses": {"200": {"description": "ok"}}}}}})
+                .to_string();
+                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{doc}", doc.len())
+            } else {
+                "HTTP/1.1 200 OK\r\nServer: legacy\r\nDate: Tue, 01 Jan 2030 00:00:00 GMT\r\nSet-Cookie: a=1\r\n\
+                 X-Mixed-Case:A  b\r\nContent-Length: 2\r\nSet-Cookie: b=2\r\nContent-Type: text/plain\r\n\r\nok"
+                    .to_owned()
+            };
+            if socket.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let limits = "[limits.rules]\n\"/api/v1/fields\" = { rate = 100, burst = 100, per = \"route\" }\n";
+    for extra in ["", limits] {
+        let server = start(proxy_config(&up, extra), vec![]).await;
+        for version in ["HTTP/1.1", "HTTP/1.0"] {
+            let request = format!("GET /api/v1/fields {version}\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let raw = raw_http(server.local_addr(), &request).await;
+            let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with(&format!("{version} 200")), "{raw}");
+            assert_eq!(body, "ok");
+            let lines: Vec<&str> = head.lines().skip(1).collect();
+            let named = |name: &str| lines.iter().filter(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:"))).count();
+            assert_eq!(named("date"), 1, "{head}");
+            assert!(lines.contains(&"date: Tue, 01 Jan 2030 00:00:00 GMT"), "the upstream's date: {head}");
+            assert_eq!(named("content-length"), 1, "{head}");
+            assert!(lines.contains(&"content-length: 2"), "{head}");
+            let cookies: Vec<_> = lines.iter().filter(|l| l.starts_with("set-cookie:")).collect();
+            assert_eq!(cookies, [&"set-cookie: a=1", &"set-cookie: b=2"], "{head}");
+            assert!(lines.contains(&"x-mixed-case: A  b"), "{head}");
+            assert!(lines.contains(&"server: legacy") && lines.contains(&"content-type: text/plain"), "{head}");
+            assert_eq!(named("ratelimit"), usize::from(!extra.is_empty()), "{head}");
+        }
+        server.stop(true).await;
+    }
+}
+
 /// An upstream URL written with an uppercase scheme, a path prefix and a trailing
 /// slash is parsed once into its endpoint: the document and every request go under
 /// the prefix (once, no doubled slash), with the URL's authority as `Host`.

@@ -124,7 +124,7 @@ mod tests {
     fn response(status: u16, body: &str) -> ForwardResponse {
         ForwardResponse {
             status: StatusCode::from_u16(status).unwrap(),
-            headers: actix_http::header::HeaderMap::new(),
+            headers: Default::default(),
             content_length: Some(body.len() as u64),
             event_stream: false,
             body: Body::Full(Bytes::from(body.to_owned())),

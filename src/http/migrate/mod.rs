@@ -252,5 +252,6 @@ fn forwarding(consumed_auth: bool) -> forward::Forwarding<'static> {
     forward::Forwarding {
         consumed_auth,
         served: None,
+        fields_unread: false,
     }
 }

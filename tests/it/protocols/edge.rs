@@ -332,3 +332,52 @@ async fn silent_connections_do_not_stall_https() {
     }
     drop(silent);
 }
+
+/// The patched actix-http's written fields (`ResponseHead::set_written_fields`, which
+/// the proxy uses for answers passed on unread) reach an HTTP/1 client as lines and an
+/// HTTP/2 client as fields, beside the map's, with their `Date` instead of the
+/// server's.
+#[actix_rt::test]
+async fn written_fields_reach_http1_and_http2_clients() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = actix_web::HttpServer::new(|| {
+        actix_web::App::new().default_service(web::to(|| async {
+            let mut response = HttpResponse::Ok().insert_header(("x-map", "m")).body("ok");
+            let lines = bytes::Bytes::from_static(b"x-a: 1\r\ndate: Tue, 01 Jan 2030 00:00:00 GMT\r\nx-a: 2\r\n");
+            response.head_mut().set_written_fields(lines, true);
+            response
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen_auto_h2c(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+
+    let raw = crate::common::raw_http(addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert_eq!(body, "ok");
+    let lines: Vec<&str> = head.lines().skip(1).collect();
+    for line in ["x-map: m", "x-a: 1", "x-a: 2", "date: Tue, 01 Jan 2030 00:00:00 GMT", "content-length: 2"] {
+        assert!(lines.contains(&line), "{line} missing: {head}");
+    }
+    assert_eq!(lines.iter().filter(|l| l.starts_with("date:")).count(), 1, "{head}");
+
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    actix_rt::spawn(async move {
+        let _ = connection.await;
+    });
+    let request = http02::Request::builder().uri(format!("http://{addr}/")).body(()).unwrap();
+    let (response, _) = client.ready().await.unwrap().send_request(request, true).unwrap();
+    let response = response.await.unwrap();
+    let headers = response.headers();
+    let values = |name: &str| headers.get_all(name).iter().map(|v| v.to_str().unwrap().to_owned()).collect::<Vec<_>>();
+    assert_eq!(values("x-a"), ["1", "2"]);
+    assert_eq!(values("x-map"), ["m"]);
+    assert_eq!(values("date"), ["Tue, 01 Jan 2030 00:00:00 GMT"]);
+    handle.stop(false).await;
+}

@@ -3,14 +3,15 @@
 //! ones (which are not kept), how its body is framed (RFC 9112 §6.3) and whether the
 //! connection may carry another request.
 
+use std::collections::HashSet;
 use std::mem::MaybeUninit;
 
-use bytes::{Bytes, BytesMut};
-use actix_http::header::HeaderMap;
-use http::header::{self, HeaderName, HeaderValue};
+use bytes::{Buf, BytesMut};
+use http::header::HeaderName;
 use http::{Method, StatusCode, Version};
 
 use super::field_name::{classify, Role};
+use super::fields::{AnswerFields, Writer};
 use crate::upstream::headers::names_another_header;
 use crate::wire_error::HeadError;
 
@@ -34,12 +35,12 @@ pub(super) enum Framing {
 pub(super) struct Head {
     /// Its status.
     pub(super) status: StatusCode,
-    /// Its end-to-end fields, as sent, in actix-web's map: without the hop-by-hop ones
-    /// (RFC 9110 §7.6.1, and those its `Connection` names), and without
+    /// Its end-to-end fields, as sent, written out as lines: without the hop-by-hop
+    /// ones (RFC 9110 §7.6.1, and those its `Connection` names), and without
     /// `Content-Length`, which frames the body: `content_length` says it where it counts
     /// (the edge writes the length of the body it sends, and under
     /// `Transfer-Encoding` no consumer may size the body from it, §6.3).
-    pub(super) headers: HeaderMap,
+    pub(super) headers: AnswerFields,
     /// How its body is framed.
     pub(super) framing: Framing,
     /// Whether the connection may carry another request once this body is read.
@@ -57,8 +58,8 @@ pub(super) struct Head {
 type Span = (u32, u32, u32, u32);
 
 /// Parses an answer head at the start of `buf` (the request was `method`): `None`
-/// while it is incomplete, else the head, whose bytes are taken from `buf`. The
-/// fields' values share `buf`'s memory (no copy).
+/// while it is incomplete, else the head, whose bytes are taken from `buf` (its
+/// fields written out as lines).
 ///
 /// # Errors
 /// The head is malformed, too large, or frames its body ambiguously.
@@ -86,8 +87,8 @@ pub(super) fn parse_answer_head(buf: &mut BytesMut, method: &Method) -> Result<O
         let value = field.value.as_ptr() as usize - base;
         *span = (name as u32, field.name.len() as u32, value as u32, field.value.len() as u32);
     }
-    let bytes = buf.split_to(taken).freeze();
-    let (headers, hops) = fields_of(&bytes, &spans[..count])?;
+    let (headers, hops) = fields_of(&buf[..taken], &spans[..count])?;
+    buf.advance(taken);
     let (framing, clean) = hops.framing(version, status, method)?;
     // A `101` hands the connection over: never reused as HTTP.
     let keep_alive = clean
@@ -207,8 +208,8 @@ impl Hops {
 
 /// The end-to-end fields of a head held in `bytes`, its fields at `spans`, and what
 /// its hop-by-hop ones said.
-fn fields_of(bytes: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Hops), HeadError> {
-    let mut headers = HeaderMap::with_capacity(spans.len());
+fn fields_of(bytes: &[u8], spans: &[Span]) -> Result<(AnswerFields, Hops), HeadError> {
+    let mut fields = Writer::with_room(bytes.len(), spans.len());
     let mut hops = Hops::default();
     for &(name, name_len, value, value_len) in spans {
         let (name, role) = classify(&bytes[name as usize..(name + name_len) as usize]).map_err(|_| HeadError::Field)?;
@@ -223,38 +224,49 @@ fn fields_of(bytes: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Hops), HeadErr
             }
             Role::Hop | Role::ContentType | Role::Kept => {}
         }
-        if matches!(role, Role::Connection | Role::TransferEncoding | Role::ContentLength | Role::Hop) {
-            continue;
+        if kept(role) {
+            fields.push(&name, raw);
         }
-        let value = bytes.slice(value as usize..(value + value_len) as usize);
-        // SAFETY: httparse took this value only if each of its bytes is a tab or in
-        // 0x20..=0x7e or 0x80..=0xff (its `HEADER_VALUE_MAP`, obsolete line folding
-        // off), which is exactly what `HeaderValue` allows (as actix-http's own
-        // request parser relies on); checking again cost 130 instructions a field.
-        debug_assert!(value.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)));
-        let value = unsafe { HeaderValue::from_maybe_shared_unchecked(value) };
-        headers.append(name, value);
     }
-    if hops.names_other {
-        remove_named_by_connection(&mut headers, bytes, spans);
-        // A `Content-Type` that `Connection` names is gone: no event stream.
-        hops.event_stream &= headers.contains_key(header::CONTENT_TYPE);
+    if !hops.names_other {
+        return Ok((fields.finish(), hops));
     }
-    Ok((headers, hops))
+    // Rare: `Connection` names fields, which are written again without them. A
+    // `Content-Type` it names is gone: no event stream then.
+    let named = named_by_connection(bytes, spans);
+    let mut fields = Writer::with_room(bytes.len(), spans.len());
+    let mut typed = false;
+    for &(name, name_len, value, value_len) in spans {
+        let (name, role) = classify(&bytes[name as usize..(name + name_len) as usize]).map_err(|_| HeadError::Field)?;
+        if kept(role) && !named.contains(&name) {
+            typed |= role == Role::ContentType;
+            fields.push(&name, &bytes[value as usize..(value + value_len) as usize]);
+        }
+    }
+    hops.event_stream &= typed;
+    Ok((fields.finish(), hops))
 }
 
-/// Removes the fields the head's `Connection` names (rare: most name none).
-fn remove_named_by_connection(headers: &mut HeaderMap, bytes: &Bytes, spans: &[Span]) {
+/// Whether a field of this role is passed on (the framing and hop-by-hop ones are not).
+fn kept(role: Role) -> bool {
+    !matches!(role, Role::Connection | Role::TransferEncoding | Role::ContentLength | Role::Hop)
+}
+
+/// The names the head's `Connection` fields list (tokens that are no header name
+/// name nothing), as a set: a head may list thousands.
+fn named_by_connection(bytes: &[u8], spans: &[Span]) -> HashSet<HeaderName> {
+    let mut named = HashSet::new();
     for &(name, name_len, value, value_len) in spans {
         if !bytes[name as usize..(name + name_len) as usize].eq_ignore_ascii_case(b"connection") {
             continue;
         }
         for token in bytes[value as usize..(value + value_len) as usize].split(|&b| b == b',') {
-            if let Ok(named) = HeaderName::from_bytes(token.trim_ascii()) {
-                headers.remove(named);
+            if let Ok(name) = HeaderName::from_bytes(token.trim_ascii()) {
+                named.insert(name);
             }
         }
     }
+    named
 }
 
 /// A `Content-Length` value: digits only, no sign, no overflow.
@@ -268,6 +280,7 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     fn parse(text: &str, method: &Method) -> Result<Option<Head>, HeadError> {
         parse_answer_head(&mut BytesMut::from(text), method)
@@ -287,7 +300,9 @@ mod tests {
             match parse_answer_head(&mut BytesMut::from(&head[..]), &Method::GET) {
                 Ok(Some(answer)) => {
                     assert!(allowed, "byte {byte:#x} taken into a value");
-                    assert_eq!(answer.headers.get("x-a").unwrap().as_bytes(), value(byte));
+                    assert_eq!(answer.headers.get("x-a").unwrap(), value(byte));
+                    let map = answer.headers.into_map();
+                    assert_eq!(map.get("x-a").unwrap().as_bytes(), value(byte), "and as a map");
                 }
                 Ok(None) => panic!("byte {byte:#x}: incomplete"),
                 // CR and LF end the line: what follows is no field, and it is refused.
@@ -305,7 +320,7 @@ mod tests {
         assert_eq!(head.status, StatusCode::OK);
         assert_eq!(head.framing, Framing::Length(2));
         assert!(head.keep_alive);
-        assert_eq!(head.headers.get("x-a").unwrap(), "b");
+        assert_eq!(head.headers.get("x-a").unwrap(), b"b");
         assert_eq!(&buf[..], b"hi", "the body stays in the buffer");
     }
 
@@ -390,7 +405,7 @@ mod tests {
         head.extend_from_slice(&b"t,".repeat(5_000));
         head.extend_from_slice(b"\r\nT: 1\r\nX-Kept: 2\r\nContent-Length: 0\r\n\r\n");
         let answer = parse_answer_head(&mut BytesMut::from(&head[..]), &Method::GET).unwrap().unwrap();
-        let mut names: Vec<_> = answer.headers.keys().map(HeaderName::as_str).collect();
+        let mut names: Vec<_> = answer.headers.names();
         names.sort_unstable();
         assert_eq!(names, ["x-kept"], "`t`, which Connection names, goes; the rest stays");
         assert!(answer.keep_alive);
@@ -408,14 +423,14 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        let mut names: Vec<_> = answer.headers.keys().map(HeaderName::as_str).collect();
+        let mut names: Vec<_> = answer.headers.names();
         names.sort_unstable();
         assert_eq!(names, ["x-kept"]);
         assert_eq!((answer.framing, answer.keep_alive, answer.content_length), (Framing::Length(2), true, Some(2)));
         let chunked = parse("HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\nX-Kept: 1\r\n\r\n", &Method::GET)
             .unwrap()
             .unwrap();
-        let names: Vec<_> = chunked.headers.keys().map(HeaderName::as_str).collect();
+        let names: Vec<_> = chunked.headers.names();
         assert_eq!(names, ["x-kept"], "no consumer may size a chunked body by its Content-Length");
         assert_eq!(chunked.content_length, None, "nor from the head's length");
         let two = parse(
@@ -425,7 +440,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        let mut names: Vec<_> = two.headers.keys().map(HeaderName::as_str).collect();
+        let mut names: Vec<_> = two.headers.names();
         names.sort_unstable();
         assert_eq!(names, ["server"], "every Connection field counts");
         assert!(!two.keep_alive, "close wins over keep-alive");

@@ -11,6 +11,7 @@
 mod answer;
 mod body;
 mod field_name;
+mod fields;
 mod head;
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,7 @@ use tokio_rustls::client::TlsStream;
 
 pub(super) use body::WireBody;
 
+pub use fields::AnswerFields;
 pub(super) use head::Outbound;
 use answer::{interim_head_len, is_interim, parse_answer_head};
 use head::{says_empty_length, write_request_head, RequestFraming};
@@ -51,7 +53,7 @@ pub(in crate::upstream) struct Answer {
     /// Its status.
     pub(in crate::upstream) status: http::StatusCode,
     /// Its end-to-end fields (the hop-by-hop ones stayed with the connection).
-    pub(in crate::upstream) headers: actix_http::header::HeaderMap,
+    pub(in crate::upstream) headers: AnswerFields,
     /// Its `Content-Length`, when one counts (see `answer::Head`).
     pub(in crate::upstream) content_length: Option<u64>,
     /// Whether it is a `text/event-stream`.

@@ -126,7 +126,7 @@ async fn a_head_trickled_in_pieces_is_read_when_it_ends() {
     let conn = open(&endpoint).await;
     let Ok(response) = send(conn, Method::GET, "/", OutBody::Empty).await else { panic!("no answer") };
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers.get("x-a").unwrap(), "b");
+    assert_eq!(response.headers.get("x-a").unwrap(), b"b");
     let mut body = response.into_body();
     assert_eq!(&body_of(&mut body).await.unwrap()[..], b"hi");
 }

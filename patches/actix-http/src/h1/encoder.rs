@@ -6,7 +6,7 @@ use std::{
     slice::from_raw_parts_mut,
 };
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::{
     body::BodySize,
@@ -48,6 +48,11 @@ pub(crate) trait MessageType: Sized {
     fn headers(&self) -> &HeaderMap;
 
     fn extra_headers(&self) -> Option<&HeaderMap>;
+
+    /// framex-rs patch: lines written after the fields, and whether one is `Date`.
+    fn written_fields(&self) -> Option<&(Bytes, bool)> {
+        None
+    }
 
     fn camel_case(&self) -> bool {
         false
@@ -239,6 +244,12 @@ pub(crate) trait MessageType: Sized {
             dst.advance_mut(pos);
         }
 
+        // framex-rs patch: the head's own lines, as they are.
+        if let Some((lines, lines_have_date)) = self.written_fields() {
+            dst.extend_from_slice(lines);
+            has_date |= *lines_have_date;
+        }
+
         if !has_date {
             // optimized date header, write_date_header writes its own \r\n
             config.write_date_header(dst, camel_case);
@@ -286,6 +297,10 @@ impl MessageType for Response<()> {
         None
     }
 
+    fn written_fields(&self) -> Option<&(Bytes, bool)> {
+        self.head().written_fields.as_ref()
+    }
+
     fn camel_case(&self) -> bool {
         self.head()
             .flags
@@ -295,8 +310,13 @@ impl MessageType for Response<()> {
     fn encode_status(&mut self, dst: &mut BytesMut) -> io::Result<()> {
         let head = self.head();
         let reason = head.reason().as_bytes();
+        // framex-rs patch: room for the written lines too.
+        let written = head.written_fields.as_ref().map_or(0, |(lines, _)| lines.len());
         dst.reserve(
-            INITIAL_HEAD_CAPACITY + head.headers.len() * AVERAGE_HEADER_SIZE + reason.len(),
+            INITIAL_HEAD_CAPACITY
+                + head.headers.len() * AVERAGE_HEADER_SIZE
+                + reason.len()
+                + written,
         );
 
         // status line

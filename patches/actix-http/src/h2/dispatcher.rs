@@ -407,6 +407,24 @@ fn prepare_response(
         res.headers_mut().append(key, value.clone());
     }
 
+    // framex-rs patch: the head's written lines (`name: value\r\n`) go into the field
+    // list; a line that is no valid field is left out.
+    if let Some((lines, lines_have_date)) = &head.written_fields {
+        has_date |= *lines_have_date;
+        for line in lines.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+            {
+                res.headers_mut().append(name, value);
+            }
+        }
+    }
+
     // set date header
     if !has_date {
         let mut bytes = BytesMut::with_capacity(29);

@@ -2,6 +2,8 @@
 
 use std::{cell::RefCell, ops};
 
+use bytes::Bytes;
+
 use crate::{header::HeaderMap, message::Flags, ConnectionType, StatusCode, Version};
 
 thread_local! {
@@ -15,6 +17,9 @@ pub struct ResponseHead {
     pub headers: HeaderMap,
     pub reason: Option<&'static str>,
     pub(crate) flags: Flags,
+    // framex-rs patch: header lines written after the map's fields (see
+    // `set_written_fields`), and whether one of them is `Date`.
+    pub(crate) written_fields: Option<(Bytes, bool)>,
 }
 
 impl ResponseHead {
@@ -27,7 +32,28 @@ impl ResponseHead {
             headers: HeaderMap::with_capacity(12),
             reason: None,
             flags: Flags::empty(),
+            written_fields: None,
         }
+    }
+
+    /// framex-rs patch: header fields to write after those of the map, as they are:
+    /// `lines` holds complete `name: value\r\n` lines, and `has_date` says whether one
+    /// of them is `Date` (then no `Date` of the server's own is written).
+    ///
+    /// The lines are not checked here: the caller guarantees that every one is a valid
+    /// field line (a token name, a value without CR, LF or NUL), that none is
+    /// `Connection`, `Transfer-Encoding`, `Content-Length` or another hop-by-hop field,
+    /// and that the map holds none of their names. Names are written as given (Camel-Case
+    /// does not apply to them). An HTTP/2 answer takes them into its field list.
+    #[inline]
+    pub fn set_written_fields(&mut self, lines: Bytes, has_date: bool) {
+        self.written_fields = Some((lines, has_date));
+    }
+
+    /// framex-rs patch: the lines set by [`set_written_fields`](Self::set_written_fields).
+    #[inline]
+    pub fn written_fields(&self) -> Option<&Bytes> {
+        self.written_fields.as_ref().map(|(lines, _)| lines)
     }
 
     /// Read the message headers.
@@ -181,6 +207,7 @@ impl BoxedResponsePool {
             head.status = status;
             head.headers.clear();
             head.flags = Flags::empty();
+            head.written_fields = None;
             BoxedResponseHead { head: Some(head) }
         } else {
             BoxedResponseHead {
