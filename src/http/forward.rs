@@ -130,8 +130,9 @@ pub(super) async fn serve_body(
     let mut builder = HttpResponse::build(response.status);
     let (length, sse) = (response.content_length, response.event_stream);
     // A streamed body's builder sets a default `Content-Type`, which the upstream's
-    // replaces: streams take the map.
-    let as_lines = fields_unread && !matches!(response.body, Body::Stream(_)) && req.version() < Version::HTTP_2;
+    // replaces, and an event stream (with a body or none) gets `X-Accel-Buffering`:
+    // those take the map.
+    let as_lines = fields_unread && !sse && !matches!(response.body, Body::Stream(_)) && req.version() < Version::HTTP_2;
     let mut answer = match response.body {
         Body::Empty => match length {
             // A HEAD answer keeps the length the GET would have had.
@@ -152,7 +153,12 @@ pub(super) async fn serve_body(
     };
     if as_lines {
         let (lines, has_date) = response.headers.into_lines();
-        answer.head_mut().set_written_fields(lines, has_date);
+        // SAFETY: the lines were written from httparse's parse of the answer head (token
+        // names, values of the bytes a field value may hold), without the hop-by-hop
+        // fields and `Content-Length` (`AnswerFields`); the response's map is empty
+        // (nothing above set a field on a whole or empty body, and nothing after this
+        // does: `Forwarding::fields_unread`).
+        unsafe { answer.head_mut().set_written_fields(lines, has_date) };
     } else {
         install_fields(response.headers.into_map(), &mut answer);
     }

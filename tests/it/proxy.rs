@@ -207,8 +207,8 @@ async fn an_upstreams_hop_by_hop_answer_fields_stay_with_its_connection() {
 /// An answer passed on unread goes out with the upstream's fields written once each,
 /// in its order, names in lower case and values as sent: its own `Date` instead of
 /// ours, both of two `Set-Cookie`s, one `Content-Length` (ours, for the body sent).
-/// The same answer through a rate limit (whose fields are added to the upstream's) has
-/// the same fields beside the limit's.
+/// The same answer through a rate limit (whose fields are added to the upstream's, in
+/// a map) has the same fields beside the limit's. An answer without `Date` gets ours.
 #[actix_rt::test]
 async fn an_answers_fields_reach_the_client_once_each_as_sent() {
     use tokio::io::AsyncWriteExt;
@@ -217,9 +217,12 @@ async fn an_answers_fields_reach_the_client_once_each_as_sent() {
         while let Some(head) = read_request(&mut socket, &mut buf).await {
             let answer = if head.starts_with("get /api/v1/openapi.json") {
                 let doc = json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
-                    "paths": {"/api/v1/fields": {"get": {"responses": {"200": {"description": "ok"}}}}}})
+                    "paths": {"/api/v1/fields": {"get": {"responses": {"200": {"description": "ok"}}}},
+                              "/api/v1/undated": {"get": {"responses": {"200": {"description": "ok"}}}}}})
                 .to_string();
                 format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{doc}", doc.len())
+            } else if head.starts_with("get /api/v1/undated") {
+                "HTTP/1.1 200 OK\r\nX-Undated: 1\r\nContent-Length: 2\r\n\r\nok".to_owned()
             } else {
                 "HTTP/1.1 200 OK\r\nServer: legacy\r\nDate: Tue, 01 Jan 2030 00:00:00 GMT\r\nSet-Cookie: a=1\r\n\
                  X-Mixed-Case:A  b\r\nContent-Length: 2\r\nSet-Cookie: b=2\r\nContent-Type: text/plain\r\n\r\nok"
@@ -251,7 +254,23 @@ async fn an_answers_fields_reach_the_client_once_each_as_sent() {
             assert!(lines.contains(&"x-mixed-case: A  b"), "{head}");
             assert!(lines.contains(&"server: legacy") && lines.contains(&"content-type: text/plain"), "{head}");
             assert_eq!(named("ratelimit"), usize::from(!extra.is_empty()), "{head}");
+            if extra.is_empty() {
+                // The upstream's order, which a map (grouping values by name, in hash
+                // order) does not keep.
+                let ours = |l: &&str| l.starts_with("content-length:") || l.starts_with("connection:");
+                let upstream: Vec<&str> = lines.iter().copied().filter(|l| !ours(l)).collect();
+                assert_eq!(
+                    upstream,
+                    ["server: legacy", "date: Tue, 01 Jan 2030 00:00:00 GMT", "set-cookie: a=1", "x-mixed-case: A  b", "set-cookie: b=2", "content-type: text/plain"],
+                    "{head}"
+                );
+            }
         }
+        let raw = raw_http(server.local_addr(), "GET /api/v1/undated HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        assert_eq!(body, "ok");
+        assert_eq!(head.lines().filter(|l| l.starts_with("date: ")).count(), 1, "ours: {head}");
+        assert!(head.contains("\r\nx-undated: 1"), "{head}");
         server.stop(true).await;
     }
 }

@@ -411,6 +411,24 @@ mod tests {
         assert!(answer.keep_alive);
     }
 
+    /// The fields come out as `name: value` lines, lower-case names, values as sent
+    /// (bare line feeds too), saying whether one is `Date`; a `Date` that `Connection`
+    /// names is gone, and so is the say. As a map they are the same fields.
+    #[test]
+    fn fields_are_written_as_lines_that_say_whether_a_date_came() {
+        let dated = parse("HTTP/1.1 200 OK\r\nDate: d\r\nX-A:b\nContent-Length: 0\r\n\r\n", &Method::GET).unwrap().unwrap();
+        let (lines, has_date) = dated.headers.clone().into_lines();
+        assert_eq!((&lines[..], has_date), (&b"date: d\r\nx-a: b\r\n"[..], true));
+        let map = dated.headers.into_map();
+        assert_eq!((map.len(), map.get("x-a").unwrap().as_bytes()), (2, &b"b"[..]));
+        let named = parse("HTTP/1.1 200 OK\r\nConnection: date\r\nDate: d\r\nX-A: b\r\nContent-Length: 0\r\n\r\n", &Method::GET)
+            .unwrap()
+            .unwrap();
+        assert_eq!(named.headers.names(), ["x-a"]);
+        let (lines, has_date) = named.headers.into_lines();
+        assert_eq!((&lines[..], has_date), (&b"x-a: b\r\n"[..], false));
+    }
+
     /// An answer's hop-by-hop fields, and those its `Connection` names, are read for
     /// framing and never kept; a chunked answer's `Content-Length` goes too.
     #[test]

@@ -78,11 +78,11 @@ pub(super) struct Writer {
 
 impl Writer {
     /// A writer with room for a head of `head_len` bytes holding `fields` fields (a
-    /// line is at most its field's bytes in the head plus one, for the space after the
-    /// colon).
+    /// line is at most its field's bytes in the head plus two: `a:b\n` is written
+    /// `a: b\r\n`).
     pub(super) fn with_room(head_len: usize, fields: usize) -> Self {
         Writer {
-            lines: BytesMut::with_capacity(head_len + fields),
+            lines: BytesMut::with_capacity(head_len + 2 * fields),
             has_date: false,
             count: 0,
         }

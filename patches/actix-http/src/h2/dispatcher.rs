@@ -417,9 +417,15 @@ fn prepare_response(
                 continue;
             };
             let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
-            if let (Ok(name), Ok(value)) =
-                (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
-            {
+            let Ok(name) = HeaderName::from_bytes(name) else {
+                continue;
+            };
+            // As for the map's fields: no HTTP/1.x connection field on HTTP/2.
+            let http1_only = matches!(name, CONNECTION | TRANSFER_ENCODING | UPGRADE | CONTENT_LENGTH)
+                || name == HeaderName::from_static("keep-alive")
+                || name == HeaderName::from_static("proxy-connection")
+                || name == HeaderName::from_static("te");
+            if let (false, Ok(value)) = (http1_only, HeaderValue::from_bytes(value)) {
                 res.headers_mut().append(name, value);
             }
         }

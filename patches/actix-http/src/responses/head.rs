@@ -40,13 +40,17 @@ impl ResponseHead {
     /// `lines` holds complete `name: value\r\n` lines, and `has_date` says whether one
     /// of them is `Date` (then no `Date` of the server's own is written).
     ///
-    /// The lines are not checked here: the caller guarantees that every one is a valid
-    /// field line (a token name, a value without CR, LF or NUL), that none is
-    /// `Connection`, `Transfer-Encoding`, `Content-Length` or another hop-by-hop field,
-    /// and that the map holds none of their names. Names are written as given (Camel-Case
-    /// does not apply to them). An HTTP/2 answer takes them into its field list.
+    /// Names are written as given (Camel-Case does not apply to them). An HTTP/2 answer
+    /// takes them into its field list.
+    ///
+    /// # Safety
+    /// The lines are written to the client unchecked (a response could be split): the
+    /// caller guarantees that every one is a valid field line (a token name, a value
+    /// without CR, LF or NUL), that none is `Connection`, `Transfer-Encoding`,
+    /// `Content-Length` or another hop-by-hop field, and that the map holds none of
+    /// their names.
     #[inline]
-    pub fn set_written_fields(&mut self, lines: Bytes, has_date: bool) {
+    pub unsafe fn set_written_fields(&mut self, lines: Bytes, has_date: bool) {
         self.written_fields = Some((lines, has_date));
     }
 
