@@ -615,3 +615,29 @@ fn tls_client(ca: &crate::common::certs::TestCa) -> tokio_rustls::TlsConnector {
 fn localhost() -> rustls::pki_types::ServerName<'static> {
     rustls::pki_types::ServerName::try_from("localhost").unwrap()
 }
+
+/// A line break left after an answer (clients may send one after a body; RFC 9112 §2.2
+/// says a server should ignore at least one empty line before a request line) is no
+/// started request: the kept-alive connection closes at the head timeout without a
+/// 408 that the client could take for the answer to its next request (before: an
+/// unasked-for 408), and a request that follows the line break in time is served.
+#[actix_rt::test]
+async fn a_stray_line_break_on_a_kept_alive_connection_gets_no_408() {
+    let server = start(config("load_builtin_plugins = [\"echo\"]"), vec![]).await;
+    let get = b"GET /api/v1/echo?message=hi HTTP/1.1\r\nHost: framex\r\n\r\n";
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    stream.write_all(get).await.unwrap();
+    assert!(read_one_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+    stream.write_all(b"\r\n").await.unwrap();
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    stream.write_all(get).await.unwrap();
+    assert!(read_one_response(&mut stream).await.starts_with("HTTP/1.1 200"), "served after the line break");
+    stream.write_all(b"\r\n").await.unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "closed in time");
+    assert!(rest.is_empty(), "nothing written: {}", String::from_utf8_lossy(&rest));
+    assert!(started.elapsed() >= Duration::from_millis(4500), "not before the timeout: {:?}", started.elapsed());
+    server.stop(false).await;
+}

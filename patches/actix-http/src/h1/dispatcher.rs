@@ -1139,10 +1139,19 @@ where
 
                 trace!("timed out on slow request; replying with 408 and closing connection");
 
-                let _ = self.as_mut().send_error_response(
-                    Response::with_body(StatusCode::REQUEST_TIMEOUT, ()),
-                    BoxBody::new(()),
-                );
+                // framex-rs patch: only line breaks came since the last answer (a client
+                // may send one after a body; RFC 9112 §2.2 has servers ignore empty lines
+                // before a request line): no request was started, so the connection
+                // closes as after a keep-alive timeout, without a 408 the client could
+                // take for the answer to its next request.
+                let line_breaks_only = !this.read_buf.is_empty()
+                    && this.read_buf.iter().all(|&b| b == b'\r' || b == b'\n');
+                if !line_breaks_only {
+                    let _ = self.as_mut().send_error_response(
+                        Response::with_body(StatusCode::REQUEST_TIMEOUT, ()),
+                        BoxBody::new(()),
+                    );
+                }
 
                 let this = self.project();
                 this.flags.insert(Flags::SHUTDOWN);
