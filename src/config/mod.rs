@@ -444,14 +444,23 @@ load_builtin_plugins = ["echo", "proxy"]
         let c = parse("[plugins.echo]\n[plugins.mine]\nanswer = 42").unwrap();
         assert_eq!(c.plugins.other["mine"]["answer"].as_integer(), Some(42));
     }
-    /// The slow-client limits default to 60 s, 240 B/s and 25,000 connections;
+    /// The slow-client limits default to 60 s, 240 B/s, a 10 s send timeout and 25,000
+    /// connections;
     /// absurd values are refused naming the key, from the file or the environment.
     #[test]
     fn slow_client_limits_default_and_say_no() {
         let c = parse("").unwrap();
         assert_eq!(c.server.client_body_timeout(), Duration::from_secs(60));
+        assert_eq!(c.server.send_timeout(), Duration::from_secs(10));
         assert_eq!((c.server.min_body_rate, c.server.max_connections), (240, None));
-        for bad in ["client_body_timeout = 1e300", "client_body_timeout = 0", "client_body_timeout = -1", "max_connections = 0"] {
+        for bad in [
+            "client_body_timeout = 1e300",
+            "client_body_timeout = 0",
+            "client_body_timeout = -1",
+            "send_timeout = 0",
+            "send_timeout = 1e300",
+            "max_connections = 0",
+        ] {
             let err = parse(&format!("[server]\n{bad}")).unwrap_err();
             let key = bad.split(' ').next().unwrap();
             assert!(err.contains(&format!("server.{key}")), "{bad}: {err}");
@@ -459,8 +468,9 @@ load_builtin_plugins = ["echo", "proxy"]
         let env = vec![("SERVER__CLIENT_BODY_TIMEOUT".to_owned(), "1e300".to_owned())];
         let err = Config::load_with_env(None, env).unwrap_err().to_string();
         assert!(err.contains("server.client_body_timeout"), "{err}");
-        let c = parse("[server]\nclient_body_timeout = 1.5\nmin_body_rate = 0\nmax_connections = 3").unwrap();
+        let c = parse("[server]\nclient_body_timeout = 1.5\nmin_body_rate = 0\nmax_connections = 3\nsend_timeout = 2.5").unwrap();
         assert_eq!(c.server.client_body_timeout(), Duration::from_millis(1500));
+        assert_eq!(c.server.send_timeout(), Duration::from_millis(2500));
     }
 
     /// A directory holding `config.toml` and `files`; the config's path.

@@ -58,6 +58,11 @@ pub struct ServerConfig {
     /// on average, after a 5 s grace (Kestrel's `MinRequestBodyDataRate`); slower →
     /// 408 and the connection closed. 0 = no minimum. Default 240.
     pub min_body_rate: u64,
+    /// *Extension.* Seconds an HTTP/1 client may take none of the bytes of an answer
+    /// written to it (nginx's `send_timeout`: the time between two writes, not the
+    /// whole answer); longer → the connection is dropped, so a client that stops
+    /// reading cannot hold it and its slot. Between 0.001 and one year. Default 10.
+    pub send_timeout: f64,
     /// *Extension.* Connections the process serves at once; beyond it new
     /// connections wait in the listen backlog until one closes. Enforced per worker
     /// (the limit divided among `workers`, rounded up). Default: what the open-file
@@ -114,6 +119,7 @@ impl Default for ServerConfig {
             trusted_proxies: TrustedProxies::default(),
             client_body_timeout: 60.0,
             min_body_rate: 240,
+            send_timeout: 10.0,
             max_connections: None,
             pid_file: None,
             ready_without: Vec::new(),
@@ -150,14 +156,18 @@ impl ServerConfig {
         Duration::try_from_secs_f64(self.client_body_timeout).unwrap_or(Duration::from_secs(60))
     }
 
-    /// Checks `client_body_timeout`, `max_connections` and the TLS keys.
+    /// `send_timeout` as a duration (validated to lie in [1 ms, 1 year]).
+    pub fn send_timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.send_timeout).unwrap_or(Duration::from_secs(10))
+    }
+
+    /// Checks `client_body_timeout`, `send_timeout`, `max_connections` and the TLS keys.
     pub(super) fn validate_slow_client_limits(&self) -> Result<(), String> {
         const YEAR: f64 = 365.0 * 24.0 * 3600.0;
-        if !(0.001..=YEAR).contains(&self.client_body_timeout) {
-            return Err(format!(
-                "server.client_body_timeout must be between 0.001 and {YEAR} seconds (got {})",
-                self.client_body_timeout
-            ));
+        for (key, seconds) in [("client_body_timeout", self.client_body_timeout), ("send_timeout", self.send_timeout)] {
+            if !(0.001..=YEAR).contains(&seconds) {
+                return Err(format!("server.{key} must be between 0.001 and {YEAR} seconds (got {seconds})"));
+            }
         }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => return Err("server.tls_cert is set without server.tls_key".to_owned()),

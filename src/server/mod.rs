@@ -284,12 +284,16 @@ fn http_server(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
         .max(1);
     let per_worker = open_files::per_worker(max_connections(config.server.max_connections), workers);
+    let send_timeout = config.server.send_timeout();
     let factory_state = state.clone();
     let factory_engine = engine.clone();
     let mut server = HttpServer::new(move || {
         // HTTP/2 streams in progress count against the same bound as connections
         // (the factory runs on each worker thread).
         actix_http::h2::set_thread_stream_limit(per_worker);
+        // How long a client may take none of an answer written to it (the patched
+        // actix-http's write stall), set per worker thread as the limits above.
+        actix_http::h1::set_thread_write_stall(send_timeout);
         let engine = factory_engine.start_worker();
         let worker = WorkerState {
             state: factory_state.clone(),

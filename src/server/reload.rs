@@ -12,7 +12,7 @@
 //! others) is read and checked with the config and serves the next handshakes.
 //!
 //! What needs a restart, and is reported as such rather than ignored: the listener
-//! (`server.host`, `server.port`, HTTPS on or off, `server.h2c`), `server.workers`, `server.max_connections`,
+//! (`server.host`, `server.port`, HTTPS on or off, `server.h2c`), `server.workers`, `server.max_connections`, `server.send_timeout`,
 //! `server.shutdown_timeout`, `server.pid_file` and the plugins loaded
 //! (`load_builtin_plugins`, `load_plugins`), and `[sentry]`. A configuration that does not load
 //! (bad TOML, an invalid value) is refused before anything changes — that check is
@@ -113,6 +113,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("server.port", o.port != n.port),
         ("server.workers", o.workers != n.workers),
         ("server.max_connections", o.max_connections != n.max_connections),
+        ("server.send_timeout", o.send_timeout != n.send_timeout),
         ("server.shutdown_timeout", o.shutdown_timeout != n.shutdown_timeout),
         ("server.pid_file", o.pid_file != n.pid_file),
         ("server.tls_cert", o.tls.is_some() != n.tls.is_some()),
@@ -133,6 +134,7 @@ fn keep_restart_only(old: &Config, new: &mut Config) {
     n.port = o.port;
     n.workers = o.workers;
     n.max_connections = o.max_connections;
+    n.send_timeout = o.send_timeout;
     n.shutdown_timeout = o.shutdown_timeout;
     n.pid_file.clone_from(&o.pid_file);
     n.h2c = o.h2c;
@@ -164,16 +166,16 @@ mod tests {
     fn listener_workers_and_plugins_wait_for_a_restart() {
         let old = Config::from_toml_str("load_builtin_plugins = [\"echo\"]\n[server]\nport = 8080", "t").unwrap();
         let mut new = Config::from_toml_str(
-            "load_builtin_plugins = [\"echo\", \"proxy\"]\n[server]\nport = 9090\nworkers = 3\naccess_log = true",
+            "load_builtin_plugins = [\"echo\", \"proxy\"]\n[server]\nport = 9090\nworkers = 3\naccess_log = true\nsend_timeout = 2",
             "t",
         )
         .unwrap();
         assert_eq!(
             restart_only_changes(&old, &new),
-            vec!["server.port", "server.workers", "load_builtin_plugins"]
+            vec!["server.port", "server.workers", "server.send_timeout", "load_builtin_plugins"]
         );
         keep_restart_only(&old, &mut new);
-        assert_eq!((new.server.port, new.server.workers), (8080, None));
+        assert_eq!((new.server.port, new.server.workers, new.server.send_timeout), (8080, None, 10.0));
         assert_eq!(new.load_builtin_plugins, vec!["echo"]);
         assert_ne!(new.server.access_log, crate::config::AccessLog::Off, "what a reload can apply stays new");
         assert!(restart_only_changes(&old, &new).is_empty());

@@ -320,6 +320,14 @@ async fn a_client_that_reads_nothing_cannot_hold_its_slot() {
     next_byte.await;
 }
 
+/// `server.send_timeout` sets that limit: at 2 s the stuck connection lets its slot go
+/// after 2 s, not 10.
+#[actix_rt::test]
+async fn the_send_timeout_sets_how_long_a_client_may_read_nothing() {
+    let request = b"GET /api/v1/large HTTP/1.1\r\nHost: framex\r\n\r\n";
+    stuck_then_served(request, b"G", "send_timeout = 2", (Duration::from_millis(1500), Duration::from_secs(6))).await;
+}
+
 /// The same with a request body declared and never sent (the handler does not read
 /// it): the connection that answered over an unread body is dropped by the write stall
 /// all the same.
@@ -333,7 +341,13 @@ async fn a_client_that_reads_nothing_while_the_server_lingers_cannot_hold_its_sl
 /// then `then`, with `max_connections = 1`: the next client is served once the write
 /// stall (10 s) dropped the stuck connection.
 async fn reads_nothing_of(request: &'static [u8], then: &'static [u8]) {
-    let server = start(config("[server]\nmax_connections = 1"), vec![large_answer_plugin()]).await;
+    stuck_then_served(request, then, "", (Duration::from_secs(8), Duration::from_secs(15))).await;
+}
+
+/// As [`reads_nothing_of`], with more `[server]` lines, the next client served within
+/// `(after, before)` of `then`.
+async fn stuck_then_served(request: &'static [u8], then: &'static [u8], server_lines: &str, (after, before): (Duration, Duration)) {
+    let server = start(config(&format!("[server]\nmax_connections = 1\n{server_lines}")), vec![large_answer_plugin()]).await;
     let addr = server.local_addr();
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -349,8 +363,8 @@ async fn reads_nothing_of(request: &'static [u8], then: &'static [u8]) {
     .await
     .expect("the next client is served: the stuck connection let its slot go");
     assert!(next.starts_with("HTTP/1.1 200"), "{next}");
-    assert!(started.elapsed() >= Duration::from_secs(8), "it waited for the slot: {:?}", started.elapsed());
-    assert!(started.elapsed() < Duration::from_secs(15), "the stall limit (10 s) plus a margin: {:?}", started.elapsed());
+    assert!(started.elapsed() >= after, "it waited for the slot: {:?}", started.elapsed());
+    assert!(started.elapsed() < before, "the stall limit plus a margin: {:?}", started.elapsed());
     drop(stuck);
     server.stop(false).await;
 }

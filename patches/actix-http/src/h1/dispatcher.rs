@@ -70,8 +70,27 @@ const MAX_PIPELINED_MESSAGES: usize = 16;
 
 /// framex-rs patch: how long a client may take none of the bytes written to it before
 /// its connection is dropped (the time between two writes that took anything, as
-/// nginx's `send_timeout`; framex-rs's idle wait and head timeout together).
+/// nginx's `send_timeout`), unless a server set it for its worker threads.
 const WRITE_STALL: std::time::Duration = std::time::Duration::from_secs(10);
+
+thread_local! {
+    /// framex-rs patch: the write stall limit of the connections on this thread.
+    static THREAD_WRITE_STALL: std::cell::Cell<std::time::Duration> =
+        const { std::cell::Cell::new(WRITE_STALL) };
+}
+
+/// framex-rs patch: sets how long a client of an HTTP/1 connection served on the calling
+/// thread (a server worker) may take none of the bytes written to it before the
+/// connection is dropped (default 10 s; nginx's `send_timeout`). A server sets it on
+/// each worker thread, as it sets its connection limit per worker.
+pub fn set_thread_write_stall(limit: std::time::Duration) {
+    THREAD_WRITE_STALL.with(|l| l.set(limit));
+}
+
+/// The write stall deadline of a write made now.
+fn write_stall_deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + THREAD_WRITE_STALL.with(std::cell::Cell::get)
+}
 
 /// Write buffer capacity at which we reallocate it after flushing.
 const WRITE_BUFFER_RETENTION_LIMIT: usize = 1024 * 128;
@@ -440,7 +459,7 @@ where
                     // stall timer runs from the last write that took any (nginx's
                     // `send_timeout`); when it fires the connection is dropped.
                     if written > 0 || !write_timer.is_active() {
-                        write_timer.set_and_init(cx, (tokio::time::Instant::now() + WRITE_STALL).into(), line!());
+                        write_timer.set_and_init(cx, write_stall_deadline().into(), line!());
                     }
                     return Poll::Pending;
                 }
@@ -463,7 +482,7 @@ where
         match flushed {
             Poll::Ready(_) if write_timer.is_active() => write_timer.clear(line!()),
             Poll::Pending if written > 0 || !write_timer.is_active() => {
-                write_timer.set_and_init(cx, (tokio::time::Instant::now() + WRITE_STALL).into(), line!());
+                write_timer.set_and_init(cx, write_stall_deadline().into(), line!());
             }
             _ => {}
         }

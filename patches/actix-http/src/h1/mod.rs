@@ -20,7 +20,7 @@ mod utils;
 pub use self::{
     client::{ClientCodec, ClientPayloadCodec},
     codec::Codec,
-    dispatcher::Dispatcher,
+    dispatcher::{set_thread_write_stall, Dispatcher},
     expect::{ExpectCheck, ExpectHandler},
     payload::Payload,
     service::{H1Service, H1ServiceHandler},
