@@ -152,7 +152,8 @@ async fn a_failing_on_start_or_a_bad_plugin_table_stops_the_start_naming_the_plu
 }
 
 /// A start that fails after the proxy started (a plugin's `on_start`) stops its
-/// background work: no health check reaches the upstream afterwards.
+/// background work: no health check reaches the upstream afterwards (while the same
+/// proxy, started without the failing plugin, probes it every 0.1 s).
 #[actix_rt::test]
 async fn a_failed_start_leaves_no_proxy_running() {
     let probes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -168,10 +169,17 @@ async fn a_failed_start_leaves_no_proxy_running() {
         .on_start(|_cx: Ctx| async { Err(Error::Plugin { status: 500, message: "no database".to_owned() }) })
         .build()
         .unwrap();
-    let toml = format!(
-        "load_builtin_plugins = [\"proxy\"]\nload_plugins = [\"boom\"]\n[plugins.proxy]\nproxy_urls = [\"{up}\"]\n\
-         health_check_path = \"/health\"\nhealth_check_interval = 0.1\n"
+    let proxy = format!(
+        "[plugins.proxy]\nproxy_urls = [\"{up}\"]\nhealth_check_path = \"/health\"\nhealth_check_interval = 0.1\n"
     );
+    // The control: started, the proxy probes.
+    let running = crate::common::start(config(&format!("load_builtin_plugins = [\"proxy\"]\n{proxy}")), vec![]).await;
+    actix_rt::time::sleep(std::time::Duration::from_millis(700)).await;
+    running.stop(true).await;
+    assert!(probes.load(std::sync::atomic::Ordering::SeqCst) >= 2, "a running proxy probes its upstream");
+    actix_rt::time::sleep(std::time::Duration::from_millis(300)).await;
+    probes.store(0, std::sync::atomic::Ordering::SeqCst);
+    let toml = format!("load_builtin_plugins = [\"proxy\"]\nload_plugins = [\"boom\"]\n{proxy}");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let err = Framex::new(config(&toml)).plugin(failing).start(listener).await.unwrap_err();
     assert!(err.to_string().contains("no database"), "{err}");
