@@ -165,30 +165,41 @@ async fn requests_are_forwarded_faithfully() {
     up_handle.stop(false).await;
 }
 
+/// A raw upstream whose OpenAPI document offers `GET` on each of `paths`, and which
+/// answers every other request with `answer(head)` (the head in lower case), as it is.
+async fn raw_upstream_answering(paths: &'static [&'static str], answer: fn(&str) -> String) -> String {
+    use tokio::io::AsyncWriteExt;
+    raw_upstream(move |mut socket| async move {
+        let mut buf = Vec::new();
+        while let Some(head) = read_request(&mut socket, &mut buf).await {
+            let reply = if head.starts_with("get /api/v1/openapi.json") {
+                let offered: serde_json::Map<String, serde_json::Value> = paths
+                    .iter()
+                    .map(|path| (path.to_string(), json!({"get": {"responses": {"200": {"description": "ok"}}}})))
+                    .collect();
+                let doc = json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": offered}).to_string();
+                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{doc}", doc.len())
+            } else {
+                answer(&head)
+            };
+            if socket.write_all(reply.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+}
+
 /// An upstream's hop-by-hop answer fields (RFC 9110 §7.6.1), and those its
 /// `Connection` names, describe its connection to us: the client sees none of them,
 /// and every other field as sent.
 #[actix_rt::test]
 async fn an_upstreams_hop_by_hop_answer_fields_stay_with_its_connection() {
-    use tokio::io::AsyncWriteExt;
-    let up = raw_upstream(|mut socket| async move {
-        let mut buf = Vec::new();
-        while let Some(head) = read_request(&mut socket, &mut buf).await {
-            let answer = if head.starts_with("get /api/v1/openapi.json") {
-                let doc = json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
-                    "paths": {"/api/v1/hops": {"get": {"responses": {"200": {"description": "ok"}}}}}})
-                .to_string();
-                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{doc}", doc.len())
-            } else {
-                "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret-Hop\r\nKeep-Alive: timeout=5\r\n\
-                 X-Secret-Hop: 1\r\nProxy-Connection: keep-alive\r\nTrailer: x-sum\r\nUpgrade: h2c\r\n\
-                 Proxy-Authenticate: Basic\r\nX-Kept: yes\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
-                    .to_owned()
-            };
-            if socket.write_all(answer.as_bytes()).await.is_err() {
-                return;
-            }
-        }
+    let up = raw_upstream_answering(&["/api/v1/hops"], |_| {
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret-Hop\r\nKeep-Alive: timeout=5\r\n\
+         X-Secret-Hop: 1\r\nProxy-Connection: keep-alive\r\nTrailer: x-sum\r\nUpgrade: h2c\r\n\
+         Proxy-Authenticate: Basic\r\nX-Kept: yes\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+            .to_owned()
     })
     .await;
     let server = start(proxy_config(&up, ""), vec![]).await;
@@ -211,27 +222,13 @@ async fn an_upstreams_hop_by_hop_answer_fields_stay_with_its_connection() {
 /// a map) has the same fields beside the limit's. An answer without `Date` gets ours.
 #[actix_rt::test]
 async fn an_answers_fields_reach_the_client_once_each_as_sent() {
-    use tokio::io::AsyncWriteExt;
-    let up = raw_upstream(|mut socket| async move {
-        let mut buf = Vec::new();
-        while let Some(head) = read_request(&mut socket, &mut buf).await {
-            let answer = if head.starts_with("get /api/v1/openapi.json") {
-                let doc = json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
-                    "paths": {"/api/v1/fields": {"get": {"responses": {"200": {"description": "ok"}}}},
-                              "/api/v1/undated": {"get": {"responses": {"200": {"description": "ok"}}}}}})
-                .to_string();
-                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{doc}", doc.len())
-            } else if head.starts_with("get /api/v1/undated") {
-                "HTTP/1.1 200 OK\r\nX-Undated: 1\r\nContent-Length: 2\r\n\r\nok".to_owned()
-            } else {
-                "HTTP/1.1 200 OK\r\nServer: legacy\r\nDate: Tue, 01 Jan 2030 00:00:00 GMT\r\nSet-Cookie: a=1\r\n\
-                 X-Mixed-Case:A  b\r\nContent-Length: 2\r\nSet-Cookie: b=2\r\nContent-Type: text/plain\r\n\r\nok"
-                    .to_owned()
-            };
-            if socket.write_all(answer.as_bytes()).await.is_err() {
-                return;
-            }
+    let up = raw_upstream_answering(&["/api/v1/fields", "/api/v1/undated"], |head| {
+        if head.starts_with("get /api/v1/undated") {
+            return "HTTP/1.1 200 OK\r\nX-Undated: 1\r\nContent-Length: 2\r\n\r\nok".to_owned();
         }
+        "HTTP/1.1 200 OK\r\nServer: legacy\r\nDate: Tue, 01 Jan 2030 00:00:00 GMT\r\nSet-Cookie: a=1\r\n\
+         X-Mixed-Case:A  b\r\nContent-Length: 2\r\nSet-Cookie: b=2\r\nContent-Type: text/plain\r\n\r\nok"
+            .to_owned()
     })
     .await;
     let limits = "[limits.rules]\n\"/api/v1/fields\" = { rate = 100, burst = 100, per = \"route\" }\n";
