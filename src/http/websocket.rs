@@ -153,6 +153,7 @@ fn relay(
     let state = Down {
         read,
         buf: BytesMut::new(),
+        idle_timer: Box::pin(tokio::time::sleep_until(last.get() + idle)),
         last,
         idle,
         frames: Frames::default(),
@@ -198,6 +199,10 @@ struct Down {
     /// When a byte last moved either way.
     last: Rc<Cell<Instant>>,
     idle: Duration,
+    /// Runs to the idle deadline as it was when set: when it fires, it is set again
+    /// from the last move, or the tunnel closes. One timer for the tunnel's life, not
+    /// one registered and removed per read.
+    idle_timer: std::pin::Pin<Box<tokio::time::Sleep>>,
     frames: Frames,
     done: bool,
     /// `true` once the server stops: the tunnel closes with 1001.
@@ -218,10 +223,10 @@ impl Down {
             self.buf.reserve(READ_SIZE);
         }
         loop {
-            let deadline = self.last.get() + self.idle;
             // `read_buf` is cancel-safe: bytes are in `buf` or still in the socket.
             let read = tokio::select! {
-                read = tokio::time::timeout_at(deadline, self.read.read_buf(&mut self.buf)) => Some(read),
+                read = self.read.read_buf(&mut self.buf) => Some(Ok(read)),
+                () = self.idle_timer.as_mut() => Some(Err(())),
                 // (Should the server be gone without saying so, tunnels live on.)
                 _ = async {
                     if self.closing.wait_for(|closing| *closing).await.is_err() {
@@ -233,8 +238,13 @@ impl Down {
                 return self.close(CLOSE_GOING_AWAY, "server shutting down");
             };
             match read {
-                Err(_) if self.last.get() + self.idle > Instant::now() => continue,
-                Err(_) => return self.close(CLOSE_GOING_AWAY, "idle timeout"),
+                Err(()) => {
+                    let deadline = self.last.get() + self.idle;
+                    if deadline <= Instant::now() {
+                        return self.close(CLOSE_GOING_AWAY, "idle timeout");
+                    }
+                    self.idle_timer.as_mut().reset(deadline);
+                }
                 Ok(Ok(0)) | Ok(Err(_)) => {
                     return self.close(CLOSE_UPSTREAM_GONE, "upstream connection lost")
                 }

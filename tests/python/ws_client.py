@@ -7,6 +7,7 @@ Run: python ws_client.py SCENARIO URL [AUTHORIZATION]
   die     asks the upstream to die and reports how the connection ended
   status  only opens the connection and reports the refusal status, if any
   idle    sends one message, then waits (up to 20 s) for the connection to be closed
+  chatty  sends a message every 0.3 s for 3 s, counting the echoes, then waits as idle
 """
 
 import asyncio
@@ -43,6 +44,17 @@ async def main(scenario: str, url: str, auth: str | None) -> dict:
             elif scenario == "idle":
                 await ws.send("one")
                 out["text"] = await ws.recv()
+            elif scenario == "chatty":
+                out["echoed"] = 0
+                try:
+                    for i in range(10):
+                        await ws.send(f"m{i}")
+                        if await ws.recv() == f"m{i}":
+                            out["echoed"] += 1
+                        await asyncio.sleep(0.3)
+                except ConnectionClosed as e:
+                    out.update(closed(e))
+                    return out
             else:
                 await ws.send("die")
             try:

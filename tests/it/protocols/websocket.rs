@@ -99,6 +99,20 @@ async fn idle_tunnels_are_closed_with_1001() {
     server.stop(true).await;
 }
 
+/// A tunnel that carries a message every 0.3 s stays open past its idle timeout (1 s
+/// here) for as long as they come, three idle periods, and is closed with 1001 once
+/// they stop.
+#[actix_rt::test]
+async fn busy_tunnels_outlive_the_idle_timeout() {
+    let legacy = legacy_app().await;
+    let mut config = ws_config(&legacy.url);
+    config.plugins.proxy.websocket_idle_timeout = 1.0;
+    let server = start(config, vec![]).await;
+    let seen = ws_client(&["chatty", &server.url("/ws/echo").replace("http://", "ws://")]).await;
+    assert_eq!((seen["echoed"].clone(), seen["close_code"].clone()), (json!(10), json!(1001)), "{seen}");
+    server.stop(true).await;
+}
+
 /// SIGTERM: an open tunnel lives through the drain period (`shutdown_timeout`, 3 s
 /// here) less a second, then the client gets Close 1001 and `framex run` exits 0.
 #[actix_rt::test]
