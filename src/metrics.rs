@@ -271,16 +271,19 @@ fn itoa_status(status: u16) -> [u8; 3] {
 }
 
 /// Counts an SSE stream open until the returned guard is dropped.
-pub fn sse_stream_open() -> impl Drop {
-    struct Open(IntGauge);
-    impl Drop for Open {
-        fn drop(&mut self) {
-            self.0.dec();
-        }
-    }
+pub fn sse_stream_open() -> SseOpen {
     let gauge = HTTP.sse_open.clone();
     gauge.inc();
-    Open(gauge)
+    SseOpen(gauge)
+}
+
+/// An open SSE stream, counted until dropped.
+pub struct SseOpen(IntGauge);
+
+impl Drop for SseOpen {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Counts `bytes` of a streamed body sent to a client.

@@ -7,6 +7,9 @@ use bytes::{Bytes, BytesMut};
 use framex_actors::sse::Event;
 use framex_actors::stream::ChunkStream;
 use framex_actors::Error;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
 use futures::{Stream, StreamExt};
 
 use super::body_deadline::{payload_error, BodyDeadlines};
@@ -66,39 +69,58 @@ pub(super) fn streamed(
 /// event and a clean end, as FrameX clients expect; for other bodies it aborts the
 /// response, so the client sees a truncated transfer rather than a silent success.
 /// Either way `tap` (given when `[sentry]` is on) is told of it.
-fn response_stream(
-    stream: ChunkStream,
-    sse: bool,
-    tap: Option<StreamTap>,
-) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
-    // An open SSE stream is counted until the body is dropped (ended or abandoned).
+fn response_stream(stream: ChunkStream, sse: bool, tap: Option<StreamTap>) -> EngineBody {
+    // An open SSE stream is counted until the body ends or is dropped (abandoned).
     let open = sse.then(crate::metrics::sse_stream_open);
-    futures::stream::unfold(Some((stream, open, tap)), move |state| async move {
-        let (mut stream, open, tap) = state?;
-        match stream.next().await {
-            None => None,
+    EngineBody { stream: Some(stream), sse, open, tap }
+}
+
+/// [`response_stream`]'s body: a stream of its own rather than an `unfold`, whose
+/// state moved out of and back into a new future for every chunk (a copy per event).
+struct EngineBody {
+    /// The engine's stream; `None` once it ended.
+    stream: Option<ChunkStream>,
+    sse: bool,
+    open: Option<crate::metrics::SseOpen>,
+    tap: Option<StreamTap>,
+}
+
+impl EngineBody {
+    /// The last item: the stream, the open count and the tap go now.
+    fn end(&mut self, last: Option<Result<Bytes, actix_web::Error>>) -> Poll<Option<Result<Bytes, actix_web::Error>>> {
+        self.stream = None;
+        self.open = None;
+        self.tap = None;
+        Poll::Ready(last)
+    }
+}
+
+impl Stream for EngineBody {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match ready!(stream.poll_next_unpin(cx)) {
+            None => self.end(None),
             Some(Ok(bytes)) => {
                 crate::metrics::streamed(bytes.len());
-                Some((Ok(bytes), Some((stream, open, tap))))
-            }
-            Some(Err(e)) if sse => {
-                log::warn!("stream ended by error: {}", framex_actors::Escaped(&e));
-                if let Some(tap) = &tap {
-                    tap.broken(&e);
-                }
-                let event = Event::error(status_of(&e).as_u16(), e.external_message());
-                Some((Ok(event.to_bytes()), None))
+                Poll::Ready(Some(Ok(bytes)))
             }
             Some(Err(e)) => {
-                log::warn!("stream aborted: {}", framex_actors::Escaped(&e));
-                if let Some(tap) = &tap {
+                if let Some(tap) = &self.tap {
                     tap.broken(&e);
                 }
-                Some((
-                    Err(actix_web::error::ErrorBadGateway(e.external_message())),
-                    None,
-                ))
+                if self.sse {
+                    log::warn!("stream ended by error: {}", framex_actors::Escaped(&e));
+                    let event = Event::error(status_of(&e).as_u16(), e.external_message());
+                    self.end(Some(Ok(event.to_bytes())))
+                } else {
+                    log::warn!("stream aborted: {}", framex_actors::Escaped(&e));
+                    self.end(Some(Err(actix_web::error::ErrorBadGateway(e.external_message()))))
+                }
             }
         }
-    })
+    }
 }

@@ -225,6 +225,8 @@ impl Down {
         loop {
             // `read_buf` is cancel-safe: bytes are in `buf` or still in the socket.
             let read = tokio::select! {
+                // Bytes that are there go before a timer that fired meanwhile.
+                biased;
                 read = self.read.read_buf(&mut self.buf) => Some(Ok(read)),
                 () = self.idle_timer.as_mut() => Some(Err(())),
                 // (Should the server be gone without saying so, tunnels live on.)

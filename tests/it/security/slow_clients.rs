@@ -353,9 +353,11 @@ async fn stuck_then_served(request: &'static [u8], then: &'static [u8], server_l
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stuck = socket.connect(addr).await.unwrap();
     stuck.write_all(request).await.unwrap();
+    // The stall runs from the server's first write that took nothing, right after the
+    // request: timed from here.
+    let started = Instant::now();
     actix_rt::time::sleep(Duration::from_millis(1000)).await;
     stuck.write_all(then).await.unwrap();
-    let started = Instant::now();
     let next = tokio::time::timeout(
         Duration::from_secs(20),
         crate::common::raw_http(addr, "GET /health HTTP/1.1\r\nHost: framex\r\nConnection: close\r\n\r\n"),
