@@ -77,39 +77,26 @@ async fn upstream_dying_closes_the_client_with_1014() {
 }
 
 /// A tunnel on which nothing moves for `websocket_idle_timeout` (1 s here) is closed
-/// with 1001 (going away); one message before does not keep it open for ever.
+/// with 1001 (going away); one message before does not keep it open for ever. One that
+/// carries a message every 0.3 s stays open past the timeout for as long as they come,
+/// three idle periods, and is closed with 1001 once they stop.
 #[actix_rt::test]
-async fn idle_tunnels_are_closed_with_1001() {
+async fn idle_tunnels_are_closed_with_1001_and_busy_ones_stay_open() {
     let legacy = legacy_app().await;
     let mut config = ws_config(&legacy.url);
     config.plugins.proxy.websocket_idle_timeout = 1.0;
     let server = start(config, vec![]).await;
+    let url = server.url("/ws/echo").replace("http://", "ws://");
     let started = std::time::Instant::now();
-    let seen = ws_client(&["idle", &server.url("/ws/echo").replace("http://", "ws://")]).await;
-    assert_eq!(
-        (seen["text"].clone(), seen["close_code"].clone()),
-        (json!("one"), json!(1001)),
-        "{seen}"
-    );
+    let (idle_args, busy_args) = (["idle", url.as_str()], ["chatty", url.as_str()]);
+    let (idle, busy) = futures::join!(ws_client(&idle_args), ws_client(&busy_args));
+    assert_eq!((idle["text"].clone(), idle["close_code"].clone()), (json!("one"), json!(1001)), "{idle}");
+    assert_eq!((busy["echoed"].clone(), busy["close_code"].clone()), (json!(10), json!(1001)), "{busy}");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(15),
         "closed only after {:?}",
         started.elapsed()
     );
-    server.stop(true).await;
-}
-
-/// A tunnel that carries a message every 0.3 s stays open past its idle timeout (1 s
-/// here) for as long as they come, three idle periods, and is closed with 1001 once
-/// they stop.
-#[actix_rt::test]
-async fn busy_tunnels_outlive_the_idle_timeout() {
-    let legacy = legacy_app().await;
-    let mut config = ws_config(&legacy.url);
-    config.plugins.proxy.websocket_idle_timeout = 1.0;
-    let server = start(config, vec![]).await;
-    let seen = ws_client(&["chatty", &server.url("/ws/echo").replace("http://", "ws://")]).await;
-    assert_eq!((seen["echoed"].clone(), seen["close_code"].clone()), (json!(10), json!(1001)), "{seen}");
     server.stop(true).await;
 }
 
