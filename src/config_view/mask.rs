@@ -122,7 +122,7 @@ pub fn yaml(text: &str, secrets: &[String]) -> String {
             }
             Some(Hiding::Quoted(quote)) => {
                 out.push(masked());
-                if content.contains(*quote) {
+                if quote_end(content, *quote).is_some() {
                     hiding = None;
                 }
                 continue;
@@ -153,19 +153,42 @@ enum Hiding {
 
 /// How many flow collections `text` opens (less those it closes), outside quotes.
 fn flow_depth(text: &str) -> i32 {
-    let mut quote = None;
     let mut depth = 0;
-    for c in text.chars() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '"' || c == '\'' => quote = Some(c),
-            None if c == '[' || c == '{' => depth += 1,
-            None if c == ']' || c == '}' => depth -= 1,
-            None => {}
+    let mut rest = text;
+    while let Some(at) = rest.find(['[', '{', ']', '}', '"', '\'']) {
+        let c = rest[at..].chars().next().unwrap_or_default();
+        rest = &rest[at + 1..];
+        match c {
+            '[' | '{' => depth += 1,
+            ']' | '}' => depth -= 1,
+            // A quoted scalar: skipped to its end (one that does not end on this line
+            // holds the rest of it).
+            quote => match quote_end(rest, quote) {
+                Some(end) => rest = &rest[end + 1..],
+                None => break,
+            },
         }
     }
     depth
+}
+
+/// Where in `text` a scalar quoted by `quote` (and opened before `text`) ends: the
+/// first `quote` not escaped (`''` inside single quotes, `\"` inside double ones).
+fn quote_end(text: &str, quote: char) -> Option<usize> {
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '\\' if quote == '"' => {
+                chars.next();
+            }
+            '\'' if quote == '\'' && chars.peek().is_some_and(|&(_, next)| next == '\'') => {
+                chars.next();
+            }
+            c if c == quote => return Some(at),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// One YAML line that is not a comment: the line as shown, and, for a secret key, how
@@ -194,7 +217,7 @@ fn yaml_line(line: &str, indent: usize, secrets: &[String]) -> (String, Option<H
         } else {
             format!("{prefix} {MASK}{comment_shown}")
         };
-        let open_quote = value_text.chars().next().filter(|&q| q == '"' || q == '\'' ).filter(|&q| !value_text[1..].contains(q));
+        let open_quote = value_text.chars().next().filter(|&q| (q == '"' || q == '\'') && quote_end(&value_text[1..], q).is_none());
         let goes_on = match (flow_depth(value_text), open_quote) {
             (depth, _) if depth > 0 && value_text.starts_with(['[', '{']) => Hiding::Flow(depth),
             (_, Some(quote)) => Hiding::Quoted(quote),
@@ -336,28 +359,40 @@ after: shown";
 
     /// A secret value that goes on below its key inside a flow collection or a quoted
     /// scalar is hidden until it closes, at whatever indent (YAML does not look at the
-    /// indent there); what follows it is shown.
+    /// indent there), escaped quotes (`''`, `\"`) and brackets inside quotes not closing
+    /// it; what follows it is shown.
     #[test]
     fn yaml_flow_and_quoted_secrets_are_hidden_until_they_close() {
         let text = "\
 tokens: [
-t-1, t-2,
-  [t-3]
+t-01, t-02,
+  [t-03]
 ]
 shown-1: a
 password: {
-user: t-4,
-pw: \"t-5 ] }\"
+user: t-04,
+pw: \"t-05 ] }\"
 }
 shown-2: b
-secret: 'first t-6
-t-7'
-shown-3: c";
+secret: 'first t-06
+t-07'
+shown-3: c
+secret: 'it''s t-08
+it''s t-09
+t-10'
+shown-4: d
+secret: \"a \\\" t-11
+t-12 \\\" t-13
+t-14\"
+shown-5: e
+tokens: [\"x\\\"]\", t-15,
+t-16]
+shown-6: f";
         let shown = yaml(text, &[]);
-        for n in 1..=7 {
-            assert!(!shown.contains(&format!("t-{n}")), "t-{n} in\n{shown}");
+        for n in 1..=16 {
+            assert!(!shown.contains(&format!("t-{n:02}")), "t-{n:02} in\n{shown}");
         }
-        for kept in ["shown-1: a", "shown-2: b", "shown-3: c"] {
+        for kept in ["shown-1: a", "shown-2: b", "shown-3: c", "shown-4: d", "shown-5: e", "shown-6: f"] {
             assert!(shown.contains(kept), "{kept} missing in\n{shown}");
         }
     }
