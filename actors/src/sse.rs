@@ -220,6 +220,8 @@ pub fn events(stream: ChunkStream) -> impl Stream<Item = Result<Event, Error>> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     /// Media types are case-insensitive: an upstream's `Text/Event-Stream` is an event
     /// stream (not buffered, not cached, not compared) as much as the lower-case one.
     #[test]
@@ -231,8 +233,6 @@ mod tests {
             assert!(!is_event_stream(no), "{}", String::from_utf8_lossy(no));
         }
     }
-
-    use super::*;
 
     #[test]
     fn events_are_written_as_framex_writes_them() {

@@ -87,9 +87,14 @@ pub fn set_thread_write_stall(limit: std::time::Duration) {
     THREAD_WRITE_STALL.with(|l| l.set(limit));
 }
 
-/// The write stall deadline of a write made now.
-fn write_stall_deadline() -> tokio::time::Instant {
-    tokio::time::Instant::now() + THREAD_WRITE_STALL.with(std::cell::Cell::get)
+/// framex-rs patch: written bytes wait that the client does not take. The stall timer
+/// runs from the last write that took any (nginx's `send_timeout`): set when this one
+/// `progressed` or none runs yet; when it fires the connection is dropped.
+fn arm_write_stall(timer: &mut TimerState, cx: &mut Context<'_>, progressed: bool) {
+    if progressed || !timer.is_active() {
+        let deadline = tokio::time::Instant::now() + THREAD_WRITE_STALL.with(std::cell::Cell::get);
+        timer.set_and_init(cx, deadline.into(), line!());
+    }
 }
 
 /// Write buffer capacity at which we reallocate it after flushing.
@@ -455,12 +460,8 @@ where
 
                 Poll::Pending => {
                     write_buf.advance(written);
-                    // framex-rs patch: bytes wait that the client does not take. The
-                    // stall timer runs from the last write that took any (nginx's
-                    // `send_timeout`); when it fires the connection is dropped.
-                    if written > 0 || !write_timer.is_active() {
-                        write_timer.set_and_init(cx, write_stall_deadline().into(), line!());
-                    }
+                    // framex-rs patch: bytes wait that the client does not take.
+                    arm_write_stall(write_timer, cx, written > 0);
                     return Poll::Pending;
                 }
             }
@@ -481,10 +482,8 @@ where
         // armed if the stream's flush waits.
         match flushed {
             Poll::Ready(_) if write_timer.is_active() => write_timer.clear(line!()),
-            Poll::Pending if written > 0 || !write_timer.is_active() => {
-                write_timer.set_and_init(cx, write_stall_deadline().into(), line!());
-            }
-            _ => {}
+            Poll::Pending => arm_write_stall(write_timer, cx, written > 0),
+            Poll::Ready(_) => {}
         }
         flushed
     }
