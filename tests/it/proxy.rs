@@ -219,12 +219,17 @@ async fn an_upstreams_hop_by_hop_answer_fields_stay_with_its_connection() {
 /// in its order, names in lower case and values as sent: its own `Date` instead of
 /// ours, both of two `Set-Cookie`s, one `Content-Length` (ours, for the body sent).
 /// The same answer through a rate limit (whose fields are added to the upstream's, in
-/// a map) has the same fields beside the limit's. An answer without `Date` gets ours.
+/// a map) has the same fields beside the limit's. An answer without `Date` gets ours;
+/// one written with bare line feeds goes out as well-formed lines.
 #[actix_rt::test]
 async fn an_answers_fields_reach_the_client_once_each_as_sent() {
-    let up = raw_upstream_answering(&["/api/v1/fields", "/api/v1/undated"], |head| {
+    let up = raw_upstream_answering(&["/api/v1/fields", "/api/v1/undated", "/api/v1/bare"], |head| {
         if head.starts_with("get /api/v1/undated") {
             return "HTTP/1.1 200 OK\r\nX-Undated: 1\r\nContent-Length: 2\r\n\r\nok".to_owned();
+        }
+        if head.starts_with("get /api/v1/bare") {
+            // Bare line feeds, no space after the colons, a tab in a value.
+            return "HTTP/1.1 200 OK\nX-Bare:1\nX-Tab:a\tb\nContent-Length: 2\n\nok".to_owned();
         }
         "HTTP/1.1 200 OK\r\nServer: legacy\r\nDate: Tue, 01 Jan 2030 00:00:00 GMT\r\nSet-Cookie: a=1\r\n\
          X-Mixed-Case:A  b\r\nContent-Length: 2\r\nSet-Cookie: b=2\r\nContent-Type: text/plain\r\n\r\nok"
@@ -268,6 +273,12 @@ async fn an_answers_fields_reach_the_client_once_each_as_sent() {
         assert_eq!(body, "ok");
         assert_eq!(head.lines().filter(|l| l.starts_with("date: ")).count(), 1, "ours: {head}");
         assert!(head.contains("\r\nx-undated: 1"), "{head}");
+        // An upstream head with bare line feeds goes out as well-formed CRLF lines.
+        let raw = raw_http(server.local_addr(), "GET /api/v1/bare HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        assert_eq!(body, "ok");
+        assert!(head.contains("\r\nx-bare: 1\r\nx-tab: a\tb\r\n"), "{head:?}");
+        assert!(!head.replace("\r\n", "").contains('\n'), "no bare line feed reaches the client: {head:?}");
         server.stop(true).await;
     }
 }

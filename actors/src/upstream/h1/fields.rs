@@ -50,9 +50,9 @@ impl AnswerFields {
         map
     }
 
-    /// The first value of `name`, if any (a scan of the lines: for tests and rare
-    /// paths).
-    pub fn get(&self, name: &str) -> Option<&[u8]> {
+    /// The first value of `name`, if any (a scan of the lines, for tests).
+    #[cfg(test)]
+    pub(in crate::upstream) fn get(&self, name: &str) -> Option<&[u8]> {
         self.lines.split(|&b| b == b'\n').find_map(|line| {
             let line = line.strip_suffix(b"\r")?;
             let colon = line.iter().position(|&b| b == b':')?;
@@ -60,8 +60,9 @@ impl AnswerFields {
         })
     }
 
-    /// The names, in order, lower case, with repeats (a scan: for tests).
-    pub fn names(&self) -> Vec<&str> {
+    /// The names, in order, lower case, with repeats (a scan, for tests).
+    #[cfg(test)]
+    pub(in crate::upstream) fn names(&self) -> Vec<&str> {
         self.lines
             .split(|&b| b == b'\n')
             .filter_map(|line| std::str::from_utf8(&line[..line.iter().position(|&b| b == b':')?]).ok())
