@@ -211,8 +211,9 @@ impl Hops {
 fn fields_of(bytes: &[u8], spans: &[Span]) -> Result<(AnswerFields, Hops), HeadError> {
     let mut fields = Writer::with_room(bytes.len(), spans.len());
     let mut hops = Hops::default();
-    for &span in spans {
-        let (name, role, raw) = field_at(bytes, span)?;
+    for &(name, name_len, value, value_len) in spans {
+        let (name, role) = classify(&bytes[name as usize..(name + name_len) as usize]).map_err(|_| HeadError::Field)?;
+        let raw = &bytes[value as usize..(value + value_len) as usize];
         match role {
             Role::Connection => hops.connection(raw),
             Role::TransferEncoding => hops.transfer_encoding(raw),
@@ -235,21 +236,15 @@ fn fields_of(bytes: &[u8], spans: &[Span]) -> Result<(AnswerFields, Hops), HeadE
     let named = named_by_connection(bytes, spans);
     let mut fields = Writer::with_room(bytes.len(), spans.len());
     let mut typed = false;
-    for &span in spans {
-        let (name, role, raw) = field_at(bytes, span)?;
+    for &(name, name_len, value, value_len) in spans {
+        let (name, role) = classify(&bytes[name as usize..(name + name_len) as usize]).map_err(|_| HeadError::Field)?;
         if kept(role) && !named.contains(&name) {
             typed |= role == Role::ContentType;
-            fields.push(&name, raw);
+            fields.push(&name, &bytes[value as usize..(value + value_len) as usize]);
         }
     }
     hops.event_stream &= typed;
     Ok((fields.finish(), hops))
-}
-
-/// The field of `bytes` at `span`: its name, role and value.
-fn field_at(bytes: &[u8], (name, name_len, value, value_len): Span) -> Result<(HeaderName, Role, &[u8]), HeadError> {
-    let (name, role) = classify(&bytes[name as usize..(name + name_len) as usize]).map_err(|_| HeadError::Field)?;
-    Ok((name, role, &bytes[value as usize..(value + value_len) as usize]))
 }
 
 /// Whether a field of this role is passed on (the framing and hop-by-hop ones are not).
