@@ -61,7 +61,8 @@ pub struct ServerConfig {
     /// *Extension.* Seconds an HTTP/1 client may take none of the bytes of an answer
     /// written to it (nginx's `send_timeout`: the time between two writes, not the
     /// whole answer); longer → the connection is dropped, so a client that stops
-    /// reading cannot hold it and its slot. Between 0.001 and one year. Default 10.
+    /// reading cannot hold it and its slot. Over HTTP/2, seconds a stream may wait for
+    /// send window before it is reset. Between 0.001 and one year. Default 10.
     pub send_timeout: f64,
     /// *Extension.* Connections the process serves at once; beyond it new
     /// connections wait in the listen backlog until one closes. Enforced per worker

@@ -291,8 +291,9 @@ fn http_server(
         // HTTP/2 streams in progress count against the same bound as connections
         // (the factory runs on each worker thread).
         actix_http::h2::set_thread_stream_limit(per_worker);
-        // How long a client may take none of an answer written to it (the patched
-        // actix-http's write stall), set per worker thread as the limits above.
+        // How long a client may take none of an answer written to it, or an HTTP/2
+        // stream wait for window (the patched actix-http's write stall), set per
+        // worker thread as the limits above.
         actix_http::h1::set_thread_write_stall(send_timeout);
         let engine = factory_engine.start_worker();
         let worker = WorkerState {

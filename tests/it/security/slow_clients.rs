@@ -610,6 +610,33 @@ async fn an_https_client_that_reads_nothing_cannot_hold_its_slot() {
     server.stop(false).await;
 }
 
+/// Over HTTP/2 a client holds no connection-wide write buffer, but it can open a stream
+/// and then never open its flow-control window, while answering every PING: the
+/// answer's body (a proxied exchange, an upstream slot under `max_in_flight`) was held
+/// for as long as the client stayed. With `send_timeout = 2` the stream is reset
+/// (`CANCEL`) once it has waited 2 s for window, and its body let go.
+#[actix_rt::test]
+async fn an_http2_stream_whose_window_stays_shut_is_reset_after_the_send_timeout() {
+    let server = start(config("[server]\nh2c = true\nsend_timeout = 2\n"), vec![large_answer_plugin()]).await;
+    let tcp = TcpStream::connect(server.local_addr()).await.unwrap();
+    let (client, connection) = h2::client::Builder::new().initial_window_size(0).handshake::<_, bytes::Bytes>(tcp).await.unwrap();
+    // h2's client answers PINGs by itself while the connection future runs.
+    actix_rt::spawn(connection);
+    let request = http02::Request::get(format!("http://{}/api/v1/large", server.local_addr())).body(()).unwrap();
+    let (response, _) = client.ready().await.unwrap().send_request(request, true).unwrap();
+    let response = response.await.expect("the head is not flow-controlled");
+    assert_eq!(response.status(), 200);
+    let started = Instant::now();
+    let mut body = response.into_body();
+    let first = tokio::time::timeout(Duration::from_secs(8), body.data())
+        .await
+        .expect("the stream was still held after 8 s");
+    let reset = first.expect("the stream ends with a reset, not cleanly").expect_err("no window, no data");
+    assert_eq!(reset.reason(), Some(h2::Reason::CANCEL), "{reset}");
+    assert!(started.elapsed() >= Duration::from_millis(1500), "reset before the limit: {:?}", started.elapsed());
+    server.stop(false).await;
+}
+
 /// A TLS client trusting the test CA only, speaking HTTP/1.1 (no ALPN).
 fn tls_client(ca: &crate::common::certs::TestCa) -> tokio_rustls::TlsConnector {
     use rustls::pki_types::pem::PemObject;

@@ -79,12 +79,18 @@ thread_local! {
         const { std::cell::Cell::new(WRITE_STALL) };
 }
 
-/// framex-rs patch: sets how long a client of an HTTP/1 connection served on the calling
-/// thread (a server worker) may take none of the bytes written to it before the
-/// connection is dropped (default 10 s; nginx's `send_timeout`). A server sets it on
-/// each worker thread, as it sets its connection limit per worker.
+/// framex-rs patch: sets how long a client of a connection served on the calling thread
+/// (a server worker) may take none of the bytes written to it before the connection is
+/// dropped (default 10 s; nginx's `send_timeout`), and how long an HTTP/2 stream may
+/// wait for send window before it is reset. A server sets it on each worker thread, as
+/// it sets its connection limit per worker.
 pub fn set_thread_write_stall(limit: std::time::Duration) {
     THREAD_WRITE_STALL.with(|l| l.set(limit));
+}
+
+/// framex-rs patch: the write stall limit set for the calling thread.
+pub(crate) fn thread_write_stall() -> std::time::Duration {
+    THREAD_WRITE_STALL.with(std::cell::Cell::get)
 }
 
 /// framex-rs patch: written bytes wait that the client does not take. The stall timer
@@ -92,7 +98,7 @@ pub fn set_thread_write_stall(limit: std::time::Duration) {
 /// `progressed` or none runs yet; when it fires the connection is dropped.
 fn arm_write_stall(timer: &mut TimerState, cx: &mut Context<'_>, progressed: bool) {
     if progressed || !timer.is_active() {
-        let deadline = tokio::time::Instant::now() + THREAD_WRITE_STALL.with(std::cell::Cell::get);
+        let deadline = tokio::time::Instant::now() + thread_write_stall();
         timer.set_and_init(cx, deadline.into(), line!());
     }
 }

@@ -8,6 +8,8 @@ mod codec;
 mod decoder;
 #[cfg(feature = "http2")]
 pub(crate) use self::decoder::MAX_HEADERS;
+#[cfg(feature = "http2")]
+pub(crate) use self::dispatcher::thread_write_stall;
 mod dispatcher;
 mod encoder;
 mod expect;

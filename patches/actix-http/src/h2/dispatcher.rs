@@ -308,7 +308,15 @@ where
             // reserve enough space and wait for stream ready.
             stream.reserve_capacity(chunk_size);
 
-            match poll_fn(|cx| stream.poll_capacity(cx)).await {
+            // framex-rs patch: a client that opens no window (or takes none of the
+            // bytes written) for the write stall limit gets the stream reset, and its
+            // body (an upstream exchange, say) is let go, as HTTP/1 drops the connection.
+            let capacity = poll_fn(|cx| stream.poll_capacity(cx));
+            let Ok(capacity) = tokio::time::timeout(crate::h1::thread_write_stall(), capacity).await else {
+                stream.send_reset(h2::Reason::CANCEL);
+                return Ok(());
+            };
+            match capacity {
                 // No capacity left. drop body and return.
                 None => return Ok(()),
 
