@@ -41,7 +41,7 @@ fn get_block(path: &str) -> Vec<u8> {
 /// Frames read off a raw connection until `stop` says so or the connection ends
 /// (bounded: 20 s without a frame ends it too). Returns (type, flags, stream, payload).
 async fn read_frames(
-    conn: &mut TcpStream,
+    conn: &mut (impl tokio::io::AsyncRead + Unpin),
     mut stop: impl FnMut(&(u8, u8, u32, Vec<u8>)) -> bool,
 ) -> Vec<(u8, u8, u32, Vec<u8>)> {
     let mut frames = Vec::new();
@@ -279,6 +279,43 @@ async fn idle_h2_connections_are_closed() {
     // h2's client answers PINGs by itself while the connection future runs.
     let ended = tokio::time::timeout(Duration::from_secs(20), closed).await;
     assert!(ended.is_ok(), "the idle HTTP/2 connection was still open after 20 s");
+}
+
+/// A stream whose window the client keeps shut is reset after `server.send_timeout`,
+/// even when the client nudges it every 300 ms with a SETTINGS frame that opens every
+/// window by a byte and a second, in the same write, that shuts it again: h2 reports
+/// that as a grant of 0 bytes, which is no progress (before: an empty DATA frame, and
+/// the wait begun again, so the stream was held for as long as the client went on).
+#[actix_rt::test]
+async fn a_window_opened_and_shut_again_is_no_progress() {
+    let server = start(config("[server]\nh2c = true\nsend_timeout = 2\n"), vec![]).await;
+    let mut conn = TcpStream::connect(server.local_addr()).await.unwrap();
+    let window = |size: u32| frame(0x4, 0, 0, &[&[0x00, 0x04][..], &size.to_be_bytes()].concat());
+    let mut opening = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    opening.extend(window(0));
+    conn.write_all(&opening).await.unwrap();
+    read_frames(&mut conn, |f| f.0 == 0x4 && f.1 & 0x1 == 0).await;
+    conn.write_all(&frame(0x4, 0x1, 0, &[])).await.unwrap();
+    // END_STREAM | END_HEADERS
+    conn.write_all(&frame(0x1, 0x5, 1, &get_block("/health"))).await.unwrap();
+    let started = std::time::Instant::now();
+    let (mut reading, mut writing) = conn.into_split();
+    let nudges = actix_rt::spawn(async move {
+        for _ in 0..30 {
+            actix_rt::time::sleep(Duration::from_millis(300)).await;
+            if writing.write_all(&[window(1), window(0)].concat()).await.is_err() {
+                return;
+            }
+        }
+    });
+    let frames = read_frames(&mut reading, |(kind, _, stream, _)| *stream == 1 && *kind == 0x3).await;
+    nudges.abort();
+    let on_stream: Vec<(u8, usize)> = frames.iter().filter(|f| f.2 == 1).map(|f| (f.0, f.3.len())).collect();
+    // HEADERS, then RST_STREAM CANCEL (8), no DATA frame between.
+    assert_eq!(on_stream, [(0x1, on_stream[0].1), (0x3, 4)], "{on_stream:?}");
+    assert_eq!(frames.last().unwrap().3, [0, 0, 0, 8], "CANCEL");
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(1500) && elapsed < Duration::from_secs(6), "{elapsed:?}");
 }
 
 /// `Expect: 100-continue` on a path under `[auth]` without the key gets 401 at once,

@@ -610,31 +610,77 @@ async fn an_https_client_that_reads_nothing_cannot_hold_its_slot() {
     server.stop(false).await;
 }
 
-/// Over HTTP/2 a client holds no connection-wide write buffer, but it can open a stream
-/// and then never open its flow-control window, while answering every PING: the
-/// answer's body (a proxied exchange, an upstream slot under `max_in_flight`) was held
-/// for as long as the client stayed. With `send_timeout = 2` the stream is reset
-/// (`CANCEL`) once it has waited 2 s for window, and its body let go.
+/// Over HTTP/2 a client can open a stream and then never open its flow-control window,
+/// while answering every PING: the answer's body was held for as long as the client
+/// stayed. With `send_timeout = 2` the stream is reset (`CANCEL`) once it has waited
+/// 2 s for window.
 #[actix_rt::test]
 async fn an_http2_stream_whose_window_stays_shut_is_reset_after_the_send_timeout() {
     let server = start(config("[server]\nh2c = true\nsend_timeout = 2\n"), vec![large_answer_plugin()]).await;
-    let tcp = TcpStream::connect(server.local_addr()).await.unwrap();
+    let (body, started) = shut_window_get(server.local_addr(), "/api/v1/large").await;
+    reset_after_the_limit(body, started).await;
+    server.stop(false).await;
+}
+
+/// Through the proxy, what such a stream holds is an upstream exchange: with
+/// `max_in_flight = 1` the shut stream keeps the upstream's only slot (another client
+/// gets 503) until its reset lets the exchange go (then the other client is served).
+#[actix_rt::test]
+async fn a_shut_http2_window_lets_its_upstream_slot_go_after_the_send_timeout() {
+    let (upstream, _up) = spawn_upstream(|cfg| {
+        cfg.route("/api/v1/large", web::get().to(|| async { HttpResponse::Ok().json("x".repeat(16 << 20)) }))
+            .route(
+                "/api/v1/openapi.json",
+                web::get().to(|| async {
+                    HttpResponse::Ok().json(json!({
+                        "openapi": "3.1.0", "info": {"title": "large", "version": "1"},
+                        "paths": {"/api/v1/large": {"get": {"responses": {"200": {"description": "ok"}}}}}
+                    }))
+                }),
+            );
+    });
+    let server = start(
+        config(&format!(
+            "load_builtin_plugins = [\"proxy\"]\n[server]\nh2c = true\nsend_timeout = 2\n\
+             [plugins.proxy]\nproxy_urls = [\"{upstream}\"]\ndiscovery_interval = 0\nmax_in_flight = 1\n"
+        )),
+        vec![],
+    )
+    .await;
+    let addr = server.local_addr();
+    let other = "GET /api/v1/large HTTP/1.1\r\nHost: framex\r\nConnection: close\r\n\r\n";
+    let (body, started) = shut_window_get(addr, "/api/v1/large").await;
+    let refused = crate::common::raw_http(addr, other).await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "the shut stream holds the slot: {}", &refused[..refused.len().min(200)]);
+    reset_after_the_limit(body, started).await;
+    let served = crate::common::raw_http(addr, other).await;
+    assert!(served.starts_with("HTTP/1.1 200"), "the slot was let go: {}", &served[..served.len().min(200)]);
+    server.stop(false).await;
+}
+
+/// An HTTP/2 `GET path` from a client whose streams start with a window of 0 (it
+/// answers PINGs all along): the answer's body, and when its head came.
+async fn shut_window_get(addr: SocketAddr, path: &str) -> (h2::RecvStream, Instant) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
     let (client, connection) = h2::client::Builder::new().initial_window_size(0).handshake::<_, bytes::Bytes>(tcp).await.unwrap();
     // h2's client answers PINGs by itself while the connection future runs.
     actix_rt::spawn(connection);
-    let request = http02::Request::get(format!("http://{}/api/v1/large", server.local_addr())).body(()).unwrap();
+    let request = http02::Request::get(format!("http://{addr}{path}")).body(()).unwrap();
     let (response, _) = client.ready().await.unwrap().send_request(request, true).unwrap();
     let response = response.await.expect("the head is not flow-controlled");
     assert_eq!(response.status(), 200);
-    let started = Instant::now();
-    let mut body = response.into_body();
+    (response.into_body(), Instant::now())
+}
+
+/// The body ends with `RST_STREAM CANCEL` between 1.5 s (the limit is 2 s) and 8 s
+/// after its head, with no data.
+async fn reset_after_the_limit(mut body: h2::RecvStream, started: Instant) {
     let first = tokio::time::timeout(Duration::from_secs(8), body.data())
         .await
         .expect("the stream was still held after 8 s");
     let reset = first.expect("the stream ends with a reset, not cleanly").expect_err("no window, no data");
     assert_eq!(reset.reason(), Some(h2::Reason::CANCEL), "{reset}");
     assert!(started.elapsed() >= Duration::from_millis(1500), "reset before the limit: {:?}", started.elapsed());
-    server.stop(false).await;
 }
 
 /// A TLS client trusting the test CA only, speaking HTTP/1.1 (no ALPN).

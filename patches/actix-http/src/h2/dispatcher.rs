@@ -308,21 +308,22 @@ where
             // reserve enough space and wait for stream ready.
             stream.reserve_capacity(chunk_size);
 
-            // framex-rs patch: a client that opens no window (or takes none of the
-            // bytes written) for the write stall limit gets the stream reset, and its
-            // body (an upstream exchange, say) is let go, as HTTP/1 drops the connection.
-            let capacity = poll_fn(|cx| stream.poll_capacity(cx));
-            let Ok(capacity) = tokio::time::timeout(crate::h1::thread_write_stall(), capacity).await else {
-                stream.send_reset(h2::Reason::CANCEL);
-                return Ok(());
-            };
-            match capacity {
+            match window(&mut stream).await {
                 // No capacity left. drop body and return.
-                None => return Ok(()),
+                Window::Closed => return Ok(()),
 
-                Some(Err(err)) => return Err(DispatchError::SendData(err)),
+                Window::Failed(err) => return Err(DispatchError::SendData(err)),
 
-                Some(Ok(cap)) => {
+                // framex-rs patch: a stream that gets no send window for the write stall
+                // limit is reset, and its body (an upstream exchange, say) let go, as
+                // HTTP/1 drops a connection whose client takes nothing.
+                Window::Stalled => {
+                    tracing::debug!("HTTP/2 stream reset: no send window within the write stall limit");
+                    stream.send_reset(h2::Reason::CANCEL);
+                    return Ok(());
+                }
+
+                Window::Open(cap) => {
                     // split chunk to writeable size and send to client
                     let len = chunk.len();
                     let bytes = chunk.split_to(cmp::min(len, cap));
@@ -346,6 +347,39 @@ where
         .map_err(DispatchError::SendData)?;
 
     Ok(())
+}
+
+/// framex-rs patch: what a wait for send window came to.
+enum Window {
+    /// This many bytes may be sent (never 0).
+    Open(usize),
+    /// The stream can send no more (h2's `None`).
+    Closed,
+    /// The stream failed.
+    Failed(h2::Error),
+    /// None came within the write stall limit.
+    Stalled,
+}
+
+/// framex-rs patch: waits for send capacity on `stream` for at most the write stall
+/// limit (`h1::set_thread_write_stall`) from now. A grant of 0 bytes (h2 reports one when
+/// a window shrinks again before it was used) is no progress: the wait goes on under
+/// the same deadline. The timer is made only if the capacity is not there at once.
+async fn window(stream: &mut h2::SendStream<Bytes>) -> Window {
+    let mut timer: Option<Pin<Box<Sleep>>> = None;
+    poll_fn(|cx| loop {
+        match stream.poll_capacity(cx) {
+            Poll::Ready(Some(Ok(0))) => continue,
+            Poll::Ready(Some(Ok(cap))) => return Poll::Ready(Window::Open(cap)),
+            Poll::Ready(Some(Err(err))) => return Poll::Ready(Window::Failed(err)),
+            Poll::Ready(None) => return Poll::Ready(Window::Closed),
+            Poll::Pending => {
+                let timer = timer.get_or_insert_with(|| Box::pin(sleep(crate::h1::thread_write_stall())));
+                return timer.as_mut().poll(cx).map(|()| Window::Stalled);
+            }
+        }
+    })
+    .await
 }
 
 fn prepare_response(
