@@ -38,8 +38,13 @@ impl CallContext {
     }
 
     /// The same context with a deadline `timeout` from now (the earlier one wins).
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        let candidate = Instant::now() + timeout;
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        self.with_deadline(Instant::now() + timeout)
+    }
+
+    /// The same context with the deadline `candidate` (the earlier one wins): for a
+    /// caller that has read the clock already.
+    pub fn with_deadline(mut self, candidate: Instant) -> Self {
         self.deadline = Some(match self.deadline {
             Some(d) if d < candidate => d,
             _ => candidate,

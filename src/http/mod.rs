@@ -188,7 +188,7 @@ pub async fn dispatch(
 ) -> HttpResponse {
     let worker = state.snapshot();
     let started = std::time::Instant::now();
-    let ctx = context(&req, &worker.shared);
+    let ctx = context(&req, &worker.shared, started);
     // The body outlives the handler, so one left unread closes the connection rather
     // than being drained for as long as a slow client cares to send it.
     let (payload, keeper) = unread_body::share(&req, payload).await;
@@ -246,18 +246,18 @@ fn report(
     reporter.request(&facts, failure.as_ref(), wall_start);
 }
 
-/// The call context of a request: deadline, request id (the caller's, if it is 1–128
-/// visible ASCII characters; else a generated one), hops so far, trace context (the
-/// caller's, if well formed; else a new trace).
-/// The names `context` reads, made once: a name given as text is parsed, and when it is
-/// not a standard one allocated, on every lookup.
+// The names `context` reads, made once: a name given as text is parsed, and when it is
+// not a standard one allocated, on every lookup.
 static REQUEST_ID_NAME: header::HeaderName = header::HeaderName::from_static(REQUEST_ID_HEADER);
 static TRACEPARENT_NAME: header::HeaderName = header::HeaderName::from_static(TRACEPARENT);
 static TRACESTATE_NAME: header::HeaderName = header::HeaderName::from_static(TRACESTATE);
 static HOPS_NAME: header::HeaderName = header::HeaderName::from_static(HOPS_HEADER);
 
-fn context(req: &HttpRequest, shared: &Shared) -> CallContext {
-    let mut ctx = CallContext::new().with_timeout(shared.timeout);
+/// The call context of a request that came in at `started`: deadline, request id (the
+/// caller's, if it is 1–128 visible ASCII characters; else a generated one), hops so
+/// far, trace context (the caller's, if well formed; else a new trace).
+fn context(req: &HttpRequest, shared: &Shared, started: std::time::Instant) -> CallContext {
+    let mut ctx = CallContext::new().with_deadline(started + shared.timeout);
     // One pass over the fields, keeping the first value of each name (as a lookup
     // gives it): four lookups by name cost more on the usual request, which carries
     // none of these.

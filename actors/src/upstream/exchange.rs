@@ -143,7 +143,9 @@ impl Plan {
             body,
             ctx,
         } = request;
-        let deadline = Instant::now() + ctx.remaining().map_or(timeout, |left| left.min(timeout));
+        // The call's deadline, or `timeout` from now if that is sooner (one clock read).
+        let until = Instant::now() + timeout;
+        let deadline = ctx.deadline.map_or(until, |d| Instant::from_std(d).min(until));
         let idempotent = matches!(
             method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE

@@ -28,6 +28,18 @@ pub(crate) fn now_ms() -> u64 {
     epoch().elapsed().as_millis() as u64
 }
 
+/// [`now_ms`] read once, when first needed: a pick among endpoints never ejected reads
+/// no clock.
+#[derive(Default)]
+pub(crate) struct Now(std::cell::OnceCell<u64>);
+
+impl Now {
+    /// The time, read on the first call.
+    fn ms(&self) -> u64 {
+        *self.0.get_or_init(now_ms)
+    }
+}
+
 /// The health of one endpoint, shared by every replica of its pool.
 #[derive(Debug, Default)]
 pub struct Health {
@@ -40,12 +52,13 @@ pub struct Health {
 impl Health {
     /// Whether the endpoint may get traffic now.
     pub fn is_available(&self) -> bool {
-        self.is_available_at(now_ms())
+        self.is_available_at(&Now::default())
     }
 
-    /// Whether the endpoint may get traffic at `now` (from [`now_ms`]).
-    pub(crate) fn is_available_at(&self, now: u64) -> bool {
-        self.ejected_until_ms.load(Ordering::Relaxed) <= now
+    /// Whether the endpoint may get traffic at `now` (read only if it was ever ejected).
+    pub(crate) fn is_available_at(&self, now: &Now) -> bool {
+        let until = self.ejected_until_ms.load(Ordering::Relaxed);
+        until == 0 || until <= now.ms()
     }
 
     /// How long the endpoint stays ejected (zero when available).

@@ -319,11 +319,11 @@ impl PoolShared {
 
     /// Whether an endpoint not in `tried` is healthy (not ejected).
     fn healthy_untried(&self, tried: &[usize]) -> bool {
-        let now = health::now_ms();
+        let now = health::Now::default();
         self.stats
             .iter()
             .enumerate()
-            .any(|(i, s)| !tried.contains(&i) && s.health.is_available_at(now))
+            .any(|(i, s)| !tried.contains(&i) && s.health.is_available_at(&now))
     }
 
     /// Picks the next endpoint per the pool's policy, skipping `tried`.

@@ -43,9 +43,9 @@ pub fn pick(
         !tried.contains(&i)
             && (max_in_flight == 0 || stats[i].in_flight.load(Ordering::Relaxed) < max_in_flight)
     };
-    // One clock read per pick, not one per endpoint looked at.
-    let now = super::health::now_ms();
-    let healthy = |i: usize| stats[i].health.is_available_at(now);
+    // At most one clock read per pick, none while no endpoint was ever ejected.
+    let now = super::health::Now::default();
+    let healthy = |i: usize| stats[i].health.is_available_at(&now);
     let any_healthy = (0..n).any(|i| open(i) && healthy(i));
     let usable = |i: usize| open(i) && (!any_healthy || healthy(i));
     let start = cursor.fetch_add(1, Ordering::Relaxed);
