@@ -43,7 +43,8 @@ pub fn pick(
         !tried.contains(&i)
             && (max_in_flight == 0 || stats[i].in_flight.load(Ordering::Relaxed) < max_in_flight)
     };
-    // At most one clock read per pick, none while no endpoint was ever ejected.
+    // At most one clock read per pick, none while no endpoint is marked ejected (a
+    // success clears the mark).
     let now = super::health::Now::default();
     let healthy = |i: usize| stats[i].health.is_available_at(&now);
     let any_healthy = (0..n).any(|i| open(i) && healthy(i));

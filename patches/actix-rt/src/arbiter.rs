@@ -203,10 +203,11 @@ impl Arbiter {
                 // channel's receive) cost 200 instructions a wake-up, a join handle 170;
                 // `Finished` reads a flag.
                 let finished = Rc::new(Finished::default());
-                let done = Rc::clone(&finished);
+                let done = EndsRunner(Rc::clone(&finished));
                 rt.spawn(async move {
+                    // set when the runner ends, or its task unwinds or is dropped
+                    let _done = done;
                     ArbiterRunner { rx }.await;
-                    done.set();
                 });
                 rt.block_on(poll_fn(|cx| finished.poll(cx)));
 
@@ -347,6 +348,15 @@ impl Finished {
         let kept = self.waker.take().filter(|waker| waker.will_wake(cx.waker()));
         self.waker.set(Some(kept.unwrap_or_else(|| cx.waker().clone())));
         Poll::Pending
+    }
+}
+
+/// framex-rs patch: sets its [`Finished`] when dropped, however the runner's task ends.
+struct EndsRunner(Rc<Finished>);
+
+impl Drop for EndsRunner {
+    fn drop(&mut self) {
+        self.0.set();
     }
 }
 
