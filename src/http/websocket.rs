@@ -47,7 +47,10 @@ const READ_SIZE: usize = 64 * 1024;
 
 /// Whether `req` asks to become a WebSocket (an HTTP/1.1 upgrade to `websocket`).
 pub fn is_upgrade(req: &HttpRequest) -> bool {
-    req.head().upgrade()
+    // The request parse's reading of `Connection` (an `upgrade` token and no `close`,
+    // which `RequestHead::upgrade` would look up again): no field lookup on the
+    // requests that are no upgrade.
+    req.head().connection_type() == actix_web::http::ConnectionType::Upgrade
         && req
             .headers()
             .get(header::UPGRADE)

@@ -182,3 +182,21 @@ async fn unlisted_paths_get_404_and_protected_ones_need_the_key() {
     assert_ne!(refused["status"], 101, "{refused}");
     server.stop(true).await;
 }
+
+/// An upgrade whose `Connection` fields also say `close` (in one field or two) is no
+/// upgrade: it is answered as a plain request, never with `101`, and the connection
+/// closes.
+#[actix_rt::test]
+async fn an_upgrade_that_also_asks_to_close_is_no_upgrade() {
+    let legacy = legacy_app().await;
+    let server = start(ws_config(&legacy.url), vec![]).await;
+    let upgrade = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    for connection in ["Connection: close, Upgrade\r\n", "Connection: Upgrade\r\nConnection: close\r\n"] {
+        let request = format!("GET /ws/echo HTTP/1.1\r\nHost: framex\r\n{connection}{upgrade}\r\n");
+        let answer = crate::common::raw_http(server.local_addr(), &request).await;
+        assert!(answer.starts_with("HTTP/1.1 4"), "{connection:?}: {answer}");
+    }
+    let open = ws_client(&["status", &server.url("/ws/echo").replace("http://", "ws://")]).await;
+    assert_eq!(open["status"], 101, "the same path upgrades when asked alone: {open}");
+    server.stop(true).await;
+}
