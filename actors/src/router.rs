@@ -116,12 +116,12 @@ impl Router {
         route: Arc<Route>,
         args: Args,
         ctx: CallContext,
-        me: &Addr<Router>,
+        me: &Context<Router>,
         held: Option<Held>,
     ) -> ResponseFuture<Result<Reply, Error>> {
         let call = match self.migrate(&route, &args, &ctx, me) {
             Some(migrated) => migrated,
-            None => self.dispatch(route, args, ctx, me.clone()),
+            None => self.dispatch(route, args, ctx, me),
         };
         match held {
             None => call,
@@ -147,7 +147,7 @@ impl Router {
         route: &Arc<Route>,
         args: &Args,
         ctx: &CallContext,
-        me: &Addr<Router>,
+        me: &Context<Router>,
     ) -> Option<ResponseFuture<Result<Reply, Error>>> {
         if !route.target.is_local() {
             return None;
@@ -156,9 +156,9 @@ impl Router {
         let policy = Option::as_ref(&policy)?.clone();
         let shadowed = self.table.load().shadowed(&route.spec.key)?.clone();
         match policy.pick(route)? {
-            Pick::Upstream => Some(self.dispatch(shadowed, args.clone(), ctx.clone(), me.clone())),
+            Pick::Upstream => Some(self.dispatch(shadowed, args.clone(), ctx.clone(), me)),
             Pick::Local => {
-                let call = self.dispatch(route.clone(), args.clone(), ctx.clone(), me.clone());
+                let call = self.dispatch(route.clone(), args.clone(), ctx.clone(), me);
                 let route = route.clone();
                 Some(Box::pin(async move {
                     let answer = call.await;
@@ -167,8 +167,8 @@ impl Router {
                 }))
             }
             Pick::Shadow(permit) => {
-                let upstream = self.dispatch(shadowed, args.clone(), ctx.clone(), me.clone());
-                let local = self.dispatch(route.clone(), args.clone(), ctx.clone(), me.clone());
+                let upstream = self.dispatch(shadowed, args.clone(), ctx.clone(), me);
+                let local = self.dispatch(route.clone(), args.clone(), ctx.clone(), me);
                 let (route, ctx) = (route.clone(), ctx.clone());
                 let (answered, upstream_value) = futures::channel::oneshot::channel();
                 // Off the caller's path: it never waits for the local plugin. The permit
@@ -193,19 +193,18 @@ impl Router {
     }
 
     /// The actor of `plugin` on this arbiter, started on first use (again when the
-    /// plugin was replaced by another of the same name).
-    fn plugin_actor(&mut self, plugin: &Arc<PluginSpec>, me: Addr<Router>) -> Addr<PluginActor> {
-        if let Some((_, actor)) = self
+    /// plugin was replaced by another of the same name) with this Router's address
+    /// (made from `me` only then: making one allocates).
+    fn plugin_actor(&mut self, plugin: &Arc<PluginSpec>, me: &Context<Router>) -> &Addr<PluginActor> {
+        let current = self
             .plugins
             .get(&plugin.meta.name)
-            .filter(|(spec, _)| Arc::ptr_eq(spec, plugin))
-        {
-            return actor.clone();
+            .is_some_and(|(spec, _)| Arc::ptr_eq(spec, plugin));
+        if !current {
+            let actor = PluginActor::new(plugin.clone(), me.address()).start();
+            self.plugins.insert(plugin.meta.name.clone(), (plugin.clone(), actor));
         }
-        let actor = PluginActor::new(plugin.clone(), me).start();
-        self.plugins
-            .insert(plugin.meta.name.clone(), (plugin.clone(), actor.clone()));
-        actor
+        &self.plugins[&plugin.meta.name].1
     }
 
     fn dispatch(
@@ -213,17 +212,18 @@ impl Router {
         route: Arc<Route>,
         args: Args,
         ctx: CallContext,
-        me: Addr<Router>,
+        me: &Context<Router>,
     ) -> ResponseFuture<Result<Reply, Error>> {
         match &route.target {
             Target::Local { plugin, api } => {
-                let actor = self.plugin_actor(plugin, me);
                 let invoke = Invoke {
                     api: api.clone(),
                     args,
                     ctx,
                 };
-                Box::pin(async move { actor.send(invoke).await? })
+                // Sent now; the request holds no address of its own.
+                let sent = self.plugin_actor(plugin, me).send(invoke);
+                Box::pin(async move { sent.await? })
             }
             Target::Upstream(target) => {
                 let actor = self.pools.actor(&target.pool);
@@ -281,21 +281,23 @@ impl Handler<CallRemote> for Router {
         call_ctx.trace = call_ctx.trace.child();
         let span = crate::trace::recording(&call_ctx.trace)
             .then(|| (call_ctx.trace.clone(), std::time::SystemTime::now(), msg.api, msg.caller));
-        let me = ctx.address();
         // A limit may hold the call back (see `call_gate`); a migration mode may send
         // it elsewhere (see `call_policy`).
         let call = match admission {
             Err(refused) => Box::pin(async move { Err(refused) }),
-            Ok(None) => self.route_call(route, msg.args, call_ctx, &me, None),
-            Ok(Some(Admission::Now(Ok(held)))) => self.route_call(route, msg.args, call_ctx, &me, held),
+            Ok(None) => self.route_call(route, msg.args, call_ctx, ctx, None),
+            Ok(Some(Admission::Now(Ok(held)))) => self.route_call(route, msg.args, call_ctx, ctx, held),
             Ok(Some(Admission::Now(Err(refused)))) => {
                 let error = limited(&route, refused);
                 Box::pin(async move { Err(error) })
             }
-            Ok(Some(Admission::Later(admit))) => Box::pin(async move {
-                let held = admit.await.map_err(|refused| limited(&route, refused))?;
-                me.send(Admitted { route, args: msg.args, ctx: call_ctx, held }).await?
-            }),
+            Ok(Some(Admission::Later(admit))) => {
+                let me = ctx.address();
+                Box::pin(async move {
+                    let held = admit.await.map_err(|refused| limited(&route, refused))?;
+                    me.send(Admitted { route, args: msg.args, ctx: call_ctx, held }).await?
+                })
+            }
         };
         Box::pin(async move {
             let reply = call.await;
@@ -321,7 +323,7 @@ impl Handler<Admitted> for Router {
     type Result = ResponseFuture<Result<Reply, Error>>;
 
     fn handle(&mut self, msg: Admitted, ctx: &mut Context<Self>) -> Self::Result {
-        self.route_call(msg.route, msg.args, msg.ctx, &ctx.address(), msg.held)
+        self.route_call(msg.route, msg.args, msg.ctx, ctx, msg.held)
     }
 }
 
@@ -359,7 +361,7 @@ impl Handler<Dispatch> for Router {
     type Result = ResponseFuture<Result<Reply, Error>>;
 
     fn handle(&mut self, msg: Dispatch, ctx: &mut Context<Self>) -> Self::Result {
-        self.dispatch(msg.route, msg.args, msg.ctx, ctx.address())
+        self.dispatch(msg.route, msg.args, msg.ctx, ctx)
     }
 }
 
