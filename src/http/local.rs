@@ -1,6 +1,7 @@
 //! Serving a local plugin route: bind the request to arguments, dispatch, answer with
 //! the envelope or an SSE stream.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use actix_web::http::header::{HeaderMap, HeaderName};
@@ -68,9 +69,8 @@ pub fn bind(
     let spec = &route.spec;
     let mut args = Args::new();
     let mut problems = Vec::new();
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    // Borrowed from the query unless a pair is escaped.
+    let pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> = form_urlencoded::parse(query.as_bytes()).collect();
     let local = match &route.target {
         Target::Local { api, .. } => Some(api),
         Target::Upstream(_) => None,
@@ -94,7 +94,7 @@ pub fn bind(
             Some(v) => {
                 args.insert(param.name.clone(), v);
             }
-            None => problems.push(unparsable(param, texts.last().map_or("", String::as_str))),
+            None => problems.push(unparsable(param, texts.last().map_or("", |t| &**t))),
         }
     }
     if let Some(bytes) = body {
@@ -113,34 +113,34 @@ pub fn bind(
 /// The texts a request gives for `param`: the route's path `params` (percent-decoded),
 /// the query's `pairs`, or, for a header parameter, the header `header` names (its
 /// name, and the request's headers).
-fn param_texts(
+fn param_texts<'a>(
     param: &framex_actors::Param,
-    params: &[(String, String)],
-    pairs: &[(String, String)],
-    header: Option<(&HeaderName, &HeaderMap)>,
-) -> Vec<String> {
+    params: &'a [(String, String)],
+    pairs: &'a [(Cow<'a, str>, Cow<'a, str>)],
+    header: Option<(&HeaderName, &'a HeaderMap)>,
+) -> Vec<Cow<'a, str>> {
     match param.location {
         ParamLocation::Path => params
             .iter()
             .filter(|(k, _)| *k == param.name)
-            .map(|(_, v)| percent_decode_str(v).decode_utf8_lossy().into_owned())
+            .map(|(_, v)| percent_decode_str(v).decode_utf8_lossy())
             .collect(),
         ParamLocation::Query => pairs
             .iter()
             .filter(|(k, _)| *k == param.name)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| Cow::Borrowed(&**v))
             .collect(),
         ParamLocation::Header => header
             .and_then(|(name, headers)| headers.get(name))
             .and_then(|v| v.to_str().ok())
-            .map(|v| vec![v.to_owned()])
+            .map(|v| vec![Cow::Borrowed(v)])
             .unwrap_or_default(),
     }
 }
 
 /// `param`'s value from its (non-empty) `texts`: every one for an array, else the
 /// last; `None` when one does not parse as the declared type.
-fn param_value(param: &framex_actors::Param, texts: &[String]) -> Option<Value> {
+fn param_value(param: &framex_actors::Param, texts: &[Cow<'_, str>]) -> Option<Value> {
     if param.kind == framex_actors::ValueKind::Array {
         let item_kind = param.items.clone().unwrap_or(framex_actors::ValueKind::Any);
         texts

@@ -500,6 +500,8 @@ where
     F: Handler<A, R>,
 {
     let handler = Arc::new(handler);
+    // Shared, not copied, by every call (it names the API in argument errors).
+    let api: Arc<str> = api.into();
     ApiHandler::Call(Box::new(move |args, cx| {
         let handler = handler.clone();
         let api = api.clone();
