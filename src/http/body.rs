@@ -29,15 +29,28 @@ pub async fn read_limited(payload: web::Payload, limit: usize, within: &BodyDead
 }
 
 async fn read_all(mut payload: web::Payload, limit: usize) -> Result<Bytes, Error> {
+    // The first chunk is kept as it came: a body that comes in one chunk, as a small
+    // one mostly does, is passed on without a copy. A second chunk starts the copy.
+    let mut first: Option<Bytes> = None;
     let mut buf = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(payload_error)?;
-        if buf.len() + chunk.len() > limit {
+        let held = first.as_ref().map_or(buf.len(), Bytes::len);
+        if held + chunk.len() > limit {
             return Err(Error::PayloadTooLarge { limit });
         }
-        buf.extend_from_slice(&chunk);
+        match first.take() {
+            None if buf.is_empty() => first = Some(chunk),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    buf.reserve(earlier.len() + chunk.len());
+                    buf.extend_from_slice(&earlier);
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
     }
-    Ok(buf.freeze())
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 /// The streamed answer of `builder`: `stream` as its body (declared `length` bytes

@@ -45,7 +45,7 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 /// How much of the upstream's bytes one read takes at most.
 const READ_SIZE: usize = 64 * 1024;
 
-/// Whether `req` asks to become a WebSocket (an HTTP/1.1 upgrade to `websocket`).
+/// Whether `req` asks to become a WebSocket (an HTTP/1 upgrade to `websocket`).
 pub fn is_upgrade(req: &HttpRequest) -> bool {
     // The request parse's reading of `Connection` (an `upgrade` token and no `close`,
     // which `RequestHead::upgrade` would look up again): no field lookup on the
