@@ -190,11 +190,13 @@ impl Conn {
     async fn write_first(&mut self, head: &[u8], body: &[u8]) -> Result<(), (io::Error, usize)> {
         let mut written = 0;
         while written < head.len() + body.len() {
-            let slices = match head.get(written..) {
-                Some(rest) if !rest.is_empty() => [io::IoSlice::new(rest), io::IoSlice::new(body)],
-                _ => [io::IoSlice::new(&body[written - head.len()..]), io::IoSlice::new(&[])],
+            let wrote = match head.get(written..) {
+                // No body with the head (most requests): a plain write.
+                Some(rest) if body.is_empty() => self.io.write(rest).await,
+                Some(rest) if !rest.is_empty() => self.io.write_vectored(&[io::IoSlice::new(rest), io::IoSlice::new(body)]).await,
+                _ => self.io.write(&body[written - head.len()..]).await,
             };
-            match self.io.write_vectored(&slices).await {
+            match wrote {
                 Ok(0) => return Err((io::ErrorKind::WriteZero.into(), written)),
                 Ok(n) => written += n,
                 Err(e) => return Err((e, written)),
