@@ -200,9 +200,8 @@ pub fn observe(method: &Method, route: &str, status: u16, target: Target, second
         requests.inc();
         duration.observe(seconds);
     };
-    SERIES.with_borrow_mut(|series| match series.get(method, route, status, target) {
-        Some((requests, duration)) => record(requests, duration),
-        None => {
+    SERIES.with_borrow_mut(|series| {
+        if !series.record(method, route, status, target, record) {
             let (requests, duration) = handles(method, route, status, target);
             record(&requests, &duration);
         }
@@ -229,23 +228,32 @@ struct SeriesEntry {
 }
 
 impl ThreadSeries {
-    /// The handles for these labels, made in the families on first use; `None` when
-    /// the route keeps [`CACHED_PER_ROUTE`] other sets already.
-    fn get(&mut self, method: &'static str, route: &str, status: u16, target: Target) -> Option<(&IntCounter, &Histogram)> {
-        if !self.by_route.contains_key(route) {
-            self.by_route.insert(route.into(), Vec::new());
-        }
-        let entries = self.by_route.get_mut(route).expect("inserted above");
+    /// Runs `record` with the handles for these labels, made in the families on first
+    /// use (one lookup of the route when it is known); `false`, with nothing recorded,
+    /// when the route keeps [`CACHED_PER_ROUTE`] other sets already.
+    fn record(
+        &mut self,
+        method: &'static str,
+        route: &str,
+        status: u16,
+        target: Target,
+        record: impl FnOnce(&IntCounter, &Histogram),
+    ) -> bool {
+        let entries = match self.by_route.get_mut(route) {
+            Some(entries) => entries,
+            None => self.by_route.entry(route.into()).or_default(),
+        };
         let at = match entries.iter().position(|e| e.method == method && e.status == status && e.target == target) {
             Some(at) => at,
-            None if entries.len() >= CACHED_PER_ROUTE => return None,
+            None if entries.len() >= CACHED_PER_ROUTE => return false,
             None => {
                 let (requests, duration) = handles(method, route, status, target);
                 entries.push(SeriesEntry { method, status, target, requests, duration });
                 entries.len() - 1
             }
         };
-        Some((&entries[at].requests, &entries[at].duration))
+        record(&entries[at].requests, &entries[at].duration);
+        true
     }
 }
 
