@@ -53,9 +53,6 @@ pub(super) struct Head {
     pub(super) event_stream: bool,
 }
 
-/// Where a field lies in the head's bytes: name offset and length, value offset and
-/// length.
-type Span = (u32, u32, u32, u32);
 
 /// Parses an answer head at the start of `buf` (the request was `method`): `None`
 /// while it is incomplete, else the head, whose bytes are taken from `buf` (its
@@ -78,16 +75,8 @@ pub(super) fn parse_answer_head(buf: &mut BytesMut, method: &Method) -> Result<O
     let code = answer.code.unwrap_or(0);
     let status = StatusCode::from_u16(code).map_err(|_| HeadError::Status)?;
     let version = if answer.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
-    // Offsets into `buf`, taken before it is split (the field slices borrow it).
-    let base = buf.as_ptr() as usize;
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-    let count = answer.headers.len();
-    for (span, field) in spans.iter_mut().zip(answer.headers.iter()) {
-        let name = field.name.as_ptr() as usize - base;
-        let value = field.value.as_ptr() as usize - base;
-        *span = (name as u32, field.name.len() as u32, value as u32, field.value.len() as u32);
-    }
-    let (headers, hops) = fields_of(&buf[..taken], &spans[..count])?;
+    // Read from the fields httparse found, which borrow `buf` until it is split.
+    let (headers, hops) = fields_of(taken, answer.headers)?;
     buf.advance(taken);
     let (framing, clean) = hops.framing(version, status, method)?;
     // A `101` hands the connection over: never reused as HTTP.
@@ -206,14 +195,14 @@ impl Hops {
     }
 }
 
-/// The end-to-end fields of a head held in `bytes`, its fields at `spans`, and what
-/// its hop-by-hop ones said.
-fn fields_of(bytes: &[u8], spans: &[Span]) -> Result<(AnswerFields, Hops), HeadError> {
-    let mut fields = Writer::with_room(bytes.len(), spans.len());
+/// The end-to-end fields of a head of `head_len` bytes whose fields are `parsed`, and
+/// what its hop-by-hop ones said.
+fn fields_of(head_len: usize, parsed: &[httparse::Header<'_>]) -> Result<(AnswerFields, Hops), HeadError> {
+    let mut fields = Writer::with_room(head_len, parsed.len());
     let mut hops = Hops::default();
-    for &(name, name_len, value, value_len) in spans {
-        let (name, role) = classify(&bytes[name as usize..(name + name_len) as usize]).map_err(|_| HeadError::Field)?;
-        let raw = &bytes[value as usize..(value + value_len) as usize];
+    for field in parsed {
+        let (name, role) = classify(field.name.as_bytes()).map_err(|_| HeadError::Field)?;
+        let raw = field.value;
         match role {
             Role::Connection => hops.connection(raw),
             Role::TransferEncoding => hops.transfer_encoding(raw),
@@ -233,14 +222,14 @@ fn fields_of(bytes: &[u8], spans: &[Span]) -> Result<(AnswerFields, Hops), HeadE
     }
     // Rare: `Connection` names fields, which are written again without them. A
     // `Content-Type` it names is gone: no event stream then.
-    let named = named_by_connection(bytes, spans);
-    let mut fields = Writer::with_room(bytes.len(), spans.len());
+    let named = named_by_connection(parsed);
+    let mut fields = Writer::with_room(head_len, parsed.len());
     let mut typed = false;
-    for &(name, name_len, value, value_len) in spans {
-        let (name, role) = classify(&bytes[name as usize..(name + name_len) as usize]).map_err(|_| HeadError::Field)?;
+    for field in parsed {
+        let (name, role) = classify(field.name.as_bytes()).map_err(|_| HeadError::Field)?;
         if kept(role) && !named.contains(&name) {
             typed |= role == Role::ContentType;
-            fields.push(&name, &bytes[value as usize..(value + value_len) as usize]);
+            fields.push(&name, field.value);
         }
     }
     hops.event_stream &= typed;
@@ -254,13 +243,13 @@ fn kept(role: Role) -> bool {
 
 /// The names the head's `Connection` fields list (tokens that are no header name
 /// name nothing), as a set: a head may list thousands.
-fn named_by_connection(bytes: &[u8], spans: &[Span]) -> HashSet<HeaderName> {
+fn named_by_connection(parsed: &[httparse::Header<'_>]) -> HashSet<HeaderName> {
     let mut named = HashSet::new();
-    for &(name, name_len, value, value_len) in spans {
-        if !bytes[name as usize..(name + name_len) as usize].eq_ignore_ascii_case(b"connection") {
+    for field in parsed {
+        if !field.name.eq_ignore_ascii_case("connection") {
             continue;
         }
-        for token in bytes[value as usize..(value + value_len) as usize].split(|&b| b == b',') {
+        for token in field.value.split(|&b| b == b',') {
             if let Ok(name) = HeaderName::from_bytes(token.trim_ascii()) {
                 named.insert(name);
             }
