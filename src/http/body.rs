@@ -137,3 +137,31 @@ impl Stream for EngineBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::FromRequest as _;
+
+    /// [`read_all`] of a payload that comes as `chunks`.
+    async fn read(chunks: &[&'static [u8]], limit: usize) -> Result<Bytes, Error> {
+        let chunks: Vec<Result<Bytes, actix_web::error::PayloadError>> = chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect();
+        let stream: Pin<Box<dyn Stream<Item = Result<Bytes, actix_web::error::PayloadError>>>> = Box::pin(futures::stream::iter(chunks));
+        let mut payload = actix_web::dev::Payload::Stream { payload: stream };
+        let req = actix_web::test::TestRequest::default().to_http_request();
+        let payload = web::Payload::from_request(&req, &mut payload).await.expect("a payload");
+        read_all(payload, limit).await
+    }
+
+    /// A body is read whole and in order however it is cut, empty chunks included, and
+    /// refused past the limit whether the excess comes in its first chunk or a later one.
+    #[actix_rt::test]
+    async fn a_body_is_read_whole_in_order_and_limited() {
+        let cuts: [&[&[u8]]; 6] = [&[b"abcd"], &[b"", b"abcd"], &[b"ab", b"cd"], &[b"a", b"", b"bc", b"d"], &[b"abc", b"d", b""], &[b"a", b"b", b"c", b"d"]];
+        for cut in cuts {
+            assert_eq!(read(cut, 4).await.expect("within the limit"), &b"abcd"[..], "{cut:?}");
+            assert!(matches!(read(cut, 3).await, Err(Error::PayloadTooLarge { limit: 3 })), "{cut:?} over 3 bytes");
+        }
+        assert_eq!(read(&[], 4).await.expect("empty"), &b""[..]);
+    }
+}

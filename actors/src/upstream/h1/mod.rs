@@ -185,24 +185,9 @@ impl Conn {
         Ok(answer)
     }
 
-    /// Writes `head` and then `body`, the first of the request, in vectored writes (one,
-    /// as a rule); on failure, says how much went.
+    /// Writes `head` and then `body`, the first of the request ([`write_first`]).
     async fn write_first(&mut self, head: &[u8], body: &[u8]) -> Result<(), (io::Error, usize)> {
-        let mut written = 0;
-        while written < head.len() + body.len() {
-            let wrote = match head.get(written..) {
-                // No body with the head (most requests): a plain write.
-                Some(rest) if body.is_empty() => self.io.write(rest).await,
-                Some(rest) if !rest.is_empty() => self.io.write_vectored(&[io::IoSlice::new(rest), io::IoSlice::new(body)]).await,
-                _ => self.io.write(&body[written - head.len()..]).await,
-            };
-            match wrote {
-                Ok(0) => return Err((io::ErrorKind::WriteZero.into(), written)),
-                Ok(n) => written += n,
-                Err(e) => return Err((e, written)),
-            }
-        }
-        Ok(())
+        write_first(&mut self.io, head, body).await
     }
 
     /// Writes a request body (too large to go with the head, or streamed) after its
@@ -301,6 +286,26 @@ impl Conn {
         self.buf.reserve(READ_SIZE);
         self.io.read_buf(&mut self.buf).await.map_err(WireError::Read)
     }
+}
+
+/// Writes `head` and then `body` to `io`, in vectored writes (one, as a rule); on
+/// failure, says how much went.
+async fn write_first<W: AsyncWrite + Unpin>(io: &mut W, head: &[u8], body: &[u8]) -> Result<(), (io::Error, usize)> {
+    let mut written = 0;
+    while written < head.len() + body.len() {
+        let wrote = match head.get(written..) {
+            // No body with the head (most requests): a plain write.
+            Some(rest) if body.is_empty() => io.write(rest).await,
+            Some(rest) if !rest.is_empty() => io.write_vectored(&[io::IoSlice::new(rest), io::IoSlice::new(body)]).await,
+            _ => io.write(&body[written - head.len()..]).await,
+        };
+        match wrote {
+            Ok(0) => return Err((io::ErrorKind::WriteZero.into(), written)),
+            Ok(n) => written += n,
+            Err(e) => return Err((e, written)),
+        }
+    }
+    Ok(())
 }
 
 /// A request body on its way out, a piece at a time (chunked when streamed).

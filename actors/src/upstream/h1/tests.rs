@@ -345,3 +345,66 @@ async fn an_early_answer_after_an_interim_one_wakes_the_request() {
     .await;
     early_answer_within_a_second(endpoint, StatusCode::PAYLOAD_TOO_LARGE).await;
 }
+
+/// A writer that takes at most `each` bytes a call (across the slices of a vectored
+/// write), or fails once it has taken `fail_after`.
+struct Trickle {
+    taken: Vec<u8>,
+    each: usize,
+    fail_after: Option<usize>,
+}
+
+impl tokio::io::AsyncWrite for Trickle {
+    fn poll_write(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.fail_after.is_some_and(|n| this.taken.len() >= n) {
+            return std::task::Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+        }
+        let mut room = this.each;
+        for buf in bufs {
+            let n = room.min(buf.len());
+            this.taken.extend_from_slice(&buf[..n]);
+            room -= n;
+        }
+        std::task::Poll::Ready(Ok(this.each - room))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// A request's head and small body go out whole and in order whatever each write
+/// takes: a write that ends inside the head, at its end, one past it, or inside the
+/// body; a failure says how much went (none: the body may go again elsewhere).
+#[actix_rt::test]
+async fn a_head_and_its_body_go_out_whole_however_the_writes_split() {
+    let head = b"POST /x HTTP/1.1\r\nhost: h\r\ncontent-length: 10\r\n\r\n";
+    let body = b"0123456789";
+    let whole = [&head[..], &body[..]].concat();
+    for each in [1, 7, head.len() - 1, head.len(), head.len() + 1, whole.len()] {
+        let mut io = Trickle { taken: Vec::new(), each, fail_after: None };
+        super::write_first(&mut io, head, body).await.unwrap();
+        assert_eq!(io.taken, whole, "{each} bytes a write");
+    }
+    let mut io = Trickle { taken: Vec::new(), each: 8, fail_after: Some(0) };
+    assert_eq!(super::write_first(&mut io, head, body).await.unwrap_err().1, 0, "nothing went");
+    let mut io = Trickle { taken: Vec::new(), each: 8, fail_after: Some(16) };
+    assert_eq!(super::write_first(&mut io, head, body).await.unwrap_err().1, 16, "16 bytes went");
+}
