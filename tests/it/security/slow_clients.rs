@@ -730,3 +730,25 @@ async fn a_stray_line_break_on_a_kept_alive_connection_gets_no_408() {
     assert!(started.elapsed() >= Duration::from_millis(4500), "not before the timeout: {:?}", started.elapsed());
     server.stop(false).await;
 }
+
+/// Line breaks are ignored before a request line, but not without end: 132 KB of them
+/// get 431 at once (the head's size limit), neither held until the head timeout nor
+/// answered 408, and a request after a few thousand bare line feeds is still served.
+#[actix_rt::test]
+async fn a_flood_of_line_breaks_meets_the_head_size_limit() {
+    let server = start(config("load_builtin_plugins = [\"echo\"]"), vec![]).await;
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    // The server answers and closes before taking it all: the write may fail, and the
+    // read end with a reset once the answer is in.
+    let _ = stream.write_all("\r\n".repeat(66_000).as_bytes()).await;
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer)).await.expect("an answer").unwrap_or(0);
+    let flood = String::from_utf8_lossy(&answer[..n]);
+    assert!(flood.starts_with("HTTP/1.1 431"), "{flood}");
+    assert!(started.elapsed() < Duration::from_secs(3), "answered at once: {:?}", started.elapsed());
+    let request = format!("{}GET /health HTTP/1.1\r\nHost: framex\r\nConnection: close\r\n\r\n", "\n".repeat(5000));
+    let served = crate::common::raw_http(server.local_addr(), &request).await;
+    assert!(served.starts_with("HTTP/1.1 200"), "{}", &served[..served.len().min(120)]);
+    server.stop(false).await;
+}

@@ -53,7 +53,6 @@ pub(super) struct Head {
     pub(super) event_stream: bool,
 }
 
-
 /// Parses an answer head at the start of `buf` (the request was `method`): `None`
 /// while it is incomplete, else the head, whose bytes are taken from `buf` (its
 /// fields written out as lines).
