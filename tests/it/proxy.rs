@@ -165,6 +165,63 @@ async fn requests_are_forwarded_faithfully() {
     up_handle.stop(false).await;
 }
 
+/// The answers in `raw` (HTTP/1.1, each with a `Content-Length`), in order: status
+/// line and JSON body.
+fn answers_of(raw: &str) -> Vec<(String, Value)> {
+    let mut rest = raw;
+    let mut out = Vec::new();
+    while let Some(end) = rest.find("\r\n\r\n") {
+        let head = &rest[..end];
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+            .unwrap_or_else(|| panic!("an answer without a length: {head}"));
+        let body = &rest[end + 4..end + 4 + length];
+        out.push((head.lines().next().unwrap().to_owned(), serde_json::from_str(body).unwrap()));
+        rest = &rest[end + 4 + length..];
+    }
+    assert!(rest.is_empty(), "left over: {rest}");
+    out
+}
+
+/// Pipelined HTTP/1.1 requests are each answered, in order, on one connection: a POST
+/// whose body came in the same write as its head and the requests around it, then a
+/// POST whose body comes a while after its head, with the next request behind it.
+#[actix_rt::test]
+async fn pipelined_requests_are_answered_in_order() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (up, up_handle) = spawn_upstream(configure_upstream);
+    let server = start(proxy_config(&up, ""), vec![]).await;
+    let post = |body: &str| {
+        format!("POST /api/v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len())
+    };
+    let mut stream = actix_rt::net::TcpStream::connect(server.local_addr()).await.unwrap();
+    let first = format!("GET /api/v1/items/1 HTTP/1.1\r\nHost: x\r\n\r\n{}{{\"n\":2}}GET /api/v1/items/3 HTTP/1.1\r\nHost: x\r\n\r\n", post(r#"{"n":2}"#));
+    stream.write_all(first.as_bytes()).await.unwrap();
+    stream.write_all(post(r#"{"n":4}"#).as_bytes()).await.unwrap();
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    stream.write_all(b"{\"n\":4}GET /api/v1/items/5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await.expect("all answered").unwrap();
+    let answers = answers_of(&String::from_utf8_lossy(&raw));
+    let seen: Vec<(&str, &str, &str)> = answers
+        .iter()
+        .map(|(status, body)| (status.as_str(), body["path"].as_str().unwrap(), body["body"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("HTTP/1.1 200 OK", "/api/v1/items/1", ""),
+            ("HTTP/1.1 200 OK", "/api/v1/items", r#"{"n":2}"#),
+            ("HTTP/1.1 200 OK", "/api/v1/items/3", ""),
+            ("HTTP/1.1 200 OK", "/api/v1/items", r#"{"n":4}"#),
+            ("HTTP/1.1 200 OK", "/api/v1/items/5", ""),
+        ]
+    );
+    server.stop(true).await;
+    up_handle.stop(false).await;
+}
+
 /// A raw upstream whose OpenAPI document offers `GET` on each of `paths`, and which
 /// answers every other request with `answer(head)` (the head in lower case), as it is.
 async fn raw_upstream_answering(paths: &'static [&'static str], answer: fn(&str) -> String) -> String {

@@ -931,6 +931,14 @@ where
                 // set dispatcher state to call service handler
                 let fut = this.flow.service.call(req);
                 this.state.set(State::ServiceCall { fut });
+
+                // framex-rs patch: the service's future is first polled by
+                // `poll_response`, which every poll of the dispatcher runs after
+                // `poll_request` (where this is called): polled eagerly here too, a
+                // future not ready at once (a proxied request) was polled twice in a
+                // row, the second time for nothing; and a body that came with the head
+                // is fed before the first poll, which then finds it whole.
+                return Ok(());
             };
         };
 
