@@ -196,3 +196,50 @@ async fn plugins_consume_streams_as_events() {
     );
     server.stop(true).await;
 }
+
+/// Chunk sizes on both sides of each hex digit count's boundary.
+const CHUNK_SIZES: [usize; 9] = [1, 15, 16, 255, 256, 4095, 4096, 65_535, 65_537];
+
+async fn sized_chunks(_: NoArgs, _: Ctx, out: framex::plugin::Emitter) -> Result<(), Error> {
+    for (i, size) in CHUNK_SIZES.into_iter().enumerate() {
+        out.bytes(bytes::Bytes::from(vec![b'a' + i as u8; size])).await?;
+    }
+    Ok(())
+}
+
+/// A streamed answer's chunks go out framed as HTTP/1.1 says: each chunk-size line in
+/// hex (upper case, no leading zero), its data, CRLF; then the last chunk. Sizes on
+/// both sides of each hex digit count's boundary.
+#[actix_rt::test]
+async fn streamed_chunks_are_framed_with_their_sizes() {
+    let plugin = PluginBuilder::new("sized")
+        .stream("/api/v1/sized", sized_chunks)
+        .build()
+        .expect("plugin declarations are valid");
+    let server = start(config("load_builtin_plugins = []"), vec![plugin]).await;
+    let raw = crate::common::raw_http(server.local_addr(), "GET /api/v1/sized HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let (head, mut body) = raw.split_once("\r\n\r\n").expect("a head");
+    assert!(head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+    let mut sizes = Vec::new();
+    let mut data = String::new();
+    loop {
+        let (line, rest) = body.split_once("\r\n").expect("a chunk-size line");
+        assert!(!line.is_empty() && (line == "0" || !line.starts_with('0')), "{line:?}");
+        assert!(line.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)), "{line:?}");
+        let size = usize::from_str_radix(line, 16).unwrap();
+        if size == 0 {
+            assert_eq!(rest, "\r\n", "the last chunk ends the answer");
+            break;
+        }
+        sizes.push(size);
+        data.push_str(&rest[..size]);
+        assert_eq!(&rest[size..size + 2], "\r\n");
+        body = &rest[size + 2..];
+    }
+    let sent: String = CHUNK_SIZES.iter().enumerate().map(|(i, &n)| String::from(char::from(b'a' + i as u8)).repeat(n)).collect();
+    // The stream's `finish` event follows what the handler sent.
+    let finish = "event: finish\ndata: {}\n\n";
+    assert_eq!(sizes, [&CHUNK_SIZES[..], &[finish.len()]].concat(), "one chunk per piece sent");
+    assert!(data == format!("{sent}{finish}"), "the data as sent ({} bytes, {} expected)", data.len(), sent.len() + finish.len());
+    server.stop(true).await;
+}

@@ -436,6 +436,24 @@ enum TransferEncodingKind {
     Eof,
 }
 
+/// framex-rs patch: writes `len` as a chunk-size line (upper-case hex digits, CRLF).
+fn put_chunk_size(len: usize, buf: &mut BytesMut) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut line = [0u8; 18];
+    let mut at = 16;
+    let mut left = len;
+    loop {
+        at -= 1;
+        line[at] = DIGITS[left & 0xf];
+        left >>= 4;
+        if left == 0 {
+            break;
+        }
+    }
+    line[16..].copy_from_slice(b"\r\n");
+    buf.extend_from_slice(&line[at..]);
+}
+
 impl TransferEncoding {
     #[inline]
     pub fn empty() -> TransferEncoding {
@@ -483,10 +501,10 @@ impl TransferEncoding {
                     *eof = true;
                     buf.extend_from_slice(b"0\r\n\r\n");
                 } else {
-                    writeln!(helpers::MutWriter(buf), "{:X}\r", msg.len())
-                        .map_err(io::Error::other)?;
-
-                    buf.reserve(msg.len() + 2);
+                    // framex-rs patch: the chunk-size line written by hand, not through
+                    // `core::fmt` (a streamed answer writes one per event).
+                    buf.reserve(msg.len() + 20);
+                    put_chunk_size(msg.len(), buf);
                     buf.extend_from_slice(msg);
                     buf.extend_from_slice(b"\r\n");
                 }
