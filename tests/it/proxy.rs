@@ -165,8 +165,8 @@ async fn requests_are_forwarded_faithfully() {
     up_handle.stop(false).await;
 }
 
-/// The answers in `raw` (HTTP/1.1, each with a `Content-Length`), in order: status
-/// line and JSON body.
+/// The answers in `raw` (HTTP/1.1, each with a `Content-Length`), in order: head (in
+/// lower case) and JSON body.
 fn answers_of(raw: &str) -> Vec<(String, Value)> {
     let mut rest = raw;
     let mut out = Vec::new();
@@ -177,7 +177,7 @@ fn answers_of(raw: &str) -> Vec<(String, Value)> {
             .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
             .unwrap_or_else(|| panic!("an answer without a length: {head}"));
         let body = &rest[end + 4..end + 4 + length];
-        out.push((head.lines().next().unwrap().to_owned(), serde_json::from_str(body).unwrap()));
+        out.push((head.to_ascii_lowercase(), serde_json::from_str(body).unwrap()));
         rest = &rest[end + 4 + length..];
     }
     assert!(rest.is_empty(), "left over: {rest}");
@@ -186,7 +186,9 @@ fn answers_of(raw: &str) -> Vec<(String, Value)> {
 
 /// Pipelined HTTP/1.1 requests are each answered, in order, on one connection: a POST
 /// whose body came in the same write as its head and the requests around it, then a
-/// POST whose body comes a while after its head, with the next request behind it.
+/// POST whose body comes a while after its head, with the next request behind it. No
+/// answer but the last says `Connection: close` (the next request's body, not yet all
+/// in, is not the answered one's).
 #[actix_rt::test]
 async fn pipelined_requests_are_answered_in_order() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -204,18 +206,69 @@ async fn pipelined_requests_are_answered_in_order() {
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await.expect("all answered").unwrap();
     let answers = answers_of(&String::from_utf8_lossy(&raw));
-    let seen: Vec<(&str, &str, &str)> = answers
+    let seen: Vec<(&str, bool, &str, &str)> = answers
         .iter()
-        .map(|(status, body)| (status.as_str(), body["path"].as_str().unwrap(), body["body"].as_str().unwrap()))
+        .map(|(head, body)| {
+            let status = head.lines().next().unwrap();
+            (status, head.contains("\r\nconnection: close"), body["path"].as_str().unwrap(), body["body"].as_str().unwrap())
+        })
         .collect();
     assert_eq!(
         seen,
         [
-            ("HTTP/1.1 200 OK", "/api/v1/items/1", ""),
-            ("HTTP/1.1 200 OK", "/api/v1/items", r#"{"n":2}"#),
-            ("HTTP/1.1 200 OK", "/api/v1/items/3", ""),
-            ("HTTP/1.1 200 OK", "/api/v1/items", r#"{"n":4}"#),
-            ("HTTP/1.1 200 OK", "/api/v1/items/5", ""),
+            ("http/1.1 200 ok", false, "/api/v1/items/1", ""),
+            ("http/1.1 200 ok", false, "/api/v1/items", r#"{"n":2}"#),
+            ("http/1.1 200 ok", false, "/api/v1/items/3", ""),
+            ("http/1.1 200 ok", false, "/api/v1/items", r#"{"n":4}"#),
+            ("http/1.1 200 ok", true, "/api/v1/items/5", ""),
+        ]
+    );
+    server.stop(true).await;
+    up_handle.stop(false).await;
+}
+
+/// An answer to a pipelined request is written as its own request asks, not as the
+/// one decoded after it does: a proxied GET followed by a `HEAD` keeps its body, one
+/// followed by a request saying `Connection: close` does not say it, and an HTTP/1.0
+/// request's answer is HTTP/1.0 whatever follows it.
+#[actix_rt::test]
+async fn a_pipelined_answer_is_written_as_its_own_request_asks() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (up, up_handle) = spawn_upstream(configure_upstream);
+    let server = start(proxy_config(&up, ""), vec![]).await;
+    let mut stream = actix_rt::net::TcpStream::connect(server.local_addr()).await.unwrap();
+    let requests = "GET /api/v1/items/1 HTTP/1.1\r\nHost: x\r\n\r\n\
+                    HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n\
+                    GET /api/v1/items/2 HTTP/1.1\r\nHost: x\r\n\r\n\
+                    GET /api/v1/items/3 HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n\
+                    GET /api/v1/items/4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    stream.write_all(requests.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await.expect("all answered").unwrap();
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    // Each answer: its status line, whether it says close, and its body (none to HEAD).
+    let mut rest = raw.as_str();
+    let mut seen = Vec::new();
+    for head_request in [false, true, false, false, false] {
+        let end = rest.find("\r\n\r\n").unwrap_or_else(|| panic!("an answer missing: {raw}"));
+        let head = rest[..end].to_ascii_lowercase();
+        let length: usize = head.lines().find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())).unwrap();
+        let length = if head_request { 0 } else { length };
+        let body = &rest[end + 4..end + 4 + length];
+        let path = if head_request { String::new() } else { serde_json::from_str::<Value>(body).unwrap()["path"].as_str().unwrap().to_owned() };
+        seen.push((head.lines().next().unwrap().to_owned(), head.contains("\r\nconnection: close"), path));
+        rest = &rest[end + 4 + length..];
+    }
+    assert_eq!(rest, "", "nothing after the last answer");
+    let row = |status: &str, close: bool, path: &str| (status.to_owned(), close, path.to_owned());
+    assert_eq!(
+        seen,
+        [
+            row("http/1.1 200 ok", false, "/api/v1/items/1"),
+            row("http/1.1 404 not found", false, ""),
+            row("http/1.1 200 ok", false, "/api/v1/items/2"),
+            row("http/1.0 200 ok", false, "/api/v1/items/3"),
+            row("http/1.1 200 ok", true, "/api/v1/items/4"),
         ]
     );
     server.stop(true).await;

@@ -17,6 +17,8 @@ bitflags! {
         const HEAD               = 0b0000_0001;
         const KEEP_ALIVE_ENABLED = 0b0000_0010;
         const STREAM             = 0b0000_0100;
+        // framex-rs patch: an answer saying `Connection: close` was written.
+        const CLOSING            = 0b0000_1000;
     }
 }
 
@@ -31,6 +33,18 @@ pub struct Codec {
     // encoder part
     flags: Flags,
     encoder: encoder::MessageEncoder<Response<()>>,
+}
+
+/// framex-rs patch: what a request's answer is written with (whether the request was a
+/// `HEAD`, its version and connection type), as its head was decoded. The codec keeps
+/// these for the last request decoded, and a pipelined request may be decoded before
+/// the answer to the one before it is written: that answer is written with its own
+/// request's (see [`Codec::answer_as`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Answering {
+    head: bool,
+    version: Version,
+    conn_type: ConnectionType,
 }
 
 impl Default for Codec {
@@ -66,6 +80,26 @@ impl Codec {
             version: Version::HTTP_11,
             conn_type: ConnectionType::Close,
             encoder: encoder::MessageEncoder::default(),
+        }
+    }
+
+    /// framex-rs patch: what the answer to the request decoded last is written with.
+    pub(crate) fn answering(&self) -> Answering {
+        Answering {
+            head: self.flags.contains(Flags::HEAD),
+            version: self.version,
+            conn_type: self.conn_type,
+        }
+    }
+
+    /// framex-rs patch: the next answer is written as `answering` says (taken when its
+    /// request was decoded); once an answer said `Connection: close`, every later one
+    /// does too.
+    pub(crate) fn answer_as(&mut self, answering: Answering) {
+        self.flags.set(Flags::HEAD, answering.head);
+        self.version = answering.version;
+        if !self.flags.contains(Flags::CLOSING) {
+            self.conn_type = answering.conn_type;
         }
     }
 
@@ -169,6 +203,12 @@ impl Encoder<Message<(Response<()>, BodySize)>> for Codec {
                 } else {
                     self.conn_type
                 };
+
+                // framex-rs patch: noted, so that a later request's own connection
+                // type does not undo it (`answer_as`).
+                if self.conn_type == ConnectionType::Close {
+                    self.flags.insert(Flags::CLOSING);
+                }
 
                 // encode message
                 self.encoder.encode(

@@ -19,7 +19,7 @@ use tokio_util::codec::{Decoder as _, Encoder as _};
 use tracing::{error, trace};
 
 use super::{
-    codec::Codec,
+    codec::{Answering, Codec},
     decoder::MAX_BUFFER_SIZE,
     payload::{Payload, PayloadSender, PayloadStatus},
     timer::TimerState,
@@ -239,6 +239,9 @@ pin_project! {
         // true when current request uses chunked transfer encoding (drainable when payload is dropped)
         payload_drainable: bool,
         messages: VecDeque<DispatcherMessage>,
+        // framex-rs patch: what the answer of the request being served is written with,
+        // until it is (see `Codec::answer_as`).
+        answering: Option<Answering>,
 
         head_timer: TimerState,
         ka_timer: TimerState,
@@ -265,7 +268,8 @@ pin_project! {
 }
 
 enum DispatcherMessage {
-    Item(Request),
+    // framex-rs patch: with what its answer is written (`Codec::answering`).
+    Item(Request, Answering),
     Upgrade(Request),
     Error(Response<()>),
 }
@@ -365,6 +369,7 @@ where
                     payload: None,
                     payload_drainable: false,
                     messages: VecDeque::new(),
+                    answering: None,
 
                     head_timer: TimerState::new(config.client_request_deadline().is_some()),
                     ka_timer: TimerState::new(config.keep_alive().enabled()),
@@ -590,6 +595,11 @@ where
             (
                 this.flags.contains(Flags::DRAINING),
                 !is_upgrade
+                    // framex-rs patch: the payload is the answered request's only if no
+                    // request was decoded after it (a pipelined one's body, not yet all
+                    // in, said `Connection: close` on the answer before it, and the
+                    // connection went on serving).
+                    && this.messages.is_empty()
                     && should_close_for_unread_payload(
                         this.payload.as_ref(),
                         *this.payload_drainable,
@@ -602,6 +612,14 @@ where
             res.head_mut().set_connection_type(ConnectionType::Close);
         }
 
+        // framex-rs patch: the answered request's own HEAD flag, version and
+        // connection type, not those of a pipelined one decoded since.
+        {
+            let this = self.as_mut().project();
+            if let Some(answering) = this.answering.take() {
+                this.codec.answer_as(answering);
+            }
+        }
         let size = self.as_mut().send_response_inner(res, &body)?;
         match size {
             BodySize::None | BodySize::Sized(0) => {
@@ -640,6 +658,11 @@ where
             (
                 this.flags.contains(Flags::DRAINING),
                 !is_upgrade
+                    // framex-rs patch: the payload is the answered request's only if no
+                    // request was decoded after it (a pipelined one's body, not yet all
+                    // in, said `Connection: close` on the answer before it, and the
+                    // connection went on serving).
+                    && this.messages.is_empty()
                     && should_close_for_unread_payload(
                         this.payload.as_ref(),
                         *this.payload_drainable,
@@ -652,6 +675,14 @@ where
             res.head_mut().set_connection_type(ConnectionType::Close);
         }
 
+        // framex-rs patch: the answered request's own HEAD flag, version and
+        // connection type, not those of a pipelined one decoded since.
+        {
+            let this = self.as_mut().project();
+            if let Some(answering) = this.answering.take() {
+                this.codec.answer_as(answering);
+            }
+        }
         let size = self.as_mut().send_response_inner(res, &body)?;
         match size {
             BodySize::None | BodySize::Sized(0) => {
@@ -706,7 +737,8 @@ where
                 // no future is in InnerDispatcher state; pop next message
                 StateProj::None => match this.messages.pop_front() {
                     // handle request message
-                    Some(DispatcherMessage::Item(req)) => {
+                    Some(DispatcherMessage::Item(req, answering)) => {
+                        *this.answering = Some(answering);
                         // Handle `EXPECT: 100-Continue` header
                         if req.head().expect() {
                             // set InnerDispatcher state and continue loop to poll it
@@ -1066,11 +1098,13 @@ where
                             }
 
                             // handle request early when no future in InnerDispatcher state.
+                            let answering = this.codec.answering();
                             if this.state.is_none() {
+                                *this.answering = Some(answering);
                                 self.as_mut().handle_request(req, cx)?;
                                 this = self.as_mut().project();
                             } else {
-                                this.messages.push_back(DispatcherMessage::Item(req));
+                                this.messages.push_back(DispatcherMessage::Item(req, answering));
                             }
                         }
 
