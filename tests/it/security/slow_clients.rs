@@ -533,15 +533,33 @@ async fn large_bodies_to_local_routes_get_413() {
 #[actix_rt::test]
 async fn slow_headers_of_a_kept_alive_connections_next_request_are_cut() {
     let server = start(config("load_builtin_plugins = [\"echo\"]"), vec![]).await;
-    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
-    stream
-        .write_all(b"GET /api/v1/echo?message=hi HTTP/1.1\r\nHost: framex\r\n\r\n")
-        .await
-        .unwrap();
-    let first = read_one_response(&mut stream).await;
-    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
-    let started = Instant::now();
     let next = b"GET /api/v1/echo?message=hi HTTP/1.1\r\nHost: framex\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    next_head_is_cut(server.local_addr(), b"GET /api/v1/echo?message=hi HTTP/1.1\r\nHost: framex\r\n\r\n", next).await;
+    server.stop(false).await;
+}
+
+/// The same when the next head's first bytes come in the same write as the request
+/// before it, whether that one is answered at once (`/health`) or after its plugin
+/// actor answers (the echo route).
+#[actix_rt::test]
+async fn slow_headers_begun_with_the_request_before_them_are_cut() {
+    let server = start(config("load_builtin_plugins = [\"echo\"]"), vec![]).await;
+    for first in ["/health", "/api/v1/echo?message=hi"] {
+        let write = format!("GET {first} HTTP/1.1\r\nHost: framex\r\n\r\nGET /api/v1/echo?message=hi HTTP/1.1\r\nHo");
+        next_head_is_cut(server.local_addr(), write.as_bytes(), b"st: framex\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaa").await;
+    }
+    server.stop(false).await;
+}
+
+/// Sends `first` (a request, maybe with the start of the next), reads its answer, then
+/// trickles `next` a byte every 1.5 s: the server answers 408 and closes the connection
+/// at the head timeout (5 s) from when the first answer was read.
+async fn next_head_is_cut(addr: SocketAddr, first: &[u8], next: &[u8]) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(first).await.unwrap();
+    let answer = read_one_response(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let started = Instant::now();
     let mut closed = false;
     let mut answer = Vec::new();
     for byte in next {
@@ -567,7 +585,6 @@ async fn slow_headers_of_a_kept_alive_connections_next_request_are_cut() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(started.elapsed() >= Duration::from_millis(4500), "not before the timeout: {:?}", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(10), "the head timeout plus a margin: {:?}", started.elapsed());
-    server.stop(false).await;
 }
 
 /// The same over HTTPS, where the answer goes through rustls's own buffer first: a
