@@ -28,17 +28,19 @@ pub const LOGOUT_PATH: &str = "/auth/logout";
 /// Whether framex-rs answers `method path` itself (an upstream operation there would
 /// never be reached).
 pub fn is_builtin(method: &str, path: &str) -> bool {
-    method.eq_ignore_ascii_case("GET") && BUILTIN_GETS.contains(&path)
+    // `HEAD` is answered as `GET` (see `http::phases`).
+    (method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD")) && BUILTIN_GETS.contains(&path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Only `GET`s of the built-in paths are taken; other methods and paths go on.
+    /// Only `GET`s (and `HEAD`s) of the built-in paths are taken; other methods and
+    /// paths go on.
     #[test]
     fn only_gets_of_builtin_paths() {
-        assert!(is_builtin("GET", "/health") && is_builtin("get", "/version"));
+        assert!(is_builtin("GET", "/health") && is_builtin("get", "/version") && is_builtin("HEAD", "/ready"));
         assert!(!is_builtin("POST", "/health"));
         assert!(!is_builtin("GET", "/healthz") && !is_builtin("GET", "/api/v1/health"));
     }

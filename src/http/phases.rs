@@ -161,7 +161,8 @@ impl RequestCtx<'_> {
 
     /// The built-ins: `GET` of a fixed path.
     async fn builtin(&mut self) -> Phase {
-        if self.req.method() == HttpMethod::GET {
+        // `HEAD` as `GET` (its answer goes without the body): health checks use both.
+        if matches!(*self.req.method(), HttpMethod::GET | HttpMethod::HEAD) {
             if let Some(response) = builtin::serve(self.path, self.req, self.worker).await {
                 self.seen.builtin = builtin::label(self.path);
                 self.seen.target = Some(Answered::Builtin);

@@ -92,13 +92,24 @@ async fn bad_requests_get_clear_errors() {
     server.stop(true).await;
 }
 
-/// Built-in endpoints answer without any plugin.
+/// Built-in endpoints answer without any plugin, and answer `HEAD` as their `GET`
+/// (a health check by `HEAD` sees 200, with the length and no body).
 #[actix_rt::test]
 async fn builtins_answer() {
     let server = start(config(""), vec![]).await;
     assert_eq!(get(&server.url("/health")).await.json(), json!("ok"));
     assert_eq!(get(&server.url("/ping")).await.json(), json!("pong"));
     assert_eq!(get(&server.url("/version")).await.json(), json!(framex::VERSION));
+    for path in ["/health", "/ping", "/ready", "/version", "/metrics"] {
+        let got = get(&server.url(path)).await;
+        let head = request("HEAD", &server.url(path), &[], vec![]).await;
+        assert_eq!(head.status, got.status, "{path}");
+        assert!(head.body.is_empty(), "{path}");
+        let length = |r: &crate::common::Reply| r.headers.get("content-length").map(|v| v.to_str().unwrap().to_owned());
+        if path != "/metrics" {
+            assert_eq!(length(&head), Some(got.body.len().to_string()), "{path}");
+        }
+    }
     let docs = get(&server.url("/docs")).await;
     assert!(docs.text().contains("/api/v1/openapi.json") && !docs.text().contains("https://"));
     server.stop(true).await;
