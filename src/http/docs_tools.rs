@@ -48,7 +48,8 @@ pub(super) enum Tool {
 impl Tool {
     /// The endpoint `method path` (canonical) is, if any.
     pub fn route(method: &Method, path: &str) -> Option<Tool> {
-        let get = method == Method::GET;
+        // `HEAD` as `GET`, as every built-in page (its answer goes without the body).
+        let get = method == Method::GET || method == Method::HEAD;
         match path {
             "/docs/plugin-config" if get => return Some(Tool::PluginConfig),
             "/docs/plugin-release" if get => return Some(Tool::PluginRelease),

@@ -356,6 +356,9 @@ async fn plugin_config_view_shows_only_whitelisted_files_and_no_secret() {
         assert!(!html.contains(secret), "{secret} shown: {html}");
     }
     assert_eq!(page.headers.get("content-security-policy").unwrap(), "default-src 'none'; style-src 'unsafe-inline'");
+    // `HEAD` as `GET`: the same status behind the same login, no body.
+    let head = request("HEAD", &view("demo"), &[("cookie", cookie.as_str())], vec![]).await;
+    assert_eq!((head.status, head.body.len()), (200, 0));
     let private = crate::docs_login::get(&view("secretive"), &cookie, &[]).await;
     assert_eq!(private.status, 200, "the user's token reads it: {}", private.text());
     let closed = crate::docs_login::get(&view("closed"), &cookie, &[]).await;

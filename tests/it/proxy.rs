@@ -271,6 +271,32 @@ async fn a_pipelined_answer_is_written_as_its_own_request_asks() {
     up_handle.stop(false).await;
 }
 
+/// Requests to `/api/v1/counted` the upstream of the next test has seen.
+static COUNTED: AtomicUsize = AtomicUsize::new(0);
+
+/// No pipelined request after one whose answer closes the connection is served or
+/// forwarded (RFC 9112 §9.6): the client gets that one answer and the close, and the
+/// upstream sees none of the requests behind it; alike after an HTTP/1.0 request
+/// without keep-alive.
+#[actix_rt::test]
+async fn no_request_after_an_answer_that_closes_is_served() {
+    let up = raw_upstream_answering(&["/api/v1/counted"], |_| {
+        COUNTED.fetch_add(1, Ordering::SeqCst);
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}".to_owned()
+    })
+    .await;
+    let server = start(proxy_config(&up, ""), vec![]).await;
+    for first in ["GET /api/v1/counted HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET /api/v1/counted HTTP/1.0\r\nHost: x\r\n\r\n"] {
+        let before = COUNTED.load(Ordering::SeqCst);
+        let behind = "GET /api/v1/counted HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+        let raw = raw_http(server.local_addr(), &format!("{first}{behind}")).await;
+        assert_eq!(raw.matches("HTTP/1.").count(), 1, "one answer, then the close: {raw}");
+        assert!(raw.ends_with("{}"), "{raw}");
+        assert_eq!(COUNTED.load(Ordering::SeqCst) - before, 1, "the upstream saw only the first");
+    }
+    server.stop(true).await;
+}
+
 /// A raw upstream whose OpenAPI document offers `GET` on each of `paths`, and which
 /// answers every other request with `answer(head)` (the head in lower case), as it is.
 async fn raw_upstream_answering(paths: &'static [&'static str], answer: fn(&str) -> String) -> String {

@@ -243,3 +243,39 @@ async fn streamed_chunks_are_framed_with_their_sizes() {
     assert!(data == format!("{sent}{finish}"), "the data as sent ({} bytes, {} expected)", data.len(), sent.len() + finish.len());
     server.stop(true).await;
 }
+
+/// A streamed answer keeps its chunked framing when a request that would take over the
+/// connection (`CONNECT`, a WebSocket upgrade) is pipelined behind it: the answer is
+/// written as its own request asks, and ends with its last chunk before anything else.
+#[actix_rt::test]
+async fn a_stream_keeps_its_framing_before_a_pipelined_takeover() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start(config("load_builtin_plugins = [\"echo\"]"), vec![]).await;
+    let takeovers = [
+        "CONNECT x:80 HTTP/1.1\r\nHost: x:80\r\n\r\n",
+        "GET /api/v1/echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    ];
+    for takeover in takeovers {
+        let mut stream = actix_rt::net::TcpStream::connect(server.local_addr()).await.unwrap();
+        let write = format!("GET /api/v1/echo_stream?message=ab HTTP/1.1\r\nHost: x\r\n\r\n{takeover}");
+        stream.write_all(write.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut raw)).await;
+        let raw = String::from_utf8_lossy(&raw).into_owned();
+        let (head, mut body) = raw.split_once("\r\n\r\n").expect("an answer");
+        assert!(head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+        let mut events = String::new();
+        loop {
+            let (line, rest) = body.split_once("\r\n").unwrap_or_else(|| panic!("a chunk-size line: {raw}"));
+            let size = usize::from_str_radix(line, 16).unwrap_or_else(|_| panic!("a chunk-size line, not {line:?}: {raw}"));
+            if size == 0 {
+                break;
+            }
+            events.push_str(&rest[..size]);
+            body = &rest[size + 2..];
+        }
+        let got = sse_events(&events);
+        assert_eq!(got.last().map(|(event, _)| event.as_str()), Some("finish"), "{events}");
+    }
+    server.stop(true).await;
+}

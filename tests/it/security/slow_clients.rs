@@ -552,8 +552,8 @@ async fn slow_headers_begun_with_the_request_before_them_are_cut() {
 }
 
 /// Sends `first` (a request, maybe with the start of the next), reads its answer, then
-/// trickles `next` a byte every 1.5 s: the server answers 408 and closes the connection
-/// at the head timeout (5 s) from when the first answer was read.
+/// trickles `next` a byte every 1.5 s, the first at once: the server answers 408 and
+/// closes the connection at the head timeout (5 s), counted from that first byte.
 async fn next_head_is_cut(addr: SocketAddr, first: &[u8], next: &[u8]) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(first).await.unwrap();

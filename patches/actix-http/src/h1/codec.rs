@@ -36,15 +36,30 @@ pub struct Codec {
 }
 
 /// framex-rs patch: what a request's answer is written with (whether the request was a
-/// `HEAD`, its version and connection type), as its head was decoded. The codec keeps
+/// `HEAD`, whether its payload is a stream, its version and connection type), as its
+/// head was decoded. The codec keeps
 /// these for the last request decoded, and a pipelined request may be decoded before
 /// the answer to the one before it is written: that answer is written with its own
 /// request's (see [`Codec::answer_as`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Answering {
     head: bool,
+    stream: bool,
     version: Version,
     conn_type: ConnectionType,
+}
+
+impl Answering {
+    /// The answer to a request that could not be read (a 400, a 431): HTTP/1.1, with
+    /// its body, closing the connection.
+    pub(crate) fn refusal() -> Self {
+        Answering {
+            head: false,
+            stream: false,
+            version: Version::HTTP_11,
+            conn_type: ConnectionType::Close,
+        }
+    }
 }
 
 impl Default for Codec {
@@ -87,9 +102,16 @@ impl Codec {
     pub(crate) fn answering(&self) -> Answering {
         Answering {
             head: self.flags.contains(Flags::HEAD),
+            stream: self.flags.contains(Flags::STREAM),
             version: self.version,
             conn_type: self.conn_type,
         }
+    }
+
+    /// framex-rs patch: whether an answer said `Connection: close` (no request after
+    /// it is to be served).
+    pub(crate) fn closing(&self) -> bool {
+        self.flags.contains(Flags::CLOSING)
     }
 
     /// framex-rs patch: the next answer is written as `answering` says (taken when its
@@ -97,6 +119,7 @@ impl Codec {
     /// does too.
     pub(crate) fn answer_as(&mut self, answering: Answering) {
         self.flags.set(Flags::HEAD, answering.head);
+        self.flags.set(Flags::STREAM, answering.stream);
         self.version = answering.version;
         if !self.flags.contains(Flags::CLOSING) {
             self.conn_type = answering.conn_type;

@@ -270,7 +270,7 @@ pin_project! {
 enum DispatcherMessage {
     // framex-rs patch: with what its answer is written (`Codec::answering`).
     Item(Request, Answering),
-    Upgrade(Request),
+    Upgrade(Request, Answering),
     Error(Response<()>),
 }
 
@@ -723,7 +723,10 @@ where
         'res: loop {
             let mut this = self.as_mut().project();
             match this.state.as_mut().project() {
-                StateProj::None if this.flags.contains(Flags::DRAINING) => {
+                // framex-rs patch: nor after an answer that said `Connection: close`
+                // (RFC 9112 §9.6): pipelined requests decoded after it are dropped, not
+                // served (upstream served them, on a connection it had said it closes).
+                StateProj::None if this.flags.contains(Flags::DRAINING) || this.codec.closing() => {
                     this.messages.clear();
                     this.flags.remove(Flags::KEEP_ALIVE);
 
@@ -753,6 +756,9 @@ where
 
                     // handle error message
                     Some(DispatcherMessage::Error(res)) => {
+                        // framex-rs patch: written as a refusal (HTTP/1.1, closing), not
+                        // with the settings of the request answered before.
+                        this.codec.answer_as(Answering::refusal());
                         // send_response would update InnerDispatcher state to SendPayload or None
                         // (If response body is empty)
                         // continue loop to poll it
@@ -760,7 +766,11 @@ where
                     }
 
                     // return with upgrade request and poll it exclusively
-                    Some(DispatcherMessage::Upgrade(req)) => return Ok(PollResponse::Upgrade(req)),
+                    Some(DispatcherMessage::Upgrade(req, answering)) => {
+                        // framex-rs patch: the codec as the upgrade request left it.
+                        this.codec.answer_as(answering);
+                        return Ok(PollResponse::Upgrade(req));
+                    }
 
                     // all messages are dealt with
                     None => {
@@ -1079,7 +1089,8 @@ where
                                 // upgraded Request.
                                 MessageType::Stream if this.flow.upgrade.is_some() => {
                                     *this.payload_drainable = false;
-                                    this.messages.push_back(DispatcherMessage::Upgrade(req));
+                                    let answering = this.codec.answering();
+                                    this.messages.push_back(DispatcherMessage::Upgrade(req, answering));
                                     break;
                                 }
 
