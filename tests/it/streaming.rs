@@ -279,23 +279,3 @@ async fn a_stream_keeps_its_framing_before_a_pipelined_takeover() {
     }
     server.stop(true).await;
 }
-
-/// An HTTP/1.0 client, which knows no chunked coding, gets a stream as it comes,
-/// ended by the connection's close (asked to keep alive or not): no
-/// `Transfer-Encoding`, the events whole.
-#[actix_rt::test]
-async fn an_http10_client_gets_a_stream_unchunked_to_the_close() {
-    let server = start(config("load_builtin_plugins = [\"echo\"]"), vec![]).await;
-    for keep_alive in ["", "Connection: keep-alive\r\n"] {
-        let request = format!("GET /api/v1/echo_stream?message=ab HTTP/1.0\r\nHost: x\r\n{keep_alive}\r\n");
-        let raw = crate::common::raw_http(server.local_addr(), &request).await;
-        let (head, body) = raw.split_once("\r\n\r\n").expect("an answer");
-        assert!(head.starts_with("HTTP/1.0 200"), "{head}");
-        assert!(!head.to_ascii_lowercase().contains("transfer-encoding"), "{head}");
-        let events = sse_events(body);
-        let contents: String = events.iter().filter_map(|(_, d)| d["content"].as_str()).collect();
-        assert!(contents.ends_with("ab"), "{body}");
-        assert_eq!(events.last().map(|(e, _)| e.as_str()), Some("finish"), "{body}");
-    }
-    server.stop(true).await;
-}

@@ -227,14 +227,6 @@ impl Encoder<Message<(Response<()>, BodySize)>> for Codec {
                     self.conn_type
                 };
 
-                // framex-rs patch: an HTTP/1.0 client knows no chunked coding (RFC
-                // 9112 §6.1): a body of unknown length goes to it as it comes, and
-                // the connection's end ends it.
-                if length == BodySize::Stream && self.version < Version::HTTP_11 {
-                    res.head_mut().no_chunking(true);
-                    self.conn_type = ConnectionType::Close;
-                }
-
                 // framex-rs patch: noted, so that a later request's own connection
                 // type does not undo it (`answer_as`).
                 if self.conn_type == ConnectionType::Close {
