@@ -121,9 +121,10 @@ impl Codec {
         self.flags.set(Flags::HEAD, answering.head);
         self.flags.set(Flags::STREAM, answering.stream);
         self.version = answering.version;
-        if !self.flags.contains(Flags::CLOSING) {
-            self.conn_type = answering.conn_type;
-        }
+        self.conn_type = match self.flags.contains(Flags::CLOSING) {
+            true => ConnectionType::Close,
+            false => answering.conn_type,
+        };
     }
 
     /// Check if request is upgrade.

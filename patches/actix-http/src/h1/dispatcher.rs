@@ -1109,6 +1109,14 @@ where
                             }
 
                             // handle request early when no future in InnerDispatcher state.
+                            // framex-rs patch: a request after an answer that said
+                            // `Connection: close` is read (its body too) and dropped,
+                            // never served: an answer given at once while the heads
+                            // were decoded (an `Expect` refused) leaves no time for
+                            // `poll_response` to stop the ones behind it.
+                            if this.codec.closing() {
+                                continue;
+                            }
                             let answering = this.codec.answering();
                             if this.state.is_none() {
                                 *this.answering = Some(answering);
