@@ -37,10 +37,9 @@ pub struct Codec {
 
 /// framex-rs patch: what a request's answer is written with (whether the request was a
 /// `HEAD`, whether its payload is a stream, its version and connection type), as its
-/// head was decoded. The codec keeps
-/// these for the last request decoded, and a pipelined request may be decoded before
-/// the answer to the one before it is written: that answer is written with its own
-/// request's (see [`Codec::answer_as`]).
+/// head was decoded. The codec keeps these for the last request decoded, and a
+/// pipelined request may be decoded before the answer to the one before it is
+/// written: that answer is written with its own request's (see [`Codec::answer_as`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Answering {
     head: bool,

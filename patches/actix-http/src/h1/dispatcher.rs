@@ -1112,8 +1112,8 @@ where
                             // framex-rs patch: a request after an answer that said
                             // `Connection: close` is read (its body too) and dropped,
                             // never served: an answer given at once while the heads
-                            // were decoded (an `Expect` refused) leaves no time for
-                            // `poll_response` to stop the ones behind it.
+                            // were decoded (an `Expect` let through to a redirect)
+                            // leaves `poll_response` no turn to stop the ones behind.
                             if this.codec.closing() {
                                 continue;
                             }
