@@ -238,8 +238,9 @@ async fn a_replica_dying_under_load_loses_no_request() {
         assert_eq!(get(&server.url("/api/v1/who")).await.status, 200);
     }
     assert!(replicas[1].hits() > hits_while_dead, "b gets traffic again");
-    let page = status_page(&server).await;
-    assert!(page["upstreams"][1]["failures"].as_u64().unwrap() >= 1, "{page}");
+    // How many requests failed on b is not asserted: it is the number under way on it
+    // when it died or sent to it before it was ejected, 0 to a few by timing (the
+    // status page's failure counts: `a_post_is_never_duplicated_but_a_get_is_retried`).
 
     server.stop(true).await;
     b_handle.stop(false).await;
@@ -313,6 +314,11 @@ async fn a_post_is_never_duplicated_but_a_get_is_retried() {
     let r = get(&server.url("/api/v1/who")).await;
     assert_eq!(r.status, 502, "{}", r.text());
     assert_eq!(hits.load(Ordering::SeqCst), 3, "the GET was tried on both replicas");
+    // The status page counts the failures on each replica.
+    let page = status_page(&server).await;
+    for upstream in page["upstreams"].as_array().unwrap() {
+        assert!(upstream["failures"].as_u64().unwrap() >= 1, "{page}");
+    }
     server.stop(true).await;
 }
 
