@@ -584,6 +584,15 @@ where
         Ok(size)
     }
 
+    /// framex-rs patch: the next answer is written with the served request's own HEAD
+    /// flag, version and connection type, not those of a pipelined one decoded since.
+    fn answer_as_served(self: Pin<&mut Self>) {
+        let this = self.project();
+        if let Some(answering) = this.answering.take() {
+            this.codec.answer_as(answering);
+        }
+    }
+
     fn send_response(
         mut self: Pin<&mut Self>,
         mut res: Response<()>,
@@ -612,14 +621,7 @@ where
             res.head_mut().set_connection_type(ConnectionType::Close);
         }
 
-        // framex-rs patch: the answered request's own HEAD flag, version and
-        // connection type, not those of a pipelined one decoded since.
-        {
-            let this = self.as_mut().project();
-            if let Some(answering) = this.answering.take() {
-                this.codec.answer_as(answering);
-            }
-        }
+        self.as_mut().answer_as_served();
         let size = self.as_mut().send_response_inner(res, &body)?;
         match size {
             BodySize::None | BodySize::Sized(0) => {
@@ -675,14 +677,7 @@ where
             res.head_mut().set_connection_type(ConnectionType::Close);
         }
 
-        // framex-rs patch: the answered request's own HEAD flag, version and
-        // connection type, not those of a pipelined one decoded since.
-        {
-            let this = self.as_mut().project();
-            if let Some(answering) = this.answering.take() {
-                this.codec.answer_as(answering);
-            }
-        }
+        self.as_mut().answer_as_served();
         let size = self.as_mut().send_response_inner(res, &body)?;
         match size {
             BodySize::None | BodySize::Sized(0) => {
