@@ -23,17 +23,20 @@
 //! offered.
 
 use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
-use framex_actors::upstream::tunnel::{self, Tunnel, TunnelGuard, TunnelIo, TunnelRequest};
+use framex_actors::upstream::tunnel::{self, Tunnel, TunnelGuard, TunnelIo, TunnelRead, TunnelRequest, TunnelWrite};
 use framex_actors::upstream::wire::{HeaderName as WireName, HeaderValue as WireValue};
 use framex_actors::CallContext;
 use futures::StreamExt as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, ReadHalf, WriteHalf};
+use tokio::io::AsyncWriteExt as _;
 use tokio::time::Instant;
 
 use super::{envelope, error, forward, Worker};
@@ -147,25 +150,34 @@ fn relay(
     payload: web::Payload,
     guard: TunnelGuard,
     idle: Duration,
-    closing: tokio::sync::watch::Receiver<bool>,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
-    let (read, write) = tokio::io::split(io);
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) -> Down {
+    let (read, write, early) = io.split();
     let last = Rc::new(Cell::new(Instant::now()));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     actix_web::rt::spawn(pump(payload, write, last.clone(), stopped));
-    let state = Down {
+    Down {
         read,
+        early,
         buf: BytesMut::new(),
         idle_timer: Box::pin(tokio::time::sleep_until(last.get() + idle)),
         last,
         idle,
         frames: Frames::default(),
         done: false,
-        closing,
+        closing_seen: closing.clone(),
+        waker: None,
+        // Made once for the tunnel's life: polled again, it only checks its
+        // registration, where one made per poll would register anew each time.
+        closing: Box::pin(async move {
+            // (Should the server be gone without saying so, tunnels live on.)
+            if closing.wait_for(|closing| *closing).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }),
         _stop: stop,
         _guard: guard,
-    };
-    futures::stream::unfold(state, Down::next)
+    }
 }
 
 /// Client → upstream: every chunk of the client's bytes is written on at once; the
@@ -173,12 +185,13 @@ fn relay(
 /// write side.
 async fn pump(
     mut payload: web::Payload,
-    mut write: WriteHalf<TunnelIo>,
+    mut write: TunnelWrite,
     last: Rc<Cell<Instant>>,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
     loop {
         tokio::select! {
+            biased;
             chunk = payload.next() => match chunk {
                 Some(Ok(bytes)) => {
                     last.set(Instant::now());
@@ -194,9 +207,13 @@ async fn pump(
     let _ = write.shutdown().await;
 }
 
-/// Upstream → client, as the response body.
+/// Upstream → client, as the response body: a stream written by hand, each poll a
+/// read of the upstream, then (only while nothing is there to read) the server's
+/// closing signal and the idle timer.
 struct Down {
-    read: ReadHalf<TunnelIo>,
+    read: TunnelRead,
+    /// Bytes the upstream sent with its `101`: the first to go.
+    early: Bytes,
     /// Where reads land.
     buf: BytesMut,
     /// When a byte last moved either way.
@@ -205,72 +222,90 @@ struct Down {
     /// Runs to the idle deadline as it was when set: when it fires, it is set again
     /// from the last move, or the tunnel closes. One timer for the tunnel's life, not
     /// one registered and removed per read.
-    idle_timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    idle_timer: Pin<Box<tokio::time::Sleep>>,
     frames: Frames,
     done: bool,
-    /// `true` once the server stops: the tunnel closes with 1001.
-    closing: tokio::sync::watch::Receiver<bool>,
+    /// Ready once the server stops: the tunnel closes with 1001.
+    closing: Pin<Box<dyn Future<Output = ()>>>,
+    /// The signal `closing` waits on, to see whether it changed.
+    closing_seen: tokio::sync::watch::Receiver<bool>,
+    /// The waker `closing` and `idle_timer` were last polled with.
+    waker: Option<std::task::Waker>,
     /// Dropped with the stream (the tunnel ended or the client went): stops the pump.
     _stop: tokio::sync::oneshot::Sender<()>,
     /// The endpoint's in-flight count, held while the tunnel lives.
     _guard: TunnelGuard,
 }
 
-impl Down {
-    async fn next(mut self) -> Option<(Result<Bytes, std::io::Error>, Self)> {
-        if self.done {
-            return None;
+impl futures::Stream for Down {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if !this.early.is_empty() {
+            let bytes = std::mem::take(&mut this.early);
+            this.frames.feed(&bytes);
+            return Poll::Ready(Some(Ok(bytes)));
         }
         // One allocation serves many small reads: each read's bytes are split off.
-        if self.buf.capacity() < READ_SIZE / 16 {
-            self.buf.reserve(READ_SIZE);
+        if this.buf.capacity() < READ_SIZE / 16 {
+            this.buf.reserve(READ_SIZE);
         }
         loop {
-            // `read_buf` is cancel-safe: bytes are in `buf` or still in the socket.
-            let read = tokio::select! {
-                // Bytes that are there go before a timer that fired meanwhile.
-                biased;
-                read = self.read.read_buf(&mut self.buf) => Some(Ok(read)),
-                () = self.idle_timer.as_mut() => Some(Err(())),
-                // (Should the server be gone without saying so, tunnels live on.)
-                _ = async {
-                    if self.closing.wait_for(|closing| *closing).await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                } => None,
-            };
-            let Some(read) = read else {
-                return self.close(CLOSE_GOING_AWAY, "server shutting down");
-            };
-            match read {
-                Err(()) => {
-                    let deadline = self.last.get() + self.idle;
-                    if deadline <= Instant::now() {
-                        return self.close(CLOSE_GOING_AWAY, "idle timeout");
-                    }
-                    self.idle_timer.as_mut().reset(deadline);
+            // Bytes that are there go before a timer that fired meanwhile.
+            match tokio_util::io::poll_read_buf(Pin::new(&mut this.read), cx, &mut this.buf) {
+                Poll::Ready(Ok(0) | Err(_)) => {
+                    return Poll::Ready(this.close(CLOSE_UPSTREAM_GONE, "upstream connection lost"))
                 }
-                Ok(Ok(0)) | Ok(Err(_)) => {
-                    return self.close(CLOSE_UPSTREAM_GONE, "upstream connection lost")
+                Poll::Ready(Ok(_)) => {
+                    this.last.set(Instant::now());
+                    let bytes = this.buf.split().freeze();
+                    this.frames.feed(&bytes);
+                    return Poll::Ready(Some(Ok(bytes)));
                 }
-                Ok(Ok(_)) => {
-                    self.last.set(Instant::now());
-                    let bytes = self.buf.split().freeze();
-                    self.frames.feed(&bytes);
-                    return Some((Ok(bytes), self));
+                Poll::Pending => {}
+            }
+            // The closing signal and the timer hold this task's waker once polled: they
+            // are polled again only when they may have fired (a new version of the
+            // signal, a timer out of the wheel) or the waker is another.
+            let registered = this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+            if !registered || this.closing_seen.has_changed().unwrap_or(true) {
+                this.closing_seen.mark_unchanged();
+                if this.closing.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(this.close(CLOSE_GOING_AWAY, "server shutting down"));
                 }
             }
+            if registered && !this.idle_timer.is_elapsed() {
+                return Poll::Pending;
+            }
+            this.waker = Some(cx.waker().clone());
+            if this.idle_timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let deadline = this.last.get() + this.idle;
+            if deadline <= Instant::now() {
+                return Poll::Ready(this.close(CLOSE_GOING_AWAY, "idle timeout"));
+            }
+            // Set again from the last move; the timer let go of the waker as it fired,
+            // so it is polled again (the loop) to hold it.
+            this.idle_timer.as_mut().reset(deadline);
+            this.waker = None;
         }
     }
+}
 
+impl Down {
     /// Ends the stream, with a Close frame of `code` first when the upstream has not
     /// sent one and its last frame is complete.
-    fn close(mut self, code: u16, reason: &str) -> Option<(Result<Bytes, std::io::Error>, Self)> {
+    fn close(&mut self, code: u16, reason: &str) -> Option<Result<Bytes, std::io::Error>> {
+        self.done = true;
         if self.frames.close_seen || !self.frames.at_boundary() {
             return None;
         }
-        self.done = true;
-        Some((Ok(close_frame(code, reason)), self))
+        Some(Ok(close_frame(code, reason)))
     }
 }
 

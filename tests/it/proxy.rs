@@ -617,7 +617,8 @@ async fn upstreams_down_at_start_up_appear_later() {
 
 /// An `https://` upstream signed by a private CA: trusted once `ca_file` names the CA
 /// (discovery, forwarding and health checks all over TLS), refused with a 502
-/// otherwise (the certificate problem goes to the log).
+/// otherwise (the certificate problem goes to the log). WebSockets tunnel to it over
+/// TLS.
 #[actix_rt::test]
 async fn https_upstreams_are_trusted_through_ca_file() {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -641,9 +642,10 @@ async fn https_upstreams_are_trusted_through_ca_file() {
     assert!(legacy.url.starts_with("https://"));
 
     let trusted = config(&format!(
-        "load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"{}\"]\nca_file = \"{}\"\nhealth_check_path = \"/api/v1/base/version\"\nhealth_check_interval = 0.2\n",
+        "load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nca_file = \"{}\"\nhealth_check_path = \"/api/v1/base/version\"\n\
+         health_check_interval = 0.2\n[plugins.proxy.proxy_urls.\"{}\"]\nwebsocket = [\"/ws/*\"]\n",
+        path("ca.pem").display(),
         legacy.url,
-        path("ca.pem").display()
     ));
     let server = start(trusted, vec![]).await;
     let started = std::time::Instant::now();
@@ -661,6 +663,9 @@ async fn https_upstreams_are_trusted_through_ca_file() {
     actix_rt::time::sleep(Duration::from_millis(500)).await;
     let page = get(&server.url("/api/v1/proxy/upstreams")).await.json();
     assert_eq!(page["upstreams"][0]["healthy"], true, "health checks pass over TLS: {page}");
+    // A WebSocket tunnelled over TLS (the tunnel keeps the TLS stream, split by tokio).
+    let ws = crate::protocols::websocket::ws_client(&["echo", &server.url("/ws/echo").replace("http://", "ws://")]).await;
+    assert_eq!((ws["status"].clone(), ws["big_ok"].clone(), ws["close_code"].clone()), (json!(101), json!(true), json!(4001)), "{ws}");
     server.stop(true).await;
 
     // Without the CA the certificate is unknown: no routes, and a forced route fails

@@ -48,6 +48,7 @@ pub(crate) mod request;
 pub mod selection;
 pub mod tls;
 pub mod tunnel;
+mod tunnel_io;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
-use hyper_util::rt::TokioIo;
 
 use super::endpoint::Endpoint;
 use super::fetch::{connect, read_incoming_to_end};
@@ -28,8 +27,7 @@ use crate::peer::Peer;
 /// Largest body of a refused upgrade read and relayed.
 const REFUSAL_BODY_LIMIT: usize = 64 * 1024;
 
-/// The raw bytes of an upgraded connection (tokio's `AsyncRead` + `AsyncWrite`).
-pub type TunnelIo = TokioIo<hyper::upgrade::Upgraded>;
+pub use super::tunnel_io::{TunnelIo, TunnelRead, TunnelWrite};
 
 /// An upgrade request: `GET` of `path_and_query` with the client's end-to-end headers
 /// (the `Upgrade` and `Connection: upgrade` headers included).
@@ -200,7 +198,7 @@ async fn answered(response: hyper::Response<hyper::body::Incoming>, peer: &Peer,
         })?;
     Ok(Tunnel::Open {
         headers,
-        io: TokioIo::new(upgraded),
+        io: TunnelIo::new(upgraded),
         guard,
     })
 }

@@ -200,3 +200,62 @@ async fn an_upgrade_that_also_asks_to_close_is_no_upgrade() {
     assert_eq!(open["status"], 101, "the same path upgrades when asked alone: {open}");
     server.stop(true).await;
 }
+
+/// An upstream that sends its first frame in the same write as its `101` (a greeting):
+/// the frame reaches the client right behind the `101`, and the client's Close
+/// reaches the upstream, whose own Close comes back before the tunnel ends.
+#[actix_rt::test]
+async fn a_frame_sent_with_the_101_reaches_the_client() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = crate::common::raw_upstream(|mut socket| async move {
+        let mut buf = Vec::new();
+        if crate::common::read_request(&mut socket, &mut buf).await.is_none() {
+            return;
+        }
+        let greeting = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x05hello";
+        socket.write_all(greeting).await.unwrap();
+        // The client's masked Close (2 + 4 + 2 bytes), then ours, and the end.
+        let mut close = [0u8; 8];
+        while buf.len() < close.len() {
+            let n = socket.read(&mut close).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&close[..n]);
+        }
+        let code = [buf[2] ^ buf[6], buf[3] ^ buf[7]];
+        socket.write_all(&[0x88, 2, code[0], code[1]]).await.unwrap();
+    })
+    .await;
+    let server = start(ws_config(&upstream), vec![]).await;
+    let mut client = actix_rt::net::TcpStream::connect(server.local_addr()).await.unwrap();
+    client
+        .write_all(
+            b"GET /ws/greet HTTP/1.1\r\nHost: framex\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let head_and_greeting = |seen: &[u8]| seen.ends_with(b"\r\n\r\n\x81\x05hello");
+    while !head_and_greeting(&seen) {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), client.read(&mut chunk))
+            .await
+            .expect("the greeting never came")
+            .unwrap();
+        assert!(n > 0, "closed before the greeting: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    assert!(seen.starts_with(b"HTTP/1.1 101 "), "{}", String::from_utf8_lossy(&seen));
+    // Close 1000, masked with 1, 2, 3, 4.
+    client.write_all(&[0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2]).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), client.read_to_end(&mut rest))
+        .await
+        .expect("the tunnel never ended")
+        .unwrap();
+    assert_eq!(rest, [0x88, 2, 0x03, 0xe8], "the upstream's Close, and nothing after it");
+    server.stop(true).await;
+}
