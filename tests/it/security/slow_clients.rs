@@ -535,6 +535,10 @@ async fn slow_headers_of_a_kept_alive_connections_next_request_are_cut() {
     let server = start(config("load_builtin_plugins = [\"echo\"]"), vec![]).await;
     let next = b"GET /api/v1/echo?message=hi HTTP/1.1\r\nHost: framex\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaa";
     next_head_is_cut(server.local_addr(), b"GET /api/v1/echo?message=hi HTTP/1.1\r\nHost: framex\r\n\r\n", next).await;
+    // After an HTTP/1.0 request kept alive, the 408 is still written as a refusal
+    // (HTTP/1.1, closing), not with that request's version and connection type.
+    let first = b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    next_head_is_cut(server.local_addr(), first, next).await;
     server.stop(false).await;
 }
 
@@ -552,13 +556,14 @@ async fn slow_headers_begun_with_the_request_before_them_are_cut() {
 }
 
 /// Sends `first` (a request, maybe with the start of the next), reads its answer, then
-/// trickles `next` a byte every 1.5 s, the first at once: the server answers 408 and
-/// closes the connection at the head timeout (5 s), counted from that first byte.
+/// trickles `next` a byte every 1.5 s, the first at once: the server answers 408
+/// (HTTP/1.1, `Connection: close`) and closes the connection at the head timeout
+/// (5 s), counted from that first byte.
 async fn next_head_is_cut(addr: SocketAddr, first: &[u8], next: &[u8]) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(first).await.unwrap();
     let answer = read_one_response(&mut stream).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"), "{answer}");
     let started = Instant::now();
     let mut closed = false;
     let mut answer = Vec::new();
@@ -583,6 +588,7 @@ async fn next_head_is_cut(addr: SocketAddr, first: &[u8], next: &[u8]) {
     assert!(closed, "still open after {:?}", started.elapsed());
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{answer}");
     assert!(started.elapsed() >= Duration::from_millis(4500), "not before the timeout: {:?}", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(10), "the head timeout plus a margin: {:?}", started.elapsed());
 }

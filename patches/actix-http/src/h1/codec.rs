@@ -49,7 +49,7 @@ pub(crate) struct Answering {
 }
 
 impl Answering {
-    /// The answer to a request that could not be read (a 400, a 431): HTTP/1.1, with
+    /// The answer to a request that could not be read (a 400, a 431, a 408): HTTP/1.1, with
     /// its body, closing the connection.
     pub(crate) fn refusal() -> Self {
         Answering {

@@ -1227,6 +1227,9 @@ where
                 let line_breaks_only = !this.read_buf.is_empty()
                     && this.read_buf.iter().all(|&b| b == b'\r' || b == b'\n');
                 if !line_breaks_only {
+                    // framex-rs patch: written as a refusal (HTTP/1.1, closing), not with
+                    // the settings of the request answered before.
+                    self.as_mut().project().codec.answer_as(Answering::refusal());
                     let _ = self.as_mut().send_error_response(
                         Response::with_body(StatusCode::REQUEST_TIMEOUT, ()),
                         BoxBody::new(()),
