@@ -150,7 +150,7 @@ fn relay(
     payload: web::Payload,
     guard: TunnelGuard,
     idle: Duration,
-    mut closing: tokio::sync::watch::Receiver<bool>,
+    closing: tokio::sync::watch::Receiver<bool>,
 ) -> Down {
     let (read, write, early) = io.split();
     let last = Rc::new(Cell::new(Instant::now()));
@@ -160,21 +160,11 @@ fn relay(
         read,
         early,
         buf: BytesMut::new(),
-        idle_timer: Box::pin(tokio::time::sleep_until(last.get() + idle)),
+        watches: Watches::new(closing, last.get() + idle),
         last,
         idle,
         frames: Frames::default(),
         done: false,
-        closing_seen: closing.clone(),
-        waker: None,
-        // Made once for the tunnel's life: polled again, it only checks its
-        // registration, where one made per poll would register anew each time.
-        closing: Box::pin(async move {
-            // (Should the server be gone without saying so, tunnels live on.)
-            if closing.wait_for(|closing| *closing).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }),
         _stop: stop,
         _guard: guard,
     }
@@ -219,18 +209,10 @@ struct Down {
     /// When a byte last moved either way.
     last: Rc<Cell<Instant>>,
     idle: Duration,
-    /// Runs to the idle deadline as it was when set: when it fires, it is set again
-    /// from the last move, or the tunnel closes. One timer for the tunnel's life, not
-    /// one registered and removed per read.
-    idle_timer: Pin<Box<tokio::time::Sleep>>,
+    /// The server's closing signal and the idle timer.
+    watches: Watches,
     frames: Frames,
     done: bool,
-    /// Ready once the server stops: the tunnel closes with 1001.
-    closing: Pin<Box<dyn Future<Output = ()>>>,
-    /// The signal `closing` waits on, to see whether it changed.
-    closing_seen: tokio::sync::watch::Receiver<bool>,
-    /// The waker `closing` and `idle_timer` were last polled with.
-    waker: Option<std::task::Waker>,
     /// Dropped with the stream (the tunnel ended or the client went): stops the pump.
     _stop: tokio::sync::oneshot::Sender<()>,
     /// The endpoint's in-flight count, held while the tunnel lives.
@@ -254,45 +236,88 @@ impl futures::Stream for Down {
         if this.buf.capacity() < READ_SIZE / 16 {
             this.buf.reserve(READ_SIZE);
         }
+        // Bytes that are there go before a timer that fired meanwhile.
+        match tokio_util::io::poll_read_buf(Pin::new(&mut this.read), cx, &mut this.buf) {
+            Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(this.close(CLOSE_UPSTREAM_GONE, "upstream connection lost")),
+            Poll::Ready(Ok(_)) => {
+                this.last.set(Instant::now());
+                let bytes = this.buf.split().freeze();
+                this.frames.feed(&bytes);
+                Poll::Ready(Some(Ok(bytes)))
+            }
+            Poll::Pending => match this.watches.poll(cx, &this.last, this.idle) {
+                Poll::Ready(reason) => Poll::Ready(this.close(CLOSE_GOING_AWAY, reason)),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+/// What ends a tunnel besides its connections: the server's closing signal and the
+/// idle timer. Each holds the task's waker once polled, so each is polled again only
+/// when it may have fired (a new version of the signal, a timer out of the wheel) or
+/// the waker is another: most of a tunnel's polls are for its bytes.
+struct Watches {
+    /// Ready once the server stops. Made once for the tunnel's life: polled again, it
+    /// only checks its registration, where one made per poll would register anew.
+    closing: Pin<Box<dyn Future<Output = ()>>>,
+    /// The signal `closing` waits on, to see whether it changed.
+    closing_seen: tokio::sync::watch::Receiver<bool>,
+    /// Runs to the idle deadline as it was when set: when it fires, it is set again
+    /// from the last move, or the tunnel closes. One timer for the tunnel's life, not
+    /// one registered and removed per read.
+    idle_timer: Pin<Box<tokio::time::Sleep>>,
+    /// The waker both were last polled with, each past tokio's budget check.
+    waker: Option<std::task::Waker>,
+}
+
+impl Watches {
+    /// Watches `closing`, and a first idle deadline at `deadline`.
+    fn new(mut closing: tokio::sync::watch::Receiver<bool>, deadline: Instant) -> Watches {
+        Watches {
+            closing_seen: closing.clone(),
+            closing: Box::pin(async move {
+                // (Should the server be gone without saying so, tunnels live on.)
+                if closing.wait_for(|closing| *closing).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }),
+            idle_timer: Box::pin(tokio::time::sleep_until(deadline)),
+            waker: None,
+        }
+    }
+
+    /// Why the tunnel closes now, if it does; `last` is when a byte last moved either
+    /// way and `idle` how long it may rest.
+    fn poll(&mut self, cx: &mut Context<'_>, last: &Cell<Instant>, idle: Duration) -> Poll<&'static str> {
+        // With the task's coop budget spent, tokio's futures answer `Pending` without
+        // taking the waker (the task is woken again for that): nothing is polled, so
+        // nothing is taken for registered.
+        if !tokio::task::coop::has_budget_remaining() {
+            return Poll::Pending;
+        }
+        let registered = self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        // Once the signal has changed it is polled at every turn: its notification may
+        // come after the change shows.
+        if (!registered || !matches!(self.closing_seen.has_changed(), Ok(false)))
+            && self.closing.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready("server shutting down");
+        }
+        if registered && !self.idle_timer.is_elapsed() {
+            return Poll::Pending;
+        }
+        self.waker = Some(cx.waker().clone());
         loop {
-            // Bytes that are there go before a timer that fired meanwhile.
-            match tokio_util::io::poll_read_buf(Pin::new(&mut this.read), cx, &mut this.buf) {
-                Poll::Ready(Ok(0) | Err(_)) => {
-                    return Poll::Ready(this.close(CLOSE_UPSTREAM_GONE, "upstream connection lost"))
-                }
-                Poll::Ready(Ok(_)) => {
-                    this.last.set(Instant::now());
-                    let bytes = this.buf.split().freeze();
-                    this.frames.feed(&bytes);
-                    return Poll::Ready(Some(Ok(bytes)));
-                }
-                Poll::Pending => {}
-            }
-            // The closing signal and the timer hold this task's waker once polled: they
-            // are polled again only when they may have fired (a new version of the
-            // signal, a timer out of the wheel) or the waker is another.
-            let registered = this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
-            if !registered || this.closing_seen.has_changed().unwrap_or(true) {
-                this.closing_seen.mark_unchanged();
-                if this.closing.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(this.close(CLOSE_GOING_AWAY, "server shutting down"));
-                }
-            }
-            if registered && !this.idle_timer.is_elapsed() {
+            if self.idle_timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            this.waker = Some(cx.waker().clone());
-            if this.idle_timer.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            let deadline = this.last.get() + this.idle;
+            let deadline = last.get() + idle;
             if deadline <= Instant::now() {
-                return Poll::Ready(this.close(CLOSE_GOING_AWAY, "idle timeout"));
+                return Poll::Ready("idle timeout");
             }
-            // Set again from the last move; the timer let go of the waker as it fired,
-            // so it is polled again (the loop) to hold it.
-            this.idle_timer.as_mut().reset(deadline);
-            this.waker = None;
+            // Set again from the last move, and polled again to wait on it.
+            self.idle_timer.as_mut().reset(deadline);
         }
     }
 }
@@ -393,6 +418,44 @@ impl Frames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Polls `watches` once with the task's coop budget spent first (tokio's futures
+    /// then refuse without taking the waker).
+    fn poll_without_budget(watches: &mut Watches, cx: &mut Context<'_>, last: &Cell<Instant>, idle: Duration) -> Poll<&'static str> {
+        while std::pin::pin!(tokio::task::coop::consume_budget()).poll(cx).is_ready() {}
+        watches.poll(cx, last, idle)
+    }
+
+    /// The server's closing signal, sent while the tunnel's task had no budget left,
+    /// still closes the tunnel at its next poll (a signal taken as seen then, or a
+    /// waker taken as held, would have left it open until the idle timeout).
+    #[actix_rt::test]
+    async fn a_closing_signal_during_a_poll_without_budget_is_not_lost() {
+        let (send, closing) = tokio::sync::watch::channel(false);
+        let (last, idle) = (Cell::new(Instant::now()), Duration::from_secs(600));
+        let mut watches = Watches::new(closing, last.get() + idle);
+        let first = std::future::poll_fn(|cx| Poll::Ready(watches.poll(cx, &last, idle))).await;
+        assert!(first.is_pending());
+        send.send(true).unwrap();
+        let spent = std::future::poll_fn(|cx| Poll::Ready(poll_without_budget(&mut watches, cx, &last, idle))).await;
+        assert!(spent.is_pending());
+        let reason = tokio::time::timeout(Duration::from_secs(5), std::future::poll_fn(|cx| watches.poll(cx, &last, idle))).await;
+        assert_eq!(reason, Ok("server shutting down"));
+    }
+
+    /// A first poll without budget does not leave the idle timer unregistered for
+    /// good: the tunnel still closes at its idle deadline.
+    #[actix_rt::test]
+    async fn an_idle_timer_first_polled_without_budget_still_fires() {
+        let (_send, closing) = tokio::sync::watch::channel(false);
+        let (last, idle) = (Cell::new(Instant::now()), Duration::from_millis(100));
+        let mut watches = Watches::new(closing, last.get() + idle);
+        let spent = std::future::poll_fn(|cx| Poll::Ready(poll_without_budget(&mut watches, cx, &last, idle))).await;
+        assert!(spent.is_pending());
+        let reason = tokio::time::timeout(Duration::from_secs(5), std::future::poll_fn(|cx| watches.poll(cx, &last, idle))).await;
+        assert_eq!(reason, Ok("idle timeout"));
+        assert!(last.get().elapsed() >= idle);
+    }
 
     /// Frame boundaries are found across reads of any split, for the three length
     /// forms, and a Close frame is noticed.
