@@ -310,6 +310,13 @@ impl Watches {
         self.waker = Some(cx.waker().clone());
         loop {
             if self.idle_timer.as_mut().poll(cx).is_pending() {
+                // Its fired poll may have spent the last of the budget, and this one
+                // been refused. (tokio 1.54 takes the waker on any poll that gets past
+                // the budget check, the fired one too, so the timer holds it anyway;
+                // that is not relied on.)
+                if !tokio::task::coop::has_budget_remaining() {
+                    self.waker = None;
+                }
                 return Poll::Pending;
             }
             let deadline = last.get() + idle;
@@ -455,6 +462,33 @@ mod tests {
         let reason = tokio::time::timeout(Duration::from_secs(5), std::future::poll_fn(|cx| watches.poll(cx, &last, idle))).await;
         assert_eq!(reason, Ok("idle timeout"));
         assert!(last.get().elapsed() >= idle);
+    }
+
+    /// An idle timer that fired after the last move is set again; when that leaves no
+    /// budget for polling it again, it is still polled (and so fires) later.
+    #[actix_rt::test]
+    async fn an_idle_timer_set_again_on_the_last_unit_of_budget_still_fires() {
+        let (_send, closing) = tokio::sync::watch::channel(false);
+        let (last, idle) = (Cell::new(Instant::now()), Duration::from_millis(100));
+        let mut watches = Watches::new(closing, last.get() + idle);
+        let first = std::future::poll_fn(|cx| Poll::Ready(watches.poll(cx, &last, idle))).await;
+        assert!(first.is_pending());
+        tokio::time::sleep(idle + Duration::from_millis(20)).await;
+        last.set(Instant::now());
+        // A fresh budget (128), of which 127 are spent: the timer's fired poll takes the
+        // last one, and its poll after the reset is refused.
+        tokio::task::yield_now().await;
+        let on_last_unit = std::future::poll_fn(|cx| {
+            for _ in 0..127 {
+                assert!(std::pin::pin!(tokio::task::coop::consume_budget()).poll(cx).is_ready());
+            }
+            let poll = watches.poll(cx, &last, idle);
+            Poll::Ready((poll, tokio::task::coop::has_budget_remaining()))
+        })
+        .await;
+        assert_eq!(on_last_unit, (Poll::Pending, false), "the poll after the reset was refused");
+        let reason = tokio::time::timeout(Duration::from_secs(5), std::future::poll_fn(|cx| watches.poll(cx, &last, idle))).await;
+        assert_eq!(reason, Ok("idle timeout"));
     }
 
     /// Frame boundaries are found across reads of any split, for the three length
