@@ -426,11 +426,43 @@ impl Frames {
 mod tests {
     use super::*;
 
-    /// Polls `watches` once with the task's coop budget spent first (tokio's futures
-    /// then refuse without taking the waker).
-    fn poll_without_budget(watches: &mut Watches, cx: &mut Context<'_>, last: &Cell<Instant>, idle: Duration) -> Poll<&'static str> {
-        while std::pin::pin!(tokio::task::coop::consume_budget()).poll(cx).is_ready() {}
-        watches.poll(cx, last, idle)
+    /// A tunnel's watches with their signal's sender, the last move (now) and the idle
+    /// period.
+    struct Watched {
+        send: tokio::sync::watch::Sender<bool>,
+        watches: Watches,
+        last: Cell<Instant>,
+        idle: Duration,
+    }
+
+    impl Watched {
+        fn new(idle: Duration) -> Watched {
+            let (send, closing) = tokio::sync::watch::channel(false);
+            let last = Cell::new(Instant::now());
+            Watched { send, watches: Watches::new(closing, last.get() + idle), last, idle }
+        }
+
+        /// One poll, with `spend` units of the task's coop budget spent first (tokio's
+        /// futures refuse without taking the waker once it is all spent); whether any
+        /// budget was left after it.
+        async fn poll_once(&mut self, spend: usize) -> (Poll<&'static str>, bool) {
+            std::future::poll_fn(|cx| {
+                for _ in 0..spend {
+                    if std::pin::pin!(tokio::task::coop::consume_budget()).poll(cx).is_pending() {
+                        break;
+                    }
+                }
+                let poll = self.watches.poll(cx, &self.last, self.idle);
+                Poll::Ready((poll, tokio::task::coop::has_budget_remaining()))
+            })
+            .await
+        }
+
+        /// Why the tunnel closed, polled with a full budget each time (at most 5 s).
+        async fn closed(&mut self) -> Result<&'static str, tokio::time::error::Elapsed> {
+            let (watches, last, idle) = (&mut self.watches, &self.last, self.idle);
+            tokio::time::timeout(Duration::from_secs(5), std::future::poll_fn(|cx| watches.poll(cx, last, idle))).await
+        }
     }
 
     /// The server's closing signal, sent while the tunnel's task had no budget left,
@@ -438,57 +470,36 @@ mod tests {
     /// waker taken as held, would have left it open until the idle timeout).
     #[actix_rt::test]
     async fn a_closing_signal_during_a_poll_without_budget_is_not_lost() {
-        let (send, closing) = tokio::sync::watch::channel(false);
-        let (last, idle) = (Cell::new(Instant::now()), Duration::from_secs(600));
-        let mut watches = Watches::new(closing, last.get() + idle);
-        let first = std::future::poll_fn(|cx| Poll::Ready(watches.poll(cx, &last, idle))).await;
-        assert!(first.is_pending());
-        send.send(true).unwrap();
-        let spent = std::future::poll_fn(|cx| Poll::Ready(poll_without_budget(&mut watches, cx, &last, idle))).await;
-        assert!(spent.is_pending());
-        let reason = tokio::time::timeout(Duration::from_secs(5), std::future::poll_fn(|cx| watches.poll(cx, &last, idle))).await;
-        assert_eq!(reason, Ok("server shutting down"));
+        let mut tunnel = Watched::new(Duration::from_secs(600));
+        assert!(tunnel.poll_once(0).await.0.is_pending());
+        tunnel.send.send(true).unwrap();
+        assert_eq!(tunnel.poll_once(usize::MAX).await, (Poll::Pending, false));
+        assert_eq!(tunnel.closed().await, Ok("server shutting down"));
     }
 
     /// A first poll without budget does not leave the idle timer unregistered for
     /// good: the tunnel still closes at its idle deadline.
     #[actix_rt::test]
     async fn an_idle_timer_first_polled_without_budget_still_fires() {
-        let (_send, closing) = tokio::sync::watch::channel(false);
-        let (last, idle) = (Cell::new(Instant::now()), Duration::from_millis(100));
-        let mut watches = Watches::new(closing, last.get() + idle);
-        let spent = std::future::poll_fn(|cx| Poll::Ready(poll_without_budget(&mut watches, cx, &last, idle))).await;
-        assert!(spent.is_pending());
-        let reason = tokio::time::timeout(Duration::from_secs(5), std::future::poll_fn(|cx| watches.poll(cx, &last, idle))).await;
-        assert_eq!(reason, Ok("idle timeout"));
-        assert!(last.get().elapsed() >= idle);
+        let mut tunnel = Watched::new(Duration::from_millis(100));
+        assert_eq!(tunnel.poll_once(usize::MAX).await, (Poll::Pending, false));
+        assert_eq!(tunnel.closed().await, Ok("idle timeout"));
+        assert!(tunnel.last.get().elapsed() >= tunnel.idle);
     }
 
     /// An idle timer that fired after the last move is set again; when that leaves no
     /// budget for polling it again, it is still polled (and so fires) later.
     #[actix_rt::test]
     async fn an_idle_timer_set_again_on_the_last_unit_of_budget_still_fires() {
-        let (_send, closing) = tokio::sync::watch::channel(false);
-        let (last, idle) = (Cell::new(Instant::now()), Duration::from_millis(100));
-        let mut watches = Watches::new(closing, last.get() + idle);
-        let first = std::future::poll_fn(|cx| Poll::Ready(watches.poll(cx, &last, idle))).await;
-        assert!(first.is_pending());
-        tokio::time::sleep(idle + Duration::from_millis(20)).await;
-        last.set(Instant::now());
+        let mut tunnel = Watched::new(Duration::from_millis(100));
+        assert!(tunnel.poll_once(0).await.0.is_pending());
+        tokio::time::sleep(tunnel.idle + Duration::from_millis(20)).await;
+        tunnel.last.set(Instant::now());
         // A fresh budget (128), of which 127 are spent: the timer's fired poll takes the
         // last one, and its poll after the reset is refused.
         tokio::task::yield_now().await;
-        let on_last_unit = std::future::poll_fn(|cx| {
-            for _ in 0..127 {
-                assert!(std::pin::pin!(tokio::task::coop::consume_budget()).poll(cx).is_ready());
-            }
-            let poll = watches.poll(cx, &last, idle);
-            Poll::Ready((poll, tokio::task::coop::has_budget_remaining()))
-        })
-        .await;
-        assert_eq!(on_last_unit, (Poll::Pending, false), "the poll after the reset was refused");
-        let reason = tokio::time::timeout(Duration::from_secs(5), std::future::poll_fn(|cx| watches.poll(cx, &last, idle))).await;
-        assert_eq!(reason, Ok("idle timeout"));
+        assert_eq!(tunnel.poll_once(127).await, (Poll::Pending, false), "the poll after the reset was refused");
+        assert_eq!(tunnel.closed().await, Ok("idle timeout"));
     }
 
     /// Frame boundaries are found across reads of any split, for the three length
