@@ -71,8 +71,18 @@ pub fn new_request_id() -> String {
 }
 
 /// A process-unique, hard-to-guess number: what a request id spells in hex.
+///
+/// Each thread counts in a range of its own (its number in the top bits), so that
+/// worker threads never write one shared counter: a counter both cores increment
+/// moves its cache line between them on every request.
 pub fn new_request_number() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    /// Threads that have numbered a request so far.
+    static THREADS: AtomicU64 = AtomicU64::new(0);
+    /// Low bits a thread counts in: 2^40 numbers each, 2^24 threads.
+    const THREAD_SHIFT: u32 = 40;
+    thread_local! {
+        static THREAD_SEQUENCE: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+    }
     static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let seed = *SEED.get_or_init(|| {
         let t = std::time::SystemTime::now()
@@ -81,8 +91,13 @@ pub fn new_request_number() -> u64 {
             .unwrap_or(0);
         t ^ (std::process::id() as u64).rotate_left(32)
     });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    // splitmix64: spreads consecutive counters over the whole range.
+    let n = THREAD_SEQUENCE.with(|next| {
+        let n = next.get().unwrap_or_else(|| THREADS.fetch_add(1, Ordering::Relaxed) << THREAD_SHIFT);
+        next.set(Some(n + 1));
+        n
+    });
+    // splitmix64: spreads consecutive numbers over the whole range; every step is a
+    // bijection, so distinct numbers give distinct ids.
     let mut z = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -163,5 +178,18 @@ mod tests {
         all.sort_unstable();
         all.dedup();
         assert_eq!(all.len(), 2000);
+    }
+
+    /// Threads number requests from ranges of their own: no two threads, nor two
+    /// requests of one, get the same number.
+    #[test]
+    fn request_numbers_of_several_threads_are_distinct() {
+        let threads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..5000).map(|_| new_request_number()).collect::<Vec<u64>>()))
+            .collect();
+        let mut all: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 20_000);
     }
 }

@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rustls::ClientConfig;
@@ -28,11 +28,16 @@ const MAX_IDLE_PER_ENDPOINT: usize = 1024;
 pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How often the pool's actor looks at its idle connections.
 pub(super) const SWEEP_EVERY: Duration = Duration::from_secs(2);
+/// [`IDLE_TIMEOUT`] in sweeps: a connection put back after sweep `n` is closed by
+/// sweep `n + IDLE_SWEEPS`, idle for `IDLE_TIMEOUT` less at most one `SWEEP_EVERY`.
+const IDLE_SWEEPS: u64 = IDLE_TIMEOUT.as_secs() / SWEEP_EVERY.as_secs();
 
-/// A connection waiting in its endpoint's list, and since when.
+/// A connection waiting in its endpoint's list, and the number of sweeps made before
+/// it was put back: its age is counted in sweeps, so that putting a connection back
+/// reads no clock (a clock read costs about 20 ns here, on every proxied request).
 struct Idle {
     conn: Conn,
-    since: Instant,
+    since_sweep: u64,
 }
 
 /// Why a request got no response head. The exchange decides what each allows.
@@ -66,6 +71,8 @@ pub(super) enum SendError {
 pub(super) struct Client {
     endpoints: Vec<Endpoint>,
     idle: RefCell<Vec<Vec<Idle>>>,
+    /// Sweeps made so far (see [`Idle`]).
+    sweeps: std::cell::Cell<u64>,
     connect_timeout: Duration,
     tls: Arc<ClientConfig>,
     /// Where streamed bodies are pumped: the replica's actor (see `pumps`).
@@ -79,6 +86,7 @@ impl Client {
         Rc::new(Client {
             endpoints: urls.iter().enumerate().map(|(i, u)| Endpoint::new(u, pool.address(i))).collect(),
             idle: RefCell::new(urls.iter().map(|_| Vec::new()).collect()),
+            sweeps: std::cell::Cell::new(0),
             connect_timeout,
             tls,
             pumps: Pumps::default(),
@@ -164,7 +172,7 @@ impl Client {
     fn release(&self, index: usize, conn: Conn) {
         let mut idle = self.idle.borrow_mut();
         if idle[index].len() < MAX_IDLE_PER_ENDPOINT {
-            idle[index].push(Idle { conn, since: Instant::now() });
+            idle[index].push(Idle { conn, since_sweep: self.sweeps.get() });
         }
     }
 
@@ -173,9 +181,10 @@ impl Client {
     /// Run by the pool's actor every [`SWEEP_EVERY`]: nothing else runs for an idle
     /// connection, and a closed one would hold its socket until taken again.
     pub(super) fn sweep(&self) {
-        let now = Instant::now();
+        let now = self.sweeps.get() + 1;
+        self.sweeps.set(now);
         for list in self.idle.borrow_mut().iter_mut() {
-            list.retain_mut(|idle| now.duration_since(idle.since) < IDLE_TIMEOUT && idle.conn.is_usable());
+            list.retain_mut(|idle| now - idle.since_sweep < IDLE_SWEEPS && idle.conn.is_usable());
         }
     }
 

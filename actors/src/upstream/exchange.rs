@@ -122,6 +122,9 @@ struct Plan {
     /// The body, for the next attempt (a stream can be sent once).
     body: Body,
     deadline: Instant,
+    /// When the plan was made: the first attempt's start (it follows at once), so
+    /// that it reads no clock of its own.
+    made: Instant,
     idempotent: bool,
     /// Whether the body can be sent again (held whole, or none).
     replayable: bool,
@@ -145,7 +148,8 @@ impl Plan {
         } = request;
         // The call's deadline, or `timeout` from now if that is sooner (one clock read;
         // a timeout past a century is a century, which the clock can add).
-        let until = Instant::now() + timeout.min(std::time::Duration::from_secs(100 * 365 * 86_400));
+        let made = Instant::now();
+        let until = made + timeout.min(std::time::Duration::from_secs(100 * 365 * 86_400));
         let deadline = ctx.deadline.map_or(until, |d| Instant::from_std(d).min(until));
         let idempotent = matches!(
             method,
@@ -159,6 +163,7 @@ impl Plan {
             added,
             body,
             deadline,
+            made,
             idempotent,
             hops: ctx.hops + 1,
             request_id: Some(ctx.request_id).filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic())),
@@ -250,11 +255,10 @@ impl Exchange {
     pub(super) async fn forward(
         &mut self,
         target: Arc<UpstreamTarget>,
-        request: ForwardRequest,
+        mut request: ForwardRequest,
     ) -> Result<ForwardResponse, Error> {
         // Held apart from `self`, which the steps borrow mutably.
         let shared = self.shared.clone();
-        let mut request = request;
         request.path_and_query = request_target(std::mem::take(&mut request.path_and_query)).map_err(|e| {
             Error::UpstreamConnect { upstream: shared.peer().clone(), cause: ConnectFailure::Request(Arc::new(e)) }
         })?;
@@ -315,7 +319,7 @@ impl Exchange {
             traceparent: trace.traceparent(),
             tracestate: trace.state.as_deref(),
         };
-        let started = Instant::now();
+        let started = if attempt.number == 1 { plan.made } else { Instant::now() };
         let health = &shared.stats[index].health;
         let sent = tokio::time::timeout_at(plan.deadline, self.client.send(index, &request, body, fresh, health)).await;
         let failure = match sent {

@@ -88,7 +88,11 @@ impl Health {
 
     /// Counts a success: the endpoint is healthy again.
     pub fn record_success(&self) {
-        if self.consecutive_failures.swap(0, Ordering::Relaxed) != 0 {
+        // Read first: every replica's requests record their successes here, and a
+        // write on every one would move the line between cores for nothing.
+        if self.consecutive_failures.load(Ordering::Relaxed) != 0
+            && self.consecutive_failures.swap(0, Ordering::Relaxed) != 0
+        {
             self.ejected_until_ms.store(0, Ordering::Relaxed);
         }
     }

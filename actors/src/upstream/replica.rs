@@ -235,4 +235,20 @@ mod tests {
         replica.sweep();
         assert_eq!(replica.client.idle_count(0), 0, "closed by the upstream: swept");
     }
+
+    /// An idle connection is closed once it has waited `IDLE_TIMEOUT` (counted in
+    /// sweeps), not before.
+    #[actix_rt::test]
+    async fn the_sweep_closes_connections_idle_for_the_idle_timeout() {
+        let (url, _heads) = recording_upstream().await;
+        let (replica, target) = replica(PoolConfig::single(url));
+        replica.forward(target, get()).await.expect("answered");
+        let sweeps = super::super::client::IDLE_TIMEOUT.as_secs() / super::super::client::SWEEP_EVERY.as_secs();
+        for _ in 1..sweeps {
+            replica.sweep();
+        }
+        assert_eq!(replica.client.idle_count(0), 1, "idle for less than the timeout: kept");
+        replica.sweep();
+        assert_eq!(replica.client.idle_count(0), 0, "idle for the timeout: closed");
+    }
 }
