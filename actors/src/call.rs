@@ -65,23 +65,23 @@ impl Default for CallContext {
     }
 }
 
-/// A process-unique, hard-to-guess request id (16 hex digits).
+/// A process-unique request id (16 hex digits), spread over the whole range.
 pub fn new_request_id() -> String {
     request_id_digits().iter().map(|&d| char::from(d)).collect()
 }
 
-/// A process-unique, hard-to-guess number: what a request id spells in hex.
+/// A process-unique number spread over the whole range: what a request id spells in
+/// hex. Not a secret (the mix can be undone): ids name requests, they admit nothing.
 ///
-/// Each thread counts in a range of its own (its number in the top bits), so that
-/// worker threads never write one shared counter: a counter both cores increment
-/// moves its cache line between them on every request.
+/// Each thread takes numbers a block at a time (2^32 of them, its block's number in the
+/// top bits) and counts within it, so that worker threads never write one shared
+/// counter: a counter both cores increment moves its cache line between them on every
+/// request. Numbers repeat only after 2^32 blocks, as a shared counter's after 2^64.
 pub fn new_request_number() -> u64 {
-    /// Threads that have numbered a request so far.
-    static THREADS: AtomicU64 = AtomicU64::new(0);
-    /// Low bits a thread counts in: 2^40 numbers each, 2^24 threads.
-    const THREAD_SHIFT: u32 = 40;
+    /// Blocks handed out so far.
+    static BLOCKS: AtomicU64 = AtomicU64::new(0);
     thread_local! {
-        static THREAD_SEQUENCE: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+        static NEXT: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
     }
     static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let seed = *SEED.get_or_init(|| {
@@ -91,9 +91,9 @@ pub fn new_request_number() -> u64 {
             .unwrap_or(0);
         t ^ (std::process::id() as u64).rotate_left(32)
     });
-    let n = THREAD_SEQUENCE.with(|next| {
-        let n = next.get().unwrap_or_else(|| THREADS.fetch_add(1, Ordering::Relaxed) << THREAD_SHIFT);
-        next.set(Some(n + 1));
+    let n = NEXT.with(|next| {
+        let n = take_number(next.get(), &BLOCKS);
+        next.set(Some(n.wrapping_add(1)));
         n
     });
     // splitmix64: spreads consecutive numbers over the whole range; every step is a
@@ -102,6 +102,21 @@ pub fn new_request_number() -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// Low bits a thread counts in within its block of request numbers.
+const BLOCK_BITS: u32 = 32;
+/// The part of a request number that counts within its block.
+const IN_BLOCK: u64 = (1 << BLOCK_BITS) - 1;
+
+/// A thread's next request number, `next` being the one after its last (`None` before
+/// its first): `next` while within the thread's block, else the first of a new block
+/// taken from `blocks` (the block after a used-up one belongs to another thread).
+fn take_number(next: Option<u64>, blocks: &AtomicU64) -> u64 {
+    match next {
+        Some(n) if n & IN_BLOCK != 0 => n,
+        _ => blocks.fetch_add(1, Ordering::Relaxed) << BLOCK_BITS,
+    }
 }
 
 /// [`new_request_id`]'s digits, written by hand: `format!` would cost more than the
@@ -191,5 +206,17 @@ mod tests {
         all.sort_unstable();
         all.dedup();
         assert_eq!(all.len(), 20_000);
+    }
+
+    /// A thread counts within its block, and takes a new block from the shared
+    /// counter when its block is used up (never the next block, another thread's).
+    #[test]
+    fn a_used_up_block_is_followed_by_a_new_one() {
+        let blocks = AtomicU64::new(7);
+        assert_eq!(take_number(None, &blocks), 7 << BLOCK_BITS, "a first number takes a block");
+        assert_eq!(take_number(Some((3 << BLOCK_BITS) + 5), &blocks), (3 << BLOCK_BITS) + 5);
+        let after_last_of_block_3 = ((3 << BLOCK_BITS) | IN_BLOCK) + 1;
+        assert_eq!(take_number(Some(after_last_of_block_3), &blocks), 8 << BLOCK_BITS);
+        assert_eq!(blocks.load(Ordering::Relaxed), 9);
     }
 }

@@ -243,7 +243,7 @@ mod tests {
         let (url, _heads) = recording_upstream().await;
         let (replica, target) = replica(PoolConfig::single(url));
         replica.forward(target, get()).await.expect("answered");
-        let sweeps = super::super::client::IDLE_TIMEOUT.as_secs() / super::super::client::SWEEP_EVERY.as_secs();
+        let sweeps = super::super::client::IDLE_TIMEOUT.as_millis() / super::super::client::SWEEP_EVERY.as_millis();
         for _ in 1..sweeps {
             replica.sweep();
         }
