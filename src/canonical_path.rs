@@ -202,6 +202,25 @@ mod tests {
         assert_eq!(ok("//"), "/");
     }
 
+    /// The fast path keeps a path only when it needs no rewriting: a doubled slash at
+    /// any place, a run of thousands, or one hiding a dot segment is never kept as it
+    /// came, and a long plain path is kept in one pass.
+    #[test]
+    fn a_doubled_slash_anywhere_is_never_kept_as_it_came() {
+        let plain = "/api/v1/items/7/";
+        for (at, _) in plain.match_indices('/') {
+            let doubled = format!("{}/{}", &plain[..at], &plain[at..]);
+            assert!(matches!(canonicalize(&doubled), Ok(Cow::Owned(p)) if p == plain), "{doubled}");
+        }
+        let run = format!("{}a", "/".repeat(10_000));
+        assert_eq!(ok(&run), "/a");
+        assert_eq!(canonicalize("//.."), Err(PathError::DotSegment));
+        assert_eq!(canonicalize("/a//./b"), Err(PathError::DotSegment));
+        assert_eq!(canonicalize("/a/.//b"), Err(PathError::DotSegment));
+        let long = "/a".repeat(32 * 1024);
+        assert!(matches!(canonicalize(&long), Ok(Cow::Borrowed(p)) if p == long));
+    }
+
     #[test]
     fn hostile_paths_are_refused() {
         let cases = [

@@ -81,7 +81,8 @@ pub fn new_request_number() -> u64 {
     /// Blocks handed out so far.
     static BLOCKS: AtomicU64 = AtomicU64::new(0);
     thread_local! {
-        static NEXT: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+        /// The thread's next number (0, a block's first, before its first).
+        static NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     }
     static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let seed = *SEED.get_or_init(|| {
@@ -93,7 +94,7 @@ pub fn new_request_number() -> u64 {
     });
     let n = NEXT.with(|next| {
         let n = take_number(next.get(), &BLOCKS);
-        next.set(Some(n.wrapping_add(1)));
+        next.set(n.wrapping_add(1));
         n
     });
     // splitmix64: spreads consecutive numbers over the whole range; every step is a
@@ -109,13 +110,15 @@ const BLOCK_BITS: u32 = 32;
 /// The part of a request number that counts within its block.
 const IN_BLOCK: u64 = (1 << BLOCK_BITS) - 1;
 
-/// A thread's next request number, `next` being the one after its last (`None` before
-/// its first): `next` while within the thread's block, else the first of a new block
-/// taken from `blocks` (the block after a used-up one belongs to another thread).
-fn take_number(next: Option<u64>, blocks: &AtomicU64) -> u64 {
-    match next {
-        Some(n) if n & IN_BLOCK != 0 => n,
-        _ => blocks.fetch_add(1, Ordering::Relaxed) << BLOCK_BITS,
+/// A thread's next request number, `next` being the one after its last: `next` while
+/// within the thread's block, else the first of a new block taken from `blocks` (the
+/// block after a used-up one belongs to another thread). A block's first number is
+/// only ever taken with the block, so 0 stands for "no block yet".
+fn take_number(next: u64, blocks: &AtomicU64) -> u64 {
+    if next & IN_BLOCK != 0 {
+        next
+    } else {
+        blocks.fetch_add(1, Ordering::Relaxed) << BLOCK_BITS
     }
 }
 
@@ -195,7 +198,7 @@ mod tests {
         assert_eq!(all.len(), 2000);
     }
 
-    /// Threads number requests from ranges of their own: no two threads, nor two
+    /// Threads number requests from blocks of their own: no two threads, nor two
     /// requests of one, get the same number.
     #[test]
     fn request_numbers_of_several_threads_are_distinct() {
@@ -213,10 +216,10 @@ mod tests {
     #[test]
     fn a_used_up_block_is_followed_by_a_new_one() {
         let blocks = AtomicU64::new(7);
-        assert_eq!(take_number(None, &blocks), 7 << BLOCK_BITS, "a first number takes a block");
-        assert_eq!(take_number(Some((3 << BLOCK_BITS) + 5), &blocks), (3 << BLOCK_BITS) + 5);
+        assert_eq!(take_number(0, &blocks), 7 << BLOCK_BITS, "a first number takes a block");
+        assert_eq!(take_number((3 << BLOCK_BITS) + 5, &blocks), (3 << BLOCK_BITS) + 5);
         let after_last_of_block_3 = ((3 << BLOCK_BITS) | IN_BLOCK) + 1;
-        assert_eq!(take_number(Some(after_last_of_block_3), &blocks), 8 << BLOCK_BITS);
+        assert_eq!(take_number(after_last_of_block_3, &blocks), 8 << BLOCK_BITS);
         assert_eq!(blocks.load(Ordering::Relaxed), 9);
     }
 }

@@ -30,7 +30,7 @@ pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 pub(super) const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// [`IDLE_TIMEOUT`] in sweeps: a connection put back after sweep `n` is closed by
 /// sweep `n + IDLE_SWEEPS`, idle for `IDLE_TIMEOUT` less at most one `SWEEP_EVERY`.
-const IDLE_SWEEPS: u64 = (IDLE_TIMEOUT.as_millis() / SWEEP_EVERY.as_millis()) as u64;
+pub(super) const IDLE_SWEEPS: u64 = (IDLE_TIMEOUT.as_millis() / SWEEP_EVERY.as_millis()) as u64;
 
 /// A connection waiting in its endpoint's list, and the number of sweeps made before
 /// it was put back: its age is counted in sweeps, so that putting a connection back

@@ -243,8 +243,7 @@ mod tests {
         let (url, _heads) = recording_upstream().await;
         let (replica, target) = replica(PoolConfig::single(url));
         replica.forward(target, get()).await.expect("answered");
-        let sweeps = super::super::client::IDLE_TIMEOUT.as_millis() / super::super::client::SWEEP_EVERY.as_millis();
-        for _ in 1..sweeps {
+        for _ in 1..super::super::client::IDLE_SWEEPS {
             replica.sweep();
         }
         assert_eq!(replica.client.idle_count(0), 1, "idle for less than the timeout: kept");

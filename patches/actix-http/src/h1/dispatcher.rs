@@ -593,6 +593,17 @@ where
         }
     }
 
+    /// framex-rs patch: the answer to a request that could not be read (the decoder's
+    /// 400 or 431, the head timer's 408), written as a refusal (HTTP/1.1, closing), not
+    /// with the settings of the request answered before it.
+    fn send_refusal(mut self: Pin<&mut Self>, res: Response<()>) -> Result<(), DispatchError> {
+        let this = self.as_mut().project();
+        // No request is being answered: no request's settings apply.
+        *this.answering = None;
+        this.codec.answer_as(Answering::refusal());
+        self.send_error_response(res, BoxBody::new(()))
+    }
+
     fn send_response(
         mut self: Pin<&mut Self>,
         mut res: Response<()>,
@@ -751,13 +762,10 @@ where
 
                     // handle error message
                     Some(DispatcherMessage::Error(res)) => {
-                        // framex-rs patch: written as a refusal (HTTP/1.1, closing), not
-                        // with the settings of the request answered before.
-                        this.codec.answer_as(Answering::refusal());
                         // send_response would update InnerDispatcher state to SendPayload or None
                         // (If response body is empty)
                         // continue loop to poll it
-                        self.as_mut().send_error_response(res, BoxBody::new(()))?;
+                        self.as_mut().send_refusal(res)?;
                     }
 
                     // return with upgrade request and poll it exclusively
@@ -1227,13 +1235,9 @@ where
                 let line_breaks_only = !this.read_buf.is_empty()
                     && this.read_buf.iter().all(|&b| b == b'\r' || b == b'\n');
                 if !line_breaks_only {
-                    // framex-rs patch: written as a refusal (HTTP/1.1, closing), not with
-                    // the settings of the request answered before.
-                    self.as_mut().project().codec.answer_as(Answering::refusal());
-                    let _ = self.as_mut().send_error_response(
-                        Response::with_body(StatusCode::REQUEST_TIMEOUT, ()),
-                        BoxBody::new(()),
-                    );
+                    let _ = self
+                        .as_mut()
+                        .send_refusal(Response::with_body(StatusCode::REQUEST_TIMEOUT, ()));
                 }
 
                 let this = self.project();
