@@ -5,6 +5,7 @@
 //! forwarding headers set (see `forwarded`) and `X-Request-Id` set. The upstream's
 //! status, headers and body come back unchanged, streamed.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use actix_web::body::SizedStream;
@@ -14,7 +15,7 @@ use framex_actors::stream::bridge;
 use framex_actors::upstream::wire::HeaderMap as WireHeaders;
 use framex_actors::upstream::{is_hop_by_hop, AddedFields, Body, ForwardRequest, UpstreamTarget, FULL_BODY_LIMIT};
 use framex_actors::{CallContext, Error};
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 
 use super::body::{read_limited, streamed};
 use crate::config::TrustedProxies;
@@ -34,7 +35,7 @@ pub(super) struct Forwarding<'a> {
 }
 
 /// Forwards this request, whose canonical path is `path`, to `target` and relays the
-/// answer.
+/// answer: its body read ([`read_body`]), then [`serve_body`].
 ///
 /// # Errors
 /// Engine errors before the upstream answered (502, 504, 413…), answered by the caller.
@@ -47,6 +48,17 @@ pub(super) async fn serve(
     how: Forwarding<'_>,
     ctx: CallContext,
 ) -> Result<HttpResponse, Error> {
+    let body = read_body(worker, req, payload).await?;
+    serve_body(worker, req, path, body, target, how, ctx).await
+}
+
+/// The request's body as it goes upstream: none, read whole when small and of known
+/// length, else streamed (cut off past `max_body_size`, or when it comes too slowly).
+///
+/// # Errors
+/// A declared length past `max_body_size` (413), and a small body that failed while
+/// read (400, 408, 413).
+pub(super) async fn read_body(worker: &Worker<'_>, req: &HttpRequest, payload: web::Payload) -> Result<Body, Error> {
     let limit = worker.shared.max_body_size;
 
     let length = req
@@ -62,7 +74,7 @@ pub(super) async fn serve(
         return Err(Error::PayloadTooLarge { limit });
     }
     let deadlines = &worker.shared.body_deadlines;
-    let body = match length {
+    Ok(match length {
         Some(0) => Body::Empty,
         // HTTP/2 frames a body without `Content-Length` or chunking: whether there is
         // one shows only when its first DATA frame (or the end of the stream) comes.
@@ -82,24 +94,26 @@ pub(super) async fn serve(
         None if !chunked => Body::Empty,
         Some(n) if n <= FULL_BODY_LIMIT => Body::Full(read_limited(payload, limit, deadlines).await?),
         _ => Body::Stream(stream_request_body(payload, None, limit, deadlines.rate_guard())),
-    };
-    serve_body(worker, req, path, body, target, how, ctx).await
+    })
 }
 
 /// Forwards this request with a body already read (or none) to `target` and relays
 /// the answer (the request's own body is not read).
 ///
+/// Not an `async fn`: the request is made here and handed to the pool, whose future
+/// is then mapped to the answer, so that nothing of the request is held beside it.
+///
 /// # Errors
 /// Engine errors before the upstream answered (502, 504…), answered by the caller.
-pub(super) async fn serve_body(
-    worker: &Worker<'_>,
-    req: &HttpRequest,
+pub(super) fn serve_body<'a>(
+    worker: &'a Worker<'_>,
+    req: &'a HttpRequest,
     path: &str,
     body: Body,
     target: Arc<UpstreamTarget>,
-    how: Forwarding<'_>,
+    how: Forwarding<'a>,
     ctx: CallContext,
-) -> Result<HttpResponse, Error> {
+) -> impl Future<Output = Result<HttpResponse, Error>> + 'a {
     let Forwarding { consumed_auth, served, fields_unread } = how;
     let (headers, added) = upstream_headers(req, consumed_auth, &worker.shared.trusted_proxies);
     // The canonical path (what the rules were checked against) and the query as sent.
@@ -120,13 +134,18 @@ pub(super) async fn serve_body(
     // work on a small request (see the README's benchmarks).
     let replica = worker.pools.replica(&target.pool);
     let pool = served.is_some().then(|| target.pool.clone());
-    // Where it went is recorded for failures too (the access log names them).
-    let (response, attempts) = replica.forward_noted(target, request).await;
-    if let (Some(served), Some(pool)) = (served, pool) {
-        *served = Some(super::observe::Served { pool, attempts });
-    }
-    let response = response?;
+    replica.forward_noted(target, request).map(move |(response, attempts)| {
+        // Where it went is recorded for failures too (the access log names them).
+        if let (Some(served), Some(pool)) = (served, pool) {
+            *served = Some(super::observe::Served { pool, attempts });
+        }
+        Ok(relayed(worker, req, response?, fields_unread))
+    })
+}
 
+/// Our answer of the upstream's `response`: its status, fields and body (see
+/// [`Forwarding::fields_unread`] for how the fields go).
+fn relayed(worker: &Worker<'_>, req: &HttpRequest, response: framex_actors::upstream::ForwardResponse, fields_unread: bool) -> HttpResponse {
     let mut builder = HttpResponse::build(response.status);
     let (length, sse) = (response.content_length, response.event_stream);
     // A streamed body's builder sets a default `Content-Type`, which the upstream's
@@ -165,7 +184,7 @@ pub(super) async fn serve_body(
     if sse {
         answer.headers_mut().insert(header::HeaderName::from_static("x-accel-buffering"), header::HeaderValue::from_static("no"));
     }
-    Ok(answer)
+    answer
 }
 
 /// Makes the upstream's answer fields (hop-by-hop ones and `Content-Length` already

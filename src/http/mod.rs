@@ -201,9 +201,10 @@ pub async fn dispatch(
     };
     let mut seen = observe::Seen::default();
     let sentry = worker.shared.sentry.clone().map(|reporter| (reporter, ctx.trace.clone(), std::time::SystemTime::now()));
-    // Boxed: the phases' future is several KiB (the upstream exchange's), and actix
-    // moves the handler's future twice before polling it; a pointer moves for free,
-    // against one allocation (measured: 1,300 instructions a request fewer).
+    // Boxed: the phases' future is 2.5 KiB (the upstream exchange's), and actix moves
+    // the handler's future twice before polling it; a pointer moves for free, against
+    // one allocation (measured: 1,300 instructions a request fewer at 8 KiB, 450 at
+    // 2.5 KiB).
     let response = Box::pin(phases::serve(&req, payload, &worker, ctx, &mut seen)).await;
     observe::record(&req, &response, &seen, started, (&request_id, &trace), access_log);
     if let Some((reporter, trace, wall_start)) = sentry {

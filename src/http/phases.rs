@@ -6,17 +6,27 @@
 //! Each phase is a method of [`RequestCtx`], the request's one context; a phase that
 //! answers the request returns `ControlFlow::Break` with the answer, which ends it.
 //!
-//! Cost: the context holds borrows (the request, the worker, the canonical path, the
-//! access log's notes) and the call context, as the one function before it held them
+//! Cost: the context holds borrows (the request, the worker, the access log's notes),
+//! the canonical path and the call context, as the one function before it held them
 //! in locals; the phases add no allocation of their own (the matched route and target
-//! are `Arc`s cloned once, for the access log and the upstream call). Nesting `async` phases makes
-//! the request's future larger (each holds its arguments), and a future of several KiB
-//! is costly to move: the rare, large sub-futures (the request cache, the migration
-//! modes, the docs login and tools, Redis limits) are boxed where they are awaited, and
+//! are `Arc`s cloned once, for the access log and the upstream call).
+//!
+//! The request's future is the size of its largest state, and a state holds every
+//! argument of every `async fn` under way (for the function's whole life, and again
+//! where the function moves it): so the phases borrow the context (`&mut self`), what
+//! is made of arguments is made before the future (`serve`, the forwarding's
+//! `serve_body` and the pool's `forward_noted` are plain functions returning one), the
+//! body is read before the exchange starts, and the rare, large sub-futures (the
+//! request cache, the migration modes, the docs login and tools, a WebSocket's
+//! handshake, an `OPTIONS` forwarded, Redis limits) are boxed where they are awaited.
 //! `dispatch` boxes this one, so actix moves a pointer. Measured with `bench/cost`:
 //! the split alone took a proxied GET from 61,909 to 71,289 instructions (a 8 KiB
-//! future copied by `rep movsb`), the boxing brought it to 62,534.
+//! future copied by `rep movsb`), the boxing brought it to 62,534; the future, 5,664
+//! bytes before the arguments were held once, is 2,576 (a proxied GET 26,858 →
+//! 26,464 instructions).
 
+use std::borrow::Cow;
+use std::future::Future;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -42,7 +52,7 @@ struct RequestCtx<'a> {
     req: &'a HttpRequest,
     worker: &'a Worker<'a>,
     /// The canonical path: for every phase, and for the upstream.
-    path: &'a str,
+    path: Cow<'a, str>,
     /// Deadline, request id, hops and trace of the call.
     ctx: CallContext,
     /// Where the request went, for the access log and metrics.
@@ -55,35 +65,40 @@ struct RequestCtx<'a> {
 }
 
 /// Serves one request (whose call context is `ctx`) through the phases.
-pub(super) async fn serve(
-    req: &HttpRequest,
+///
+/// Not an `async fn`: the request's context is made here, so that its future holds
+/// the context once (an `async fn` holds its arguments for its whole life, and again
+/// what it makes of them).
+pub(super) fn serve<'a>(
+    req: &'a HttpRequest,
     payload: web::Payload,
-    worker: &Worker<'_>,
+    worker: &'a Worker<'a>,
     ctx: CallContext,
-    seen: &mut observe::Seen,
-) -> HttpResponse {
+    seen: &'a mut observe::Seen,
+) -> impl Future<Output = HttpResponse> + 'a {
     // One canonical path for everything below, and for the upstream.
-    let canonical = match canonical_path::canonicalize(req.uri().path()) {
-        Ok(canonical) => canonical,
-        Err(e) => return envelope::error(StatusCode::BAD_REQUEST, &format!("Bad Request: {e}"), None),
-    };
-    let request = RequestCtx {
+    let mut request = canonical_path::canonicalize(req.uri().path()).map(|path| RequestCtx {
         req,
         worker,
-        path: &canonical,
+        path,
         ctx,
         seen,
         consumed_auth: false,
         key_index: None,
-    };
-    match request.run(payload).await {
-        ControlFlow::Break(response) | ControlFlow::Continue(response) => response,
+    });
+    async move {
+        match request {
+            Ok(ref mut request) => match request.run(payload).await {
+                ControlFlow::Break(response) | ControlFlow::Continue(response) => response,
+            },
+            Err(e) => envelope::error(StatusCode::BAD_REQUEST, &format!("Bad Request: {e}"), None),
+        }
     }
 }
 
 impl RequestCtx<'_> {
     /// The request's story, phase by phase.
-    async fn run(mut self, payload: web::Payload) -> Phase<HttpResponse> {
+    async fn run(&mut self, payload: web::Payload) -> Phase<HttpResponse> {
         self.docs_login().await?;
         if let Some(tool) = self.docs_tool() {
             // Boxed: a rare request, whose gate, limit and answer make a large future.
@@ -93,15 +108,17 @@ impl RequestCtx<'_> {
         self.refuse_loop()?;
         self.authorize()?;
         if websocket::is_upgrade(self.req) {
-            return ControlFlow::Break(self.websocket(payload).await);
+            // Boxed: the tunnel's handshake makes a large future, once per tunnel.
+            return ControlFlow::Break(Box::pin(self.websocket(payload)).await);
         }
         if self.path == PROXY_FUNCTION_PATH && self.req.method() == HttpMethod::POST {
             return ControlFlow::Break(self.proxy_function(payload).await);
         }
-        let matched = self.shared().engine.published().load().match_http(self.req.method(), self.path);
+        let matched = self.shared().engine.published().load().match_http(self.req.method(), &self.path);
         match matched {
             HttpMatch::NotFound => ControlFlow::Break(not_found()),
-            HttpMatch::MethodNotAllowed { allowed } => ControlFlow::Break(self.method_not_allowed(&allowed, payload).await),
+            // Boxed: an `OPTIONS` forwarded makes a large future, for a rare request.
+            HttpMatch::MethodNotAllowed { allowed } => ControlFlow::Break(Box::pin(self.method_not_allowed(&allowed, payload)).await),
             HttpMatch::Found { route, params } => {
                 let permit = self.limit(&route).await?;
                 // A rate limit writes its fields into the answer's.
@@ -125,7 +142,7 @@ impl RequestCtx<'_> {
     /// The docs login's endpoints (`[auth.oauth]`).
     async fn docs_login(&mut self) -> Phase {
         if let Some(login) = &self.worker.shared.docs_login {
-            if let Some(endpoint) = login.serve(self.req, self.path) {
+            if let Some(endpoint) = login.serve(self.req, &self.path) {
                 self.seen.builtin = Some(endpoint.label());
                 self.seen.target = Some(Answered::Builtin);
                 // Boxed: its provider calls make a large future, for a rare request.
@@ -138,7 +155,7 @@ impl RequestCtx<'_> {
     /// The docs page's tools under `/docs/` (action buttons, plugin config, release
     /// check), when the path and method name one.
     fn docs_tool(&mut self) -> Option<docs_tools::Tool> {
-        let tool = self.path.strip_prefix("/docs/").and_then(|_| docs_tools::Tool::route(self.req.method(), self.path))?;
+        let tool = self.path.strip_prefix("/docs/").and_then(|_| docs_tools::Tool::route(self.req.method(), &self.path))?;
         self.seen.builtin = Some(tool.label());
         self.seen.target = Some(Answered::Builtin);
         Some(tool)
@@ -148,11 +165,11 @@ impl RequestCtx<'_> {
     /// button's password, a repository token's rate), as for any other path, each
     /// signed-in user or key as itself.
     async fn serve_docs_tool(&self, tool: docs_tools::Tool, payload: web::Payload) -> HttpResponse {
-        let admitted = match tool.admit(self.req, self.path, self.worker) {
+        let admitted = match tool.admit(self.req, &self.path, self.worker) {
             Ok(admitted) => admitted,
             Err(refused) => return *refused,
         };
-        let permit = match limit::check_as(self.shared(), self.req, self.path, self.path, admitted.presented()).await {
+        let permit = match limit::check_as(self.shared(), self.req, &self.path, &self.path, admitted.presented()).await {
             Ok(permit) => permit,
             Err(refused) => return refused,
         };
@@ -163,8 +180,8 @@ impl RequestCtx<'_> {
     async fn builtin(&mut self) -> Phase {
         // `HEAD` as `GET` (its answer goes without the body): health checks use both.
         if matches!(*self.req.method(), HttpMethod::GET | HttpMethod::HEAD) {
-            if let Some(response) = builtin::serve(self.path, self.req, self.worker).await {
-                self.seen.builtin = builtin::label(self.path);
+            if let Some(response) = builtin::serve(&self.path, self.req, self.worker).await {
+                self.seen.builtin = builtin::label(&self.path);
                 self.seen.target = Some(Answered::Builtin);
                 return ControlFlow::Break(response);
             }
@@ -183,7 +200,7 @@ impl RequestCtx<'_> {
 
     /// Applies `[auth] rules`: notes the key presented, or answers 401.
     fn authorize(&mut self) -> Phase {
-        match authorize(&self.shared().auth, self.req.headers(), self.path) {
+        match authorize(&self.shared().auth, self.req.headers(), &self.path) {
             Auth::Open => {}
             Auth::Passed(index) => {
                 self.consumed_auth = true;
@@ -197,7 +214,7 @@ impl RequestCtx<'_> {
     /// `[limits]` for a path counted under `template`: the permit to hold while
     /// answering, or the refusal.
     async fn check_limit(&self, template: &str) -> Phase<Option<Permit>> {
-        match limit::check(self.shared(), self.req, self.path, template, self.key_index).await {
+        match limit::check(self.shared(), self.req, &self.path, template, self.key_index).await {
             Ok(permit) => ControlFlow::Continue(permit),
             Err(refused) => ControlFlow::Break(refused),
         }
@@ -212,33 +229,33 @@ impl RequestCtx<'_> {
     }
 
     /// A WebSocket upgrade: tunnelled to the upstream of its path.
-    async fn websocket(self, payload: web::Payload) -> HttpResponse {
-        let permit = match self.check_limit(self.path).await {
+    async fn websocket(&self, payload: web::Payload) -> HttpResponse {
+        let permit = match self.check_limit(&self.path).await {
             ControlFlow::Continue(permit) => permit,
             ControlFlow::Break(refused) => return refused,
         };
-        let response = websocket::serve(self.worker, self.req, self.path, payload, self.consumed_auth, self.ctx).await;
+        let response = websocket::serve(self.worker, self.req, &self.path, payload, self.consumed_auth, self.ctx.clone()).await;
         limit::attach(permit, response)
     }
 
     /// FrameX's proxy-function path (`POST`): a pickled call to a remote function.
-    async fn proxy_function(self, payload: web::Payload) -> HttpResponse {
+    async fn proxy_function(&mut self, payload: web::Payload) -> HttpResponse {
         self.seen.builtin = Some(PROXY_FUNCTION_PATH);
         self.seen.target = Some(Answered::Upstream);
-        let permit = match self.check_limit(self.path).await {
+        let permit = match self.check_limit(&self.path).await {
             ControlFlow::Continue(permit) => permit,
             ControlFlow::Break(refused) => return refused,
         };
-        limit::attach(permit, proxy_function::serve(self.worker, payload, self.ctx).await)
+        limit::attach(permit, proxy_function::serve(self.worker, payload, self.ctx.clone()).await)
     }
 
     /// A path with routes, none for this method: `OPTIONS` goes where `HEAD` goes (to
     /// the upstream of the path's `GET` route, else of its first route, which answers
     /// both); anything else, and an `OPTIONS` of a local path, gets 405 with `Allow`.
-    async fn method_not_allowed(self, allowed: &[Method], payload: web::Payload) -> HttpResponse {
+    async fn method_not_allowed(&mut self, allowed: &[Method], payload: web::Payload) -> HttpResponse {
         if self.req.method() == HttpMethod::OPTIONS {
-            if let Some(target) = upstream_for_options(self.shared(), allowed, self.path) {
-                if disabled(&target, self.path) {
+            if let Some(target) = upstream_for_options(self.shared(), allowed, &self.path) {
+                if disabled(&target, &self.path) {
                     return not_found();
                 }
                 self.seen.target = Some(Answered::Upstream);
@@ -247,8 +264,8 @@ impl RequestCtx<'_> {
                     served: None,
                     fields_unread: true,
                 };
-                let forwarded = forward::serve(self.worker, self.req, self.path, payload, target, how, self.ctx.clone());
-                return self.answer(forwarded.await);
+                let forwarded = forward::serve(self.worker, self.req, &self.path, payload, target, how, self.ctx.clone());
+                return answer(forwarded.await, &self.ctx);
             }
         }
         let allow = allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
@@ -261,13 +278,13 @@ impl RequestCtx<'_> {
 
     /// A local plugin's route: its migration mode first (which may send it upstream),
     /// else the plugin, through the router.
-    async fn local(self, route: Arc<Route>, params: Vec<(String, String)>, payload: web::Payload) -> HttpResponse {
+    async fn local(&mut self, route: Arc<Route>, params: Vec<(String, String)>, payload: web::Payload) -> HttpResponse {
         self.seen.route = Some(route.clone());
         self.seen.target = Some(Answered::Local);
         let migrated = migrate::serve(
             self.worker,
             self.req,
-            self.path,
+            &self.path,
             payload,
             &route,
             &params,
@@ -288,9 +305,9 @@ impl RequestCtx<'_> {
     /// A cached answer carries the `[limits]` permit like a forwarded one; the 404 of
     /// a disabled path is answered here (`Break`), without it. `rated`: the permit
     /// adds rate-limit fields to the answer.
-    async fn upstream(self, route: &Arc<Route>, target: Arc<UpstreamTarget>, payload: web::Payload, rated: bool) -> Phase<HttpResponse> {
+    async fn upstream(&mut self, route: &Arc<Route>, target: Arc<UpstreamTarget>, payload: web::Payload, rated: bool) -> Phase<HttpResponse> {
         // A disabled concrete path is unknown, whatever template it falls under.
-        if disabled(&target, self.path) {
+        if disabled(&target, &self.path) {
             return ControlFlow::Break(not_found());
         }
         self.seen.route = Some(route.clone());
@@ -303,13 +320,19 @@ impl RequestCtx<'_> {
             fields_unread: !rated,
         };
         if let Some(cache) = &shared.cache {
-            if let Some(ttl) = cache.rule_ttl(self.path) {
+            if let Some(ttl) = cache.rule_ttl(&self.path) {
                 // Boxed: the cache's future is large, and only paths it covers pay for it.
-                let cached = Box::pin(cached_proxy::serve(self.worker, self.req, self.path, payload, target, how, self.ctx.clone(), (cache, ttl)));
+                let cached = Box::pin(cached_proxy::serve(self.worker, self.req, &self.path, payload, target, how, self.ctx.clone(), (cache, ttl)));
                 return ControlFlow::Continue(answer(cached.await, &self.ctx));
             }
         }
-        let forwarded = forward::serve(self.worker, self.req, self.path, payload, target, how, self.ctx.clone());
+        // The body first, then the exchange: one after the other, their futures share
+        // this one's room.
+        let body = match forward::read_body(self.worker, self.req, payload).await {
+            Ok(body) => body,
+            Err(error) => return ControlFlow::Continue(answer(Err(error), &self.ctx)),
+        };
+        let forwarded = forward::serve_body(self.worker, self.req, &self.path, body, target, how, self.ctx.clone());
         ControlFlow::Continue(answer(forwarded.await, &self.ctx))
     }
 

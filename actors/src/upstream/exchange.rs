@@ -22,10 +22,13 @@
 //!   connection to it (or about to open a fresh one) to a healthy endpoint: they have
 //!   not reached it, so they draw on no budget either.
 
+use std::future::Future;
 use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use futures::future::Either;
+use futures::FutureExt as _;
 use http::header::HeaderMap;
 use http::Method;
 use tokio::time::Instant;
@@ -114,7 +117,7 @@ fn answered_by(reply: Result<ForwardResponse, Error>, index: usize, attempts: u3
 }
 
 /// What one exchange knows about its request, fixed before the first attempt.
-struct Plan {
+pub(super) struct Plan {
     method: Method,
     path_and_query: String,
     headers: HeaderMap,
@@ -192,6 +195,14 @@ fn request_target(path_and_query: String) -> Result<String, http::Error> {
     Ok(http::uri::PathAndQuery::try_from(path_and_query.as_str())?.as_str().to_owned())
 }
 
+/// What an attempt came to: an answer to relay (or judge), or the next step.
+enum Sent<'a> {
+    /// The endpoint answered.
+    Answered(Attempt<'a>, Answer, Lease),
+    /// It failed: the exchange ends, or the next attempt goes where this says.
+    Failed(ControlFlow<Result<ForwardResponse, Error>, Next>),
+}
+
 /// Where the next attempt goes.
 enum Next {
     /// An endpoint the policy picks, not tried yet.
@@ -249,23 +260,36 @@ impl Exchange {
         }
     }
 
-    /// Sends `request` to an endpoint of the pool and returns the response head with
-    /// its body (whole when small, else streaming), trying again as the module doc
-    /// says: one [`attempt`](Self::attempt) after another until one ends the exchange.
-    pub(super) async fn forward(
-        &mut self,
-        target: Arc<UpstreamTarget>,
-        mut request: ForwardRequest,
-    ) -> Result<ForwardResponse, Error> {
+    /// What the exchange will send: `request` with its target checked (a path and
+    /// query that cannot go on a request line is refused before any connection) and
+    /// its deadline fixed.
+    ///
+    /// Made before the exchange's future, which then holds the request once, as the
+    /// plan: an `async fn` keeps its arguments for its whole life, and again where it
+    /// moves them, so the request taken by value would be held three times.
+    pub(super) fn plan(&self, mut request: ForwardRequest) -> Result<Plan, Error> {
+        request.path_and_query = request_target(std::mem::take(&mut request.path_and_query)).map_err(|e| {
+            Error::UpstreamConnect { upstream: self.shared.peer().clone(), cause: ConnectFailure::Request(Arc::new(e)) }
+        })?;
+        Ok(Plan::new(request, self.shared.config.timeout))
+    }
+
+    /// Sends the planned request to an endpoint of the pool and returns the response
+    /// head with its body (whole when small, else streaming), trying again as the
+    /// module doc says: one [`attempt`](Self::attempt) after another until one ends
+    /// the exchange.
+    pub(super) async fn run(&mut self, target: &UpstreamTarget, plan: &mut Plan) -> Result<ForwardResponse, Error> {
         // Held apart from `self`, which the steps borrow mutably.
         let shared = self.shared.clone();
-        request.path_and_query = request_target(std::mem::take(&mut request.path_and_query)).map_err(|e| {
-            Error::UpstreamConnect { upstream: shared.peer().clone(), cause: ConnectFailure::Request(Arc::new(e)) }
-        })?;
-        let mut plan = Plan::new(request, shared.config.timeout);
         let mut next = Next::Pick;
         loop {
-            match self.attempt(&shared, &target, &mut plan, next).await {
+            // The answer is awaited here, not in the attempt, so that the send's state
+            // and the relay's are not both held (the future is the larger of the two).
+            let step = match self.attempt(&shared, target, plan, next).await {
+                Sent::Answered(attempt, response, lease) => self.answered(plan, attempt, response, lease).await,
+                Sent::Failed(step) => step,
+            };
+            match step {
                 ControlFlow::Break(reply) => return reply,
                 ControlFlow::Continue(then) => next = then,
             }
@@ -273,20 +297,21 @@ impl Exchange {
     }
 
     /// One attempt: an endpoint (picked, or the same one again), the request built (or
-    /// the one handed back), sent within the call's deadline; then the answer or the
-    /// failure says whether the exchange ends (`Break`) or where the next attempt goes.
-    async fn attempt(
+    /// the one handed back), sent within the call's deadline; then the answer (for
+    /// [`answered`](Self::answered)), or the failure, which says whether the exchange
+    /// ends (`Break`) or where the next attempt goes.
+    async fn attempt<'s>(
         &mut self,
-        shared: &Arc<PoolShared>,
+        shared: &'s Arc<PoolShared>,
         target: &UpstreamTarget,
         plan: &mut Plan,
         next: Next,
-    ) -> ControlFlow<Result<ForwardResponse, Error>, Next> {
+    ) -> Sent<'s> {
         self.attempts += 1;
         let (index, fresh) = match next {
             Next::Pick => match self.pick() {
                 Ok(index) => (index, false),
-                Err(error) => return ControlFlow::Break(Err(error)),
+                Err(error) => return Sent::Failed(ControlFlow::Break(Err(error))),
             },
             Next::Fresh(index) => (index, true),
         };
@@ -326,48 +351,55 @@ impl Exchange {
             Ok(Ok((response, lease))) => {
                 attempt.guard.metrics().duration.observe(started.elapsed().as_secs_f64());
                 span.end(&plan.method, attempt.endpoint.as_str(), Some(response.status().as_u16()), None);
-                return self.answered(plan, attempt, response, lease).await;
+                return Sent::Answered(attempt, response, lease);
             }
             Err(_) => Failure::timed_out(attempt.endpoint, shared.config.timeout),
             Ok(Err(error)) => self.classify(error, attempt.endpoint, plan),
         };
         span.end(&plan.method, attempt.endpoint.as_str(), None, Some(failure.kind.as_str()));
-        self.failed(plan, attempt, failure)
+        Sent::Failed(self.failed(plan, attempt, failure))
     }
 
     /// The endpoint answered: the answer is relayed, unless it is a 502–504, or a body
     /// read whole that broke off (the upstream died mid-reply; nothing has reached the
     /// client yet), and an idempotent request may go to another endpoint.
-    async fn answered(
-        &mut self,
-        plan: &Plan,
+    ///
+    /// Decided before the relay's future, which is then mapped rather than awaited in
+    /// an `async fn` (that would hold the answer twice beside it).
+    fn answered<'e>(
+        &'e mut self,
+        plan: &'e Plan,
         attempt: Attempt<'_>,
         response: Answer,
         lease: Lease,
-    ) -> ControlFlow<Result<ForwardResponse, Error>, Next> {
+    ) -> impl Future<Output = ControlFlow<Result<ForwardResponse, Error>, Next>> + 'e {
         let Attempt { index, endpoint, number, guard } = attempt;
         let timeout = self.shared.config.timeout;
         let status = response.status();
-        if !status.is_server_error() {
+        // Whether a body that broke off may go again elsewhere (a 5xx relayed may not).
+        let retry_broken = if status.is_server_error() {
+            guard.failed(FailureKind::Status5xx);
+            let gateway = matches!(status.as_u16(), 502..=504);
+            if plan.idempotent && gateway && self.may_retry(plan.replayable, true) {
+                log::debug!("retrying {} on another endpoint after {status} from {endpoint}", plan.method);
+                guard.metrics().retries.inc();
+                return Either::Left(std::future::ready(ControlFlow::Continue(Next::Pick)));
+            }
+            false
+        } else {
             guard.succeeded();
-            let reply = relay(response, lease, &plan.method, endpoint.clone(), guard, timeout).await;
+            plan.idempotent
+        };
+        let relayed = relay(response, lease, &plan.method, endpoint.clone(), guard, timeout);
+        Either::Right(relayed.map(move |reply| {
             if let Err(error @ Error::UpstreamReply { .. }) = &reply {
-                if plan.idempotent && self.may_retry(plan.replayable, true) {
+                if retry_broken && self.may_retry(plan.replayable, true) {
                     log::debug!("retrying {} on another endpoint after: {}", plan.method, crate::Escaped(error));
                     return ControlFlow::Continue(Next::Pick);
                 }
             }
-            return ControlFlow::Break(answered_by(reply, index, number));
-        }
-        guard.failed(FailureKind::Status5xx);
-        let gateway = matches!(status.as_u16(), 502..=504);
-        if !(plan.idempotent && gateway && self.may_retry(plan.replayable, true)) {
-            let reply = relay(response, lease, &plan.method, endpoint.clone(), guard, timeout).await;
-            return ControlFlow::Break(answered_by(reply, index, number));
-        }
-        log::debug!("retrying {} on another endpoint after {status} from {endpoint}", plan.method);
-        guard.metrics().retries.inc();
-        ControlFlow::Continue(Next::Pick)
+            ControlFlow::Break(answered_by(reply, index, number))
+        }))
     }
 
     /// The attempt failed (`failure`, classified): the endpoint blamed or not, then the

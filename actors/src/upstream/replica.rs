@@ -11,8 +11,11 @@
 //! from the HTTP edge directly ([`PoolReplicas::replica`](crate::PoolReplicas::replica),
 //! then [`PoolReplica::forward`]: no mailbox hop).
 
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
+
+use futures::FutureExt as _;
 
 use super::client::Client;
 use super::exchange::{Attempts, Exchange};
@@ -55,24 +58,36 @@ impl PoolReplica {
     /// # Errors
     /// Unreachable endpoints, broken replies, deadlines, saturation (503) and our own
     /// request body failing (413, 400, 408) as [`Error`]s.
-    pub async fn forward(
+    pub fn forward(
         &self,
         target: Arc<UpstreamTarget>,
         request: ForwardRequest,
-    ) -> Result<ForwardResponse, Error> {
-        self.forward_noted(target, request).await.0
+    ) -> impl Future<Output = Result<ForwardResponse, Error>> {
+        // Mapped, not awaited in an `async` block, which would hold the exchange's
+        // future twice (captured, then moved to be awaited).
+        self.forward_noted(target, request).map(|(result, _)| result)
     }
 
     /// As [`PoolReplica::forward`], and says where the request went, failed or not
     /// (for the access log).
-    pub async fn forward_noted(
+    ///
+    /// Not an `async fn`: the future holds the request once, as the exchange's plan
+    /// (an `async fn` would also hold the request it was given, for its whole life).
+    pub fn forward_noted(
         &self,
         target: Arc<UpstreamTarget>,
         request: ForwardRequest,
-    ) -> (Result<ForwardResponse, Error>, Attempts) {
+    ) -> impl Future<Output = (Result<ForwardResponse, Error>, Attempts)> {
         let mut exchange = Exchange::new(&self.shared, &self.client);
-        let result = exchange.forward(target, request).await;
-        (result, exchange.into_attempts())
+        let mut plan = exchange.plan(request);
+        async move {
+            // The plan is used where the future holds it (`ref mut`), not moved again.
+            let result = match plan {
+                Ok(ref mut plan) => exchange.run(&target, plan).await,
+                Err(error) => Err(error),
+            };
+            (result, exchange.into_attempts())
+        }
     }
 
     /// Calls an upstream API with `args` mapped onto its signature (`call_remote_api`),
