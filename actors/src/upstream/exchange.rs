@@ -22,13 +22,10 @@
 //!   connection to it (or about to open a fresh one) to a healthy endpoint: they have
 //!   not reached it, so they draw on no budget either.
 
-use std::future::Future;
 use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use futures::future::Either;
-use futures::FutureExt as _;
 use http::header::HeaderMap;
 use http::Method;
 use tokio::time::Instant;
@@ -203,6 +200,14 @@ enum Sent<'a> {
     Failed(ControlFlow<Result<ForwardResponse, Error>, Next>),
 }
 
+/// What an answer calls for.
+enum Judged {
+    /// Relay it; a body that breaks off may go again elsewhere when `retry_broken`.
+    Relay { retry_broken: bool },
+    /// Another endpoint (a 502–504 to an idempotent request, within the budget).
+    Retry,
+}
+
 /// Where the next attempt goes.
 enum Next {
     /// An endpoint the policy picks, not tried yet.
@@ -286,7 +291,16 @@ impl Exchange {
             // The answer is awaited here, not in the attempt, so that the send's state
             // and the relay's are not both held (the future is the larger of the two).
             let step = match self.attempt(&shared, target, plan, next).await {
-                Sent::Answered(attempt, response, lease) => self.answered(plan, attempt, response, lease).await,
+                Sent::Answered(attempt, response, lease) => {
+                    let Attempt { index, endpoint, number, guard } = attempt;
+                    match self.answered(plan, &guard, endpoint, response.status()) {
+                        Judged::Retry => ControlFlow::Continue(Next::Pick),
+                        Judged::Relay { retry_broken } => {
+                            let reply = relay(response, lease, &plan.method, endpoint.clone(), guard, shared.config.timeout).await;
+                            self.relayed(plan, reply, retry_broken, index, number)
+                        }
+                    }
+                }
                 Sent::Failed(step) => step,
             };
             match step {
@@ -360,46 +374,42 @@ impl Exchange {
         Sent::Failed(self.failed(plan, attempt, failure))
     }
 
-    /// The endpoint answered: the answer is relayed, unless it is a 502–504, or a body
-    /// read whole that broke off (the upstream died mid-reply; nothing has reached the
-    /// client yet), and an idempotent request may go to another endpoint.
-    ///
-    /// Decided before the relay's future, which is then mapped rather than awaited in
-    /// an `async fn` (that would hold the answer twice beside it).
-    fn answered<'e>(
-        &'e mut self,
-        plan: &'e Plan,
-        attempt: Attempt<'_>,
-        response: Answer,
-        lease: Lease,
-    ) -> impl Future<Output = ControlFlow<Result<ForwardResponse, Error>, Next>> + 'e {
-        let Attempt { index, endpoint, number, guard } = attempt;
-        let timeout = self.shared.config.timeout;
-        let status = response.status();
-        // Whether a body that broke off may go again elsewhere (a 5xx relayed may not).
-        let retry_broken = if status.is_server_error() {
-            guard.failed(FailureKind::Status5xx);
-            let gateway = matches!(status.as_u16(), 502..=504);
-            if plan.idempotent && gateway && self.may_retry(plan.replayable, true) {
-                log::debug!("retrying {} on another endpoint after {status} from {endpoint}", plan.method);
-                guard.metrics().retries.inc();
-                return Either::Left(std::future::ready(ControlFlow::Continue(Next::Pick)));
-            }
-            false
-        } else {
+    /// The endpoint answered with `status`: the answer is relayed, unless it is a
+    /// 502–504 and an idempotent request may go to another endpoint.
+    fn answered(&mut self, plan: &Plan, guard: &InFlight, endpoint: &Peer, status: http::StatusCode) -> Judged {
+        if !status.is_server_error() {
             guard.succeeded();
-            plan.idempotent
-        };
-        let relayed = relay(response, lease, &plan.method, endpoint.clone(), guard, timeout);
-        Either::Right(relayed.map(move |reply| {
-            if let Err(error @ Error::UpstreamReply { .. }) = &reply {
-                if retry_broken && self.may_retry(plan.replayable, true) {
-                    log::debug!("retrying {} on another endpoint after: {}", plan.method, crate::Escaped(error));
-                    return ControlFlow::Continue(Next::Pick);
-                }
+            return Judged::Relay { retry_broken: plan.idempotent };
+        }
+        guard.failed(FailureKind::Status5xx);
+        let gateway = matches!(status.as_u16(), 502..=504);
+        if plan.idempotent && gateway && self.may_retry(plan.replayable, true) {
+            log::debug!("retrying {} on another endpoint after {status} from {endpoint}", plan.method);
+            guard.metrics().retries.inc();
+            return Judged::Retry;
+        }
+        // A 5xx relayed is the answer, whatever becomes of its body.
+        Judged::Relay { retry_broken: false }
+    }
+
+    /// The relayed answer ends the exchange, unless its body, read whole, broke off
+    /// (the upstream died mid-reply; nothing has reached the client yet) and the
+    /// request may go to another endpoint (`retry_broken`, and the retry budget).
+    fn relayed(
+        &mut self,
+        plan: &Plan,
+        reply: Result<ForwardResponse, Error>,
+        retry_broken: bool,
+        index: usize,
+        number: u32,
+    ) -> ControlFlow<Result<ForwardResponse, Error>, Next> {
+        if let Err(error @ Error::UpstreamReply { .. }) = &reply {
+            if retry_broken && self.may_retry(plan.replayable, true) {
+                log::debug!("retrying {} on another endpoint after: {}", plan.method, crate::Escaped(error));
+                return ControlFlow::Continue(Next::Pick);
             }
-            ControlFlow::Break(answered_by(reply, index, number))
-        }))
+        }
+        ControlFlow::Break(answered_by(reply, index, number))
     }
 
     /// The attempt failed (`failure`, classified): the endpoint blamed or not, then the
