@@ -48,6 +48,8 @@ pub(super) async fn serve(
     how: Forwarding<'_>,
     ctx: CallContext,
 ) -> Result<HttpResponse, Error> {
+    // The `upstream` phase does the same in its own future (`phases`), so that the
+    // body's read and the exchange share its room: keep the two in step.
     let body = read_body(worker, req, payload).await?;
     serve_body(worker, req, path, body, target, how, ctx).await
 }
@@ -135,17 +137,20 @@ pub(super) fn serve_body<'a>(
     let replica = worker.pools.replica(&target.pool);
     let pool = served.is_some().then(|| target.pool.clone());
     replica.forward_noted(target, request).map(move |(response, attempts)| {
+        // The replica is held until the exchange ends (its actor may retire it
+        // meanwhile: a request then still finds the replica its exchanges use).
+        let _replica = replica;
         // Where it went is recorded for failures too (the access log names them).
         if let (Some(served), Some(pool)) = (served, pool) {
             *served = Some(super::observe::Served { pool, attempts });
         }
-        Ok(relayed(worker, req, response?, fields_unread))
+        Ok(response_of(worker, req, response?, fields_unread))
     })
 }
 
 /// Our answer of the upstream's `response`: its status, fields and body (see
 /// [`Forwarding::fields_unread`] for how the fields go).
-fn relayed(worker: &Worker<'_>, req: &HttpRequest, response: framex_actors::upstream::ForwardResponse, fields_unread: bool) -> HttpResponse {
+fn response_of(worker: &Worker<'_>, req: &HttpRequest, response: framex_actors::upstream::ForwardResponse, fields_unread: bool) -> HttpResponse {
     let mut builder = HttpResponse::build(response.status);
     let (length, sse) = (response.content_length, response.event_stream);
     // A streamed body's builder sets a default `Content-Type`, which the upstream's

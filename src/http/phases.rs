@@ -327,7 +327,7 @@ impl RequestCtx<'_> {
             }
         }
         // The body first, then the exchange: one after the other, their futures share
-        // this one's room.
+        // this one's room (as `forward::serve` does for the other callers).
         let body = match forward::read_body(self.worker, self.req, payload).await {
             Ok(body) => body,
             Err(error) => return ControlFlow::Continue(answer(Err(error), &self.ctx)),

@@ -1,8 +1,10 @@
-//! One request's exchange with a pool, as small steps: `forward` makes one `attempt`
-//! after another (pick an endpoint, send); an answer is relayed or, for some, retried
-//! (`answered`); a failure is classified once into a [`Failure`] that says what may
-//! follow ([`Retry`]), and `failed` decides. Each step says whether the exchange ends
-//! (`ControlFlow::Break`) or where the next attempt goes.
+//! One request's exchange with a pool, as small steps: `plan` fixes what is sent,
+//! `run` makes one `attempt` after another (pick an endpoint, send); an answer is
+//! relayed or, for a 502–504, retried (`answered`), and a body that broke off while
+//! read whole may be retried (`relayed`); a failure is classified once into a
+//! [`Failure`] that says what may follow ([`Retry`]), and `failed` decides. Each step
+//! says whether the exchange ends (`ControlFlow::Break`) or where the next attempt
+//! goes.
 //!
 //! The rules, all here:
 //! - a request that never reached an endpoint (no connection) goes to another one,
@@ -406,6 +408,7 @@ impl Exchange {
         if let Err(error @ Error::UpstreamReply { .. }) = &reply {
             if retry_broken && self.may_retry(plan.replayable, true) {
                 log::debug!("retrying {} on another endpoint after: {}", plan.method, crate::Escaped(error));
+                self.shared.metrics[index].retries.inc();
                 return ControlFlow::Continue(Next::Pick);
             }
         }

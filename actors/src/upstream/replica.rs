@@ -53,7 +53,8 @@ impl PoolReplica {
         self.client.sweep();
     }
 
-    /// Forwards `request` as it is (faithful forwarding of a matched HTTP route).
+    /// Forwards `request` as it is (faithful forwarding of a matched HTTP route). The
+    /// call's deadline runs from this call (see [`PoolReplica::forward_noted`]).
     ///
     /// # Errors
     /// Unreachable endpoints, broken replies, deadlines, saturation (503) and our own
@@ -73,6 +74,8 @@ impl PoolReplica {
     ///
     /// Not an `async fn`: the future holds the request once, as the exchange's plan
     /// (an `async fn` would also hold the request it was given, for its whole life).
+    /// So the call's deadline, and the first attempt's measured time, run from this
+    /// call, not from the future's first poll: await it at once.
     pub fn forward_noted(
         &self,
         target: Arc<UpstreamTarget>,
@@ -234,6 +237,26 @@ mod tests {
         let head = heads.recv().await.unwrap();
         assert!(head.starts_with("GET /a HTTP/1.1\r\n"), "{head:?}");
         assert!(!head.contains("x-injected"), "{head:?}");
+    }
+
+    /// A body read whole that breaks off (the upstream died mid-reply; nothing has
+    /// reached the client yet): a GET goes to the other endpoint, and the endpoint
+    /// that broke it counts the retry, as every other retry is counted.
+    #[actix_rt::test]
+    async fn a_body_that_breaks_off_goes_to_another_endpoint_and_counts_a_retry() {
+        let broken = raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort").await;
+        let whole = raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+        let mut config = PoolConfig::single(broken);
+        config.endpoints.push(whole);
+        let (replica, target) = replica(config);
+        // Round robin: one of the two requests starts at the broken endpoint.
+        for _ in 0..2 {
+            let answer = replica.forward(target.clone(), get()).await.expect("answered by the other endpoint");
+            assert!(matches!(&answer.body, Body::Full(bytes) if &bytes[..] == b"ok"));
+            assert_eq!(answer.endpoint, 1);
+        }
+        assert_eq!(replica.shared.metrics[0].retries.get(), 1, "the broken body's retry is counted");
+        assert_eq!(replica.shared.metrics[1].retries.get(), 0);
     }
 
     /// An idle connection the upstream closed is closed by the sweep (it would hold
