@@ -17,7 +17,9 @@ pub struct Entry {
     /// Headers replayed on a hit (names lower-case, values visible ASCII).
     #[serde(rename = "h")]
     pub headers: Vec<(String, String)>,
-    /// Unix second after which the entry is dead (`None`: never).
+    /// Unix millisecond after which the entry is dead (`None`: never). Entries
+    /// stored by earlier versions counted seconds here: read as milliseconds, they
+    /// are long dead (a miss, never an entry kept too long).
     #[serde(rename = "e")]
     pub expires_at: Option<u64>,
     /// The body (for a local route: the JSON of the handler's result).

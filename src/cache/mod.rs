@@ -171,7 +171,7 @@ impl Cache {
             Store::Redis(r) => r.get(&redis_key(key)).await.map(|found| found.map(Blob::from)).map_err(CacheError::from),
         };
         match found {
-            Ok(bytes) => Ok(bytes.and_then(|b| Entry::decode(&b)).filter(|e| !e.expired(now()))),
+            Ok(bytes) => Ok(bytes.and_then(|b| Entry::decode(&b)).filter(|e| !e.expired(now_millis()))),
             Err(e) => {
                 self.failed("read", &e);
                 Err(())
@@ -182,7 +182,9 @@ impl Cache {
     /// Stores `entry` under `key` for `ttl` seconds (-1: for ever); a failure is
     /// logged and counted, never returned.
     pub async fn set(&self, key: &str, mut entry: Entry, ttl: i64) {
-        entry.expires_at = (ttl > 0).then(|| now().saturating_add(ttl.unsigned_abs()));
+        // In milliseconds: a TTL of 1 s counted in whole seconds would end at the next
+        // second's turn, anywhere from 0 to 1 s after the store.
+        entry.expires_at = (ttl > 0).then(|| now_millis().saturating_add(ttl.unsigned_abs().saturating_mul(1000)));
         let bytes = entry.encode();
         if bytes.len() > self.max_entry_bytes.saturating_add(entry::OVERHEAD) {
             return;
@@ -223,6 +225,11 @@ pub(crate) fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Milliseconds since the Unix epoch (an entry's expiry).
+fn now_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Hex of the SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, data);
@@ -231,3 +238,27 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// Bytes of an entry, for stores.
 pub(crate) type Blob = Bytes;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An entry stored for 1 s just before a second's turn is still there just after
+    /// it (counted in whole seconds, it died at the turn: a TTL of 1 s lived anywhere
+    /// from 0 to 1 s, where FrameX-kit's lives 1 s).
+    #[actix_rt::test]
+    async fn a_one_second_entry_outlives_the_turn_of_the_second() {
+        let config = CacheConfig { enabled: true, ..CacheConfig::default() };
+        let cache = Cache::from_config(&config, &Default::default()).unwrap().expect("enabled");
+        // 900 ms into a second (waits at most a second).
+        let into = now_millis() % 1000;
+        let wait = 900_u64.saturating_sub(into);
+        actix_rt::time::sleep(std::time::Duration::from_millis(wait)).await;
+        cache.set("k", Entry::value(Bytes::from_static(b"1")), 1).await;
+        actix_rt::time::sleep(std::time::Duration::from_millis(200)).await;
+        let found = cache.get("k").await.expect("the memory store does not fail");
+        assert!(found.is_some(), "stored 200 ms ago for 1 s");
+        actix_rt::time::sleep(std::time::Duration::from_millis(900)).await;
+        assert!(cache.get("k").await.unwrap().is_none(), "dead 1.1 s after");
+    }
+}
