@@ -205,7 +205,7 @@ impl Cache {
 
     fn failed(&self, op: &'static str, error: &CacheError) {
         crate::metrics::cache_failure(op);
-        let now = now();
+        let now = now_millis() / 1000;
         let last = self.last_logged.load(Ordering::Relaxed);
         if now >= last.saturating_add(10)
             && self.last_logged.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
@@ -220,12 +220,7 @@ fn redis_key(key: &str) -> String {
     format!("framex:cache:{key}")
 }
 
-/// Seconds since the Unix epoch.
-pub(crate) fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-/// Milliseconds since the Unix epoch (an entry's expiry).
+/// Milliseconds since the Unix epoch (an entry's expiry; the failure log's pace).
 fn now_millis() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
@@ -260,5 +255,15 @@ mod tests {
         assert!(found.is_some(), "stored 200 ms ago for 1 s");
         actix_rt::time::sleep(std::time::Duration::from_millis(900)).await;
         assert!(cache.get("k").await.unwrap().is_none(), "dead 1.1 s after");
+    }
+
+    /// An entry an earlier version stored (its expiry in Unix seconds, an hour ahead)
+    /// reads as long dead: a miss, never an entry kept past its time.
+    #[test]
+    fn an_entry_counted_in_seconds_reads_as_dead() {
+        let mut old = Entry::value(Bytes::from_static(b"1"));
+        old.expires_at = Some(now_millis() / 1000 + 3600);
+        let read = Entry::decode(&old.encode()).expect("the format is the same");
+        assert!(read.expired(now_millis()));
     }
 }

@@ -13,7 +13,7 @@ use actix_web::http::{header, Version};
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::stream::bridge;
 use framex_actors::upstream::wire::HeaderMap as WireHeaders;
-use framex_actors::upstream::{is_hop_by_hop, AddedFields, Body, ForwardRequest, UpstreamTarget, FULL_BODY_LIMIT};
+use framex_actors::upstream::{is_hop_by_hop, AddedFields, Body, ForwardRequest, ForwardResponse, UpstreamTarget, FULL_BODY_LIMIT};
 use framex_actors::{CallContext, Error};
 use futures::{FutureExt as _, StreamExt as _};
 
@@ -150,7 +150,7 @@ pub(super) fn serve_body<'a>(
 
 /// Our answer of the upstream's `response`: its status, fields and body (see
 /// [`Forwarding::fields_unread`] for how the fields go).
-fn response_of(worker: &Worker<'_>, req: &HttpRequest, response: framex_actors::upstream::ForwardResponse, fields_unread: bool) -> HttpResponse {
+fn response_of(worker: &Worker<'_>, req: &HttpRequest, response: ForwardResponse, fields_unread: bool) -> HttpResponse {
     let mut builder = HttpResponse::build(response.status);
     let (length, sse) = (response.content_length, response.event_stream);
     // A streamed body's builder sets a default `Content-Type`, which the upstream's
