@@ -431,3 +431,57 @@ async fn written_fields_reach_http1_and_http2_clients() {
     assert!(values("keep-alive").is_empty(), "no HTTP/1-only field on HTTP/2");
     handle.stop(false).await;
 }
+
+/// Written lines that share memory with what the proxy read from an upstream are let
+/// go with their response: a head returned to actix-http's pool keeps none of them
+/// (it held them until the pool handed it out again, so every pooled head could pin
+/// an upstream's buffer, up to 64 KiB each).
+#[actix_rt::test]
+async fn a_pooled_head_lets_its_written_fields_go() {
+    /// Owns the lines; says when they are dropped.
+    struct Owned(Arc<AtomicUsize>);
+    impl AsRef<[u8]> for Owned {
+        fn as_ref(&self) -> &[u8] {
+            b"x-owned: 1\r\n"
+        }
+    }
+    impl Drop for Owned {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let in_handler = dropped.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = actix_web::HttpServer::new(move || {
+        let dropped = in_handler.clone();
+        actix_web::App::new().default_service(web::to(move || {
+            let lines = bytes::Bytes::from_owner(Owned(dropped.clone()));
+            async move {
+                let mut response = HttpResponse::Ok().body("ok");
+                // SAFETY: a valid field line; the map holds no field of its name.
+                unsafe { response.head_mut().set_written_fields(lines, false) };
+                response
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    let raw = crate::common::raw_http(addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert!(raw.contains("\r\nx-owned: 1\r\n") && raw.ends_with("ok"), "{raw}");
+    // No other request follows (the next would take the same head from the pool).
+    for _ in 0..40 {
+        if dropped.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dropped.load(Ordering::SeqCst), 1, "the lines outlived their response");
+    handle.stop(false).await;
+}

@@ -211,7 +211,6 @@ impl BoxedResponsePool {
             head.status = status;
             head.headers.clear();
             head.flags = Flags::empty();
-            head.written_fields = None;
             BoxedResponseHead { head: Some(head) }
         } else {
             BoxedResponseHead {
@@ -222,10 +221,13 @@ impl BoxedResponsePool {
 
     /// Release request instance.
     #[inline]
-    fn release(&self, msg: Box<ResponseHead>) {
+    fn release(&self, mut msg: Box<ResponseHead>) {
         let pool = &mut self.0.borrow_mut();
 
         if pool.len() < 128 {
+            // framex-rs patch: a pooled head keeps no written lines: they go with
+            // their response, not when the head is handed out again.
+            msg.written_fields = None;
             pool.push(msg);
         }
     }
