@@ -454,9 +454,9 @@ async fn a_pooled_head_lets_its_written_fields_go() {
     let in_handler = dropped.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = actix_web::HttpServer::new(move || {
+    let handle = crate::common::spawn_upstream_on(listener, move |app| {
         let dropped = in_handler.clone();
-        actix_web::App::new().default_service(web::to(move || {
+        app.default_service(web::to(move || {
             let lines = bytes::Bytes::from_owner(Owned(dropped.clone()));
             async move {
                 let mut response = HttpResponse::Ok().body("ok");
@@ -464,15 +464,8 @@ async fn a_pooled_head_lets_its_written_fields_go() {
                 unsafe { response.head_mut().set_written_fields(lines, false) };
                 response
             }
-        }))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    let handle = server.handle();
-    actix_rt::spawn(server);
+        }));
+    });
     let raw = crate::common::raw_http(addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
     assert!(raw.contains("\r\nx-owned: 1\r\n") && raw.ends_with("ok"), "{raw}");
     // No other request follows (the next would take the same head from the pool).
