@@ -432,10 +432,9 @@ async fn written_fields_reach_http1_and_http2_clients() {
     handle.stop(false).await;
 }
 
-/// Written lines that share memory with what the proxy read from an upstream are let
-/// go with their response: a head returned to actix-http's pool keeps none of them
-/// (it held them until the pool handed it out again, so every pooled head could pin
-/// an upstream's buffer, up to 64 KiB each).
+/// Written lines are let go with their response: a head returned to actix-http's pool
+/// keeps none of them (it held them until the pool handed it out again, so every
+/// pooled head could hold an upstream answer's fields, up to 64 KiB each).
 #[actix_rt::test]
 async fn a_pooled_head_lets_its_written_fields_go() {
     /// Owns the lines; says when they are dropped.
