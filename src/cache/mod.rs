@@ -257,13 +257,15 @@ mod tests {
         assert!(cache.get("k").await.unwrap().is_none(), "dead 1.1 s after");
     }
 
-    /// An entry an earlier version stored (its expiry in Unix seconds, an hour ahead)
-    /// reads as long dead: a miss, never an entry kept past its time.
+    /// An entry an earlier version stored (its expiry in Unix seconds alone) lives
+    /// until that second, as it did there: an hour ahead it is alive, a second ago dead.
     #[test]
-    fn an_entry_counted_in_seconds_reads_as_dead() {
-        let mut old = Entry::value(Bytes::from_static(b"1"));
-        old.expires_at = Some(now_millis() / 1000 + 3600);
-        let read = Entry::decode(&old.encode()).expect("the format is the same");
-        assert!(read.expired(now_millis()));
+    fn an_entry_counted_in_seconds_keeps_its_time() {
+        let stored = |expiry: u64| Bytes::from(format!("FXC1\n{{\"s\":200,\"h\":[],\"e\":{expiry}}}\n1"));
+        let seconds = now_millis() / 1000;
+        let ahead = Entry::decode(&stored(seconds + 3600)).expect("an older version's entry");
+        assert!(!ahead.expired(now_millis()));
+        let behind = Entry::decode(&stored(seconds - 1)).unwrap();
+        assert!(behind.expired(now_millis()));
     }
 }
