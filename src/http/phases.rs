@@ -265,7 +265,7 @@ impl RequestCtx<'_> {
                     fields_unread: true,
                 };
                 let forwarded = forward::serve(self.worker, self.req, &self.path, payload, target, how, self.ctx.clone());
-                return answer(forwarded.await, &self.ctx);
+                return self.answer(forwarded.await);
             }
         }
         let allow = allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
