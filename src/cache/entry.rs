@@ -43,6 +43,20 @@ struct MetaIn {
     m: Option<u64>,
 }
 
+/// An `e` this large is milliseconds, not seconds: builds of 2026-12-07 before `m`
+/// wrote milliseconds there (as seconds, 10^11 is the year 5138; as milliseconds,
+/// 1973 — an expiry so far ahead, in seconds, reads as dead: a miss).
+const E_IN_MILLIS_FROM: u64 = 100_000_000_000;
+
+/// The expiry in milliseconds that an `e` alone says.
+fn expiry_of_e(e: u64) -> u64 {
+    if e >= E_IN_MILLIS_FROM {
+        e
+    } else {
+        e * 1000
+    }
+}
+
 impl Entry {
     /// A 200 with `body` and no headers (a local route's result).
     pub fn value(body: Bytes) -> Entry {
@@ -84,7 +98,7 @@ impl Entry {
         Some(Entry {
             status: meta.s,
             headers: meta.h,
-            expires_at: meta.m.or(meta.e.map(|seconds| seconds.saturating_mul(1000))),
+            expires_at: meta.m.or(meta.e.map(expiry_of_e)),
             body: bytes.slice(MAGIC.len() + newline + 1..),
         })
     }
@@ -110,8 +124,8 @@ mod tests {
 
     /// The expiry is stored for both readers: in milliseconds, and in seconds rounded
     /// up for versions that read seconds; an entry such a version stored (seconds
-    /// alone) reads with its expiry in milliseconds; a huge one saturates; one that is no
-    /// whole number of milliseconds is a miss.
+    /// alone) reads with its expiry in milliseconds, and so does one whose `e` was
+    /// milliseconds already (builds before `m`); one that is no whole number is a miss.
     #[test]
     fn the_expiry_reads_the_same_in_either_version() {
         let mut e = Entry::value(Bytes::from_static(b"1"));
@@ -124,6 +138,8 @@ mod tests {
         let old = Bytes::from_static(b"FXC1\n{\"s\":200,\"h\":[],\"e\":1700000001}\nbody");
         let read = Entry::decode(&old).unwrap();
         assert_eq!((read.expires_at, &read.body[..]), (Some(1_700_000_001_000), &b"body"[..]));
+        let milliseconds = Bytes::from_static(b"FXC1\n{\"s\":200,\"h\":[],\"e\":1796626269869}\n");
+        assert_eq!(Entry::decode(&milliseconds).unwrap().expires_at, Some(1_796_626_269_869), "e in milliseconds, no m");
         let never = Bytes::from_static(b"FXC1\n{\"s\":200,\"h\":[],\"e\":null}\n");
         assert_eq!(Entry::decode(&never).unwrap().expires_at, None);
         let huge = Bytes::from_static(b"FXC1\n{\"s\":200,\"h\":[],\"e\":18446744073709551615}\n");
