@@ -61,6 +61,7 @@ pub mod repository;
 pub mod schema;
 pub mod sentry_events;
 pub mod sentry_logs;
+pub mod sentry_transport;
 pub mod server;
 pub mod tls;
 

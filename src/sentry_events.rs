@@ -161,6 +161,7 @@ impl Reporter {
             traces_sample_rate: config.traces_sample_rate as f32,
             shutdown_timeout: CLOSE_TIMEOUT,
             enable_logs: config.enable_logs,
+            transport: Some(Arc::new(crate::sentry_transport::transport)),
             ..Default::default()
         };
         let client = Arc::new(sentry::Client::from(sentry::apply_defaults(options)));

@@ -371,6 +371,82 @@ async fn enable_logs_sends_log_records_with_secrets_scrubbed() {
     assert!(local.contains("auth-key-9f3c") && local.contains("GET /version"), "the local log is unchanged");
 }
 
+/// A TCP relay on loopback in front of `target` that closes a client connection,
+/// unanswered, when a request begins on it after `idle` without traffic: the ingest's
+/// keep-alive running out at the moment the client reuses the connection, every time
+/// (the race a real ingest loses now and then). Returns the relay's `host:port`. Its
+/// threads end with the test's process.
+fn closing_when_idle(target: &str, idle: Duration) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let target = target.to_owned();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let target = target.clone();
+            std::thread::spawn(move || relay_until_idle(client, &target, idle));
+        }
+    });
+    addr
+}
+
+/// Copies `client` to and from a new connection to `target` until the client ends or
+/// sends after `idle` without traffic (then both are closed). The ingest's own close
+/// of an idle connection is not passed on: the client sees an open connection, as it
+/// does in the instant before a close reaches it.
+fn relay_until_idle(mut client: std::net::TcpStream, target: &str, idle: Duration) {
+    use std::io::Write as _;
+    let Ok(mut upstream) = std::net::TcpStream::connect(target) else { return };
+    let last = Arc::new(Mutex::new(Instant::now()));
+    let (mut back_from, mut back_to, answered) = (upstream.try_clone().unwrap(), client.try_clone().unwrap(), last.clone());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 << 10];
+        while let Ok(n @ 1..) = back_from.read(&mut buf) {
+            *answered.lock().unwrap() = Instant::now();
+            if back_to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf = [0u8; 16 << 10];
+    while let Ok(n @ 1..) = client.read(&mut buf) {
+        let quiet = last.lock().unwrap().elapsed();
+        *last.lock().unwrap() = Instant::now();
+        if quiet >= idle || upstream.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = client.shutdown(std::net::Shutdown::Both);
+    let _ = upstream.shutdown(std::net::Shutdown::Both);
+}
+
+/// The log batch goes 5 s after start; the transaction of the first request opened a
+/// connection to the ingest just before. An ingest that closes a connection idle for
+/// 3 s as the batch is written on it loses nothing: a connection idle for longer than
+/// framex-rs's reuse limit (2 s, below common keep-alives) is not reused. Reusing it,
+/// as the SDK's default agent does for 15 s, drops the batch (checked).
+#[actix_rt::test]
+async fn a_log_batch_is_not_lost_to_an_ingest_closing_an_idle_connection() {
+    let (ingest, dsn, _handle) = Ingest::start();
+    let direct = dsn.split('@').nth(1).and_then(|rest| rest.split('/').next()).unwrap().to_owned();
+    let dsn = dsn.replacen(&direct, &closing_when_idle(&direct, Duration::from_secs(3)), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::common::python::free_port();
+    let toml = format!(
+        "load_builtin_plugins = [\"echo\"]\n[server]\nport = {port}\n\
+         [sentry]\nenable = true\ndsn = \"{dsn}\"\nenv = \"test\"\nenable_logs = true\n"
+    );
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, toml).unwrap();
+    let framex = crate::common::FramexProcess::spawn(&path, "").await;
+    get(&format!("http://127.0.0.1:{port}/version")).await;
+    ingest.wait_transaction("/version").await;
+    let started = Instant::now();
+    while !ingest.of_type("log").iter().any(|batch| batch.to_string().contains("serving on")) {
+        assert!(started.elapsed() < Duration::from_secs(15), "the log batch was lost: {:?}", framex.log());
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A FrameX-kit plugin: `/boom` raises, `/ignored` raises a type `ignore_errors` lists.
 const KIT_PLUGIN: &str = r#"
 from framex.plugin import BasePlugin, PluginMetadata, on_register, on_request
