@@ -374,19 +374,38 @@ async fn enable_logs_sends_log_records_with_secrets_scrubbed() {
 /// A TCP relay on loopback in front of `target` that closes a client connection,
 /// unanswered, when a request begins on it after `idle` without traffic: the ingest's
 /// keep-alive running out at the moment the client reuses the connection, every time
-/// (the race a real ingest loses now and then). Returns the relay's `host:port`. Its
-/// threads end with the test's process.
-fn closing_when_idle(target: &str, idle: Duration) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let target = target.to_owned();
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let target = target.clone();
-            std::thread::spawn(move || relay_until_idle(client, &target, idle));
-        }
-    });
-    addr
+/// (the race a real ingest loses now and then). It stops taking connections when
+/// dropped; a connection's threads end with the connection.
+struct ClosingWhenIdle {
+    addr: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ClosingWhenIdle {
+    fn start(target: &str, idle: Duration) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (target, stopped) = (target.to_owned(), stop.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let target = target.clone();
+                std::thread::spawn(move || relay_until_idle(client, &target, idle));
+            }
+        });
+        ClosingWhenIdle { addr, stop }
+    }
+}
+
+impl Drop for ClosingWhenIdle {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Wakes the listener's thread, which then ends.
+        let _ = std::net::TcpStream::connect(&self.addr);
+    }
 }
 
 /// Copies `client` to and from a new connection to `target` until the client ends or
@@ -428,7 +447,8 @@ fn relay_until_idle(mut client: std::net::TcpStream, target: &str, idle: Duratio
 async fn a_log_batch_is_not_lost_to_an_ingest_closing_an_idle_connection() {
     let (ingest, dsn, _handle) = Ingest::start();
     let direct = dsn.split('@').nth(1).and_then(|rest| rest.split('/').next()).unwrap().to_owned();
-    let dsn = dsn.replacen(&direct, &closing_when_idle(&direct, Duration::from_secs(3)), 1);
+    let relay = ClosingWhenIdle::start(&direct, Duration::from_secs(3));
+    let dsn = dsn.replacen(&direct, &relay.addr, 1);
     let dir = tempfile::tempdir().unwrap();
     let port = crate::common::python::free_port();
     let toml = format!(
