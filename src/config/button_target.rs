@@ -99,7 +99,7 @@ impl ActionButton {
                 return Err(ButtonError::Header(named()));
             };
             let reserved = matches!(header, wire::header::HOST | wire::header::CONTENT_LENGTH);
-            if reserved || is_hop_by_hop(header.as_str(), None) {
+            if reserved || is_hop_by_hop(header.as_str(), &[]) {
                 return Err(ButtonError::Reserved(named()));
             }
             if headers.insert(header, value).is_some() {

@@ -136,11 +136,11 @@ async fn store(cache: &Cache, digest: &str, ttl: i64, response: HttpResponse) ->
 /// The headers replayed on a hit: all but hop-by-hop ones, `Date`, `Content-Length`
 /// (set again) and values that are not visible ASCII.
 fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
-    let connection = headers.get(header::CONNECTION).and_then(|v| v.to_str().ok());
+    let connection: Vec<&[u8]> = headers.get_all(header::CONNECTION).map(|v| v.as_bytes()).collect();
     headers
         .iter()
         .filter(|(n, _)| {
-            !is_hop_by_hop(n.as_str(), connection) && *n != header::DATE && *n != header::CONTENT_LENGTH
+            !is_hop_by_hop(n.as_str(), &connection) && *n != header::DATE && *n != header::CONTENT_LENGTH
         })
         .filter_map(|(n, v)| {
             let v = v.to_str().ok().filter(|v| v.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\t'))?;

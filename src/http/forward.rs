@@ -18,8 +18,7 @@ use framex_actors::{CallContext, Error};
 use futures::{FutureExt as _, StreamExt as _};
 
 use super::body::{read_limited, streamed};
-use crate::config::TrustedProxies;
-use super::{forwarded, Worker};
+use super::{forwarded, Shared, Worker};
 
 /// How a request is forwarded, beside where.
 pub(super) struct Forwarding<'a> {
@@ -117,7 +116,7 @@ pub(super) fn serve_body<'a>(
     ctx: CallContext,
 ) -> impl Future<Output = Result<HttpResponse, Error>> + 'a {
     let Forwarding { consumed_auth, served, fields_unread } = how;
-    let (headers, added) = upstream_headers(req, consumed_auth, &worker.shared.trusted_proxies);
+    let (headers, added) = upstream_headers(req, consumed_auth, &worker.shared);
     // The canonical path (what the rules were checked against) and the query as sent.
     let path_and_query = match req.uri().query() {
         Some(query) => format!("{path}?{query}"),
@@ -209,22 +208,25 @@ fn install_fields(fields: header::HeaderMap, answer: &mut HttpResponse) {
 /// `Host`, not a key that was for us, no forwarding claim), and beside them the
 /// forwarding ones (`forwarded::fields`: replaced, or extended from a trusted proxy).
 /// The request id and hop count are the transport's to set, for every call alike.
-pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, trusted: &TrustedProxies) -> (WireHeaders, AddedFields) {
+///
+/// `Authorization` stays behind when it held a key for us on this path
+/// (`consumed_auth`) and also whenever it holds one of `[auth]`'s keys, whatever the
+/// path: a client that sends its key on every call must not hand it to an upstream.
+pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, shared: &Shared) -> (WireHeaders, AddedFields) {
     let incoming = req.headers();
-    let connection = incoming
-        .get(header::CONNECTION)
-        .and_then(|v| v.to_str().ok());
+    // Every `Connection` line, as sent (none: no allocation).
+    let connection: Vec<&[u8]> = incoming.get_all(header::CONNECTION).map(|v| v.as_bytes()).collect();
     // Room for all but `Host` (never passed on) without growing: `http`'s map keeps a
     // quarter of its slots free. A request with no other field allocates none.
     let mut out = WireHeaders::with_capacity(if incoming.len() <= 1 { 0 } else { incoming.len() });
     // From anyone but a trusted proxy, every forwarding claim is dropped (not only the
     // ones `forwarded` sets again).
-    let trusted_peer = forwarded::from_trusted(req, trusted);
+    let trusted_peer = forwarded::from_trusted(req, &shared.trusted_proxies);
     for (key, value) in incoming.iter() {
         let name = key.as_str();
         if name == "host"
-            || (consumed_auth && name == "authorization")
-            || is_hop_by_hop(name, connection)
+            || (name == "authorization" && (consumed_auth || super::is_our_key(&shared.auth, value.as_bytes())))
+            || is_hop_by_hop(name, &connection)
             || forwarded::is_forwarding(name)
             || (!trusted_peer && forwarded::is_claim(name))
         {

@@ -338,6 +338,12 @@ pub fn expect_check(state: Arc<ArcSwap<Shared>>) -> actix_http::h1::ExpectCheck 
     }))
 }
 
+/// Whether `value` (an `Authorization` value) is one of the keys of `rules`, any rule:
+/// each compared in constant time.
+fn is_our_key(rules: &AuthRules, value: &[u8]) -> bool {
+    rules.entries().fold(false, |found, (_, keys)| keys.iter().fold(found, |found, k| found | constant_time_eq(k.as_bytes(), value)))
+}
+
 /// Compares two byte strings in time independent of where they differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

@@ -81,7 +81,7 @@ pub async fn serve(
     let Some(target) = routes.target(path) else {
         return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
     };
-    let (mut headers, added) = forward::upstream_headers(req, consumed_auth, &worker.shared.trusted_proxies);
+    let (mut headers, added) = forward::upstream_headers(req, consumed_auth, &worker.shared);
     for (name, value) in added {
         headers.append(name, value);
     }
@@ -118,7 +118,7 @@ pub async fn serve(
             let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             let mut builder = HttpResponse::build(status);
             for (name, value) in headers.iter() {
-                if !framex_actors::upstream::is_hop_by_hop(name.as_str(), None)
+                if !framex_actors::upstream::is_hop_by_hop(name.as_str(), &[])
                     && name != "content-length"
                 {
                     builder.append_header((name.as_str(), value.as_bytes()));

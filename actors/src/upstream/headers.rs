@@ -34,14 +34,13 @@ const HOP_BY_HOP_NAMES: [&str; 9] = [
 ];
 
 /// Whether a header named `name` (lower case) is hop-by-hop: one of RFC 9110's, or one
-/// that the message's `Connection` header (`connection`, its value) names.
-pub fn is_hop_by_hop(name: &str, connection: Option<&str>) -> bool {
+/// that a `Connection` line of the message names (`connection`: every such line's
+/// value, as sent; read as bytes, so a line that is not text still names its fields).
+pub fn is_hop_by_hop(name: &str, connection: &[&[u8]]) -> bool {
     is_hop_by_hop_name(name)
-        || connection.is_some_and(|named| {
-            named
-                .split(',')
-                .any(|token| token.trim().eq_ignore_ascii_case(name))
-        })
+        || connection
+            .iter()
+            .any(|line| line.split(|&b| b == b',').any(|token| token.trim_ascii().eq_ignore_ascii_case(name.as_bytes())))
 }
 
 /// Whether a `Connection` token names a header beyond RFC 9110's own hop-by-hop ones
@@ -58,9 +57,10 @@ mod tests {
 
     #[test]
     fn hop_by_hop_names_are_rfc_9110s_and_those_connection_names() {
-        assert!(is_hop_by_hop("keep-alive", None));
-        assert!(is_hop_by_hop("x-secret-hop", Some("close, X-Secret-Hop")));
-        assert!(!is_hop_by_hop("content-type", Some("close")));
+        assert!(is_hop_by_hop("keep-alive", &[]));
+        assert!(is_hop_by_hop("x-secret-hop", &[b"close, X-Secret-Hop"]));
+        assert!(is_hop_by_hop("x-secret-hop", &[b"keep-alive", b"X-Secret-Hop , \xff"]), "any line, any bytes");
+        assert!(!is_hop_by_hop("content-type", &[b"close"]));
         assert!(names_another_header(b"x-other") && !names_another_header(b"Keep-Alive") && !names_another_header(b"close"));
     }
 }

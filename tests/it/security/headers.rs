@@ -325,3 +325,29 @@ async fn hop_by_hop_headers_and_our_keys_stay_here() {
     server.stop(true).await;
     handle.stop(true).await;
 }
+
+/// Our key sent on a path no `[auth]` rule covers (clients that send it on every call)
+/// stays here too, while another `Authorization` goes on; every `Connection` line
+/// names its fields, one that is not text included.
+#[actix_rt::test]
+async fn our_key_on_an_open_path_and_every_connection_line_stay_here() {
+    let (up, handle) = mirror_upstream("/api/v1/other");
+    let server = start(config(&proxy_toml(&up, "")), vec![]).await;
+    let reply = raw_http(
+        server.local_addr(),
+        "GET /api/v1/headers HTTP/1.1\r\nHost: h\r\nAuthorization: client-key-123\r\nConnection: keep-alive\r\n\
+         Connection: X-Secret, \u{ff}\r\nX-Secret: s1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(seen(&reply, "authorization").is_empty() && !reply.contains("client-key-123"), "our key went upstream: {reply}");
+    assert!(seen(&reply, "x-secret").is_empty(), "a field Connection names went upstream: {reply}");
+    let reply = raw_http(
+        server.local_addr(),
+        "GET /api/v1/headers HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer theirs\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(seen(&reply, "authorization"), ["Bearer theirs"], "a key not ours is the upstream's: {reply}");
+    server.stop(true).await;
+    handle.stop(true).await;
+}
