@@ -190,6 +190,58 @@ async fn seed_call_remote_api_examples_work_against_fastapi() {
     server.stop(true).await;
 }
 
+/// A label that, with the fixed boundary framex-rs used to write, closed its part and
+/// added a second `label` field (the upstream's parser then saw `admin`).
+const INJECTED_LABEL: &str = "hi\r\n--framex-rs-boundary-7d3f9a1c5e\r\nContent-Disposition: form-data; name=\"label\"\r\n\r\nadmin";
+
+async fn upload_calls(_: NoArgs, cx: Ctx) -> Result<Value, Error> {
+    let sent = cx
+        .call_remote_api(
+            "/api/v1/upload",
+            json!({
+                "file_a": {"content": "hello a", "filename": "a.txt"},
+                "file_b": {"content": "b", "filename": "b\r\nX-Injected: 1\".txt"},
+                "label": INJECTED_LABEL,
+            }),
+        )
+        .await?;
+    let refused = cx
+        .call_remote_api(
+            "/api/v1/upload",
+            json!({
+                "file_a": {"content": "a", "content_type": "text/plain\r\nContent-Disposition: form-data; name=\"label\""},
+                "file_b": "b",
+                "label": "x",
+            }),
+        )
+        .await;
+    Ok(json!({"sent": sent, "refused": refused.map_err(|e| e.to_string()).err()}))
+}
+
+/// `call_remote_api` to a multipart operation of a real FastAPI app: what a plugin
+/// passes on from its client cannot end a part or add one (the boundary is new for
+/// each body and occurs in none of its parts), a file name's CR and LF are
+/// percent-encoded, and a content type with a line break is refused.
+#[actix_rt::test]
+async fn multipart_arguments_cannot_add_fields() {
+    let legacy = legacy_app().await;
+    let invoker = PluginBuilder::new("uploader")
+        .requires(["/api/v1/upload"])
+        .get("/api/v1/uploader/run", upload_calls)
+        .build()
+        .expect("plugin declarations are valid");
+    let server = start(config(&legacy_proxy_config(&legacy.url)), vec![invoker]).await;
+    let r = get(&server.url("/api/v1/uploader/run")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let data = &r.json()["data"];
+    assert_eq!(data["sent"]["label"], INJECTED_LABEL, "the label arrives whole, as one field: {data}");
+    assert_eq!(data["sent"]["file_a"]["size"], 7);
+    assert_eq!(data["sent"]["file_b"]["filename"], "b%0D%0AX-Injected: 1%22.txt", "{data}");
+    let refused = data["refused"].as_str().unwrap_or_default();
+    assert!(refused.contains("content_type"), "a content type with a line break is refused: {data}");
+    server.stop(true).await;
+}
+
 /// A real FrameX-kit instance with `proxy_urls` pointing at framex-rs discovers our
 /// echo routes, and its clients get our answers through it, streams included.
 #[actix_rt::test]

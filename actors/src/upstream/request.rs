@@ -31,8 +31,9 @@ pub(crate) fn path_segment(text: &str) -> String {
     utf8_percent_encode(text, SEGMENT).to_string()
 }
 
-/// The boundary of multipart bodies we build (never occurs in JSON-escaped text).
-const BOUNDARY: &str = "framex-rs-boundary-7d3f9a1c5e";
+/// How the boundary of multipart bodies we build starts; 128 random bits follow, new
+/// for each body (see [`boundary_for`]).
+const BOUNDARY: &str = "framex-rs-";
 
 /// Maps `args` (already checked against `spec`) onto an HTTP request: the parameters
 /// into the path, query and headers, then the body.
@@ -148,11 +149,11 @@ fn body_of(spec: &ApiSpec, args: &Args, headers: &mut HeaderMap) -> Result<Body,
             Body::Full(Bytes::from(form.finish()))
         }
         BodySpec::Multipart { fields } => {
-            let body = multipart(spec, fields, args)?;
+            let (body, boundary) = multipart(spec, fields, args)?;
             headers.insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_str(&format!("multipart/form-data; boundary={BOUNDARY}"))
-                    .expect("static boundary is a valid header"),
+                HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
+                    .expect("the boundary is a token"),
             );
             Body::Full(body)
         }
@@ -251,41 +252,73 @@ fn file_part(spec: &ApiSpec, name: &str, value: &Value) -> Result<FilePart, Erro
     }
 }
 
-fn multipart(spec: &ApiSpec, fields: &[FormField], args: &Args) -> Result<Bytes, Error> {
-    let mut out = BytesMut::new();
+/// A multipart body of the form fields in `args`, and its boundary. A part's name and
+/// file name have `"`, CR and LF percent-encoded (as browsers send them); a file's
+/// content type with a control character is refused; the boundary occurs in no part,
+/// so no value can end its part early or add one.
+fn multipart(spec: &ApiSpec, fields: &[FormField], args: &Args) -> Result<(Bytes, String), Error> {
+    let mut parts: Vec<(String, Vec<u8>)> = Vec::new();
     for field in fields {
         let Some(value) = args.get(&field.name).filter(|v| !v.is_null()) else {
             continue;
         };
-        let name = field.name.replace('"', "%22");
+        let name = quoted(&field.name);
         let items: Vec<&Value> = match value {
             Value::Array(items) if field.file => items.iter().collect(),
             other => vec![other],
         };
         for item in items {
-            out.put_slice(format!("--{BOUNDARY}\r\n").as_bytes());
             if field.file {
                 let file = file_part(spec, &field.name, item)?;
-                out.put_slice(
-                    format!(
-                        "Content-Disposition: form-data; name=\"{name}\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n",
-                        file.filename.replace('"', "%22"),
-                        file.content_type
-                    )
-                    .as_bytes(),
+                if file.content_type.bytes().any(|b| b.is_ascii_control()) {
+                    return Err(bad(spec, &field.name, "form", "a file's content_type may not hold control characters"));
+                }
+                let head = format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n",
+                    quoted(&file.filename),
+                    file.content_type
                 );
-                out.put_slice(&file.content);
+                parts.push((head, file.content));
             } else {
-                out.put_slice(
-                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
-                );
-                out.put_slice(text_of(item).as_bytes());
+                let head = format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n");
+                parts.push((head, text_of(item).into_bytes()));
             }
-            out.put_slice(b"\r\n");
         }
     }
-    out.put_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    Ok(out.freeze())
+    let boundary = boundary_for(&parts);
+    let mut out = BytesMut::new();
+    for (head, content) in &parts {
+        out.put_slice(format!("--{boundary}\r\n").as_bytes());
+        out.put_slice(head.as_bytes());
+        out.put_slice(content);
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(format!("--{boundary}--\r\n").as_bytes());
+    Ok((out.freeze(), boundary))
+}
+
+/// A part's name or file name for its quoted header parameter: `"`, CR and LF
+/// percent-encoded.
+fn quoted(text: &str) -> String {
+    text.replace('"', "%22").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// A boundary that occurs in none of `parts`: [`BOUNDARY`] and 128 bits no client can
+/// guess (SipHash under the process's random keys), drawn again in the unlikely case
+/// that a part holds them. One scan of the parts, whatever they hold.
+fn boundary_for(parts: &[(String, Vec<u8>)]) -> String {
+    use std::hash::BuildHasher as _;
+    loop {
+        let random = std::collections::hash_map::RandomState::new();
+        let boundary = format!("{BOUNDARY}{:016x}{:016x}", random.hash_one(0u8), random.hash_one(1u8));
+        let needle = boundary.as_bytes();
+        let occurs = parts.iter().any(|(head, content)| {
+            head.contains(boundary.as_str()) || content.windows(needle.len()).any(|window| window == needle)
+        });
+        if !occurs {
+            return boundary;
+        }
+    }
 }
 
 #[cfg(test)]
