@@ -57,7 +57,9 @@ pub(super) async fn serve(
         Some(n) if n > 0 => super::body::read_limited(payload, n, &worker.shared.body_deadlines).await?,
         _ => bytes::Bytes::new(),
     };
-    let digest = key::proxied(method, path, req.query_string(), req.headers(), &body);
+    let added = super::forwarded::fields(req, super::forwarded::from_trusted(req, &worker.shared.trusted_proxies));
+    let forwarded = added.iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
+    let digest = key::proxied(method, path, req.query_string(), req.headers(), &body, forwarded);
     let action = Action::of(req.headers());
     let mut status = match action {
         Action::Bypass => Status::Bypass,
@@ -133,14 +135,22 @@ async fn store(cache: &Cache, digest: &str, ttl: i64, response: HttpResponse) ->
     head.set_body(bytes).map_into_boxed_body()
 }
 
+/// Answer fields that speak of the one request that was answered (an upstream echoing
+/// the request id or trace): never replayed to another.
+const OF_ONE_REQUEST: [&str; 3] = ["x-request-id", "traceparent", "tracestate"];
+
 /// The headers replayed on a hit: all but hop-by-hop ones, `Date`, `Content-Length`
-/// (set again) and values that are not visible ASCII.
+/// (set again), those of the one request answered, and values that are not visible
+/// ASCII.
 fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     let connection: Vec<&[u8]> = headers.get_all(header::CONNECTION).map(|v| v.as_bytes()).collect();
     headers
         .iter()
         .filter(|(n, _)| {
-            !is_hop_by_hop(n.as_str(), &connection) && *n != header::DATE && *n != header::CONTENT_LENGTH
+            !is_hop_by_hop(n.as_str(), &connection)
+                && *n != header::DATE
+                && *n != header::CONTENT_LENGTH
+                && !OF_ONE_REQUEST.contains(&n.as_str())
         })
         .filter_map(|(n, v)| {
             let v = v.to_str().ok().filter(|v| v.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\t'))?;

@@ -276,7 +276,7 @@ fn proxied_doc() -> Value {
         "info": {"title": "up", "version": "1"},
         "paths": {
             "/api/v1/up/{id}": get, "/api/v1/cookie": get, "/api/v1/vary": get, "/api/v1/sse": get,
-            "/api/v1/err": get,
+            "/api/v1/err": get, "/api/v1/link": get,
             "/api/v1/post": {"post": {"responses": {"200": {"description": "ok"}}}}
         }
     })
@@ -309,6 +309,13 @@ fn counting_upstream(calls: Arc<AtomicU64>) -> impl Fn(&mut actix_web::web::Serv
                 let n = n5();
                 let events = futures::stream::iter([Ok::<_, actix_web::Error>(bytes::Bytes::from(format!("data: {n}\n\n")))]);
                 async move { HttpResponse::Ok().content_type("text/event-stream").streaming(events) }
+            }))
+            .route("/api/v1/link", web::get().to(|req: HttpRequest| async move {
+                // Builds its link from the forwarding fields, as FastAPI apps behind a
+                // proxy do, and echoes the request id.
+                let field = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                let next = format!("{}://{}/api/v1/link?page=2", field("x-forwarded-proto"), field("x-forwarded-host"));
+                HttpResponse::Ok().insert_header(("x-request-id", field("x-request-id"))).json(json!({"next": next}))
             }))
             .route("/api/v1/post", web::post().to(move |body: web::Bytes| {
                 let n = n6();
@@ -358,6 +365,37 @@ async fn proxied_routes_under_rules() {
     let h2 = request("POST", &server.url("/api/v1/post"), &[], huge).await;
     assert_eq!([status(&h1), status(&h2)], ["BYPASS", "BYPASS"]);
     assert_eq!(h2.json()["len"], 5000, "forwarded whole, uncached");
+    server.stop(true).await;
+    up_handle.stop(false).await;
+}
+
+/// Attack: a client names another host (`Host`, which framex-rs tells the upstream as
+/// `X-Forwarded-Host`) on a cached route whose upstream builds links from it. Its
+/// answer is its own entry: other clients never get its links, not after a `refresh`
+/// either; and a request id the upstream echoed is not replayed to them.
+#[actix_rt::test]
+async fn a_forged_host_cannot_poison_the_cache() {
+    let (up, up_handle) = crate::common::spawn_upstream(counting_upstream(Arc::default()));
+    let toml = format!(
+        "load_builtin_plugins = [\"proxy\"]\n[cache]\nenabled = true\n\
+         [plugins.proxy]\ndiscovery_interval = 0\nproxy_urls = [\"{up}\"]\n\
+         [plugins.proxy.cache]\n\"/api/v1/link\" = {{ ttl = 60 }}\n"
+    );
+    let server = start(config(&toml), vec![]).await;
+    let url = server.url("/api/v1/link");
+    let evil = get_with(&url, &[("Host", "evil.example"), ("X-Request-Id", "attacker-id")]).await;
+    assert_eq!(status(&evil), "MISS");
+    assert_eq!(evil.json()["next"], "http://evil.example/api/v1/link?page=2");
+    let mine = get(&url).await;
+    assert_eq!(status(&mine), "MISS", "another host, another entry: {}", mine.text());
+    let own_host = url.trim_start_matches("http://").split('/').next().unwrap().to_owned();
+    assert_eq!(mine.json()["next"], format!("http://{own_host}/api/v1/link?page=2"));
+    let refreshed = get_with(&url, &[("Host", "evil2.example"), ("X-FrameX-Cache", "refresh")]).await;
+    assert_eq!(status(&refreshed), "REFRESH");
+    let again = get_with(&url, &[("X-Request-Id", "mine-2")]).await;
+    assert_eq!(status(&again), "HIT");
+    assert_eq!(again.json(), mine.json(), "still this host's own links");
+    assert_eq!(header(&again, "x-request-id"), "", "no earlier request's id replayed");
     server.stop(true).await;
     up_handle.stop(false).await;
 }
