@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use framex_actors::{Args, CallContext, Dispatch, Error, Reply, Route};
 use serde_json::Value;
 
-use super::{envelope, Worker};
+use super::Worker;
 use crate::cache::{key, Action, Entry, Status, KEY_HEADER, STATUS_HEADER};
 
 const STATUS_NAME: HeaderName = HeaderName::from_static(STATUS_HEADER);
@@ -65,10 +65,8 @@ pub async fn local(
             Ok(Some(entry)) => {
                 if let Ok(value) = serde_json::from_slice::<Value>(&entry.body) {
                     Status::Hit.count();
-                    let mut response = envelope::success(value);
-                    mark(&mut response, Status::Hit);
-                    mark_key(&mut response, &digest);
-                    return Ok(response);
+                    // Answered as the call's own value is: raw or in the envelope.
+                    return Ok(respond(Reply::Value(value), Status::Hit, Some(&digest), raw, worker));
                 }
             }
             Ok(None) => {}

@@ -134,6 +134,29 @@ async fn memory_mode_follows_framex_kit() {
     server.stop(true).await;
 }
 
+/// A cached route that answers raw (`raw_response`) answers raw on a hit too, as on the
+/// miss (a hit answered in the envelope).
+#[actix_rt::test]
+async fn a_raw_route_answers_raw_on_a_hit() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let plugin = PluginBuilder::new("rawcache")
+        .get("/api/v1/rawcount", move |_q: Q, _cx: Ctx| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move { Ok::<Value, Error>(json!({"n": n})) }
+        })
+        .cache(None)
+        .raw_response()
+        .build()
+        .unwrap();
+    let server = start(config("[cache]\nenabled = true\nmode = \"memory\""), vec![plugin]).await;
+    let url = server.url("/api/v1/rawcount");
+    let (miss, hit) = (get(&url).await, get(&url).await);
+    assert_eq!([status(&miss), status(&hit)], ["MISS", "HIT"]);
+    assert_eq!(miss.json(), json!({"n": 0}), "{}", miss.text());
+    assert_eq!(hit.json(), miss.json(), "the hit as the miss: {}", hit.text());
+    server.stop(true).await;
+}
+
 /// `[cache]` absent: caching routes say DISABLED and name no key; `HEAD`/`PUT` and
 /// friends are not cached.
 #[actix_rt::test]
