@@ -8,6 +8,10 @@
 //! written on it, and that envelope is lost. Below the shortest keep-alive in common
 //! use, a connection is reused while the ingest still keeps it, and a fresh one is
 //! opened otherwise (one handshake at most per log batch).
+//!
+//! A status is an answer, not a failed send: so the SDK sees a `429`'s rate limits
+//! and sends nothing the ingest said it would refuse until they pass (with ureq's
+//! default, every status but 2xx was an error, and the limits were never read).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +31,9 @@ pub fn transport(options: &ClientOptions) -> Arc<dyn Transport> {
         .disable_verification(options.accept_invalid_certs)
         .build();
     let agent = ureq::Agent::config_builder()
+        // A 429 (or any status) is an answer, not an error: the SDK then reads its
+        // `Retry-After` or `X-Sentry-Rate-Limits` and holds back what the ingest refuses.
+        .http_status_as_error(false)
         .tls_config(tls)
         .proxy(proxy(options))
         .max_idle_age(IDLE_REUSE)

@@ -467,6 +467,37 @@ async fn a_log_batch_is_not_lost_to_an_ingest_closing_an_idle_connection() {
     }
 }
 
+/// An ingest that refuses every envelope with `429` and `Retry-After: 60`: framex-rs
+/// sends it one, then holds back until the minute is over, as the ingest asked (it
+/// sent every request's transaction, into the refusal).
+#[actix_rt::test]
+async fn a_rate_limited_ingest_is_not_sent_to_again() {
+    let posts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = posts.clone();
+    let (url, _handle) = spawn_upstream(move |cfg| {
+        let counted = counted.clone();
+        cfg.default_service(web::to(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { HttpResponse::TooManyRequests().insert_header(("retry-after", "60")).finish() }
+        }));
+    });
+    let dsn = url.replacen("http://", "http://public-key@", 1) + "/42";
+    let server = start(config(&format!("load_builtin_plugins = [\"echo\"]\n[sentry]\nenable = true\ndsn = \"{dsn}\"\nenv = \"test\"\n")), vec![]).await;
+    get(&server.url("/api/v1/echo?message=1")).await;
+    let started = Instant::now();
+    while posts.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "nothing reached the ingest");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    for n in 2..=4 {
+        get(&server.url(&format!("/api/v1/echo?message={n}"))).await;
+    }
+    // The transport's thread sends within milliseconds: a second is ample.
+    actix_rt::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(posts.load(std::sync::atomic::Ordering::SeqCst), 1, "sent again while rate-limited");
+    server.stop(true).await;
+}
+
 /// A FrameX-kit plugin: `/boom` raises, `/ignored` raises a type `ignore_errors` lists.
 const KIT_PLUGIN: &str = r#"
 from framex.plugin import BasePlugin, PluginMetadata, on_register, on_request
