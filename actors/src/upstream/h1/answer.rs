@@ -148,13 +148,13 @@ impl Hops {
         }
     }
 
-    /// Notes a `Transfer-Encoding` value (the last one decides).
+    /// Notes a `Transfer-Encoding` value: the last coding named decides (empty list
+    /// elements, and so an empty line, name none: RFC 9110 §5.6.1).
     fn transfer_encoding(&mut self, value: &[u8]) {
         self.transfer_encoded = true;
-        self.chunked_last = value
-            .rsplit(|&b| b == b',')
-            .next()
-            .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        if let Some(last) = value.rsplit(|&b| b == b',').map(<[u8]>::trim_ascii).find(|coding| !coding.is_empty()) {
+            self.chunked_last = last.eq_ignore_ascii_case(b"chunked");
+        }
     }
 
     /// Notes a `Content-Length` value (`n` or `n, n, …`).
@@ -316,6 +316,13 @@ mod tests {
     fn framing_follows_rfc_9112() {
         let chunked = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", &Method::GET).unwrap().unwrap();
         assert_eq!((chunked.framing, chunked.keep_alive), (Framing::Chunked, true));
+        for listed in ["chunked,", "gzip, chunked , ,", "chunked\r\nTransfer-Encoding: ", "gzip\r\nTransfer-Encoding: ,chunked,"] {
+            let head = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {listed}\r\n\r\n");
+            let parsed = parse(&head, &Method::GET).unwrap().unwrap();
+            assert_eq!(parsed.framing, Framing::Chunked, "empty elements name no coding: {listed:?}");
+        }
+        let gzip_last = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip,\r\n\r\n", &Method::GET).unwrap().unwrap();
+        assert_eq!((gzip_last.framing, gzip_last.keep_alive), (Framing::UntilClose, false));
         let both = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", &Method::GET)
             .unwrap()
             .unwrap();
