@@ -227,6 +227,7 @@ pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, shared: &
         if name == "host"
             || (name == "authorization" && (consumed_auth || super::is_our_key(&shared.auth, value.as_bytes())))
             || is_hop_by_hop(name, &connection)
+            || is_underscore_twin(name, &connection)
             || forwarded::is_forwarding(name)
             || (!trusted_peer && forwarded::is_claim(name))
         {
@@ -235,6 +236,31 @@ pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, shared: &
         out.append(key.clone(), value.clone());
     }
     (out, forwarded::fields(req, trusted_peer))
+}
+
+/// Fields the transport writes itself (`h1::head`), as a client may spell them with
+/// `_` for `-`.
+const TRANSPORT_NAMES: [&str; 8] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "authorization",
+    "traceparent",
+    "tracestate",
+    "x-framex-hops",
+    "x-request-id",
+];
+
+/// Whether `name` spells with `_` for `-` a field that never goes upstream as the
+/// client sent it (hop-by-hop, forwarding, or the transport's own): servers that read
+/// `_` as `-` (CGI and WSGI ones) would take it for the real one. (nginx drops every
+/// name with `_`; other names with `_` go on.)
+fn is_underscore_twin(name: &str, connection: &[&[u8]]) -> bool {
+    if !name.contains('_') {
+        return false;
+    }
+    let dashed = name.replace('_', "-");
+    TRANSPORT_NAMES.contains(&dashed.as_str()) || is_hop_by_hop(&dashed, connection) || forwarded::is_forwarding(&dashed)
 }
 
 /// Most of a refused HTTP/2 body read and dropped before answering.

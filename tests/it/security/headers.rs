@@ -326,6 +326,28 @@ async fn hop_by_hop_headers_and_our_keys_stay_here() {
     handle.stop(true).await;
 }
 
+/// A field the transport writes or never forwards, spelled with `_` for `-` (which
+/// CGI and WSGI servers read as the same field), stays here; other `_` names go on.
+#[actix_rt::test]
+async fn underscore_spellings_of_our_fields_stay_here() {
+    let (up, handle) = mirror_upstream("/api/v1/other");
+    let server = start(config(&proxy_toml(&up, "")), vec![]).await;
+    let reply = raw_http(
+        server.local_addr(),
+        "GET /api/v1/headers HTTP/1.1\r\nHost: h\r\nTransfer_Encoding: chunked\r\nContent_Length: 0\r\n\
+         Proxy_Authorization: Basic eDp5\r\nX_Request_Id: forged\r\nX_Framex_Hops: 0\r\nX_Other_Name: kept\r\n\
+         Connection: close\r\n\r\n",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    for name in ["transfer_encoding", "content_length", "proxy_authorization", "x_request_id", "x_framex_hops"] {
+        assert!(seen(&reply, name).is_empty(), "{name} went upstream: {reply}");
+    }
+    assert_eq!(seen(&reply, "x_other_name"), ["kept"]);
+    server.stop(true).await;
+    handle.stop(true).await;
+}
+
 /// Our key sent on a path no `[auth]` rule covers (clients that send it on every call)
 /// stays here too, while another `Authorization` goes on; every `Connection` line
 /// names its fields, one that is not text included.
