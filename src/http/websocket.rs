@@ -48,20 +48,21 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 /// How much of the upstream's bytes one read takes at most.
 const READ_SIZE: usize = 64 * 1024;
 
-/// Whether `req` asks to become a WebSocket (an HTTP/1 upgrade to `websocket`).
+/// Whether `req` asks to become a WebSocket (an HTTP/1 upgrade to `websocket`), read
+/// exactly as the request parse read it: an `upgrade` token in `Connection` and no
+/// `close`, an `Upgrade` line that is `websocket` alone, and no `Transfer-Encoding`.
+/// Only then did the parse hand the rest of the connection over as the tunnel's
+/// bytes; a request we tunnelled on any other reading would have its connection read
+/// on as HTTP after the `101` (requests smuggled past a front proxy that switched).
 pub fn is_upgrade(req: &HttpRequest) -> bool {
-    // The request parse's reading of `Connection` (an `upgrade` token and no `close`,
-    // which `RequestHead::upgrade` would look up again): no field lookup on the
-    // requests that are no upgrade.
+    // The request parse's reading of `Connection` (which `RequestHead::upgrade` would
+    // look up again): no field lookup on the requests that are no upgrade.
     req.head().connection_type() == actix_web::http::ConnectionType::Upgrade
         && req
             .headers()
-            .get(header::UPGRADE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(',')
-                    .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
-            })
+            .get_all(header::UPGRADE)
+            .any(|v| v.to_str().is_ok_and(|v| v.trim().eq_ignore_ascii_case("websocket")))
+        && !req.headers().contains_key(header::TRANSFER_ENCODING)
 }
 
 /// Tunnels the upgrade request `req` (canonical path `path`) to the pool its path
@@ -85,17 +86,14 @@ pub async fn serve(
     for (name, value) in added {
         headers.append(name, value);
     }
+    // The handshake has no body: what follows its head is the tunnel's (a client's
+    // `Content-Length` would have the upstream read tunnel bytes as one).
+    headers.remove(WireName::from_static("content-length"));
     headers.insert(
         WireName::from_static("connection"),
         WireValue::from_static("upgrade"),
     );
-    if let Some(upgrade) = req
-        .headers()
-        .get(header::UPGRADE)
-        .cloned()
-    {
-        headers.insert(WireName::from_static("upgrade"), upgrade);
-    }
+    headers.insert(WireName::from_static("upgrade"), WireValue::from_static("websocket"));
     let path_and_query = match req.uri().query() {
         Some(query) => format!("{path}?{query}"),
         None => path.to_owned(),

@@ -183,6 +183,62 @@ async fn unlisted_paths_get_404_and_protected_ones_need_the_key() {
     server.stop(true).await;
 }
 
+/// An upgrade the request parse does not hand over as a tunnel (an `Upgrade` that is
+/// not `websocket` alone, or a chunked body) is no upgrade either: never a `101`, so
+/// the request after it is the plain request it is, not bytes a front proxy that saw
+/// a `101` would pass through blind.
+#[actix_rt::test]
+async fn an_upgrade_the_parse_reads_otherwise_is_no_upgrade() {
+    let legacy = legacy_app().await;
+    let server = start(ws_config(&legacy.url), vec![]).await;
+    let key = "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let next = "GET /api/v1/base/version HTTP/1.1\r\nHost: internal\r\nConnection: close\r\n\r\n";
+    for (upgrade, body) in [
+        ("Upgrade: websocket, foo\r\n", ""),
+        ("Upgrade: foo, websocket\r\n", ""),
+        ("Upgrade: websocket\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n"),
+    ] {
+        let request = format!("GET /ws/echo HTTP/1.1\r\nHost: framex\r\nConnection: Upgrade\r\n{upgrade}{key}\r\n{body}{next}");
+        let answer = crate::common::raw_http(server.local_addr(), &request).await;
+        assert!(!answer.contains(" 101 "), "{upgrade:?}: {answer}");
+        assert!(answer.starts_with("HTTP/1.1 4"), "{upgrade:?}: {answer}");
+        assert!(answer.contains("1.2.3"), "the next request answered as itself: {answer}");
+    }
+    server.stop(true).await;
+}
+
+/// A handshake has no body: a client's `Content-Length` on it does not reach the
+/// upstream (which would read that many tunnel bytes as the handshake's body).
+#[actix_rt::test]
+async fn a_handshake_goes_upstream_without_a_length() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let kept = heads.clone();
+    let upstream = crate::common::raw_upstream(move |mut socket| {
+        let kept = kept.clone();
+        async move {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            kept.lock().unwrap().push(String::from_utf8_lossy(&head).to_lowercase());
+            let _ = socket.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno").await;
+        }
+    })
+    .await;
+    let server = start(ws_config(&upstream), vec![]).await;
+    let request = "GET /ws/echo HTTP/1.1\r\nHost: framex\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 5\r\n\r\nHELLO";
+    let answer = crate::common::raw_http(server.local_addr(), request).await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    let heads = heads.lock().unwrap().clone();
+    let handshake: Vec<&String> = heads.iter().filter(|h| h.starts_with("get /ws/echo ")).collect();
+    assert!(handshake.len() == 1 && handshake[0].contains("upgrade: websocket"), "{heads:?}");
+    assert!(!handshake[0].contains("content-length"), "{heads:?}");
+    server.stop(true).await;
+}
+
 /// An upgrade whose `Connection` fields also say `close` (in one field or two) is no
 /// upgrade: it is answered as a plain request, never with `101`, and the connection
 /// closes.
