@@ -72,6 +72,7 @@ pub fn success(data: Value) -> HttpResponse {
 }
 
 /// An error envelope with the same status in the body and on the response.
+#[cold]
 pub fn error(status: StatusCode, message: &str, details: Option<Value>) -> HttpResponse {
     respond(status, message, details.as_ref())
 }

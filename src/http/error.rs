@@ -44,6 +44,7 @@ pub fn status_of(error: &Error) -> StatusCode {
 
 /// Answers an engine error with its status and envelope, and logs it with the
 /// request's id and trace id (`trace_id` from [`framex_actors::TraceContext::trace_id_hex`]).
+#[cold]
 pub fn respond(error: &Error, request_id: &str, trace_id: impl std::fmt::Display) -> HttpResponse {
     let status = status_of(error);
     if status.is_server_error() {

@@ -78,6 +78,7 @@ struct Failure {
 impl Failure {
     /// No answer within the call's deadline: the endpoint is blamed, nothing follows
     /// (the deadline is the call's, shared by every attempt).
+    #[cold]
     fn timed_out(endpoint: &Peer, timeout: std::time::Duration) -> Self {
         Failure {
             error: Error::UpstreamTimeout {
@@ -417,6 +418,7 @@ impl Exchange {
 
     /// The attempt failed (`failure`, classified): the endpoint blamed or not, then the
     /// same endpoint on a fresh connection, another endpoint, or the error to the caller.
+    #[cold]
     fn failed(
         &mut self,
         plan: &mut Plan,
@@ -473,6 +475,7 @@ impl Exchange {
     }
 
     /// Classifies a failed send: which error, who is to blame, what may follow.
+    #[cold]
     fn classify(&self, error: SendError, endpoint: &Peer, plan: &Plan) -> Failure {
         let upstream = endpoint.clone();
         match error {
@@ -526,6 +529,7 @@ impl Exchange {
     /// Classifies a connection lost once hyper had the request (`reused`: a kept-alive
     /// one): whether it goes again, fresh or elsewhere, and whether it reached the
     /// endpoint.
+    #[cold]
     fn lost(&self, error: WireError, reused: bool, upstream: Peer, plan: &Plan) -> Failure {
         let lost = Lost::of(&error);
         let error = Error::UpstreamReply {
