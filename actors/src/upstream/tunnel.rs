@@ -135,18 +135,22 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
                 reason: BrokenReply::of_exchange(WireError::Hyper(e)),
             })
     };
-    let response = match tokio::time::timeout(config.timeout, upgrade).await {
+    // One deadline for the answer's head and a refusal's body: an upstream that sends
+    // a refusal's head and stalls holds the client no longer than one that sends none.
+    let deadline = tokio::time::Instant::now() + config.timeout;
+    let too_slow = || Error::UpstreamTimeout {
+        upstream: peer.clone(),
+        seconds: config.timeout.as_secs_f64(),
+    };
+    let response = match tokio::time::timeout_at(deadline, upgrade).await {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => return Err(fail(e)),
-        Err(_) => {
-            return Err(fail(Error::UpstreamTimeout {
-                upstream: peer.clone(),
-                seconds: config.timeout.as_secs_f64(),
-            }))
-        }
+        Err(_) => return Err(fail(too_slow())),
     };
     stats[index].health.record_success();
-    answered(response, peer, guard).await
+    tokio::time::timeout_at(deadline, answered(response, peer, guard))
+        .await
+        .unwrap_or_else(|_| Err(too_slow()))
 }
 
 /// The upgrade request to `endpoint` (endpoint `index` of its pool, `peer`): the

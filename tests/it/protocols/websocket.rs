@@ -239,6 +239,37 @@ async fn a_handshake_goes_upstream_without_a_length() {
     server.stop(true).await;
 }
 
+/// An upstream that refuses the upgrade and stalls in its refusal's body holds the
+/// client no longer than the proxy's `timeout`: a 504, as for no answer at all.
+#[actix_rt::test]
+async fn a_refusal_that_stalls_ends_at_the_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = crate::common::raw_upstream(|mut socket| async move {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        if head.starts_with(b"GET /ws/") {
+            let _ = socket.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 10\r\n\r\nab").await;
+            actix_rt::time::sleep(std::time::Duration::from_secs(8)).await;
+        }
+    })
+    .await;
+    let toml = format!(
+        "load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\ndiscovery_interval = 0\ntimeout = 1\n\
+         [plugins.proxy.proxy_urls.\"{upstream}\"]\nwebsocket = [\"/ws/*\"]\n"
+    );
+    let server = start(config(&toml), vec![]).await;
+    let request = "GET /ws/echo HTTP/1.1\r\nHost: framex\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let started = std::time::Instant::now();
+    let answer = crate::common::raw_http(server.local_addr(), request).await;
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(6), "held past the timeout: {:?}", started.elapsed());
+    server.stop(true).await;
+}
+
 /// An upgrade whose `Connection` fields also say `close` (in one field or two) is no
 /// upgrade: it is answered as a plain request, never with `101`, and the connection
 /// closes.
