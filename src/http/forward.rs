@@ -222,9 +222,13 @@ pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, shared: &
     // From anyone but a trusted proxy, every forwarding claim is dropped (not only the
     // ones `forwarded` sets again).
     let trusted_peer = forwarded::from_trusted(req, &shared.trusted_proxies);
+    // HTTP/2 splits `Cookie` into a field per cookie; HTTP/1.1 takes one line, joined
+    // with "; " (RFC 9113 §8.2.3).
+    let h2 = req.version() == Version::HTTP_2;
     for (key, value) in incoming.iter() {
         let name = key.as_str();
-        if name == "host"
+        if (h2 && name == "cookie")
+            || name == "host"
             || (name == "authorization" && (consumed_auth || super::is_our_key(&shared.auth, value.as_bytes())))
             || is_hop_by_hop(name, &connection)
             || is_underscore_twin(name, &connection)
@@ -235,7 +239,24 @@ pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, shared: &
         }
         out.append(key.clone(), value.clone());
     }
+    if h2 {
+        if let Some(cookies) = joined_cookies(incoming) {
+            out.append(header::COOKIE, cookies);
+        }
+    }
     (out, forwarded::fields(req, trusted_peer))
+}
+
+/// The `Cookie` fields of an HTTP/2 request as the one line HTTP/1.1 takes.
+fn joined_cookies(incoming: &header::HeaderMap) -> Option<header::HeaderValue> {
+    let mut line = Vec::new();
+    for value in incoming.get_all(header::COOKIE) {
+        if !line.is_empty() {
+            line.extend_from_slice(b"; ");
+        }
+        line.extend_from_slice(value.as_bytes());
+    }
+    (!line.is_empty()).then(|| header::HeaderValue::from_bytes(&line).ok()).flatten()
 }
 
 /// Fields the transport writes itself (`h1::head`), as a client may spell them with

@@ -223,6 +223,47 @@ async fn h2_continuation_flood_is_cut_off() {
     );
 }
 
+/// HTTP/2 sends each cookie as a field of its own; the HTTP/1.1 upstream gets them as
+/// the one `Cookie` line HTTP/1.1 takes, joined with "; " (RFC 9113 §8.2.3).
+#[actix_rt::test]
+async fn h2_cookies_reach_an_http1_upstream_as_one_line() {
+    let (upstream, _up) = spawn_upstream(|cfg: &mut web::ServiceConfig| {
+        let doc = serde_json::json!({"openapi": "3.1.0", "info": {"title": "c", "version": "1"},
+            "paths": {"/api/v1/cookies": {"get": {"responses": {"200": {"description": "ok"}}}}}});
+        cfg.route("/api/v1/openapi.json", web::get().to(move || {
+            let doc = doc.clone();
+            async move { HttpResponse::Ok().json(doc) }
+        }))
+        .route("/api/v1/cookies", web::get().to(|req: actix_web::HttpRequest| async move {
+            let lines: Vec<String> = req.headers().get_all("cookie").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
+            HttpResponse::Ok().json(lines)
+        }));
+    });
+    let server = h2c_server(&upstream).await;
+    let tcp = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    actix_rt::spawn(async move {
+        let _ = connection.await;
+    });
+    let request = http02::Request::builder()
+        .uri(format!("http://{}/api/v1/cookies", server.local_addr()))
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .body(())
+        .unwrap();
+    let mut ready = client.ready().await.unwrap();
+    let (response, _) = ready.send_request(request, true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        bytes.extend_from_slice(&chunk.unwrap());
+    }
+    let lines: Vec<String> = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(lines, ["a=1; b=2"]);
+}
+
 /// HTTP/1.1's limits hold on HTTP/2: 120 header fields, or one 100 KiB header, get
 /// 431 (or the stream refused) and never reach the route; 20 fields are fine.
 #[actix_rt::test]
