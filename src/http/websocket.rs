@@ -169,30 +169,29 @@ fn relay(
 }
 
 /// Client → upstream: every chunk of the client's bytes is written on at once; the
-/// client's end (or the other direction ending, `stopped`) closes the upstream's
-/// write side.
+/// client's end closes the upstream's write side. The other direction ending
+/// (`stopped`) ends it all at once, a write the upstream is not taking included: the
+/// tunnel's socket is let go with it.
 async fn pump(
     mut payload: web::Payload,
     mut write: TunnelWrite,
     last: Rc<Cell<Instant>>,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
+    stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
-    loop {
-        tokio::select! {
-            biased;
-            chunk = payload.next() => match chunk {
-                Some(Ok(bytes)) => {
-                    last.set(Instant::now());
-                    if write.write_all(&bytes).await.is_err() {
-                        break;
-                    }
-                }
-                _ => break,
-            },
-            _ = &mut stopped => break,
+    let carried = async {
+        while let Some(Ok(bytes)) = payload.next().await {
+            last.set(Instant::now());
+            if write.write_all(&bytes).await.is_err() {
+                return;
+            }
         }
+        let _ = write.shutdown().await;
+    };
+    tokio::select! {
+        biased;
+        _ = stopped => {}
+        () = carried => {}
     }
-    let _ = write.shutdown().await;
 }
 
 /// Upstream → client, as the response body: a stream written by hand, each poll a

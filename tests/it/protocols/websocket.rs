@@ -2,6 +2,9 @@
 //! client: messages both ways, a 1 MB message, subprotocol, close codes, an upstream
 //! that dies, paths not listed, `[auth]` on the upgrade.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::common::python::{legacy_app, python, repo};
@@ -267,6 +270,73 @@ async fn a_refusal_that_stalls_ends_at_the_timeout() {
     let answer = crate::common::raw_http(server.local_addr(), request).await;
     assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
     assert!(started.elapsed() < std::time::Duration::from_secs(6), "held past the timeout: {:?}", started.elapsed());
+    server.stop(true).await;
+}
+
+/// An upstream that answers `101` and then reads nothing, while the client floods: when
+/// the tunnel ends (idle: the client's bytes stopped moving), its upstream socket is
+/// let go too, not held by a write the upstream never takes (the upstream's own writes
+/// then fail).
+#[actix_rt::test]
+async fn a_tunnel_ended_lets_go_of_an_upstream_that_reads_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let closed = Arc::new(AtomicBool::new(false));
+    let seen = closed.clone();
+    let upstream = crate::common::raw_upstream(move |mut socket| {
+        let seen = seen.clone();
+        async move {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            if !head.starts_with(b"GET /ws/") {
+                return;
+            }
+            let accept = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+            socket.write_all(accept).await.unwrap();
+            // Reads nothing; a while after the tunnel's idle timeout, writes until a
+            // write fails (the socket was let go) or 8 s pass.
+            actix_rt::time::sleep(Duration::from_secs(3)).await;
+            let started = std::time::Instant::now();
+            while started.elapsed() < Duration::from_secs(8) {
+                if socket.write_all(&[0x81, 0x01, b'x']).await.is_err() {
+                    seen.store(true, Ordering::SeqCst);
+                    return;
+                }
+                actix_rt::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    })
+    .await;
+    let toml = format!(
+        "load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\ndiscovery_interval = 0\nwebsocket_idle_timeout = 1\n\
+         [plugins.proxy.proxy_urls.\"{upstream}\"]\nwebsocket = [\"/ws/*\"]\n"
+    );
+    let server = start(config(&toml), vec![]).await;
+    let mut client = actix_rt::net::TcpStream::connect(server.local_addr()).await.unwrap();
+    client
+        .write_all(
+            b"GET /ws/flood HTTP/1.1\r\nHost: framex\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    // A masked 64 KiB binary frame, again and again, until the writes stall (at most 3 s).
+    let mut frame = vec![0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4];
+    frame.extend(std::iter::repeat_n(0u8, 65_536));
+    let flood = async {
+        while client.write_all(&frame).await.is_ok() {}
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), flood).await;
+    drop(client);
+    let started = std::time::Instant::now();
+    while !closed.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(15) {
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(closed.load(Ordering::SeqCst), "the upstream's socket was still held");
     server.stop(true).await;
 }
 
