@@ -320,21 +320,30 @@ fn authorize(rules: &AuthRules, headers: &header::HeaderMap, path: &str) -> Auth
 
 /// The check actix-http runs before it writes `100 Continue` to a request that sent
 /// `Expect: 100-continue` (put in every connection's data by the server): a request
-/// that `[auth]` refuses gets its 401 at once and is never invited to send its body.
+/// that `[auth]` refuses gets its 401 at once, one whose declared body is over
+/// `server.max_body_size` its 413, and neither is invited to send its body.
 /// A path that does not canonicalise is let through: the request gets its 400 without
 /// its body being read.
 pub fn expect_check(state: Arc<ArcSwap<Shared>>) -> actix_http::h1::ExpectCheck {
     actix_http::h1::ExpectCheck(Arc::new(move |req: &actix_http::Request| {
         let path = canonical_path::canonicalize(req.path()).ok()?;
         let shared = state.load();
+        let headers = actix_http::HttpMessage::headers(req);
         // The docs behind the login answer a redirect, not a 401, whatever the rules.
-        if shared.docs_login.is_some() && docs_login::is_guarded(&path) {
-            return None;
+        let guarded = shared.docs_login.is_some() && docs_login::is_guarded(&path);
+        if !guarded {
+            if let Auth::Refused(response) = authorize(&shared.auth, headers, &path) {
+                return Some((*response).into());
+            }
         }
-        match authorize(&shared.auth, actix_http::HttpMessage::headers(req), &path) {
-            Auth::Refused(response) => Some((*response).into()),
-            Auth::Open | Auth::Passed(_) => None,
+        // A body declared larger than any request may send is refused before it is
+        // invited (nginx checks `client_max_body_size` alike).
+        let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > shared.max_body_size as u64) {
+            let refused = framex_actors::Error::PayloadTooLarge { limit: shared.max_body_size };
+            return Some(error::respond(&refused, "-", "-").into());
         }
+        None
     }))
 }
 

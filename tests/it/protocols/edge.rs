@@ -360,27 +360,34 @@ async fn a_window_opened_and_shut_again_is_no_progress() {
 }
 
 /// `Expect: 100-continue` on a path under `[auth]` without the key gets 401 at once,
-/// not an invitation to upload; with the key it gets `100 Continue`.
+/// not an invitation to upload; with the key it gets `100 Continue`, unless its declared
+/// body is over `server.max_body_size` (64 MiB): then 413 at once.
 #[actix_rt::test]
 async fn expect_continue_only_after_auth() {
     let (upstream, _, _up) = slow_upstream();
     let server = h2c_server(&upstream).await;
-    let head = |key: &str| {
+    let head = |key: &str, length: u64| {
         format!(
             "POST /api/v1/hidden HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-             Content-Length: 1000000\r\nExpect: 100-continue\r\n{key}\r\n"
+             Content-Length: {length}\r\nExpect: 100-continue\r\n{key}\r\n"
         )
     };
-    for (key, want) in [("", "HTTP/1.1 401"), ("Authorization: let-me-in\r\n", "HTTP/1.1 100 Continue")] {
+    let key = "Authorization: let-me-in\r\n";
+    for (head, want) in [
+        (head("", 1_000_000), "HTTP/1.1 401"),
+        (head(key, 1_000_000), "HTTP/1.1 100 Continue"),
+        (head(key, 100 << 20), "HTTP/1.1 413"),
+        (head("", 100 << 20), "HTTP/1.1 401"),
+    ] {
         let mut conn = TcpStream::connect(server.local_addr()).await.unwrap();
-        conn.write_all(head(key).as_bytes()).await.unwrap();
+        conn.write_all(head.as_bytes()).await.unwrap();
         let mut first = vec![0u8; 64];
         let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut first))
             .await
             .expect("an answer to the head alone")
             .unwrap();
         let text = String::from_utf8_lossy(&first[..n]);
-        assert!(text.starts_with(want), "with {key:?}: {text}");
+        assert!(text.starts_with(want), "{head:?}: {text}");
     }
 }
 
