@@ -6,14 +6,15 @@
 //! FrameX-kit's, byte for byte.
 //!
 //! A proxied route's key holds the method, the canonical path, the raw query, the
-//! `Accept`, `Accept-Encoding` and `Content-Type` headers, the `Authorization` digest,
-//! and the host and scheme the upstream is told the request came for (the
-//! `X-Forwarded-Host` and `X-Forwarded-Proto` framex-rs sends: a client's own `Host`
-//! when it is not a trusted proxy). An upstream that builds its links from those gets
-//! one entry per host, so a client naming another host cannot plant its links in the
-//! answers others get. Nothing else of the request varies the key: cookies, the client
-//! address and the rest are not in it, so answers that depend on them must not be
-//! cached (and answers that say so with `Vary`, `Set-Cookie` or
+//! `Accept`, `Accept-Encoding` and `Authorization` headers, `Content-Type` when there
+//! is a body, and every forwarding field the upstream is told but the client's
+//! address (`X-Forwarded-For`, `X-Real-IP`): the host (lower case) and scheme
+//! framex-rs sends, and from a trusted proxy its `Forwarded` and other `X-Forwarded-*`
+//! claims (`-Prefix`, `-Port`…). An upstream that builds its links from those gets one
+//! entry per host (and prefix…), so a client naming another cannot plant its links in
+//! the answers others get. Nothing else of the request varies the key: cookies, the
+//! client address and the rest are not in it, so answers that depend on them must not
+//! be cached (and answers that say so with `Vary`, `Set-Cookie` or
 //! `Cache-Control: private/no-store` are not stored).
 
 use actix_web::http::header::{self, HeaderMap};
@@ -24,8 +25,11 @@ use super::sha256_hex;
 /// Headers of a proxied request that are part of its key.
 pub const VARY_HEADERS: &[&str] = &["accept", "accept-encoding", "authorization", "content-type"];
 
-/// The forwarding fields a proxied request's key holds (their values as sent upstream).
-pub const FORWARDED_IN_KEY: &[&str] = &["x-forwarded-host", "x-forwarded-proto"];
+/// Whether a forwarding field sent upstream is in a proxied request's key: all but
+/// the client's address (one entry per client would be no cache).
+pub fn forwarding_in_key(name: &str) -> bool {
+    name != "x-forwarded-for" && name != "x-real-ip"
+}
 
 /// The key of a local route call and its digest (the store key).
 pub fn local(method: &str, template: &str, args: &Map<String, Value>, headers: &HeaderMap) -> (String, String) {
@@ -42,15 +46,15 @@ pub fn local(method: &str, template: &str, args: &Map<String, Value>, headers: &
 }
 
 /// The store key of a proxied request (`body`: its bytes, for POST; `forwarded`: the
-/// forwarding fields it goes upstream with, of which those in [`FORWARDED_IN_KEY`]
-/// count).
+/// forwarding fields it goes upstream with, of which those [`forwarding_in_key`]
+/// count, in the order given; a host's letters in either case count as one).
 pub fn proxied<'a>(
     method: &str,
     path: &str,
     query: &str,
     headers: &HeaderMap,
     body: &[u8],
-    forwarded: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
+    forwarded: impl Iterator<Item = (&'a str, &'a [u8])>,
 ) -> String {
     let mut key = Map::new();
     key.insert("method".to_owned(), Value::String(method.to_ascii_uppercase()));
@@ -58,20 +62,23 @@ pub fn proxied<'a>(
     key.insert("query".to_owned(), Value::String(query.to_owned()));
     key.insert("body".to_owned(), Value::String(sha256_hex(body)));
     for name in VARY_HEADERS {
+        if *name == "content-type" && body.is_empty() {
+            continue;
+        }
         let values: Vec<Value> = headers
             .get_all(*name)
             .map(|v| Value::String(sha256_hex(v.as_bytes())))
             .collect();
         key.insert((*name).to_owned(), Value::Array(values));
     }
-    for name in FORWARDED_IN_KEY {
-        let values: Vec<Value> = forwarded
-            .clone()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| Value::String(sha256_hex(v)))
-            .collect();
-        key.insert((*name).to_owned(), Value::Array(values));
-    }
+    let sent: Vec<Value> = forwarded
+        .filter(|(name, _)| forwarding_in_key(name))
+        .map(|(name, value)| {
+            let value = if name == "x-forwarded-host" { value.to_ascii_lowercase() } else { value.to_vec() };
+            Value::String(format!("{name}:{}", sha256_hex(&value)))
+        })
+        .collect();
+    key.insert("forwarded".to_owned(), Value::Array(sent));
     sha256_hex(serde_json::to_string(&Value::Object(key)).unwrap_or_default().as_bytes())
 }
 
@@ -121,6 +128,14 @@ mod tests {
         let mut typed = HeaderMap::new();
         typed.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         assert_ne!(key("POST", "", &h, b"{}"), key("POST", "", &typed, b"{}"), "the body's type is in the key");
+        assert_eq!(key("GET", "", &h, b""), key("GET", "", &typed, b""), "without a body, no type counts");
+        assert_eq!(
+            proxied("GET", "/p", "", &h, b"", sent("A.Example", "https")),
+            proxied("GET", "/p", "", &h, b"", sent("a.example", "https")),
+            "a host in either case"
+        );
+        let prefixed = [("x-forwarded-host", &b"a.example"[..]), ("x-forwarded-proto", b"https"), ("x-forwarded-prefix", b"//evil")];
+        assert_ne!(key("GET", "", &h, b""), proxied("GET", "/p", "", &h, b"", prefixed.into_iter()), "a trusted proxy's other claims");
         let base = key("GET", "", &h, b"");
         assert_ne!(base, proxied("GET", "/p", "", &h, b"", sent("evil.example", "https")), "another host");
         assert_ne!(base, proxied("GET", "/p", "", &h, b"", sent("a.example", "http")), "another scheme");

@@ -57,8 +57,18 @@ pub(super) async fn serve(
         Some(n) if n > 0 => super::body::read_limited(payload, n, &worker.shared.body_deadlines).await?,
         _ => bytes::Bytes::new(),
     };
-    let added = super::forwarded::fields(req, super::forwarded::from_trusted(req, &worker.shared.trusted_proxies));
-    let forwarded = added.iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
+    // What the upstream is told of the request's way here: ours, and from a trusted
+    // proxy its own claims too (`forward::upstream_headers` passes them on).
+    let trusted = super::forwarded::from_trusted(req, &worker.shared.trusted_proxies);
+    let added = super::forwarded::fields(req, trusted);
+    let claims = req
+        .headers()
+        .iter()
+        .filter(|(name, _)| trusted && super::forwarded::is_claim(name.as_str()) && !super::forwarded::is_forwarding(name.as_str()));
+    let forwarded = added
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .chain(claims.map(|(name, value)| (name.as_str(), value.as_bytes())));
     let digest = key::proxied(method, path, req.query_string(), req.headers(), &body, forwarded);
     let action = Action::of(req.headers());
     let mut status = match action {
@@ -137,7 +147,21 @@ async fn store(cache: &Cache, digest: &str, ttl: i64, response: HttpResponse) ->
 
 /// Answer fields that speak of the one request that was answered (an upstream echoing
 /// the request id or trace): never replayed to another.
-const OF_ONE_REQUEST: [&str; 3] = ["x-request-id", "traceparent", "tracestate"];
+const OF_ONE_REQUEST: [&str; 13] = [
+    "x-request-id",
+    "x-correlation-id",
+    "traceparent",
+    "tracestate",
+    "sentry-trace",
+    "baggage",
+    "server-timing",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+];
 
 /// The headers replayed on a hit: all but hop-by-hop ones, `Date`, `Content-Length`
 /// (set again), those of the one request answered, and values that are not visible

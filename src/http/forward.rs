@@ -259,18 +259,9 @@ fn joined_cookies(incoming: &header::HeaderMap) -> Option<header::HeaderValue> {
     (!line.is_empty()).then(|| header::HeaderValue::from_bytes(&line).ok()).flatten()
 }
 
-/// Fields the transport writes itself (`h1::head`), as a client may spell them with
-/// `_` for `-`.
-const TRANSPORT_NAMES: [&str; 8] = [
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "authorization",
-    "traceparent",
-    "tracestate",
-    "x-framex-hops",
-    "x-request-id",
-];
+/// Fields the transport writes itself (`h1::head`) whose names a client may spell with
+/// `_` for `-` (`host`, `authorization`, `traceparent`, `tracestate` have no `-`).
+const TRANSPORT_NAMES: [&str; 4] = ["content-length", "transfer-encoding", "x-framex-hops", "x-request-id"];
 
 /// Whether `name` spells with `_` for `-` a field that never goes upstream as the
 /// client sent it (hop-by-hop, forwarding, or the transport's own): servers that read

@@ -45,6 +45,8 @@ use super::{envelope, error, forward, Worker};
 const CLOSE_UPSTREAM_GONE: u16 = 1014;
 /// Close code sent when the tunnel was idle too long, or the server is stopping.
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// How long the upstream is given to take our close when the tunnel ends.
+const CLOSE_GRACE: Duration = Duration::from_millis(200);
 /// How much of the upstream's bytes one read takes at most.
 const READ_SIZE: usize = 64 * 1024;
 
@@ -170,8 +172,8 @@ fn relay(
 
 /// Client → upstream: every chunk of the client's bytes is written on at once; the
 /// client's end closes the upstream's write side. The other direction ending
-/// (`stopped`) ends it all at once, a write the upstream is not taking included: the
-/// tunnel's socket is let go with it.
+/// (`stopped`) ends it all at once, a write the upstream is not taking included (a
+/// close is offered for [`CLOSE_GRACE`]): the tunnel's socket is let go with it.
 async fn pump(
     mut payload: web::Payload,
     mut write: TunnelWrite,
@@ -187,10 +189,14 @@ async fn pump(
         }
         let _ = write.shutdown().await;
     };
-    tokio::select! {
+    let ended_first = tokio::select! {
         biased;
-        _ = stopped => {}
-        () = carried => {}
+        _ = stopped => true,
+        () = carried => false,
+    };
+    if ended_first {
+        // A close (TLS's `close_notify` on `wss`), if the upstream takes it at once.
+        let _ = tokio::time::timeout(CLOSE_GRACE, write.shutdown()).await;
     }
 }
 

@@ -337,7 +337,7 @@ fn counting_upstream(calls: Arc<AtomicU64>) -> impl Fn(&mut actix_web::web::Serv
                 // Builds its link from the forwarding fields, as FastAPI apps behind a
                 // proxy do, and echoes the request id.
                 let field = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                let next = format!("{}://{}/api/v1/link?page=2", field("x-forwarded-proto"), field("x-forwarded-host"));
+                let next = format!("{}://{}{}/api/v1/link?page=2", field("x-forwarded-proto"), field("x-forwarded-host"), field("x-forwarded-prefix"));
                 HttpResponse::Ok().insert_header(("x-request-id", field("x-request-id"))).json(json!({"next": next}))
             }))
             .route("/api/v1/post", web::post().to(move |body: web::Bytes| {
@@ -419,6 +419,17 @@ async fn a_forged_host_cannot_poison_the_cache() {
     assert_eq!(status(&again), "HIT");
     assert_eq!(again.json(), mine.json(), "still this host's own links");
     assert_eq!(header(&again, "x-request-id"), "", "no earlier request's id replayed");
+    server.stop(true).await;
+
+    // Behind a trusted proxy, its claims reach the upstream: each is its own entry.
+    let server = start(config(&toml.replace("[cache]", "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n[cache]")), vec![]).await;
+    let url = server.url("/api/v1/link");
+    let prefixed = get_with(&url, &[("X-Forwarded-Prefix", "//evil.example")]).await;
+    assert_eq!(status(&prefixed), "MISS");
+    assert!(prefixed.json()["next"].as_str().unwrap().contains("//evil.example"), "{}", prefixed.text());
+    let plain = get(&url).await;
+    assert_eq!(status(&plain), "MISS", "another prefix, another entry: {}", plain.text());
+    assert!(!plain.text().contains("evil"), "{}", plain.text());
     server.stop(true).await;
     up_handle.stop(false).await;
 }

@@ -311,10 +311,8 @@ fn boundary_for(parts: &[(String, Vec<u8>)]) -> String {
     loop {
         let random = std::collections::hash_map::RandomState::new();
         let boundary = format!("{BOUNDARY}{:016x}{:016x}", random.hash_one(0u8), random.hash_one(1u8));
-        let needle = boundary.as_bytes();
-        let occurs = parts.iter().any(|(head, content)| {
-            head.contains(boundary.as_str()) || content.windows(needle.len()).any(|window| window == needle)
-        });
+        let finder = memchr::memmem::Finder::new(boundary.as_bytes());
+        let occurs = parts.iter().any(|(head, content)| finder.find(head.as_bytes()).is_some() || finder.find(content).is_some());
         if !occurs {
             return boundary;
         }

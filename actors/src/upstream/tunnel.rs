@@ -150,7 +150,7 @@ pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunn
     stats[index].health.record_success();
     tokio::time::timeout_at(deadline, answered(response, peer, guard))
         .await
-        .unwrap_or_else(|_| Err(too_slow()))
+        .unwrap_or_else(|_| Err(fail(too_slow())))
 }
 
 /// The upgrade request to `endpoint` (endpoint `index` of its pool, `peer`): the
