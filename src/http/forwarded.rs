@@ -140,10 +140,15 @@ fn scheme(req: &HttpRequest) -> WireValue {
     }
 }
 
-/// `X-Forwarded-Host`: the `Host` the client asked for.
+/// `X-Forwarded-Host`: the `Host` the client asked for, or over HTTP/2, where a
+/// client names it as `:authority` (in the request's URI) and seldom sends `Host`, that.
 fn push_host(out: &mut AddedFields, req: &HttpRequest) {
     if let Some(host) = req.headers().get(header::HOST).cloned() {
         out.push((X_FORWARDED_HOST, host));
+    } else if let Some(authority) = req.uri().authority() {
+        if let Ok(host) = WireValue::from_str(authority.as_str()) {
+            out.push((X_FORWARDED_HOST, host));
+        }
     }
 }
 

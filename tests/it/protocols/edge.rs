@@ -224,9 +224,10 @@ async fn h2_continuation_flood_is_cut_off() {
 }
 
 /// HTTP/2 sends each cookie as a field of its own; the HTTP/1.1 upstream gets them as
-/// the one `Cookie` line HTTP/1.1 takes, joined with "; " (RFC 9113 §8.2.3).
+/// the one `Cookie` line HTTP/1.1 takes, joined with "; " (RFC 9113 §8.2.3). The host
+/// an HTTP/2 client names (`:authority`, no `Host`) reaches it as `X-Forwarded-Host`.
 #[actix_rt::test]
-async fn h2_cookies_reach_an_http1_upstream_as_one_line() {
+async fn h2_cookies_and_authority_reach_an_http1_upstream() {
     let (upstream, _up) = spawn_upstream(|cfg: &mut web::ServiceConfig| {
         let doc = serde_json::json!({"openapi": "3.1.0", "info": {"title": "c", "version": "1"},
             "paths": {"/api/v1/cookies": {"get": {"responses": {"200": {"description": "ok"}}}}}});
@@ -236,7 +237,8 @@ async fn h2_cookies_reach_an_http1_upstream_as_one_line() {
         }))
         .route("/api/v1/cookies", web::get().to(|req: actix_web::HttpRequest| async move {
             let lines: Vec<String> = req.headers().get_all("cookie").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
-            HttpResponse::Ok().json(lines)
+            let host = req.headers().get("x-forwarded-host").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            HttpResponse::Ok().json(serde_json::json!({"cookies": lines, "host": host}))
         }));
     });
     let server = h2c_server(&upstream).await;
@@ -260,8 +262,9 @@ async fn h2_cookies_reach_an_http1_upstream_as_one_line() {
     while let Some(chunk) = body.data().await {
         bytes.extend_from_slice(&chunk.unwrap());
     }
-    let lines: Vec<String> = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(lines, ["a=1; b=2"]);
+    let seen: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(seen["cookies"], serde_json::json!(["a=1; b=2"]));
+    assert_eq!(seen["host"], server.local_addr().to_string(), "{seen}");
 }
 
 /// HTTP/1.1's limits hold on HTTP/2: 120 header fields, or one 100 KiB header, get
