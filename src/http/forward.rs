@@ -18,7 +18,7 @@ use framex_actors::{CallContext, Error};
 use futures::{FutureExt as _, StreamExt as _};
 
 use super::body::{read_limited, streamed};
-use super::{forwarded, Shared, Worker};
+use super::{docs_login, forwarded, Shared, Worker};
 
 /// How a request is forwarded, beside where.
 pub(super) struct Forwarding<'a> {
@@ -225,9 +225,12 @@ pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, shared: &
     // HTTP/2 splits `Cookie` into a field per cookie; HTTP/1.1 takes one line, joined
     // with "; " (RFC 9113 §8.2.3).
     let h2 = req.version() == Version::HTTP_2;
+    // With the docs login on, its cookies are ours (a session is a credential for the
+    // docs, as a key is for the routes): taken out of every `Cookie` line.
+    let ours = shared.docs_login.is_some();
     for (key, value) in incoming.iter() {
         let name = key.as_str();
-        if (h2 && name == "cookie")
+        if ((h2 || ours) && name == "cookie")
             || name == "host"
             || (name == "authorization" && (consumed_auth || super::is_our_key(&shared.auth, value.as_bytes())))
             || is_hop_by_hop(name, &connection)
@@ -239,22 +242,36 @@ pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, shared: &
         }
         out.append(key.clone(), value.clone());
     }
-    if h2 {
-        if let Some(cookies) = joined_cookies(incoming) {
-            out.append(header::COOKIE, cookies);
+    if h2 || ours {
+        // HTTP/2's cookie fields as one line; HTTP/1.1's lines each as sent, but ours.
+        let lines: Vec<&[u8]> = incoming.get_all(header::COOKIE).map(|v| v.as_bytes()).collect();
+        let groups: Vec<&[&[u8]]> = if h2 { vec![&lines[..]] } else { lines.chunks(1).collect() };
+        for group in groups {
+            if let Some(cookies) = cookie_line(group, ours) {
+                out.append(header::COOKIE, cookies);
+            }
         }
     }
     (out, forwarded::fields(req, trusted_peer))
 }
 
-/// The `Cookie` fields of an HTTP/2 request as the one line HTTP/1.1 takes.
-fn joined_cookies(incoming: &header::HeaderMap) -> Option<header::HeaderValue> {
+/// One `Cookie` line of `lines` (an HTTP/2 request's cookie fields, or one HTTP/1.1
+/// line), joined with "; ", without the docs login's cookies when `drop_ours`; none if
+/// nothing is left.
+fn cookie_line(lines: &[&[u8]], drop_ours: bool) -> Option<header::HeaderValue> {
+    let ours = |pair: &[u8]| {
+        let name = pair.split(|&b| b == b'=').next().unwrap_or_default().trim_ascii();
+        [docs_login::SESSION_COOKIE, docs_login::STATE_COOKIE].iter().any(|n| name == n.as_bytes())
+    };
     let mut line = Vec::new();
-    for value in incoming.get_all(header::COOKIE) {
+    for pair in lines.iter().flat_map(|l| l.split(|&b| b == b';')).map(<[u8]>::trim_ascii) {
+        if pair.is_empty() || (drop_ours && ours(pair)) {
+            continue;
+        }
         if !line.is_empty() {
             line.extend_from_slice(b"; ");
         }
-        line.extend_from_slice(value.as_bytes());
+        line.extend_from_slice(pair);
     }
     (!line.is_empty()).then(|| header::HeaderValue::from_bytes(&line).ok()).flatten()
 }

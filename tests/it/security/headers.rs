@@ -348,6 +348,25 @@ async fn underscore_spellings_of_our_fields_stay_here() {
     handle.stop(true).await;
 }
 
+/// With the docs login on, its cookies (the session, a login's state) are credentials
+/// for us: taken out of the `Cookie` lines that go upstream, the other cookies kept.
+#[actix_rt::test]
+async fn the_docs_session_cookie_stays_here() {
+    let (up, handle) = mirror_upstream("/api/v1/other");
+    let login = crate::docs_login::oauth_toml("http://127.0.0.1:1", "http://127.0.0.1:1", "");
+    let server = start(config(&format!("{}{login}", proxy_toml(&up, ""))), vec![]).await;
+    let reply = raw_http(
+        server.local_addr(),
+        "GET /api/v1/headers HTTP/1.1\r\nHost: h\r\nCookie: theme=dark; framex_token=eyJ.session.sig\r\n\
+         Cookie: framex_oauth_state=s1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert_eq!(seen(&reply, "cookie"), ["theme=dark"], "{reply}");
+    server.stop(true).await;
+    handle.stop(true).await;
+}
+
 /// Our key sent on a path no `[auth]` rule covers (clients that send it on every call)
 /// stays here too, while another `Authorization` goes on; every `Connection` line
 /// names its fields, one that is not text included.
