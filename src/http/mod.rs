@@ -255,8 +255,9 @@ static TRACESTATE_NAME: header::HeaderName = header::HeaderName::from_static(TRA
 static HOPS_NAME: header::HeaderName = header::HeaderName::from_static(HOPS_HEADER);
 
 /// The call context of a request that came in at `started`: deadline, request id (the
-/// caller's, if it is 1–128 visible ASCII characters; else a generated one), hops so
-/// far, trace context (the caller's, if well formed; else a new trace).
+/// caller's, if it is a trusted proxy and the id 1–128 visible ASCII characters; else a
+/// generated one), hops so far, trace context (a trusted proxy's, if well formed; else a
+/// new trace).
 fn context(req: &HttpRequest, shared: &Shared, started: std::time::Instant) -> CallContext {
     let mut ctx = CallContext::new().with_deadline(started + shared.timeout);
     // One pass over the fields, keeping the first value of each name (as a lookup
@@ -273,10 +274,14 @@ fn context(req: &HttpRequest, shared: &Shared, started: std::time::Instant) -> C
         };
         slot.get_or_insert(value);
     }
-    if let Some(id) = id.and_then(|v| usable_request_id(v.as_bytes())) {
+    // A caller's request id and trace are claims (DESIGN §9): taken from a trusted
+    // proxy only; anyone else's request gets ids of its own.
+    let trusted = || forwarded::from_trusted(req, &shared.trusted_proxies);
+    if let Some(id) = id.and_then(|v| usable_request_id(v.as_bytes())).filter(|_| trusted()) {
         ctx.request_id = id.into();
     }
-    if let Some(trace) = parent.and_then(|p| TraceContext::continue_from(p.as_bytes(), state.map(|v| v.as_bytes()))) {
+    let continued = parent.filter(|_| trusted()).and_then(|p| TraceContext::continue_from(p.as_bytes(), state.map(|v| v.as_bytes())));
+    if let Some(trace) = continued {
         ctx.trace = trace;
     }
     ctx.hops = hops.and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()).unwrap_or(0);

@@ -23,6 +23,8 @@ fn migrate_config(legacy: &str, migrate: &str) -> String {
 load_builtin_plugins = ["proxy"]
 [server]
 enable_proxy = true
+# The test's client names each request's id (a trusted proxy's, DESIGN §9).
+trusted_proxies = ["127.0.0.1/32"]
 [plugins.proxy]
 timeout = 30
 discovery_interval = 0

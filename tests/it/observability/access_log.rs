@@ -37,7 +37,7 @@ async fn json_access_log_has_one_object_per_request() {
     std::fs::write(
         dir.path().join("config.toml"),
         format!(
-            "load_builtin_plugins = [\"proxy\"]\n[server]\nport = {port}\naccess_log = \"json\"\n[plugins.proxy]\nproxy_urls = [\"{}\"]\n",
+            "load_builtin_plugins = [\"proxy\"]\n[server]\nport = {port}\naccess_log = \"json\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n[plugins.proxy]\nproxy_urls = [\"{}\"]\n",
             legacy.url
         ),
     )

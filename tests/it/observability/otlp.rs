@@ -14,7 +14,7 @@ async fn framex_run(dir: &Path, upstream: &str, envs: &[(&str, &str)]) -> Child 
     let port = free_port();
     std::fs::write(
         dir.join("config.toml"),
-        format!("load_builtin_plugins = [\"proxy\"]\n[server]\nport = {port}\n[plugins.proxy]\nproxy_urls = [\"{upstream}\"]\n"),
+        format!("load_builtin_plugins = [\"proxy\"]\n[server]\nport = {port}\ntrusted_proxies = [\"127.0.0.1/32\"]\n[plugins.proxy]\nproxy_urls = [\"{upstream}\"]\n"),
     )
     .unwrap();
     Child::spawn(Path::new(env!("CARGO_BIN_EXE_framex")), &["run"], dir, envs, port, "/api/v1/headers").await

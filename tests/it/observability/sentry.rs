@@ -139,6 +139,7 @@ load_builtin_plugins = ["proxy"]
 load_plugins = ["boom"]
 [server]
 enable_proxy = true
+trusted_proxies = ["127.0.0.1/32"]
 [plugins.proxy]
 proxy_urls = ["{}"]
 discovery_interval = 0
@@ -218,6 +219,7 @@ load_builtin_plugins = ["proxy"]
 load_plugins = ["boom"]
 [server]
 enable_proxy = true
+trusted_proxies = ["127.0.0.1/32"]
 [plugins.proxy]
 proxy_urls = ["{}"]
 discovery_interval = 0

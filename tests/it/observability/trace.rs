@@ -19,6 +19,9 @@ fn proxy_config(upstream: &str, plugins: &str) -> framex::config::Config {
 load_builtin_plugins = ["proxy"{plugins}]
 [server]
 enable_proxy = true
+# The test's client is the caller whose trace is continued (DESIGN §9: from a trusted
+# proxy only).
+trusted_proxies = ["127.0.0.1/32"]
 [plugins.proxy]
 proxy_urls = ["{upstream}"]
 discovery_interval = 0

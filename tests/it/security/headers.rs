@@ -146,12 +146,27 @@ async fn a_trusted_proxys_forwarding_headers_are_kept_and_extended() {
     handle.stop(true).await;
 }
 
-/// Attack 11: a client's `X-Request-Id` is kept only if it is 1–128 visible ASCII
-/// characters; too long, with a space, a tab or non-ASCII bytes it is replaced.
+/// Attack 11: a request id is a claim (DESIGN §9): from a client that is no trusted
+/// proxy it is replaced by ours, and a `traceparent` starts no trace of its choosing;
+/// a trusted proxy's is kept only if it is 1–128 visible ASCII characters (too long,
+/// with a space, a tab or non-ASCII bytes it is replaced).
 #[actix_rt::test]
 async fn request_ids_are_kept_only_when_harmless() {
     let (up, handle) = mirror_upstream("/api/v1/other");
-    let server = start(config(&proxy_toml(&up, "")), vec![]).await;
+    let untrusted = start(config(&proxy_toml(&up, "")), vec![]).await;
+    let reply = raw_http(
+        untrusted.local_addr(),
+        "GET /api/v1/headers HTTP/1.1\r\nHost: h\r\nX-Request-Id: chosen-id\r\n\
+         traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let id = seen(&reply, "x-request-id").pop().expect("a request id goes upstream");
+    assert_ne!(id, "chosen-id", "{reply}");
+    let parent = seen(&reply, "traceparent").pop().expect("a trace goes upstream");
+    assert!(!parent.contains("4bf92f3577b34da6a3ce929d0e0e4736"), "the client chose the trace: {reply}");
+    untrusted.stop(true).await;
+
+    let server = start(config(&proxy_toml(&up, "trusted_proxies = [\"127.0.0.1/32\"]")), vec![]).await;
     let send = |id: Vec<u8>| {
         let addr = server.local_addr();
         async move {
