@@ -25,6 +25,34 @@ websocket = ["/ws/*"]
     ))
 }
 
+/// A WebSocket handshake's own fields (a fixed key).
+const HANDSHAKE: &str = "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+
+/// The upgrade request of `path`, with `extra` fields (each ending in CRLF) and `body`.
+fn upgrade(path: &str, extra: &str, body: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: framex\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n{HANDSHAKE}{extra}\r\n{body}")
+}
+
+/// framex-rs tunnelling `/ws/*` to `upstream`, with `extra` lines in `[plugins.proxy]`.
+async fn ws_server(upstream: &str, extra: &str) -> framex::Running {
+    let toml = format!(
+        "load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\ndiscovery_interval = 0\n{extra}\n\
+         [plugins.proxy.proxy_urls.\"{upstream}\"]\nwebsocket = [\"/ws/*\"]\n"
+    );
+    start(config(&toml), vec![]).await
+}
+
+/// What a raw upstream reads of a request: its head, byte by byte (nothing after it).
+async fn read_head(socket: &mut actix_rt::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1 {
+        head.push(byte[0]);
+    }
+    head
+}
+
 /// Runs `tests/python/ws_client.py` with `args` and returns what it printed.
 pub(crate) async fn ws_client(args: &[&str]) -> Value {
     let mut command = std::process::Command::new(python());
@@ -194,14 +222,13 @@ async fn unlisted_paths_get_404_and_protected_ones_need_the_key() {
 async fn an_upgrade_the_parse_reads_otherwise_is_no_upgrade() {
     let legacy = legacy_app().await;
     let server = start(ws_config(&legacy.url), vec![]).await;
-    let key = "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
     let next = "GET /api/v1/base/version HTTP/1.1\r\nHost: internal\r\nConnection: close\r\n\r\n";
     for (upgrade, body) in [
         ("Upgrade: websocket, foo\r\n", ""),
         ("Upgrade: foo, websocket\r\n", ""),
         ("Upgrade: websocket\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n"),
     ] {
-        let request = format!("GET /ws/echo HTTP/1.1\r\nHost: framex\r\nConnection: Upgrade\r\n{upgrade}{key}\r\n{body}{next}");
+        let request = format!("GET /ws/echo HTTP/1.1\r\nHost: framex\r\nConnection: Upgrade\r\n{upgrade}{HANDSHAKE}\r\n{body}{next}");
         let answer = crate::common::raw_http(server.local_addr(), &request).await;
         assert!(!answer.contains(" 101 "), "{upgrade:?}: {answer}");
         assert!(answer.starts_with("HTTP/1.1 4"), "{upgrade:?}: {answer}");
@@ -214,26 +241,20 @@ async fn an_upgrade_the_parse_reads_otherwise_is_no_upgrade() {
 /// upstream (which would read that many tunnel bytes as the handshake's body).
 #[actix_rt::test]
 async fn a_handshake_goes_upstream_without_a_length() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let kept = heads.clone();
     let upstream = crate::common::raw_upstream(move |mut socket| {
         let kept = kept.clone();
         async move {
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
+            let head = read_head(&mut socket).await;
             kept.lock().unwrap().push(String::from_utf8_lossy(&head).to_lowercase());
             let _ = socket.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno").await;
         }
     })
     .await;
     let server = start(ws_config(&upstream), vec![]).await;
-    let request = "GET /ws/echo HTTP/1.1\r\nHost: framex\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 5\r\n\r\nHELLO";
-    let answer = crate::common::raw_http(server.local_addr(), request).await;
+    let answer = crate::common::raw_http(server.local_addr(), &upgrade("/ws/echo", "Content-Length: 5\r\n", "HELLO")).await;
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     let heads = heads.lock().unwrap().clone();
     let handshake: Vec<&String> = heads.iter().filter(|h| h.starts_with("get /ws/echo ")).collect();
@@ -246,28 +267,17 @@ async fn a_handshake_goes_upstream_without_a_length() {
 /// client no longer than the proxy's `timeout`: a 504, as for no answer at all.
 #[actix_rt::test]
 async fn a_refusal_that_stalls_ends_at_the_timeout() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let upstream = crate::common::raw_upstream(|mut socket| async move {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1 {
-            head.push(byte[0]);
-        }
-        if head.starts_with(b"GET /ws/") {
+        if read_head(&mut socket).await.starts_with(b"GET /ws/") {
             let _ = socket.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 10\r\n\r\nab").await;
             actix_rt::time::sleep(std::time::Duration::from_secs(8)).await;
         }
     })
     .await;
-    let toml = format!(
-        "load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\ndiscovery_interval = 0\ntimeout = 1\n\
-         [plugins.proxy.proxy_urls.\"{upstream}\"]\nwebsocket = [\"/ws/*\"]\n"
-    );
-    let server = start(config(&toml), vec![]).await;
-    let request = "GET /ws/echo HTTP/1.1\r\nHost: framex\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let server = ws_server(&upstream, "timeout = 1").await;
     let started = std::time::Instant::now();
-    let answer = crate::common::raw_http(server.local_addr(), request).await;
+    let answer = crate::common::raw_http(server.local_addr(), &upgrade("/ws/echo", "", "")).await;
     assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
     assert!(started.elapsed() < std::time::Duration::from_secs(6), "held past the timeout: {:?}", started.elapsed());
     server.stop(true).await;
@@ -280,18 +290,13 @@ async fn a_refusal_that_stalls_ends_at_the_timeout() {
 #[actix_rt::test]
 async fn a_tunnel_ended_lets_go_of_an_upstream_that_reads_nothing() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let closed = Arc::new(AtomicBool::new(false));
     let seen = closed.clone();
     let upstream = crate::common::raw_upstream(move |mut socket| {
         let seen = seen.clone();
         async move {
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            if !head.starts_with(b"GET /ws/") {
+            if !read_head(&mut socket).await.starts_with(b"GET /ws/") {
                 return;
             }
             let accept = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -311,19 +316,9 @@ async fn a_tunnel_ended_lets_go_of_an_upstream_that_reads_nothing() {
         }
     })
     .await;
-    let toml = format!(
-        "load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\ndiscovery_interval = 0\nwebsocket_idle_timeout = 1\n\
-         [plugins.proxy.proxy_urls.\"{upstream}\"]\nwebsocket = [\"/ws/*\"]\n"
-    );
-    let server = start(config(&toml), vec![]).await;
+    let server = ws_server(&upstream, "websocket_idle_timeout = 1").await;
     let mut client = actix_rt::net::TcpStream::connect(server.local_addr()).await.unwrap();
-    client
-        .write_all(
-            b"GET /ws/flood HTTP/1.1\r\nHost: framex\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        )
-        .await
-        .unwrap();
+    client.write_all(upgrade("/ws/flood", "", "").as_bytes()).await.unwrap();
     // A masked 64 KiB binary frame, again and again, until the writes stall (at most 3 s).
     let mut frame = vec![0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4];
     frame.extend(std::iter::repeat_n(0u8, 65_536));
@@ -347,9 +342,8 @@ async fn a_tunnel_ended_lets_go_of_an_upstream_that_reads_nothing() {
 async fn an_upgrade_that_also_asks_to_close_is_no_upgrade() {
     let legacy = legacy_app().await;
     let server = start(ws_config(&legacy.url), vec![]).await;
-    let upgrade = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
     for connection in ["Connection: close, Upgrade\r\n", "Connection: Upgrade\r\nConnection: close\r\n"] {
-        let request = format!("GET /ws/echo HTTP/1.1\r\nHost: framex\r\n{connection}{upgrade}\r\n");
+        let request = format!("GET /ws/echo HTTP/1.1\r\nHost: framex\r\n{connection}Upgrade: websocket\r\n{HANDSHAKE}\r\n");
         let answer = crate::common::raw_http(server.local_addr(), &request).await;
         assert!(answer.starts_with("HTTP/1.1 4"), "{connection:?}: {answer}");
     }
@@ -387,13 +381,7 @@ async fn a_frame_sent_with_the_101_reaches_the_client() {
     .await;
     let server = start(ws_config(&upstream), vec![]).await;
     let mut client = actix_rt::net::TcpStream::connect(server.local_addr()).await.unwrap();
-    client
-        .write_all(
-            b"GET /ws/greet HTTP/1.1\r\nHost: framex\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        )
-        .await
-        .unwrap();
+    client.write_all(upgrade("/ws/greet", "", "").as_bytes()).await.unwrap();
     let mut seen = Vec::new();
     let mut chunk = [0u8; 1024];
     let head_and_greeting = |seen: &[u8]| seen.ends_with(b"\r\n\r\n\x81\x05hello");
