@@ -286,11 +286,14 @@ fn multipart(spec: &ApiSpec, fields: &[FormField], args: &Args) -> Result<(Bytes
         }
     }
     let boundary = boundary_for(&parts);
-    let mut out = BytesMut::new();
-    for (head, content) in &parts {
+    // Sized once; each part is let go as it is copied in, so the body and its parts
+    // are not all held at once.
+    let size = parts.iter().map(|(head, content)| boundary.len() + head.len() + content.len() + 6).sum::<usize>();
+    let mut out = BytesMut::with_capacity(size + boundary.len() + 6);
+    for (head, content) in parts {
         out.put_slice(format!("--{boundary}\r\n").as_bytes());
         out.put_slice(head.as_bytes());
-        out.put_slice(content);
+        out.put_slice(&content);
         out.put_slice(b"\r\n");
     }
     out.put_slice(format!("--{boundary}--\r\n").as_bytes());
