@@ -352,10 +352,28 @@ pub fn expect_check(state: Arc<ArcSwap<Shared>>) -> actix_http::h1::ExpectCheck 
     }))
 }
 
-/// Whether `value` (an `Authorization` value) is one of the keys of `rules`, any rule:
-/// each compared in constant time.
+/// Whether `value` (an `Authorization` value) is one of the keys of `rules`, any rule,
+/// as spelled or spelled otherwise (letters in either case, spaces added or doubled):
+/// each compared in constant time. A key is refused unless sent exactly, but one sent
+/// almost right is still ours, and never goes upstream.
 fn is_our_key(rules: &AuthRules, value: &[u8]) -> bool {
-    rules.entries().fold(false, |found, (_, keys)| keys.iter().fold(found, |found, k| found | constant_time_eq(k.as_bytes(), value)))
+    let value = loosely(value);
+    rules.entries().fold(false, |found, (_, keys)| {
+        keys.iter().fold(found, |found, k| found | constant_time_eq(&loosely(k.as_bytes()), &value))
+    })
+}
+
+/// `text` with ASCII letters lower-cased and every run of spaces and tabs made one
+/// space, none at either end.
+fn loosely(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for word in text.split(|b| *b == b' ' || *b == b'\t').filter(|w| !w.is_empty()) {
+        if !out.is_empty() {
+            out.push(b' ');
+        }
+        out.extend(word.iter().map(u8::to_ascii_lowercase));
+    }
+    out
 }
 
 /// Compares two byte strings in time independent of where they differ.

@@ -398,6 +398,14 @@ async fn our_key_on_an_open_path_and_every_connection_line_stay_here() {
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(seen(&reply, "authorization").is_empty() && !reply.contains("client-key-123"), "our key went upstream: {reply}");
     assert!(seen(&reply, "x-secret").is_empty(), "a field Connection names went upstream: {reply}");
+    for almost in ["Client-Key-123", " client-key-123 ", "CLIENT-KEY-123\t"] {
+        let reply = raw_http(
+            server.local_addr(),
+            &format!("GET /api/v1/headers HTTP/1.1\r\nHost: h\r\nAuthorization: {almost}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(seen(&reply, "authorization").is_empty(), "our key spelled {almost:?} went upstream: {reply}");
+    }
     let reply = raw_http(
         server.local_addr(),
         "GET /api/v1/headers HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer theirs\r\nConnection: close\r\n\r\n",
