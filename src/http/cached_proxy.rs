@@ -61,14 +61,10 @@ pub(super) async fn serve(
     // proxy its own claims too (`forward::upstream_headers` passes them on).
     let trusted = super::forwarded::from_trusted(req, &worker.shared.trusted_proxies);
     let added = super::forwarded::fields(req, trusted);
-    let claims = req
-        .headers()
-        .iter()
-        .filter(|(name, _)| trusted && super::forwarded::is_claim(name.as_str()) && !super::forwarded::is_forwarding(name.as_str()));
     let forwarded = added
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
-        .chain(claims.map(|(name, value)| (name.as_str(), value.as_bytes())));
+        .chain(forward::claims_sent(req, &worker.shared));
     let digest = key::proxied(method, path, req.query_string(), req.headers(), &body, forwarded);
     let action = Action::of(req.headers());
     let mut status = match action {

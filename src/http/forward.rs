@@ -13,7 +13,7 @@ use actix_web::http::{header, Version};
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::stream::bridge;
 use framex_actors::upstream::wire::HeaderMap as WireHeaders;
-use framex_actors::upstream::{is_hop_by_hop, AddedFields, Body, ForwardRequest, ForwardResponse, UpstreamTarget, FULL_BODY_LIMIT};
+use framex_actors::upstream::{is_hop_by_hop, AddedFields, HOPS_HEADER, REQUEST_ID_HEADER, Body, ForwardRequest, ForwardResponse, UpstreamTarget, FULL_BODY_LIMIT};
 use framex_actors::{CallContext, Error};
 use futures::{FutureExt as _, StreamExt as _};
 
@@ -214,45 +214,83 @@ fn install_fields(fields: header::HeaderMap, answer: &mut HttpResponse) {
 /// path: a client that sends its key on every call must not hand it to an upstream.
 pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, shared: &Shared) -> (WireHeaders, AddedFields) {
     let incoming = req.headers();
-    // Every `Connection` line, as sent (none: no allocation).
-    let connection: Vec<&[u8]> = incoming.get_all(header::CONNECTION).map(|v| v.as_bytes()).collect();
+    let policy = Policy::of(req, consumed_auth, shared);
     // Room for all but `Host` (never passed on) without growing: `http`'s map keeps a
     // quarter of its slots free. A request with no other field allocates none.
     let mut out = WireHeaders::with_capacity(if incoming.len() <= 1 { 0 } else { incoming.len() });
-    // From anyone but a trusted proxy, every forwarding claim is dropped (not only the
-    // ones `forwarded` sets again).
-    let trusted_peer = forwarded::from_trusted(req, &shared.trusted_proxies);
-    // HTTP/2 splits `Cookie` into a field per cookie; HTTP/1.1 takes one line, joined
-    // with "; " (RFC 9113 §8.2.3).
-    let h2 = req.version() == Version::HTTP_2;
-    // With the docs login on, its cookies are ours (a session is a credential for the
-    // docs, as a key is for the routes): taken out of every `Cookie` line.
-    let ours = shared.docs_login.is_some();
     for (key, value) in incoming.iter() {
-        let name = key.as_str();
-        if ((h2 || ours) && name == "cookie")
-            || name == "host"
-            || (name == "authorization" && (consumed_auth || super::is_our_key(&shared.auth, value.as_bytes())))
-            || is_hop_by_hop(name, &connection)
-            || is_underscore_twin(name, &connection)
-            || forwarded::is_forwarding(name)
-            || (!trusted_peer && forwarded::is_claim(name))
-        {
-            continue;
+        if policy.passes(key.as_str(), value.as_bytes()) {
+            out.append(key.clone(), value.clone());
         }
-        out.append(key.clone(), value.clone());
     }
-    if h2 || ours {
+    if policy.h2 || policy.ours {
         // HTTP/2's cookie fields as one line; HTTP/1.1's lines each as sent, but ours.
         let lines: Vec<&[u8]> = incoming.get_all(header::COOKIE).map(|v| v.as_bytes()).collect();
-        let groups: Vec<&[&[u8]]> = if h2 { vec![&lines[..]] } else { lines.chunks(1).collect() };
-        for group in groups {
-            if let Some(cookies) = cookie_line(group, ours) {
+        let mut push = |group: &[&[u8]]| {
+            if let Some(cookies) = cookie_line(group, policy.ours) {
                 out.append(header::COOKIE, cookies);
             }
+        };
+        if policy.h2 {
+            push(&lines);
+        } else {
+            lines.iter().for_each(|line| push(std::slice::from_ref(line)));
         }
     }
-    (out, forwarded::fields(req, trusted_peer))
+    (out, forwarded::fields(req, policy.trusted_peer))
+}
+
+/// The forwarding claims of `req` that go upstream as it sent them (a trusted proxy's
+/// `X-Forwarded-Prefix` and the like; none from anyone else), by the rule
+/// [`upstream_headers`] applies: what the request cache keys on beside ours.
+pub(super) fn claims_sent<'r>(req: &'r HttpRequest, shared: &'r Shared) -> impl Iterator<Item = (&'r str, &'r [u8])> + 'r {
+    let policy = Policy::of(req, false, shared);
+    req.headers()
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .filter(move |(name, value)| forwarded::is_claim(name) && policy.passes(name, value))
+}
+
+/// Which of a request's fields go upstream as sent (see [`upstream_headers`]).
+struct Policy<'r> {
+    shared: &'r Shared,
+    /// Every `Connection` line, as sent (none: no allocation).
+    connection: Vec<&'r [u8]>,
+    consumed_auth: bool,
+    /// From anyone but a trusted proxy, every forwarding claim is dropped (not only the
+    /// ones `forwarded` sets again).
+    trusted_peer: bool,
+    /// HTTP/2 splits `Cookie` into a field per cookie; HTTP/1.1 takes one line, joined
+    /// with "; " (RFC 9113 §8.2.3).
+    h2: bool,
+    /// With the docs login on, its cookies are ours (a session is a credential for the
+    /// docs, as a key is for the routes): taken out of every `Cookie` line.
+    ours: bool,
+}
+
+impl<'r> Policy<'r> {
+    fn of(req: &'r HttpRequest, consumed_auth: bool, shared: &'r Shared) -> Self {
+        Policy {
+            shared,
+            connection: req.headers().get_all(header::CONNECTION).map(|v| v.as_bytes()).collect(),
+            consumed_auth,
+            trusted_peer: forwarded::from_trusted(req, &shared.trusted_proxies),
+            h2: req.version() == Version::HTTP_2,
+            ours: shared.docs_login.is_some(),
+        }
+    }
+
+    /// Whether field `name` (`value`) goes upstream as sent (a `Cookie` that
+    /// [`cookie_line`] rewrites does not).
+    fn passes(&self, name: &str, value: &[u8]) -> bool {
+        !(((self.h2 || self.ours) && name == "cookie")
+            || name == "host"
+            || (name == "authorization" && (self.consumed_auth || super::is_our_key(&self.shared.auth, value)))
+            || is_hop_by_hop(name, &self.connection)
+            || is_underscore_twin(name, &self.connection)
+            || forwarded::is_forwarding(name)
+            || (!self.trusted_peer && forwarded::is_claim(name)))
+    }
 }
 
 /// One `Cookie` line of `lines` (an HTTP/2 request's cookie fields, or one HTTP/1.1
@@ -278,7 +316,7 @@ fn cookie_line(lines: &[&[u8]], drop_ours: bool) -> Option<header::HeaderValue> 
 
 /// Fields the transport writes itself (`h1::head`) whose names a client may spell with
 /// `_` for `-` (`host`, `authorization`, `traceparent`, `tracestate` have no `-`).
-const TRANSPORT_NAMES: [&str; 4] = ["content-length", "transfer-encoding", "x-framex-hops", "x-request-id"];
+const TRANSPORT_NAMES: [&str; 4] = ["content-length", "transfer-encoding", HOPS_HEADER, REQUEST_ID_HEADER];
 
 /// Whether `name` spells with `_` for `-` a field that never goes upstream as the
 /// client sent it (hop-by-hop, forwarding, or the transport's own): servers that read

@@ -430,6 +430,9 @@ async fn a_forged_host_cannot_poison_the_cache() {
     let plain = get(&url).await;
     assert_eq!(status(&plain), "MISS", "another prefix, another entry: {}", plain.text());
     assert!(!plain.text().contains("evil"), "{}", plain.text());
+    // A `_` spelling of a field we set never reaches the upstream, so it keys nothing.
+    let twin = get_with(&url, &[("X_Forwarded_Host", "evil.example")]).await;
+    assert_eq!((status(&twin).as_str(), twin.json()), ("HIT", plain.json()));
     server.stop(true).await;
     up_handle.stop(false).await;
 }
