@@ -214,83 +214,66 @@ fn install_fields(fields: header::HeaderMap, answer: &mut HttpResponse) {
 /// path: a client that sends its key on every call must not hand it to an upstream.
 pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, shared: &Shared) -> (WireHeaders, AddedFields) {
     let incoming = req.headers();
-    let policy = Policy::of(req, consumed_auth, shared);
+    // Every `Connection` line, as sent (none: no allocation).
+    let connection: Vec<&[u8]> = incoming.get_all(header::CONNECTION).map(|v| v.as_bytes()).collect();
     // Room for all but `Host` (never passed on) without growing: `http`'s map keeps a
     // quarter of its slots free. A request with no other field allocates none.
     let mut out = WireHeaders::with_capacity(if incoming.len() <= 1 { 0 } else { incoming.len() });
+    // From anyone but a trusted proxy, every forwarding claim is dropped (not only the
+    // ones `forwarded` sets again).
+    let trusted_peer = forwarded::from_trusted(req, &shared.trusted_proxies);
+    // HTTP/2 splits `Cookie` into a field per cookie; HTTP/1.1 takes one line, joined
+    // with "; " (RFC 9113 §8.2.3).
+    let h2 = req.version() == Version::HTTP_2;
+    // With the docs login on, its cookies are ours (a session is a credential for the
+    // docs, as a key is for the routes): taken out of every `Cookie` line.
+    let ours = shared.docs_login.is_some();
     for (key, value) in incoming.iter() {
-        if policy.passes(key.as_str(), value.as_bytes()) {
-            out.append(key.clone(), value.clone());
+        let name = key.as_str();
+        if ((h2 || ours) && name == "cookie")
+            || name == "host"
+            || (name == "authorization" && (consumed_auth || super::is_our_key(&shared.auth, value.as_bytes())))
+            || is_hop_by_hop(name, &connection)
+            || is_underscore_twin(name, &connection)
+            || forwarded::is_forwarding(name)
+            || (!trusted_peer && forwarded::is_claim(name))
+        {
+            continue;
         }
+        out.append(key.clone(), value.clone());
     }
-    if policy.h2 || policy.ours {
+    if h2 || ours {
         // HTTP/2's cookie fields as one line; HTTP/1.1's lines each as sent, but ours.
         let lines: Vec<&[u8]> = incoming.get_all(header::COOKIE).map(|v| v.as_bytes()).collect();
         let mut push = |group: &[&[u8]]| {
-            if let Some(cookies) = cookie_line(group, policy.ours) {
+            if let Some(cookies) = cookie_line(group, ours) {
                 out.append(header::COOKIE, cookies);
             }
         };
-        if policy.h2 {
+        if h2 {
             push(&lines);
         } else {
             lines.iter().for_each(|line| push(std::slice::from_ref(line)));
         }
     }
-    (out, forwarded::fields(req, policy.trusted_peer))
+    (out, forwarded::fields(req, trusted_peer))
 }
 
 /// The forwarding claims of `req` that go upstream as it sent them (a trusted proxy's
-/// `X-Forwarded-Prefix` and the like; none from anyone else), by the rule
-/// [`upstream_headers`] applies: what the request cache keys on beside ours.
-pub(super) fn claims_sent<'r>(req: &'r HttpRequest, shared: &'r Shared) -> impl Iterator<Item = (&'r str, &'r [u8])> + 'r {
-    let policy = Policy::of(req, false, shared);
-    req.headers()
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_bytes()))
-        .filter(move |(name, value)| forwarded::is_claim(name) && policy.passes(name, value))
-}
-
-/// Which of a request's fields go upstream as sent (see [`upstream_headers`]).
-struct Policy<'r> {
-    shared: &'r Shared,
-    /// Every `Connection` line, as sent (none: no allocation).
-    connection: Vec<&'r [u8]>,
-    consumed_auth: bool,
-    /// From anyone but a trusted proxy, every forwarding claim is dropped (not only the
-    /// ones `forwarded` sets again).
-    trusted_peer: bool,
-    /// HTTP/2 splits `Cookie` into a field per cookie; HTTP/1.1 takes one line, joined
-    /// with "; " (RFC 9113 §8.2.3).
-    h2: bool,
-    /// With the docs login on, its cookies are ours (a session is a credential for the
-    /// docs, as a key is for the routes): taken out of every `Cookie` line.
-    ours: bool,
-}
-
-impl<'r> Policy<'r> {
-    fn of(req: &'r HttpRequest, consumed_auth: bool, shared: &'r Shared) -> Self {
-        Policy {
-            shared,
-            connection: req.headers().get_all(header::CONNECTION).map(|v| v.as_bytes()).collect(),
-            consumed_auth,
-            trusted_peer: forwarded::from_trusted(req, &shared.trusted_proxies),
-            h2: req.version() == Version::HTTP_2,
-            ours: shared.docs_login.is_some(),
-        }
-    }
-
-    /// Whether field `name` (`value`) goes upstream as sent (a `Cookie` that
-    /// [`cookie_line`] rewrites does not).
-    fn passes(&self, name: &str, value: &[u8]) -> bool {
-        !(((self.h2 || self.ours) && name == "cookie")
-            || name == "host"
-            || (name == "authorization" && (self.consumed_auth || super::is_our_key(&self.shared.auth, value)))
-            || is_hop_by_hop(name, &self.connection)
-            || is_underscore_twin(name, &self.connection)
-            || forwarded::is_forwarding(name)
-            || (!self.trusted_peer && forwarded::is_claim(name)))
-    }
+/// `X-Forwarded-Prefix` and the like; none from anyone else): those [`upstream_headers`]
+/// lets through, by its rule (a claim is never a cookie, `Host` or `Authorization`).
+/// What the request cache keys on beside the fields we set.
+pub(super) fn claims_sent<'r>(req: &'r HttpRequest, shared: &Shared) -> impl Iterator<Item = (&'r str, &'r [u8])> + 'r {
+    let trusted_peer = forwarded::from_trusted(req, &shared.trusted_proxies);
+    let incoming = req.headers();
+    let connection: Vec<&[u8]> = incoming.get_all(header::CONNECTION).map(|v| v.as_bytes()).collect();
+    incoming.iter().map(|(name, value)| (name.as_str(), value.as_bytes())).filter(move |(name, _)| {
+        trusted_peer
+            && forwarded::is_claim(name)
+            && !forwarded::is_forwarding(name)
+            && !is_hop_by_hop(name, &connection)
+            && !is_underscore_twin(name, &connection)
+    })
 }
 
 /// One `Cookie` line of `lines` (an HTTP/2 request's cookie fields, or one HTTP/1.1
