@@ -11,7 +11,7 @@ mod signals;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
-use actix_web::{web, App, HttpServer};
+use actix_web::{App, HttpServer};
 use arc_swap::ArcSwap;
 use framex_actors::{ApiKey, Engine, PluginSpec};
 
@@ -301,9 +301,7 @@ fn http_server(
             router: engine.router,
             pools: engine.pools,
         };
-        App::new()
-            .app_data(web::Data::new(worker))
-            .configure(http::configure)
+        App::new().default_service(http::service(worker))
     })
     .shutdown_timeout(config.server.shutdown_timeout)
     // Small writes (an SSE event, a short reply) leave at once, as with nginx's
