@@ -78,6 +78,7 @@ mod engine;
 mod error;
 mod escape;
 pub mod metrics;
+pub mod metric_buffers;
 mod plugin;
 mod plugin_spec;
 mod pool_replicas;

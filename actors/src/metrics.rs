@@ -3,8 +3,10 @@
 //! its own series there and renders the text exposition (the engine never does).
 //!
 //! Hot-path cost: the label handles of an endpoint are resolved once, when its pool
-//! is created ([`EndpointMetrics`]); an attempt then costs a few atomic adds and one
-//! histogram observation, with no lookup and no allocation.
+//! is created ([`EndpointMetrics`]); an attempt then adds to its request count and
+//! observes its latency in the pool replica's own buffers ([`EndpointBuffers`], see
+//! [`metric_buffers`](crate::metric_buffers)), with no lookup, no allocation and no
+//! atomic the other workers write.
 
 use std::sync::LazyLock;
 
@@ -166,6 +168,66 @@ impl EndpointMetrics {
     /// Counts a failure of kind `kind`.
     pub(crate) fn failed(&self, kind: FailureKind) {
         self.failures[kind as usize].inc();
+    }
+}
+
+/// A pool replica's own share of its endpoints' request and latency series (see
+/// [`metric_buffers`](crate::metric_buffers)): updated with plain adds on the replica's
+/// arbiter, published when `/metrics` is scraped and when the replica goes.
+pub(crate) struct EndpointBuffers {
+    /// Per endpoint (the pool's order): its requests and their latency.
+    endpoints: Vec<(prometheus::local::LocalIntCounter, prometheus::local::LocalHistogram)>,
+    /// Whether this thread buffers; if not, each update is published at once.
+    buffered: bool,
+}
+
+impl EndpointBuffers {
+    /// Buffers for the series of `endpoints`, kept with this thread's others.
+    pub(crate) fn new(endpoints: &[EndpointMetrics]) -> std::rc::Rc<Self> {
+        let buffers = std::rc::Rc::new(EndpointBuffers {
+            endpoints: endpoints.iter().map(|m| (m.requests.local(), m.duration.local())).collect(),
+            buffered: crate::metric_buffers::buffering(),
+        });
+        if buffers.buffered {
+            let weak: std::rc::Weak<dyn crate::metric_buffers::Buffered> = std::rc::Rc::downgrade(&buffers) as _;
+            crate::metric_buffers::keep(weak);
+        }
+        buffers
+    }
+
+    /// Counts a request to endpoint `index`.
+    pub(crate) fn request(&self, index: usize) {
+        if let Some((requests, _)) = self.endpoints.get(index) {
+            requests.inc();
+            if !self.buffered {
+                requests.flush();
+            }
+        }
+    }
+
+    /// Notes how long endpoint `index` took to answer.
+    pub(crate) fn answered_in(&self, index: usize, seconds: f64) {
+        if let Some((_, duration)) = self.endpoints.get(index) {
+            duration.observe(seconds);
+            if !self.buffered {
+                duration.flush();
+            }
+        }
+    }
+}
+
+impl crate::metric_buffers::Buffered for EndpointBuffers {
+    fn flush(&self) {
+        for (requests, duration) in &self.endpoints {
+            requests.flush();
+            duration.flush();
+        }
+    }
+}
+
+impl Drop for EndpointBuffers {
+    fn drop(&mut self) {
+        crate::metric_buffers::Buffered::flush(self);
     }
 }
 

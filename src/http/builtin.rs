@@ -90,6 +90,8 @@ fn openapi(worker: &Worker<'_>) -> HttpResponse {
 
 /// Prometheus metrics: the build, requests per route, upstreams, CallRemote, process.
 async fn metrics(worker: &Worker<'_>) -> HttpResponse {
+    // Every worker's own share of the request series, published first.
+    framex_actors::metric_buffers::flush_all().await;
     let report = match &worker.shared.proxy {
         Some(proxy) => Some(proxy.report().await),
         None => None,

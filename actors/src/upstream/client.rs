@@ -77,9 +77,20 @@ pub(super) struct Client {
     tls: Arc<ClientConfig>,
     /// Where streamed bodies are pumped: the replica's actor (see `pumps`).
     pumps: Pumps,
+    /// Where this arbiter's round robin starts next: each arbiter turns on its own
+    /// (one counter for all would move its cache line between the cores on every
+    /// request), and together they still spread the requests evenly.
+    turn: std::cell::Cell<usize>,
 }
 
 impl Client {
+    /// Where the next pick starts (this arbiter's round robin).
+    pub(super) fn next_turn(&self) -> usize {
+        let turn = self.turn.get();
+        self.turn.set(turn.wrapping_add(1));
+        turn
+    }
+
     /// A client for the endpoints of `pool`, none connected yet.
     pub(super) fn new(pool: &super::PoolConfig, connect_timeout: Duration, tls: Arc<ClientConfig>) -> Rc<Client> {
         let urls = &pool.endpoints;
@@ -90,6 +101,7 @@ impl Client {
             connect_timeout,
             tls,
             pumps: Pumps::default(),
+            turn: std::cell::Cell::new(0),
         })
     }
 

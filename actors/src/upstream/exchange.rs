@@ -238,6 +238,8 @@ pub struct Attempts {
 pub(super) struct Exchange {
     shared: Arc<PoolShared>,
     client: Rc<Client>,
+    /// The replica's share of its endpoints' request and latency series.
+    metrics: Rc<crate::metrics::EndpointBuffers>,
     /// Endpoints tried so far, in order.
     tried: Tried,
     /// Leave to retry, once taken (held for the rest of the exchange).
@@ -249,10 +251,11 @@ pub(super) struct Exchange {
 }
 
 impl Exchange {
-    pub(super) fn new(shared: &Arc<PoolShared>, client: &Rc<Client>) -> Self {
+    pub(super) fn new(shared: &Arc<PoolShared>, client: &Rc<Client>, metrics: &Rc<crate::metrics::EndpointBuffers>) -> Self {
         Exchange {
             shared: shared.clone(),
             client: client.clone(),
+            metrics: metrics.clone(),
             tried: Tried::new(),
             permit: None,
             fresh_used: false,
@@ -339,6 +342,7 @@ impl Exchange {
             number: self.attempts,
             guard: InFlight::start(shared, index),
         };
+        self.metrics.request(index);
         // Each attempt is a span of its own, the parent of what the upstream does.
         let trace = plan.trace.child();
         let span = AttemptSpan::start(&trace, attempt.number);
@@ -366,7 +370,7 @@ impl Exchange {
         let sent = tokio::time::timeout_at(plan.deadline, self.client.send(index, &request, body, fresh, health)).await;
         let failure = match sent {
             Ok(Ok((response, lease))) => {
-                attempt.guard.metrics().duration.observe(started.elapsed().as_secs_f64());
+                self.metrics.answered_in(index, started.elapsed().as_secs_f64());
                 span.end(&plan.method, attempt.endpoint.as_str(), Some(response.status().as_u16()), None);
                 return Sent::Answered(attempt, response, lease);
             }
@@ -567,7 +571,7 @@ impl Exchange {
 
     /// The next endpoint per the pool's policy, not tried yet.
     fn pick(&mut self) -> Result<usize, Error> {
-        let Some(index) = self.shared.pick(&self.tried) else {
+        let Some(index) = self.shared.pick(&self.tried, self.client.next_turn()) else {
             self.shared.pool_metrics.saturated.inc();
             return Err(Error::Overloaded {
                 upstream: self.shared.peer().clone(),
@@ -678,7 +682,7 @@ mod tests {
         let shared = PoolShared::new(super::super::PoolConfig::single("http://127.0.0.1:9".parse().unwrap()));
         let config = shared.config();
         let client = Client::new(config, config.connect_timeout, config.tls.clone());
-        Exchange::new(&shared, &client)
+        Exchange::new(&shared, &client, &crate::metrics::EndpointBuffers::new(&shared.metrics))
     }
 
     fn refused() -> ConnectFailure {

@@ -46,6 +46,7 @@ mod replica;
 mod reply;
 pub(crate) mod request;
 pub mod selection;
+mod thread_count;
 pub mod tls;
 pub mod tunnel;
 mod tunnel_io;
@@ -141,10 +142,10 @@ impl PoolConfig {
 /// Live counters of one endpoint, shared by every replica of the pool.
 #[derive(Debug, Default)]
 pub struct EndpointStats {
-    /// Requests being served right now.
-    pub in_flight: AtomicUsize,
-    /// Requests sent in total.
-    pub requests: AtomicU64,
+    /// Requests being served right now (changed by every worker: a share each).
+    pub in_flight: thread_count::ThreadCount,
+    /// Requests sent in total (a share per worker).
+    pub requests: thread_count::ThreadCount,
     /// Requests that failed to reach the endpoint or got no reply.
     pub failures: AtomicU64,
     /// Passive and active health.
@@ -175,8 +176,8 @@ impl EndpointReport {
             url: url.to_owned(),
             healthy: stats.health.is_available(),
             ejected_for_ms: stats.health.ejected_for().as_millis() as u64,
-            in_flight: stats.in_flight.load(Ordering::Relaxed),
-            requests: stats.requests.load(Ordering::Relaxed),
+            in_flight: stats.in_flight.get() as usize,
+            requests: stats.requests.get(),
             failures: stats.failures.load(Ordering::Relaxed),
         }
     }
@@ -280,7 +281,7 @@ impl PoolShared {
         let in_flight: usize = self
             .stats
             .iter()
-            .map(|s| s.in_flight.load(Ordering::Relaxed))
+            .map(|s| s.in_flight.get() as usize)
             .sum();
         let budget = (in_flight * RETRY_BUDGET_PERCENT / 100).max(MIN_RETRY_CONCURRENCY);
         let taken = self.retrying.fetch_add(1, Ordering::Relaxed);
@@ -328,10 +329,10 @@ impl PoolShared {
     }
 
     /// Picks the next endpoint per the pool's policy, skipping `tried`.
-    fn pick(&self, tried: &[usize]) -> Option<usize> {
+    fn pick(&self, tried: &[usize], turn: usize) -> Option<usize> {
         selection::pick(
             self.config.balance,
-            &self.next,
+            turn,
             &self.stats,
             self.config.max_in_flight,
             tried,
@@ -437,7 +438,7 @@ mod tests {
         let quiet: Vec<_> = (0..20).filter_map(|_| pool.retry_permit()).collect();
         assert_eq!(quiet.len(), MIN_RETRY_CONCURRENCY, "a quiet pool still retries a little");
         drop(quiet);
-        pool.stats()[0].in_flight.store(100, Ordering::Relaxed);
+        pool.stats()[0].in_flight.set(100);
         let busy: Vec<_> = (0..50).filter_map(|_| pool.retry_permit()).collect();
         assert_eq!(busy.len(), 100 * RETRY_BUDGET_PERCENT / 100);
         drop(busy);

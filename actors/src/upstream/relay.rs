@@ -33,9 +33,8 @@ impl InFlight {
     /// Counts a request to endpoint `index` of `pool`.
     pub(super) fn start(pool: &Arc<PoolShared>, index: usize) -> Self {
         let stats = &pool.stats[index];
-        stats.in_flight.fetch_add(1, Ordering::Relaxed);
-        stats.requests.fetch_add(1, Ordering::Relaxed);
-        pool.metrics[index].requests.inc();
+        stats.in_flight.add(1);
+        stats.requests.add(1);
         InFlight {
             pool: pool.clone(),
             index,
@@ -72,7 +71,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.pool.stats[self.index]
             .in_flight
-            .fetch_sub(1, Ordering::Relaxed);
+            .sub(1);
     }
 }
 

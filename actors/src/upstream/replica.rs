@@ -30,6 +30,8 @@ use crate::error::Error;
 pub struct PoolReplica {
     shared: Arc<PoolShared>,
     client: Rc<Client>,
+    /// This arbiter's share of the endpoints' request and latency series.
+    metrics: Rc<crate::metrics::EndpointBuffers>,
 }
 
 impl PoolReplica {
@@ -39,6 +41,7 @@ impl PoolReplica {
         let config = shared.config();
         PoolReplica {
             client: Client::new(config, config.connect_timeout, config.tls.clone()),
+            metrics: crate::metrics::EndpointBuffers::new(&shared.metrics),
             shared: shared.clone(),
         }
     }
@@ -81,7 +84,7 @@ impl PoolReplica {
         target: Arc<UpstreamTarget>,
         request: ForwardRequest,
     ) -> impl Future<Output = (Result<ForwardResponse, Error>, Attempts)> {
-        let mut exchange = Exchange::new(&self.shared, &self.client);
+        let mut exchange = Exchange::new(&self.shared, &self.client, &self.metrics);
         let mut plan = exchange.plan(request);
         async move {
             // The plan is used where the future holds it (`ref mut`), not moved again.
@@ -119,7 +122,6 @@ impl PoolReplica {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
 
     use http::header::HeaderMap;
     use http::Method;
@@ -199,7 +201,7 @@ mod tests {
         let mut config = PoolConfig::single("http://127.0.0.1:9".parse().unwrap());
         config.max_in_flight = 1;
         let (replica, target) = replica(config);
-        target.pool.stats()[0].in_flight.store(1, Ordering::Relaxed);
+        target.pool.stats()[0].in_flight.set(1);
         let error = replica.forward(target, get()).await.expect_err("no endpoint free");
         assert!(
             matches!(&error, Error::Overloaded { upstream: Peer::Pool(name), .. } if &**name == "http://127.0.0.1:9"),

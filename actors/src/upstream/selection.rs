@@ -1,6 +1,5 @@
 //! Which endpoint of a pool serves the next request.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::EndpointStats;
@@ -26,11 +25,11 @@ impl std::fmt::Display for Balance {
 }
 
 /// Picks an endpoint that is available and below `max_in_flight` (0 = no limit),
-/// skipping `tried`. When every endpoint is ejected, ejected ones are used rather than
+/// skipping `tried`, in turn from endpoint `turn` (modulo their number). When every endpoint is ejected, ejected ones are used rather than
 /// none. `None` when every candidate is saturated (or tried).
 pub fn pick(
     balance: Balance,
-    cursor: &AtomicUsize,
+    turn: usize,
     stats: &[Arc<EndpointStats>],
     max_in_flight: usize,
     tried: &[usize],
@@ -41,7 +40,7 @@ pub fn pick(
     }
     let open = |i: usize| {
         !tried.contains(&i)
-            && (max_in_flight == 0 || stats[i].in_flight.load(Ordering::Relaxed) < max_in_flight)
+            && (max_in_flight == 0 || (stats[i].in_flight.get() as usize) < max_in_flight)
     };
     // At most one clock read per pick, none while no endpoint is marked ejected (a
     // success clears the mark).
@@ -49,12 +48,11 @@ pub fn pick(
     let healthy = |i: usize| stats[i].health.is_available_at(&now);
     let any_healthy = (0..n).any(|i| open(i) && healthy(i));
     let usable = |i: usize| open(i) && (!any_healthy || healthy(i));
-    let start = cursor.fetch_add(1, Ordering::Relaxed);
-    let first = (0..n).map(|k| (start + k) % n).find(|&i| usable(i))?;
+    let first = (0..n).map(|k| turn.wrapping_add(k) % n).find(|&i| usable(i))?;
     if balance == Balance::LeastInFlight {
         let second = (1..n).map(|k| (first + k) % n).find(|&i| usable(i));
         if let Some(second) = second {
-            let load = |i: usize| stats[i].in_flight.load(Ordering::Relaxed);
+            let load = |i: usize| stats[i].in_flight.get() as usize;
             if load(second) < load(first) {
                 return Some(second);
             }
@@ -74,28 +72,25 @@ mod tests {
     #[test]
     fn round_robin_visits_every_endpoint() {
         let s = stats(3);
-        let c = AtomicUsize::new(0);
-        let picks: Vec<usize> = (0..6).map(|_| pick(Balance::RoundRobin, &c, &s, 0, &[]).unwrap()).collect();
+        let picks: Vec<usize> = (0..6).map(|turn| pick(Balance::RoundRobin, turn, &s, 0, &[]).unwrap()).collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
     }
 
     #[test]
     fn ejected_endpoints_get_no_traffic_unless_all_are_down() {
         let s = stats(2);
-        let c = AtomicUsize::new(0);
         s[0].health.record_failure();
-        assert!((0..4).all(|_| pick(Balance::RoundRobin, &c, &s, 0, &[]) == Some(1)));
+        assert!((0..4).all(|turn| pick(Balance::RoundRobin, turn, &s, 0, &[]) == Some(1)));
         s[1].health.record_failure();
-        assert!(pick(Balance::RoundRobin, &c, &s, 0, &[]).is_some(), "all down: still try");
+        assert!(pick(Balance::RoundRobin, 0, &s, 0, &[]).is_some(), "all down: still try");
     }
 
     #[test]
     fn saturated_and_tried_endpoints_are_skipped() {
         let s = stats(2);
-        let c = AtomicUsize::new(0);
-        s[0].in_flight.store(5, Ordering::Relaxed);
-        assert_eq!(pick(Balance::RoundRobin, &c, &s, 5, &[]), Some(1));
-        assert_eq!(pick(Balance::RoundRobin, &c, &s, 5, &[1]), None);
-        assert_eq!(pick(Balance::LeastInFlight, &c, &s, 0, &[]), Some(1));
+        s[0].in_flight.set(5);
+        assert_eq!(pick(Balance::RoundRobin, 0, &s, 5, &[]), Some(1));
+        assert_eq!(pick(Balance::RoundRobin, 0, &s, 5, &[1]), None);
+        assert_eq!(pick(Balance::LeastInFlight, 0, &s, 0, &[]), Some(1));
     }
 }

@@ -87,7 +87,7 @@ impl Drop for TunnelGuard {
     fn drop(&mut self) {
         self.pool.stats[self.index]
             .in_flight
-            .fetch_sub(1, Ordering::Relaxed);
+            .sub(1);
     }
 }
 
@@ -100,15 +100,15 @@ impl Drop for TunnelGuard {
 pub async fn open(pool: &Arc<PoolShared>, request: TunnelRequest) -> Result<Tunnel, Error> {
     let config = pool.config();
     let stats = pool.stats();
-    let index = selection::pick(config.balance, &pool.next, stats, config.max_in_flight, &[])
+    let index = selection::pick(config.balance, pool.next.fetch_add(1, Ordering::Relaxed), stats, config.max_in_flight, &[])
         .ok_or_else(|| Error::Overloaded {
             upstream: pool.peer().clone(),
             retry_after: 1,
         })?;
     let base = &config.endpoints[index];
     let peer = pool.endpoint_peer(index);
-    stats[index].in_flight.fetch_add(1, Ordering::Relaxed);
-    stats[index].requests.fetch_add(1, Ordering::Relaxed);
+    stats[index].in_flight.add(1);
+    stats[index].requests.add(1);
     let guard = TunnelGuard {
         pool: pool.clone(),
         index,

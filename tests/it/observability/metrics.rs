@@ -146,3 +146,42 @@ async fn call_remote_is_counted_by_target_kind() {
     assert!(series(&after, "framex_call_remote_total", &[("target", "upstream")]) >= Some(1.0));
     server.stop(true).await;
 }
+
+/// Requests that both workers served are all in the first scrape, whichever worker
+/// answers it: each worker publishes its own share of the request and upstream series
+/// before `/metrics` answers (and the status page's count agrees).
+#[actix_rt::test]
+async fn a_scrape_counts_the_requests_every_worker_served() {
+    use actix_web::{web, HttpResponse};
+    let path = "/api/v1/counted/by-every-worker";
+    let doc = serde_json::json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+        "paths": {path: {"get": {"responses": {"200": {"description": "ok"}}}}}});
+    let (up, up_handle) = crate::common::spawn_upstream(move |cfg| {
+        let doc = doc.clone();
+        cfg.route("/api/v1/openapi.json", web::get().to(move || { let doc = doc.clone(); async move { HttpResponse::Ok().json(doc) } }))
+            .route(path, web::get().to(|| async { HttpResponse::Ok().json("counted") }));
+    });
+    let mut config = config(&format!(
+        "load_builtin_plugins = [\"proxy\"]\n[server]\nenable_proxy = true\n[plugins.proxy]\nproxy_urls = [\"{up}\"]\ndiscovery_interval = 0\n"
+    ));
+    config.server.workers = Some(2);
+    let server = start(config, vec![]).await;
+    // 40 requests, 8 at a time, each on a connection of its own: both workers take some.
+    let counted = server.url(path);
+    for _ in 0..5 {
+        let replies = futures::future::join_all((0..8).map(|_| get(&counted))).await;
+        assert!(replies.iter().all(|r| r.status == 200), "{replies:?}");
+    }
+    let text = get(&server.url("/metrics")).await.text();
+    let url = [("url", up.as_str())];
+    assert_eq!(series(&text, "framex_upstream_requests_total", &url), Some(40.0), "{text}");
+    assert_eq!(series(&text, "framex_upstream_request_duration_seconds_count", &url), Some(40.0), "{text}");
+    let route = [("route", path), ("status", "200")];
+    assert_eq!(series(&text, "framex_http_requests_total", &route), Some(40.0), "{text}");
+    let route = [("route", path), ("target", "upstream")];
+    assert_eq!(series(&text, "framex_http_request_duration_seconds_count", &route), Some(40.0), "{text}");
+    let status = get(&server.url("/api/v1/proxy/upstreams")).await.json();
+    assert!(status.to_string().contains("\"requests\":40"), "{status}");
+    server.stop(true).await;
+    up_handle.stop(true).await;
+}

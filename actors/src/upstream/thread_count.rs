@@ -1,0 +1,91 @@
+//! A count that many threads change on every request, kept as one share per thread,
+//! each on a cache line of its own.
+//!
+//! An endpoint's in-flight and request counts change twice per request, from every
+//! worker thread. As one atomic each, their cache line moved between the cores on
+//! every change. Here a thread adds to its own share (an atomic add on a line no other
+//! thread writes), and a reader sums the shares: a pick that weighs in-flight counts
+//! (`least_inflight`, `max_inflight`), the retry budget and the status page read; the
+//! usual pick reads none.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Shares per count: threads beyond this many share a share (still exact, only slower).
+const SHARES: usize = 8;
+
+/// One thread's share, alone on its cache line (128 bytes: the adjacent-line
+/// prefetcher pairs 64-byte lines).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Share(AtomicU64);
+
+/// A count summed from per-thread shares. A share may wrap below zero (a request
+/// counted in on one thread, out on another): the sum, in wrapping arithmetic, is exact.
+#[derive(Debug, Default)]
+pub struct ThreadCount {
+    shares: [Share; SHARES],
+}
+
+impl ThreadCount {
+    /// Adds `n` to this thread's share.
+    pub fn add(&self, n: u64) {
+        self.shares[share_index()].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Takes `n` from this thread's share.
+    pub fn sub(&self, n: u64) {
+        self.shares[share_index()].0.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// The count: every share, summed.
+    pub fn get(&self) -> u64 {
+        self.shares.iter().fold(0u64, |sum, share| sum.wrapping_add(share.0.load(Ordering::Relaxed)))
+    }
+
+    /// Sets the count to `n` (for tests: the shares are not changed as one).
+    pub fn set(&self, n: u64) {
+        for share in &self.shares[1..] {
+            share.0.store(0, Ordering::Relaxed);
+        }
+        self.shares[0].0.store(n, Ordering::Relaxed);
+    }
+}
+
+/// This thread's share: threads take shares in the order they first count.
+fn share_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: Cell<usize> = Cell::new(NEXT.fetch_add(1, Ordering::Relaxed) % SHARES);
+    }
+    INDEX.with(Cell::get)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_from_many_threads_sum_exactly() {
+        let count = std::sync::Arc::new(ThreadCount::default());
+        let threads: Vec<_> = (0..12)
+            .map(|_| {
+                let count = count.clone();
+                std::thread::spawn(move || (0..1000).for_each(|_| count.add(1)))
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(count.get(), 12_000);
+    }
+
+    #[test]
+    fn a_count_taken_out_on_another_thread_than_it_came_in_on_sums_to_zero() {
+        let count = std::sync::Arc::new(ThreadCount::default());
+        count.add(3);
+        let other = count.clone();
+        std::thread::spawn(move || other.sub(3)).join().unwrap();
+        assert_eq!(count.get(), 0);
+        count.set(5);
+        assert_eq!(count.get(), 5);
+    }
+}
