@@ -302,7 +302,7 @@ impl Exchange {
                     match self.answered(plan, &guard, endpoint, response.status()) {
                         Judged::Retry => ControlFlow::Continue(Next::Pick),
                         Judged::Relay { retry_broken } => {
-                            let reply = relay(response, lease, &plan.method, endpoint.clone(), guard, shared.config.timeout).await;
+                            let reply = relay(response, lease, &plan.method, endpoint, guard, shared.config.timeout).await;
                             self.relayed(plan, reply, retry_broken, index, number)
                         }
                     }

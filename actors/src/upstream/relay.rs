@@ -83,17 +83,19 @@ pub(super) async fn relay(
     response: Answer,
     lease: Lease,
     method: &Method,
-    upstream: Peer,
+    upstream: &Peer,
     guard: InFlight,
     timeout: Duration,
 ) -> Result<ForwardResponse, Error> {
+    // The endpoint is named (a copy of its shared name taken) only when it fails or
+    // streams: a count every worker's requests changed would move between the cores.
     let Answer { status, headers, content_length, event_stream, body: mut incoming } = response;
     if status == StatusCode::SWITCHING_PROTOCOLS {
         // We never ask for an upgrade: a switch nobody asked for is a broken reply,
         // and the connection is no longer HTTP (dropping the lease closes it).
         guard.failed(FailureKind::BrokenBody);
         return Err(Error::UpstreamReply {
-            upstream,
+            upstream: upstream.clone(),
             reason: BrokenReply::UnsolicitedSwitch,
         });
     }
@@ -124,14 +126,14 @@ pub(super) async fn relay(
             Ok(Err(e)) => {
                 guard.failed(FailureKind::BrokenBody);
                 return Err(Error::UpstreamReply {
-                    upstream,
+                    upstream: upstream.clone(),
                     reason: BrokenReply::Body(e),
                 });
             }
             Err(_) => {
                 guard.failed(FailureKind::Timeout);
                 return Err(Error::UpstreamTimeout {
-                    upstream,
+                    upstream: upstream.clone(),
                     seconds: timeout.as_secs_f64(),
                 });
             }
@@ -139,7 +141,7 @@ pub(super) async fn relay(
     } else {
         let (sender, stream) = bridge();
         // Pushed by the pool's actor, from its own context (see `pumps`).
-        lease.pumps().run(Box::pin(pump(incoming, lease, sender, timeout, upstream, guard)));
+        lease.pumps().run(Box::pin(pump(incoming, lease, sender, timeout, upstream.clone(), guard)));
         Body::Stream(stream)
     };
     Ok(ForwardResponse {
