@@ -65,7 +65,14 @@ pub fn buffering() -> bool {
 /// Keeps `buffer` (made on this thread, which [`buffering`]) to be published with
 /// the thread's others while it lives.
 pub fn keep(buffer: Weak<dyn Buffered>) {
-    BUFFERS.with_borrow_mut(|buffers| buffers.push(buffer));
+    BUFFERS.with_borrow_mut(|buffers| {
+        // Gone ones are forgotten at each scrape, and here as the list doubles (pools
+        // replaced many times between scrapes, or never scraped).
+        if buffers.len() >= 16 && buffers.len().is_power_of_two() {
+            buffers.retain(|buffer| buffer.strong_count() > 0);
+        }
+        buffers.push(buffer);
+    });
 }
 
 /// Adds `hook` to what a thread runs when asked to publish: for buffers a thread
@@ -95,8 +102,13 @@ pub fn flush_thread() {
 }
 
 /// Has every buffering arbiter publish its thread's buffers, and waits until they all
-/// did (at most [`FLUSH_WAIT`]); arbiters that stopped are forgotten.
+/// did (at most [`FLUSH_WAIT`]); arbiters that stopped are forgotten. A scrape thus
+/// waits for the busiest worker, up to [`FLUSH_WAIT`].
 pub async fn flush_all() {
+    // One flush at a time: scrapes arriving together wait their turn here, rather than
+    // each queueing a task on every arbiter (one that is busy would gather them).
+    static FLUSHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = FLUSHING.lock().await;
     let mut published = Vec::new();
     ARBITERS.lock().unwrap_or_else(PoisonError::into_inner).retain(|arbiter| {
         let (done, wait) = tokio::sync::oneshot::channel::<()>();

@@ -84,6 +84,13 @@ pub(super) struct Client {
 }
 
 impl Client {
+    /// Starts this arbiter's round robin at `turn` (replicas of a pool start at
+    /// different turns, so that workers taking connections in turn do not all send
+    /// their first requests to the same endpoint).
+    pub(super) fn start_turn_at(&self, turn: usize) {
+        self.turn.set(turn);
+    }
+
     /// Where the next pick starts (this arbiter's round robin).
     pub(super) fn next_turn(&self) -> usize {
         let turn = self.turn.get();

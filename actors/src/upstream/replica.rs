@@ -39,8 +39,10 @@ impl PoolReplica {
     /// [`PoolReplicas`](crate::PoolReplicas), owned by the pool's actor).
     pub(crate) fn new(shared: &Arc<PoolShared>) -> Self {
         let config = shared.config();
+        let client = Client::new(config, config.connect_timeout, config.tls.clone());
+        client.start_turn_at(shared.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         PoolReplica {
-            client: Client::new(config, config.connect_timeout, config.tls.clone()),
+            client,
             metrics: crate::metrics::EndpointBuffers::new(&shared.metrics),
             shared: shared.clone(),
         }
@@ -162,6 +164,18 @@ mod tests {
         let pool = PoolShared::new(config);
         let target = UpstreamTarget { pool: pool.clone(), auth: Default::default(), filter: None };
         (PoolReplica::new(&pool), Arc::new(target))
+    }
+
+    /// Each arbiter turns its own round robin; the replicas of one pool start at
+    /// different turns, so workers that take connections in turn do not send their
+    /// first requests to the same endpoint.
+    #[test]
+    fn replicas_of_a_pool_start_their_round_robin_at_different_turns() {
+        let pool = PoolShared::new(PoolConfig::single("http://127.0.0.1:9".parse().unwrap()));
+        let (a, b) = (PoolReplica::new(&pool), PoolReplica::new(&pool));
+        let (first_a, first_b) = (a.client.next_turn(), b.client.next_turn());
+        assert_ne!(first_a, first_b);
+        assert_eq!(a.client.next_turn(), first_a + 1, "then each turns on its own");
     }
 
     /// A status line that cannot be parsed: the error names the endpoint by its URL,

@@ -38,9 +38,12 @@ impl ThreadCount {
         self.shares[share_index()].0.fetch_sub(n, Ordering::Relaxed);
     }
 
-    /// The count: every share, summed.
+    /// The count: every share, summed (0 rather than below: read while a count taken
+    /// out on one thread is not yet seen put in on another, the sum can be short).
     pub fn get(&self) -> u64 {
-        self.shares.iter().fold(0u64, |sum, share| sum.wrapping_add(share.0.load(Ordering::Relaxed)))
+        let sum = self.shares.iter().fold(0u64, |sum, share| sum.wrapping_add(share.0.load(Ordering::Relaxed)));
+        // Read as signed: a sum "below zero" wrapped to the top of the range.
+        (sum as i64).max(0) as u64
     }
 
     /// Sets the count to `n` (for tests: the shares are not changed as one).
@@ -85,6 +88,11 @@ mod tests {
         let other = count.clone();
         std::thread::spawn(move || other.sub(3)).join().unwrap();
         assert_eq!(count.get(), 0);
+        // Out on one thread before it is seen in on another: 0, never the top of the range.
+        let early = std::sync::Arc::new(ThreadCount::default());
+        let other = early.clone();
+        std::thread::spawn(move || other.sub(1)).join().unwrap();
+        assert_eq!(early.get(), 0);
         count.set(5);
         assert_eq!(count.get(), 5);
     }
