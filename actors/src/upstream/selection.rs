@@ -25,8 +25,9 @@ impl std::fmt::Display for Balance {
 }
 
 /// Picks an endpoint that is available and below `max_in_flight` (0 = no limit),
-/// skipping `tried`, in turn from endpoint `turn` (modulo their number). When every endpoint is ejected, ejected ones are used rather than
-/// none. `None` when every candidate is saturated (or tried).
+/// skipping `tried`, in turn from endpoint `turn` (modulo their number). When every
+/// endpoint is ejected, ejected ones are used rather than none. `None` when every
+/// candidate is saturated (or tried).
 pub fn pick(
     balance: Balance,
     turn: usize,
