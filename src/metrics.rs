@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 
 use actix_web::http::Method;
 use framex_actors::metrics::{histogram_vec, register, registry};
-use prometheus::local::{LocalHistogram, LocalIntCounter};
+use framex_actors::metric_buffers::CountAndTime;
 use prometheus::{Encoder, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, TextEncoder};
 
 use crate::proxy::ProxyReport;
@@ -202,11 +202,7 @@ fn method_label(method: &Method) -> &'static str {
 pub fn observe(method: &Method, route: &str, status: u16, target: Target, seconds: f64) {
     let method = method_label(method);
     SERIES.with_borrow_mut(|series| {
-        let record = |requests: &LocalIntCounter, duration: &LocalHistogram| {
-            requests.inc();
-            duration.observe(seconds);
-        };
-        if !series.record(method, route, status, target, record) {
+        if !series.record(method, route, status, target, seconds) {
             let (requests, duration) = handles(method, route, status, target);
             requests.inc();
             duration.observe(seconds);
@@ -221,33 +217,14 @@ const CACHED_PER_ROUTE: usize = 32;
 struct ThreadSeries {
     /// By route label, then by (method label, status, target).
     by_route: std::collections::HashMap<Box<str>, Vec<SeriesEntry>, foldhash::fast::RandomState>,
-    /// Whether this thread buffers; if not, each update is published at once.
-    buffered: bool,
 }
 
 impl Default for ThreadSeries {
     fn default() -> Self {
-        let buffered = framex_actors::metric_buffers::buffering();
-        if buffered {
+        if framex_actors::metric_buffers::buffering() {
             framex_actors::metric_buffers::on_flush(flush_thread);
         }
-        ThreadSeries { by_route: Default::default(), buffered }
-    }
-}
-
-impl ThreadSeries {
-    /// Publishes every buffer.
-    fn flush(&self) {
-        for entry in self.by_route.values().flatten() {
-            entry.requests.flush();
-            entry.duration.flush();
-        }
-    }
-}
-
-impl Drop for ThreadSeries {
-    fn drop(&mut self) {
-        self.flush();
+        ThreadSeries { by_route: Default::default() }
     }
 }
 
@@ -256,32 +233,24 @@ fn flush_thread() {
     // `try_with`: a thread ending has dropped (and so published) them already.
     let _ = SERIES.try_with(|series| {
         if let Ok(series) = series.try_borrow() {
-            series.flush();
+            series.by_route.values().flatten().for_each(|entry| entry.buffer.flush());
         }
     });
 }
 
-/// This thread's buffers of one (method, route, status, target).
+/// This thread's buffer of one (method, route, status, target).
 struct SeriesEntry {
     method: &'static str,
     status: u16,
     target: Target,
-    requests: LocalIntCounter,
-    duration: LocalHistogram,
+    buffer: CountAndTime,
 }
 
 impl ThreadSeries {
-    /// Runs `record` with the handles for these labels, made in the families on first
-    /// use (one lookup of the route when it is known); `false`, with nothing recorded,
-    /// when the route keeps [`CACHED_PER_ROUTE`] other sets already.
-    fn record(
-        &mut self,
-        method: &'static str,
-        route: &str,
-        status: u16,
-        target: Target,
-        record: impl FnOnce(&LocalIntCounter, &LocalHistogram),
-    ) -> bool {
+    /// Records a request of these labels that took `seconds` in their buffer, made on
+    /// first use (one lookup of the route when it is known); `false`, with nothing
+    /// recorded, when the route keeps [`CACHED_PER_ROUTE`] other sets already.
+    fn record(&mut self, method: &'static str, route: &str, status: u16, target: Target, seconds: f64) -> bool {
         let entries = match self.by_route.get_mut(route) {
             Some(entries) => entries,
             None => self.by_route.entry(route.into()).or_default(),
@@ -291,16 +260,12 @@ impl ThreadSeries {
             None if entries.len() >= CACHED_PER_ROUTE => return false,
             None => {
                 let (requests, duration) = handles(method, route, status, target);
-                entries.push(SeriesEntry { method, status, target, requests: requests.local(), duration: duration.local() });
+                entries.push(SeriesEntry { method, status, target, buffer: CountAndTime::of(&requests, &duration) });
                 entries.len() - 1
             }
         };
-        let entry = &entries[at];
-        record(&entry.requests, &entry.duration);
-        if !self.buffered {
-            entry.requests.flush();
-            entry.duration.flush();
-        }
+        entries[at].buffer.count();
+        entries[at].buffer.time(seconds);
         true
     }
 }

@@ -22,6 +22,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use actix_rt::ArbiterHandle;
+use prometheus::local::{LocalHistogram, LocalIntCounter};
+use prometheus::{Histogram, IntCounter};
 
 /// How long a scrape waits for the arbiters to publish; one busy for longer is left
 /// out of this scrape (its updates appear in the next).
@@ -31,6 +33,52 @@ pub const FLUSH_WAIT: Duration = Duration::from_secs(1);
 pub trait Buffered {
     /// Publishes the updates into the series, and starts again from nothing.
     fn flush(&self);
+}
+
+/// A thread's buffer of one count and one latency histogram (of requests, to a route
+/// or an upstream URL): published by [`flush`](Self::flush), when dropped, and at once
+/// on a thread that does not buffer.
+pub struct CountAndTime {
+    count: LocalIntCounter,
+    time: LocalHistogram,
+    /// Whether this thread buffers ([`buffering`]).
+    buffered: bool,
+}
+
+impl CountAndTime {
+    /// A buffer of `count` and `time`, for this thread.
+    pub fn of(count: &IntCounter, time: &Histogram) -> Self {
+        CountAndTime { count: count.local(), time: time.local(), buffered: buffering() }
+    }
+
+    /// Adds one to the count.
+    pub fn count(&self) {
+        self.count.inc();
+        if !self.buffered {
+            self.count.flush();
+        }
+    }
+
+    /// Observes `seconds` in the histogram.
+    pub fn time(&self, seconds: f64) {
+        self.time.observe(seconds);
+        if !self.buffered {
+            self.time.flush();
+        }
+    }
+
+    /// Publishes what is buffered.
+    pub fn flush(&self) {
+        self.count.flush();
+        self.time.flush();
+    }
+}
+
+impl Drop for CountAndTime {
+    fn drop(&mut self) {
+        // The histogram publishes itself when dropped; the counter does not.
+        self.count.flush();
+    }
 }
 
 thread_local! {

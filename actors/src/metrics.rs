@@ -10,6 +10,8 @@
 
 use std::sync::LazyLock;
 
+use crate::metric_buffers::CountAndTime;
+
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -174,21 +176,14 @@ impl EndpointMetrics {
 /// A pool replica's own share of its endpoints' request and latency series (see
 /// [`metric_buffers`](crate::metric_buffers)): updated with plain adds on the replica's
 /// arbiter, published when `/metrics` is scraped and when the replica goes.
-pub(crate) struct EndpointBuffers {
-    /// Per endpoint (the pool's order): its requests and their latency.
-    endpoints: Vec<(prometheus::local::LocalIntCounter, prometheus::local::LocalHistogram)>,
-    /// Whether this thread buffers; if not, each update is published at once.
-    buffered: bool,
-}
+pub(crate) struct EndpointBuffers(Vec<CountAndTime>);
 
 impl EndpointBuffers {
-    /// Buffers for the series of `endpoints`, kept with this thread's others.
+    /// Buffers for the series of `endpoints` (in the pool's order), kept with this
+    /// thread's others.
     pub(crate) fn new(endpoints: &[EndpointMetrics]) -> std::rc::Rc<Self> {
-        let buffers = std::rc::Rc::new(EndpointBuffers {
-            endpoints: endpoints.iter().map(|m| (m.requests.local(), m.duration.local())).collect(),
-            buffered: crate::metric_buffers::buffering(),
-        });
-        if buffers.buffered {
+        let buffers = std::rc::Rc::new(EndpointBuffers(endpoints.iter().map(|m| CountAndTime::of(&m.requests, &m.duration)).collect()));
+        if crate::metric_buffers::buffering() {
             let weak: std::rc::Weak<dyn crate::metric_buffers::Buffered> = std::rc::Rc::downgrade(&buffers) as _;
             crate::metric_buffers::keep(weak);
         }
@@ -197,37 +192,18 @@ impl EndpointBuffers {
 
     /// Counts a request to endpoint `index`.
     pub(crate) fn request(&self, index: usize) {
-        if let Some((requests, _)) = self.endpoints.get(index) {
-            requests.inc();
-            if !self.buffered {
-                requests.flush();
-            }
-        }
+        self.0[index].count();
     }
 
     /// Notes how long endpoint `index` took to answer.
     pub(crate) fn answered_in(&self, index: usize, seconds: f64) {
-        if let Some((_, duration)) = self.endpoints.get(index) {
-            duration.observe(seconds);
-            if !self.buffered {
-                duration.flush();
-            }
-        }
+        self.0[index].time(seconds);
     }
 }
 
 impl crate::metric_buffers::Buffered for EndpointBuffers {
     fn flush(&self) {
-        for (requests, duration) in &self.endpoints {
-            requests.flush();
-            duration.flush();
-        }
-    }
-}
-
-impl Drop for EndpointBuffers {
-    fn drop(&mut self) {
-        crate::metric_buffers::Buffered::flush(self);
+        self.0.iter().for_each(CountAndTime::flush);
     }
 }
 
