@@ -64,7 +64,7 @@ pub(super) async fn serve(
     let forwarded = added
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
-        .chain(forward::claims_sent(req, &worker.shared));
+        .chain(forward::claims_sent(req, trusted));
     let digest = key::proxied(method, path, req.query_string(), req.headers(), &body, forwarded);
     let action = Action::of(req.headers());
     let mut status = match action {

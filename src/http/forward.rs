@@ -232,7 +232,7 @@ pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, shared: &
         let name = key.as_str();
         if ((h2 || ours) && name == "cookie")
             || name == "host"
-            || (name == "authorization" && (consumed_auth || super::is_our_key(&shared.auth, value.as_bytes())))
+            || (name == "authorization" && (consumed_auth || shared.our_keys.holds(value.as_bytes())))
             || is_hop_by_hop(name, &connection)
             || is_underscore_twin(name, &connection)
             || forwarded::is_forwarding(name)
@@ -262,9 +262,9 @@ pub(super) fn upstream_headers(req: &HttpRequest, consumed_auth: bool, shared: &
 /// The forwarding claims of `req` that go upstream as it sent them (a trusted proxy's
 /// `X-Forwarded-Prefix` and the like; none from anyone else): those [`upstream_headers`]
 /// lets through, by its rule (a claim is never a cookie, `Host` or `Authorization`).
-/// What the request cache keys on beside the fields we set.
-pub(super) fn claims_sent<'r>(req: &'r HttpRequest, shared: &Shared) -> impl Iterator<Item = (&'r str, &'r [u8])> + 'r {
-    let trusted_peer = forwarded::from_trusted(req, &shared.trusted_proxies);
+/// What the request cache keys on beside the fields we set. `trusted_peer`: whether
+/// the request came from one of `server.trusted_proxies`.
+pub(super) fn claims_sent(req: &HttpRequest, trusted_peer: bool) -> impl Iterator<Item = (&str, &[u8])> {
     let incoming = req.headers();
     let connection: Vec<&[u8]> = incoming.get_all(header::CONNECTION).map(|v| v.as_bytes()).collect();
     incoming.iter().map(|(name, value)| (name.as_str(), value.as_bytes())).filter(move |(name, _)| {

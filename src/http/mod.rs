@@ -57,6 +57,8 @@ pub struct Shared {
     pub engine: Engine,
     /// `[auth] rules` protecting our own paths.
     pub auth: AuthRules,
+    /// Their keys, spelled loosely (for the `Authorization` never forwarded).
+    pub our_keys: OurKeys,
     /// `[limits]` rules, or `None` when there are none (one check per request).
     pub limits: Option<Arc<crate::limits::Limiter>>,
     /// Requests that passed through this many proxies are refused as a loop.
@@ -294,11 +296,12 @@ fn context(req: &HttpRequest, shared: &Shared, started: std::time::Instant) -> C
     }
     // A caller's request id and trace are claims (DESIGN §9): taken from a trusted
     // proxy only; anyone else's request gets ids of its own.
-    let trusted = || forwarded::from_trusted(req, &shared.trusted_proxies);
-    if let Some(id) = id.and_then(|v| usable_request_id(v.as_bytes())).filter(|_| trusted()) {
+    // (The peer is looked at only when the request makes such a claim.)
+    let trusted = (id.is_some() || parent.is_some()) && forwarded::from_trusted(req, &shared.trusted_proxies);
+    if let Some(id) = id.and_then(|v| usable_request_id(v.as_bytes())).filter(|_| trusted) {
         ctx.request_id = id.into();
     }
-    let continued = parent.filter(|_| trusted()).and_then(|p| TraceContext::continue_from(p.as_bytes(), state.map(|v| v.as_bytes())));
+    let continued = parent.filter(|_| trusted).and_then(|p| TraceContext::continue_from(p.as_bytes(), state.map(|v| v.as_bytes())));
     if let Some(trace) = continued {
         ctx.trace = trace;
     }
@@ -370,15 +373,24 @@ pub fn expect_check(state: Arc<ArcSwap<Shared>>) -> actix_http::h1::ExpectCheck 
     }))
 }
 
-/// Whether `value` (an `Authorization` value) is one of the keys of `rules`, any rule,
-/// as spelled or spelled otherwise (letters in either case, spaces added or doubled):
-/// each compared in constant time. A key is refused unless sent exactly, but one sent
-/// almost right is still ours, and never goes upstream.
-fn is_our_key(rules: &AuthRules, value: &[u8]) -> bool {
-    let value = loosely(value);
-    rules.entries().fold(false, |found, (_, keys)| {
-        keys.iter().fold(found, |found, k| found | constant_time_eq(&loosely(k.as_bytes()), &value))
-    })
+/// Every `[auth]` key, of any rule, as [`loosely`] spells it: made once per state, so
+/// that a request's `Authorization` is compared without spelling the keys again.
+pub struct OurKeys(Vec<Vec<u8>>);
+
+impl OurKeys {
+    /// The keys of `rules`.
+    pub fn of(rules: &AuthRules) -> Self {
+        OurKeys(rules.entries().flat_map(|(_, keys)| keys.iter().map(|k| loosely(k.as_bytes()))).collect())
+    }
+
+    /// Whether `value` (an `Authorization` value) is one of the keys, as spelled or
+    /// spelled otherwise (letters in either case, spaces added or doubled): each
+    /// compared in constant time. A key is refused unless sent exactly, but one sent
+    /// almost right is still ours, and never goes upstream.
+    fn holds(&self, value: &[u8]) -> bool {
+        let value = loosely(value);
+        self.0.iter().fold(false, |found, key| found | constant_time_eq(key, &value))
+    }
 }
 
 /// `text` with ASCII letters lower-cased and every run of spaces and tabs made one
@@ -400,4 +412,25 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key of any rule, sent in another case or with its spaces doubled, tabbed or
+    /// padded, is ours; a key with a character more or less, or split where it has no
+    /// space, is not.
+    #[test]
+    fn our_keys_are_found_however_spaced_or_cased() {
+        let rules = AuthRules::new([("/api/v1/a", vec!["Bearer Tok3n".to_owned()]), ("/api/v1/b", vec!["other".to_owned()])]).unwrap();
+        let keys = OurKeys::of(&rules);
+        for sent in ["Bearer Tok3n", "bearer tok3n", "BEARER  TOK3N", "\tBearer\tTok3n ", "OTHER"] {
+            assert!(keys.holds(sent.as_bytes()), "{sent:?} is ours");
+        }
+        for sent in ["Bearer Tok3", "Bearer Tok3nn", "BearerTok3n", "Bearer To k3n", "", " ", "Bearer\u{a0}Tok3n"] {
+            assert!(!keys.holds(sent.as_bytes()), "{sent:?} is not ours");
+        }
+        assert!(!OurKeys::of(&AuthRules::default()).holds(b""), "no rules, no keys");
+    }
 }

@@ -446,6 +446,7 @@ fn shared_state(
         closing: closing.clone(),
         engine: engine.clone(),
         auth: config.auth.rules.clone(),
+        our_keys: http::OurKeys::of(&config.auth.rules),
         limits,
         docs_login: config.auth.oauth.as_ref().and_then(|oauth| {
             let previous = previous.and_then(|p| p.docs_login.as_deref());
