@@ -21,7 +21,6 @@ mod envelope;
 pub mod error;
 mod forward;
 mod forwarded;
-pub use forwarded::PeerValue;
 mod limit;
 mod local;
 pub mod migrate;

@@ -320,7 +320,6 @@ fn http_server(
         let expect = http::expect_check(state.clone());
         move |_connection, extensions| {
             extensions.insert(expect.clone());
-            extensions.insert(http::PeerValue::default());
         }
     })
     .disable_signals();
