@@ -603,3 +603,55 @@ async fn an_ejection_moves_the_requests_still_connecting() {
     server.stop(true).await;
     handle.stop(false).await;
 }
+
+/// A kept-alive upstream connection times each request from that request's own start:
+/// the deadline of the request before it, passed meanwhile, cuts nothing short, and a
+/// request the upstream never answers still ends at its own deadline, not sooner.
+#[actix_rt::test]
+async fn each_request_on_a_reused_connection_has_its_own_deadline() {
+    // Connections that carried a call (discovery's own fetch not counted).
+    let carried = Arc::new(AtomicUsize::new(0));
+    let up = raw_upstream({
+        let carried = carried.clone();
+        move |mut socket| {
+            let carried = carried.clone();
+            async move {
+                let (mut buf, mut counted) = (Vec::new(), false);
+                while let Some(head) = read_request(&mut socket, &mut buf).await {
+                    let body = if head.starts_with("get /api/v1/openapi.json") {
+                        replica_doc().to_string()
+                    } else {
+                        if !counted {
+                            carried.fetch_add(1, Ordering::SeqCst);
+                            counted = true;
+                        }
+                        // `/api/v1/slow?ms=N` answers after N ms.
+                        let ms = head.split_once("ms=").and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok());
+                        actix_rt::time::sleep(Duration::from_millis(ms.unwrap_or(0))).await;
+                        json!({"ok": true}).to_string()
+                    };
+                    if !respond(&mut socket, &body).await {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    let toml = format!("load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"{up}\"]\ndiscovery_interval = 0\ntimeout = 2\nretries = 0\n");
+    let server = start(config(&toml), vec![]).await;
+    assert_eq!(get(&server.url("/api/v1/who")).await.status, 200);
+    // The first request's deadline passes while the second is answered (1.2 + 1.5 s).
+    actix_rt::time::sleep(Duration::from_millis(1200)).await;
+    let r = get(&server.url("/api/v1/slow?ms=1500")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(carried.load(Ordering::SeqCst), 1, "both went on one kept-alive connection");
+    let started = Instant::now();
+    let r = get(&server.url("/api/v1/slow?ms=8000")).await;
+    let waited = started.elapsed();
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(waited >= Duration::from_millis(1900), "ended at its own deadline, not an earlier one: {waited:?}");
+    assert!(waited < Duration::from_secs(6), "ended at its deadline: {waited:?}");
+    assert_eq!(carried.load(Ordering::SeqCst), 1, "the third went on the same connection");
+    server.stop(true).await;
+}

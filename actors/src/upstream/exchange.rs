@@ -367,15 +367,14 @@ impl Exchange {
         };
         let started = if attempt.number == 1 { plan.made } else { Instant::now() };
         let health = &shared.stats[index].health;
-        let sent = tokio::time::timeout_at(plan.deadline, self.client.send(index, &request, body, fresh, health)).await;
+        let sent = self.client.send(index, &request, body, fresh, plan.deadline, health).await;
         let failure = match sent {
-            Ok(Ok((response, lease))) => {
+            Ok((response, lease)) => {
                 self.metrics.answered_in(index, started.elapsed().as_secs_f64());
                 span.end(&plan.method, attempt.endpoint.as_str(), Some(response.status().as_u16()), None);
                 return Sent::Answered(attempt, response, lease);
             }
-            Err(_) => Failure::timed_out(attempt.endpoint, shared.config.timeout),
-            Ok(Err(error)) => self.classify(error, attempt.endpoint, plan),
+            Err(error) => self.classify(error, attempt.endpoint, plan),
         };
         span.end(&plan.method, attempt.endpoint.as_str(), None, Some(failure.kind.as_str()));
         Sent::Failed(self.failed(plan, attempt, failure))
@@ -527,6 +526,7 @@ impl Exchange {
                 unsent: None,
                 reached: true,
             },
+            SendError::TimedOut => Failure::timed_out(&upstream, self.shared.config.timeout),
         }
     }
 
