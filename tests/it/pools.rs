@@ -605,8 +605,9 @@ async fn an_ejection_moves_the_requests_still_connecting() {
 }
 
 /// A kept-alive upstream connection times each request from that request's own start:
-/// the deadline of the request before it, passed meanwhile, cuts nothing short, and a
-/// request the upstream never answers still ends at its own deadline, not sooner.
+/// the deadline of the request before it, passed meanwhile (while the next one is
+/// answered, or while the connection waits idle), cuts nothing short, and a request
+/// the upstream never answers still ends at its own deadline, not sooner.
 #[actix_rt::test]
 async fn each_request_on_a_reused_connection_has_its_own_deadline() {
     // Connections that carried a call (discovery's own fetch not counted).
@@ -646,12 +647,17 @@ async fn each_request_on_a_reused_connection_has_its_own_deadline() {
     let r = get(&server.url("/api/v1/slow?ms=1500")).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(carried.load(Ordering::SeqCst), 1, "both went on one kept-alive connection");
+    // The second request's deadline runs out while the connection waits, idle; the
+    // third still has its own 2 s.
+    actix_rt::time::sleep(Duration::from_millis(2500)).await;
+    let r = get(&server.url("/api/v1/slow?ms=1000")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
     let started = Instant::now();
     let r = get(&server.url("/api/v1/slow?ms=8000")).await;
     let waited = started.elapsed();
     assert_eq!(r.status, 504, "{}", r.text());
     assert!(waited >= Duration::from_millis(1900), "ended at its own deadline, not an earlier one: {waited:?}");
     assert!(waited < Duration::from_secs(6), "ended at its deadline: {waited:?}");
-    assert_eq!(carried.load(Ordering::SeqCst), 1, "the third went on the same connection");
+    assert_eq!(carried.load(Ordering::SeqCst), 1, "the third and fourth went on the same connection");
     server.stop(true).await;
 }

@@ -50,7 +50,9 @@ struct Idle {
 /// only re-dated (one atomic exchange); a timer per request was put into the runtime's
 /// timer wheel and taken out again, each under the wheel's lock (about 600
 /// instructions of a proxied request). A timer that runs out while its connection is
-/// idle wakes the task that last waited on it, which finds nothing to do.
+/// idle wakes the task that last waited on it, which finds nothing to do; until then,
+/// or until the connection's next request, the timer keeps that task's waker, and so
+/// the task's own record (a quarter of a KiB) once it has ended.
 type Timer = Pin<Box<tokio::time::Sleep>>;
 
 /// Why a request got no response head. The exchange decides what each allows.
@@ -235,12 +237,26 @@ impl Client {
     }
 }
 
-/// What `work` comes to, unless `timer` runs out first (`None`). `work` is polled first,
-/// as `tokio::time::timeout` does: what is there when the deadline is too still counts.
+/// What `work` comes to, unless `timer` runs out first (`None`). As with
+/// `tokio::time::timeout`, `work` is polled first (what is there when the deadline is
+/// too still counts), and a `work` that used up the task's budget (tokio's cap on the
+/// ready I/O a task takes per turn) does not keep the timer from being looked at:
+/// an upstream that never stops sending, a flood of `100 Continue` heads say, would
+/// otherwise hold the request past its deadline for as long as it keeps sending.
 async fn before<F: Future>(mut work: Pin<&mut F>, mut timer: Pin<&mut tokio::time::Sleep>) -> Option<F::Output> {
-    std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
-        Poll::Ready(done) => Poll::Ready(Some(done)),
-        Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
+    use tokio::task::coop;
+    std::future::poll_fn(|cx| {
+        let had_budget = coop::has_budget_remaining();
+        if let Poll::Ready(done) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(done));
+        }
+        let ran_out = had_budget && !coop::has_budget_remaining();
+        let timed_out = if ran_out {
+            std::pin::pin!(coop::unconstrained(timer.as_mut())).poll(cx)
+        } else {
+            timer.as_mut().poll(cx)
+        };
+        timed_out.map(|()| None)
     })
     .await
 }

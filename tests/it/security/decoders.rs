@@ -341,3 +341,38 @@ async fn broken_and_slow_upstreams_are_502_and_504() {
     assert!(started.elapsed() < Duration::from_secs(20));
     server.stop(true).await;
 }
+
+/// An upstream that never stops sending interim `100 Continue` heads, and never a final
+/// one, still gets its request a 504 at the deadline: reading what it sends without
+/// end must not keep the deadline from being looked at.
+#[actix_rt::test]
+async fn an_upstream_flooding_interim_answers_ends_at_the_deadline() {
+    let doc = serde_json::to_vec(&json!({"openapi": "3.1.0", "paths": {"/api/v1/raw": {"get": {"responses": {}}}}})).unwrap();
+    let url = raw_upstream(move |mut socket| {
+        let doc = doc.clone();
+        async move {
+            let mut buf = Vec::new();
+            while let Some(head) = read_request(&mut socket, &mut buf).await {
+                if head.starts_with("get /api/v1/openapi.json") {
+                    let mut out = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", doc.len()).into_bytes();
+                    out.extend_from_slice(&doc);
+                    let _ = socket.write_all(&out).await;
+                } else {
+                    // Interim heads for as long as the proxy reads them (60 s at most).
+                    let flood = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(40_000);
+                    let until = Instant::now() + Duration::from_secs(60);
+                    while Instant::now() < until && socket.write_all(&flood).await.is_ok() {}
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let toml = format!("load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"{url}\"]\ndiscovery_interval = 0\nretries = 0\ntimeout = 1\n");
+    let server = start(config(&toml), vec![]).await;
+    let started = Instant::now();
+    let r = get(&server.url("/api/v1/raw")).await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    server.stop(true).await;
+}
