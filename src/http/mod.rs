@@ -201,6 +201,10 @@ pub fn service(
 
 /// Serves one request, and writes its access-log line when `server.access_log` is on.
 async fn dispatch(req: &HttpRequest, payload: actix_web::dev::Payload, state: &WorkerState) -> HttpResponse {
+    // An HTTP/1 request with neither `Content-Length` (but 0) nor `Transfer-Encoding`
+    // comes with no payload at all: whether it has a body is known without looking
+    // its fields up again.
+    let bodiless = matches!(payload, actix_web::dev::Payload::None);
     // Taking the body as `web::Payload` does not fail (a ready `Ok`).
     let Ok(payload) = web::Payload::from_request(req, &mut { payload }).into_inner() else {
         unreachable!("web::Payload is taken as it is")
@@ -210,7 +214,7 @@ async fn dispatch(req: &HttpRequest, payload: actix_web::dev::Payload, state: &W
     let ctx = context(req, &worker.shared, started);
     // The body outlives the handler, so one left unread closes the connection rather
     // than being drained for as long as a slow client cares to send it.
-    let (payload, keeper) = unread_body::share(req, payload).await;
+    let (payload, keeper) = unread_body::share(req, payload, bodiless).await;
     let request_id = ctx.request_id.clone();
     let trace = observe::Trace::of(&ctx.trace);
     let access_log = match worker.shared.access_log {
@@ -224,7 +228,7 @@ async fn dispatch(req: &HttpRequest, payload: actix_web::dev::Payload, state: &W
     // boxes the service's future whole, moving it; a pointer moves for free, against
     // one allocation (measured: 1,300 instructions a request fewer at 8 KiB, 450 at
     // 2.5 KiB; with the plain service, 430 fewer).
-    let response = Box::pin(phases::serve(req, payload, &worker, ctx, &mut seen)).await;
+    let response = Box::pin(phases::serve(req, (payload, bodiless), &worker, ctx, &mut seen)).await;
     observe::record(req, &response, &seen, started, (&request_id, &trace), access_log);
     if let Some((reporter, trace, wall_start)) = sentry {
         report(&reporter, (req, &response, &seen), &request_id, &trace, wall_start);

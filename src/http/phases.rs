@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use actix_web::http::{header, Method as HttpMethod, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use framex_actors::upstream::{proxy_function::PATH as PROXY_FUNCTION_PATH, UpstreamTarget};
+use framex_actors::upstream::{proxy_function::PATH as PROXY_FUNCTION_PATH, Body, UpstreamTarget};
 use framex_actors::{CallContext, Error, HttpMatch, Method, Route, Target};
 
 use super::{
@@ -62,6 +62,9 @@ struct RequestCtx<'a> {
     /// Which of its rule's `[auth]` keys the request presented (`[limits]` may count
     /// per key).
     key_index: Option<usize>,
+    /// Whether the request came with no payload at all (an HTTP/1 request that
+    /// declares no body): it has none to read.
+    bodiless: bool,
 }
 
 /// Serves one request (whose call context is `ctx`) through the phases.
@@ -71,7 +74,7 @@ struct RequestCtx<'a> {
 /// what it makes of them).
 pub(super) fn serve<'a>(
     req: &'a HttpRequest,
-    payload: web::Payload,
+    (payload, bodiless): (web::Payload, bool),
     worker: &'a Worker<'a>,
     ctx: CallContext,
     seen: &'a mut observe::Seen,
@@ -85,6 +88,7 @@ pub(super) fn serve<'a>(
         seen,
         consumed_auth: false,
         key_index: None,
+        bodiless,
     });
     async move {
         match request {
@@ -328,9 +332,13 @@ impl RequestCtx<'_> {
         }
         // The body first, then the exchange: one after the other, their futures share
         // this one's room (as `forward::serve` does for the other callers).
-        let body = match forward::read_body(self.worker, self.req, payload).await {
-            Ok(body) => body,
-            Err(error) => return ControlFlow::Continue(answer(Err(error), &self.ctx)),
+        let body = if self.bodiless {
+            Body::Empty
+        } else {
+            match forward::read_body(self.worker, self.req, payload).await {
+                Ok(body) => body,
+                Err(error) => return ControlFlow::Continue(answer(Err(error), &self.ctx)),
+            }
         };
         let forwarded = forward::serve_body(self.worker, self.req, &self.path, body, target, how, self.ctx.clone());
         ControlFlow::Continue(answer(forwarded.await, &self.ctx))

@@ -30,14 +30,17 @@ pub struct BodyKeeper {
 }
 
 /// Shares `payload` between the handler (the `web::Payload` returned) and the
-/// response (the [`BodyKeeper`]); `None` for requests that announce no body.
-pub async fn share(req: &HttpRequest, payload: web::Payload) -> (web::Payload, Option<BodyKeeper>) {
+/// response (the [`BodyKeeper`]); `None` for requests that announce no body (and those
+/// that came `bodiless`, with no payload).
+pub async fn share(req: &HttpRequest, payload: web::Payload, bodiless: bool) -> (web::Payload, Option<BodyKeeper>) {
     let headers = req.headers();
-    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
-        || headers
-            .get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0");
-    if !has_body {
+    let has_body = || {
+        headers.contains_key(header::TRANSFER_ENCODING)
+            || headers
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() != b"0")
+    };
+    if bodiless || !has_body() {
         return (payload, None);
     }
     let shared = Rc::new(RefCell::new(dev::Payload::None));
