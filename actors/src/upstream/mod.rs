@@ -29,6 +29,7 @@
 
 mod attempt;
 mod client;
+mod deadline;
 mod endpoint;
 mod exchange;
 mod fetch;
