@@ -40,6 +40,9 @@ pub async fn share(req: &HttpRequest, payload: web::Payload, bodiless: bool) -> 
                 .get(header::CONTENT_LENGTH)
                 .is_some_and(|v| v.as_bytes() != b"0")
     };
+    // (actix-http's HTTP/1 decoder gives no payload exactly when a request declares
+    // no body: neither `Transfer-Encoding` nor a `Content-Length` but 0.)
+    debug_assert!(!bodiless || !has_body(), "a request with no payload declares a body");
     if bodiless || !has_body() {
         return (payload, None);
     }

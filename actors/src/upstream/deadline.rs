@@ -38,6 +38,7 @@ impl Deadline {
         if at < self.timer.deadline() {
             self.timer.as_mut().reset(at);
         }
+        debug_assert!(self.timer.deadline() <= self.at, "the timer goes off no later than the deadline");
     }
 
     /// Ready once the deadline has passed. A timer that goes off at an earlier
@@ -45,7 +46,8 @@ impl Deadline {
     pub(super) fn poll_passed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             std::task::ready!(self.timer.as_mut().poll(cx));
-            if self.timer.deadline() >= self.at {
+            debug_assert!(self.timer.deadline() <= self.at, "the timer goes off no later than the deadline");
+            if self.timer.deadline() == self.at {
                 return Poll::Ready(());
             }
             self.timer.as_mut().reset(self.at);

@@ -10,7 +10,6 @@
 //! load and store, not an atomic add (a `lock`-prefixed instruction, whose cost showed
 //! in a profile at 256 connections even on a line no other core wanted).
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Shares per count that a thread has to itself: the first threads to count take one
@@ -42,8 +41,9 @@ impl Share {
 pub struct ThreadCount {
     /// The first [`SHARES`] threads' own shares.
     shares: [Share; SHARES],
-    /// Every later thread's share, changed atomically.
-    shared: Share,
+    /// Every later thread's share, changed atomically: thread `n` (from 0) adds to
+    /// `shared[n % SHARES]`, so that many workers still spread over several lines.
+    shared: [Share; SHARES],
 }
 
 impl ThreadCount {
@@ -58,36 +58,42 @@ impl ThreadCount {
     }
 
     fn share_add(&self, n: u64) {
-        match own_share() {
-            Some(index) => self.shares[index].add(n, true),
-            None => self.shared.add(n, false),
+        match share_of_this_thread() {
+            (index, true) => self.shares[index].add(n, true),
+            (index, false) => self.shared[index].add(n, false),
         }
     }
 
     /// The count: every share, summed (0 rather than below: read while a count taken
     /// out on one thread is not yet seen put in on another, the sum can be short).
     pub fn get(&self) -> u64 {
-        let sum = self.shares.iter().chain([&self.shared]).fold(0u64, |sum, share| sum.wrapping_add(share.0.load(Ordering::Relaxed)));
+        let sum = self.shares.iter().chain(&self.shared).fold(0u64, |sum, share| sum.wrapping_add(share.0.load(Ordering::Relaxed)));
         // Read as signed: a sum "below zero" wrapped to the top of the range.
         (sum as i64).max(0) as u64
     }
 
-    /// Sets the count to `n` (for tests: the shares are not changed as one).
+    /// Sets the count to `n` (for tests: the shares are not changed as one, and a
+    /// share's own thread counting meanwhile may undo it).
+    #[cfg(test)]
     pub fn set(&self, n: u64) {
-        for share in self.shares[1..].iter().chain([&self.shared]) {
+        for share in self.shares[1..].iter().chain(&self.shared) {
             share.0.store(0, Ordering::Relaxed);
         }
         self.shares[0].0.store(n, Ordering::Relaxed);
     }
 }
 
-/// This thread's own share, if it is among the first [`SHARES`] threads to count.
-fn own_share() -> Option<usize> {
+/// This thread's share: its own (`true`) if it is among the first [`SHARES`] threads
+/// to count, else one of those the later threads share.
+fn share_of_this_thread() -> (usize, bool) {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static INDEX: Cell<Option<usize>> = Cell::new(Some(NEXT.fetch_add(1, Ordering::Relaxed)).filter(|&i| i < SHARES));
+        static SHARE: (usize, bool) = {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            (n % SHARES, n < SHARES)
+        };
     }
-    INDEX.with(Cell::get)
+    SHARE.with(|share| *share)
 }
 
 #[cfg(test)]
@@ -111,6 +117,8 @@ mod tests {
             })
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
+        // (The first eight threads of the whole test process to count have shares of
+        // their own: this test's threads may all be later ones.)
         assert_eq!(count.get(), 1_200_000);
     }
 
