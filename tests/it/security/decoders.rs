@@ -274,6 +274,33 @@ async fn proxying_raw(reply: Vec<u8>, extra: &str) -> framex::Running {
     start(config(&toml), vec![]).await
 }
 
+/// framex-rs proxying `/api/v1/raw` (timeout 1 s, no retries) to an upstream that
+/// serves its OpenAPI document and hands the connection of any other request to `call`.
+async fn proxying_call<F, Fut>(call: F) -> framex::Running
+where
+    F: Fn(actix_rt::net::TcpStream) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let doc = serde_json::to_vec(&json!({"openapi": "3.1.0", "paths": {"/api/v1/raw": {"get": {"responses": {}}}}})).unwrap();
+    let url = raw_upstream(move |mut socket| {
+        let (doc, call) = (doc.clone(), call.clone());
+        async move {
+            let mut buf = Vec::new();
+            while let Some(head) = read_request(&mut socket, &mut buf).await {
+                if !head.starts_with("get /api/v1/openapi.json") {
+                    return call(socket).await;
+                }
+                let mut out = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", doc.len()).into_bytes();
+                out.extend_from_slice(&doc);
+                let _ = socket.write_all(&out).await;
+            }
+        }
+    })
+    .await;
+    let toml = format!("load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"{url}\"]\ndiscovery_interval = 0\nretries = 0\ntimeout = 1\n");
+    start(config(&toml), vec![]).await
+}
+
 /// Attack 9: an upstream's unsolicited `101 Switching Protocols` is a 502 naming
 /// the upstream, not a protocol switch handed to the client.
 #[actix_rt::test]
@@ -315,27 +342,12 @@ async fn broken_and_slow_upstreams_are_502_and_504() {
     assert_eq!(get(&server.url("/api/v1/raw")).await.status, 502);
     server.stop(true).await;
 
-    let doc = serde_json::to_vec(&json!({"openapi": "3.1.0", "paths": {"/api/v1/raw": {"get": {"responses": {}}}}})).unwrap();
-    let url = raw_upstream(move |mut socket| {
-        let doc = doc.clone();
-        async move {
-            let mut buf = Vec::new();
-            while let Some(head) = read_request(&mut socket, &mut buf).await {
-                if head.starts_with("get /api/v1/openapi.json") {
-                    let mut out = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", doc.len()).into_bytes();
-                    out.extend_from_slice(&doc);
-                    let _ = socket.write_all(&out).await;
-                } else {
-                    // Never answers; holds the connection past the proxy's timeout.
-                    actix_rt::time::sleep(Duration::from_secs(30)).await;
-                    return;
-                }
-            }
-        }
+    // Never answers; holds the connection past the proxy's timeout.
+    let server = proxying_call(|socket| async move {
+        let _held = socket;
+        actix_rt::time::sleep(Duration::from_secs(30)).await;
     })
     .await;
-    let toml = format!("load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"{url}\"]\ndiscovery_interval = 0\nretries = 0\ntimeout = 1\n");
-    let server = start(config(&toml), vec![]).await;
     let started = Instant::now();
     assert_eq!(get(&server.url("/api/v1/raw")).await.status, 504);
     assert!(started.elapsed() < Duration::from_secs(20));
@@ -347,29 +359,13 @@ async fn broken_and_slow_upstreams_are_502_and_504() {
 /// end must not keep the deadline from being looked at.
 #[actix_rt::test]
 async fn an_upstream_flooding_interim_answers_ends_at_the_deadline() {
-    let doc = serde_json::to_vec(&json!({"openapi": "3.1.0", "paths": {"/api/v1/raw": {"get": {"responses": {}}}}})).unwrap();
-    let url = raw_upstream(move |mut socket| {
-        let doc = doc.clone();
-        async move {
-            let mut buf = Vec::new();
-            while let Some(head) = read_request(&mut socket, &mut buf).await {
-                if head.starts_with("get /api/v1/openapi.json") {
-                    let mut out = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", doc.len()).into_bytes();
-                    out.extend_from_slice(&doc);
-                    let _ = socket.write_all(&out).await;
-                } else {
-                    // Interim heads for as long as the proxy reads them (60 s at most).
-                    let flood = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(40_000);
-                    let until = Instant::now() + Duration::from_secs(60);
-                    while Instant::now() < until && socket.write_all(&flood).await.is_ok() {}
-                    return;
-                }
-            }
-        }
+    // Interim heads for as long as the proxy reads them (60 s at most).
+    let server = proxying_call(|mut socket| async move {
+        let flood = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(40_000);
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until && socket.write_all(&flood).await.is_ok() {}
     })
     .await;
-    let toml = format!("load_builtin_plugins = [\"proxy\"]\n[plugins.proxy]\nproxy_urls = [\"{url}\"]\ndiscovery_interval = 0\nretries = 0\ntimeout = 1\n");
-    let server = start(config(&toml), vec![]).await;
     let started = Instant::now();
     let r = get(&server.url("/api/v1/raw")).await;
     assert_eq!(r.status, 504, "{}", r.text());
