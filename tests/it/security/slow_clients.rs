@@ -775,3 +775,27 @@ async fn a_flood_of_line_breaks_meets_the_head_size_limit() {
     assert!(served.starts_with("HTTP/1.1 200"), "{}", &served[..served.len().min(120)]);
     server.stop(false).await;
 }
+
+/// A kept-alive connection used again before its keep-alive (5 s) runs out is not
+/// closed at the earlier deadline, and one left idle is closed at its own: the
+/// keep-alive timer goes off at a deadline it kept and is moved then
+/// (patches/README.md), it never closes a connection its client has used since.
+#[actix_rt::test]
+async fn keep_alive_counts_from_the_last_answer() {
+    let server = start(config("load_builtin_plugins = [\"echo\"]"), vec![]).await;
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let get = b"GET /api/v1/echo?message=hi HTTP/1.1\r\nHost: framex\r\n\r\n";
+    for pause in [0, 3, 3] {
+        // At 0, 3 and 6 s: the third comes after the first answer's deadline.
+        actix_rt::time::sleep(Duration::from_secs(pause)).await;
+        stream.write_all(get).await.unwrap();
+        assert!(read_one_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+    }
+    let idle = Instant::now();
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut rest)).await.expect("closed").unwrap();
+    assert_eq!(n, 0, "nothing more is written: {}", String::from_utf8_lossy(&rest));
+    let waited = idle.elapsed();
+    assert!(waited >= Duration::from_millis(4500) && waited < Duration::from_secs(12), "closed after {waited:?}");
+    server.stop(false).await;
+}

@@ -1221,8 +1221,9 @@ where
     ) -> Result<(), DispatchError> {
         let this = self.as_mut().project();
 
-        if let TimerState::Active { timer } = this.head_timer {
-            if timer.as_mut().poll(cx).is_ready() {
+        if this.head_timer.is_active() {
+            // framex-rs patch: `poll_expired` (a kept timer may go off at an earlier deadline).
+            if this.head_timer.poll_expired(cx) {
                 // timeout on first request (slow request) return 408
 
                 trace!("timed out on slow request; replying with 408 and closing connection");
@@ -1259,7 +1260,7 @@ where
 
     fn poll_ka_timer(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Result<(), DispatchError> {
         let this = self.as_mut().project();
-        if let TimerState::Active { timer } = this.ka_timer {
+        if this.ka_timer.is_active() {
             debug_assert!(
                 this.flags.contains(Flags::KEEP_ALIVE),
                 "keep-alive flag should be set when timer is active",
@@ -1281,7 +1282,8 @@ where
             // );
 
             // keep-alive timer has timed out
-            if timer.as_mut().poll(cx).is_ready() {
+            // framex-rs patch: `poll_expired` (a kept timer may go off at an earlier deadline).
+            if this.ka_timer.poll_expired(cx) {
                 // no tasks at hand
                 trace!("timer timed out; closing connection");
                 this.flags.insert(Flags::SHUTDOWN);
@@ -1306,8 +1308,9 @@ where
     /// timer runs while an answer is being written).
     fn poll_write_timer(mut self: Pin<&mut Self>, cx: &mut Context<'_>) {
         let this = self.as_mut().project();
-        if let TimerState::Active { timer } = this.write_timer {
-            if timer.as_mut().poll(cx).is_ready() {
+        if this.write_timer.is_active() {
+            // framex-rs patch: `poll_expired` (a kept timer may go off at an earlier deadline).
+            if this.write_timer.poll_expired(cx) {
                 trace!("the client took nothing written to it in time; dropping the connection");
                 this.write_timer.clear(line!());
                 self.client_disconnected();
@@ -1320,13 +1323,14 @@ where
         cx: &mut Context<'_>,
     ) -> Result<(), DispatchError> {
         let this = self.as_mut().project();
-        if let TimerState::Active { timer } = this.shutdown_timer {
+        if this.shutdown_timer.is_active() {
             debug_assert!(
                 this.flags.intersects(Flags::LINGER | Flags::SHUTDOWN),
                 "shutdown or linger flag should be set when timer is active",
             );
 
-            if timer.as_mut().poll(cx).is_ready() {
+            // framex-rs patch: `poll_expired` (a kept timer may go off at an earlier deadline).
+            if this.shutdown_timer.poll_expired(cx) {
                 if this.flags.contains(Flags::LINGER) {
                     trace!("timed-out during linger; shutting down connection");
                     this.flags.remove(Flags::LINGER);
@@ -1675,7 +1679,11 @@ where
                             PollResponse::DoNothing => {
                                 // KEEP_ALIVE is set in send_response_inner if client allows it
                                 // FINISHED is set after writing last chunk of response
-                                if inner.flags.contains(Flags::KEEP_ALIVE | Flags::FINISHED) {
+                                // framex-rs patch: set once per answer (a request clears
+                                // it), not again at every later poll: the kept timer may
+                                // wake the connection at an earlier deadline, and a poll
+                                // that set it again would put the deadline off for ever.
+                                if inner.flags.contains(Flags::KEEP_ALIVE | Flags::FINISHED) && !inner.ka_timer.is_active() {
                                     if let Some(timer) = inner.config.keep_alive_deadline() {
                                         inner.as_mut().project().ka_timer.set_and_init(
                                             cx,

@@ -12,7 +12,9 @@ pub(super) enum TimerState {
     // kept `Sleep` stays registered for its old deadline; if that passes first, the
     // connection is woken once for nothing.
     Inactive { spare: Option<Pin<Box<Sleep>>> },
-    Active { timer: Pin<Box<Sleep>> },
+    // framex-rs patch: `at`, the deadline the timer stands for; the `Sleep` goes off no
+    // later than it (see `set`).
+    Active { timer: Pin<Box<Sleep>>, at: Instant },
 }
 
 impl TimerState {
@@ -40,13 +42,19 @@ impl TimerState {
         }
 
         let timer = match std::mem::replace(self, Self::Disabled) {
-            Self::Active { mut timer } | Self::Inactive { spare: Some(mut timer) } => {
-                timer.as_mut().reset(deadline);
+            Self::Active { mut timer, .. } | Self::Inactive { spare: Some(mut timer) } => {
+                // framex-rs patch: a later deadline than the kept timer's is only noted;
+                // the timer, going off at the earlier one, is moved then (`poll_expired`).
+                // Moving a registered tokio timer costs about 80 instructions and three
+                // atomic operations, and the keep-alive timer is set after every answer.
+                if deadline < timer.deadline() {
+                    timer.as_mut().reset(deadline);
+                }
                 timer
             }
             Self::Inactive { spare: None } | Self::Disabled => Box::pin(sleep_until(deadline)),
         };
-        *self = Self::Active { timer };
+        *self = Self::Active { timer, at: deadline };
     }
 
     pub(super) fn set_and_init(&mut self, cx: &mut Context<'_>, deadline: Instant, line: u32) {
@@ -64,15 +72,33 @@ impl TimerState {
         }
 
         *self = match std::mem::replace(self, Self::Disabled) {
-            Self::Active { timer } => Self::Inactive { spare: Some(timer) },
+            Self::Active { timer, .. } => Self::Inactive { spare: Some(timer) },
             Self::Inactive { spare } => Self::Inactive { spare },
             Self::Disabled => Self::Inactive { spare: None },
         };
     }
 
     pub(super) fn init(&mut self, cx: &mut Context<'_>) {
-        if let TimerState::Active { timer } = self {
-            let _ = timer.as_mut().poll(cx);
+        // framex-rs patch: through `poll_expired`, so that a kept timer that went off at
+        // an earlier deadline is moved to this one and waited on.
+        let _ = self.poll_expired(cx);
+    }
+
+    // framex-rs patch: whether an active timer's deadline has passed. The `Sleep` may go
+    // off at an earlier deadline it kept (see `set`): it is then moved to this one.
+    pub(super) fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Self::Active { timer, at } = self else {
+            return false;
+        };
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            debug_assert!(timer.deadline() <= *at, "the timer goes off no later than its deadline");
+            if timer.deadline() == *at {
+                return true;
+            }
+            timer.as_mut().reset(*at);
         }
     }
 }
@@ -82,8 +108,8 @@ impl fmt::Display for TimerState {
         match self {
             TimerState::Disabled => f.write_str("timer is disabled"),
             TimerState::Inactive { .. } => f.write_str("timer is inactive"),
-            TimerState::Active { timer } => {
-                let deadline = timer.deadline();
+            TimerState::Active { at, .. } => {
+                let deadline = *at;
                 let now = Instant::now();
 
                 if deadline < now {
