@@ -1287,6 +1287,10 @@ where
                 // no tasks at hand
                 trace!("timer timed out; closing connection");
                 this.flags.insert(Flags::SHUTDOWN);
+                // framex-rs patch: cleared once it fired, as the head timer is: still
+                // active, it fired again at every later poll and set the shutdown timer
+                // again each time, which then never ran out.
+                this.ka_timer.clear(line!());
 
                 if let Some(deadline) = this.config.client_disconnect_deadline() {
                     // start shutdown timeout if enabled
@@ -1679,11 +1683,14 @@ where
                             PollResponse::DoNothing => {
                                 // KEEP_ALIVE is set in send_response_inner if client allows it
                                 // FINISHED is set after writing last chunk of response
-                                // framex-rs patch: set once per answer (a request clears
-                                // it), not again at every later poll: the kept timer may
-                                // wake the connection at an earlier deadline, and a poll
-                                // that set it again would put the deadline off for ever.
-                                if inner.flags.contains(Flags::KEEP_ALIVE | Flags::FINISHED) && !inner.ka_timer.is_active() {
+                                // framex-rs patch: set once the answer is written (a
+                                // request clears it), again at each poll only while its
+                                // bytes still wait to be sent (the write stall bounds
+                                // that), not at every later poll: the kept timer may wake
+                                // the connection at an earlier deadline, and a poll that
+                                // set it again would put the deadline off for ever.
+                                let writing = inner.write_timer.is_active();
+                                if inner.flags.contains(Flags::KEEP_ALIVE | Flags::FINISHED) && (writing || !inner.ka_timer.is_active()) {
                                     if let Some(timer) = inner.config.keep_alive_deadline() {
                                         inner.as_mut().project().ka_timer.set_and_init(
                                             cx,
