@@ -36,9 +36,10 @@ pub async fn share(req: &HttpRequest, payload: web::Payload, bodiless: bool) -> 
     let headers = req.headers();
     let has_body = || {
         headers.contains_key(header::TRANSFER_ENCODING)
+            // A length of 0 however written (`00` too, as actix-http reads it).
             || headers
                 .get(header::CONTENT_LENGTH)
-                .is_some_and(|v| v.as_bytes() != b"0")
+                .is_some_and(|v| !v.as_bytes().iter().all(|&b| b == b'0'))
     };
     // (actix-http's HTTP/1 decoder gives no payload exactly when a request declares
     // no body: neither `Transfer-Encoding` nor a `Content-Length` but 0.)

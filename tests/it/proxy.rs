@@ -741,3 +741,29 @@ async fn an_upstreams_builtin_paths_are_not_proxied() {
     server.stop(true).await;
     handle.stop(false).await;
 }
+
+/// A GET's body reaches the upstream however it was declared, and a GET that declares
+/// none (or a zero length, however written) sends none: the proxied path's shortcut
+/// for requests that came with no payload must never drop a body, nor read one where
+/// none was declared.
+#[actix_rt::test]
+async fn a_gets_body_goes_upstream_however_it_is_declared() {
+    let (up, up_handle) = spawn_upstream(configure_upstream);
+    let server = start(proxy_config(&up, ""), vec![]).await;
+    let head = "GET /api/v1/items/7 HTTP/1.1\r\nHost: framex\r\nConnection: close\r\n";
+    for (framing, body, sent) in [
+        ("Content-Length: 5\r\n", "hello", "hello"),
+        ("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n3\r\n!!!\r\n0\r\n\r\n", "hello!!!"),
+        ("Content-Length: 0\r\n", "", ""),
+        ("Content-Length: 00\r\n", "", ""),
+        ("", "", ""),
+    ] {
+        let raw = raw_http(server.local_addr(), &format!("{head}{framing}\r\n{body}")).await;
+        assert!(raw.starts_with("HTTP/1.1 200"), "{framing:?}: {raw}");
+        let seen: Value = serde_json::from_str(raw.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(seen["body"], sent, "{framing:?}");
+        assert_eq!(seen["body_len"], sent.len(), "{framing:?}");
+    }
+    server.stop(true).await;
+    up_handle.stop(true).await;
+}
