@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             match mode.as_str() {
                 "direct" => {
                     let replica = worker.pools.replica(&pool);
-                    replica.call(target.clone(), &spec, &Args::new(), CallContext::new()).await?;
+                    replica.call(&target, &spec, &Args::new(), CallContext::new()).await?;
                 }
                 "pool" => {
                     let call = CallUpstream { spec: spec.clone(), target: target.clone(), args: Args::new(), ctx: CallContext::new() };

@@ -27,6 +27,11 @@ pub struct PoolReplicas {
     inner: Rc<RefCell<Replicas>>,
 }
 
+/// The published table as this arbiter last saw it: looked at again with one plain
+/// load of its pointer (`ArcSwap::load` would take a reference count, an atomic
+/// update on a line every worker shares).
+type SeenTable = arc_swap::Cache<Arc<ArcSwap<RouteTable>>, Arc<RouteTable>>;
+
 /// One pool on this arbiter: its actor, and a weak handle to the replica the actor
 /// owns (borrowed by the fast path for the length of one exchange).
 struct Entry {
@@ -38,36 +43,53 @@ struct Replicas {
     by_id: HashMap<PoolId, Entry, foldhash::fast::RandomState>,
     /// The generation of the table the map was last pruned against.
     generation: u64,
+    /// The newest table, as last seen.
+    table: SeenTable,
 }
 
 impl Replicas {
-    /// Retires, once per table generation, the actors of pools `table` no longer names.
-    fn prune(&mut self, table: &RouteTable) {
-        if table.generation() == self.generation {
-            return;
-        }
-        self.by_id.retain(|id, entry| {
-            let live = table.serves_pool(*id);
-            if !live {
-                // A command with no reply; the mailbox is never full of these.
-                entry.actor.do_send(Retire);
-            }
-            live
-        });
-        self.generation = table.generation();
+    /// The newest published table, with the map pruned against it.
+    fn pruned(&mut self) -> (&mut HashMap<PoolId, Entry, foldhash::fast::RandomState>, &RouteTable) {
+        let Replicas { by_id, generation, table } = self;
+        let table = table.load();
+        prune(by_id, generation, table);
+        (by_id, table)
     }
+}
+
+/// Retires, once per table generation, the actors of pools `table` no longer names
+/// (`generation`: that of the table `by_id` was last pruned against).
+fn prune(by_id: &mut HashMap<PoolId, Entry, foldhash::fast::RandomState>, generation: &mut u64, table: &RouteTable) {
+    if table.generation() == *generation {
+        return;
+    }
+    by_id.retain(|id, entry| {
+        let live = table.serves_pool(*id);
+        if !live {
+            // A command with no reply; the mailbox is never full of these.
+            entry.actor.do_send(Retire);
+        }
+        live
+    });
+    *generation = table.generation();
 }
 
 impl PoolReplicas {
     /// An empty set of pool actors following the published `table`.
     pub fn new(table: Arc<ArcSwap<RouteTable>>) -> Self {
         PoolReplicas {
-            table,
             inner: Rc::new(RefCell::new(Replicas {
                 by_id: HashMap::default(),
                 generation: 0,
+                table: arc_swap::Cache::new(table.clone()),
             })),
+            table,
         }
+    }
+
+    /// The published table these replicas follow (for a view of it of one's own).
+    pub fn published(&self) -> &Arc<ArcSwap<RouteTable>> {
+        &self.table
     }
 
     /// This arbiter's replica of `pool` (its actor started on first use), for
@@ -89,8 +111,7 @@ impl PoolReplicas {
     /// cloned: the HTTP path wants only the replica).
     fn lookup<T>(&self, pool: &Arc<PoolShared>, pick: impl FnOnce(&Addr<UpstreamPool>, Rc<PoolReplica>) -> T) -> T {
         let mut inner = self.inner.borrow_mut();
-        let table = self.table.load();
-        inner.prune(&table);
+        let (by_id, table) = inner.pruned();
         if !table.serves_pool(pool.id()) {
             // A request matched on an earlier table, its pool retired since: served by
             // an actor of its own, not kept (the map is pruned only when the table
@@ -98,7 +119,7 @@ impl PoolReplicas {
             let replica = Rc::new(PoolReplica::new(pool));
             return pick(&UpstreamPool::retired(replica.clone()).start(), replica);
         }
-        if let Some(entry) = inner.by_id.get(&pool.id()) {
+        if let Some(entry) = by_id.get(&pool.id()) {
             if let Some(replica) = entry.replica.upgrade() {
                 return pick(&entry.actor, replica);
             }
@@ -107,7 +128,7 @@ impl PoolReplicas {
         let replica = Rc::new(PoolReplica::new(pool));
         let actor = UpstreamPool::new(replica.clone()).start();
         let entry = Entry { actor: actor.clone(), replica: Rc::downgrade(&replica) };
-        inner.by_id.insert(pool.id(), entry);
+        by_id.insert(pool.id(), entry);
         pick(&actor, replica)
     }
 
@@ -115,8 +136,7 @@ impl PoolReplicas {
     /// every lookup; the router calls this now and then, so that a pool nobody calls
     /// any more still lets go of its connections).
     pub fn prune(&self) {
-        let table = self.table.load();
-        self.inner.borrow_mut().prune(&table);
+        self.inner.borrow_mut().pruned();
     }
 
     /// How many pool actors this arbiter holds.

@@ -67,13 +67,15 @@ pub struct Route {
     pub target: Target,
 }
 
-/// The result of matching an HTTP request against the table.
+/// The result of matching an HTTP request against the table (the route lent by it:
+/// a reference count taken per request is an atomic update on a line every worker
+/// shares).
 #[derive(Debug)]
-pub enum HttpMatch {
+pub enum HttpMatch<'t> {
     /// A route matched; `params` are the raw (still percent-encoded) path parameters.
     Found {
         /// The route.
-        route: Arc<Route>,
+        route: &'t Arc<Route>,
         /// Path parameters by name.
         params: Vec<(String, String)>,
     },
@@ -119,7 +121,7 @@ impl RouteTable {
     /// `HEAD`, and no body comes back. A typed path parameter spelled otherwise than
     /// canonically ([`CanonicalForm`]: `/users/00` for `/users/{id}` of an integer)
     /// matches nothing, so no rule or filter ever sees another spelling of a value.
-    pub fn match_http(&self, method: &Method, path: &str) -> HttpMatch {
+    pub fn match_http(&self, method: &Method, path: &str) -> HttpMatch<'_> {
         let found = self.find(method, path).or_else(|| {
             (method == Method::HEAD)
                 .then(|| self.find(&Method::GET, path))
@@ -127,7 +129,7 @@ impl RouteTable {
         });
         if let Some(found) = found {
             return HttpMatch::Found {
-                route: self.routes[*found.value].clone(),
+                route: &self.routes[*found.value],
                 params: found
                     .params
                     .iter()

@@ -29,7 +29,7 @@ pub(super) async fn serve(
     req: &HttpRequest,
     path: &str,
     payload: web::Payload,
-    target: Arc<UpstreamTarget>,
+    target: &UpstreamTarget,
     how: Forwarding<'_>,
     ctx: CallContext,
     (cache, ttl): (&Arc<Cache>, i64),

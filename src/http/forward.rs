@@ -6,7 +6,6 @@
 //! status, headers and body come back unchanged, streamed.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use actix_web::body::SizedStream;
 use actix_web::http::{header, Version};
@@ -43,7 +42,7 @@ pub(super) async fn serve(
     req: &HttpRequest,
     path: &str,
     payload: web::Payload,
-    target: Arc<UpstreamTarget>,
+    target: &UpstreamTarget,
     how: Forwarding<'_>,
     ctx: CallContext,
 ) -> Result<HttpResponse, Error> {
@@ -111,12 +110,12 @@ pub(super) fn serve_body<'a>(
     req: &'a HttpRequest,
     path: &str,
     body: Body,
-    target: Arc<UpstreamTarget>,
+    target: &'a UpstreamTarget,
     how: Forwarding<'a>,
     ctx: CallContext,
 ) -> impl Future<Output = Result<HttpResponse, Error>> + 'a {
     let Forwarding { consumed_auth, served, fields_unread } = how;
-    let (headers, added) = upstream_headers(req, consumed_auth, &worker.shared);
+    let (headers, added) = upstream_headers(req, consumed_auth, worker.shared);
     // The canonical path (what the rules were checked against) and the query as sent.
     let path_and_query = match req.uri().query() {
         Some(query) => format!("{path}?{query}"),
@@ -135,10 +134,9 @@ pub(super) fn serve_body<'a>(
     // work on a small request (see the README's benchmarks).
     let replica = worker.pools.replica(&target.pool);
     let pool = served.is_some().then(|| target.pool.clone());
+    // The exchange's future holds the replica until it ends (its actor may retire it
+    // meanwhile: a request then still finds the replica its exchanges use).
     replica.forward_noted(target, request).map(move |(response, attempts)| {
-        // The replica is held until the exchange ends (its actor may retire it
-        // meanwhile: a request then still finds the replica its exchanges use).
-        let _replica = replica;
         // Where it went is recorded for failures too (the access log names them).
         if let (Some(served), Some(pool)) = (served, pool) {
             *served = Some(super::observe::Served { pool, attempts });

@@ -18,9 +18,9 @@ use crate::metrics::{self, Target};
 
 /// What serving a request found out, filled in as it goes.
 #[derive(Default)]
-pub(super) struct Seen {
-    /// The route it matched.
-    pub route: Option<Arc<Route>>,
+pub(super) struct Seen<'w> {
+    /// The route it matched, lent by the request's view of the table.
+    pub route: Option<&'w Arc<Route>>,
     /// The built-in it was, if one.
     pub builtin: Option<&'static str>,
     /// Where it went.
@@ -30,7 +30,7 @@ pub(super) struct Seen {
     pub served: Option<Served>,
 }
 
-impl Seen {
+impl Seen<'_> {
     /// The `route` label: the route's template (or function name), the built-in's
     /// path, or [`metrics::UNMATCHED`] — never a concrete path.
     pub fn route_label(&self) -> &str {
@@ -46,7 +46,7 @@ impl Seen {
     pub fn route_name(&self) -> crate::sentry_events::RouteName {
         use crate::sentry_events::RouteName;
         match (&self.route, self.builtin) {
-            (Some(route), _) => RouteName::Route(route.clone()),
+            (Some(route), _) => RouteName::Route(Arc::clone(route)),
             (None, Some(path)) => RouteName::Fixed(path),
             (None, None) => RouteName::Fixed(metrics::UNMATCHED),
         }
@@ -102,7 +102,7 @@ pub(super) fn ignored(ignored: &[String], req: &HttpRequest) -> bool {
 pub(super) fn record(
     req: &HttpRequest,
     response: &HttpResponse,
-    seen: &Seen,
+    seen: &Seen<'_>,
     started: Instant,
     ids: (&str, &Trace),
     access_log: AccessLog,

@@ -8,8 +8,8 @@
 //!
 //! Cost: the context holds borrows (the request, the worker, the access log's notes),
 //! the canonical path and the call context, as the one function before it held them
-//! in locals; the phases add no allocation of their own (the matched route and target
-//! are `Arc`s cloned once, for the access log and the upstream call).
+//! in locals; the phases add no allocation of their own, and take no reference count
+//! (the matched route and its target are lent by the request's view of the table).
 //!
 //! The request's future is the size of its largest state, and a state holds every
 //! argument of every `async fn` under way (for the function's whole life, and again
@@ -33,7 +33,7 @@ use std::sync::Arc;
 use actix_web::http::{header, Method as HttpMethod, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use framex_actors::upstream::{proxy_function::PATH as PROXY_FUNCTION_PATH, Body, UpstreamTarget};
-use framex_actors::{CallContext, Error, HttpMatch, Method, Route, Target};
+use framex_actors::{CallContext, Error, HttpMatch, Method, Route, RouteTable, Target};
 
 use super::{
     authorize, builtin, cached_proxy, docs_tools, envelope, error, forward, limit, local,
@@ -48,15 +48,15 @@ type Phase<T = ()> = ControlFlow<HttpResponse, T>;
 
 /// One request on its way through the phases: what each phase reads, and what the
 /// access log learns as the request goes.
-struct RequestCtx<'a> {
+struct RequestCtx<'a, 'w> {
     req: &'a HttpRequest,
-    worker: &'a Worker<'a>,
+    worker: &'a Worker<'w>,
     /// The canonical path: for every phase, and for the upstream.
     path: Cow<'a, str>,
     /// Deadline, request id, hops and trace of the call.
     ctx: CallContext,
     /// Where the request went, for the access log and metrics.
-    seen: &'a mut observe::Seen,
+    seen: &'a mut observe::Seen<'w>,
     /// Whether `Authorization` held a key for us (it is not passed on).
     consumed_auth: bool,
     /// Which of its rule's `[auth]` keys the request presented (`[limits]` may count
@@ -72,13 +72,13 @@ struct RequestCtx<'a> {
 /// Not an `async fn`: the request's context is made here, so that its future holds
 /// the context once (an `async fn` holds its arguments for its whole life, and again
 /// what it makes of them).
-pub(super) fn serve<'a>(
+pub(super) fn serve<'a, 'w>(
     req: &'a HttpRequest,
     (payload, bodiless): (web::Payload, bool),
-    worker: &'a Worker<'a>,
+    worker: &'a Worker<'w>,
     ctx: CallContext,
-    seen: &'a mut observe::Seen,
-) -> impl Future<Output = HttpResponse> + 'a {
+    seen: &'a mut observe::Seen<'w>,
+) -> impl Future<Output = HttpResponse> + use<'a, 'w> {
     // One canonical path for everything below, and for the upstream.
     let mut request = canonical_path::canonicalize(req.uri().path()).map(|path| RequestCtx {
         req,
@@ -100,7 +100,7 @@ pub(super) fn serve<'a>(
     }
 }
 
-impl RequestCtx<'_> {
+impl<'w> RequestCtx<'_, 'w> {
     /// The request's story, phase by phase.
     async fn run(&mut self, payload: web::Payload) -> Phase<HttpResponse> {
         self.docs_login().await?;
@@ -118,21 +118,21 @@ impl RequestCtx<'_> {
         if self.path == PROXY_FUNCTION_PATH && self.req.method() == HttpMethod::POST {
             return ControlFlow::Break(self.proxy_function(payload).await);
         }
-        let matched = self.shared().engine.published().load().match_http(self.req.method(), &self.path);
+        // Matched in the request's view of the table, which lends the route for the
+        // whole request.
+        let table: &'w RouteTable = self.worker.table;
+        let matched = table.match_http(self.req.method(), &self.path);
         match matched {
             HttpMatch::NotFound => ControlFlow::Break(not_found()),
             // Boxed: an `OPTIONS` forwarded makes a large future, for a rare request.
             HttpMatch::MethodNotAllowed { allowed } => ControlFlow::Break(Box::pin(self.method_not_allowed(&allowed, payload)).await),
             HttpMatch::Found { route, params } => {
-                let permit = self.limit(&route).await?;
+                let permit = self.limit(route).await?;
                 // A rate limit writes its fields into the answer's.
                 let rated = permit.as_ref().is_some_and(|p| p.rate.is_some());
                 let response = match &route.target {
                     Target::Local { .. } => self.local(route, params, payload).await,
-                    Target::Upstream(target) => {
-                        let target = target.clone();
-                        self.upstream(&route, target, payload, rated).await?
-                    }
+                    Target::Upstream(target) => self.upstream(route, target, payload, rated).await?,
                 };
                 ControlFlow::Continue(limit::attach(permit, response))
             }
@@ -140,7 +140,7 @@ impl RequestCtx<'_> {
     }
 
     fn shared(&self) -> &Shared {
-        &self.worker.shared
+        self.worker.shared
     }
 
     /// The docs login's endpoints (`[auth.oauth]`).
@@ -258,8 +258,8 @@ impl RequestCtx<'_> {
     /// both); anything else, and an `OPTIONS` of a local path, gets 405 with `Allow`.
     async fn method_not_allowed(&mut self, allowed: &[Method], payload: web::Payload) -> HttpResponse {
         if self.req.method() == HttpMethod::OPTIONS {
-            if let Some(target) = upstream_for_options(self.shared(), allowed, &self.path) {
-                if disabled(&target, &self.path) {
+            if let Some(target) = upstream_for_options(self.worker.table, allowed, &self.path) {
+                if disabled(target, &self.path) {
                     return not_found();
                 }
                 self.seen.target = Some(Answered::Upstream);
@@ -282,15 +282,15 @@ impl RequestCtx<'_> {
 
     /// A local plugin's route: its migration mode first (which may send it upstream),
     /// else the plugin, through the router.
-    async fn local(&mut self, route: Arc<Route>, params: Vec<(String, String)>, payload: web::Payload) -> HttpResponse {
-        self.seen.route = Some(route.clone());
+    async fn local(&mut self, route: &'w Arc<Route>, params: Vec<(String, String)>, payload: web::Payload) -> HttpResponse {
+        self.seen.route = Some(route);
         self.seen.target = Some(Answered::Local);
         let migrated = migrate::serve(
             self.worker,
             self.req,
             &self.path,
             payload,
-            &route,
+            route,
             &params,
             self.consumed_auth,
             &self.ctx,
@@ -298,7 +298,7 @@ impl RequestCtx<'_> {
         );
         let result = match migrated.await {
             Ok(answered) => answered,
-            Err(payload) => local::serve(self.worker, self.req, payload, route, params, self.ctx.clone()).await,
+            Err(payload) => local::serve(self.worker, self.req, payload, route.clone(), params, self.ctx.clone()).await,
         };
         self.answer(result)
     }
@@ -309,12 +309,12 @@ impl RequestCtx<'_> {
     /// A cached answer carries the `[limits]` permit like a forwarded one; the 404 of
     /// a disabled path is answered here (`Break`), without it. `rated`: the permit
     /// adds rate-limit fields to the answer.
-    async fn upstream(&mut self, route: &Arc<Route>, target: Arc<UpstreamTarget>, payload: web::Payload, rated: bool) -> Phase<HttpResponse> {
+    async fn upstream(&mut self, route: &'w Arc<Route>, target: &'w UpstreamTarget, payload: web::Payload, rated: bool) -> Phase<HttpResponse> {
         // A disabled concrete path is unknown, whatever template it falls under.
-        if disabled(&target, &self.path) {
+        if disabled(target, &self.path) {
             return ControlFlow::Break(not_found());
         }
-        self.seen.route = Some(route.clone());
+        self.seen.route = Some(route);
         self.seen.target = Some(Answered::Upstream);
         let shared = &self.worker.shared;
         let json_log = shared.access_log == crate::config::AccessLog::Json;
@@ -368,12 +368,11 @@ fn disabled(target: &UpstreamTarget, path: &str) -> bool {
 
 /// The upstream an `OPTIONS` of `path` (which has no OPTIONS route) goes to: that of
 /// its `GET` route, else of its first route, when that route is proxied.
-fn upstream_for_options(shared: &Shared, allowed: &[Method], path: &str) -> Option<Arc<UpstreamTarget>> {
-    let table = shared.engine.published().load();
+fn upstream_for_options<'t>(table: &'t RouteTable, allowed: &[Method], path: &str) -> Option<&'t UpstreamTarget> {
     let first = allowed.iter().find(|m| **m == Method::GET).or_else(|| allowed.first())?;
     match table.match_http(first, path) {
         HttpMatch::Found { route, .. } => match &route.target {
-            Target::Upstream(target) => Some(target.clone()),
+            Target::Upstream(target) => Some(target),
             Target::Local { .. } => None,
         },
         _ => None,

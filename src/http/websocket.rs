@@ -84,7 +84,7 @@ pub async fn serve(
     let Some(target) = routes.target(path) else {
         return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
     };
-    let (mut headers, added) = forward::upstream_headers(req, consumed_auth, &worker.shared);
+    let (mut headers, added) = forward::upstream_headers(req, consumed_auth, worker.shared);
     for (name, value) in added {
         headers.append(name, value);
     }

@@ -296,12 +296,7 @@ fn http_server(
         // worker thread as the limits above.
         actix_http::h1::set_thread_write_stall(send_timeout);
         let engine = factory_engine.start_worker();
-        let worker = WorkerState {
-            state: factory_state.clone(),
-            router: engine.router,
-            pools: engine.pools,
-        };
-        App::new().default_service(http::service(worker))
+        App::new().default_service(http::service(WorkerState::new(factory_state.clone(), engine.router, engine.pools)))
     })
     .shutdown_timeout(config.server.shutdown_timeout)
     // Small writes (an SSE event, a short reply) leave at once, as with nginx's
@@ -538,5 +533,52 @@ impl Running {
             // Blocks while the queue drains (two seconds at most), off the runtime.
             let _ = actix_rt::task::spawn_blocking(move || sentry.close()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use framex_actors::upstream::{PoolConfig, PoolShared, UpstreamTarget};
+    use framex_actors::{ApiSpec, UpstreamRoute};
+
+    use super::*;
+
+    /// A state made of the default configuration.
+    fn state_of(engine: &Engine, config: &Config) -> Arc<Shared> {
+        let (_, closing) = tokio::sync::watch::channel(false);
+        let carried = Carried { sentry: None, docs: Arc::new(http::DocsPage::new(config, std::iter::empty())) };
+        Arc::new(shared_state(engine, config, None, &Readiness::default(), &closing, None, carried))
+    }
+
+    /// A worker's request reads the state and the route table as they were when it
+    /// came in, the next request the ones stored since; a worker that serves nothing
+    /// lets a replaced state go within about a second (its view is looked at again).
+    #[actix_rt::test]
+    async fn a_worker_follows_reloads_and_routes_and_lets_the_old_state_go() {
+        let (engine, config) = (Engine::start(), Config::default());
+        let state = Arc::new(ArcSwap::new(state_of(&engine, &config)));
+        let parts = engine.start_worker();
+        let worker = WorkerState::new(state.clone(), parts.router, parts.pools);
+
+        let first = worker.view();
+        state.store(state_of(&engine, &config));
+        let pool = PoolShared::new(PoolConfig::single("http://127.0.0.1:9".parse().unwrap()));
+        let target = Arc::new(UpstreamTarget { pool, auth: Default::default(), filter: None });
+        let spec = Arc::new(ApiSpec::new(ApiKey::http(framex_actors::Method::GET, "/a")));
+        engine.set_upstream_routes("u", vec![UpstreamRoute { spec, target }]).await.unwrap();
+        assert_eq!(first.table.routes().count(), 0, "a request under way keeps its table");
+        let second = worker.view();
+        assert!(!Arc::ptr_eq(&first.shared, &second.shared), "the next request reads the reloaded state");
+        assert!(Arc::ptr_eq(&second.shared, &state.load()), "the one stored");
+        assert_eq!(second.table.routes().count(), 1, "and the table published since");
+
+        let replaced = Arc::downgrade(&second.shared);
+        drop((first, second));
+        state.store(state_of(&engine, &config));
+        assert!(replaced.upgrade().is_some(), "kept by the worker's view until it looks again");
+        actix_rt::time::sleep(Duration::from_millis(1_500)).await;
+        assert!(replaced.upgrade().is_none(), "an idle worker let the replaced state go");
     }
 }

@@ -32,9 +32,10 @@ use http::header::HeaderMap;
 use http::Method;
 use tokio::time::Instant;
 
-use super::client::{Client, Lease, SendError};
+use super::client::{Lease, SendError};
 use super::out_body::OutBody;
 use super::h1::{Answer, Outbound};
+use super::replica::PoolReplica;
 use crate::wire_error::WireError;
 use super::relay::{relay, InFlight};
 use super::{
@@ -234,12 +235,14 @@ pub struct Attempts {
     pub count: u32,
 }
 
-/// One request/response exchange with a pool, made on the current arbiter.
-pub(super) struct Exchange {
-    shared: Arc<PoolShared>,
-    client: Rc<Client>,
-    /// The replica's share of its endpoints' request and latency series.
-    metrics: Rc<crate::metrics::EndpointBuffers>,
+/// One request/response exchange with a pool, made on the current arbiter: the
+/// replica's parts borrowed, for as long as the exchange runs (its future owns the
+/// replica).
+pub(super) struct Exchange<'p> {
+    /// The pool's state, this arbiter's connections and series.
+    replica: &'p Rc<PoolReplica>,
+    /// The pool's state (the replica's).
+    shared: &'p Arc<PoolShared>,
     /// Endpoints tried so far, in order.
     tried: Tried,
     /// Leave to retry, once taken (held for the rest of the exchange).
@@ -250,12 +253,11 @@ pub(super) struct Exchange {
     attempts: u32,
 }
 
-impl Exchange {
-    pub(super) fn new(shared: &Arc<PoolShared>, client: &Rc<Client>, metrics: &Rc<crate::metrics::EndpointBuffers>) -> Self {
+impl<'p> Exchange<'p> {
+    pub(super) fn new(replica: &'p Rc<PoolReplica>) -> Self {
         Exchange {
-            shared: shared.clone(),
-            client: client.clone(),
-            metrics: metrics.clone(),
+            replica,
+            shared: &replica.shared,
             tried: Tried::new(),
             permit: None,
             fresh_used: false,
@@ -278,11 +280,11 @@ impl Exchange {
     /// Made before the exchange's future, which then holds the request once, as the
     /// plan: an `async fn` keeps its arguments for its whole life, and again where it
     /// moves them, so the request taken by value would be held three times.
-    pub(super) fn plan(&self, mut request: ForwardRequest) -> Result<Plan, Error> {
+    pub(super) fn plan(shared: &PoolShared, mut request: ForwardRequest) -> Result<Plan, Error> {
         request.path_and_query = request_target(std::mem::take(&mut request.path_and_query)).map_err(|e| {
-            Error::UpstreamConnect { upstream: self.shared.peer().clone(), cause: ConnectFailure::Request(Arc::new(e)) }
+            Error::UpstreamConnect { upstream: shared.peer().clone(), cause: ConnectFailure::Request(Arc::new(e)) }
         })?;
-        Ok(Plan::new(request, self.shared.config.timeout))
+        Ok(Plan::new(request, shared.config.timeout))
     }
 
     /// Sends the planned request to an endpoint of the pool and returns the response
@@ -291,12 +293,12 @@ impl Exchange {
     /// the exchange.
     pub(super) async fn run(&mut self, target: &UpstreamTarget, plan: &mut Plan) -> Result<ForwardResponse, Error> {
         // Held apart from `self`, which the steps borrow mutably.
-        let shared = self.shared.clone();
+        let shared = self.shared;
         let mut next = Next::Pick;
         loop {
             // The answer is awaited here, not in the attempt, so that the send's state
             // and the relay's are not both held (the future is the larger of the two).
-            let step = match self.attempt(&shared, target, plan, next).await {
+            let step = match self.attempt(shared, target, plan, next).await {
                 Sent::Answered(attempt, response, lease) => {
                     let Attempt { index, endpoint, number, guard } = attempt;
                     match self.answered(plan, &guard, endpoint, response.status()) {
@@ -340,14 +342,14 @@ impl Exchange {
             // Errors name the endpoint that failed, not the whole pool.
             endpoint: shared.endpoint_peer(index),
             number: self.attempts,
-            guard: InFlight::start(shared, index),
+            guard: InFlight::start(self.replica, index),
         };
-        self.metrics.request(index);
+        self.replica.metrics.request(index);
         // Each attempt is a span of its own, the parent of what the upstream does.
         let trace = plan.trace.child();
         let span = AttemptSpan::start(&trace, attempt.number);
         let body = OutBody::from(plan.take_body());
-        let endpoint = self.client.endpoint(index);
+        let endpoint = self.replica.client.endpoint(index);
         // The prefix was checked with the URL, the path once for the exchange.
         let path = match endpoint.prefix.as_str() {
             "" => std::borrow::Cow::Borrowed(plan.path_and_query.as_str()),
@@ -367,10 +369,10 @@ impl Exchange {
         };
         let started = if attempt.number == 1 { plan.made } else { Instant::now() };
         let health = &shared.stats[index].health;
-        let sent = self.client.send(index, &request, body, fresh, plan.deadline, health).await;
+        let sent = self.replica.client.send(index, &request, body, fresh, plan.deadline, health).await;
         let failure = match sent {
             Ok((response, lease)) => {
-                self.metrics.answered_in(index, started.elapsed().as_secs_f64());
+                self.replica.metrics.answered_in(index, started.elapsed().as_secs_f64());
                 span.end(&plan.method, attempt.endpoint.as_str(), Some(response.status().as_u16()), None);
                 return Sent::Answered(attempt, response, lease);
             }
@@ -571,7 +573,7 @@ impl Exchange {
 
     /// The next endpoint per the pool's policy, not tried yet.
     fn pick(&mut self) -> Result<usize, Error> {
-        let Some(index) = self.shared.pick(&self.tried, self.client.next_turn()) else {
+        let Some(index) = self.shared.pick(&self.tried, self.replica.client.next_turn()) else {
             self.shared.pool_metrics.saturated.inc();
             return Err(Error::Overloaded {
                 upstream: self.shared.peer().clone(),
@@ -678,11 +680,10 @@ mod tests {
     }
 
     /// An exchange on a one-endpoint pool (nothing listens: `classify` sends nothing).
-    fn exchange() -> Exchange {
+    fn exchange() -> Exchange<'static> {
         let shared = PoolShared::new(super::super::PoolConfig::single("http://127.0.0.1:9".parse().unwrap()));
-        let config = shared.config();
-        let client = Client::new(config, config.connect_timeout, config.tls.clone());
-        Exchange::new(&shared, &client, &crate::metrics::EndpointBuffers::new(&shared.metrics))
+        // Leaked: a test's exchange borrows its replica for the rest of the test.
+        Exchange::new(Box::leak(Box::new(Rc::new(PoolReplica::new(&shared)))))
     }
 
     fn refused() -> ConnectFailure {

@@ -22,6 +22,7 @@
 //!   arbiter's replica; messages [`CallUpstream`] and [`Retire`];
 //! - `pumps`: how a streamed body is pumped in its pool actor's context;
 //! - `replica`: a pool's replica on one arbiter ([`PoolReplica`]: its connections);
+//!   `forwarding`: how a replica forwards a request or a call;
 //!   the arbiter's map of pool actors is [`PoolReplicas`](crate::PoolReplicas), beside
 //!   this module (it follows the route table, which names pools);
 //! - this module: the pool's shared state ([`PoolShared`], [`PoolId`]) and the request
@@ -33,6 +34,7 @@ mod deadline;
 mod endpoint;
 mod exchange;
 mod fetch;
+mod forwarding;
 mod h1;
 mod hyper_door;
 mod out_body;

@@ -116,7 +116,7 @@ impl Handler<CallUpstream> for UpstreamPool {
         let Some(replica) = self.replica.clone() else {
             return Box::pin(async { Err(Error::Internal(Fault::PoolStopped)) });
         };
-        Box::pin(async move { replica.call(msg.target, &msg.spec, &msg.args, msg.ctx).await })
+        Box::pin(async move { replica.call(&msg.target, &msg.spec, &msg.args, msg.ctx).await })
     }
 }
 

@@ -3,14 +3,15 @@
 //! bridge with an idle timeout and prompt cancellation, and the endpoint's in-flight
 //! count held until the body ends.
 
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
 
 use super::client::{read_to_end, Lease};
 use super::h1::{Answer, WireBody};
+use super::replica::PoolReplica;
 use super::{Body, ForwardResponse, PoolShared};
 use crate::error::{BrokenReply, Error};
 use crate::metrics::FailureKind;
@@ -24,28 +25,37 @@ pub const FULL_BODY_LIMIT: usize = 256 * 1024;
 /// given back when it ends (even when the body is still streaming after the response
 /// head was handed back). It also records the attempt's outcome in the endpoint's
 /// counters and health.
+///
+/// It keeps the pool by this arbiter's replica: a count of the thread's own, where
+/// the pool's `Arc` is shared by every worker (its count's line would move between
+/// the cores at every request).
 pub(super) struct InFlight {
-    pool: Arc<PoolShared>,
+    replica: Rc<PoolReplica>,
     index: usize,
 }
 
 impl InFlight {
-    /// Counts a request to endpoint `index` of `pool`.
-    pub(super) fn start(pool: &Arc<PoolShared>, index: usize) -> Self {
-        let stats = &pool.stats[index];
+    /// Counts a request to endpoint `index` of `replica`'s pool.
+    pub(super) fn start(replica: &Rc<PoolReplica>, index: usize) -> Self {
+        let stats = &replica.shared.stats[index];
         stats.in_flight.add(1);
         stats.requests.add(1);
         InFlight {
-            pool: pool.clone(),
+            replica: replica.clone(),
             index,
         }
     }
 
+    /// The pool's state.
+    fn pool(&self) -> &PoolShared {
+        &self.replica.shared
+    }
+
     /// The endpoint failed this attempt, in the way `kind` says.
     pub(super) fn failed(&self, kind: FailureKind) {
-        let stats = &self.pool.stats[self.index];
+        let stats = &self.pool().stats[self.index];
         stats.failures.fetch_add(1, Ordering::Relaxed);
-        let metrics = &self.pool.metrics[self.index];
+        let metrics = &self.pool().metrics[self.index];
         metrics.failed(kind);
         // Only the first failure ejects: requests that were already under way to it
         // when it failed do not lengthen the ejection (backoff grows with failures
@@ -58,18 +68,18 @@ impl InFlight {
 
     /// The endpoint's metric handles.
     pub(super) fn metrics(&self) -> &crate::metrics::EndpointMetrics {
-        &self.pool.metrics[self.index]
+        &self.pool().metrics[self.index]
     }
 
     /// The endpoint answered this attempt.
     pub(super) fn succeeded(&self) {
-        self.pool.stats[self.index].health.record_success();
+        self.pool().stats[self.index].health.record_success();
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.pool.stats[self.index]
+        self.pool().stats[self.index]
             .in_flight
             .sub(1);
     }

@@ -56,8 +56,7 @@ pub async fn serve(
 ) -> Result<Result<HttpResponse, Error>, web::Payload> {
     let ApiKey::Http { path: template, .. } = &route.spec.key else { return Err(payload) };
     let Some(migration) = worker.shared.migration.route(template) else { return Err(payload) };
-    let table = worker.shared.engine.published().load();
-    let Some(Target::Upstream(target)) = table.shadowed(&route.spec.key).map(|r| r.target.clone()) else {
+    let Some(Target::Upstream(target)) = worker.table.shadowed(&route.spec.key).map(|r| &r.target) else {
         return Err(payload);
     };
     if target.filter.as_ref().is_some_and(|f| !f.allows(path)) {
@@ -94,7 +93,7 @@ struct Shadowed<'a> {
     route: &'a Arc<Route>,
     params: &'a [(String, String)],
     migration: &'a Arc<RouteMigration>,
-    target: Arc<framex_actors::upstream::UpstreamTarget>,
+    target: &'a framex_actors::upstream::UpstreamTarget,
     consumed_auth: bool,
     permit: framex_actors::call_policy::ShadowPermit,
 }
