@@ -28,12 +28,12 @@ pub struct PoolReplicas {
 }
 
 /// The published table as this arbiter last saw it: looked at again with one plain
-/// load of its pointer (`ArcSwap::load` would take a reference count, an atomic
-/// update on a line every worker shares).
+/// load of its pointer (`ArcSwap::load` writes the thread's debt slot, an atomic
+/// operation, and the guard gives it back: two per lookup).
 type SeenTable = arc_swap::Cache<Arc<ArcSwap<RouteTable>>, Arc<RouteTable>>;
 
 /// One pool on this arbiter: its actor, and a weak handle to the replica the actor
-/// owns (borrowed by the fast path for the length of one exchange).
+/// owns (held by the fast path's exchange, and by its streamed body, until they end).
 struct Entry {
     actor: Addr<UpstreamPool>,
     replica: Weak<PoolReplica>,
@@ -93,7 +93,8 @@ impl PoolReplicas {
     }
 
     /// This arbiter's replica of `pool` (its actor started on first use), for
-    /// forwarding without a mailbox hop; the `Rc` keeps it for one exchange. When the
+    /// forwarding without a mailbox hop; the `Rc` keeps it for one exchange (and its
+    /// streamed body). When the
     /// table has changed since the last look, the actors of pools it no longer names
     /// are retired first (exchanges still running on a replica keep it until they
     /// end). Call on an arbiter inside a running actix system.

@@ -194,7 +194,7 @@ const VIEW_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 /// What one request sees: the view as it was when the request came in, and the
 /// worker's engine, borrowed (an actor address's clone is an allocation).
 pub struct Worker<'a> {
-    /// Shared state, taken once per request.
+    /// Shared state, as the request's view holds it.
     pub shared: &'a Arc<Shared>,
     /// The route table, taken with it.
     pub table: &'a RouteTable,
@@ -228,13 +228,17 @@ impl WorkerState {
     }
 }
 
-/// Looks at the state again every [`VIEW_REFRESH`] while the worker lives, so that an
-/// idle worker lets a replaced state or table go.
+/// Looks at the state and the table again every [`VIEW_REFRESH`] while the worker
+/// lives, so that an idle worker lets a replaced state or table go (its pool replicas
+/// too: the actors of pools the table no longer names are retired, their idle
+/// connections closed). One wake-up a second per worker, against a `Notify` that every
+/// store of a state or a table would have to remember to signal.
 async fn refresh_view(worker: std::rc::Weak<WorkerState>) {
     loop {
         tokio::time::sleep(VIEW_REFRESH).await;
         let Some(worker) = worker.upgrade() else { return };
         worker.latest.borrow_mut().view();
+        worker.pools.prune();
     }
 }
 

@@ -69,13 +69,7 @@ async fn decode_call(call: Call, max_decoded: usize) -> Result<(Value, Value), H
 pub async fn serve(worker: &Worker<'_>, body: web::Payload, ctx: CallContext) -> HttpResponse {
     let request_id = ctx.request_id.clone();
     let trace_id = ctx.trace.trace_id;
-    let offered = worker
-        .shared
-        .engine
-        .published()
-        .load()
-        .routes()
-        .any(|route| route.spec.proxy_function);
+    let offered = worker.table.routes().any(|route| route.spec.proxy_function);
     if !offered {
         return envelope::error(StatusCode::NOT_FOUND, "Not Found", None);
     }
@@ -103,13 +97,7 @@ pub async fn serve(worker: &Worker<'_>, body: web::Payload, ctx: CallContext) ->
         Value::Null => Map::new(),
         _ => return unprocessable("data must hold keyword arguments".to_owned()),
     };
-    let route = worker
-        .shared
-        .engine
-        .published()
-        .load()
-        .by_name(&name, &args)
-        .filter(|route| route.spec.proxy_function);
+    let route = worker.table.by_name(&name, &args).filter(|route| route.spec.proxy_function);
     let Some(route) = route else {
         return envelope::error(
             StatusCode::NOT_FOUND,

@@ -554,31 +554,42 @@ mod tests {
 
     /// A worker's request reads the state and the route table as they were when it
     /// came in, the next request the ones stored since; a worker that serves nothing
-    /// lets a replaced state go within about a second (its view is looked at again).
+    /// lets a replaced state and table go within about a second (its view is looked
+    /// at again).
     #[actix_rt::test]
     async fn a_worker_follows_reloads_and_routes_and_lets_the_old_state_go() {
         let (engine, config) = (Engine::start(), Config::default());
         let state = Arc::new(ArcSwap::new(state_of(&engine, &config)));
         let parts = engine.start_worker();
+        let pools = parts.pools.clone();
         let worker = WorkerState::new(state.clone(), parts.router, parts.pools);
+        let publish = |path: &'static str| {
+            let pool = PoolShared::new(PoolConfig::single("http://127.0.0.1:9".parse().unwrap()));
+            let target = Arc::new(UpstreamTarget { pool, auth: Default::default(), filter: None });
+            let spec = Arc::new(ApiSpec::new(ApiKey::http(framex_actors::Method::GET, path)));
+            engine.set_upstream_routes("u", vec![UpstreamRoute { spec, target }])
+        };
 
         let first = worker.view();
         state.store(state_of(&engine, &config));
-        let pool = PoolShared::new(PoolConfig::single("http://127.0.0.1:9".parse().unwrap()));
-        let target = Arc::new(UpstreamTarget { pool, auth: Default::default(), filter: None });
-        let spec = Arc::new(ApiSpec::new(ApiKey::http(framex_actors::Method::GET, "/a")));
-        engine.set_upstream_routes("u", vec![UpstreamRoute { spec, target }]).await.unwrap();
-        assert_eq!(first.table.routes().count(), 0, "a request under way keeps its table");
+        publish("/a").await.unwrap();
         let second = worker.view();
+        // A request's pool lookup: the worker's pool replicas see the table too.
+        pools.prune();
         assert!(!Arc::ptr_eq(&first.shared, &second.shared), "the next request reads the reloaded state");
         assert!(Arc::ptr_eq(&second.shared, &state.load()), "the one stored");
         assert_eq!(second.table.routes().count(), 1, "and the table published since");
 
-        let replaced = Arc::downgrade(&second.shared);
+        let (old_state, old_table) = (Arc::downgrade(&second.shared), Arc::downgrade(&second.table));
         drop((first, second));
         state.store(state_of(&engine, &config));
-        assert!(replaced.upgrade().is_some(), "kept by the worker's view until it looks again");
-        actix_rt::time::sleep(Duration::from_millis(1_500)).await;
-        assert!(replaced.upgrade().is_none(), "an idle worker let the replaced state go");
+        publish("/b").await.unwrap();
+        assert!(old_state.upgrade().is_some(), "kept by the worker's view until it looks again");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while (old_state.upgrade().is_some() || old_table.upgrade().is_some()) && std::time::Instant::now() < deadline {
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(old_state.upgrade().is_none(), "an idle worker let the replaced state go");
+        assert!(old_table.upgrade().is_none(), "and the replaced table");
     }
 }

@@ -241,8 +241,6 @@ pub struct Attempts {
 pub(super) struct Exchange<'p> {
     /// The pool's state, this arbiter's connections and series.
     replica: &'p Rc<PoolReplica>,
-    /// The pool's state (the replica's).
-    shared: &'p Arc<PoolShared>,
     /// Endpoints tried so far, in order.
     tried: Tried,
     /// Leave to retry, once taken (held for the rest of the exchange).
@@ -257,12 +255,16 @@ impl<'p> Exchange<'p> {
     pub(super) fn new(replica: &'p Rc<PoolReplica>) -> Self {
         Exchange {
             replica,
-            shared: &replica.shared,
             tried: Tried::new(),
             permit: None,
             fresh_used: false,
             attempts: 0,
         }
+    }
+
+    /// The pool's state, lent for as long as the replica is.
+    fn shared(&self) -> &'p Arc<PoolShared> {
+        &self.replica.shared
     }
 
     /// Where the exchange went: the endpoints tried and the attempts made.
@@ -293,7 +295,7 @@ impl<'p> Exchange<'p> {
     /// the exchange.
     pub(super) async fn run(&mut self, target: &UpstreamTarget, plan: &mut Plan) -> Result<ForwardResponse, Error> {
         // Held apart from `self`, which the steps borrow mutably.
-        let shared = self.shared;
+        let shared = self.shared();
         let mut next = Next::Pick;
         loop {
             // The answer is awaited here, not in the attempt, so that the send's state
@@ -414,7 +416,7 @@ impl<'p> Exchange<'p> {
         if let Err(error @ Error::UpstreamReply { .. }) = &reply {
             if retry_broken && self.may_retry(plan.replayable, true) {
                 log::debug!("retrying {} on another endpoint after: {}", plan.method, crate::Escaped(error));
-                self.shared.metrics[index].retries.inc();
+                self.shared().metrics[index].retries.inc();
                 return ControlFlow::Continue(Next::Pick);
             }
         }
@@ -446,8 +448,8 @@ impl<'p> Exchange<'p> {
             // Another request's failure ejected the endpoint meanwhile: a healthy
             // one rather than a fresh connection to it.
             Retry::FreshConnection
-                if !self.shared.stats[index].health.is_available()
-                    && self.shared.healthy_untried(&self.tried)
+                if !self.shared().stats[index].health.is_available()
+                    && self.shared().healthy_untried(&self.tried)
                     && self.may_retry(plan.replayable || unsent.is_some(), false) =>
             {
                 log::debug!("{} to {endpoint}: the endpoint was ejected; retrying on another", plan.method);
@@ -528,7 +530,7 @@ impl<'p> Exchange<'p> {
                 unsent: None,
                 reached: true,
             },
-            SendError::TimedOut => Failure::timed_out(&upstream, self.shared.config.timeout),
+            SendError::TimedOut => Failure::timed_out(&upstream, self.shared().config.timeout),
         }
     }
 
@@ -573,10 +575,10 @@ impl<'p> Exchange<'p> {
 
     /// The next endpoint per the pool's policy, not tried yet.
     fn pick(&mut self) -> Result<usize, Error> {
-        let Some(index) = self.shared.pick(&self.tried, self.replica.client.next_turn()) else {
-            self.shared.pool_metrics.saturated.inc();
+        let Some(index) = self.shared().pick(&self.tried, self.replica.client.next_turn()) else {
+            self.shared().pool_metrics.saturated.inc();
             return Err(Error::Overloaded {
-                upstream: self.shared.peer().clone(),
+                upstream: self.shared().peer().clone(),
                 retry_after: 1,
             });
         };
@@ -589,22 +591,22 @@ impl<'p> Exchange<'p> {
     /// endpoint and a healthy one is left untried (no budget drawn), or the pool's
     /// retry budget has room.
     fn may_retry(&mut self, replayable: bool, reached: bool) -> bool {
-        let config = &self.shared.config;
+        let config = &self.shared().config;
         let allowed = replayable
             && self.tried.len() <= config.retries as usize
             && self.tried.len() < config.endpoints.len();
         if !allowed {
             return false;
         }
-        if !reached && self.shared.healthy_untried(&self.tried) {
-            self.shared.pool_metrics.retries_not_sent.inc();
+        if !reached && self.shared().healthy_untried(&self.tried) {
+            self.shared().pool_metrics.retries_not_sent.inc();
             return true;
         }
         if self.permit.is_none() {
-            self.permit = self.shared.retry_permit();
+            self.permit = self.shared().retry_permit();
             if self.permit.is_none() {
-                self.shared.pool_metrics.budget_exhausted.inc();
-                log::warn!("upstream {}: retry budget spent, not retrying", self.shared.name());
+                self.shared().pool_metrics.budget_exhausted.inc();
+                log::warn!("upstream {}: retry budget spent, not retrying", self.shared().name());
             }
         }
         self.permit.is_some()
@@ -699,7 +701,7 @@ mod tests {
     async fn a_failed_connect_blames_the_endpoint_and_moves_on() {
         let plan = plan(Method::POST, Body::Empty);
         let exchange = exchange();
-        let endpoint = exchange.shared.endpoint_peer(0).clone();
+        let endpoint = exchange.shared().endpoint_peer(0).clone();
         let failure = exchange.classify(SendError::Connect(refused()), &endpoint, &plan);
         assert_eq!(failure.retry, Retry::OtherEndpoint, "nothing was sent: even a POST may go elsewhere");
         assert!(failure.blame && !failure.reached && failure.unsent.is_none());
@@ -713,7 +715,7 @@ mod tests {
     async fn an_unsent_request_on_a_reused_connection_goes_once_more_fresh() {
         let plan = plan(Method::POST, Body::Empty);
         let mut exchange = exchange();
-        let e = exchange.shared.endpoint_peer(0).clone();
+        let e = exchange.shared().endpoint_peer(0).clone();
         let first = exchange.classify(unsent(true), &e, &plan);
         assert_eq!(first.retry, Retry::FreshConnection);
         assert!(!first.blame && !first.reached && first.unsent.is_some(), "handed back, unblamed");
@@ -731,7 +733,7 @@ mod tests {
     async fn our_body_failing_is_not_retried_or_blamed() {
         let plan = plan(Method::GET, Body::Empty);
         let exchange = exchange();
-        let e = exchange.shared.endpoint_peer(0).clone();
+        let e = exchange.shared().endpoint_peer(0).clone();
         let failure = exchange.classify(SendError::Body(Error::PayloadTooLarge { limit: 1 }), &e, &plan);
         assert_eq!(failure.retry, Retry::No);
         assert!(!failure.blame && failure.reached);

@@ -74,12 +74,11 @@ impl PoolReplica {
     ) -> Result<Reply, Error> {
         spec.check_args(args)?;
         let request = request::build(spec, args, ctx)?;
-        let shared = self.shared.clone();
-        let response = self.forward(target, request).await?;
+        let response = Rc::clone(&self).forward(target, request).await?;
         let kwargs = matches!(spec.body, BodySpec::Kwargs);
-        let config = shared.config();
+        let config = self.shared.config();
         // The endpoint that answered is the one the reply's faults are about.
-        let peer = shared.endpoint_peer(response.endpoint);
+        let peer = self.shared.endpoint_peer(response.endpoint);
         reply::interpret(peer, response, spec.streaming, kwargs, &config.legal_codes).await
     }
 }
