@@ -85,17 +85,15 @@ impl PoolReplica {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
 
     use http::header::HeaderMap;
     use http::Method;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    use std::sync::Arc;
-
     use super::*;
-    use crate::upstream::PoolShared;
     use crate::peer::Peer;
-    use crate::upstream::{Body, PoolConfig};
+    use crate::upstream::{Body, PoolConfig, PoolShared};
     use crate::BrokenReply;
 
     /// An upstream on 127.0.0.1 that answers every connection with `answer`, then
@@ -129,7 +127,6 @@ mod tests {
         let target = UpstreamTarget { pool: pool.clone(), auth: Default::default(), filter: None };
         (Rc::new(PoolReplica::new(&pool)), Arc::new(target))
     }
-
 
     /// A status line that cannot be parsed: the error names the endpoint by its URL,
     /// says the head was broken, and holds the parser's error.
