@@ -36,7 +36,9 @@ pub async fn share(req: &HttpRequest, payload: web::Payload, bodiless: bool) -> 
     let headers = req.headers();
     let has_body = || {
         headers.contains_key(header::TRANSFER_ENCODING)
-            // A length of 0 however written (`00` too, as actix-http reads it).
+            // A length of 0 however written (`00` too): over HTTP/2, where the `h2`
+            // crate reads it as 0 (actix-http's HTTP/1 decoder takes a zero length away,
+            // and refuses a length spelled otherwise than in digits).
             || headers
                 .get(header::CONTENT_LENGTH)
                 .is_some_and(|v| !v.as_bytes().iter().all(|&b| b == b'0'))

@@ -583,8 +583,9 @@ mod tests {
         let (old_state, old_table) = (Arc::downgrade(&second.shared), Arc::downgrade(&second.table));
         drop((first, second));
         state.store(state_of(&engine, &config));
-        publish("/b").await.unwrap();
+        // (Before any await: the worker's refresh may run at any await from here on.)
         assert!(old_state.upgrade().is_some(), "kept by the worker's view until it looks again");
+        publish("/b").await.unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while (old_state.upgrade().is_some() || old_table.upgrade().is_some()) && std::time::Instant::now() < deadline {
             actix_rt::time::sleep(Duration::from_millis(100)).await;

@@ -756,6 +756,7 @@ async fn a_gets_body_goes_upstream_however_it_is_declared() {
         ("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n3\r\n!!!\r\n0\r\n\r\n", "hello!!!"),
         ("Content-Length: 0\r\n", "", ""),
         ("Content-Length: 00\r\n", "", ""),
+        (&format!("Content-Length: {}\r\n", "0".repeat(1000)), "", ""),
         ("", "", ""),
     ] {
         let raw = raw_http(server.local_addr(), &format!("{head}{framing}\r\n{body}")).await;
@@ -763,6 +764,17 @@ async fn a_gets_body_goes_upstream_however_it_is_declared() {
         let seen: Value = serde_json::from_str(raw.split("\r\n\r\n").nth(1).unwrap()).unwrap();
         assert_eq!(seen["body"], sent, "{framing:?}");
         assert_eq!(seen["body_len"], sent.len(), "{framing:?}");
+    }
+    // Lengths spelled so that two readers could disagree are refused outright.
+    for framing in [
+        "Content-Length: +0\r\n",
+        "Content-Length: 0, 0\r\n",
+        "Content-Length: 0x0\r\n",
+        "Content-Length: 0\r\nContent-Length: 0\r\n",
+        "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n",
+    ] {
+        let raw = raw_http(server.local_addr(), &format!("{head}{framing}\r\n0\r\n\r\n")).await;
+        assert!(raw.starts_with("HTTP/1.1 400"), "{framing:?}: {raw}");
     }
     server.stop(true).await;
     up_handle.stop(true).await;

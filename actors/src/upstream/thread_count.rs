@@ -35,6 +35,9 @@ impl Share {
     }
 }
 
+/// Threads that have counted so far, each given the next share.
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
 /// A count summed from per-thread shares. A share may wrap below zero (a request
 /// counted in on one thread, out on another): the sum, in wrapping arithmetic, is exact.
 #[derive(Debug, Default)]
@@ -64,10 +67,15 @@ impl ThreadCount {
         }
     }
 
-    /// The count: every share, summed (0 rather than below: read while a count taken
+    /// The count: the shares of the threads that counted, summed (0 rather than below: read while a count taken
     /// out on one thread is not yet seen put in on another, the sum can be short).
     pub fn get(&self) -> u64 {
-        let sum = self.shares.iter().chain(&self.shared).fold(0u64, |sum, share| sum.wrapping_add(share.0.load(Ordering::Relaxed)));
+        // Only the shares of threads that have counted: on two workers, two lines
+        // rather than sixteen. (A thread counting for the first time as this is read
+        // may be missed, as any change made while the shares are summed may be.)
+        let threads = THREADS.load(Ordering::Relaxed);
+        let (own, later) = (threads.min(SHARES), threads.saturating_sub(SHARES).min(SHARES));
+        let sum = self.shares[..own].iter().chain(&self.shared[..later]).fold(0u64, |sum, share| sum.wrapping_add(share.0.load(Ordering::Relaxed)));
         // Read as signed: a sum "below zero" wrapped to the top of the range.
         (sum as i64).max(0) as u64
     }
@@ -76,6 +84,8 @@ impl ThreadCount {
     /// share's own thread counting meanwhile may undo it).
     #[cfg(test)]
     pub fn set(&self, n: u64) {
+        // Some thread has counted, so that `get` reads the first share.
+        let _ = share_of_this_thread();
         for share in self.shares[1..].iter().chain(&self.shared) {
             share.0.store(0, Ordering::Relaxed);
         }
@@ -86,10 +96,9 @@ impl ThreadCount {
 /// This thread's share: its own (`true`) if it is among the first [`SHARES`] threads
 /// to count, else one of those the later threads share.
 fn share_of_this_thread() -> (usize, bool) {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static SHARE: (usize, bool) = {
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let n = THREADS.fetch_add(1, Ordering::Relaxed);
             (n % SHARES, n < SHARES)
         };
     }
