@@ -67,8 +67,9 @@ impl ThreadCount {
         }
     }
 
-    /// The count: the shares of the threads that counted, summed (0 rather than below: read while a count taken
-    /// out on one thread is not yet seen put in on another, the sum can be short).
+    /// The count: the shares of the threads that counted, summed (0 rather than below:
+    /// read while a count taken out on one thread is not yet seen put in on another,
+    /// the sum can be short).
     pub fn get(&self) -> u64 {
         // Only the shares of threads that have counted: on two workers, two lines
         // rather than sixteen. (A thread counting for the first time as this is read
