@@ -283,7 +283,7 @@ pub struct FactsSource {
     /// The status answered.
     pub status: u16,
     /// Its request id.
-    pub request_id: Arc<str>,
+    pub request_id: framex_actors::RequestId,
     /// Its trace.
     pub trace: TraceContext,
 }

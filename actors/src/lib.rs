@@ -83,6 +83,7 @@ mod plugin;
 mod plugin_spec;
 mod pool_replicas;
 mod registry;
+mod request_id;
 mod route_table;
 mod router;
 pub mod sse;
@@ -96,7 +97,8 @@ mod peer;
 
 pub use api::{ApiKey, ApiSpec, Args, BodySpec, FormField, Param, ParamLocation, ValueKind};
 pub use canonical_form::CanonicalForm;
-pub use call::{new_request_id, new_request_number, CallContext, CallRemote, Reply};
+pub use call::{CallContext, CallRemote, Reply};
+pub use request_id::{new_request_number, RequestId};
 pub use call_gate::{Admission, CallGate, Held, Refused};
 pub use call_policy::{CallPolicy, Pick};
 pub use engine::{Engine, WorkerEngine};

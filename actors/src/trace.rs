@@ -7,7 +7,7 @@
 //! sees our trace id with our span as its parent.
 //!
 //! Ids come from a per-thread splitmix64 sequence seeded from the clock, the process id
-//! and the thread (hand written, like [`crate::new_request_id`]: a few nanoseconds, no
+//! and the thread (hand written, like [`crate::RequestId::new`]: a few nanoseconds, no
 //! system call and no shared counter per request); they are unique and unpredictable
 //! enough for tracing, not secrets.
 

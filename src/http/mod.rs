@@ -312,7 +312,7 @@ async fn dispatch(req: &HttpRequest, payload: actix_web::dev::Payload, state: &W
 fn report(
     reporter: &Arc<crate::sentry_events::Reporter>,
     (req, response, seen): (&HttpRequest, &HttpResponse, &observe::Seen<'_>),
-    request_id: &Arc<str>,
+    request_id: &framex_actors::RequestId,
     trace: &framex_actors::TraceContext,
     wall_start: std::time::SystemTime,
 ) {

@@ -43,6 +43,7 @@ use super::{
 };
 use crate::error::{BrokenReply, ConnectFailure, Error};
 use crate::peer::Peer;
+use crate::request_id::RequestId;
 use crate::metrics::FailureKind;
 use super::attempt::AttemptSpan;
 
@@ -135,7 +136,7 @@ pub(super) struct Plan {
     /// The hop count the upstream is told (ours plus one).
     hops: u32,
     /// The request id, if it can go as a header value (visible ASCII).
-    request_id: Option<Arc<str>>,
+    request_id: Option<RequestId>,
     /// The caller's span: each attempt is a child of it.
     trace: crate::trace::TraceContext,
 }
@@ -170,7 +171,7 @@ impl Plan {
             made,
             idempotent,
             hops: ctx.hops + 1,
-            request_id: Some(ctx.request_id).filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic())),
+            request_id: Some(ctx.request_id).filter(RequestId::is_header_safe),
             trace: ctx.trace,
         }
     }
