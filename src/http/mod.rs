@@ -232,13 +232,17 @@ impl WorkerState {
 /// lives, so that an idle worker lets a replaced state or table go (its pool replicas
 /// too: the actors of pools the table no longer names are retired, their idle
 /// connections closed). One wake-up a second per worker, against a `Notify` that every
-/// store of a state or a table would have to remember to signal.
+/// store of a state or a table would have to remember to signal. The same wake-up lets
+/// go of the read and write buffers idle connections gave up that lay unused since the
+/// last one (`actix_http::h1::spare_buffers`, patched: kept for the next reads under
+/// load, at most 16 once the load is gone).
 async fn refresh_view(worker: std::rc::Weak<WorkerState>) {
     loop {
         tokio::time::sleep(VIEW_REFRESH).await;
         let Some(worker) = worker.upgrade() else { return };
         worker.latest.borrow_mut().view();
         worker.pools.prune();
+        actix_http::h1::spare_buffers::trim();
     }
 }
 

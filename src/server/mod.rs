@@ -593,4 +593,62 @@ mod tests {
         assert!(old_state.upgrade().is_none(), "an idle worker let the replaced state go");
         assert!(old_table.upgrade().is_none(), "and the replaced table");
     }
+
+    /// HTTP/1 connections waiting between two requests give their buffers to the
+    /// thread's spares, for the next reads; once the burst is over, the worker lets
+    /// them go, down to 16 pairs, within a few of its one-second refreshes.
+    #[actix_rt::test]
+    async fn a_worker_lets_the_buffers_of_a_burst_go() {
+        use actix_http::h1::spare_buffers;
+        use actix_web::dev::{Service, ServiceFactory};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let (engine, config) = (Engine::start(), Config::default());
+        let parts = engine.start_worker();
+        let _worker = WorkerState::new(Arc::new(ArcSwap::new(state_of(&engine, &config))), parts.router, parts.pools);
+        // Real HTTP/1 connections, served on this thread (the worker's), each answered
+        // once all hold a request: 100 connections with buffers at once.
+        let all_in = std::rc::Rc::new(tokio::sync::Barrier::new(100));
+        let factory = actix_http::HttpService::build()
+            .h1(move |_| {
+                let all_in = all_in.clone();
+                async move {
+                    all_in.wait().await;
+                    Ok::<_, std::convert::Infallible>(actix_http::Response::ok())
+                }
+            })
+            .tcp();
+        let service = std::rc::Rc::new(factory.new_service(()).await.unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        actix_rt::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let service = service.clone();
+                actix_rt::spawn(async move { service.call(stream).await });
+            }
+        });
+        let mut clients = Vec::new();
+        for _ in 0..100 {
+            let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+            client.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+            clients.push(client);
+        }
+        for client in &mut clients {
+            let mut answer = [0u8; 256];
+            let n = client.read(&mut answer).await.unwrap();
+            assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer[..n]));
+        }
+        let until = |kept: fn(usize) -> bool, within: Duration| async move {
+            let deadline = std::time::Instant::now() + within;
+            while !kept(spare_buffers::kept()) && std::time::Instant::now() < deadline {
+                actix_rt::time::sleep(Duration::from_millis(20)).await;
+            }
+            spare_buffers::kept()
+        };
+        let burst = until(|kept| kept >= 100, Duration::from_secs(2)).await;
+        assert_eq!(burst, 100, "each idle connection gave its pair to the thread");
+        let after = until(|kept| kept <= 16, Duration::from_secs(5)).await;
+        assert_eq!(after, 16, "the worker let the unused pairs go, keeping 16");
+        drop(clients);
+    }
 }

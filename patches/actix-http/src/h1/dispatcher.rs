@@ -55,17 +55,6 @@ impl std::task::Wake for ShutdownWake {
     }
 }
 
-// framex-rs patch: idle connections give their buffers up (`release_idle_buffers`).
-// Up to `MAX_SPARE_BUFFERS` pairs are kept on each thread for the next connection that
-// reads, so that a busy keep-alive connection, idle for a moment between two requests,
-// allocates nothing more than before: at most 16 × 16 KiB per worker thread, whatever
-// the number of connections.
-const MAX_SPARE_BUFFERS: usize = 16;
-
-thread_local! {
-    static SPARE_BUFFERS: std::cell::RefCell<Vec<(BytesMut, BytesMut)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
 /// framex-rs patch: how long a client may take none of the bytes written to it before
@@ -1488,7 +1477,7 @@ where
     /// request with nothing buffered (no request in progress or queued, no payload, read
     /// and write buffers empty). actix-http kept 8 KiB to read and 8 KiB to write for
     /// every connection for as long as it stayed open, an idle keep-alive one too. The
-    /// pair goes to this thread's few spares (see `SPARE_BUFFERS`) or is freed; the next
+    /// pair goes to this thread's spares (`spare_buffers`) or is freed; the next
     /// read takes a spare pair back, or reserves `HW_BUFFER_SIZE` again
     /// (`read_available`), as does the next response (`send_response_inner`).
     fn release_idle_buffers(self: Pin<&mut Self>) {
@@ -1509,12 +1498,7 @@ where
             && write_buf.capacity() <= HW_BUFFER_SIZE;
         *this.write_buf_needs_reset = false;
         if reusable {
-            SPARE_BUFFERS.with(|spares| {
-                let mut spares = spares.borrow_mut();
-                if spares.len() < MAX_SPARE_BUFFERS {
-                    spares.push((read_buf, write_buf));
-                }
-            });
+            super::spare_buffers::keep(read_buf, write_buf);
         }
     }
 
@@ -1525,7 +1509,7 @@ where
         if this.read_buf.capacity() != 0 {
             return;
         }
-        if let Some((read_buf, write_buf)) = SPARE_BUFFERS.with(|spares| spares.borrow_mut().pop()) {
+        if let Some((read_buf, write_buf)) = super::spare_buffers::take() {
             *this.read_buf = read_buf;
             if this.write_buf.capacity() == 0 {
                 *this.write_buf = write_buf;

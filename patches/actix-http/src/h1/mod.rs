@@ -15,6 +15,8 @@ mod encoder;
 mod expect;
 mod payload;
 mod service;
+// framex-rs patch: the buffers idle connections gave up, kept per thread.
+pub mod spare_buffers;
 mod timer;
 mod upgrade;
 mod utils;
