@@ -1493,8 +1493,12 @@ where
         }
         let read_buf = mem::take(this.read_buf);
         let write_buf = mem::take(this.write_buf);
+        // Kept only near their usual size (a read buffer grown by a long head or a
+        // pipelined flood, up to `MAX_BUFFER_SIZE`, is freed; one reserved again while
+        // a request still held its last bytes may have doubled): a pair is 24 KiB at
+        // most.
         let reusable = !*this.write_buf_needs_reset
-            && read_buf.capacity() >= LW_BUFFER_SIZE
+            && (LW_BUFFER_SIZE..=2 * HW_BUFFER_SIZE).contains(&read_buf.capacity())
             && write_buf.capacity() <= HW_BUFFER_SIZE;
         *this.write_buf_needs_reset = false;
         if reusable {

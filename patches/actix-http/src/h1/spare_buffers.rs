@@ -4,23 +4,24 @@
 //! A connection that waits for its next request with nothing buffered gives up its
 //! 8 KiB read and 8 KiB write buffers (`Dispatcher`'s `release_idle_buffers`), so that
 //! an idle keep-alive connection holds none. Under load many connections wait at once
-//! between two requests (at 256 connections, most of each worker's): the pairs they
-//! give up are kept here, up to [`MAX_KEPT`], and taken back by the next reads, so a
-//! busy connection allocates nothing more than it did before (allocating and freeing
-//! a pair per request cost about 2,500 instructions of a proxied request at 256
-//! connections, jemalloc's slow paths, as more pairs are freed at once than its
-//! per-thread cache holds). [`trim`], called every second on each worker, lets go of
-//! the pairs that lay unused since its last call, down to [`ALWAYS_KEPT`]: after a
-//! burst, a thread keeps at most `ALWAYS_KEPT` pairs (256 KiB) within two calls.
+//! between two requests: the pairs they give up are kept here, up to [`MAX_KEPT`], and
+//! taken back by the next reads, so a busy connection allocates nothing more than it
+//! did before (with 16 kept, the others were freed and allocated again, more at once
+//! than jemalloc's per-thread cache holds: its slow paths). [`trim`], called every
+//! second on each worker, lets go of the pairs that lay unused since its last call,
+//! down to [`ALWAYS_KEPT`]: after a burst, a thread keeps at most `ALWAYS_KEPT` pairs
+//! within two calls.
 
 use std::cell::RefCell;
 
 use bytes::BytesMut;
 
-/// The most pairs a thread keeps (2 MiB).
-const MAX_KEPT: usize = 128;
+/// The most pairs a thread keeps: 4 MiB of the usual pairs, 6 MiB at most (a connection
+/// gives up only a read buffer of up to 16 KiB and a write buffer of up to 8 KiB).
+const MAX_KEPT: usize = 256;
 
-/// The pairs a thread keeps however long they lie unused (the fewest a trim leaves).
+/// The pairs a thread keeps however long they lie unused (the fewest a trim leaves:
+/// 256 KiB of the usual pairs).
 const ALWAYS_KEPT: usize = 16;
 
 /// A thread's spare pairs, the most recently given up last (taken first: the ones
