@@ -594,30 +594,15 @@ mod tests {
         assert!(old_table.upgrade().is_none(), "and the replaced table");
     }
 
-    /// HTTP/1 connections waiting between two requests give their buffers to the
-    /// thread's spares, for the next reads; once the burst is over, the worker lets
-    /// them go, down to 16 pairs, within a few of its one-second refreshes.
-    #[actix_rt::test]
-    async fn a_worker_lets_the_buffers_of_a_burst_go() {
-        use actix_http::h1::spare_buffers;
+    /// Serves HTTP/1 on this thread (a worker's, for the thread's spare buffers) with
+    /// `handler`, on a port of 127.0.0.1.
+    async fn serve_here<F, Fut>(handler: F) -> std::net::SocketAddr
+    where
+        F: Fn(actix_http::Request) -> Fut + Clone + 'static,
+        Fut: std::future::Future<Output = Result<actix_http::Response<actix_http::body::BoxBody>, std::convert::Infallible>> + 'static,
+    {
         use actix_web::dev::{Service, ServiceFactory};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-        let (engine, config) = (Engine::start(), Config::default());
-        let parts = engine.start_worker();
-        let _worker = WorkerState::new(Arc::new(ArcSwap::new(state_of(&engine, &config))), parts.router, parts.pools);
-        // Real HTTP/1 connections, served on this thread (the worker's), each answered
-        // once all hold a request: 100 connections with buffers at once.
-        let all_in = std::rc::Rc::new(tokio::sync::Barrier::new(100));
-        let factory = actix_http::HttpService::build()
-            .h1(move |_| {
-                let all_in = all_in.clone();
-                async move {
-                    all_in.wait().await;
-                    Ok::<_, std::convert::Infallible>(actix_http::Response::ok())
-                }
-            })
-            .tcp();
+        let factory = actix_http::HttpService::build().h1(actix_web::dev::fn_service(handler)).tcp();
         let service = std::rc::Rc::new(factory.new_service(()).await.unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -627,28 +612,100 @@ mod tests {
                 actix_rt::spawn(async move { service.call(stream).await });
             }
         });
+        address
+    }
+
+    /// The thread's spare pairs, once `kept` holds of their count or `within` passed.
+    async fn spares_once(kept: impl Fn(usize) -> bool, within: Duration) -> usize {
+        let deadline = std::time::Instant::now() + within;
+        while !kept(actix_http::h1::spare_buffers::kept()) && std::time::Instant::now() < deadline {
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        actix_http::h1::spare_buffers::kept()
+    }
+
+    /// HTTP/1 connections waiting between two requests give their buffers to the
+    /// thread's spares, for the next reads; while bursts keep taking them, the worker's
+    /// one-second refresh keeps them all; once the bursts stop, it lets them go, down
+    /// to 16 pairs, within a few seconds.
+    #[actix_rt::test]
+    async fn a_worker_lets_the_buffers_of_a_burst_go() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let (engine, config) = (Engine::start(), Config::default());
+        let parts = engine.start_worker();
+        let _worker = WorkerState::new(Arc::new(ArcSwap::new(state_of(&engine, &config))), parts.router, parts.pools);
+        // Each request is answered once all 100 connections hold one: 100 connections
+        // with buffers at once, every round.
+        let all_in = std::rc::Rc::new(tokio::sync::Barrier::new(100));
+        let address = serve_here(move |_| {
+            let all_in = all_in.clone();
+            async move {
+                all_in.wait().await;
+                Ok(actix_http::Response::ok())
+            }
+        })
+        .await;
         let mut clients = Vec::new();
         for _ in 0..100 {
-            let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
-            client.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
-            clients.push(client);
+            clients.push(tokio::net::TcpStream::connect(address).await.unwrap());
         }
-        for client in &mut clients {
-            let mut answer = [0u8; 256];
-            let n = client.read(&mut answer).await.unwrap();
-            assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer[..n]));
+        // Bursts 300 ms apart for 3 s: the refresh runs between some of them.
+        for round in 0..10 {
+            let burst = async {
+                for client in &mut clients {
+                    client.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+                }
+                for client in &mut clients {
+                    let mut answer = [0u8; 256];
+                    let n = client.read(&mut answer).await.unwrap();
+                    assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer[..n]));
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(20), burst).await.expect("a burst answered");
+            let kept = spares_once(|kept| kept >= 100, Duration::from_secs(2)).await;
+            assert_eq!(kept, 100, "round {round}: each idle connection gave its pair to the thread");
+            actix_rt::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(actix_http::h1::spare_buffers::kept(), 100, "round {round}: pairs in use are kept");
         }
-        let until = |kept: fn(usize) -> bool, within: Duration| async move {
-            let deadline = std::time::Instant::now() + within;
-            while !kept(spare_buffers::kept()) && std::time::Instant::now() < deadline {
-                actix_rt::time::sleep(Duration::from_millis(20)).await;
-            }
-            spare_buffers::kept()
-        };
-        let burst = until(|kept| kept >= 100, Duration::from_secs(2)).await;
-        assert_eq!(burst, 100, "each idle connection gave its pair to the thread");
-        let after = until(|kept| kept <= 16, Duration::from_secs(5)).await;
+        let after = spares_once(|kept| kept <= 16, Duration::from_secs(5)).await;
         assert_eq!(after, 16, "the worker let the unused pairs go, keeping 16");
         drop(clients);
+    }
+
+    /// A connection whose read buffer grew (requests pipelined faster than they are
+    /// served) frees its buffers when it goes idle rather than keeping them on the
+    /// thread: a kept pair is of the usual size.
+    #[actix_rt::test]
+    async fn a_grown_buffer_is_not_kept() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let address = serve_here(|_| async { Ok(actix_http::Response::ok()) }).await;
+        // Sends `requests` pipelined GETs in one write and reads every answer.
+        let pipelined = |requests: usize| async move {
+            let (mut reader, mut writer) = tokio::net::TcpStream::connect(address).await.unwrap().into_split();
+            let bytes = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(requests);
+            let writing = actix_rt::spawn(async move {
+                writer.write_all(&bytes).await.unwrap();
+                writer
+            });
+            let (mut read, mut answers) = (Vec::new(), 0);
+            while answers < requests {
+                let mut chunk = [0u8; 16 * 1024];
+                let n = reader.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "closed after {answers} answers");
+                read.extend_from_slice(&chunk[..n]);
+                answers = read.windows(12).filter(|w| w == b"HTTP/1.1 200").count();
+            }
+            (reader, writing.await.unwrap())
+        };
+        let within = Duration::from_secs(20);
+        let small = tokio::time::timeout(within, pipelined(10)).await.expect("10 answered");
+        assert_eq!(spares_once(|kept| kept >= 1, Duration::from_secs(2)).await, 1, "a usual pair is kept");
+        // 4,000 requests (108 KB) in one write: the read buffer grows to hold them.
+        let large = tokio::time::timeout(within, pipelined(4000)).await.expect("4,000 answered");
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(actix_http::h1::spare_buffers::kept(), 0, "the grown pair was freed, not kept");
+        drop((small, large));
     }
 }

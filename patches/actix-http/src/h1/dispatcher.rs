@@ -252,6 +252,10 @@ pin_project! {
         // True if backing allocation of `write_buf` needs to be released.
         write_buf_needs_reset: bool,
 
+        // framex-rs patch: a buffer grew past its usual size since the connection last
+        // gave its buffers up: the pair is then freed, not kept (`release_idle_buffers`).
+        buffers_grown: bool,
+
         codec: Codec,
     }
 }
@@ -375,6 +379,7 @@ where
                     write_buf: BytesMut::new(),
                     h1_write_buffer_size: config.h1_write_buffer_size(),
                     write_buf_needs_reset: false,
+                    buffers_grown: false,
                     codec: Codec::new(config),
                 },
             },
@@ -432,6 +437,7 @@ where
             h1_write_buffer_size,
             write_buf_needs_reset,
             write_timer,
+            buffers_grown,
             ..
         } = self.project();
         let mut io = Pin::new(io.as_mut().unwrap());
@@ -445,6 +451,9 @@ where
             // releasing the backing allocation.
             *write_buf_needs_reset = true;
         }
+        // framex-rs patch: read before any `advance` (which lowers the capacity that
+        // `capacity` reports, not the allocation's).
+        *buffers_grown |= write_buf.capacity() > HW_BUFFER_SIZE;
 
         let len = write_buf.len();
         let mut written = 0;
@@ -1437,6 +1446,11 @@ where
             let remaining = this.read_buf.capacity() - this.read_buf.len();
             if remaining < LW_BUFFER_SIZE {
                 this.read_buf.reserve(HW_BUFFER_SIZE - remaining);
+                // framex-rs patch: `capacity` counts from where the buffer starts now
+                // (bytes decoded are not given back until it is reserved again), so it
+                // is read just after the buffer grew, when it is at least half the
+                // allocation.
+                *this.buffers_grown |= this.read_buf.capacity() > 2 * HW_BUFFER_SIZE;
             }
 
             match tokio_util::io::poll_read_buf(io.as_mut(), cx, this.read_buf) {
@@ -1493,14 +1507,15 @@ where
         }
         let read_buf = mem::take(this.read_buf);
         let write_buf = mem::take(this.write_buf);
-        // Kept only near their usual size (a read buffer grown by a long head or a
-        // pipelined flood, up to `MAX_BUFFER_SIZE`, is freed; one reserved again while
-        // a request still held its last bytes may have doubled): a pair is 24 KiB at
-        // most.
+        // Kept only if neither grew past its usual size (a read buffer by a long head
+        // or a pipelined flood, up to `MAX_BUFFER_SIZE`; a write buffer by a large
+        // answer): a kept read buffer's allocation is at most 32 KiB (usually 8), a
+        // write buffer's 8 KiB.
         let reusable = !*this.write_buf_needs_reset
-            && (LW_BUFFER_SIZE..=2 * HW_BUFFER_SIZE).contains(&read_buf.capacity())
-            && write_buf.capacity() <= HW_BUFFER_SIZE;
+            && !*this.buffers_grown
+            && read_buf.capacity() >= LW_BUFFER_SIZE;
         *this.write_buf_needs_reset = false;
+        *this.buffers_grown = false;
         if reusable {
             super::spare_buffers::keep(read_buf, write_buf);
         }

@@ -16,12 +16,14 @@ use std::cell::RefCell;
 
 use bytes::BytesMut;
 
-/// The most pairs a thread keeps: 4 MiB of the usual pairs, 6 MiB at most (a connection
-/// gives up only a read buffer of up to 16 KiB and a write buffer of up to 8 KiB).
+/// The most pairs a thread keeps: 4 MiB of the usual pairs (8 KiB each buffer), 10 MiB
+/// at most (a connection whose buffers grew past their usual size frees them: a kept
+/// read buffer is at most 32 KiB, a write buffer 8 KiB).
 const MAX_KEPT: usize = 256;
 
 /// The pairs a thread keeps however long they lie unused (the fewest a trim leaves:
-/// 256 KiB of the usual pairs).
+/// 256 KiB of the usual pairs, 640 KiB at most). A thread that never calls [`trim`]
+/// keeps up to `MAX_KEPT`.
 const ALWAYS_KEPT: usize = 16;
 
 /// A thread's spare pairs, the most recently given up last (taken first: the ones
