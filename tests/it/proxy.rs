@@ -654,9 +654,12 @@ async fn https_upstreams_are_trusted_through_ca_file() {
     ));
     let server = start(trusted, vec![]).await;
     let started = std::time::Instant::now();
+    // Discovery retries after 1, 2, 4, 8 and 16 s: on a loaded machine (a TLS handshake
+    // with a Python upstream that has just started) the first fetches may fail, and 30 s
+    // was once too short. The loop ends as soon as the route answers.
     let reply = loop {
         let reply = get(&server.url("/api/v1/base/version")).await;
-        if reply.status != 404 || started.elapsed() > Duration::from_secs(30) {
+        if reply.status != 404 || started.elapsed() > Duration::from_secs(60) {
             break reply;
         }
         actix_rt::time::sleep(Duration::from_millis(200)).await;
