@@ -703,9 +703,17 @@ mod tests {
         let small = tokio::time::timeout(within, pipelined(10)).await.expect("10 answered");
         assert_eq!(spares_once(|kept| kept >= 1, Duration::from_secs(2)).await, 1, "a usual pair is kept");
         // 4,000 requests (108 KB) in one write: the read buffer grows to hold them.
-        let large = tokio::time::timeout(within, pipelined(4000)).await.expect("4,000 answered");
-        actix_rt::time::sleep(Duration::from_millis(200)).await;
+        let (mut reader, mut writer) = tokio::time::timeout(within, pipelined(4000)).await.expect("4,000 answered");
+        actix_rt::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(actix_http::h1::spare_buffers::kept(), 0, "the grown pair was freed, not kept");
-        drop((small, large));
+        // The connection did give its grown pair up: its next request is read into a
+        // new pair of the usual size, which it keeps on the thread once answered (had
+        // it still held the grown one, that would be freed now and none kept).
+        writer.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+        let mut answer = [0u8; 256];
+        let n = tokio::time::timeout(within, reader.read(&mut answer)).await.expect("answered").unwrap();
+        assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer[..n]));
+        assert_eq!(spares_once(|kept| kept >= 1, Duration::from_secs(2)).await, 1, "a new usual pair is kept");
+        drop(small);
     }
 }
