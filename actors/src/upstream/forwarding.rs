@@ -128,15 +128,21 @@ mod tests {
         (Rc::new(PoolReplica::new(&pool)), Arc::new(target))
     }
 
+    /// The error of a GET to one upstream that answers `answer`, with no retry; and
+    /// that upstream's URL.
+    async fn error_of_one_answer(answer: &'static [u8]) -> (crate::upstream::UpstreamUrl, Error) {
+        let url = raw_upstream(answer).await;
+        let mut config = PoolConfig::single(url.clone());
+        config.retries = 0;
+        let (replica, target) = replica(config);
+        (url, replica.forward(&target, get()).await.expect_err("a broken reply"))
+    }
+
     /// A status line that cannot be parsed: the error names the endpoint by its URL,
     /// says the head was broken, and holds the parser's error.
     #[actix_rt::test]
     async fn a_broken_head_names_its_endpoint() {
-        let url = raw_upstream(b"HTTP/1.1 2x0 OK\r\n\r\n").await;
-        let mut config = PoolConfig::single(url.clone());
-        config.retries = 0;
-        let (replica, target) = replica(config);
-        let error = replica.clone().forward(&target, get()).await.expect_err("a broken reply");
+        let (url, error) = error_of_one_answer(b"HTTP/1.1 2x0 OK\r\n\r\n").await;
         let Error::UpstreamReply { upstream: Peer::Endpoint(endpoint), reason: BrokenReply::Head(cause) } = &error else {
             panic!("not a broken head from an endpoint: {error:?}");
         };
@@ -148,11 +154,7 @@ mod tests {
     /// A `101` nobody asked for is a broken reply of that endpoint.
     #[actix_rt::test]
     async fn an_unsolicited_switch_is_a_broken_reply() {
-        let url = raw_upstream(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n").await;
-        let mut config = PoolConfig::single(url.clone());
-        config.retries = 0;
-        let (replica, target) = replica(config);
-        let error = replica.clone().forward(&target, get()).await.expect_err("a broken reply");
+        let (url, error) = error_of_one_answer(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n").await;
         assert!(
             matches!(&error, Error::UpstreamReply { upstream, reason: BrokenReply::UnsolicitedSwitch } if upstream.as_str() == url.as_str()),
             "{error:?}"
